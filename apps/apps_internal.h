@@ -1,0 +1,119 @@
+/* Shared plumbing of the vkinfer command line: global options, opening the instance and the
+ * device from them, error reporting, argument and JSON helpers. Commands live one per file
+ * (cmd_<name>.c) and return a process exit code; only main() turns it into the exit status,
+ * so nothing below main ever exits. */
+#ifndef VKI_APPS_INTERNAL_H
+#define VKI_APPS_INTERNAL_H
+
+#include "vkinfer_runtime.h"
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifndef VKI_VERSION_STRING
+#define VKI_VERSION_STRING "unknown" // the build defines it from the project version
+#endif
+
+/* Exit codes, the only contract scripts and tests rely on. */
+enum {
+    VKI_EXIT_OK = 0,
+    VKI_EXIT_FAILURE = 1,    // a runtime failure; the message names what failed and why
+    VKI_EXIT_USAGE = 2,      // bad command line; usage went to stderr
+    VKI_EXIT_VALIDATION = 3, // the work succeeded but the validation layer reported messages
+};
+
+/* The global options and the runtime objects a command opened from them. One per process,
+ * on main()'s stack; commands borrow it. */
+typedef struct vki_app {
+    const char *device_select;  // --device; NULL: $VKI_DEVICE, then the runtime's ranking
+    const char *narrow_text;    // --narrow, else $VKI_NARROW; NULL: no narrowing
+    vki_narrowing narrowing;    // narrow_text parsed
+    bool validation;            // --validation ($VKI_VALIDATION=1 is read by the runtime)
+
+    vki_instance *instance;     // owned; opened by vki_app_open_instance
+    vki_device *device;         // owned; opened by vki_app_open_device
+    char last_log_error[512];   // the last error the runtime logged, for failures whose
+                                // object has no last-error string of its own
+} vki_app;
+
+/* Creates the instance with the app's log hook and validation setting. On failure prints the
+ * message and returns VKI_EXIT_FAILURE; VKI_EXIT_OK otherwise. */
+int vki_app_open_instance(vki_app *app);
+
+/* Opens the instance when needed, then the device chosen by --device / $VKI_DEVICE with the
+ * app's narrowing. Returns an exit code like vki_app_open_instance. */
+int vki_app_open_device(vki_app *app);
+
+/* Destroys the device and the instance. Validation messages arrive up to and including the
+ * device's destruction, so they are counted in between: any turns an otherwise successful
+ * `code` into VKI_EXIT_VALIDATION. Returns the final exit code. */
+int vki_app_close(vki_app *app, int code);
+
+/* Prints "vkinfer: <what>: <status>: <last error>" to stderr, taking the device's last error,
+ * else the instance's, else the last one logged. Returns VKI_EXIT_FAILURE. */
+int vki_app_fail(vki_app *app, const char *what, vki_status status);
+
+/* Prints "vkinfer: <message>" for a failure the app itself detected (a wrong result, a limit
+ * too small for a benchmark). Returns VKI_EXIT_FAILURE. */
+int vki_app_failf(const char *fmt, ...);
+
+/* Prints "vkinfer: <message>", a blank line and `usage` to stderr; returns VKI_EXIT_USAGE. */
+int vki_app_usage_error(void (*usage)(FILE *), const char *fmt, ...);
+
+/* ---- Commands (one file each) ------------------------------------------------------------ */
+
+void vki_devices_usage(FILE *f);
+int vki_cmd_devices(vki_app *app, int argc, char **argv);
+
+void vki_bench_usage(FILE *f);
+int vki_cmd_bench(vki_app *app, int argc, char **argv);
+
+/* ---- Benchmark suites --------------------------------------------------------------------- */
+
+typedef struct vki_bench_opts {
+    bool json;               // print one JSON document instead of tables
+    uint32_t reps;           // repetitions; 0: the suite's default
+    uint64_t copy_bytes;     // `runtime` device copy size; 0: by device type
+    uint64_t transfer_bytes; // `runtime` large upload/download size; 0: by device type
+    uint64_t window_bytes;   // cap on one binding; 0: profile.max_storage_range
+} vki_bench_opts;
+
+/* A suite runs on app->device, fills `out` with its figures (stable snake_case keys) and,
+ * unless opts->json, prints its table to stdout. Returns an exit code; on failure it has
+ * printed why. Adding a suite = one function + one row in cmd_bench.c's table. */
+typedef int (*vki_bench_fn)(vki_app *app, const vki_bench_opts *opts, cJSON *out);
+
+int vki_bench_runtime(vki_app *app, const vki_bench_opts *opts, cJSON *out);
+
+/* ---- Helpers ------------------------------------------------------------------------------ */
+
+/* Matches argv[*i] against the option `name` ("--reps"), as "--reps N" or "--reps=N".
+ * Returns 1 and sets *out_value (advancing *i past a separate value) on a match, 0 when
+ * argv[*i] is another argument, -1 when the value is missing. */
+int vki_arg_value(int argc, char **argv, int *i, const char *name, const char **out_value);
+
+/* Parses a whole decimal number in [min, max]; false for anything else. */
+bool vki_parse_u64(const char *text, uint64_t min, uint64_t max, uint64_t *out_value);
+
+/* Monotonic wall clock in microseconds. */
+double vki_now_us(void);
+
+/* "1.3.255" from a Vulkan version number. */
+const char *vki_version_string(uint32_t version, char buf[32]);
+
+/* "64 MiB", "1.50 GiB", "512 B". */
+const char *vki_bytes_string(uint64_t bytes, char buf[32]);
+
+/* Median / percentile of `n` samples; sorts `values` in place. 0 when n == 0. */
+double vki_percentile(double *values, uint32_t n, double fraction);
+
+/* Adds a number that may be absent: null in JSON when `present` is false. */
+void vki_json_add_opt(cJSON *obj, const char *key, bool present, double value);
+
+/* Prints `root` to stdout, formatted, with a final newline. Returns an exit code (printing
+ * fails only for lack of host memory). */
+int vki_json_print(const cJSON *root);
+
+#endif

@@ -1,0 +1,159 @@
+/* `vkinfer bench [suite...]`: the benchmark driver. Options and the device are shared; each
+ * suite is one function in the table below that fills its own JSON object and prints its own
+ * table, so `bench ops` and `bench llm` slot in as one row each. */
+#include "apps_internal.h"
+
+#include <string.h>
+
+typedef struct vki_bench_suite {
+    const char *name;
+    const char *summary;
+    vki_bench_fn run;
+} vki_bench_suite;
+
+static const vki_bench_suite suites[] = {
+    {"runtime", "submit+wait latency, cost of one dispatch, upload/download and copy bandwidth",
+     vki_bench_runtime},
+};
+#define SUITE_COUNT (sizeof suites / sizeof suites[0])
+
+void vki_bench_usage(FILE *f)
+{
+    fprintf(f, "usage: vkinfer [global options] bench [suite...] [options]\n\n"
+               "suites (default: all):\n");
+    for (size_t i = 0; i < SUITE_COUNT; i++)
+        fprintf(f, "  %-10s %s\n", suites[i].name, suites[i].summary);
+    fprintf(f,
+            "\noptions:\n"
+            "  --json            one JSON object instead of tables\n"
+            "  --reps N          repetitions of each measurement\n"
+            "                    (default: 20, 10 on a CPU device)\n"
+            "  --transfer-mib N  upload/download size; N/8 is measured too\n"
+            "                    (default: 64, 16 on a CPU device)\n"
+            "  --copy-mib N      device copy size (default: 256, 64 on a CPU device)\n"
+            "  --window-mib N    bind at most N MiB at once (default: the device's\n"
+            "                    maxStorageBufferRange); larger copies are split into windows\n"
+            "\nThe device is the one --device / $VKI_DEVICE selects; --narrow applies.\n");
+}
+
+/* Options with a MiB value, in one table so that parsing stays one loop. */
+typedef struct mib_option {
+    const char *name;
+    uint64_t *field;
+} mib_option;
+
+static int parse_options(int argc, char **argv, vki_bench_opts *opts, bool selected[SUITE_COUNT],
+                         bool *out_help)
+{
+    const uint64_t mib = 1ull << 20;
+    const mib_option mib_options[] = {
+        {"--transfer-mib", &opts->transfer_bytes},
+        {"--copy-mib", &opts->copy_bytes},
+        {"--window-mib", &opts->window_bytes},
+    };
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i], *value = NULL;
+        int m = 0;
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            *out_help = true;
+            return VKI_EXIT_OK;
+        }
+        if (strcmp(arg, "--json") == 0) {
+            opts->json = true;
+            continue;
+        }
+        if ((m = vki_arg_value(argc, argv, &i, "--reps", &value)) != 0) {
+            uint64_t reps = 0;
+            if (m < 0 || !vki_parse_u64(value, 1, 100000, &reps))
+                return vki_app_usage_error(vki_bench_usage, "bench: --reps needs a number in "
+                                                            "1..100000");
+            opts->reps = (uint32_t)reps;
+            continue;
+        }
+        for (size_t k = 0; k < sizeof mib_options / sizeof mib_options[0] && m == 0; k++) {
+            m = vki_arg_value(argc, argv, &i, mib_options[k].name, &value);
+            uint64_t n = 0;
+            // 64 GiB bounds what any device can hold and keeps n * mib from overflowing.
+            if (m < 0 || (m > 0 && !vki_parse_u64(value, 1, 65536, &n)))
+                return vki_app_usage_error(vki_bench_usage, "bench: %s needs a size in MiB, "
+                                           "1..65536", mib_options[k].name);
+            if (m > 0) *mib_options[k].field = n * mib;
+        }
+        if (m > 0) continue;
+        if (arg[0] == '-')
+            return vki_app_usage_error(vki_bench_usage, "bench: unknown option '%s'", arg);
+        size_t s = 0;
+        while (s < SUITE_COUNT && strcmp(suites[s].name, arg) != 0) s++;
+        if (s == SUITE_COUNT)
+            return vki_app_usage_error(vki_bench_usage, "bench: unknown suite '%s'", arg);
+        selected[s] = true;
+    }
+    return VKI_EXIT_OK;
+}
+
+/* What was measured, so that figures from different machines can be told apart. */
+static cJSON *device_json(const vki_profile *p, const char *narrow_text)
+{
+    char buf[32];
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "name", p->name);
+    cJSON_AddStringToObject(o, "type", vki_device_type_name(p->type));
+    cJSON_AddStringToObject(o, "vendor", vki_vendor_name(p->vendor));
+    cJSON_AddStringToObject(o, "driver_name", p->driver_name);
+    cJSON_AddStringToObject(o, "driver_info", p->driver_info);
+    cJSON_AddStringToObject(o, "api_version", vki_version_string(p->api_version, buf));
+    cJSON_AddStringToObject(o, "tuning", p->tuning.name);
+    cJSON_AddStringToObject(o, "narrowing", narrow_text ? narrow_text : "");
+    cJSON_AddBoolToObject(o, "timestamps", p->timestamps);
+    return o;
+}
+
+int vki_cmd_bench(vki_app *app, int argc, char **argv)
+{
+    vki_bench_opts opts = {0};
+    bool selected[SUITE_COUNT] = {false};
+    bool help = false;
+    int code = parse_options(argc, argv, &opts, selected, &help);
+    if (code != VKI_EXIT_OK) return code;
+    if (help) {
+        vki_bench_usage(stdout);
+        return VKI_EXIT_OK;
+    }
+    bool any = false;
+    for (size_t s = 0; s < SUITE_COUNT; s++) any = any || selected[s];
+    if (!any)
+        for (size_t s = 0; s < SUITE_COUNT; s++) selected[s] = true;
+
+    code = vki_app_open_device(app);
+    if (code != VKI_EXIT_OK) return code;
+    const vki_profile *p = vki_device_profile(app->device);
+
+    cJSON *root = cJSON_CreateObject();
+    cJSON *suites_json = root ? cJSON_AddObjectToObject(root, "suites") : NULL;
+    if (!suites_json) {
+        code = vki_app_failf("building JSON: out of host memory");
+        goto done;
+    }
+    cJSON_AddStringToObject(root, "vkinfer_version", VKI_VERSION_STRING);
+    cJSON_AddItemToObject(root, "device", device_json(p, app->narrow_text));
+    if (!opts.json)
+        printf("vkinfer bench on %s (%s, %s, tuning %s%s%s)\n", p->name,
+               vki_device_type_name(p->type), p->driver_name, p->tuning.name,
+               app->narrow_text ? ", narrowed by " : "", app->narrow_text ? app->narrow_text : "");
+
+    for (size_t s = 0; s < SUITE_COUNT && code == VKI_EXIT_OK; s++) {
+        if (!selected[s]) continue;
+        cJSON *out = cJSON_AddObjectToObject(suites_json, suites[s].name);
+        if (!out) {
+            code = vki_app_failf("building JSON: out of host memory");
+            break;
+        }
+        if (!opts.json) printf("\n== %s ==\n", suites[s].name);
+        code = suites[s].run(app, &opts, out);
+    }
+    // A failed suite has said why; half a document would only mislead a script.
+    if (code == VKI_EXIT_OK && opts.json) code = vki_json_print(root);
+done:
+    cJSON_Delete(root);
+    return code;
+}

@@ -1,0 +1,207 @@
+/* The pipeline cache on disk, one file per device UUID and driver version in the user's cache
+ * folder. Drivers trust the bytes they are given, so a file is only handed over after its
+ * length, checksum and Vulkan header (vendor, device, cache UUID) all match; anything else is
+ * ignored with a log line, and a fresh cache replaces it on save. */
+#include "runtime_internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define CACHE_MAGIC "VKIPCACH"
+#define CACHE_VERSION 1u
+#define CACHE_MAX_BYTES (512ull << 20)
+
+typedef struct cache_header {
+    char magic[8];
+    uint32_t version;
+    uint32_t reserved;
+    uint64_t data_size;
+    uint64_t checksum;   // FNV-1a over the data
+} cache_header;
+
+static uint64_t fnv1a(const uint8_t *p, uint64_t n)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (uint64_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ull;
+    return h;
+}
+
+static void cache_folder(const char *cache_dir, char *out, size_t size)
+{
+    const char *env;
+    if (cache_dir)
+        snprintf(out, size, "%s", cache_dir);
+    else if ((env = getenv("XDG_CACHE_HOME")) && *env)
+        snprintf(out, size, "%s/vkinfer", env);
+    else if ((env = getenv("HOME")) && *env)
+        snprintf(out, size, "%s/.cache/vkinfer", env);
+    else
+        out[0] = 0;
+}
+
+/* Checks a file's bytes against this device; returns the reason it is unusable, or NULL. */
+static const char *check_file(const vki_device *dev, const uint8_t *bytes, uint64_t n)
+{
+    cache_header h;
+    if (n < sizeof h) return "shorter than its header";
+    memcpy(&h, bytes, sizeof h);
+    if (memcmp(h.magic, CACHE_MAGIC, 8) != 0) return "not a vkinfer pipeline cache";
+    if (h.version != CACHE_VERSION) return "written by another vkinfer version";
+    if (h.data_size != n - sizeof h) return "truncated or padded";
+    const uint8_t *data = bytes + sizeof h;
+    if (fnv1a(data, h.data_size) != h.checksum) return "checksum mismatch (corrupt)";
+    // VkPipelineCacheHeaderVersionOne: headerSize, headerVersion, vendorID, deviceID, UUID.
+    if (h.data_size < 32) return "no Vulkan cache header";
+    uint32_t header_size, header_version, vendor, device;
+    memcpy(&header_size, data, 4);
+    memcpy(&header_version, data + 4, 4);
+    memcpy(&vendor, data + 8, 4);
+    memcpy(&device, data + 12, 4);
+    if (header_size < 32 || header_size > h.data_size ||
+        header_version != VK_PIPELINE_CACHE_HEADER_VERSION_ONE)
+        return "bad Vulkan cache header";
+    if (vendor != dev->profile.vendor_id || device != dev->profile.device_id ||
+        memcmp(data + 16, dev->profile.uuid, 16) != 0)
+        return "made by another device or driver";
+    return NULL;
+}
+
+static uint8_t *read_file(vki_device *dev, const char *path, uint64_t *out_size)
+{
+    *out_size = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    uint8_t *bytes = NULL;
+    if (fseek(f, 0, SEEK_END) == 0) {
+        long len = ftell(f);
+        if (len > 0 && (uint64_t)len <= CACHE_MAX_BYTES && fseek(f, 0, SEEK_SET) == 0) {
+            bytes = vki__alloc(dev->inst, (size_t)len);
+            if (bytes && fread(bytes, 1, (size_t)len, f) == (size_t)len) {
+                *out_size = (uint64_t)len;
+            } else {
+                vki__free(dev->inst, bytes);
+                bytes = NULL;
+            }
+        }
+    }
+    fclose(f);
+    return bytes;
+}
+
+vki_status vki__pipeline_cache_open(vki_device *dev, const char *cache_dir)
+{
+    char folder[768];
+    cache_folder(cache_dir, folder, sizeof folder);
+    dev->cache_path[0] = 0;
+    if (folder[0]) {
+        char uuid[33];
+        for (int i = 0; i < 16; i++) snprintf(uuid + 2 * i, 3, "%02x", dev->profile.uuid[i]);
+        snprintf(dev->cache_path, sizeof dev->cache_path, "%s/pipelines-%04x-%04x-%s-%08x.bin",
+                 folder, dev->profile.vendor_id, dev->profile.device_id, uuid,
+                 dev->profile.driver_version);
+    }
+
+    uint64_t n = 0;
+    uint8_t *bytes = dev->cache_path[0] ? read_file(dev, dev->cache_path, &n) : NULL;
+    const void *initial = NULL;
+    size_t initial_size = 0;
+    if (bytes) {
+        const char *why = check_file(dev, bytes, n);
+        if (why) {
+            vki__log(dev->inst, VKI_LOG_WARN, "ignoring pipeline cache %s: %s", dev->cache_path, why);
+            dev->stats.cache_rejected = 1;
+        } else {
+            initial = bytes + sizeof(cache_header);
+            initial_size = (size_t)(n - sizeof(cache_header));
+        }
+    }
+    VkPipelineCacheCreateInfo info = {
+        .sType = VK_STRUCTURE_TYPE_PIPELINE_CACHE_CREATE_INFO,
+        .initialDataSize = initial_size,
+        .pInitialData = initial,
+    };
+    VkResult r = dev->vk.vkCreatePipelineCache(dev->handle, &info, NULL, &dev->pipeline_cache);
+    if (r != VK_SUCCESS && initial) {
+        // A driver may still refuse data it wrote itself (e.g. after an update it did not
+        // reflect in its version): start empty rather than fail.
+        vki__log(dev->inst, VKI_LOG_WARN, "driver refused pipeline cache %s (%s); starting empty",
+                 dev->cache_path, vki__vk_result_name(r));
+        dev->stats.cache_rejected = 1;
+        initial_size = 0;
+        info.initialDataSize = 0;
+        info.pInitialData = NULL;
+        r = dev->vk.vkCreatePipelineCache(dev->handle, &info, NULL, &dev->pipeline_cache);
+    }
+    vki__free(dev->inst, bytes);
+    VKI_TRY(vki__check(dev, r, "vkCreatePipelineCache"));
+    dev->stats.cache_bytes_loaded = initial_size;
+    if (initial_size)
+        vki__log(dev->inst, VKI_LOG_INFO, "pipeline cache: %zu bytes from %s", initial_size,
+                 dev->cache_path);
+    return VKI_OK;
+}
+
+static int make_dirs(char *path)
+{
+    for (char *p = path + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        int rc = mkdir(path, 0755);
+        *p = '/';
+        if (rc != 0 && errno != EEXIST) return -1;
+    }
+    return 0;
+}
+
+vki_status vki__pipeline_cache_save(vki_device *dev)
+{
+    if (!dev->pipeline_cache || !dev->cache_path[0] || dev->stats.pipelines_created == 0)
+        return VKI_OK;
+    size_t size = 0;
+    VkResult r = dev->vk.vkGetPipelineCacheData(dev->handle, dev->pipeline_cache, &size, NULL);
+    VKI_TRY(vki__check(dev, r, "vkGetPipelineCacheData"));
+    if (size == 0 || size > CACHE_MAX_BYTES) return VKI_OK;
+    uint8_t *bytes = vki__alloc(dev->inst, sizeof(cache_header) + size);
+    if (!bytes) return VKI_ERROR_OUT_OF_HOST_MEMORY;
+    vki_status st = VKI_OK;
+    r = dev->vk.vkGetPipelineCacheData(dev->handle, dev->pipeline_cache, &size,
+                                       bytes + sizeof(cache_header));
+    if ((st = vki__check(dev, r, "vkGetPipelineCacheData"))) goto done;
+    cache_header h = {.version = CACHE_VERSION, .data_size = size};
+    memcpy(h.magic, CACHE_MAGIC, 8);
+    h.checksum = fnv1a(bytes + sizeof h, size);
+    memcpy(bytes, &h, sizeof h);
+
+    // Write beside the target and rename, so a crash never leaves a half-written cache.
+    char tmp[1100];
+    snprintf(tmp, sizeof tmp, "%s.%ld.tmp", dev->cache_path, (long)getpid());
+    char folder[1024];
+    snprintf(folder, sizeof folder, "%s", dev->cache_path);
+    FILE *f = NULL;
+    if (make_dirs(folder) != 0 || !(f = fopen(tmp, "wb"))) {
+        st = VKI_DEV_FAIL(dev, VKI_ERROR_IO, "cannot write pipeline cache %s: %s", tmp,
+                          strerror(errno));
+        goto done;
+    }
+    size_t total = sizeof h + size;
+    bool ok = fwrite(bytes, 1, total, f) == total;
+    ok = (fclose(f) == 0) && ok;
+    if (!ok || rename(tmp, dev->cache_path) != 0) {
+        st = VKI_DEV_FAIL(dev, VKI_ERROR_IO, "cannot write pipeline cache %s: %s", dev->cache_path,
+                          strerror(errno));
+        remove(tmp);
+    }
+done:
+    vki__free(dev->inst, bytes);
+    return st;
+}
+
+void vki__pipeline_cache_close(vki_device *dev)
+{
+    if (dev->pipeline_cache) dev->vk.vkDestroyPipelineCache(dev->handle, dev->pipeline_cache, NULL);
+    dev->pipeline_cache = VK_NULL_HANDLE;
+}

@@ -1,0 +1,507 @@
+/* vkinfer runtime: Vulkan instance, devices and their profiles, memory arenas, kernels and
+ * command streams. It knows nothing about tensors or ops; graph/ builds on it.
+ *
+ * Ownership is a strict tree: instance -> device -> {arenas, kernels, streams}. Every create
+ * returns an object the caller owns and must destroy (children before parents); every
+ * destroy(NULL) does nothing. Accessors return borrowed pointers that live as long as their
+ * owner. A device and everything under it is used from one thread at a time.
+ *
+ * Every fallible function returns a vki_status (0 = VKI_OK). The detail goes to the log
+ * callback given at instance creation and to the owner's last-error string
+ * (vki_instance_last_error, vki_device_last_error: arenas, kernels and streams report into
+ * their device's). Nothing aborts or exits on a runtime condition: out of device memory, a
+ * lost device, an unsupported feature are statuses.
+ *
+ * Usage: add one to every element of a buffer.
+ *
+ *     vki_instance *inst = NULL; vki_device *dev = NULL; vki_arena *arena = NULL;
+ *     vki_kernel *k = NULL; vki_stream *s = NULL; vki_range buf;
+ *     VKI_TRY(vki_instance_create(&(vki_instance_desc){.validation = true}, &inst));
+ *     VKI_TRY(vki_device_create(inst, NULL, &dev));            // best device, or $VKI_DEVICE
+ *     VKI_TRY(vki_arena_create(dev, &(vki_arena_desc){.kind = VKI_ARENA_ACTIVATIONS}, &arena));
+ *     VKI_TRY(vki_arena_alloc(arena, n * 4, 0, &buf));
+ *     VKI_TRY(vki_device_upload(dev, buf, 0, host, n * 4));
+ *     VKI_TRY(vki_kernel_create(dev, &(vki_kernel_desc){.name = "add_u32", .binding_count = 1,
+ *                                                        .push_size = sizeof(vki_pc_add_u32)}, &k));
+ *     VKI_TRY(vki_stream_create(dev, NULL, &s));
+ *     vki_pc_add_u32 pc = {.n = n, .value = 1};
+ *     VKI_TRY(vki_stream_begin(s));
+ *     VKI_TRY(vki_stream_dispatch(s, &(vki_dispatch){.kernel = k, .bindings = &buf,
+ *             .binding_count = 1, .push = &pc, .push_size = sizeof pc,
+ *             .groups = {vki_div_up(n, 64), 1, 1}}));
+ *     VKI_TRY(vki_stream_end(s));
+ *     uint64_t ticket; VKI_TRY(vki_stream_submit(s, &ticket));   // replay: submit again
+ *     VKI_TRY(vki_device_wait(dev, ticket, UINT64_MAX));
+ *     VKI_TRY(vki_device_download(dev, buf, 0, host, n * 4));
+ *     ... destroy s, k, arena, dev, inst in that order.
+ */
+#ifndef VKINFER_RUNTIME_H
+#define VKINFER_RUNTIME_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- Status, logging, host allocation --------------------------------------------------- */
+
+typedef enum vki_status {
+    VKI_OK = 0,
+    VKI_ERROR_INVALID_ARGUMENT,     // the caller broke a documented rule
+    VKI_ERROR_OUT_OF_HOST_MEMORY,
+    VKI_ERROR_OUT_OF_DEVICE_MEMORY, // the message names the requested and available sizes
+    VKI_ERROR_DEVICE_LOST,          // the device (or its driver) is gone; destroy and recreate
+    VKI_ERROR_UNSUPPORTED,          // the device lacks a feature or limit the request needs
+    VKI_ERROR_NOT_FOUND,            // no device, kernel or file by that name
+    VKI_ERROR_TIMEOUT,              // a wait ran out of time; the work is still pending
+    VKI_ERROR_IO,                   // a file could not be read or written
+    VKI_ERROR_BAD_FILE,             // a file is malformed, truncated or for another device
+    VKI_ERROR_VULKAN,               // any other Vulkan failure; the message has the VkResult
+    VKI_STATUS_COUNT
+} vki_status;
+
+/* A short constant name for a status ("out of device memory"); never NULL. */
+const char *vki_status_string(vki_status status);
+
+#define VKI_TRY(expr)                                                                          \
+    do {                                                                                       \
+        vki_status vki_try_status_ = (expr);                                                   \
+        if (vki_try_status_ != VKI_OK) return vki_try_status_;                                 \
+    } while (0)
+
+typedef enum vki_log_level {
+    VKI_LOG_DEFAULT = 0, // as a desc field: VKI_LOG_WARN
+    VKI_LOG_ERROR,
+    VKI_LOG_WARN,
+    VKI_LOG_INFO,
+    VKI_LOG_DEBUG,
+    VKI_LOG_LEVEL_COUNT
+} vki_log_level;
+
+/* Receives every message at or above the instance's level. `message` is only valid during the
+ * call. Validation-layer messages arrive here too, with `validation` set. */
+typedef void (*vki_log_fn)(void *user, vki_log_level level, bool validation, const char *message);
+
+/* Host allocation hook; all host memory the runtime takes goes through it. NULL fields mean
+ * malloc/free. `free` accepts NULL. */
+typedef struct vki_allocator {
+    void *(*alloc)(void *user, size_t size);
+    void (*free)(void *user, void *ptr);
+    void *user;
+} vki_allocator;
+
+static inline uint64_t vki_div_up(uint64_t a, uint64_t b) { return (a + b - 1) / b; }
+
+/* ---- Instance --------------------------------------------------------------------------- */
+
+typedef struct vki_instance vki_instance;
+
+typedef struct vki_instance_desc {
+    vki_log_fn log;           // NULL: messages at WARN and above go to stderr
+    void *log_user;
+    vki_log_level log_level;  // 0: VKI_LOG_WARN
+    bool validation;          // enable the Khronos validation layer (also: VKI_VALIDATION=1)
+    const vki_allocator *allocator; // NULL: malloc/free
+    const char *app_name;     // NULL: "vkinfer"
+} vki_instance_desc;
+
+/* Loads Vulkan, creates an instance and enumerates the physical devices. `desc` may be NULL.
+ * Fails with VKI_ERROR_NOT_FOUND when no Vulkan loader or driver is installed, and with
+ * VKI_ERROR_UNSUPPORTED when validation is asked for and the layer is missing. */
+vki_status vki_instance_create(const vki_instance_desc *desc, vki_instance **out_instance);
+void vki_instance_destroy(vki_instance *instance);
+
+/* The last error recorded on the instance ("" if none); borrowed, overwritten by the next. */
+const char *vki_instance_last_error(const vki_instance *instance);
+
+/* Validation-layer errors and warnings seen since creation (tests fail on any). */
+uint32_t vki_instance_validation_count(const vki_instance *instance);
+
+uint32_t vki_instance_device_count(const vki_instance *instance);
+
+/* Picks a physical device. `selector` is a decimal index, or a case-insensitive substring of
+ * the device name. NULL or "" means the VKI_DEVICE environment variable, and when that is unset
+ * the default ranking: discrete > integrated > virtual > CPU, then enumeration order.
+ * VKI_ERROR_NOT_FOUND names the available devices when nothing matches. */
+vki_status vki_instance_select_device(vki_instance *instance, const char *selector,
+                                      uint32_t *out_index);
+
+/* ---- Device profile --------------------------------------------------------------------- */
+
+typedef enum vki_vendor {
+    VKI_VENDOR_OTHER = 0,
+    VKI_VENDOR_NVIDIA,
+    VKI_VENDOR_AMD,
+    VKI_VENDOR_INTEL,
+    VKI_VENDOR_ARM,
+    VKI_VENDOR_QUALCOMM,
+    VKI_VENDOR_APPLE,
+    VKI_VENDOR_MESA_CPU, // lavapipe / llvmpipe
+    VKI_VENDOR_COUNT
+} vki_vendor;
+
+typedef enum vki_device_type {
+    VKI_DEVICE_OTHER = 0,
+    VKI_DEVICE_DISCRETE,
+    VKI_DEVICE_INTEGRATED,
+    VKI_DEVICE_VIRTUAL,
+    VKI_DEVICE_CPU,
+    VKI_DEVICE_TYPE_COUNT
+} vki_device_type;
+
+/* Subgroup operations (bits of vki_profile.subgroup_ops). */
+enum {
+    VKI_SUBGROUP_BASIC = 1u << 0,
+    VKI_SUBGROUP_VOTE = 1u << 1,
+    VKI_SUBGROUP_ARITHMETIC = 1u << 2,
+    VKI_SUBGROUP_BALLOT = 1u << 3,
+    VKI_SUBGROUP_SHUFFLE = 1u << 4,
+    VKI_SUBGROUP_SHUFFLE_RELATIVE = 1u << 5,
+    VKI_SUBGROUP_CLUSTERED = 1u << 6,
+    VKI_SUBGROUP_QUAD = 1u << 7,
+};
+
+/* Kernel-family choices for one vendor and architecture: a row of the tuning table. */
+typedef struct vki_tuning {
+    char name[32];           // row name: "nvidia", "amd-rdna", "amd-gcn", "intel-arc", ...
+    uint32_t subgroup_size;  // size kernels are specialised for (within the device's range)
+    uint32_t workgroup_size; // threads per workgroup for elementwise and reduction kernels
+    uint32_t matvec_rows;    // output rows per workgroup in matrix-vector kernels
+    uint32_t matmul_tile_m;  // output tile of the matrix-matrix kernels
+    uint32_t matmul_tile_n;
+    uint32_t matmul_tile_k;
+    bool matmul_shared;      // shared-memory tiled matmul (false: register-tiled, no barriers)
+    bool use_coopmat;        // cooperative-matrix matmul when the profile has it
+} vki_tuning;
+
+typedef struct vki_heap {
+    uint64_t size;
+    uint64_t budget;     // VK_EXT_memory_budget where present, else size
+    uint64_t usage;      // this process's usage where known, else 0
+    bool device_local;
+    bool host_visible;   // some memory type on this heap can be mapped
+} vki_heap;
+
+#define VKI_MAX_HEAPS 16
+
+/* What a device can do, after narrowing, and the tuning chosen for it. */
+typedef struct vki_profile {
+    char name[256];
+    char driver_name[256];
+    char driver_info[256];
+    uint32_t vendor_id, device_id;
+    uint32_t driver_id;          // VkDriverId
+    uint32_t driver_version;     // raw, vendor-encoded
+    uint32_t api_version;
+    uint8_t uuid[16];            // pipelineCacheUUID
+    vki_vendor vendor;
+    vki_device_type type;
+
+    uint32_t subgroup_size;      // default size
+    uint32_t subgroup_min, subgroup_max; // with subgroup size control, else both = default
+    uint32_t subgroup_ops;       // VKI_SUBGROUP_* usable in compute; 0 when narrowed off
+    bool subgroup_size_control;
+    bool fp16;                   // shaderFloat16 arithmetic
+    bool int8;                   // shaderInt8 arithmetic
+    bool storage16;              // 16-bit storage buffer access
+    bool storage8;               // 8-bit storage buffer access
+    bool int_dot;                // VK_KHR_shader_integer_dot_product (4x8-bit, accelerated)
+    bool coopmat;                // cooperative matrix (KHR or NV)
+    bool memory_budget;          // VK_EXT_memory_budget
+    bool push_descriptor;        // VK_KHR_push_descriptor
+    bool uma;                    // every device-local heap is host-visible (iGPU, CPU)
+
+    uint32_t shared_memory;      // maxComputeSharedMemorySize
+    uint32_t push_constant_size; // maxPushConstantsSize
+    uint64_t max_storage_range;  // maxStorageBufferRange
+    uint64_t max_allocation;     // maxMemoryAllocationSize
+    uint64_t max_buffer_size;    // maxBufferSize (maintenance4), else max_allocation
+    uint32_t storage_align;      // minStorageBufferOffsetAlignment
+    uint32_t max_workgroup_invocations;
+    uint32_t max_workgroup_size[3];
+    uint32_t max_workgroup_count[3];
+
+    uint32_t heap_count;
+    vki_heap heaps[VKI_MAX_HEAPS];
+    uint64_t device_local_bytes; // sum of device-local heap sizes
+
+    bool timestamps;             // compute queue supports timestamps
+    float timestamp_period;      // ns per tick
+
+    vki_tuning tuning;
+} vki_profile;
+
+/* Turns capabilities off so that every kernel path and fallback can run on one device.
+ * A zero-initialised narrowing changes nothing. */
+typedef struct vki_narrowing {
+    bool no_fp16;       // no fp16 arithmetic or 16-bit storage
+    bool no_subgroup;   // no subgroup operations (kernels take their shared-memory fallback)
+    bool no_coopmat;
+    bool no_int_dot;
+    bool no_uma;        // treat the device as discrete: uploads go through the staging ring
+    char tuning[32];    // force this tuning-table row ("" = chosen by vendor and architecture)
+} vki_narrowing;
+
+/* Parses "no-fp16,no-subgroup,no-coopmat,no-int-dot,no-uma,tuning=amd-rdna" (any subset, any
+ * order; NULL or "" is no narrowing). An unknown word or tuning name is VKI_ERROR_INVALID_ARGUMENT;
+ * `out_error` (may be NULL, at least 128 bytes) then says which. */
+vki_status vki_narrowing_parse(const char *text, vki_narrowing *out_narrowing, char *out_error,
+                               size_t error_size);
+
+/* Number of rows in the tuning table and the name of row i (NULL past the end). */
+uint32_t vki_tuning_count(void);
+const char *vki_tuning_name(uint32_t index);
+
+/* Fills the profile of physical device `index` without opening it. `narrowing` may be NULL;
+ * when NULL the VKI_NARROW environment variable applies. */
+vki_status vki_instance_device_profile(vki_instance *instance, uint32_t index,
+                                       const vki_narrowing *narrowing, vki_profile *out_profile);
+
+const char *vki_vendor_name(vki_vendor vendor);
+const char *vki_device_type_name(vki_device_type type);
+
+/* ---- Device ----------------------------------------------------------------------------- */
+
+typedef struct vki_device vki_device;
+
+typedef struct vki_device_desc {
+    const char *select;            // see vki_instance_select_device; NULL: $VKI_DEVICE or best
+    const vki_narrowing *narrowing; // NULL: $VKI_NARROW, else none
+    const char *cache_dir;         // pipeline cache folder; NULL: $XDG_CACHE_HOME/vkinfer or
+                                   // ~/.cache/vkinfer; "" : no cache on disk
+    uint64_t staging_size;         // staging ring bytes; 0: 32 MiB
+} vki_device_desc;
+
+/* Opens a device with every feature its (narrowed) profile reports, one compute queue, a
+ * timeline semaphore, the staging ring and the pipeline cache. `desc` may be NULL. */
+vki_status vki_device_create(vki_instance *instance, const vki_device_desc *desc,
+                             vki_device **out_device);
+
+/* Saves the pipeline cache (when it changed) and releases everything. Objects created on the
+ * device must be destroyed first. */
+void vki_device_destroy(vki_device *device);
+
+const vki_profile *vki_device_profile(const vki_device *device); // borrowed
+const char *vki_device_last_error(const vki_device *device);     // borrowed, "" if none
+vki_instance *vki_device_instance(const vki_device *device);      // borrowed
+
+/* Re-reads heap budgets and usage (VK_EXT_memory_budget) into the profile. */
+void vki_device_refresh_budget(vki_device *device);
+
+typedef struct vki_device_stats {
+    uint64_t device_bytes;        // device memory allocated now, all arenas and the ring
+    uint64_t device_bytes_peak;
+    uint32_t allocations;         // vkAllocateMemory calls that are live now
+    uint64_t cache_bytes_loaded;  // pipeline-cache bytes accepted from disk at creation
+    uint32_t cache_rejected;      // 1 when a cache file was found but ignored
+    uint32_t pipelines_created;
+} vki_device_stats;
+
+void vki_device_stats_get(const vki_device *device, vki_device_stats *out_stats);
+
+/* Writes the pipeline cache to disk now (device destroy does it too). */
+vki_status vki_device_save_pipeline_cache(vki_device *device);
+
+/* Waits until the device's timeline reaches `ticket` (from vki_stream_submit).
+ * VKI_ERROR_TIMEOUT when `timeout_ns` passes first; VKI_ERROR_INVALID_ARGUMENT for a ticket
+ * never submitted (it would wait forever). */
+vki_status vki_device_wait(vki_device *device, uint64_t ticket, uint64_t timeout_ns);
+
+/* The highest ticket the device has finished. */
+uint64_t vki_device_completed(vki_device *device);
+
+/* Waits for all submitted work. */
+vki_status vki_device_wait_idle(vki_device *device);
+
+/* For tests of failure paths: the next device-memory allocation fails as out of device memory,
+ * or the next Vulkan call the runtime checks (a submit, a wait, ...) reports a lost device, and
+ * the runtime takes the same path as if the driver had said so. */
+typedef enum vki_fault {
+    VKI_FAULT_NONE = 0,
+    VKI_FAULT_OUT_OF_DEVICE_MEMORY,
+    VKI_FAULT_DEVICE_LOST,
+    VKI_FAULT_COUNT
+} vki_fault;
+void vki_device_inject_fault(vki_device *device, vki_fault fault);
+
+/* ---- Memory ----------------------------------------------------------------------------- */
+
+typedef struct vki_arena vki_arena;
+typedef struct vki_buffer vki_buffer; // one VkBuffer over one memory block, owned by an arena
+
+/* A suballocation: `size` bytes at `offset` in `buffer`. A plain value; valid until its arena
+ * is reset or destroyed. */
+typedef struct vki_range {
+    vki_buffer *buffer;
+    uint64_t offset;
+    uint64_t size;
+} vki_range;
+
+typedef enum vki_arena_kind {
+    VKI_ARENA_DEFAULT = 0,  // = VKI_ARENA_ACTIVATIONS
+    VKI_ARENA_WEIGHTS,      // device-local, filled once (host-visible too on UMA devices)
+    VKI_ARENA_ACTIVATIONS,  // device-local scratch for one plan
+    VKI_ARENA_HOST,         // host-visible and coherent: parameters and results read often
+    VKI_ARENA_KIND_COUNT
+} vki_arena_kind;
+
+typedef struct vki_arena_desc {
+    vki_arena_kind kind;
+    uint64_t block_size;    // bytes per memory block; 0: 256 MiB (capped by the device limit).
+                            // A larger allocation gets a block of its own size.
+    const char *name;       // debug name; NULL: the kind's name
+} vki_arena_desc;
+
+vki_status vki_arena_create(vki_device *device, const vki_arena_desc *desc, vki_arena **out_arena);
+void vki_arena_destroy(vki_arena *arena);
+
+/* Suballocates `size` bytes aligned to `align` (0: the device's storage-buffer alignment; any
+ * value is raised to it). Blocks are allocated as needed; the out-of-device-memory message gives
+ * the requested size, the heap's size and budget, and what this device already holds. */
+vki_status vki_arena_alloc(vki_arena *arena, uint64_t size, uint64_t align, vki_range *out_range);
+
+/* Forgets every suballocation; blocks are kept for reuse. */
+void vki_arena_reset(vki_arena *arena);
+
+/* Bytes handed out since the last reset, and bytes held in blocks. */
+uint64_t vki_arena_used(const vki_arena *arena);
+uint64_t vki_arena_capacity(const vki_arena *arena);
+
+/* Host pointer to the range when its memory is host-visible (HOST arenas, WEIGHTS on UMA),
+ * else NULL. */
+void *vki_range_map(vki_range range);
+
+/* A window of a range: `size` bytes from `offset` (checked against the range by the caller). */
+static inline vki_range vki_range_sub(vki_range r, uint64_t offset, uint64_t size)
+{
+    vki_range s = {r.buffer, r.offset + offset, size};
+    return s;
+}
+
+/* Copies host data into `dst` at `offset`, through the staging ring (or directly on UMA
+ * devices), and returns when the data is on the device. Work submitted earlier on the device is
+ * ordered before it; work submitted later sees the data. */
+vki_status vki_device_upload(vki_device *device, vki_range dst, uint64_t offset, const void *src,
+                             uint64_t size);
+
+/* Copies `size` bytes at `offset` of `src` to host memory, after all work submitted earlier. */
+vki_status vki_device_download(vki_device *device, vki_range src, uint64_t offset, void *dst,
+                               uint64_t size);
+
+/* ---- Kernels ---------------------------------------------------------------------------- */
+
+typedef struct vki_kernel vki_kernel;
+
+typedef struct vki_spec {
+    uint32_t id;     // constant_id in the shader
+    uint32_t value;  // 32-bit value (use memcpy for floats)
+} vki_spec;
+
+#define VKI_MAX_BINDINGS 8
+#define VKI_MAX_SPECS 16
+
+typedef struct vki_kernel_desc {
+    const char *name;          // embedded module name ("add_u32"), or the label of `spirv`
+    const uint32_t *spirv;     // NULL: the embedded module `name`
+    size_t spirv_words;
+    uint32_t binding_count;    // storage buffers the caller binds (set 0, bindings 0..n-1)
+    uint32_t push_size;        // push-constant bytes the caller pushes
+    const vki_spec *specs;
+    uint32_t spec_count;
+    uint32_t subgroup_size;    // require this subgroup size (0: the device's choice)
+} vki_kernel_desc;
+
+/* Creates a compute pipeline. The module's bindings, push-constant block and local size are
+ * read from the SPIR-V and checked against `desc` and the device limits: a mismatch is
+ * VKI_ERROR_INVALID_ARGUMENT naming both sides. */
+vki_status vki_kernel_create(vki_device *device, const vki_kernel_desc *desc,
+                             vki_kernel **out_kernel);
+void vki_kernel_destroy(vki_kernel *kernel);
+
+/* Local size after specialisation. */
+void vki_kernel_local_size(const vki_kernel *kernel, uint32_t out_size[3]);
+const char *vki_kernel_name(const vki_kernel *kernel);
+
+/* What the SPIR-V of a compute module declares. */
+typedef struct vki_spirv_info {
+    uint32_t binding_count;   // storage buffers in set 0 (bindings must be 0..n-1)
+    uint32_t push_size;       // bytes of the push-constant block, 0 if none
+    uint32_t local_size[3];   // after applying `specs`
+    uint32_t spec_ids[VKI_MAX_SPECS]; // specialisation constant ids the module declares
+    uint32_t spec_count;
+} vki_spirv_info;
+
+/* Reads `info` from a SPIR-V module with `specs` applied. VKI_ERROR_BAD_FILE (with a reason
+ * in `out_error`, may be NULL) for a malformed module or one this runtime cannot bind. */
+vki_status vki_spirv_reflect(const uint32_t *words, size_t word_count, const vki_spec *specs,
+                             uint32_t spec_count, vki_spirv_info *out_info, char *out_error,
+                             size_t error_size);
+
+/* The embedded module table, generated at build time from shaders/. */
+typedef struct vki_shader_module {
+    const char *name;
+    const uint32_t *words;
+    size_t word_count;
+} vki_shader_module;
+
+const vki_shader_module *vki_shader_find(const char *name); // NULL if none
+uint32_t vki_shader_count(void);
+const vki_shader_module *vki_shader_at(uint32_t index);
+
+/* ---- Streams ---------------------------------------------------------------------------- */
+
+typedef struct vki_stream vki_stream;
+
+typedef struct vki_stream_desc {
+    const char *name;          // debug name
+    bool timestamps;           // time every dispatch (needs profile.timestamps)
+    uint32_t max_timestamps;   // dispatches timed per recording; 0: 1024
+} vki_stream_desc;
+
+typedef struct vki_dispatch {
+    vki_kernel *kernel;
+    const vki_range *bindings; // binding i of set 0; each at most profile.max_storage_range bytes
+    uint32_t binding_count;
+    const void *push;
+    uint32_t push_size;
+    uint32_t groups[3];        // workgroup counts; 0 counts as 1
+} vki_dispatch;
+
+vki_status vki_stream_create(vki_device *device, const vki_stream_desc *desc,
+                             vki_stream **out_stream);
+/* Waits for the stream's last submission, then releases it. */
+void vki_stream_destroy(vki_stream *stream);
+
+/* Starts a new recording, discarding the previous one (after its last submission finished). */
+vki_status vki_stream_begin(vki_stream *stream);
+
+/* Records a dispatch. Bindings, push size and group counts are checked against the kernel and
+ * the device limits here, so that submit never sees a bad command. */
+vki_status vki_stream_dispatch(vki_stream *stream, const vki_dispatch *dispatch);
+
+/* Makes every earlier write in the recording visible to every later read and write. */
+vki_status vki_stream_barrier(vki_stream *stream);
+
+/* Records a copy of min(src.size, dst.size) bytes between device ranges. */
+vki_status vki_stream_copy(vki_stream *stream, vki_range src, vki_range dst);
+
+vki_status vki_stream_end(vki_stream *stream);
+
+/* Submits the recording; may be called again and again to replay it unchanged. Returns the
+ * device timeline value that marks its completion. A replay waits for the previous submission
+ * of the same stream first. */
+vki_status vki_stream_submit(vki_stream *stream, uint64_t *out_ticket);
+
+/* After the last submission finished: microseconds each timed dispatch took, in recording
+ * order. Writes at most `capacity`, returns the count in out_count. */
+vki_status vki_stream_timings(vki_stream *stream, double *out_us, uint32_t capacity,
+                              uint32_t *out_count);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,190 @@
+// Pipelines from embedded SPIR-V: specialisation, reflection checks, and the pipeline cache on
+// disk (reuse, corrupt and foreign files).
+#include "test_support.h"
+
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <unistd.h>
+
+class KernelTest : public VulkanTest {};
+
+TEST_F(KernelTest, EmbeddedModulesAreListed)
+{
+    ASSERT_GE(vki_shader_count(), 2u);
+    const vki_shader_module *m = vki_shader_find("add_u32");
+    ASSERT_NE(m, nullptr);
+    EXPECT_EQ(m->words[0], 0x07230203u) << "SPIR-V magic";
+    EXPECT_EQ(vki_shader_find("no_such_kernel"), nullptr);
+    EXPECT_EQ(vki_shader_at(vki_shader_count()), nullptr);
+}
+
+TEST_F(KernelTest, SpecialisationSetsTheLocalSize)
+{
+    open_device();
+    vki_spec spec = {VKI_SPEC_LOCAL_SIZE_X, 32};
+    vki_kernel_desc kd = {};
+    kd.name = "add_u32";
+    kd.binding_count = 1;
+    kd.push_size = sizeof(vki_pc_add_u32);
+    kd.specs = &spec;
+    kd.spec_count = 1;
+    vki_kernel *k = nullptr;
+    ASSERT_EQ(vki_kernel_create(dev, &kd, &k), VKI_OK) << vki_device_last_error(dev);
+    uint32_t local[3];
+    vki_kernel_local_size(k, local);
+    EXPECT_EQ(local[0], 32u);
+    EXPECT_EQ(local[1], 1u);
+    EXPECT_STREQ(vki_kernel_name(k), "add_u32");
+    vki_kernel_destroy(k);
+
+    kd.spec_count = 0; // the shader's default
+    ASSERT_EQ(vki_kernel_create(dev, &kd, &k), VKI_OK);
+    vki_kernel_local_size(k, local);
+    EXPECT_EQ(local[0], (uint32_t)VKI_ADD_U32_LOCAL_SIZE);
+    vki_kernel_destroy(k);
+}
+
+TEST_F(KernelTest, ReflectionMismatchNamesBothSides)
+{
+    open_device();
+    vki_kernel *k = nullptr;
+    EXPECT_EQ(make_add_kernel(dev, &k, 2), VKI_ERROR_INVALID_ARGUMENT);
+    EXPECT_EQ(k, nullptr);
+    std::string msg = vki_device_last_error(dev);
+    EXPECT_NE(msg.find("add_u32"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("binds 2"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("declares 1"), std::string::npos) << msg;
+
+    EXPECT_EQ(make_add_kernel(dev, &k, 1, 12), VKI_ERROR_INVALID_ARGUMENT);
+    msg = vki_device_last_error(dev);
+    EXPECT_NE(msg.find("12"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("8 bytes"), std::string::npos) << msg;
+
+    vki_kernel_desc kd = {};
+    kd.name = "does_not_exist";
+    EXPECT_EQ(vki_kernel_create(dev, &kd, &k), VKI_ERROR_NOT_FOUND);
+
+    // A local size beyond the device limit is caught before the driver sees it.
+    vki_spec spec = {VKI_SPEC_LOCAL_SIZE_X, vki_device_profile(dev)->max_workgroup_invocations * 2};
+    kd.name = "add_u32";
+    kd.binding_count = 1;
+    kd.push_size = sizeof(vki_pc_add_u32);
+    kd.specs = &spec;
+    kd.spec_count = 1;
+    EXPECT_EQ(vki_kernel_create(dev, &kd, &k), VKI_ERROR_UNSUPPORTED);
+
+    // A spec id the module does not declare.
+    vki_spec bad = {7, 1};
+    kd.specs = &bad;
+    EXPECT_EQ(vki_kernel_create(dev, &kd, &k), VKI_ERROR_INVALID_ARGUMENT);
+
+    // Garbage instead of SPIR-V.
+    uint32_t junk[16] = {0x07230203u, 0x10000, 0, 5, 0, 0xffffffffu};
+    kd = {};
+    kd.name = "junk";
+    kd.spirv = junk;
+    kd.spirv_words = 16;
+    EXPECT_EQ(vki_kernel_create(dev, &kd, &k), VKI_ERROR_BAD_FILE);
+    EXPECT_EQ(k, nullptr);
+    log.errors.clear();
+}
+
+class PipelineCacheTest : public VulkanTest {
+  protected:
+    std::string dir;
+    void SetUp() override
+    {
+        VulkanTest::SetUp();
+        char tmpl[] = "/tmp/vki_cache_XXXXXX";
+        ASSERT_NE(mkdtemp(tmpl), nullptr);
+        dir = tmpl;
+    }
+    void TearDown() override
+    {
+        VulkanTest::TearDown();
+        std::string cmd = "rm -rf '" + dir + "'";
+        EXPECT_EQ(std::system(cmd.c_str()), 0);
+    }
+    // Opens a device on the cache folder, builds one kernel, closes it; returns its stats.
+    vki_device_stats cycle()
+    {
+        open_device("", dir.c_str());
+        vki_device_stats st = {};
+        vki_kernel *k = nullptr;
+        EXPECT_EQ(make_add_kernel(dev, &k), VKI_OK);
+        vki_kernel_destroy(k);
+        vki_device_stats_get(dev, &st);
+        vki_device_destroy(dev);
+        dev = nullptr;
+        return st;
+    }
+    std::string cache_file()
+    {
+        std::string found;
+        std::string cmd = "ls '" + dir + "'/pipelines-*.bin 2>/dev/null";
+        FILE *p = popen(cmd.c_str(), "r");
+        char line[1024];
+        if (p && fgets(line, sizeof line, p)) found = std::string(line, std::strcspn(line, "\n"));
+        if (p) pclose(p);
+        return found;
+    }
+    std::string read_all(const std::string &path)
+    {
+        std::ifstream f(path, std::ios::binary);
+        return std::string(std::istreambuf_iterator<char>(f), {});
+    }
+    void write_all(const std::string &path, const std::string &bytes)
+    {
+        std::ofstream f(path, std::ios::binary | std::ios::trunc);
+        f << bytes;
+    }
+};
+
+TEST_F(PipelineCacheTest, SecondRunLoadsTheCache)
+{
+    vki_device_stats first = cycle();
+    EXPECT_EQ(first.cache_bytes_loaded, 0u);
+    std::string path = cache_file();
+    ASSERT_FALSE(path.empty()) << "the cache is written at device destroy";
+    vki_device_stats second = cycle();
+    EXPECT_GT(second.cache_bytes_loaded, 0u);
+    EXPECT_EQ(second.cache_rejected, 0u);
+}
+
+TEST_F(PipelineCacheTest, CorruptTruncatedAndForeignFilesAreIgnored)
+{
+    cycle();
+    std::string path = cache_file();
+    ASSERT_FALSE(path.empty());
+    const std::string good = read_all(path);
+    ASSERT_GE(good.size(), 64u) << "our 32-byte header + the 32-byte Vulkan header at least";
+
+    std::string corrupt = good;
+    corrupt[corrupt.size() / 2] ^= 0x5a;
+    std::string foreign = good;
+    foreign[32 + 16] ^= 0x01; // a byte of the Vulkan header's cache UUID (checksum now wrong too)
+    const std::string cases[] = {corrupt, good.substr(0, good.size() - 7), foreign,
+                                 std::string("not a cache at all"), std::string()};
+    for (const std::string &bytes : cases) {
+        write_all(path, bytes);
+        vki_device_stats st = cycle();
+        EXPECT_EQ(st.cache_bytes_loaded, 0u);
+        EXPECT_EQ(st.cache_rejected, bytes.empty() ? 0u : 1u);
+        // And the device rewrote a good cache that the next run accepts.
+        vki_device_stats again = cycle();
+        EXPECT_GT(again.cache_bytes_loaded, 0u);
+    }
+}
+
+TEST_F(PipelineCacheTest, EmptyDirectoryMeansNoFile)
+{
+    open_device("", "");
+    vki_kernel *k = nullptr;
+    ASSERT_EQ(make_add_kernel(dev, &k), VKI_OK);
+    vki_kernel_destroy(k);
+    EXPECT_EQ(vki_device_save_pipeline_cache(dev), VKI_OK);
+    EXPECT_TRUE(cache_file().empty());
+}

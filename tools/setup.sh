@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what vkinfer needs on Debian 12 (idempotent) and builds it into build/.
+# Usage: tools/setup.sh            (packages + build)
+#        VKI_SETUP_NO_BUILD=1 tools/setup.sh   (packages only)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(
+  build-essential cmake
+  libvulkan-dev libvulkan-volk-dev       # Vulkan headers + loader, volk
+  glslang-tools spirv-tools              # shader compiler and validator (build time)
+  libgtest-dev                           # tests
+  mesa-vulkan-drivers                    # lavapipe: a Vulkan device without a GPU
+  vulkan-validationlayers vulkan-tools   # validation in tests; vulkaninfo for diagnosis
+  libcjson-dev libstb-dev                # JSON output, PNG output
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "setup: installing ${missing[*]}"
+  $sudo apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+if [ -z "${VKI_SETUP_NO_BUILD:-}" ]; then
+  cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  cmake --build build -j"$(nproc)"
+fi
