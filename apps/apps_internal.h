@@ -109,7 +109,11 @@ const char *vki_bytes_string(uint64_t bytes, char buf[32]);
 /* Median / percentile of `n` samples; sorts `values` in place. 0 when n == 0. */
 double vki_percentile(double *values, uint32_t n, double fraction);
 
-/* Adds a number that may be absent: null in JSON when `present` is false. */
+/* Adds a measured figure rounded to 4 significant digits: timing noise is far larger, and
+ * "1.277" reads better than "1.2772602712611". */
+void vki_json_add_measure(cJSON *obj, const char *key, double value);
+
+/* Like vki_json_add_measure, but null in JSON when `present` is false. */
 void vki_json_add_opt(cJSON *obj, const char *key, bool present, double value);
 
 /* Prints `root` to stdout, formatted, with a final newline. Returns an exit code (printing

@@ -30,7 +30,7 @@ typedef struct rt_config {
     uint64_t copy;         // bytes per copy (source and destination each)
     uint64_t window;       // bytes bound per copy dispatch
     uint32_t windows;
-    bool reduced;          // smaller defaults because the device is a CPU
+    bool reduced;          // some default was taken, and made smaller for a CPU device
 } rt_config;
 
 typedef struct rt_results {
@@ -168,15 +168,49 @@ fail:
     return code;
 }
 
-/* 1000 dispatches in one stream. Dependent: all on one buffer, so each must see the previous
- * one's writes (a barrier between each pair). Independent: each on its own slice, bound at
- * an offset aligned to minStorageBufferOffsetAlignment, no barriers: what the driver can
- * overlap. Per-dispatch figures are the best replay divided by the count. */
+/* Records 1000 add_u32 dispatches. Dependent: all on one buffer, so each must see the
+ * previous one's writes (a barrier between each pair). Independent: each on its own slice,
+ * bound at an offset aligned to minStorageBufferOffsetAlignment, no barriers: what the driver
+ * may overlap. */
+static vki_status record_dispatches(rt_bench *b, vki_stream *s, vki_range buf, bool dependent,
+                                    uint64_t stride)
+{
+    VKI_TRY(vki_stream_begin(s));
+    for (uint32_t i = 0; i < DISPATCHES; i++) {
+        vki_range r = dependent ? buf : vki_range_sub(buf, i * stride, ADD_N * sizeof(uint32_t));
+        VKI_TRY(record_add(b, s, r));
+        if (dependent && i + 1 < DISPATCHES) VKI_TRY(vki_stream_barrier(s));
+    }
+    return vki_stream_end(s);
+}
+
+/* Replays `s` (after one warm-up submission) and keeps the best wall time and, when `timed`,
+ * the best sum of GPU times; *out_gpu_us stays negative when nothing was timed. */
+static vki_status replay_best(rt_bench *b, vki_stream *s, bool timed, double *scratch,
+                              uint32_t capacity, double *out_wall_us, double *out_gpu_us)
+{
+    *out_wall_us = DBL_MAX;
+    *out_gpu_us = -1.0;
+    for (uint32_t r = 0; r <= b->cfg.replays; r++) {
+        double wall = 0, gpu = 0;
+        bool has_gpu = false;
+        VKI_TRY(submit_wait(b, s, &wall));
+        if (timed) VKI_TRY(gpu_total(s, scratch, capacity, &gpu, &has_gpu));
+        if (r == 0) continue;
+        *out_wall_us = min_d(*out_wall_us, wall);
+        if (has_gpu && (*out_gpu_us < 0 || gpu < *out_gpu_us)) *out_gpu_us = gpu;
+    }
+    return VKI_OK;
+}
+
+/* The cost of one small dispatch: the best replay of 1000 divided by 1000. Wall time comes
+ * from a stream without timestamps (a timestamp query can serialise work: lavapipe waits for
+ * idle at each), GPU time from a second, timed recording of the same work. */
 static int bench_dispatch(rt_bench *b, bool dependent, double *out_wall_us, double *out_gpu_us)
 {
     int code = VKI_EXIT_OK;
     vki_arena *arena = NULL;
-    vki_stream *s = NULL;
+    vki_stream *plain = NULL, *timed = NULL;
     const uint64_t slice = ADD_N * sizeof(uint32_t);
     const uint64_t align = b->prof->storage_align ? b->prof->storage_align : 1;
     const uint64_t stride = dependent ? 0 : vki_div_up(slice, align) * align;
@@ -192,34 +226,26 @@ static int bench_dispatch(rt_bench *b, bool dependent, double *out_wall_us, doub
              "creating an arena");
     RT_CHECK(vki_arena_alloc(arena, bytes, 0, &buf), "allocating the dispatch buffer");
     RT_CHECK(vki_device_upload(b->dev, buf, 0, host, bytes), "uploading zeros");
-    vki_stream_desc sd = {.name = "bench dispatch", .timestamps = b->prof->timestamps,
-                          .max_timestamps = DISPATCHES};
-    RT_CHECK(vki_stream_create(b->dev, &sd, &s), "creating a timed stream");
-    RT_CHECK(vki_stream_begin(s), "beginning a recording");
-    for (uint32_t i = 0; i < DISPATCHES; i++) {
-        vki_range r = dependent ? buf : vki_range_sub(buf, i * stride, slice);
-        RT_CHECK(record_add(b, s, r), "recording 1000 add_u32 dispatches");
-        if (dependent && i + 1 < DISPATCHES)
-            RT_CHECK(vki_stream_barrier(s), "recording a barrier");
-    }
-    RT_CHECK(vki_stream_end(s), "ending a recording");
-
-    double best_wall = DBL_MAX, best_gpu = DBL_MAX;
-    bool timed = false;
-    for (uint32_t r = 0; r <= b->cfg.replays; r++) { // replay 0 warms up
-        double wall = 0, gpu = 0;
-        bool has_gpu = false;
-        RT_CHECK(submit_wait(b, s, &wall), "replaying 1000 dispatches");
-        if (b->prof->timestamps)
-            RT_CHECK(gpu_total(s, timings, DISPATCHES, &gpu, &has_gpu), "reading timestamps");
-        if (r == 0) continue;
-        best_wall = min_d(best_wall, wall);
-        if (has_gpu) best_gpu = min_d(best_gpu, gpu);
-        timed = timed || has_gpu;
+    RT_CHECK(vki_stream_create(b->dev, &(vki_stream_desc){.name = "bench dispatch"}, &plain),
+             "creating a stream");
+    RT_CHECK(record_dispatches(b, plain, buf, dependent, stride),
+             "recording 1000 add_u32 dispatches");
+    double gpu = -1.0, unused_wall = 0;
+    RT_CHECK(replay_best(b, plain, false, NULL, 0, out_wall_us, &gpu), "replaying 1000 dispatches");
+    uint32_t streams = 1;
+    if (b->prof->timestamps) {
+        vki_stream_desc sd = {.name = "bench dispatch timed", .timestamps = true,
+                              .max_timestamps = DISPATCHES};
+        RT_CHECK(vki_stream_create(b->dev, &sd, &timed), "creating a timed stream");
+        RT_CHECK(record_dispatches(b, timed, buf, dependent, stride),
+                 "recording 1000 timed add_u32 dispatches");
+        RT_CHECK(replay_best(b, timed, true, timings, DISPATCHES, &unused_wall, &gpu),
+                 "replaying 1000 timed dispatches");
+        streams = 2;
     }
 
     RT_CHECK(vki_device_download(b->dev, buf, 0, host, bytes), "downloading the result");
-    const uint32_t submissions = b->cfg.replays + 1;
+    const uint32_t submissions = streams * (b->cfg.replays + 1);
     for (uint64_t w = 0; w < bytes / sizeof(uint32_t); w++) {
         // Dependent: every dispatch added 1 to the same elements. Independent: each slice got
         // +1 per submission and the alignment padding between slices stays 0.
@@ -232,10 +258,11 @@ static int bench_dispatch(rt_bench *b, bool dependent, double *out_wall_us, doub
             goto fail;
         }
     }
-    *out_wall_us = best_wall / DISPATCHES;
-    *out_gpu_us = timed ? best_gpu / DISPATCHES : -1.0;
+    *out_wall_us /= DISPATCHES;
+    *out_gpu_us = gpu > 0 ? gpu / DISPATCHES : -1.0;
 fail:
-    vki_stream_destroy(s);
+    vki_stream_destroy(timed);
+    vki_stream_destroy(plain);
     vki_arena_destroy(arena);
     free(timings);
     free(host);
@@ -370,19 +397,9 @@ static int bench_copy(rt_bench *b)
     }
     RT_CHECK(vki_stream_end(s), "ending a recording");
 
-    double best_wall = DBL_MAX, best_gpu = DBL_MAX;
-    bool timed = false;
-    for (uint32_t r = 0; r <= c->replays; r++) { // replay 0 warms up
-        double wall = 0, gpu = 0;
-        bool has_gpu = false;
-        RT_CHECK(submit_wait(b, s, &wall), "replaying the copy");
-        if (b->prof->timestamps)
-            RT_CHECK(gpu_total(s, timings, c->windows, &gpu, &has_gpu), "reading timestamps");
-        if (r == 0) continue;
-        best_wall = min_d(best_wall, wall);
-        if (has_gpu) best_gpu = min_d(best_gpu, gpu);
-        timed = timed || has_gpu;
-    }
+    double best_wall = 0, best_gpu = -1.0;
+    RT_CHECK(replay_best(b, s, b->prof->timestamps, timings, c->windows, &best_wall, &best_gpu),
+             "replaying the copy");
 
     // The start of every window and the very end: where a wrong offset or size shows.
     for (uint32_t w = 0; w <= c->windows; w++) {
@@ -402,7 +419,7 @@ static int bench_copy(rt_bench *b)
     }
     const double moved = 2.0 * (double)c->copy; // read + written
     b->res.copy_wall_gbs = moved / best_wall / 1e3;
-    b->res.copy_gpu_gbs = timed && best_gpu > 0 ? moved / best_gpu / 1e3 : -1.0;
+    b->res.copy_gpu_gbs = best_gpu > 0 ? moved / best_gpu / 1e3 : -1.0;
 fail:
     vki_stream_destroy(s);
     vki_arena_destroy(arena);
@@ -420,7 +437,7 @@ static int configure(rt_bench *b, const vki_bench_opts *opts)
     const vki_profile *p = b->prof;
     rt_config *c = &b->cfg;
     const bool cpu = p->type == VKI_DEVICE_CPU;
-    c->reduced = cpu;
+    c->reduced = cpu && !(opts->reps && opts->transfer_bytes && opts->copy_bytes);
     c->reps = opts->reps ? opts->reps : cpu ? 10 : 20;
     c->replays = c->reps < 10 ? c->reps : 10;
 
@@ -446,12 +463,16 @@ static int configure(rt_bench *b, const vki_bench_opts *opts)
     return VKI_EXIT_OK;
 }
 
+/* One table row. Units are padded by hand: printf pads bytes, and "µs" is 3 bytes wide in
+ * UTF-8 but 2 columns on screen. */
 static void print_row(const char *label, double wall, const char *unit, double gpu)
 {
+    int pad = 5 - (strcmp(unit, "µs") == 0 ? 2 : (int)strlen(unit));
+    printf("  %-36s %10.2f %s%*s", label, wall, unit, pad, "");
     if (gpu >= 0)
-        printf("  %-36s %10.2f %-5s %10.2f %s\n", label, wall, unit, gpu, unit);
+        printf("%10.2f %s\n", gpu, unit);
     else
-        printf("  %-36s %10.2f %-5s %10s\n", label, wall, unit, "-");
+        printf("%10s\n", "-");
 }
 
 static void print_table(const rt_bench *b)
@@ -465,7 +486,7 @@ static void print_table(const rt_bench *b)
            vki_bytes_string(c->transfer[1], t1), vki_bytes_string(c->copy, cp), c->windows,
            c->windows == 1 ? "" : "s", vki_bytes_string(c->window, win),
            c->reduced ? " (smaller defaults for a CPU device)" : "");
-    printf("  %-36s %16s %16s\n", "", "wall", "gpu");
+    printf("  %-36s %10s %5s %9s\n", "", "wall", "", "gpu");
     print_row("submit+wait round trip, median", r->rt_median_us, "µs", -1);
     print_row("submit+wait round trip, p90", r->rt_p90_us, "µs", -1);
     print_row("one dispatch, dependent + barrier", r->dep_wall_us, "µs", r->dep_gpu_us);
@@ -491,27 +512,27 @@ static void emit_json(const rt_bench *b, cJSON *out)
 
     cJSON *rt = cJSON_AddObjectToObject(out, "round_trip");
     cJSON_AddNumberToObject(rt, "samples", c->reps);
-    cJSON_AddNumberToObject(rt, "median_us", r->rt_median_us);
-    cJSON_AddNumberToObject(rt, "p90_us", r->rt_p90_us);
-    cJSON_AddNumberToObject(rt, "min_us", r->rt_min_us);
+    vki_json_add_measure(rt, "median_us", r->rt_median_us);
+    vki_json_add_measure(rt, "p90_us", r->rt_p90_us);
+    vki_json_add_measure(rt, "min_us", r->rt_min_us);
 
     cJSON *d = cJSON_AddObjectToObject(out, "dispatch");
     cJSON_AddNumberToObject(d, "count", DISPATCHES);
     cJSON_AddNumberToObject(d, "elements", ADD_N);
     cJSON_AddNumberToObject(d, "replays", c->replays);
     cJSON *dep = cJSON_AddObjectToObject(d, "dependent");
-    cJSON_AddNumberToObject(dep, "wall_us", r->dep_wall_us);
+    vki_json_add_measure(dep, "wall_us", r->dep_wall_us);
     vki_json_add_opt(dep, "gpu_us", r->dep_gpu_us >= 0, r->dep_gpu_us);
     cJSON *ind = cJSON_AddObjectToObject(d, "independent");
-    cJSON_AddNumberToObject(ind, "wall_us", r->ind_wall_us);
+    vki_json_add_measure(ind, "wall_us", r->ind_wall_us);
     vki_json_add_opt(ind, "gpu_us", r->ind_gpu_us >= 0, r->ind_gpu_us);
 
     cJSON *tr = cJSON_AddArrayToObject(out, "transfer");
     for (int k = 0; k < 2; k++) {
         cJSON *t = cJSON_CreateObject();
         cJSON_AddNumberToObject(t, "bytes", (double)c->transfer[k]);
-        cJSON_AddNumberToObject(t, "upload_gbs", r->up_gbs[k]);
-        cJSON_AddNumberToObject(t, "download_gbs", r->down_gbs[k]);
+        vki_json_add_measure(t, "upload_gbs", r->up_gbs[k]);
+        vki_json_add_measure(t, "download_gbs", r->down_gbs[k]);
         cJSON_AddItemToArray(tr, t);
     }
 
@@ -520,9 +541,9 @@ static void emit_json(const rt_bench *b, cJSON *out)
     cJSON_AddNumberToObject(cp, "bytes", (double)c->copy);
     cJSON_AddNumberToObject(cp, "window_bytes", (double)c->window);
     cJSON_AddNumberToObject(cp, "windows", c->windows);
-    cJSON_AddNumberToObject(cp, "gbs", gpu ? r->copy_gpu_gbs : r->copy_wall_gbs);
+    vki_json_add_measure(cp, "gbs", gpu ? r->copy_gpu_gbs : r->copy_wall_gbs);
     cJSON_AddStringToObject(cp, "timed_by", gpu ? "gpu" : "wall");
-    cJSON_AddNumberToObject(cp, "wall_gbs", r->copy_wall_gbs);
+    vki_json_add_measure(cp, "wall_gbs", r->copy_wall_gbs);
     vki_json_add_opt(cp, "gpu_gbs", gpu, r->copy_gpu_gbs);
 }
 

@@ -128,16 +128,18 @@ int vki_cmd_bench(vki_app *app, int argc, char **argv)
     if (code != VKI_EXIT_OK) return code;
     const vki_profile *p = vki_device_profile(app->device);
 
-    cJSON *root = cJSON_CreateObject();
-    cJSON *suites_json = root ? cJSON_AddObjectToObject(root, "suites") : NULL;
+    cJSON *root = cJSON_CreateObject(), *suites_json = NULL;
+    if (root) {
+        cJSON_AddStringToObject(root, "vkinfer_version", VKI_VERSION_STRING);
+        cJSON_AddItemToObject(root, "device", device_json(p, app->narrow_text));
+        suites_json = cJSON_AddObjectToObject(root, "suites");
+    }
     if (!suites_json) {
         code = vki_app_failf("building JSON: out of host memory");
         goto done;
     }
-    cJSON_AddStringToObject(root, "vkinfer_version", VKI_VERSION_STRING);
-    cJSON_AddItemToObject(root, "device", device_json(p, app->narrow_text));
     if (!opts.json)
-        printf("vkinfer bench on %s (%s, %s, tuning %s%s%s)\n", p->name,
+        printf("vkinfer bench on %s [%s, %s, tuning %s%s%s]\n", p->name,
                vki_device_type_name(p->type), p->driver_name, p->tuning.name,
                app->narrow_text ? ", narrowed by " : "", app->narrow_text ? app->narrow_text : "");
 

@@ -5,6 +5,7 @@
 #include "apps_internal.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -194,10 +195,19 @@ double vki_percentile(double *values, uint32_t n, double fraction)
     return values[lo] * (1.0 - t) + values[lo + 1] * t;
 }
 
+void vki_json_add_measure(cJSON *obj, const char *key, double value)
+{
+    if (value != 0.0 && isfinite(value)) {
+        double scale = pow(10.0, 3.0 - floor(log10(fabs(value))));
+        value = round(value * scale) / scale;
+    }
+    cJSON_AddNumberToObject(obj, key, value);
+}
+
 void vki_json_add_opt(cJSON *obj, const char *key, bool present, double value)
 {
     if (present)
-        cJSON_AddNumberToObject(obj, key, value);
+        vki_json_add_measure(obj, key, value);
     else
         cJSON_AddNullToObject(obj, key);
 }

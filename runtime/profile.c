@@ -244,7 +244,9 @@ static void read_heaps(VkPhysicalDevice phys, bool budget_ext, vki_profile *p)
             if (!local_and_visible) uma = false;
         }
     }
-    p->uma = uma && any_local;
+    // A discrete GPU with resizable BAR also maps all of its VRAM, but host reads through the
+    // BAR are slow and the memory is not shared: UMA means an iGPU or CPU device.
+    p->uma = uma && any_local && p->type != VKI_DEVICE_DISCRETE;
 }
 
 /* The features and extensions to enable: only what kernels use (never robustBufferAccess,

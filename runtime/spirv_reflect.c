@@ -115,15 +115,14 @@ static vki_status check_instruction(reflector *r, size_t off)
         min = 3, a0 = 1, a1 = UINT32_MAX; break;
     case OP_CONSTANT_TRUE: case OP_CONSTANT_FALSE: case OP_CONSTANT_NULL:
     case OP_SPEC_CONSTANT_TRUE: case OP_SPEC_CONSTANT_FALSE: case OP_SPEC_CONSTANT_OP:
-    case OP_VARIABLE: case OP_FUNCTION:
         min = 3, a0 = 1, a1 = 2; break;
+    case OP_VARIABLE: min = 4, a0 = 1, a1 = 2; break;
     default: break;
     }
-    if (op == OP_VARIABLE) min = 4;
-    if (op == OP_FUNCTION) min = 5;
     // Refine by the operand that decides what else is read (only once it is known to exist).
     if (wc >= 3 && op == OP_EXECUTION_MODE && in[2] == MODE_LOCAL_SIZE) min = 6;
-    if (wc >= 3 && op == OP_EXECUTION_MODE_ID && in[2] == MODE_LOCAL_SIZE_ID) min = 6, b0 = 3, b1 = 5;
+    if (wc >= 3 && op == OP_EXECUTION_MODE_ID && in[2] == MODE_LOCAL_SIZE_ID)
+        min = 6, b0 = 3, b1 = 5;
     if (wc >= 3 && op == OP_DECORATE &&
         (in[2] == DEC_SPEC_ID || in[2] == DEC_ARRAY_STRIDE || in[2] == DEC_BUILTIN ||
          in[2] == DEC_BINDING || in[2] == DEC_DESCRIPTOR_SET))
@@ -331,8 +330,8 @@ static vki_status local_size(reflector *r, uint32_t entry, uint32_t workgroup_si
         const uint32_t *in = r->w + off;
         if ((OPC(in[0]) != OP_CONSTANT_COMPOSITE && OPC(in[0]) != OP_SPEC_CONSTANT_COMPOSITE) ||
             WC(in[0]) != 6)
-            return fail(r, VKI_ERROR_BAD_FILE, "the WorkgroupSize builtin %u is not a constant of 3 "
-                        "components", workgroup_size);
+            return fail(r, VKI_ERROR_BAD_FILE, "the WorkgroupSize builtin %u is not a constant "
+                        "of 3 components", workgroup_size);
         for (int i = 0; i < 3; i++) VKI_TRY(const_value(r, in[3 + i], &out[i]));
         return VKI_OK;
     }
@@ -362,7 +361,8 @@ vki_status vki_spirv_reflect(const uint32_t *words, size_t word_count, const vki
     if (!words || !out_info || (spec_count && !specs))
         return fail(&r, VKI_ERROR_INVALID_ARGUMENT, "NULL module, info or specs");
     if (word_count < 5)
-        return fail(&r, VKI_ERROR_BAD_FILE, "%zu words is shorter than a SPIR-V header", word_count);
+        return fail(&r, VKI_ERROR_BAD_FILE, "%zu words is shorter than a SPIR-V header",
+                    word_count);
     if (words[0] == 0x03022307u)
         return fail(&r, VKI_ERROR_BAD_FILE, "SPIR-V magic is byte-swapped (a big-endian module); "
                     "convert it to the host's byte order");
@@ -376,7 +376,8 @@ vki_status vki_spirv_reflect(const uint32_t *words, size_t word_count, const vki
     vki_spirv_info info = {0};
     uint32_t computes = 0, entry = 0, workgroup_size = 0, push_vars = 0, push_var = 0;
     uint32_t push_type = 0, descriptor_var = 0, buffer_count = 0;
-    uint32_t buffer_var[VKI_MAX_BINDINGS], buffer_type[VKI_MAX_BINDINGS], buffer_class[VKI_MAX_BINDINGS];
+    uint32_t buffer_var[VKI_MAX_BINDINGS], buffer_type[VKI_MAX_BINDINGS];
+    uint32_t buffer_class[VKI_MAX_BINDINGS];
     r.decl_end = word_count;
     for (size_t off = 5; off < word_count;) {
         uint32_t wc = WC(words[off]), op = OPC(words[off]);

@@ -27,7 +27,7 @@ enum : uint32_t {
     kOpSpecConstant = 50, kOpSpecConstantComposite = 51, kOpFunction = 54, kOpFunctionEnd = 56,
     kOpVariable = 59, kOpDecorate = 71, kOpMemberDecorate = 72, kOpLabel = 248, kOpReturn = 253,
     kOpExecutionModeId = 331,
-    kSpecId = 1, kBlock = 2, kBufferBlock = 3, kRowMajor = 4, kArrayStride = 6,
+    kSpecId = 1, kBlock = 2, kBufferBlock = 3, kRowMajor = 4, kColMajor = 5, kArrayStride = 6,
     kMatrixStride = 7, kBuiltIn = 11, kBinding = 33, kDescriptorSet = 34, kOffset = 35,
     kWorkgroupSize = 25, kLocalInvocationId = 27, kGLCompute = 5, kVertex = 0,
     kLocalSize = 17, kLocalSizeId = 38,
@@ -107,10 +107,10 @@ public:
     Asm &Ann(uint32_t op, std::vector<uint32_t> operands) { return Put(ann_, op, operands); }
     Asm &Decl(uint32_t op, std::vector<uint32_t> operands) { return Put(decl_, op, operands); }
 
-    // A push-constant block of one member of `type` at offset 4, with extra member decorations.
+    // A push-constant block of one member of `type` at offset 16, with extra member decorations.
     Asm &Push(uint32_t type, std::vector<std::vector<uint32_t>> member_decorations = {})
     {
-        Ann(kOpDecorate, {90, kBlock}).Ann(kOpMemberDecorate, {90, 0, kOffset, 4});
+        Ann(kOpDecorate, {90, kBlock}).Ann(kOpMemberDecorate, {90, 0, kOffset, 16});
         for (auto &d : member_decorations) {
             std::vector<uint32_t> operands = {90, 0};
             operands.insert(operands.end(), d.begin(), d.end());
@@ -318,7 +318,37 @@ TEST(SpirvReflect, HugeMemberIndex)
         w[off + 2] = member;
         Result r = Reflect(w);
         EXPECT_EQ(r.status, VKI_ERROR_BAD_FILE);
-        EXPECT_NE(r.error.find("member"), std::string::npos) << r.error;
+        EXPECT_NE(r.error.find("which has 2 members"), std::string::npos) << r.error;
+    }
+}
+
+TEST(SpirvReflect, InstructionsTooShortForWhatIsRead)
+{
+    const Words w = Embedded("add_u32");
+    // Shortened in place: the first error is that instruction's.
+    struct { uint32_t op; std::vector<std::pair<size_t, uint32_t>> at; uint32_t min; } cases[] = {
+        {kOpVariable, {}, 4}, {kOpTypePointer, {}, 4}, {kOpTypeInt, {}, 4},
+        {kOpTypeVector, {}, 4}, {kOpSpecConstant, {}, 4}, {kOpExecutionMode, {}, 6},
+        {kOpDecorate, {{2, kBinding}}, 4}, {kOpDecorate, {{2, kSpecId}}, 4},
+        {kOpMemberDecorate, {{3, kOffset}}, 5}, {kOpEntryPoint, {}, 4},
+    };
+    for (auto &c : cases) {
+        Words bad = w;
+        size_t off = Find(w, c.op, c.at);
+        bad[off] = (c.min - 1) << 16 | c.op;
+        Result r = Reflect(bad);
+        EXPECT_EQ(r.status, VKI_ERROR_BAD_FILE) << c.op;
+        EXPECT_NE(r.error.find("needs " + std::to_string(c.min)), std::string::npos) << r.error;
+    }
+    // Shortened to every length as the last instruction, so a read past its end is a read
+    // past the buffer (ASan, valgrind).
+    for (size_t off : Instructions(w)) {
+        for (uint32_t wc = 1; wc < (w[off] >> 16); wc++) {
+            Words bad(w.begin(), w.begin() + off + wc);
+            bad[off] = wc << 16 | (w[off] & 0xFFFF);
+            vki_status status = Reflect(bad).status;
+            EXPECT_TRUE(status == VKI_OK || status == VKI_ERROR_BAD_FILE) << off << " " << wc;
+        }
     }
 }
 
@@ -326,7 +356,10 @@ TEST(SpirvReflect, RandomCorruptionIsRejectedNotRead)
 {
     const Words w = Embedded("copy_u32");
     uint64_t state = 0x9E3779B97F4A7C15ull; // xorshift: the same corruptions every run
-    auto next = [&] { state ^= state << 13, state ^= state >> 7, state ^= state << 17; return state; };
+    auto next = [&] {
+        state ^= state << 13, state ^= state >> 7, state ^= state << 17;
+        return state;
+    };
     int rejected = 0;
     for (int i = 0; i < 4000; i++) {
         Words bad = w;
@@ -376,7 +409,8 @@ TEST(SpirvReflect, OnlyStorageBuffersBind)
     Words uniform = w;
     uniform[var + 3] = kUniform;
     EXPECT_NE(Reflect(uniform).error.find("uniform buffer"), std::string::npos);
-    uniform[Find(w, kOpDecorate, {{1, BlockOf(w, kStorageBuffer)}, {2, kBlock}}) + 2] = kBufferBlock;
+    size_t block = Find(w, kOpDecorate, {{1, BlockOf(w, kStorageBuffer)}, {2, kBlock}});
+    uniform[block + 2] = kBufferBlock;
     Result r = Reflect(uniform);
     ASSERT_EQ(r.status, VKI_OK) << r.error;
     EXPECT_EQ(r.info.binding_count, 1u);
@@ -455,6 +489,13 @@ TEST(SpirvReflect, LocalSizeIdTakesSpecs)
     r = Reflect(a.Build(), {{9, 5}, {3, 16}});
     ASSERT_EQ(r.status, VKI_OK) << r.error;
     EXPECT_EQ(r.info.local_size[1], 16u);
+
+    Asm two_ids(false);
+    two_ids.Head(kOpExecutionModeId, {1, kLocalSizeId, 5, 5});
+    EXPECT_NE(Reflect(two_ids.Build()).error.find("needs 6"), std::string::npos);
+    Asm not_constant(false); // a local size must be a 32-bit OpConstant or OpSpecConstant
+    not_constant.Head(kOpExecutionModeId, {1, kLocalSizeId, 5, 6, 5});
+    EXPECT_NE(Reflect(not_constant.Build()).error.find("not a 32-bit"), std::string::npos);
 }
 
 TEST(SpirvReflect, AtMostSixteenSpecIds)
@@ -489,15 +530,17 @@ TEST(SpirvReflect, PushConstantSizes)
     struct Row { const char *what; uint32_t type; std::vector<std::vector<uint32_t>> deco;
                  uint32_t size; } rows[] = {
         {"uint", 4, {}, 4}, {"uint8", 10, {}, 1}, {"double", 12, {}, 8}, {"u16vec3", 13, {}, 6},
-        {"vec4", 14, {}, 16}, {"mat4 stride 16", 20, {{kMatrixStride, 16}}, 64},
-        {"mat3 no stride", 21, {}, 36}, {"mat3 stride 16", 21, {{kMatrixStride, 16}}, 48},
+        {"vec4", 14, {}, 16}, {"mat4", 20, {{kColMajor}, {kMatrixStride, 16}}, 64},
+        {"mat3", 21, {{kColMajor}, {kMatrixStride, 16}}, 48},
         {"mat2x3 row-major", 22, {{kRowMajor}, {kMatrixStride, 16}}, 48},
-        {"float[5] stride 8", 26, {}, 40}, {"vec2[3]", 28, {}, 24}, {"struct", 29, {}, 28},
+        {"float[5] stride 8", 26, {}, 40}, {"struct", 29, {}, 28},
+        // Without explicit strides (not valid for Vulkan): the size of the parts.
+        {"mat3 no stride", 21, {}, 36}, {"vec2[3] no stride", 28, {}, 24},
     };
     for (auto &row : rows) {
         Result r = Reflect(WithTypes().Push(row.type, row.deco).Build());
         ASSERT_EQ(r.status, VKI_OK) << row.what << ": " << r.error;
-        EXPECT_EQ(r.info.push_size, 4 + row.size) << row.what; // the member sits at offset 4
+        EXPECT_EQ(r.info.push_size, 16 + row.size) << row.what; // the member sits at offset 16
     }
 }
 
@@ -519,6 +562,15 @@ TEST(SpirvReflect, BadPushBlocks)
     huge.Ann(kOpDecorate, {11, kArrayStride, 0xFFFFFFFF})
         .Decl(kOpConstant, {4, 10, 0xFFFFFFFF}).Decl(kOpTypeArray, {11, 4, 10}).Push(11);
     EXPECT_NE(Reflect(huge.Build()).error.find("4 GiB"), std::string::npos);
+
+    Asm wide; // 16000 members: each is a scan of the module, so the word budget runs out
+    std::vector<uint32_t> members = {10};
+    for (uint32_t i = 0; i < 16000; i++) {
+        wide.Ann(kOpMemberDecorate, {10, i, kOffset, 4 * i});
+        members.push_back(4);
+    }
+    wide.Decl(kOpTypeStruct, members).Push(10);
+    EXPECT_NE(Reflect(wide.Build()).error.find("too complex"), std::string::npos);
 
     Asm two; // two push-constant blocks
     two.Push(4).Decl(kOpVariable, {91, 93, kPushConstant});

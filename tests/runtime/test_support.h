@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -44,7 +45,14 @@ class VulkanTest : public ::testing::Test {
     void SetUp() override
     {
         vki_instance_desc d = instance_desc();
-        ASSERT_EQ(vki_instance_create(&d, &inst), VKI_OK);
+        ASSERT_EQ(vki_instance_create(&d, &inst), VKI_OK) << errors();
+    }
+
+    std::string errors() const
+    {
+        std::string all;
+        for (const auto &m : log.errors) all += "\n  log: " + m;
+        return all;
     }
 
     // Opens a device with the given narrowing ("" = none) and no pipeline cache on disk.
@@ -56,11 +64,13 @@ class VulkanTest : public ::testing::Test {
         vki_device_desc d = {};
         d.narrowing = &n;
         d.cache_dir = cache_dir;
-        ASSERT_EQ(vki_device_create(inst, &d, &dev), VKI_OK) << vki_instance_last_error(inst);
+        ASSERT_EQ(vki_device_create(inst, &d, &dev), VKI_OK) << errors();
     }
 
     void TearDown() override
     {
+        // Runtime errors logged by a failing test say why it failed.
+        if (HasFailure()) std::fprintf(stderr, "%s\n", errors().c_str());
         vki_device_destroy(dev);
         vki_instance_destroy(inst);
         for (const auto &m : log.validation) ADD_FAILURE() << "validation: " << m;

@@ -1,0 +1,310 @@
+// The vkinfer command line, run as a user would: a child process, its exit status, stdout and
+// stderr. Runs on whatever Vulkan device the machine has (lavapipe in CI) with the validation
+// layer on, so any validation message makes the program exit 3 and the test fail.
+#include <cjson/cJSON.h>
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace {
+
+struct Result {
+    int code = -1;   // exit status; -1 when the child did not exit normally
+    std::string out; // stdout
+    std::string err; // stderr
+};
+
+std::string ReadAll(FILE *f)
+{
+    std::string s;
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) s.append(buf, n);
+    return s;
+}
+
+// Runs `vkinfer <args>` through the shell with `env` prefixed ("VAR=x "). Validation is on
+// unless the caller's environment says otherwise (ctest sets VKI_VALIDATION=1 as well).
+Result RunCli(const std::string &args, const std::string &env = "")
+{
+    Result r;
+    char err_path[] = "/tmp/vki_cli_stderr_XXXXXX";
+    int fd = mkstemp(err_path);
+    if (fd < 0) return r;
+    close(fd);
+    std::string validation = getenv("VKI_VALIDATION") ? "" : "VKI_VALIDATION=1 ";
+    std::string cmd = validation + env + " '" VKINFER_EXE "' " + args + " 2>" + err_path;
+    FILE *p = popen(cmd.c_str(), "r");
+    if (p) {
+        r.out = ReadAll(p);
+        int status = pclose(p);
+        r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    }
+    if (FILE *e = fopen(err_path, "r")) {
+        r.err = ReadAll(e);
+        fclose(e);
+    }
+    unlink(err_path);
+    return r;
+}
+
+using Json = std::unique_ptr<cJSON, decltype(&cJSON_Delete)>;
+
+Json Parse(const std::string &text) { return Json(cJSON_Parse(text.c_str()), cJSON_Delete); }
+
+const cJSON *Get(const cJSON *obj, const char *key)
+{
+    return cJSON_GetObjectItemCaseSensitive(obj, key);
+}
+
+// `devices --json` with extra global options; fails the test unless it exits 0 with an array.
+Json Devices(const std::string &options = "", const std::string &env = "")
+{
+    Result r = RunCli(options + " devices --json", env);
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(r.err.find("validation"), std::string::npos) << r.err;
+    Json j = Parse(r.out);
+    EXPECT_TRUE(j && cJSON_IsArray(j.get())) << r.out;
+    if (!j || !cJSON_IsArray(j.get())) return Json(cJSON_CreateArray(), cJSON_Delete);
+    return j;
+}
+
+double Number(const cJSON *obj, const char *key)
+{
+    const cJSON *v = Get(obj, key);
+    EXPECT_TRUE(cJSON_IsNumber(v)) << key;
+    return cJSON_IsNumber(v) ? v->valuedouble : -1.0;
+}
+
+std::string String(const cJSON *obj, const char *key)
+{
+    const cJSON *v = Get(obj, key);
+    EXPECT_TRUE(cJSON_IsString(v)) << key;
+    return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+bool IsLavapipe(const cJSON *dev) { return String(dev, "driver_name") == "llvmpipe"; }
+
+TEST(Cli, DevicesNamesTheDevice)
+{
+    Json j = Devices();
+    ASSERT_GE(cJSON_GetArraySize(j.get()), 1);
+    std::string name = String(cJSON_GetArrayItem(j.get(), 0), "name");
+    Result r = RunCli("devices");
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_NE(r.out.find(name), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("[default]"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("tuning"), std::string::npos) << r.out;
+}
+
+TEST(Cli, DevicesJsonHasTheProfile)
+{
+    Json j = Devices();
+    ASSERT_GE(cJSON_GetArraySize(j.get()), 1);
+    int defaults = 0;
+    const cJSON *dev;
+    cJSON_ArrayForEach(dev, j.get()) {
+        EXPECT_FALSE(String(dev, "name").empty());
+        EXPECT_FALSE(String(dev, "type").empty());
+        EXPECT_FALSE(String(dev, "api_version").empty());
+        EXPECT_GT(Number(dev, "subgroup_size"), 0);
+        EXPECT_GE(Number(dev, "subgroup_max"), Number(dev, "subgroup_min"));
+        EXPECT_TRUE(cJSON_IsArray(Get(dev, "subgroup_ops")));
+        EXPECT_GE(Number(dev, "max_storage_buffer_range"), 1 << 27); // Vulkan's minimum
+        EXPECT_GT(Number(dev, "max_allocation"), 0);
+        EXPECT_GT(Number(dev, "shared_memory"), 0);
+        EXPECT_GE(Number(dev, "push_constant_size"), 128);
+        for (const char *key : {"fp16", "int8", "storage16", "storage8", "int_dot", "coopmat",
+                                "push_descriptor", "memory_budget", "uma", "timestamps"})
+            EXPECT_TRUE(cJSON_IsBool(Get(dev, key))) << key;
+        EXPECT_EQ(cJSON_GetArraySize(Get(dev, "max_workgroup_count")), 3);
+
+        const cJSON *heaps = Get(dev, "heaps");
+        ASSERT_TRUE(cJSON_IsArray(heaps));
+        EXPECT_GE(cJSON_GetArraySize(heaps), 1);
+        const cJSON *heap;
+        cJSON_ArrayForEach(heap, heaps) {
+            EXPECT_GT(Number(heap, "size"), 0);
+            EXPECT_GT(Number(heap, "budget"), 0);
+            EXPECT_GE(Number(heap, "usage"), 0);
+            EXPECT_TRUE(cJSON_IsBool(Get(heap, "device_local")));
+            EXPECT_TRUE(cJSON_IsBool(Get(heap, "host_visible")));
+        }
+
+        const cJSON *tuning = Get(dev, "tuning");
+        ASSERT_TRUE(cJSON_IsObject(tuning));
+        EXPECT_FALSE(String(tuning, "name").empty());
+        EXPECT_GT(Number(tuning, "workgroup_size"), 0);
+        EXPECT_GT(Number(tuning, "matmul_tile_m"), 0);
+        if (IsLavapipe(dev)) EXPECT_EQ(String(tuning, "name"), "lavapipe");
+        if (cJSON_IsTrue(Get(dev, "default"))) defaults++;
+    }
+    EXPECT_EQ(defaults, 1);
+}
+
+TEST(Cli, NarrowNoFp16TurnsFp16Off)
+{
+    for (const std::string &where : {"--narrow no-fp16", "--narrow=no-fp16"}) {
+        Json j = Devices(where);
+        const cJSON *dev;
+        cJSON_ArrayForEach(dev, j.get()) {
+            EXPECT_TRUE(cJSON_IsFalse(Get(dev, "fp16"))) << where;
+            EXPECT_TRUE(cJSON_IsFalse(Get(dev, "storage16"))) << where;
+            EXPECT_EQ(String(dev, "narrowing"), "no-fp16");
+        }
+    }
+    // Global options are accepted after the command too.
+    Result r = RunCli("devices --json --narrow no-fp16");
+    ASSERT_EQ(r.code, 0) << r.err;
+    Json j = Parse(r.out);
+    ASSERT_TRUE(j && cJSON_GetArraySize(j.get()) >= 1);
+    EXPECT_TRUE(cJSON_IsFalse(Get(cJSON_GetArrayItem(j.get(), 0), "fp16")));
+}
+
+TEST(Cli, NarrowFromEnvironmentAndFlagWins)
+{
+    Json j = Devices("", "VKI_NARROW=tuning=nvidia");
+    ASSERT_GE(cJSON_GetArraySize(j.get()), 1);
+    EXPECT_EQ(String(Get(cJSON_GetArrayItem(j.get(), 0), "tuning"), "name"), "nvidia");
+    Json k = Devices("--narrow tuning=amd-rdna", "VKI_NARROW=tuning=nvidia");
+    ASSERT_GE(cJSON_GetArraySize(k.get()), 1);
+    EXPECT_EQ(String(Get(cJSON_GetArrayItem(k.get(), 0), "tuning"), "name"), "amd-rdna");
+}
+
+TEST(Cli, NarrowTuningNvidia)
+{
+    Json j = Devices("--narrow tuning=nvidia");
+    ASSERT_GE(cJSON_GetArraySize(j.get()), 1);
+    const cJSON *dev;
+    cJSON_ArrayForEach(dev, j.get()) EXPECT_EQ(String(Get(dev, "tuning"), "name"), "nvidia");
+}
+
+TEST(Cli, DeviceByIndexIsSelected)
+{
+    Json j = Devices("--device 0");
+    ASSERT_GE(cJSON_GetArraySize(j.get()), 1);
+    EXPECT_TRUE(cJSON_IsTrue(Get(cJSON_GetArrayItem(j.get(), 0), "selected")));
+}
+
+TEST(Cli, UnknownFlagIsAUsageError)
+{
+    Result r = RunCli("--frobnicate devices");
+    EXPECT_EQ(r.code, 2);
+    EXPECT_NE(r.err.find("--frobnicate"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("usage:"), std::string::npos) << r.err;
+
+    r = RunCli("devices --frobnicate");
+    EXPECT_EQ(r.code, 2);
+    EXPECT_NE(r.err.find("--frobnicate"), std::string::npos) << r.err;
+
+    r = RunCli("bench runtime --reps zero");
+    EXPECT_EQ(r.code, 2);
+    EXPECT_NE(r.err.find("--reps"), std::string::npos) << r.err;
+}
+
+TEST(Cli, UnknownCommandIsAUsageError)
+{
+    Result r = RunCli("frobnicate");
+    EXPECT_EQ(r.code, 2);
+    EXPECT_NE(r.err.find("frobnicate"), std::string::npos) << r.err;
+    r = RunCli("");
+    EXPECT_EQ(r.code, 2);
+    EXPECT_NE(r.err.find("usage:"), std::string::npos) << r.err;
+    r = RunCli("bench nosuchsuite");
+    EXPECT_EQ(r.code, 2);
+    EXPECT_NE(r.err.find("nosuchsuite"), std::string::npos) << r.err;
+}
+
+TEST(Cli, UnknownNarrowingWordIsRejected)
+{
+    Result r = RunCli("--narrow no-fp16,no-such-thing devices");
+    EXPECT_NE(r.code, 0);
+    EXPECT_NE(r.err.find("no-such-thing"), std::string::npos) << r.err;
+    r = RunCli("devices", "VKI_NARROW=tuning=no-such-tuning");
+    EXPECT_NE(r.code, 0);
+    EXPECT_NE(r.err.find("no-such-tuning"), std::string::npos) << r.err;
+}
+
+TEST(Cli, MissingDeviceIsAFailure)
+{
+    for (const char *args : {"--device 99 devices", "--device 99 bench runtime --reps 1"}) {
+        Result r = RunCli(args);
+        EXPECT_NE(r.code, 0) << args;
+        EXPECT_NE(r.err.find("99"), std::string::npos) << args << ": " << r.err;
+        EXPECT_EQ(r.out.find("GB/s"), std::string::npos) << args;
+    }
+}
+
+TEST(Cli, HelpAndVersion)
+{
+    Result r = RunCli("--help");
+    EXPECT_EQ(r.code, 0);
+    EXPECT_NE(r.out.find("usage:"), std::string::npos);
+    EXPECT_NE(r.out.find("--narrow"), std::string::npos);
+    r = RunCli("help bench");
+    EXPECT_EQ(r.code, 0);
+    EXPECT_NE(r.out.find("runtime"), std::string::npos);
+    r = RunCli("--version");
+    EXPECT_EQ(r.code, 0);
+    EXPECT_EQ(r.out.rfind("vkinfer ", 0), 0u) << r.out;
+}
+
+// Small sizes, and windows smaller than the device limit so that the windowed copy path runs
+// on every device.
+TEST(Cli, BenchRuntimeJson)
+{
+    Result r = RunCli("bench runtime --json --reps 3 --transfer-mib 2 --copy-mib 8 --window-mib 3");
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(r.err.find("validation"), std::string::npos) << r.err;
+    Json j = Parse(r.out);
+    ASSERT_TRUE(j && cJSON_IsObject(j.get())) << r.out;
+    EXPECT_FALSE(String(Get(j.get(), "device"), "name").empty());
+    const cJSON *rt = Get(Get(j.get(), "suites"), "runtime");
+    ASSERT_TRUE(cJSON_IsObject(rt)) << r.out;
+    EXPECT_EQ(Number(rt, "reps"), 3);
+
+    const cJSON *trip = Get(rt, "round_trip");
+    EXPECT_GT(Number(trip, "median_us"), 0);
+    EXPECT_GE(Number(trip, "p90_us"), Number(trip, "median_us"));
+
+    const cJSON *d = Get(rt, "dispatch");
+    EXPECT_EQ(Number(d, "count"), 1000);
+    for (const char *kind : {"dependent", "independent"}) {
+        const cJSON *k = Get(d, kind);
+        EXPECT_GT(Number(k, "wall_us"), 0) << kind;
+        const cJSON *gpu = Get(k, "gpu_us");
+        EXPECT_TRUE(cJSON_IsNull(gpu) || (cJSON_IsNumber(gpu) && gpu->valuedouble > 0)) << kind;
+    }
+
+    const cJSON *tr = Get(rt, "transfer");
+    ASSERT_EQ(cJSON_GetArraySize(tr), 2);
+    EXPECT_EQ(Number(cJSON_GetArrayItem(tr, 0), "bytes"), 2 << 20);
+    const cJSON *t;
+    cJSON_ArrayForEach(t, tr) {
+        EXPECT_GT(Number(t, "upload_gbs"), 0);
+        EXPECT_GT(Number(t, "download_gbs"), 0);
+    }
+
+    const cJSON *copy = Get(rt, "copy");
+    EXPECT_EQ(Number(copy, "bytes"), 8 << 20);
+    EXPECT_EQ(Number(copy, "window_bytes"), 3 << 20);
+    EXPECT_EQ(Number(copy, "windows"), 3); // 3 + 3 + 2 MiB
+    EXPECT_GT(Number(copy, "gbs"), 0);
+    EXPECT_GT(Number(copy, "wall_gbs"), 0);
+}
+
+TEST(Cli, BenchRuntimeTable)
+{
+    Result r = RunCli("bench runtime --reps 2 --transfer-mib 1 --copy-mib 2");
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_NE(r.out.find("round trip"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("GB/s"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("sizes:"), std::string::npos) << r.out;
+}
+
+} // namespace
