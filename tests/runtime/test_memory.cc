@@ -133,11 +133,14 @@ TEST_P(RoundTrip, BufferAboveMaxStorageRangeRoundTrips)
     ASSERT_EQ(make_add_kernel(dev, &k), VKI_OK);
     ASSERT_EQ(vki_stream_create(dev, nullptr, &s), VKI_OK);
     ASSERT_EQ(vki_stream_begin(s), VKI_OK);
-    // Binding the whole range is refused with a message that says what to do.
-    vki_pc_add_u32 pc;
-    EXPECT_EQ(record_add(s, k, big, 1, &pc), VKI_ERROR_INVALID_ARGUMENT);
-    EXPECT_NE(std::strstr(vki_device_last_error(dev), "maxStorageBufferRange"), nullptr);
-    log.errors.clear();
+    // Where the range is above the device's limit (lavapipe: 128 MiB; most GPUs: 2-4 GiB),
+    // binding it whole is refused with a message that says what to do.
+    if (bytes > p->max_storage_range) {
+        vki_pc_add_u32 pc;
+        EXPECT_EQ(record_add(s, k, big, 1, &pc), VKI_ERROR_INVALID_ARGUMENT);
+        EXPECT_NE(std::strstr(vki_device_last_error(dev), "maxStorageBufferRange"), nullptr);
+        log.errors.clear();
+    }
     const uint64_t window = std::min<uint64_t>(p->max_storage_range, 96ull << 20) & ~255ull;
     std::vector<vki_pc_add_u32> pcs(vki_div_up(bytes, window));
     size_t w = 0;
