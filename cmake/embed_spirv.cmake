@@ -15,7 +15,7 @@ foreach(spv ${SPV_FILES})
   math(EXPR nwords "${nchars} / 8")
   # SPIR-V words are little-endian on disk.
   string(REGEX REPLACE "(..)(..)(..)(..)" "0x\\4\\3\\2\\1u," words "${hex}")
-  string(REGEX REPLACE "(([^,]*,){8})" "\\1\n    " words "${words}")
+  string(REGEX REPLACE "([^,]*,[^,]*,[^,]*,[^,]*,[^,]*,[^,]*,[^,]*,[^,]*,)" "\\1\n    " words "${words}")
   string(APPEND body "static const uint32_t spv_${name}[${nwords}] = {\n    ${words}\n};\n\n")
   string(APPEND table "    {\"${name}\", spv_${name}, ${nwords}},\n")
 endforeach()

@@ -39,30 +39,30 @@ static VKAPI_ATTR VkBool32 VKAPI_CALL on_debug_message(
     return VK_FALSE;
 }
 
-static bool has_layer(const char *name)
+static bool has_layer(const vki_instance *inst, const char *name)
 {
     uint32_t n = 0;
     if (vkEnumerateInstanceLayerProperties(&n, NULL) != VK_SUCCESS || n == 0) return false;
-    VkLayerProperties *layers = calloc(n, sizeof *layers);
+    VkLayerProperties *layers = vki__alloc(inst, n * sizeof *layers);
     if (!layers) return false;
     bool found = false;
     if (vkEnumerateInstanceLayerProperties(&n, layers) == VK_SUCCESS)
         for (uint32_t i = 0; i < n && !found; i++) found = strcmp(layers[i].layerName, name) == 0;
-    free(layers);
+    vki__free(inst, layers);
     return found;
 }
 
-static bool has_instance_extension(const char *layer, const char *name)
+static bool has_instance_extension(const vki_instance *inst, const char *layer, const char *name)
 {
     uint32_t n = 0;
     if (vkEnumerateInstanceExtensionProperties(layer, &n, NULL) != VK_SUCCESS || n == 0)
         return false;
-    VkExtensionProperties *ext = calloc(n, sizeof *ext);
+    VkExtensionProperties *ext = vki__alloc(inst, n * sizeof *ext);
     if (!ext) return false;
     bool found = false;
     if (vkEnumerateInstanceExtensionProperties(layer, &n, ext) == VK_SUCCESS)
         for (uint32_t i = 0; i < n && !found; i++) found = strcmp(ext[i].extensionName, name) == 0;
-    free(ext);
+    vki__free(inst, ext);
     return found;
 }
 
@@ -99,21 +99,21 @@ vki_status vki_instance_create(const vki_instance_desc *desc, vki_instance **out
     }
 
     inst->validation = desc->validation || env_flag("VKI_VALIDATION");
-    if (inst->validation && !has_layer(VALIDATION_LAYER)) {
+    if (inst->validation && !has_layer(inst, VALIDATION_LAYER)) {
         st = vki__fail(inst, inst->last_error, VKI_ERROR_UNSUPPORTED,
                        "the validation layer %s is not installed (Debian: vulkan-validationlayers)",
                        VALIDATION_LAYER);
         goto fail;
     }
-    inst->debug_utils = has_instance_extension(NULL, VK_EXT_DEBUG_UTILS_EXTENSION_NAME) ||
+    inst->debug_utils = has_instance_extension(inst, NULL, VK_EXT_DEBUG_UTILS_EXTENSION_NAME) ||
                         (inst->validation &&
-                         has_instance_extension(VALIDATION_LAYER, VK_EXT_DEBUG_UTILS_EXTENSION_NAME));
+                         has_instance_extension(inst, VALIDATION_LAYER, VK_EXT_DEBUG_UTILS_EXTENSION_NAME));
 
     const char *extensions[4];
     uint32_t extension_count = 0;
     if (inst->debug_utils) extensions[extension_count++] = VK_EXT_DEBUG_UTILS_EXTENSION_NAME;
     // MoltenVK and other portability drivers are only listed when the app opts in.
-    bool portability = has_instance_extension(NULL, VK_KHR_PORTABILITY_ENUMERATION_EXTENSION_NAME);
+    bool portability = has_instance_extension(inst, NULL, VK_KHR_PORTABILITY_ENUMERATION_EXTENSION_NAME);
     if (portability) extensions[extension_count++] = VK_KHR_PORTABILITY_ENUMERATION_EXTENSION_NAME;
     const char *layers[] = {VALIDATION_LAYER};
 
@@ -146,6 +146,12 @@ vki_status vki_instance_create(const vki_instance_desc *desc, vki_instance **out
         .ppEnabledExtensionNames = extensions,
     };
     r = vkCreateInstance(&info, NULL, &inst->handle);
+    if (r == VK_ERROR_INCOMPATIBLE_DRIVER) {
+        st = vki__fail(inst, inst->last_error, VKI_ERROR_NOT_FOUND,
+                       "no usable Vulkan driver (VK_ERROR_INCOMPATIBLE_DRIVER): install or repair "
+                       "the GPU's Vulkan driver, or mesa-vulkan-drivers for the lavapipe CPU device");
+        goto fail;
+    }
     if (r != VK_SUCCESS) {
         st = vki__fail(inst, inst->last_error, vki__status_from_vk(r),
                        "vkCreateInstance failed: %s", vki__vk_result_name(r));
