@@ -172,6 +172,17 @@ void vki_device_destroy(vki_device *dev)
     vki__free(inst, dev);
 }
 
+vki_status vki_device_report(vki_device *dev, vki_status status, const char *fmt, ...)
+{
+    if (!dev) return status;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(dev->last_error, sizeof dev->last_error, fmt, ap);
+    va_end(ap);
+    vki__log(dev->inst, VKI_LOG_ERROR, "%s", dev->last_error);
+    return status;
+}
+
 const vki_profile *vki_device_profile(const vki_device *dev) { return dev ? &dev->profile : NULL; }
 const char *vki_device_last_error(const vki_device *dev) { return dev ? dev->last_error : ""; }
 vki_instance *vki_device_instance(const vki_device *dev) { return dev ? dev->inst : NULL; }

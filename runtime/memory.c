@@ -280,7 +280,7 @@ vki_status vki_arena_alloc(vki_arena *a, uint64_t size, uint64_t align, vki_rang
         return VKI_DEV_FAIL(dev, VKI_ERROR_INVALID_ARGUMENT, "arena %s: size overflows", a->name);
     padded &= ~15ull;
 
-    uint64_t start = a->current ? vki__align_up(a->offset, align) : 0;
+    uint64_t start = a->current ? vki_align_up(a->offset, align) : 0;
     uint64_t end;
     if (!a->current || !vki__add_ok(start, padded, &end) || end > a->current->size) {
         VKI_TRY(next_block(a, padded));

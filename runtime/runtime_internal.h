@@ -57,7 +57,6 @@ static inline bool vki__add_ok(uint64_t a, uint64_t b, uint64_t *out)
 {
     return !__builtin_add_overflow(a, b, out);
 }
-static inline uint64_t vki__align_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 
 /* ---- profile.c --------------------------------------------------------------------------- */
 

@@ -23,7 +23,7 @@ vki_status vki__staging_create(vki_device *dev, uint64_t size, vki_staging **out
     vki_staging *s = vki__alloc(dev->inst, sizeof *s);
     if (!s) return VKI_ERROR_OUT_OF_HOST_MEMORY;
     vki_status st = VKI_OK;
-    size = vki__align_up(size < 64 * 1024 ? 64 * 1024 : size, 2 * 256);
+    size = vki_align_up(size < 64 * 1024 ? 64 * 1024 : size, 2 * 256);
     st = vki__buffer_create(dev, size,
                             VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT,
                             VK_MEMORY_PROPERTY_HOST_CACHED_BIT, "staging ring", &s->ring);

@@ -94,6 +94,7 @@ typedef struct vki_allocator {
 } vki_allocator;
 
 static inline uint64_t vki_div_up(uint64_t a, uint64_t b) { return (a + b - 1) / b; }
+static inline uint64_t vki_align_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 
 /* ---- Instance --------------------------------------------------------------------------- */
 
@@ -287,6 +288,11 @@ void vki_device_destroy(vki_device *device);
 const vki_profile *vki_device_profile(const vki_device *device); // borrowed
 const char *vki_device_last_error(const vki_device *device);     // borrowed, "" if none
 vki_instance *vki_device_instance(const vki_device *device);      // borrowed
+
+/* Records an error of a layer above the runtime (graph, models) as the device's last error
+ * and sends it to the log, so that one place holds what went wrong. Returns `status`. */
+vki_status vki_device_report(vki_device *device, vki_status status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* Re-reads heap budgets and usage (VK_EXT_memory_budget) into the profile. */
 void vki_device_refresh_budget(vki_device *device);

@@ -28,6 +28,9 @@
         list(VKI_C_FIELD)                                                                      \
     } name;                                                                                    \
     static_assert(sizeof(name) <= 128, #name " exceeds the 128-byte push-constant minimum");
+/* Per-family kernel ABIs. */
+#include "abi_elementwise.h"
+
 #endif
 
 /* Specialisation-constant ids shared by all kernels. */
@@ -45,5 +48,8 @@ VKI_DECLARE_PUSH(vki_pc_add_u32, VKI_PC_ADD_U32)
 #define VKI_COPY_U32_LOCAL_SIZE 64
 #define VKI_PC_COPY_U32(F) F(u32, n)
 VKI_DECLARE_PUSH(vki_pc_copy_u32, VKI_PC_COPY_U32)
+
+/* Per-family kernel ABIs. */
+#include "abi_elementwise.h"
 
 #endif

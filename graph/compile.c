@@ -1,0 +1,445 @@
+/* The compiler: works on a copy of the graph's nodes, fuses (fusion.c), removes what no output
+ * needs, places every intermediate in one activation arena by liveness (in place where an
+ * elementwise op consumes the last use of its input), lowers each node to dispatches for the
+ * profile, and puts barriers only where a dispatch touches bytes an earlier one in the same
+ * barrier window wrote (or writes bytes it read). */
+#include "graph_internal.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+
+#define ARENA_ALIGN 256 // >= every device's minStorageBufferOffsetAlignment
+
+struct vki_lower {
+    vki_graph *g;         // the working copy (fused)
+    const vki_profile *profile;
+    vki_plan *plan;
+    uint32_t node;        // node being lowered
+};
+
+/* Fusion (fusion.c): rewrites `work` in place, returns the count of nodes folded away. */
+uint32_t vki__fuse(vki_graph *work);
+
+const vki_profile *vki_lower_profile(const vki_lower *L) { return L->profile; }
+
+const vki_node *vki_lower_node(const vki_lower *L, uint32_t id)
+{
+    return id && id < L->g->count ? &L->g->nodes[id] : NULL;
+}
+
+vki_status vki_lower_fail(vki_lower *L, const vki_node *n, vki_status status, const char *fmt, ...)
+{
+    char shape[96], text[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    vki__graph_fail(L->g, status, "%s %s: %s", n->op ? n->op->name : "node", vki__shape_str(n, shape),
+                    text);
+    return status;
+}
+
+void vki_lower_grid(uint64_t n, uint32_t local, uint32_t groups[3])
+{
+    uint64_t wg = vki_div_up(n ? n : 1, local ? local : 1);
+    groups[0] = (uint32_t)(wg < 65535 ? wg : 65535);
+    groups[1] = (uint32_t)vki_div_up(wg, groups[0]);
+    groups[2] = 1;
+}
+
+static uint32_t element_bytes(vki_dtype dtype)
+{
+    const vki_dtype_info *d = vki_dtype_get(dtype);
+    return d->quantized ? 1 : d->block_bytes;
+}
+
+uint32_t vki_lower_self(const vki_lower *L) { return L->node; }
+
+vki_operand vki_lower_operand(const vki_lower *L, uint32_t id)
+{
+    vki_operand o = {0};
+    const vki_node *n = vki_lower_node(L, id);
+    if (!n) return o;
+    uint32_t eb = element_bytes(n->dtype);
+    uint32_t align = L->plan->storage_align;
+    o.offset = (uint32_t)((n->view_offset % align) / eb);
+    for (int i = 0; i < VKI_MAX_DIMS; i++) {
+        o.ne[i] = (uint32_t)n->ne[i];
+        o.nb[i] = (uint32_t)(n->nb[i] / eb);
+    }
+    return o;
+}
+
+static uint64_t storage_bytes(const vki_node *n)
+{
+    return vki_dtype_bytes(n->dtype, n->ne[0]) * (uint64_t)(n->ne[1] * n->ne[2] * n->ne[3]);
+}
+
+static vki_status plan_push_step(vki_plan *plan, vki_step **out)
+{
+    if (plan->step_count == plan->step_capacity) {
+        uint32_t cap = plan->step_capacity ? plan->step_capacity * 2 : 64;
+        vki_graph tmp = {.allocator = plan->allocator};
+        vki_step *steps = vki__galloc(&tmp, cap * sizeof *steps);
+        if (!steps) return VKI_ERROR_OUT_OF_HOST_MEMORY;
+        if (plan->steps) memcpy(steps, plan->steps, plan->step_count * sizeof *steps);
+        vki__gfree(&tmp, plan->steps);
+        plan->steps = steps;
+        plan->step_capacity = cap;
+    }
+    *out = &plan->steps[plan->step_count++];
+    memset(*out, 0, sizeof **out);
+    return VKI_OK;
+}
+
+vki_status vki_lower_step(vki_lower *L, const vki_step_desc *d)
+{
+    const vki_node *self = &L->g->nodes[L->node];
+    if (!d->kernel || strlen(d->kernel) >= sizeof L->plan->steps[0].kernel ||
+        d->tensor_count > VKI_MAX_BINDINGS || d->push_size > 128 || d->spec_count > 8)
+        return vki_lower_fail(L, self, VKI_ERROR_INVALID_ARGUMENT, "bad step description");
+    vki_step *s = NULL;
+    VKI_TRY(plan_push_step(L->plan, &s));
+    snprintf(s->kernel, sizeof s->kernel, "%s", d->kernel);
+    s->spec_count = d->spec_count;
+    if (d->spec_count) memcpy(s->specs, d->specs, d->spec_count * sizeof *d->specs);
+    s->subgroup_size = d->subgroup_size;
+    s->binding_count = d->tensor_count;
+    s->write_mask = d->write_mask;
+    s->push_size = d->push_size;
+    if (d->push_size) memcpy(s->push, d->push, d->push_size);
+    for (int i = 0; i < 3; i++) s->groups[i] = d->groups[i] ? d->groups[i] : 1;
+    s->node = L->node;
+    uint32_t align = L->plan->storage_align;
+    for (uint32_t i = 0; i < d->tensor_count; i++) {
+        const vki_node *n = vki_lower_node(L, d->tensors[i]);
+        if (!n) return vki_lower_fail(L, self, VKI_ERROR_INVALID_ARGUMENT, "binding %u has no tensor", i);
+        const vki_plan_tensor *base = &L->plan->tensors[n->base];
+        uint64_t view = n->view_offset - n->view_offset % align;
+        uint64_t rem = n->view_offset % align;
+        uint64_t size = vki_align_up(rem + vki__span_bytes(n), 16);
+        uint64_t limit = vki_align_up(base->bytes, 16);
+        if (view + size > limit) size = limit > view ? limit - view : 0;
+        vki_plan_binding *b = &s->bindings[i];
+        if (base->storage == VKI_STORE_ARENA) {
+            b->base = 0;
+            b->offset = base->offset + view;
+        } else {
+            b->base = n->base;
+            b->offset = view;
+        }
+        b->size = size;
+    }
+    return VKI_OK;
+}
+
+/* ---- Liveness and the arena ------------------------------------------------------------------ */
+
+typedef struct free_block {
+    uint64_t offset, size;
+} free_block;
+
+typedef struct arena_plan {
+    free_block *free;   // sorted by offset
+    uint32_t free_count;
+    uint64_t top;       // high-water mark
+} arena_plan;
+
+static uint64_t arena_take(arena_plan *a, uint64_t size)
+{
+    for (uint32_t i = 0; i < a->free_count; i++) {
+        free_block *f = &a->free[i];
+        if (f->size < size) continue;
+        uint64_t off = f->offset;
+        f->offset += size;
+        f->size -= size;
+        if (f->size == 0) {
+            memmove(f, f + 1, (a->free_count - i - 1) * sizeof *f);
+            a->free_count--;
+        }
+        return off;
+    }
+    // Grow at the top, absorbing a free block that ends there.
+    if (a->free_count && a->free[a->free_count - 1].offset + a->free[a->free_count - 1].size == a->top) {
+        uint64_t off = a->free[a->free_count - 1].offset;
+        a->free_count--;
+        a->top = off + size;
+        return off;
+    }
+    uint64_t off = a->top;
+    a->top += size;
+    return off;
+}
+
+static void arena_give(arena_plan *a, uint64_t offset, uint64_t size)
+{
+    uint32_t i = 0;
+    while (i < a->free_count && a->free[i].offset < offset) i++;
+    memmove(&a->free[i + 1], &a->free[i], (a->free_count - i) * sizeof *a->free);
+    a->free[i] = (free_block){offset, size};
+    a->free_count++;
+    // Merge with neighbours.
+    if (i + 1 < a->free_count && a->free[i].offset + a->free[i].size == a->free[i + 1].offset) {
+        a->free[i].size += a->free[i + 1].size;
+        memmove(&a->free[i + 1], &a->free[i + 2], (a->free_count - i - 2) * sizeof *a->free);
+        a->free_count--;
+    }
+    if (i > 0 && a->free[i - 1].offset + a->free[i - 1].size == a->free[i].offset) {
+        a->free[i - 1].size += a->free[i].size;
+        memmove(&a->free[i], &a->free[i + 1], (a->free_count - i - 1) * sizeof *a->free);
+        a->free_count--;
+    }
+}
+
+/* Marks what the outputs need; returns false when there is no output. */
+static bool mark_live(const vki_graph *g, bool *live)
+{
+    bool any = false;
+    for (uint32_t id = g->count - 1; id > 0; id--) {
+        const vki_node *n = &g->nodes[id];
+        if (n->output) live[id] = any = true;
+        if (!live[id]) continue;
+        for (int i = 0; i < VKI_MAX_SRC; i++)
+            if (n->src[i]) live[n->src[i]] = true;
+        if (n->kind == VKI_NODE_VIEW) live[n->base] = true;
+    }
+    return any;
+}
+
+/* True when a source other than src[0] reads the storage of `base` (in place would race). */
+static bool shares_base(const vki_graph *g, const vki_node *n, uint32_t base)
+{
+    for (int i = 1; i < VKI_MAX_SRC; i++)
+        if (n->src[i] && g->nodes[n->src[i]].base == base) return true;
+    return false;
+}
+
+static vki_status place_tensors(vki_graph *g, const bool *live, bool inplace, vki_plan *plan,
+                                bool *in_place_of)
+{
+    uint32_t count = g->count;
+    uint32_t *last = vki__galloc(g, count * sizeof *last);
+    arena_plan a = {.free = vki__galloc(g, (count + 1) * sizeof(free_block))};
+    if (!last || !a.free) {
+        vki__gfree(g, last);
+        vki__gfree(g, a.free);
+        return VKI_ERROR_OUT_OF_HOST_MEMORY;
+    }
+    // Last use of each base's storage, through views.
+    for (uint32_t id = 1; id < count; id++) {
+        const vki_node *n = &g->nodes[id];
+        if (!live[id]) continue;
+        for (int i = 0; i < VKI_MAX_SRC; i++)
+            if (n->src[i]) last[g->nodes[n->src[i]].base] = id;
+    }
+    for (uint32_t id = 1; id < count; id++) {
+        const vki_node *n = &g->nodes[id];
+        vki_plan_tensor *t = &plan->tensors[id];
+        t->kind = n->kind;
+        t->output = n->output;
+        t->dtype = n->dtype;
+        snprintf(t->name, sizeof t->name, "%s", n->name);
+        if (!live[id] || n->kind == VKI_NODE_VIEW) continue;
+        t->bytes = storage_bytes(n);
+        plan->stats.naive_bytes += n->kind == VKI_NODE_OP ? vki_align_up(t->bytes, ARENA_ALIGN) : 0;
+        if (n->kind != VKI_NODE_OP || n->output) {
+            t->storage = VKI_STORE_EXTERNAL;
+            continue;
+        }
+        t->storage = VKI_STORE_ARENA;
+        uint64_t size = vki_align_up(t->bytes, ARENA_ALIGN);
+        const vki_node *s0 = n->src[0] ? &g->nodes[n->src[0]] : NULL;
+        // In place: an elementwise op over the last use of a same-sized contiguous intermediate.
+        if (inplace && s0 && (n->op->flags & VKI_OPF_ELEMENTWISE) && s0->kind == VKI_NODE_OP &&
+            s0->base == n->src[0] && last[n->src[0]] == id &&
+            plan->tensors[n->src[0]].storage == VKI_STORE_ARENA &&
+            plan->tensors[n->src[0]].bytes == t->bytes && s0->dtype == n->dtype &&
+            vki__is_contiguous(s0) && !shares_base(g, n, s0->base)) {
+            t->offset = plan->tensors[n->src[0]].offset;
+            in_place_of[id] = true;
+            last[n->src[0]] = 0; // ownership moved: not freed below
+        } else {
+            t->offset = arena_take(&a, size);
+        }
+        // Inputs whose last use is this node free their storage now (after the result was
+        // placed, so the result never overlaps an input it reads).
+        for (int i = 0; i < VKI_MAX_SRC; i++) {
+            if (!n->src[i]) continue;
+            uint32_t b = g->nodes[n->src[i]].base;
+            if (last[b] == id && plan->tensors[b].storage == VKI_STORE_ARENA) {
+                arena_give(&a, plan->tensors[b].offset, vki_align_up(plan->tensors[b].bytes, ARENA_ALIGN));
+                last[b] = 0;
+            }
+        }
+        // A result nobody reads (kept live by a view only) is freed at its own step.
+        if (last[id] == 0 && !in_place_of[id]) {
+            bool viewed = false;
+            for (uint32_t j = id + 1; j < count && !viewed; j++) viewed = live[j] && g->nodes[j].base == id;
+            if (!viewed) arena_give(&a, t->offset, size);
+        }
+    }
+    plan->stats.activation_bytes = a.top;
+    vki__gfree(g, last);
+    vki__gfree(g, a.free);
+    return VKI_OK;
+}
+
+/* ---- Barriers ----------------------------------------------------------------------------------- */
+
+typedef struct span {
+    uint32_t space;      // 0: arena; else the external base node
+    uint64_t begin, end;
+} span;
+
+static bool overlaps(const span *list, uint32_t n, span s)
+{
+    for (uint32_t i = 0; i < n; i++)
+        if (list[i].space == s.space && list[i].begin < s.end && s.begin < list[i].end) return true;
+    return false;
+}
+
+static vki_status place_barriers(vki_graph *g, vki_plan *plan, bool full)
+{
+    uint32_t cap = plan->step_count * VKI_MAX_BINDINGS + 1;
+    span *written = vki__galloc(g, cap * sizeof *written), *read = vki__galloc(g, cap * sizeof *read);
+    if (!written || !read) {
+        vki__gfree(g, written);
+        vki__gfree(g, read);
+        return VKI_ERROR_OUT_OF_HOST_MEMORY;
+    }
+    uint32_t nw = 0, nr = 0;
+    for (uint32_t i = 0; i < plan->step_count; i++) {
+        vki_step *s = &plan->steps[i];
+        bool hazard = full && i > 0;
+        for (uint32_t b = 0; b < s->binding_count && !hazard; b++) {
+            span sp = {s->bindings[b].base, s->bindings[b].offset, s->bindings[b].offset + s->bindings[b].size};
+            bool writes = (s->write_mask >> b) & 1;
+            hazard = overlaps(written, nw, sp) || (writes && overlaps(read, nr, sp));
+        }
+        if (hazard) {
+            s->barrier_before = true;
+            plan->stats.barriers++;
+            nw = nr = 0;
+        }
+        for (uint32_t b = 0; b < s->binding_count; b++) {
+            span sp = {s->bindings[b].base, s->bindings[b].offset, s->bindings[b].offset + s->bindings[b].size};
+            if ((s->write_mask >> b) & 1)
+                written[nw++] = sp;
+            else
+                read[nr++] = sp;
+        }
+    }
+    vki__gfree(g, written);
+    vki__gfree(g, read);
+    return VKI_OK;
+}
+
+/* ---- Driver --------------------------------------------------------------------------------------- */
+
+void vki_plan_destroy(vki_plan *plan)
+{
+    if (!plan) return;
+    vki_graph tmp = {.allocator = plan->allocator};
+    vki__gfree(&tmp, plan->steps);
+    vki__gfree(&tmp, plan->tensors);
+    vki__gfree(&tmp, plan);
+}
+
+vki_status vki_graph_compile(vki_graph *g, const vki_profile *profile, const vki_compile_desc *desc,
+                             vki_plan **out)
+{
+    static const vki_compile_desc zero_desc;
+    if (!g || !profile || !out) return VKI_ERROR_INVALID_ARGUMENT;
+    *out = NULL;
+    if (!desc) desc = &zero_desc;
+    if (g->status != VKI_OK) return g->status;
+
+    // Work on a copy: fusion rewrites nodes, and the caller's graph stays as built.
+    vki_graph work = {.allocator = g->allocator, .count = g->count, .capacity = g->count};
+    work.nodes = vki__galloc(g, g->count * sizeof *work.nodes);
+    bool *live = vki__galloc(g, g->count * sizeof *live);
+    bool *in_place = vki__galloc(g, g->count * sizeof *in_place);
+    vki_plan *plan = vki__galloc(g, sizeof *plan);
+    vki_status st = VKI_OK;
+    if (!work.nodes || !live || !in_place || !plan) {
+        st = VKI_ERROR_OUT_OF_HOST_MEMORY;
+        goto done;
+    }
+    memcpy(work.nodes, g->nodes, g->count * sizeof *work.nodes);
+    plan->allocator = g->allocator;
+    plan->storage_align = profile->storage_align ? profile->storage_align : 16;
+    if (plan->storage_align < 4) plan->storage_align = 4;
+    plan->tensor_count = g->count;
+    plan->tensors = vki__galloc(g, g->count * sizeof *plan->tensors);
+    if (!plan->tensors) {
+        st = VKI_ERROR_OUT_OF_HOST_MEMORY;
+        goto done;
+    }
+
+    if (!desc->no_fusion) plan->stats.fused = vki__fuse(&work);
+    if (!mark_live(&work, live)) {
+        st = VKI_ERROR_INVALID_ARGUMENT;
+        vki__graph_fail(g, st, "compile: the graph has no output (mark results with vki_output)");
+        goto done;
+    }
+    for (uint32_t id = 1; id < work.count; id++)
+        if (!live[id] && work.nodes[id].kind == VKI_NODE_OP) plan->stats.dead++;
+    plan->stats.dead -= plan->stats.fused < plan->stats.dead ? plan->stats.fused : plan->stats.dead;
+    if ((st = place_tensors(&work, live, !desc->no_inplace, plan, in_place))) goto done;
+
+    vki_lower L = {.g = &work, .profile = profile, .plan = plan};
+    for (uint32_t id = 1; id < work.count; id++) {
+        const vki_node *n = &work.nodes[id];
+        if (!live[id] || n->kind != VKI_NODE_OP) continue;
+        L.node = id;
+        if ((st = n->op->lower(&L, n))) break;
+    }
+    if (st) {
+        // The op's message is in the working copy; the caller reads the graph's.
+        if (g->status == VKI_OK) {
+            g->status = work.status ? work.status : st;
+            memcpy(g->error, work.error, sizeof g->error);
+        }
+        goto done;
+    }
+    if ((st = place_barriers(&work, plan, desc->full_barriers))) goto done;
+    plan->stats.dispatches = plan->step_count;
+    *out = plan;
+    plan = NULL;
+
+done:
+    vki_plan_destroy(plan);
+    vki__gfree(g, work.nodes);
+    vki__gfree(g, live);
+    vki__gfree(g, in_place);
+    return st;
+}
+
+void vki_plan_stats_get(const vki_plan *plan, vki_plan_stats *out)
+{
+    if (!out) return;
+    if (!plan) {
+        memset(out, 0, sizeof *out);
+        return;
+    }
+    *out = plan->stats;
+}
+
+uint32_t vki_plan_step_count(const vki_plan *plan) { return plan ? plan->step_count : 0; }
+
+bool vki_plan_step_get(const vki_plan *plan, uint32_t index, vki_plan_step *out)
+{
+    if (!plan || !out || index >= plan->step_count) return false;
+    const vki_step *s = &plan->steps[index];
+    out->kernel = s->kernel;
+    out->node = plan->tensors[s->node].name;
+    out->barrier_before = s->barrier_before;
+    return true;
+}
+
+uint64_t vki_plan_offset(const vki_plan *plan, vki_tensor t)
+{
+    if (!plan || t.id == 0 || t.id >= plan->tensor_count) return UINT64_MAX;
+    const vki_plan_tensor *pt = &plan->tensors[t.id];
+    return pt->storage == VKI_STORE_ARENA ? pt->offset : UINT64_MAX;
+}

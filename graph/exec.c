@@ -1,0 +1,253 @@
+/* The executor: realises a plan on a device. It creates each distinct kernel once, takes the
+ * activation arena, gives inputs and outputs storage of their own (host-visible when small, so
+ * that a per-step upload or read-back is a memcpy), records the plan into a stream on the first
+ * run and replays it afterwards. */
+#include "graph_internal.h"
+
+#include <stdio.h>
+
+#define HOST_IO_LIMIT (1u << 20) // inputs/outputs up to 1 MiB live in host-visible memory
+
+typedef struct exec_kernel {
+    char name[48];
+    vki_spec specs[8];
+    uint32_t spec_count, subgroup_size, binding_count, push_size;
+    vki_kernel *kernel;
+} exec_kernel;
+
+struct vki_exec {
+    vki_device *dev;
+    vki_plan plan;            // copy of the plan's arrays (owned)
+    vki_arena *activations;
+    vki_arena *io_device;     // large inputs and outputs
+    vki_arena *io_host;       // small inputs and outputs
+    vki_range arena_range;
+    vki_range *bound;         // by node id: storage of external tensors
+    uint32_t *step_kernel;    // by step: index into kernels
+    exec_kernel *kernels;
+    uint32_t kernel_count;
+    vki_stream *stream;
+    bool recorded;
+};
+
+static void *xalloc(const vki_exec *ex, size_t size)
+{
+    vki_graph tmp = {.allocator = ex->plan.allocator};
+    return vki__galloc(&tmp, size);
+}
+
+static void xfree(const vki_exec *ex, void *p)
+{
+    vki_graph tmp = {.allocator = ex->plan.allocator};
+    vki__gfree(&tmp, p);
+}
+
+static vki_status find_or_create_kernel(vki_exec *ex, const vki_step *s, uint32_t *out_index)
+{
+    for (uint32_t i = 0; i < ex->kernel_count; i++) {
+        const exec_kernel *k = &ex->kernels[i];
+        if (strcmp(k->name, s->kernel) == 0 && k->spec_count == s->spec_count &&
+            k->subgroup_size == s->subgroup_size && k->binding_count == s->binding_count &&
+            k->push_size == s->push_size &&
+            memcmp(k->specs, s->specs, s->spec_count * sizeof *s->specs) == 0) {
+            *out_index = i;
+            return VKI_OK;
+        }
+    }
+    exec_kernel *k = &ex->kernels[ex->kernel_count];
+    snprintf(k->name, sizeof k->name, "%s", s->kernel);
+    memcpy(k->specs, s->specs, sizeof k->specs);
+    k->spec_count = s->spec_count;
+    k->subgroup_size = s->subgroup_size;
+    k->binding_count = s->binding_count;
+    k->push_size = s->push_size;
+    vki_kernel_desc kd = {
+        .name = s->kernel,
+        .binding_count = s->binding_count,
+        .push_size = s->push_size,
+        .specs = s->specs,
+        .spec_count = s->spec_count,
+        .subgroup_size = s->subgroup_size,
+    };
+    VKI_TRY(vki_kernel_create(ex->dev, &kd, &k->kernel));
+    *out_index = ex->kernel_count++;
+    return VKI_OK;
+}
+
+vki_status vki_exec_create(vki_device *dev, const vki_plan *plan, const vki_exec_desc *desc,
+                           vki_exec **out)
+{
+    if (!dev || !plan || !out) return VKI_ERROR_INVALID_ARGUMENT;
+    *out = NULL;
+    vki_graph tmp = {.allocator = plan->allocator};
+    vki_exec *ex = vki__galloc(&tmp, sizeof *ex);
+    if (!ex) return VKI_ERROR_OUT_OF_HOST_MEMORY;
+    ex->dev = dev;
+    ex->plan = *plan;
+    ex->plan.steps = xalloc(ex, (plan->step_count + 1) * sizeof *plan->steps);
+    ex->plan.tensors = xalloc(ex, plan->tensor_count * sizeof *plan->tensors);
+    ex->bound = xalloc(ex, plan->tensor_count * sizeof *ex->bound);
+    ex->step_kernel = xalloc(ex, (plan->step_count + 1) * sizeof *ex->step_kernel);
+    ex->kernels = xalloc(ex, (plan->step_count + 1) * sizeof *ex->kernels);
+    vki_status st = VKI_OK;
+    if (!ex->plan.steps || !ex->plan.tensors || !ex->bound || !ex->step_kernel || !ex->kernels) {
+        st = VKI_ERROR_OUT_OF_HOST_MEMORY;
+        goto fail;
+    }
+    memcpy(ex->plan.steps, plan->steps, plan->step_count * sizeof *plan->steps);
+    memcpy(ex->plan.tensors, plan->tensors, plan->tensor_count * sizeof *plan->tensors);
+    if (plan->storage_align % (vki_device_profile(dev)->storage_align ? vki_device_profile(dev)->storage_align : 1)) {
+        st = vki_device_report(dev, VKI_ERROR_INVALID_ARGUMENT,
+                               "exec: the plan was compiled for %u-byte storage alignment, the "
+                               "device needs %u: compile with this device's profile",
+                               plan->storage_align, vki_device_profile(dev)->storage_align);
+        goto fail;
+    }
+
+    for (uint32_t i = 0; i < plan->step_count; i++)
+        if ((st = find_or_create_kernel(ex, &plan->steps[i], &ex->step_kernel[i]))) goto fail;
+
+    vki_arena_desc ad = {.kind = VKI_ARENA_ACTIVATIONS, .name = "activations"};
+    if ((st = vki_arena_create(dev, &ad, &ex->activations))) goto fail;
+    if (plan->stats.activation_bytes &&
+        (st = vki_arena_alloc(ex->activations, plan->stats.activation_bytes, 256, &ex->arena_range)))
+        goto fail;
+    vki_arena_desc dd = {.kind = VKI_ARENA_ACTIVATIONS, .name = "inputs and outputs"};
+    vki_arena_desc hd = {.kind = VKI_ARENA_HOST, .name = "host inputs and outputs"};
+    if ((st = vki_arena_create(dev, &dd, &ex->io_device))) goto fail;
+    if ((st = vki_arena_create(dev, &hd, &ex->io_host))) goto fail;
+    for (uint32_t id = 1; id < plan->tensor_count; id++) {
+        const vki_plan_tensor *t = &plan->tensors[id];
+        if (t->storage != VKI_STORE_EXTERNAL || t->kind == VKI_NODE_WEIGHT) continue;
+        vki_arena *a = t->bytes <= HOST_IO_LIMIT ? ex->io_host : ex->io_device;
+        if ((st = vki_arena_alloc(a, vki_align_up(t->bytes, 16), 256, &ex->bound[id]))) goto fail;
+    }
+    vki_stream_desc sd = {.name = "plan", .timestamps = desc && desc->timestamps,
+                          .max_timestamps = plan->step_count + 1};
+    if ((st = vki_stream_create(dev, &sd, &ex->stream))) goto fail;
+    *out = ex;
+    return VKI_OK;
+fail:
+    vki_exec_destroy(ex);
+    return st;
+}
+
+void vki_exec_destroy(vki_exec *ex)
+{
+    if (!ex) return;
+    vki_stream_destroy(ex->stream);
+    for (uint32_t i = 0; i < ex->kernel_count; i++) vki_kernel_destroy(ex->kernels[i].kernel);
+    vki_arena_destroy(ex->io_host);
+    vki_arena_destroy(ex->io_device);
+    vki_arena_destroy(ex->activations);
+    xfree(ex, ex->kernels);
+    xfree(ex, ex->step_kernel);
+    xfree(ex, ex->bound);
+    xfree(ex, ex->plan.tensors);
+    xfree(ex, ex->plan.steps);
+    vki_graph tmp = {.allocator = ex->plan.allocator};
+    vki__gfree(&tmp, ex);
+}
+
+static vki_status external(vki_exec *ex, vki_tensor t, const char *what, vki_plan_tensor **out)
+{
+    if (t.id == 0 || t.id >= ex->plan.tensor_count || ex->plan.tensors[t.id].storage != VKI_STORE_EXTERNAL)
+        return vki_device_report(ex->dev, VKI_ERROR_INVALID_ARGUMENT,
+                                 "exec %s: tensor %u is not an input, weight or output the plan uses",
+                                 what, t.id);
+    *out = &ex->plan.tensors[t.id];
+    return VKI_OK;
+}
+
+vki_status vki_exec_bind(vki_exec *ex, vki_tensor t, vki_range r)
+{
+    if (!ex) return VKI_ERROR_INVALID_ARGUMENT;
+    vki_plan_tensor *pt = NULL;
+    VKI_TRY(external(ex, t, "bind", &pt));
+    uint32_t align = vki_device_profile(ex->dev)->storage_align;
+    if (!r.buffer || r.size < pt->bytes)
+        return vki_device_report(ex->dev, VKI_ERROR_INVALID_ARGUMENT,
+                                 "exec bind %s: the range holds %llu bytes, the tensor needs %llu",
+                                 pt->name, (unsigned long long)r.size, (unsigned long long)pt->bytes);
+    if (align && r.offset % align)
+        return vki_device_report(ex->dev, VKI_ERROR_INVALID_ARGUMENT,
+                                 "exec bind %s: offset %llu is not a multiple of %u", pt->name,
+                                 (unsigned long long)r.offset, align);
+    ex->bound[t.id] = r;
+    ex->recorded = false;
+    return VKI_OK;
+}
+
+vki_status vki_exec_upload(vki_exec *ex, vki_tensor t, const void *data, uint64_t bytes)
+{
+    if (!ex) return VKI_ERROR_INVALID_ARGUMENT;
+    vki_plan_tensor *pt = NULL;
+    VKI_TRY(external(ex, t, "upload", &pt));
+    if (!ex->bound[t.id].buffer || bytes > pt->bytes)
+        return vki_device_report(ex->dev, VKI_ERROR_INVALID_ARGUMENT,
+                                 "exec upload %s: %llu bytes for a %llu-byte tensor", pt->name,
+                                 (unsigned long long)bytes, (unsigned long long)pt->bytes);
+    return vki_device_upload(ex->dev, ex->bound[t.id], 0, data, bytes);
+}
+
+vki_status vki_exec_download(vki_exec *ex, vki_tensor t, void *data, uint64_t bytes)
+{
+    if (!ex) return VKI_ERROR_INVALID_ARGUMENT;
+    vki_plan_tensor *pt = NULL;
+    VKI_TRY(external(ex, t, "download", &pt));
+    if (!ex->bound[t.id].buffer || bytes > pt->bytes)
+        return vki_device_report(ex->dev, VKI_ERROR_INVALID_ARGUMENT,
+                                 "exec download %s: %llu bytes of a %llu-byte tensor", pt->name,
+                                 (unsigned long long)bytes, (unsigned long long)pt->bytes);
+    return vki_device_download(ex->dev, ex->bound[t.id], 0, data, bytes);
+}
+
+static vki_status record(vki_exec *ex)
+{
+    for (uint32_t id = 1; id < ex->plan.tensor_count; id++)
+        if (ex->plan.tensors[id].storage == VKI_STORE_EXTERNAL && !ex->bound[id].buffer)
+            return vki_device_report(ex->dev, VKI_ERROR_INVALID_ARGUMENT,
+                                     "exec run: weight %s (tensor %u) is not bound (vki_exec_bind)",
+                                     ex->plan.tensors[id].name, id);
+    VKI_TRY(vki_stream_begin(ex->stream));
+    for (uint32_t i = 0; i < ex->plan.step_count; i++) {
+        const vki_step *s = &ex->plan.steps[i];
+        vki_range ranges[VKI_MAX_BINDINGS];
+        for (uint32_t b = 0; b < s->binding_count; b++) {
+            const vki_plan_binding *pb = &s->bindings[b];
+            vki_range base = pb->base ? ex->bound[pb->base] : ex->arena_range;
+            uint64_t size = pb->size;
+            // Never bind past the caller's range (the plan pads sizes to 16 bytes).
+            if (pb->offset + size > base.size) size = base.size > pb->offset ? base.size - pb->offset : 0;
+            ranges[b] = vki_range_sub(base, pb->offset, size);
+        }
+        if (s->barrier_before) VKI_TRY(vki_stream_barrier(ex->stream));
+        vki_dispatch d = {
+            .kernel = ex->kernels[ex->step_kernel[i]].kernel,
+            .bindings = ranges,
+            .binding_count = s->binding_count,
+            .push = s->push,
+            .push_size = s->push_size,
+            .groups = {s->groups[0], s->groups[1], s->groups[2]},
+        };
+        VKI_TRY(vki_stream_dispatch(ex->stream, &d));
+    }
+    VKI_TRY(vki_stream_end(ex->stream));
+    ex->recorded = true;
+    return VKI_OK;
+}
+
+vki_status vki_exec_run(vki_exec *ex)
+{
+    if (!ex) return VKI_ERROR_INVALID_ARGUMENT;
+    if (!ex->recorded) VKI_TRY(record(ex));
+    uint64_t ticket = 0;
+    VKI_TRY(vki_stream_submit(ex->stream, &ticket));
+    return vki_device_wait(ex->dev, ticket, UINT64_MAX);
+}
+
+vki_status vki_exec_timings(vki_exec *ex, double *out_us, uint32_t capacity, uint32_t *out_count)
+{
+    if (!ex) return VKI_ERROR_INVALID_ARGUMENT;
+    return vki_stream_timings(ex->stream, out_us, capacity, out_count);
+}

@@ -1,0 +1,223 @@
+/* Internal structures of the graph layer: nodes, the op interface every graph/ops/<op>.c
+ * implements (builder helpers, CPU reference, lowering), the lowering context and the plan. */
+#ifndef VKINFER_GRAPH_INTERNAL_H
+#define VKINFER_GRAPH_INTERNAL_H
+
+#include "vkinfer_graph.h"
+
+#include <stdarg.h>
+#include <string.h>
+
+#define VKI_MAX_SRC 4
+#define VKI_MAX_PARAMS 16
+#define VKI_NAME_SIZE 48
+
+typedef struct vki_op_def vki_op_def;
+
+typedef enum vki_node_kind {
+    VKI_NODE_OP = 0,
+    VKI_NODE_INPUT,
+    VKI_NODE_WEIGHT,
+    VKI_NODE_VIEW,   // src[0] viewed at view_offset with its own ne/nb
+} vki_node_kind;
+
+typedef union vki_param {
+    uint32_t u;
+    int32_t i;
+    float f;
+} vki_param;
+
+typedef struct vki_node {
+    vki_node_kind kind;
+    const vki_op_def *op;        // VKI_NODE_OP only
+    vki_dtype dtype;
+    uint32_t ndim;
+    int64_t ne[VKI_MAX_DIMS];
+    uint64_t nb[VKI_MAX_DIMS];
+    uint32_t src[VKI_MAX_SRC];   // node ids, 0 = none
+    uint64_t view_offset;        // VIEW: bytes into the base's storage (accumulated)
+    uint32_t base;               // node owning the storage: itself, or a view's ultimate base
+    vki_param p[VKI_MAX_PARAMS]; // op parameters
+    bool output;
+    char name[VKI_NAME_SIZE];
+} vki_node;
+
+struct vki_graph {
+    vki_allocator allocator;
+    vki_node *nodes;             // nodes[0] is the invalid node
+    uint32_t count;              // including nodes[0]
+    uint32_t capacity;
+    vki_status status;
+    char error[512];
+};
+
+/* ---- graph.c: nodes and errors ----------------------------------------------------------- */
+
+void *vki__galloc(const vki_graph *g, size_t size); // zeroed
+void vki__gfree(const vki_graph *g, void *ptr);
+
+/* Records the first error (later ones are ignored) and returns the invalid tensor. */
+vki_tensor vki__graph_fail(vki_graph *g, vki_status status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Node of a valid tensor, else NULL (without recording an error). */
+const vki_node *vki__node(const vki_graph *g, vki_tensor t);
+
+/* Checks that every tensor is valid (an earlier error, or a foreign id, yields false). */
+bool vki__check_srcs(vki_graph *g, const char *op, uint32_t n, const vki_tensor *srcs);
+
+/* Appends an op node with contiguous strides for `ne`. Returns its tensor, or {0} when the node
+ * array cannot grow. */
+vki_tensor vki__new_op(vki_graph *g, const vki_op_def *op, vki_dtype dtype, uint32_t ndim,
+                       const int64_t *ne, uint32_t nsrc, const vki_tensor *srcs);
+vki_node *vki__node_mut(vki_graph *g, vki_tensor t);
+
+/* "[576, 49152] q4_0" into buf. */
+const char *vki__shape_str(const vki_node *n, char buf[96]);
+
+/* Contiguous strides for ne in dtype. */
+void vki__contiguous_strides(vki_dtype dtype, const int64_t *ne, uint64_t *nb);
+bool vki__is_contiguous(const vki_node *n);
+bool vki__same_shape(const vki_node *a, const vki_node *b);
+int64_t vki__nelements(const vki_node *n);
+/* Bytes spanned by a view from its first to its last element. */
+uint64_t vki__span_bytes(const vki_node *n);
+
+/* ---- dtype.c: element and block formats --------------------------------------------------- */
+
+float vki_f16_to_f32(uint16_t h);
+uint16_t vki_f32_to_f16(float f);
+float vki_bf16_to_f32(uint16_t h);
+uint16_t vki_f32_to_bf16(float f);
+
+/* Decodes one block of a quantized dtype into block_elems floats. */
+void vki_dequant_block(vki_dtype dtype, const uint8_t *block, float *out);
+
+/* Encodes block_elems floats into one block (reference quantiser, for tests and tools). */
+void vki_quant_block(vki_dtype dtype, const float *in, uint8_t *block);
+
+/* ---- reference.c: CPU reference element access ------------------------------------------- */
+
+/* A tensor as the reference sees it: its bytes (already at the view offset), shape, strides. */
+typedef struct vki_ref_tensor {
+    vki_dtype dtype;
+    int64_t ne[VKI_MAX_DIMS];
+    uint64_t nb[VKI_MAX_DIMS];
+    uint8_t *data;
+} vki_ref_tensor;
+
+/* Element (i0, i1, i2, i3) as float, decoding f16/bf16/i32/quantized blocks. */
+float vki_ref_get(const vki_ref_tensor *t, int64_t i0, int64_t i1, int64_t i2, int64_t i3);
+/* Stores a float into an F32/F16/BF16/I32 element. */
+void vki_ref_set(const vki_ref_tensor *t, int64_t i0, int64_t i1, int64_t i2, int64_t i3, float v);
+
+/* ---- The op interface ---------------------------------------------------------------------- */
+
+enum {
+    VKI_OPF_ELEMENTWISE = 1u << 0, // out[i] reads src0[i] only at i: may run in place of src0
+};
+
+typedef struct vki_lower vki_lower;
+
+struct vki_op_def {
+    const char *name;
+    uint32_t flags;
+    /* Computes dst from src (src[i] valid for each node src). Plain C, obviously correct. */
+    void (*reference)(const vki_node *n, const vki_ref_tensor *dst, const vki_ref_tensor *src);
+    /* Emits the node's dispatches (vki_lower_step) for the profile. */
+    vki_status (*lower)(vki_lower *L, const vki_node *n);
+};
+
+/* The op table (op_table.c): one row per op. */
+extern const vki_op_def *const vki_op_table[];
+extern const uint32_t vki_op_table_count;
+
+/* ---- Lowering ------------------------------------------------------------------------------ */
+
+const vki_profile *vki_lower_profile(const vki_lower *L);
+const vki_node *vki_lower_node(const vki_lower *L, uint32_t id);
+uint32_t vki_lower_self(const vki_lower *L); // id of the node being lowered
+
+/* A bound tensor as a kernel indexes it: where it starts in its binding and its strides, in
+ * elements of its dtype (in bytes for quantized dtypes), ready for push constants. */
+typedef struct vki_operand {
+    uint32_t offset;
+    uint32_t ne[VKI_MAX_DIMS];
+    uint32_t nb[VKI_MAX_DIMS];
+} vki_operand;
+
+vki_operand vki_lower_operand(const vki_lower *L, uint32_t node_id);
+
+typedef struct vki_step_desc {
+    const char *kernel;           // variant name in shaders/variants.txt
+    const vki_spec *specs;
+    uint32_t spec_count;
+    uint32_t subgroup_size;       // 0: device default
+    const uint32_t *tensors;      // node ids for bindings 0..n-1
+    uint32_t tensor_count;
+    uint32_t write_mask;          // bit i: binding i is written (the rest are read)
+    const void *push;
+    uint32_t push_size;
+    uint32_t groups[3];
+} vki_step_desc;
+
+vki_status vki_lower_step(vki_lower *L, const vki_step_desc *d);
+
+/* Records a lowering failure ("rms_norm [5, 3] f16: ...") and returns status. */
+vki_status vki_lower_fail(vki_lower *L, const vki_node *n, vki_status status, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Workgroup counts for `n` invocations of `local` threads on a 2-D grid (x <= 65535). */
+void vki_lower_grid(uint64_t n, uint32_t local, uint32_t groups[3]);
+
+/* ---- The plan --------------------------------------------------------------------------------- */
+
+/* Where a tensor's storage lives once executed. */
+typedef enum vki_storage {
+    VKI_STORE_NONE = 0,   // fused away or dead
+    VKI_STORE_ARENA,      // intermediate: offset in the activation arena
+    VKI_STORE_EXTERNAL,   // input, weight or output: its own range, bound by the executor
+} vki_storage;
+
+typedef struct vki_plan_binding {
+    uint32_t base;          // node whose storage is bound (external), or 0 for the arena
+    uint64_t offset;        // bytes: arena offset, or offset in the base's range
+    uint64_t size;          // bytes bound
+} vki_plan_binding;
+
+typedef struct vki_step {
+    char kernel[48];
+    vki_spec specs[8];
+    uint32_t spec_count;
+    uint32_t subgroup_size;
+    vki_plan_binding bindings[VKI_MAX_BINDINGS];
+    uint32_t binding_count;
+    uint32_t write_mask;
+    uint8_t push[128];
+    uint32_t push_size;
+    uint32_t groups[3];
+    bool barrier_before;
+    uint32_t node;          // the node this step computes
+} vki_step;
+
+typedef struct vki_plan_tensor {
+    vki_storage storage;
+    uint64_t offset;        // ARENA: arena offset of the base's storage
+    uint64_t bytes;         // storage bytes of a base node (contiguous size)
+    vki_node_kind kind;
+    bool output;
+    vki_dtype dtype;
+    char name[VKI_NAME_SIZE];
+} vki_plan_tensor;
+
+struct vki_plan {
+    vki_allocator allocator;
+    vki_step *steps;
+    uint32_t step_count, step_capacity;
+    vki_plan_tensor *tensors;   // by node id
+    uint32_t tensor_count;
+    uint32_t storage_align;
+    vki_plan_stats stats;
+};
+
+#endif

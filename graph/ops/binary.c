@@ -1,0 +1,78 @@
+/* add and mul: elementwise with broadcasting of the second operand (its dims are 1 or equal). */
+#include "../graph_internal.h"
+#include "vki_abi.h"
+
+#include <inttypes.h>
+
+const vki_op_def vki_op_binary;
+
+static vki_tensor build(vki_graph *g, vki_tensor a, vki_tensor b, uint32_t op)
+{
+    const char *name = op == VKI_BINARY_ADD ? "add" : "mul";
+    vki_tensor srcs[2] = {a, b};
+    if (!vki__check_srcs(g, name, 2, srcs)) return (vki_tensor){0};
+    const vki_node *na = vki__node(g, a), *nb = vki__node(g, b);
+    char sa[96], sb[96];
+    if (na->dtype != nb->dtype || (na->dtype != VKI_DTYPE_F32 && na->dtype != VKI_DTYPE_F16))
+        return vki__graph_fail(g, VKI_ERROR_INVALID_ARGUMENT, "%s: %s and %s: both f32 or both f16",
+                               name, vki__shape_str(na, sa), vki__shape_str(nb, sb));
+    for (int i = 0; i < VKI_MAX_DIMS; i++)
+        if (nb->ne[i] != 1 && nb->ne[i] != na->ne[i])
+            return vki__graph_fail(g, VKI_ERROR_INVALID_ARGUMENT,
+                                   "%s: %s does not broadcast to %s (dimension %d)", name,
+                                   vki__shape_str(nb, sb), vki__shape_str(na, sa), i);
+    vki_tensor t = vki__new_op(g, &vki_op_binary, na->dtype, na->ndim, na->ne, 2, srcs);
+    if (t.id) vki__node_mut(g, t)->p[0].u = op;
+    return t;
+}
+
+vki_tensor vki_add(vki_graph *g, vki_tensor a, vki_tensor b) { return build(g, a, b, VKI_BINARY_ADD); }
+vki_tensor vki_mul(vki_graph *g, vki_tensor a, vki_tensor b) { return build(g, a, b, VKI_BINARY_MUL); }
+
+static void reference(const vki_node *n, const vki_ref_tensor *d, const vki_ref_tensor *s)
+{
+    const vki_ref_tensor *a = &s[0], *b = &s[1];
+    for (int64_t i3 = 0; i3 < n->ne[3]; i3++)
+        for (int64_t i2 = 0; i2 < n->ne[2]; i2++)
+            for (int64_t i1 = 0; i1 < n->ne[1]; i1++)
+                for (int64_t i0 = 0; i0 < n->ne[0]; i0++) {
+                    float x = vki_ref_get(a, i0, i1, i2, i3);
+                    float y = vki_ref_get(b, i0 % b->ne[0], i1 % b->ne[1], i2 % b->ne[2], i3 % b->ne[3]);
+                    vki_ref_set(d, i0, i1, i2, i3, n->p[0].u == VKI_BINARY_ADD ? x + y : x * y);
+                }
+}
+
+static vki_status lower(vki_lower *L, const vki_node *n)
+{
+    const vki_profile *p = vki_lower_profile(L);
+    uint32_t self = vki_lower_self(L);
+    vki_operand a = vki_lower_operand(L, n->src[0]), b = vki_lower_operand(L, n->src[1]);
+    vki_operand d = vki_lower_operand(L, self);
+    vki_pc_binary pc = {
+        .ne0 = d.ne[0], .ne1 = d.ne[1], .ne2 = d.ne[2], .ne3 = d.ne[3],
+        .a_off = a.offset, .a_nb0 = a.nb[0], .a_nb1 = a.nb[1], .a_nb2 = a.nb[2], .a_nb3 = a.nb[3],
+        .b_off = b.offset, .b_ne0 = b.ne[0], .b_ne1 = b.ne[1], .b_ne2 = b.ne[2], .b_ne3 = b.ne[3],
+        .b_nb0 = b.nb[0], .b_nb1 = b.nb[1], .b_nb2 = b.nb[2], .b_nb3 = b.nb[3],
+        .d_off = d.offset, .op = n->p[0].u,
+    };
+    bool f16 = n->dtype == VKI_DTYPE_F16;
+    if (f16 && !p->storage16)
+        return vki_lower_fail(L, n, VKI_ERROR_UNSUPPORTED, "this device has no 16-bit storage");
+    vki_spec spec = {VKI_SPEC_LOCAL_SIZE_X, p->tuning.workgroup_size};
+    uint32_t tensors[3] = {n->src[0], n->src[1], self};
+    vki_step_desc s = {
+        .kernel = f16 ? "binary_f16" : "binary_f32",
+        .specs = &spec, .spec_count = 1,
+        .tensors = tensors, .tensor_count = 3, .write_mask = 1u << 2,
+        .push = &pc, .push_size = sizeof pc,
+    };
+    vki_lower_grid((uint64_t)vki__nelements(n), spec.value, s.groups);
+    return vki_lower_step(L, &s);
+}
+
+const vki_op_def vki_op_binary = {
+    .name = "binary",
+    .flags = VKI_OPF_ELEMENTWISE,
+    .reference = reference,
+    .lower = lower,
+};

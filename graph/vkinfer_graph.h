@@ -1,0 +1,337 @@
+/* vkinfer graph: tensors as value handles, op builders that record nodes, a compiler that
+ * fuses, plans memory and barriers and lowers every node to kernel dispatches for a device
+ * profile, and an executor that records the plan once and replays it.
+ *
+ * Shapes follow the GGUF/ggml convention: ne[0] is the innermost (contiguous) dimension, so a
+ * weight matrix of M rows of K elements is ne = {K, M}, and vki_matmul(w{K,M}, x{K,N}) gives
+ * y{M,N}. Byte strides nb[] make views, permutes and transposes free.
+ *
+ * A builder never fails loudly: a bad call records the first error in the graph (op name and
+ * shapes) and returns the invalid tensor {0}, which every later builder passes through.
+ * vki_graph_compile reports it.
+ *
+ * Usage: y = silu(W x) on a device.
+ *
+ *     vki_graph *g = NULL; vki_plan *plan = NULL; vki_exec *ex = NULL;
+ *     VKI_TRY(vki_graph_create(NULL, &g));
+ *     vki_tensor w = vki_weight(g, VKI_DTYPE_Q4_0, 2, (int64_t[]){K, M}, "w"); // [K, M] q4_0
+ *     vki_tensor x = vki_input(g, VKI_DTYPE_F32, 2, (int64_t[]){K, 1}, "x");   // [K, 1]
+ *     vki_tensor y = vki_silu(g, vki_matmul(g, w, x));                        // [M, 1]
+ *     vki_output(g, y, "y");
+ *     VKI_TRY(vki_graph_compile(g, vki_device_profile(dev), NULL, &plan));
+ *     VKI_TRY(vki_exec_create(dev, plan, NULL, &ex));
+ *     VKI_TRY(vki_exec_bind(ex, w, weights_range));       // quantized blocks, as in the file
+ *     VKI_TRY(vki_exec_upload(ex, x, host_x, K * 4));
+ *     VKI_TRY(vki_exec_run(ex));                          // records once, then replays
+ *     VKI_TRY(vki_exec_download(ex, y, host_y, M * 4));
+ *     ... vki_exec_destroy(ex); vki_plan_destroy(plan); vki_graph_destroy(g);
+ *
+ * The plan does not reference the graph; the executor does not reference the plan after
+ * creation (it copies what it needs). */
+#ifndef VKINFER_GRAPH_H
+#define VKINFER_GRAPH_H
+
+#include "vkinfer_runtime.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- Types --------------------------------------------------------------------------------- */
+
+typedef enum vki_dtype {
+    VKI_DTYPE_NONE = 0,
+    VKI_DTYPE_F32,
+    VKI_DTYPE_F16,
+    VKI_DTYPE_BF16,
+    VKI_DTYPE_Q8_0,  // GGUF block formats, bit-exact with the file layouts
+    VKI_DTYPE_Q4_0,
+    VKI_DTYPE_Q4_1,
+    VKI_DTYPE_Q5_0,
+    VKI_DTYPE_Q5_1,
+    VKI_DTYPE_Q4_K,
+    VKI_DTYPE_Q5_K,
+    VKI_DTYPE_Q6_K,
+    VKI_DTYPE_I32,   // indices (get_rows), positions (rope), argmax results
+    VKI_DTYPE_COUNT
+} vki_dtype;
+
+typedef struct vki_dtype_info {
+    const char *name;     // "f32", "q4_0", ...
+    uint32_t block_elems; // elements per block (1 for plain types)
+    uint32_t block_bytes; // bytes per block
+    bool quantized;
+} vki_dtype_info;
+
+/* Never NULL; VKI_DTYPE_NONE and out-of-range values give a "none" entry with zero sizes. */
+const vki_dtype_info *vki_dtype_get(vki_dtype dtype);
+
+/* Bytes of `n` consecutive elements (n a multiple of the block size; else 0). */
+uint64_t vki_dtype_bytes(vki_dtype dtype, int64_t n);
+
+#define VKI_MAX_DIMS 4
+
+/* A tensor of a graph; 0 is invalid. Cheap to copy, valid while its graph lives. */
+typedef struct vki_tensor {
+    uint32_t id;
+} vki_tensor;
+
+typedef struct vki_tensor_info {
+    vki_dtype dtype;
+    uint32_t ndim;
+    int64_t ne[VKI_MAX_DIMS];   // elements per dimension (unused dims are 1)
+    uint64_t nb[VKI_MAX_DIMS];  // byte strides (nb[0] = element or block size)
+    bool contiguous;
+    const char *name;           // borrowed; "" if unnamed
+} vki_tensor_info;
+
+/* ---- Graph ----------------------------------------------------------------------------------- */
+
+typedef struct vki_graph vki_graph;
+
+typedef struct vki_graph_desc {
+    const vki_allocator *allocator; // NULL: malloc/free
+    uint32_t node_capacity;         // initial node array size; 0: 256 (it grows)
+} vki_graph_desc;
+
+vki_status vki_graph_create(const vki_graph_desc *desc, vki_graph **out_graph);
+void vki_graph_destroy(vki_graph *graph);
+
+/* The first recorded builder error ("" if none) and its status. */
+const char *vki_graph_error(const vki_graph *graph);
+vki_status vki_graph_status(const vki_graph *graph);
+
+/* Fills `out` for a valid tensor; returns false for {0} or a foreign id. */
+bool vki_tensor_get_info(const vki_graph *graph, vki_tensor t, vki_tensor_info *out_info);
+int64_t vki_tensor_nelements(const vki_graph *graph, vki_tensor t);
+
+/* ---- Leaves ---------------------------------------------------------------------------------- */
+
+/* Data the caller uploads before each run (vki_exec_upload). */
+vki_tensor vki_input(vki_graph *g, vki_dtype dtype, uint32_t ndim, const int64_t *ne,
+                     const char *name);
+/* Data bound once to a range the caller owns (vki_exec_bind): model weights. */
+vki_tensor vki_weight(vki_graph *g, vki_dtype dtype, uint32_t ndim, const int64_t *ne,
+                      const char *name);
+/* Marks `t` as a result: it keeps its own storage and can be downloaded after a run. */
+void vki_output(vki_graph *g, vki_tensor t, const char *name);
+
+/* ---- Views (no copy) ------------------------------------------------------------------------- */
+
+vki_tensor vki_view(vki_graph *g, vki_tensor t, uint32_t ndim, const int64_t *ne, const uint64_t *nb,
+                    uint64_t offset);
+vki_tensor vki_reshape(vki_graph *g, vki_tensor t, uint32_t ndim, const int64_t *ne); // contiguous t
+vki_tensor vki_permute(vki_graph *g, vki_tensor t, const uint32_t axes[VKI_MAX_DIMS]); // dim i -> axes[i]
+vki_tensor vki_transpose(vki_graph *g, vki_tensor t); // swaps dims 0 and 1
+
+/* ---- Ops (one file each in graph/ops/) --------------------------------------------------------- */
+
+typedef enum vki_activation {
+    VKI_ACT_NONE = 0,
+    VKI_ACT_SILU,
+    VKI_ACT_GELU,       // erf form
+    VKI_ACT_GELU_TANH,
+    VKI_ACT_QUICK_GELU, // x * sigmoid(1.702 x)
+    VKI_ACT_COUNT
+} vki_activation;
+
+/* Contiguous copy of t, converted to `dtype` (F32/F16/BF16; 0 keeps t's dtype). */
+vki_tensor vki_copy(vki_graph *g, vki_tensor t, vki_dtype dtype);
+vki_tensor vki_cast(vki_graph *g, vki_tensor t, vki_dtype dtype);
+
+/* Elementwise with broadcasting: b's dims must be 1 or equal to a's. Result has a's shape. */
+vki_tensor vki_add(vki_graph *g, vki_tensor a, vki_tensor b);
+vki_tensor vki_mul(vki_graph *g, vki_tensor a, vki_tensor b);
+vki_tensor vki_scale(vki_graph *g, vki_tensor a, float s);
+
+vki_tensor vki_silu(vki_graph *g, vki_tensor a);
+vki_tensor vki_gelu(vki_graph *g, vki_tensor a);
+vki_tensor vki_gelu_tanh(vki_graph *g, vki_tensor a);
+vki_tensor vki_quick_gelu(vki_graph *g, vki_tensor a);
+vki_tensor vki_activate(vki_graph *g, vki_tensor a, vki_activation act);
+
+/* Gated units: silu(gate) * up, gelu(gate) * up (same shapes). */
+vki_tensor vki_swiglu(vki_graph *g, vki_tensor gate, vki_tensor up);
+vki_tensor vki_geglu(vki_graph *g, vki_tensor gate, vki_tensor up);
+
+/* y[M, N, B] = w[K, M, B or 1] x[K, N, B] with w in any dtype (quantized stays quantized) and x
+ * F32/F16; y is F32. The compiler fuses a following vki_add of a [M] bias and an activation. */
+vki_tensor vki_matmul(vki_graph *g, vki_tensor w, vki_tensor x);
+
+/* Normalise each row (dim 0). `w` and `b` ([ne0], may be {0}) scale and shift afterwards. */
+vki_tensor vki_rms_norm(vki_graph *g, vki_tensor x, vki_tensor w, float eps);
+vki_tensor vki_layer_norm(vki_graph *g, vki_tensor x, vki_tensor w, vki_tensor b, float eps);
+/* x [W, H, C, N]: statistics over W*H*(C/groups) per group; w, b are [C] (may be {0}). */
+vki_tensor vki_group_norm(vki_graph *g, vki_tensor x, uint32_t groups, vki_tensor w, vki_tensor b,
+                          float eps);
+
+/* softmax(x * scale + mask) along dim 0. mask (F32/F16, [ne0, ne1], may be {0}) is added;
+ * causal masks column j > row i + (ne0 - ne1) (the last ne1 of ne0 positions are the queries). */
+vki_tensor vki_softmax(vki_graph *g, vki_tensor x, vki_tensor mask, float scale, bool causal);
+
+typedef enum vki_rope_mode {
+    VKI_ROPE_NORMAL = 0, // rotate pairs (2i, 2i+1) (llama)
+    VKI_ROPE_NEOX,       // rotate pairs (i, i + n_rot/2) (GPT-NeoX, Qwen2, Gemma)
+    VKI_ROPE_MODE_COUNT
+} vki_rope_mode;
+
+/* x [head_dim, n_head, n_tok], pos I32 [n_tok]. The first n_rot dims of each head rotate by
+ * pos * freq_scale * base^(-2i/n_rot). */
+vki_tensor vki_rope(vki_graph *g, vki_tensor x, vki_tensor pos, uint32_t n_rot, vki_rope_mode mode,
+                    float base, float freq_scale);
+
+/* Fused attention (flash attention: online softmax in fp32, no score matrix in memory).
+ * q [D, n_head, n_q], k and v [D, n_kv_head, n_kv] with n_head a multiple of n_kv_head
+ * (grouped-query), mask like vki_softmax's ([n_kv, n_q], may be {0}). Result [D, n_head, n_q]. */
+vki_tensor vki_attention(vki_graph *g, vki_tensor q, vki_tensor k, vki_tensor v, vki_tensor mask,
+                         float scale, bool causal);
+
+/* Rows of `table` [K, V] (any dtype) picked by ids I32 [N] -> F32 [K, N]. */
+vki_tensor vki_get_rows(vki_graph *g, vki_tensor table, vki_tensor ids);
+
+/* a and b equal except along `dim`. */
+vki_tensor vki_concat(vki_graph *g, vki_tensor a, vki_tensor b, uint32_t dim);
+
+/* x [W, H, Cin, N] (NCHW), w [kw, kh, Cin, Cout] with kw = kh in {1, 3}, b [Cout] (may be {0}),
+ * stride 1 or 2, symmetric zero padding. Result [W', H', Cout, N]. */
+vki_tensor vki_conv2d(vki_graph *g, vki_tensor x, vki_tensor w, vki_tensor b, uint32_t stride,
+                      uint32_t pad);
+
+/* x [W, H, C, N] -> [2W, 2H, C, N], nearest neighbour. */
+vki_tensor vki_upsample2x(vki_graph *g, vki_tensor x);
+
+/* timesteps F32 [N] -> [dim, N]: [cos(t f_i) ..., sin(t f_i) ...], f_i = max_period^(-i/(dim/2)). */
+vki_tensor vki_timestep_embedding(vki_graph *g, vki_tensor timesteps, uint32_t dim,
+                                  float max_period);
+
+/* Index of the largest element of each row (dim 0) -> I32 [1, ne1, ne2, ne3]. */
+vki_tensor vki_argmax(vki_graph *g, vki_tensor x);
+
+/* ---- Compile ----------------------------------------------------------------------------------- */
+
+typedef struct vki_plan vki_plan;
+
+typedef struct vki_compile_desc {
+    bool full_barriers;  // debug: a barrier before every dispatch, hazards or not
+    bool no_fusion;      // keep every node a dispatch of its own
+    bool no_inplace;     // never reuse an input's storage for an elementwise result
+} vki_compile_desc;
+
+/* Fuses, removes nodes no output depends on, plans the activation arena and barriers, and picks
+ * a kernel per node for `profile` (which may be narrowed). Pure CPU: no device needed. On failure
+ * the message is vki_graph_error(g). `desc` may be NULL. */
+vki_status vki_graph_compile(vki_graph *g, const vki_profile *profile, const vki_compile_desc *desc,
+                             vki_plan **out_plan);
+void vki_plan_destroy(vki_plan *plan);
+
+typedef struct vki_plan_stats {
+    uint64_t activation_bytes; // peak of the activation arena, known before anything runs
+    uint64_t naive_bytes;      // what one buffer per intermediate would take
+    uint32_t dispatches;
+    uint32_t barriers;
+    uint32_t fused;            // nodes folded into another node's dispatch
+    uint32_t dead;             // nodes removed because no output needs them
+} vki_plan_stats;
+
+void vki_plan_stats_get(const vki_plan *plan, vki_plan_stats *out_stats);
+
+typedef struct vki_plan_step {
+    const char *kernel;     // variant name; borrowed from the plan
+    const char *node;       // name of the node (or "op#id")
+    bool barrier_before;
+} vki_plan_step;
+
+uint32_t vki_plan_step_count(const vki_plan *plan);
+bool vki_plan_step_get(const vki_plan *plan, uint32_t index, vki_plan_step *out_step);
+
+/* Offset of an intermediate in the activation arena; UINT64_MAX for inputs, weights, outputs,
+ * views' bases elsewhere and nodes that were fused or removed. */
+uint64_t vki_plan_offset(const vki_plan *plan, vki_tensor t);
+
+/* ---- Execute ----------------------------------------------------------------------------------- */
+
+typedef struct vki_exec vki_exec;
+
+typedef struct vki_exec_desc {
+    bool timestamps;   // time every dispatch (vki_exec_timings)
+} vki_exec_desc;
+
+/* Creates the kernels and the activation arena, and storage for inputs and outputs. Weights
+ * must be bound before the first run. */
+vki_status vki_exec_create(vki_device *device, const vki_plan *plan, const vki_exec_desc *desc,
+                           vki_exec **out_exec);
+void vki_exec_destroy(vki_exec *exec);
+
+/* Binds a weight (or an input or output, replacing the executor's own storage) to a caller
+ * range of at least the tensor's bytes, aligned to the device's storage alignment. */
+vki_status vki_exec_bind(vki_exec *exec, vki_tensor t, vki_range range);
+
+/* Host data into an input (or any bound tensor), and results out of an output. */
+vki_status vki_exec_upload(vki_exec *exec, vki_tensor t, const void *data, uint64_t bytes);
+vki_status vki_exec_download(vki_exec *exec, vki_tensor t, void *data, uint64_t bytes);
+
+/* Records the plan on the first call (and after a bind), then submits and waits. */
+vki_status vki_exec_run(vki_exec *exec);
+
+/* Per-dispatch microseconds of the last run, in step order (desc.timestamps). */
+vki_status vki_exec_timings(vki_exec *exec, double *out_us, uint32_t capacity, uint32_t *out_count);
+
+/* ---- CPU reference (tests and benchmarks) -------------------------------------------------------- */
+
+/* Evaluates the graph on the CPU in plain C. `data[i]` holds the bytes of tensor id i for every
+ * input and weight (NULL elsewhere); results are written to `out[i]` for every output id (caller
+ * buffers of the output's contiguous bytes). Arrays are indexed by tensor id, length
+ * `count` >= the graph's node count + 1. */
+vki_status vki_reference_eval(vki_graph *g, const void *const *data, void *const *out,
+                              uint32_t count);
+
+uint32_t vki_graph_node_count(const vki_graph *g);
+
+/* ---- Op conformance cases (the tests and `vkinfer bench ops` share them) ---------------------- */
+
+enum {
+    VKI_CASE_TEST = 1u << 0,  // small: part of the conformance tests
+    VKI_CASE_BENCH = 1u << 1, // part of `vkinfer bench ops` (real model shapes)
+};
+
+typedef struct vki_op_case {
+    const char *name;         // "matmul q4_0 [576, 576] x [576, 1]"
+    const char *op;           // the op it exercises ("matmul")
+    uint32_t flags;
+    float tolerance;          // max normalised mean squared error against the CPU reference
+    int32_t index_limit;      // I32 inputs are drawn from [0, index_limit)
+    void (*build)(vki_graph *g, const int64_t *arg); // makes inputs, weights, ops, outputs
+    int64_t arg[8];
+    double flops;             // useful floating-point operations of one run (0: not counted)
+} vki_op_case;
+
+uint32_t vki_op_case_count(void);
+const vki_op_case *vki_op_case_at(uint32_t index);
+
+typedef struct vki_case_result {
+    double nmse;              // worst output: sum((y - ref)^2) / sum(ref^2)
+    bool guards_intact;       // bytes around every output were not written
+    double us;                // device time of one run (median of `reps`), when timed
+    uint64_t bytes;           // bytes of inputs, weights and outputs touched by one run
+    uint32_t dispatches;
+} vki_case_result;
+
+typedef struct vki_case_desc {
+    uint64_t seed;            // random data; 0: 1
+    const vki_compile_desc *compile;
+    uint32_t reps;            // > 0: time that many runs (timestamps) after one warm-up
+    bool skip_reference;      // benchmarks of big shapes
+} vki_case_desc;
+
+/* Builds the case, fills inputs and weights with seeded random data (quantised weights from
+ * random floats), runs it on `device` with guard bytes around each output, evaluates the CPU
+ * reference and compares. A status other than OK is a failure to run at all; the message is in
+ * out_error (at least 256 bytes). */
+vki_status vki_op_case_run(vki_device *device, const vki_op_case *c, const vki_case_desc *desc,
+                           vki_case_result *out_result, char *out_error, size_t error_size);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

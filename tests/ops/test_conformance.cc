@@ -1,0 +1,55 @@
+// The op conformance table (graph/cases/) on the Vulkan device against the CPU reference, under
+// the full profile and narrowed ones, with guard bytes around every output and the validation
+// layer on.
+#include "runtime/test_support.h"
+
+extern "C" {
+#include "vkinfer_graph.h"
+}
+
+#include <string>
+
+struct ConformanceParam {
+    uint32_t index;
+    const char *profile;
+};
+
+static std::string param_name(const ::testing::TestParamInfo<ConformanceParam> &info)
+{
+    std::string s = std::to_string(info.param.index) + "_" + vki_op_case_at(info.param.index)->op + "_";
+    const char *p = info.param.profile;
+    s += *p ? p : "full";
+    for (auto &c : s)
+        if (!isalnum((unsigned char)c)) c = '_';
+    return s;
+}
+
+class Conformance : public VulkanTest, public ::testing::WithParamInterface<ConformanceParam> {};
+
+TEST_P(Conformance, MatchesReference)
+{
+    open_device(GetParam().profile);
+    const vki_op_case *c = vki_op_case_at(GetParam().index);
+    vki_case_result r;
+    char err[512];
+    vki_status st = vki_op_case_run(dev, c, nullptr, &r, err, sizeof err);
+    if (st == VKI_ERROR_UNSUPPORTED) GTEST_SKIP() << "the narrowed profile cannot run it: " << err;
+    ASSERT_EQ(st, VKI_OK) << err;
+    EXPECT_LE(r.nmse, c->tolerance) << c->name;
+    EXPECT_TRUE(r.guards_intact) << c->name << " wrote outside its output";
+    EXPECT_GT(r.dispatches, 0u);
+}
+
+static std::vector<ConformanceParam> all_params()
+{
+    // The full profile and two narrowings: no fp16/subgroups/int dot (the fallbacks) and
+    // another vendor's tuning (tile shapes of a GPU on lavapipe).
+    const char *profiles[] = {"", "no-fp16,no-subgroup,no-int-dot", "tuning=nvidia"};
+    std::vector<ConformanceParam> v;
+    for (const char *p : profiles)
+        for (uint32_t i = 0; i < vki_op_case_count(); i++)
+            if (vki_op_case_at(i)->flags & VKI_CASE_TEST) v.push_back({i, p});
+    return v;
+}
+
+INSTANTIATE_TEST_SUITE_P(Ops, Conformance, ::testing::ValuesIn(all_params()), param_name);
