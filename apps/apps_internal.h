@@ -78,6 +78,7 @@ typedef struct vki_bench_opts {
     uint64_t copy_bytes;     // `runtime` device copy size; 0: by device type
     uint64_t transfer_bytes; // `runtime` large upload/download size; 0: by device type
     uint64_t window_bytes;   // cap on one binding; 0: profile.max_storage_range
+    const char *filter;      // `ops`: only cases whose name contains this (NULL: all)
 } vki_bench_opts;
 
 /* A suite runs on app->device, fills `out` with its figures (stable snake_case keys) and,
@@ -86,6 +87,11 @@ typedef struct vki_bench_opts {
 typedef int (*vki_bench_fn)(vki_app *app, const vki_bench_opts *opts, cJSON *out);
 
 int vki_bench_runtime(vki_app *app, const vki_bench_opts *opts, cJSON *out);
+int vki_bench_ops(vki_app *app, const vki_bench_opts *opts, cJSON *out);
+
+/* The device's copy bandwidth (bytes read + written, GB/s) as `bench runtime` measures it:
+ * the yardstick for memory-bound kernels in `bench ops`. */
+int vki_bench_copy_gbs(vki_app *app, const vki_bench_opts *opts, double *out_gbs);
 
 /* ---- Helpers ------------------------------------------------------------------------------ */
 

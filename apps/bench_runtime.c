@@ -583,3 +583,23 @@ fail:
     vki_kernel_destroy(b->add);
     return code;
 }
+
+int vki_bench_copy_gbs(vki_app *app, const vki_bench_opts *opts, double *out_gbs)
+{
+    rt_bench bench = {.app = app, .dev = app->device, .prof = vki_device_profile(app->device)};
+    rt_bench *b = &bench;
+    int code = configure(b, opts);
+    if (code != VKI_EXIT_OK) return code;
+    RT_CHECK(vki_kernel_create(b->dev, &(vki_kernel_desc){.name = "copy_u32", .binding_count = 2,
+                                                          .push_size = sizeof(vki_pc_copy_u32)},
+                               &b->copy),
+             "creating kernel copy_u32");
+    uint32_t local[3];
+    vki_kernel_local_size(b->copy, local);
+    b->copy_local = local[0] ? local[0] : 1;
+    if ((code = bench_copy(b)) != VKI_EXIT_OK) goto fail;
+    *out_gbs = b->res.copy_gpu_gbs > 0 ? b->res.copy_gpu_gbs : b->res.copy_wall_gbs;
+fail:
+    vki_kernel_destroy(b->copy);
+    return code;
+}

@@ -14,6 +14,8 @@ typedef struct vki_bench_suite {
 static const vki_bench_suite suites[] = {
     {"runtime", "submit+wait latency, cost of one dispatch, upload/download and copy bandwidth",
      vki_bench_runtime},
+    {"ops", "each op at model shapes: time, GB/s, GFLOP/s, share of the copy bandwidth",
+     vki_bench_ops},
 };
 #define SUITE_COUNT (sizeof suites / sizeof suites[0])
 
@@ -31,6 +33,7 @@ void vki_bench_usage(FILE *f)
             "  --transfer-mib N  upload/download size; N/8 is measured too\n"
             "                    (default: 64, 16 on a CPU device)\n"
             "  --copy-mib N      device copy size (default: 256, 64 on a CPU device)\n"
+            "  --filter TEXT     ops: only cases whose name contains TEXT\n"
             "  --window-mib N    bind at most N MiB at once (default: the device's\n"
             "                    maxStorageBufferRange); larger copies are split into windows\n"
             "\nThe device is the one --device / $VKI_DEVICE selects; --narrow applies.\n");
@@ -68,6 +71,11 @@ static int parse_options(int argc, char **argv, vki_bench_opts *opts, bool selec
                 return vki_app_usage_error(vki_bench_usage, "bench: --reps needs a number in "
                                                             "1..100000");
             opts->reps = (uint32_t)reps;
+            continue;
+        }
+        if ((m = vki_arg_value(argc, argv, &i, "--filter", &value)) != 0) {
+            if (m < 0) return vki_app_usage_error(vki_bench_usage, "bench: --filter needs text");
+            opts->filter = value;
             continue;
         }
         for (size_t k = 0; k < sizeof mib_options / sizeof mib_options[0] && m == 0; k++) {
