@@ -9,7 +9,7 @@
 #include <stdlib.h>
 
 /* Each family file in graph/cases/ contributes a table. */
-#define CASE_FAMILIES(X) X(elementwise)
+#define CASE_FAMILIES(X) X(elementwise) X(fused) X(norm) X(unary) X(attention) X(matmul)
 
 #define DECLARE(family)                                                                        \
     extern const vki_op_case vki_cases_##family[];                                             \
@@ -207,6 +207,8 @@ vki_status vki_op_case_run(vki_device *dev, const vki_op_case *c, const vki_case
             if (n->kind == VKI_NODE_INPUT) {
                 if ((st = vki_exec_upload(r.ex, t, r.host[id], bytes))) goto device_error;
             } else {
+                // Exactly the tensor's bytes: the executor binds the arena's 16-byte padding
+                // beyond them (vki_range_capacity), as it would for a model's weights.
                 vki_range w;
                 if ((st = vki_arena_alloc(r.weights, bytes, 0, &w)) ||
                     (st = vki_device_upload(dev, w, 0, r.host[id], bytes)) || (st = vki_exec_bind(r.ex, t, w)))

@@ -216,9 +216,10 @@ static vki_status record(vki_exec *ex)
         for (uint32_t b = 0; b < s->binding_count; b++) {
             const vki_plan_binding *pb = &s->bindings[b];
             vki_range base = pb->base ? ex->bound[pb->base] : ex->arena_range;
-            uint64_t size = pb->size;
-            // Never bind past the caller's range (the plan pads sizes to 16 bytes).
-            if (pb->offset + size > base.size) size = base.size > pb->offset ? base.size - pb->offset : 0;
+            // The plan pads bindings to 16 bytes so kernels may read a tensor's tail as whole
+            // words; the padding may run past the caller's range but never past its buffer.
+            uint64_t size = pb->size, room = vki_range_capacity(base);
+            if (pb->offset + size > room) size = room > pb->offset ? room - pb->offset : 0;
             ranges[b] = vki_range_sub(base, pb->offset, size);
         }
         if (s->barrier_before) VKI_TRY(vki_stream_barrier(ex->stream));

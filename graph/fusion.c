@@ -1,9 +1,86 @@
 /* Fusion: rewrites the compiler's working copy so that work that belongs in one dispatch is one
- * node. A folded node becomes an alias: its consumers read the node it was folded into. */
+ * node. A producer with a single consumer is folded INTO that consumer: the consumer node takes
+ * the producer's op and sources plus the extra operand, and keeps its own id, name and output
+ * flag, so handles the caller holds (outputs to download) stay valid. The producer is left
+ * unreferenced and drops out as dead.
+ *
+ * Patterns (the ops' kernels already take the extra operands):
+ *   mul(rms_norm(x), w)          -> rms_norm(x, w)        norm + scale
+ *   mul(layer_norm(x), w)        -> layer_norm(x, w)
+ *   add(layer_norm(x, w), b)     -> layer_norm(x, w, b)
+ *   add(matmul(W, x), bias)      -> matmul(W, x) + bias   matmul + bias
+ *   act(matmul(W, x) [+ bias])   -> matmul + bias + act    (silu, gelu, gelu_tanh, quick_gelu)
+ */
 #include "graph_internal.h"
+#include "vki_abi.h"
 
-uint32_t vki__fuse(vki_graph *work)
+extern const vki_op_def vki_op_binary, vki_op_unary, vki_op_matmul, vki_op_rms_norm,
+    vki_op_layer_norm;
+
+/* A vector of `n` elements along dim 0 only, contiguous, f32 or f16. */
+static bool is_row_vector(const vki_node *v, int64_t n)
 {
-    (void)work;
-    return 0;
+    return v->ne[0] == n && v->ne[1] == 1 && v->ne[2] == 1 && v->ne[3] == 1 && v->nb[0] ==
+           vki_dtype_get(v->dtype)->block_bytes && (v->dtype == VKI_DTYPE_F32 || v->dtype == VKI_DTYPE_F16);
+}
+
+/* Folds node `y` (the producer, sole user is x) into x, adding `extra` as source `slot` (0:
+ * none). */
+static void fold(vki_graph *w, uint32_t *uses, uint32_t x_id, uint32_t y_id, int slot, uint32_t extra)
+{
+    vki_node *x = &w->nodes[x_id];
+    vki_node merged = w->nodes[y_id];
+    merged.output = x->output;
+    memcpy(merged.name, x->name, sizeof merged.name);
+    merged.base = x_id;
+    if (slot) merged.src[slot] = extra;
+    // x's other sources lose a use (y is gone); `extra` is still used once, by x.
+    for (int i = 0; i < VKI_MAX_SRC; i++)
+        if (x->src[i] && x->src[i] != extra) uses[x->src[i]]--;
+    *x = merged;
+    uses[y_id] = 0;
+}
+
+uint32_t vki__fuse(vki_graph *w)
+{
+    uint32_t *uses = vki__galloc(w, w->count * sizeof *uses);
+    if (!uses) return 0; // fusion is an optimisation: without memory, compile unfused
+    for (uint32_t id = 1; id < w->count; id++)
+        for (int i = 0; i < VKI_MAX_SRC; i++)
+            if (w->nodes[id].src[i]) uses[w->nodes[id].src[i]]++;
+
+    uint32_t fused = 0;
+    for (uint32_t id = 1; id < w->count; id++) {
+        vki_node *x = &w->nodes[id];
+        if (x->kind != VKI_NODE_OP || !x->src[0]) continue;
+        uint32_t y_id = x->src[0];
+        const vki_node *y = &w->nodes[y_id];
+        if (y->kind != VKI_NODE_OP || y->output || uses[y_id] != 1 || !vki__same_shape(x, y) ||
+            x->dtype != y->dtype)
+            continue;
+        const vki_node *b = x->src[1] ? &w->nodes[x->src[1]] : NULL;
+        bool mul = x->op == &vki_op_binary && x->p[0].u == VKI_BINARY_MUL;
+        bool add = x->op == &vki_op_binary && x->p[0].u == VKI_BINARY_ADD;
+        bool norm = y->op == &vki_op_rms_norm || y->op == &vki_op_layer_norm;
+
+        if (mul && norm && !y->src[1] && !y->src[2] && is_row_vector(b, y->ne[0])) {
+            fold(w, uses, id, y_id, 1, x->src[1]);
+        } else if (add && y->op == &vki_op_layer_norm && !y->src[2] && is_row_vector(b, y->ne[0])) {
+            fold(w, uses, id, y_id, 2, x->src[1]);
+        } else if (add && y->op == &vki_op_matmul && !y->src[2] && y->p[0].u == VKI_ACT_NONE &&
+                   is_row_vector(b, y->ne[0]) && b->dtype == VKI_DTYPE_F32) {
+            fold(w, uses, id, y_id, 2, x->src[1]);
+        } else if (x->op == &vki_op_unary && x->p[0].u != VKI_ACT_NONE && x->p[1].f == 1.0f &&
+                   y->op == &vki_op_matmul && y->p[0].u == VKI_ACT_NONE) {
+            uint32_t act = x->p[0].u;
+            fold(w, uses, id, y_id, 0, 0);
+            w->nodes[id].p[0].u = act;
+        } else {
+            continue;
+        }
+        w->nodes[id].base = id;
+        fused++;
+    }
+    vki__gfree(w, uses);
+    return fused;
 }

@@ -135,7 +135,9 @@ typedef enum vki_activation {
     VKI_ACT_COUNT
 } vki_activation;
 
-/* Contiguous copy of t, converted to `dtype` (F32/F16/BF16; 0 keeps t's dtype). */
+/* Contiguous copy of t, converted to `dtype` (F32/F16/BF16; 0 keeps t's dtype); t may be any
+ * strided view of an F32/F16/BF16 tensor (this is how permuted views become contiguous).
+ * Narrowing rounds to nearest (ties to even for bf16). vki_cast is the same op. */
 vki_tensor vki_copy(vki_graph *g, vki_tensor t, vki_dtype dtype);
 vki_tensor vki_cast(vki_graph *g, vki_tensor t, vki_dtype dtype);
 
@@ -144,13 +146,17 @@ vki_tensor vki_add(vki_graph *g, vki_tensor a, vki_tensor b);
 vki_tensor vki_mul(vki_graph *g, vki_tensor a, vki_tensor b);
 vki_tensor vki_scale(vki_graph *g, vki_tensor a, float s);
 
+/* Activations, elementwise on F32/F16 (a may be a strided view), computed in fp32. gelu is the
+ * erf form; kernels use Abramowitz-Stegun 7.1.26 for erf (|error| <= 1.5e-7). vki_activate with
+ * VKI_ACT_NONE returns `a` itself. */
 vki_tensor vki_silu(vki_graph *g, vki_tensor a);
 vki_tensor vki_gelu(vki_graph *g, vki_tensor a);
 vki_tensor vki_gelu_tanh(vki_graph *g, vki_tensor a);
 vki_tensor vki_quick_gelu(vki_graph *g, vki_tensor a);
 vki_tensor vki_activate(vki_graph *g, vki_tensor a, vki_activation act);
 
-/* Gated units: silu(gate) * up, gelu(gate) * up (same shapes). */
+/* Gated units: silu(gate) * up, gelu(gate) * up (erf gelu); same shapes, both F32 or both F16,
+ * either may be a strided view (e.g. the halves of one fused projection). */
 vki_tensor vki_swiglu(vki_graph *g, vki_tensor gate, vki_tensor up);
 vki_tensor vki_geglu(vki_graph *g, vki_tensor gate, vki_tensor up);
 
@@ -158,15 +164,22 @@ vki_tensor vki_geglu(vki_graph *g, vki_tensor gate, vki_tensor up);
  * F32/F16; y is F32. The compiler fuses a following vki_add of a [M] bias and an activation. */
 vki_tensor vki_matmul(vki_graph *g, vki_tensor w, vki_tensor x);
 
-/* Normalise each row (dim 0). `w` and `b` ([ne0], may be {0}) scale and shift afterwards. */
+/* Normalise each row (dim 0). `w` and `b` ([ne0], may be {0}) scale and shift afterwards.
+ * x is F32 or F16 (any strides); w and b are contiguous F32 or F16 whatever x is. The result is
+ * contiguous in x's dtype: rms_norm x / sqrt(mean(x^2) + eps) * w, layer_norm
+ * (x - mean) / sqrt(var + eps) * w + b. */
 vki_tensor vki_rms_norm(vki_graph *g, vki_tensor x, vki_tensor w, float eps);
 vki_tensor vki_layer_norm(vki_graph *g, vki_tensor x, vki_tensor w, vki_tensor b, float eps);
-/* x [W, H, C, N]: statistics over W*H*(C/groups) per group; w, b are [C] (may be {0}). */
+/* x [W, H, C, N]: statistics over W*H*(C/groups) per group; w, b are [C] (may be {0}).
+ * groups must divide C. */
 vki_tensor vki_group_norm(vki_graph *g, vki_tensor x, uint32_t groups, vki_tensor w, vki_tensor b,
                           float eps);
 
 /* softmax(x * scale + mask) along dim 0. mask (F32/F16, [ne0, ne1], may be {0}) is added;
- * causal masks column j > row i + (ne0 - ne1) (the last ne1 of ne0 positions are the queries). */
+ * causal masks column j > row i + (ne0 - ne1) (the last ne1 of ne0 positions are the queries).
+ * The mask broadcasts over dims 2 and 3, and over rows when it is [ne0, 1]. A mask entry of
+ * -inf removes its column; a row with every column removed is all zeros, not NaN. fp32 math;
+ * the result is contiguous in x's dtype (F32 or F16). */
 vki_tensor vki_softmax(vki_graph *g, vki_tensor x, vki_tensor mask, float scale, bool causal);
 
 typedef enum vki_rope_mode {
@@ -176,7 +189,9 @@ typedef enum vki_rope_mode {
 } vki_rope_mode;
 
 /* x [head_dim, n_head, n_tok], pos I32 [n_tok]. The first n_rot dims of each head rotate by
- * pos * freq_scale * base^(-2i/n_rot). */
+ * pos * freq_scale * base^(-2i/n_rot) (pair i); the rest pass through. n_rot is even and at
+ * most head_dim; x is F32 or F16 (any strides, a 4th dim shares pos); the result is contiguous
+ * in x's dtype. */
 vki_tensor vki_rope(vki_graph *g, vki_tensor x, vki_tensor pos, uint32_t n_rot, vki_rope_mode mode,
                     float base, float freq_scale);
 
@@ -189,7 +204,8 @@ vki_tensor vki_attention(vki_graph *g, vki_tensor q, vki_tensor k, vki_tensor v,
 /* Rows of `table` [K, V] (any dtype) picked by ids I32 [N] -> F32 [K, N]. */
 vki_tensor vki_get_rows(vki_graph *g, vki_tensor table, vki_tensor ids);
 
-/* a and b equal except along `dim`. */
+/* a and b equal except along `dim` (0..3, may be past their ndim), same dtype (F32/F16/BF16),
+ * either may be a strided view. */
 vki_tensor vki_concat(vki_graph *g, vki_tensor a, vki_tensor b, uint32_t dim);
 
 /* x [W, H, Cin, N] (NCHW), w [kw, kh, Cin, Cout] with kw = kh in {1, 3}, b [Cout] (may be {0}),
@@ -197,14 +213,18 @@ vki_tensor vki_concat(vki_graph *g, vki_tensor a, vki_tensor b, uint32_t dim);
 vki_tensor vki_conv2d(vki_graph *g, vki_tensor x, vki_tensor w, vki_tensor b, uint32_t stride,
                       uint32_t pad);
 
-/* x [W, H, C, N] -> [2W, 2H, C, N], nearest neighbour. */
+/* x [W, H, C, N] -> [2W, 2H, C, N], nearest neighbour. F32/F16/BF16, x may be a strided view. */
 vki_tensor vki_upsample2x(vki_graph *g, vki_tensor x);
 
-/* timesteps F32 [N] -> [dim, N]: [cos(t f_i) ..., sin(t f_i) ...], f_i = max_period^(-i/(dim/2)). */
+/* timesteps F32 [N] (may be strided) -> F32 [dim, N]: with half = dim / 2 and
+ * f_i = exp(-ln(max_period) * i / half), y[i, n] = cos(t_n f_i), y[half + i, n] = sin(t_n f_i)
+ * for i < half, and y[dim - 1, n] = 0 when dim is odd. This is the latent-diffusion / ggml
+ * convention (diffusers: flip_sin_to_cos=True, downscale_freq_shift=0), used by the SD UNets. */
 vki_tensor vki_timestep_embedding(vki_graph *g, vki_tensor timesteps, uint32_t dim,
                                   float max_period);
 
-/* Index of the largest element of each row (dim 0) -> I32 [1, ne1, ne2, ne3]. */
+/* Index of the largest element of each row (dim 0) -> I32 [1, ne1, ne2, ne3]. x F32/F16, may be
+ * strided, rows of any length. Ties give the smallest index; NaN counts as -inf. */
 vki_tensor vki_argmax(vki_graph *g, vki_tensor x);
 
 /* ---- Compile ----------------------------------------------------------------------------------- */
@@ -263,7 +283,9 @@ vki_status vki_exec_create(vki_device *device, const vki_plan *plan, const vki_e
 void vki_exec_destroy(vki_exec *exec);
 
 /* Binds a weight (or an input or output, replacing the executor's own storage) to a caller
- * range of at least the tensor's bytes, aligned to the device's storage alignment. */
+ * range of at least the tensor's bytes, aligned to the device's storage alignment. Kernels may
+ * read up to 16 bytes past the tensor's end (whole words of f16 or block data), within the
+ * range's buffer: arena ranges always have that room (vki_range_capacity). */
 vki_status vki_exec_bind(vki_exec *exec, vki_tensor t, vki_range range);
 
 /* Host data into an input (or any bound tensor), and results out of an output. */

@@ -311,3 +311,9 @@ void *vki_range_map(vki_range r)
     if (!r.buffer || !r.buffer->mapped) return NULL;
     return (char *)r.buffer->mapped + r.offset;
 }
+
+uint64_t vki_range_capacity(vki_range r)
+{
+    if (!r.buffer || r.offset > r.buffer->size) return 0;
+    return r.buffer->size - r.offset;
+}

@@ -380,6 +380,11 @@ uint64_t vki_arena_capacity(const vki_arena *arena);
  * else NULL. */
 void *vki_range_map(vki_range range);
 
+/* Bytes from the range's start to the end of its buffer: at least range.size rounded up to 16
+ * for arena ranges, whose sizes are padded so that word-wise reads of a tensor's tail (f16
+ * elements, 18-byte quant blocks read as 32-bit words) stay inside the buffer. */
+uint64_t vki_range_capacity(vki_range range);
+
 /* A window of a range: `size` bytes from `offset` (checked against the range by the caller). */
 static inline vki_range vki_range_sub(vki_range r, uint64_t offset, uint64_t size)
 {

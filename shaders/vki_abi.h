@@ -51,5 +51,9 @@ VKI_DECLARE_PUSH(vki_pc_copy_u32, VKI_PC_COPY_U32)
 
 /* Per-family kernel ABIs. */
 #include "abi_elementwise.h"
+#include "abi_attention.h"
+#include "abi_norm.h"
+#include "abi_unary.h"
+#include "abi_matmul.h"
 
 #endif

@@ -226,3 +226,46 @@ TEST(Dtype, HalfAndBlockCodecsRoundTrip)
     EXPECT_EQ(vki_dtype_bytes(VKI_DTYPE_Q8_0, 33), 0u);
     EXPECT_STREQ(vki_dtype_get((vki_dtype)99)->name, "none");
 }
+
+// Fusion folds norm + scale and matmul + bias + activation into single dispatches, and the
+// caller's output handle stays the tensor to read.
+TEST_F(GraphTest, FusionFoldsNormScaleAndMatmulBiasActivation)
+{
+    int64_t ne[2] = {64, 4}, wne[2] = {64, 32}, bne[1] = {32};
+    vki_tensor x = vki_input(g, VKI_DTYPE_F32, 2, ne, "x");
+    vki_tensor nw = vki_weight(g, VKI_DTYPE_F32, 1, ne, "norm.w");
+    vki_tensor h = vki_mul(g, vki_rms_norm(g, x, (vki_tensor){0}, 1e-6f), nw);
+    vki_tensor W = vki_weight(g, VKI_DTYPE_Q4_0, 2, wne, "W");
+    vki_tensor bias = vki_weight(g, VKI_DTYPE_F32, 1, bne, "bias");
+    vki_tensor y = vki_silu(g, vki_add(g, vki_matmul(g, W, h), bias));
+    vki_output(g, y, "y");
+
+    vki_compile_desc unfused = {};
+    unfused.no_fusion = true;
+    vki_plan_stats s = compile(&unfused);
+    EXPECT_EQ(s.dispatches, 5u);
+    EXPECT_EQ(s.fused, 0u);
+    vki_plan_destroy(plan);
+    plan = nullptr;
+
+    s = compile();
+    EXPECT_EQ(s.fused, 3u);
+    EXPECT_EQ(s.dispatches, 2u) << "rms_norm+mul, matmul+add+silu";
+    EXPECT_EQ(s.dead, 0u) << "folded nodes are not counted as dead";
+    vki_plan_step st;
+    ASSERT_TRUE(vki_plan_step_get(plan, 1, &st));
+    EXPECT_STREQ(st.node, "y") << "the fused dispatch computes the caller's output";
+    EXPECT_TRUE(st.barrier_before);
+}
+
+TEST_F(GraphTest, FusionKeepsAProducerOthersStillRead)
+{
+    int64_t ne[2] = {64, 4};
+    vki_tensor x = vki_input(g, VKI_DTYPE_F32, 2, ne, "x");
+    vki_tensor nw = vki_weight(g, VKI_DTYPE_F32, 1, ne, "norm.w");
+    vki_tensor n = vki_rms_norm(g, x, (vki_tensor){0}, 1e-6f);
+    vki_output(g, vki_add(g, vki_mul(g, n, nw), n), "y"); // n is read twice: no fold
+    vki_plan_stats s = compile();
+    EXPECT_EQ(s.fused, 0u);
+    EXPECT_EQ(s.dispatches, 3u);
+}

@@ -1,0 +1,119 @@
+/* Conformance and benchmark cases of the attention family: fused attention and conv2d. Shapes
+ * are odd on purpose (kv lengths and pixel counts that no tile divides, odd head dims), with
+ * views for operands that are views in models (q permuted from [D, n_q, n_head], K/V a slice of
+ * a longer cache, x a channel slice). */
+#include "../graph_internal.h"
+
+#include <math.h>
+
+/* ---- attention: arg {D, n_head, n_kv_head, n_q, n_kv, flags} ------------------------------- */
+enum {
+    ATT_CAUSAL = 1,
+    ATT_MASK = 2,
+    ATT_Q_PERMUTED = 4, // q is a permuted view of [D, n_q, n_head]
+    ATT_KV_F16 = 8,
+    ATT_Q_F16 = 16,
+    ATT_MASK_F16 = 32,
+    ATT_KV_CACHE = 64,  // k and v are positions [3, 3 + n_kv) of a cache of n_kv + 5
+};
+
+/* k or v: an input, or a slice of a longer cache input at an offset of 3 positions. */
+static vki_tensor kv_operand(vki_graph *g, const int64_t *a, vki_dtype dt, const char *name)
+{
+    if (!(a[5] & ATT_KV_CACHE)) return vki_input(g, dt, 3, (int64_t[]){a[0], a[2], a[4]}, name);
+    vki_tensor cache = vki_input(g, dt, 3, (int64_t[]){a[0], a[2], a[4] + 5}, name);
+    vki_tensor_info info;
+    if (!vki_tensor_get_info(g, cache, &info)) return (vki_tensor){0};
+    return vki_view(g, cache, 3, (int64_t[]){a[0], a[2], a[4]}, info.nb, 3 * info.nb[2]);
+}
+
+static void attention_case(vki_graph *g, const int64_t *a)
+{
+    int64_t d = a[0], n_head = a[1], n_q = a[3], n_kv = a[4], f = a[5];
+    vki_dtype qt = f & ATT_Q_F16 ? VKI_DTYPE_F16 : VKI_DTYPE_F32;
+    vki_dtype kvt = f & ATT_KV_F16 ? VKI_DTYPE_F16 : VKI_DTYPE_F32;
+    vki_tensor q;
+    if (f & ATT_Q_PERMUTED)
+        q = vki_permute(g, vki_input(g, qt, 3, (int64_t[]){d, n_q, n_head}, "q"), (uint32_t[]){0, 2, 1, 3});
+    else
+        q = vki_input(g, qt, 3, (int64_t[]){d, n_head, n_q}, "q");
+    vki_tensor k = kv_operand(g, a, kvt, "k"), v = kv_operand(g, a, kvt, "v"), mask = {0};
+    if (f & ATT_MASK)
+        mask = vki_input(g, f & ATT_MASK_F16 ? VKI_DTYPE_F16 : VKI_DTYPE_F32, 2, (int64_t[]){n_kv, n_q}, "mask");
+    vki_output(g, vki_attention(g, q, k, v, mask, 1.0f / sqrtf((float)d), f & ATT_CAUSAL), "y");
+}
+
+/* ---- conv2d: arg {W, H, Cin, Cout, N, k, stride, pad + flags} ------------------------------- */
+enum {
+    CONV_PAD = 15,      // arg[7] & CONV_PAD is the padding
+    CONV_BIAS = 16,
+    CONV_X_F16 = 32,
+    CONV_W_F16 = 64,
+    CONV_X_SLICE = 128, // x is channels [1, 1 + Cin) of an input of Cin + 2 channels
+};
+
+static void conv2d_case(vki_graph *g, const int64_t *a)
+{
+    int64_t f = a[7];
+    vki_dtype xt = f & CONV_X_F16 ? VKI_DTYPE_F16 : VKI_DTYPE_F32;
+    vki_dtype wt = f & CONV_W_F16 ? VKI_DTYPE_F16 : VKI_DTYPE_F32;
+    vki_tensor x;
+    if (f & CONV_X_SLICE) {
+        vki_tensor all = vki_input(g, xt, 4, (int64_t[]){a[0], a[1], a[2] + 2, a[4]}, "x");
+        vki_tensor_info info;
+        if (!vki_tensor_get_info(g, all, &info)) return;
+        x = vki_view(g, all, 4, (int64_t[]){a[0], a[1], a[2], a[4]}, info.nb, info.nb[2]);
+    } else {
+        x = vki_input(g, xt, 4, (int64_t[]){a[0], a[1], a[2], a[4]}, "x");
+    }
+    vki_tensor w = vki_weight(g, wt, 4, (int64_t[]){a[5], a[5], a[2], a[3]}, "w");
+    vki_tensor b = f & CONV_BIAS ? vki_weight(g, VKI_DTYPE_F32, 1, (int64_t[]){a[3]}, "b") : (vki_tensor){0};
+    vki_output(g, vki_conv2d(g, x, w, b, (uint32_t)a[6], (uint32_t)(f & CONV_PAD)), "y");
+}
+
+/* Useful flops: two per multiply-add of q.k and of p v over the positions each query sees. */
+#define ATT_FLOPS(d, n_head, visible) (4.0 * (d) * (n_head) * (visible))
+#define CONV_FLOPS(w, h, cin, cout, k) (2.0 * (w) * (h) * (cin) * (cout) * (k) * (k))
+
+#define T VKI_CASE_TEST
+#define B VKI_CASE_BENCH
+/* f32 error is summation order and exp rounding; f16 operands are decoded exactly, so they
+ * add nothing beyond that either. */
+const vki_op_case vki_cases_attention[] = {
+    {"attention f32 decode D64 h4 kv37", "attention", T, 1e-8f, 0, attention_case, {64, 4, 4, 1, 37, 0}, 0},
+    {"attention f16 kv cache decode D64 GQA 6/2 kv37", "attention", T, 1e-8f, 0, attention_case,
+     {64, 6, 2, 1, 37, ATT_KV_F16 | ATT_KV_CACHE | ATT_CAUSAL}, 0},
+    {"attention f32 prefill causal D32 h2 q7 kv7", "attention", T, 1e-8f, 0, attention_case,
+     {32, 2, 1, 7, 7, ATT_CAUSAL}, 0},
+    {"attention permuted q, f16 kv, causal D80 GQA 6/2 q5 kv37", "attention", T, 1e-8f, 0, attention_case,
+     {80, 6, 2, 5, 37, ATT_CAUSAL | ATT_Q_PERMUTED | ATT_KV_F16}, 0},
+    {"attention f32 mask D32 h3 q9 kv21", "attention", T, 1e-8f, 0, attention_case, {32, 3, 3, 9, 21, ATT_MASK}, 0},
+    {"attention f16 q and mask, causal D40 GQA 4/2 q6 kv19", "attention", T, 1e-8f, 0, attention_case,
+     {40, 4, 2, 6, 19, ATT_CAUSAL | ATT_MASK | ATT_MASK_F16 | ATT_Q_F16}, 0},
+    {"attention causal q6 > kv4 (rows of zeros) f16 cache D17", "attention", T, 1e-8f, 0, attention_case,
+     {17, 2, 1, 6, 4, ATT_CAUSAL | ATT_KV_F16 | ATT_KV_CACHE}, 0},
+    {"attention f32 causal mask D64 h2 q33 kv70", "attention", T, 1e-8f, 0, attention_case,
+     {64, 2, 1, 33, 70, ATT_CAUSAL | ATT_MASK}, 0},
+    {"attention f32 kv1 D64 h2", "attention", T, 1e-8f, 0, attention_case, {64, 2, 2, 1, 1, 0}, 0},
+    {"attention SmolLM2 decode D64 9/3 heads kv512 f16", "attention", B, 1e-6f, 0, attention_case,
+     {64, 9, 3, 1, 512, ATT_KV_F16 | ATT_CAUSAL}, ATT_FLOPS(64, 9, 512)},
+    {"attention SmolLM2 prefill D64 9/3 heads q128 causal", "attention", B, 1e-6f, 0, attention_case,
+     {64, 9, 3, 128, 128, ATT_CAUSAL}, ATT_FLOPS(64, 9, 128 * 129 / 2)},
+
+    {"conv2d f32 3x3 s1 p1 [9, 7, 3, 2] -> 4, bias", "conv2d", T, 1e-10f, 0, conv2d_case,
+     {9, 7, 3, 4, 2, 3, 1, 1 | CONV_BIAS}, 0},
+    {"conv2d f32 3x3 s2 p1 [9, 7, 5, 2] -> 7", "conv2d", T, 1e-10f, 0, conv2d_case, {9, 7, 5, 7, 2, 3, 2, 1}, 0},
+    {"conv2d f32 1x1 [9, 7, 5, 1] -> 7, bias", "conv2d", T, 1e-10f, 0, conv2d_case,
+     {9, 7, 5, 7, 1, 1, 1, 0 | CONV_BIAS}, 0},
+    {"conv2d f16 x and w 3x3 s1 p1 [9, 7, 3, 2] -> 7, bias", "conv2d", T, 1e-10f, 0, conv2d_case,
+     {9, 7, 3, 7, 2, 3, 1, 1 | CONV_BIAS | CONV_X_F16 | CONV_W_F16}, 0},
+    {"conv2d f16 x channel slice 3x3 s1 p0 [6, 5, 5, 1] -> 4", "conv2d", T, 1e-10f, 0, conv2d_case,
+     {6, 5, 5, 4, 1, 3, 1, 0 | CONV_X_F16 | CONV_X_SLICE}, 0},
+    {"conv2d f16 w 1x1 s2 [9, 7, 3, 2] -> 4", "conv2d", T, 1e-10f, 0, conv2d_case,
+     {9, 7, 3, 4, 2, 1, 2, 0 | CONV_W_F16}, 0},
+    {"conv2d f32 3x3 s1 p1 [17, 13, 20, 1] -> 37, bias", "conv2d", T, 1e-10f, 0, conv2d_case,
+     {17, 13, 20, 37, 1, 3, 1, 1 | CONV_BIAS}, 0},
+    {"conv2d SD 3x3 [64, 64, 320, 1] -> 320 f16 w", "conv2d", B, 1e-8f, 0, conv2d_case,
+     {64, 64, 320, 320, 1, 3, 1, 1 | CONV_BIAS | CONV_W_F16}, CONV_FLOPS(64, 64, 320, 320, 3)},
+};
+const uint32_t vki_cases_attention_count = sizeof vki_cases_attention / sizeof vki_cases_attention[0];

@@ -1,0 +1,46 @@
+/* Conformance cases of fused patterns (graph/fusion.c): the device runs one fused dispatch, the
+ * CPU reference the separate ops, so these check the fusion as well as the kernels. */
+#include "../graph_internal.h"
+
+/* rms_norm(x) * w, x [arg0, arg1] f32, w [arg0]. */
+static void rms_scale_case(vki_graph *g, const int64_t *arg)
+{
+    vki_tensor x = vki_input(g, VKI_DTYPE_F32, 2, arg, "x");
+    vki_tensor w = vki_weight(g, VKI_DTYPE_F32, 1, arg, "w");
+    vki_output(g, vki_mul(g, vki_rms_norm(g, x, (vki_tensor){0}, 1e-6f), w), "y");
+}
+
+/* layer_norm(x) * w + b. */
+static void layer_affine_case(vki_graph *g, const int64_t *arg)
+{
+    vki_tensor x = vki_input(g, VKI_DTYPE_F32, 2, arg, "x");
+    vki_tensor w = vki_weight(g, VKI_DTYPE_F32, 1, arg, "w");
+    vki_tensor b = vki_weight(g, VKI_DTYPE_F32, 1, arg, "b");
+    vki_tensor n = vki_layer_norm(g, x, (vki_tensor){0}, (vki_tensor){0}, 1e-5f);
+    vki_output(g, vki_add(g, vki_mul(g, n, w), b), "y");
+}
+
+/* act(W x + bias): W [arg0 = K, arg1 = M] of dtype arg3, x [K, arg2], activation arg4. */
+static void matmul_bias_act_case(vki_graph *g, const int64_t *arg)
+{
+    int64_t wne[2] = {arg[0], arg[1]}, xne[2] = {arg[0], arg[2]}, bne[1] = {arg[1]};
+    vki_tensor W = vki_weight(g, (vki_dtype)arg[3], 2, wne, "W");
+    vki_tensor x = vki_input(g, VKI_DTYPE_F32, 2, xne, "x");
+    vki_tensor bias = vki_weight(g, VKI_DTYPE_F32, 1, bne, "bias");
+    vki_tensor y = vki_add(g, vki_matmul(g, W, x), bias);
+    if (arg[4]) y = vki_activate(g, y, (vki_activation)arg[4]);
+    vki_output(g, y, "y");
+}
+
+#define T VKI_CASE_TEST
+const vki_op_case vki_cases_fused[] = {
+    {"fused rms_norm * w f32 [97, 3]", "fused", T, 1e-10f, 0, rms_scale_case, {97, 3}, 0},
+    {"fused layer_norm * w + b f32 [64, 5]", "fused", T, 1e-10f, 0, layer_affine_case, {64, 5}, 0},
+    {"fused matmul f16 + bias + silu [64, 35] x 1", "fused", T, 1e-8f, 0, matmul_bias_act_case,
+     {64, 35, 1, VKI_DTYPE_F16, VKI_ACT_SILU}, 0},
+    {"fused matmul q4_0 + bias + gelu [64, 35] x 5", "fused", T, 1e-8f, 0, matmul_bias_act_case,
+     {64, 35, 5, VKI_DTYPE_Q4_0, VKI_ACT_GELU}, 0},
+    {"fused matmul q8_0 + bias [64, 19] x 2", "fused", T, 1e-8f, 0, matmul_bias_act_case,
+     {64, 19, 2, VKI_DTYPE_Q8_0, 0}, 0},
+};
+const uint32_t vki_cases_fused_count = sizeof vki_cases_fused / sizeof vki_cases_fused[0];

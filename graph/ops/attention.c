@@ -1,0 +1,175 @@
+/* attention: fused scaled-dot-product attention with an online softmax (FlashAttention).
+ * out[:, h, i] = sum_j softmax_j(scale q[:, h, i] . k[:, h / group, j] + mask[j, i]) v[:, h / group, j]
+ * over the kv positions j query i may see (all, or j <= i + n_kv - n_q when causal). Scores
+ * live only in registers and shared memory, one kv tile at a time; sums are fp32. A row with no
+ * visible position (every score masked with -inf, or a causal query before the first kv
+ * position) gives zeros.
+ *
+ * Node: src {q, k, v, mask or 0}; p[0].f scale, p[1].u causal. */
+#include "../graph_internal.h"
+#include "vki_abi.h"
+
+#include <math.h>
+
+const vki_op_def vki_op_attention;
+
+static bool is_float(vki_dtype t) { return t == VKI_DTYPE_F32 || t == VKI_DTYPE_F16; }
+
+vki_tensor vki_attention(vki_graph *g, vki_tensor q, vki_tensor k, vki_tensor v, vki_tensor mask,
+                         float scale, bool causal)
+{
+    vki_tensor srcs[4] = {q, k, v, mask};
+    if (!vki__check_srcs(g, "attention", mask.id ? 4 : 3, srcs)) return (vki_tensor){0};
+    const vki_node *nq = vki__node(g, q), *nk = vki__node(g, k), *nv = vki__node(g, v);
+    const vki_node *nm = mask.id ? vki__node(g, mask) : NULL;
+    char sq[96], sk[96], sv[96], sm[96];
+    vki__shape_str(nq, sq);
+    vki__shape_str(nk, sk);
+    vki__shape_str(nv, sv);
+    if (!is_float(nq->dtype) || !is_float(nk->dtype) || !is_float(nv->dtype) || (nm && !is_float(nm->dtype)))
+        return vki__graph_fail(g, VKI_ERROR_INVALID_ARGUMENT, "attention: q %s, k %s, v %s%s%s: want f32 or f16",
+                               sq, sk, sv, nm ? ", mask " : "", nm ? vki__shape_str(nm, sm) : "");
+    int64_t d = nq->ne[0], n_head = nq->ne[1], n_q = nq->ne[2], n_kv_head = nk->ne[1], n_kv = nk->ne[2];
+    if (d < 1 || d > VKI_ATTN_MAX_HEAD_DIM || nk->ne[0] != d || !vki__same_shape(nk, nv) ||
+        nq->ne[3] != 1 || nk->ne[3] != 1 || n_head % n_kv_head != 0)
+        return vki__graph_fail(g, VKI_ERROR_INVALID_ARGUMENT,
+                               "attention: q %s, k %s, v %s: want q [D, n_head, n_q] and k, v "
+                               "[D, n_kv_head, n_kv] with D <= %d and n_head a multiple of n_kv_head",
+                               sq, sk, sv, VKI_ATTN_MAX_HEAD_DIM);
+    if (nm && (nm->ne[0] != n_kv || nm->ne[1] != n_q || nm->ne[2] != 1 || nm->ne[3] != 1))
+        return vki__graph_fail(g, VKI_ERROR_INVALID_ARGUMENT, "attention: mask %s for q %s, k %s: want [%lld, %lld]",
+                               vki__shape_str(nm, sm), sq, sk, (long long)n_kv, (long long)n_q);
+    vki_tensor t = vki__new_op(g, &vki_op_attention, VKI_DTYPE_F32, 3, (int64_t[]){d, n_head, n_q, 1}, 4, srcs);
+    vki_node *n = vki__node_mut(g, t);
+    if (n) {
+        n->p[0].f = scale;
+        n->p[1].u = causal;
+    }
+    return t;
+}
+
+/* Kv positions query i sees (see the top of the file); may be 0. */
+static int64_t kv_limit(const vki_node *n, int64_t i, int64_t n_q, int64_t n_kv)
+{
+    if (!n->p[1].u) return n_kv;
+    int64_t lim = i + 1 + n_kv - n_q;
+    return lim < 0 ? 0 : lim > n_kv ? n_kv : lim;
+}
+
+/* Two passes per row in double (max, then exp-sums), so that no score row is stored. */
+static void reference(const vki_node *n, const vki_ref_tensor *dst, const vki_ref_tensor *s)
+{
+    const vki_ref_tensor *q = &s[0], *k = &s[1], *v = &s[2], *mask = n->src[3] ? &s[3] : NULL;
+    int64_t dim = q->ne[0], n_head = q->ne[1], n_q = q->ne[2], n_kv = k->ne[2], group = n_head / k->ne[1];
+    for (int64_t i = 0; i < n_q; i++)
+        for (int64_t h = 0; h < n_head; h++) {
+            int64_t hk = h / group, end = kv_limit(n, i, n_q, n_kv);
+            double mx = -INFINITY, l = 0, acc[VKI_ATTN_MAX_HEAD_DIM] = {0};
+            for (int pass = 0; pass < 2; pass++)
+                for (int64_t j = 0; j < end; j++) {
+                    double dot = 0;
+                    for (int64_t d = 0; d < dim; d++) dot += (double)vki_ref_get(q, d, h, i, 0) * vki_ref_get(k, d, hk, j, 0);
+                    double sc = n->p[0].f * dot + (mask ? vki_ref_get(mask, j, i, 0, 0) : 0.0);
+                    if (sc == -INFINITY) continue;
+                    if (pass == 0) {
+                        mx = sc > mx ? sc : mx;
+                        continue;
+                    }
+                    double p = exp(sc - mx);
+                    l += p;
+                    for (int64_t d = 0; d < dim; d++) acc[d] += p * vki_ref_get(v, d, hk, j, 0);
+                }
+            for (int64_t d = 0; d < dim; d++) vki_ref_set(dst, d, h, i, 0, l > 0 ? (float)(acc[d] / l) : 0.0f);
+        }
+}
+
+/* Rows (query, head) per workgroup and kv positions per tile of the tiled kernel: no more rows
+ * than a kv head has (decode has `group`), a kv tile wide enough that every invocation scores
+ * one position or more, then the tile halved, and the rows, until the shared memory holds
+ * Q [rows, D], K [cols, D + 1], V [cols, D], P [rows, cols] and three floats per row. */
+static bool tiled_shape(const vki_profile *p, uint32_t d, uint32_t n_rows, uint32_t wg, uint32_t *rows,
+                        uint32_t *cols)
+{
+    uint32_t r = 16, c;
+    while (r > 1 && r / 2 >= n_rows) r /= 2;
+    c = wg / r < 32 ? 32 : wg / r > 128 ? 128 : wg / r;
+    for (;;) {
+        uint64_t floats = (uint64_t)r * d + (uint64_t)c * (2 * d + 1) + (uint64_t)r * c + 3ull * r;
+        if (4 * floats <= p->shared_memory) break;
+        if (c > 8) c /= 2;
+        else if (r > 1) r /= 2;
+        else return false;
+    }
+    *rows = r;
+    *cols = c;
+    return true;
+}
+
+static vki_status lower(vki_lower *L, const vki_node *n)
+{
+    const vki_profile *p = vki_lower_profile(L);
+    uint32_t self = vki_lower_self(L), mask_id = n->src[3] ? n->src[3] : n->src[0];
+    const vki_node *nq = vki_lower_node(L, n->src[0]), *nk = vki_lower_node(L, n->src[1]);
+    const vki_node *nv = vki_lower_node(L, n->src[2]), *nm = n->src[3] ? vki_lower_node(L, n->src[3]) : NULL;
+    vki_operand q = vki_lower_operand(L, n->src[0]), k = vki_lower_operand(L, n->src[1]);
+    vki_operand v = vki_lower_operand(L, n->src[2]), d = vki_lower_operand(L, self);
+    vki_operand m = vki_lower_operand(L, mask_id);
+    uint32_t dim = q.ne[0], n_kv_head = k.ne[1], group = q.ne[1] / n_kv_head, n_rows = q.ne[2] * group;
+    uint32_t flags = (n->p[1].u ? VKI_ATTN_CAUSAL : 0) | (nm ? VKI_ATTN_HAS_MASK : 0) |
+                     (nq->dtype == VKI_DTYPE_F16 ? VKI_ATTN_Q_F16 : 0) |
+                     (nk->dtype == VKI_DTYPE_F16 ? VKI_ATTN_K_F16 : 0) |
+                     (nv->dtype == VKI_DTYPE_F16 ? VKI_ATTN_V_F16 : 0) |
+                     (nm && nm->dtype == VKI_DTYPE_F16 ? VKI_ATTN_MASK_F16 : 0);
+    vki_pc_attention pc = {
+        .n_q = q.ne[2], .n_head = q.ne[1], .group = group, .n_kv = k.ne[2],
+        .q_off = q.offset, .q_nb0 = q.nb[0], .q_nb1 = q.nb[1], .q_nb2 = q.nb[2],
+        .k_off = k.offset, .k_nb0 = k.nb[0], .k_nb1 = k.nb[1], .k_nb2 = k.nb[2],
+        .v_off = v.offset, .v_nb0 = v.nb[0], .v_nb1 = v.nb[1], .v_nb2 = v.nb[2],
+        .m_off = m.offset, .m_nb0 = m.nb[0], .m_nb1 = m.nb[1],
+        .d_off = d.offset, .scale = n->p[0].f, .flags = flags,
+    };
+    bool subgroup = (p->subgroup_ops & VKI_SUBGROUP_ARITHMETIC) != 0;
+    uint32_t wg = p->tuning.workgroup_size, rows, cols = 0, lanes = 0;
+    vki_step_desc s = {.subgroup_size = 0};
+    if (p->tuning.matmul_shared) {
+        if (!tiled_shape(p, dim, n_rows, wg, &rows, &cols))
+            return vki_lower_fail(L, n, VKI_ERROR_UNSUPPORTED, "%u bytes of shared memory cannot hold a tile",
+                                  p->shared_memory);
+        s.kernel = subgroup ? "attention_tiled_sg" : "attention_tiled";
+    } else {
+        // A row per subgroup, its size pinned so that the lanes split D as the kernel assumes,
+        // or per invocation.
+        lanes = subgroup ? p->tuning.subgroup_size : 1;
+        if (wg < lanes) wg = lanes;
+        wg -= wg % lanes;
+        rows = wg / lanes;
+        s.subgroup_size = subgroup ? lanes : 0;
+        s.kernel = subgroup ? "attention_rows_sg" : "attention_rows";
+    }
+    uint32_t row_blocks = (n_rows + rows - 1) / rows;
+    if (row_blocks > p->max_workgroup_count[0] || n_kv_head > p->max_workgroup_count[1])
+        return vki_lower_fail(L, n, VKI_ERROR_UNSUPPORTED, "%u x %u workgroups exceed the device's grid",
+                              row_blocks, n_kv_head);
+    vki_spec specs[4] = {
+        {VKI_SPEC_LOCAL_SIZE_X, wg}, {VKI_ATTN_SPEC_HEAD_DIM, dim}, {VKI_ATTN_SPEC_ROWS, rows},
+        {cols ? VKI_ATTN_SPEC_COLS : VKI_ATTN_SPEC_LANES, cols ? cols : lanes},
+    };
+    uint32_t tensors[5] = {n->src[0], n->src[1], n->src[2], mask_id, self};
+    s.specs = specs;
+    s.spec_count = 4;
+    s.tensors = tensors;
+    s.tensor_count = 5;
+    s.write_mask = 1u << VKI_ATTN_BINDING_OUT;
+    s.push = &pc;
+    s.push_size = sizeof pc;
+    s.groups[0] = row_blocks;
+    s.groups[1] = n_kv_head;
+    s.groups[2] = 1;
+    return vki_lower_step(L, &s);
+}
+
+const vki_op_def vki_op_attention = {
+    .name = "attention",
+    .reference = reference,
+    .lower = lower,
+};

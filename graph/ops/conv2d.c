@@ -1,0 +1,156 @@
+/* conv2d: 2-D convolution of NCHW images, x [W, H, Cin, N] * w [k, k, Cin, Cout] (+ b [Cout])
+ * -> [W', H', Cout, N] with W' = (W + 2 pad - k) / stride + 1 (likewise H'), zero padding.
+ * Lowered as an implicit GEMM (conv2d.comp) on the tuning's matmul tiles; fp32 sums.
+ *
+ * Node: src {x, w, b or 0}; p[0].u stride, p[1].u pad. */
+#include "../graph_internal.h"
+#include "vki_abi.h"
+
+const vki_op_def vki_op_conv2d;
+
+static bool is_float(vki_dtype t) { return t == VKI_DTYPE_F32 || t == VKI_DTYPE_F16; }
+
+vki_tensor vki_conv2d(vki_graph *g, vki_tensor x, vki_tensor w, vki_tensor b, uint32_t stride, uint32_t pad)
+{
+    vki_tensor srcs[3] = {x, w, b};
+    if (!vki__check_srcs(g, "conv2d", b.id ? 3 : 2, srcs)) return (vki_tensor){0};
+    const vki_node *nx = vki__node(g, x), *nw = vki__node(g, w), *nb = b.id ? vki__node(g, b) : NULL;
+    char sx[96], sw[96], sb[96];
+    vki__shape_str(nx, sx);
+    vki__shape_str(nw, sw);
+    int64_t k = nw->ne[0], cout = nw->ne[3];
+    if (!is_float(nx->dtype) || !is_float(nw->dtype) || (k != 1 && k != 3) || nw->ne[1] != k ||
+        nw->ne[2] != nx->ne[2])
+        return vki__graph_fail(g, VKI_ERROR_INVALID_ARGUMENT,
+                               "conv2d: x %s, w %s: want f32/f16 x [W, H, Cin, N] and w [k, k, Cin, Cout] "
+                               "with k 1 or 3", sx, sw);
+    if (nb && (nb->dtype != VKI_DTYPE_F32 || nb->ne[0] != cout || vki__nelements(nb) != cout))
+        return vki__graph_fail(g, VKI_ERROR_INVALID_ARGUMENT, "conv2d: b %s for w %s: want f32 [%lld]",
+                               vki__shape_str(nb, sb), sw, (long long)cout);
+    if ((stride != 1 && stride != 2) || nx->ne[0] + 2 * (int64_t)pad < k || nx->ne[1] + 2 * (int64_t)pad < k)
+        return vki__graph_fail(g, VKI_ERROR_INVALID_ARGUMENT,
+                               "conv2d: x %s, w %s, stride %u, pad %u: want stride 1 or 2 and a padded "
+                               "image at least as large as the kernel", sx, sw, stride, pad);
+    int64_t ne[4] = {(nx->ne[0] + 2 * pad - k) / stride + 1, (nx->ne[1] + 2 * pad - k) / stride + 1, cout,
+                     nx->ne[3]};
+    vki_tensor t = vki__new_op(g, &vki_op_conv2d, VKI_DTYPE_F32, 4, ne, 3, srcs);
+    vki_node *n = vki__node_mut(g, t);
+    if (n) {
+        n->p[0].u = stride;
+        n->p[1].u = pad;
+    }
+    return t;
+}
+
+static void reference(const vki_node *n, const vki_ref_tensor *d, const vki_ref_tensor *s)
+{
+    const vki_ref_tensor *x = &s[0], *w = &s[1];
+    int64_t k = w->ne[0], stride = n->p[0].u, pad = n->p[1].u;
+    for (int64_t img = 0; img < n->ne[3]; img++)
+        for (int64_t co = 0; co < n->ne[2]; co++)
+            for (int64_t oy = 0; oy < n->ne[1]; oy++)
+                for (int64_t ox = 0; ox < n->ne[0]; ox++) {
+                    double acc = n->src[2] ? vki_ref_get(&s[2], co, 0, 0, 0) : 0.0;
+                    for (int64_t ci = 0; ci < x->ne[2]; ci++)
+                        for (int64_t ky = 0; ky < k; ky++)
+                            for (int64_t kx = 0; kx < k; kx++) {
+                                int64_t iy = oy * stride - pad + ky, ix = ox * stride - pad + kx;
+                                if (iy < 0 || ix < 0 || iy >= x->ne[1] || ix >= x->ne[0]) continue;
+                                acc += (double)vki_ref_get(x, ix, iy, ci, img) * vki_ref_get(w, kx, ky, ci, co);
+                            }
+                    vki_ref_set(d, ox, oy, co, img, (float)acc);
+                }
+}
+
+static uint32_t floor_pow2(uint32_t v)
+{
+    uint32_t p = 1;
+    while (p * 2 <= v) p *= 2;
+    return p;
+}
+
+/* Workgroup tile m x n (channels x pixels), its k slice and the per-invocation register tile
+ * rm x rn; threads = (m / rm) (n / rn). */
+typedef struct conv_tiles {
+    uint32_t m, n, k, rm, rn, threads;
+} conv_tiles;
+
+/* The tuning's matmul tile, narrowed where the problem is smaller (4 channels would leave most
+ * of a 128-row tile idle); for the shared variant its k slice, then its sides, halved until the
+ * two slices fit the shared memory. The tile is split over the workgroup in register tiles of
+ * about equal sides. Powers of two throughout, so every division is exact. */
+static conv_tiles pick_tiles(const vki_profile *p, uint32_t cout, uint64_t pixels, bool shared)
+{
+    const vki_tuning *tu = &p->tuning;
+    conv_tiles t = {.m = floor_pow2(tu->matmul_tile_m), .n = floor_pow2(tu->matmul_tile_n),
+                    .k = floor_pow2(tu->matmul_tile_k)};
+    while (t.m > 8 && t.m / 2 >= cout) t.m /= 2;
+    while (t.n > 8 && t.n / 2 >= pixels) t.n /= 2;
+    while (shared && 4ull * t.k * (t.m + 1 + t.n) > p->shared_memory && t.m * t.n > 1) {
+        if (t.k > 4) t.k /= 2;
+        else if (t.m >= t.n) t.m /= 2;
+        else t.n /= 2;
+    }
+    uint32_t wg = floor_pow2(tu->workgroup_size ? tu->workgroup_size : 64);
+    uint32_t per = t.m * t.n > wg ? t.m * t.n / wg : 1;
+    t.rm = 1;
+    while (t.rm * t.rm * 4 <= per) t.rm *= 2;
+    t.rn = per / t.rm;
+    if (t.rn > t.n) {
+        t.rn = t.n;
+        t.rm = per / t.rn;
+    }
+    if (t.rm > t.m) {
+        t.rm = t.m;
+        t.rn = per / t.rm;
+    }
+    t.threads = (t.m / t.rm) * (t.n / t.rn);
+    return t;
+}
+
+static vki_status lower(vki_lower *L, const vki_node *n)
+{
+    const vki_profile *p = vki_lower_profile(L);
+    uint32_t self = vki_lower_self(L), bias_id = n->src[2] ? n->src[2] : n->src[1];
+    const vki_node *nx = vki_lower_node(L, n->src[0]), *nw = vki_lower_node(L, n->src[1]);
+    vki_operand x = vki_lower_operand(L, n->src[0]), w = vki_lower_operand(L, n->src[1]);
+    vki_operand b = vki_lower_operand(L, bias_id), d = vki_lower_operand(L, self);
+    uint64_t pixels = (uint64_t)d.ne[0] * d.ne[1] * d.ne[3];
+    if (pixels > UINT32_MAX)
+        return vki_lower_fail(L, n, VKI_ERROR_UNSUPPORTED, "more than 2^32 output pixels");
+    vki_pc_conv2d pc = {
+        .w = x.ne[0], .h = x.ne[1], .cin = x.ne[2], .cout = d.ne[2], .ow = d.ne[0], .oh = d.ne[1],
+        .pixels = (uint32_t)pixels, .stride = n->p[0].u, .pad = n->p[1].u,
+        .x_off = x.offset, .x_nb0 = x.nb[0], .x_nb1 = x.nb[1], .x_nb2 = x.nb[2], .x_nb3 = x.nb[3],
+        .w_off = w.offset, .w_nb0 = w.nb[0], .w_nb1 = w.nb[1], .w_nb2 = w.nb[2], .w_nb3 = w.nb[3],
+        .b_off = b.offset, .d_off = d.offset,
+        .flags = (n->src[2] ? VKI_CONV_HAS_BIAS : 0) | (nx->dtype == VKI_DTYPE_F16 ? VKI_CONV_X_F16 : 0) |
+                 (nw->dtype == VKI_DTYPE_F16 ? VKI_CONV_W_F16 : 0),
+    };
+    bool shared = p->tuning.matmul_shared;
+    conv_tiles t = pick_tiles(p, pc.cout, pixels, shared);
+    uint32_t groups[2] = {(uint32_t)((pixels + t.n - 1) / t.n), (pc.cout + t.m - 1) / t.m};
+    if (groups[0] > p->max_workgroup_count[0] || groups[1] > p->max_workgroup_count[1])
+        return vki_lower_fail(L, n, VKI_ERROR_UNSUPPORTED, "%u x %u workgroups exceed the device's grid",
+                              groups[0], groups[1]);
+    vki_spec specs[7] = {
+        {VKI_SPEC_LOCAL_SIZE_X, t.threads}, {VKI_CONV_SPEC_KSIZE, w.ne[0]}, {VKI_CONV_SPEC_TILE_M, t.m},
+        {VKI_CONV_SPEC_TILE_N, t.n}, {VKI_CONV_SPEC_REG_M, t.rm}, {VKI_CONV_SPEC_REG_N, t.rn},
+        {VKI_CONV_SPEC_TILE_K, t.k},
+    };
+    uint32_t tensors[4] = {n->src[0], n->src[1], bias_id, self};
+    vki_step_desc s = {
+        .kernel = shared ? "conv2d_tiled" : "conv2d_regs",
+        .specs = specs, .spec_count = 7,
+        .tensors = tensors, .tensor_count = 4, .write_mask = 1u << VKI_CONV_BINDING_OUT,
+        .push = &pc, .push_size = sizeof pc,
+        .groups = {groups[0], groups[1], 1},
+    };
+    return vki_lower_step(L, &s);
+}
+
+const vki_op_def vki_op_conv2d = {
+    .name = "conv2d",
+    .reference = reference,
+    .lower = lower,
+};

@@ -1,0 +1,170 @@
+/* matmul: y[M, N, B2, B3] = w[K, M, B2 / r2, B3 / r3] x[K, N, B2, B3], then + bias[M] and an
+ * activation when the fusion pass has set them (src[2], p[0].u). w may have any dtype and is
+ * read as stored: quantized blocks are decoded in the kernels' registers (shaders/quant.glsl).
+ * x is F32 or F16; y is F32 and contiguous. w's batch dims broadcast by ratio (ggml's rule:
+ * r2 = B2 / w.ne[2] consecutive x batches share a w batch), so Bw = 1 or B both work.
+ *
+ * Kernels: N <= MATVEC_MAX_COLS runs matvec.comp (memory-bound decode; one pipeline per N),
+ * larger N matmul_shared.comp or, on devices whose tuning says barriers are slow, the
+ * barrier-free matmul_reg.comp. */
+#include "../graph_internal.h"
+#include "activation.h"
+#include "vki_abi.h"
+
+#include <stdio.h>
+
+const vki_op_def vki_op_matmul;
+
+#define MATVEC_MAX_COLS 8
+
+static_assert(VKI_WTYPE_F32 == VKI_DTYPE_F32 && VKI_WTYPE_F16 == VKI_DTYPE_F16 &&
+                  VKI_WTYPE_BF16 == VKI_DTYPE_BF16 && VKI_WTYPE_Q8_0 == VKI_DTYPE_Q8_0 &&
+                  VKI_WTYPE_Q4_0 == VKI_DTYPE_Q4_0 && VKI_WTYPE_Q4_1 == VKI_DTYPE_Q4_1 &&
+                  VKI_WTYPE_Q5_0 == VKI_DTYPE_Q5_0 && VKI_WTYPE_Q5_1 == VKI_DTYPE_Q5_1 &&
+                  VKI_WTYPE_Q4_K == VKI_DTYPE_Q4_K && VKI_WTYPE_Q5_K == VKI_DTYPE_Q5_K &&
+                  VKI_WTYPE_Q6_K == VKI_DTYPE_Q6_K,
+              "weight types of the kernels (abi_matmul.h) follow enum vki_dtype");
+
+vki_tensor vki_matmul(vki_graph *g, vki_tensor w, vki_tensor x)
+{
+    vki_tensor srcs[2] = {w, x};
+    if (!vki__check_srcs(g, "matmul", 2, srcs)) return (vki_tensor){0};
+    const vki_node *nw = vki__node(g, w), *nx = vki__node(g, x);
+    const vki_dtype_info *wd = vki_dtype_get(nw->dtype);
+    char sw[96], sx[96];
+    vki__shape_str(nw, sw);
+    vki__shape_str(nx, sx);
+    if (!wd->block_elems || nw->dtype == VKI_DTYPE_I32)
+        return vki__graph_fail(g, VKI_ERROR_INVALID_ARGUMENT, "matmul: w %s: not a weight dtype", sw);
+    if (nx->dtype != VKI_DTYPE_F32 && nx->dtype != VKI_DTYPE_F16)
+        return vki__graph_fail(g, VKI_ERROR_INVALID_ARGUMENT, "matmul: x %s must be f32 or f16", sx);
+    if (nw->ne[0] != nx->ne[0] || nw->ne[0] % wd->block_elems)
+        return vki__graph_fail(g, VKI_ERROR_INVALID_ARGUMENT,
+                               "matmul: w %s and x %s: dimension 0 must agree and be a multiple "
+                               "of %s's block of %u", sw, sx, wd->name, wd->block_elems);
+    if (nx->ne[2] % nw->ne[2] || nx->ne[3] % nw->ne[3])
+        return vki__graph_fail(g, VKI_ERROR_INVALID_ARGUMENT,
+                               "matmul: w %s does not broadcast over x %s (dimensions 2 and 3 of w "
+                               "must divide x's)", sw, sx);
+    // The kernels read rows as runs of elements (or blocks); other strides are free.
+    if ((nw->ne[0] > wd->block_elems && nw->nb[0] != wd->block_bytes) ||
+        (nx->ne[0] > 1 && nx->nb[0] != vki_dtype_get(nx->dtype)->block_bytes))
+        return vki__graph_fail(g, VKI_ERROR_INVALID_ARGUMENT,
+                               "matmul: w %s, x %s: rows (dimension 0) must be contiguous; "
+                               "vki_copy the operand first", sw, sx);
+    int64_t ne[VKI_MAX_DIMS] = {nw->ne[1], nx->ne[1], nx->ne[2], nx->ne[3]};
+    return vki__new_op(g, &vki_op_matmul, VKI_DTYPE_F32, nx->ndim > 2 ? nx->ndim : 2, ne, 2, srcs);
+}
+
+/* Plain dot products in double, a block of w decoded at a time; then bias and activation. */
+static void reference(const vki_node *n, const vki_ref_tensor *d, const vki_ref_tensor *s)
+{
+    const vki_ref_tensor *w = &s[0], *x = &s[1], *bias = n->src[2] ? &s[2] : NULL;
+    const vki_dtype_info *wd = vki_dtype_get(w->dtype);
+    int64_t K = w->ne[0], be = wd->block_elems;
+    int64_t r2 = x->ne[2] / w->ne[2], r3 = x->ne[3] / w->ne[3];
+    float blk[256];
+    for (int64_t i3 = 0; i3 < n->ne[3]; i3++)
+        for (int64_t i2 = 0; i2 < n->ne[2]; i2++)
+            for (int64_t i1 = 0; i1 < n->ne[1]; i1++)
+                for (int64_t m = 0; m < n->ne[0]; m++) {
+                    double sum = 0;
+                    for (int64_t k0 = 0; k0 < K; k0 += be) {
+                        if (wd->quantized)
+                            vki_dequant_block(w->dtype,
+                                              w->data + (k0 / be) * w->nb[0] + m * w->nb[1] +
+                                                  (i2 / r2) * w->nb[2] + (i3 / r3) * w->nb[3],
+                                              blk);
+                        else
+                            blk[0] = vki_ref_get(w, k0, m, i2 / r2, i3 / r3);
+                        for (int64_t j = 0; j < be; j++) sum += (double)blk[j] * vki_ref_get(x, k0 + j, i1, i2, i3);
+                    }
+                    float v = (float)sum;
+                    if (bias) v += vki_ref_get(bias, m, 0, 0, 0);
+                    vki_ref_set(d, m, i1, i2, i3, vki__activation_ref((vki_activation)n->p[0].u, v));
+                }
+}
+
+static vki_status lower(vki_lower *L, const vki_node *n)
+{
+    const vki_profile *p = vki_lower_profile(L);
+    const vki_tuning *t = &p->tuning;
+    uint32_t self = vki_lower_self(L);
+    const vki_node *nw = vki_lower_node(L, n->src[0]), *nx = vki_lower_node(L, n->src[1]);
+    vki_operand w = vki_lower_operand(L, n->src[0]), x = vki_lower_operand(L, n->src[1]);
+    vki_operand d = vki_lower_operand(L, self);
+    vki_pc_matmul pc = {
+        .M = d.ne[0], .N = d.ne[1], .K = w.ne[0], .ne2 = d.ne[2], .ne3 = d.ne[3],
+        .w_r2 = d.ne[2] / w.ne[2], .w_r3 = d.ne[3] / w.ne[3],
+        .w_off = w.offset, .w_nb1 = w.nb[1], .w_nb2 = w.nb[2], .w_nb3 = w.nb[3],
+        .x_off = x.offset, .x_nb1 = x.nb[1], .x_nb2 = x.nb[2], .x_nb3 = x.nb[3],
+        .y_off = d.offset, .act = n->p[0].u,
+    };
+    uint32_t tensors[4] = {n->src[0], n->src[1], n->src[0], self};
+    if (n->src[2]) { // fused bias [M] f32
+        const vki_node *nb = vki_lower_node(L, n->src[2]);
+        if (nb->dtype != VKI_DTYPE_F32 || nb->ne[0] != n->ne[0] || nb->nb[0] != 4)
+            return vki_lower_fail(L, n, VKI_ERROR_INVALID_ARGUMENT, "the fused bias must be f32 [M]");
+        tensors[VKI_MM_BINDING_BIAS] = n->src[2];
+        pc.b_off = vki_lower_operand(L, n->src[2]).offset;
+        pc.has_bias = 1;
+    }
+    if (vki__span_bytes(nw) > UINT32_MAX || vki__span_bytes(nx) > UINT32_MAX)
+        return vki_lower_fail(L, n, VKI_ERROR_UNSUPPORTED, "operands over 4 GiB (32-bit indexing)");
+    uint64_t batches = (uint64_t)pc.ne2 * pc.ne3;
+    const char *type = vki_dtype_get(nw->dtype)->name;
+    char kernel[48];
+    vki_spec specs[7] = {{VKI_SPEC_MM_X_F16, nx->dtype == VKI_DTYPE_F16}};
+    uint32_t spec_count = 1, subgroup_size = 0, groups[3];
+
+    if (pc.N <= MATVEC_MAX_COLS) {
+        // One subgroup per workgroup, so that subgroupAdd alone reduces; the fallback's
+        // shared-memory tree needs a power of two, which subgroup sizes are.
+        bool sg = (p->subgroup_ops & VKI_SUBGROUP_ARITHMETIC) != 0;
+        uint32_t rows = t->matvec_rows ? t->matvec_rows : 1, local = t->subgroup_size;
+        snprintf(kernel, sizeof kernel, "matvec_%s%s", type, sg ? "" : "_shmem");
+        if (sg && p->subgroup_size_control) subgroup_size = local;
+        specs[spec_count++] = (vki_spec){VKI_SPEC_LOCAL_SIZE_X, local};
+        specs[spec_count++] = (vki_spec){VKI_SPEC_MM_ROWS, rows};
+        specs[spec_count++] = (vki_spec){VKI_SPEC_MM_COLS, pc.N};
+        vki_lower_grid(vki_div_up(pc.M, rows), 1, groups);
+        groups[2] = (uint32_t)batches;
+    } else {
+        // Register tiles of 8 x 8 for big tiles, 4 x 4 otherwise: 64 to 256 threads.
+        uint32_t tm = t->matmul_tile_m, tn = t->matmul_tile_n, tk = t->matmul_tile_k;
+        uint32_t rm = tm >= 128 ? 8 : 4, rn = tn >= 128 ? 8 : 4;
+        if (tm % rm || tn % rn || tk % 4 || !tk)
+            return vki_lower_fail(L, n, VKI_ERROR_INVALID_ARGUMENT,
+                                  "tuning %s: matmul tile %ux%ux%u is not a multiple of %ux%ux4",
+                                  t->name, tm, tn, tk, rm, rn);
+        snprintf(kernel, sizeof kernel, "matmul_%s%s", type, t->matmul_shared ? "" : "_reg");
+        specs[spec_count++] = (vki_spec){VKI_SPEC_LOCAL_SIZE_X, (tm / rm) * (tn / rn)};
+        specs[spec_count++] = (vki_spec){VKI_SPEC_MM_TILE_M, tm};
+        specs[spec_count++] = (vki_spec){VKI_SPEC_MM_TILE_N, tn};
+        if (t->matmul_shared) specs[spec_count++] = (vki_spec){VKI_SPEC_MM_TILE_K, tk};
+        specs[spec_count++] = (vki_spec){VKI_SPEC_MM_THREAD_M, rm};
+        specs[spec_count++] = (vki_spec){VKI_SPEC_MM_THREAD_N, rn};
+        groups[0] = (uint32_t)vki_div_up(pc.M, tm);
+        groups[1] = (uint32_t)vki_div_up(pc.N, tn);
+        groups[2] = (uint32_t)batches;
+    }
+    for (int i = 0; i < 3; i++)
+        if (groups[i] > p->max_workgroup_count[i])
+            return vki_lower_fail(L, n, VKI_ERROR_UNSUPPORTED, "%u workgroups along %c, the device allows %u",
+                                  groups[i], "xyz"[i], p->max_workgroup_count[i]);
+    vki_step_desc s = {
+        .kernel = kernel,
+        .specs = specs, .spec_count = spec_count,
+        .subgroup_size = subgroup_size,
+        .tensors = tensors, .tensor_count = 4, .write_mask = 1u << VKI_MM_BINDING_Y,
+        .push = &pc, .push_size = sizeof pc,
+        .groups = {groups[0], groups[1], groups[2]},
+    };
+    return vki_lower_step(L, &s);
+}
+
+const vki_op_def vki_op_matmul = {
+    .name = "matmul",
+    .reference = reference,
+    .lower = lower,
+};

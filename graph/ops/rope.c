@@ -1,0 +1,98 @@
+/* rope: rotary position embedding of x [head_dim, n_head, n_tok(, batch)] by positions I32
+ * [n_tok]. The first n_rot dims of each head rotate in pairs; the rest pass through.
+ *
+ * Node: src {x, pos}; p[0].u n_rot, p[1].u mode, p[2].f base, p[3].f freq_scale. */
+#include "../graph_internal.h"
+#include "vki_abi.h"
+
+#include <math.h>
+
+static_assert(VKI_ROPE_MODE_NEOX == VKI_ROPE_NEOX, "abi_norm.h and vkinfer_graph.h disagree");
+
+const vki_op_def vki_op_rope;
+
+vki_tensor vki_rope(vki_graph *g, vki_tensor x, vki_tensor pos, uint32_t n_rot, vki_rope_mode mode,
+                    float base, float freq_scale)
+{
+    vki_tensor srcs[2] = {x, pos};
+    if (!vki__check_srcs(g, "rope", 2, srcs)) return (vki_tensor){0};
+    const vki_node *nx = vki__node(g, x), *np = vki__node(g, pos);
+    char sx[96], sp[96];
+    if (nx->dtype != VKI_DTYPE_F32 && nx->dtype != VKI_DTYPE_F16)
+        return vki__graph_fail(g, VKI_ERROR_INVALID_ARGUMENT, "rope: x %s: want f32 or f16",
+                               vki__shape_str(nx, sx));
+    if (np->dtype != VKI_DTYPE_I32 || vki__nelements(np) != nx->ne[2] || np->ne[0] != nx->ne[2] ||
+        !vki__is_contiguous(np))
+        return vki__graph_fail(g, VKI_ERROR_INVALID_ARGUMENT,
+                               "rope: pos %s for x %s: want a contiguous i32 [%lld] (one per token)",
+                               vki__shape_str(np, sp), vki__shape_str(nx, sx), (long long)nx->ne[2]);
+    if (n_rot % 2 != 0 || n_rot > nx->ne[0])
+        return vki__graph_fail(g, VKI_ERROR_INVALID_ARGUMENT,
+                               "rope: x %s: n_rot %u must be even and at most head_dim %lld",
+                               vki__shape_str(nx, sx), n_rot, (long long)nx->ne[0]);
+    if ((unsigned)mode >= VKI_ROPE_MODE_COUNT || !(base > 0.0f))
+        return vki__graph_fail(g, VKI_ERROR_INVALID_ARGUMENT, "rope: x %s: bad mode %d or base %g",
+                               vki__shape_str(nx, sx), (int)mode, (double)base);
+    vki_tensor t = vki__new_op(g, &vki_op_rope, nx->dtype, nx->ndim, nx->ne, 2, srcs);
+    vki_node *n = vki__node_mut(g, t);
+    if (n) {
+        n->p[0].u = n_rot;
+        n->p[1].u = mode;
+        n->p[2].f = base;
+        n->p[3].f = freq_scale;
+    }
+    return t;
+}
+
+static void reference(const vki_node *n, const vki_ref_tensor *d, const vki_ref_tensor *s)
+{
+    int64_t n_rot = n->p[0].u, half = n_rot / 2;
+    bool neox = n->p[1].u == VKI_ROPE_NEOX;
+    for (int64_t i3 = 0; i3 < n->ne[3]; i3++)
+        for (int64_t i2 = 0; i2 < n->ne[2]; i2++) {
+            double pos = vki_ref_get(&s[1], i2, 0, 0, 0);
+            for (int64_t i1 = 0; i1 < n->ne[1]; i1++) {
+                for (int64_t i = 0; i < half; i++) {
+                    double theta = pos * n->p[3].f * pow(n->p[2].f, -2.0 * (double)i / (double)n_rot);
+                    int64_t c0 = neox ? i : 2 * i, c1 = neox ? i + half : 2 * i + 1;
+                    double x0 = vki_ref_get(&s[0], c0, i1, i2, i3), x1 = vki_ref_get(&s[0], c1, i1, i2, i3);
+                    vki_ref_set(d, c0, i1, i2, i3, (float)(x0 * cos(theta) - x1 * sin(theta)));
+                    vki_ref_set(d, c1, i1, i2, i3, (float)(x0 * sin(theta) + x1 * cos(theta)));
+                }
+                for (int64_t c = n_rot; c < n->ne[0]; c++)
+                    vki_ref_set(d, c, i1, i2, i3, vki_ref_get(&s[0], c, i1, i2, i3));
+            }
+        }
+}
+
+static vki_status lower(vki_lower *L, const vki_node *n)
+{
+    const vki_profile *p = vki_lower_profile(L);
+    if (n->dtype == VKI_DTYPE_F16 && !p->storage16)
+        return vki_lower_fail(L, n, VKI_ERROR_UNSUPPORTED, "this device has no 16-bit storage");
+    uint32_t self = vki_lower_self(L);
+    vki_operand x = vki_lower_operand(L, n->src[0]), d = vki_lower_operand(L, self);
+    uint32_t n_rot = n->p[0].u;
+    vki_pc_rope pc = {
+        .ne0 = d.ne[0], .ne1 = d.ne[1], .ne2 = d.ne[2], .ne3 = d.ne[3],
+        .x_off = x.offset, .x_nb0 = x.nb[0], .x_nb1 = x.nb[1], .x_nb2 = x.nb[2], .x_nb3 = x.nb[3],
+        .p_off = vki_lower_operand(L, n->src[1]).offset, .d_off = d.offset,
+        .n_rot = n_rot, .mode = n->p[1].u, .freq_scale = n->p[3].f,
+        // In double here so that the step carries one rounding, not those of log2 and divide.
+        .log2_step = n_rot ? (float)(2.0 * log2((double)n->p[2].f) / n_rot) : 0.0f,
+    };
+    vki_spec spec = {VKI_SPEC_LOCAL_SIZE_X, p->tuning.workgroup_size};
+    uint32_t tensors[3] = {n->src[0], n->src[1], self};
+    vki_step_desc s = {
+        .kernel = n->dtype == VKI_DTYPE_F16 ? "rope_f16" : "rope_f32",
+        .specs = &spec, .spec_count = 1,
+        .tensors = tensors, .tensor_count = 3, .write_mask = 1u << 2,
+        .push = &pc, .push_size = sizeof pc,
+    };
+    // One invocation per rotated pair or passed-through element.
+    uint64_t per_row = d.ne[0] - n_rot / 2;
+    vki_lower_grid(per_row * d.ne[1] * d.ne[2] * d.ne[3], spec.value, s.groups);
+    return vki_lower_step(L, &s);
+}
+
+const vki_op_def vki_op_rope = {.name = "rope", .reference = reference, .lower = lower};

@@ -1,0 +1,66 @@
+/* ABI of the attention family: fused attention (attention_tiled.comp, attention_rows.comp) and
+ * conv2d (conv2d.comp). Included by vki_abi.h.
+ *
+ * Both read their F32/F16 operands as 32-bit words with the dtype in a flag bit (words.glsl), so
+ * that operands of independent dtypes need no variant per combination and no 16-bit storage.
+ * Offsets and strides are in elements of each operand's own dtype; outputs are contiguous F32. */
+#ifndef VKI_ABI_ATTENTION_H
+#define VKI_ABI_ATTENTION_H
+
+/* ---- attention: out[D, n_head, n_q] = softmax(scale q.k + mask) v, online, fp32 ---------------- */
+#define VKI_ATTN_BINDING_Q 0
+#define VKI_ATTN_BINDING_K 1
+#define VKI_ATTN_BINDING_V 2
+#define VKI_ATTN_BINDING_MASK 3 /* bound to q when there is no mask */
+#define VKI_ATTN_BINDING_OUT 4
+
+#define VKI_ATTN_CAUSAL 1u
+#define VKI_ATTN_HAS_MASK 2u
+#define VKI_ATTN_Q_F16 4u
+#define VKI_ATTN_K_F16 8u
+#define VKI_ATTN_V_F16 16u
+#define VKI_ATTN_MASK_F16 32u
+
+#define VKI_ATTN_MAX_HEAD_DIM 256
+#define VKI_ATTN_SPEC_HEAD_DIM 1 /* D */
+#define VKI_ATTN_SPEC_ROWS 2     /* rows (query, head) of one kv head per workgroup */
+#define VKI_ATTN_SPEC_COLS 3     /* kv positions per shared-memory tile (tiled kernel) */
+#define VKI_ATTN_SPEC_LANES 4    /* invocations per row (rows kernel): the subgroup size, or 1 */
+
+/* A row is (query i, head h) with h = kv_head * group + g; rows of one kv head are numbered
+ * i * group + g, so a workgroup's rows share their K/V. */
+#define VKI_PC_ATTENTION(F)                                                                     \
+    F(u32, n_q) F(u32, n_head) F(u32, group) F(u32, n_kv)                                      \
+    F(u32, q_off) F(u32, q_nb0) F(u32, q_nb1) F(u32, q_nb2)                                    \
+    F(u32, k_off) F(u32, k_nb0) F(u32, k_nb1) F(u32, k_nb2)                                    \
+    F(u32, v_off) F(u32, v_nb0) F(u32, v_nb1) F(u32, v_nb2)                                    \
+    F(u32, m_off) F(u32, m_nb0) F(u32, m_nb1)                                                  \
+    F(u32, d_off) F(f32, scale) F(u32, flags)
+VKI_DECLARE_PUSH(vki_pc_attention, VKI_PC_ATTENTION)
+
+/* ---- conv2d: out[W', H', Cout, N] = w * x (+ b) as an implicit GEMM --------------------------- */
+#define VKI_CONV_BINDING_X 0
+#define VKI_CONV_BINDING_W 1
+#define VKI_CONV_BINDING_B 2 /* bound to w when there is no bias */
+#define VKI_CONV_BINDING_OUT 3
+
+#define VKI_CONV_HAS_BIAS 1u
+#define VKI_CONV_X_F16 2u
+#define VKI_CONV_W_F16 4u
+
+#define VKI_CONV_SPEC_KSIZE 1  /* kw = kh */
+#define VKI_CONV_SPEC_TILE_M 2 /* output channels per workgroup */
+#define VKI_CONV_SPEC_TILE_N 3 /* output pixels per workgroup */
+#define VKI_CONV_SPEC_TILE_K 4 /* reduction slice held in shared memory (tiled variant) */
+#define VKI_CONV_SPEC_REG_M 5  /* channels per thread */
+#define VKI_CONV_SPEC_REG_N 6  /* pixels per thread */
+
+#define VKI_PC_CONV2D(F)                                                                        \
+    F(u32, w) F(u32, h) F(u32, cin) F(u32, cout) F(u32, ow) F(u32, oh) F(u32, pixels)          \
+    F(u32, stride) F(u32, pad)                                                                 \
+    F(u32, x_off) F(u32, x_nb0) F(u32, x_nb1) F(u32, x_nb2) F(u32, x_nb3)                      \
+    F(u32, w_off) F(u32, w_nb0) F(u32, w_nb1) F(u32, w_nb2) F(u32, w_nb3)                      \
+    F(u32, b_off) F(u32, d_off) F(u32, flags)
+VKI_DECLARE_PUSH(vki_pc_conv2d, VKI_PC_CONV2D)
+
+#endif

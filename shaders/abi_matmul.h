@@ -1,0 +1,58 @@
+/* ABI of the matmul family: matvec.comp, matmul_shared.comp, matmul_reg.comp and get_rows.comp.
+ * Included by vki_abi.h. The weight type is a variant define (WTYPE, see quant.glsl); weights
+ * and activations are read as 32-bit words whatever their type, so no kernel of the family
+ * needs 16-bit storage. Strides and offsets of the weight are in bytes for quantized types and
+ * in elements otherwise (as vki_lower_operand gives them); those of x, y and the bias are in
+ * elements. */
+#ifndef VKI_ABI_MATMUL_H
+#define VKI_ABI_MATMUL_H
+
+/* Weight types (WTYPE): the vki_dtype values, checked in graph/ops/matmul.c. */
+#define VKI_WTYPE_F32 1
+#define VKI_WTYPE_F16 2
+#define VKI_WTYPE_BF16 3
+#define VKI_WTYPE_Q8_0 4
+#define VKI_WTYPE_Q4_0 5
+#define VKI_WTYPE_Q4_1 6
+#define VKI_WTYPE_Q5_0 7
+#define VKI_WTYPE_Q5_1 8
+#define VKI_WTYPE_Q4_K 9
+#define VKI_WTYPE_Q5_K 10
+#define VKI_WTYPE_Q6_K 11
+
+/* Specialisation constants (VKI_SPEC_LOCAL_SIZE_X is 0). X_F16: x holds f16 (else f32).
+ * matvec: ROWS output rows and COLS columns of x per workgroup. matmul: a TILE_M x TILE_N
+ * output tile per workgroup, TILE_K deep slabs, each thread a THREAD_M x THREAD_N register
+ * tile; the workgroup has (TILE_M / THREAD_M) * (TILE_N / THREAD_N) threads. */
+#define VKI_SPEC_MM_X_F16 1
+#define VKI_SPEC_MM_ROWS 2
+#define VKI_SPEC_MM_COLS 3
+#define VKI_SPEC_MM_TILE_M 2
+#define VKI_SPEC_MM_TILE_N 3
+#define VKI_SPEC_MM_TILE_K 4
+#define VKI_SPEC_MM_THREAD_M 5
+#define VKI_SPEC_MM_THREAD_N 6
+
+/* Bindings of matvec and matmul: w, x, bias (w again when there is none), y. */
+#define VKI_MM_BINDING_W 0
+#define VKI_MM_BINDING_X 1
+#define VKI_MM_BINDING_BIAS 2
+#define VKI_MM_BINDING_Y 3
+
+/* y[M, N, ne2, ne3] = act(w[K, M, ne2 / w_r2, ne3 / w_r3] x[K, N, ne2, ne3] + bias[M]).
+ * w's batch index along dim i is x's divided by w_ri (ratio broadcast, ggml's rule). act is an
+ * activation id (VKI_ABI_ACT_*, abi_unary.h); has_bias 0 leaves the bias binding unread. */
+#define VKI_PC_MATMUL(F)                                                                        \
+    F(u32, M) F(u32, N) F(u32, K) F(u32, ne2) F(u32, ne3) F(u32, w_r2) F(u32, w_r3)            \
+    F(u32, w_off) F(u32, w_nb1) F(u32, w_nb2) F(u32, w_nb3)                                    \
+    F(u32, x_off) F(u32, x_nb1) F(u32, x_nb2) F(u32, x_nb3)                                    \
+    F(u32, y_off) F(u32, b_off) F(u32, has_bias) F(u32, act)
+VKI_DECLARE_PUSH(vki_pc_matmul, VKI_PC_MATMUL)
+
+/* get_rows: d[k, n] = table[k, ids[n]] for k < K, n < N; ids outside [0, V) give zeros. */
+#define VKI_PC_GET_ROWS(F)                                                                      \
+    F(u32, K) F(u32, N) F(u32, V) F(u32, t_off) F(u32, t_nb1) F(u32, i_off) F(u32, i_nb0)      \
+    F(u32, d_off)
+VKI_DECLARE_PUSH(vki_pc_get_rows, VKI_PC_GET_ROWS)
+
+#endif

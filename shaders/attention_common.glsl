@@ -1,0 +1,64 @@
+// Bindings, operand access and row bookkeeping shared by the two attention kernels
+// (attention_tiled.comp, attention_rows.comp). Include after the local-size declaration.
+#ifndef VKI_ATTENTION_COMMON_GLSL
+#define VKI_ATTENTION_COMMON_GLSL
+
+#include "words.glsl"
+
+layout(std430, set = 0, binding = VKI_ATTN_BINDING_Q) readonly buffer Q { uint q_words[]; };
+layout(std430, set = 0, binding = VKI_ATTN_BINDING_K) readonly buffer K { uint k_words[]; };
+layout(std430, set = 0, binding = VKI_ATTN_BINDING_V) readonly buffer V { uint v_words[]; };
+layout(std430, set = 0, binding = VKI_ATTN_BINDING_MASK) readonly buffer M { uint m_words[]; };
+layout(std430, set = 0, binding = VKI_ATTN_BINDING_OUT) writeonly buffer O { float o[]; };
+VKI_PUSH_BLOCK(VKI_PC_ATTENTION)
+
+layout(constant_id = VKI_ATTN_SPEC_HEAD_DIM) const uint HD = 64;
+layout(constant_id = VKI_ATTN_SPEC_ROWS) const uint ROWS = 16;
+
+// Scores at or below NEG count as masked (an -inf mask entry is clamped to it). A finite
+// sentinel keeps the arithmetic free of inf - inf, whatever a driver assumes about infinities;
+// a row whose every score is masked ends with l = 0 and gives zeros.
+const float NEG = -1.0e30;
+
+float load_q(uint d, uint h, uint i)
+{
+    uint e = pc.q_off + d * pc.q_nb0 + h * pc.q_nb1 + i * pc.q_nb2;
+    return VKI_LOAD_WORD(q_words, e, (pc.flags & VKI_ATTN_Q_F16) != 0);
+}
+
+float load_k(uint d, uint hk, uint j)
+{
+    uint e = pc.k_off + d * pc.k_nb0 + hk * pc.k_nb1 + j * pc.k_nb2;
+    return VKI_LOAD_WORD(k_words, e, (pc.flags & VKI_ATTN_K_F16) != 0);
+}
+
+float load_v(uint d, uint hk, uint j)
+{
+    uint e = pc.v_off + d * pc.v_nb0 + hk * pc.v_nb1 + j * pc.v_nb2;
+    return VKI_LOAD_WORD(v_words, e, (pc.flags & VKI_ATTN_V_F16) != 0);
+}
+
+// The additive mask of query i at kv position j, 0 without a mask.
+float load_mask(uint j, uint i)
+{
+    if ((pc.flags & VKI_ATTN_HAS_MASK) == 0) return 0.0;
+    uint e = pc.m_off + j * pc.m_nb0 + i * pc.m_nb1;
+    return VKI_LOAD_WORD(m_words, e, (pc.flags & VKI_ATTN_MASK_F16) != 0);
+}
+
+// Kv positions query i may see: all, or with a causal mask j <= i + (n_kv - n_q) (the queries
+// are the last n_q of the n_kv positions); 0 for a query before the first kv position.
+uint kv_limit(uint i)
+{
+    if ((pc.flags & VKI_ATTN_CAUSAL) == 0) return pc.n_kv;
+    int lim = int(i) + 1 + int(pc.n_kv) - int(pc.n_q);
+    return uint(clamp(lim, 0, int(pc.n_kv)));
+}
+
+// Row r of kv head hk (rows are i * group + g) as its query and head.
+uint row_query(uint r) { return r / pc.group; }
+uint row_head(uint hk, uint r) { return hk * pc.group + r % pc.group; }
+
+void store_out(uint d, uint h, uint i, float v) { o[pc.d_off + (i * pc.n_head + h) * HD + d] = v; }
+
+#endif

@@ -1,0 +1,68 @@
+#version 450
+#extension GL_GOOGLE_include_directive : require
+// Fused attention without shared memory or barriers, for devices where those are slow (lavapipe
+// runs a workgroup's invocations as loops and splits them at every barrier). A row (query,
+// head) belongs to a subgroup of LANES invocations, lane l owning dims l, l + LANES, ...: each
+// lane dots its part of q and k_j, a subgroup sum gives the score, and the online softmax
+// (running max m, sum l) advances in step on every lane, so the lanes never diverge and each
+// holds only D / LANES of q and of the output in registers. Without subgroup arithmetic
+// (SUBGROUP=0) LANES is 1 and a row is one invocation.
+// Workgroup (x, y): rows [x ROWS, (x + 1) ROWS) of kv head y.
+#include "vki_abi.h"
+
+#if SUBGROUP
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_arithmetic : require
+#endif
+
+layout(local_size_x = 64, local_size_x_id = VKI_SPEC_LOCAL_SIZE_X) in;
+
+#include "attention_common.glsl"
+
+// The subgroup size; the lowering requires it of the pipeline. 1 without subgroups.
+layout(constant_id = VKI_ATTN_SPEC_LANES) const uint LANES = 8;
+const uint DPL = (HD + LANES - 1) / LANES; // dims per lane
+
+void main()
+{
+    uint hk = gl_WorkGroupID.y, n_rows = pc.n_q * pc.group;
+#if SUBGROUP
+    uint first = gl_SubgroupID, step = gl_NumSubgroups, lane = gl_SubgroupInvocationID;
+#else
+    uint first = gl_LocalInvocationID.x, step = gl_WorkGroupSize.x, lane = 0;
+#endif
+    uint r_end = min((gl_WorkGroupID.x + 1) * ROWS, n_rows);
+    for (uint r = gl_WorkGroupID.x * ROWS + first; r < r_end; r += step) { // subgroup-uniform
+        uint i = row_query(r), h = row_head(hk, r), end = kv_limit(i);
+        float qs[DPL], acc[DPL];
+        for (uint c = 0; c < DPL; c++) {
+            uint d = lane + c * LANES;
+            qs[c] = d < HD ? pc.scale * load_q(d, h, i) : 0.0;
+            acc[c] = 0.0;
+        }
+        float m = NEG, l = 0.0;
+        for (uint j = 0; j < end; j++) {
+            float s = 0.0;
+            for (uint c = 0; c < DPL; c++) {
+                uint d = lane + c * LANES;
+                if (d < HD) s += qs[c] * load_k(d, hk, j);
+            }
+#if SUBGROUP
+            s = subgroupAdd(s);
+#endif
+            s = max(s + load_mask(j, i), NEG);
+            if (s <= NEG) continue;
+            float m_new = max(m, s), a = exp(m - m_new), p = exp(s - m_new);
+            m = m_new;
+            l = l * a + p;
+            for (uint c = 0; c < DPL; c++) {
+                uint d = lane + c * LANES;
+                if (d < HD) acc[c] = acc[c] * a + p * load_v(d, hk, j);
+            }
+        }
+        for (uint c = 0; c < DPL; c++) {
+            uint d = lane + c * LANES;
+            if (d < HD) store_out(d, h, i, l > 0.0 ? acc[c] / l : 0.0);
+        }
+    }
+}

@@ -1,0 +1,116 @@
+#version 450
+#extension GL_GOOGLE_include_directive : require
+// Fused attention, FlashAttention-2 style: workgroup (x, y) takes rows [x ROWS, (x + 1) ROWS)
+// of kv head y (queries times the heads that share it, so grouped-query heads share the loads)
+// and walks the kv positions in tiles of COLS held in shared memory. Per tile: scores S = Q K^T
+// (scaled, masked) into shared memory, the running max and sum of each row updated (one
+// subgroup per row with SUBGROUP=1, one invocation per row otherwise), then the register-held
+// output rescaled and P V added. The n_q x n_kv score matrix never exists; all sums are fp32.
+// A causal block stops at the last kv position its last query sees.
+#include "vki_abi.h"
+
+#if SUBGROUP
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_arithmetic : require
+#endif
+
+layout(local_size_x = 128, local_size_x_id = VKI_SPEC_LOCAL_SIZE_X) in;
+
+#include "attention_common.glsl"
+
+layout(constant_id = VKI_ATTN_SPEC_COLS) const uint COLS = 32;
+const uint WG = gl_WorkGroupSize.x;
+const uint KS = HD + 1;                       // K rows padded: invocation c reads row c conflict-free
+const uint NACC = (ROWS * HD + WG - 1) / WG;  // outputs per invocation: e = t + k WG
+
+shared float sq[ROWS * HD];    // the block's queries, pre-scaled
+shared float sk[COLS * KS];
+shared float sv[COLS * HD];
+shared float sp[ROWS * COLS];  // scores, then probabilities exp(s - m)
+shared float s_m[ROWS];        // running max of each row
+shared float s_l[ROWS];        // running sum of exp(s - m)
+shared float s_a[ROWS];        // this tile's rescale of the row's output, exp(m_old - m_new)
+
+// Max and sum of row rl of the tile; the probabilities replace the scores.
+void update_row(uint rl, uint c0, uint dc)
+{
+    float mt = NEG;
+    for (uint c = c0; c < COLS; c += dc) mt = max(mt, sp[rl * COLS + c]);
+#if SUBGROUP
+    mt = subgroupMax(mt);
+#endif
+    float m_old = s_m[rl], m_new = max(m_old, mt), sum = 0.0;
+    for (uint c = c0; c < COLS; c += dc) {
+        float s = sp[rl * COLS + c], p = s <= NEG ? 0.0 : exp(s - m_new);
+        sp[rl * COLS + c] = p;
+        sum += p;
+    }
+#if SUBGROUP
+    sum = subgroupAdd(sum);
+    if (!subgroupElect()) return;
+#endif
+    float a = exp(m_old - m_new);
+    s_a[rl] = a;
+    s_l[rl] = s_l[rl] * a + sum;
+    s_m[rl] = m_new;
+}
+
+void main()
+{
+    uint t = gl_LocalInvocationID.x, hk = gl_WorkGroupID.y;
+    uint n_rows = pc.n_q * pc.group, r0 = gl_WorkGroupID.x * ROWS;
+    for (uint e = t; e < ROWS * HD; e += WG) {
+        uint r = r0 + e / HD;
+        sq[e] = r < n_rows ? pc.scale * load_q(e % HD, row_head(hk, r), row_query(r)) : 0.0;
+    }
+    for (uint rl = t; rl < ROWS; rl += WG) {
+        s_m[rl] = NEG;
+        s_l[rl] = 0.0;
+    }
+    float acc[NACC];
+    for (uint k = 0; k < NACC; k++) acc[k] = 0.0;
+    // The block's last row has its largest query, which sees the furthest.
+    uint end = kv_limit(row_query(min(r0 + ROWS, n_rows) - 1));
+
+    for (uint j0 = 0; j0 < end; j0 += COLS) {
+        barrier(); // the previous tile is consumed; the first time, sq and the stats are written
+        for (uint e = t; e < COLS * HD; e += WG) {
+            uint c = e / HD, d = e % HD, j = j0 + c;
+            sk[c * KS + d] = j < end ? load_k(d, hk, j) : 0.0;
+            sv[e] = j < end ? load_v(d, hk, j) : 0.0;
+        }
+        barrier();
+        for (uint e = t; e < ROWS * COLS; e += WG) {
+            uint rl = e / COLS, c = e % COLS, r = r0 + rl, j = j0 + c;
+            float s = NEG;
+            if (r < n_rows && j < kv_limit(row_query(r))) {
+                float dot_qk = 0.0;
+                for (uint d = 0; d < HD; d++) dot_qk += sq[rl * HD + d] * sk[c * KS + d];
+                s = max(dot_qk + load_mask(j, row_query(r)), NEG);
+            }
+            sp[e] = s;
+        }
+        barrier();
+#if SUBGROUP
+        for (uint rl = gl_SubgroupID; rl < ROWS; rl += gl_NumSubgroups)
+            update_row(rl, gl_SubgroupInvocationID, gl_SubgroupSize);
+#else
+        for (uint rl = t; rl < ROWS; rl += WG) update_row(rl, 0, 1);
+#endif
+        barrier();
+        for (uint k = 0; k < NACC; k++) {
+            uint e = t + k * WG, rl = e / HD, d = e % HD;
+            if (e >= ROWS * HD) break;
+            float a = acc[k] * s_a[rl];
+            for (uint c = 0; c < COLS; c++) a += sp[rl * COLS + c] * sv[c * HD + d];
+            acc[k] = a;
+        }
+    }
+    barrier(); // s_l is final (or, without any tile, initialised)
+    for (uint k = 0; k < NACC; k++) {
+        uint e = t + k * WG, rl = e / HD, r = r0 + rl;
+        if (e >= ROWS * HD || r >= n_rows) break;
+        float l = s_l[rl];
+        store_out(e % HD, row_head(hk, r), row_query(r), l > 0.0 ? acc[k] / l : 0.0);
+    }
+}

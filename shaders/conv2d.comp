@@ -1,0 +1,121 @@
+#version 450
+#extension GL_GOOGLE_include_directive : require
+// 2-D convolution as an implicit GEMM: out[co, p] = sum_k w[co, k] xcol[k, p] (+ b[co]) with
+// M = Cout, N = the output pixels of all images (p = (n, oy, ox)) and K = Cin kh kw in w's order
+// (ci, ky, kx). xcol is never stored: its elements are gathered from x, zero outside the image.
+// Workgroup (x, y) computes the TILE_M x TILE_N tile at channel y TILE_M and pixel x TILE_N; an
+// invocation accumulates REG_M x REG_N of it in fp32 registers, its rows and columns strided by
+// the invocation grid so that neighbouring invocations take neighbouring pixels.
+// SHARED=1 stages TILE_K-deep slices of w and xcol in shared memory between two barriers;
+// SHARED=0 (devices where barriers are slow: lavapipe) reads both straight from the buffers.
+#include "vki_abi.h"
+
+layout(local_size_x = 256, local_size_x_id = VKI_SPEC_LOCAL_SIZE_X) in;
+
+#include "words.glsl"
+
+layout(std430, set = 0, binding = VKI_CONV_BINDING_X) readonly buffer X { uint x_words[]; };
+layout(std430, set = 0, binding = VKI_CONV_BINDING_W) readonly buffer W { uint w_words[]; };
+layout(std430, set = 0, binding = VKI_CONV_BINDING_B) readonly buffer B { float bias[]; };
+layout(std430, set = 0, binding = VKI_CONV_BINDING_OUT) writeonly buffer O { float o[]; };
+VKI_PUSH_BLOCK(VKI_PC_CONV2D)
+
+layout(constant_id = VKI_CONV_SPEC_KSIZE) const uint KSIZE = 3;
+layout(constant_id = VKI_CONV_SPEC_TILE_M) const uint TILE_M = 64;
+layout(constant_id = VKI_CONV_SPEC_TILE_N) const uint TILE_N = 64;
+layout(constant_id = VKI_CONV_SPEC_TILE_K) const uint TILE_K = 16;
+layout(constant_id = VKI_CONV_SPEC_REG_M) const uint REG_M = 4;
+layout(constant_id = VKI_CONV_SPEC_REG_N) const uint REG_N = 4;
+const uint TX = TILE_N / REG_N; // invocation grid: TX along pixels, TILE_M / REG_M along channels
+const uint TY = TILE_M / REG_M;
+const uint KK = KSIZE * KSIZE;
+
+float load_w(uint co, uint ci, uint ky, uint kx)
+{
+    uint e = pc.w_off + kx * pc.w_nb0 + ky * pc.w_nb1 + ci * pc.w_nb2 + co * pc.w_nb3;
+    return VKI_LOAD_WORD(w_words, e, (pc.flags & VKI_CONV_W_F16) != 0);
+}
+
+// Where output pixel p reads: its image's x offset and the input row and column of tap (0, 0).
+// A pixel past the end gets a row no tap can reach, so that it reads zeros (and never `base`).
+void pixel_origin(uint p, out uint base, out int iy0, out int ix0)
+{
+    uint per = pc.ow * pc.oh, img = p / per, r = p % per;
+    base = pc.x_off + img * pc.x_nb3;
+    iy0 = p < pc.pixels ? int((r / pc.ow) * pc.stride) - int(pc.pad) : -0x10000;
+    ix0 = int((r % pc.ow) * pc.stride) - int(pc.pad);
+}
+
+float load_x(uint base, int iy, int ix, uint ci)
+{
+    if (iy < 0 || ix < 0 || iy >= int(pc.h) || ix >= int(pc.w)) return 0.0;
+    uint e = base + uint(ix) * pc.x_nb0 + uint(iy) * pc.x_nb1 + ci * pc.x_nb2;
+    return VKI_LOAD_WORD(x_words, e, (pc.flags & VKI_CONV_X_F16) != 0);
+}
+
+#if SHARED
+shared float sa[TILE_K * (TILE_M + 1)]; // w slice [k][m], rows padded: the k-major stores do not collide
+shared float sb[TILE_K * TILE_N];       // xcol slice [k][n]
+#endif
+
+void main()
+{
+    uint t = gl_LocalInvocationID.x, tx = t % TX, ty = t / TX;
+    uint p0 = gl_WorkGroupID.x * TILE_N, m0 = gl_WorkGroupID.y * TILE_M, k_total = pc.cin * KK;
+    float acc[REG_M * REG_N];
+    for (uint i = 0; i < REG_M * REG_N; i++) acc[i] = 0.0;
+#if SHARED
+    uint wg = gl_WorkGroupSize.x;
+    for (uint k0 = 0; k0 < k_total; k0 += TILE_K) {
+        for (uint e = t; e < TILE_M * TILE_K; e += wg) {
+            uint kl = e % TILE_K, ml = e / TILE_K, kk = k0 + kl, co = m0 + ml, r = kk % KK;
+            sa[kl * (TILE_M + 1) + ml] =
+                co < pc.cout && kk < k_total ? load_w(co, kk / KK, r / KSIZE, r % KSIZE) : 0.0;
+        }
+        for (uint e = t; e < TILE_K * TILE_N; e += wg) {
+            uint nl = e % TILE_N, kk = k0 + e / TILE_N, r = kk % KK, base;
+            int iy0, ix0;
+            pixel_origin(p0 + nl, base, iy0, ix0);
+            sb[e] = kk < k_total ? load_x(base, iy0 + int(r / KSIZE), ix0 + int(r % KSIZE), kk / KK) : 0.0;
+        }
+        barrier();
+        for (uint kl = 0; kl < TILE_K; kl++) {
+            float a[REG_M], b[REG_N];
+            for (uint i = 0; i < REG_M; i++) a[i] = sa[kl * (TILE_M + 1) + ty + i * TY];
+            for (uint j = 0; j < REG_N; j++) b[j] = sb[kl * TILE_N + tx + j * TX];
+            for (uint i = 0; i < REG_M; i++)
+                for (uint j = 0; j < REG_N; j++) acc[i * REG_N + j] += a[i] * b[j];
+        }
+        barrier(); // the slice is consumed before the next one overwrites it
+    }
+#else
+    uint base[REG_N];
+    int iy0[REG_N], ix0[REG_N];
+    for (uint j = 0; j < REG_N; j++) pixel_origin(p0 + tx + j * TX, base[j], iy0[j], ix0[j]);
+    for (uint ci = 0; ci < pc.cin; ci++)
+        for (uint ky = 0; ky < KSIZE; ky++)
+            for (uint kx = 0; kx < KSIZE; kx++) {
+                float a[REG_M], b[REG_N];
+                for (uint i = 0; i < REG_M; i++) {
+                    uint co = m0 + ty + i * TY;
+                    a[i] = co < pc.cout ? load_w(co, ci, ky, kx) : 0.0;
+                }
+                for (uint j = 0; j < REG_N; j++)
+                    b[j] = load_x(base[j], iy0[j] + int(ky), ix0[j] + int(kx), ci);
+                for (uint i = 0; i < REG_M; i++)
+                    for (uint j = 0; j < REG_N; j++) acc[i * REG_N + j] += a[i] * b[j];
+            }
+#endif
+    uint per = pc.ow * pc.oh;
+    for (uint i = 0; i < REG_M; i++) {
+        uint co = m0 + ty + i * TY;
+        if (co >= pc.cout) break;
+        float add = (pc.flags & VKI_CONV_HAS_BIAS) != 0 ? bias[pc.b_off + co] : 0.0;
+        for (uint j = 0; j < REG_N; j++) {
+            uint p = p0 + tx + j * TX;
+            if (p >= pc.pixels) break;
+            uint img = p / per;
+            o[pc.d_off + (img * pc.cout + co) * per + p % per] = acc[i * REG_N + j] + add;
+        }
+    }
+}

@@ -1,0 +1,84 @@
+#version 450
+#extension GL_GOOGLE_include_directive : require
+// Matrix-vector products (decode: N = 1, and small N): memory-bound, so the weights are read
+// once, as stored, and decoded in registers. A workgroup computes ROWS rows for COLS columns of
+// x; its threads split each row into pairs of quads (quant.glsl), each thread loading the x
+// values of a pair once for all ROWS rows, then the partial sums are reduced: with
+// subgroupAdd (SUBGROUP=1, the workgroup being one subgroup) or a shared-memory tree.
+#if SUBGROUP
+#extension GL_KHR_shader_subgroup_arithmetic : require
+#endif
+#include "vki_abi.h"
+
+layout(local_size_x = 32, local_size_x_id = VKI_SPEC_LOCAL_SIZE_X) in;
+#include "matmul_common.glsl"
+
+layout(constant_id = VKI_SPEC_MM_ROWS) const uint ROWS_ = 4;
+#define ROWS 8u
+layout(constant_id = VKI_SPEC_MM_COLS) const uint COLS_ = 1;
+#define COLS 1u
+#define RC (ROWS * COLS)
+
+#if !SUBGROUP
+shared float red[RC * gl_WorkGroupSize.x];
+#endif
+
+void main()
+{
+    const uint tid = gl_LocalInvocationID.x, nt = gl_WorkGroupSize.x;
+    const uint row0 = (gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x) * ROWS;
+    if (row0 >= pc.M) return; // padding of the 2-D grid: whole workgroups
+    const uint groups = (pc.N + COLS - 1u) / COLS;
+    const uint col0 = (gl_WorkGroupID.z % groups) * COLS, b = gl_WorkGroupID.z / groups;
+    uint wbase, xbase;
+    batch_bases(b, wbase, xbase);
+
+    // Rows and columns past the end repeat the last one: loads stay in bounds, no divergence.
+    uint wrow[ROWS], xcol[COLS];
+    for (uint r = 0u; r < ROWS; r++) wrow[r] = wbase + min(row0 + r, pc.M - 1u) * pc.w_nb1;
+    for (uint c = 0u; c < COLS; c++) xcol[c] = xbase + min(col0 + c, pc.N - 1u) * pc.x_nb1;
+
+    float acc[RC];
+    for (uint i = 0u; i < RC; i++) acc[i] = 0.0;
+    const uint pairs = pair_count();
+    for (uint p = tid; p < pairs; p += nt) {
+        uint kA, kB;
+        pair_pos(p, kA, kB);
+        vec4 xa[COLS], xb[COLS];
+        for (uint c = 0u; c < COLS; c++) {
+            xa[c] = x_quad(xcol[c] + kA);
+            xb[c] = x_quad(xcol[c] + kB);
+        }
+        for (uint r = 0u; r < ROWS; r++) {
+            vec4 wa = w_quad(wrow[r], kA), wb = w_quad(wrow[r], kB);
+            for (uint c = 0u; c < COLS; c++) acc[r * COLS + c] += dot(wa, xa[c]) + dot(wb, xb[c]);
+        }
+    }
+#if !WQ_QUANT
+    for (uint k = pairs * 8u + tid; k < pc.K; k += nt) // float rows of K % 8 != 0
+        for (uint r = 0u; r < ROWS; r++)
+            for (uint c = 0u; c < COLS; c++) acc[r * COLS + c] += w_elem(wrow[r], k) * x_elem(xcol[c] + k);
+#endif
+
+#if SUBGROUP
+    for (uint i = 0u; i < RC; i++) acc[i] = subgroupAdd(acc[i]);
+    // Every thread holds every sum now; thread i % nt stores sum i (static indices keep acc
+    // in registers).
+    for (uint i = 0u; i < RC; i++) {
+        uint r = i / COLS, c = i % COLS;
+        if (i % nt == tid && row0 + r < pc.M && col0 + c < pc.N) store_y(row0 + r, col0 + c, b, acc[i]);
+    }
+#else
+    for (uint i = 0u; i < RC; i++) red[i * nt + tid] = acc[i];
+    for (uint s = nt / 2u; s > 0u; s >>= 1) { // nt is a power of two
+        barrier();
+        if (tid < s)
+            for (uint i = 0u; i < RC; i++) red[i * nt + tid] += red[i * nt + tid + s];
+    }
+    barrier();
+    for (uint i = tid; i < RC; i += nt) {
+        uint r = i / COLS, c = i % COLS;
+        if (row0 + r < pc.M && col0 + c < pc.N) store_y(row0 + r, col0 + c, b, red[i * nt]);
+    }
+#endif
+}
