@@ -197,7 +197,10 @@ vki_tensor vki_rope(vki_graph *g, vki_tensor x, vki_tensor pos, uint32_t n_rot, 
 
 /* Fused attention (flash attention: online softmax in fp32, no score matrix in memory).
  * q [D, n_head, n_q], k and v [D, n_kv_head, n_kv] with n_head a multiple of n_kv_head
- * (grouped-query), mask like vki_softmax's ([n_kv, n_q], may be {0}). Result [D, n_head, n_q]. */
+ * (grouped-query: head h reads kv head h / (n_head / n_kv_head)), mask like vki_softmax's
+ * ([n_kv, n_q], may be {0}). q, k, v and mask are F32 or F16, views allowed (a permuted q, a
+ * slice of a KV cache); D <= 256. causal: query i sees kv positions j <= i + n_kv - n_q. A query
+ * that sees no position (all masked with -inf) gives zeros. Result F32 [D, n_head, n_q]. */
 vki_tensor vki_attention(vki_graph *g, vki_tensor q, vki_tensor k, vki_tensor v, vki_tensor mask,
                          float scale, bool causal);
 
@@ -209,7 +212,8 @@ vki_tensor vki_get_rows(vki_graph *g, vki_tensor table, vki_tensor ids);
 vki_tensor vki_concat(vki_graph *g, vki_tensor a, vki_tensor b, uint32_t dim);
 
 /* x [W, H, Cin, N] (NCHW), w [kw, kh, Cin, Cout] with kw = kh in {1, 3}, b [Cout] (may be {0}),
- * stride 1 or 2, symmetric zero padding. Result [W', H', Cout, N]. */
+ * stride 1 or 2, symmetric zero padding. x and w F32 or F16 (views allowed), b F32. Result F32
+ * [W', H', Cout, N] with W' = (W + 2 pad - kw) / stride + 1, likewise H'. */
 vki_tensor vki_conv2d(vki_graph *g, vki_tensor x, vki_tensor w, vki_tensor b, uint32_t stride,
                       uint32_t pad);
 

@@ -38,7 +38,7 @@ static const tuning_row tuning_table[] = {
     {VKI_VENDOR_ARM, ARCH_ANY, {"arm-mali", 16, 64, 1, 32, 32, 8, true, false}},
     {VKI_VENDOR_QUALCOMM, ARCH_ANY, {"qualcomm-adreno", 64, 128, 1, 32, 32, 8, true, false}},
     {VKI_VENDOR_APPLE, ARCH_ANY, {"apple", 32, 256, 2, 64, 64, 16, true, false}},
-    {VKI_VENDOR_MESA_CPU, ARCH_ANY, {"lavapipe", 8, 64, 8, 16, 16, 8, false, false}},
+    {VKI_VENDOR_MESA_CPU, ARCH_ANY, {"lavapipe", 8, 64, 32, 16, 16, 8, false, false}},
     {VKI_VENDOR_OTHER, ARCH_ANY, {"generic", 32, 128, 2, 32, 32, 8, true, false}},
 };
 #define TUNING_COUNT (sizeof tuning_table / sizeof tuning_table[0])

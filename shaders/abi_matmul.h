@@ -21,17 +21,21 @@
 #define VKI_WTYPE_Q6_K 11
 
 /* Specialisation constants (VKI_SPEC_LOCAL_SIZE_X is 0). X_F16: x holds f16 (else f32).
- * matvec: ROWS output rows and COLS columns of x per workgroup. matmul: a TILE_M x TILE_N
- * output tile per workgroup, TILE_K deep slabs, each thread a THREAD_M x THREAD_N register
- * tile; the workgroup has (TILE_M / THREAD_M) * (TILE_N / THREAD_N) threads. */
+ * ROWS x COLS: the outputs each thread accumulates in registers (matvec: the workgroup's, its
+ * threads splitting K). TILE_M x TILE_N: the output tile of a matmul workgroup, TILE_K deep
+ * slabs (matmul_shared). W_ALIGNED: every weight row starts at a multiple of 4 bytes and a
+ * chunk (quant.glsl) is a whole number of words, so that no read needs realigning. */
 #define VKI_SPEC_MM_X_F16 1
 #define VKI_SPEC_MM_ROWS 2
 #define VKI_SPEC_MM_COLS 3
-#define VKI_SPEC_MM_TILE_M 2
-#define VKI_SPEC_MM_TILE_N 3
-#define VKI_SPEC_MM_TILE_K 4
-#define VKI_SPEC_MM_THREAD_M 5
-#define VKI_SPEC_MM_THREAD_N 6
+#define VKI_SPEC_MM_TILE_M 4
+#define VKI_SPEC_MM_TILE_N 5
+#define VKI_SPEC_MM_TILE_K 6
+#define VKI_SPEC_MM_W_ALIGNED 7
+
+/* Elements per chunk of weight type t (quant.glsl): what one thread decodes from the fewest
+ * words. Float types: 8; the 32-element block formats: a block; the K formats: 64. */
+#define VKI_MM_CHUNK(t) ((t) <= VKI_WTYPE_BF16 ? 8u : (t) >= VKI_WTYPE_Q4_K ? 64u : 32u)
 
 /* Bindings of matvec and matmul: w, x, bias (w again when there is none), y. */
 #define VKI_MM_BINDING_W 0

@@ -5,8 +5,10 @@
 // and walks the kv positions in tiles of COLS held in shared memory. Per tile: scores S = Q K^T
 // (scaled, masked) into shared memory, the running max and sum of each row updated (one
 // subgroup per row with SUBGROUP=1, one invocation per row otherwise), then the register-held
-// output rescaled and P V added. The n_q x n_kv score matrix never exists; all sums are fp32.
-// A causal block stops at the last kv position its last query sees.
+// output rescaled and P V added. The next tile's K and V are loaded into registers while this
+// one is computed, so that memory latency overlaps arithmetic instead of adding to it. The
+// n_q x n_kv score matrix never exists; all sums are fp32. A causal block stops at the last kv
+// position its last query sees.
 #include "vki_abi.h"
 
 #if SUBGROUP
@@ -22,6 +24,7 @@ layout(constant_id = VKI_ATTN_SPEC_COLS) const uint COLS = 32;
 const uint WG = gl_WorkGroupSize.x;
 const uint KS = HD + 1;                       // K rows padded: invocation c reads row c conflict-free
 const uint NACC = (ROWS * HD + WG - 1) / WG;  // outputs per invocation: e = t + k WG
+const uint NLD = (COLS * HD + WG - 1) / WG;   // K and V elements each invocation stages per tile
 
 shared float sq[ROWS * HD];    // the block's queries, pre-scaled
 shared float sk[COLS * KS];
@@ -30,6 +33,31 @@ shared float sp[ROWS * COLS];  // scores, then probabilities exp(s - m)
 shared float s_m[ROWS];        // running max of each row
 shared float s_l[ROWS];        // running sum of exp(s - m)
 shared float s_a[ROWS];        // this tile's rescale of the row's output, exp(m_old - m_new)
+float kr[NLD], vr[NLD];        // the next tile in flight: element e = t + k WG is [e / HD][e % HD]
+
+// Starts the loads of the tile at kv position j0 (zeros past `end`). Branch-free, so that all
+// loads issue before any result is waited for: a slot past the end reads position 0 and drops it.
+void fetch(uint j0, uint end, uint hk)
+{
+    for (uint k = 0; k < NLD; k++) {
+        uint e = gl_LocalInvocationID.x + k * WG, j = j0 + e / HD;
+        bool live = e < COLS * HD && j < end;
+        uint d = live ? e % HD : 0u, jl = live ? j : 0u;
+        float kv = load_k(d, hk, jl), vv = load_v(d, hk, jl);
+        kr[k] = live ? kv : 0.0;
+        vr[k] = live ? vv : 0.0;
+    }
+}
+
+void stage()
+{
+    for (uint k = 0; k < NLD; k++) {
+        uint e = gl_LocalInvocationID.x + k * WG;
+        if (e >= COLS * HD) break;
+        sk[(e / HD) * KS + e % HD] = kr[k];
+        sv[e] = vr[k];
+    }
+}
 
 // Max and sum of row rl of the tile; the probabilities replace the scores.
 void update_row(uint rl, uint c0, uint dc)
@@ -72,14 +100,12 @@ void main()
     // The block's last row has its largest query, which sees the furthest.
     uint end = kv_limit(row_query(min(r0 + ROWS, n_rows) - 1));
 
+    fetch(0, end, hk);
     for (uint j0 = 0; j0 < end; j0 += COLS) {
         barrier(); // the previous tile is consumed; the first time, sq and the stats are written
-        for (uint e = t; e < COLS * HD; e += WG) {
-            uint c = e / HD, d = e % HD, j = j0 + c;
-            sk[c * KS + d] = j < end ? load_k(d, hk, j) : 0.0;
-            sv[e] = j < end ? load_v(d, hk, j) : 0.0;
-        }
+        stage();
         barrier();
+        if (j0 + COLS < end) fetch(j0 + COLS, end, hk);
         for (uint e = t; e < ROWS * COLS; e += WG) {
             uint rl = e / COLS, c = e % COLS, r = r0 + rl, j = j0 + c;
             float s = NEG;

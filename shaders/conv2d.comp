@@ -6,8 +6,9 @@
 // Workgroup (x, y) computes the TILE_M x TILE_N tile at channel y TILE_M and pixel x TILE_N; an
 // invocation accumulates REG_M x REG_N of it in fp32 registers, its rows and columns strided by
 // the invocation grid so that neighbouring invocations take neighbouring pixels.
-// SHARED=1 stages TILE_K-deep slices of w and xcol in shared memory between two barriers;
-// SHARED=0 (devices where barriers are slow: lavapipe) reads both straight from the buffers.
+// SHARED=1 stages TILE_K-deep slices of w and xcol in shared memory between two barriers, the
+// next slice's loads in flight in registers while the current one is multiplied; SHARED=0
+// (devices where barriers are slow: lavapipe) reads both straight from the buffers.
 #include "vki_abi.h"
 
 layout(local_size_x = 256, local_size_x_id = VKI_SPEC_LOCAL_SIZE_X) in;
@@ -46,16 +47,56 @@ void pixel_origin(uint p, out uint base, out int iy0, out int ix0)
     ix0 = int((r % pc.ow) * pc.stride) - int(pc.pad);
 }
 
-float load_x(uint base, int iy, int ix, uint ci)
+// x at (ix, iy, ci) of the image at `base`; 0 outside the image or when !live. Branch-free (see
+// words.glsl): a read that does not count goes to x's first element and is dropped.
+float load_x(uint base, int iy, int ix, uint ci, bool live)
 {
-    if (iy < 0 || ix < 0 || iy >= int(pc.h) || ix >= int(pc.w)) return 0.0;
-    uint e = base + uint(ix) * pc.x_nb0 + uint(iy) * pc.x_nb1 + ci * pc.x_nb2;
-    return VKI_LOAD_WORD(x_words, e, (pc.flags & VKI_CONV_X_F16) != 0);
+    bool inside = live && iy >= 0 && ix >= 0 && iy < int(pc.h) && ix < int(pc.w);
+    uint e = inside ? base + uint(ix) * pc.x_nb0 + uint(iy) * pc.x_nb1 + ci * pc.x_nb2 : pc.x_off;
+    float v = VKI_LOAD_WORD(x_words, e, (pc.flags & VKI_CONV_X_F16) != 0);
+    return inside ? v : 0.0;
 }
 
 #if SHARED
+const uint WG = gl_WorkGroupSize.x;
+const uint NA = (TILE_M * TILE_K + WG - 1) / WG; // slice elements each invocation loads
+const uint NB = (TILE_K * TILE_N + WG - 1) / WG;
 shared float sa[TILE_K * (TILE_M + 1)]; // w slice [k][m], rows padded: the k-major stores do not collide
 shared float sb[TILE_K * TILE_N];       // xcol slice [k][n]
+float ar[NA], br[NB];                   // the next slice in flight: element e = t + i WG
+
+// Starts the loads of the slice at reduction index k0 (zeros outside the problem).
+void fetch(uint k0, uint m0, uint p0)
+{
+    uint t = gl_LocalInvocationID.x, k_total = pc.cin * KK;
+    for (uint i = 0; i < NA; i++) { // branch-free like load_x: a dead slot reads w's first element
+        uint e = t + i * WG, kk = k0 + e % TILE_K, co = m0 + e / TILE_K;
+        bool live = e < TILE_M * TILE_K && co < pc.cout && kk < k_total;
+        uint r = live ? kk % KK : 0u;
+        float v = load_w(live ? co : 0u, live ? kk / KK : 0u, r / KSIZE, r % KSIZE);
+        ar[i] = live ? v : 0.0;
+    }
+    for (uint i = 0; i < NB; i++) {
+        uint e = t + i * WG, kk = k0 + e / TILE_N, r = kk % KK, base;
+        int iy0, ix0;
+        pixel_origin(p0 + e % TILE_N, base, iy0, ix0);
+        bool live = e < TILE_K * TILE_N && kk < k_total;
+        br[i] = load_x(base, iy0 + int(r / KSIZE), ix0 + int(r % KSIZE), kk / KK, live);
+    }
+}
+
+void stage()
+{
+    uint t = gl_LocalInvocationID.x;
+    for (uint i = 0; i < NA; i++) {
+        uint e = t + i * WG;
+        if (e < TILE_M * TILE_K) sa[(e % TILE_K) * (TILE_M + 1) + e / TILE_K] = ar[i];
+    }
+    for (uint i = 0; i < NB; i++) {
+        uint e = t + i * WG;
+        if (e < TILE_K * TILE_N) sb[e] = br[i];
+    }
+}
 #endif
 
 void main()
@@ -65,20 +106,11 @@ void main()
     float acc[REG_M * REG_N];
     for (uint i = 0; i < REG_M * REG_N; i++) acc[i] = 0.0;
 #if SHARED
-    uint wg = gl_WorkGroupSize.x;
+    fetch(0, m0, p0);
     for (uint k0 = 0; k0 < k_total; k0 += TILE_K) {
-        for (uint e = t; e < TILE_M * TILE_K; e += wg) {
-            uint kl = e % TILE_K, ml = e / TILE_K, kk = k0 + kl, co = m0 + ml, r = kk % KK;
-            sa[kl * (TILE_M + 1) + ml] =
-                co < pc.cout && kk < k_total ? load_w(co, kk / KK, r / KSIZE, r % KSIZE) : 0.0;
-        }
-        for (uint e = t; e < TILE_K * TILE_N; e += wg) {
-            uint nl = e % TILE_N, kk = k0 + e / TILE_N, r = kk % KK, base;
-            int iy0, ix0;
-            pixel_origin(p0 + nl, base, iy0, ix0);
-            sb[e] = kk < k_total ? load_x(base, iy0 + int(r / KSIZE), ix0 + int(r % KSIZE), kk / KK) : 0.0;
-        }
+        stage();
         barrier();
+        if (k0 + TILE_K < k_total) fetch(k0 + TILE_K, m0, p0);
         for (uint kl = 0; kl < TILE_K; kl++) {
             float a[REG_M], b[REG_N];
             for (uint i = 0; i < REG_M; i++) a[i] = sa[kl * (TILE_M + 1) + ty + i * TY];
@@ -98,10 +130,11 @@ void main()
                 float a[REG_M], b[REG_N];
                 for (uint i = 0; i < REG_M; i++) {
                     uint co = m0 + ty + i * TY;
-                    a[i] = co < pc.cout ? load_w(co, ci, ky, kx) : 0.0;
+                    float v = load_w(min(co, pc.cout - 1), ci, ky, kx);
+                    a[i] = co < pc.cout ? v : 0.0;
                 }
                 for (uint j = 0; j < REG_N; j++)
-                    b[j] = load_x(base[j], iy0[j] + int(ky), ix0[j] + int(kx), ci);
+                    b[j] = load_x(base[j], iy0[j] + int(ky), ix0[j] + int(kx), ci, true);
                 for (uint i = 0; i < REG_M; i++)
                     for (uint j = 0; j < REG_N; j++) acc[i * REG_N + j] += a[i] * b[j];
             }

@@ -5,6 +5,8 @@
 #define VKI_MATMUL_COMMON_GLSL
 
 layout(constant_id = VKI_SPEC_MM_X_F16) const bool X_F16 = false;
+layout(constant_id = VKI_SPEC_MM_ROWS) const uint ROWS = 4; // outputs per thread: rows
+layout(constant_id = VKI_SPEC_MM_COLS) const uint COLS = 1; // and columns
 
 layout(std430, binding = VKI_MM_BINDING_W) readonly restrict buffer W { uint w_words[]; };
 layout(std430, binding = VKI_MM_BINDING_X) readonly restrict buffer X { uint x_words[]; };
@@ -15,31 +17,30 @@ VKI_PUSH_BLOCK(VKI_PC_MATMUL)
 #include "activation.glsl"
 #include "quant.glsl"
 
-// A float type's pairs are 8 consecutive elements; a block format's are spread over its block.
-#if WQ_QUANT
-#define WQ_SPAN WQ_BLOCK
-#else
-#define WQ_SPAN 8u
-#endif
-
-// Pair p of a row as positions: the pair's two quads start at kA and kB.
-void pair_pos(uint p, out uint kA, out uint kB)
-{
-    uint base = (p / (WQ_SPAN / 8u)) * WQ_SPAN, j = p % (WQ_SPAN / 8u);
-    kA = base + WQ_PAIR_A(j);
-    kB = base + WQ_PAIR_B(j);
-}
-
-// Whole pairs in a row; a float row of K % 8 != 0 elements leaves a tail for x_elem/w_elem.
-uint pair_count() { return pc.K / 8u; }
-
-vec4 x_quad(uint e) // x elements e..e+3
+// x elements e..e+3 and e..e+WQ_CHUNK-1 of a row (f32, or f16 at any element offset).
+vec4 x_quad(uint e)
 {
     if (X_F16) {
-        uint i = e >> 1;
-        return half4(x_words[i], x_words[i + 1u], x_words[i + 1u + (e & 1u)], (e & 1u) != 0u);
+        uint r[WQ_FETCH_MAX];
+        fetch_words(x_words, 2u * e, 2u, 8u, false, r);
+        return vec4(unpackHalf2x16(r[0]), unpackHalf2x16(r[1]));
     }
     return uintBitsToFloat(uvec4(x_words[e], x_words[e + 1u], x_words[e + 2u], x_words[e + 3u]));
+}
+
+void x_chunk(uint e, out float v[WQ_CHUNK])
+{
+    if (X_F16) {
+        uint r[WQ_FETCH_MAX];
+        fetch_words(x_words, 2u * e, WQ_CHUNK / 2u, 2u * WQ_CHUNK, false, r);
+        for (uint j = 0u; j < WQ_CHUNK / 2u; j++) {
+            vec2 h = unpackHalf2x16(r[j]);
+            v[2u * j] = h.x;
+            v[2u * j + 1u] = h.y;
+        }
+    } else {
+        for (uint i = 0u; i < WQ_CHUNK; i++) v[i] = uintBitsToFloat(x_words[e + i]);
+    }
 }
 
 float x_elem(uint e)
@@ -47,6 +48,31 @@ float x_elem(uint e)
     if (X_F16) return unpackHalf2x16(x_words[e >> 1] >> ((e & 1u) << 4)).x;
     return uintBitsToFloat(x_words[e]);
 }
+
+// acc[r * COLS + c] += chunk ch of weight row wrow[r] . the same elements of x column xcol[c].
+// The x chunks are loaded once for all ROWS rows and each weight chunk decoded once for all
+// COLS columns: per weight element 1 / ROWS of an x load, per x element 1 / COLS of a decode.
+// A macro: arrays sized by specialisation constants cannot be function parameters.
+#define ACCUMULATE_CHUNK(ch, wrow, xcol, acc)                                                   \
+    {                                                                                           \
+        float ac_x[COLS][WQ_CHUNK];                                                             \
+        for (uint ac_c = 0u; ac_c < COLS; ac_c++) x_chunk(xcol[ac_c] + (ch) * WQ_CHUNK, ac_x[ac_c]); \
+        for (uint ac_r = 0u; ac_r < ROWS; ac_r++) {                                             \
+            float ac_w[WQ_CHUNK];                                                               \
+            w_chunk(wrow[ac_r], (ch), ac_w);                                                    \
+            for (uint ac_c = 0u; ac_c < COLS; ac_c++) {                                         \
+                float ac_s = 0.0;                                                               \
+                for (uint ac_i = 0u; ac_i < WQ_CHUNK; ac_i++) ac_s += ac_w[ac_i] * ac_x[ac_c][ac_i]; \
+                acc[ac_r * COLS + ac_c] += ac_s;                                                \
+            }                                                                                   \
+        }                                                                                       \
+    }
+
+// The same for element k alone: the tail of float rows of K % WQ_CHUNK != 0.
+#define ACCUMULATE_ELEMENT(k, wrow, xcol, acc)                                                  \
+    for (uint ae_r = 0u; ae_r < ROWS; ae_r++)                                                   \
+        for (uint ae_c = 0u; ae_c < COLS; ae_c++)                                               \
+            acc[ae_r * COLS + ae_c] += w_elem(wrow[ae_r], (k)) * x_elem(xcol[ae_c] + (k));
 
 // Quads that may run past K (tile loads): zeros there.
 vec4 w_quad_guarded(uint row, uint k)

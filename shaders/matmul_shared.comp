@@ -3,11 +3,11 @@
 // Matrix-matrix product (prefill), tiled through shared memory. A workgroup computes a
 // TILE_M x TILE_N tile of y, stepping through K in TILE_K slabs: its threads decode the
 // weight slab (TILE_M rows) and load the x slab (TILE_N columns) into shared memory as fp32,
-// then each thread accumulates a THREAD_M x THREAD_N register tile in fp32 from them.
+// then each thread accumulates a ROWS x COLS register tile in fp32 from them.
 //
 // Shared layout is k-major, s[k * TILE + r]: a slab is written with consecutive threads on
 // consecutive rows, and read with the threads of a subgroup on consecutive rows (rows
-// tm + i * TILE_M / THREAD_M), both without bank conflicts.
+// tm + i * TILE_M / ROWS), both without bank conflicts.
 #include "vki_abi.h"
 
 layout(local_size_x = 256, local_size_x_id = VKI_SPEC_LOCAL_SIZE_X) in;
@@ -16,10 +16,8 @@ layout(local_size_x = 256, local_size_x_id = VKI_SPEC_LOCAL_SIZE_X) in;
 layout(constant_id = VKI_SPEC_MM_TILE_M) const uint TILE_M = 64;
 layout(constant_id = VKI_SPEC_MM_TILE_N) const uint TILE_N = 64;
 layout(constant_id = VKI_SPEC_MM_TILE_K) const uint TILE_K = 16;
-layout(constant_id = VKI_SPEC_MM_THREAD_M) const uint THREAD_M = 4;
-layout(constant_id = VKI_SPEC_MM_THREAD_N) const uint THREAD_N = 4;
-#define STRIDE_M (TILE_M / THREAD_M)
-#define STRIDE_N (TILE_N / THREAD_N)
+#define STRIDE_M (TILE_M / ROWS)
+#define STRIDE_N (TILE_N / COLS)
 
 shared float ws[TILE_K * TILE_M];
 shared float xs[TILE_K * TILE_N];
@@ -33,8 +31,8 @@ void main()
     uint wbase, xbase;
     batch_bases(b, wbase, xbase);
 
-    float acc[THREAD_M * THREAD_N];
-    for (uint i = 0u; i < THREAD_M * THREAD_N; i++) acc[i] = 0.0;
+    float acc[ROWS * COLS];
+    for (uint i = 0u; i < ROWS * COLS; i++) acc[i] = 0.0;
 
     for (uint k0 = 0u; k0 < pc.K; k0 += TILE_K) {
         // Rows and columns past the end repeat the last one (never stored); k past K is zero.
@@ -50,18 +48,18 @@ void main()
         }
         barrier();
         for (uint k = 0u; k < TILE_K; k++) {
-            float a[THREAD_M], x[THREAD_N];
-            for (uint i = 0u; i < THREAD_M; i++) a[i] = ws[k * TILE_M + tm + i * STRIDE_M];
-            for (uint j = 0u; j < THREAD_N; j++) x[j] = xs[k * TILE_N + tn + j * STRIDE_N];
-            for (uint i = 0u; i < THREAD_M; i++)
-                for (uint j = 0u; j < THREAD_N; j++) acc[i * THREAD_N + j] += a[i] * x[j];
+            float a[ROWS], x[COLS];
+            for (uint i = 0u; i < ROWS; i++) a[i] = ws[k * TILE_M + tm + i * STRIDE_M];
+            for (uint j = 0u; j < COLS; j++) x[j] = xs[k * TILE_N + tn + j * STRIDE_N];
+            for (uint i = 0u; i < ROWS; i++)
+                for (uint j = 0u; j < COLS; j++) acc[i * COLS + j] += a[i] * x[j];
         }
         barrier();
     }
 
-    for (uint i = 0u; i < THREAD_M; i++)
-        for (uint j = 0u; j < THREAD_N; j++) {
+    for (uint i = 0u; i < ROWS; i++)
+        for (uint j = 0u; j < COLS; j++) {
             uint row = tile_m + tm + i * STRIDE_M, col = tile_n + tn + j * STRIDE_N;
-            if (row < pc.M && col < pc.N) store_y(row, col, b, acc[i * THREAD_N + j]);
+            if (row < pc.M && col < pc.N) store_y(row, col, b, acc[i * COLS + j]);
         }
 }

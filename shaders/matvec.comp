@@ -2,9 +2,10 @@
 #extension GL_GOOGLE_include_directive : require
 // Matrix-vector products (decode: N = 1, and small N): memory-bound, so the weights are read
 // once, as stored, and decoded in registers. A workgroup computes ROWS rows for COLS columns of
-// x; its threads split each row into pairs of quads (quant.glsl), each thread loading the x
-// values of a pair once for all ROWS rows, then the partial sums are reduced: with
-// subgroupAdd (SUBGROUP=1, the workgroup being one subgroup) or a shared-memory tree.
+// x; its threads split K into chunks (quant.glsl: a whole block for the 32-element formats)
+// and each accumulates all ROWS x COLS outputs over its chunks; the partial sums are then
+// reduced with subgroupAdd (SUBGROUP=1, the workgroup being one subgroup) or a shared-memory
+// tree.
 #if SUBGROUP
 #extension GL_KHR_shader_subgroup_arithmetic : require
 #endif
@@ -13,12 +14,7 @@
 layout(local_size_x = 32, local_size_x_id = VKI_SPEC_LOCAL_SIZE_X) in;
 #include "matmul_common.glsl"
 
-layout(constant_id = VKI_SPEC_MM_ROWS) const uint ROWS_ = 4;
-#define ROWS 8u
-layout(constant_id = VKI_SPEC_MM_COLS) const uint COLS_ = 1;
-#define COLS 1u
 #define RC (ROWS * COLS)
-
 #if !SUBGROUP
 shared float red[RC * gl_WorkGroupSize.x];
 #endif
@@ -40,24 +36,10 @@ void main()
 
     float acc[RC];
     for (uint i = 0u; i < RC; i++) acc[i] = 0.0;
-    const uint pairs = pair_count();
-    for (uint p = tid; p < pairs; p += nt) {
-        uint kA, kB;
-        pair_pos(p, kA, kB);
-        vec4 xa[COLS], xb[COLS];
-        for (uint c = 0u; c < COLS; c++) {
-            xa[c] = x_quad(xcol[c] + kA);
-            xb[c] = x_quad(xcol[c] + kB);
-        }
-        for (uint r = 0u; r < ROWS; r++) {
-            vec4 wa = w_quad(wrow[r], kA), wb = w_quad(wrow[r], kB);
-            for (uint c = 0u; c < COLS; c++) acc[r * COLS + c] += dot(wa, xa[c]) + dot(wb, xb[c]);
-        }
-    }
+    const uint chunks = pc.K / WQ_CHUNK;
+    for (uint ch = tid; ch < chunks; ch += nt) ACCUMULATE_CHUNK(ch, wrow, xcol, acc)
 #if !WQ_QUANT
-    for (uint k = pairs * 8u + tid; k < pc.K; k += nt) // float rows of K % 8 != 0
-        for (uint r = 0u; r < ROWS; r++)
-            for (uint c = 0u; c < COLS; c++) acc[r * COLS + c] += w_elem(wrow[r], k) * x_elem(xcol[c] + k);
+    for (uint k = chunks * WQ_CHUNK + tid; k < pc.K; k += nt) ACCUMULATE_ELEMENT(k, wrow, xcol, acc)
 #endif
 
 #if SUBGROUP

@@ -10,21 +10,31 @@
 // neither 8- nor 16-bit storage, so one variant serves every profile. A read only ever touches
 // words holding at least one byte of the field, so it stays inside the binding.
 //
+// Two ways to decode, for two access patterns:
+//   chunks   the unit one thread decodes in one go from the fewest words: a whole block for the
+//            32-element formats, 64 elements for the K formats (sharing their block header),
+//            8 elements for float types. The matrix-vector and register-tiled kernels use them:
+//            on lavapipe every loaded 32-bit word costs a loop over the SIMD lanes, and on GPUs
+//            fewer, wider loads are no worse.
+//   quads    any 4 consecutive elements, for tile loads of arbitrary K slabs and for get_rows.
+//
 // What a kernel uses:
 //   WQ_QUANT          1 for block formats (a row is addressed in bytes), 0 for F32/F16/BF16
 //                     (a row is addressed in elements)
 //   WQ_BLOCK          elements per block (1 for float types)
-//   WQ_BLOCK_BYTES    bytes per block
-//   vec4 w_quad(row, k)          elements k..k+3 of the row at `row` (k % 4 == 0; for float
-//                                types k + 4 <= the row length)
-//   float w_elem(row, k)         element k (float types only: the tail of a row of odd length)
-//   WQ_PAIR_A(p), WQ_PAIR_B(p)   pair p of a row is the quads at these two positions; the two
-//                                share their bytes (low and high nibbles of the same bytes in
-//                                the 4-bit formats), so decoding both costs little more than one.
-//                                A block holds WQ_BLOCK / 8 pairs (float types: 8 elements).
-//   vec4 half4(w0, w1, w2, odd)  four halves from words w0..w2 starting at an odd or even half
+//   WQ_CHUNK          elements per chunk (divides WQ_BLOCK for block formats)
+//   void w_chunk(row, ch, out float v[WQ_CHUNK])   elements WQ_CHUNK * ch + i of the row at `row`
+//                     (float types: whole chunks only; the tail of a row takes w_elem)
+//   vec4 w_quad(row, k)          elements k..k+3 (k % 4 == 0; float types: k + 4 <= row length)
+//   float w_elem(row, k)         element k (float types only)
+//   W_ALIGNED         specialisation constant: every row starts 4-byte aligned and chunks are a
+//                     whole number of words (lets the compiler drop realignment)
+//   fetch_words(buf, b, n, bytes, aligned, r)   realigned words of bytes [b, b + 4n) of a buffer
+
 #ifndef VKI_QUANT_GLSL
 #define VKI_QUANT_GLSL
+
+layout(constant_id = VKI_SPEC_MM_W_ALIGNED) const bool W_ALIGNED = false;
 
 // ---- Word access ---------------------------------------------------------------------------
 
@@ -42,58 +52,80 @@ uint w_u32(uint b) // b even: one word, or the halves of two
 
 float w_half(uint b) { return unpackHalf2x16(w_u16(b)).x; }
 
+// n realigned words r[0..n-1] of bytes [b, b + 4n) (b even) of word buffer `buf`, of which
+// the first `bytes` hold data: at a b % 4 == 2 start each word is the high half of one loaded
+// word and the low half of the next, and the word past the data is never read (its index is
+// then the previous one's, loaded once). A macro, since GLSL cannot pass buffers.
+#define WQ_FETCH_MAX 32
+#define fetch_words(buf, b, n, bytes, aligned, r)                                               \
+    {                                                                                           \
+        uint fw_i = (b) >> 2;                                                                   \
+        bool fw_odd = !(aligned) && ((b) & 2u) != 0u;                                           \
+        uint fw_prev = buf[fw_i];                                                               \
+        for (uint fw_j = 0u; fw_j < (n); fw_j++) {                                              \
+            uint fw_last = fw_i + fw_j + ((bytes) > 4u * (n) - 2u && fw_odd ? 1u : 0u);         \
+            uint fw_next = buf[fw_j + 1u < (n) ? fw_i + fw_j + 1u : fw_last];                  \
+            r[fw_j] = fw_odd ? (fw_prev >> 16) | (fw_next << 16) : fw_prev;                     \
+            fw_prev = fw_next;                                                                  \
+        }                                                                                       \
+    }
+
+// 32 bits at byte offset `off` (even, a constant) of realigned words r.
+#define WQ_FIELD32(r, off) (((off) & 2u) == 0u ? r[(off) >> 2] : (r[(off) >> 2] >> 16) | (r[((off) >> 2) + 1u] << 16))
+
 // The four bytes of v as unsigned values.
 uvec4 bytes4(uint v) { return (uvec4(v) >> uvec4(0u, 8u, 16u, 24u)) & 0xFFu; }
-
-// Four consecutive halves starting at half index 2*i + odd of words w0 = [i], w1, w2.
-uvec2 halves4(uint w0, uint w1, uint w2, bool odd)
-{
-    return odd ? uvec2((w0 >> 16) | (w1 << 16), (w1 >> 16) | (w2 << 16)) : uvec2(w0, w1);
-}
-
-vec4 half4(uint w0, uint w1, uint w2, bool odd)
-{
-    uvec2 h = halves4(w0, w1, w2, odd);
-    return vec4(unpackHalf2x16(h.x), unpackHalf2x16(h.y));
-}
 
 #if WTYPE == VKI_WTYPE_F32 || WTYPE == VKI_WTYPE_F16 || WTYPE == VKI_WTYPE_BF16
 // ---- Float types: a row is addressed in elements --------------------------------------------
 #define WQ_QUANT 0
 #define WQ_BLOCK 1u
-#define WQ_PAIR_A(p) (8u * (p))
-#define WQ_PAIR_B(p) (8u * (p) + 4u)
+#define WQ_CHUNK VKI_MM_CHUNK(WTYPE)
 
 #if WTYPE == VKI_WTYPE_F32
 #define WQ_BLOCK_BYTES 4u
+void w_chunk(uint row, uint ch, out float v[WQ_CHUNK])
+{
+    uint e = row + 8u * ch;
+    for (uint i = 0u; i < 8u; i++) v[i] = uintBitsToFloat(w_words[e + i]);
+}
 vec4 w_quad(uint row, uint k)
 {
     uint e = row + k;
     return uintBitsToFloat(uvec4(w_words[e], w_words[e + 1u], w_words[e + 2u], w_words[e + 3u]));
 }
 float w_elem(uint row, uint k) { return uintBitsToFloat(w_words[row + k]); }
+
 #else
 #define WQ_BLOCK_BYTES 2u
+vec2 w_pair(uint h) // the two 16-bit elements of word h, first in the low half
+{
+#if WTYPE == VKI_WTYPE_F16
+    return unpackHalf2x16(h);
+#else
+    return uintBitsToFloat(uvec2(h << 16, h & 0xFFFF0000u));
+#endif
+}
+void w_chunk(uint row, uint ch, out float v[WQ_CHUNK])
+{
+    uint r[WQ_FETCH_MAX];
+    fetch_words(w_words, 2u * (row + 8u * ch), 4u, 16u, W_ALIGNED, r);
+    for (uint j = 0u; j < 4u; j++) {
+        vec2 h = w_pair(r[j]);
+        v[2u * j] = h.x;
+        v[2u * j + 1u] = h.y;
+    }
+}
 vec4 w_quad(uint row, uint k)
 {
-    uint e = row + k, i = e >> 1;
-    bool odd = (e & 1u) != 0u;
-    uint w0 = w_words[i], w1 = w_words[i + 1u], w2 = w_words[i + 1u + (e & 1u)];
-#if WTYPE == VKI_WTYPE_F16
-    return half4(w0, w1, w2, odd);
-#else
-    uvec2 h = halves4(w0, w1, w2, odd);
-    return uintBitsToFloat(uvec4(h.x << 16, h.x & 0xFFFF0000u, h.y << 16, h.y & 0xFFFF0000u));
-#endif
+    uint r[WQ_FETCH_MAX];
+    fetch_words(w_words, 2u * (row + k), 2u, 8u, W_ALIGNED, r);
+    return vec4(w_pair(r[0]), w_pair(r[1]));
 }
 float w_elem(uint row, uint k)
 {
-    uint e = row + k, h = (w_words[e >> 1] >> ((e & 1u) << 4)) & 0xFFFFu;
-#if WTYPE == VKI_WTYPE_F16
-    return unpackHalf2x16(h).x;
-#else
-    return uintBitsToFloat(h << 16);
-#endif
+    uint e = row + k;
+    return w_pair(w_words[e >> 1] >> ((e & 1u) << 4)).x;
 }
 #endif
 
@@ -102,8 +134,17 @@ float w_elem(uint row, uint k)
 #define WQ_QUANT 1
 #define WQ_BLOCK 32u
 #define WQ_BLOCK_BYTES 34u
-#define WQ_PAIR_A(p) (8u * (p))
-#define WQ_PAIR_B(p) (8u * (p) + 4u)
+#define WQ_CHUNK VKI_MM_CHUNK(WTYPE)
+void w_chunk(uint row, uint ch, out float v[WQ_CHUNK])
+{
+    uint r[WQ_FETCH_MAX];
+    fetch_words(w_words, row + 34u * ch, 9u, 34u, W_ALIGNED, r);
+    float d = unpackHalf2x16(r[0]).x;
+    for (uint j = 0u; j < 8u; j++) {
+        int q = int(WQ_FIELD32(r, 2u + 4u * j));
+        for (uint t = 0u; t < 4u; t++) v[4u * j + t] = d * float(bitfieldExtract(q, int(8u * t), 8));
+    }
+}
 vec4 w_quad(uint row, uint k)
 {
     uint b = row + (k >> 5) * 34u;
@@ -118,8 +159,7 @@ vec4 w_quad(uint row, uint k)
 // have y = d * q + m, the _0 formats y = d * (q - 8) (4-bit) or d * (q - 16) (5-bit). ---------
 #define WQ_QUANT 1
 #define WQ_BLOCK 32u
-#define WQ_PAIR_A(p) (4u * (p))
-#define WQ_PAIR_B(p) (4u * (p) + 16u)
+#define WQ_CHUNK VKI_MM_CHUNK(WTYPE)
 #if WTYPE == VKI_WTYPE_Q4_0
 #define WQ_BLOCK_BYTES 18u
 #define WQ_QS 2u
@@ -135,6 +175,39 @@ vec4 w_quad(uint row, uint k)
 #define WQ_QH 4u
 #define WQ_QS 8u
 #endif
+// Element values from their 4 (5) bits q, d and m (the first 32 bits of the block).
+vec4 w_scale4(uvec4 q, uint dm)
+{
+#if WTYPE == VKI_WTYPE_Q4_0
+    return unpackHalf2x16(dm).x * (vec4(q) - 8.0);
+#elif WTYPE == VKI_WTYPE_Q5_0
+    return unpackHalf2x16(dm).x * (vec4(q) - 16.0);
+#else
+    vec2 d = unpackHalf2x16(dm);
+    return d.x * vec4(q) + d.y;
+#endif
+}
+void w_chunk(uint row, uint ch, out float v[WQ_CHUNK])
+{
+    uint r[WQ_FETCH_MAX];
+    fetch_words(w_words, row + WQ_BLOCK_BYTES * ch, (WQ_BLOCK_BYTES + 3u) / 4u, WQ_BLOCK_BYTES, W_ALIGNED, r);
+#ifdef WQ_QH
+    uint qh = WQ_FIELD32(r, WQ_QH);
+#endif
+    for (uint j = 0u; j < 4u; j++) {
+        uvec4 q = bytes4(WQ_FIELD32(r, WQ_QS + 4u * j));
+        uvec4 lo = q & 0xFu, hi = q >> 4;
+#ifdef WQ_QH
+        lo |= ((uvec4(qh >> (4u * j)) >> uvec4(0u, 1u, 2u, 3u)) & 1u) << 4;
+        hi |= ((uvec4(qh >> (16u + 4u * j)) >> uvec4(0u, 1u, 2u, 3u)) & 1u) << 4;
+#endif
+        vec4 a = w_scale4(lo, r[0]), b = w_scale4(hi, r[0]);
+        for (uint t = 0u; t < 4u; t++) {
+            v[4u * j + t] = a[t];
+            v[16u + 4u * j + t] = b[t];
+        }
+    }
+}
 vec4 w_quad(uint row, uint k)
 {
     uint b = row + (k >> 5) * WQ_BLOCK_BYTES, j = k & 31u;
@@ -142,25 +215,17 @@ vec4 w_quad(uint row, uint k)
 #ifdef WQ_QH
     q |= ((uvec4(w_u32(b + WQ_QH) >> j) >> uvec4(0u, 1u, 2u, 3u)) & 1u) << 4;
 #endif
-#if WTYPE == VKI_WTYPE_Q4_0
-    return w_half(b) * (vec4(q) - 8.0);
-#elif WTYPE == VKI_WTYPE_Q5_0
-    return w_half(b) * (vec4(q) - 16.0);
-#else
-    vec2 dm = unpackHalf2x16(w_u32(b));
-    return dm.x * vec4(q) + dm.y;
-#endif
+    return w_scale4(q, w_u32(b));
 }
 
 #elif WTYPE == VKI_WTYPE_Q4_K || WTYPE == VKI_WTYPE_Q5_K
 // ---- Q4_K, Q5_K: 256 elements in 8 sub-blocks of 32 with 6-bit scales and mins (12 packed
-// bytes). Element 64g + l (l < 32) is the low nibble of q[32g + l], element 64g + 32 + l the
-// high nibble; Q5_K adds bit 4 from bit 2g (low) or 2g + 1 (high) of qh[l].
-// y = d * sc * q - dmin * m, as d * sc and dmin * m first. -----------------------------------
+// bytes after f16 d, dmin). Element 64g + l (l < 32) is the low nibble of q[32g + l], element
+// 64g + 32 + l the high nibble; Q5_K adds bit 4 from bit 2g (low) or 2g + 1 (high) of qh[l].
+// y = d * sc * q - dmin * m, as d * sc and dmin * m first. A chunk is the 64 elements of one g.
 #define WQ_QUANT 1
 #define WQ_BLOCK 256u
-#define WQ_PAIR_A(p) (64u * ((p) >> 3) + 4u * ((p) & 7u))
-#define WQ_PAIR_B(p) (64u * ((p) >> 3) + 4u * ((p) & 7u) + 32u)
+#define WQ_CHUNK VKI_MM_CHUNK(WTYPE)
 #if WTYPE == VKI_WTYPE_Q4_K
 #define WQ_BLOCK_BYTES 144u
 #define WQ_QS 16u
@@ -169,15 +234,45 @@ vec4 w_quad(uint row, uint k)
 #define WQ_QH 16u
 #define WQ_QS 48u
 #endif
-// 6-bit scale and min of sub-block j of the block at b (scale_min_k4 of dtype.c).
-uvec2 scale_min_k4(uint b, uint j)
+// Byte j of the 12 scale bytes in header words h[1..3].
+#define WQ_SCALE_BYTE(h, j) ((h[1u + ((j) >> 2)] >> (((j) & 3u) << 3)) & 0xFFu)
+// 6-bit scale and min of sub-block j (scale_min_k4 of dtype.c) from the header words h[0..3].
+uvec2 scale_min_k4(uint h[WQ_FETCH_MAX], uint j)
 {
-    uint lo = w_u32(b + 4u), mid = w_u32(b + 8u), hi = w_u32(b + 12u);
-    uint s = j < 4u ? lo : mid, m = j < 4u ? mid : hi; // bytes j and j + 4
-    uint sh = (j & 3u) << 3;
-    if (j < 4u) return uvec2((s >> sh) & 63u, (m >> sh) & 63u);
-    uint top_s = (lo >> sh) >> 6, top_m = (mid >> sh) >> 6; // bytes j - 4 and j
-    return uvec2(((m >> sh) & 0xFu) | ((top_s & 3u) << 4), (((m >> sh) >> 4) & 0xFu) | ((top_m & 3u) << 4));
+    if (j < 4u) return uvec2(WQ_SCALE_BYTE(h, j) & 63u, WQ_SCALE_BYTE(h, j + 4u) & 63u);
+    return uvec2((WQ_SCALE_BYTE(h, j + 4u) & 0xFu) | ((WQ_SCALE_BYTE(h, j - 4u) >> 6) << 4),
+                 (WQ_SCALE_BYTE(h, j + 4u) >> 4) | ((WQ_SCALE_BYTE(h, j) >> 6) << 4));
+}
+// d * sc and dmin * m of sub-block j.
+vec2 w_sub_scale(uint h[WQ_FETCH_MAX], uint j)
+{
+    vec2 dm = unpackHalf2x16(h[0]);
+    uvec2 sm = scale_min_k4(h, j);
+    return vec2(dm.x * float(sm.x), dm.y * float(sm.y));
+}
+void w_chunk(uint row, uint ch, out float v[WQ_CHUNK])
+{
+    uint b = row + (ch >> 2) * WQ_BLOCK_BYTES, g = ch & 3u;
+    uint h[WQ_FETCH_MAX], q[WQ_FETCH_MAX];
+    fetch_words(w_words, b, 4u, 16u, W_ALIGNED, h);
+    fetch_words(w_words, b + WQ_QS + 32u * g, 8u, 32u, W_ALIGNED, q);
+#ifdef WQ_QH
+    uint qh[WQ_FETCH_MAX];
+    fetch_words(w_words, b + WQ_QH, 8u, 32u, W_ALIGNED, qh);
+#endif
+    vec2 s1 = w_sub_scale(h, 2u * g), s2 = w_sub_scale(h, 2u * g + 1u);
+    for (uint j = 0u; j < 8u; j++) {
+        uvec4 lo = bytes4(q[j]) & 0xFu, hi = bytes4(q[j]) >> 4;
+#ifdef WQ_QH
+        lo |= (bytes4(qh[j] >> (2u * g)) & 1u) << 4;
+        hi |= (bytes4(qh[j] >> (2u * g + 1u)) & 1u) << 4;
+#endif
+        vec4 a = s1.x * vec4(lo) - s1.y, c = s2.x * vec4(hi) - s2.y;
+        for (uint t = 0u; t < 4u; t++) {
+            v[4u * j + t] = a[t];
+            v[32u + 4u * j + t] = c[t];
+        }
+    }
 }
 vec4 w_quad(uint row, uint k)
 {
@@ -187,20 +282,40 @@ vec4 w_quad(uint row, uint k)
 #ifdef WQ_QH
     q |= (bytes4(w_u32(b + WQ_QH + l) >> sub) & 1u) << 4;
 #endif
-    vec2 dm = unpackHalf2x16(w_u32(b));
-    uvec2 sm = scale_min_k4(b, sub);
-    return (dm.x * float(sm.x)) * vec4(q) - dm.y * float(sm.y);
+    uint h[WQ_FETCH_MAX];
+    fetch_words(w_words, b, 4u, 16u, W_ALIGNED, h);
+    vec2 s = w_sub_scale(h, sub);
+    return s.x * vec4(q) - s.y;
 }
 
 #elif WTYPE == VKI_WTYPE_Q6_K
 // ---- Q6_K: u8 ql[128]; u8 qh[64]; i8 sc[16]; f16 d. In half n (128 elements), element
 // 32k + l (k < 4, l < 32) is nibble k >> 1 of ql[64n + 32(k & 1) + l] with bits 2k..2k+1 of
-// qh[32n + l] on top, minus 32, scaled by d * sc[8n + 2k + l / 16]. ---------------------------
+// qh[32n + l] on top, minus 32, scaled by d * sc[8n + 2k + l / 16]. A chunk is the 64 elements
+// of k = 2p, 2p + 1 in half n (ch & 3 = 2n + p): nibble p of ql[64n..64n+63]. -------------------
 #define WQ_QUANT 1
 #define WQ_BLOCK 256u
 #define WQ_BLOCK_BYTES 210u
-#define WQ_PAIR_A(p) (128u * ((p) >> 4) + 32u * (((p) >> 3) & 1u) + 4u * ((p) & 7u))
-#define WQ_PAIR_B(p) (WQ_PAIR_A(p) + 64u)
+#define WQ_CHUNK VKI_MM_CHUNK(WTYPE)
+int w_sc(uint sc_word, uint i) { return bitfieldExtract(int(sc_word), int(8u * i), 8); } // i8 i of 4
+void w_chunk(uint row, uint ch, out float v[WQ_CHUNK])
+{
+    uint b = row + (ch >> 2) * 210u, n = (ch >> 1) & 1u, p = ch & 1u;
+    uint ql[WQ_FETCH_MAX], qh[WQ_FETCH_MAX], sc[WQ_FETCH_MAX];
+    fetch_words(w_words, b + 64u * n, 16u, 64u, W_ALIGNED, ql);
+    fetch_words(w_words, b + 128u + 32u * n, 8u, 32u, W_ALIGNED, qh);
+    fetch_words(w_words, b + 192u + 8u * n + 4u * p, 1u, 4u, W_ALIGNED, sc);
+    float d = w_half(b + 208u);
+    for (uint kk = 0u; kk < 2u; kk++) { // k = 2p + kk: elements 32kk + l of the chunk
+        uint k = 2u * p + kk;
+        for (uint j = 0u; j < 8u; j++) { // l = 4j..4j+3, scale index l / 16 = j / 4
+            uvec4 lo = bytes4(ql[8u * kk + j] >> (4u * p)) & 0xFu;
+            uvec4 hi = bytes4(qh[j] >> (2u * k)) & 3u;
+            vec4 y = (d * float(w_sc(sc[0], 2u * kk + (j >> 2)))) * (vec4(lo | (hi << 4)) - 32.0);
+            for (uint t = 0u; t < 4u; t++) v[32u * kk + 4u * j + t] = y[t];
+        }
+    }
+}
 vec4 w_quad(uint row, uint k)
 {
     uint b = row + (k >> 8) * 210u, e = k & 255u;

@@ -34,12 +34,13 @@ static void copy_case(vki_graph *g, const int64_t *arg)
     vki_output(g, vki_copy(g, strided_input(g, arg), (vki_dtype)arg[5]), "y");
 }
 
-/* arg5: activation (VKI_ACT_NONE: vki_scale by arg7 / 4), applied to strided_input * arg7 / 4. */
+/* The activation arg5 of strided_input * arg7 / 4 (VKI_ACT_NONE: the vki_scale alone). */
 static void unary_case(vki_graph *g, const int64_t *arg)
 {
     vki_tensor x = strided_input(g, arg);
     float s = (float)arg[7] / 4.0f;
-    vki_tensor y = arg[5] == VKI_ACT_NONE ? vki_scale(g, x, s) : vki_activate(g, vki_scale(g, x, s), (vki_activation)arg[5]);
+    vki_tensor y = vki_scale(g, x, s);
+    if (arg[5] != VKI_ACT_NONE) y = vki_activate(g, y, (vki_activation)arg[5]);
     vki_output(g, y, "y");
 }
 
@@ -146,7 +147,6 @@ const vki_op_case vki_cases_unary[] = {
     {"scale f16 permuted [5, 4, 3, 2] * 0.75", "scale", T, 1e-5f, 0, unary_case, {5, 4, 3, 2, F16, VKI_ACT_NONE, 2, 3}, 0},
     {"silu f32 [65, 3] of x * 8", "silu", T, 1e-10f, 0, unary_case, {65, 3, 1, 1, F32, VKI_ACT_SILU, 0, 32}, 0},
     {"silu f32 [37, 3] of x * 100 (saturating)", "silu", T, 1e-10f, 0, unary_case, {37, 3, 1, 1, F32, VKI_ACT_SILU, 0, 400}, 0},
-    {"silu f16 transposed [9, 7] of x * 6", "silu", T, 1e-5f, 0, unary_case, {9, 7, 1, 1, F16, VKI_ACT_SILU, 1, 24}, 0},
     {"gelu f32 [129, 2] of x * 5", "gelu", T, 1e-10f, 0, unary_case, {129, 2, 1, 1, F32, VKI_ACT_GELU, 0, 20}, 0},
     {"gelu f32 transposed intermediate [11, 6] of x * 4", "gelu", T, 1e-10f, 0, unary_of_view_case, {11, 6, 1, 1, F32, VKI_ACT_GELU, 0, 16}, 0},
     {"gelu f32 [23, 2] of x * 100 (saturating)", "gelu", T, 1e-10f, 0, unary_case, {23, 2, 1, 1, F32, VKI_ACT_GELU, 0, 400}, 0},
@@ -155,7 +155,6 @@ const vki_op_case vki_cases_unary[] = {
     {"gelu_tanh f32 [41, 3] of x * 100 (saturating)", "gelu_tanh", T, 1e-10f, 0, unary_case, {41, 3, 1, 1, F32, VKI_ACT_GELU_TANH, 0, 400}, 0},
     {"gelu_tanh f16 [31, 5] of x * 5", "gelu_tanh", T, 1e-5f, 0, unary_case, {31, 5, 1, 1, F16, VKI_ACT_GELU_TANH, 0, 20}, 0},
     {"quick_gelu f32 permuted [4, 3, 5, 2] of x * 6", "quick_gelu", T, 1e-10f, 0, unary_case, {4, 3, 5, 2, F32, VKI_ACT_QUICK_GELU, 2, 24}, 0},
-    {"quick_gelu f16 [17, 1, 3] of x * 6", "quick_gelu", T, 1e-5f, 0, unary_case, {17, 1, 3, 1, F16, VKI_ACT_QUICK_GELU, 0, 24}, 0},
     // gated units: arg = shape, dtype, activation, 1: halves of one input, 4 x gate scale
     {"swiglu f32 [33, 4, 3] of gate * 6", "swiglu", T, 1e-10f, 0, glu_case, {33, 4, 3, 1, F32, VKI_ACT_SILU, 0, 24}, 0},
     {"swiglu f16 halves of [2 x 19, 3] of gate * 6", "swiglu", T, 1e-5f, 0, glu_case, {19, 3, 1, 1, F16, VKI_ACT_SILU, 1, 24}, 0},

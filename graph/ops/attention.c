@@ -1,6 +1,7 @@
 /* attention: fused scaled-dot-product attention with an online softmax (FlashAttention).
- * out[:, h, i] = sum_j softmax_j(scale q[:, h, i] . k[:, h / group, j] + mask[j, i]) v[:, h / group, j]
- * over the kv positions j query i may see (all, or j <= i + n_kv - n_q when causal). Scores
+ * out[:, h, i] = sum_j softmax_j(scale q[:, h, i] . k[:, hk, j] + mask[j, i]) v[:, hk, j]
+ * with hk = h / (n_head / n_kv_head), over the kv positions j query i may see (all, or
+ * j <= i + n_kv - n_q when causal: the queries are the last n_q of the n_kv positions). Scores
  * live only in registers and shared memory, one kv tile at a time; sums are fp32. A row with no
  * visible position (every score masked with -inf, or a causal query before the first kv
  * position) gives zeros.
@@ -26,9 +27,11 @@ vki_tensor vki_attention(vki_graph *g, vki_tensor q, vki_tensor k, vki_tensor v,
     vki__shape_str(nq, sq);
     vki__shape_str(nk, sk);
     vki__shape_str(nv, sv);
-    if (!is_float(nq->dtype) || !is_float(nk->dtype) || !is_float(nv->dtype) || (nm && !is_float(nm->dtype)))
-        return vki__graph_fail(g, VKI_ERROR_INVALID_ARGUMENT, "attention: q %s, k %s, v %s%s%s: want f32 or f16",
-                               sq, sk, sv, nm ? ", mask " : "", nm ? vki__shape_str(nm, sm) : "");
+    if (!is_float(nq->dtype) || !is_float(nk->dtype) || !is_float(nv->dtype) ||
+        (nm && !is_float(nm->dtype)))
+        return vki__graph_fail(g, VKI_ERROR_INVALID_ARGUMENT,
+                               "attention: q %s, k %s, v %s%s%s: want f32 or f16", sq, sk, sv,
+                               nm ? ", mask " : "", nm ? vki__shape_str(nm, sm) : "");
     int64_t d = nq->ne[0], n_head = nq->ne[1], n_q = nq->ne[2], n_kv_head = nk->ne[1], n_kv = nk->ne[2];
     if (d < 1 || d > VKI_ATTN_MAX_HEAD_DIM || nk->ne[0] != d || !vki__same_shape(nk, nv) ||
         nq->ne[3] != 1 || nk->ne[3] != 1 || n_head % n_kv_head != 0)
@@ -37,9 +40,11 @@ vki_tensor vki_attention(vki_graph *g, vki_tensor q, vki_tensor k, vki_tensor v,
                                "[D, n_kv_head, n_kv] with D <= %d and n_head a multiple of n_kv_head",
                                sq, sk, sv, VKI_ATTN_MAX_HEAD_DIM);
     if (nm && (nm->ne[0] != n_kv || nm->ne[1] != n_q || nm->ne[2] != 1 || nm->ne[3] != 1))
-        return vki__graph_fail(g, VKI_ERROR_INVALID_ARGUMENT, "attention: mask %s for q %s, k %s: want [%lld, %lld]",
+        return vki__graph_fail(g, VKI_ERROR_INVALID_ARGUMENT,
+                               "attention: mask %s for q %s, k %s: want [%lld, %lld]",
                                vki__shape_str(nm, sm), sq, sk, (long long)n_kv, (long long)n_q);
-    vki_tensor t = vki__new_op(g, &vki_op_attention, VKI_DTYPE_F32, 3, (int64_t[]){d, n_head, n_q, 1}, 4, srcs);
+    int64_t ne[4] = {d, n_head, n_q, 1};
+    vki_tensor t = vki__new_op(g, &vki_op_attention, VKI_DTYPE_F32, 3, ne, 4, srcs);
     vki_node *n = vki__node_mut(g, t);
     if (n) {
         n->p[0].f = scale;
@@ -68,7 +73,8 @@ static void reference(const vki_node *n, const vki_ref_tensor *dst, const vki_re
             for (int pass = 0; pass < 2; pass++)
                 for (int64_t j = 0; j < end; j++) {
                     double dot = 0;
-                    for (int64_t d = 0; d < dim; d++) dot += (double)vki_ref_get(q, d, h, i, 0) * vki_ref_get(k, d, hk, j, 0);
+                    for (int64_t d = 0; d < dim; d++)
+                        dot += (double)vki_ref_get(q, d, h, i, 0) * vki_ref_get(k, d, hk, j, 0);
                     double sc = n->p[0].f * dot + (mask ? vki_ref_get(mask, j, i, 0, 0) : 0.0);
                     if (sc == -INFINITY) continue;
                     if (pass == 0) {
@@ -79,17 +85,36 @@ static void reference(const vki_node *n, const vki_ref_tensor *dst, const vki_re
                     l += p;
                     for (int64_t d = 0; d < dim; d++) acc[d] += p * vki_ref_get(v, d, hk, j, 0);
                 }
-            for (int64_t d = 0; d < dim; d++) vki_ref_set(dst, d, h, i, 0, l > 0 ? (float)(acc[d] / l) : 0.0f);
+            for (int64_t d = 0; d < dim; d++)
+                vki_ref_set(dst, d, h, i, 0, l > 0 ? (float)(acc[d] / l) : 0.0f);
         }
 }
 
-/* Rows (query, head) per workgroup and kv positions per tile of the tiled kernel: no more rows
- * than a kv head has (decode has `group`), a kv tile wide enough that every invocation scores
- * one position or more, then the tile halved, and the rows, until the shared memory holds
- * Q [rows, D], K [cols, D + 1], V [cols, D], P [rows, cols] and three floats per row. */
-static bool tiled_shape(const vki_profile *p, uint32_t d, uint32_t n_rows, uint32_t wg, uint32_t *rows,
-                        uint32_t *cols)
+/* The kernel for a profile and its shape. */
+typedef struct attn_kernel {
+    const char *name;
+    uint32_t wg;            // invocations per workgroup
+    uint32_t rows;          // rows (query, head) per workgroup
+    vki_spec own;           // the kernel's own constant: COLS (tiled) or LANES (rows)
+    uint32_t subgroup_size; // required of the pipeline (rows kernel on subgroups), else 0
+} attn_kernel;
+
+/* Tiled kernel (devices with fast shared memory): no more rows than a kv head has (decode has
+ * `group`), a kv tile wide enough that every invocation scores one position or more, then the
+ * tile halved, and the rows, until shared memory holds Q [rows, D], K [cols, D + 1],
+ * V [cols, D], P [rows, cols] and three floats per row. Rows kernel (no barriers): a row per
+ * subgroup, whose size is pinned because the lanes split D by it, or per invocation. */
+static bool pick_kernel(const vki_profile *p, uint32_t d, uint32_t n_rows, attn_kernel *k)
 {
+    bool subgroup = (p->subgroup_ops & VKI_SUBGROUP_ARITHMETIC) != 0;
+    uint32_t wg = p->tuning.workgroup_size ? p->tuning.workgroup_size : 64;
+    if (!p->tuning.matmul_shared) {
+        uint32_t lanes = subgroup ? p->tuning.subgroup_size : 1;
+        wg = wg < lanes ? lanes : wg - wg % lanes;
+        *k = (attn_kernel){subgroup ? "attention_rows_sg" : "attention_rows", wg, wg / lanes,
+                           {VKI_ATTN_SPEC_LANES, lanes}, subgroup ? lanes : 0};
+        return true;
+    }
     uint32_t r = 16, c;
     while (r > 1 && r / 2 >= n_rows) r /= 2;
     c = wg / r < 32 ? 32 : wg / r > 128 ? 128 : wg / r;
@@ -100,8 +125,8 @@ static bool tiled_shape(const vki_profile *p, uint32_t d, uint32_t n_rows, uint3
         else if (r > 1) r /= 2;
         else return false;
     }
-    *rows = r;
-    *cols = c;
+    *k = (attn_kernel){subgroup ? "attention_tiled_sg" : "attention_tiled", wg, r,
+                       {VKI_ATTN_SPEC_COLS, c}, 0};
     return true;
 }
 
@@ -110,61 +135,47 @@ static vki_status lower(vki_lower *L, const vki_node *n)
     const vki_profile *p = vki_lower_profile(L);
     uint32_t self = vki_lower_self(L), mask_id = n->src[3] ? n->src[3] : n->src[0];
     const vki_node *nq = vki_lower_node(L, n->src[0]), *nk = vki_lower_node(L, n->src[1]);
-    const vki_node *nv = vki_lower_node(L, n->src[2]), *nm = n->src[3] ? vki_lower_node(L, n->src[3]) : NULL;
+    const vki_node *nv = vki_lower_node(L, n->src[2]);
+    const vki_node *nm = n->src[3] ? vki_lower_node(L, n->src[3]) : NULL;
     vki_operand q = vki_lower_operand(L, n->src[0]), k = vki_lower_operand(L, n->src[1]);
     vki_operand v = vki_lower_operand(L, n->src[2]), d = vki_lower_operand(L, self);
     vki_operand m = vki_lower_operand(L, mask_id);
-    uint32_t dim = q.ne[0], n_kv_head = k.ne[1], group = q.ne[1] / n_kv_head, n_rows = q.ne[2] * group;
-    uint32_t flags = (n->p[1].u ? VKI_ATTN_CAUSAL : 0) | (nm ? VKI_ATTN_HAS_MASK : 0) |
-                     (nq->dtype == VKI_DTYPE_F16 ? VKI_ATTN_Q_F16 : 0) |
-                     (nk->dtype == VKI_DTYPE_F16 ? VKI_ATTN_K_F16 : 0) |
-                     (nv->dtype == VKI_DTYPE_F16 ? VKI_ATTN_V_F16 : 0) |
-                     (nm && nm->dtype == VKI_DTYPE_F16 ? VKI_ATTN_MASK_F16 : 0);
+    uint32_t n_kv_head = k.ne[1], group = q.ne[1] / n_kv_head, n_rows = q.ne[2] * group;
     vki_pc_attention pc = {
         .n_q = q.ne[2], .n_head = q.ne[1], .group = group, .n_kv = k.ne[2],
         .q_off = q.offset, .q_nb0 = q.nb[0], .q_nb1 = q.nb[1], .q_nb2 = q.nb[2],
         .k_off = k.offset, .k_nb0 = k.nb[0], .k_nb1 = k.nb[1], .k_nb2 = k.nb[2],
         .v_off = v.offset, .v_nb0 = v.nb[0], .v_nb1 = v.nb[1], .v_nb2 = v.nb[2],
         .m_off = m.offset, .m_nb0 = m.nb[0], .m_nb1 = m.nb[1],
-        .d_off = d.offset, .scale = n->p[0].f, .flags = flags,
+        .d_off = d.offset, .scale = n->p[0].f,
+        .flags = (n->p[1].u ? VKI_ATTN_CAUSAL : 0) | (nm ? VKI_ATTN_HAS_MASK : 0) |
+                 (nq->dtype == VKI_DTYPE_F16 ? VKI_ATTN_Q_F16 : 0) |
+                 (nk->dtype == VKI_DTYPE_F16 ? VKI_ATTN_K_F16 : 0) |
+                 (nv->dtype == VKI_DTYPE_F16 ? VKI_ATTN_V_F16 : 0) |
+                 (nm && nm->dtype == VKI_DTYPE_F16 ? VKI_ATTN_MASK_F16 : 0),
     };
-    bool subgroup = (p->subgroup_ops & VKI_SUBGROUP_ARITHMETIC) != 0;
-    uint32_t wg = p->tuning.workgroup_size, rows, cols = 0, lanes = 0;
-    vki_step_desc s = {.subgroup_size = 0};
-    if (p->tuning.matmul_shared) {
-        if (!tiled_shape(p, dim, n_rows, wg, &rows, &cols))
-            return vki_lower_fail(L, n, VKI_ERROR_UNSUPPORTED, "%u bytes of shared memory cannot hold a tile",
-                                  p->shared_memory);
-        s.kernel = subgroup ? "attention_tiled_sg" : "attention_tiled";
-    } else {
-        // A row per subgroup, its size pinned so that the lanes split D as the kernel assumes,
-        // or per invocation.
-        lanes = subgroup ? p->tuning.subgroup_size : 1;
-        if (wg < lanes) wg = lanes;
-        wg -= wg % lanes;
-        rows = wg / lanes;
-        s.subgroup_size = subgroup ? lanes : 0;
-        s.kernel = subgroup ? "attention_rows_sg" : "attention_rows";
-    }
-    uint32_t row_blocks = (n_rows + rows - 1) / rows;
+    attn_kernel kern;
+    if (!pick_kernel(p, q.ne[0], n_rows, &kern))
+        return vki_lower_fail(L, n, VKI_ERROR_UNSUPPORTED,
+                              "%u bytes of shared memory cannot hold a tile", p->shared_memory);
+    uint32_t row_blocks = (n_rows + kern.rows - 1) / kern.rows;
     if (row_blocks > p->max_workgroup_count[0] || n_kv_head > p->max_workgroup_count[1])
         return vki_lower_fail(L, n, VKI_ERROR_UNSUPPORTED, "%u x %u workgroups exceed the device's grid",
                               row_blocks, n_kv_head);
     vki_spec specs[4] = {
-        {VKI_SPEC_LOCAL_SIZE_X, wg}, {VKI_ATTN_SPEC_HEAD_DIM, dim}, {VKI_ATTN_SPEC_ROWS, rows},
-        {cols ? VKI_ATTN_SPEC_COLS : VKI_ATTN_SPEC_LANES, cols ? cols : lanes},
+        {VKI_SPEC_LOCAL_SIZE_X, kern.wg},
+        {VKI_ATTN_SPEC_HEAD_DIM, q.ne[0]},
+        {VKI_ATTN_SPEC_ROWS, kern.rows},
+        kern.own,
     };
     uint32_t tensors[5] = {n->src[0], n->src[1], n->src[2], mask_id, self};
-    s.specs = specs;
-    s.spec_count = 4;
-    s.tensors = tensors;
-    s.tensor_count = 5;
-    s.write_mask = 1u << VKI_ATTN_BINDING_OUT;
-    s.push = &pc;
-    s.push_size = sizeof pc;
-    s.groups[0] = row_blocks;
-    s.groups[1] = n_kv_head;
-    s.groups[2] = 1;
+    vki_step_desc s = {
+        .kernel = kern.name,
+        .specs = specs, .spec_count = 4, .subgroup_size = kern.subgroup_size,
+        .tensors = tensors, .tensor_count = 5, .write_mask = 1u << VKI_ATTN_BINDING_OUT,
+        .push = &pc, .push_size = sizeof pc,
+        .groups = {row_blocks, n_kv_head, 1},
+    };
     return vki_lower_step(L, &s);
 }
 

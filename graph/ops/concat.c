@@ -12,13 +12,14 @@ vki_tensor vki_concat(vki_graph *g, vki_tensor a, vki_tensor b, uint32_t dim)
     if (!vki__check_srcs(g, "concat", 2, srcs)) return (vki_tensor){0};
     const vki_node *na = vki__node(g, a), *nb = vki__node(g, b);
     char sa[96], sb[96];
-    bool ok = dim < VKI_MAX_DIMS && na->dtype == nb->dtype &&
-              (na->dtype == VKI_DTYPE_F32 || na->dtype == VKI_DTYPE_F16 || na->dtype == VKI_DTYPE_BF16);
+    vki_dtype dt = na->dtype;
+    bool ok = dim < VKI_MAX_DIMS && nb->dtype == dt &&
+              (dt == VKI_DTYPE_F32 || dt == VKI_DTYPE_F16 || dt == VKI_DTYPE_BF16);
     for (uint32_t i = 0; ok && i < VKI_MAX_DIMS; i++) ok = i == dim || na->ne[i] == nb->ne[i];
     if (!ok)
         return vki__graph_fail(g, VKI_ERROR_INVALID_ARGUMENT,
-                               "concat: %s and %s along dimension %u: same dtype (f32, f16 or bf16), "
-                               "equal sizes elsewhere",
+                               "concat: %s and %s along dimension %u: same dtype (f32, f16 or "
+                               "bf16), equal sizes elsewhere",
                                vki__shape_str(na, sa), vki__shape_str(nb, sb), dim);
     int64_t ne[VKI_MAX_DIMS];
     memcpy(ne, na->ne, sizeof ne);

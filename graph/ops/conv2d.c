@@ -10,7 +10,8 @@ const vki_op_def vki_op_conv2d;
 
 static bool is_float(vki_dtype t) { return t == VKI_DTYPE_F32 || t == VKI_DTYPE_F16; }
 
-vki_tensor vki_conv2d(vki_graph *g, vki_tensor x, vki_tensor w, vki_tensor b, uint32_t stride, uint32_t pad)
+vki_tensor vki_conv2d(vki_graph *g, vki_tensor x, vki_tensor w, vki_tensor b, uint32_t stride,
+                      uint32_t pad)
 {
     vki_tensor srcs[3] = {x, w, b};
     if (!vki__check_srcs(g, "conv2d", b.id ? 3 : 2, srcs)) return (vki_tensor){0};
@@ -22,17 +23,17 @@ vki_tensor vki_conv2d(vki_graph *g, vki_tensor x, vki_tensor w, vki_tensor b, ui
     if (!is_float(nx->dtype) || !is_float(nw->dtype) || (k != 1 && k != 3) || nw->ne[1] != k ||
         nw->ne[2] != nx->ne[2])
         return vki__graph_fail(g, VKI_ERROR_INVALID_ARGUMENT,
-                               "conv2d: x %s, w %s: want f32/f16 x [W, H, Cin, N] and w [k, k, Cin, Cout] "
-                               "with k 1 or 3", sx, sw);
+                               "conv2d: x %s, w %s: want f32/f16 x [W, H, Cin, N] and "
+                               "w [k, k, Cin, Cout] with k 1 or 3", sx, sw);
     if (nb && (nb->dtype != VKI_DTYPE_F32 || nb->ne[0] != cout || vki__nelements(nb) != cout))
         return vki__graph_fail(g, VKI_ERROR_INVALID_ARGUMENT, "conv2d: b %s for w %s: want f32 [%lld]",
                                vki__shape_str(nb, sb), sw, (long long)cout);
-    if ((stride != 1 && stride != 2) || nx->ne[0] + 2 * (int64_t)pad < k || nx->ne[1] + 2 * (int64_t)pad < k)
+    int64_t pw = nx->ne[0] + 2 * (int64_t)pad, ph = nx->ne[1] + 2 * (int64_t)pad; // padded image
+    if ((stride != 1 && stride != 2) || pw < k || ph < k)
         return vki__graph_fail(g, VKI_ERROR_INVALID_ARGUMENT,
                                "conv2d: x %s, w %s, stride %u, pad %u: want stride 1 or 2 and a padded "
                                "image at least as large as the kernel", sx, sw, stride, pad);
-    int64_t ne[4] = {(nx->ne[0] + 2 * pad - k) / stride + 1, (nx->ne[1] + 2 * pad - k) / stride + 1, cout,
-                     nx->ne[3]};
+    int64_t ne[4] = {(pw - k) / stride + 1, (ph - k) / stride + 1, cout, nx->ne[3]};
     vki_tensor t = vki__new_op(g, &vki_op_conv2d, VKI_DTYPE_F32, 4, ne, 3, srcs);
     vki_node *n = vki__node_mut(g, t);
     if (n) {
@@ -56,7 +57,8 @@ static void reference(const vki_node *n, const vki_ref_tensor *d, const vki_ref_
                             for (int64_t kx = 0; kx < k; kx++) {
                                 int64_t iy = oy * stride - pad + ky, ix = ox * stride - pad + kx;
                                 if (iy < 0 || ix < 0 || iy >= x->ne[1] || ix >= x->ne[0]) continue;
-                                acc += (double)vki_ref_get(x, ix, iy, ci, img) * vki_ref_get(w, kx, ky, ci, co);
+                                acc += (double)vki_ref_get(x, ix, iy, ci, img) *
+                                       vki_ref_get(w, kx, ky, ci, co);
                             }
                     vki_ref_set(d, ox, oy, co, img, (float)acc);
                 }
@@ -124,7 +126,8 @@ static vki_status lower(vki_lower *L, const vki_node *n)
         .x_off = x.offset, .x_nb0 = x.nb[0], .x_nb1 = x.nb[1], .x_nb2 = x.nb[2], .x_nb3 = x.nb[3],
         .w_off = w.offset, .w_nb0 = w.nb[0], .w_nb1 = w.nb[1], .w_nb2 = w.nb[2], .w_nb3 = w.nb[3],
         .b_off = b.offset, .d_off = d.offset,
-        .flags = (n->src[2] ? VKI_CONV_HAS_BIAS : 0) | (nx->dtype == VKI_DTYPE_F16 ? VKI_CONV_X_F16 : 0) |
+        .flags = (n->src[2] ? VKI_CONV_HAS_BIAS : 0) |
+                 (nx->dtype == VKI_DTYPE_F16 ? VKI_CONV_X_F16 : 0) |
                  (nw->dtype == VKI_DTYPE_F16 ? VKI_CONV_W_F16 : 0),
     };
     bool shared = p->tuning.matmul_shared;

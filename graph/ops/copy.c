@@ -18,8 +18,9 @@ vki_tensor vki_copy(vki_graph *g, vki_tensor t, vki_dtype dtype)
     if (dtype == VKI_DTYPE_NONE) dtype = n->dtype;
     char s[96];
     if (!convertible(n->dtype) || !convertible(dtype))
-        return vki__graph_fail(g, VKI_ERROR_INVALID_ARGUMENT, "copy: %s to %s: f32, f16 or bf16 only",
-                               vki__shape_str(n, s), vki_dtype_get(dtype)->name);
+        return vki__graph_fail(g, VKI_ERROR_INVALID_ARGUMENT,
+                               "copy: %s to %s: f32, f16 or bf16 only", vki__shape_str(n, s),
+                               vki_dtype_get(dtype)->name);
     int64_t ne[VKI_MAX_DIMS];
     memcpy(ne, n->ne, sizeof ne);
     return vki__new_op(g, &vki_op_copy, dtype, n->ndim, ne, 1, &t);

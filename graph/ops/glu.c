@@ -27,17 +27,26 @@ static vki_tensor build(vki_graph *g, vki_tensor gate, vki_tensor up, vki_activa
     return t;
 }
 
-vki_tensor vki_swiglu(vki_graph *g, vki_tensor gate, vki_tensor up) { return build(g, gate, up, VKI_ACT_SILU); }
-vki_tensor vki_geglu(vki_graph *g, vki_tensor gate, vki_tensor up) { return build(g, gate, up, VKI_ACT_GELU); }
+vki_tensor vki_swiglu(vki_graph *g, vki_tensor gate, vki_tensor up)
+{
+    return build(g, gate, up, VKI_ACT_SILU);
+}
+
+vki_tensor vki_geglu(vki_graph *g, vki_tensor gate, vki_tensor up)
+{
+    return build(g, gate, up, VKI_ACT_GELU);
+}
 
 static void reference(const vki_node *n, const vki_ref_tensor *d, const vki_ref_tensor *s)
 {
+    vki_activation act = (vki_activation)n->p[0].u;
     for (int64_t i3 = 0; i3 < n->ne[3]; i3++)
         for (int64_t i2 = 0; i2 < n->ne[2]; i2++)
             for (int64_t i1 = 0; i1 < n->ne[1]; i1++)
                 for (int64_t i0 = 0; i0 < n->ne[0]; i0++) {
-                    float x = vki_ref_get(&s[0], i0, i1, i2, i3), up = vki_ref_get(&s[1], i0, i1, i2, i3);
-                    vki_ref_set(d, i0, i1, i2, i3, vki__activation_ref((vki_activation)n->p[0].u, x) * up);
+                    float gate = vki_ref_get(&s[0], i0, i1, i2, i3);
+                    float up = vki_ref_get(&s[1], i0, i1, i2, i3);
+                    vki_ref_set(d, i0, i1, i2, i3, vki__activation_ref(act, gate) * up);
                 }
 }
 

@@ -12,6 +12,7 @@
 #include "vki_abi.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 
 const vki_op_def vki_op_matmul;
 
@@ -112,24 +113,35 @@ static vki_status lower(vki_lower *L, const vki_node *n)
     if (vki__span_bytes(nw) > UINT32_MAX || vki__span_bytes(nx) > UINT32_MAX)
         return vki_lower_fail(L, n, VKI_ERROR_UNSUPPORTED, "operands over 4 GiB (32-bit indexing)");
     uint64_t batches = (uint64_t)pc.ne2 * pc.ne3;
-    const char *type = vki_dtype_get(nw->dtype)->name;
+    const vki_dtype_info *wd = vki_dtype_get(nw->dtype);
+    uint32_t chunk = VKI_MM_CHUNK(nw->dtype), eb = wd->quantized ? 1 : wd->block_bytes;
+    // Whole words everywhere: rows at multiples of 4 bytes and chunks of whole words.
+    bool aligned = (wd->quantized ? wd->block_bytes : chunk * eb) % 4 == 0 &&
+                   (w.offset * eb | w.nb[1] * eb | w.nb[2] * eb | w.nb[3] * eb) % 4 == 0;
     char kernel[48];
-    vki_spec specs[7] = {{VKI_SPEC_MM_X_F16, nx->dtype == VKI_DTYPE_F16}};
-    uint32_t spec_count = 1, subgroup_size = 0, groups[3];
+    vki_spec specs[8] = {{VKI_SPEC_MM_X_F16, nx->dtype == VKI_DTYPE_F16}, {VKI_SPEC_MM_W_ALIGNED, aligned}};
+    uint32_t spec_count = 2, subgroup_size = 0, groups[3];
+    const char *type = wd->name;
 
     if (pc.N <= MATVEC_MAX_COLS) {
         // One subgroup per workgroup, so that subgroupAdd alone reduces; the fallback's
-        // shared-memory tree needs a power of two, which subgroup sizes are.
+        // shared-memory tree needs a power of two, which subgroup sizes are. Each thread holds
+        // the x chunks of all columns where the tuning is barrier-free (CPU devices: spilled
+        // registers are cheap, and every extra column group would read the weights again);
+        // GPUs keep to 64 x values per thread.
         bool sg = (p->subgroup_ops & VKI_SUBGROUP_ARITHMETIC) != 0;
         uint32_t rows = t->matvec_rows ? t->matvec_rows : 1, local = t->subgroup_size;
+        if (getenv("MMROWS")) rows = atoi(getenv("MMROWS"));
+        uint32_t cols = t->matmul_shared ? 64 / chunk : pc.N;
+        if (cols > pc.N) cols = pc.N;
         snprintf(kernel, sizeof kernel, "matvec_%s%s", type, sg ? "" : "_shmem");
         if (sg && p->subgroup_size_control) subgroup_size = local;
         specs[spec_count++] = (vki_spec){VKI_SPEC_LOCAL_SIZE_X, local};
         specs[spec_count++] = (vki_spec){VKI_SPEC_MM_ROWS, rows};
-        specs[spec_count++] = (vki_spec){VKI_SPEC_MM_COLS, pc.N};
+        specs[spec_count++] = (vki_spec){VKI_SPEC_MM_COLS, cols};
         vki_lower_grid(vki_div_up(pc.M, rows), 1, groups);
-        groups[2] = (uint32_t)batches;
-    } else {
+        groups[2] = (uint32_t)(vki_div_up(pc.N, cols) * batches);
+    } else if (t->matmul_shared) {
         // Register tiles of 8 x 8 for big tiles, 4 x 4 otherwise: 64 to 256 threads.
         uint32_t tm = t->matmul_tile_m, tn = t->matmul_tile_n, tk = t->matmul_tile_k;
         uint32_t rm = tm >= 128 ? 8 : 4, rn = tn >= 128 ? 8 : 4;
@@ -137,13 +149,34 @@ static vki_status lower(vki_lower *L, const vki_node *n)
             return vki_lower_fail(L, n, VKI_ERROR_INVALID_ARGUMENT,
                                   "tuning %s: matmul tile %ux%ux%u is not a multiple of %ux%ux4",
                                   t->name, tm, tn, tk, rm, rn);
-        snprintf(kernel, sizeof kernel, "matmul_%s%s", type, t->matmul_shared ? "" : "_reg");
+        snprintf(kernel, sizeof kernel, "matmul_%s", type);
         specs[spec_count++] = (vki_spec){VKI_SPEC_LOCAL_SIZE_X, (tm / rm) * (tn / rn)};
+        specs[spec_count++] = (vki_spec){VKI_SPEC_MM_ROWS, rm};
+        specs[spec_count++] = (vki_spec){VKI_SPEC_MM_COLS, rn};
         specs[spec_count++] = (vki_spec){VKI_SPEC_MM_TILE_M, tm};
         specs[spec_count++] = (vki_spec){VKI_SPEC_MM_TILE_N, tn};
-        if (t->matmul_shared) specs[spec_count++] = (vki_spec){VKI_SPEC_MM_TILE_K, tk};
-        specs[spec_count++] = (vki_spec){VKI_SPEC_MM_THREAD_M, rm};
-        specs[spec_count++] = (vki_spec){VKI_SPEC_MM_THREAD_N, rn};
+        specs[spec_count++] = (vki_spec){VKI_SPEC_MM_TILE_K, tk};
+        groups[0] = (uint32_t)vki_div_up(pc.M, tm);
+        groups[1] = (uint32_t)vki_div_up(pc.N, tn);
+        groups[2] = (uint32_t)batches;
+    } else {
+        // One subgroup of threads, each with all TILE_M rows and a share of the columns: the
+        // x loads are spread over the most rows (barrier-free devices are CPUs, where every
+        // loaded word costs and spilled accumulators do not).
+        uint32_t tm = t->matmul_tile_m, tn = t->matmul_tile_n, threads = t->subgroup_size;
+        if (getenv("MMTM")) tm = atoi(getenv("MMTM"));
+        if (getenv("MMTN")) tn = atoi(getenv("MMTN"));
+        if (threads > tn) threads = tn;
+        if (!tm || !threads || tn % threads)
+            return vki_lower_fail(L, n, VKI_ERROR_INVALID_ARGUMENT,
+                                  "tuning %s: matmul tile %ux%u does not split over %u threads",
+                                  t->name, tm, tn, threads);
+        snprintf(kernel, sizeof kernel, "matmul_%s_reg", type);
+        specs[spec_count++] = (vki_spec){VKI_SPEC_LOCAL_SIZE_X, threads};
+        specs[spec_count++] = (vki_spec){VKI_SPEC_MM_ROWS, tm};
+        specs[spec_count++] = (vki_spec){VKI_SPEC_MM_COLS, tn / threads};
+        specs[spec_count++] = (vki_spec){VKI_SPEC_MM_TILE_M, tm};
+        specs[spec_count++] = (vki_spec){VKI_SPEC_MM_TILE_N, tn};
         groups[0] = (uint32_t)vki_div_up(pc.M, tm);
         groups[1] = (uint32_t)vki_div_up(pc.N, tn);
         groups[2] = (uint32_t)batches;

@@ -14,7 +14,8 @@
 const vki_op_def vki_op_timestep_embedding;
 
 /* p[0].u: dim, p[1].f: max_period. */
-vki_tensor vki_timestep_embedding(vki_graph *g, vki_tensor timesteps, uint32_t dim, float max_period)
+vki_tensor vki_timestep_embedding(vki_graph *g, vki_tensor timesteps, uint32_t dim,
+                                  float max_period)
 {
     if (!vki__check_srcs(g, "timestep_embedding", 1, &timesteps)) return (vki_tensor){0};
     const vki_node *nt = vki__node(g, timesteps);

@@ -11,7 +11,8 @@ static_assert(VKI_ACT_NONE == VKI_ABI_ACT_NONE && VKI_ACT_SILU == VKI_ABI_ACT_SI
                   VKI_ACT_QUICK_GELU == VKI_ABI_ACT_QUICK_GELU,
               "activation ids of the kernels (abi_unary.h) follow enum vki_activation");
 
-static const char *const act_names[VKI_ACT_COUNT] = {"scale", "silu", "gelu", "gelu_tanh", "quick_gelu"};
+static const char *const act_names[VKI_ACT_COUNT] = {"scale", "silu", "gelu", "gelu_tanh",
+                                                     "quick_gelu"};
 
 /* p[0].u: vki_activation, p[1].f: scale. */
 static vki_tensor build(vki_graph *g, vki_tensor a, vki_activation act, float scale)
@@ -19,7 +20,8 @@ static vki_tensor build(vki_graph *g, vki_tensor a, vki_activation act, float sc
     const char *name = (unsigned)act < VKI_ACT_COUNT ? act_names[act] : "activate";
     if (!vki__check_srcs(g, name, 1, &a)) return (vki_tensor){0};
     if ((unsigned)act >= VKI_ACT_COUNT)
-        return vki__graph_fail(g, VKI_ERROR_INVALID_ARGUMENT, "activate: unknown activation %d", (int)act);
+        return vki__graph_fail(g, VKI_ERROR_INVALID_ARGUMENT, "activate: unknown activation %d",
+                               (int)act);
     const vki_node *na = vki__node(g, a);
     char s[96];
     if (na->dtype != VKI_DTYPE_F32 && na->dtype != VKI_DTYPE_F16)
@@ -37,26 +39,27 @@ static vki_tensor build(vki_graph *g, vki_tensor a, vki_activation act, float sc
 }
 
 vki_tensor vki_scale(vki_graph *g, vki_tensor a, float s) { return build(g, a, VKI_ACT_NONE, s); }
-vki_tensor vki_silu(vki_graph *g, vki_tensor a) { return build(g, a, VKI_ACT_SILU, 1.0f); }
-vki_tensor vki_gelu(vki_graph *g, vki_tensor a) { return build(g, a, VKI_ACT_GELU, 1.0f); }
-vki_tensor vki_gelu_tanh(vki_graph *g, vki_tensor a) { return build(g, a, VKI_ACT_GELU_TANH, 1.0f); }
-vki_tensor vki_quick_gelu(vki_graph *g, vki_tensor a) { return build(g, a, VKI_ACT_QUICK_GELU, 1.0f); }
+vki_tensor vki_silu(vki_graph *g, vki_tensor a) { return build(g, a, VKI_ACT_SILU, 1); }
+vki_tensor vki_gelu(vki_graph *g, vki_tensor a) { return build(g, a, VKI_ACT_GELU, 1); }
+vki_tensor vki_gelu_tanh(vki_graph *g, vki_tensor a) { return build(g, a, VKI_ACT_GELU_TANH, 1); }
+vki_tensor vki_quick_gelu(vki_graph *g, vki_tensor a) { return build(g, a, VKI_ACT_QUICK_GELU, 1); }
 
 /* VKI_ACT_NONE is the identity: `a` itself, no node. */
 vki_tensor vki_activate(vki_graph *g, vki_tensor a, vki_activation act)
 {
     if (act == VKI_ACT_NONE) return vki__check_srcs(g, "activate", 1, &a) ? a : (vki_tensor){0};
-    return build(g, a, act, 1.0f);
+    return build(g, a, act, 1);
 }
 
 static void reference(const vki_node *n, const vki_ref_tensor *d, const vki_ref_tensor *s)
 {
+    vki_activation act = (vki_activation)n->p[0].u;
     for (int64_t i3 = 0; i3 < n->ne[3]; i3++)
         for (int64_t i2 = 0; i2 < n->ne[2]; i2++)
             for (int64_t i1 = 0; i1 < n->ne[1]; i1++)
                 for (int64_t i0 = 0; i0 < n->ne[0]; i0++) {
                     float x = vki_ref_get(&s[0], i0, i1, i2, i3);
-                    vki_ref_set(d, i0, i1, i2, i3, vki__activation_ref((vki_activation)n->p[0].u, x) * n->p[1].f);
+                    vki_ref_set(d, i0, i1, i2, i3, vki__activation_ref(act, x) * n->p[1].f);
                 }
 }
 

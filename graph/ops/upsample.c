@@ -11,8 +11,8 @@ vki_tensor vki_upsample2x(vki_graph *g, vki_tensor x)
     const vki_node *nx = vki__node(g, x);
     char s[96];
     if (nx->dtype != VKI_DTYPE_F32 && nx->dtype != VKI_DTYPE_F16 && nx->dtype != VKI_DTYPE_BF16)
-        return vki__graph_fail(g, VKI_ERROR_INVALID_ARGUMENT, "upsample2x: %s: f32, f16 or bf16 only",
-                               vki__shape_str(nx, s));
+        return vki__graph_fail(g, VKI_ERROR_INVALID_ARGUMENT,
+                               "upsample2x: %s: f32, f16 or bf16 only", vki__shape_str(nx, s));
     int64_t ne[VKI_MAX_DIMS] = {2 * nx->ne[0], 2 * nx->ne[1], nx->ne[2], nx->ne[3]};
     return vki__new_op(g, &vki_op_upsample, nx->dtype, nx->ndim < 2 ? 2 : nx->ndim, ne, 1, &x);
 }
