@@ -161,7 +161,10 @@ vki_tensor vki_swiglu(vki_graph *g, vki_tensor gate, vki_tensor up);
 vki_tensor vki_geglu(vki_graph *g, vki_tensor gate, vki_tensor up);
 
 /* y[M, N, B] = w[K, M, B or 1] x[K, N, B] with w in any dtype (quantized stays quantized) and x
- * F32/F16; y is F32. The compiler fuses a following vki_add of a [M] bias and an activation. */
+ * F32/F16; y is F32. Dims 2 and 3 of w broadcast when they divide x's (consecutive x batches
+ * share a w batch, as in grouped-query attention). Rows (dim 0) of w and x must be contiguous
+ * (vki_copy a transposed operand first); other strides are free. The compiler fuses a
+ * following vki_add of a [M] bias and an activation. */
 vki_tensor vki_matmul(vki_graph *g, vki_tensor w, vki_tensor x);
 
 /* Normalise each row (dim 0). `w` and `b` ([ne0], may be {0}) scale and shift afterwards.
@@ -204,7 +207,8 @@ vki_tensor vki_rope(vki_graph *g, vki_tensor x, vki_tensor pos, uint32_t n_rot, 
 vki_tensor vki_attention(vki_graph *g, vki_tensor q, vki_tensor k, vki_tensor v, vki_tensor mask,
                          float scale, bool causal);
 
-/* Rows of `table` [K, V] (any dtype) picked by ids I32 [N] -> F32 [K, N]. */
+/* Rows of `table` [K, V] (any dtype, contiguous rows) picked by ids I32 [N] -> F32 [K, N]. An
+ * id outside [0, V) gives a row of zeros. */
 vki_tensor vki_get_rows(vki_graph *g, vki_tensor table, vki_tensor ids);
 
 /* a and b equal except along `dim` (0..3, may be past their ndim), same dtype (F32/F16/BF16),

@@ -23,19 +23,21 @@
 /* Specialisation constants (VKI_SPEC_LOCAL_SIZE_X is 0). X_F16: x holds f16 (else f32).
  * ROWS x COLS: the outputs each thread accumulates in registers (matvec: the workgroup's, its
  * threads splitting K). TILE_M x TILE_N: the output tile of a matmul workgroup, TILE_K deep
- * slabs (matmul_shared). W_ALIGNED: every weight row starts at a multiple of 4 bytes and a
- * chunk (quant.glsl) is a whole number of words, so that no read needs realigning. */
+ * slabs (matmul_shared). ALIGN: VKI_MM_ALIGN_W when every weight row starts at a multiple of
+ * 4 bytes and a chunk (quant.glsl) is a whole number of words, VKI_MM_ALIGN_X when every row
+ * of x starts at a multiple of 16 bytes: reads need no realigning, x is read 16 bytes at once. */
 #define VKI_SPEC_MM_X_F16 1
 #define VKI_SPEC_MM_ROWS 2
 #define VKI_SPEC_MM_COLS 3
 #define VKI_SPEC_MM_TILE_M 4
 #define VKI_SPEC_MM_TILE_N 5
 #define VKI_SPEC_MM_TILE_K 6
-#define VKI_SPEC_MM_W_ALIGNED 7
+#define VKI_SPEC_MM_ALIGN 7
+#define VKI_MM_ALIGN_W 1
+#define VKI_MM_ALIGN_X 2
 
-/* Elements per chunk of weight type t (quant.glsl): what one thread decodes from the fewest
- * words. Float types: 8; the 32-element block formats: a block; the K formats: 64. */
-#define VKI_MM_CHUNK(t) ((t) <= VKI_WTYPE_BF16 ? 8u : (t) >= VKI_WTYPE_Q4_K ? 64u : 32u)
+/* Elements per chunk (quant.glsl): what one thread decodes at once from few words. */
+#define VKI_MM_CHUNK 32u
 
 /* Bindings of matvec and matmul: w, x, bias (w again when there is none), y. */
 #define VKI_MM_BINDING_W 0

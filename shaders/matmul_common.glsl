@@ -1,6 +1,7 @@
 // What matvec.comp, matmul_shared.comp and matmul_reg.comp share: bindings, push constants,
-// loading x (f32 or f16, read as words), the batch of a workgroup and the epilogue (bias, then
-// activation). The kernel includes vki_abi.h and declares its local size before this file.
+// loading x (f32 or f16), the chunk-by-chunk accumulation, the batch of a workgroup and the
+// epilogue (bias, then activation). The kernel includes vki_abi.h and declares its local size
+// before this file.
 #ifndef VKI_MATMUL_COMMON_GLSL
 #define VKI_MATMUL_COMMON_GLSL
 
@@ -9,7 +10,7 @@ layout(constant_id = VKI_SPEC_MM_ROWS) const uint ROWS = 4; // outputs per threa
 layout(constant_id = VKI_SPEC_MM_COLS) const uint COLS = 1; // and columns
 
 layout(std430, binding = VKI_MM_BINDING_W) readonly restrict buffer W { uint w_words[]; };
-layout(std430, binding = VKI_MM_BINDING_X) readonly restrict buffer X { uint x_words[]; };
+layout(std430, binding = VKI_MM_BINDING_X) readonly restrict buffer X { uvec4 x_vec[]; };
 layout(std430, binding = VKI_MM_BINDING_BIAS) readonly restrict buffer Bias { float bias[]; };
 layout(std430, binding = VKI_MM_BINDING_Y) writeonly restrict buffer Y { float y[]; };
 VKI_PUSH_BLOCK(VKI_PC_MATMUL)
@@ -17,49 +18,79 @@ VKI_PUSH_BLOCK(VKI_PC_MATMUL)
 #include "activation.glsl"
 #include "quant.glsl"
 
-// x elements e..e+3 and e..e+WQ_CHUNK-1 of a row (f32, or f16 at any element offset).
+// x is read 16 bytes at a time where its rows allow (X_ALIGNED); else word by word, each word
+// out of a 16-byte load (a view at an odd offset: rare, and correct rather than fast).
+const bool X_ALIGNED = (ALIGN & VKI_MM_ALIGN_X) != 0u;
+#define x_word(i) x_vec[(i) >> 2][(i) & 3u]
+
+// x elements e..e+3 (e % 4 == 0; f32, or f16 at any element offset).
 vec4 x_quad(uint e)
 {
     if (X_F16) {
+        if (X_ALIGNED) {
+            uvec4 w = x_vec[e >> 3];
+            uvec2 h = (e & 4u) != 0u ? w.zw : w.xy;
+            return vec4(unpackHalf2x16(h.x), unpackHalf2x16(h.y));
+        }
         uint r[WQ_FETCH_MAX];
-        fetch_words(x_words, 2u * e, 2u, 8u, false, r);
+        fetch_words(x_word, 2u * e, 2u, 8u, false, r);
         return vec4(unpackHalf2x16(r[0]), unpackHalf2x16(r[1]));
     }
-    return uintBitsToFloat(uvec4(x_words[e], x_words[e + 1u], x_words[e + 2u], x_words[e + 3u]));
+    if (X_ALIGNED) return uintBitsToFloat(x_vec[e >> 2]);
+    return uintBitsToFloat(uvec4(x_word(e), x_word(e + 1u), x_word(e + 2u), x_word(e + 3u)));
 }
 
-void x_chunk(uint e, out float v[WQ_CHUNK])
+// The x elements of chunk ch (quant.glsl) of the x row starting at element `col`.
+void x_chunk(uint col, uint ch, out float v[WQ_CHUNK])
 {
-    if (X_F16) {
-        uint r[WQ_FETCH_MAX];
-        fetch_words(x_words, 2u * e, WQ_CHUNK / 2u, 2u * WQ_CHUNK, false, r);
-        for (uint j = 0u; j < WQ_CHUNK / 2u; j++) {
-            vec2 h = unpackHalf2x16(r[j]);
-            v[2u * j] = h.x;
-            v[2u * j + 1u] = h.y;
+    for (uint run = 0u; run < WQ_RUNS; run++) {
+        uint e = col + WQ_RUN(ch, run), o = run * WQ_RUN_LENGTH;
+        if (X_ALIGNED) { // runs start at multiples of 8 elements
+            for (uint q = 0u; q < WQ_RUN_LENGTH / (X_F16 ? 8u : 4u); q++) {
+                uvec4 w = x_vec[(e >> (X_F16 ? 3u : 2u)) + q];
+                for (uint j = 0u; j < 4u; j++) {
+                    if (X_F16) {
+                        vec2 h = unpackHalf2x16(w[j]);
+                        v[o + 8u * q + 2u * j] = h.x;
+                        v[o + 8u * q + 2u * j + 1u] = h.y;
+                    } else {
+                        v[o + 4u * q + j] = uintBitsToFloat(w[j]);
+                    }
+                }
+            }
+        } else if (X_F16) {
+            uint r[WQ_FETCH_MAX];
+            fetch_words(x_word, 2u * e, WQ_RUN_LENGTH / 2u, 2u * WQ_RUN_LENGTH, false, r);
+            for (uint j = 0u; j < WQ_RUN_LENGTH / 2u; j++) {
+                vec2 h = unpackHalf2x16(r[j]);
+                v[o + 2u * j] = h.x;
+                v[o + 2u * j + 1u] = h.y;
+            }
+        } else {
+            for (uint i = 0u; i < WQ_RUN_LENGTH; i++) v[o + i] = uintBitsToFloat(x_word(e + i));
         }
-    } else {
-        for (uint i = 0u; i < WQ_CHUNK; i++) v[i] = uintBitsToFloat(x_words[e + i]);
     }
 }
 
 float x_elem(uint e)
 {
-    if (X_F16) return unpackHalf2x16(x_words[e >> 1] >> ((e & 1u) << 4)).x;
-    return uintBitsToFloat(x_words[e]);
+    if (X_F16) return unpackHalf2x16(x_word(e >> 1) >> ((e & 1u) << 4)).x;
+    return uintBitsToFloat(x_word(e));
 }
 
-// acc[r * COLS + c] += chunk ch of weight row wrow[r] . the same elements of x column xcol[c].
+// acc[r * COLS + c] += chunk ch of weight row wrow(r) . the same elements of x column xcol[c].
 // The x chunks are loaded once for all ROWS rows and each weight chunk decoded once for all
 // COLS columns: per weight element 1 / ROWS of an x load, per x element 1 / COLS of a decode.
-// A macro: arrays sized by specialisation constants cannot be function parameters.
+// wrow(r) is a macro giving the start of row r (no array: ROWS may be large, and a
+// dynamically indexed array costs more than the arithmetic). A macro: arrays sized by
+// specialisation constants cannot be function parameters.
 #define ACCUMULATE_CHUNK(ch, wrow, xcol, acc)                                                   \
     {                                                                                           \
         float ac_x[COLS][WQ_CHUNK];                                                             \
-        for (uint ac_c = 0u; ac_c < COLS; ac_c++) x_chunk(xcol[ac_c] + (ch) * WQ_CHUNK, ac_x[ac_c]); \
+        for (uint ac_c = 0u; ac_c < COLS; ac_c++) x_chunk(xcol[ac_c], (ch), ac_x[ac_c]);          \
         for (uint ac_r = 0u; ac_r < ROWS; ac_r++) {                                             \
             float ac_w[WQ_CHUNK];                                                               \
-            w_chunk(wrow[ac_r], (ch), ac_w);                                                    \
+            w_chunk(wrow(ac_r), (ch), ac_w);                                                    \
             for (uint ac_c = 0u; ac_c < COLS; ac_c++) {                                         \
                 float ac_s = 0.0;                                                               \
                 for (uint ac_i = 0u; ac_i < WQ_CHUNK; ac_i++) ac_s += ac_w[ac_i] * ac_x[ac_c][ac_i]; \
@@ -72,7 +103,7 @@ float x_elem(uint e)
 #define ACCUMULATE_ELEMENT(k, wrow, xcol, acc)                                                  \
     for (uint ae_r = 0u; ae_r < ROWS; ae_r++)                                                   \
         for (uint ae_c = 0u; ae_c < COLS; ae_c++)                                               \
-            acc[ae_r * COLS + ae_c] += w_elem(wrow[ae_r], (k)) * x_elem(xcol[ae_c] + (k));
+            acc[ae_r * COLS + ae_c] += w_elem(wrow(ae_r), (k)) * x_elem(xcol[ae_c] + (k));
 
 // Quads that may run past K (tile loads): zeros there.
 vec4 w_quad_guarded(uint row, uint k)

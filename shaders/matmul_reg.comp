@@ -24,8 +24,8 @@ void main()
     batch_bases(b, wbase, xbase);
 
     // Rows and columns past the end repeat the last one: loads stay in bounds.
-    uint wrow[ROWS], xcol[COLS];
-    for (uint i = 0u; i < ROWS; i++) wrow[i] = wbase + min(row0 + i * STRIDE_M, pc.M - 1u) * pc.w_nb1;
+#define wrow(i) (wbase + min(row0 + (i) * STRIDE_M, pc.M - 1u) * pc.w_nb1)
+    uint xcol[COLS];
     for (uint j = 0u; j < COLS; j++) xcol[j] = xbase + min(col0 + j * STRIDE_N, pc.N - 1u) * pc.x_nb1;
 
     float acc[ROWS * COLS];

@@ -30,8 +30,8 @@ void main()
     batch_bases(b, wbase, xbase);
 
     // Rows and columns past the end repeat the last one: loads stay in bounds, no divergence.
-    uint wrow[ROWS], xcol[COLS];
-    for (uint r = 0u; r < ROWS; r++) wrow[r] = wbase + min(row0 + r, pc.M - 1u) * pc.w_nb1;
+#define wrow(r) (wbase + min(row0 + (r), pc.M - 1u) * pc.w_nb1)
+    uint xcol[COLS];
     for (uint c = 0u; c < COLS; c++) xcol[c] = xbase + min(col0 + c, pc.N - 1u) * pc.x_nb1;
 
     float acc[RC];
@@ -44,11 +44,13 @@ void main()
 
 #if SUBGROUP
     for (uint i = 0u; i < RC; i++) acc[i] = subgroupAdd(acc[i]);
-    // Every thread holds every sum now; thread i % nt stores sum i (static indices keep acc
-    // in registers).
-    for (uint i = 0u; i < RC; i++) {
-        uint r = i / COLS, c = i % COLS;
-        if (i % nt == tid && row0 + r < pc.M && col0 + c < pc.N) store_y(row0 + r, col0 + c, b, acc[i]);
+    // Every thread holds every sum now; thread t stores sums t, t + nt, ... (one dynamic
+    // index per store, once per workgroup; the epilogue's code is there once per store slot
+    // rather than once per sum).
+    for (uint s = 0u; s < (RC + nt - 1u) / nt; s++) {
+        uint i = s * nt + tid, r = i / COLS, c = i % COLS;
+        float v = acc[min(i, RC - 1u)];
+        if (i < RC && row0 + r < pc.M && col0 + c < pc.N) store_y(row0 + r, col0 + c, b, v);
     }
 #else
     for (uint i = 0u; i < RC; i++) red[i * nt + tid] = acc[i];

@@ -11,32 +11,39 @@
 // words holding at least one byte of the field, so it stays inside the binding.
 //
 // Two ways to decode, for two access patterns:
-//   chunks   the unit one thread decodes in one go from the fewest words: a whole block for the
-//            32-element formats, 64 elements for the K formats (sharing their block header),
-//            8 elements for float types. The matrix-vector and register-tiled kernels use them:
-//            on lavapipe every loaded 32-bit word costs a loop over the SIMD lanes, and on GPUs
-//            fewer, wider loads are no worse.
+//   chunks   32 elements one thread decodes at once from few words: a whole block of the
+//            32-element formats, the low and high nibbles of 16 bytes of a K format, 32 floats.
+//            The matrix-vector and register-tiled kernels use them: on lavapipe every loaded
+//            32-bit word costs a loop over the SIMD lanes (about 30 cycles), so words are
+//            loaded once each; on GPUs fewer, wider loads are no worse.
 //   quads    any 4 consecutive elements, for tile loads of arbitrary K slabs and for get_rows.
 //
 // What a kernel uses:
 //   WQ_QUANT          1 for block formats (a row is addressed in bytes), 0 for F32/F16/BF16
 //                     (a row is addressed in elements)
 //   WQ_BLOCK          elements per block (1 for float types)
-//   WQ_CHUNK          elements per chunk (divides WQ_BLOCK for block formats)
-//   void w_chunk(row, ch, out float v[WQ_CHUNK])   elements WQ_CHUNK * ch + i of the row at `row`
+//   WQ_CHUNK          elements per chunk (32; divides WQ_BLOCK for block formats)
+//   WQ_RUNS, WQ_RUN(ch, i)   chunk ch of a row is WQ_RUNS runs of WQ_RUN_LENGTH consecutive
+//                     elements, run i starting at element WQ_RUN(ch, i)
+//   void w_chunk(row, ch, out float v[WQ_CHUNK])   chunk ch of the row at `row`, run by run
 //                     (float types: whole chunks only; the tail of a row takes w_elem)
 //   vec4 w_quad(row, k)          elements k..k+3 (k % 4 == 0; float types: k + 4 <= row length)
 //   float w_elem(row, k)         element k (float types only)
-//   W_ALIGNED         specialisation constant: every row starts 4-byte aligned and chunks are a
-//                     whole number of words (lets the compiler drop realignment)
-//   fetch_words(buf, b, n, bytes, aligned, r)   realigned words of bytes [b, b + 4n) of a buffer
+//   W_ALIGNED         every row starts 4-byte aligned and chunks are whole words (from the
+//                     specialisation constant ALIGN): the compiler drops the realignment
+//   fetch_words(word, b, n, bytes, aligned, r)  realigned words of bytes [b, b + 4n), word(i)
+//                     reading word i of a buffer
 
 #ifndef VKI_QUANT_GLSL
 #define VKI_QUANT_GLSL
 
-layout(constant_id = VKI_SPEC_MM_W_ALIGNED) const bool W_ALIGNED = false;
+layout(constant_id = VKI_SPEC_MM_ALIGN) const uint ALIGN = 0;
+const bool W_ALIGNED = (ALIGN & VKI_MM_ALIGN_W) != 0u;
 
 // ---- Word access ---------------------------------------------------------------------------
+
+#define w_word(i) w_words[i]
+#define WQ_CHUNK VKI_MM_CHUNK
 
 uint w_u16(uint b) // b even
 {
@@ -55,23 +62,25 @@ float w_half(uint b) { return unpackHalf2x16(w_u16(b)).x; }
 // n realigned words r[0..n-1] of bytes [b, b + 4n) (b even) of word buffer `buf`, of which
 // the first `bytes` hold data: at a b % 4 == 2 start each word is the high half of one loaded
 // word and the low half of the next, and the word past the data is never read (its index is
-// then the previous one's, loaded once). A macro, since GLSL cannot pass buffers.
-#define WQ_FETCH_MAX 32
+// then the previous one's, loaded once). `buf(i)` reads word i. A macro, since GLSL cannot
+// pass buffers.
+#define WQ_FETCH_MAX 16
 #define fetch_words(buf, b, n, bytes, aligned, r)                                               \
     {                                                                                           \
         uint fw_i = (b) >> 2;                                                                   \
         bool fw_odd = !(aligned) && ((b) & 2u) != 0u;                                           \
-        uint fw_prev = buf[fw_i];                                                               \
+        uint fw_prev = buf(fw_i);                                                               \
         for (uint fw_j = 0u; fw_j < (n); fw_j++) {                                              \
             uint fw_last = fw_i + fw_j + ((bytes) > 4u * (n) - 2u && fw_odd ? 1u : 0u);         \
-            uint fw_next = buf[fw_j + 1u < (n) ? fw_i + fw_j + 1u : fw_last];                  \
+            uint fw_next = buf(fw_j + 1u < (n) ? fw_i + fw_j + 1u : fw_last);                  \
             r[fw_j] = fw_odd ? (fw_prev >> 16) | (fw_next << 16) : fw_prev;                     \
             fw_prev = fw_next;                                                                  \
         }                                                                                       \
     }
 
 // 32 bits at byte offset `off` (even, a constant) of realigned words r.
-#define WQ_FIELD32(r, off) (((off) & 2u) == 0u ? r[(off) >> 2] : (r[(off) >> 2] >> 16) | (r[((off) >> 2) + 1u] << 16))
+#define WQ_FIELD32(r, off)                                                                      \
+    (((off) & 2u) == 0u ? r[(off) >> 2] : (r[(off) >> 2] >> 16) | (r[((off) >> 2) + 1u] << 16))
 
 // The four bytes of v as unsigned values.
 uvec4 bytes4(uint v) { return (uvec4(v) >> uvec4(0u, 8u, 16u, 24u)) & 0xFFu; }
@@ -80,14 +89,13 @@ uvec4 bytes4(uint v) { return (uvec4(v) >> uvec4(0u, 8u, 16u, 24u)) & 0xFFu; }
 // ---- Float types: a row is addressed in elements --------------------------------------------
 #define WQ_QUANT 0
 #define WQ_BLOCK 1u
-#define WQ_CHUNK VKI_MM_CHUNK(WTYPE)
 
 #if WTYPE == VKI_WTYPE_F32
 #define WQ_BLOCK_BYTES 4u
 void w_chunk(uint row, uint ch, out float v[WQ_CHUNK])
 {
-    uint e = row + 8u * ch;
-    for (uint i = 0u; i < 8u; i++) v[i] = uintBitsToFloat(w_words[e + i]);
+    uint e = row + WQ_CHUNK * ch;
+    for (uint i = 0u; i < WQ_CHUNK; i++) v[i] = uintBitsToFloat(w_words[e + i]);
 }
 vec4 w_quad(uint row, uint k)
 {
@@ -109,8 +117,8 @@ vec2 w_pair(uint h) // the two 16-bit elements of word h, first in the low half
 void w_chunk(uint row, uint ch, out float v[WQ_CHUNK])
 {
     uint r[WQ_FETCH_MAX];
-    fetch_words(w_words, 2u * (row + 8u * ch), 4u, 16u, W_ALIGNED, r);
-    for (uint j = 0u; j < 4u; j++) {
+    fetch_words(w_word, 2u * (row + WQ_CHUNK * ch), WQ_CHUNK / 2u, 2u * WQ_CHUNK, W_ALIGNED, r);
+    for (uint j = 0u; j < WQ_CHUNK / 2u; j++) {
         vec2 h = w_pair(r[j]);
         v[2u * j] = h.x;
         v[2u * j + 1u] = h.y;
@@ -119,7 +127,7 @@ void w_chunk(uint row, uint ch, out float v[WQ_CHUNK])
 vec4 w_quad(uint row, uint k)
 {
     uint r[WQ_FETCH_MAX];
-    fetch_words(w_words, 2u * (row + k), 2u, 8u, W_ALIGNED, r);
+    fetch_words(w_word, 2u * (row + k), 2u, 8u, W_ALIGNED, r);
     return vec4(w_pair(r[0]), w_pair(r[1]));
 }
 float w_elem(uint row, uint k)
@@ -134,11 +142,10 @@ float w_elem(uint row, uint k)
 #define WQ_QUANT 1
 #define WQ_BLOCK 32u
 #define WQ_BLOCK_BYTES 34u
-#define WQ_CHUNK VKI_MM_CHUNK(WTYPE)
 void w_chunk(uint row, uint ch, out float v[WQ_CHUNK])
 {
     uint r[WQ_FETCH_MAX];
-    fetch_words(w_words, row + 34u * ch, 9u, 34u, W_ALIGNED, r);
+    fetch_words(w_word, row + 34u * ch, 9u, 34u, W_ALIGNED, r);
     float d = unpackHalf2x16(r[0]).x;
     for (uint j = 0u; j < 8u; j++) {
         int q = int(WQ_FIELD32(r, 2u + 4u * j));
@@ -159,7 +166,6 @@ vec4 w_quad(uint row, uint k)
 // have y = d * q + m, the _0 formats y = d * (q - 8) (4-bit) or d * (q - 16) (5-bit). ---------
 #define WQ_QUANT 1
 #define WQ_BLOCK 32u
-#define WQ_CHUNK VKI_MM_CHUNK(WTYPE)
 #if WTYPE == VKI_WTYPE_Q4_0
 #define WQ_BLOCK_BYTES 18u
 #define WQ_QS 2u
@@ -190,7 +196,8 @@ vec4 w_scale4(uvec4 q, uint dm)
 void w_chunk(uint row, uint ch, out float v[WQ_CHUNK])
 {
     uint r[WQ_FETCH_MAX];
-    fetch_words(w_words, row + WQ_BLOCK_BYTES * ch, (WQ_BLOCK_BYTES + 3u) / 4u, WQ_BLOCK_BYTES, W_ALIGNED, r);
+    uint b = row + WQ_BLOCK_BYTES * ch;
+    fetch_words(w_word, b, (WQ_BLOCK_BYTES + 3u) / 4u, WQ_BLOCK_BYTES, W_ALIGNED, r);
 #ifdef WQ_QH
     uint qh = WQ_FIELD32(r, WQ_QH);
 #endif
@@ -201,10 +208,10 @@ void w_chunk(uint row, uint ch, out float v[WQ_CHUNK])
         lo |= ((uvec4(qh >> (4u * j)) >> uvec4(0u, 1u, 2u, 3u)) & 1u) << 4;
         hi |= ((uvec4(qh >> (16u + 4u * j)) >> uvec4(0u, 1u, 2u, 3u)) & 1u) << 4;
 #endif
-        vec4 a = w_scale4(lo, r[0]), b = w_scale4(hi, r[0]);
+        vec4 a = w_scale4(lo, r[0]), c = w_scale4(hi, r[0]);
         for (uint t = 0u; t < 4u; t++) {
             v[4u * j + t] = a[t];
-            v[16u + 4u * j + t] = b[t];
+            v[16u + 4u * j + t] = c[t];
         }
     }
 }
@@ -222,10 +229,12 @@ vec4 w_quad(uint row, uint k)
 // ---- Q4_K, Q5_K: 256 elements in 8 sub-blocks of 32 with 6-bit scales and mins (12 packed
 // bytes after f16 d, dmin). Element 64g + l (l < 32) is the low nibble of q[32g + l], element
 // 64g + 32 + l the high nibble; Q5_K adds bit 4 from bit 2g (low) or 2g + 1 (high) of qh[l].
-// y = d * sc * q - dmin * m, as d * sc and dmin * m first. A chunk is the 64 elements of one g.
+// y = d * sc * q - dmin * m, as d * sc and dmin * m first. Chunk ch: l = 16 (ch & 1) + 0..15
+// of g = (ch >> 1) & 3, low nibbles then high ones, the two runs 64g + l and 64g + 32 + l.
 #define WQ_QUANT 1
 #define WQ_BLOCK 256u
-#define WQ_CHUNK VKI_MM_CHUNK(WTYPE)
+#define WQ_RUNS 2u
+#define WQ_RUN(ch, i) (256u * ((ch) >> 3) + 64u * (((ch) >> 1) & 3u) + 16u * ((ch) & 1u) + 32u * (i))
 #if WTYPE == VKI_WTYPE_Q4_K
 #define WQ_BLOCK_BYTES 144u
 #define WQ_QS 16u
@@ -234,34 +243,35 @@ vec4 w_quad(uint row, uint k)
 #define WQ_QH 16u
 #define WQ_QS 48u
 #endif
-// Byte j of the 12 scale bytes in header words h[1..3].
-#define WQ_SCALE_BYTE(h, j) ((h[1u + ((j) >> 2)] >> (((j) & 3u) << 3)) & 0xFFu)
-// 6-bit scale and min of sub-block j (scale_min_k4 of dtype.c) from the header words h[0..3].
-uvec2 scale_min_k4(uint h[WQ_FETCH_MAX], uint j)
+// 6-bit scale and min of sub-block j (scale_min_k4 of dtype.c) from the 12 scale bytes in
+// words s0..s2. Plain words rather than an array: j is dynamic, and a dynamically indexed
+// array costs more than two selects.
+uvec2 scale_min_k4(uint s0, uint s1, uint s2, uint j)
 {
-    if (j < 4u) return uvec2(WQ_SCALE_BYTE(h, j) & 63u, WQ_SCALE_BYTE(h, j + 4u) & 63u);
-    return uvec2((WQ_SCALE_BYTE(h, j + 4u) & 0xFu) | ((WQ_SCALE_BYTE(h, j - 4u) >> 6) << 4),
-                 (WQ_SCALE_BYTE(h, j + 4u) >> 4) | ((WQ_SCALE_BYTE(h, j) >> 6) << 4));
+    uint sh = (j & 3u) << 3;
+    uint b0 = (s0 >> sh) & 0xFFu, b1 = (s1 >> sh) & 0xFFu, b2 = (s2 >> sh) & 0xFFu; // j % 4 (+4, +8)
+    if (j < 4u) return uvec2(b0 & 63u, b1 & 63u);
+    return uvec2((b2 & 0xFu) | ((b0 >> 6) << 4), (b2 >> 4) | ((b1 >> 6) << 4));
 }
-// d * sc and dmin * m of sub-block j.
+// d * sc and dmin * m of sub-block j, from the header words h[0..3].
 vec2 w_sub_scale(uint h[WQ_FETCH_MAX], uint j)
 {
     vec2 dm = unpackHalf2x16(h[0]);
-    uvec2 sm = scale_min_k4(h, j);
+    uvec2 sm = scale_min_k4(h[1], h[2], h[3], j);
     return vec2(dm.x * float(sm.x), dm.y * float(sm.y));
 }
 void w_chunk(uint row, uint ch, out float v[WQ_CHUNK])
 {
-    uint b = row + (ch >> 2) * WQ_BLOCK_BYTES, g = ch & 3u;
+    uint b = row + (ch >> 3) * WQ_BLOCK_BYTES, g = (ch >> 1) & 3u, l0 = 16u * (ch & 1u);
     uint h[WQ_FETCH_MAX], q[WQ_FETCH_MAX];
-    fetch_words(w_words, b, 4u, 16u, W_ALIGNED, h);
-    fetch_words(w_words, b + WQ_QS + 32u * g, 8u, 32u, W_ALIGNED, q);
+    fetch_words(w_word, b, 4u, 16u, W_ALIGNED, h);
+    fetch_words(w_word, b + WQ_QS + 32u * g + l0, 4u, 16u, W_ALIGNED, q);
 #ifdef WQ_QH
     uint qh[WQ_FETCH_MAX];
-    fetch_words(w_words, b + WQ_QH, 8u, 32u, W_ALIGNED, qh);
+    fetch_words(w_word, b + WQ_QH + l0, 4u, 16u, W_ALIGNED, qh);
 #endif
     vec2 s1 = w_sub_scale(h, 2u * g), s2 = w_sub_scale(h, 2u * g + 1u);
-    for (uint j = 0u; j < 8u; j++) {
+    for (uint j = 0u; j < 4u; j++) {
         uvec4 lo = bytes4(q[j]) & 0xFu, hi = bytes4(q[j]) >> 4;
 #ifdef WQ_QH
         lo |= (bytes4(qh[j] >> (2u * g)) & 1u) << 4;
@@ -270,7 +280,7 @@ void w_chunk(uint row, uint ch, out float v[WQ_CHUNK])
         vec4 a = s1.x * vec4(lo) - s1.y, c = s2.x * vec4(hi) - s2.y;
         for (uint t = 0u; t < 4u; t++) {
             v[4u * j + t] = a[t];
-            v[32u + 4u * j + t] = c[t];
+            v[16u + 4u * j + t] = c[t];
         }
     }
 }
@@ -283,7 +293,7 @@ vec4 w_quad(uint row, uint k)
     q |= (bytes4(w_u32(b + WQ_QH + l) >> sub) & 1u) << 4;
 #endif
     uint h[WQ_FETCH_MAX];
-    fetch_words(w_words, b, 4u, 16u, W_ALIGNED, h);
+    fetch_words(w_word, b, 4u, 16u, W_ALIGNED, h);
     vec2 s = w_sub_scale(h, sub);
     return s.x * vec4(q) - s.y;
 }
@@ -291,28 +301,35 @@ vec4 w_quad(uint row, uint k)
 #elif WTYPE == VKI_WTYPE_Q6_K
 // ---- Q6_K: u8 ql[128]; u8 qh[64]; i8 sc[16]; f16 d. In half n (128 elements), element
 // 32k + l (k < 4, l < 32) is nibble k >> 1 of ql[64n + 32(k & 1) + l] with bits 2k..2k+1 of
-// qh[32n + l] on top, minus 32, scaled by d * sc[8n + 2k + l / 16]. A chunk is the 64 elements
-// of k = 2p, 2p + 1 in half n (ch & 3 = 2n + p): nibble p of ql[64n..64n+63]. -------------------
+// qh[32n + l] on top, minus 32, scaled by d * sc[8n + 2k + l / 16]. Chunk ch (n, kp, h = its
+// bits 2..0): l = 16h + 0..15 of k = kp (low nibbles) and k = kp + 2 (high nibbles of the same
+// ql bytes), the runs 128n + 32kp + 16h and 64 after. ---------------------------------------
 #define WQ_QUANT 1
 #define WQ_BLOCK 256u
 #define WQ_BLOCK_BYTES 210u
-#define WQ_CHUNK VKI_MM_CHUNK(WTYPE)
-int w_sc(uint sc_word, uint i) { return bitfieldExtract(int(sc_word), int(8u * i), 8); } // i8 i of 4
+#define WQ_RUNS 2u
+#define WQ_RUN(ch, i)                                                                           \
+    (256u * ((ch) >> 3) + 128u * (((ch) >> 2) & 1u) + 32u * (((ch) >> 1) & 1u) + 16u * ((ch) & 1u) + \
+     64u * (i))
 void w_chunk(uint row, uint ch, out float v[WQ_CHUNK])
 {
-    uint b = row + (ch >> 2) * 210u, n = (ch >> 1) & 1u, p = ch & 1u;
+    uint b = row + (ch >> 3) * 210u, n = (ch >> 2) & 1u, kp = (ch >> 1) & 1u, l0 = 16u * (ch & 1u);
     uint ql[WQ_FETCH_MAX], qh[WQ_FETCH_MAX], sc[WQ_FETCH_MAX];
-    fetch_words(w_words, b + 64u * n, 16u, 64u, W_ALIGNED, ql);
-    fetch_words(w_words, b + 128u + 32u * n, 8u, 32u, W_ALIGNED, qh);
-    fetch_words(w_words, b + 192u + 8u * n + 4u * p, 1u, 4u, W_ALIGNED, sc);
+    fetch_words(w_word, b + 64u * n + 32u * kp + l0, 4u, 16u, W_ALIGNED, ql);
+    fetch_words(w_word, b + 128u + 32u * n + l0, 4u, 16u, W_ALIGNED, qh);
+    fetch_words(w_word, b + 192u + 8u * n, 2u, 8u, W_ALIGNED, sc);
     float d = w_half(b + 208u);
-    for (uint kk = 0u; kk < 2u; kk++) { // k = 2p + kk: elements 32kk + l of the chunk
-        uint k = 2u * p + kk;
-        for (uint j = 0u; j < 8u; j++) { // l = 4j..4j+3, scale index l / 16 = j / 4
-            uvec4 lo = bytes4(ql[8u * kk + j] >> (4u * p)) & 0xFu;
-            uvec4 hi = bytes4(qh[j] >> (2u * k)) & 3u;
-            vec4 y = (d * float(w_sc(sc[0], 2u * kk + (j >> 2)))) * (vec4(lo | (hi << 4)) - 32.0);
-            for (uint t = 0u; t < 4u; t++) v[32u * kk + 4u * j + t] = y[t];
+    int sh = int(8u * (2u * kp + (ch & 1u))); // sc[8n + 2k + l0 / 16] for k = kp and kp + 2
+    float d1 = d * float(bitfieldExtract(int(sc[0]), sh, 8));
+    float d2 = d * float(bitfieldExtract(int(sc[1]), sh, 8));
+    for (uint j = 0u; j < 4u; j++) {
+        uvec4 lo = bytes4(ql[j]) & 0xFu, hi = bytes4(ql[j]) >> 4;
+        lo |= (bytes4(qh[j] >> (2u * kp)) & 3u) << 4;
+        hi |= (bytes4(qh[j] >> (2u * kp + 4u)) & 3u) << 4;
+        vec4 a = d1 * (vec4(lo) - 32.0), c = d2 * (vec4(hi) - 32.0);
+        for (uint t = 0u; t < 4u; t++) {
+            v[4u * j + t] = a[t];
+            v[16u + 4u * j + t] = c[t];
         }
     }
 }
@@ -330,5 +347,12 @@ vec4 w_quad(uint row, uint k)
 #else
 #error "quant.glsl: WTYPE must be one of VKI_WTYPE_* (abi_matmul.h)"
 #endif
+
+// A chunk is WQ_RUNS runs of consecutive elements; most formats' chunks are one run.
+#ifndef WQ_RUNS
+#define WQ_RUNS 1u
+#define WQ_RUN(ch, i) (WQ_CHUNK * (ch))
+#endif
+#define WQ_RUN_LENGTH (WQ_CHUNK / WQ_RUNS)
 
 #endif

@@ -3,16 +3,17 @@
  * weights, strided and permuted x, the fused bias + activation, and get_rows.
  *
  * Shapes are odd on purpose: M = 35 is no multiple of any row block or tile; float weights
- * have K = 67, so rows of K % 8 != 0 take the tail paths and f16 rows start at odd halves.
- * Tolerances: quantized weights are decoded identically (up to fma contraction) by reference
- * and kernels and x is read exactly, so the error is fp32 summation order against the
- * reference's double sums: relative ~1e-7 per output, nmse ~1e-13; 1e-9 leaves room for
- * contraction and for the activations' erf/tanh approximations. */
+ * have K = 67, so rows end in a partial chunk (K % 32 != 0), f16 rows start at odd halves and
+ * x rows are not 16-byte aligned. Tolerances: quantized weights are decoded identically (up to
+ * fma contraction) by reference and kernels and x is read exactly, so the error is fp32
+ * summation order against the reference's double sums: nmse ~1e-14 measured; 1e-9 leaves room
+ * for contraction, other summation orders and the activations' erf approximation. */
 #include "../graph_internal.h"
 
 /* Variant bits of matmul_case's arg[7]. */
 #define FUSED (1 << 8)   // bias [M] added and activation (bits 0-7) applied in the matmul node
 #define STRIDED (1 << 9) // x rows are K of K + 3 elements, its batches permuted with its columns
+#define WVIEW (1 << 10)  // w is every other row of a [K, 2M + 1] weight, from row 1
 
 /* w [arg1, arg2, arg5] of dtype arg0 times x [arg1, arg3, arg4] of dtype arg6. */
 static void matmul_case(vki_graph *g, const int64_t *arg)
@@ -20,8 +21,18 @@ static void matmul_case(vki_graph *g, const int64_t *arg)
     vki_dtype wt = (vki_dtype)arg[0], xt = (vki_dtype)arg[6];
     int64_t K = arg[1], M = arg[2], N = arg[3], B = arg[4], Bw = arg[5], flags = arg[7];
     // The bias is created first: the reference evaluates nodes in id order.
-    vki_tensor bias = flags & FUSED ? vki_input(g, VKI_DTYPE_F32, 1, (int64_t[]){M}, "bias") : (vki_tensor){0};
-    vki_tensor w = vki_weight(g, wt, 3, (int64_t[]){K, M, Bw}, "w");
+    vki_tensor bias = {0};
+    if (flags & FUSED) bias = vki_input(g, VKI_DTYPE_F32, 1, (int64_t[]){M}, "bias");
+    vki_tensor w;
+    if (flags & WVIEW) {
+        vki_tensor base = vki_weight(g, wt, 3, (int64_t[]){K, 2 * M + 1, Bw}, "w");
+        vki_tensor_info info;
+        vki_tensor_get_info(g, base, &info);
+        uint64_t nb[3] = {info.nb[0], 2 * info.nb[1], info.nb[2]};
+        w = vki_view(g, base, 3, (int64_t[]){K, M, Bw}, nb, info.nb[1]);
+    } else {
+        w = vki_weight(g, wt, 3, (int64_t[]){K, M, Bw}, "w");
+    }
     vki_tensor x;
     if (flags & STRIDED) {
         vki_tensor base = vki_input(g, xt, 3, (int64_t[]){K + 3, B, N}, "x");
@@ -60,7 +71,8 @@ static void get_rows_case(vki_graph *g, const int64_t *arg)
      "matmul", T, TOL, 0, matmul_case,                                                         \
      {VKI_DTYPE_##WT, K, M, N, BATCH, BW, VKI_DTYPE_##XT, FL}, 0}
 /* Every weight dtype at N = 1 (matvec) and N = 33 (tiled), x f32. */
-#define MM_DTYPE(WT, wt, K) MM(WT, wt, K, 35, 1, 1, 1, F32, f32, 0, ""), MM(WT, wt, K, 35, 33, 1, 1, F32, f32, 0, "")
+#define MM_DTYPE(WT, wt, K)                                                                     \
+    MM(WT, wt, K, 35, 1, 1, 1, F32, f32, 0, ""), MM(WT, wt, K, 35, 33, 1, 1, F32, f32, 0, "")
 /* Benchmark: SmolLM2-135M projections (K = n_embd 576 or n_ff 1536; M = 49152 is the vocab). */
 #define MMB(WT, wt, K, M, N)                                                                    \
     {"matmul " #wt " [" #K ", " #M "] x f32 [" #K ", " #N "]", "matmul", B, 1e-6f, 0,         \
@@ -95,13 +107,16 @@ const vki_op_case vki_cases_matmul[] = {
     MM(Q4_1, q4_1, 64, 35, 9, 1, 1, F16, f16, 0, ""),
     MM(Q4_K, q4_k, 256, 35, 33, 1, 1, F16, f16, 0, ""),
     MM(F32, f32, 5, 3, 20, 1, 1, F16, f16, 0, ""),
-    // Batches: weights broadcast (Bw = 1) and not (Bw = B).
+    // Batches: weights broadcast (Bw = 1), not (Bw = B), and by ratio (Bw = B / 2).
     MM(Q4_0, q4_0, 64, 35, 1, 2, 1, F32, f32, 0, ""),
     MM(F16, f16, 67, 35, 17, 2, 1, F16, f16, 0, ""),
     MM(Q4_K, q4_k, 256, 35, 2, 2, 1, F32, f32, 0, ""),
     MM(F32, f32, 67, 35, 20, 2, 2, F32, f32, 0, ""),
     MM(Q8_0, q8_0, 64, 35, 1, 3, 3, F32, f32, 0, ""),
-    // x a strided, permuted view.
+    MM(Q4_0, q4_0, 64, 35, 2, 4, 2, F32, f32, 0, ""),
+    // w and x strided views.
+    MM(Q8_0, q8_0, 64, 35, 1, 1, 1, F32, f32, WVIEW, " w strided"),
+    MM(F16, f16, 67, 35, 20, 2, 2, F32, f32, WVIEW, " w strided"),
     MM(Q5_0, q5_0, 64, 35, 1, 2, 1, F32, f32, STRIDED, " strided"),
     MM(F32, f32, 67, 35, 19, 2, 2, F16, f16, STRIDED, " strided"),
     // The fused epilogue: bias, then activation.

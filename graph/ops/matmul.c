@@ -4,15 +4,15 @@
  * x is F32 or F16; y is F32 and contiguous. w's batch dims broadcast by ratio (ggml's rule:
  * r2 = B2 / w.ne[2] consecutive x batches share a w batch), so Bw = 1 or B both work.
  *
- * Kernels: N <= MATVEC_MAX_COLS runs matvec.comp (memory-bound decode; one pipeline per N),
- * larger N matmul_shared.comp or, on devices whose tuning says barriers are slow, the
- * barrier-free matmul_reg.comp. */
+ * Kernels: N <= MATVEC_MAX_COLS runs matvec.comp (memory-bound decode), larger N
+ * matmul_shared.comp or, where the tuning says barriers are slow (lavapipe), the barrier-free
+ * matmul_reg.comp. Specialisation constants carry the tiles, the x dtype and what is known of
+ * the operands' alignment; the variant is the weight type and the kernel. */
 #include "../graph_internal.h"
 #include "activation.h"
 #include "vki_abi.h"
 
 #include <stdio.h>
-#include <stdlib.h>
 
 const vki_op_def vki_op_matmul;
 
@@ -78,7 +78,8 @@ static void reference(const vki_node *n, const vki_ref_tensor *d, const vki_ref_
                                               blk);
                         else
                             blk[0] = vki_ref_get(w, k0, m, i2 / r2, i3 / r3);
-                        for (int64_t j = 0; j < be; j++) sum += (double)blk[j] * vki_ref_get(x, k0 + j, i1, i2, i3);
+                        for (int64_t j = 0; j < be; j++)
+                            sum += (double)blk[j] * vki_ref_get(x, k0 + j, i1, i2, i3);
                     }
                     float v = (float)sum;
                     if (bias) v += vki_ref_get(bias, m, 0, 0, 0);
@@ -114,26 +115,28 @@ static vki_status lower(vki_lower *L, const vki_node *n)
         return vki_lower_fail(L, n, VKI_ERROR_UNSUPPORTED, "operands over 4 GiB (32-bit indexing)");
     uint64_t batches = (uint64_t)pc.ne2 * pc.ne3;
     const vki_dtype_info *wd = vki_dtype_get(nw->dtype);
-    uint32_t chunk = VKI_MM_CHUNK(nw->dtype), eb = wd->quantized ? 1 : wd->block_bytes;
-    // Whole words everywhere: rows at multiples of 4 bytes and chunks of whole words.
-    bool aligned = (wd->quantized ? wd->block_bytes : chunk * eb) % 4 == 0 &&
-                   (w.offset * eb | w.nb[1] * eb | w.nb[2] * eb | w.nb[3] * eb) % 4 == 0;
+    uint32_t chunk = VKI_MM_CHUNK, eb = wd->quantized ? 1 : wd->block_bytes;
+    // Weight rows at multiples of 4 bytes with chunks of whole words; x rows at 16 bytes.
+    bool x_f16 = nx->dtype == VKI_DTYPE_F16;
+    uint32_t align = 0, x_unit = x_f16 ? 8 : 4;
+    if ((wd->quantized ? wd->block_bytes : chunk * eb) % 4 == 0 &&
+        (w.offset * eb | w.nb[1] * eb | w.nb[2] * eb | w.nb[3] * eb) % 4 == 0)
+        align |= VKI_MM_ALIGN_W;
+    if ((x.offset | x.nb[1] | x.nb[2] | x.nb[3]) % x_unit == 0) align |= VKI_MM_ALIGN_X;
+    // x values a thread holds (a chunk per column): GPUs keep them in registers; on a CPU
+    // device spilling is cheap and every column group more reads the weights again.
+    uint32_t x_budget = p->type == VKI_DEVICE_CPU ? 128 : 64;
     char kernel[48];
-    vki_spec specs[8] = {{VKI_SPEC_MM_X_F16, nx->dtype == VKI_DTYPE_F16}, {VKI_SPEC_MM_W_ALIGNED, aligned}};
+    vki_spec specs[8] = {{VKI_SPEC_MM_X_F16, x_f16}, {VKI_SPEC_MM_ALIGN, align}};
     uint32_t spec_count = 2, subgroup_size = 0, groups[3];
     const char *type = wd->name;
 
     if (pc.N <= MATVEC_MAX_COLS) {
         // One subgroup per workgroup, so that subgroupAdd alone reduces; the fallback's
-        // shared-memory tree needs a power of two, which subgroup sizes are. Each thread holds
-        // the x chunks of all columns where the tuning is barrier-free (CPU devices: spilled
-        // registers are cheap, and every extra column group would read the weights again);
-        // GPUs keep to 64 x values per thread.
+        // shared-memory tree needs a power of two, which subgroup sizes are.
         bool sg = (p->subgroup_ops & VKI_SUBGROUP_ARITHMETIC) != 0;
         uint32_t rows = t->matvec_rows ? t->matvec_rows : 1, local = t->subgroup_size;
-        if (getenv("MMROWS")) rows = atoi(getenv("MMROWS"));
-        uint32_t cols = t->matmul_shared ? 64 / chunk : pc.N;
-        if (cols > pc.N) cols = pc.N;
+        uint32_t cols = x_budget / chunk < pc.N ? x_budget / chunk : pc.N;
         snprintf(kernel, sizeof kernel, "matvec_%s%s", type, sg ? "" : "_shmem");
         if (sg && p->subgroup_size_control) subgroup_size = local;
         specs[spec_count++] = (vki_spec){VKI_SPEC_LOCAL_SIZE_X, local};
@@ -160,21 +163,18 @@ static vki_status lower(vki_lower *L, const vki_node *n)
         groups[1] = (uint32_t)vki_div_up(pc.N, tn);
         groups[2] = (uint32_t)batches;
     } else {
-        // One subgroup of threads, each with all TILE_M rows and a share of the columns: the
-        // x loads are spread over the most rows (barrier-free devices are CPUs, where every
-        // loaded word costs and spilled accumulators do not).
-        uint32_t tm = t->matmul_tile_m, tn = t->matmul_tile_n, threads = t->subgroup_size;
-        if (getenv("MMTM")) tm = atoi(getenv("MMTM"));
-        if (getenv("MMTN")) tn = atoi(getenv("MMTN"));
-        if (threads > tn) threads = tn;
-        if (!tm || !threads || tn % threads)
-            return vki_lower_fail(L, n, VKI_ERROR_INVALID_ARGUMENT,
-                                  "tuning %s: matmul tile %ux%u does not split over %u threads",
-                                  t->name, tm, tn, threads);
+        // One subgroup of threads, each with all TILE_M rows and a share of the columns (as
+        // many as the x budget allows): the x loads are spread over the most rows. Barrier-free
+        // tunings are CPUs', where every loaded word costs and spilled accumulators do not.
+        uint32_t tm = t->matmul_tile_m, threads = t->subgroup_size ? t->subgroup_size : 1;
+        uint32_t cols = t->matmul_tile_n / threads;
+        if (cols > x_budget / chunk) cols = x_budget / chunk;
+        if (!cols) cols = 1;
+        uint32_t tn = cols * threads;
         snprintf(kernel, sizeof kernel, "matmul_%s_reg", type);
         specs[spec_count++] = (vki_spec){VKI_SPEC_LOCAL_SIZE_X, threads};
         specs[spec_count++] = (vki_spec){VKI_SPEC_MM_ROWS, tm};
-        specs[spec_count++] = (vki_spec){VKI_SPEC_MM_COLS, tn / threads};
+        specs[spec_count++] = (vki_spec){VKI_SPEC_MM_COLS, cols};
         specs[spec_count++] = (vki_spec){VKI_SPEC_MM_TILE_M, tm};
         specs[spec_count++] = (vki_spec){VKI_SPEC_MM_TILE_N, tn};
         groups[0] = (uint32_t)vki_div_up(pc.M, tm);
@@ -183,8 +183,9 @@ static vki_status lower(vki_lower *L, const vki_node *n)
     }
     for (int i = 0; i < 3; i++)
         if (groups[i] > p->max_workgroup_count[i])
-            return vki_lower_fail(L, n, VKI_ERROR_UNSUPPORTED, "%u workgroups along %c, the device allows %u",
-                                  groups[i], "xyz"[i], p->max_workgroup_count[i]);
+            return vki_lower_fail(L, n, VKI_ERROR_UNSUPPORTED,
+                                  "%u workgroups along %c, the device allows %u", groups[i],
+                                  "xyz"[i], p->max_workgroup_count[i]);
     vki_step_desc s = {
         .kernel = kernel,
         .specs = specs, .spec_count = spec_count,
