@@ -39,6 +39,12 @@ vki_status vki_lower_fail(vki_lower *L, const vki_node *n, vki_status status, co
     return status;
 }
 
+vki_status vki_lower_need_storage16(vki_lower *L, const vki_node *n, bool needed)
+{
+    if (!needed || L->profile->storage16) return VKI_OK;
+    return vki_lower_fail(L, n, VKI_ERROR_UNSUPPORTED, "this device has no 16-bit storage");
+}
+
 void vki_lower_grid(uint64_t n, uint32_t local, uint32_t groups[3])
 {
     uint64_t wg = vki_div_up(n ? n : 1, local ? local : 1);

@@ -167,6 +167,10 @@ vki_status vki_lower_step(vki_lower *L, const vki_step_desc *d);
 vki_status vki_lower_fail(vki_lower *L, const vki_node *n, vki_status status, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* UNSUPPORTED ("this device has no 16-bit storage") when `needed` and the profile lacks it;
+ * the conformance tests then skip the case on that profile. */
+vki_status vki_lower_need_storage16(vki_lower *L, const vki_node *n, bool needed);
+
 /* Workgroup counts for `n` invocations of `local` threads on a 2-D grid (x <= 65535). */
 void vki_lower_grid(uint64_t n, uint32_t local, uint32_t groups[3]);
 

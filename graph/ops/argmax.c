@@ -43,8 +43,7 @@ static vki_status lower(vki_lower *L, const vki_node *n)
 {
     const vki_profile *p = vki_lower_profile(L);
     bool f16 = vki_lower_node(L, n->src[0])->dtype == VKI_DTYPE_F16;
-    if (f16 && !p->storage16)
-        return vki_lower_fail(L, n, VKI_ERROR_UNSUPPORTED, "this device has no 16-bit storage");
+    VKI_TRY(vki_lower_need_storage16(L, n, f16));
     bool subgroup = (p->subgroup_ops & VKI_SUBGROUP_ARITHMETIC) != 0;
     static const char *const kernels[2][2] = {
         {"argmax_f32_shared", "argmax_f32_subgroup"},

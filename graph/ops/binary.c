@@ -56,8 +56,7 @@ static vki_status lower(vki_lower *L, const vki_node *n)
         .d_off = d.offset, .op = n->p[0].u,
     };
     bool f16 = n->dtype == VKI_DTYPE_F16;
-    if (f16 && !p->storage16)
-        return vki_lower_fail(L, n, VKI_ERROR_UNSUPPORTED, "this device has no 16-bit storage");
+    VKI_TRY(vki_lower_need_storage16(L, n, f16));
     vki_spec spec = {VKI_SPEC_LOCAL_SIZE_X, p->tuning.workgroup_size};
     uint32_t tensors[3] = {n->src[0], n->src[1], self};
     vki_step_desc s = {

@@ -48,8 +48,7 @@ vki_status vki__lower_copy(vki_lower *L, const vki_node *n, uint32_t src_id, con
 {
     const vki_profile *p = vki_lower_profile(L);
     bool dst16 = n->dtype != VKI_DTYPE_F32;
-    if (dst16 && !p->storage16)
-        return vki_lower_fail(L, n, VKI_ERROR_UNSUPPORTED, "this device has no 16-bit storage");
+    VKI_TRY(vki_lower_need_storage16(L, n, dst16));
     vki_operand s = vki_lower_operand(L, src_id);
     vki_pc_copy pc = {
         .ne0 = dst->ne[0], .ne1 = dst->ne[1], .ne2 = dst->ne[2], .ne3 = dst->ne[3],

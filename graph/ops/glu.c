@@ -54,8 +54,7 @@ static vki_status lower(vki_lower *L, const vki_node *n)
 {
     const vki_profile *p = vki_lower_profile(L);
     bool f16 = n->dtype == VKI_DTYPE_F16;
-    if (f16 && !p->storage16)
-        return vki_lower_fail(L, n, VKI_ERROR_UNSUPPORTED, "this device has no 16-bit storage");
+    VKI_TRY(vki_lower_need_storage16(L, n, f16));
     uint32_t self = vki_lower_self(L);
     vki_operand a = vki_lower_operand(L, n->src[0]), b = vki_lower_operand(L, n->src[1]);
     vki_operand d = vki_lower_operand(L, self);

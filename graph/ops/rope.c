@@ -68,8 +68,7 @@ static void reference(const vki_node *n, const vki_ref_tensor *d, const vki_ref_
 static vki_status lower(vki_lower *L, const vki_node *n)
 {
     const vki_profile *p = vki_lower_profile(L);
-    if (n->dtype == VKI_DTYPE_F16 && !p->storage16)
-        return vki_lower_fail(L, n, VKI_ERROR_UNSUPPORTED, "this device has no 16-bit storage");
+    VKI_TRY(vki_lower_need_storage16(L, n, n->dtype == VKI_DTYPE_F16));
     uint32_t self = vki_lower_self(L);
     vki_operand x = vki_lower_operand(L, n->src[0]), d = vki_lower_operand(L, self);
     uint32_t n_rot = n->p[0].u;
