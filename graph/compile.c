@@ -220,8 +220,7 @@ static bool shares_base(const vki_graph *g, const vki_node *n, uint32_t base)
     return false;
 }
 
-static vki_status place_tensors(vki_graph *g, const bool *live, bool inplace, vki_plan *plan,
-                                bool *in_place_of)
+static vki_status place_tensors(vki_graph *g, const bool *live, bool inplace, vki_plan *plan)
 {
     uint32_t count = g->count;
     uint32_t *last = vki__galloc(g, count * sizeof *last);
@@ -262,7 +261,6 @@ static vki_status place_tensors(vki_graph *g, const bool *live, bool inplace, vk
             plan->tensors[n->src[0]].bytes == t->bytes && s0->dtype == n->dtype &&
             vki__is_contiguous(s0) && !shares_base(g, n, s0->base)) {
             t->offset = plan->tensors[n->src[0]].offset;
-            in_place_of[id] = true;
             last[n->src[0]] = 0; // ownership moved: not freed below
         } else {
             t->offset = arena_take(&a, size);
@@ -276,12 +274,6 @@ static vki_status place_tensors(vki_graph *g, const bool *live, bool inplace, vk
                 arena_give(&a, plan->tensors[b].offset, vki_align_up(plan->tensors[b].bytes, ARENA_ALIGN));
                 last[b] = 0;
             }
-        }
-        // A result nobody reads (kept live by a view only) is freed at its own step.
-        if (last[id] == 0 && !in_place_of[id]) {
-            bool viewed = false;
-            for (uint32_t j = id + 1; j < count && !viewed; j++) viewed = live[j] && g->nodes[j].base == id;
-            if (!viewed) arena_give(&a, t->offset, size);
         }
     }
     plan->stats.activation_bytes = a.top;
@@ -364,10 +356,9 @@ vki_status vki_graph_compile(vki_graph *g, const vki_profile *profile, const vki
     vki_graph work = {.allocator = g->allocator, .count = g->count, .capacity = g->count};
     work.nodes = vki__galloc(g, g->count * sizeof *work.nodes);
     bool *live = vki__galloc(g, g->count * sizeof *live);
-    bool *in_place = vki__galloc(g, g->count * sizeof *in_place);
     vki_plan *plan = vki__galloc(g, sizeof *plan);
     vki_status st = VKI_OK;
-    if (!work.nodes || !live || !in_place || !plan) {
+    if (!work.nodes || !live || !plan) {
         st = VKI_ERROR_OUT_OF_HOST_MEMORY;
         goto done;
     }
@@ -391,7 +382,7 @@ vki_status vki_graph_compile(vki_graph *g, const vki_profile *profile, const vki
     for (uint32_t id = 1; id < work.count; id++)
         if (!live[id] && work.nodes[id].kind == VKI_NODE_OP) plan->stats.dead++;
     plan->stats.dead -= plan->stats.fused < plan->stats.dead ? plan->stats.fused : plan->stats.dead;
-    if ((st = place_tensors(&work, live, !desc->no_inplace, plan, in_place))) goto done;
+    if ((st = place_tensors(&work, live, !desc->no_inplace, plan))) goto done;
 
     vki_lower L = {.g = &work, .profile = profile, .plan = plan};
     for (uint32_t id = 1; id < work.count; id++) {
@@ -417,7 +408,6 @@ done:
     vki_plan_destroy(plan);
     vki__gfree(g, work.nodes);
     vki__gfree(g, live);
-    vki__gfree(g, in_place);
     return st;
 }
 
