@@ -13,6 +13,7 @@ packages=(
   mesa-vulkan-drivers                    # lavapipe: a Vulkan device without a GPU
   vulkan-validationlayers vulkan-tools   # validation in tests; vulkaninfo for diagnosis
   libcjson-dev libstb-dev                # JSON output, PNG output
+  clang libclang-rt-14-dev               # the bounded libFuzzer run in the tests
 )
 
 missing=()
