@@ -4,6 +4,7 @@
  * profile, and puts barriers only where a dispatch touches bytes an earlier one in the same
  * barrier window wrote (or writes bytes it read). */
 #include "graph_internal.h"
+#include "vki_abi.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -43,6 +44,21 @@ vki_status vki_lower_need_storage16(vki_lower *L, const vki_node *n, bool needed
 {
     if (!needed || L->profile->storage16) return VKI_OK;
     return vki_lower_fail(L, n, VKI_ERROR_UNSUPPORTED, "this device has no 16-bit storage");
+}
+
+vki_status vki_lower_elementwise(vki_lower *L, const vki_node *n, const char *kernel,
+                                 const uint32_t *tensors, uint32_t count, const void *push,
+                                 uint32_t push_size)
+{
+    vki_spec spec = {VKI_SPEC_LOCAL_SIZE_X, L->profile->tuning.workgroup_size};
+    vki_step_desc s = {
+        .kernel = kernel,
+        .specs = &spec, .spec_count = 1,
+        .tensors = tensors, .tensor_count = count, .write_mask = 1u << (count - 1),
+        .push = push, .push_size = push_size,
+    };
+    vki_lower_grid((uint64_t)vki__nelements(n), spec.value, s.groups);
+    return vki_lower_step(L, &s);
 }
 
 void vki_lower_grid(uint64_t n, uint32_t local, uint32_t groups[3])

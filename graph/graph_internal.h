@@ -171,6 +171,12 @@ vki_status vki_lower_fail(vki_lower *L, const vki_node *n, vki_status status, co
  * the conformance tests then skip the case on that profile. */
 vki_status vki_lower_need_storage16(vki_lower *L, const vki_node *n, bool needed);
 
+/* The common tail of elementwise lowerings: one dispatch of `kernel` over every element of n,
+ * the tuning's workgroup size as local size, the last of `tensors` being the (written) result. */
+vki_status vki_lower_elementwise(vki_lower *L, const vki_node *n, const char *kernel,
+                                 const uint32_t *tensors, uint32_t count, const void *push,
+                                 uint32_t push_size);
+
 /* Workgroup counts for `n` invocations of `local` threads on a 2-D grid (x <= 65535). */
 void vki_lower_grid(uint64_t n, uint32_t local, uint32_t groups[3]);
 

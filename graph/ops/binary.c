@@ -44,7 +44,6 @@ static void reference(const vki_node *n, const vki_ref_tensor *d, const vki_ref_
 
 static vki_status lower(vki_lower *L, const vki_node *n)
 {
-    const vki_profile *p = vki_lower_profile(L);
     uint32_t self = vki_lower_self(L);
     vki_operand a = vki_lower_operand(L, n->src[0]), b = vki_lower_operand(L, n->src[1]);
     vki_operand d = vki_lower_operand(L, self);
@@ -57,16 +56,8 @@ static vki_status lower(vki_lower *L, const vki_node *n)
     };
     bool f16 = n->dtype == VKI_DTYPE_F16;
     VKI_TRY(vki_lower_need_storage16(L, n, f16));
-    vki_spec spec = {VKI_SPEC_LOCAL_SIZE_X, p->tuning.workgroup_size};
     uint32_t tensors[3] = {n->src[0], n->src[1], self};
-    vki_step_desc s = {
-        .kernel = f16 ? "binary_f16" : "binary_f32",
-        .specs = &spec, .spec_count = 1,
-        .tensors = tensors, .tensor_count = 3, .write_mask = 1u << 2,
-        .push = &pc, .push_size = sizeof pc,
-    };
-    vki_lower_grid((uint64_t)vki__nelements(n), spec.value, s.groups);
-    return vki_lower_step(L, &s);
+    return vki_lower_elementwise(L, n, f16 ? "binary_f16" : "binary_f32", tensors, 3, &pc, sizeof pc);
 }
 
 const vki_op_def vki_op_binary = {

@@ -52,7 +52,6 @@ static void reference(const vki_node *n, const vki_ref_tensor *d, const vki_ref_
 
 static vki_status lower(vki_lower *L, const vki_node *n)
 {
-    const vki_profile *p = vki_lower_profile(L);
     bool f16 = n->dtype == VKI_DTYPE_F16;
     VKI_TRY(vki_lower_need_storage16(L, n, f16));
     uint32_t self = vki_lower_self(L);
@@ -64,16 +63,8 @@ static vki_status lower(vki_lower *L, const vki_node *n)
         .b_off = b.offset, .b_nb0 = b.nb[0], .b_nb1 = b.nb[1], .b_nb2 = b.nb[2], .b_nb3 = b.nb[3],
         .d_off = d.offset, .act = n->p[0].u,
     };
-    vki_spec spec = {VKI_SPEC_LOCAL_SIZE_X, p->tuning.workgroup_size};
     uint32_t tensors[3] = {n->src[0], n->src[1], self};
-    vki_step_desc s = {
-        .kernel = f16 ? "glu_f16" : "glu_f32",
-        .specs = &spec, .spec_count = 1,
-        .tensors = tensors, .tensor_count = 3, .write_mask = 1u << 2,
-        .push = &pc, .push_size = sizeof pc,
-    };
-    vki_lower_grid((uint64_t)vki__nelements(n), spec.value, s.groups);
-    return vki_lower_step(L, &s);
+    return vki_lower_elementwise(L, n, f16 ? "glu_f16" : "glu_f32", tensors, 3, &pc, sizeof pc);
 }
 
 const vki_op_def vki_op_glu = {

@@ -65,7 +65,6 @@ static void reference(const vki_node *n, const vki_ref_tensor *d, const vki_ref_
 
 static vki_status lower(vki_lower *L, const vki_node *n)
 {
-    const vki_profile *p = vki_lower_profile(L);
     bool f16 = n->dtype == VKI_DTYPE_F16;
     VKI_TRY(vki_lower_need_storage16(L, n, f16));
     uint32_t self = vki_lower_self(L);
@@ -75,16 +74,8 @@ static vki_status lower(vki_lower *L, const vki_node *n)
         .a_off = a.offset, .a_nb0 = a.nb[0], .a_nb1 = a.nb[1], .a_nb2 = a.nb[2], .a_nb3 = a.nb[3],
         .d_off = d.offset, .act = n->p[0].u, .scale = n->p[1].f,
     };
-    vki_spec spec = {VKI_SPEC_LOCAL_SIZE_X, p->tuning.workgroup_size};
     uint32_t tensors[2] = {n->src[0], self};
-    vki_step_desc s = {
-        .kernel = f16 ? "unary_f16" : "unary_f32",
-        .specs = &spec, .spec_count = 1,
-        .tensors = tensors, .tensor_count = 2, .write_mask = 1u << 1,
-        .push = &pc, .push_size = sizeof pc,
-    };
-    vki_lower_grid((uint64_t)vki__nelements(n), spec.value, s.groups);
-    return vki_lower_step(L, &s);
+    return vki_lower_elementwise(L, n, f16 ? "unary_f16" : "unary_f32", tensors, 2, &pc, sizeof pc);
 }
 
 const vki_op_def vki_op_unary = {
