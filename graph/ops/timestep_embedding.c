@@ -53,7 +53,6 @@ static void reference(const vki_node *n, const vki_ref_tensor *d, const vki_ref_
 
 static vki_status lower(vki_lower *L, const vki_node *n)
 {
-    const vki_profile *p = vki_lower_profile(L);
     uint32_t self = vki_lower_self(L);
     vki_operand t = vki_lower_operand(L, n->src[0]), d = vki_lower_operand(L, self);
     vki_pc_timestep pc = {
@@ -61,16 +60,8 @@ static vki_status lower(vki_lower *L, const vki_node *n)
         .t_off = t.offset, .t_nb0 = t.nb[0], .d_off = d.offset,
         .log_max_period = logf(n->p[1].f),
     };
-    vki_spec spec = {VKI_SPEC_LOCAL_SIZE_X, p->tuning.workgroup_size};
     uint32_t tensors[2] = {n->src[0], self};
-    vki_step_desc s = {
-        .kernel = "timestep_embedding",
-        .specs = &spec, .spec_count = 1,
-        .tensors = tensors, .tensor_count = 2, .write_mask = 1u << 1,
-        .push = &pc, .push_size = sizeof pc,
-    };
-    vki_lower_grid((uint64_t)vki__nelements(n), spec.value, s.groups);
-    return vki_lower_step(L, &s);
+    return vki_lower_elementwise(L, n, "timestep_embedding", tensors, 2, &pc, sizeof pc);
 }
 
 const vki_op_def vki_op_timestep_embedding = {
