@@ -178,28 +178,34 @@ vki_status vki_exec_bind(vki_exec *ex, vki_tensor t, vki_range r)
     return VKI_OK;
 }
 
-vki_status vki_exec_upload(vki_exec *ex, vki_tensor t, const void *data, uint64_t bytes)
+/* The bound storage of an external tensor for a transfer of `bytes`, after the checks that
+ * upload and download share. */
+static vki_status transfer_range(vki_exec *ex, vki_tensor t, const char *what, uint64_t bytes,
+                                 vki_range *out)
 {
     if (!ex) return VKI_ERROR_INVALID_ARGUMENT;
     vki_plan_tensor *pt = NULL;
-    VKI_TRY(external(ex, t, "upload", &pt));
+    VKI_TRY(external(ex, t, what, &pt));
     if (!ex->bound[t.id].buffer || bytes > pt->bytes)
         return vki_device_report(ex->dev, VKI_ERROR_INVALID_ARGUMENT,
-                                 "exec upload %s: %llu bytes for a %llu-byte tensor", pt->name,
+                                 "exec %s %s: %llu bytes for a %llu-byte tensor", what, pt->name,
                                  (unsigned long long)bytes, (unsigned long long)pt->bytes);
-    return vki_device_upload(ex->dev, ex->bound[t.id], 0, data, bytes);
+    *out = ex->bound[t.id];
+    return VKI_OK;
+}
+
+vki_status vki_exec_upload(vki_exec *ex, vki_tensor t, const void *data, uint64_t bytes)
+{
+    vki_range r;
+    VKI_TRY(transfer_range(ex, t, "upload", bytes, &r));
+    return vki_device_upload(ex->dev, r, 0, data, bytes);
 }
 
 vki_status vki_exec_download(vki_exec *ex, vki_tensor t, void *data, uint64_t bytes)
 {
-    if (!ex) return VKI_ERROR_INVALID_ARGUMENT;
-    vki_plan_tensor *pt = NULL;
-    VKI_TRY(external(ex, t, "download", &pt));
-    if (!ex->bound[t.id].buffer || bytes > pt->bytes)
-        return vki_device_report(ex->dev, VKI_ERROR_INVALID_ARGUMENT,
-                                 "exec download %s: %llu bytes of a %llu-byte tensor", pt->name,
-                                 (unsigned long long)bytes, (unsigned long long)pt->bytes);
-    return vki_device_download(ex->dev, ex->bound[t.id], 0, data, bytes);
+    vki_range r;
+    VKI_TRY(transfer_range(ex, t, "download", bytes, &r));
+    return vki_device_download(ex->dev, r, 0, data, bytes);
 }
 
 static vki_status record(vki_exec *ex)
