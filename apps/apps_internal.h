@@ -5,7 +5,7 @@
 #ifndef VKI_APPS_INTERNAL_H
 #define VKI_APPS_INTERNAL_H
 
-#include "vkinfer_runtime.h"
+#include "vkinfer_models.h"
 
 #include <cjson/cJSON.h>
 #include <stdbool.h>
@@ -70,6 +70,51 @@ int vki_cmd_devices(vki_app *app, int argc, char **argv);
 void vki_bench_usage(FILE *f);
 int vki_cmd_bench(vki_app *app, int argc, char **argv);
 
+void vki_generate_usage(FILE *f);
+int vki_cmd_generate(vki_app *app, int argc, char **argv);
+
+void vki_chat_usage(FILE *f);
+int vki_cmd_chat(vki_app *app, int argc, char **argv);
+
+/* ---- Language-model sessions (llm_session.c): what chat, generate and bench llm share ---- */
+
+typedef struct vki_llm_opts {
+    const char *model;          // -m; NULL: the default model in the model cache
+    uint32_t n_ctx;             // --ctx; 0: the library default
+    uint32_t n_batch;           // --batch; 0: the library default
+    const char *template_name;  // --template; NULL: from the model's metadata
+    vki_sampler_desc sampling;  // --temp --top-k --top-p --min-p --repeat-penalty
+                                // --repeat-last-n --seed
+} vki_llm_opts;
+
+/* Options every model command takes, for its usage text. */
+void vki_llm_options_usage(FILE *f);
+
+/* Matches argv[*i] against the model and sampling options. Returns 1 on a match (advancing *i
+ * past a separate value), 0 when argv[*i] is another argument, and -VKI_EXIT_USAGE after
+ * printing a usage error for a bad value. */
+int vki_llm_option(int argc, char **argv, int *i, vki_llm_opts *o, void (*usage)(FILE *));
+
+typedef struct vki_llm_session {
+    char model_path[1024];
+    vki_gguf *gguf;
+    vki_llm *llm;
+    vki_tokenizer *tok;
+    vki_chat_template chat_template;
+    float *logits;              // [n_vocab]
+    double load_ms;             // opening the file, compiling and uploading
+} vki_llm_session;
+
+/* Opens the device, the model file (-m, or the default model with a message saying how to get
+ * it when absent), compiles the model and loads its tokenizer. Returns an exit code; on failure
+ * everything opened is closed again and the message is printed. */
+int vki_llm_session_open(vki_app *app, const vki_llm_opts *o, vki_llm_session *s);
+void vki_llm_session_close(vki_llm_session *s);
+
+/* The default model's path in the model cache ($VKI_MODEL_DIR, else
+ * ${XDG_CACHE_HOME:-~/.cache}/vkinfer/models). */
+const char *vki_default_model_path(char *buf, size_t size);
+
 /* ---- Benchmark suites --------------------------------------------------------------------- */
 
 typedef struct vki_bench_opts {
@@ -79,6 +124,9 @@ typedef struct vki_bench_opts {
     uint64_t transfer_bytes; // `runtime` large upload/download size; 0: by device type
     uint64_t window_bytes;   // cap on one binding; 0: profile.max_storage_range
     const char *filter;      // `ops`: only cases whose name contains this (NULL: all)
+    vki_llm_opts llm;        // `llm`: the model (-m) and its context options
+    uint32_t n_prompt;       // `llm`: prompt tokens of the prefill test (0: 512)
+    uint32_t n_gen;          // `llm`: generated tokens of the decode test (0: 128)
 } vki_bench_opts;
 
 /* A suite runs on app->device, fills `out` with its figures (stable snake_case keys) and,
@@ -88,6 +136,7 @@ typedef int (*vki_bench_fn)(vki_app *app, const vki_bench_opts *opts, cJSON *out
 
 int vki_bench_runtime(vki_app *app, const vki_bench_opts *opts, cJSON *out);
 int vki_bench_ops(vki_app *app, const vki_bench_opts *opts, cJSON *out);
+int vki_bench_llm(vki_app *app, const vki_bench_opts *opts, cJSON *out);
 
 /* The device's copy bandwidth (bytes read + written, GB/s) as `bench runtime` measures it:
  * the yardstick for memory-bound kernels in `bench ops`. */
@@ -102,6 +151,8 @@ int vki_arg_value(int argc, char **argv, int *i, const char *name, const char **
 
 /* Parses a whole decimal number in [min, max]; false for anything else. */
 bool vki_parse_u64(const char *text, uint64_t min, uint64_t max, uint64_t *out_value);
+/* Parses a finite decimal number in [min, max]; false for anything else. */
+bool vki_parse_float(const char *text, double min, double max, float *out_value);
 
 /* Monotonic wall clock in microseconds. */
 double vki_now_us(void);

@@ -16,6 +16,8 @@ static const vki_bench_suite suites[] = {
      vki_bench_runtime},
     {"ops", "each op at model shapes: time, GB/s, GFLOP/s, share of the copy bandwidth",
      vki_bench_ops},
+    {"llm", "a language model like llama-bench: prefill and decode tokens/s, time to first "
+            "token, device memory", vki_bench_llm},
 };
 #define SUITE_COUNT (sizeof suites / sizeof suites[0])
 
@@ -34,9 +36,12 @@ void vki_bench_usage(FILE *f)
             "                    (default: 64, 16 on a CPU device)\n"
             "  --copy-mib N      device copy size (default: 256, 64 on a CPU device)\n"
             "  --filter TEXT     ops: only cases whose name contains TEXT\n"
+            "  -p N, -n N        llm: prompt tokens (default: 512) and generated tokens\n"
+            "                    (default: 128) of the prefill and decode tests\n"
             "  --window-mib N    bind at most N MiB at once (default: the device's\n"
             "                    maxStorageBufferRange); larger copies are split into windows\n"
-            "\nThe device is the one --device / $VKI_DEVICE selects; --narrow applies.\n");
+            "\nThe device is the one --device / $VKI_DEVICE selects; --narrow applies.\n"
+            "Suite llm also takes the model options of `vkinfer generate` (-m, --ctx, --batch).\n");
 }
 
 /* Options with a MiB value, in one table so that parsing stays one loop. */
@@ -61,6 +66,20 @@ static int parse_options(int argc, char **argv, vki_bench_opts *opts, bool selec
             *out_help = true;
             return VKI_EXIT_OK;
         }
+        int lm = vki_llm_option(argc, argv, &i, &opts->llm, vki_bench_usage);
+        if (lm < 0) return -lm;
+        if (lm > 0) continue;
+        const struct { const char *name; uint32_t *field; } counts[] = {
+            {"-p", &opts->n_prompt}, {"-n", &opts->n_gen}};
+        for (size_t k = 0; k < 2 && m == 0; k++) {
+            m = vki_arg_value(argc, argv, &i, counts[k].name, &value);
+            uint64_t n = 0;
+            if (m < 0 || (m > 0 && !vki_parse_u64(value, 1, 1 << 20, &n)))
+                return vki_app_usage_error(vki_bench_usage, "bench: %s needs a token count",
+                                           counts[k].name);
+            if (m > 0) *counts[k].field = (uint32_t)n;
+        }
+        if (m > 0) continue;
         if (strcmp(arg, "--json") == 0) {
             opts->json = true;
             continue;
@@ -129,8 +148,8 @@ int vki_cmd_bench(vki_app *app, int argc, char **argv)
     }
     bool any = false;
     for (size_t s = 0; s < SUITE_COUNT; s++) any = any || selected[s];
-    if (!any)
-        for (size_t s = 0; s < SUITE_COUNT; s++) selected[s] = true;
+    if (!any) // a model benchmark runs when asked for: it needs a model file
+        for (size_t s = 0; s < SUITE_COUNT; s++) selected[s] = suites[s].run != vki_bench_llm;
 
     code = vki_app_open_device(app);
     if (code != VKI_EXIT_OK) return code;

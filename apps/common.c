@@ -141,6 +141,17 @@ bool vki_parse_u64(const char *text, uint64_t min, uint64_t max, uint64_t *out_v
     return true;
 }
 
+bool vki_parse_float(const char *text, double min, double max, float *out_value)
+{
+    if (!text || !text[0] || text[0] == ' ') return false;
+    errno = 0;
+    char *end = NULL;
+    double v = strtod(text, &end);
+    if (errno != 0 || *end != '\0' || !isfinite(v) || v < min || v > max) return false;
+    *out_value = (float)v;
+    return true;
+}
+
 double vki_now_us(void)
 {
     struct timespec ts;

@@ -14,10 +14,14 @@ typedef struct vki_command {
 } vki_command;
 
 static const vki_command commands[] = {
+    {"chat", vki_cmd_chat, vki_chat_usage,
+     "chat with a language model (default: SmolLM2-135M-Instruct)"},
+    {"generate", vki_cmd_generate, vki_generate_usage,
+     "complete one prompt, streamed or as JSON"},
     {"devices", vki_cmd_devices, vki_devices_usage,
      "list Vulkan devices with their (narrowed) profiles and tuning"},
     {"bench", vki_cmd_bench, vki_bench_usage,
-     "benchmarks (suites: runtime), as tables or JSON"},
+     "benchmarks (suites: runtime, ops, llm), as tables or JSON"},
 };
 #define COMMAND_COUNT (sizeof commands / sizeof commands[0])
 

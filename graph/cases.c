@@ -9,7 +9,7 @@
 #include <stdlib.h>
 
 /* Each family file in graph/cases/ contributes a table. */
-#define CASE_FAMILIES(X) X(elementwise) X(fused) X(norm) X(unary) X(attention) X(matmul)
+#define CASE_FAMILIES(X) X(elementwise) X(fused) X(norm) X(unary) X(attention) X(matmul) X(kv_cache)
 
 #define DECLARE(family)                                                                        \
     extern const vki_op_case vki_cases_##family[];                                             \
@@ -58,9 +58,27 @@ static uint64_t tensor_bytes(const vki_node *n)
     return vki_dtype_bytes(n->dtype, n->ne[0]) * (uint64_t)(n->ne[1] * n->ne[2] * n->ne[3]);
 }
 
-/* Random contents of an input or weight in its dtype. */
+vki_tensor vki__case_ints(vki_graph *g, const int32_t *values, uint32_t count, const char *name)
+{
+    if (count == 0 || count > VKI_CASE_MAX_INTS)
+        return vki__graph_fail(g, VKI_ERROR_INVALID_ARGUMENT, "case ints: %u values (1 to %d)", count,
+                               VKI_CASE_MAX_INTS);
+    vki_tensor t = vki_input(g, VKI_DTYPE_I32, 1, (int64_t[]){count}, name);
+    vki_node *n = vki__node_mut(g, t);
+    if (n) {
+        n->p[0].u = count;
+        for (uint32_t i = 0; i < count; i++) n->p[1 + i].i = values[i];
+    }
+    return t;
+}
+
+/* Random contents of an input or weight in its dtype (fixed ones for vki__case_ints). */
 static void fill(const vki_node *n, int32_t index_limit, uint64_t *rng, uint8_t *bytes)
 {
+    if (n->kind == VKI_NODE_INPUT && n->dtype == VKI_DTYPE_I32 && n->p[0].u) {
+        for (uint32_t i = 0; i < n->p[0].u; i++) memcpy(bytes + 4 * i, &n->p[1 + i].i, 4);
+        return;
+    }
     const vki_dtype_info *d = vki_dtype_get(n->dtype);
     int64_t count = vki__nelements(n);
     if (d->quantized) {
@@ -128,6 +146,7 @@ typedef struct case_run {
     uint8_t **host;      // by node id: inputs/weights data, outputs device result
     uint8_t **ref;       // by node id: reference results of outputs
     vki_range *out_range; // by node id: output range including guards
+    bool *alias_base;    // by node id: an output set_rows result writes into it
 } case_run;
 
 static void run_free(case_run *r)
@@ -140,6 +159,7 @@ static void run_free(case_run *r)
         vki__gfree(r->g, r->host);
         vki__gfree(r->g, r->ref);
         vki__gfree(r->g, r->out_range);
+        vki__gfree(r->g, r->alias_base);
     }
     vki_exec_destroy(r->ex);
     vki_arena_destroy(r->outputs);
@@ -181,7 +201,8 @@ vki_status vki_op_case_run(vki_device *dev, const vki_op_case *c, const vki_case
     r.host = vki__galloc(g, g->count * sizeof *r.host);
     r.ref = vki__galloc(g, g->count * sizeof *r.ref);
     r.out_range = vki__galloc(g, g->count * sizeof *r.out_range);
-    if (!r.host || !r.ref || !r.out_range) {
+    r.alias_base = vki__galloc(g, g->count * sizeof *r.alias_base);
+    if (!r.host || !r.ref || !r.out_range || !r.alias_base) {
         st = VKI_ERROR_OUT_OF_HOST_MEMORY;
         goto done;
     }
@@ -189,10 +210,16 @@ vki_status vki_op_case_run(vki_device *dev, const vki_op_case *c, const vki_case
         (st = vki_arena_create(dev, &od, &r.outputs)))
         goto device_error;
 
+    // An output that is a set_rows result is the storage it wrote into: that storage (a weight,
+    // an input or an intermediate) sits between the guard bands instead.
+    for (uint32_t id = 1; id < g->count; id++)
+        if (g->nodes[id].output && vki__writes_src0(&g->nodes[id])) r.alias_base[g->nodes[id].base] = true;
     for (uint32_t id = 1; id < g->count; id++) {
         const vki_node *n = &g->nodes[id];
         bool leaf = n->kind == VKI_NODE_INPUT || n->kind == VKI_NODE_WEIGHT;
-        if (!leaf && !n->output) continue;
+        bool alias_out = n->output && vki__writes_src0(n);
+        bool guarded = (n->output && !alias_out) || r.alias_base[id];
+        if (!leaf && !n->output && !guarded) continue;
         uint64_t bytes = tensor_bytes(n);
         r.host[id] = vki__galloc(g, bytes + 16);
         if (n->output) r.ref[id] = vki__galloc(g, bytes + 16);
@@ -201,9 +228,13 @@ vki_status vki_op_case_run(vki_device *dev, const vki_op_case *c, const vki_case
             goto done;
         }
         vki_tensor t = {id};
+        if (leaf) fill(n, c->index_limit, &rng, r.host[id]);
+        if (alias_out) {
+            r.out_range[id] = r.out_range[n->base];
+            continue;
+        }
         out->bytes += bytes;
-        if (leaf) {
-            fill(n, c->index_limit, &rng, r.host[id]);
+        if (leaf && !guarded) {
             if (n->kind == VKI_NODE_INPUT) {
                 if ((st = vki_exec_upload(r.ex, t, r.host[id], bytes))) goto device_error;
             } else {
@@ -225,6 +256,7 @@ vki_status vki_op_case_run(vki_device *dev, const vki_op_case *c, const vki_case
             uint64_t n_bytes = whole.size - at < GUARD ? whole.size - at : GUARD;
             if ((st = vki_device_upload(dev, whole, at, guard, n_bytes))) goto device_error;
         }
+        if (leaf && (st = vki_device_upload(dev, whole, GUARD, r.host[id], bytes))) goto device_error;
         if ((st = vki_exec_bind(r.ex, t, vki_range_sub(whole, GUARD, bytes)))) goto device_error;
     }
 

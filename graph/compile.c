@@ -213,13 +213,14 @@ static void arena_give(arena_plan *a, uint64_t offset, uint64_t size)
     }
 }
 
-/* Marks what the outputs need; returns false when there is no output. */
+/* Marks what the outputs and the writes into other tensors' storage (set_rows: a KV cache
+ * the caller keeps across runs) need; returns false when there is neither. */
 static bool mark_live(const vki_graph *g, bool *live)
 {
     bool any = false;
     for (uint32_t id = g->count - 1; id > 0; id--) {
         const vki_node *n = &g->nodes[id];
-        if (n->output) live[id] = any = true;
+        if (n->output || vki__writes_src0(n)) live[id] = any = true;
         if (!live[id]) continue;
         for (int i = 0; i < VKI_MAX_SRC; i++)
             if (n->src[i]) live[n->src[i]] = true;
@@ -260,26 +261,39 @@ static vki_status place_tensors(vki_graph *g, const bool *live, bool inplace, vk
         t->output = n->output;
         t->dtype = n->dtype;
         snprintf(t->name, sizeof t->name, "%s", n->name);
+        t->base = vki__writes_src0(n) ? n->base : id;
         if (!live[id] || n->kind == VKI_NODE_VIEW) continue;
-        t->bytes = storage_bytes(n);
-        plan->stats.naive_bytes += n->kind == VKI_NODE_OP ? vki_align_up(t->bytes, ARENA_ALIGN) : 0;
-        if (n->kind != VKI_NODE_OP || n->output) {
+        if (vki__writes_src0(n)) {
+            // The result is the storage it wrote into (placed already: a base precedes its
+            // users). Like a view it has none of its own; as an output it is downloaded from
+            // there (vki_output made sure it covers all of it, and compile made an
+            // intermediate base an output too).
+            if (n->output) {
+                t->storage = VKI_STORE_EXTERNAL;
+                t->bytes = storage_bytes(n);
+            }
+        } else if (n->kind != VKI_NODE_OP || n->output) {
+            t->bytes = storage_bytes(n);
+            plan->stats.naive_bytes += n->kind == VKI_NODE_OP ? vki_align_up(t->bytes, ARENA_ALIGN) : 0;
             t->storage = VKI_STORE_EXTERNAL;
-            continue;
-        }
-        t->storage = VKI_STORE_ARENA;
-        uint64_t size = vki_align_up(t->bytes, ARENA_ALIGN);
-        const vki_node *s0 = n->src[0] ? &g->nodes[n->src[0]] : NULL;
-        // In place: an elementwise op over the last use of a same-sized contiguous intermediate.
-        if (inplace && s0 && (n->op->flags & VKI_OPF_ELEMENTWISE) && s0->kind == VKI_NODE_OP &&
-            s0->base == n->src[0] && last[n->src[0]] == id &&
-            plan->tensors[n->src[0]].storage == VKI_STORE_ARENA &&
-            plan->tensors[n->src[0]].bytes == t->bytes && s0->dtype == n->dtype &&
-            vki__is_contiguous(s0) && !shares_base(g, n, s0->base)) {
-            t->offset = plan->tensors[n->src[0]].offset;
-            last[n->src[0]] = 0; // ownership moved: not freed below
         } else {
-            t->offset = arena_take(&a, size);
+            t->bytes = storage_bytes(n);
+            plan->stats.naive_bytes += vki_align_up(t->bytes, ARENA_ALIGN);
+            t->storage = VKI_STORE_ARENA;
+            uint64_t size = vki_align_up(t->bytes, ARENA_ALIGN);
+            const vki_node *s0 = n->src[0] ? &g->nodes[n->src[0]] : NULL;
+            // In place: an elementwise op over the last use of a same-sized contiguous
+            // intermediate.
+            if (inplace && s0 && (n->op->flags & VKI_OPF_ELEMENTWISE) && s0->kind == VKI_NODE_OP &&
+                s0->base == n->src[0] && last[n->src[0]] == id &&
+                plan->tensors[n->src[0]].storage == VKI_STORE_ARENA &&
+                plan->tensors[n->src[0]].bytes == t->bytes && s0->dtype == n->dtype &&
+                vki__is_contiguous(s0) && !shares_base(g, n, s0->base)) {
+                t->offset = plan->tensors[n->src[0]].offset;
+                last[n->src[0]] = 0; // ownership moved: not freed below
+            } else {
+                t->offset = arena_take(&a, size);
+            }
         }
         // Inputs whose last use is this node free their storage now (after the result was
         // placed, so the result never overlaps an input it reads).
@@ -379,6 +393,13 @@ vki_status vki_graph_compile(vki_graph *g, const vki_profile *profile, const vki
         goto done;
     }
     memcpy(work.nodes, g->nodes, g->count * sizeof *work.nodes);
+    // An output that is a set_rows result is downloaded from the storage it wrote into: an
+    // intermediate written that way becomes an output itself, with storage of its own.
+    for (uint32_t id = 1; id < work.count; id++) {
+        const vki_node *n = &work.nodes[id];
+        if (n->output && vki__writes_src0(n) && work.nodes[n->base].kind == VKI_NODE_OP)
+            work.nodes[n->base].output = true;
+    }
     plan->allocator = g->allocator;
     plan->storage_align = profile->storage_align ? profile->storage_align : 16;
     if (plan->storage_align < 4) plan->storage_align = 4;

@@ -118,7 +118,7 @@ vki_status vki_exec_create(vki_device *dev, const vki_plan *plan, const vki_exec
     if ((st = vki_arena_create(dev, &hd, &ex->io_host))) goto fail;
     for (uint32_t id = 1; id < plan->tensor_count; id++) {
         const vki_plan_tensor *t = &plan->tensors[id];
-        if (t->storage != VKI_STORE_EXTERNAL || t->kind == VKI_NODE_WEIGHT) continue;
+        if (t->storage != VKI_STORE_EXTERNAL || t->kind == VKI_NODE_WEIGHT || t->base != id) continue;
         vki_arena *a = t->bytes <= HOST_IO_LIMIT ? ex->io_host : ex->io_device;
         if ((st = vki_arena_alloc(a, vki_align_up(t->bytes, 16), 256, &ex->bound[id]))) goto fail;
     }
@@ -149,13 +149,16 @@ void vki_exec_destroy(vki_exec *ex)
     vki__gfree(&tmp, ex);
 }
 
-static vki_status external(vki_exec *ex, vki_tensor t, const char *what, vki_plan_tensor **out)
+/* The tensor whose storage `t` is: itself, or for an output set_rows result the tensor it
+ * wrote into (its id replaces t's). */
+static vki_status external(vki_exec *ex, vki_tensor *t, const char *what, vki_plan_tensor **out)
 {
-    if (t.id == 0 || t.id >= ex->plan.tensor_count || ex->plan.tensors[t.id].storage != VKI_STORE_EXTERNAL)
+    if (t->id == 0 || t->id >= ex->plan.tensor_count || ex->plan.tensors[t->id].storage != VKI_STORE_EXTERNAL)
         return vki_device_report(ex->dev, VKI_ERROR_INVALID_ARGUMENT,
                                  "exec %s: tensor %u is not an input, weight or output the plan uses",
-                                 what, t.id);
-    *out = &ex->plan.tensors[t.id];
+                                 what, t->id);
+    t->id = ex->plan.tensors[t->id].base;
+    *out = &ex->plan.tensors[t->id];
     return VKI_OK;
 }
 
@@ -163,7 +166,7 @@ vki_status vki_exec_bind(vki_exec *ex, vki_tensor t, vki_range r)
 {
     if (!ex) return VKI_ERROR_INVALID_ARGUMENT;
     vki_plan_tensor *pt = NULL;
-    VKI_TRY(external(ex, t, "bind", &pt));
+    VKI_TRY(external(ex, &t, "bind", &pt));
     uint32_t align = vki_device_profile(ex->dev)->storage_align;
     if (!r.buffer || r.size < pt->bytes)
         return vki_device_report(ex->dev, VKI_ERROR_INVALID_ARGUMENT,
@@ -185,7 +188,7 @@ static vki_status transfer_range(vki_exec *ex, vki_tensor t, const char *what, u
 {
     if (!ex) return VKI_ERROR_INVALID_ARGUMENT;
     vki_plan_tensor *pt = NULL;
-    VKI_TRY(external(ex, t, what, &pt));
+    VKI_TRY(external(ex, &t, what, &pt));
     if (!ex->bound[t.id].buffer || bytes > pt->bytes)
         return vki_device_report(ex->dev, VKI_ERROR_INVALID_ARGUMENT,
                                  "exec %s %s: %llu bytes for a %llu-byte tensor", what, pt->name,
@@ -211,7 +214,8 @@ vki_status vki_exec_download(vki_exec *ex, vki_tensor t, void *data, uint64_t by
 static vki_status record(vki_exec *ex)
 {
     for (uint32_t id = 1; id < ex->plan.tensor_count; id++)
-        if (ex->plan.tensors[id].storage == VKI_STORE_EXTERNAL && !ex->bound[id].buffer)
+        if (ex->plan.tensors[id].storage == VKI_STORE_EXTERNAL && ex->plan.tensors[id].base == id &&
+            !ex->bound[id].buffer)
             return vki_device_report(ex->dev, VKI_ERROR_INVALID_ARGUMENT,
                                      "exec run: weight %s (tensor %u) is not bound (vki_exec_bind)",
                                      ex->plan.tensors[id].name, id);
@@ -228,7 +232,11 @@ static vki_status record(vki_exec *ex)
             if (pb->offset + size > room) size = room > pb->offset ? room - pb->offset : 0;
             ranges[b] = vki_range_sub(base, pb->offset, size);
         }
-        if (s->barrier_before) VKI_TRY(vki_stream_barrier(ex->stream));
+        // Before the first dispatch too: a barrier's first scope covers every command submitted
+        // earlier, so what the previous run wrote (a KV cache set_rows filled, which this run
+        // reads) and device copies into inputs are visible; a semaphore wait on the host makes
+        // them available to the host only.
+        if (s->barrier_before || i == 0) VKI_TRY(vki_stream_barrier(ex->stream));
         vki_dispatch d = {
             .kernel = ex->kernels[ex->step_kernel[i]].kernel,
             .bindings = ranges,

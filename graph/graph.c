@@ -219,6 +219,19 @@ void vki_output(vki_graph *g, vki_tensor t, const char *name)
                         n->name[0] ? n->name : "the tensor");
         return;
     }
+    if (vki__writes_src0(n)) {
+        // Downloaded from the storage it wrote into, so it must be all of that storage.
+        const vki_node *b = &g->nodes[n->base];
+        if (n->view_offset != 0 || !vki__is_contiguous(n) || n->dtype != b->dtype ||
+            vki__nelements(n) != vki__nelements(b)) {
+            char a[96], c[96];
+            vki__graph_fail(g, VKI_ERROR_INVALID_ARGUMENT,
+                            "output: %s %s writes into part of %s %s; output a vki_copy of it",
+                            n->op->name, vki__shape_str(n, a), b->name[0] ? b->name : "a tensor",
+                            vki__shape_str(b, c));
+            return;
+        }
+    }
     n->output = true;
     set_name(n, name);
 }

@@ -8,7 +8,7 @@
 #include <stdarg.h>
 #include <string.h>
 
-#define VKI_MAX_SRC 4
+#define VKI_MAX_SRC 5
 #define VKI_MAX_PARAMS 16
 #define VKI_NAME_SIZE 48
 
@@ -36,7 +36,8 @@ typedef struct vki_node {
     uint64_t nb[VKI_MAX_DIMS];
     uint32_t src[VKI_MAX_SRC];   // node ids, 0 = none
     uint64_t view_offset;        // VIEW: bytes into the base's storage (accumulated)
-    uint32_t base;               // node owning the storage: itself, or a view's ultimate base
+    uint32_t base;               // node owning the storage: itself, a view's ultimate base, or
+                                 // the base a VKI_OPF_WRITES_SRC0 op writes into
     vki_param p[VKI_MAX_PARAMS]; // op parameters
     bool output;
     char name[VKI_NAME_SIZE];
@@ -111,10 +112,25 @@ float vki_ref_get(const vki_ref_tensor *t, int64_t i0, int64_t i1, int64_t i2, i
 /* Stores a float into an F32/F16/BF16/I32 element. */
 void vki_ref_set(const vki_ref_tensor *t, int64_t i0, int64_t i1, int64_t i2, int64_t i3, float v);
 
+/* ---- cases.c: conformance-case helpers ------------------------------------------------------ */
+
+#define VKI_CASE_MAX_INTS 15
+
+/* An I32 input [count] that the case runner fills with `values` (positions, padding -1s, ids
+ * past the end) instead of random ids; count <= VKI_CASE_MAX_INTS. The values ride in the input
+ * node's params, which leaves do not otherwise use: p[0].u the count, p[1 + i].i the values. */
+vki_tensor vki__case_ints(vki_graph *g, const int32_t *values, uint32_t count, const char *name);
+
 /* ---- The op interface ---------------------------------------------------------------------- */
 
 enum {
     VKI_OPF_ELEMENTWISE = 1u << 0, // out[i] reads src0[i] only at i: may run in place of src0
+    /* The result IS src[0] after the op wrote into it (set_rows): the builder gives the node
+     * src[0]'s base, view offset and strides, so it has no storage of its own, and later
+     * readers of it (or of views of it) are ordered after the write by the usual hazards. The
+     * write is a side effect on storage the caller may hold across runs (a KV cache), so the
+     * node is never removed as dead. */
+    VKI_OPF_WRITES_SRC0 = 1u << 1,
 };
 
 typedef struct vki_lower vki_lower;
@@ -127,6 +143,12 @@ struct vki_op_def {
     /* Emits the node's dispatches (vki_lower_step) for the profile. */
     vki_status (*lower)(vki_lower *L, const vki_node *n);
 };
+
+/* An op node that writes into another node's storage (VKI_OPF_WRITES_SRC0). */
+static inline bool vki__writes_src0(const vki_node *n)
+{
+    return n->kind == VKI_NODE_OP && n->op && (n->op->flags & VKI_OPF_WRITES_SRC0);
+}
 
 /* The op table (op_table.c): one row per op. */
 extern const vki_op_def *const vki_op_table[];
@@ -212,6 +234,8 @@ typedef struct vki_step {
 
 typedef struct vki_plan_tensor {
     vki_storage storage;
+    uint32_t base;          // node whose storage this is: itself, or (for the result of a
+                            // VKI_OPF_WRITES_SRC0 op marked as output) the tensor it wrote into
     uint64_t offset;        // ARENA: arena offset of the base's storage
     uint64_t bytes;         // storage bytes of a base node (contiguous size)
     vki_node_kind kind;

@@ -86,8 +86,8 @@ vki_status vki_reference_eval(vki_graph *g, const void *const *data, void *const
         const vki_node *n = &g->nodes[id];
         if (n->kind == VKI_NODE_VIEW) continue;
         uint64_t bytes = storage_bytes(n);
-        storage[id] = vki__galloc(g, bytes ? bytes : 1);
-        if (!storage[id]) {
+        // A set_rows result has no bytes of its own: it writes into its base's (view_of).
+        if (!vki__writes_src0(n) && !(storage[id] = vki__galloc(g, bytes ? bytes : 1))) {
             st = VKI_ERROR_OUT_OF_HOST_MEMORY;
             break;
         }
@@ -108,7 +108,13 @@ vki_status vki_reference_eval(vki_graph *g, const void *const *data, void *const
             if (n->src[i]) src[i] = view_of(&g->nodes[n->src[i]], storage);
         vki_ref_tensor dst = view_of(n, storage);
         n->op->reference(n, &dst, src);
-        if (n->output && out[id]) memcpy(out[id], storage[id], bytes);
+    }
+    // Outputs as a download after the run sees them: a later set_rows may have written into
+    // an output's bytes, and a set_rows result that is an output is all of its base's bytes.
+    for (uint32_t id = 1; id < g->count && st == VKI_OK; id++) {
+        const vki_node *n = &g->nodes[id];
+        if (n->output && out[id])
+            memcpy(out[id], storage[n->base] + n->view_offset, storage_bytes(n));
     }
     for (uint32_t id = 0; id < g->count; id++) vki__gfree(g, storage[id]);
     vki__gfree(g, storage);

@@ -113,7 +113,9 @@ vki_tensor vki_input(vki_graph *g, vki_dtype dtype, uint32_t ndim, const int64_t
 /* Data bound once to a range the caller owns (vki_exec_bind): model weights. */
 vki_tensor vki_weight(vki_graph *g, vki_dtype dtype, uint32_t ndim, const int64_t *ne,
                       const char *name);
-/* Marks `t` as a result: it keeps its own storage and can be downloaded after a run. */
+/* Marks `t` as a result: it keeps its own storage and can be downloaded after a run (a
+ * vki_set_rows result has the storage it wrote into: the whole of a weight, input or
+ * intermediate, which then becomes an output's storage). */
 void vki_output(vki_graph *g, vki_tensor t, const char *name);
 
 /* ---- Views (no copy) ------------------------------------------------------------------------- */
@@ -207,9 +209,35 @@ vki_tensor vki_rope(vki_graph *g, vki_tensor x, vki_tensor pos, uint32_t n_rot, 
 vki_tensor vki_attention(vki_graph *g, vki_tensor q, vki_tensor k, vki_tensor v, vki_tensor mask,
                          float scale, bool causal);
 
+/* Like vki_attention, masked by absolute positions: pos I32 [n_q] (may be strided) holds each
+ * query's position; query i sees kv position j when j <= pos[i] and, if window > 0,
+ * j > pos[i] - window (a sliding window of `window` positions, the query's own included). A
+ * query with pos[i] < 0 sees nothing and gives zeros (padding rows). Positions index k and v
+ * directly, so k and v are typically a whole KV cache (vki_set_rows results, F16 or F32) of
+ * which only the first max(pos) + 1 rows are filled: the kernel reads only kv positions up to
+ * the largest pos of its workgroup's rows (plus one), and from the smallest pos - window + 1
+ * with a window, so a cache costs what is filled and seen, not its capacity. pos comes from an
+ * input uploaded before each run, so one recorded plan serves every step. */
+vki_tensor vki_attention_pos(vki_graph *g, vki_tensor q, vki_tensor k, vki_tensor v, vki_tensor pos,
+                             float scale, uint32_t window);
+
 /* Rows of `table` [K, V] (any dtype, contiguous rows) picked by ids I32 [N] -> F32 [K, N]. An
  * id outside [0, V) gives a row of zeros. */
 vki_tensor vki_get_rows(vki_graph *g, vki_tensor table, vki_tensor ids);
+
+/* Writes row n of src [K, N] (F32/F16, any strides) into row idx[n] of dst [K, R] (F32/F16;
+ * rows contiguous; typically a weight the caller bound, e.g. a KV cache), converting the dtype
+ * (narrowing rounds to nearest), for every n with 0 <= idx[n] < R; other ids are skipped
+ * (padding rows pass -1). idx is I32 [N] (may be strided); valid ids should be distinct (of
+ * duplicates one row wins, which one is unspecified). Returns dst after the write: a tensor of
+ * dst's shape and strides aliasing dst's storage, with no storage of its own; ops that read it
+ * (or views and reshapes of it) run after the write. The write happens on every run, even if
+ * nothing reads the result, and persists in dst's storage across runs (a weight's range stays
+ * bound). Read the result, not dst, to be sure of seeing the write: an op reading dst itself
+ * sees it only if it comes after set_rows in build order. vki_output accepts the result when
+ * it covers all of dst's storage (dst is not a strided or offset view); downloading it reads
+ * that storage at the end of the run. */
+vki_tensor vki_set_rows(vki_graph *g, vki_tensor dst, vki_tensor src, vki_tensor idx);
 
 /* a and b equal except along `dim` (0..3, may be past their ndim), same dtype (F32/F16/BF16),
  * either may be a strided view. */
@@ -273,7 +301,8 @@ uint32_t vki_plan_step_count(const vki_plan *plan);
 bool vki_plan_step_get(const vki_plan *plan, uint32_t index, vki_plan_step *out_step);
 
 /* Offset of an intermediate in the activation arena; UINT64_MAX for inputs, weights, outputs,
- * views' bases elsewhere and nodes that were fused or removed. */
+ * views, set_rows results (their destination's storage: ask for that) and nodes that were
+ * fused or removed. */
 uint64_t vki_plan_offset(const vki_plan *plan, vki_tensor t);
 
 /* ---- Execute ----------------------------------------------------------------------------------- */

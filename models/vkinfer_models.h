@@ -179,6 +179,368 @@ vki_status vki_gguf_find_tensor(vki_gguf *g, const char *name, vki_gguf_tensor *
 /* The ggml type's name ("q4_0", "iq2_xxs"), or "unknown". */
 const char *vki_gguf_ggml_type_name(uint32_t ggml_type);
 
+/* ---- Language models ------------------------------------------------------------------------
+ *
+ * A decoder-only transformer from a GGUF file, on a device: the architecture comes from
+ * general.architecture ("llama" — Llama 2/3, SmolLM2, TinyLlama, Mistral —, "qwen2", "gemma3"),
+ * weights go to a weights arena in their stored format, the KV cache lives on the device, and
+ * two plans are compiled once: a prompt batch of n_batch tokens (matrix-matrix kernels) and one
+ * token (matrix-vector kernels), each recorded once and replayed with new token ids and
+ * positions uploaded per run.
+ *
+ *     vki_llm *m = NULL;
+ *     char err[512];
+ *     VKI_TRY(vki_llm_load(dev, gguf, &(vki_llm_desc){.n_ctx = 2048}, &m, err, sizeof err));
+ *     float *logits = malloc(vki_llm_info_get(m)->n_vocab * sizeof(float));
+ *     VKI_TRY(vki_llm_eval(m, prompt_ids, n_prompt, logits));    // prefill: logits of the last
+ *     VKI_TRY(vki_llm_eval(m, &next_id, 1, logits));              // decode: one token
+ *     ... vki_llm_destroy(m);                                     // before closing the gguf
+ */
+
+typedef struct vki_llm vki_llm;
+
+typedef struct vki_llm_desc {
+    uint32_t n_ctx;        // tokens the cache holds; 0: min(model's training context, 4096)
+    uint32_t n_batch;      // prompt tokens per prefill run; 0: 64
+    vki_dtype kv_dtype;    // cache element type: F16 (0 = default) or F32
+    const vki_allocator *allocator; // NULL: malloc/free
+} vki_llm_desc;
+
+typedef struct vki_llm_info {
+    const char *arch;        // "llama", "qwen2", "gemma3"
+    const char *name;        // general.name, or "" (borrowed from the GGUF)
+    uint32_t n_layer, n_embd, n_head, n_head_kv, head_dim, n_ff, n_vocab;
+    uint32_t n_ctx;          // cache capacity in tokens
+    uint32_t n_ctx_train;    // the model's training context
+    uint32_t n_batch;
+    uint64_t weight_bytes;   // device memory of the weights (as stored in the file)
+    uint64_t kv_bytes;       // device memory of the KV cache
+    uint64_t activation_bytes; // both plans' activation arenas and their inputs/outputs
+} vki_llm_info;
+
+/* Reads the architecture and hyper-parameters from `gguf` (borrowed: keep it open until
+ * vki_llm_destroy), builds and compiles both passes for the device, and uploads the weights.
+ * Fails with VKI_ERROR_UNSUPPORTED for an unknown architecture or weight type, and
+ * VKI_ERROR_BAD_FILE for a missing or misshapen tensor, `out_error` naming it; with
+ * VKI_ERROR_OUT_OF_DEVICE_MEMORY when weights and cache do not fit. */
+vki_status vki_llm_load(vki_device *device, vki_gguf *gguf, const vki_llm_desc *desc,
+                        vki_llm **out_llm, char *out_error, size_t error_size);
+void vki_llm_destroy(vki_llm *m);
+
+const vki_llm_info *vki_llm_info_get(const vki_llm *m); // borrowed
+const char *vki_llm_last_error(const vki_llm *m);        // "" if none
+
+/* Appends `n` tokens at the cache's current position and computes the logits (F32
+ * [n_vocab]) after the last one into out_logits (may be NULL). VKI_ERROR_INVALID_ARGUMENT for a
+ * token id outside the vocabulary, or when the cache cannot take `n` more tokens (the message
+ * begins "context full"); nothing is evaluated then. */
+vki_status vki_llm_eval(vki_llm *m, const int32_t *tokens, uint32_t n, float *out_logits);
+
+/* Tokens in the cache. */
+uint32_t vki_llm_position(const vki_llm *m);
+
+/* Forgets the cache from position `pos` on (0: a new conversation). Cheap: nothing is cleared,
+ * positions beyond the current one are never read. */
+void vki_llm_rewind(vki_llm *m, uint32_t pos);
+
+/* ---- Sampler ---------------------------------------------------------------------------------
+ *
+ * Picks the next token from a model's logits, as llama.cpp and Ollama do by default. The chain,
+ * in llama.cpp's default order (common/sampling: penalties, top_k, typ_p, top_p, min_p,
+ * temperature, then a random draw; typical-p, DRY, XTC and mirostat are not implemented, which
+ * is what their defaults amount to):
+ *
+ *   1. repetition penalty: every distinct token among the last repeat_last_n accepted tokens
+ *      has its logit divided by repeat_penalty when it is > 0 and multiplied by it otherwise;
+ *   2. top-k: keep the top_k largest logits (partial selection, no sort of the vocabulary);
+ *   3. top-p: softmax over what is left (without temperature); keep the smallest most-likely
+ *      prefix whose probability reaches top_p;
+ *   4. min-p: keep the tokens whose probability is at least min_p x the largest;
+ *   5. temperature: softmax of logit / temperature over what is left, and one draw from it.
+ *
+ * Greedy sampling (temperature VKI_SAMPLER_GREEDY) takes the largest logit after step 1. Ties
+ * always go to the smallest token id. Logits that are NaN count as -inf and +inf as the
+ * largest finite float, so hostile logits never crash or yield an out-of-range token; when no
+ * logit is finite, sampling fails with a message instead of inventing a token.
+ *
+ * Same seed, same settings, same accepted tokens and same logits give the same tokens on every
+ * platform: the generator (xoshiro256**, seeded through splitmix64) and the exponential are
+ * vkinfer's own, in plain IEEE double arithmetic, not the C library's.
+ *
+ * All memory is taken at creation (20 bytes per vocabulary entry, 4 per token of the penalty
+ * window and 48 KiB); sampling allocates nothing. A sampler is used from one thread at a time.
+ *
+ *     vki_sampler *s = NULL;
+ *     VKI_TRY(vki_sampler_create(&(vki_sampler_desc){.seed = 42}, NULL, n_vocab, &s));
+ *     for (uint32_t i = 0; i < n_prompt; i++) vki_sampler_accept(s, prompt[i]);
+ *     for (;;) {                                           // logits: F32 [n_vocab]
+ *         int32_t tok;
+ *         VKI_TRY(vki_sampler_sample(s, logits, &tok));     // vki_sampler_last_error says why
+ *         vki_sampler_accept(s, tok);                       // into the penalty window
+ *         ... evaluate tok, stop at end of generation
+ *     }
+ *     printf("seed %llu\n", (unsigned long long)vki_sampler_seed(s)); // replays the run
+ *     vki_sampler_destroy(s);
+ */
+
+typedef struct vki_sampler vki_sampler;
+
+/* Switches a stage off where 0 means its default: top_k, top_p, min_p, repeat_penalty. */
+#define VKI_SAMPLER_OFF (-1)
+/* As the temperature: always take the most likely token (after the repetition penalty). */
+#define VKI_SAMPLER_GREEDY (-1)
+
+/* Each field: 0 means the default in brackets (llama.cpp's); VKI_SAMPLER_OFF switches the
+ * stage off; any other value outside the stated range is VKI_ERROR_INVALID_ARGUMENT, as is NaN
+ * or infinity anywhere. A NULL desc means every default. */
+typedef struct vki_sampler_desc {
+    float temperature;      // [0.8] > 0; VKI_SAMPLER_GREEDY: argmax
+    int32_t top_k;          // [40] > 0; off also when >= n_vocab
+    float top_p;            // [0.95] in (0, 1]; 1 is off too
+    float min_p;            // [0.05] in (0, 1]
+    float repeat_penalty;   // [1.1] > 0 (< 1 favours repeats); 1 is off too
+    uint32_t repeat_last_n; // [64] tokens the penalty looks back over, at most 1 << 24
+    uint64_t seed;          // [0: a fresh one from the clock, read back with vki_sampler_seed]
+} vki_sampler_desc;
+
+/* Checks `desc` (NULL is fine) for a vocabulary of n_vocab tokens (1..INT32_MAX) exactly as
+ * vki_sampler_create does: VKI_OK, or VKI_ERROR_INVALID_ARGUMENT with `out_error` (may be
+ * NULL) naming the field, its value and the allowed range. */
+vki_status vki_sampler_check_desc(const vki_sampler_desc *desc, uint32_t n_vocab,
+                                  char *out_error, size_t error_size);
+
+/* Creates a sampler for logits of n_vocab entries. `desc` and `allocator` may be NULL
+ * (defaults; malloc/free). Fails with VKI_ERROR_INVALID_ARGUMENT for a desc that
+ * vki_sampler_check_desc rejects (it says why) and VKI_ERROR_OUT_OF_HOST_MEMORY; *out is NULL
+ * on failure. */
+vki_status vki_sampler_create(const vki_sampler_desc *desc, const vki_allocator *allocator,
+                              uint32_t n_vocab, vki_sampler **out);
+
+/* Frees the sampler. NULL does nothing. */
+void vki_sampler_destroy(vki_sampler *s);
+
+/* Runs the chain over `logits` (F32 [n_vocab], read only) with the tokens accepted so far and
+ * writes the chosen id (0 <= id < n_vocab) to *out_token. Does not accept it: call
+ * vki_sampler_accept once the token is used. VKI_ERROR_INVALID_ARGUMENT, with the reason in
+ * vki_sampler_last_error, for NULL pointers or when no logit is finite; *out_token is then
+ * untouched. */
+vki_status vki_sampler_sample(vki_sampler *s, const float *logits, int32_t *out_token);
+
+/* Appends a token to the history the repetition penalty looks at: the prompt's tokens and
+ * every generated one. Ids outside the vocabulary are ignored. */
+void vki_sampler_accept(vki_sampler *s, int32_t token);
+
+/* Forgets the accepted tokens (a new conversation, or before accepting a rebuilt one). The
+ * random sequence goes on; a new sampler with the same seed replays a run from its start. */
+void vki_sampler_reset(vki_sampler *s);
+
+/* The seed in use: desc.seed, or the one picked when that was 0 (never 0). */
+uint64_t vki_sampler_seed(const vki_sampler *s);
+
+/* The settings in use, every default filled in, the seed resolved and every stage that is off
+ * (including top_k >= n_vocab, top_p 1, repeat_penalty 1) as VKI_SAMPLER_OFF, or
+ * VKI_SAMPLER_GREEDY for the temperature. Borrowed. */
+const vki_sampler_desc *vki_sampler_settings(const vki_sampler *s);
+
+/* The reason the last vki_sampler_sample failed; "" if none. Borrowed. */
+const char *vki_sampler_last_error(const vki_sampler *s);
+
+/* ---- Tokenizer -------------------------------------------------------------------------------
+ *
+ * Text to token ids and back, from the vocabulary in a GGUF file (the tokenizer.ggml.* keys),
+ * following llama.cpp's rules so that the same text gives the same ids. Two kinds:
+ *
+ *   - byte-level BPE (tokenizer.ggml.model "gpt2": SmolLM2, Llama 3, Qwen2): the text is split
+ *     by the regexes of its pre-tokenizer (tokenizer.ggml.pre: "smollm", "llama-bpe", "qwen2",
+ *     "gpt-2", "default" and their aliases; PCRE2 does the Unicode matching), each piece's bytes
+ *     are spelled in GPT-2's byte alphabet, and tokenizer.ggml.merges apply lowest rank first;
+ *   - SentencePiece BPE ("llama": Llama 2, Gemma): spaces become U+2581, a space is put in
+ *     front when tokenizer.ggml.add_space_prefix says so, adjacent pieces merge highest
+ *     tokenizer.ggml.scores first, and whatever no token covers becomes <0xXX> byte tokens.
+ *
+ * Special tokens are never split. CONTROL tokens (<|im_start|>, <start_of_turn>) are recognised
+ * in the text only when parse_special is set: on for a prompt vkinfer formatted, off for text a
+ * user typed, so that typing "<|im_end|>" cannot end a turn. USER_DEFINED tokens (Gemma's runs
+ * of spaces, tabs and newlines) are always recognised, as in llama.cpp.
+ *
+ * Any bytes are accepted and decoding gives them back, with two exceptions: bytes the
+ * vocabulary has no token for are dropped, as llama.cpp drops them (SmolLM2 has none for C0, C1
+ * and F5..FF, which valid UTF-8 never contains), and SentencePiece reads a U+2581 typed in the
+ * text back as a space. Invalid UTF-8 is kept byte for byte, where llama.cpp substitutes U+FFFD
+ * (byte-level BPE) or may take the next character apart (SentencePiece); valid UTF-8 gives
+ * llama.cpp's ids.
+ *
+ * The tokenizer copies what it needs from the GGUF, which may be closed afterwards. It is used
+ * from one thread at a time (encoding reuses scratch memory kept in the object).
+ *
+ *     vki_tokenizer *tok = NULL;
+ *     char err[256];
+ *     VKI_TRY(vki_tokenizer_create(gguf, NULL, &tok, err, sizeof err));
+ *     int32_t ids[512];
+ *     uint32_t n = 0;
+ *     vki_status st = vki_tokenizer_encode(tok, text, strlen(text), vki_tokenizer_add_bos(tok),
+ *                                          false, ids, 512, &n); // n > 512: grow ids, retry
+ *     char piece[64];                                             // decoding: piece by piece
+ *     size_t len = vki_tokenizer_piece(tok, ids[0], piece, sizeof piece); // raw bytes, no NUL
+ *     ... vki_tokenizer_destroy(tok);
+ */
+
+typedef struct vki_tokenizer vki_tokenizer;
+
+/* Token types, with the values of tokenizer.ggml.token_type. */
+typedef enum vki_token_type {
+    VKI_TOKEN_TYPE_UNDEFINED = 0, // treated as NORMAL
+    VKI_TOKEN_TYPE_NORMAL,
+    VKI_TOKEN_TYPE_UNKNOWN,
+    VKI_TOKEN_TYPE_CONTROL,       // <|im_start|>, <bos>: matched only with parse_special
+    VKI_TOKEN_TYPE_USER_DEFINED,  // always matched whole in the text
+    VKI_TOKEN_TYPE_UNUSED,
+    VKI_TOKEN_TYPE_BYTE,          // <0x0A>: SentencePiece byte fallback
+    VKI_TOKEN_TYPE_COUNT
+} vki_token_type;
+
+/* Reads the vocabulary of `gguf` (borrowed during the call only): tokenizer.ggml.model, .pre,
+ * .tokens, .token_type, .scores, .merges, the bos/eos/unknown/padding/eot/eom ids,
+ * .add_bos_token, .add_space_prefix, and tokenizer.chat_template (see vki_tokenizer_chat_template).
+ * Missing optional keys take llama.cpp's defaults (SentencePiece: bos 1, eos 2, unknown 0, BOS
+ * and prefix space on; BPE: no BOS); special ids outside the vocabulary count as absent; merges
+ * that name tokens the vocabulary lacks are ignored. `allocator` may be NULL (malloc/free).
+ * Fails with VKI_ERROR_UNSUPPORTED for another tokenizer model ("t5", "rwkv") or pre-tokenizer
+ * (the message names it), VKI_ERROR_BAD_FILE when tokens is missing or an array has the wrong
+ * type or length (the message names the key and the index), VKI_ERROR_OUT_OF_HOST_MEMORY.
+ * `out_error` (may be NULL) says why; *out is NULL on failure. */
+vki_status vki_tokenizer_create(vki_gguf *gguf, const vki_allocator *allocator,
+                                vki_tokenizer **out, char *out_error, size_t error_size);
+
+/* Frees the tokenizer. NULL does nothing. */
+void vki_tokenizer_destroy(vki_tokenizer *t);
+
+/* Number of tokens in the vocabulary; valid ids are 0..size-1. */
+uint32_t vki_tokenizer_vocab_size(const vki_tokenizer *t);
+
+/* Encodes `length` bytes of `text` (not necessarily NUL-terminated). add_bos puts the BOS id
+ * first (nothing when the vocabulary has none); parse_special: see the overview. Writes the
+ * first min(count, capacity) ids to out_ids (may be NULL when capacity is 0) and the number of
+ * ids the text needs to *out_count. Fails with VKI_ERROR_INVALID_ARGUMENT when that number
+ * exceeds `capacity` (*out_count is still set: grow and call again), for NULL pointers, or for
+ * text over 1 GiB; the reason is in vki_tokenizer_last_error. */
+vki_status vki_tokenizer_encode(vki_tokenizer *t, const char *text, size_t length, bool add_bos,
+                                bool parse_special, int32_t *out_ids, uint32_t capacity,
+                                uint32_t *out_count);
+
+/* The bytes token `id` stands for in decoded text: byte-level BPE unmapped to raw bytes,
+ * SentencePiece's U+2581 as a space, <0xXX> as that one byte, USER_DEFINED tokens as spelled.
+ * CONTROL, UNKNOWN and UNUSED tokens and ids outside the vocabulary give nothing, so generated
+ * text never shows <|im_end|> (vki_tokenizer_token_text spells them). Writes min(needed, size)
+ * bytes to `out` (no NUL; may be NULL when size is 0) and returns the number needed. A piece may
+ * end inside a UTF-8 character that the next piece completes: join pieces before treating them
+ * as text. */
+size_t vki_tokenizer_piece(const vki_tokenizer *t, int32_t id, char *out, size_t size);
+
+/* The vocabulary's spelling of token `id` (byte-level BPE in GPT-2's alphabet, SentencePiece
+ * with U+2581), `*out_length` bytes, not NUL-terminated, borrowed; NULL and 0 for an id outside
+ * the vocabulary. */
+const char *vki_tokenizer_token_text(const vki_tokenizer *t, int32_t id, size_t *out_length);
+
+/* The type of token `id`; VKI_TOKEN_TYPE_UNDEFINED outside the vocabulary. */
+vki_token_type vki_tokenizer_token_type(const vki_tokenizer *t, int32_t id);
+
+/* The BOS and EOS ids; -1 when the vocabulary has none. */
+int32_t vki_tokenizer_bos(const vki_tokenizer *t);
+int32_t vki_tokenizer_eos(const vki_tokenizer *t);
+
+/* Whether the model expects BOS in front of a prompt (tokenizer.ggml.add_bos_token, else the
+ * default of its tokenizer kind); false when it has no BOS token. */
+bool vki_tokenizer_add_bos(const vki_tokenizer *t);
+
+/* Whether `id` ends generation: EOS, the eot and eom ids, any token spelled as one of the
+ * end-of-turn markers llama.cpp knows (<|im_end|>, <|eot_id|>, <|eom_id|>, <end_of_turn>,
+ * <|endoftext|>, <|end|>, ...; these are also treated as CONTROL whatever the file says), and
+ * fill-in-the-middle separators, as in llama.cpp. Not "</s>", which llama.cpp adds for
+ * PaddleOCR but which is ordinary HTML in Gemma 3. */
+bool vki_tokenizer_is_end(const vki_tokenizer *t, int32_t id);
+
+/* The message of the last failed vki_tokenizer_encode; "" if none. Borrowed. */
+const char *vki_tokenizer_last_error(const vki_tokenizer *t);
+
+/* ---- Chat templates ---------------------------------------------------------------------------
+ *
+ * A conversation as the prompt text a chat model was trained on. vkinfer runs no Jinja: it
+ * recognises the family of the model's tokenizer.chat_template and writes that family's format
+ * itself, equal byte for byte to what the real template renders (the tests compare with jinja2).
+ * The text never starts with BOS, even where the template writes one: encode it with
+ * add_bos = vki_tokenizer_add_bos() and parse_special = true.
+ *
+ *   CHATML  <|im_start|>{role}\n{content}<|im_end|>\n ... <|im_start|>assistant\n
+ *           (SmolLM2, Qwen2; content as given)
+ *   LLAMA3  <|start_header_id|>{role}<|end_header_id|>\n\n{content}<|eot_id|> ...
+ *           <|start_header_id|>assistant<|end_header_id|>\n\n   (content trimmed)
+ *   GEMMA   <start_of_turn>user\n{system}\n\n{content}<end_of_turn>\n ... <start_of_turn>model\n
+ *           (Gemma has no system role: the system text opens the first turn; "assistant" is
+ *           written "model"; content trimmed)
+ *   LLAMA2  [INST] <<SYS>>\n{system}\n<</SYS>>\n\n{content} [/INST] {answer} </s><s>[INST] ...
+ *           (no assistant prompt: the model answers after [/INST])
+ * "Trimmed" is Jinja's trim: leading and trailing whitespace, Unicode's included, removed.
+ *
+ *     vki_chat_message msgs[] = {{"user", "Hi!"}};
+ *     size_t need = 0;
+ *     vki_status st = vki_chat_format(vki_tokenizer_chat_template(tok), msgs, 1, true,
+ *                                     vki_tokenizer_default_system(tok), buf, size, &need);
+ *     // VKI_ERROR_INVALID_ARGUMENT with need >= size: grow buf to need + 1 and call again
+ */
+
+typedef enum vki_chat_template {
+    VKI_CHAT_TEMPLATE_NONE = 0, // unknown: no chat formatting
+    VKI_CHAT_TEMPLATE_CHATML,
+    VKI_CHAT_TEMPLATE_LLAMA3,
+    VKI_CHAT_TEMPLATE_GEMMA,
+    VKI_CHAT_TEMPLATE_LLAMA2,
+    VKI_CHAT_TEMPLATE_COUNT
+} vki_chat_template;
+
+typedef struct vki_chat_message {
+    const char *role;    // "system", "user", "assistant" (NUL-terminated, as all text here)
+    const char *content;
+} vki_chat_message;
+
+/* The family of a Jinja chat template (`length` bytes at `jinja`, may be NULL): by the markers
+ * it writes (<|im_start|>, <|start_header_id|>, <start_of_turn>, [INST] with <<SYS>>). NONE
+ * when none is found. */
+vki_chat_template vki_chat_template_detect(const char *jinja, size_t length);
+
+/* A family by name: "chatml", "llama3", "gemma", "llama2" (ASCII case ignored); NONE for any
+ * other name or NULL. */
+vki_chat_template vki_chat_template_from_name(const char *name);
+
+/* The family's name as vki_chat_template_from_name takes it; "none" for NONE and out of range. */
+const char *vki_chat_template_name(vki_chat_template tmpl);
+
+/* The system prompt a ChatML template writes when the conversation has none of its own
+ * (SmolLM2: "You are a helpful AI assistant named SmolLM, trained by Hugging Face"): the literal
+ * text between "<|im_start|>system\n" and "<|im_end|>" in a template string, with Jinja's string
+ * escapes (\n, \', \", \\) undone. Writes min(length, size - 1) bytes and a NUL to `out` (size
+ * 0: nothing) and returns the length; 0 when the template has no such text. */
+size_t vki_chat_template_default_system(const char *jinja, size_t length, char *out, size_t size);
+
+/* Formats `count` messages (count 0 and messages NULL is fine) in family `tmpl`; with
+ * add_assistant_prompt the text ends with the opening of the assistant's turn. When the
+ * conversation is not empty and does not start with a system message, `default_system` (NULL
+ * or "": none) acts as one. Writes min(length, size - 1) bytes and a NUL to `out` (size 0:
+ * nothing; out may then be NULL) and the full length, without the NUL, to *out_length. Fails
+ * with VKI_ERROR_INVALID_ARGUMENT when length >= size (*out_length is still set) or for a NULL
+ * role or content, and with VKI_ERROR_UNSUPPORTED for NONE or an unknown family. */
+vki_status vki_chat_format(vki_chat_template tmpl, const vki_chat_message *messages,
+                           uint32_t count, bool add_assistant_prompt, const char *default_system,
+                           char *out, size_t size, size_t *out_length);
+
+/* The family of the model's tokenizer.chat_template; for a file without one, GEMMA when
+ * general.architecture names a Gemma model, else NONE. */
+vki_chat_template vki_tokenizer_chat_template(const vki_tokenizer *t);
+
+/* The model template's default system prompt (vki_chat_template_default_system of it), or NULL
+ * when it has none. Borrowed, NUL-terminated. */
+const char *vki_tokenizer_default_system(const vki_tokenizer *t);
+
 #ifdef __cplusplus
 }
 #endif

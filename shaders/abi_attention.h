@@ -13,6 +13,7 @@
 #define VKI_ATTN_BINDING_V 2
 #define VKI_ATTN_BINDING_MASK 3 /* bound to q when there is no mask */
 #define VKI_ATTN_BINDING_OUT 4
+#define VKI_ATTN_BINDING_POS 5  /* I32 query positions; bound to q when there are none */
 
 #define VKI_ATTN_CAUSAL 1u
 #define VKI_ATTN_HAS_MASK 2u
@@ -20,6 +21,7 @@
 #define VKI_ATTN_K_F16 8u
 #define VKI_ATTN_V_F16 16u
 #define VKI_ATTN_MASK_F16 32u
+#define VKI_ATTN_HAS_POS 64u  /* query i sees j <= pos[i] (and j > pos[i] - window if window) */
 
 #define VKI_ATTN_MAX_HEAD_DIM 256
 #define VKI_ATTN_SPEC_HEAD_DIM 1 /* D */
@@ -35,7 +37,8 @@
     F(u32, k_off) F(u32, k_nb0) F(u32, k_nb1) F(u32, k_nb2)                                    \
     F(u32, v_off) F(u32, v_nb0) F(u32, v_nb1) F(u32, v_nb2)                                    \
     F(u32, m_off) F(u32, m_nb0) F(u32, m_nb1)                                                  \
-    F(u32, d_off) F(f32, scale) F(u32, flags)
+    F(u32, d_off) F(f32, scale) F(u32, flags)                                                  \
+    F(u32, p_off) F(u32, p_nb0) F(u32, window)
 VKI_DECLARE_PUSH(vki_pc_attention, VKI_PC_ATTENTION)
 
 /* ---- conv2d: out[W', H', Cout, N] = w * x (+ b) as an implicit GEMM --------------------------- */

@@ -1,5 +1,5 @@
-/* ABI of the unary family: copy.comp (copy, cast, concat, upsample), unary.comp, glu.comp,
- * timestep_embedding.comp and argmax.comp. Included by vki_abi.h. Strides and offsets are in
+/* ABI of the unary family: copy.comp (copy, cast, concat, upsample), set_rows.comp, unary.comp,
+ * glu.comp, timestep_embedding.comp and argmax.comp. Included by vki_abi.h. Strides and offsets are in
  * elements of the operand's dtype, as vki_lower_operand gives them. */
 #ifndef VKI_ABI_UNARY_H
 #define VKI_ABI_UNARY_H
@@ -18,6 +18,22 @@
     F(u32, s_type) F(u32, s_shift) F(u32, d_type)                                           \
     F(u32, d_off) F(u32, d_nb0) F(u32, d_nb1) F(u32, d_nb2) F(u32, d_nb3)
 VKI_DECLARE_PUSH(vki_pc_copy, VKI_PC_COPY)
+
+/* set_rows: d[d_off + idx[n] * d_nb1 + k] = convert(s[s_off + k * s_nb0 + n * s_nb1]) for k < K,
+ * n < N with 0 <= idx[n] < R. One invocation per 32-bit word of a destination row (`words` per
+ * row, enough for an f16 row that starts mid-word), so f16 rows need no 16-bit storage; a word
+ * shared with a neighbouring row is written with atomics on its own half only. Both sides are
+ * read and written as words, the dtypes in flag bits. */
+#define VKI_SET_ROWS_BINDING_S 0
+#define VKI_SET_ROWS_BINDING_I 1
+#define VKI_SET_ROWS_BINDING_D 2
+#define VKI_SET_ROWS_S_F16 1u
+#define VKI_SET_ROWS_D_F16 2u
+#define VKI_PC_SET_ROWS(F)                                                                  \
+    F(u32, K) F(u32, N) F(u32, R) F(u32, words)                                             \
+    F(u32, s_off) F(u32, s_nb0) F(u32, s_nb1) F(u32, i_off) F(u32, i_nb0)                   \
+    F(u32, d_off) F(u32, d_nb1) F(u32, flags)
+VKI_DECLARE_PUSH(vki_pc_set_rows, VKI_PC_SET_ROWS)
 
 /* Activation ids of unary.comp and glu.comp: the values of enum vki_activation
  * (vkinfer_graph.h), checked in graph/ops/unary.c. */

@@ -10,6 +10,7 @@ layout(std430, set = 0, binding = VKI_ATTN_BINDING_K) readonly buffer K { uint k
 layout(std430, set = 0, binding = VKI_ATTN_BINDING_V) readonly buffer V { uint v_words[]; };
 layout(std430, set = 0, binding = VKI_ATTN_BINDING_MASK) readonly buffer M { uint m_words[]; };
 layout(std430, set = 0, binding = VKI_ATTN_BINDING_OUT) writeonly buffer O { float o[]; };
+layout(std430, set = 0, binding = VKI_ATTN_BINDING_POS) readonly buffer P { int pos[]; };
 VKI_PUSH_BLOCK(VKI_PC_ATTENTION)
 
 layout(constant_id = VKI_ATTN_SPEC_HEAD_DIM) const uint HD = 64;
@@ -46,13 +47,33 @@ float load_mask(uint j, uint i)
     return VKI_LOAD_WORD(m_words, e, (pc.flags & VKI_ATTN_MASK_F16) != 0);
 }
 
-// Kv positions query i may see: all, or with a causal mask j <= i + (n_kv - n_q) (the queries
-// are the last n_q of the n_kv positions); 0 for a query before the first kv position.
-uint kv_limit(uint i)
+// Kv positions [x, y) query i may see: all; with a causal mask j <= i + (n_kv - n_q) (the
+// queries are the last n_q of the n_kv positions); with positions j <= pos[i] and, with a
+// window, j > pos[i] - window. Empty (x >= y) for a query that sees nothing: before the first
+// kv position, or a padding query (pos < 0).
+uvec2 kv_range(uint i)
 {
-    if ((pc.flags & VKI_ATTN_CAUSAL) == 0) return pc.n_kv;
-    int lim = int(i) + 1 + int(pc.n_kv) - int(pc.n_q);
-    return uint(clamp(lim, 0, int(pc.n_kv)));
+    int lo = 0, hi = int(pc.n_kv);
+    if ((pc.flags & VKI_ATTN_CAUSAL) != 0) hi = min(hi, int(i) + 1 + int(pc.n_kv) - int(pc.n_q));
+    if ((pc.flags & VKI_ATTN_HAS_POS) != 0) {
+        int p = pos[pc.p_off + i * pc.p_nb0];
+        hi = min(hi, p + 1);
+        if (pc.window > 0u) lo = max(lo, p + 1 - int(pc.window));
+    }
+    hi = max(hi, 0);
+    return uvec2(min(lo, hi), hi);
+}
+
+// The union of the ranges of queries [i0, i1]: what a workgroup holding their rows must read.
+// Queries that see nothing do not widen it.
+uvec2 kv_block_range(uint i0, uint i1)
+{
+    uvec2 b = uvec2(pc.n_kv, 0u);
+    for (uint i = i0; i <= i1; i++) {
+        uvec2 r = kv_range(i);
+        if (r.x < r.y) b = uvec2(min(b.x, r.x), max(b.y, r.y));
+    }
+    return b.x < b.y ? b : uvec2(0u);
 }
 
 // Row r of kv head hk (rows are i * group + g) as its query and head.

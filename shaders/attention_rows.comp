@@ -33,7 +33,8 @@ void main()
 #endif
     uint r_end = min((gl_WorkGroupID.x + 1) * ROWS, n_rows);
     for (uint r = gl_WorkGroupID.x * ROWS + first; r < r_end; r += step) { // subgroup-uniform
-        uint i = row_query(r), h = row_head(hk, r), end = kv_limit(i);
+        uint i = row_query(r), h = row_head(hk, r);
+        uvec2 range = kv_range(i);
         float qs[DPL], acc[DPL];
         for (uint c = 0; c < DPL; c++) {
             uint d = lane + c * LANES;
@@ -41,7 +42,7 @@ void main()
             acc[c] = 0.0;
         }
         float m = NEG, l = 0.0;
-        for (uint j = 0; j < end; j++) {
+        for (uint j = range.x; j < range.y; j++) {
             float s = 0.0;
             for (uint c = 0; c < DPL; c++) {
                 uint d = lane + c * LANES;

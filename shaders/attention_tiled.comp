@@ -7,8 +7,10 @@
 // subgroup per row with SUBGROUP=1, one invocation per row otherwise), then the register-held
 // output rescaled and P V added. The next tile's K and V are loaded into registers while this
 // one is computed, so that memory latency overlaps arithmetic instead of adding to it. The
-// n_q x n_kv score matrix never exists; all sums are fp32. A causal block stops at the last kv
-// position its last query sees.
+// n_q x n_kv score matrix never exists; all sums are fp32. A block reads only the kv positions
+// its rows see (kv_block_range): a causal block stops at the last position its last query sees,
+// a positioned one at the largest position of its queries (a KV cache costs what is filled)
+// and, with a window, starts at the smallest position its window reaches.
 #include "vki_abi.h"
 
 #if SUBGROUP
@@ -33,6 +35,8 @@ shared float sp[ROWS * COLS];  // scores, then probabilities exp(s - m)
 shared float s_m[ROWS];        // running max of each row
 shared float s_l[ROWS];        // running sum of exp(s - m)
 shared float s_a[ROWS];        // this tile's rescale of the row's output, exp(m_old - m_new)
+shared uint s_lo[ROWS];        // kv positions [s_lo, s_hi) the row sees
+shared uint s_hi[ROWS];
 float kr[NLD], vr[NLD];        // the next tile in flight: element e = t + k WG is [e / HD][e % HD]
 
 // Starts the loads of the tile at kv position j0 (zeros past `end`). Branch-free, so that all
@@ -94,14 +98,17 @@ void main()
     for (uint rl = t; rl < ROWS; rl += WG) {
         s_m[rl] = NEG;
         s_l[rl] = 0.0;
+        uvec2 range = r0 + rl < n_rows ? kv_range(row_query(r0 + rl)) : uvec2(0u);
+        s_lo[rl] = range.x;
+        s_hi[rl] = range.y;
     }
     float acc[NACC];
     for (uint k = 0; k < NACC; k++) acc[k] = 0.0;
-    // The block's last row has its largest query, which sees the furthest.
-    uint end = kv_limit(row_query(min(r0 + ROWS, n_rows) - 1));
+    uvec2 block = kv_block_range(row_query(r0), row_query(min(r0 + ROWS, n_rows) - 1));
+    uint end = block.y;
 
-    fetch(0, end, hk);
-    for (uint j0 = 0; j0 < end; j0 += COLS) {
+    fetch(block.x, end, hk);
+    for (uint j0 = block.x; j0 < end; j0 += COLS) {
         barrier(); // the previous tile is consumed; the first time, sq and the stats are written
         stage();
         barrier();
@@ -109,7 +116,7 @@ void main()
         for (uint e = t; e < ROWS * COLS; e += WG) {
             uint rl = e / COLS, c = e % COLS, r = r0 + rl, j = j0 + c;
             float s = NEG;
-            if (r < n_rows && j < kv_limit(row_query(r))) {
+            if (j >= s_lo[rl] && j < s_hi[rl]) { // empty for rows past n_rows
                 float dot_qk = 0.0;
                 for (uint d = 0; d < HD; d++) dot_qk += sq[rl * HD + d] * sk[c * KS + d];
                 s = max(dot_qk + load_mask(j, row_query(r)), NEG);

@@ -2,6 +2,7 @@
 # Installs what vkinfer needs on Debian 12 (idempotent) and builds it into build/.
 # Usage: tools/setup.sh            (packages + build)
 #        VKI_SETUP_NO_BUILD=1 tools/setup.sh   (packages only)
+#        VKI_SETUP_NO_MODELS=1 tools/setup.sh  (no model download)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +14,7 @@ packages=(
   mesa-vulkan-drivers                    # lavapipe: a Vulkan device without a GPU
   vulkan-validationlayers vulkan-tools   # validation in tests; vulkaninfo for diagnosis
   libcjson-dev libstb-dev                # JSON output, PNG output
+  libpcre2-dev                           # the tokenizer's Unicode regexes
   clang libclang-rt-14-dev               # the bounded libFuzzer run in the tests
 )
 
@@ -31,4 +33,11 @@ fi
 if [ -z "${VKI_SETUP_NO_BUILD:-}" ]; then
   cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
   cmake --build build -j"$(nproc)"
+fi
+
+# The default model for the model tests and the CLI (tools/fetch_models.sh says where it goes).
+# Without it those tests skip, so a failed download does not fail the set-up.
+if [ -z "${VKI_SETUP_NO_MODELS:-}" ]; then
+  bash tools/fetch_models.sh \
+    || echo "setup: warning: no model downloaded; model tests will skip (rerun tools/fetch_models.sh)" >&2
 fi

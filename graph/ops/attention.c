@@ -1,12 +1,13 @@
 /* attention: fused scaled-dot-product attention with an online softmax (FlashAttention).
  * out[:, h, i] = sum_j softmax_j(scale q[:, h, i] . k[:, hk, j] + mask[j, i]) v[:, hk, j]
- * with hk = h / (n_head / n_kv_head), over the kv positions j query i may see (all, or
- * j <= i + n_kv - n_q when causal: the queries are the last n_q of the n_kv positions). Scores
- * live only in registers and shared memory, one kv tile at a time; sums are fp32. A row with no
- * visible position (every score masked with -inf, or a causal query before the first kv
- * position) gives zeros.
+ * with hk = h / (n_head / n_kv_head), over the kv positions j query i may see (all;
+ * j <= i + n_kv - n_q when causal: the queries are the last n_q of the n_kv positions; with
+ * positions (vki_attention_pos) pos[i] - window < j <= pos[i], the window only when non-zero).
+ * Scores live only in registers and shared memory, one kv tile at a time; sums are fp32. A row
+ * with no visible position (every score masked with -inf, a causal query before the first kv
+ * position, a padding query with pos < 0) gives zeros.
  *
- * Node: src {q, k, v, mask or 0}; p[0].f scale, p[1].u causal. */
+ * Node: src {q, k, v, mask or 0, pos or 0}; p[0].f scale, p[1].u causal, p[2].u window. */
 #include "../graph_internal.h"
 #include "vki_abi.h"
 
@@ -16,13 +17,16 @@ const vki_op_def vki_op_attention;
 
 static bool is_float(vki_dtype t) { return t == VKI_DTYPE_F32 || t == VKI_DTYPE_F16; }
 
-vki_tensor vki_attention(vki_graph *g, vki_tensor q, vki_tensor k, vki_tensor v, vki_tensor mask,
-                         float scale, bool causal)
+/* Both builders: mask and pos may be {0}. */
+static vki_tensor build(vki_graph *g, vki_tensor q, vki_tensor k, vki_tensor v, vki_tensor mask,
+                        vki_tensor pos, float scale, bool causal, uint32_t window)
 {
-    vki_tensor srcs[4] = {q, k, v, mask};
-    if (!vki__check_srcs(g, "attention", mask.id ? 4 : 3, srcs)) return (vki_tensor){0};
+    vki_tensor srcs[5] = {q, k, v, mask, pos};
+    bool ok = vki__check_srcs(g, "attention", 3, srcs);
+    for (int i = 3; ok && i < 5; i++) ok = !srcs[i].id || vki__check_srcs(g, "attention", 1, &srcs[i]);
+    if (!ok) return (vki_tensor){0};
     const vki_node *nq = vki__node(g, q), *nk = vki__node(g, k), *nv = vki__node(g, v);
-    const vki_node *nm = mask.id ? vki__node(g, mask) : NULL;
+    const vki_node *nm = mask.id ? vki__node(g, mask) : NULL, *np = pos.id ? vki__node(g, pos) : NULL;
     char sq[96], sk[96], sv[96], sm[96];
     vki__shape_str(nq, sq);
     vki__shape_str(nk, sk);
@@ -43,35 +47,62 @@ vki_tensor vki_attention(vki_graph *g, vki_tensor q, vki_tensor k, vki_tensor v,
         return vki__graph_fail(g, VKI_ERROR_INVALID_ARGUMENT,
                                "attention: mask %s for q %s, k %s: want [%lld, %lld]",
                                vki__shape_str(nm, sm), sq, sk, (long long)n_kv, (long long)n_q);
+    if (np && (np->dtype != VKI_DTYPE_I32 || np->ne[0] != n_q || np->ne[1] * np->ne[2] * np->ne[3] != 1))
+        return vki__graph_fail(g, VKI_ERROR_INVALID_ARGUMENT,
+                               "attention: pos %s for q %s: want i32 [%lld]", vki__shape_str(np, sm),
+                               sq, (long long)n_q);
     int64_t ne[4] = {d, n_head, n_q, 1};
-    vki_tensor t = vki__new_op(g, &vki_op_attention, VKI_DTYPE_F32, 3, ne, 4, srcs);
+    vki_tensor t = vki__new_op(g, &vki_op_attention, VKI_DTYPE_F32, 3, ne, 5, srcs);
     vki_node *n = vki__node_mut(g, t);
     if (n) {
         n->p[0].f = scale;
         n->p[1].u = causal;
+        n->p[2].u = window;
     }
     return t;
 }
 
-/* Kv positions query i sees (see the top of the file); may be 0. */
-static int64_t kv_limit(const vki_node *n, int64_t i, int64_t n_q, int64_t n_kv)
+vki_tensor vki_attention(vki_graph *g, vki_tensor q, vki_tensor k, vki_tensor v, vki_tensor mask,
+                         float scale, bool causal)
 {
-    if (!n->p[1].u) return n_kv;
-    int64_t lim = i + 1 + n_kv - n_q;
-    return lim < 0 ? 0 : lim > n_kv ? n_kv : lim;
+    return build(g, q, k, v, mask, (vki_tensor){0}, scale, causal, 0);
+}
+
+vki_tensor vki_attention_pos(vki_graph *g, vki_tensor q, vki_tensor k, vki_tensor v, vki_tensor pos,
+                             float scale, uint32_t window)
+{
+    if (g && g->status == VKI_OK && !pos.id)
+        return vki__graph_fail(g, VKI_ERROR_INVALID_ARGUMENT, "attention_pos: pos is not a tensor");
+    return build(g, q, k, v, (vki_tensor){0}, pos, scale, false, window);
+}
+
+/* Kv positions [*lo, *hi) query i sees (see the top of the file); may be empty. */
+static void kv_range(const vki_node *n, const vki_ref_tensor *pos, int64_t i, int64_t n_q,
+                     int64_t n_kv, int64_t *lo, int64_t *hi)
+{
+    *lo = 0;
+    *hi = n_kv;
+    if (n->p[1].u && i + 1 + n_kv - n_q < *hi) *hi = i + 1 + n_kv - n_q;
+    if (pos) {
+        int64_t p = (int64_t)vki_ref_get(pos, i, 0, 0, 0);
+        if (p + 1 < *hi) *hi = p + 1;
+        if (n->p[2].u && p + 1 - (int64_t)n->p[2].u > *lo) *lo = p + 1 - (int64_t)n->p[2].u;
+    }
 }
 
 /* Two passes per row in double (max, then exp-sums), so that no score row is stored. */
 static void reference(const vki_node *n, const vki_ref_tensor *dst, const vki_ref_tensor *s)
 {
     const vki_ref_tensor *q = &s[0], *k = &s[1], *v = &s[2], *mask = n->src[3] ? &s[3] : NULL;
+    const vki_ref_tensor *pos = n->src[4] ? &s[4] : NULL;
     int64_t dim = q->ne[0], n_head = q->ne[1], n_q = q->ne[2], n_kv = k->ne[2], group = n_head / k->ne[1];
     for (int64_t i = 0; i < n_q; i++)
         for (int64_t h = 0; h < n_head; h++) {
-            int64_t hk = h / group, end = kv_limit(n, i, n_q, n_kv);
+            int64_t hk = h / group, lo, hi;
+            kv_range(n, pos, i, n_q, n_kv, &lo, &hi);
             double mx = -INFINITY, l = 0, acc[VKI_ATTN_MAX_HEAD_DIM] = {0};
             for (int pass = 0; pass < 2; pass++)
-                for (int64_t j = 0; j < end; j++) {
+                for (int64_t j = lo; j < hi; j++) {
                     double dot = 0;
                     for (int64_t d = 0; d < dim; d++)
                         dot += (double)vki_ref_get(q, d, h, i, 0) * vki_ref_get(k, d, hk, j, 0);
@@ -102,7 +133,7 @@ typedef struct attn_kernel {
 /* Tiled kernel (devices with fast shared memory): no more rows than a kv head has (decode has
  * `group`), a kv tile wide enough that every invocation scores one position or more, then the
  * tile halved, and the rows, until shared memory holds Q [rows, D], K [cols, D + 1],
- * V [cols, D], P [rows, cols] and three floats per row. Rows kernel (no barriers): a row per
+ * V [cols, D], P [rows, cols] and five words per row. Rows kernel (no barriers): a row per
  * subgroup, whose size is pinned because the lanes split D by it, or per invocation. */
 static bool pick_kernel(const vki_profile *p, uint32_t d, uint32_t n_rows, attn_kernel *k)
 {
@@ -119,7 +150,7 @@ static bool pick_kernel(const vki_profile *p, uint32_t d, uint32_t n_rows, attn_
     while (r > 1 && r / 2 >= n_rows) r /= 2;
     c = wg / r < 32 ? 32 : wg / r > 128 ? 128 : wg / r;
     for (;;) {
-        uint64_t floats = (uint64_t)r * d + (uint64_t)c * (2 * d + 1) + (uint64_t)r * c + 3ull * r;
+        uint64_t floats = (uint64_t)r * d + (uint64_t)c * (2 * d + 1) + (uint64_t)r * c + 5ull * r;
         if (4 * floats <= p->shared_memory) break;
         if (c > 8) c /= 2;
         else if (r > 1) r /= 2;
@@ -134,12 +165,13 @@ static vki_status lower(vki_lower *L, const vki_node *n)
 {
     const vki_profile *p = vki_lower_profile(L);
     uint32_t self = vki_lower_self(L), mask_id = n->src[3] ? n->src[3] : n->src[0];
+    uint32_t pos_id = n->src[4] ? n->src[4] : n->src[0];
     const vki_node *nq = vki_lower_node(L, n->src[0]), *nk = vki_lower_node(L, n->src[1]);
     const vki_node *nv = vki_lower_node(L, n->src[2]);
     const vki_node *nm = n->src[3] ? vki_lower_node(L, n->src[3]) : NULL;
     vki_operand q = vki_lower_operand(L, n->src[0]), k = vki_lower_operand(L, n->src[1]);
     vki_operand v = vki_lower_operand(L, n->src[2]), d = vki_lower_operand(L, self);
-    vki_operand m = vki_lower_operand(L, mask_id);
+    vki_operand m = vki_lower_operand(L, mask_id), ps = vki_lower_operand(L, pos_id);
     uint32_t n_kv_head = k.ne[1], group = q.ne[1] / n_kv_head, n_rows = q.ne[2] * group;
     vki_pc_attention pc = {
         .n_q = q.ne[2], .n_head = q.ne[1], .group = group, .n_kv = k.ne[2],
@@ -148,11 +180,13 @@ static vki_status lower(vki_lower *L, const vki_node *n)
         .v_off = v.offset, .v_nb0 = v.nb[0], .v_nb1 = v.nb[1], .v_nb2 = v.nb[2],
         .m_off = m.offset, .m_nb0 = m.nb[0], .m_nb1 = m.nb[1],
         .d_off = d.offset, .scale = n->p[0].f,
+        .p_off = ps.offset, .p_nb0 = ps.nb[0], .window = n->p[2].u,
         .flags = (n->p[1].u ? VKI_ATTN_CAUSAL : 0) | (nm ? VKI_ATTN_HAS_MASK : 0) |
                  (nq->dtype == VKI_DTYPE_F16 ? VKI_ATTN_Q_F16 : 0) |
                  (nk->dtype == VKI_DTYPE_F16 ? VKI_ATTN_K_F16 : 0) |
                  (nv->dtype == VKI_DTYPE_F16 ? VKI_ATTN_V_F16 : 0) |
-                 (nm && nm->dtype == VKI_DTYPE_F16 ? VKI_ATTN_MASK_F16 : 0),
+                 (nm && nm->dtype == VKI_DTYPE_F16 ? VKI_ATTN_MASK_F16 : 0) |
+                 (n->src[4] ? VKI_ATTN_HAS_POS : 0),
     };
     attn_kernel kern;
     if (!pick_kernel(p, q.ne[0], n_rows, &kern))
@@ -168,11 +202,11 @@ static vki_status lower(vki_lower *L, const vki_node *n)
         {VKI_ATTN_SPEC_ROWS, kern.rows},
         kern.own,
     };
-    uint32_t tensors[5] = {n->src[0], n->src[1], n->src[2], mask_id, self};
+    uint32_t tensors[6] = {n->src[0], n->src[1], n->src[2], mask_id, self, pos_id};
     vki_step_desc s = {
         .kernel = kern.name,
         .specs = specs, .spec_count = 4, .subgroup_size = kern.subgroup_size,
-        .tensors = tensors, .tensor_count = 5, .write_mask = 1u << VKI_ATTN_BINDING_OUT,
+        .tensors = tensors, .tensor_count = 6, .write_mask = 1u << VKI_ATTN_BINDING_OUT,
         .push = &pc, .push_size = sizeof pc,
         .groups = {row_blocks, n_kv_head, 1},
     };

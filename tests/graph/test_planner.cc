@@ -269,3 +269,127 @@ TEST_F(GraphTest, FusionKeepsAProducerOthersStillRead)
     EXPECT_EQ(s.fused, 0u);
     EXPECT_EQ(s.dispatches, 3u);
 }
+
+// ---- KV cache: set_rows writes into a weight the caller keeps; attention reads it by position.
+
+// One layer's decode step: both cache writes share a barrier window, attention waits for them,
+// and the caches (weights) take no arena space and are not copied.
+TEST_F(GraphTest, SetRowsIntoWeightsOrdersReadersAndTakesNoArena)
+{
+    int64_t row[2] = {128, 16}, one[2] = {128, 1}, n1[1] = {1}, qne[3] = {64, 6, 1}, kv3[3] = {64, 2, 16};
+    vki_tensor kc = vki_weight(g, VKI_DTYPE_F16, 2, row, "cache_k");
+    vki_tensor vc = vki_weight(g, VKI_DTYPE_F16, 2, row, "cache_v");
+    vki_tensor kn = vki_input(g, VKI_DTYPE_F32, 2, one, "k");
+    vki_tensor vn = vki_input(g, VKI_DTYPE_F32, 2, one, "v");
+    vki_tensor pos = vki_input(g, VKI_DTYPE_I32, 1, n1, "pos");
+    vki_tensor q = vki_input(g, VKI_DTYPE_F32, 3, qne, "q");
+    vki_tensor kw = vki_set_rows(g, kc, kn, pos), vw = vki_set_rows(g, vc, vn, pos);
+    vki_tensor_info info;
+    ASSERT_TRUE(vki_tensor_get_info(g, kw, &info));
+    EXPECT_EQ(info.ne[0], 128);
+    EXPECT_EQ(info.ne[1], 16);
+    EXPECT_EQ(info.dtype, VKI_DTYPE_F16) << "the result is the cache, not a copy of it";
+    vki_tensor k = vki_reshape(g, kw, 3, kv3), v = vki_reshape(g, vw, 3, kv3);
+    vki_output(g, vki_attention_pos(g, q, k, v, pos, 0.125f, 0), "y");
+    vki_plan_stats s = compile();
+    EXPECT_EQ(s.dispatches, 3u);
+    EXPECT_EQ(barriers(), (std::vector<bool>{false, false, true}));
+    EXPECT_EQ(s.activation_bytes, 0u) << "the caches are the weights' storage";
+    EXPECT_EQ(vki_plan_offset(plan, kw), UINT64_MAX);
+    EXPECT_EQ(s.dead, 0u);
+}
+
+// A write into caller storage is a side effect: kept though nothing reads the result, and a
+// graph that only writes a cache compiles.
+TEST_F(GraphTest, SetRowsIsNeverDead)
+{
+    int64_t row[2] = {8, 4}, n2[1] = {2};
+    vki_tensor cache = vki_weight(g, VKI_DTYPE_F32, 2, row, "cache");
+    vki_set_rows(g, cache, in({8, 2}), vki_input(g, VKI_DTYPE_I32, 1, n2, "idx"));
+    vki_plan_stats s = compile();
+    EXPECT_EQ(s.dispatches, 1u);
+    EXPECT_EQ(s.dead, 0u);
+    vki_plan_destroy(plan);
+    plan = nullptr;
+
+    vki_tensor a = in({8, 2}, VKI_DTYPE_F32, "a");
+    vki_output(g, vki_add(g, a, a), "y");
+    s = compile();
+    EXPECT_EQ(s.dispatches, 2u) << "the write stays beside the output's work";
+}
+
+// Barriers from real hazards through the alias: the write waits for an earlier reader of the
+// cache (write after read), an unrelated op shares the write's window, and a read of the
+// result waits for the write.
+TEST_F(GraphTest, SetRowsBarriersFollowTheCacheStorage)
+{
+    int64_t row[2] = {8, 4}, n2[1] = {2};
+    vki_tensor cache = vki_weight(g, VKI_DTYPE_F32, 2, row, "cache");
+    vki_tensor ids = vki_input(g, VKI_DTYPE_I32, 1, n2, "ids");
+    vki_output(g, vki_get_rows(g, cache, ids), "before");               // reads the cache
+    vki_tensor w = vki_set_rows(g, cache, in({8, 2}), ids);               // writes it
+    vki_tensor a = in({64}, VKI_DTYPE_F32, "a");
+    vki_output(g, vki_add(g, a, a), "unrelated");
+    int64_t col[2] = {8, 1};
+    uint64_t nb[2] = {4, 32};
+    vki_output(g, vki_copy(g, vki_view(g, w, 2, col, nb, 2 * 32), VKI_DTYPE_F32), "row 2 after");
+    compile();
+    EXPECT_EQ(barriers(), (std::vector<bool>{false, true, false, true}));
+}
+
+// Into an intermediate: the result lives in the intermediate's arena slot (no second one), and
+// as an output it makes that intermediate an output of its own storage.
+TEST_F(GraphTest, SetRowsIntoAnIntermediateSharesItsStorage)
+{
+    int64_t n2[1] = {2};
+    vki_tensor t = vki_copy(g, in({256, 4}), VKI_DTYPE_F32);
+    vki_tensor idx = vki_input(g, VKI_DTYPE_I32, 1, n2, "idx");
+    vki_tensor r = vki_set_rows(g, t, in({256, 2}, VKI_DTYPE_F32, "src"), idx);
+    vki_output(g, vki_add(g, r, in({256, 4}, VKI_DTYPE_F32, "b")), "y");
+    vki_plan_stats s = compile();
+    EXPECT_EQ(s.activation_bytes, 4096u) << "t only: r is t";
+    EXPECT_NE(vki_plan_offset(plan, t), UINT64_MAX);
+    EXPECT_EQ(barriers(), (std::vector<bool>{false, true, true}));
+    vki_plan_destroy(plan);
+    plan = nullptr;
+
+    vki_output(g, r, "written");
+    s = compile();
+    EXPECT_EQ(s.activation_bytes, 0u);
+    EXPECT_EQ(vki_plan_offset(plan, t), UINT64_MAX) << "t is the output's storage now";
+}
+
+TEST_F(GraphTest, SetRowsAndAttentionPosRejectBadShapes)
+{
+    int64_t row[2] = {8, 10}, part[2] = {8, 6}, n2[1] = {2}, n3[1] = {3};
+    vki_tensor cache = vki_weight(g, VKI_DTYPE_F16, 2, row, "cache");
+    vki_tensor idx = vki_input(g, VKI_DTYPE_I32, 1, n2, "idx");
+    EXPECT_EQ(vki_set_rows(g, cache, in({7, 2}), idx).id, 0u) << "rows of 7 into rows of 8";
+    EXPECT_NE(std::string(vki_graph_error(g)).find("set_rows"), std::string::npos);
+
+    vki_graph_destroy(g);
+    ASSERT_EQ(vki_graph_create(nullptr, &g), VKI_OK);
+    cache = vki_weight(g, VKI_DTYPE_F16, 2, row, "cache");
+    EXPECT_EQ(vki_set_rows(g, cache, in({8, 2}), vki_input(g, VKI_DTYPE_I32, 1, n3, "idx")).id, 0u)
+        << "3 ids for 2 rows";
+
+    // An output is downloaded from the storage the result wrote into: all of it, not a slice.
+    vki_graph_destroy(g);
+    ASSERT_EQ(vki_graph_create(nullptr, &g), VKI_OK);
+    cache = vki_weight(g, VKI_DTYPE_F16, 2, row, "cache");
+    uint64_t nb[2] = {2, 16};
+    vki_tensor slice = vki_view(g, cache, 2, part, nb, 2 * 16);
+    vki_tensor w = vki_set_rows(g, slice, in({8, 2}), vki_input(g, VKI_DTYPE_I32, 1, n2, "idx"));
+    ASSERT_NE(w.id, 0u);
+    vki_output(g, w, "w");
+    EXPECT_NE(std::string(vki_graph_error(g)).find("writes into part of cache"), std::string::npos)
+        << vki_graph_error(g);
+
+    vki_graph_destroy(g);
+    ASSERT_EQ(vki_graph_create(nullptr, &g), VKI_OK);
+    vki_tensor q = in({16, 4, 3}), k = in({16, 2, 9}, VKI_DTYPE_F32, "k");
+    vki_tensor v = in({16, 2, 9}, VKI_DTYPE_F32, "v");
+    EXPECT_EQ(vki_attention_pos(g, q, k, v, vki_input(g, VKI_DTYPE_I32, 1, n2, "pos"), 1.0f, 0).id, 0u)
+        << "2 positions for 3 queries";
+    EXPECT_NE(std::string(vki_graph_error(g)).find("pos"), std::string::npos) << vki_graph_error(g);
+}

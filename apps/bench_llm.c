@@ -1,0 +1,137 @@
+/* `vkinfer bench llm`: a language model measured the way llama-bench does. pp: a prompt of
+ * n_prompt tokens evaluated from an empty cache; tg: n_gen single-token evaluations from an
+ * empty cache; both as tokens/s, mean ± standard deviation over the repetitions after one
+ * warm-up. Time to first token: cold (opening the file, compiling, uploading the weights, the
+ * first prefill of a short prompt) and warm (the same prompt again). Token ids are drawn from a
+ * fixed seed; the speed of a dense model does not depend on them. */
+#include "apps_internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TTFT_PROMPT 32
+
+static void mean_sd(const double *v, uint32_t n, double *mean, double *sd)
+{
+    double s = 0, q = 0;
+    for (uint32_t i = 0; i < n; i++) s += v[i];
+    *mean = n ? s / n : 0;
+    for (uint32_t i = 0; i < n; i++) q += (v[i] - *mean) * (v[i] - *mean);
+    *sd = n > 1 ? sqrt(q / (n - 1)) : 0;
+}
+
+/* Tokens/s of `reps` runs of `run`, after a warm-up. */
+typedef vki_status (*bench_run)(vki_llm *m, const int32_t *ids, uint32_t n, float *logits);
+
+static vki_status run_prefill(vki_llm *m, const int32_t *ids, uint32_t n, float *logits)
+{
+    vki_llm_rewind(m, 0);
+    return vki_llm_eval(m, ids, n, logits);
+}
+
+static vki_status run_decode(vki_llm *m, const int32_t *ids, uint32_t n, float *logits)
+{
+    vki_llm_rewind(m, 0);
+    for (uint32_t i = 0; i < n; i++) VKI_TRY(vki_llm_eval(m, &ids[i], 1, logits));
+    return VKI_OK;
+}
+
+static int measure(vki_llm_session *s, bench_run run, const int32_t *ids, uint32_t n,
+                   uint32_t reps, double *out_mean, double *out_sd)
+{
+    double tps[64];
+    if (reps > 64) reps = 64;
+    for (uint32_t r = 0; r <= reps; r++) {
+        double t0 = vki_now_us();
+        if (run(s->llm, ids, n, s->logits)) return vki_app_failf("bench llm: %s", vki_llm_last_error(s->llm));
+        double t = (vki_now_us() - t0) / 1e6;
+        if (r > 0) tps[r - 1] = n / t;
+    }
+    mean_sd(tps, reps, out_mean, out_sd);
+    return VKI_EXIT_OK;
+}
+
+int vki_bench_llm(vki_app *app, const vki_bench_opts *opts, cJSON *out)
+{
+    double t_open = vki_now_us();
+    vki_llm_session s;
+    int code = vki_llm_session_open(app, &opts->llm, &s);
+    if (code != VKI_EXIT_OK) return code;
+    const vki_llm_info *info = vki_llm_info_get(s.llm);
+    const vki_profile *p = vki_device_profile(app->device);
+    uint32_t reps = opts->reps ? opts->reps : p->type == VKI_DEVICE_CPU ? 2 : 5;
+    uint32_t n_prompt = opts->n_prompt ? opts->n_prompt : 512;
+    uint32_t n_gen = opts->n_gen ? opts->n_gen : 128;
+    uint32_t longest = n_prompt > n_gen ? n_prompt : n_gen;
+    if (longest < TTFT_PROMPT) longest = TTFT_PROMPT;
+    int32_t *ids = malloc(longest * sizeof *ids);
+    if (!ids) {
+        code = vki_app_failf("bench llm: out of host memory");
+        goto done;
+    }
+    if (n_prompt > info->n_ctx || n_gen > info->n_ctx) {
+        code = vki_app_failf("bench llm: -p %u / -n %u exceed the %u-token context (--ctx)",
+                             n_prompt, n_gen, info->n_ctx);
+        goto done;
+    }
+    uint64_t state = 0x9e3779b97f4a7c15ull; // a fixed sequence of ids (xorshift64)
+    for (uint32_t i = 0; i < longest; i++) {
+        state ^= state << 13, state ^= state >> 7, state ^= state << 17;
+        ids[i] = (int32_t)(state % info->n_vocab);
+    }
+    // Cold: everything from opening the file to the first token's logits.
+    if (vki_llm_eval(s.llm, ids, TTFT_PROMPT, s.logits)) {
+        code = vki_app_failf("bench llm: %s", vki_llm_last_error(s.llm));
+        goto done;
+    }
+    double ttft_cold = (vki_now_us() - t_open) / 1000.0;
+    double t0 = vki_now_us();
+    if (run_prefill(s.llm, ids, TTFT_PROMPT, s.logits)) {
+        code = vki_app_failf("bench llm: %s", vki_llm_last_error(s.llm));
+        goto done;
+    }
+    double ttft_warm = (vki_now_us() - t0) / 1000.0;
+
+    double pp_mean, pp_sd, tg_mean, tg_sd;
+    if ((code = measure(&s, run_prefill, ids, n_prompt, reps, &pp_mean, &pp_sd))) goto done;
+    if ((code = measure(&s, run_decode, ids, n_gen, reps, &tg_mean, &tg_sd))) goto done;
+
+    uint64_t device_bytes = info->weight_bytes + info->kv_bytes + info->activation_bytes;
+    cJSON_AddStringToObject(out, "model", s.model_path);
+    cJSON_AddStringToObject(out, "arch", info->arch);
+    cJSON_AddNumberToObject(out, "n_ctx", info->n_ctx);
+    cJSON_AddNumberToObject(out, "n_batch", info->n_batch);
+    cJSON_AddNumberToObject(out, "reps", reps);
+    char key[32];
+    snprintf(key, sizeof key, "pp%u_tokens_per_s", n_prompt);
+    vki_json_add_measure(out, key, pp_mean);
+    snprintf(key, sizeof key, "pp%u_sd", n_prompt);
+    vki_json_add_measure(out, key, pp_sd);
+    snprintf(key, sizeof key, "tg%u_tokens_per_s", n_gen);
+    vki_json_add_measure(out, key, tg_mean);
+    snprintf(key, sizeof key, "tg%u_sd", n_gen);
+    vki_json_add_measure(out, key, tg_sd);
+    vki_json_add_measure(out, "ttft_cold_ms", ttft_cold);
+    vki_json_add_measure(out, "ttft_warm_ms", ttft_warm);
+    cJSON_AddNumberToObject(out, "weight_bytes", (double)info->weight_bytes);
+    cJSON_AddNumberToObject(out, "kv_bytes", (double)info->kv_bytes);
+    cJSON_AddNumberToObject(out, "activation_bytes", (double)info->activation_bytes);
+    cJSON_AddNumberToObject(out, "device_bytes", (double)device_bytes);
+    if (!opts->json) {
+        char w[32], k[32], a[32], t[32];
+        printf("model %s (%s), context %u, batch %u, %u reps after a warm-up\n",
+               info->name[0] ? info->name : s.model_path, info->arch, info->n_ctx, info->n_batch, reps);
+        printf("  pp%-5u %10.2f ± %.2f tokens/s\n", n_prompt, pp_mean, pp_sd);
+        printf("  tg%-5u %10.2f ± %.2f tokens/s\n", n_gen, tg_mean, tg_sd);
+        printf("  time to first token (%u-token prompt): cold %.0f ms, warm %.1f ms\n", TTFT_PROMPT,
+               ttft_cold, ttft_warm);
+        printf("  device memory %s = weights %s + kv cache %s + activations %s\n",
+               vki_bytes_string(device_bytes, t), vki_bytes_string(info->weight_bytes, w),
+               vki_bytes_string(info->kv_bytes, k), vki_bytes_string(info->activation_bytes, a));
+    }
+done:
+    free(ids);
+    vki_llm_session_close(&s);
+    return code;
+}

@@ -1,0 +1,236 @@
+/* `vkinfer chat`: an interactive conversation. Each turn the whole conversation is formatted
+ * with the model's chat template and tokenized; the part the KV cache already holds (the
+ * longest common prefix with the tokens evaluated so far) is kept, so a turn costs only its
+ * new tokens. When the conversation outgrows the context, the oldest turns are dropped. */
+#define _POSIX_C_SOURCE 200809L // getline
+
+#include "apps_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_MESSAGES 1024
+
+void vki_chat_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: vkinfer [global options] chat [options]\n\n"
+            "Type a message and press Enter; the reply streams as it is produced.\n"
+            "Commands: /reset starts a new conversation, /quit (or end of input) leaves.\n\n"
+            "  -n, --n-predict N     longest reply in tokens (default: 512)\n"
+            "  --system TEXT         system prompt (default: the template's own, if any)\n");
+    vki_llm_options_usage(f);
+}
+
+typedef struct chat {
+    vki_llm_session *s;
+    vki_sampler *sampler;
+    vki_chat_message msgs[MAX_MESSAGES];
+    uint32_t n_msgs;
+    const char *system;
+    int32_t *cached;       // tokens in the KV cache, in order [n_ctx]
+    int32_t *ids;          // the formatted conversation's tokens [n_ctx + 1]
+    char *text;            // the formatted conversation
+    size_t text_size;
+} chat;
+
+static void drop_messages(chat *c, uint32_t from, uint32_t count)
+{
+    for (uint32_t i = from; i < from + count; i++) free((char *)c->msgs[i].content);
+    memmove(&c->msgs[from], &c->msgs[from + count], (c->n_msgs - from - count) * sizeof c->msgs[0]);
+    c->n_msgs -= count;
+}
+
+static bool add_message(chat *c, const char *role, const char *content, size_t len)
+{
+    if (c->n_msgs == MAX_MESSAGES) drop_messages(c, 0, 2);
+    char *copy = malloc(len + 1);
+    if (!copy) return false;
+    memcpy(copy, content, len);
+    copy[len] = 0;
+    c->msgs[c->n_msgs++] = (vki_chat_message){role, copy};
+    return true;
+}
+
+/* Formats and tokenizes the conversation into c->ids. Returns the token count, 0 on failure. */
+static uint32_t tokenize_conversation(chat *c, uint32_t capacity)
+{
+    size_t need = 0;
+    for (;;) {
+        vki_status st = vki_chat_format(c->s->chat_template, c->msgs, c->n_msgs, true, c->system,
+                                        c->text, c->text_size, &need);
+        if (st == VKI_OK && need < c->text_size) break;
+        if (need < c->text_size) return 0;
+        char *t = realloc(c->text, need + 1);
+        if (!t) return 0;
+        c->text = t;
+        c->text_size = need + 1;
+    }
+    uint32_t n = 0;
+    vki_status st = vki_tokenizer_encode(c->s->tok, c->text, strlen(c->text),
+                                         vki_tokenizer_add_bos(c->s->tok), true, c->ids, capacity, &n);
+    return st == VKI_OK ? n : (n > capacity ? n : 0);
+}
+
+/* One assistant reply to the conversation so far. Returns an exit code (failures of the
+ * device are fatal; a turn that does not fit is not). */
+static int reply(chat *c, uint32_t n_predict)
+{
+    vki_llm *llm = c->s->llm;
+    const vki_llm_info *info = vki_llm_info_get(llm);
+    uint32_t n = 0;
+    // Room for the reply: drop the oldest exchanges (never a leading system message) until the
+    // conversation and a reply fit.
+    for (;;) {
+        n = tokenize_conversation(c, info->n_ctx + 1);
+        if (n == 0) return vki_app_failf("formatting the conversation failed");
+        uint32_t room = n_predict < info->n_ctx / 2 ? n_predict : info->n_ctx / 2;
+        if (n + room <= info->n_ctx) break;
+        uint32_t first = c->n_msgs && strcmp(c->msgs[0].role, "system") == 0 ? 1 : 0;
+        if (c->n_msgs - first <= 1) {
+            drop_messages(c, c->n_msgs - 1, 1);
+            fprintf(stderr, "vkinfer: that message is %u tokens, too long for the %u-token context "
+                            "(--ctx raises it)\n", n, info->n_ctx);
+            return VKI_EXIT_OK;
+        }
+        drop_messages(c, first, c->n_msgs - first >= 3 ? 2 : 1);
+        fprintf(stderr, "vkinfer: context full: dropped the oldest exchange\n");
+    }
+    uint32_t keep = 0, pos = vki_llm_position(llm);
+    while (keep < pos && keep < n && c->cached[keep] == c->ids[keep]) keep++;
+    if (keep == n) keep--; // at least one token to evaluate, for its logits
+    vki_llm_rewind(llm, keep);
+    if (vki_llm_eval(llm, c->ids + keep, n - keep, c->s->logits))
+        return vki_app_failf("%s", vki_llm_last_error(llm));
+    memcpy(c->cached + keep, c->ids + keep, (n - keep) * sizeof *c->ids);
+
+    vki_sampler_reset(c->sampler);
+    for (uint32_t i = 0; i < n; i++) vki_sampler_accept(c->sampler, c->ids[i]);
+    char *out = NULL;
+    size_t out_len = 0;
+    int code = VKI_EXIT_OK;
+    for (uint32_t k = 0; k < n_predict; k++) {
+        int32_t tok = 0;
+        if (vki_sampler_sample(c->sampler, c->s->logits, &tok)) {
+            code = vki_app_failf("sampling failed");
+            break;
+        }
+        if (vki_tokenizer_is_end(c->s->tok, tok)) break;
+        vki_sampler_accept(c->sampler, tok);
+        char piece[256];
+        size_t len = vki_tokenizer_piece(c->s->tok, tok, piece, sizeof piece);
+        if (len > sizeof piece) len = 0;
+        fwrite(piece, 1, len, stdout);
+        fflush(stdout);
+        char *grown = realloc(out, out_len + len + 1);
+        if (!grown) {
+            code = vki_app_failf("out of host memory");
+            break;
+        }
+        out = grown;
+        memcpy(out + out_len, piece, len);
+        out_len += len;
+        uint32_t at = vki_llm_position(llm);
+        if (at >= info->n_ctx) break;
+        if (vki_llm_eval(llm, &tok, 1, c->s->logits)) {
+            code = vki_app_failf("%s", vki_llm_last_error(llm));
+            break;
+        }
+        c->cached[at] = tok;
+    }
+    printf("\n");
+    if (code == VKI_EXIT_OK && !add_message(c, "assistant", out ? out : "", out_len))
+        code = vki_app_failf("out of host memory");
+    free(out);
+    return code;
+}
+
+int vki_cmd_chat(vki_app *app, int argc, char **argv)
+{
+    vki_llm_opts o = {0};
+    uint32_t n_predict = 512;
+    chat c = {0};
+    for (int i = 1; i < argc; i++) {
+        const char *value = NULL;
+        int m = vki_llm_option(argc, argv, &i, &o, vki_chat_usage);
+        if (m < 0) return -m;
+        if (m > 0) continue;
+        if ((m = vki_arg_value(argc, argv, &i, "--n-predict", &value)) != 0 ||
+            (m = vki_arg_value(argc, argv, &i, "-n", &value)) != 0) {
+            uint64_t n = 0;
+            if (m < 0 || !vki_parse_u64(value, 1, 1 << 20, &n))
+                return vki_app_usage_error(vki_chat_usage, "-n needs a number in 1..1048576");
+            n_predict = (uint32_t)n;
+        } else if ((m = vki_arg_value(argc, argv, &i, "--system", &value)) != 0) {
+            if (m < 0) return vki_app_usage_error(vki_chat_usage, "--system needs text");
+            c.system = value;
+        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            vki_chat_usage(stdout);
+            return VKI_EXIT_OK;
+        } else {
+            return vki_app_usage_error(vki_chat_usage, "chat: unknown argument '%s'", argv[i]);
+        }
+    }
+    vki_llm_session s;
+    int code = vki_llm_session_open(app, &o, &s);
+    if (code != VKI_EXIT_OK) return code;
+    c.s = &s;
+    const vki_llm_info *info = vki_llm_info_get(s.llm);
+    if (s.chat_template == VKI_CHAT_TEMPLATE_NONE) {
+        code = vki_app_failf("%s has no chat template vkinfer knows: pass --template chatml, "
+                             "llama3, gemma or llama2", s.model_path);
+        goto done;
+    }
+    if (!c.system) c.system = vki_tokenizer_default_system(s.tok);
+    c.cached = malloc((info->n_ctx + 1) * sizeof *c.cached);
+    c.ids = malloc((info->n_ctx + 1) * sizeof *c.ids);
+    if (!c.cached || !c.ids) {
+        code = vki_app_failf("out of host memory");
+        goto done;
+    }
+    vki_status st = vki_sampler_create(&o.sampling, NULL, info->n_vocab, &c.sampler);
+    if (st) {
+        code = vki_app_failf("sampler: %s", vki_status_string(st));
+        goto done;
+    }
+    char mem[32];
+    fprintf(stderr, "vkinfer chat: %s (%s, %u layers, %s of weights) on %s, %u-token context\n"
+                    "Type a message; /reset starts over, /quit leaves.\n",
+            info->name[0] ? info->name : s.model_path, info->arch, info->n_layer,
+            vki_bytes_string(info->weight_bytes, mem), vki_device_profile(app->device)->name,
+            info->n_ctx);
+    char *line = NULL;
+    size_t line_cap = 0;
+    for (;;) {
+        printf("> ");
+        fflush(stdout);
+        ssize_t len = getline(&line, &line_cap, stdin);
+        if (len < 0) {
+            printf("\n");
+            break;
+        }
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
+        if (len == 0) continue;
+        if (strcmp(line, "/quit") == 0 || strcmp(line, "/exit") == 0) break;
+        if (strcmp(line, "/reset") == 0) {
+            drop_messages(&c, 0, c.n_msgs);
+            vki_llm_rewind(s.llm, 0);
+            fprintf(stderr, "(new conversation)\n");
+            continue;
+        }
+        if (!add_message(&c, "user", line, (size_t)len)) {
+            code = vki_app_failf("out of host memory");
+            break;
+        }
+        if ((code = reply(&c, n_predict)) != VKI_EXIT_OK) break;
+    }
+    free(line);
+done:
+    drop_messages(&c, 0, c.n_msgs);
+    vki_sampler_destroy(c.sampler);
+    free(c.cached);
+    free(c.ids);
+    free(c.text);
+    vki_llm_session_close(&s);
+    return code;
+}

@@ -1,0 +1,193 @@
+/* `vkinfer generate -p TEXT`: one-shot generation for scripts. The prompt is used as given
+ * (with --chat, as one user message in the model's chat template); tokens stream to stdout as
+ * they are produced, or one JSON document comes out at the end with --json. */
+#include "apps_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void vki_generate_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: vkinfer [global options] generate -p TEXT [options]\n\n"
+            "  -p, --prompt TEXT     the prompt\n"
+            "  -n, --n-predict N     tokens to generate at most (default: 128)\n"
+            "  --chat                wrap the prompt as a user message in the chat template\n"
+            "  --json                print one JSON object (text, token ids, timings) at the end\n"
+            "  --ignore-eos          keep going past end-of-generation tokens\n");
+    vki_llm_options_usage(f);
+}
+
+/* Appends a token's text to a growing buffer (for --json). */
+static bool append(char **buf, size_t *len, size_t *cap, const char *piece, size_t n)
+{
+    if (*len + n + 1 > *cap) {
+        size_t c = (*cap ? *cap * 2 : 4096) + n;
+        char *b = realloc(*buf, c);
+        if (!b) return false;
+        *buf = b;
+        *cap = c;
+    }
+    memcpy(*buf + *len, piece, n);
+    *len += n;
+    (*buf)[*len] = 0;
+    return true;
+}
+
+int vki_cmd_generate(vki_app *app, int argc, char **argv)
+{
+    vki_llm_opts o = {0};
+    const char *prompt = NULL;
+    uint32_t n_predict = 128;
+    bool json = false, chat = false, ignore_eos = false;
+    for (int i = 1; i < argc; i++) {
+        const char *value = NULL;
+        int m = vki_llm_option(argc, argv, &i, &o, vki_generate_usage);
+        if (m < 0) return -m;
+        if (m > 0) continue;
+        if ((m = vki_arg_value(argc, argv, &i, "--prompt", &value)) != 0 ||
+            (m = vki_arg_value(argc, argv, &i, "-p", &value)) != 0) {
+            if (m < 0) return vki_app_usage_error(vki_generate_usage, "--prompt needs text");
+            prompt = value;
+        } else if ((m = vki_arg_value(argc, argv, &i, "--n-predict", &value)) != 0 ||
+                   (m = vki_arg_value(argc, argv, &i, "-n", &value)) != 0) {
+            uint64_t n = 0;
+            if (m < 0 || !vki_parse_u64(value, 0, 1 << 20, &n))
+                return vki_app_usage_error(vki_generate_usage, "-n needs a number in 0..1048576");
+            n_predict = (uint32_t)n;
+        } else if (strcmp(argv[i], "--json") == 0) {
+            json = true;
+        } else if (strcmp(argv[i], "--chat") == 0) {
+            chat = true;
+        } else if (strcmp(argv[i], "--ignore-eos") == 0) {
+            ignore_eos = true;
+        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            vki_generate_usage(stdout);
+            return VKI_EXIT_OK;
+        } else {
+            return vki_app_usage_error(vki_generate_usage, "generate: unknown argument '%s'", argv[i]);
+        }
+    }
+    if (!prompt) return vki_app_usage_error(vki_generate_usage, "generate: no prompt (-p TEXT)");
+
+    vki_llm_session s;
+    int code = vki_llm_session_open(app, &o, &s);
+    if (code != VKI_EXIT_OK) return code;
+    const vki_llm_info *info = vki_llm_info_get(s.llm);
+    vki_sampler *sampler = NULL;
+    int32_t *ids = NULL, *gen = NULL;
+    char *text = NULL, *formatted = NULL;
+    size_t text_len = 0, text_cap = 0;
+    uint32_t n_ids = 0, n_gen = 0;
+
+    const char *input = prompt;
+    if (chat) {
+        vki_chat_message msg = {"user", prompt};
+        size_t need = 0;
+        const char *system = vki_tokenizer_default_system(s.tok);
+        vki_status st = vki_chat_format(s.chat_template, &msg, 1, true, system, NULL, 0, &need);
+        if (st == VKI_ERROR_INVALID_ARGUMENT && (formatted = malloc(need + 1)))
+            st = vki_chat_format(s.chat_template, &msg, 1, true, system, formatted, need + 1, &need);
+        else if (st == VKI_ERROR_INVALID_ARGUMENT)
+            st = VKI_ERROR_OUT_OF_HOST_MEMORY;
+        if (st) {
+            code = vki_app_failf("formatting the chat prompt: %s", vki_status_string(st));
+            goto done;
+        }
+        input = formatted;
+    }
+    size_t cap = strlen(input) + 16;
+    ids = malloc(cap * sizeof *ids);
+    gen = malloc((n_predict + 1) * sizeof *gen);
+    if (!ids || !gen) {
+        code = vki_app_failf("out of host memory");
+        goto done;
+    }
+    vki_status st = vki_tokenizer_encode(s.tok, input, strlen(input), vki_tokenizer_add_bos(s.tok),
+                                         true, ids, (uint32_t)cap, &n_ids);
+    if (st || n_ids == 0) {
+        code = vki_app_failf("tokenizing the prompt: %s", st ? vki_status_string(st) : "no tokens");
+        goto done;
+    }
+    if ((st = vki_sampler_create(&o.sampling, NULL, info->n_vocab, &sampler))) {
+        code = vki_app_failf("sampler: %s", vki_status_string(st));
+        goto done;
+    }
+    for (uint32_t i = 0; i < n_ids; i++) vki_sampler_accept(sampler, ids[i]);
+
+    double t0 = vki_now_us();
+    if ((st = vki_llm_eval(s.llm, ids, n_ids, s.logits))) {
+        code = vki_app_failf("prefill: %s", vki_llm_last_error(s.llm));
+        goto done;
+    }
+    double t1 = vki_now_us(), t_first = 0;
+    for (; n_gen < n_predict; n_gen++) {
+        int32_t tok = 0;
+        if ((st = vki_sampler_sample(sampler, s.logits, &tok))) {
+            code = vki_app_failf("sampling: %s", vki_status_string(st));
+            goto done;
+        }
+        if (n_gen == 0) t_first = vki_now_us();
+        if (!ignore_eos && vki_tokenizer_is_end(s.tok, tok)) break;
+        gen[n_gen] = tok;
+        vki_sampler_accept(sampler, tok);
+        char piece[256];
+        size_t len = vki_tokenizer_piece(s.tok, tok, piece, sizeof piece);
+        if (len > sizeof piece) len = 0; // no token is this long in a real vocabulary
+        if (json) {
+            if (!append(&text, &text_len, &text_cap, piece, len)) {
+                code = vki_app_failf("out of host memory");
+                goto done;
+            }
+        } else {
+            fwrite(piece, 1, len, stdout);
+            fflush(stdout);
+        }
+        if (n_gen + 1 == n_predict) break;
+        if (vki_llm_position(s.llm) >= info->n_ctx) {
+            fprintf(stderr, "\nvkinfer: context full (%u tokens): stopping\n", info->n_ctx);
+            n_gen++;
+            break;
+        }
+        if ((st = vki_llm_eval(s.llm, &tok, 1, s.logits))) {
+            code = vki_app_failf("decode: %s", vki_llm_last_error(s.llm));
+            goto done;
+        }
+    }
+    double t2 = vki_now_us();
+    double prefill_tps = n_ids / ((t1 - t0) / 1e6);
+    uint32_t decoded = n_gen > 1 ? n_gen - 1 : 0; // evaluations after the first sample
+    double decode_tps = decoded ? decoded / ((t2 - (t_first ? t_first : t1)) / 1e6) : 0;
+    if (json) {
+        cJSON *root = cJSON_CreateObject();
+        if (!root) {
+            code = vki_app_failf("out of host memory");
+            goto done;
+        }
+        cJSON_AddStringToObject(root, "model", s.model_path);
+        cJSON_AddStringToObject(root, "device", vki_device_profile(app->device)->name);
+        cJSON_AddStringToObject(root, "text", text ? text : "");
+        cJSON_AddItemToObject(root, "prompt_tokens", cJSON_CreateIntArray(ids, (int)n_ids));
+        cJSON_AddItemToObject(root, "tokens", cJSON_CreateIntArray(gen, (int)n_gen));
+        char seed[32];
+        snprintf(seed, sizeof seed, "%llu", (unsigned long long)vki_sampler_seed(sampler));
+        cJSON_AddStringToObject(root, "seed", seed);
+        vki_json_add_measure(root, "load_ms", s.load_ms);
+        vki_json_add_measure(root, "prefill_tokens_per_s", prefill_tps);
+        vki_json_add_measure(root, "decode_tokens_per_s", decode_tps);
+        code = vki_json_print(root);
+        cJSON_Delete(root);
+    } else {
+        printf("\n");
+        fprintf(stderr, "vkinfer: %u prompt tokens at %.1f tokens/s, %u generated at %.1f tokens/s\n",
+                n_ids, prefill_tps, n_gen, decode_tps);
+    }
+done:
+    vki_sampler_destroy(sampler);
+    free(ids);
+    free(gen);
+    free(text);
+    free(formatted);
+    vki_llm_session_close(&s);
+    return code;
+}

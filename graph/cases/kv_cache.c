@@ -1,0 +1,174 @@
+/* Conformance and benchmark cases of the KV-cache ops: set_rows (rows written into a cache at
+ * their positions, padding ids skipped) and attention over absolute positions, alone and as one
+ * decode or prefill step of a layer's cache. I32 inputs take fixed values (positions, padding
+ * -1s, ids past the end), so that a case says which rows it writes and which positions it sees.
+ *
+ * Shapes are odd on purpose: K = 37 f16 rows end mid-word, a cache slice starting at row 2 of
+ * 7-element f16 rows starts mid-word, so the kernel's half-word writes run next to rows it must
+ * not touch (the guard bands and the copy of the whole cache check that). */
+#include "../graph_internal.h"
+
+#include <math.h>
+
+/* The I32 inputs of the cases (ids, positions): arg's last slot picks a set, whose length is
+ * N (set_rows) or n_q (attention_pos). */
+typedef struct int_set {
+    const int32_t *values;
+    uint32_t count;
+} int_set;
+
+#define SET(...) {(const int32_t[]){__VA_ARGS__}, sizeof (int32_t[]){__VA_ARGS__} / sizeof(int32_t)}
+enum { IDS_ODD, IDS_RESHAPE, IDS_SLICE, IDS_TEMP, POS_37, POS_63, POS_30, POS_511, POS_CHUNK,
+       POS_CHUNK_PADDED, POS_SCATTERED, POS_PREFILL_STEP };
+static const int_set sets[] = {
+    [IDS_ODD] = SET(3, -1, 7, 11, 0),         // R = 11: 11 is past the end
+    [IDS_RESHAPE] = SET(8, 2, -1, 100),
+    [IDS_SLICE] = SET(5, 0, -3, 6),           // R = 6
+    [IDS_TEMP] = SET(5, -1, 1),
+    [POS_37] = SET(37),
+    [POS_63] = SET(63),
+    [POS_30] = SET(30),
+    [POS_511] = SET(511),
+    [POS_CHUNK] = SET(20, 21, 22, 23, 24, 25, 26),
+    [POS_CHUNK_PADDED] = SET(20, 21, -1, 23, 24, 25, -1),
+    [POS_SCATTERED] = SET(9, 3, -1, 15, 0),    // not monotonic: per-row ranges in one block
+    [POS_PREFILL_STEP] = SET(10, 11, 12, -1),
+};
+
+static vki_tensor ints(vki_graph *g, int64_t set, const char *name)
+{
+    return vki__case_ints(g, sets[set].values, sets[set].count, name);
+}
+
+/* ---- set_rows: arg {K, R, flags, ids} ---------------------------------------------------- */
+enum {
+    SR_DST_F16 = 1,
+    SR_SRC_F16 = 2,
+    SR_SRC_T = 4,       // src is the transpose of an input [N, K] (strided rows)
+    SR_DST_RESHAPE = 8, // dst is an input [K / 3, 3, R] reshaped to [K, R]
+    SR_DST_SLICE = 16,  // dst is rows [2, 2 + R) of a weight of R + 4 rows; read back by copies
+    SR_DST_TEMP = 32,   // dst is an intermediate (a copy of an input), an output's storage then
+};
+
+static void set_rows_case(vki_graph *g, const int64_t *a)
+{
+    int64_t K = a[0], R = a[1], f = a[2], N = sets[a[3]].count;
+    vki_dtype dt = f & SR_DST_F16 ? VKI_DTYPE_F16 : VKI_DTYPE_F32;
+    vki_dtype st = f & SR_SRC_F16 ? VKI_DTYPE_F16 : VKI_DTYPE_F32;
+    vki_tensor dst, cache = {0};
+    if (f & SR_DST_RESHAPE) {
+        dst = vki_reshape(g, vki_input(g, dt, 3, (int64_t[]){K / 3, 3, R}, "cache"), 2, (int64_t[]){K, R});
+    } else if (f & SR_DST_SLICE) {
+        cache = vki_weight(g, dt, 2, (int64_t[]){K, R + 4}, "cache");
+        vki_tensor_info info;
+        if (!vki_tensor_get_info(g, cache, &info)) return;
+        dst = vki_view(g, cache, 2, (int64_t[]){K, R}, info.nb, 2 * info.nb[1]);
+    } else if (f & SR_DST_TEMP) {
+        dst = vki_copy(g, vki_input(g, VKI_DTYPE_F32, 2, (int64_t[]){K, R}, "x"), dt);
+    } else {
+        dst = vki_weight(g, dt, 2, (int64_t[]){K, R}, "cache");
+    }
+    vki_tensor src = f & SR_SRC_T ? vki_transpose(g, vki_input(g, st, 2, (int64_t[]){N, K}, "src"))
+                                  : vki_input(g, st, 2, (int64_t[]){K, N}, "src");
+    vki_tensor idx = ints(g, a[3], "idx");
+    vki_tensor y = vki_set_rows(g, dst, src, idx);
+    if (f & SR_DST_SLICE) {
+        // The written slice through the result, then the whole cache read after the write.
+        vki_output(g, vki_copy(g, y, VKI_DTYPE_F32), "slice");
+        vki_output(g, vki_copy(g, cache, VKI_DTYPE_F32), "cache after");
+    } else {
+        vki_output(g, y, "y");
+    }
+}
+
+/* ---- attention_pos: arg {D, n_head, n_kv_head, n_kv, window, flags, pos} ------------------- */
+enum {
+    AP_KV_F16 = 1,
+    AP_Q_PERMUTED = 2, // q is a permuted view of [D, n_q, n_head]
+    AP_CACHE_STEP = 4, // k and v are f16 caches [D * n_kv_head, n_kv] written by set_rows at pos
+};
+
+static vki_tensor ap_query(vki_graph *g, const int64_t *a, int64_t n_q)
+{
+    int64_t d = a[0], n_head = a[1];
+    if (a[5] & AP_Q_PERMUTED)
+        return vki_permute(g, vki_input(g, VKI_DTYPE_F32, 3, (int64_t[]){d, n_q, n_head}, "q"),
+                           (uint32_t[]){0, 2, 1, 3});
+    return vki_input(g, VKI_DTYPE_F32, 3, (int64_t[]){d, n_head, n_q}, "q");
+}
+
+/* One layer's cache step: the new rows of k and v go into the caches at pos, attention reads
+ * the caches through reshapes of the written results; the k cache after the write is an
+ * output too. */
+static void cache_step(vki_graph *g, const int64_t *a, int64_t n_q, vki_tensor q, vki_tensor pos)
+{
+    int64_t d = a[0], n_kv_head = a[2], n_kv = a[3];
+    int64_t row = d * n_kv_head;
+    vki_tensor kc = vki_weight(g, VKI_DTYPE_F16, 2, (int64_t[]){row, n_kv}, "cache_k");
+    vki_tensor vc = vki_weight(g, VKI_DTYPE_F16, 2, (int64_t[]){row, n_kv}, "cache_v");
+    vki_tensor kn = vki_input(g, VKI_DTYPE_F32, 2, (int64_t[]){row, n_q}, "k");
+    vki_tensor vn = vki_input(g, VKI_DTYPE_F32, 2, (int64_t[]){row, n_q}, "v");
+    vki_tensor kw = vki_set_rows(g, kc, kn, pos), vw = vki_set_rows(g, vc, vn, pos);
+    vki_tensor k = vki_reshape(g, kw, 3, (int64_t[]){d, n_kv_head, n_kv});
+    vki_tensor v = vki_reshape(g, vw, 3, (int64_t[]){d, n_kv_head, n_kv});
+    vki_output(g, vki_attention_pos(g, q, k, v, pos, 1.0f / sqrtf((float)d), (uint32_t)a[4]), "y");
+    vki_output(g, kw, "cache_k after");
+}
+
+static void attention_pos_case(vki_graph *g, const int64_t *a)
+{
+    int64_t d = a[0], n_kv_head = a[2], n_kv = a[3], f = a[5], n_q = sets[a[6]].count;
+    vki_tensor q = ap_query(g, a, n_q);
+    vki_tensor pos = ints(g, a[6], "pos");
+    if (f & AP_CACHE_STEP) {
+        cache_step(g, a, n_q, q, pos);
+        return;
+    }
+    vki_dtype kvt = f & AP_KV_F16 ? VKI_DTYPE_F16 : VKI_DTYPE_F32;
+    vki_tensor k = vki_input(g, kvt, 3, (int64_t[]){d, n_kv_head, n_kv}, "k");
+    vki_tensor v = vki_input(g, kvt, 3, (int64_t[]){d, n_kv_head, n_kv}, "v");
+    vki_output(g, vki_attention_pos(g, q, k, v, pos, 1.0f / sqrtf((float)d), (uint32_t)a[4]), "y");
+}
+
+/* Useful flops: two per multiply-add of q.k and of p v over the positions each query sees. */
+#define ATT_FLOPS(d, n_head, visible) (4.0 * (d) * (n_head) * (visible))
+
+#define T VKI_CASE_TEST
+#define B VKI_CASE_BENCH
+/* set_rows moves values (f32 -> f16 rounds to nearest, exactly as the reference unless a
+ * driver rounds a tie differently), so anything beyond rounding is a wrong row. Attention as in
+ * the attention family: fp32 summation order and exp rounding only. */
+const vki_op_case vki_cases_kv_cache[] = {
+    {"set_rows f32 -> f16 cache K37 R11, ids 3 -1 7 11 0", "set_rows", T, 1e-9f, 0, set_rows_case,
+     {37, 11, SR_DST_F16, IDS_ODD}, 0},
+    {"set_rows transposed f16 src -> f32 reshaped input [5, 3, 9], ids 8 2 -1 100", "set_rows", T,
+     1e-12f, 0, set_rows_case, {15, 9, SR_SRC_F16 | SR_SRC_T | SR_DST_RESHAPE, IDS_RESHAPE}, 0},
+    {"set_rows f32 -> f16 rows 2..7 of a K7 cache (mid-word rows), ids 5 0 -3 6", "set_rows", T, 1e-9f,
+     0, set_rows_case, {7, 6, SR_DST_F16 | SR_DST_SLICE, IDS_SLICE}, 0},
+    {"set_rows f16 -> f16 decode K192 R64 at 37", "set_rows", T, 1e-12f, 0, set_rows_case,
+     {192, 64, SR_DST_F16 | SR_SRC_F16, POS_37}, 0},
+    {"set_rows f32 into an intermediate [9, 6] (output), ids 5 -1 1", "set_rows", T, 1e-12f, 0,
+     set_rows_case, {9, 6, SR_DST_TEMP, IDS_TEMP}, 0},
+
+    {"attention_pos decode pos 37 of kv64 D64 GQA 6/2", "attention", T, 1e-8f, 0, attention_pos_case,
+     {64, 6, 2, 64, 0, 0, POS_37}, 0},
+    {"attention_pos prefill q7 pos 20..26 kv32 D32 GQA 4/2", "attention", T, 1e-8f, 0, attention_pos_case,
+     {32, 4, 2, 32, 0, 0, POS_CHUNK}, 0},
+    {"attention_pos prefill q7 pos 20..26 with -1 padding kv32 D32 GQA 4/2", "attention", T, 1e-8f, 0,
+     attention_pos_case, {32, 4, 2, 32, 0, 0, POS_CHUNK_PADDED}, 0},
+    {"attention_pos sliding window 5 q7 pos 20..26 kv32 D32 GQA 4/2", "attention", T, 1e-8f, 0,
+     attention_pos_case, {32, 4, 2, 32, 5, 0, POS_CHUNK}, 0},
+    {"attention_pos f16 kv f32 q decode pos 63 of kv64 D64 GQA 9/3", "attention", T, 1e-8f, 0,
+     attention_pos_case, {64, 9, 3, 64, 0, AP_KV_F16, POS_63}, 0},
+    {"attention_pos f16 kv permuted q window 4 pos 9 3 -1 15 0 kv16 D40 GQA 4/2", "attention", T, 1e-8f,
+     0, attention_pos_case, {40, 4, 2, 16, 4, AP_KV_F16 | AP_Q_PERMUTED, POS_SCATTERED}, 0},
+
+    {"kv cache decode step: set_rows f16 k/v at 30 + attention_pos, D64 GQA 6/2 cache 48", "attention",
+     T, 1e-8f, 0, attention_pos_case, {64, 6, 2, 48, 0, AP_CACHE_STEP, POS_30}, 0},
+    {"kv cache prefill step: q4 at 10 11 12 -1, window 3, D32 GQA 4/2 cache 20", "attention", T, 1e-8f,
+     0, attention_pos_case, {32, 4, 2, 20, 3, AP_CACHE_STEP, POS_PREFILL_STEP}, 0},
+
+    {"attention_pos SmolLM2 decode pos 511 of a 2048 f16 cache D64 9/3 heads", "attention", B, 1e-6f, 0,
+     attention_pos_case, {64, 9, 3, 2048, 0, AP_KV_F16, POS_511}, ATT_FLOPS(64, 9, 512)},
+};
+const uint32_t vki_cases_kv_cache_count = sizeof vki_cases_kv_cache / sizeof vki_cases_kv_cache[0];

@@ -1,0 +1,218 @@
+/* Decoder-only transformer architectures, as graphs: the llama family (Llama 2/3, SmolLM2,
+ * TinyLlama, Mistral; Qwen2 with QKV biases and NeoX rope) and Gemma 3 (QK-norm, pre- and
+ * post-norms, GeGLU, scaled embeddings, interleaved sliding-window and global layers). Each
+ * forward reads like the paper's; llm.c owns weights, the cache and the plans. */
+#include "llm_internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+/* ---- Metadata -------------------------------------------------------------------------------- */
+
+static vki_status get_u32(vki_gguf *f, const char *arch, const char *key, bool required,
+                          uint32_t *out, char *err, size_t n)
+{
+    char full[128];
+    snprintf(full, sizeof full, "%s.%s", arch, key);
+    vki_status st = vki_gguf_get_u32(f, full, out);
+    if (st == VKI_ERROR_NOT_FOUND && !required) return VKI_OK;
+    if (st) snprintf(err, n, "model metadata %s: %s (%s)", full, vki_status_string(st),
+                     vki_gguf_last_error(f));
+    return st;
+}
+
+static vki_status get_f32(vki_gguf *f, const char *arch, const char *key, float *out, char *err,
+                          size_t n)
+{
+    char full[128];
+    snprintf(full, sizeof full, "%s.%s", arch, key);
+    vki_status st = vki_gguf_get_f32(f, full, out);
+    if (st == VKI_ERROR_NOT_FOUND) return VKI_OK; // optional: the caller set the default
+    if (st) snprintf(err, n, "model metadata %s: %s (%s)", full, vki_status_string(st),
+                     vki_gguf_last_error(f));
+    return st;
+}
+
+/* The keys every decoder shares, with llama.cpp's defaults for the optional ones. */
+static vki_status common_hparams(vki_gguf *f, vki_llm_hparams *hp, char *err, size_t n)
+{
+    const char *a = hp->arch;
+    VKI_TRY(get_u32(f, a, "block_count", true, &hp->n_layer, err, n));
+    VKI_TRY(get_u32(f, a, "embedding_length", true, &hp->n_embd, err, n));
+    VKI_TRY(get_u32(f, a, "feed_forward_length", true, &hp->n_ff, err, n));
+    VKI_TRY(get_u32(f, a, "attention.head_count", true, &hp->n_head, err, n));
+    hp->n_head_kv = hp->n_head;
+    VKI_TRY(get_u32(f, a, "attention.head_count_kv", false, &hp->n_head_kv, err, n));
+    hp->n_ctx_train = 2048;
+    VKI_TRY(get_u32(f, a, "context_length", false, &hp->n_ctx_train, err, n));
+    if (hp->n_head == 0 || hp->n_head_kv == 0 || hp->n_head % hp->n_head_kv || hp->n_layer == 0) {
+        snprintf(err, n, "model metadata: %u heads, %u kv heads, %u layers: want n_head a "
+                 "multiple of n_head_kv, both and the layer count positive",
+                 hp->n_head, hp->n_head_kv, hp->n_layer);
+        return VKI_ERROR_BAD_FILE;
+    }
+    hp->head_dim = hp->n_embd / hp->n_head;
+    VKI_TRY(get_u32(f, a, "attention.key_length", false, &hp->head_dim, err, n));
+    hp->n_rot = hp->head_dim;
+    VKI_TRY(get_u32(f, a, "rope.dimension_count", false, &hp->n_rot, err, n));
+    hp->eps = 1e-5f;
+    VKI_TRY(get_f32(f, a, "attention.layer_norm_rms_epsilon", &hp->eps, err, n));
+    hp->rope_base = 10000.0f;
+    VKI_TRY(get_f32(f, a, "rope.freq_base", &hp->rope_base, err, n));
+    float factor = 1.0f;
+    VKI_TRY(get_f32(f, a, "rope.scaling.factor", &factor, err, n));
+    hp->rope_scale = factor > 0 ? 1.0f / factor : 1.0f;
+    hp->rope_base_local = hp->rope_base;
+    hp->attn_scale = 1.0f / sqrtf((float)hp->head_dim);
+    if (hp->head_dim == 0 || hp->head_dim > 256 || hp->n_rot > hp->head_dim || hp->n_rot % 2) {
+        snprintf(err, n, "model metadata: head dim %u with %u rotated dims: want an even rotation "
+                 "of at most the head dim, and a head dim of 1..256", hp->head_dim, hp->n_rot);
+        return VKI_ERROR_UNSUPPORTED;
+    }
+    return VKI_OK;
+}
+
+static vki_status llama_hparams(vki_gguf *f, vki_llm_hparams *hp, char *err, size_t n)
+{
+    VKI_TRY(common_hparams(f, hp, err, n));
+    // GGUF llama weights have Q and K permuted for pair-wise rotation; Qwen2 keeps NeoX halves.
+    hp->rope_mode = strcmp(hp->arch, "qwen2") == 0 ? VKI_ROPE_NEOX : VKI_ROPE_NORMAL;
+    return VKI_OK;
+}
+
+static vki_status gemma3_hparams(vki_gguf *f, vki_llm_hparams *hp, char *err, size_t n)
+{
+    VKI_TRY(common_hparams(f, hp, err, n));
+    hp->rope_mode = VKI_ROPE_NEOX;
+    hp->eps = 1e-6f;
+    VKI_TRY(get_f32(f, hp->arch, "attention.layer_norm_rms_epsilon", &hp->eps, err, n));
+    hp->rope_base = 1000000.0f;
+    VKI_TRY(get_f32(f, hp->arch, "rope.freq_base", &hp->rope_base, err, n));
+    hp->rope_base_local = 10000.0f; // Gemma 3's local layers: fixed by the architecture
+    hp->window = 512;
+    VKI_TRY(get_u32(f, hp->arch, "attention.sliding_window", false, &hp->window, err, n));
+    hp->swa_pattern = 6;
+    return VKI_OK;
+}
+
+/* ---- Forward passes ---------------------------------------------------------------------------- */
+
+static vki_tensor W(vki_llm_build *b, const char *fmt, uint32_t il, int64_t ne0, int64_t ne1,
+                    bool optional)
+{
+    char name[96];
+    snprintf(name, sizeof name, fmt, il);
+    return vki_llm_weight(b, name, (int64_t[2]){ne0, ne1}, optional);
+}
+
+static int64_t hd_total(const vki_llm_hparams *hp) { return (int64_t)hp->head_dim * hp->n_head; }
+
+static vki_tensor reshape3(vki_graph *g, vki_tensor t, int64_t a, int64_t b, int64_t c)
+{
+    return vki_reshape(g, t, 3, (int64_t[3]){a, b, c});
+}
+
+/* Projection with an optional bias (Qwen2), fused into the matmul by the compiler. */
+static vki_tensor linear(vki_llm_build *b, vki_tensor x, const char *wname, const char *bname,
+                         uint32_t il, int64_t k, int64_t m)
+{
+    vki_tensor y = vki_matmul(b->g, W(b, wname, il, k, m, false), x);
+    vki_tensor bias = bname ? W(b, bname, il, m, -1, true) : (vki_tensor){0};
+    return bias.id ? vki_add(b->g, y, bias) : y;
+}
+
+/* Self-attention of layer il on normalised input h [n_embd, n_q]: q/k/v projections, optional
+ * QK-norm, rope, the cache write and fused attention. Returns [n_head * head_dim, n_q]. */
+static vki_tensor attention(vki_llm_build *b, uint32_t il, vki_tensor h, bool qk_norm, float base,
+                            uint32_t window)
+{
+    const vki_llm_hparams *hp = vki_llm_hparams_get(b->llm);
+    vki_graph *g = b->g;
+    int64_t hd = hp->head_dim, nq = b->n_q, e = hp->n_embd;
+    vki_tensor q = linear(b, h, "blk.%u.attn_q.weight", "blk.%u.attn_q.bias", il, e, hd * hp->n_head);
+    vki_tensor k = linear(b, h, "blk.%u.attn_k.weight", "blk.%u.attn_k.bias", il, e, hd * hp->n_head_kv);
+    vki_tensor v = linear(b, h, "blk.%u.attn_v.weight", "blk.%u.attn_v.bias", il, e, hd * hp->n_head_kv);
+    q = reshape3(g, q, hd, hp->n_head, nq);    // [hd, n_head, n_q]
+    k = reshape3(g, k, hd, hp->n_head_kv, nq); // [hd, n_head_kv, n_q]
+    if (qk_norm) {
+        q = vki_rms_norm(g, q, W(b, "blk.%u.attn_q_norm.weight", il, hd, -1, false), hp->eps);
+        k = vki_rms_norm(g, k, W(b, "blk.%u.attn_k_norm.weight", il, hd, -1, false), hp->eps);
+    }
+    q = vki_rope(g, q, b->pos, hp->n_rot, hp->rope_mode, base, hp->rope_scale);
+    k = vki_rope(g, k, b->pos, hp->n_rot, hp->rope_mode, base, hp->rope_scale);
+    vki_tensor kc = vki_llm_kv_store(b, il, 0, vki_reshape(g, k, 2, (int64_t[2]){hd * hp->n_head_kv, nq}));
+    vki_tensor vc = vki_llm_kv_store(b, il, 1, v);
+    vki_tensor a = vki_attention_pos(g, q, kc, vc, b->pos, hp->attn_scale, window);
+    return vki_reshape(g, a, 2, (int64_t[2]){hd * hp->n_head, nq});
+}
+
+/* Logits [n_vocab, 1] of row b->last of the final hidden state x [n_embd, n_q]. */
+static vki_tensor head(vki_llm_build *b, vki_tensor x)
+{
+    const vki_llm_hparams *hp = vki_llm_hparams_get(b->llm);
+    vki_graph *g = b->g;
+    if (b->n_q > 1) x = vki_get_rows(g, x, b->last); // only the last row is sampled
+    x = vki_rms_norm(g, x, W(b, "output_norm.weight", 0, hp->n_embd, -1, false), hp->eps);
+    vki_tensor out = W(b, "output.weight", 0, hp->n_embd, hp->n_vocab, true);
+    if (!out.id) out = W(b, "token_embd.weight", 0, hp->n_embd, hp->n_vocab, false); // tied
+    return vki_matmul(g, out, x);
+}
+
+static vki_tensor llama_forward(vki_llm_build *b)
+{
+    const vki_llm_hparams *hp = vki_llm_hparams_get(b->llm);
+    vki_graph *g = b->g;
+    int64_t e = hp->n_embd, ff = hp->n_ff;
+    vki_tensor x = vki_get_rows(g, W(b, "token_embd.weight", 0, e, hp->n_vocab, false), b->tokens);
+    for (uint32_t il = 0; il < hp->n_layer; il++) {
+        vki_tensor h = vki_rms_norm(g, x, W(b, "blk.%u.attn_norm.weight", il, e, -1, false), hp->eps);
+        h = attention(b, il, h, false, hp->rope_base, 0);
+        x = vki_add(g, x, vki_matmul(g, W(b, "blk.%u.attn_output.weight", il, hd_total(hp), e, false), h));
+        h = vki_rms_norm(g, x, W(b, "blk.%u.ffn_norm.weight", il, e, -1, false), hp->eps);
+        vki_tensor gate = vki_matmul(g, W(b, "blk.%u.ffn_gate.weight", il, e, ff, false), h);
+        vki_tensor up = vki_matmul(g, W(b, "blk.%u.ffn_up.weight", il, e, ff, false), h);
+        h = vki_matmul(g, W(b, "blk.%u.ffn_down.weight", il, ff, e, false), vki_swiglu(g, gate, up));
+        x = vki_add(g, x, h);
+    }
+    return head(b, x);
+}
+
+static vki_tensor gemma3_forward(vki_llm_build *b)
+{
+    const vki_llm_hparams *hp = vki_llm_hparams_get(b->llm);
+    vki_graph *g = b->g;
+    int64_t e = hp->n_embd, ff = hp->n_ff;
+    vki_tensor x = vki_get_rows(g, W(b, "token_embd.weight", 0, e, hp->n_vocab, false), b->tokens);
+    x = vki_scale(g, x, sqrtf((float)e));
+    for (uint32_t il = 0; il < hp->n_layer; il++) {
+        bool global = hp->swa_pattern == 0 || il % hp->swa_pattern == hp->swa_pattern - 1;
+        vki_tensor h = vki_rms_norm(g, x, W(b, "blk.%u.attn_norm.weight", il, e, -1, false), hp->eps);
+        h = attention(b, il, h, true, global ? hp->rope_base : hp->rope_base_local,
+                      global ? 0 : hp->window);
+        h = vki_matmul(g, W(b, "blk.%u.attn_output.weight", il, hd_total(hp), e, false), h);
+        h = vki_rms_norm(g, h, W(b, "blk.%u.post_attention_norm.weight", il, e, -1, false), hp->eps);
+        x = vki_add(g, x, h);
+        h = vki_rms_norm(g, x, W(b, "blk.%u.ffn_norm.weight", il, e, -1, false), hp->eps);
+        vki_tensor gate = vki_matmul(g, W(b, "blk.%u.ffn_gate.weight", il, e, ff, false), h);
+        vki_tensor up = vki_matmul(g, W(b, "blk.%u.ffn_up.weight", il, e, ff, false), h);
+        h = vki_mul(g, vki_gelu_tanh(g, gate), up); // Gemma's GeGLU uses the tanh form
+        h = vki_matmul(g, W(b, "blk.%u.ffn_down.weight", il, ff, e, false), h);
+        h = vki_rms_norm(g, h, W(b, "blk.%u.post_ffw_norm.weight", il, e, -1, false), hp->eps);
+        x = vki_add(g, x, h);
+    }
+    return head(b, x);
+}
+
+static const vki_llm_arch arches[] = {
+    {"llama", llama_hparams, llama_forward},
+    {"qwen2", llama_hparams, llama_forward},
+    {"gemma3", gemma3_hparams, gemma3_forward},
+};
+
+const vki_llm_arch *vki_llm_arch_find(const char *name)
+{
+    for (size_t i = 0; i < sizeof arches / sizeof arches[0]; i++)
+        if (strcmp(arches[i].name, name) == 0) return &arches[i];
+    return NULL;
+}

@@ -1,0 +1,443 @@
+/* Language models on a device: hyper-parameters from GGUF metadata, weights in a weights arena
+ * in their stored format, a KV cache per layer, and two compiled passes — a prompt batch and a
+ * single token — each recorded once and replayed with new ids and positions.
+ *
+ * The passes read and write the cache through positions (an I32 input per run): rows are
+ * written with set_rows at their positions and attention sees kv positions <= each query's, so
+ * neither plan depends on how full the cache is. A short last prompt chunk is padded with
+ * position -1, which writes nothing and attends to nothing. */
+#include "llm_internal.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_BIND 2048 // weights and cache tensors one pass reads
+
+typedef struct llm_weight {
+    vki_gguf_tensor t;   // the file's record (data borrowed from the mapping)
+    vki_range range;     // on the device, once uploaded
+} llm_weight;
+
+typedef struct llm_bind {
+    vki_tensor tensor;
+    int32_t weight;      // index into weights, or -1 for the cache
+    vki_range range;     // cache ranges
+} llm_bind;
+
+/* One compiled pass: n_q tokens per run. */
+typedef struct llm_pass {
+    uint32_t n_q;
+    vki_graph *g;
+    vki_plan *plan;
+    vki_exec *ex;
+    vki_tensor tokens, pos, last, logits;
+    llm_bind *binds;
+    uint32_t bind_count;
+} llm_pass;
+
+struct vki_llm {
+    vki_allocator allocator;
+    vki_device *dev;
+    vki_gguf *file;
+    const vki_llm_arch *arch;
+    vki_llm_hparams hp;
+    vki_llm_info info;
+    vki_dtype kv_dtype;
+    llm_weight *weights;
+    uint32_t weight_count, weight_capacity;
+    vki_arena *weight_arena, *kv_arena;
+    vki_range *kv;       // [n_layer][2]
+    llm_pass passes[2];  // [0] one token, [1] a prompt batch
+    uint32_t position;
+    int32_t *host_i32;   // staging for ids and positions [n_batch]
+    char name[128];      // general.name
+    vki_status error_status;
+    char error[512];
+};
+
+static void *lalloc(const vki_llm *m, size_t size)
+{
+    void *p = m->allocator.alloc ? m->allocator.alloc(m->allocator.user, size) : malloc(size);
+    if (p) memset(p, 0, size);
+    return p;
+}
+
+static void lfree(const vki_llm *m, void *p)
+{
+    if (!p) return;
+    if (m->allocator.free) m->allocator.free(m->allocator.user, p);
+    else free(p);
+}
+
+static vki_status fail(vki_llm *m, vki_status st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static vki_status fail(vki_llm *m, vki_status st, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(m->error, sizeof m->error, fmt, ap);
+    va_end(ap);
+    m->error_status = st;
+    return st;
+}
+
+const vki_llm_hparams *vki_llm_hparams_get(const vki_llm *m) { return &m->hp; }
+
+/* ---- Building a pass --------------------------------------------------------------------------- */
+
+static llm_pass *pass_of(vki_llm_build *b)
+{
+    return b->n_q == 1 ? &b->llm->passes[0] : &b->llm->passes[1];
+}
+
+static vki_status add_bind(vki_llm_build *b, vki_tensor t, int32_t weight, vki_range range)
+{
+    llm_pass *p = pass_of(b);
+    if (p->bind_count == MAX_BIND) {
+        vki_llm *m = b->llm;
+        return fail(m, VKI_ERROR_UNSUPPORTED, "model: more than %d weights in one pass", MAX_BIND);
+    }
+    p->binds[p->bind_count++] = (llm_bind){t, weight, range};
+    return VKI_OK;
+}
+
+/* The file's record of `name`, registered once in the weight table. -1 when absent. */
+static int32_t weight_index(vki_llm *m, const char *name, vki_status *out_st)
+{
+    *out_st = VKI_OK;
+    for (uint32_t i = 0; i < m->weight_count; i++)
+        if (strcmp(m->weights[i].t.name, name) == 0) return (int32_t)i;
+    vki_gguf_tensor t;
+    vki_status st = vki_gguf_find_tensor(m->file, name, &t);
+    if (st == VKI_ERROR_NOT_FOUND) return -1;
+    if (st) {
+        *out_st = fail(m, st, "model tensor %s: %s", name, vki_gguf_last_error(m->file));
+        return -1;
+    }
+    if (m->weight_count == m->weight_capacity) {
+        uint32_t cap = m->weight_capacity ? 2 * m->weight_capacity : 256;
+        llm_weight *w = lalloc(m, cap * sizeof *w);
+        if (!w) {
+            *out_st = fail(m, VKI_ERROR_OUT_OF_HOST_MEMORY, "model: out of host memory");
+            return -1;
+        }
+        if (m->weights) memcpy(w, m->weights, m->weight_count * sizeof *w);
+        lfree(m, m->weights);
+        m->weights = w;
+        m->weight_capacity = cap;
+    }
+    m->weights[m->weight_count].t = t;
+    return (int32_t)m->weight_count++;
+}
+
+vki_tensor vki_llm_weight(vki_llm_build *b, const char *name, const int64_t ne[2], bool optional)
+{
+    vki_llm *m = b->llm;
+    if (vki_graph_status(b->g) || m->error[0]) return (vki_tensor){0};
+    vki_status st;
+    int32_t i = weight_index(m, name, &st);
+    if (st) return (vki_tensor){0};
+    if (i < 0) {
+        if (!optional)
+            fail(m, VKI_ERROR_BAD_FILE, "model: tensor %s is missing from the file (architecture %s)",
+                 name, m->hp.arch);
+        return (vki_tensor){0};
+    }
+    const vki_gguf_tensor *t = &m->weights[i].t;
+    bool ok = t->ne[2] == 1 && t->ne[3] == 1;
+    for (int d = 0; d < 2; d++) ok = ok && (ne[d] < 0 || t->ne[d] == ne[d]);
+    if (!ok) {
+        fail(m, VKI_ERROR_BAD_FILE,
+             "model: tensor %s is [%lld, %lld, %lld, %lld], the %s architecture wants [%lld, %lld]",
+             name, (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2],
+             (long long)t->ne[3], m->hp.arch, (long long)ne[0], (long long)(ne[1] < 0 ? 1 : ne[1]));
+        return (vki_tensor){0};
+    }
+    if (t->dtype == VKI_DTYPE_NONE) {
+        fail(m, VKI_ERROR_UNSUPPORTED, "model: tensor %s has type %s, which vkinfer does not compute "
+             "with (supported: f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k, q6_k)",
+             name, vki_gguf_ggml_type_name(t->ggml_type));
+        return (vki_tensor){0};
+    }
+    vki_tensor w = vki_weight(b->g, t->dtype, t->n_dims < 2 ? 1 : 2, t->ne, name);
+    if (w.id && add_bind(b, w, i, (vki_range){0})) return (vki_tensor){0};
+    return w;
+}
+
+vki_tensor vki_llm_kv_store(vki_llm_build *b, uint32_t il, int which, vki_tensor cur)
+{
+    vki_llm *m = b->llm;
+    const vki_llm_hparams *hp = &m->hp;
+    char name[48];
+    snprintf(name, sizeof name, "cache_%c.%u", which ? 'v' : 'k', il);
+    int64_t row = (int64_t)hp->head_dim * hp->n_head_kv;
+    vki_tensor cache = vki_weight(b->g, m->kv_dtype, 2, (int64_t[2]){row, m->info.n_ctx}, name);
+    if (cache.id && add_bind(b, cache, -1, m->kv[2 * il + which])) return (vki_tensor){0};
+    vki_tensor written = vki_set_rows(b->g, cache, cur, b->pos);
+    return vki_reshape(b->g, written, 3,
+                       (int64_t[3]){hp->head_dim, hp->n_head_kv, m->info.n_ctx});
+}
+
+static vki_status build_pass(vki_llm *m, llm_pass *p, uint32_t n_q)
+{
+    p->n_q = n_q;
+    p->binds = lalloc(m, MAX_BIND * sizeof *p->binds);
+    if (!p->binds) return fail(m, VKI_ERROR_OUT_OF_HOST_MEMORY, "model: out of host memory");
+    vki_graph_desc gd = {.allocator = m->allocator.alloc ? &m->allocator : NULL, .node_capacity = 4096};
+    vki_status st = vki_graph_create(&gd, &p->g);
+    if (st) return fail(m, st, "model: cannot create a graph: %s", vki_status_string(st));
+    vki_llm_build b = {.llm = m, .g = p->g, .n_q = n_q};
+    b.tokens = p->tokens = vki_input(p->g, VKI_DTYPE_I32, 1, (int64_t[1]){n_q}, "tokens");
+    b.pos = p->pos = vki_input(p->g, VKI_DTYPE_I32, 1, (int64_t[1]){n_q}, "positions");
+    if (n_q > 1) b.last = p->last = vki_input(p->g, VKI_DTYPE_I32, 1, (int64_t[1]){1}, "last");
+    p->logits = m->arch->forward(&b);
+    if (m->error[0]) return m->error_status;
+    vki_output(p->g, p->logits, "logits");
+    st = vki_graph_compile(p->g, vki_device_profile(m->dev), NULL, &p->plan);
+    if (st) return fail(m, st, "model graph (%u tokens): %s", n_q, vki_graph_error(p->g));
+    return VKI_OK;
+}
+
+/* ---- Loading ---------------------------------------------------------------------------------- */
+
+static vki_status read_hparams(vki_llm *m, char *err, size_t err_size)
+{
+    vki_gguf_string s;
+    vki_status st = vki_gguf_get_string(m->file, "general.architecture", &s);
+    if (st) {
+        snprintf(err, err_size, "model metadata general.architecture: %s", vki_status_string(st));
+        return st == VKI_ERROR_NOT_FOUND ? VKI_ERROR_BAD_FILE : st;
+    }
+    snprintf(m->hp.arch, sizeof m->hp.arch, "%.*s", (int)(s.size < 31 ? s.size : 31), s.data);
+    m->arch = vki_llm_arch_find(m->hp.arch);
+    if (!m->arch || s.size >= sizeof m->hp.arch) {
+        snprintf(err, err_size, "model architecture '%.*s' is not supported (supported: llama, "
+                 "qwen2, gemma3)", (int)(s.size > 64 ? 64 : s.size), s.data);
+        return VKI_ERROR_UNSUPPORTED;
+    }
+    VKI_TRY(m->arch->hparams(m->file, &m->hp, err, err_size));
+    vki_gguf_array tokens;
+    if (vki_gguf_get_array(m->file, "tokenizer.ggml.tokens", &tokens) == VKI_OK)
+        m->hp.n_vocab = (uint32_t)tokens.count;
+    uint32_t v;
+    char key[96];
+    snprintf(key, sizeof key, "%s.vocab_size", m->hp.arch);
+    if (vki_gguf_get_u32(m->file, key, &v) == VKI_OK) m->hp.n_vocab = v;
+    if (m->hp.n_vocab == 0) {
+        vki_gguf_tensor t; // the embedding says it when the metadata does not
+        if (vki_gguf_find_tensor(m->file, "token_embd.weight", &t) == VKI_OK) m->hp.n_vocab = (uint32_t)t.ne[1];
+    }
+    if (m->hp.n_vocab == 0) {
+        snprintf(err, err_size, "model: no vocabulary size (tokenizer.ggml.tokens, %s)", key);
+        return VKI_ERROR_BAD_FILE;
+    }
+    return VKI_OK;
+}
+
+static vki_status upload_weights(vki_llm *m)
+{
+    const vki_profile *prof = vki_device_profile(m->dev);
+    uint64_t align = prof->storage_align > 256 ? prof->storage_align : 256, total = 0;
+    for (uint32_t i = 0; i < m->weight_count; i++) {
+        const vki_gguf_tensor *t = &m->weights[i].t;
+        if (t->size > prof->max_storage_range)
+            return fail(m, VKI_ERROR_UNSUPPORTED,
+                        "model tensor %s is %llu MiB; this device binds at most %llu MiB at once",
+                        t->name, (unsigned long long)(t->size >> 20),
+                        (unsigned long long)(prof->max_storage_range >> 20));
+        total += vki_align_up(t->size + 16, align);
+    }
+    // One block sized to the weights: the arena's default block would round a 100 MiB model
+    // up to 256 MiB of device memory.
+    vki_arena_desc ad = {.kind = VKI_ARENA_WEIGHTS, .block_size = total, .name = "weights"};
+    VKI_TRY(vki_arena_create(m->dev, &ad, &m->weight_arena));
+    for (uint32_t i = 0; i < m->weight_count; i++) {
+        llm_weight *w = &m->weights[i];
+        VKI_TRY(vki_arena_alloc(m->weight_arena, w->t.size, align, &w->range));
+        VKI_TRY(vki_device_upload(m->dev, w->range, 0, w->t.data, w->t.size));
+        m->info.weight_bytes += w->t.size;
+    }
+    return VKI_OK;
+}
+
+static vki_status create_cache(vki_llm *m)
+{
+    const vki_llm_hparams *hp = &m->hp;
+    uint64_t row = vki_dtype_bytes(m->kv_dtype, (int64_t)hp->head_dim * hp->n_head_kv);
+    uint64_t bytes = row * m->info.n_ctx, align = 256;
+    if (bytes > vki_device_profile(m->dev)->max_storage_range)
+        return fail(m, VKI_ERROR_UNSUPPORTED, "a %u-token cache layer takes %llu MiB, over the "
+                    "device's binding limit: use a smaller context", m->info.n_ctx,
+                    (unsigned long long)(bytes >> 20));
+    m->kv = lalloc(m, 2 * hp->n_layer * sizeof *m->kv);
+    if (!m->kv) return fail(m, VKI_ERROR_OUT_OF_HOST_MEMORY, "model: out of host memory");
+    uint64_t total = 2ull * hp->n_layer * vki_align_up(bytes + 16, align);
+    vki_arena_desc ad = {.kind = VKI_ARENA_ACTIVATIONS, .block_size = total, .name = "kv cache"};
+    VKI_TRY(vki_arena_create(m->dev, &ad, &m->kv_arena));
+    for (uint32_t i = 0; i < 2 * hp->n_layer; i++)
+        VKI_TRY(vki_arena_alloc(m->kv_arena, bytes, align, &m->kv[i]));
+    m->info.kv_bytes = 2ull * hp->n_layer * bytes;
+    return VKI_OK;
+}
+
+static vki_status create_exec(vki_llm *m, llm_pass *p)
+{
+    VKI_TRY(vki_exec_create(m->dev, p->plan, NULL, &p->ex));
+    for (uint32_t i = 0; i < p->bind_count; i++) {
+        const llm_bind *b = &p->binds[i];
+        vki_range r = b->weight >= 0 ? m->weights[b->weight].range : b->range;
+        VKI_TRY(vki_exec_bind(p->ex, b->tensor, r));
+    }
+    vki_plan_stats ps;
+    vki_plan_stats_get(p->plan, &ps);
+    m->info.activation_bytes += ps.activation_bytes;
+    return VKI_OK;
+}
+
+static vki_status load(vki_llm *m, const vki_llm_desc *d, char *err, size_t err_size)
+{
+    vki_status st = read_hparams(m, err, err_size);
+    if (st) return st;
+    const vki_llm_hparams *hp = &m->hp;
+    uint32_t n_ctx = d->n_ctx ? d->n_ctx : hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096;
+    uint32_t n_batch = d->n_batch ? d->n_batch : 64;
+    if (n_batch > n_ctx) n_batch = n_ctx;
+    m->kv_dtype = d->kv_dtype ? d->kv_dtype : VKI_DTYPE_F16;
+    if (m->kv_dtype != VKI_DTYPE_F16 && m->kv_dtype != VKI_DTYPE_F32) {
+        snprintf(err, err_size, "model: a %s KV cache is not supported (f16, f32)",
+                 vki_dtype_get(m->kv_dtype)->name);
+        return VKI_ERROR_UNSUPPORTED;
+    }
+    vki_gguf_string name = {0};
+    if (vki_gguf_get_string(m->file, "general.name", &name) == VKI_OK)
+        snprintf(m->name, sizeof m->name, "%.*s", (int)(name.size < 127 ? name.size : 127), name.data);
+    m->info = (vki_llm_info){
+        .arch = m->hp.arch, .name = m->name,
+        .n_layer = hp->n_layer, .n_embd = hp->n_embd, .n_head = hp->n_head,
+        .n_head_kv = hp->n_head_kv, .head_dim = hp->head_dim, .n_ff = hp->n_ff,
+        .n_vocab = hp->n_vocab, .n_ctx = n_ctx, .n_ctx_train = hp->n_ctx_train, .n_batch = n_batch,
+    };
+    if ((st = create_cache(m))) goto fail;
+    if ((st = build_pass(m, &m->passes[0], 1))) goto fail;
+    if (n_batch > 1 && (st = build_pass(m, &m->passes[1], n_batch))) goto fail;
+    if ((st = upload_weights(m))) goto fail;
+    if ((st = create_exec(m, &m->passes[0]))) goto fail;
+    if (n_batch > 1 && (st = create_exec(m, &m->passes[1]))) goto fail;
+    m->host_i32 = lalloc(m, n_batch * sizeof *m->host_i32);
+    if (!m->host_i32) {
+        st = fail(m, VKI_ERROR_OUT_OF_HOST_MEMORY, "model: out of host memory");
+        goto fail;
+    }
+    return VKI_OK;
+fail:
+    if (!m->error[0]) snprintf(m->error, sizeof m->error, "%s", vki_device_last_error(m->dev));
+    snprintf(err, err_size, "%s", m->error);
+    return st;
+}
+
+vki_status vki_llm_load(vki_device *dev, vki_gguf *gguf, const vki_llm_desc *desc, vki_llm **out,
+                        char *err, size_t err_size)
+{
+    char dummy[8];
+    if (!err || !err_size) {
+        err = dummy;
+        err_size = sizeof dummy;
+    }
+    err[0] = 0;
+    if (!dev || !gguf || !out) return VKI_ERROR_INVALID_ARGUMENT;
+    *out = NULL;
+    vki_llm_desc d = desc ? *desc : (vki_llm_desc){0};
+    vki_llm tmp = {.allocator = d.allocator ? *d.allocator : (vki_allocator){0}};
+    vki_llm *m = lalloc(&tmp, sizeof *m);
+    if (!m) return VKI_ERROR_OUT_OF_HOST_MEMORY;
+    m->allocator = tmp.allocator;
+    m->dev = dev;
+    m->file = gguf;
+    vki_status st = load(m, &d, err, err_size);
+    if (st) {
+        vki_llm_destroy(m);
+        return st;
+    }
+    m->error[0] = 0;
+    *out = m;
+    return VKI_OK;
+}
+
+void vki_llm_destroy(vki_llm *m)
+{
+    if (!m) return;
+    for (int i = 0; i < 2; i++) {
+        llm_pass *p = &m->passes[i];
+        vki_exec_destroy(p->ex);
+        vki_plan_destroy(p->plan);
+        vki_graph_destroy(p->g);
+        lfree(m, p->binds);
+    }
+    vki_arena_destroy(m->kv_arena);
+    vki_arena_destroy(m->weight_arena);
+    lfree(m, m->kv);
+    lfree(m, m->weights);
+    lfree(m, m->host_i32);
+    lfree(m, m);
+}
+
+const vki_llm_info *vki_llm_info_get(const vki_llm *m) { return m ? &m->info : NULL; }
+const char *vki_llm_last_error(const vki_llm *m) { return m ? m->error : ""; }
+uint32_t vki_llm_position(const vki_llm *m) { return m ? m->position : 0; }
+
+void vki_llm_rewind(vki_llm *m, uint32_t pos)
+{
+    if (m && pos < m->position) m->position = pos;
+}
+
+/* One run of pass p over n <= p->n_q tokens at the current position. */
+static vki_status run_pass(vki_llm *m, llm_pass *p, const int32_t *tokens, uint32_t n)
+{
+    int32_t *h = m->host_i32;
+    for (uint32_t i = 0; i < p->n_q; i++) h[i] = i < n ? tokens[i] : 0;
+    VKI_TRY(vki_exec_upload(p->ex, p->tokens, h, p->n_q * sizeof *h));
+    for (uint32_t i = 0; i < p->n_q; i++) h[i] = i < n ? (int32_t)(m->position + i) : -1;
+    VKI_TRY(vki_exec_upload(p->ex, p->pos, h, p->n_q * sizeof *h));
+    if (p->last.id) {
+        int32_t last = (int32_t)n - 1;
+        VKI_TRY(vki_exec_upload(p->ex, p->last, &last, sizeof last));
+    }
+    VKI_TRY(vki_exec_run(p->ex));
+    m->position += n;
+    return VKI_OK;
+}
+
+vki_status vki_llm_eval(vki_llm *m, const int32_t *tokens, uint32_t n, float *out_logits)
+{
+    if (!m || (!tokens && n)) return VKI_ERROR_INVALID_ARGUMENT;
+    m->error[0] = 0;
+    if (n == 0) return fail(m, VKI_ERROR_INVALID_ARGUMENT, "eval: no tokens");
+    if (n > m->info.n_ctx - m->position)
+        return fail(m, VKI_ERROR_INVALID_ARGUMENT,
+                    "context full: %u tokens in the cache and %u more exceed its %u (raise the "
+                    "context size, or start over)", m->position, n, m->info.n_ctx);
+    for (uint32_t i = 0; i < n; i++)
+        if (tokens[i] < 0 || (uint32_t)tokens[i] >= m->info.n_vocab)
+            return fail(m, VKI_ERROR_INVALID_ARGUMENT, "eval: token %u is %d, outside the "
+                        "vocabulary of %u", i, tokens[i], m->info.n_vocab);
+    llm_pass *last = NULL;
+    for (uint32_t i = 0; i < n;) {
+        uint32_t left = n - i;
+        // A batch run costs about as much as several one-token runs on most devices; a
+        // remainder of a few tokens goes one at a time.
+        llm_pass *p = left >= 4 && m->passes[1].ex ? &m->passes[1] : &m->passes[0];
+        uint32_t take = left < p->n_q ? left : p->n_q;
+        vki_status st = run_pass(m, p, tokens + i, take);
+        if (st) return fail(m, st, "eval: %s", vki_device_last_error(m->dev));
+        i += take;
+        last = p;
+    }
+    if (out_logits) {
+        vki_status st = vki_exec_download(last->ex, last->logits, out_logits,
+                                          (uint64_t)m->info.n_vocab * sizeof(float));
+        if (st) return fail(m, st, "eval: reading the logits: %s", vki_device_last_error(m->dev));
+    }
+    return VKI_OK;
+}

@@ -1,0 +1,59 @@
+/* Internal structures of the language-model code: the hyper-parameters read from GGUF
+ * metadata, and the interface between llm.c (loading, weights, KV cache, plans, evaluation)
+ * and the architecture files (arch_*.c), which build one forward pass as a graph. */
+#ifndef VKI_LLM_INTERNAL_H
+#define VKI_LLM_INTERNAL_H
+
+#include "vkinfer_models.h"
+
+typedef struct vki_llm vki_llm;
+
+typedef struct vki_llm_hparams {
+    char arch[32];          // general.architecture ("llama", "qwen2", "gemma3")
+    uint32_t n_layer;
+    uint32_t n_embd;        // residual width
+    uint32_t n_head, n_head_kv, head_dim;
+    uint32_t n_ff;
+    uint32_t n_vocab;
+    uint32_t n_ctx_train;
+    uint32_t n_rot;         // rotated dims of each head
+    float eps;              // RMSNorm epsilon
+    float rope_base;        // frequency base (global layers)
+    float rope_base_local;  // frequency base of sliding-window layers (Gemma 3)
+    float rope_scale;       // linear position scale (1 / factor)
+    vki_rope_mode rope_mode;
+    uint32_t window;        // sliding window of local layers; 0: none
+    uint32_t swa_pattern;   // every swa_pattern-th layer is global (Gemma 3: 6); 0: all global
+    float attn_scale;       // softmax scale
+} vki_llm_hparams;
+
+/* One forward pass being built: n_q tokens at positions `pos`. The architecture reads weights
+ * with vki_llm_weight (which records the binding) and the KV cache with vki_llm_kv. */
+typedef struct vki_llm_build {
+    vki_llm *llm;
+    vki_graph *g;
+    uint32_t n_q;
+    vki_tensor tokens;      // I32 [n_q]
+    vki_tensor pos;         // I32 [n_q]; -1 marks a padding row
+    vki_tensor last;        // I32 [1]: the row whose logits are wanted
+} vki_llm_build;
+
+/* The weight `name` as stored in the file, checked against `ne` (entries < 0 are not checked);
+ * a missing weight fails the graph naming it unless `optional` (then {0}). */
+vki_tensor vki_llm_weight(vki_llm_build *b, const char *name, const int64_t ne[2], bool optional);
+/* Layer il's cache after writing this pass's rows (cur [n_head_kv * head_dim, n_q]); which =
+ * 0 for keys, 1 for values. Returns [head_dim, n_head_kv, n_ctx]. */
+vki_tensor vki_llm_kv_store(vki_llm_build *b, uint32_t il, int which, vki_tensor cur);
+
+const vki_llm_hparams *vki_llm_hparams_get(const vki_llm *m);
+
+/* Architectures: read their metadata, then build logits F32 [n_vocab, 1] for row `last`. */
+typedef struct vki_llm_arch {
+    const char *name;
+    vki_status (*hparams)(vki_gguf *f, vki_llm_hparams *hp, char *err, size_t err_size);
+    vki_tensor (*forward)(vki_llm_build *b);
+} vki_llm_arch;
+
+const vki_llm_arch *vki_llm_arch_find(const char *name);
+
+#endif
