@@ -143,7 +143,10 @@ int vki_cmd_generate(vki_app *app, int argc, char **argv)
             fwrite(piece, 1, len, stdout);
             fflush(stdout);
         }
-        if (n_gen + 1 == n_predict) break;
+        if (n_gen + 1 == n_predict) {
+            n_gen++;
+            break;
+        }
         if (vki_llm_position(s.llm) >= info->n_ctx) {
             fprintf(stderr, "\nvkinfer: context full (%u tokens): stopping\n", info->n_ctx);
             n_gen++;

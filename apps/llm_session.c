@@ -24,7 +24,7 @@ void vki_llm_options_usage(FILE *f)
             "  --top-k K             keep the K most likely tokens; 0 = off (default: 40)\n"
             "  --top-p P             nucleus sampling; 1 = off (default: 0.95)\n"
             "  --min-p P             drop tokens under P x the top probability; 0 = off (default: 0.05)\n"
-            "  --repeat-penalty R    penalise recent tokens; 1 = off (default: 1.1)\n"
+            "  --repeat-penalty R    penalise recent tokens; 1 = off (default: 1)\n"
             "  --repeat-last-n N     tokens the penalty looks back over (default: 64)\n"
             "  --seed S              random seed (default: a fresh one, printed with -v / --json)\n",
             DEFAULT_MODEL);
@@ -139,19 +139,22 @@ int vki_llm_session_open(vki_app *app, const vki_llm_opts *o, vki_llm_session *s
     char err[512] = "";
     vki_status st = vki_gguf_open(s->model_path, NULL, &s->gguf, err, sizeof err);
     if (st) {
+        code = vki_app_failf("opening %s: %s: %s", s->model_path, vki_status_string(st), err);
         vki_llm_session_close(s);
-        return vki_app_failf("opening %s: %s: %s", s->model_path, vki_status_string(st), err);
+        return code;
     }
     st = vki_tokenizer_create(s->gguf, NULL, &s->tok, err, sizeof err);
     if (st) {
+        code = vki_app_failf("%s: tokenizer: %s: %s", s->model_path, vki_status_string(st), err);
         vki_llm_session_close(s);
-        return vki_app_failf("%s: tokenizer: %s: %s", s->model_path, vki_status_string(st), err);
+        return code;
     }
     vki_llm_desc d = {.n_ctx = o->n_ctx, .n_batch = o->n_batch};
     st = vki_llm_load(app->device, s->gguf, &d, &s->llm, err, sizeof err);
     if (st) {
+        code = vki_app_failf("loading %s: %s: %s", s->model_path, vki_status_string(st), err);
         vki_llm_session_close(s);
-        return vki_app_failf("loading %s: %s: %s", s->model_path, vki_status_string(st), err);
+        return code;
     }
     if (tmpl == VKI_CHAT_TEMPLATE_NONE) tmpl = vki_tokenizer_chat_template(s->tok);
     s->chat_template = tmpl;

@@ -154,9 +154,10 @@ static vki_tensor head(vki_llm_build *b, vki_tensor x)
     vki_graph *g = b->g;
     if (b->n_q > 1) x = vki_get_rows(g, x, b->last); // only the last row is sampled
     x = vki_rms_norm(g, x, W(b, "output_norm.weight", 0, hp->n_embd, -1, false), hp->eps);
-    vki_tensor out = W(b, "output.weight", 0, hp->n_embd, hp->n_vocab, true);
-    if (!out.id) out = W(b, "token_embd.weight", 0, hp->n_embd, hp->n_vocab, false); // tied
-    return vki_matmul(g, out, x);
+    vki_tensor y = vki_llm_matmul_rows(b, "output.weight", hp->n_embd, hp->n_vocab, x, true);
+    if (!y.id) // tied to the embedding
+        y = vki_llm_matmul_rows(b, "token_embd.weight", hp->n_embd, hp->n_vocab, x, false);
+    return y;
 }
 
 static vki_tensor llama_forward(vki_llm_build *b)
@@ -164,7 +165,7 @@ static vki_tensor llama_forward(vki_llm_build *b)
     const vki_llm_hparams *hp = vki_llm_hparams_get(b->llm);
     vki_graph *g = b->g;
     int64_t e = hp->n_embd, ff = hp->n_ff;
-    vki_tensor x = vki_get_rows(g, W(b, "token_embd.weight", 0, e, hp->n_vocab, false), b->tokens);
+    vki_tensor x = vki_llm_embed(b, "token_embd.weight", e, hp->n_vocab, b->tokens);
     for (uint32_t il = 0; il < hp->n_layer; il++) {
         vki_tensor h = vki_rms_norm(g, x, W(b, "blk.%u.attn_norm.weight", il, e, -1, false), hp->eps);
         h = attention(b, il, h, false, hp->rope_base, 0);
@@ -183,7 +184,7 @@ static vki_tensor gemma3_forward(vki_llm_build *b)
     const vki_llm_hparams *hp = vki_llm_hparams_get(b->llm);
     vki_graph *g = b->g;
     int64_t e = hp->n_embd, ff = hp->n_ff;
-    vki_tensor x = vki_get_rows(g, W(b, "token_embd.weight", 0, e, hp->n_vocab, false), b->tokens);
+    vki_tensor x = vki_llm_embed(b, "token_embd.weight", e, hp->n_vocab, b->tokens);
     x = vki_scale(g, x, sqrtf((float)e));
     for (uint32_t il = 0; il < hp->n_layer; il++) {
         bool global = hp->swa_pattern == 0 || il % hp->swa_pattern == hp->swa_pattern - 1;

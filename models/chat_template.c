@@ -6,7 +6,7 @@
 
 #include <string.h>
 
-/* ---- Text helpers ------------------------------------------------------------------------------ */
+/* ---- Text helpers ---------------------------------------------------------------------------- */
 
 static const char *find_bytes(const char *hay, size_t hlen, const char *needle)
 {
@@ -21,12 +21,12 @@ static const char *find_bytes(const char *hay, size_t hlen, const char *needle)
 
 /* Python's str.isspace characters (what Jinja's trim and str.strip() remove), in UTF-8. */
 static const char *const SPACES[] = {
-    "\t", "\n", "\v", "\f", "\r", "\x1c", "\x1d", "\x1e", "\x1f", " ",
-    "\xc2\x85", "\xc2\xa0", "\xe1\x9a\x80", "\xe2\x80\x80", "\xe2\x80\x81", "\xe2\x80\x82",
-    "\xe2\x80\x83", "\xe2\x80\x84", "\xe2\x80\x85", "\xe2\x80\x86", "\xe2\x80\x87", "\xe2\x80\x88",
-    "\xe2\x80\x89", "\xe2\x80\x8a", "\xe2\x80\xa8", "\xe2\x80\xa9", "\xe2\x80\xaf", "\xe2\x81\x9f",
-    "\xe3\x80\x80",
-};
+    "\t",           "\n",           "\v",           "\f",           "\r",
+    "\x1c",         "\x1d",         "\x1e",         "\x1f",         " ",
+    "\xc2\x85",     "\xc2\xa0",     "\xe1\x9a\x80", "\xe2\x80\x80", "\xe2\x80\x81",
+    "\xe2\x80\x82", "\xe2\x80\x83", "\xe2\x80\x84", "\xe2\x80\x85", "\xe2\x80\x86",
+    "\xe2\x80\x87", "\xe2\x80\x88", "\xe2\x80\x89", "\xe2\x80\x8a", "\xe2\x80\xa8",
+    "\xe2\x80\xa9", "\xe2\x80\xaf", "\xe2\x81\x9f", "\xe3\x80\x80"};
 
 /* Bytes of the whitespace character starting at s[0] (at_end: ending at s[n-1]); 0: none. */
 static size_t space_at(const char *s, size_t n, bool at_end)
@@ -70,9 +70,10 @@ static void put_text(writer *w, text t)
 
 static void put(writer *w, const char *s) { put_text(w, whole(s)); }
 
-/* ---- Families ---------------------------------------------------------------------------------- */
+/* ---- Families -------------------------------------------------------------------------------- */
 
-static const char *const NAMES[VKI_CHAT_TEMPLATE_COUNT] = {"none", "chatml", "llama3", "gemma", "llama2"};
+static const char *const NAMES[VKI_CHAT_TEMPLATE_COUNT] = {"none", "chatml", "llama3", "gemma",
+                                                           "llama2"};
 
 vki_chat_template vki_chat_template_detect(const char *jinja, size_t length)
 {
@@ -107,7 +108,8 @@ size_t vki_chat_template_default_system(const char *jinja, size_t length, char *
     static const char OPEN[] = "<|im_start|>system";
     if (out && size) out[0] = 0;
     if (!jinja) return 0;
-    for (const char *p = jinja, *end = jinja + length; (p = find_bytes(p, (size_t)(end - p), OPEN));) {
+    for (const char *p = jinja, *end = jinja + length;
+         (p = find_bytes(p, (size_t)(end - p), OPEN));) {
         const char *q = p + sizeof OPEN - 1;
         p = q;
         // The newline after the role, written as a real newline or as Jinja's \n escape.
@@ -121,7 +123,8 @@ size_t vki_chat_template_default_system(const char *jinja, size_t length, char *
         bool literal = true;
         for (const char *c = q; c < e && literal; c++) {
             if (*c == '\\') c++;
-            else if (*c == '\'' || *c == '"' || (*c == '{' && c + 1 < e && (c[1] == '{' || c[1] == '%')))
+            else if (*c == '\'' || *c == '"' ||
+                     (*c == '{' && c + 1 < e && (c[1] == '{' || c[1] == '%')))
                 literal = false;
         }
         if (!literal) continue;
@@ -149,7 +152,8 @@ static bool is_system(const vki_chat_message *m) { return strcmp(m->role, "syste
 
 /* <|im_start|>{role}\n{content}<|im_end|>\n for each; SmolLM2's and Qwen's templates put their
  * default system message first when the first message is not a system one. */
-static void format_chatml(writer *w, const vki_chat_message *m, uint32_t n, bool gen, const char *sys)
+static void format_chatml(writer *w, const vki_chat_message *m, uint32_t n, bool gen,
+                          const char *sys)
 {
     if (n && sys && !is_system(&m[0])) {
         put(w, "<|im_start|>system\n");
@@ -168,7 +172,8 @@ static void format_chatml(writer *w, const vki_chat_message *m, uint32_t n, bool
 
 /* Meta's Llama 3 template: {{ bos_token }} (left to the tokenizer), then per message the header
  * and the trimmed content. */
-static void format_llama3(writer *w, const vki_chat_message *m, uint32_t n, bool gen, const char *sys)
+static void format_llama3(writer *w, const vki_chat_message *m, uint32_t n, bool gen,
+                          const char *sys)
 {
     if (n && sys && !is_system(&m[0])) {
         put(w, "<|start_header_id|>system<|end_header_id|>\n\n");
@@ -188,7 +193,8 @@ static void format_llama3(writer *w, const vki_chat_message *m, uint32_t n, bool
 /* Gemma 3's template: no system turn; the system text and a blank line open the first turn
  * (first_user_prefix, untrimmed); "assistant" is "model"; contents trimmed. The template raises
  * an error when roles do not alternate user/model; here they are written as given. */
-static void format_gemma(writer *w, const vki_chat_message *m, uint32_t n, bool gen, const char *sys)
+static void format_gemma(writer *w, const vki_chat_message *m, uint32_t n, bool gen,
+                         const char *sys)
 {
     uint32_t first = 0;
     if (n && is_system(&m[0])) {
@@ -255,9 +261,9 @@ static void format_llama2(writer *w, const vki_chat_message *m, uint32_t n, cons
     }
 }
 
-vki_status vki_chat_format(vki_chat_template tmpl, const vki_chat_message *messages,
-                           uint32_t count, bool add_assistant_prompt, const char *default_system,
-                           char *out, size_t size, size_t *out_length)
+vki_status vki_chat_format(vki_chat_template tmpl, const vki_chat_message *messages, uint32_t count,
+                           bool add_assistant_prompt, const char *default_system, char *out,
+                           size_t size, size_t *out_length)
 {
     if (out_length) *out_length = 0;
     if (!out_length || (count && !messages) || (size && !out)) return VKI_ERROR_INVALID_ARGUMENT;
@@ -266,9 +272,15 @@ vki_status vki_chat_format(vki_chat_template tmpl, const vki_chat_message *messa
     if (default_system && !default_system[0]) default_system = NULL;
     writer w = {out, size, 0};
     switch (tmpl) {
-    case VKI_CHAT_TEMPLATE_CHATML: format_chatml(&w, messages, count, add_assistant_prompt, default_system); break;
-    case VKI_CHAT_TEMPLATE_LLAMA3: format_llama3(&w, messages, count, add_assistant_prompt, default_system); break;
-    case VKI_CHAT_TEMPLATE_GEMMA: format_gemma(&w, messages, count, add_assistant_prompt, default_system); break;
+    case VKI_CHAT_TEMPLATE_CHATML:
+        format_chatml(&w, messages, count, add_assistant_prompt, default_system);
+        break;
+    case VKI_CHAT_TEMPLATE_LLAMA3:
+        format_llama3(&w, messages, count, add_assistant_prompt, default_system);
+        break;
+    case VKI_CHAT_TEMPLATE_GEMMA:
+        format_gemma(&w, messages, count, add_assistant_prompt, default_system);
+        break;
     case VKI_CHAT_TEMPLATE_LLAMA2: format_llama2(&w, messages, count, default_system); break;
     default: return VKI_ERROR_UNSUPPORTED;
     }

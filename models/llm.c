@@ -26,9 +26,14 @@ typedef struct llm_bind {
     vki_range range;     // cache ranges
 } llm_bind;
 
+#define MAX_SLICES 8 // row slices of one table larger than a binding
+
 /* One compiled pass: n_q tokens per run. */
 typedef struct llm_pass {
     uint32_t n_q;
+    vki_tensor id_slices[MAX_SLICES]; // token ids minus slice_first[i], for sliced embeddings
+    int64_t slice_first[MAX_SLICES];
+    uint32_t id_slice_count;
     vki_graph *g;
     vki_plan *plan;
     vki_exec *ex;
@@ -132,7 +137,16 @@ static int32_t weight_index(vki_llm *m, const char *name, vki_status *out_st)
     return (int32_t)m->weight_count++;
 }
 
+static vki_tensor weight(vki_llm_build *b, const char *name, const int64_t ne[2], bool optional,
+                         bool sliced);
+
 vki_tensor vki_llm_weight(vki_llm_build *b, const char *name, const int64_t ne[2], bool optional)
+{
+    return weight(b, name, ne, optional, false);
+}
+
+static vki_tensor weight(vki_llm_build *b, const char *name, const int64_t ne[2], bool optional,
+                         bool sliced)
 {
     vki_llm *m = b->llm;
     if (vki_graph_status(b->g) || m->error[0]) return (vki_tensor){0};
@@ -161,9 +175,83 @@ vki_tensor vki_llm_weight(vki_llm_build *b, const char *name, const int64_t ne[2
              name, vki_gguf_ggml_type_name(t->ggml_type));
         return (vki_tensor){0};
     }
+    uint64_t limit = vki_device_profile(m->dev)->max_storage_range;
+    if (!sliced && t->size > limit) {
+        fail(m, VKI_ERROR_UNSUPPORTED, "model tensor %s is %llu MiB; this device binds at most "
+             "%llu MiB at once", name, (unsigned long long)(t->size >> 20),
+             (unsigned long long)(limit >> 20));
+        return (vki_tensor){0};
+    }
     vki_tensor w = vki_weight(b->g, t->dtype, t->n_dims < 2 ? 1 : 2, t->ne, name);
     if (w.id && add_bind(b, w, i, (vki_range){0})) return (vki_tensor){0};
     return w;
+}
+
+/* Rows per slice of a [k, m] weight so that one slice's binding (with up to one alignment unit
+ * before it) fits the device's limit; m when the whole fits. */
+static int64_t slice_rows(vki_llm *m, vki_tensor w, vki_graph *g, vki_tensor_info *info)
+{
+    vki_tensor_get_info(g, w, info);
+    uint64_t limit = vki_device_profile(m->dev)->max_storage_range;
+    uint64_t row = info->nb[1], slack = 256 + vki_device_profile(m->dev)->storage_align;
+    if (row * (uint64_t)info->ne[1] + slack <= limit) return info->ne[1];
+    return (int64_t)((limit - slack) / row);
+}
+
+static vki_tensor row_slice(vki_graph *g, vki_tensor w, const vki_tensor_info *info, int64_t first,
+                            int64_t rows)
+{
+    return vki_view(g, w, 2, (int64_t[2]){info->ne[0], rows}, info->nb, first * info->nb[1]);
+}
+
+vki_tensor vki_llm_embed(vki_llm_build *b, const char *name, int64_t n_embd, int64_t n_vocab,
+                         vki_tensor ids)
+{
+    vki_llm *m = b->llm;
+    vki_tensor w = weight(b, name, (int64_t[2]){n_embd, n_vocab}, false, true);
+    if (!w.id) return w;
+    vki_tensor_info info;
+    int64_t per = slice_rows(m, w, b->g, &info);
+    if (per >= n_vocab) return vki_get_rows(b->g, w, ids);
+    llm_pass *p = pass_of(b);
+    vki_tensor sum = {0};
+    for (int64_t first = 0; first < n_vocab; first += per) {
+        vki_tensor shifted = ids; // the first slice starts at row 0
+        if (first > 0) {
+            if (p->id_slice_count == MAX_SLICES) {
+                fail(m, VKI_ERROR_UNSUPPORTED, "model tensor %s needs more than %d slices", name,
+                     MAX_SLICES + 1);
+                return (vki_tensor){0};
+            }
+            char input[32];
+            snprintf(input, sizeof input, "tokens@%lld", (long long)first);
+            shifted = vki_input(b->g, VKI_DTYPE_I32, 1, (int64_t[1]){b->n_q}, input);
+            p->id_slices[p->id_slice_count] = shifted;
+            p->slice_first[p->id_slice_count++] = first;
+        }
+        int64_t rows = n_vocab - first < per ? n_vocab - first : per;
+        vki_tensor part = vki_get_rows(b->g, row_slice(b->g, w, &info, first, rows), shifted);
+        sum = sum.id ? vki_add(b->g, sum, part) : part;
+    }
+    return sum;
+}
+
+vki_tensor vki_llm_matmul_rows(vki_llm_build *b, const char *name, int64_t k, int64_t mrows,
+                               vki_tensor x, bool optional)
+{
+    vki_llm *m = b->llm;
+    vki_tensor w = weight(b, name, (int64_t[2]){k, mrows}, optional, true);
+    if (!w.id) return w;
+    vki_tensor_info info;
+    int64_t per = slice_rows(m, w, b->g, &info);
+    if (per >= mrows) return vki_matmul(b->g, w, x);
+    vki_tensor y = {0};
+    for (int64_t first = 0; first < mrows; first += per) {
+        int64_t rows = mrows - first < per ? mrows - first : per;
+        vki_tensor part = vki_matmul(b->g, row_slice(b->g, w, &info, first, rows), x);
+        y = y.id ? vki_concat(b->g, y, part, 0) : part;
+    }
+    return y;
 }
 
 vki_tensor vki_llm_kv_store(vki_llm_build *b, uint32_t il, int which, vki_tensor cur)
@@ -242,11 +330,6 @@ static vki_status upload_weights(vki_llm *m)
     uint64_t align = prof->storage_align > 256 ? prof->storage_align : 256, total = 0;
     for (uint32_t i = 0; i < m->weight_count; i++) {
         const vki_gguf_tensor *t = &m->weights[i].t;
-        if (t->size > prof->max_storage_range)
-            return fail(m, VKI_ERROR_UNSUPPORTED,
-                        "model tensor %s is %llu MiB; this device binds at most %llu MiB at once",
-                        t->name, (unsigned long long)(t->size >> 20),
-                        (unsigned long long)(prof->max_storage_range >> 20));
         total += vki_align_up(t->size + 16, align);
     }
     // One block sized to the weights: the arena's default block would round a 100 MiB model
@@ -398,6 +481,11 @@ static vki_status run_pass(vki_llm *m, llm_pass *p, const int32_t *tokens, uint3
     int32_t *h = m->host_i32;
     for (uint32_t i = 0; i < p->n_q; i++) h[i] = i < n ? tokens[i] : 0;
     VKI_TRY(vki_exec_upload(p->ex, p->tokens, h, p->n_q * sizeof *h));
+    for (uint32_t s = 0; s < p->id_slice_count; s++) {
+        for (uint32_t i = 0; i < p->n_q; i++)
+            h[i] = i < n ? tokens[i] - (int32_t)p->slice_first[s] : -1;
+        VKI_TRY(vki_exec_upload(p->ex, p->id_slices[s], h, p->n_q * sizeof *h));
+    }
     for (uint32_t i = 0; i < p->n_q; i++) h[i] = i < n ? (int32_t)(m->position + i) : -1;
     VKI_TRY(vki_exec_upload(p->ex, p->pos, h, p->n_q * sizeof *h));
     if (p->last.id) {

@@ -41,6 +41,16 @@ typedef struct vki_llm_build {
 /* The weight `name` as stored in the file, checked against `ne` (entries < 0 are not checked);
  * a missing weight fails the graph naming it unless `optional` (then {0}). */
 vki_tensor vki_llm_weight(vki_llm_build *b, const char *name, const int64_t ne[2], bool optional);
+/* Rows ids of the embedding table `name` [n_embd, n_vocab]: F32 [n_embd, n_q]. A table larger
+ * than the device binds at once is read in row slices (each slice sees ids shifted by its first
+ * row; ids outside a slice give zeros there, so the slices' rows add up to the lookup). */
+vki_tensor vki_llm_embed(vki_llm_build *b, const char *name, int64_t n_embd, int64_t n_vocab,
+                         vki_tensor ids);
+/* w x for the weight `name` [k, m] (F32 [m, n]), in row slices concatenated when w is larger
+ * than the device binds at once (a big vocabulary's output projection). {0} when the weight is
+ * absent and `optional`. */
+vki_tensor vki_llm_matmul_rows(vki_llm_build *b, const char *name, int64_t k, int64_t m,
+                               vki_tensor x, bool optional);
 /* Layer il's cache after writing this pass's rows (cur [n_head_kv * head_dim, n_q]); which =
  * 0 for keys, 1 for values. Returns [head_dim, n_head_kv, n_ctx]. */
 vki_tensor vki_llm_kv_store(vki_llm_build *b, uint32_t il, int which, vki_tensor cur);

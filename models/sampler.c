@@ -39,7 +39,7 @@
 #define DEFAULT_TOP_K 40
 #define DEFAULT_TOP_P 0.95f
 #define DEFAULT_MIN_P 0.05f
-#define DEFAULT_REPEAT_PENALTY 1.1f
+#define DEFAULT_REPEAT_PENALTY 1.0f // llama.cpp's since 2024: off
 #define DEFAULT_REPEAT_LAST_N 64u
 #define MAX_REPEAT_LAST_N (1u << 24)
 
@@ -381,7 +381,7 @@ vki_status vki_sampler_check_desc(const vki_sampler_desc *desc, uint32_t n_vocab
     if (!(d.repeat_penalty == VKI_SAMPLER_OFF ||
           (d.repeat_penalty >= 0 && d.repeat_penalty <= FLT_MAX))) {
         set_error(out_error, error_size, "sampler: repeat_penalty is %g; it must be > 0, 0 for "
-                  "the default (1.1) or VKI_SAMPLER_OFF (-1)", (double)d.repeat_penalty);
+                  "the default (1, off) or VKI_SAMPLER_OFF (-1)", (double)d.repeat_penalty);
         return VKI_ERROR_INVALID_ARGUMENT;
     }
     if (d.repeat_last_n > MAX_REPEAT_LAST_N) {

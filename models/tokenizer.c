@@ -36,13 +36,13 @@ typedef struct bigram {
 typedef struct symbol {
     uint32_t off, len; // into the text being merged; len 0: merged into its left neighbour
     int32_t prev, next;
-    int32_t id;        // the token it spells; -1: none (BPE) or not yet looked up (SentencePiece)
+    int32_t id; // the token it spells; -1: none (BPE) or not yet looked up (SentencePiece)
 } symbol;
 
 typedef struct frag {
     uint32_t off, len;
-    int32_t id;        // >= 0: a special token; -1: text [off, off + len)
-    uint32_t next;     // index of the next fragment; UINT32_MAX ends the chain
+    int32_t id;    // >= 0: a special token; -1: text [off, off + len)
+    uint32_t next; // index of the next fragment; UINT32_MAX ends the chain
 } frag;
 
 typedef struct span {
@@ -52,7 +52,7 @@ typedef struct span {
 typedef vki_tok_buf buf;
 typedef vki_tok_token token;
 
-/* ---- Allocation and errors --------------------------------------------------------------------- */
+/* ---- Allocation and errors ------------------------------------------------------------------- */
 
 /* Makes room for `need` elements, keeping the contents. */
 static bool grow(vki_tokenizer *t, buf *b, size_t need, size_t elem)
@@ -78,10 +78,14 @@ static vki_status fail(vki_tokenizer *t, vki_status st, const char *fmt, ...)
     return st;
 }
 
-static vki_status no_memory(vki_tokenizer *t) { return fail(t, VKI_ERROR_OUT_OF_HOST_MEMORY, "out of host memory"); }
+static vki_status no_memory(vki_tokenizer *t)
+{
+    return fail(t, VKI_ERROR_OUT_OF_HOST_MEMORY, "out of host memory");
+}
 
 /* Appends the pieces `re` splits text[p.off, p.off + p.len) into to *out (count *n). */
-static vki_status split(vki_tokenizer *t, pcre2_code *re, const char *text, span p, buf *out, size_t *n)
+static vki_status split(vki_tokenizer *t, pcre2_code *re, const char *text, span p, buf *out,
+                        size_t *n)
 {
     const PCRE2_SPTR subject = (PCRE2_SPTR)text + p.off;
     size_t pos = 0, gap = 0;
@@ -91,7 +95,9 @@ static vki_status split(vki_tokenizer *t, pcre2_code *re, const char *text, span
         if (rc < 0) {
             PCRE2_UCHAR msg[128];
             pcre2_get_error_message(rc, msg, sizeof msg);
-            return fail(t, rc == PCRE2_ERROR_NOMEMORY ? VKI_ERROR_OUT_OF_HOST_MEMORY : VKI_ERROR_UNSUPPORTED,
+            return fail(t,
+                        rc == PCRE2_ERROR_NOMEMORY ? VKI_ERROR_OUT_OF_HOST_MEMORY
+                                                   : VKI_ERROR_UNSUPPORTED,
                         "pre-tokenizer regex failed: %s", (const char *)msg);
         }
         const PCRE2_SIZE *ov = pcre2_get_ovector_pointer(t->match);
@@ -113,7 +119,7 @@ static vki_status split(vki_tokenizer *t, pcre2_code *re, const char *text, span
     return VKI_OK;
 }
 
-/* ---- Output ------------------------------------------------------------------------------------ */
+/* ---- Output ---------------------------------------------------------------------------------- */
 
 typedef struct sink {
     int32_t *ids;
@@ -127,7 +133,7 @@ static void emit(sink *s, int32_t id)
     s->count++;
 }
 
-/* ---- Merging ----------------------------------------------------------------------------------- */
+/* ---- Merging --------------------------------------------------------------------------------- */
 
 static bool bigram_before(const bigram *a, const bigram *b)
 {
@@ -172,7 +178,8 @@ static bool try_pair(vki_tokenizer *t, const char *text, size_t *n_heap, int32_t
     bigram b = {.left = (uint32_t)l, .right = (uint32_t)r, .size = s[l].len + s[r].len};
     if (t->kind == VKI_TOK_BPE) {
         uint32_t rank;
-        if (s[l].id < 0 || s[r].id < 0 || !vki_tok_pairs_find(&t->merges, s[l].id, s[r].id, &rank, &b.id))
+        if (s[l].id < 0 || s[r].id < 0 ||
+            !vki_tok_pairs_find(&t->merges, s[l].id, s[r].id, &rank, &b.id))
             return true;
         b.key = rank;
     } else {
@@ -189,8 +196,7 @@ static vki_status merge(vki_tokenizer *t, const char *text, size_t n)
 {
     size_t n_heap = 0;
     for (size_t i = 1; i < n; i++)
-        if (!try_pair(t, text, &n_heap, (int32_t)i - 1, (int32_t)i))
-            return no_memory(t);
+        if (!try_pair(t, text, &n_heap, (int32_t)i - 1, (int32_t)i)) return no_memory(t);
     while (n_heap) {
         bigram b = heap_pop(t, &n_heap);
         symbol *s = t->symbols.p, *l = &s[b.left], *r = &s[b.right];
@@ -208,7 +214,7 @@ static vki_status merge(vki_tokenizer *t, const char *text, size_t n)
     return VKI_OK;
 }
 
-/* ---- Byte-level BPE ---------------------------------------------------------------------------- */
+/* ---- Byte-level BPE -------------------------------------------------------------------------- */
 
 static size_t put_utf8(char *out, uint32_t cp)
 {
@@ -240,7 +246,8 @@ static vki_status bpe_piece(vki_tokenizer *t, const char *text, span p, sink *ou
     if (!grow(t, &t->symbols, p.len, sizeof(symbol))) return no_memory(t);
     symbol *s = t->symbols.p;
     for (uint32_t i = 0; i < p.len; i++)
-        s[i] = (symbol){i, 1, (int32_t)i - 1, i + 1 < p.len ? (int32_t)i + 1 : -1, t->byte_id[bytes[i]]};
+        s[i] = (symbol){i, 1, (int32_t)i - 1, i + 1 < p.len ? (int32_t)i + 1 : -1,
+                        t->byte_id[bytes[i]]};
     VKI_TRY(merge(t, (const char *)bytes, p.len));
     s = t->symbols.p;
     // A byte missing from the vocabulary gives nothing, as in llama.cpp.
@@ -257,7 +264,8 @@ static vki_status bpe_fragment(vki_tokenizer *t, const char *text, span f, sink 
     size_t n = 1;
     for (uint32_t r = 0; r < t->n_regex; r++) {
         size_t m = 0;
-        for (size_t i = 0; i < n; i++) VKI_TRY(split(t, t->regex[r], text, ((span *)cur->p)[i], next, &m));
+        for (size_t i = 0; i < n; i++)
+            VKI_TRY(split(t, t->regex[r], text, ((span *)cur->p)[i], next, &m));
         buf *x = cur;
         cur = next;
         next = x;
@@ -267,14 +275,17 @@ static vki_status bpe_fragment(vki_tokenizer *t, const char *text, span f, sink 
     return VKI_OK;
 }
 
-/* ---- SentencePiece ----------------------------------------------------------------------------- */
+/* ---- SentencePiece --------------------------------------------------------------------------- */
 
 /* Bytes of the valid UTF-8 character at s (n > 0 bytes available); 1 for an invalid one. */
 static size_t utf8_len(const char *s, size_t n)
 {
     const uint8_t *u = (const uint8_t *)s;
-    size_t len = u[0] < 0x80 ? 1 : u[0] >= 0xc2 && u[0] <= 0xdf ? 2 : u[0] >= 0xe0 && u[0] <= 0xef ? 3
-               : u[0] >= 0xf0 && u[0] <= 0xf4 ? 4 : 0;
+    size_t len = u[0] < 0x80                    ? 1
+                 : u[0] >= 0xc2 && u[0] <= 0xdf ? 2
+                 : u[0] >= 0xe0 && u[0] <= 0xef ? 3
+                 : u[0] >= 0xf0 && u[0] <= 0xf4 ? 4
+                                                : 0;
     if (len <= 1 || len > n) return 1;
     // The second byte's range excludes overlong forms, surrogates and code points past U+10FFFF.
     uint8_t lo = u[0] == 0xe0 ? 0xa0 : u[0] == 0xf0 ? 0x90 : 0x80;
@@ -285,7 +296,8 @@ static size_t utf8_len(const char *s, size_t n)
     return len;
 }
 
-static vki_status spm_fragment(vki_tokenizer *t, const char *text, span f, bool prefix_space, sink *out)
+static vki_status spm_fragment(vki_tokenizer *t, const char *text, span f, bool prefix_space,
+                               sink *out)
 {
     // Spaces as U+2581 (3 bytes each), and the prefix space.
     size_t cap = ((size_t)f.len + 1) * 3;
@@ -310,7 +322,8 @@ static vki_status spm_fragment(vki_tokenizer *t, const char *text, span f, bool 
     size_t k = 0;
     for (size_t off = 0; off < n; k++) {
         size_t len = utf8_len(e + off, n - off);
-        s[k] = (symbol){(uint32_t)off, (uint32_t)len, (int32_t)k - 1, off + len < n ? (int32_t)k + 1 : -1, -1};
+        s[k] = (symbol){(uint32_t)off, (uint32_t)len, (int32_t)k - 1,
+                        off + len < n ? (int32_t)k + 1 : -1, -1};
         off += len;
     }
     VKI_TRY(merge(t, e, k));
@@ -330,7 +343,7 @@ static vki_status spm_fragment(vki_tokenizer *t, const char *text, span f, bool 
     return VKI_OK;
 }
 
-/* ---- Special tokens ---------------------------------------------------------------------------- */
+/* ---- Special tokens -------------------------------------------------------------------------- */
 
 /* Gemma has 6,400 special tokens, most of them starting "<u"; bucketing them by their first one
  * or two bytes (vki_tok_bucket) keeps the scan of a text at a few comparisons per position. */
@@ -341,16 +354,17 @@ static vki_status find_present(vki_tokenizer *t, const char *text, uint32_t len,
 {
     *n_present = 0;
     if (!t->n_specials || !len) return VKI_OK;
-    if (!grow(t, &t->present, t->n_specials, sizeof(uint32_t)))
-        return no_memory(t);
+    if (!grow(t, &t->present, t->n_specials, sizeof(uint32_t))) return no_memory(t);
     uint32_t *rank = t->present.p; // ranks in t->specials of the tokens found
     for (uint32_t i = 0; i < len; i++) {
-        uint32_t heads[2] = {i + 1 < len ? vki_tok_bucket(text + i, 2) : UINT32_MAX, 65536u + (uint8_t)text[i]};
+        uint32_t heads[2] = {i + 1 < len ? vki_tok_bucket(text + i, 2) : UINT32_MAX,
+                             65536u + (uint8_t)text[i]};
         for (int h = 0; h < 2; h++) {
             if (heads[h] == UINT32_MAX) continue;
             for (uint32_t k = t->special_head[heads[h]]; k != UINT32_MAX; k = t->special_next[k]) {
                 const token *tk = &t->tokens[t->specials[k]];
-                if (t->special_seen[k] || tk->len > len - i || memcmp(t->text + tk->off, text + i, tk->len) != 0)
+                if (t->special_seen[k] || tk->len > len - i ||
+                    memcmp(t->text + tk->off, text + i, tk->len) != 0)
                     continue;
                 if (!parse_special && tk->type != VKI_TOKEN_TYPE_USER_DEFINED) continue;
                 t->special_seen[k] = 1;
@@ -415,7 +429,7 @@ static vki_status partition(vki_tokenizer *t, const char *text, uint32_t len, bo
     return VKI_OK;
 }
 
-/* ---- Encoding ---------------------------------------------------------------------------------- */
+/* ---- Encoding -------------------------------------------------------------------------------- */
 
 vki_status vki_tokenizer_encode(vki_tokenizer *t, const char *text, size_t length, bool add_bos,
                                 bool parse_special, int32_t *out_ids, uint32_t capacity,
@@ -426,7 +440,8 @@ vki_status vki_tokenizer_encode(vki_tokenizer *t, const char *text, size_t lengt
     if (!out_count || (!text && length) || (!out_ids && capacity))
         return fail(t, VKI_ERROR_INVALID_ARGUMENT, "encode: NULL text, ids or count");
     if (length > MAX_TEXT)
-        return fail(t, VKI_ERROR_INVALID_ARGUMENT, "encode: text of %zu bytes is over the 1 GiB limit", length);
+        return fail(t, VKI_ERROR_INVALID_ARGUMENT,
+                    "encode: text of %zu bytes is over the 1 GiB limit", length);
     sink out = {out_ids, capacity, 0};
     if (add_bos && t->bos >= 0) emit(&out, t->bos);
     if (length) VKI_TRY(partition(t, text, (uint32_t)length, parse_special));
@@ -451,7 +466,7 @@ vki_status vki_tokenizer_encode(vki_tokenizer *t, const char *text, size_t lengt
     return VKI_OK;
 }
 
-/* ---- Decoding and accessors -------------------------------------------------------------------- */
+/* ---- Decoding and accessors ------------------------------------------------------------------ */
 
 static size_t copy_out(char *out, size_t size, size_t at, const char *src, size_t n)
 {
@@ -522,7 +537,8 @@ const char *vki_tokenizer_token_text(const vki_tokenizer *t, int32_t id, size_t 
 
 vki_token_type vki_tokenizer_token_type(const vki_tokenizer *t, int32_t id)
 {
-    return t && id >= 0 && (uint32_t)id < t->n_vocab ? (vki_token_type)t->tokens[id].type : VKI_TOKEN_TYPE_UNDEFINED;
+    return t && id >= 0 && (uint32_t)id < t->n_vocab ? (vki_token_type)t->tokens[id].type
+                                                     : VKI_TOKEN_TYPE_UNDEFINED;
 }
 
 uint32_t vki_tokenizer_vocab_size(const vki_tokenizer *t) { return t ? t->n_vocab : 0; }
@@ -530,8 +546,14 @@ int32_t vki_tokenizer_bos(const vki_tokenizer *t) { return t ? t->bos : -1; }
 int32_t vki_tokenizer_eos(const vki_tokenizer *t) { return t ? t->eos : -1; }
 bool vki_tokenizer_add_bos(const vki_tokenizer *t) { return t && t->add_bos && t->bos >= 0; }
 const char *vki_tokenizer_last_error(const vki_tokenizer *t) { return t ? t->last_error : ""; }
-vki_chat_template vki_tokenizer_chat_template(const vki_tokenizer *t) { return t ? t->chat_template : VKI_CHAT_TEMPLATE_NONE; }
-const char *vki_tokenizer_default_system(const vki_tokenizer *t) { return t ? t->default_system : NULL; }
+vki_chat_template vki_tokenizer_chat_template(const vki_tokenizer *t)
+{
+    return t ? t->chat_template : VKI_CHAT_TEMPLATE_NONE;
+}
+const char *vki_tokenizer_default_system(const vki_tokenizer *t)
+{
+    return t ? t->default_system : NULL;
+}
 
 bool vki_tokenizer_is_end(const vki_tokenizer *t, int32_t id)
 {

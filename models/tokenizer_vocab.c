@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- Allocation -------------------------------------------------------------------------------- */
+/* ---- Allocation ------------------------------------------------------------------------------ */
 
 void *vki_tok_alloc(const vki_allocator *a, size_t count, size_t elem)
 {
@@ -29,7 +29,7 @@ void vki_tok_free(const vki_allocator *a, void *p)
 static void *pcre_alloc(PCRE2_SIZE size, void *user) { return vki_tok_alloc(user, 1, size); }
 static void pcre_free(void *p, void *user) { vki_tok_free(user, p); }
 
-/* ---- Hash maps --------------------------------------------------------------------------------- */
+/* ---- Hash maps ------------------------------------------------------------------------------- */
 
 static uint64_t hash_bytes(const char *s, size_t len)
 {
@@ -110,18 +110,18 @@ static uint64_t table_size(uint64_t n)
     return c;
 }
 
-/* ---- Pre-tokenizers ---------------------------------------------------------------------------- */
+/* ---- Pre-tokenizers -------------------------------------------------------------------------- */
 
 /* llama.cpp's regexes (llama-vocab.cpp), by tokenizer.ggml.pre. Llama 3's and Qwen2's
  * case-insensitive contractions are spelled out as classes, as llama.cpp adapts them, so that
  * Unicode case folding cannot turn "'ſ" into a contraction. */
 #define RE_GPT2 "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)"
 #define RE_CONTRACTIONS "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])"
-#define RE_LLAMA3                                                                                  \
-    RE_CONTRACTIONS "|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*"     \
+#define RE_LLAMA3                                                                               \
+    RE_CONTRACTIONS "|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*" \
                     "|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
-#define RE_QWEN2                                                                                   \
-    RE_CONTRACTIONS "|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*"          \
+#define RE_QWEN2                                                                           \
+    RE_CONTRACTIONS "|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*" \
                     "|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
 
 typedef struct pre_tokenizer {
@@ -134,7 +134,9 @@ static const pre_tokenizer PRE_TOKENIZERS[] = {
     {"default\0\0", {"[\\p{P}\\$\\+<=>\\^~\\|]+", RE_GPT2, "\\p{N}+", "[0-9][0-9][0-9]"}, false},
     {"gpt-2\0phi-2\0\0", {RE_GPT2}, false},
     // Digits one by one, then GPT-2's split (SmolLM2's Digits + ByteLevel pre-tokenizer).
-    {"smollm\0starcoder\0refact\0command-r\0codeshell\0exaone\0minerva\0\0", {"\\p{N}", RE_GPT2}, false},
+    {"smollm\0starcoder\0refact\0command-r\0codeshell\0exaone\0minerva\0\0",
+     {"\\p{N}", RE_GPT2},
+     false},
     {"llama-bpe\0llama3\0llama-v3\0\0", {RE_LLAMA3}, true},
     {"qwen2\0deepseek-r1-qwen\0\0", {RE_QWEN2}, false},
 };
@@ -147,7 +149,7 @@ static const pre_tokenizer *find_pre_tokenizer(const char *name, size_t len)
     return NULL;
 }
 
-/* ---- Creation ---------------------------------------------------------------------------------- */
+/* ---- Creation -------------------------------------------------------------------------------- */
 
 typedef struct loader {
     vki_tokenizer *t;
@@ -219,7 +221,8 @@ static vki_status read_tokens(loader *l)
         if ((st = vki_gguf_array_get_string(l->g, &toks, i, &s))) return gguf_says(l, st);
         total += s.size;
     }
-    if (total > UINT32_MAX) return say(l, VKI_ERROR_BAD_FILE, "tokenizer.ggml.tokens spell over 4 GiB");
+    if (total > UINT32_MAX)
+        return say(l, VKI_ERROR_BAD_FILE, "tokenizer.ggml.tokens spell over 4 GiB");
     t->tokens = vki_tok_alloc(&t->alloc, t->n_vocab, sizeof *t->tokens);
     t->text = vki_tok_alloc(&t->alloc, (size_t)total, 1);
     if (!t->tokens || !t->text) return say(l, VKI_ERROR_OUT_OF_HOST_MEMORY, "out of host memory");
@@ -229,23 +232,27 @@ static vki_status read_tokens(loader *l)
         int64_t type = VKI_TOKEN_TYPE_NORMAL;
         float score = 0.0f;
         vki_gguf_array_get_string(l->g, &toks, i, &s);
-        if (has_types && (st = vki_gguf_array_get_i64(l->g, &types, i, &type))) return gguf_says(l, st);
-        if (has_scores && (st = vki_gguf_array_get_f32(l->g, &scores, i, &score))) return gguf_says(l, st);
+        if (has_types && (st = vki_gguf_array_get_i64(l->g, &types, i, &type)))
+            return gguf_says(l, st);
+        if (has_scores && (st = vki_gguf_array_get_f32(l->g, &scores, i, &score)))
+            return gguf_says(l, st);
         if (type < 0 || type >= VKI_TOKEN_TYPE_COUNT)
-            return say(l, VKI_ERROR_BAD_FILE, "tokenizer.ggml.token_type[%u] is %lld, not a token type (0..6)",
-                       i, (long long)type);
+            return say(l, VKI_ERROR_BAD_FILE,
+                       "tokenizer.ggml.token_type[%u] is %lld, not a token type (0..6)", i,
+                       (long long)type);
         memcpy(t->text + off, s.data, (size_t)s.size);
         t->tokens[i] = (vki_tok_token){off, (uint32_t)s.size, score, (uint8_t)type};
         off += (uint32_t)s.size;
     }
 
     uint64_t cap = table_size(t->n_vocab);
-    t->by_text = (vki_tok_map){vki_tok_alloc(&t->alloc, (size_t)cap, sizeof(uint32_t)), (uint32_t)(cap - 1),
-                               t->tokens, t->text};
+    t->by_text = (vki_tok_map){vki_tok_alloc(&t->alloc, (size_t)cap, sizeof(uint32_t)),
+                               (uint32_t)(cap - 1), t->tokens, t->text};
     if (!t->by_text.slots) return say(l, VKI_ERROR_OUT_OF_HOST_MEMORY, "out of host memory");
     memset(t->by_text.slots, 0, (size_t)cap * sizeof(uint32_t));
     for (uint32_t i = 0; i < t->n_vocab; i++)
-        if (t->tokens[i].len) map_put(&t->by_text, i); // llama.cpp renames empty ones: never matched
+        if (t->tokens[i].len)
+            map_put(&t->by_text, i); // llama.cpp renames empty ones: never matched
     return VKI_OK;
 }
 
@@ -282,7 +289,8 @@ static vki_status read_merges(loader *l)
         }
         memcpy(joined, s.data, ll);
         memcpy(joined + ll, sp + 1, rl);
-        int32_t a = vki_tok_map_find(&t->by_text, s.data, ll), b = vki_tok_map_find(&t->by_text, sp + 1, rl);
+        int32_t a = vki_tok_map_find(&t->by_text, s.data, ll),
+                b = vki_tok_map_find(&t->by_text, sp + 1, rl);
         int32_t r = vki_tok_map_find(&t->by_text, joined, ll + rl);
         if (a >= 0 && b >= 0 && r >= 0) pairs_put(&t->merges, a, b, i, r);
     }
@@ -308,8 +316,8 @@ static vki_status index_specials(loader *l)
     uint32_t n = 0;
     for (uint32_t i = 0; i < t->n_vocab; i++) {
         uint8_t ty = t->tokens[i].type;
-        if (t->tokens[i].len && (ty == VKI_TOKEN_TYPE_CONTROL || ty == VKI_TOKEN_TYPE_USER_DEFINED ||
-                                 ty == VKI_TOKEN_TYPE_UNKNOWN))
+        if (t->tokens[i].len && (ty == VKI_TOKEN_TYPE_CONTROL ||
+                                 ty == VKI_TOKEN_TYPE_USER_DEFINED || ty == VKI_TOKEN_TYPE_UNKNOWN))
             n++;
     }
     by_length *order = vki_tok_alloc(&t->alloc, n, sizeof *order);
@@ -324,8 +332,8 @@ static vki_status index_specials(loader *l)
     n = 0;
     for (uint32_t i = 0; i < t->n_vocab; i++) {
         uint8_t ty = t->tokens[i].type;
-        if (t->tokens[i].len && (ty == VKI_TOKEN_TYPE_CONTROL || ty == VKI_TOKEN_TYPE_USER_DEFINED ||
-                                 ty == VKI_TOKEN_TYPE_UNKNOWN))
+        if (t->tokens[i].len && (ty == VKI_TOKEN_TYPE_CONTROL ||
+                                 ty == VKI_TOKEN_TYPE_USER_DEFINED || ty == VKI_TOKEN_TYPE_UNKNOWN))
             order[n++] = (by_length){t->tokens[i].len, (int32_t)i};
     }
     // llama.cpp sorts by length only (std::sort, unstable); ties by id here, to be repeatable.
@@ -361,14 +369,14 @@ static void add_end(vki_tokenizer *t, int32_t id)
 static void find_end_ids(loader *l)
 {
     static const char *const ENDS[] = {
-        "<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<|flush|>", "<|calls|>",
-        "<end_of_turn>", "<|endoftext|>", "<|eom_id|>", "<EOT>", "_<EOT>", "[EOT]", "[EOS]",
-        "<|end_of_text|>", "<end_of_utterance>", "<eos>", "<turn|>", "<|tool_response>",
-    };
-    static const char *const FIM[] = {
-        "<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<|fim_repo|>", "<|repo_name|>", "<fim-repo>",
-        "<REPO>", "<reponame>", "<|file_sep|>",
-    };
+        "<|eot_id|>",    "<|im_end|>", "<|end|>",         "<|return|>",
+        "<|call|>",      "<|flush|>",  "<|calls|>",       "<end_of_turn>",
+        "<|endoftext|>", "<|eom_id|>", "<EOT>",           "_<EOT>",
+        "[EOT]",         "[EOS]",      "<|end_of_text|>", "<end_of_utterance>",
+        "<eos>",         "<turn|>",    "<|tool_response>"};
+    static const char *const FIM[] = {"<|fim_pad|>",  "<fim-pad>",     "<fim_pad>",
+                                      "<|fim_repo|>", "<|repo_name|>", "<fim-repo>",
+                                      "<REPO>",       "<reponame>",    "<|file_sep|>"};
     vki_tokenizer *t = l->t;
     add_end(t, t->eos);
     add_end(t, read_id(l, "tokenizer.ggml.eot_token_id", -1));
@@ -397,8 +405,8 @@ static vki_status read_chat_template(loader *l)
                 return say(l, VKI_ERROR_OUT_OF_HOST_MEMORY, "out of host memory");
             vki_chat_template_default_system(src.data, (size_t)src.size, t->default_system, n + 1);
         }
-    } else if (vki_gguf_get_string(l->g, "general.architecture", &arch) == VKI_OK && arch.size >= 5 &&
-               memcmp(arch.data, "gemma", 5) == 0) {
+    } else if (vki_gguf_get_string(l->g, "general.architecture", &arch) == VKI_OK &&
+               arch.size >= 5 && memcmp(arch.data, "gemma", 5) == 0) {
         // Gemma files converted from base models carry no template; Gemma's is the one it knows.
         t->chat_template = VKI_CHAT_TEMPLATE_GEMMA;
     }
@@ -417,12 +425,15 @@ static vki_status compile_regexes(loader *l, const pre_tokenizer *pre)
         PCRE2_SIZE at;
         // MATCH_INVALID_UTF: invalid bytes never match and land in the gaps between matches, so
         // any input is safe and its bytes survive.
-        t->regex[i] = pcre2_compile((PCRE2_SPTR)pre->regex[i], PCRE2_ZERO_TERMINATED,
-                                    PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF, &code, &at, cc);
+        t->regex[i] =
+            pcre2_compile((PCRE2_SPTR)pre->regex[i], PCRE2_ZERO_TERMINATED,
+                          PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF, &code, &at, cc);
         if (!t->regex[i]) {
             PCRE2_UCHAR msg[128];
             pcre2_get_error_message(code, msg, sizeof msg);
-            st = say(l, code == PCRE2_ERROR_NOMEMORY ? VKI_ERROR_OUT_OF_HOST_MEMORY : VKI_ERROR_UNSUPPORTED,
+            st = say(l,
+                     code == PCRE2_ERROR_NOMEMORY ? VKI_ERROR_OUT_OF_HOST_MEMORY
+                                                  : VKI_ERROR_UNSUPPORTED,
                      "pre-tokenizer regex %u does not compile at offset %zu: %s", i, (size_t)at,
                      (const char *)msg);
             break;
@@ -478,10 +489,11 @@ static vki_status load(loader *l)
         if (st && st != VKI_ERROR_NOT_FOUND) return gguf_says(l, st);
         if (st == VKI_ERROR_NOT_FOUND) pre = (vki_gguf_string){"default", 7};
         if (!(p = find_pre_tokenizer(pre.data, (size_t)pre.size)))
-            return say(l, VKI_ERROR_UNSUPPORTED,
-                       "tokenizer.ggml.pre '%.*s' is an unknown pre-tokenizer (known: default, gpt-2, "
-                       "smollm, llama-bpe, qwen2 and aliases)",
-                       (int)(pre.size > 64 ? 64 : pre.size), pre.data);
+            return say(
+                l, VKI_ERROR_UNSUPPORTED,
+                "tokenizer.ggml.pre '%.*s' is an unknown pre-tokenizer (known: default, gpt-2, "
+                "smollm, llama-bpe, qwen2 and aliases)",
+                (int)(pre.size > 64 ? 64 : pre.size), pre.data);
     }
 
     VKI_TRY(read_tokens(l));
@@ -547,10 +559,10 @@ void vki_tokenizer_destroy(vki_tokenizer *t)
     for (uint32_t i = 0; i < t->n_regex; i++) pcre2_code_free(t->regex[i]);
     pcre2_match_data_free(t->match);
     pcre2_general_context_free(t->pcre_ctx); // last of PCRE2's: it frees through t->alloc
-    void *blocks[] = {t->tokens, t->text, t->by_text.slots, t->merges.slots, t->specials,
-                      t->special_head, t->special_next, t->special_seen, t->default_system,
-                      t->frags.p, t->present.p, t->spans_a.p, t->spans_b.p, t->symbols.p,
-                      t->heap.p, t->chars.p};
+    void *blocks[] = {t->tokens,         t->text,         t->by_text.slots, t->merges.slots,
+                      t->specials,       t->special_head, t->special_next,  t->special_seen,
+                      t->default_system, t->frags.p,      t->present.p,     t->spans_a.p,
+                      t->spans_b.p,      t->symbols.p,    t->heap.p,        t->chars.p};
     for (size_t i = 0; i < sizeof blocks / sizeof blocks[0]; i++) vki_tok_free(&a, blocks[i]);
     vki_tok_free(&a, t);
 }

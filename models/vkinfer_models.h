@@ -298,7 +298,7 @@ typedef struct vki_sampler_desc {
     int32_t top_k;          // [40] > 0; off also when >= n_vocab
     float top_p;            // [0.95] in (0, 1]; 1 is off too
     float min_p;            // [0.05] in (0, 1]
-    float repeat_penalty;   // [1.1] > 0 (< 1 favours repeats); 1 is off too
+    float repeat_penalty;   // [1: off, as llama.cpp] > 0 (< 1 favours repeats; Ollama uses 1.1)
     uint32_t repeat_last_n; // [64] tokens the penalty looks back over, at most 1 << 24
     uint64_t seed;          // [0: a fresh one from the clock, read back with vki_sampler_seed]
 } vki_sampler_desc;

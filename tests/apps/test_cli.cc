@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <memory>
 #include <string>
+#include <vector>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -308,3 +309,103 @@ TEST(Cli, BenchRuntimeTable)
 }
 
 } // namespace
+
+// ---- Language-model commands (the default model; skipped when tools/fetch_models.sh has not
+// put it in the model cache) ----
+
+namespace {
+
+std::string ModelPath()
+{
+    const char *dir = getenv("VKI_MODEL_DIR");
+    const char *home = getenv("HOME");
+    std::string d = dir && dir[0] ? dir : std::string(home ? home : ".") + "/.cache/vkinfer/models";
+    return d + "/SmolLM2-135M-Instruct.Q4_1.gguf";
+}
+
+bool HaveModel() { return access(ModelPath().c_str(), R_OK) == 0; }
+
+#define REQUIRE_MODEL()                                                                         \
+    if (!HaveModel()) GTEST_SKIP() << ModelPath() << " is absent: tools/fetch_models.sh downloads it"
+
+} // namespace
+
+TEST(CliLlm, GenerateGreedyJsonGivesTheReferenceTokens)
+{
+    REQUIRE_MODEL();
+    // The numpy float32 pass's greedy continuation (tests/data/smollm2_golden.json).
+    Result r = RunCli("generate -m '" + ModelPath() + "' -p 'The capital of France is' -n 8 "
+                      "--temp 0 --ctx 64 --json");
+    ASSERT_EQ(r.code, 0) << r.err;
+    Json j = Parse(r.out);
+    ASSERT_TRUE(j) << r.out;
+    const cJSON *tokens = Get(j.get(), "tokens");
+    std::vector<int> got;
+    const cJSON *t;
+    cJSON_ArrayForEach(t, tokens) got.push_back(t->valueint);
+    EXPECT_EQ(got, (std::vector<int>{7042, 30, 198, 198, 504, 2988, 314, 42}));
+    const cJSON *text = Get(j.get(), "text");
+    ASSERT_TRUE(cJSON_IsString(text));
+    EXPECT_EQ(std::string(text->valuestring).rfind(" Paris.", 0), 0u) << text->valuestring;
+}
+
+TEST(CliLlm, SameSeedSameText)
+{
+    REQUIRE_MODEL();
+    std::string args = "generate -m '" + ModelPath() + "' -p 'Once upon a time' -n 6 --seed 7 --ctx 64";
+    Result a = RunCli(args), b = RunCli(args);
+    ASSERT_EQ(a.code, 0) << a.err;
+    ASSERT_EQ(b.code, 0) << b.err;
+    EXPECT_EQ(a.out, b.out);
+    EXPECT_FALSE(a.out.empty());
+}
+
+TEST(CliLlm, ChatAnswersResetsAndQuits)
+{
+    REQUIRE_MODEL();
+    // RunCli's env prefix is a shell prefix: here it pipes the user's lines in.
+    Result r = RunCli("chat -m '" + ModelPath() + "' --temp 0 -n 12 --ctx 256",
+                      "printf 'What is the capital of France?\\n/reset\\nHi\\n/quit\\n' | VKI_VALIDATION=1");
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_NE(r.err.find(" on "), std::string::npos) << "the banner names the device: " << r.err;
+    EXPECT_NE(r.err.find("Smollm2"), std::string::npos) << "the banner names the model: " << r.err;
+    EXPECT_NE(r.out.find("Paris"), std::string::npos) << r.out;
+    EXPECT_NE(r.err.find("new conversation"), std::string::npos) << r.err;
+}
+
+TEST(CliLlm, BenchLlmReportsPrefillDecodeAndMemory)
+{
+    REQUIRE_MODEL();
+    Result r = RunCli("bench llm -m '" + ModelPath() + "' -p 8 -n 4 --reps 1 --ctx 64 --json");
+    ASSERT_EQ(r.code, 0) << r.err;
+    Json j = Parse(r.out);
+    ASSERT_TRUE(j) << r.out;
+    const cJSON *llm = Get(Get(j.get(), "suites"), "llm");
+    ASSERT_TRUE(llm) << r.out;
+    EXPECT_GT(Number(llm, "pp8_tokens_per_s"), 0.0);
+    EXPECT_GT(Number(llm, "tg4_tokens_per_s"), 0.0);
+    EXPECT_GT(Number(llm, "ttft_cold_ms"), 0.0);
+    EXPECT_GT(Number(llm, "ttft_warm_ms"), 0.0);
+    EXPECT_GT(Number(llm, "weight_bytes"), 90e6);
+    EXPECT_GE(Number(llm, "device_bytes"), Number(llm, "weight_bytes") + Number(llm, "kv_bytes"));
+}
+
+TEST(CliLlm, MissingDefaultModelSaysHowToGetIt)
+{
+    Result r = RunCli("generate -p hi", "VKI_MODEL_DIR=/nonexistent");
+    EXPECT_EQ(r.code, 1);
+    EXPECT_NE(r.err.find("fetch_models.sh"), std::string::npos) << r.err;
+}
+
+TEST(CliLlm, BadModelFileAndBadOptionsAreNamed)
+{
+    Result r = RunCli("generate -m /etc/hostname -p hi");
+    EXPECT_EQ(r.code, 1);
+    EXPECT_NE(r.err.find("/etc/hostname"), std::string::npos) << r.err;
+    r = RunCli("generate -p hi --temp warm");
+    EXPECT_EQ(r.code, 2);
+    EXPECT_NE(r.err.find("--temp"), std::string::npos) << r.err;
+    r = RunCli("generate");
+    EXPECT_EQ(r.code, 2);
+    EXPECT_NE(r.err.find("prompt"), std::string::npos) << r.err;
+}

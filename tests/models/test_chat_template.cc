@@ -31,22 +31,32 @@ class ChatTemplateGolden : public ::testing::Test {
     const cJSON *templ(const char *name)
     {
         const cJSON *t;
-        cJSON_ArrayForEach(t, cJSON_GetObjectItem(doc, "templates"))
-            if (std::string(cJSON_GetObjectItem(t, "name")->valuestring) == name) return t;
+        cJSON_ArrayForEach(
+            t,
+            cJSON_GetObjectItem(
+                doc, "templates")) if (std::string(cJSON_GetObjectItem(t, "name")->valuestring) ==
+                                       name) return t;
         return nullptr;
     }
 };
 
-std::string str(const cJSON *o, const char *key) { return cJSON_GetObjectItem(o, key)->valuestring; }
+std::string str(const cJSON *o, const char *key)
+{
+    return cJSON_GetObjectItem(o, key)->valuestring;
+}
 
-std::string format(vki_chat_template tmpl, const std::vector<vki_chat_message> &msgs, bool gen, const char *sys)
+std::string format(vki_chat_template tmpl, const std::vector<vki_chat_message> &msgs, bool gen,
+                   const char *sys)
 {
     size_t need = 0;
-    vki_status st = vki_chat_format(tmpl, msgs.data(), uint32_t(msgs.size()), gen, sys, nullptr, 0, &need);
+    vki_status st =
+        vki_chat_format(tmpl, msgs.data(), uint32_t(msgs.size()), gen, sys, nullptr, 0, &need);
     EXPECT_EQ(st, VKI_ERROR_INVALID_ARGUMENT); // size 0 never fits the NUL: a size query
     std::string out(need + 1, '\x7f');
     size_t got = 0;
-    EXPECT_EQ(vki_chat_format(tmpl, msgs.data(), uint32_t(msgs.size()), gen, sys, out.data(), out.size(), &got), VKI_OK);
+    EXPECT_EQ(vki_chat_format(tmpl, msgs.data(), uint32_t(msgs.size()), gen, sys, out.data(),
+                              out.size(), &got),
+              VKI_OK);
     EXPECT_EQ(got, need);
     EXPECT_EQ(out[need], '\0');
     out.resize(need);
@@ -57,10 +67,12 @@ TEST_F(ChatTemplateGolden, DetectsEachFamily)
 {
     const cJSON *t;
     int n = 0;
-    cJSON_ArrayForEach(t, cJSON_GetObjectItem(doc, "templates")) {
+    cJSON_ArrayForEach(t, cJSON_GetObjectItem(doc, "templates"))
+    {
         std::string src = str(t, "source");
         vki_chat_template got = vki_chat_template_detect(src.data(), src.size());
-        EXPECT_STREQ(vki_chat_template_name(got), cJSON_GetObjectItem(t, "family")->valuestring) << str(t, "name");
+        EXPECT_STREQ(vki_chat_template_name(got), cJSON_GetObjectItem(t, "family")->valuestring)
+            << str(t, "name");
         n++;
     }
     EXPECT_EQ(n, 5);
@@ -75,11 +87,13 @@ TEST_F(ChatTemplateGolden, DetectsEachFamily)
 TEST_F(ChatTemplateGolden, ExtractsDefaultSystemPrompts)
 {
     const cJSON *t;
-    cJSON_ArrayForEach(t, cJSON_GetObjectItem(doc, "templates")) {
+    cJSON_ArrayForEach(t, cJSON_GetObjectItem(doc, "templates"))
+    {
         std::string src = str(t, "source"), want = str(t, "default_system");
         size_t n = vki_chat_template_default_system(src.data(), src.size(), nullptr, 0);
         std::string got(n + 1, '\x7f');
-        EXPECT_EQ(vki_chat_template_default_system(src.data(), src.size(), got.data(), got.size()), n);
+        EXPECT_EQ(vki_chat_template_default_system(src.data(), src.size(), got.data(), got.size()),
+                  n);
         got.resize(n);
         EXPECT_EQ(got, want) << str(t, "name");
     }
@@ -93,7 +107,8 @@ TEST_F(ChatTemplateGolden, ExtractsDefaultSystemPrompts)
     char out[64];
     vki_chat_template_default_system(escaped, sizeof escaped - 1, out, sizeof out);
     EXPECT_STREQ(out, "Line\none, it's \"q\"");
-    const char dynamic[] = "{{ '<|im_start|>system\\n' + messages[0]['content'] + '<|im_end|>\\n' }}";
+    const char dynamic[] =
+        "{{ '<|im_start|>system\\n' + messages[0]['content'] + '<|im_end|>\\n' }}";
     EXPECT_EQ(vki_chat_template_default_system(dynamic, sizeof dynamic - 1, out, sizeof out), 0u);
     EXPECT_STREQ(out, "");
 }
@@ -102,15 +117,18 @@ TEST_F(ChatTemplateGolden, FormatsLikeJinja)
 {
     const cJSON *r;
     int n = 0;
-    cJSON_ArrayForEach(r, cJSON_GetObjectItem(doc, "renders")) {
+    cJSON_ArrayForEach(r, cJSON_GetObjectItem(doc, "renders"))
+    {
         const cJSON *t = templ(cJSON_GetObjectItem(r, "template")->valuestring);
         ASSERT_NE(t, nullptr);
         std::vector<vki_chat_message> msgs;
         const cJSON *m;
         cJSON_ArrayForEach(m, cJSON_GetObjectItem(r, "messages"))
-            msgs.push_back({cJSON_GetObjectItem(m, "role")->valuestring, cJSON_GetObjectItem(m, "content")->valuestring});
+            msgs.push_back({cJSON_GetObjectItem(m, "role")->valuestring,
+                            cJSON_GetObjectItem(m, "content")->valuestring});
         std::string sys = str(t, "default_system");
-        vki_chat_template tmpl = vki_chat_template_from_name(cJSON_GetObjectItem(t, "family")->valuestring);
+        vki_chat_template tmpl =
+            vki_chat_template_from_name(cJSON_GetObjectItem(t, "family")->valuestring);
         bool gen = cJSON_IsTrue(cJSON_GetObjectItem(r, "add_generation_prompt"));
         EXPECT_EQ(format(tmpl, msgs, gen, sys.c_str()), str(r, "text"))
             << str(t, "name") << ", " << msgs.size() << " messages, generation prompt " << gen;
@@ -129,14 +147,16 @@ TEST(ChatTemplate, NamesAndDefaults)
     EXPECT_EQ(vki_chat_template_from_name("chatmlx"), VKI_CHAT_TEMPLATE_NONE);
     EXPECT_EQ(vki_chat_template_from_name(nullptr), VKI_CHAT_TEMPLATE_NONE);
     for (int i = 1; i < VKI_CHAT_TEMPLATE_COUNT; i++)
-        EXPECT_EQ(vki_chat_template_from_name(vki_chat_template_name(vki_chat_template(i))), vki_chat_template(i));
+        EXPECT_EQ(vki_chat_template_from_name(vki_chat_template_name(vki_chat_template(i))),
+                  vki_chat_template(i));
     EXPECT_STREQ(vki_chat_template_name(VKI_CHAT_TEMPLATE_COUNT), "none");
 
     // A caller's system text: Gemma opens the first user turn with it; "" means none.
     std::vector<vki_chat_message> msgs = {{"user", " Hi "}};
     EXPECT_EQ(format(VKI_CHAT_TEMPLATE_GEMMA, msgs, true, "Be brief."),
               "<start_of_turn>user\nBe brief.\n\nHi<end_of_turn>\n<start_of_turn>model\n");
-    EXPECT_EQ(format(VKI_CHAT_TEMPLATE_CHATML, msgs, false, ""), "<|im_start|>user\n Hi <|im_end|>\n");
+    EXPECT_EQ(format(VKI_CHAT_TEMPLATE_CHATML, msgs, false, ""),
+              "<|im_start|>user\n Hi <|im_end|>\n");
     EXPECT_EQ(format(VKI_CHAT_TEMPLATE_LLAMA3, msgs, false, "S"),
               "<|start_header_id|>system<|end_header_id|>\n\nS<|eot_id|>"
               "<|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>");
@@ -148,26 +168,35 @@ TEST(ChatTemplate, BufferAndArgumentRules)
     const std::string want = "<|im_start|>user\nHello<|im_end|>\n<|im_start|>assistant\n";
     char buf[16];
     size_t need = 0;
-    EXPECT_EQ(vki_chat_format(VKI_CHAT_TEMPLATE_CHATML, msgs.data(), 1, true, nullptr, buf, sizeof buf, &need),
+    EXPECT_EQ(vki_chat_format(VKI_CHAT_TEMPLATE_CHATML, msgs.data(), 1, true, nullptr, buf,
+                              sizeof buf, &need),
               VKI_ERROR_INVALID_ARGUMENT);
     EXPECT_EQ(need, want.size());
     EXPECT_EQ(std::string(buf), want.substr(0, sizeof buf - 1)); // truncated, NUL-terminated
-    std::vector<char> exact(want.size());                          // no room for the NUL
-    EXPECT_EQ(vki_chat_format(VKI_CHAT_TEMPLATE_CHATML, msgs.data(), 1, true, nullptr, exact.data(), exact.size(), &need),
+    std::vector<char> exact(want.size());                        // no room for the NUL
+    EXPECT_EQ(vki_chat_format(VKI_CHAT_TEMPLATE_CHATML, msgs.data(), 1, true, nullptr, exact.data(),
+                              exact.size(), &need),
               VKI_ERROR_INVALID_ARGUMENT);
-    EXPECT_EQ(vki_chat_format(VKI_CHAT_TEMPLATE_NONE, msgs.data(), 1, true, nullptr, buf, sizeof buf, &need),
+    EXPECT_EQ(vki_chat_format(VKI_CHAT_TEMPLATE_NONE, msgs.data(), 1, true, nullptr, buf,
+                              sizeof buf, &need),
               VKI_ERROR_UNSUPPORTED);
-    EXPECT_EQ(vki_chat_format(VKI_CHAT_TEMPLATE_COUNT, msgs.data(), 1, true, nullptr, buf, sizeof buf, &need),
+    EXPECT_EQ(vki_chat_format(VKI_CHAT_TEMPLATE_COUNT, msgs.data(), 1, true, nullptr, buf,
+                              sizeof buf, &need),
               VKI_ERROR_UNSUPPORTED);
     vki_chat_message bad[] = {{"user", nullptr}};
-    EXPECT_EQ(vki_chat_format(VKI_CHAT_TEMPLATE_CHATML, bad, 1, true, nullptr, buf, sizeof buf, &need),
+    EXPECT_EQ(
+        vki_chat_format(VKI_CHAT_TEMPLATE_CHATML, bad, 1, true, nullptr, buf, sizeof buf, &need),
+        VKI_ERROR_INVALID_ARGUMENT);
+    EXPECT_EQ(vki_chat_format(VKI_CHAT_TEMPLATE_CHATML, nullptr, 1, true, nullptr, buf, sizeof buf,
+                              &need),
               VKI_ERROR_INVALID_ARGUMENT);
-    EXPECT_EQ(vki_chat_format(VKI_CHAT_TEMPLATE_CHATML, nullptr, 1, true, nullptr, buf, sizeof buf, &need),
-              VKI_ERROR_INVALID_ARGUMENT);
-    EXPECT_EQ(vki_chat_format(VKI_CHAT_TEMPLATE_CHATML, msgs.data(), 1, true, nullptr, buf, sizeof buf, nullptr),
+    EXPECT_EQ(vki_chat_format(VKI_CHAT_TEMPLATE_CHATML, msgs.data(), 1, true, nullptr, buf,
+                              sizeof buf, nullptr),
               VKI_ERROR_INVALID_ARGUMENT);
     char big[64];
-    EXPECT_EQ(vki_chat_format(VKI_CHAT_TEMPLATE_GEMMA, nullptr, 0, true, "ignored", big, sizeof big, &need), VKI_OK);
+    EXPECT_EQ(vki_chat_format(VKI_CHAT_TEMPLATE_GEMMA, nullptr, 0, true, "ignored", big, sizeof big,
+                              &need),
+              VKI_OK);
     EXPECT_STREQ(big, "<start_of_turn>model\n");
 }
 

@@ -467,7 +467,7 @@ TEST(Sampler, DescriptionIsValidatedAndDefaultsResolved)
     EXPECT_EQ(r->top_k, 40);
     EXPECT_FLOAT_EQ(r->top_p, 0.95f);
     EXPECT_FLOAT_EQ(r->min_p, 0.05f);
-    EXPECT_FLOAT_EQ(r->repeat_penalty, 1.1f);
+    EXPECT_FLOAT_EQ(r->repeat_penalty, VKI_SAMPLER_OFF); // default 1: off, as llama.cpp
     EXPECT_EQ(r->repeat_last_n, 64u);
     EXPECT_NE(r->seed, 0u);
     EXPECT_STREQ(vki_sampler_last_error(s), "");
