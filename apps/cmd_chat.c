@@ -6,17 +6,29 @@
 
 #include "apps_internal.h"
 
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define MAX_MESSAGES 1024
+
+/* Ctrl-C while a reply streams stops the reply (and keeps what came so far); at the prompt it
+ * leaves. A signal handler can only reach a flag of static storage: this is the one. */
+static volatile sig_atomic_t interrupted;
+
+static void on_interrupt(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
 
 void vki_chat_usage(FILE *f)
 {
     fprintf(f,
             "usage: vkinfer [global options] chat [options]\n\n"
             "Type a message and press Enter; the reply streams as it is produced.\n"
-            "Commands: /reset starts a new conversation, /quit (or end of input) leaves.\n\n"
+            "Commands: /reset starts a new conversation, /quit (or end of input) leaves.\n"
+            "Ctrl-C stops a reply; at the prompt it leaves.\n\n"
             "  -n, --n-predict N     longest reply in tokens (default: 512)\n"
             "  --system TEXT         system prompt (default: the template's own, if any)\n");
     vki_llm_options_usage(f);
@@ -109,7 +121,7 @@ static int reply(chat *c, uint32_t n_predict)
     char *out = NULL;
     size_t out_len = 0;
     int code = VKI_EXIT_OK;
-    for (uint32_t k = 0; k < n_predict; k++) {
+    for (uint32_t k = 0; k < n_predict && !interrupted; k++) {
         int32_t tok = 0;
         if (vki_sampler_sample(c->sampler, c->s->logits, &tok)) {
             code = vki_app_failf("sampling failed");
@@ -195,13 +207,18 @@ int vki_cmd_chat(vki_app *app, int argc, char **argv)
     }
     char mem[32];
     fprintf(stderr, "vkinfer chat: %s (%s, %u layers, %s of weights) on %s, %u-token context\n"
-                    "Type a message; /reset starts over, /quit leaves.\n",
+                    "Type a message; /reset starts over, /quit leaves, Ctrl-C stops a reply.\n",
             info->name[0] ? info->name : s.model_path, info->arch, info->n_layer,
             vki_bytes_string(info->weight_bytes, mem), vki_device_profile(app->device)->name,
             info->n_ctx);
+    // No SA_RESTART: Ctrl-C at the prompt interrupts getline, which then returns -1.
+    struct sigaction sa = {.sa_handler = on_interrupt}, old_sa;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_sa);
     char *line = NULL;
     size_t line_cap = 0;
     for (;;) {
+        interrupted = 0;
         printf("> ");
         fflush(stdout);
         ssize_t len = getline(&line, &line_cap, stdin);
@@ -225,6 +242,7 @@ int vki_cmd_chat(vki_app *app, int argc, char **argv)
         if ((code = reply(&c, n_predict)) != VKI_EXIT_OK) break;
     }
     free(line);
+    sigaction(SIGINT, &old_sa, NULL);
 done:
     drop_messages(&c, 0, c.n_msgs);
     vki_sampler_destroy(c.sampler);
