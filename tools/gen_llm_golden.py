@@ -1,15 +1,18 @@
 #!/usr/bin/env python3
 """Golden data for the language-model path (tokenizer, forward pass, greedy decoding), from two
-implementations independent of vkinfer, for SmolLM2-135M-Instruct.Q4_1.gguf.
+implementations independent of vkinfer, for SmolLM2-135M-Instruct.Q4_1.gguf (--model-kind
+smollm2, the default) and gemma-3-270m-q4_k_m.gguf (--model-kind gemma3).
 
   llama_cpp  llama.cpp through llama-cpp-python (the primary golden): prompt token ids, greedy
              tokens and logits. Its CPU matmuls round activations to 8 bits (q8_1) for the
              Q4_1 dot products and its KV cache is f16, so its logits are not those of the
              exact weights (they differ from numpy_f32 by up to ~0.8).
   numpy_f32  a plain numpy float32 forward pass written below (RMSNorm, RoPE, grouped-query
-             attention, SwiGLU, output tied to token_embd) on weights dequantised by the `gguf`
-             package: the logits of the exact dequantised weights, without activation rounding.
-             It takes its prompt ids from llama.cpp's tokenizer.
+             attention, SwiGLU, output tied to token_embd; for Gemma 3 also the scaled
+             embeddings, per-head q/k norms, post-attention and post-FFN norms, GELU, NeoX rope
+             and local/global layers) on weights dequantised by the `gguf` package: the logits
+             of the exact dequantised weights, without activation rounding. It takes its prompt
+             ids from llama.cpp's tokenizer.
 
 Per prompt, each source records greedy tokens (top-1 each step, no sampling, stopping after an
 end-of-generation token), the gap between the top-1 and top-2 logit at every step (a small gap
@@ -19,7 +22,7 @@ is a near-tie, where a correct implementation may pick the other token), and the
 numpy code itself: llama.cpp on an all-F32 copy of the model with an F32 KV cache must give the
 same logits as the numpy forward up to float rounding (f32_llama_cpp_vs_numpy_max_abs, ~1e-4).
 
-Output: tests/data/smollm2_golden.json
+Output: tests/data/smollm2_golden.json (smollm2) or tests/data/gemma3_golden.json (gemma3)
   {"generator": {...versions, n_threads, n_ctx...}, "model": {"file", "sha256", "add_bos_token"},
    "n_gen", "n_top_steps", "top_k",
    "cases": [{"name", "prompt", "prompt_ids",
@@ -33,8 +36,9 @@ Regenerate (llama-cpp-python compiles llama.cpp, about half an hour on 2 cores):
   python3 -m venv /tmp/venv-ref
   CMAKE_ARGS="-DGGML_NATIVE=OFF" MAKEFLAGS=-j2 \
     /tmp/venv-ref/bin/pip install llama-cpp-python numpy gguf
-  tools/fetch_models.sh
+  tools/fetch_models.sh --gemma3
   /tmp/venv-ref/bin/python tools/gen_llm_golden.py --llama-cpp-commit <hash of vendor/llama.cpp>
+  /tmp/venv-ref/bin/python tools/gen_llm_golden.py --model-kind gemma3 --llama-cpp-commit <hash>
 Changing the prompts, n_gen or the llama.cpp version changes the file; say why in the commit.
 """
 import argparse
@@ -46,19 +50,35 @@ from pathlib import Path
 
 import numpy as np
 
-PROMPTS = [
-    ("raw_capital", "The capital of France is"),
-    ("chat_arith",
-     "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face"
-     "<|im_end|>\n<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n"),
-    ("code_fib", "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n"),
-    ("numbers_primes", "The first ten prime numbers are 2, 3, 5,"),
-]
+# Per model kind: the file in the model cache, the output under tests/data, and the prompts
+# (a raw continuation, the model's own chat format, and code).
+MODELS = {
+    "smollm2": {
+        "file": "SmolLM2-135M-Instruct.Q4_1.gguf",
+        "out": "smollm2_golden.json",
+        "prompts": [
+            ("raw_capital", "The capital of France is"),
+            ("chat_arith",
+             "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face"
+             "<|im_end|>\n<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n"),
+            ("code_fib", "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n"),
+            ("numbers_primes", "The first ten prime numbers are 2, 3, 5,"),
+        ],
+    },
+    "gemma3": {
+        "file": "gemma-3-270m-q4_k_m.gguf",
+        "out": "gemma3_golden.json",
+        "prompts": [
+            ("raw_capital", "The capital of France is"),
+            ("chat_arith", "<start_of_turn>user\nWhat is 2+2?<end_of_turn>\n<start_of_turn>model\n"),
+            ("code_fib", "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n"),
+        ],
+    },
+}
 N_GEN = 32
 N_TOP_STEPS = 8
 TOP_K = 10
 N_CTX = 512
-MODEL_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 def sha256_file(path):
@@ -137,6 +157,8 @@ class NumpyLlama:
     weights [n_out, n_in] after dequantisation, RoPE on adjacent pairs (the GGUF converter has
     already permuted q/k for that layout), rope frequencies base^(-2i/n_rot)."""
 
+    ARCH = "llama"
+
     def __init__(self, path):
         from gguf import GGUFReader
         from gguf.quants import dequantize
@@ -144,15 +166,17 @@ class NumpyLlama:
         meta = {name: f.contents() for name, f in r.fields.items()
                 if not name.startswith("tokenizer.ggml.")}
         arch = meta["general.architecture"]
-        assert arch == "llama", f"only the llama architecture is written here, not {arch}"
-        self.n_layer = int(meta["llama.block_count"])
-        self.n_embd = int(meta["llama.embedding_length"])
-        self.n_head = int(meta["llama.attention.head_count"])
-        self.n_head_kv = int(meta["llama.attention.head_count_kv"])
-        self.head_dim = self.n_embd // self.n_head
-        self.n_rot = int(meta.get("llama.rope.dimension_count", self.head_dim))
-        self.eps = float(meta["llama.attention.layer_norm_rms_epsilon"])
-        self.freq_base = float(meta.get("llama.rope.freq_base", 10000.0))
+        assert arch == self.ARCH, f"{type(self).__name__} is written for {self.ARCH}, not {arch}"
+        hp = lambda key, default=None: meta.get(f"{arch}.{key}", default)  # noqa: E731
+        self.n_layer = int(hp("block_count"))
+        self.n_embd = int(hp("embedding_length"))
+        self.n_head = int(hp("attention.head_count"))
+        self.n_head_kv = int(hp("attention.head_count_kv"))
+        self.head_dim = int(hp("attention.key_length", self.n_embd // self.n_head))
+        self.n_rot = int(hp("rope.dimension_count", self.head_dim))
+        self.eps = float(hp("attention.layer_norm_rms_epsilon"))
+        self.freq_base = float(hp("rope.freq_base", 10000.0))
+        self.hparams(hp)
         self.w = {}
         for t in r.tensors:
             a = dequantize(t.data, t.tensor_type).astype(np.float32)
@@ -160,6 +184,9 @@ class NumpyLlama:
             self.w[t.name] = a.reshape([int(n) for n in reversed(t.shape)])
         self.out_w = self.w.get("output.weight", self.w["token_embd.weight"])
         self.reset()
+
+    def hparams(self, hp):
+        """Architecture-specific hyper-parameters; hp(key, default) reads "<arch>.<key>"."""
 
     def reset(self):
         self.k_cache = [np.zeros((0, self.n_head_kv, self.head_dim), np.float32)
@@ -172,15 +199,34 @@ class NumpyLlama:
 
     def rope(self, x, pos):
         # x [T, heads, head_dim]; rotates pairs (2i, 2i+1) for 2i < n_rot.
-        i = np.arange(self.n_rot // 2, dtype=np.float64)
-        theta = pos[:, None].astype(np.float64) * self.freq_base ** (-2.0 * i / self.n_rot)
-        cos = np.cos(theta).astype(np.float32)[:, None, :]
-        sin = np.sin(theta).astype(np.float32)[:, None, :]
+        cos, sin = self.rope_angles(pos, self.freq_base)
         out = x.copy()
         x0, x1 = x[..., 0:self.n_rot:2], x[..., 1:self.n_rot:2]
         out[..., 0:self.n_rot:2] = x0 * cos - x1 * sin
         out[..., 1:self.n_rot:2] = x0 * sin + x1 * cos
         return out
+
+    def rope_angles(self, pos, base):
+        """cos, sin [T, 1, n_rot/2] of pos * base^(-2i/n_rot)."""
+        i = np.arange(self.n_rot // 2, dtype=np.float64)
+        theta = pos[:, None].astype(np.float64) * base ** (-2.0 * i / self.n_rot)
+        return (np.cos(theta).astype(np.float32)[:, None, :],
+                np.sin(theta).astype(np.float32)[:, None, :])
+
+    def attend(self, l, q, k, v, mask):
+        """Appends k, v [T, n_head_kv, head_dim] to layer l's cache; returns the attention of
+        q [T, n_head, head_dim] over the cache, [T, n_head * head_dim]. mask [T, S] adds."""
+        T = q.shape[0]
+        group = self.n_head // self.n_head_kv
+        scale = np.float32(1.0 / np.sqrt(self.head_dim))
+        self.k_cache[l] = np.concatenate([self.k_cache[l], k])
+        self.v_cache[l] = np.concatenate([self.v_cache[l], v])
+        K = np.repeat(self.k_cache[l], group, axis=1).transpose(1, 0, 2)  # [heads, S, hd]
+        V = np.repeat(self.v_cache[l], group, axis=1).transpose(1, 0, 2)
+        s = (q.transpose(1, 0, 2) @ K.transpose(0, 2, 1)) * scale + mask  # [heads, T, S]
+        s = np.exp(s - s.max(axis=-1, keepdims=True))
+        s /= s.sum(axis=-1, keepdims=True)
+        return (s @ V).transpose(1, 0, 2).reshape(T, self.n_head * self.head_dim)
 
     def forward(self, ids):
         """Appends ids to the KV cache; returns logits [len(ids), n_vocab]."""
@@ -188,8 +234,6 @@ class NumpyLlama:
         p0 = self.k_cache[0].shape[0]
         pos = np.arange(p0, p0 + T)
         x = self.w["token_embd.weight"][np.asarray(ids)]                      # [T, n_embd]
-        group = self.n_head // self.n_head_kv
-        scale = np.float32(1.0 / np.sqrt(self.head_dim))
         mask = np.where(pos[:, None] >= np.arange(p0 + T)[None, :], 0.0, -np.inf).astype(np.float32)
         for l in range(self.n_layer):
             w = lambda n: self.w[f"blk.{l}.{n}.weight"]  # noqa: E731
@@ -198,15 +242,7 @@ class NumpyLlama:
             k = (h @ w("attn_k").T).reshape(T, self.n_head_kv, self.head_dim)
             v = (h @ w("attn_v").T).reshape(T, self.n_head_kv, self.head_dim)
             q, k = self.rope(q, pos), self.rope(k, pos)
-            self.k_cache[l] = np.concatenate([self.k_cache[l], k])
-            self.v_cache[l] = np.concatenate([self.v_cache[l], v])
-            K = np.repeat(self.k_cache[l], group, axis=1).transpose(1, 0, 2)  # [heads, S, hd]
-            V = np.repeat(self.v_cache[l], group, axis=1).transpose(1, 0, 2)
-            s = (q.transpose(1, 0, 2) @ K.transpose(0, 2, 1)) * scale + mask  # [heads, T, S]
-            s = np.exp(s - s.max(axis=-1, keepdims=True))
-            s /= s.sum(axis=-1, keepdims=True)
-            att = (s @ V).transpose(1, 0, 2).reshape(T, self.n_embd)
-            x = x + att @ w("attn_output").T
+            x = x + self.attend(l, q, k, v, mask) @ w("attn_output").T
             h = self.rms_norm(x, w("ffn_norm"))
             g = h @ w("ffn_gate").T
             x = x + ((g / (1.0 + np.exp(-g))) * (h @ w("ffn_up").T)) @ w("ffn_down").T
@@ -231,6 +267,70 @@ class NumpyLlama:
                 break
             logits = self.forward([tok])[-1]
         return {"greedy_ids": ids, "greedy_text": detokenize(ids), "top1_gap": gaps, "top": tops}
+
+
+class NumpyGemma3(NumpyLlama):
+    """Gemma 3 in float32, from llama.cpp's conventions for the architecture: token embeddings
+    times sqrt(n_embd); per layer RMSNorm, q/k/v, an RMSNorm over each head of q and of k,
+    NeoX rope (pairs (i, i + n_rot/2)), attention scaled by 1/sqrt(head_dim), an RMSNorm of
+    the attention output before the residual add, and likewise around the GELU (tanh) FFN;
+    output tied to token_embd. The GGUF norm weights already hold Gemma's (1 + w).
+    Every sixth layer (l % 6 == 5) is global, with the file's rope base; the others attend to
+    the last `sliding_window` positions only and use rope base 10000. Neither the pattern nor
+    the local base is in the file: llama.cpp fixes both for gemma3."""
+    ARCH = "gemma3"
+    SWA_PERIOD = 6
+    FREQ_BASE_LOCAL = 10000.0
+
+    def hparams(self, hp):
+        self.n_swa = int(hp("attention.sliding_window"))
+
+    def rope(self, x, pos, base):
+        cos, sin = self.rope_angles(pos, base)
+        half = self.n_rot // 2
+        out = x.copy()
+        x0, x1 = x[..., 0:half], x[..., half:self.n_rot]
+        out[..., 0:half] = x0 * cos - x1 * sin
+        out[..., half:self.n_rot] = x0 * sin + x1 * cos
+        return out
+
+    @staticmethod
+    def gelu(x):
+        return 0.5 * x * (1.0 + np.tanh(np.float32(np.sqrt(2.0 / np.pi)) * (x + 0.044715 * x ** 3)))
+
+    def forward(self, ids):
+        T = len(ids)
+        p0 = self.k_cache[0].shape[0]
+        pos = np.arange(p0, p0 + T)
+        dist = pos[:, None] - np.arange(p0 + T)[None, :]                       # query - key
+        mask_global = np.where(dist >= 0, 0.0, -np.inf).astype(np.float32)
+        mask_local = np.where((dist >= 0) & (dist < self.n_swa), 0.0, -np.inf).astype(np.float32)
+        x = self.w["token_embd.weight"][np.asarray(ids)] * np.float32(np.sqrt(self.n_embd))
+        for l in range(self.n_layer):
+            w = lambda n: self.w[f"blk.{l}.{n}.weight"]  # noqa: E731
+            is_global = l % self.SWA_PERIOD == self.SWA_PERIOD - 1
+            base = self.freq_base if is_global else self.FREQ_BASE_LOCAL
+            h = self.rms_norm(x, w("attn_norm"))
+            q = (h @ w("attn_q").T).reshape(T, self.n_head, self.head_dim)
+            k = (h @ w("attn_k").T).reshape(T, self.n_head_kv, self.head_dim)
+            v = (h @ w("attn_v").T).reshape(T, self.n_head_kv, self.head_dim)
+            q = self.rope(self.rms_norm(q, w("attn_q_norm")), pos, base)
+            k = self.rope(self.rms_norm(k, w("attn_k_norm")), pos, base)
+            att = self.attend(l, q, k, v, mask_global if is_global else mask_local)
+            x = x + self.rms_norm(att @ w("attn_output").T, w("post_attention_norm"))
+            h = self.rms_norm(x, w("ffn_norm"))
+            f = (self.gelu(h @ w("ffn_gate").T) * (h @ w("ffn_up").T)) @ w("ffn_down").T
+            x = x + self.rms_norm(f, w("post_ffw_norm"))
+        return self.rms_norm(x, self.w["output_norm.weight"]) @ self.out_w.T
+
+
+def numpy_model(path):
+    """The numpy forward pass for the file's general.architecture."""
+    from gguf import GGUFReader
+    arch = GGUFReader(str(path)).fields["general.architecture"].contents()
+    classes = {c.ARCH: c for c in (NumpyLlama, NumpyGemma3)}
+    assert arch in classes, f"no numpy forward pass for {arch}"
+    return classes[arch](path)
 
 
 def write_f32_copy(src, dst):
@@ -276,16 +376,21 @@ def main():
     default_dir = os.environ.get("VKI_MODEL_DIR") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "vkinfer", "models")
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", default=os.path.join(default_dir, MODEL_NAME))
-    ap.add_argument("--out", default=str(root / "tests" / "data" / "smollm2_golden.json"))
+    ap.add_argument("--model-kind", choices=sorted(MODELS), default="smollm2",
+                    help="which model, prompts and output file (default smollm2)")
+    ap.add_argument("--model", help="the GGUF file (default: the kind's file in the model cache)")
+    ap.add_argument("--out", help="output JSON (default: tests/data/<kind>_golden.json)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--llama-cpp-commit", default="unknown",
                     help="commit of llama-cpp-python's vendor/llama.cpp (not visible from Python)")
     ap.add_argument("--no-numpy", action="store_true", help="skip the numpy forward pass")
     ap.add_argument("--no-validate", action="store_true",
                     help="skip checking the numpy forward against llama.cpp on an F32 copy "
-                         "(writes a 540 MB temp file)")
+                         "(writes a temp file of 540 MB for smollm2, 1.1 GB for gemma3)")
     args = ap.parse_args()
+    kind = MODELS[args.model_kind]
+    args.model = args.model or os.path.join(default_dir, kind["file"])
+    args.out = args.out or str(root / "tests" / "data" / kind["out"])
 
     import llama_cpp
     lc = LlamaCpp(args.model, args.threads)
@@ -296,7 +401,7 @@ def main():
     if not args.no_numpy:
         import gguf
         gen["gguf"] = getattr(gguf, "__version__", None) or _dist_version("gguf")
-        npl = NumpyLlama(args.model)
+        npl = numpy_model(args.model)
     lc32 = None
     if npl is not None and not args.no_validate:
         import tempfile
@@ -306,7 +411,7 @@ def main():
         lc32 = LlamaCpp(f32_path, args.threads, kv_f32=True)
 
     cases = []
-    for name, prompt in PROMPTS:
+    for name, prompt in kind["prompts"]:
         prompt_ids = lc.tokenize(prompt)
         case = {"name": name, "prompt": prompt, "prompt_ids": prompt_ids}
         case["llama_cpp"] = lc.greedy(prompt_ids)
@@ -325,7 +430,7 @@ def main():
               + (f"  agreement {case['agreement']}" if npl is not None else ""))
 
     doc = {"generator": gen,
-           "model": {"file": MODEL_NAME, "sha256": sha256_file(args.model),
+           "model": {"file": kind["file"], "sha256": sha256_file(args.model),
                      "add_bos_token": lc.add_bos},
            "n_gen": N_GEN, "n_top_steps": N_TOP_STEPS, "top_k": TOP_K, "cases": cases}
     text = json.dumps(doc, indent=1, ensure_ascii=False)
