@@ -28,6 +28,7 @@
 #define VKI_ATTN_SPEC_ROWS 2     /* rows (query, head) of one kv head per workgroup */
 #define VKI_ATTN_SPEC_COLS 3     /* kv positions per shared-memory tile (tiled kernel) */
 #define VKI_ATTN_SPEC_LANES 4    /* invocations per row (rows kernel): the subgroup size, or 1 */
+#define VKI_ATTN_SPEC_SHARED_ROWS 5 /* rows one subgroup takes at once (keys kernel) */
 
 /* A row is (query i, head h) with h = kv_head * group + g; rows of one kv head are numbered
  * i * group + g, so a workgroup's rows share their K/V. */

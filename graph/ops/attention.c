@@ -128,6 +128,7 @@ typedef struct attn_kernel {
     uint32_t rows;          // rows (query, head) per workgroup
     vki_spec own;           // the kernel's own constant: COLS (tiled) or LANES (rows)
     uint32_t subgroup_size; // required of the pipeline (rows kernel on subgroups), else 0
+    vki_spec extra;         // a second constant (keys kernel: rows per subgroup); id 0: none
 } attn_kernel;
 
 /* Tiled kernel (devices with fast shared memory): no more rows than a kv head has (decode has
@@ -135,15 +136,24 @@ typedef struct attn_kernel {
  * tile halved, and the rows, until shared memory holds Q [rows, D], K [cols, D + 1],
  * V [cols, D], P [rows, cols] and five words per row. Rows kernel (no barriers): a row per
  * subgroup, whose size is pinned because the lanes split D by it, or per invocation. */
-static bool pick_kernel(const vki_profile *p, uint32_t d, uint32_t n_rows, attn_kernel *k)
+static bool pick_kernel(const vki_profile *p, uint32_t d, uint32_t n_rows, uint32_t group,
+                        attn_kernel *k)
 {
     bool subgroup = (p->subgroup_ops & VKI_SUBGROUP_ARITHMETIC) != 0;
     uint32_t wg = p->tuning.workgroup_size ? p->tuning.workgroup_size : 64;
     if (!p->tuning.matmul_shared) {
         uint32_t lanes = subgroup ? p->tuning.subgroup_size : 1;
         wg = wg < lanes ? lanes : wg - wg % lanes;
-        *k = (attn_kernel){subgroup ? "attention_rows_sg" : "attention_rows", wg, wg / lanes,
-                           {VKI_ATTN_SPEC_LANES, lanes}, subgroup ? lanes : 0};
+        if (!subgroup) {
+            *k = (attn_kernel){"attention_rows", wg, wg, {VKI_ATTN_SPEC_LANES, 1}, 0, {0, 0}};
+            return true;
+        }
+        // The keys kernel: a workgroup of one subgroup taking up to 4 rows at once (whole
+        // groups of heads that share a kv head, where they fit), so that their K and V loads
+        // are shared and the few rows of a decode step still make a workgroup per CPU thread.
+        uint32_t shared_rows = group <= 4 ? 4 / group * group : 4;
+        *k = (attn_kernel){"attention_keys_sg", lanes, shared_rows, {VKI_ATTN_SPEC_LANES, lanes}, lanes,
+                           {VKI_ATTN_SPEC_SHARED_ROWS, shared_rows}};
         return true;
     }
     uint32_t r = 16, c;
@@ -157,7 +167,7 @@ static bool pick_kernel(const vki_profile *p, uint32_t d, uint32_t n_rows, attn_
         else return false;
     }
     *k = (attn_kernel){subgroup ? "attention_tiled_sg" : "attention_tiled", wg, r,
-                       {VKI_ATTN_SPEC_COLS, c}, 0};
+                       {VKI_ATTN_SPEC_COLS, c}, 0, {0, 0}};
     return true;
 }
 
@@ -189,23 +199,24 @@ static vki_status lower(vki_lower *L, const vki_node *n)
                  (n->src[4] ? VKI_ATTN_HAS_POS : 0),
     };
     attn_kernel kern;
-    if (!pick_kernel(p, q.ne[0], n_rows, &kern))
+    if (!pick_kernel(p, q.ne[0], n_rows, group, &kern))
         return vki_lower_fail(L, n, VKI_ERROR_UNSUPPORTED,
                               "%u bytes of shared memory cannot hold a tile", p->shared_memory);
     uint32_t row_blocks = (n_rows + kern.rows - 1) / kern.rows;
     if (row_blocks > p->max_workgroup_count[0] || n_kv_head > p->max_workgroup_count[1])
         return vki_lower_fail(L, n, VKI_ERROR_UNSUPPORTED, "%u x %u workgroups exceed the device's grid",
                               row_blocks, n_kv_head);
-    vki_spec specs[4] = {
+    vki_spec specs[5] = {
         {VKI_SPEC_LOCAL_SIZE_X, kern.wg},
         {VKI_ATTN_SPEC_HEAD_DIM, q.ne[0]},
         {VKI_ATTN_SPEC_ROWS, kern.rows},
         kern.own,
+        kern.extra,
     };
     uint32_t tensors[6] = {n->src[0], n->src[1], n->src[2], mask_id, self, pos_id};
     vki_step_desc s = {
         .kernel = kern.name,
-        .specs = specs, .spec_count = 4, .subgroup_size = kern.subgroup_size,
+        .specs = specs, .spec_count = kern.extra.id ? 5 : 4, .subgroup_size = kern.subgroup_size,
         .tensors = tensors, .tensor_count = 6, .write_mask = 1u << VKI_ATTN_BINDING_OUT,
         .push = &pc, .push_size = sizeof pc,
         .groups = {row_blocks, n_kv_head, 1},

@@ -1,0 +1,110 @@
+#version 450
+#extension GL_GOOGLE_include_directive : require
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_arithmetic : require
+// Fused attention for CPU devices (lavapipe): a row (query, head) belongs to a subgroup of
+// LANES invocations, lane l taking kv positions range.x + l, + LANES, ... Each lane runs its own
+// online softmax (running max m, sum l, output acc over all D dims) over its positions, and the
+// lanes are combined once at the end (max, rescale, sum). Compared with attention_rows.comp,
+// whose lanes split D and reduce every score across the subgroup, this takes one reduction per
+// row instead of one per position, evaluates each exp once instead of on every lane, and reads
+// K and V two f16 dims per word; on lavapipe, where a subgroup reduction and every load whose
+// address differs between lanes cost a loop over the lanes, that matters more than the extra
+// registers (q and the output row per lane). Workgroup (x, y): rows [x ROWS, (x + 1) ROWS) of
+// kv head y.
+#include "vki_abi.h"
+
+layout(local_size_x = 64, local_size_x_id = VKI_SPEC_LOCAL_SIZE_X) in;
+
+#include "attention_common.glsl"
+
+layout(constant_id = VKI_ATTN_SPEC_LANES) const uint LANES = 8; // the subgroup size
+
+// Dims d and d + 1 (d even, d + 1 < HD) of k or v at position j: one word when the operand is
+// F16 with contiguous, word-aligned dims (a KV cache), else two element loads.
+vec2 load_k2(uint d, uint hk, uint j)
+{
+    uint e = pc.k_off + d * pc.k_nb0 + hk * pc.k_nb1 + j * pc.k_nb2;
+    if ((pc.flags & VKI_ATTN_K_F16) != 0 && pc.k_nb0 == 1u && (e & 1u) == 0u)
+        return unpackHalf2x16(k_words[e >> 1]);
+    return vec2(load_k(d, hk, j), load_k(d + 1u, hk, j));
+}
+
+vec2 load_v2(uint d, uint hk, uint j)
+{
+    uint e = pc.v_off + d * pc.v_nb0 + hk * pc.v_nb1 + j * pc.v_nb2;
+    if ((pc.flags & VKI_ATTN_V_F16) != 0 && pc.v_nb0 == 1u && (e & 1u) == 0u)
+        return unpackHalf2x16(v_words[e >> 1]);
+    return vec2(load_v(d, hk, j), load_v(d + 1u, hk, j));
+}
+
+const uint HD2 = HD / 2u; // dim pairs; an odd HD's last dim goes alone
+
+// Rows per subgroup: consecutive rows of one kv head (the heads of a query that share it, in
+// grouped-query attention, then the next queries) share every K and V load.
+layout(constant_id = VKI_ATTN_SPEC_SHARED_ROWS) const uint R = 1;
+
+void main()
+{
+    uint hk = gl_WorkGroupID.y, n_rows = pc.n_q * pc.group, lane = gl_SubgroupInvocationID;
+    uint r_end = min((gl_WorkGroupID.x + 1) * ROWS, n_rows);
+    for (uint r0 = gl_WorkGroupID.x * ROWS + gl_SubgroupID * R; r0 < r_end; r0 += gl_NumSubgroups * R) {
+        uvec2 ranges[R];
+        uvec2 all = uvec2(pc.n_kv, 0u);
+        vec2 qs[R][HD2 + 1u], acc[R][HD2 + 1u];
+        float m[R], l[R];
+        for (uint k = 0; k < R; k++) {
+            uint r = min(r0 + k, r_end - 1u), i = row_query(r), h = row_head(hk, r);
+            ranges[k] = r0 + k < r_end ? kv_range(i) : uvec2(0u);
+            if (ranges[k].x < ranges[k].y) all = uvec2(min(all.x, ranges[k].x), max(all.y, ranges[k].y));
+            for (uint c = 0; c <= HD2; c++) {
+                uint d = 2u * c;
+                qs[k][c] = vec2(d < HD ? pc.scale * load_q(d, h, i) : 0.0,
+                                d + 1u < HD ? pc.scale * load_q(d + 1u, h, i) : 0.0);
+                acc[k][c] = vec2(0.0);
+            }
+            m[k] = NEG;
+            l[k] = 0.0;
+        }
+        for (uint j = all.x + lane; j < all.y; j += LANES) {
+            vec2 kv[HD2 + 1u];
+            for (uint c = 0; c < HD2; c++) kv[c] = load_k2(2u * c, hk, j);
+            if ((HD & 1u) != 0u) kv[HD2] = vec2(load_k(HD - 1u, hk, j), 0.0);
+            float p[R], a[R];
+            bool any = false;
+            for (uint k = 0; k < R; k++) {
+                uint i = row_query(min(r0 + k, r_end - 1u));
+                float s = 0.0;
+                for (uint c = 0; c <= HD2; c++) s += dot(qs[k][c], kv[c]);
+                s = max(s + load_mask(j, i), NEG);
+                if (j < ranges[k].x || j >= ranges[k].y) s = NEG;
+                float m_new = max(m[k], s);
+                a[k] = exp(m[k] - m_new);
+                p[k] = s > NEG ? exp(s - m_new) : 0.0;
+                any = any || s > NEG;
+                m[k] = m_new;
+                l[k] = l[k] * a[k] + p[k];
+            }
+            if (!any) continue;
+            for (uint c = 0; c < HD2; c++) kv[c] = load_v2(2u * c, hk, j);
+            if ((HD & 1u) != 0u) kv[HD2] = vec2(load_v(HD - 1u, hk, j), 0.0);
+            for (uint k = 0; k < R; k++)
+                for (uint c = 0; c <= HD2; c++) acc[k][c] = acc[k][c] * a[k] + p[k] * kv[c];
+        }
+        // Combine the lanes: rescale each to the row's max, then sum.
+        for (uint k = 0; k < R; k++) {
+            if (r0 + k >= r_end) break; // subgroup-uniform
+            uint r = r0 + k, i = row_query(r), h = row_head(hk, r);
+            float m_row = subgroupMax(m[k]);
+            float w = m[k] > NEG ? exp(m[k] - m_row) : 0.0;
+            float l_row = subgroupAdd(l[k] * w);
+            float inv = l_row > 0.0 ? 1.0 / l_row : 0.0;
+            for (uint c = 0; c <= HD2; c++) {
+                vec2 v = vec2(subgroupAdd(acc[k][c].x * w), subgroupAdd(acc[k][c].y * w)) * inv;
+                uint d = 2u * c;
+                if (lane == 0u && d < HD) store_out(d, h, i, v.x);
+                if (lane == 0u && d + 1u < HD) store_out(d + 1u, h, i, v.y);
+            }
+        }
+    }
+}
