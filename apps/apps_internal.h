@@ -83,6 +83,7 @@ typedef struct vki_llm_opts {
     uint32_t n_ctx;             // --ctx; 0: the library default
     uint32_t n_batch;           // --batch; 0: the library default
     const char *template_name;  // --template; NULL: from the model's metadata
+    const char *synthetic;      // bench llm --synthetic NAME: random weights, no file
     vki_sampler_desc sampling;  // --temp --top-k --top-p --min-p --repeat-penalty
                                 // --repeat-last-n --seed
 } vki_llm_opts;
@@ -101,6 +102,7 @@ typedef struct vki_llm_session {
     vki_llm *llm;
     vki_tokenizer *tok;
     vki_chat_template chat_template;
+    void *synthetic_bytes;      // the in-memory file of a synthetic model (no tokenizer then)
     float *logits;              // [n_vocab]
     double load_ms;             // opening the file, compiling and uploading
 } vki_llm_session;

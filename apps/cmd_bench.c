@@ -41,7 +41,12 @@ void vki_bench_usage(FILE *f)
             "  --window-mib N    bind at most N MiB at once (default: the device's\n"
             "                    maxStorageBufferRange); larger copies are split into windows\n"
             "\nThe device is the one --device / $VKI_DEVICE selects; --narrow applies.\n"
-            "Suite llm also takes the model options of `vkinfer generate` (-m, --ctx, --batch).\n");
+            "Suite llm also takes the model options of `vkinfer generate` (-m, --ctx, --batch),\n"
+            "or --synthetic NAME: a model of that architecture and shapes with random weights,\n"
+            "no file needed (");
+    for (uint32_t i = 0; vki_llm_synthetic_name(i); i++)
+        fprintf(f, "%s%s", i ? ", " : "", vki_llm_synthetic_name(i));
+    fprintf(f, "); its speed is the real model's.\n");
 }
 
 /* Options with a MiB value, in one table so that parsing stays one loop. */
@@ -65,6 +70,12 @@ static int parse_options(int argc, char **argv, vki_bench_opts *opts, bool selec
         if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
             *out_help = true;
             return VKI_EXIT_OK;
+        }
+        if ((m = vki_arg_value(argc, argv, &i, "--synthetic", &value)) != 0) {
+            if (m < 0 || !value[0])
+                return vki_app_usage_error(vki_bench_usage, "bench: --synthetic needs a model name");
+            opts->llm.synthetic = value;
+            continue;
         }
         int lm = vki_llm_option(argc, argv, &i, &opts->llm, vki_bench_usage);
         if (lm < 0) return -lm;

@@ -113,6 +113,7 @@ void vki_llm_session_close(vki_llm_session *s)
     vki_llm_destroy(s->llm);
     vki_tokenizer_destroy(s->tok);
     vki_gguf_close(s->gguf);
+    free(s->synthetic_bytes);
     free(s->logits);
     *s = (vki_llm_session){0};
 }
@@ -120,9 +121,10 @@ void vki_llm_session_close(vki_llm_session *s)
 int vki_llm_session_open(vki_app *app, const vki_llm_opts *o, vki_llm_session *s)
 {
     *s = (vki_llm_session){0};
-    if (o->model) snprintf(s->model_path, sizeof s->model_path, "%s", o->model);
+    if (o->synthetic) snprintf(s->model_path, sizeof s->model_path, "synthetic:%s", o->synthetic);
+    else if (o->model) snprintf(s->model_path, sizeof s->model_path, "%s", o->model);
     else vki_default_model_path(s->model_path, sizeof s->model_path);
-    if (!o->model && access(s->model_path, R_OK) != 0)
+    if (!o->model && !o->synthetic && access(s->model_path, R_OK) != 0)
         return vki_app_failf("no model given (-m FILE) and the default model is not at %s: "
                              "run tools/fetch_models.sh (tools/setup.sh does) to download it",
                              s->model_path);
@@ -137,13 +139,20 @@ int vki_llm_session_open(vki_app *app, const vki_llm_opts *o, vki_llm_session *s
 
     double t0 = vki_now_us();
     char err[512] = "";
-    vki_status st = vki_gguf_open(s->model_path, NULL, &s->gguf, err, sizeof err);
+    vki_status st;
+    if (o->synthetic) {
+        size_t size = 0;
+        st = vki_llm_synthetic(o->synthetic, 1, &s->synthetic_bytes, &size, err, sizeof err);
+        if (st == VKI_OK) st = vki_gguf_open_memory(s->synthetic_bytes, size, NULL, &s->gguf, err, sizeof err);
+    } else {
+        st = vki_gguf_open(s->model_path, NULL, &s->gguf, err, sizeof err);
+    }
     if (st) {
         code = vki_app_failf("opening %s: %s: %s", s->model_path, vki_status_string(st), err);
         vki_llm_session_close(s);
         return code;
     }
-    st = vki_tokenizer_create(s->gguf, NULL, &s->tok, err, sizeof err);
+    st = o->synthetic ? VKI_OK : vki_tokenizer_create(s->gguf, NULL, &s->tok, err, sizeof err);
     if (st) {
         code = vki_app_failf("%s: tokenizer: %s: %s", s->model_path, vki_status_string(st), err);
         vki_llm_session_close(s);
@@ -156,7 +165,7 @@ int vki_llm_session_open(vki_app *app, const vki_llm_opts *o, vki_llm_session *s
         vki_llm_session_close(s);
         return code;
     }
-    if (tmpl == VKI_CHAT_TEMPLATE_NONE) tmpl = vki_tokenizer_chat_template(s->tok);
+    if (tmpl == VKI_CHAT_TEMPLATE_NONE && s->tok) tmpl = vki_tokenizer_chat_template(s->tok);
     s->chat_template = tmpl;
     s->logits = malloc(vki_llm_info_get(s->llm)->n_vocab * sizeof *s->logits);
     if (!s->logits) {

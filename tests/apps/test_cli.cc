@@ -409,3 +409,20 @@ TEST(CliLlm, BadModelFileAndBadOptionsAreNamed)
     EXPECT_EQ(r.code, 2);
     EXPECT_NE(r.err.find("prompt"), std::string::npos) << r.err;
 }
+
+TEST(CliLlm, BenchLlmSyntheticNeedsNoFile)
+{
+    // SmolLM2's shapes and types with random weights: the same weight bytes as the real file.
+    Result r = RunCli("bench llm --synthetic smollm2-135m -p 4 -n 2 --reps 1 --ctx 32 --json",
+                      "VKI_MODEL_DIR=/nonexistent");
+    ASSERT_EQ(r.code, 0) << r.err;
+    Json j = Parse(r.out);
+    ASSERT_TRUE(j) << r.out;
+    const cJSON *llm = Get(Get(j.get(), "suites"), "llm");
+    ASSERT_TRUE(llm) << r.out;
+    EXPECT_EQ(Number(llm, "weight_bytes"), 96576768.0); // as the real file's
+    EXPECT_GT(Number(llm, "tg2_tokens_per_s"), 0.0);
+    r = RunCli("bench llm --synthetic nope");
+    EXPECT_EQ(r.code, 1);
+    EXPECT_NE(r.err.find("smollm2-135m"), std::string::npos) << r.err;
+}
