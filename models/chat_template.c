@@ -72,14 +72,16 @@ static void put(writer *w, const char *s) { put_text(w, whole(s)); }
 
 /* ---- Families -------------------------------------------------------------------------------- */
 
-static const char *const NAMES[VKI_CHAT_TEMPLATE_COUNT] = {"none", "chatml", "llama3", "gemma",
-                                                           "llama2"};
+static const char *const NAMES[VKI_CHAT_TEMPLATE_COUNT] = {"none",  "chatml", "llama3",
+                                                           "gemma", "llama2", "llama3.1"};
 
 vki_chat_template vki_chat_template_detect(const char *jinja, size_t length)
 {
     if (!jinja) return VKI_CHAT_TEMPLATE_NONE;
     if (find_bytes(jinja, length, "<|im_start|>")) return VKI_CHAT_TEMPLATE_CHATML;
-    if (find_bytes(jinja, length, "<|start_header_id|>")) return VKI_CHAT_TEMPLATE_LLAMA3;
+    if (find_bytes(jinja, length, "<|start_header_id|>"))
+        return find_bytes(jinja, length, "Cutting Knowledge Date") ? VKI_CHAT_TEMPLATE_LLAMA31
+                                                                   : VKI_CHAT_TEMPLATE_LLAMA3;
     if (find_bytes(jinja, length, "<start_of_turn>")) return VKI_CHAT_TEMPLATE_GEMMA;
     // Mistral's templates write [INST] too, but without <<SYS>> and with other spacing.
     if (find_bytes(jinja, length, "[INST]") && find_bytes(jinja, length, "<<SYS>>"))
@@ -190,6 +192,29 @@ static void format_llama3(writer *w, const vki_chat_message *m, uint32_t n, bool
     if (gen) put(w, "<|start_header_id|>assistant<|end_header_id|>\n\n");
 }
 
+/* Meta's Llama 3.1, 3.2 and 3.3 templates, without tools: a system turn always comes first and
+ * opens with the knowledge cut-off and a date, then the trimmed system message (none: nothing
+ * more); the other messages as in Llama 3. The date is the templates' own default, "26 Jul
+ * 2024": 3.1 and 3.3 write it unless the caller passes date_string; 3.2 writes it unless
+ * strftime_now is defined (transformers and llama.cpp's Jinja engine define it and write the
+ * day of rendering there). A fixed date keeps a prompt, and its cached prefix, the same from
+ * day to day. */
+static void format_llama31(writer *w, const vki_chat_message *m, uint32_t n, bool gen,
+                           const char *sys)
+{
+    uint32_t first = 0;
+    if (!n) sys = NULL;
+    if (n && is_system(&m[0])) {
+        sys = m[0].content;
+        first = 1;
+    }
+    put(w, "<|start_header_id|>system<|end_header_id|>\n\n"
+           "Cutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n");
+    if (sys) put_text(w, trimmed(sys));
+    put(w, "<|eot_id|>");
+    format_llama3(w, m + first, n - first, gen, NULL);
+}
+
 /* Gemma 3's template: no system turn; the system text and a blank line open the first turn
  * (first_user_prefix, untrimmed); "assistant" is "model"; contents trimmed. The template raises
  * an error when roles do not alternate user/model; here they are written as given. */
@@ -277,6 +302,9 @@ vki_status vki_chat_format(vki_chat_template tmpl, const vki_chat_message *messa
         break;
     case VKI_CHAT_TEMPLATE_LLAMA3:
         format_llama3(&w, messages, count, add_assistant_prompt, default_system);
+        break;
+    case VKI_CHAT_TEMPLATE_LLAMA31:
+        format_llama31(&w, messages, count, add_assistant_prompt, default_system);
         break;
     case VKI_CHAT_TEMPLATE_GEMMA:
         format_gemma(&w, messages, count, add_assistant_prompt, default_system);

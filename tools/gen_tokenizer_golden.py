@@ -12,18 +12,25 @@ Formatted chat prompts come from rendering the real Jinja templates with jinja2,
 transformers' apply_chat_template does (sandboxed, trim_blocks, lstrip_blocks). SmolLM2's
 template is read from its GGUF; Gemma 3's, Llama 3's and Llama 2's are the ones in the models'
 tokenizer_config.json files on Hugging Face (the Gemma 3 270M GGUF used here is converted from
-the base model and carries none). vkinfer's formatted text never starts with BOS, so one leading
-BOS that a template writes is removed from the rendering.
+the base model and carries none); Llama 3.1's, 3.2's, 3.3's and Qwen2.5's are the files in
+llama.cpp's models/templates, read from the llama-cpp-python 0.3.16 sdist (sha256-checked).
+vkinfer's formatted text never starts with BOS, so one leading BOS that a template writes is
+removed from the rendering. No date_string and no strftime_now are given, so the Llama 3.x
+templates write their own default date, "26 Jul 2024", as vkinfer does (transformers defines
+strftime_now, with which Llama 3.2's template writes the day of rendering instead).
 
 Set-up (offline tool, never needed at run time):
     python3 -m venv /tmp/venv-tok
     /tmp/venv-tok/bin/pip install llama-cpp-python jinja2 gguf   # + transformers tokenizers
                                                                  #   sentencepiece protobuf
+    python3 -m pip download --no-deps --no-binary :all: -d /tmp/sdist llama-cpp-python==0.3.16
 Usage:
-    /tmp/venv-tok/bin/python tools/gen_tokenizer_golden.py --model-dir DIR [--out tests/data]
+    /tmp/venv-tok/bin/python tools/gen_tokenizer_golden.py --model-dir DIR \
+        --llama-cpp-sdist /tmp/sdist/llama_cpp_python-0.3.16.tar.gz [--out tests/data] [--chat-only]
 DIR holds SmolLM2-135M-Instruct.Q4_1.gguf and gemma-3-270m-q4_k_m.gguf (tools/fetch_models.sh
 --gemma3 puts both in the model cache). Writes tokenizer_smollm2.json, tokenizer_gemma3.json and
-chat_templates.json.
+chat_templates.json; with --chat-only only chat_templates.json (then only jinja2 and gguf are
+needed, not llama-cpp-python).
 """
 
 import argparse
@@ -32,6 +39,7 @@ import hashlib
 import json
 import os
 import sys
+import tarfile
 
 SMOLLM2 = "SmolLM2-135M-Instruct.Q4_1.gguf"
 GEMMA3 = "gemma-3-270m-q4_k_m.gguf"
@@ -129,6 +137,16 @@ CONVERSATIONS = [
     ([{"role": "user", "content": "\u3000spaced\u00a0out\t"}], True),
 ]
 
+# Rendered with the templates from the sdist only (the renders of the others stay as they were):
+# system text to trim, a system turn alone, and a system message that is not the first.
+SDIST_CONVERSATIONS = [
+    ([{"role": "system", "content": "  Be terse.\n\n"}, {"role": "user", "content": "Hi"}], True),
+    ([{"role": "system", "content": " \t "}, {"role": "user", "content": "Hi"}], False),
+    ([{"role": "system", "content": "Only a system message."}], True),
+    ([{"role": "user", "content": "First"}, {"role": "system", "content": " Late note "},
+      {"role": "user", "content": "Second"}], True),
+]
+
 # Chat templates from the models' tokenizer_config.json on Hugging Face (template text is data).
 GEMMA3_TEMPLATE = (
     "{{ bos_token }}\n"
@@ -206,6 +224,39 @@ QWEN25_EXCERPT = (
     "{%- if add_generation_prompt %}\n"
     "    {{- '<|im_start|>assistant\\n' }}\n"
     "{%- endif %}\n")
+
+# Real templates from llama.cpp's models/templates, in the llama-cpp-python 0.3.16 sdist:
+# (name, vkinfer family, file, sha256 of the file, the default system prompt vkinfer extracts).
+LLAMA_CPP_SDIST_SHA256 = "34ed0f9bd9431af045bb63d9324ae620ad0536653740e9bb163a2e1fcb973be6"
+LLAMA_CPP_TEMPLATES_DIR = "llama_cpp_python-0.3.16/vendor/llama.cpp/models/templates/"
+SDIST_TEMPLATES = [
+    ("llama3.1-8b", "llama3.1", "meta-llama-Llama-3.1-8B-Instruct.jinja",
+     "e10ca381b1ccc5cf9db52e371f3b6651576caee0a630b452e2816b2d404d4b65", ""),
+    ("llama3.2-3b", "llama3.1", "meta-llama-Llama-3.2-3B-Instruct.jinja",
+     "5816fce10444e03c2e9ee1ef8a4a1ea61ae7e69e438613f3b17b69d0426223a4", ""),
+    ("llama3.3-70b", "llama3.1", "meta-llama-Llama-3.3-70B-Instruct.jinja",
+     "e10ca381b1ccc5cf9db52e371f3b6651576caee0a630b452e2816b2d404d4b65", ""),
+    ("qwen2.5-7b", "chatml", "Qwen-Qwen2.5-7B-Instruct.jinja",
+     "cd8e9439f0570856fd70470bf8889ebd8b5d1107207f67a5efb46e342330527f",
+     "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."),
+]
+SDIST_TEMPLATE_TOKENS = {"llama3.1": ("<|begin_of_text|>", "<|eot_id|>"), "chatml": ("", "<|im_end|>")}
+
+
+def sdist_templates(path):
+    """The SDIST_TEMPLATES entries as chat_golden's template records, read from the sdist."""
+    if sha256(path) != LLAMA_CPP_SDIST_SHA256:
+        sys.exit(f"{path}: sha256 is not {LLAMA_CPP_SDIST_SHA256} (llama-cpp-python 0.3.16)")
+    out = []
+    with tarfile.open(path, "r:gz") as tar:
+        for name, family, file, digest, default_system in SDIST_TEMPLATES:
+            data = tar.extractfile(LLAMA_CPP_TEMPLATES_DIR + file).read()
+            if hashlib.sha256(data).hexdigest() != digest:
+                sys.exit(f"{file} in {path} has an unexpected sha256")
+            bos, eos = SDIST_TEMPLATE_TOKENS[family]
+            out.append({"name": name, "family": family, "source": data.decode("utf-8"), "bos": bos,
+                        "eos": eos, "default_system": default_system})
+    return out
 
 
 def sha256(path):
@@ -366,7 +417,7 @@ def model_golden(name, path, template, bos_text, eos_text):
     return out
 
 
-def chat_golden(smollm2_template):
+def chat_golden(smollm2_template, extra_templates):
     templates = [
         {"name": "smollm2", "family": "chatml", "source": smollm2_template, "bos": "", "eos": "<|im_end|>"},
         {"name": "gemma3", "family": "gemma", "source": GEMMA3_TEMPLATE, "bos": "<bos>", "eos": "<eos>"},
@@ -377,10 +428,13 @@ def chat_golden(smollm2_template):
     ]
     defaults = {"smollm2": "You are a helpful AI assistant named SmolLM, trained by Hugging Face",
                 "qwen2.5-excerpt": "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."}
-    renders = []
     for t in templates:
         t["default_system"] = defaults.get(t["name"], "")
-        for messages, gen in CONVERSATIONS:
+    templates += extra_templates
+    renders = []
+    for t in templates:
+        conversations = CONVERSATIONS + (SDIST_CONVERSATIONS if t in extra_templates else [])
+        for messages, gen in conversations:
             try:
                 text = render(t["source"], messages, gen, t["bos"], t["eos"])
             except Exception as e:  # noqa: BLE001 - templates that reject a conversation
@@ -402,18 +456,23 @@ def dump(path, value):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model-dir", required=True)
+    ap.add_argument("--llama-cpp-sdist", required=True,
+                    help="llama_cpp_python-0.3.16.tar.gz, for the Llama 3.x and Qwen2.5 templates")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "tests", "data"))
+    ap.add_argument("--chat-only", action="store_true", help="write chat_templates.json only")
     args = ap.parse_args()
     smollm2 = os.path.join(args.model_dir, SMOLLM2)
     gemma3 = os.path.join(args.model_dir, GEMMA3)
     smollm2_template = gguf_string(smollm2, "tokenizer.chat_template")
     if not smollm2_template:
         sys.exit(f"{smollm2} has no tokenizer.chat_template")
-    dump(os.path.join(args.out, "tokenizer_smollm2.json"),
-         model_golden("smollm2", smollm2, smollm2_template, "", "<|im_end|>"))
-    dump(os.path.join(args.out, "tokenizer_gemma3.json"),
-         model_golden("gemma3", gemma3, GEMMA3_TEMPLATE, "<bos>", "<eos>"))
-    dump(os.path.join(args.out, "chat_templates.json"), chat_golden(smollm2_template))
+    if not args.chat_only:
+        dump(os.path.join(args.out, "tokenizer_smollm2.json"),
+             model_golden("smollm2", smollm2, smollm2_template, "", "<|im_end|>"))
+        dump(os.path.join(args.out, "tokenizer_gemma3.json"),
+             model_golden("gemma3", gemma3, GEMMA3_TEMPLATE, "<bos>", "<eos>"))
+    dump(os.path.join(args.out, "chat_templates.json"),
+         chat_golden(smollm2_template, sdist_templates(args.llama_cpp_sdist)))
 
 
 if __name__ == "__main__":

@@ -35,9 +35,11 @@ if [ -z "${VKI_SETUP_NO_BUILD:-}" ]; then
   cmake --build build -j"$(nproc)"
 fi
 
-# The default model for the model tests and the CLI (tools/fetch_models.sh says where it goes).
-# Without it those tests skip, so a failed download does not fail the set-up.
+# The default model for the model tests and the CLI, and llama.cpp's test vocabularies for the
+# tokenizer tests (tools/fetch_models.sh says where they go). Without them those tests skip, so a
+# failed download does not fail the set-up.
 if [ -z "${VKI_SETUP_NO_MODELS:-}" ]; then
-  bash tools/fetch_models.sh \
-    || echo "setup: warning: no model downloaded; model tests will skip (rerun tools/fetch_models.sh)" >&2
+  bash tools/fetch_models.sh --vocabs \
+    || echo "setup: warning: model or vocabulary download failed; model tests will skip" \
+            "(rerun tools/fetch_models.sh --vocabs)" >&2
 fi

@@ -75,7 +75,7 @@ TEST_F(ChatTemplateGolden, DetectsEachFamily)
             << str(t, "name");
         n++;
     }
-    EXPECT_EQ(n, 5);
+    EXPECT_EQ(n, 9); // 5 written out in the generator, 4 from llama.cpp's models/templates
     EXPECT_EQ(vki_chat_template_detect(nullptr, 0), VKI_CHAT_TEMPLATE_NONE);
     const char mistral[] = "{{ '[INST] ' + message['content'] + ' [/INST]' }}";
     EXPECT_EQ(vki_chat_template_detect(mistral, sizeof mistral - 1), VKI_CHAT_TEMPLATE_NONE);
@@ -143,6 +143,8 @@ TEST(ChatTemplate, NamesAndDefaults)
     EXPECT_EQ(vki_chat_template_from_name("Llama3"), VKI_CHAT_TEMPLATE_LLAMA3);
     EXPECT_EQ(vki_chat_template_from_name("GEMMA"), VKI_CHAT_TEMPLATE_GEMMA);
     EXPECT_EQ(vki_chat_template_from_name("llama2"), VKI_CHAT_TEMPLATE_LLAMA2);
+    EXPECT_EQ(vki_chat_template_from_name("LLAMA3.1"), VKI_CHAT_TEMPLATE_LLAMA31);
+    EXPECT_EQ(vki_chat_template_from_name("llama3."), VKI_CHAT_TEMPLATE_NONE);
     EXPECT_EQ(vki_chat_template_from_name("gemm"), VKI_CHAT_TEMPLATE_NONE);
     EXPECT_EQ(vki_chat_template_from_name("chatmlx"), VKI_CHAT_TEMPLATE_NONE);
     EXPECT_EQ(vki_chat_template_from_name(nullptr), VKI_CHAT_TEMPLATE_NONE);
@@ -160,6 +162,13 @@ TEST(ChatTemplate, NamesAndDefaults)
     EXPECT_EQ(format(VKI_CHAT_TEMPLATE_LLAMA3, msgs, false, "S"),
               "<|start_header_id|>system<|end_header_id|>\n\nS<|eot_id|>"
               "<|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>");
+    // Llama 3.1: the caller's system text, trimmed, after the date lines; none: they stand alone.
+    const std::string head = "<|start_header_id|>system<|end_header_id|>\n\n"
+                             "Cutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n";
+    EXPECT_EQ(format(VKI_CHAT_TEMPLATE_LLAMA31, msgs, false, " S\n"),
+              head + "S<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>");
+    EXPECT_EQ(format(VKI_CHAT_TEMPLATE_LLAMA31, {}, true, "ignored"),
+              head + "<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n");
 }
 
 TEST(ChatTemplate, BufferAndArgumentRules)
