@@ -83,6 +83,7 @@ typedef struct vki_llm_opts {
     uint32_t n_ctx;             // --ctx; 0: the library default
     uint32_t n_batch;           // --batch; 0: the library default
     const char *template_name;  // --template; NULL: from the model's metadata
+    vki_dtype kv_dtype;         // --cache-type / -ctk: F16, F32 or Q8_0; 0: the library default
     const char *synthetic;      // bench llm --synthetic NAME: random weights, no file
     vki_sampler_desc sampling;  // --temp --top-k --top-p --min-p --repeat-penalty
                                 // --repeat-last-n --seed

@@ -116,6 +116,7 @@ int vki_bench_llm(vki_app *app, const vki_bench_opts *opts, cJSON *out)
     vki_json_add_measure(out, "ttft_warm_ms", ttft_warm);
     cJSON_AddNumberToObject(out, "weight_bytes", (double)info->weight_bytes);
     cJSON_AddNumberToObject(out, "kv_bytes", (double)info->kv_bytes);
+    cJSON_AddStringToObject(out, "kv_type", vki_dtype_get(info->kv_dtype)->name);
     cJSON_AddNumberToObject(out, "activation_bytes", (double)info->activation_bytes);
     cJSON_AddNumberToObject(out, "device_bytes", (double)device_bytes);
     if (!opts->json) {
@@ -126,9 +127,10 @@ int vki_bench_llm(vki_app *app, const vki_bench_opts *opts, cJSON *out)
         printf("  tg%-5u %10.2f ± %.2f tokens/s\n", n_gen, tg_mean, tg_sd);
         printf("  time to first token (%u-token prompt): cold %.0f ms, warm %.1f ms\n", TTFT_PROMPT,
                ttft_cold, ttft_warm);
-        printf("  device memory %s = weights %s + kv cache %s + activations %s\n",
+        printf("  device memory %s = weights %s + kv cache %s (%s) + activations %s\n",
                vki_bytes_string(device_bytes, t), vki_bytes_string(info->weight_bytes, w),
-               vki_bytes_string(info->kv_bytes, k), vki_bytes_string(info->activation_bytes, a));
+               vki_bytes_string(info->kv_bytes, k), vki_dtype_get(info->kv_dtype)->name,
+               vki_bytes_string(info->activation_bytes, a));
     }
 done:
     free(ids);

@@ -41,9 +41,9 @@ void vki_bench_usage(FILE *f)
             "  --window-mib N    bind at most N MiB at once (default: the device's\n"
             "                    maxStorageBufferRange); larger copies are split into windows\n"
             "\nThe device is the one --device / $VKI_DEVICE selects; --narrow applies.\n"
-            "Suite llm also takes the model options of `vkinfer generate` (-m, --ctx, --batch),\n"
-            "or --synthetic NAME: a model of that architecture and shapes with random weights,\n"
-            "no file needed (");
+            "Suite llm also takes the model options of `vkinfer generate` (-m, --ctx, --batch,\n"
+            "--cache-type), or --synthetic NAME: a model of that architecture and shapes with\n"
+            "random weights, no file needed (");
     for (uint32_t i = 0; vki_llm_synthetic_name(i); i++)
         fprintf(f, "%s%s", i ? ", " : "", vki_llm_synthetic_name(i));
     fprintf(f, "); its speed is the real model's.\n");

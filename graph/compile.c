@@ -16,6 +16,8 @@ struct vki_lower {
     const vki_profile *profile;
     vki_plan *plan;
     uint32_t node;        // node being lowered
+    uint64_t scratch_offset; // the scratch region: above every tensor of the arena
+    uint64_t scratch_bytes;  // the largest any step binds
 };
 
 /* Fusion (fusion.c): rewrites `work` in place, returns the count of nodes folded away. */
@@ -134,6 +136,16 @@ vki_status vki_lower_step(vki_lower *L, const vki_step_desc *d)
     s->node = L->node;
     uint32_t align = L->plan->storage_align;
     for (uint32_t i = 0; i < d->tensor_count; i++) {
+        vki_plan_binding *b = &s->bindings[i];
+        if (d->tensors[i] == VKI_LOWER_SCRATCH) {
+            if (!d->scratch_bytes)
+                return vki_lower_fail(L, self, VKI_ERROR_INVALID_ARGUMENT, "binding %u: no scratch size", i);
+            b->base = 0;
+            b->offset = L->scratch_offset;
+            b->size = vki_align_up(d->scratch_bytes, 16);
+            if (b->size > L->scratch_bytes) L->scratch_bytes = b->size;
+            continue;
+        }
         const vki_node *n = vki_lower_node(L, d->tensors[i]);
         if (!n) return vki_lower_fail(L, self, VKI_ERROR_INVALID_ARGUMENT, "binding %u has no tensor", i);
         const vki_plan_tensor *base = &L->plan->tensors[n->base];
@@ -142,7 +154,6 @@ vki_status vki_lower_step(vki_lower *L, const vki_step_desc *d)
         uint64_t size = vki_align_up(rem + vki__span_bytes(n), 16);
         uint64_t limit = vki_align_up(base->bytes, 16);
         if (view + size > limit) size = limit > view ? limit - view : 0;
-        vki_plan_binding *b = &s->bindings[i];
         if (base->storage == VKI_STORE_ARENA) {
             b->base = 0;
             b->offset = base->offset + view;
@@ -421,7 +432,11 @@ vki_status vki_graph_compile(vki_graph *g, const vki_profile *profile, const vki
     plan->stats.dead -= plan->stats.fused < plan->stats.dead ? plan->stats.fused : plan->stats.dead;
     if ((st = place_tensors(&work, live, !desc->no_inplace, plan))) goto done;
 
-    vki_lower L = {.g = &work, .profile = profile, .plan = plan};
+    // Scratch sits above the tensors, so it never overlaps one; steps that bind it are ordered
+    // by the barrier pass like any other users of the same bytes.
+    uint64_t scratch_align = plan->storage_align > ARENA_ALIGN ? plan->storage_align : ARENA_ALIGN;
+    vki_lower L = {.g = &work, .profile = profile, .plan = plan,
+                   .scratch_offset = vki_align_up(plan->stats.activation_bytes, scratch_align)};
     for (uint32_t id = 1; id < work.count; id++) {
         const vki_node *n = &work.nodes[id];
         if (!live[id] || n->kind != VKI_NODE_OP) continue;
@@ -436,6 +451,7 @@ vki_status vki_graph_compile(vki_graph *g, const vki_profile *profile, const vki
         }
         goto done;
     }
+    if (L.scratch_bytes) plan->stats.activation_bytes = L.scratch_offset + L.scratch_bytes;
     if ((st = place_barriers(&work, plan, desc->full_barriers))) goto done;
     plan->stats.dispatches = plan->step_count;
     *out = plan;

@@ -265,11 +265,13 @@ void vki_quant_block(vki_dtype dtype, const float *x, uint8_t *b)
 {
     switch (dtype) {
     case VKI_DTYPE_Q8_0: {
+        // Exactly GGUF's rule (the reference of the Q8_0 KV-cache writes): the reciprocal of the
+        // f32 scale, halves rounded away from zero (roundf, not the current rounding mode).
         float amax = 0;
         for (int i = 0; i < 32; i++) amax = fmaxf(amax, fabsf(x[i]));
         float d = amax / 127.0f, id = d > 0 ? 1.0f / d : 0;
         put_half(b, d);
-        for (int i = 0; i < 32; i++) b[2 + i] = (uint8_t)(int8_t)clampi((int)lrintf(x[i] * id), -127, 127);
+        for (int i = 0; i < 32; i++) b[2 + i] = (uint8_t)(int8_t)clampi((int)roundf(x[i] * id), -127, 127);
         break;
     }
     case VKI_DTYPE_Q4_0:

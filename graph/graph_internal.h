@@ -170,13 +170,20 @@ typedef struct vki_operand {
 
 vki_operand vki_lower_operand(const vki_lower *L, uint32_t node_id);
 
+/* A binding to the plan's scratch region instead of a tensor: bytes a node's steps share
+ * among themselves (partial results one step writes and the next reads), live only while
+ * the node runs. The region lies above every tensor of the activation arena and the plan's
+ * peak includes it; the barrier pass orders its users like those of any other bytes. */
+#define VKI_LOWER_SCRATCH UINT32_MAX
+
 typedef struct vki_step_desc {
     const char *kernel;           // variant name in shaders/variants.txt
     const vki_spec *specs;
     uint32_t spec_count;
     uint32_t subgroup_size;       // 0: device default
-    const uint32_t *tensors;      // node ids for bindings 0..n-1
+    const uint32_t *tensors;      // node ids for bindings 0..n-1, or VKI_LOWER_SCRATCH
     uint32_t tensor_count;
+    uint64_t scratch_bytes;       // the size of a VKI_LOWER_SCRATCH binding
     uint32_t write_mask;          // bit i: binding i is written (the rest are read)
     const void *push;
     uint32_t push_size;

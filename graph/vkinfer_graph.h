@@ -204,8 +204,10 @@ vki_tensor vki_rope(vki_graph *g, vki_tensor x, vki_tensor pos, uint32_t n_rot, 
  * q [D, n_head, n_q], k and v [D, n_kv_head, n_kv] with n_head a multiple of n_kv_head
  * (grouped-query: head h reads kv head h / (n_head / n_kv_head)), mask like vki_softmax's
  * ([n_kv, n_q], may be {0}). q, k, v and mask are F32 or F16, views allowed (a permuted q, a
- * slice of a KV cache); D <= 256. causal: query i sees kv positions j <= i + n_kv - n_q. A query
- * that sees no position (all masked with -inf) gives zeros. Result F32 [D, n_head, n_q]. */
+ * slice of a KV cache); k and v may also both be Q8_0 (a quantised cache: D % 32 == 0, whole
+ * blocks along D at even byte offsets); D <= 256. causal: query i sees kv positions
+ * j <= i + n_kv - n_q. A query that sees no position (all masked with -inf) gives zeros.
+ * Result F32 [D, n_head, n_q]. */
 vki_tensor vki_attention(vki_graph *g, vki_tensor q, vki_tensor k, vki_tensor v, vki_tensor mask,
                          float scale, bool causal);
 
@@ -213,8 +215,8 @@ vki_tensor vki_attention(vki_graph *g, vki_tensor q, vki_tensor k, vki_tensor v,
  * query's position; query i sees kv position j when j <= pos[i] and, if window > 0,
  * j > pos[i] - window (a sliding window of `window` positions, the query's own included). A
  * query with pos[i] < 0 sees nothing and gives zeros (padding rows). Positions index k and v
- * directly, so k and v are typically a whole KV cache (vki_set_rows results, F16 or F32) of
- * which only the first max(pos) + 1 rows are filled: the kernel reads only kv positions up to
+ * directly, so k and v are typically a whole KV cache (vki_set_rows results, F16, F32 or
+ * Q8_0) of which only the first max(pos) + 1 rows are filled: the kernel reads only kv positions up to
  * the largest pos of its workgroup's rows (plus one), and from the smallest pos - window + 1
  * with a window, so a cache costs what is filled and seen, not its capacity. pos comes from an
  * input uploaded before each run, so one recorded plan serves every step. */
@@ -227,7 +229,8 @@ vki_tensor vki_get_rows(vki_graph *g, vki_tensor table, vki_tensor ids);
 
 /* Writes row n of src [K, N] (F32/F16, any strides) into row idx[n] of dst [K, R] (F32/F16;
  * rows contiguous; typically a weight the caller bound, e.g. a KV cache), converting the dtype
- * (narrowing rounds to nearest), for every n with 0 <= idx[n] < R; other ids are skipped
+ * (narrowing rounds to nearest; a Q8_0 dst, K % 32 == 0 at even byte offsets, is quantised
+ * block by block as GGUF does), for every n with 0 <= idx[n] < R; other ids are skipped
  * (padding rows pass -1). idx is I32 [N] (may be strided); valid ids should be distinct (of
  * duplicates one row wins, which one is unspecified). Returns dst after the write: a tensor of
  * dst's shape and strides aliasing dst's storage, with no storage of its own; ops that read it

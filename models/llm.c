@@ -1,5 +1,6 @@
 /* Language models on a device: hyper-parameters from GGUF metadata, weights in a weights arena
- * in their stored format, a KV cache per layer, and two compiled passes — a prompt batch and a
+ * in their stored format, a KV cache per layer (f16; f32 or q8_0 on request: set_rows quantises
+ * each new row, attention decodes the blocks), and two compiled passes — a prompt batch and a
  * single token — each recorded once and replayed with new ids and positions.
  *
  * The passes read and write the cache through positions (an I32 input per run): rows are
@@ -388,9 +389,17 @@ static vki_status load(vki_llm *m, const vki_llm_desc *d, char *err, size_t err_
     uint32_t n_batch = d->n_batch ? d->n_batch : 64;
     if (n_batch > n_ctx) n_batch = n_ctx;
     m->kv_dtype = d->kv_dtype ? d->kv_dtype : VKI_DTYPE_F16;
-    if (m->kv_dtype != VKI_DTYPE_F16 && m->kv_dtype != VKI_DTYPE_F32) {
-        snprintf(err, err_size, "model: a %s KV cache is not supported (f16, f32)",
+    vki_dtype kt = m->kv_dtype;
+    if (kt != VKI_DTYPE_F16 && kt != VKI_DTYPE_F32 && kt != VKI_DTYPE_Q8_0) {
+        snprintf(err, err_size, "model: a %s KV cache is not supported (f16, f32, q8_0)",
                  vki_dtype_get(m->kv_dtype)->name);
+        return VKI_ERROR_UNSUPPORTED;
+    }
+    // A Q8_0 cache row is whole 32-element blocks per head: attention decodes one head's keys
+    // and values block by block.
+    if (m->kv_dtype == VKI_DTYPE_Q8_0 && hp->head_dim % 32) {
+        snprintf(err, err_size, "model: a q8_0 KV cache needs a head dimension that is a multiple "
+                 "of 32; this model's is %u (use an f16 cache)", hp->head_dim);
         return VKI_ERROR_UNSUPPORTED;
     }
     vki_gguf_string name = {0};
@@ -401,6 +410,7 @@ static vki_status load(vki_llm *m, const vki_llm_desc *d, char *err, size_t err_
         .n_layer = hp->n_layer, .n_embd = hp->n_embd, .n_head = hp->n_head,
         .n_head_kv = hp->n_head_kv, .head_dim = hp->head_dim, .n_ff = hp->n_ff,
         .n_vocab = hp->n_vocab, .n_ctx = n_ctx, .n_ctx_train = hp->n_ctx_train, .n_batch = n_batch,
+        .kv_dtype = m->kv_dtype,
     };
     if ((st = create_cache(m))) goto fail;
     if ((st = build_pass(m, &m->passes[0], 1))) goto fail;

@@ -202,7 +202,9 @@ typedef struct vki_llm vki_llm;
 typedef struct vki_llm_desc {
     uint32_t n_ctx;        // tokens the cache holds; 0: min(model's training context, 4096)
     uint32_t n_batch;      // prompt tokens per prefill run; 0: 64
-    vki_dtype kv_dtype;    // cache element type: F16 (0 = default) or F32
+    vki_dtype kv_dtype;    // cache element type: F16 (0 = default), F32, or Q8_0 (GGUF's 8-bit
+                           // blocks, 34 bytes per 32 values: about half an f16 cache's memory,
+                           // llama.cpp's -ctk/-ctv q8_0; needs head_dim % 32 == 0)
     const vki_allocator *allocator; // NULL: malloc/free
 } vki_llm_desc;
 
@@ -215,13 +217,15 @@ typedef struct vki_llm_info {
     uint32_t n_batch;
     uint64_t weight_bytes;   // device memory of the weights (as stored in the file)
     uint64_t kv_bytes;       // device memory of the KV cache
+    vki_dtype kv_dtype;      // its element type (F16, F32 or Q8_0)
     uint64_t activation_bytes; // both plans' activation arenas and their inputs/outputs
 } vki_llm_info;
 
 /* Reads the architecture and hyper-parameters from `gguf` (borrowed: keep it open until
  * vki_llm_destroy), builds and compiles both passes for the device, and uploads the weights.
- * Fails with VKI_ERROR_UNSUPPORTED for an unknown architecture or weight type, and
- * VKI_ERROR_BAD_FILE for a missing or misshapen tensor, `out_error` naming it; with
+ * Fails with VKI_ERROR_UNSUPPORTED for an unknown architecture or weight type, or a cache type
+ * the model cannot use, and VKI_ERROR_BAD_FILE for a missing or misshapen tensor, `out_error`
+ * naming it; with
  * VKI_ERROR_OUT_OF_DEVICE_MEMORY when weights and cache do not fit. */
 vki_status vki_llm_load(vki_device *device, vki_gguf *gguf, const vki_llm_desc *desc,
                         vki_llm **out_llm, char *out_error, size_t error_size);

@@ -3,7 +3,8 @@
  *
  * Both read their F32/F16 operands as 32-bit words with the dtype in a flag bit (words.glsl), so
  * that operands of independent dtypes need no variant per combination and no 16-bit storage.
- * Offsets and strides are in elements of each operand's own dtype; outputs are contiguous F32. */
+ * Offsets and strides are in elements of each operand's own dtype (in bytes for attention's Q8_0
+ * K and V); outputs are contiguous F32. */
 #ifndef VKI_ABI_ATTENTION_H
 #define VKI_ABI_ATTENTION_H
 
@@ -14,6 +15,7 @@
 #define VKI_ATTN_BINDING_MASK 3 /* bound to q when there is no mask */
 #define VKI_ATTN_BINDING_OUT 4
 #define VKI_ATTN_BINDING_POS 5  /* I32 query positions; bound to q when there are none */
+#define VKI_ATTN_BINDING_PART 6 /* split-KV partials (tiled kernel, n_split > 1): scratch */
 
 #define VKI_ATTN_CAUSAL 1u
 #define VKI_ATTN_HAS_MASK 2u
@@ -22,6 +24,17 @@
 #define VKI_ATTN_V_F16 16u
 #define VKI_ATTN_MASK_F16 32u
 #define VKI_ATTN_HAS_POS 64u  /* query i sees j <= pos[i] (and j > pos[i] - window if window) */
+/* K and V (both) in Q8_0 blocks, a quantised KV cache: dim 0 is whole 34-byte blocks (f16 d,
+ * i8 q[32]; D % 32 == 0), the operands' offsets and strides in bytes and even, so that d and
+ * every pair of quants is one half of a word. */
+#define VKI_ATTN_KV_Q8_0 128u
+/* Split-KV (tiled kernel): with n_split > 1, workgroup z of the first step takes the z-th of
+ * n_split slices of the block's kv positions and writes its rows' unnormalised output, running
+ * max and sum to PART (row r of kv head hk, slice z at ((z n_kv_head + hk) n_rows + r)(D + 2):
+ * m, l, o[D]); the second step (COMBINE) merges the slices of each row into the output. A
+ * decode step has a handful of rows: without the split, a few workgroups would walk the whole
+ * cache while the rest of a GPU waits. */
+#define VKI_ATTN_COMBINE 512u
 
 #define VKI_ATTN_MAX_HEAD_DIM 256
 #define VKI_ATTN_SPEC_HEAD_DIM 1 /* D */
@@ -39,7 +52,7 @@
     F(u32, v_off) F(u32, v_nb0) F(u32, v_nb1) F(u32, v_nb2)                                    \
     F(u32, m_off) F(u32, m_nb0) F(u32, m_nb1)                                                  \
     F(u32, d_off) F(f32, scale) F(u32, flags)                                                  \
-    F(u32, p_off) F(u32, p_nb0) F(u32, window)
+    F(u32, p_off) F(u32, p_nb0) F(u32, window) F(u32, n_split)
 VKI_DECLARE_PUSH(vki_pc_attention, VKI_PC_ATTENTION)
 
 /* ---- conv2d: out[W', H', Cout, N] = w * x (+ b) as an implicit GEMM --------------------------- */

@@ -23,12 +23,16 @@ VKI_DECLARE_PUSH(vki_pc_copy, VKI_PC_COPY)
  * n < N with 0 <= idx[n] < R. One invocation per 32-bit word of a destination row (`words` per
  * row, enough for an f16 row that starts mid-word), so f16 rows need no 16-bit storage; a word
  * shared with a neighbouring row is written with atomics on its own half only. Both sides are
- * read and written as words, the dtypes in flag bits. */
+ * read and written as words, the dtypes in flag bits. A Q8_0 destination (K % 32 == 0, d_off and
+ * d_nb1 in bytes, both even) takes one invocation per 34-byte block instead (`words` = K / 32),
+ * which quantises its 32 values as GGUF does and writes the half-word it shares with the
+ * neighbouring block with atomics. */
 #define VKI_SET_ROWS_BINDING_S 0
 #define VKI_SET_ROWS_BINDING_I 1
 #define VKI_SET_ROWS_BINDING_D 2
 #define VKI_SET_ROWS_S_F16 1u
 #define VKI_SET_ROWS_D_F16 2u
+#define VKI_SET_ROWS_D_Q8_0 4u
 #define VKI_PC_SET_ROWS(F)                                                                  \
     F(u32, K) F(u32, N) F(u32, R) F(u32, words)                                             \
     F(u32, s_off) F(u32, s_nb0) F(u32, s_nb1) F(u32, i_off) F(u32, i_nb0)                   \

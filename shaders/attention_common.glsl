@@ -1,5 +1,6 @@
-// Bindings, operand access and row bookkeeping shared by the two attention kernels
-// (attention_tiled.comp, attention_rows.comp). Include after the local-size declaration.
+// Bindings, operand access and row bookkeeping shared by the attention kernels
+// (attention_tiled.comp, attention_rows.comp, attention_keys.comp). Include after the
+// local-size declaration.
 #ifndef VKI_ATTENTION_COMMON_GLSL
 #define VKI_ATTENTION_COMMON_GLSL
 
@@ -11,6 +12,7 @@ layout(std430, set = 0, binding = VKI_ATTN_BINDING_V) readonly buffer V { uint v
 layout(std430, set = 0, binding = VKI_ATTN_BINDING_MASK) readonly buffer M { uint m_words[]; };
 layout(std430, set = 0, binding = VKI_ATTN_BINDING_OUT) writeonly buffer O { float o[]; };
 layout(std430, set = 0, binding = VKI_ATTN_BINDING_POS) readonly buffer P { int pos[]; };
+layout(std430, set = 0, binding = VKI_ATTN_BINDING_PART) buffer Part { float part[]; };
 VKI_PUSH_BLOCK(VKI_PC_ATTENTION)
 
 layout(constant_id = VKI_ATTN_SPEC_HEAD_DIM) const uint HD = 64;
@@ -38,6 +40,58 @@ float load_v(uint d, uint hk, uint j)
     uint e = pc.v_off + d * pc.v_nb0 + hk * pc.v_nb1 + j * pc.v_nb2;
     return VKI_LOAD_WORD(v_words, e, (pc.flags & VKI_ATTN_V_F16) != 0);
 }
+
+// ---- Q8_0 K and V (VKI_ATTN_KV_Q8_0), a quantised KV cache: dim 0 is 34-byte blocks (f16
+// scale, then i8 q[32]) at even bytes, offsets and strides in bytes, so the scale and every
+// pair of quants are half a word. Element d is scale * q[d % 32] of block d / 32, exactly as
+// the CPU decodes it (an f16 times an i8 is exact in f32). Kernels test the flag outside their
+// loops over kv positions (see attention_keys.comp's walk), so that the F32/F16 loops are as
+// they were.
+
+#define Q8_SCALE(buf, b) unpackHalf2x16(buf[(b) >> 2] >> (((b) & 2u) << 3)).x
+#define Q8_QUANT(buf, c) float(bitfieldExtract(int(buf[(c) >> 2]), int(((c) & 3u) << 3), 8))
+
+// Byte of the block holding element d of k or v at (hk, j).
+uint k_block(uint d, uint hk, uint j)
+{
+    return pc.k_off + (d >> 5) * pc.k_nb0 + hk * pc.k_nb1 + j * pc.k_nb2;
+}
+
+uint v_block(uint d, uint hk, uint j)
+{
+    return pc.v_off + (d >> 5) * pc.v_nb0 + hk * pc.v_nb1 + j * pc.v_nb2;
+}
+
+float load_k_q8(uint d, uint hk, uint j)
+{
+    uint b = k_block(d, hk, j);
+    return Q8_SCALE(k_words, b) * Q8_QUANT(k_words, b + 2u + (d & 31u));
+}
+
+float load_v_q8(uint d, uint hk, uint j)
+{
+    uint b = v_block(d, hk, j);
+    return Q8_SCALE(v_words, b) * Q8_QUANT(v_words, b + 2u + (d & 31u));
+}
+
+// The scale and the quants (4 to a word, little-endian) of the block at byte b of word buffer
+// buf, from the 9 words starting at b's, which hold all 34 bytes and no word without one of
+// them: a block at b % 4 == 2 has its scale in the high half of the first word and its quants
+// in the next 8; one at b % 4 == 0 has its quants from mid-word, realigned from word pairs.
+// A macro, since GLSL cannot pass buffers.
+#define Q8_BLOCK(buf, b, scale, qw)                                                             \
+    {                                                                                           \
+        uint q8_i = (b) >> 2, q8_sh = ((b) & 2u) << 3, q8_w = buf[q8_i];                        \
+        scale = unpackHalf2x16(q8_w >> q8_sh).x;                                                \
+        for (uint q8_k = 0u; q8_k < 8u; q8_k++) {                                               \
+            uint q8_n = buf[q8_i + 1u + q8_k];                                                  \
+            qw[q8_k] = q8_sh != 0u ? q8_n : (q8_w >> 16) | (q8_n << 16);                        \
+            q8_w = q8_n;                                                                        \
+        }                                                                                       \
+    }
+
+// The four signed quants of a word, as floats.
+vec4 q8_unpack(uint w) { return vec4(ivec4(int(w << 24), int(w << 16), int(w << 8), int(w)) >> 24); }
 
 // The additive mask of query i at kv position j, 0 without a mask.
 float load_mask(uint j, uint i)

@@ -40,19 +40,79 @@ vec2 load_v2(uint d, uint hk, uint j)
 
 const uint HD2 = HD / 2u; // dim pairs; an odd HD's last dim goes alone
 
+// Q8_0 rows of k and v at position j as dim pairs, a block (scale and 8 words of quants) at a
+// time: 9 word loads per 32 dims where F16 takes 16. HD % 32 == 0 for Q8_0 operands.
+#define LOAD_Q8_ROW(buf, off, nb0, nb1, nb2, hk, j, kv)                                         \
+    for (uint bi = 0; bi < HD / 32u; bi++) {                                                    \
+        float sc;                                                                               \
+        uint qw[8];                                                                             \
+        Q8_BLOCK(buf, off + bi * nb0 + hk * nb1 + j * nb2, sc, qw);                             \
+        for (uint w = 0; w < 8u; w++) {                                                         \
+            vec4 x = sc * q8_unpack(qw[w]);                                                     \
+            kv[16u * bi + 2u * w] = x.xy;                                                       \
+            kv[16u * bi + 2u * w + 1u] = x.zw;                                                  \
+        }                                                                                       \
+    }
+
 // Rows per subgroup: consecutive rows of one kv head (the heads of a query that share it, in
 // grouped-query attention, then the next queries) share every K and V load.
 layout(constant_id = VKI_ATTN_SPEC_SHARED_ROWS) const uint R = 1;
+
+// The state of the subgroup's R rows on this lane: its kv positions, the pre-scaled query, the
+// output, the running max and sum.
+uvec2 ranges[R];
+vec2 qs[R][HD2 + 1u], acc[R][HD2 + 1u];
+float m[R], l[R];
+
+// Lane `lane`'s positions of `all` (the union of the rows' ranges) for rows [r0, r_end) of kv
+// head hk. Called with a literal q8 (K and V in Q8_0 blocks, else F32/F16), so that each call
+// is compiled for one format and the loop tests none: a CPU driver runs both sides of a
+// branch under a mask, which made a test inside the loop cost F16 attention 6 to 15% on
+// lavapipe.
+void walk(uint hk, uint lane, uint r0, uint r_end, uvec2 all, bool q8)
+{
+    for (uint j = all.x + lane; j < all.y; j += LANES) {
+        vec2 kv[HD2 + 1u];
+        if (q8) {
+            LOAD_Q8_ROW(k_words, pc.k_off, pc.k_nb0, pc.k_nb1, pc.k_nb2, hk, j, kv);
+            kv[HD2] = vec2(0.0);
+        } else {
+            for (uint c = 0; c < HD2; c++) kv[c] = load_k2(2u * c, hk, j);
+            if ((HD & 1u) != 0u) kv[HD2] = vec2(load_k(HD - 1u, hk, j), 0.0);
+        }
+        float p[R], a[R];
+        bool any = false;
+        for (uint k = 0; k < R; k++) {
+            uint i = row_query(min(r0 + k, r_end - 1u));
+            float s = 0.0;
+            for (uint c = 0; c <= HD2; c++) s += dot(qs[k][c], kv[c]);
+            s = max(s + load_mask(j, i), NEG);
+            if (j < ranges[k].x || j >= ranges[k].y) s = NEG;
+            float m_new = max(m[k], s);
+            a[k] = exp(m[k] - m_new);
+            p[k] = s > NEG ? exp(s - m_new) : 0.0;
+            any = any || s > NEG;
+            m[k] = m_new;
+            l[k] = l[k] * a[k] + p[k];
+        }
+        if (!any) continue;
+        if (q8) {
+            LOAD_Q8_ROW(v_words, pc.v_off, pc.v_nb0, pc.v_nb1, pc.v_nb2, hk, j, kv);
+        } else {
+            for (uint c = 0; c < HD2; c++) kv[c] = load_v2(2u * c, hk, j);
+            if ((HD & 1u) != 0u) kv[HD2] = vec2(load_v(HD - 1u, hk, j), 0.0);
+        }
+        for (uint k = 0; k < R; k++)
+            for (uint c = 0; c <= HD2; c++) acc[k][c] = acc[k][c] * a[k] + p[k] * kv[c];
+    }
+}
 
 void main()
 {
     uint hk = gl_WorkGroupID.y, n_rows = pc.n_q * pc.group, lane = gl_SubgroupInvocationID;
     uint r_end = min((gl_WorkGroupID.x + 1) * ROWS, n_rows);
     for (uint r0 = gl_WorkGroupID.x * ROWS + gl_SubgroupID * R; r0 < r_end; r0 += gl_NumSubgroups * R) {
-        uvec2 ranges[R];
         uvec2 all = uvec2(pc.n_kv, 0u);
-        vec2 qs[R][HD2 + 1u], acc[R][HD2 + 1u];
-        float m[R], l[R];
         for (uint k = 0; k < R; k++) {
             uint r = min(r0 + k, r_end - 1u), i = row_query(r), h = row_head(hk, r);
             ranges[k] = r0 + k < r_end ? kv_range(i) : uvec2(0u);
@@ -66,31 +126,8 @@ void main()
             m[k] = NEG;
             l[k] = 0.0;
         }
-        for (uint j = all.x + lane; j < all.y; j += LANES) {
-            vec2 kv[HD2 + 1u];
-            for (uint c = 0; c < HD2; c++) kv[c] = load_k2(2u * c, hk, j);
-            if ((HD & 1u) != 0u) kv[HD2] = vec2(load_k(HD - 1u, hk, j), 0.0);
-            float p[R], a[R];
-            bool any = false;
-            for (uint k = 0; k < R; k++) {
-                uint i = row_query(min(r0 + k, r_end - 1u));
-                float s = 0.0;
-                for (uint c = 0; c <= HD2; c++) s += dot(qs[k][c], kv[c]);
-                s = max(s + load_mask(j, i), NEG);
-                if (j < ranges[k].x || j >= ranges[k].y) s = NEG;
-                float m_new = max(m[k], s);
-                a[k] = exp(m[k] - m_new);
-                p[k] = s > NEG ? exp(s - m_new) : 0.0;
-                any = any || s > NEG;
-                m[k] = m_new;
-                l[k] = l[k] * a[k] + p[k];
-            }
-            if (!any) continue;
-            for (uint c = 0; c < HD2; c++) kv[c] = load_v2(2u * c, hk, j);
-            if ((HD & 1u) != 0u) kv[HD2] = vec2(load_v(HD - 1u, hk, j), 0.0);
-            for (uint k = 0; k < R; k++)
-                for (uint c = 0; c <= HD2; c++) acc[k][c] = acc[k][c] * a[k] + p[k] * kv[c];
-        }
+        if ((pc.flags & VKI_ATTN_KV_Q8_0) != 0u) walk(hk, lane, r0, r_end, all, true);
+        else walk(hk, lane, r0, r_end, all, false);
         // Combine the lanes: rescale each to the row's max, then sum.
         for (uint k = 0; k < R; k++) {
             if (r0 + k >= r_end) break; // subgroup-uniform

@@ -39,18 +39,24 @@ shared uint s_lo[ROWS];        // kv positions [s_lo, s_hi) the row sees
 shared uint s_hi[ROWS];
 float kr[NLD], vr[NLD];        // the next tile in flight: element e = t + k WG is [e / HD][e % HD]
 
-// Starts the loads of the tile at kv position j0 (zeros past `end`). Branch-free, so that all
-// loads issue before any result is waited for: a slot past the end reads position 0 and drops it.
+// Starts the loads of the tile at kv position j0 (zeros past `end`), with element loaders LK and
+// LV. Branch-free for F32/F16 operands, so that all loads issue before any result is waited
+// for: a slot past the end reads position 0 and drops it. A macro, so that Q8_0 operands take
+// their loaders without a branch in the F32/F16 loop.
+#define FETCH_TILE(LK, LV)                                                                      \
+    for (uint k = 0; k < NLD; k++) {                                                            \
+        uint e = gl_LocalInvocationID.x + k * WG, j = j0 + e / HD;                              \
+        bool live = e < COLS * HD && j < end;                                                   \
+        uint d = live ? e % HD : 0u, jl = live ? j : 0u;                                        \
+        float kv = LK(d, hk, jl), vv = LV(d, hk, jl);                                           \
+        kr[k] = live ? kv : 0.0;                                                                \
+        vr[k] = live ? vv : 0.0;                                                                \
+    }
+
 void fetch(uint j0, uint end, uint hk)
 {
-    for (uint k = 0; k < NLD; k++) {
-        uint e = gl_LocalInvocationID.x + k * WG, j = j0 + e / HD;
-        bool live = e < COLS * HD && j < end;
-        uint d = live ? e % HD : 0u, jl = live ? j : 0u;
-        float kv = load_k(d, hk, jl), vv = load_v(d, hk, jl);
-        kr[k] = live ? kv : 0.0;
-        vr[k] = live ? vv : 0.0;
-    }
+    if ((pc.flags & VKI_ATTN_KV_Q8_0) == 0u) FETCH_TILE(load_k, load_v)
+    else FETCH_TILE(load_k_q8, load_v_q8)
 }
 
 void stage()
@@ -87,10 +93,41 @@ void update_row(uint rl, uint c0, uint dc)
     s_m[rl] = m_new;
 }
 
+// Where slice z of row r of kv head hk keeps m, l and o[HD] (abi_attention.h).
+uint part_base(uint z, uint hk, uint r)
+{
+    uint n_kv_head = pc.n_head / pc.group;
+    return ((z * n_kv_head + hk) * (pc.n_q * pc.group) + r) * (HD + 2u);
+}
+
+// The second step of a split: each row's output from its slices, rescaled to their common max.
+// A slice that saw nothing has m = NEG and l = 0 and drops out; a row no slice saw gives zeros.
+void combine(uint hk, uint r0, uint n_rows)
+{
+    for (uint e = gl_LocalInvocationID.x; e < ROWS * HD; e += WG) {
+        uint r = r0 + e / HD, d = e % HD;
+        if (r >= n_rows) break;
+        float m = NEG;
+        for (uint z = 0u; z < pc.n_split; z++) m = max(m, part[part_base(z, hk, r)]);
+        float l = 0.0, acc = 0.0;
+        for (uint z = 0u; z < pc.n_split; z++) {
+            uint p = part_base(z, hk, r);
+            float a = part[p + 1u] > 0.0 ? exp(part[p] - m) : 0.0;
+            l += part[p + 1u] * a;
+            acc += part[p + 2u + d] * a;
+        }
+        store_out(d, row_head(hk, r), row_query(r), l > 0.0 ? acc / l : 0.0);
+    }
+}
+
 void main()
 {
     uint t = gl_LocalInvocationID.x, hk = gl_WorkGroupID.y;
     uint n_rows = pc.n_q * pc.group, r0 = gl_WorkGroupID.x * ROWS;
+    if ((pc.flags & VKI_ATTN_COMBINE) != 0u) {
+        combine(hk, r0, n_rows);
+        return;
+    }
     for (uint e = t; e < ROWS * HD; e += WG) {
         uint r = r0 + e / HD;
         sq[e] = r < n_rows ? pc.scale * load_q(e % HD, row_head(hk, r), row_query(r)) : 0.0;
@@ -105,6 +142,11 @@ void main()
     float acc[NACC];
     for (uint k = 0; k < NACC; k++) acc[k] = 0.0;
     uvec2 block = kv_block_range(row_query(r0), row_query(min(r0 + ROWS, n_rows) - 1));
+    if (pc.n_split > 1u) { // slice z of the block, in whole tiles
+        uint per = ((block.y - block.x + pc.n_split - 1u) / pc.n_split + COLS - 1u) / COLS * COLS;
+        uint lo = min(block.x + gl_WorkGroupID.z * per, block.y);
+        block = uvec2(lo, min(lo + per, block.y));
+    }
     uint end = block.y;
 
     fetch(block.x, end, hk);
@@ -140,6 +182,19 @@ void main()
         }
     }
     barrier(); // s_l is final (or, without any tile, initialised)
+    if (pc.n_split > 1u) { // this slice's share, unnormalised, for the combine step
+        for (uint k = 0; k < NACC; k++) {
+            uint e = t + k * WG, rl = e / HD, r = r0 + rl;
+            if (e >= ROWS * HD || r >= n_rows) break;
+            part[part_base(gl_WorkGroupID.z, hk, r) + 2u + e % HD] = acc[k];
+        }
+        for (uint rl = t; rl < ROWS && r0 + rl < n_rows; rl += WG) {
+            uint p = part_base(gl_WorkGroupID.z, hk, r0 + rl);
+            part[p] = s_m[rl];
+            part[p + 1u] = s_l[rl];
+        }
+        return;
+    }
     for (uint k = 0; k < NACC; k++) {
         uint e = t + k * WG, rl = e / HD, r = r0 + rl;
         if (e >= ROWS * HD || r >= n_rows) break;

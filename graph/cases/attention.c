@@ -15,6 +15,7 @@ enum {
     ATT_Q_F16 = 16,
     ATT_MASK_F16 = 32,
     ATT_KV_CACHE = 64,  // k and v are positions [3, 3 + n_kv) of a cache of n_kv + 5
+    ATT_KV_Q8 = 128,    // k and v are Q8_0 (a quantised cache)
 };
 
 /* k or v: an input, or a slice of a longer cache input at an offset of 3 positions. */
@@ -31,7 +32,7 @@ static void attention_case(vki_graph *g, const int64_t *a)
 {
     int64_t d = a[0], n_head = a[1], n_q = a[3], n_kv = a[4], f = a[5];
     vki_dtype qt = f & ATT_Q_F16 ? VKI_DTYPE_F16 : VKI_DTYPE_F32;
-    vki_dtype kvt = f & ATT_KV_F16 ? VKI_DTYPE_F16 : VKI_DTYPE_F32;
+    vki_dtype kvt = f & ATT_KV_Q8 ? VKI_DTYPE_Q8_0 : f & ATT_KV_F16 ? VKI_DTYPE_F16 : VKI_DTYPE_F32;
     vki_tensor q;
     if (f & ATT_Q_PERMUTED)
         q = vki_permute(g, vki_input(g, qt, 3, (int64_t[]){d, n_q, n_head}, "q"), (uint32_t[]){0, 2, 1, 3});
@@ -77,8 +78,8 @@ static void conv2d_case(vki_graph *g, const int64_t *a)
 
 #define T VKI_CASE_TEST
 #define B VKI_CASE_BENCH
-/* f32 error is summation order and exp rounding; f16 operands are decoded exactly, so they
- * add nothing beyond that either. */
+/* f32 error is summation order and exp rounding; f16 and q8_0 operands are decoded exactly, so
+ * they add nothing beyond that either. */
 const vki_op_case vki_cases_attention[] = {
     {"attention f32 decode D64 h4 kv37", "attention", T, 1e-8f, 0, attention_case, {64, 4, 4, 1, 37, 0}, 0},
     {"attention f16 kv cache decode D64 GQA 6/2 kv37", "attention", T, 1e-8f, 0, attention_case,
@@ -87,6 +88,8 @@ const vki_op_case vki_cases_attention[] = {
      {32, 2, 1, 7, 7, ATT_CAUSAL}, 0},
     {"attention permuted q, f16 kv, causal D80 GQA 6/2 q5 kv37", "attention", T, 1e-8f, 0, attention_case,
      {80, 6, 2, 5, 37, ATT_CAUSAL | ATT_Q_PERMUTED | ATT_KV_F16}, 0},
+    {"attention q8_0 kv cache, permuted q, causal D64 GQA 6/2 q5 kv37", "attention", T, 1e-8f, 0,
+     attention_case, {64, 6, 2, 5, 37, ATT_CAUSAL | ATT_Q_PERMUTED | ATT_KV_Q8 | ATT_KV_CACHE}, 0},
     {"attention f32 mask D32 h3 q9 kv21", "attention", T, 1e-8f, 0, attention_case, {32, 3, 3, 9, 21, ATT_MASK}, 0},
     {"attention f16 q and mask, causal D40 GQA 4/2 q6 kv19", "attention", T, 1e-8f, 0, attention_case,
      {40, 4, 2, 6, 19, ATT_CAUSAL | ATT_MASK | ATT_MASK_F16 | ATT_Q_F16}, 0},
@@ -95,6 +98,12 @@ const vki_op_case vki_cases_attention[] = {
     {"attention f32 causal mask D64 h2 q33 kv70", "attention", T, 1e-8f, 0, attention_case,
      {64, 2, 1, 33, 70, ATT_CAUSAL | ATT_MASK}, 0},
     {"attention f32 kv1 D64 h2", "attention", T, 1e-8f, 0, attention_case, {64, 2, 2, 1, 1, 0}, 0},
+    // Long enough for several kv tiles: the tiled kernel splits the positions (split-KV) and
+    // merges the slices in a second step.
+    {"attention f16 kv cache decode D64 GQA 6/2 kv300 (split-KV)", "attention", T, 1e-8f, 0,
+     attention_case, {64, 6, 2, 1, 300, ATT_KV_F16 | ATT_KV_CACHE | ATT_CAUSAL}, 0},
+    {"attention q8_0 kv cache, causal D64 GQA 4/1 q2 kv161 (split-KV)", "attention", T, 1e-8f, 0,
+     attention_case, {64, 4, 1, 2, 161, ATT_CAUSAL | ATT_KV_Q8 | ATT_KV_CACHE}, 0},
     {"attention SmolLM2 decode D64 9/3 heads kv512 f16", "attention", B, 1e-6f, 0, attention_case,
      {64, 9, 3, 1, 512, ATT_KV_F16 | ATT_CAUSAL}, ATT_FLOPS(64, 9, 512)},
     {"attention SmolLM2 prefill D64 9/3 heads q128 causal", "attention", B, 1e-6f, 0, attention_case,

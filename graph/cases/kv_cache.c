@@ -5,7 +5,9 @@
  *
  * Shapes are odd on purpose: K = 37 f16 rows end mid-word, a cache slice starting at row 2 of
  * 7-element f16 rows starts mid-word, so the kernel's half-word writes run next to rows it must
- * not touch (the guard bands and the copy of the whole cache check that). */
+ * not touch (the guard bands and the copy of the whole cache check that). Q8_0 caches have
+ * 34-byte blocks, so every other block starts mid-word: K = 32 rows alternate, K = 64 rows have
+ * one block of each kind. */
 #include "../graph_internal.h"
 
 #include <math.h>
@@ -19,7 +21,7 @@ typedef struct int_set {
 
 #define SET(...) {(const int32_t[]){__VA_ARGS__}, sizeof (int32_t[]){__VA_ARGS__} / sizeof(int32_t)}
 enum { IDS_ODD, IDS_RESHAPE, IDS_SLICE, IDS_TEMP, POS_37, POS_63, POS_30, POS_511, POS_CHUNK,
-       POS_CHUNK_PADDED, POS_SCATTERED, POS_PREFILL_STEP };
+       POS_CHUNK_PADDED, POS_SCATTERED, POS_PREFILL_STEP, ROWS_6, ROWS_10 };
 static const int_set sets[] = {
     [IDS_ODD] = SET(3, -1, 7, 11, 0),         // R = 11: 11 is past the end
     [IDS_RESHAPE] = SET(8, 2, -1, 100),
@@ -33,6 +35,8 @@ static const int_set sets[] = {
     [POS_CHUNK_PADDED] = SET(20, 21, -1, 23, 24, 25, -1),
     [POS_SCATTERED] = SET(9, 3, -1, 15, 0),    // not monotonic: per-row ranges in one block
     [POS_PREFILL_STEP] = SET(10, 11, 12, -1),
+    [ROWS_6] = SET(0, 1, 2, 3, 4, 5),         // every row of a Q8_0 slice, read back by get_rows
+    [ROWS_10] = SET(0, 1, 2, 3, 4, 5, 6, 7, 8, 9),
 };
 
 static vki_tensor ints(vki_graph *g, int64_t set, const char *name)
@@ -48,12 +52,14 @@ enum {
     SR_DST_RESHAPE = 8, // dst is an input [K / 3, 3, R] reshaped to [K, R]
     SR_DST_SLICE = 16,  // dst is rows [2, 2 + R) of a weight of R + 4 rows; read back by copies
     SR_DST_TEMP = 32,   // dst is an intermediate (a copy of an input), an output's storage then
+    SR_DST_Q8 = 64,     // dst is Q8_0 (a slice is read back by get_rows: copy takes no Q8_0)
+    SR_SRC_ZERO = 128,  // src is scaled by 0: all-zero blocks (scale 0, no 1 / 0)
 };
 
 static void set_rows_case(vki_graph *g, const int64_t *a)
 {
     int64_t K = a[0], R = a[1], f = a[2], N = sets[a[3]].count;
-    vki_dtype dt = f & SR_DST_F16 ? VKI_DTYPE_F16 : VKI_DTYPE_F32;
+    vki_dtype dt = f & SR_DST_Q8 ? VKI_DTYPE_Q8_0 : f & SR_DST_F16 ? VKI_DTYPE_F16 : VKI_DTYPE_F32;
     vki_dtype st = f & SR_SRC_F16 ? VKI_DTYPE_F16 : VKI_DTYPE_F32;
     vki_tensor dst, cache = {0};
     if (f & SR_DST_RESHAPE) {
@@ -70,9 +76,13 @@ static void set_rows_case(vki_graph *g, const int64_t *a)
     }
     vki_tensor src = f & SR_SRC_T ? vki_transpose(g, vki_input(g, st, 2, (int64_t[]){N, K}, "src"))
                                   : vki_input(g, st, 2, (int64_t[]){K, N}, "src");
+    if (f & SR_SRC_ZERO) src = vki_scale(g, src, 0.0f);
     vki_tensor idx = ints(g, a[3], "idx");
     vki_tensor y = vki_set_rows(g, dst, src, idx);
-    if (f & SR_DST_SLICE) {
+    if ((f & SR_DST_SLICE) && (f & SR_DST_Q8)) {
+        vki_output(g, vki_get_rows(g, y, ints(g, ROWS_6, "slice rows")), "slice");
+        vki_output(g, vki_get_rows(g, cache, ints(g, ROWS_10, "cache rows")), "cache after");
+    } else if (f & SR_DST_SLICE) {
         // The written slice through the result, then the whole cache read after the write.
         vki_output(g, vki_copy(g, y, VKI_DTYPE_F32), "slice");
         vki_output(g, vki_copy(g, cache, VKI_DTYPE_F32), "cache after");
@@ -85,7 +95,9 @@ static void set_rows_case(vki_graph *g, const int64_t *a)
 enum {
     AP_KV_F16 = 1,
     AP_Q_PERMUTED = 2, // q is a permuted view of [D, n_q, n_head]
-    AP_CACHE_STEP = 4, // k and v are f16 caches [D * n_kv_head, n_kv] written by set_rows at pos
+    AP_CACHE_STEP = 4, // k and v are caches [D * n_kv_head, n_kv] written by set_rows at pos
+                       // (f16, or with AP_KV_Q8 q8_0)
+    AP_KV_Q8 = 8,
 };
 
 static vki_tensor ap_query(vki_graph *g, const int64_t *a, int64_t n_q)
@@ -104,8 +116,9 @@ static void cache_step(vki_graph *g, const int64_t *a, int64_t n_q, vki_tensor q
 {
     int64_t d = a[0], n_kv_head = a[2], n_kv = a[3];
     int64_t row = d * n_kv_head;
-    vki_tensor kc = vki_weight(g, VKI_DTYPE_F16, 2, (int64_t[]){row, n_kv}, "cache_k");
-    vki_tensor vc = vki_weight(g, VKI_DTYPE_F16, 2, (int64_t[]){row, n_kv}, "cache_v");
+    vki_dtype ct = a[5] & AP_KV_Q8 ? VKI_DTYPE_Q8_0 : VKI_DTYPE_F16;
+    vki_tensor kc = vki_weight(g, ct, 2, (int64_t[]){row, n_kv}, "cache_k");
+    vki_tensor vc = vki_weight(g, ct, 2, (int64_t[]){row, n_kv}, "cache_v");
     vki_tensor kn = vki_input(g, VKI_DTYPE_F32, 2, (int64_t[]){row, n_q}, "k");
     vki_tensor vn = vki_input(g, VKI_DTYPE_F32, 2, (int64_t[]){row, n_q}, "v");
     vki_tensor kw = vki_set_rows(g, kc, kn, pos), vw = vki_set_rows(g, vc, vn, pos);
@@ -124,7 +137,7 @@ static void attention_pos_case(vki_graph *g, const int64_t *a)
         cache_step(g, a, n_q, q, pos);
         return;
     }
-    vki_dtype kvt = f & AP_KV_F16 ? VKI_DTYPE_F16 : VKI_DTYPE_F32;
+    vki_dtype kvt = f & AP_KV_Q8 ? VKI_DTYPE_Q8_0 : f & AP_KV_F16 ? VKI_DTYPE_F16 : VKI_DTYPE_F32;
     vki_tensor k = vki_input(g, kvt, 3, (int64_t[]){d, n_kv_head, n_kv}, "k");
     vki_tensor v = vki_input(g, kvt, 3, (int64_t[]){d, n_kv_head, n_kv}, "v");
     vki_output(g, vki_attention_pos(g, q, k, v, pos, 1.0f / sqrtf((float)d), (uint32_t)a[4]), "y");
@@ -137,7 +150,17 @@ static void attention_pos_case(vki_graph *g, const int64_t *a)
 #define B VKI_CASE_BENCH
 /* set_rows moves values (f32 -> f16 rounds to nearest, exactly as the reference unless a
  * driver rounds a tie differently), so anything beyond rounding is a wrong row. Attention as in
- * the attention family: fp32 summation order and exp rounding only. */
+ * the attention family: fp32 summation order and exp rounding only.
+ *
+ * Q8_0 set_rows is compared dequantised. The kernel follows the reference's rule exactly, but a
+ * driver's 1 / d may be off by a few ulps (Vulkan allows 2.5 for a division), which moves an
+ * x / d lying that close to a rounding tie to the other quant: an error of d (about 1/127 for
+ * these uniform values) in one value. In the smallest output (the slice's 192 values, sum of
+ * squares about 64) that is an NMSE of 1e-6, so 2e-6 allows one or two such values; a wrong
+ * scale, quant order, block or row, or a clobbered neighbour's half-word, is 1e-2 or more.
+ * Lavapipe matches the reference bit for bit (NMSE 0). Attention reading random Q8_0 K/V
+ * decodes exactly as the reference does (1e-8, like f16); after a Q8_0 cache write one moved
+ * quant changes an output by p_j d (NMSE about 1e-8), so those cases allow 1e-6. */
 const vki_op_case vki_cases_kv_cache[] = {
     {"set_rows f32 -> f16 cache K37 R11, ids 3 -1 7 11 0", "set_rows", T, 1e-9f, 0, set_rows_case,
      {37, 11, SR_DST_F16, IDS_ODD}, 0},
@@ -149,6 +172,14 @@ const vki_op_case vki_cases_kv_cache[] = {
      {192, 64, SR_DST_F16 | SR_SRC_F16, POS_37}, 0},
     {"set_rows f32 into an intermediate [9, 6] (output), ids 5 -1 1", "set_rows", T, 1e-12f, 0,
      set_rows_case, {9, 6, SR_DST_TEMP, IDS_TEMP}, 0},
+    {"set_rows f32 -> q8_0 cache K64 R11, ids 3 -1 7 11 0", "set_rows", T, 2e-6f, 0, set_rows_case,
+     {64, 11, SR_DST_Q8, IDS_ODD}, 0},
+    {"set_rows f16 -> q8_0 rows 2..7 of a K32 cache (mid-word blocks), ids 5 0 -3 6", "set_rows", T,
+     2e-6f, 0, set_rows_case, {32, 6, SR_DST_Q8 | SR_SRC_F16 | SR_DST_SLICE, IDS_SLICE}, 0},
+    {"set_rows transposed f32 -> q8_0 decode K192 R64 at 37", "set_rows", T, 2e-6f, 0, set_rows_case,
+     {192, 64, SR_DST_Q8 | SR_SRC_T, POS_37}, 0},
+    {"set_rows zeros -> q8_0 cache K96 R6, ids 5 -1 1 (scale 0)", "set_rows", T, 2e-6f, 0, set_rows_case,
+     {96, 6, SR_DST_Q8 | SR_SRC_ZERO, IDS_TEMP}, 0},
 
     {"attention_pos decode pos 37 of kv64 D64 GQA 6/2", "attention", T, 1e-8f, 0, attention_pos_case,
      {64, 6, 2, 64, 0, 0, POS_37}, 0},
@@ -163,12 +194,26 @@ const vki_op_case vki_cases_kv_cache[] = {
     {"attention_pos f16 kv permuted q window 4 pos 9 3 -1 15 0 kv16 D40 GQA 4/2", "attention", T, 1e-8f,
      0, attention_pos_case, {40, 4, 2, 16, 4, AP_KV_F16 | AP_Q_PERMUTED, POS_SCATTERED}, 0},
 
+    {"attention_pos q8_0 kv decode pos 37 of kv64 D64 GQA 6/2", "attention", T, 1e-8f, 0,
+     attention_pos_case, {64, 6, 2, 64, 0, AP_KV_Q8, POS_37}, 0},
+    {"attention_pos q8_0 kv permuted q prefill q7 pos 20..26 with -1 padding kv32 D32 GQA 4/2",
+     "attention", T, 1e-8f, 0, attention_pos_case,
+     {32, 4, 2, 32, 0, AP_KV_Q8 | AP_Q_PERMUTED, POS_CHUNK_PADDED}, 0},
+
     {"kv cache decode step: set_rows f16 k/v at 30 + attention_pos, D64 GQA 6/2 cache 48", "attention",
      T, 1e-8f, 0, attention_pos_case, {64, 6, 2, 48, 0, AP_CACHE_STEP, POS_30}, 0},
     {"kv cache prefill step: q4 at 10 11 12 -1, window 3, D32 GQA 4/2 cache 20", "attention", T, 1e-8f,
      0, attention_pos_case, {32, 4, 2, 20, 3, AP_CACHE_STEP, POS_PREFILL_STEP}, 0},
+    {"kv cache decode step: set_rows q8_0 k/v at 30 + attention_pos, D64 GQA 6/2 cache 48",
+     "attention", T, 1e-6f, 0, attention_pos_case,
+     {64, 6, 2, 48, 0, AP_CACHE_STEP | AP_KV_Q8, POS_30}, 0},
+    {"kv cache prefill step: q8_0 cache, q7 at 20..26 with -1 padding, D32 GQA 4/2 cache 32",
+     "attention", T, 1e-6f, 0, attention_pos_case,
+     {32, 4, 2, 32, 0, AP_CACHE_STEP | AP_KV_Q8, POS_CHUNK_PADDED}, 0},
 
     {"attention_pos SmolLM2 decode pos 511 of a 2048 f16 cache D64 9/3 heads", "attention", B, 1e-6f, 0,
      attention_pos_case, {64, 9, 3, 2048, 0, AP_KV_F16, POS_511}, ATT_FLOPS(64, 9, 512)},
+    {"attention_pos SmolLM2 decode pos 511 of a 2048 q8_0 cache D64 9/3 heads", "attention", B, 1e-6f,
+     0, attention_pos_case, {64, 9, 3, 2048, 0, AP_KV_Q8, POS_511}, ATT_FLOPS(64, 9, 512)},
 };
 const uint32_t vki_cases_kv_cache_count = sizeof vki_cases_kv_cache / sizeof vki_cases_kv_cache[0];

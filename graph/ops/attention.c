@@ -5,7 +5,9 @@
  * positions (vki_attention_pos) pos[i] - window < j <= pos[i], the window only when non-zero).
  * Scores live only in registers and shared memory, one kv tile at a time; sums are fp32. A row
  * with no visible position (every score masked with -inf, a causal query before the first kv
- * position, a padding query with pos < 0) gives zeros.
+ * position, a padding query with pos < 0) gives zeros. K and V may both be Q8_0 (a quantised
+ * KV cache), decoded in registers as block scale times int8; one format for both keeps one
+ * specialised loop per format in the kernels.
  *
  * Node: src {q, k, v, mask or 0, pos or 0}; p[0].f scale, p[1].u causal, p[2].u window. */
 #include "../graph_internal.h"
@@ -16,6 +18,16 @@
 const vki_op_def vki_op_attention;
 
 static bool is_float(vki_dtype t) { return t == VKI_DTYPE_F32 || t == VKI_DTYPE_F16; }
+
+/* A Q8_0 k or v as the kernels read it: dim 0 whole contiguous blocks (so that element d of a
+ * head is block d / 32 of it), every block at an even byte (its f16 scale and its quant pairs
+ * are half-words). */
+static bool q8_readable(const vki_node *n)
+{
+    return n->ne[0] % 32 == 0 && (n->ne[0] == 32 || n->nb[0] == 34) &&
+           (n->ne[1] == 1 || n->nb[1] % 2 == 0) && (n->ne[2] == 1 || n->nb[2] % 2 == 0) &&
+           n->view_offset % 2 == 0;
+}
 
 /* Both builders: mask and pos may be {0}. */
 static vki_tensor build(vki_graph *g, vki_tensor q, vki_tensor k, vki_tensor v, vki_tensor mask,
@@ -31,11 +43,18 @@ static vki_tensor build(vki_graph *g, vki_tensor q, vki_tensor k, vki_tensor v, 
     vki__shape_str(nq, sq);
     vki__shape_str(nk, sk);
     vki__shape_str(nv, sv);
-    if (!is_float(nq->dtype) || !is_float(nk->dtype) || !is_float(nv->dtype) ||
+    bool k8 = nk->dtype == VKI_DTYPE_Q8_0, v8 = nv->dtype == VKI_DTYPE_Q8_0;
+    if (!is_float(nq->dtype) || !(is_float(nk->dtype) || k8) || !(is_float(nv->dtype) || v8) ||
         (nm && !is_float(nm->dtype)))
         return vki__graph_fail(g, VKI_ERROR_INVALID_ARGUMENT,
-                               "attention: q %s, k %s, v %s%s%s: want f32 or f16", sq, sk, sv,
-                               nm ? ", mask " : "", nm ? vki__shape_str(nm, sm) : "");
+                               "attention: q %s, k %s, v %s%s%s: want f32 or f16 (k and v may "
+                               "also both be q8_0)", sq, sk, sv, nm ? ", mask " : "",
+                               nm ? vki__shape_str(nm, sm) : "");
+    if (k8 != v8 || (k8 && (!q8_readable(nk) || !q8_readable(nv))))
+        return vki__graph_fail(g, VKI_ERROR_INVALID_ARGUMENT,
+                               "attention: k %s, v %s: q8_0 k and v go together, with a head dim "
+                               "that is a multiple of 32, contiguous in dim 0, at even byte offsets",
+                               sk, sv);
     int64_t d = nq->ne[0], n_head = nq->ne[1], n_q = nq->ne[2], n_kv_head = nk->ne[1], n_kv = nk->ne[2];
     if (d < 1 || d > VKI_ATTN_MAX_HEAD_DIM || nk->ne[0] != d || !vki__same_shape(nk, nv) ||
         nq->ne[3] != 1 || nk->ne[3] != 1 || n_head % n_kv_head != 0)
@@ -139,6 +158,8 @@ typedef struct attn_kernel {
 #ifndef SHARED_ROWS
 #define SHARED_ROWS 32
 #endif
+#define SPLIT_TARGET 128 // workgroups a split decode step aims at
+#define SPLIT_MAX 32     // slices at most (the combine step reads them all per output)
 static bool pick_kernel(const vki_profile *p, uint32_t d, uint32_t n_rows, uint32_t group,
                         attn_kernel *k)
 {
@@ -202,6 +223,7 @@ static vki_status lower(vki_lower *L, const vki_node *n)
                  (nq->dtype == VKI_DTYPE_F16 ? VKI_ATTN_Q_F16 : 0) |
                  (nk->dtype == VKI_DTYPE_F16 ? VKI_ATTN_K_F16 : 0) |
                  (nv->dtype == VKI_DTYPE_F16 ? VKI_ATTN_V_F16 : 0) |
+                 (nk->dtype == VKI_DTYPE_Q8_0 ? VKI_ATTN_KV_Q8_0 : 0) |
                  (nm && nm->dtype == VKI_DTYPE_F16 ? VKI_ATTN_MASK_F16 : 0) |
                  (n->src[4] ? VKI_ATTN_HAS_POS : 0),
     };
@@ -210,9 +232,22 @@ static vki_status lower(vki_lower *L, const vki_node *n)
         return vki_lower_fail(L, n, VKI_ERROR_UNSUPPORTED,
                               "%u bytes of shared memory cannot hold a tile", p->shared_memory);
     uint32_t row_blocks = (n_rows + kern.rows - 1) / kern.rows;
-    if (row_blocks > p->max_workgroup_count[0] || n_kv_head > p->max_workgroup_count[1])
-        return vki_lower_fail(L, n, VKI_ERROR_UNSUPPORTED, "%u x %u workgroups exceed the device's grid",
-                              row_blocks, n_kv_head);
+    // Split-KV (tiled kernel): when the rows make few workgroups (a decode step), the kv
+    // positions are cut into slices of whole tiles, one workgroup each, up to about
+    // SPLIT_TARGET workgroups in all, and a second step merges the slices (abi_attention.h).
+    uint32_t blocks = row_blocks * n_kv_head, n_split = 1;
+    if (kern.extra.id == 0 && kern.own.id == VKI_ATTN_SPEC_COLS && blocks < SPLIT_TARGET / 2) {
+        uint32_t tiles = (pc.n_kv + kern.own.value - 1) / kern.own.value;
+        n_split = SPLIT_TARGET / blocks;
+        if (n_split > tiles) n_split = tiles;
+        if (n_split > SPLIT_MAX) n_split = SPLIT_MAX;
+        if (n_split < 2) n_split = 1;
+    }
+    pc.n_split = n_split;
+    if (row_blocks > p->max_workgroup_count[0] || n_kv_head > p->max_workgroup_count[1] ||
+        n_split > p->max_workgroup_count[2])
+        return vki_lower_fail(L, n, VKI_ERROR_UNSUPPORTED, "%u x %u x %u workgroups exceed the device's grid",
+                              row_blocks, n_kv_head, n_split);
     vki_spec specs[5] = {
         {VKI_SPEC_LOCAL_SIZE_X, kern.wg},
         {VKI_ATTN_SPEC_HEAD_DIM, q.ne[0]},
@@ -220,14 +255,25 @@ static vki_status lower(vki_lower *L, const vki_node *n)
         kern.own,
         kern.extra,
     };
-    uint32_t tensors[6] = {n->src[0], n->src[1], n->src[2], mask_id, self, pos_id};
+    // Without a split, PART is bound to the output and never touched.
+    uint32_t tensors[7] = {n->src[0], n->src[1], n->src[2], mask_id, self, pos_id,
+                           n_split > 1 ? VKI_LOWER_SCRATCH : self};
     vki_step_desc s = {
         .kernel = kern.name,
         .specs = specs, .spec_count = kern.extra.id ? 5 : 4, .subgroup_size = kern.subgroup_size,
-        .tensors = tensors, .tensor_count = 6, .write_mask = 1u << VKI_ATTN_BINDING_OUT,
+        .tensors = tensors, .tensor_count = 7, .write_mask = 1u << VKI_ATTN_BINDING_OUT,
         .push = &pc, .push_size = sizeof pc,
-        .groups = {row_blocks, n_kv_head, 1},
+        .groups = {row_blocks, n_kv_head, n_split},
     };
+    if (n_split == 1) return vki_lower_step(L, &s);
+    s.scratch_bytes = (uint64_t)n_split * n_kv_head * n_rows * (q.ne[0] + 2) * sizeof(float);
+    s.write_mask = 1u << VKI_ATTN_BINDING_PART;
+    VKI_TRY(vki_lower_step(L, &s));
+    vki_pc_attention merge = pc;
+    merge.flags |= VKI_ATTN_COMBINE;
+    s.push = &merge;
+    s.write_mask = 1u << VKI_ATTN_BINDING_OUT;
+    s.groups[2] = 1;
     return vki_lower_step(L, &s);
 }
 

@@ -390,6 +390,56 @@ TEST(CliLlm, BenchLlmReportsPrefillDecodeAndMemory)
     EXPECT_GE(Number(llm, "device_bytes"), Number(llm, "weight_bytes") + Number(llm, "kv_bytes"));
 }
 
+TEST(CliLlm, Q8CacheGivesTheReferenceTokens)
+{
+    REQUIRE_MODEL();
+    // With an 8-bit KV cache the logits move by up to 0.33 (tests/models/test_llm_golden.cc),
+    // which leaves this prompt's first 16 greedy tokens as the numpy float32 pass's.
+    Result r = RunCli("generate -m '" + ModelPath() + "' -p 'The capital of France is' -n 8 "
+                      "--temp 0 --ctx 64 --json --cache-type q8_0");
+    ASSERT_EQ(r.code, 0) << r.err;
+    Json j = Parse(r.out);
+    ASSERT_TRUE(j) << r.out;
+    std::vector<int> got;
+    const cJSON *t;
+    cJSON_ArrayForEach(t, Get(j.get(), "tokens")) got.push_back(t->valueint);
+    EXPECT_EQ(got, (std::vector<int>{7042, 30, 198, 198, 504, 2988, 314, 42}));
+}
+
+// `bench llm` of the synthetic SmolLM2 (no file needed), briefly, as JSON; its "llm" object.
+static Json BenchSyntheticLlm(const std::string &extra, const cJSON **llm)
+{
+    Result r = RunCli("bench llm --synthetic smollm2-135m -p 4 -n 2 --reps 1 --ctx 32 --json" + extra,
+                      "VKI_MODEL_DIR=/nonexistent");
+    EXPECT_EQ(r.code, 0) << r.err;
+    Json j = Parse(r.out);
+    *llm = j ? Get(Get(j.get(), "suites"), "llm") : nullptr;
+    EXPECT_TRUE(*llm) << r.out;
+    return j;
+}
+
+TEST(CliLlm, BenchLlmReportsTheCacheTypeAndItsMemory)
+{
+    // SmolLM2's shapes: 30 layers, keys and values of 3 heads x 64 per token. At 32 tokens an
+    // f16 cache is 30 x 2 x 32 x 384 bytes; q8_0 stores each 32 values in 34 bytes.
+    const cJSON *llm = nullptr;
+    Json j = BenchSyntheticLlm(" -ctk q8_0", &llm);
+    ASSERT_TRUE(llm);
+    ASSERT_TRUE(cJSON_IsString(Get(llm, "kv_type")));
+    EXPECT_STREQ(Get(llm, "kv_type")->valuestring, "q8_0");
+    EXPECT_EQ(Number(llm, "kv_bytes"), 30.0 * 2 * 32 * 6 * 34); // f16: 30 x 2 x 32 x 384
+    EXPECT_GT(Number(llm, "tg2_tokens_per_s"), 0.0);
+}
+
+TEST(CliLlm, UnknownCacheTypeIsAUsageError)
+{
+    for (const char *opt : {"--cache-type q4_0", "-ctk=bf16"}) {
+        Result r = RunCli(std::string("generate -p hi ") + opt);
+        EXPECT_EQ(r.code, 2) << opt;
+        EXPECT_NE(r.err.find("unknown cache type (f16, f32, q8_0)"), std::string::npos) << r.err;
+    }
+}
+
 TEST(CliLlm, MissingDefaultModelSaysHowToGetIt)
 {
     Result r = RunCli("generate -p hi", "VKI_MODEL_DIR=/nonexistent");
@@ -413,16 +463,12 @@ TEST(CliLlm, BadModelFileAndBadOptionsAreNamed)
 TEST(CliLlm, BenchLlmSyntheticNeedsNoFile)
 {
     // SmolLM2's shapes and types with random weights: the same weight bytes as the real file.
-    Result r = RunCli("bench llm --synthetic smollm2-135m -p 4 -n 2 --reps 1 --ctx 32 --json",
-                      "VKI_MODEL_DIR=/nonexistent");
-    ASSERT_EQ(r.code, 0) << r.err;
-    Json j = Parse(r.out);
-    ASSERT_TRUE(j) << r.out;
-    const cJSON *llm = Get(Get(j.get(), "suites"), "llm");
-    ASSERT_TRUE(llm) << r.out;
+    const cJSON *llm = nullptr;
+    Json j = BenchSyntheticLlm("", &llm);
+    ASSERT_TRUE(llm);
     EXPECT_EQ(Number(llm, "weight_bytes"), 96576768.0); // as the real file's
     EXPECT_GT(Number(llm, "tg2_tokens_per_s"), 0.0);
-    r = RunCli("bench llm --synthetic nope");
+    Result r = RunCli("bench llm --synthetic nope");
     EXPECT_EQ(r.code, 1);
     EXPECT_NE(r.err.find("smollm2-135m"), std::string::npos) << r.err;
 }

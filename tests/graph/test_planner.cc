@@ -393,3 +393,84 @@ TEST_F(GraphTest, SetRowsAndAttentionPosRejectBadShapes)
         << "2 positions for 3 queries";
     EXPECT_NE(std::string(vki_graph_error(g)).find("pos"), std::string::npos) << vki_graph_error(g);
 }
+
+// A Q8_0 KV cache: set_rows quantises into it and attention reads it as k and v, but the
+// kernels address a block's f16 scale and quant pairs as half-words, so a block at an odd byte
+// is refused by name; q stays f32/f16, and k and v are Q8_0 together or not at all.
+TEST_F(GraphTest, Q8CacheWritesAndReadsNeedWholeBlocksAtEvenBytes)
+{
+    int64_t row[2] = {64, 10}, heads[3] = {32, 2, 10}, n1[1] = {1}, n2[1] = {2}, n3[1] = {3};
+    vki_tensor cache = vki_weight(g, VKI_DTYPE_Q8_0, 2, row, "cache");
+    vki_tensor w = vki_set_rows(g, cache, in({64, 2}), vki_input(g, VKI_DTYPE_I32, 1, n2, "idx"));
+    ASSERT_NE(w.id, 0u) << vki_graph_error(g);
+    vki_tensor k = vki_reshape(g, w, 3, heads);
+    vki_tensor pos = vki_input(g, VKI_DTYPE_I32, 1, n3, "pos");
+    EXPECT_NE(vki_attention_pos(g, in({32, 4, 3}), k, k, pos, 1.0f, 0).id, 0u) << vki_graph_error(g);
+
+    // Rows of one block viewed from byte 1 of a cache of 9.
+    int64_t nine[2] = {32, 9}, eight[2] = {32, 8}, eight3[3] = {32, 1, 8};
+    uint64_t nb[3] = {34, 34, 34};
+    vki_graph_destroy(g);
+    ASSERT_EQ(vki_graph_create(nullptr, &g), VKI_OK);
+    vki_tensor bytes = vki_weight(g, VKI_DTYPE_Q8_0, 2, nine, "bytes");
+    vki_tensor odd = vki_view(g, bytes, 2, eight, nb, 1);
+    ASSERT_NE(odd.id, 0u) << vki_graph_error(g);
+    EXPECT_EQ(vki_set_rows(g, odd, in({32, 2}), vki_input(g, VKI_DTYPE_I32, 1, n2, "idx")).id, 0u);
+    EXPECT_NE(std::string(vki_graph_error(g)).find("set_rows: q8_0 dst"), std::string::npos)
+        << vki_graph_error(g);
+
+    vki_graph_destroy(g);
+    ASSERT_EQ(vki_graph_create(nullptr, &g), VKI_OK);
+    bytes = vki_weight(g, VKI_DTYPE_Q8_0, 2, nine, "bytes");
+    odd = vki_view(g, bytes, 3, eight3, nb, 1);
+    ASSERT_NE(odd.id, 0u) << vki_graph_error(g);
+    pos = vki_input(g, VKI_DTYPE_I32, 1, n1, "pos");
+    EXPECT_EQ(vki_attention_pos(g, in({32, 2, 1}), odd, odd, pos, 1.0f, 0).id, 0u);
+    EXPECT_NE(std::string(vki_graph_error(g)).find("q8_0 k and v go together"), std::string::npos)
+        << vki_graph_error(g);
+
+    vki_graph_destroy(g);
+    ASSERT_EQ(vki_graph_create(nullptr, &g), VKI_OK);
+    vki_tensor kv = in({32, 1, 8}, VKI_DTYPE_Q8_0, "kv");
+    pos = vki_input(g, VKI_DTYPE_I32, 1, n1, "pos");
+    EXPECT_EQ(vki_attention_pos(g, in({32, 2, 1}, VKI_DTYPE_Q8_0, "q"), kv, kv, pos, 1.0f, 0).id, 0u);
+    EXPECT_NE(std::string(vki_graph_error(g)).find("k and v may also both be q8_0"), std::string::npos)
+        << vki_graph_error(g);
+
+    vki_graph_destroy(g);
+    ASSERT_EQ(vki_graph_create(nullptr, &g), VKI_OK);
+    kv = in({32, 1, 8}, VKI_DTYPE_Q8_0, "k");
+    pos = vki_input(g, VKI_DTYPE_I32, 1, n1, "pos");
+    EXPECT_EQ(vki_attention_pos(g, in({32, 2, 1}), kv, in({32, 1, 8}, VKI_DTYPE_F16, "v"), pos, 1.0f, 0).id, 0u);
+    EXPECT_NE(std::string(vki_graph_error(g)).find("q8_0 k and v go together"), std::string::npos)
+        << vki_graph_error(g);
+}
+
+// A decode step's attention on a tiled tuning: few rows, a long cache. The kv positions are split
+// over workgroups and merged in a second step that reads the first one's partials from the plan's
+// scratch: two dispatches with a barrier between them, the scratch above the arena's tensors and
+// counted in the peak. Barrier-free tunings keep one dispatch.
+TEST_F(GraphTest, DecodeAttentionSplitsKvThroughScratch)
+{
+    profile.tuning.matmul_shared = true;
+    profile.tuning.workgroup_size = 256;
+    vki_tensor q = in({64, 6, 1}, VKI_DTYPE_F32, "q");
+    vki_tensor k = in({64, 2, 1024}, VKI_DTYPE_F16, "k"), v = in({64, 2, 1024}, VKI_DTYPE_F16, "v");
+    vki_tensor y = vki_attention(g, q, k, v, vki_tensor{0}, 0.125f, true);
+    vki_output(g, vki_add(g, y, in({64, 6, 1}, VKI_DTYPE_F32, "r")), "y");
+    vki_plan_stats s = compile();
+    ASSERT_EQ(vki_plan_step_count(plan), 3u);
+    vki_plan_step st[3];
+    for (uint32_t i = 0; i < 3; i++) ASSERT_TRUE(vki_plan_step_get(plan, i, &st[i]));
+    EXPECT_STREQ(st[0].kernel, st[1].kernel);
+    EXPECT_TRUE(st[1].barrier_before) << "the merge reads the partials the first step wrote";
+    EXPECT_TRUE(st[2].barrier_before);
+    uint64_t y_end = vki_plan_offset(plan, y) + 64 * 6 * 4;
+    EXPECT_GE(s.activation_bytes, y_end + 2 * 6 * 66 * 4) << "at least two slices' partials above y";
+
+    vki_plan_destroy(plan);
+    plan = nullptr;
+    profile.tuning.matmul_shared = false;
+    compile();
+    EXPECT_EQ(vki_plan_step_count(plan), 2u);
+}

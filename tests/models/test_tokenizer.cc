@@ -15,21 +15,12 @@
 #include <string>
 #include <vector>
 
+#include "models/model_files.h"
 #include "vkinfer_models.h"
 
 namespace {
 
 // ---- Small helpers --------------------------------------------------------------------------
-
-std::string model_dir()
-{
-    const char *dir = std::getenv("VKI_MODEL_DIR");
-    if (dir && dir[0]) return dir;
-    const char *xdg = std::getenv("XDG_CACHE_HOME");
-    const char *home = std::getenv("HOME");
-    std::string cache = xdg && xdg[0] ? xdg : std::string(home ? home : ".") + "/.cache";
-    return cache + "/vkinfer/models";
-}
 
 cJSON *load_json(const std::string &name)
 {

@@ -13,19 +13,10 @@
 #include <string>
 #include <vector>
 
+#include "models/model_files.h"
 #include "vkinfer_models.h"
 
 namespace {
-
-std::string model_dir()
-{
-    const char *dir = std::getenv("VKI_MODEL_DIR");
-    if (dir && dir[0]) return dir;
-    const char *xdg = std::getenv("XDG_CACHE_HOME");
-    const char *home = std::getenv("HOME");
-    std::string cache = xdg && xdg[0] ? xdg : std::string(home ? home : ".") + "/.cache";
-    return cache + "/vkinfer/models";
-}
 
 bool read_file(const std::string &path, std::string *out)
 {
