@@ -17,8 +17,8 @@ void vki_llm_options_usage(FILE *f)
             "                        puts it there)\n"
             "  --ctx N               context size in tokens (default: the model's, at most 4096)\n"
             "  --batch N             prompt tokens per prefill run (default: 64)\n"
-            "  --template NAME       chat template: chatml, llama3, gemma, llama2 (default: from\n"
-            "                        the model)\n"
+            "  --template NAME       chat template: chatml, llama3, llama3.1, gemma, llama2\n"
+            "                        (default: from the model)\n"
             "  -ctk, --cache-type T  KV cache type (keys and values): f16, f32, or q8_0 (8-bit\n"
             "                        blocks, about half the memory of f16) (default: f16)\n"
             "sampling (defaults as llama.cpp):\n"
@@ -153,7 +153,8 @@ int vki_llm_session_open(vki_app *app, const vki_llm_opts *o, vki_llm_session *s
     if (o->template_name) {
         tmpl = vki_chat_template_from_name(o->template_name);
         if (tmpl == VKI_CHAT_TEMPLATE_NONE)
-            return vki_app_failf("--template '%s': unknown (chatml, llama3, gemma, llama2)", o->template_name);
+            return vki_app_failf("--template '%s': unknown (chatml, llama3, llama3.1, gemma, llama2)",
+                                 o->template_name);
     }
     int code = vki_app_open_device(app);
     if (code != VKI_EXIT_OK) return code;
