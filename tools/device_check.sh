@@ -22,6 +22,8 @@ timeout 100 $B/vkinfer bench runtime > $OUT/bench_runtime.txt 2>&1
 timeout 200 $B/vkinfer bench ops > $OUT/bench_ops.txt 2>&1; echo "bench ops rc=$?" >> $OUT/bench_ops.txt
 # The real model file is over the device tool's carry limit; the synthetic one has its shapes.
 timeout 120 $B/vkinfer bench llm --synthetic smollm2-135m --ctx 2048 > $OUT/bench_llm.txt 2>&1; echo "bench llm rc=$?" >> $OUT/bench_llm.txt
+timeout 120 $B/vkinfer bench llm --synthetic smollm2-135m --ctx 2048 -ctk q8_0 >> $OUT/bench_llm.txt 2>&1; echo "bench llm q8_0 rc=$?" >> $OUT/bench_llm.txt
+timeout 150 $B/vkinfer bench llm --synthetic llama3-1b --ctx 2048 -p 512 -n 64 >> $OUT/bench_llm.txt 2>&1; echo "bench llm llama3-1b rc=$?" >> $OUT/bench_llm.txt
 
 export VKI_VALIDATION=1
 for t in vki_runtime_tests vki_graph_tests vki_app_tests; do
