@@ -17,6 +17,7 @@
 const vki_op_def vki_op_matmul;
 
 #define MATVEC_MAX_COLS 8
+#define MATMUL_MIN_GROUPS 128 // tiles a shared-memory matmul aims for before shrinking them
 
 static_assert(VKI_WTYPE_F32 == VKI_DTYPE_F32 && VKI_WTYPE_F16 == VKI_DTYPE_F16 &&
                   VKI_WTYPE_BF16 == VKI_DTYPE_BF16 && VKI_WTYPE_Q8_0 == VKI_DTYPE_Q8_0 &&
@@ -147,6 +148,14 @@ static vki_status lower(vki_lower *L, const vki_node *n)
     } else if (t->matmul_shared) {
         // Register tiles of 8 x 8 for big tiles, 4 x 4 otherwise: 64 to 256 threads.
         uint32_t tm = t->matmul_tile_m, tn = t->matmul_tile_n, tk = t->matmul_tile_k;
+        // Few workgroups leave most of a GPU idle (576 x 128 makes 5 tiles of 128 x 128 for
+        // an H200's 132 SMs): halve the larger tile side, down to 32, until there are about
+        // MATMUL_MIN_GROUPS.
+        while ((uint64_t)vki_div_up(pc.M, tm) * vki_div_up(pc.N, tn) * batches < MATMUL_MIN_GROUPS &&
+               (tm > 32 || tn > 32)) {
+            if (tm >= tn && tm > 32) tm /= 2;
+            else tn /= 2;
+        }
         uint32_t rm = tm >= 128 ? 8 : 4, rn = tn >= 128 ? 8 : 4;
         if (tm % rm || tn % rn || tk % 4 || !tk)
             return vki_lower_fail(L, n, VKI_ERROR_INVALID_ARGUMENT,
