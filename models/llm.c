@@ -50,7 +50,6 @@ struct vki_llm {
     const vki_llm_arch *arch;
     vki_llm_hparams hp;
     vki_llm_info info;
-    vki_dtype kv_dtype;
     llm_weight *weights;
     uint32_t weight_count, weight_capacity;
     vki_arena *weight_arena, *kv_arena;
@@ -262,7 +261,7 @@ vki_tensor vki_llm_kv_store(vki_llm_build *b, uint32_t il, int which, vki_tensor
     char name[48];
     snprintf(name, sizeof name, "cache_%c.%u", which ? 'v' : 'k', il);
     int64_t row = (int64_t)hp->head_dim * hp->n_head_kv;
-    vki_tensor cache = vki_weight(b->g, m->kv_dtype, 2, (int64_t[2]){row, m->info.n_ctx}, name);
+    vki_tensor cache = vki_weight(b->g, m->info.kv_dtype, 2, (int64_t[2]){row, m->info.n_ctx}, name);
     if (cache.id && add_bind(b, cache, -1, m->kv[2 * il + which])) return (vki_tensor){0};
     vki_tensor written = vki_set_rows(b->g, cache, cur, b->pos);
     return vki_reshape(b->g, written, 3,
@@ -349,7 +348,7 @@ static vki_status upload_weights(vki_llm *m)
 static vki_status create_cache(vki_llm *m)
 {
     const vki_llm_hparams *hp = &m->hp;
-    uint64_t row = vki_dtype_bytes(m->kv_dtype, (int64_t)hp->head_dim * hp->n_head_kv);
+    uint64_t row = vki_dtype_bytes(m->info.kv_dtype, (int64_t)hp->head_dim * hp->n_head_kv);
     uint64_t bytes = row * m->info.n_ctx, align = 256;
     if (bytes > vki_device_profile(m->dev)->max_storage_range)
         return fail(m, VKI_ERROR_UNSUPPORTED, "a %u-token cache layer takes %llu MiB, over the "
@@ -388,16 +387,15 @@ static vki_status load(vki_llm *m, const vki_llm_desc *d, char *err, size_t err_
     uint32_t n_ctx = d->n_ctx ? d->n_ctx : hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096;
     uint32_t n_batch = d->n_batch ? d->n_batch : 64;
     if (n_batch > n_ctx) n_batch = n_ctx;
-    m->kv_dtype = d->kv_dtype ? d->kv_dtype : VKI_DTYPE_F16;
-    vki_dtype kt = m->kv_dtype;
+    vki_dtype kt = d->kv_dtype ? d->kv_dtype : VKI_DTYPE_F16;
     if (kt != VKI_DTYPE_F16 && kt != VKI_DTYPE_F32 && kt != VKI_DTYPE_Q8_0) {
         snprintf(err, err_size, "model: a %s KV cache is not supported (f16, f32, q8_0)",
-                 vki_dtype_get(m->kv_dtype)->name);
+                 vki_dtype_get(kt)->name);
         return VKI_ERROR_UNSUPPORTED;
     }
     // A Q8_0 cache row is whole 32-element blocks per head: attention decodes one head's keys
     // and values block by block.
-    if (m->kv_dtype == VKI_DTYPE_Q8_0 && hp->head_dim % 32) {
+    if (kt == VKI_DTYPE_Q8_0 && hp->head_dim % 32) {
         snprintf(err, err_size, "model: a q8_0 KV cache needs a head dimension that is a multiple "
                  "of 32; this model's is %u (use an f16 cache)", hp->head_dim);
         return VKI_ERROR_UNSUPPORTED;
@@ -410,7 +408,7 @@ static vki_status load(vki_llm *m, const vki_llm_desc *d, char *err, size_t err_
         .n_layer = hp->n_layer, .n_embd = hp->n_embd, .n_head = hp->n_head,
         .n_head_kv = hp->n_head_kv, .head_dim = hp->head_dim, .n_ff = hp->n_ff,
         .n_vocab = hp->n_vocab, .n_ctx = n_ctx, .n_ctx_train = hp->n_ctx_train, .n_batch = n_batch,
-        .kv_dtype = m->kv_dtype,
+        .kv_dtype = kt,
     };
     if ((st = create_cache(m))) goto fail;
     if ((st = build_pass(m, &m->passes[0], 1))) goto fail;

@@ -328,21 +328,29 @@ bool HaveModel() { return access(ModelPath().c_str(), R_OK) == 0; }
 #define REQUIRE_MODEL()                                                                         \
     if (!HaveModel()) GTEST_SKIP() << ModelPath() << " is absent: tools/fetch_models.sh downloads it"
 
+// `generate --json` of 8 greedy tokens after "The capital of France is" with `extra` options:
+// the JSON (null on failure) and its token ids.
+Json GenerateFrance(const std::string &extra, std::vector<int> *tokens)
+{
+    Result r = RunCli("generate -m '" + ModelPath() + "' -p 'The capital of France is' -n 8 "
+                      "--temp 0 --ctx 64 --json" + extra);
+    EXPECT_EQ(r.code, 0) << r.err;
+    Json j = Parse(r.out);
+    EXPECT_TRUE(j) << r.out;
+    const cJSON *t;
+    if (j) cJSON_ArrayForEach(t, Get(j.get(), "tokens")) tokens->push_back(t->valueint);
+    return j;
+}
+
 } // namespace
 
 TEST(CliLlm, GenerateGreedyJsonGivesTheReferenceTokens)
 {
     REQUIRE_MODEL();
     // The numpy float32 pass's greedy continuation (tests/data/smollm2_golden.json).
-    Result r = RunCli("generate -m '" + ModelPath() + "' -p 'The capital of France is' -n 8 "
-                      "--temp 0 --ctx 64 --json");
-    ASSERT_EQ(r.code, 0) << r.err;
-    Json j = Parse(r.out);
-    ASSERT_TRUE(j) << r.out;
-    const cJSON *tokens = Get(j.get(), "tokens");
     std::vector<int> got;
-    const cJSON *t;
-    cJSON_ArrayForEach(t, tokens) got.push_back(t->valueint);
+    Json j = GenerateFrance("", &got);
+    ASSERT_TRUE(j);
     EXPECT_EQ(got, (std::vector<int>{7042, 30, 198, 198, 504, 2988, 314, 42}));
     const cJSON *text = Get(j.get(), "text");
     ASSERT_TRUE(cJSON_IsString(text));
@@ -395,14 +403,9 @@ TEST(CliLlm, Q8CacheGivesTheReferenceTokens)
     REQUIRE_MODEL();
     // With an 8-bit KV cache the logits move by up to 0.33 (tests/models/test_llm_golden.cc),
     // which leaves this prompt's first 16 greedy tokens as the numpy float32 pass's.
-    Result r = RunCli("generate -m '" + ModelPath() + "' -p 'The capital of France is' -n 8 "
-                      "--temp 0 --ctx 64 --json --cache-type q8_0");
-    ASSERT_EQ(r.code, 0) << r.err;
-    Json j = Parse(r.out);
-    ASSERT_TRUE(j) << r.out;
     std::vector<int> got;
-    const cJSON *t;
-    cJSON_ArrayForEach(t, Get(j.get(), "tokens")) got.push_back(t->valueint);
+    Json j = GenerateFrance(" --cache-type q8_0", &got);
+    ASSERT_TRUE(j);
     EXPECT_EQ(got, (std::vector<int>{7042, 30, 198, 198, 504, 2988, 314, 42}));
 }
 

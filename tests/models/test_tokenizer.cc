@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "models/model_files.h"
+#include "models/tokenizer_util.h"
 #include "vkinfer_models.h"
 
 namespace {
@@ -45,33 +46,6 @@ std::vector<int32_t> ints(const cJSON *arr)
     const cJSON *e;
     cJSON_ArrayForEach(e, arr) v.push_back(int32_t(e->valueint));
     return v;
-}
-
-std::vector<int32_t> encode(vki_tokenizer *t, const std::string &s, bool add_bos, bool special)
-{
-    uint32_t n = 0;
-    vki_status st = vki_tokenizer_encode(t, s.data(), s.size(), add_bos, special, nullptr, 0, &n);
-    EXPECT_TRUE(st == VKI_OK || st == VKI_ERROR_INVALID_ARGUMENT) << vki_tokenizer_last_error(t);
-    std::vector<int32_t> ids(n);
-    uint32_t m = 0;
-    st = vki_tokenizer_encode(t, s.data(), s.size(), add_bos, special, ids.data(), n, &m);
-    EXPECT_EQ(st, VKI_OK) << vki_tokenizer_last_error(t);
-    EXPECT_EQ(m, n);
-    return ids;
-}
-
-std::string piece(const vki_tokenizer *t, int32_t id)
-{
-    std::string s(vki_tokenizer_piece(t, id, nullptr, 0), '\0');
-    EXPECT_EQ(vki_tokenizer_piece(t, id, s.data(), s.size()), s.size());
-    return s;
-}
-
-std::string decode(const vki_tokenizer *t, const std::vector<int32_t> &ids)
-{
-    std::string s;
-    for (int32_t id : ids) s += piece(t, id);
-    return s;
 }
 
 std::string printable(const std::string &s)
