@@ -93,7 +93,7 @@ int vki_bench_llm(vki_app *app, const vki_bench_opts *opts, cJSON *out)
     }
     double ttft_warm = (vki_now_us() - t0) / 1000.0;
 
-    double pp_mean, pp_sd, tg_mean, tg_sd;
+    double pp_mean = 0, pp_sd = 0, tg_mean = 0, tg_sd = 0;
     if ((code = measure(&s, run_prefill, ids, n_prompt, reps, &pp_mean, &pp_sd))) goto done;
     if ((code = measure(&s, run_decode, ids, n_gen, reps, &tg_mean, &tg_sd))) goto done;
 

@@ -294,7 +294,7 @@ static bool parse_array(parser *p, uint64_t kv, uint32_t depth, uint64_t *out_ar
     uint64_t at = p->pos;
     if (depth > VKI_GGUF_MAX_ARRAY_DEPTH)
         return fail(p, at, "array", "arrays nested deeper than %d", VKI_GGUF_MAX_ARRAY_DEPTH);
-    uint32_t type;
+    uint32_t type = 0;
     uint64_t count, need;
     if (!take_type(p, "array element type", &type)) return false;
     uint64_t count_at = p->pos;
@@ -849,8 +849,8 @@ static vki_status as_array(vki_gguf *g, const value_ref *v, vki_gguf_array *out)
 
 vki_status vki_gguf_get_u32(vki_gguf *g, const char *key, uint32_t *out)
 {
-    value_ref v;
-    uint64_t x;
+    value_ref v = {0};
+    uint64_t x = 0;
     VKI_TRY(key_ref(g, key, &v));
     VKI_TRY(as_u64(g, &v, UINT32_MAX, "u32", &x));
     *out = (uint32_t)x;
@@ -859,42 +859,42 @@ vki_status vki_gguf_get_u32(vki_gguf *g, const char *key, uint32_t *out)
 
 vki_status vki_gguf_get_u64(vki_gguf *g, const char *key, uint64_t *out)
 {
-    value_ref v;
+    value_ref v = {0};
     VKI_TRY(key_ref(g, key, &v));
     return as_u64(g, &v, UINT64_MAX, "u64", out);
 }
 
 vki_status vki_gguf_get_i64(vki_gguf *g, const char *key, int64_t *out)
 {
-    value_ref v;
+    value_ref v = {0};
     VKI_TRY(key_ref(g, key, &v));
     return as_i64(g, &v, out);
 }
 
 vki_status vki_gguf_get_f32(vki_gguf *g, const char *key, float *out)
 {
-    value_ref v;
+    value_ref v = {0};
     VKI_TRY(key_ref(g, key, &v));
     return as_f32(g, &v, out);
 }
 
 vki_status vki_gguf_get_bool(vki_gguf *g, const char *key, bool *out)
 {
-    value_ref v;
+    value_ref v = {0};
     VKI_TRY(key_ref(g, key, &v));
     return as_bool(g, &v, out);
 }
 
 vki_status vki_gguf_get_string(vki_gguf *g, const char *key, vki_gguf_string *out)
 {
-    value_ref v;
+    value_ref v = {0};
     VKI_TRY(key_ref(g, key, &v));
     return as_string(g, &v, out);
 }
 
 vki_status vki_gguf_get_array(vki_gguf *g, const char *key, vki_gguf_array *out)
 {
-    value_ref v;
+    value_ref v = {0};
     VKI_TRY(key_ref(g, key, &v));
     return as_array(g, &v, out);
 }
@@ -902,8 +902,8 @@ vki_status vki_gguf_get_array(vki_gguf *g, const char *key, vki_gguf_array *out)
 vki_status vki_gguf_array_get_u32(vki_gguf *g, const vki_gguf_array *a, uint64_t index,
                                   uint32_t *out)
 {
-    value_ref v;
-    uint64_t x;
+    value_ref v = {0};
+    uint64_t x = 0;
     VKI_TRY(elem_ref(g, a, index, &v));
     VKI_TRY(as_u64(g, &v, UINT32_MAX, "u32", &x));
     *out = (uint32_t)x;
@@ -913,7 +913,7 @@ vki_status vki_gguf_array_get_u32(vki_gguf *g, const vki_gguf_array *a, uint64_t
 vki_status vki_gguf_array_get_i64(vki_gguf *g, const vki_gguf_array *a, uint64_t index,
                                   int64_t *out)
 {
-    value_ref v;
+    value_ref v = {0};
     VKI_TRY(elem_ref(g, a, index, &v));
     return as_i64(g, &v, out);
 }
@@ -921,7 +921,7 @@ vki_status vki_gguf_array_get_i64(vki_gguf *g, const vki_gguf_array *a, uint64_t
 vki_status vki_gguf_array_get_f32(vki_gguf *g, const vki_gguf_array *a, uint64_t index,
                                   float *out)
 {
-    value_ref v;
+    value_ref v = {0};
     VKI_TRY(elem_ref(g, a, index, &v));
     return as_f32(g, &v, out);
 }
@@ -929,7 +929,7 @@ vki_status vki_gguf_array_get_f32(vki_gguf *g, const vki_gguf_array *a, uint64_t
 vki_status vki_gguf_array_get_bool(vki_gguf *g, const vki_gguf_array *a, uint64_t index,
                                    bool *out)
 {
-    value_ref v;
+    value_ref v = {0};
     VKI_TRY(elem_ref(g, a, index, &v));
     return as_bool(g, &v, out);
 }
@@ -937,7 +937,7 @@ vki_status vki_gguf_array_get_bool(vki_gguf *g, const vki_gguf_array *a, uint64_
 vki_status vki_gguf_array_get_string(vki_gguf *g, const vki_gguf_array *a, uint64_t index,
                                      vki_gguf_string *out)
 {
-    value_ref v;
+    value_ref v = {0};
     VKI_TRY(elem_ref(g, a, index, &v));
     return as_string(g, &v, out);
 }
@@ -945,7 +945,7 @@ vki_status vki_gguf_array_get_string(vki_gguf *g, const vki_gguf_array *a, uint6
 vki_status vki_gguf_array_get_array(vki_gguf *g, const vki_gguf_array *a, uint64_t index,
                                     vki_gguf_array *out)
 {
-    value_ref v;
+    value_ref v = {0};
     VKI_TRY(elem_ref(g, a, index, &v));
     return as_array(g, &v, out);
 }
