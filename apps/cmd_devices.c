@@ -86,6 +86,12 @@ static cJSON *profile_json(uint32_t index, const vki_profile *p, bool is_default
     cJSON_AddBoolToObject(o, "storage8", p->storage8);
     cJSON_AddBoolToObject(o, "int_dot", p->int_dot);
     cJSON_AddBoolToObject(o, "coopmat", p->coopmat);
+    if (p->coopmat)
+        cJSON_AddItemToObject(o, "coopmat_shape",
+                              cJSON_CreateIntArray((const int[]){(int)p->coopmat_shape[0],
+                                                                 (int)p->coopmat_shape[1],
+                                                                 (int)p->coopmat_shape[2]},
+                                                   3));
     cJSON_AddBoolToObject(o, "push_descriptor", p->push_descriptor);
     cJSON_AddBoolToObject(o, "memory_budget", p->memory_budget);
     cJSON_AddBoolToObject(o, "uma", p->uma);
@@ -148,8 +154,12 @@ static void print_profile(uint32_t index, const vki_profile *p, bool is_default,
     for (size_t i = 0; i < SUBGROUP_OP_COUNT; i++)
         if (p->subgroup_ops & (1u << i)) printf("%s ", subgroup_op_names[i]);
     putchar('\n');
+    char coop[32] = "no";
+    if (p->coopmat)
+        snprintf(coop, sizeof coop, "%ux%ux%u", p->coopmat_shape[0], p->coopmat_shape[1],
+                 p->coopmat_shape[2]);
     print_row("arithmetic", "fp16 %s, int8 %s, int dot %s, coopmat %s", yes_no(p->fp16),
-              yes_no(p->int8), yes_no(p->int_dot), yes_no(p->coopmat));
+              yes_no(p->int8), yes_no(p->int_dot), coop);
     print_row("storage", "16-bit %s, 8-bit %s", yes_no(p->storage16), yes_no(p->storage8));
     print_row("extensions", "push descriptor %s, memory budget %s", yes_no(p->push_descriptor),
               yes_no(p->memory_budget));

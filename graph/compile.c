@@ -120,7 +120,8 @@ vki_status vki_lower_step(vki_lower *L, const vki_step_desc *d)
 {
     const vki_node *self = &L->g->nodes[L->node];
     if (!d->kernel || strlen(d->kernel) >= sizeof L->plan->steps[0].kernel ||
-        d->tensor_count > VKI_MAX_BINDINGS || d->push_size > 128 || d->spec_count > 8)
+        d->tensor_count > VKI_MAX_BINDINGS || d->push_size > 128 ||
+        d->spec_count > VKI_STEP_MAX_SPECS)
         return vki_lower_fail(L, self, VKI_ERROR_INVALID_ARGUMENT, "bad step description");
     vki_step *s = NULL;
     VKI_TRY(plan_push_step(L->plan, &s));
@@ -134,6 +135,7 @@ vki_status vki_lower_step(vki_lower *L, const vki_step_desc *d)
     if (d->push_size) memcpy(s->push, d->push, d->push_size);
     for (int i = 0; i < 3; i++) s->groups[i] = d->groups[i] ? d->groups[i] : 1;
     s->node = L->node;
+    if (d->fp16_operands) L->plan->stats.fp16_dispatches++;
     uint32_t align = L->plan->storage_align;
     for (uint32_t i = 0; i < d->tensor_count; i++) {
         vki_plan_binding *b = &s->bindings[i];

@@ -10,7 +10,7 @@
 
 typedef struct exec_kernel {
     char name[48];
-    vki_spec specs[8];
+    vki_spec specs[VKI_STEP_MAX_SPECS];
     uint32_t spec_count, subgroup_size, binding_count, push_size;
     vki_kernel *kernel;
 } exec_kernel;

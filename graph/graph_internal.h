@@ -176,6 +176,8 @@ vki_operand vki_lower_operand(const vki_lower *L, uint32_t node_id);
  * peak includes it; the barrier pass orders its users like those of any other bytes. */
 #define VKI_LOWER_SCRATCH UINT32_MAX
 
+#define VKI_STEP_MAX_SPECS 12
+
 typedef struct vki_step_desc {
     const char *kernel;           // variant name in shaders/variants.txt
     const vki_spec *specs;
@@ -188,6 +190,7 @@ typedef struct vki_step_desc {
     const void *push;
     uint32_t push_size;
     uint32_t groups[3];
+    bool fp16_operands;           // the kernel rounds f32 operands to fp16 (vki_plan_stats)
 } vki_step_desc;
 
 vki_status vki_lower_step(vki_lower *L, const vki_step_desc *d);
@@ -226,7 +229,7 @@ typedef struct vki_plan_binding {
 
 typedef struct vki_step {
     char kernel[48];
-    vki_spec specs[8];
+    vki_spec specs[VKI_STEP_MAX_SPECS];
     uint32_t spec_count;
     uint32_t subgroup_size;
     vki_plan_binding bindings[VKI_MAX_BINDINGS];

@@ -265,6 +265,13 @@ static void enabled_features(const vki_profile *p, const vki_feature_chain *q, b
     e->dot.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_INTEGER_DOT_PRODUCT_FEATURES;
     e->f2.pNext = &e->f11;
     e->f11.pNext = &e->f12;
+    if (p->coopmat) {
+        e->coop.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV;
+        e->coop.cooperativeMatrix = VK_TRUE;
+        e->coop.pNext = &e->f11;
+        e->f2.pNext = &e->coop;
+        e->extensions[e->extension_count++] = VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME;
+    }
 
     e->f2.features.shaderInt16 = q->f2.features.shaderInt16;
     e->f2.features.shaderInt64 = q->f2.features.shaderInt64;
@@ -295,6 +302,44 @@ static void enabled_features(const vki_profile *p, const vki_feature_chain *q, b
     if (has_budget) e->extensions[e->extension_count++] = VK_EXT_MEMORY_BUDGET_EXTENSION_NAME;
 }
 
+/* The fragment shape the matmul kernel uses: fp16 A and B, fp32 C and D, subgroup scope;
+ * 16 x 16 x 16 when listed, else the listed one with the most elements. False when none. */
+static bool coopmat_shape(VkInstance instance, VkPhysicalDevice phys, uint32_t shape[3])
+{
+    PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesNV get =
+        (PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesNV)vkGetInstanceProcAddr(
+            instance, "vkGetPhysicalDeviceCooperativeMatrixPropertiesNV");
+    VkCooperativeMatrixPropertiesNV props[32];
+    uint32_t count = 32;
+    for (uint32_t i = 0; i < count; i++)
+        props[i] = (VkCooperativeMatrixPropertiesNV){
+            .sType = VK_STRUCTURE_TYPE_COOPERATIVE_MATRIX_PROPERTIES_NV};
+    if (!get) return false;
+    VkResult r = get(phys, &count, props);
+    if (r != VK_SUCCESS && r != VK_INCOMPLETE) return false;
+    uint32_t best = 0;
+    for (uint32_t i = 0; i < count; i++) {
+        const VkCooperativeMatrixPropertiesNV *c = &props[i];
+        if (c->AType != VK_COMPONENT_TYPE_FLOAT16_NV || c->BType != VK_COMPONENT_TYPE_FLOAT16_NV ||
+            c->CType != VK_COMPONENT_TYPE_FLOAT32_NV || c->DType != VK_COMPONENT_TYPE_FLOAT32_NV ||
+            c->scope != VK_SCOPE_SUBGROUP_NV)
+            continue;
+        // The kernel's tiles are multiples of 16 (rows, columns) and of 32 (k) elements.
+        if (c->MSize == 0 || c->NSize == 0 || c->KSize == 0 || 16 % c->MSize || 16 % c->NSize ||
+            32 % c->KSize)
+            continue;
+        uint32_t elems = c->MSize * c->NSize * c->KSize;
+        if (c->MSize == 16 && c->NSize == 16 && c->KSize == 16) elems = UINT32_MAX;
+        if (elems > best) {
+            best = elems;
+            shape[0] = c->MSize;
+            shape[1] = c->NSize;
+            shape[2] = c->KSize;
+        }
+    }
+    return best > 0;
+}
+
 vki_status vki__profile_query(vki_instance *inst, uint32_t index, const vki_narrowing *narrowing,
                               vki_profile *out, vki_feature_chain *chain)
 {
@@ -318,7 +363,6 @@ vki_status vki__profile_query(vki_instance *inst, uint32_t index, const vki_narr
     bool has_push = has_extension(ext, ext_count, VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME);
     bool has_dot = has_extension(ext, ext_count, VK_KHR_SHADER_INTEGER_DOT_PRODUCT_EXTENSION_NAME);
     bool has_coop_nv = has_extension(ext, ext_count, VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME);
-    bool has_coop_khr = has_extension(ext, ext_count, "VK_KHR_cooperative_matrix");
     vki__free(inst, ext);
 
     VkPhysicalDeviceSubgroupSizeControlProperties sg_size = {
@@ -350,6 +394,11 @@ vki_status vki__profile_query(vki_instance *inst, uint32_t index, const vki_narr
     fc->f11.pNext = &fc->f12;
     fc->f2.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2;
     fc->f2.pNext = &fc->f11;
+    if (has_coop_nv) {
+        fc->coop.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV;
+        fc->coop.pNext = &fc->f11;
+        fc->f2.pNext = &fc->coop;
+    }
     vkGetPhysicalDeviceFeatures2(phys, &fc->f2);
 
     const VkPhysicalDeviceProperties *pp = &props.properties;
@@ -380,8 +429,10 @@ vki_status vki__profile_query(vki_instance *inst, uint32_t index, const vki_narr
     out->storage8 = fc->f12.storageBuffer8BitAccess;
     out->int_dot = has_dot && (api13 ? fc->f13.shaderIntegerDotProduct
                                      : fc->dot.shaderIntegerDotProduct);
-    // The KHR extension is newer than these headers; the NV one is usable with glslang 12.
-    out->coopmat = has_coop_nv || has_coop_khr;
+    // The kernels use the NV extension (glslang 12 knows it, not the KHR one).
+    out->coopmat = has_coop_nv && fc->coop.cooperativeMatrix && out->fp16 &&
+                   fc->f12.vulkanMemoryModel &&
+                   coopmat_shape(inst->handle, phys, out->coopmat_shape);
     out->memory_budget = has_budget;
     out->push_descriptor = has_push;
 
@@ -413,7 +464,7 @@ vki_status vki__profile_query(vki_instance *inst, uint32_t index, const vki_narr
     // Narrowing: the profile forgets the capability, and the device is opened without it.
     vki_narrowing none = {0};
     if (!narrowing) narrowing = &none;
-    if (narrowing->no_fp16) out->fp16 = out->storage16 = false;
+    if (narrowing->no_fp16) out->fp16 = out->storage16 = out->coopmat = false;
     if (narrowing->no_subgroup) {
         out->subgroup_ops = 0;
         out->subgroup_size_control = false;
@@ -421,6 +472,7 @@ vki_status vki__profile_query(vki_instance *inst, uint32_t index, const vki_narr
     }
     if (narrowing->no_int_dot) out->int_dot = false;
     if (narrowing->no_coopmat) out->coopmat = false;
+    if (!out->coopmat) memset(out->coopmat_shape, 0, sizeof out->coopmat_shape);
     if (narrowing->no_uma) out->uma = false;
 
     const tuning_row *row = NULL;

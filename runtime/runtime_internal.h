@@ -67,6 +67,7 @@ typedef struct vki_feature_chain {
     VkPhysicalDeviceVulkan12Features f12;
     VkPhysicalDeviceVulkan13Features f13;
     VkPhysicalDeviceShaderIntegerDotProductFeatures dot;
+    VkPhysicalDeviceCooperativeMatrixFeaturesNV coop;
     const char *extensions[16];
     uint32_t extension_count;
 } vki_feature_chain;

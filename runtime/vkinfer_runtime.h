@@ -210,7 +210,8 @@ typedef struct vki_profile {
     bool storage16;              // 16-bit storage buffer access
     bool storage8;               // 8-bit storage buffer access
     bool int_dot;                // VK_KHR_shader_integer_dot_product (4x8-bit, accelerated)
-    bool coopmat;                // cooperative matrix (KHR or NV)
+    bool coopmat;                // cooperative matrix (VK_NV_cooperative_matrix) for the kernels
+    uint32_t coopmat_shape[3];   // its fragment M, N, K for fp16 x fp16 + fp32 in a subgroup
     bool memory_budget;          // VK_EXT_memory_budget
     bool push_descriptor;        // VK_KHR_push_descriptor
     bool uma;                    // every device-local heap is host-visible (iGPU, CPU)

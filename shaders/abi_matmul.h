@@ -1,4 +1,5 @@
-/* ABI of the matmul family: matvec.comp, matmul_shared.comp, matmul_reg.comp and get_rows.comp.
+/* ABI of the matmul family: matvec.comp, matmul_shared.comp, matmul_reg.comp, matmul_coopmat.comp
+ * and get_rows.comp.
  * Included by vki_abi.h. The weight type is a variant define (WTYPE, see quant.glsl); weights
  * and activations are read as 32-bit words whatever their type, so no kernel of the family
  * needs 16-bit storage. Strides and offsets of the weight are in bytes for quantized types and
@@ -33,6 +34,12 @@
 #define VKI_SPEC_MM_TILE_N 5
 #define VKI_SPEC_MM_TILE_K 6
 #define VKI_SPEC_MM_ALIGN 7
+/* matmul_coopmat: the cooperative-matrix fragment, FRAG_M x FRAG_K times FRAG_K x FRAG_N (a
+ * shape the device lists for fp16 operands and fp32 accumulators); ROWS x COLS are then the
+ * fragments of a subgroup's block. */
+#define VKI_SPEC_MM_FRAG_M 8
+#define VKI_SPEC_MM_FRAG_N 9
+#define VKI_SPEC_MM_FRAG_K 10
 #define VKI_MM_ALIGN_W 1
 #define VKI_MM_ALIGN_X 2
 

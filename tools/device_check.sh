@@ -16,17 +16,17 @@ chmod +x $B/*
 # The test binaries hold this checkout's absolute paths to the CLI and the test data.
 mkdir -p /work/main/build /work/main/tests/data
 cp $B/vkinfer /work/main/build/vkinfer; cp .gpu/quant_golden.bin /work/main/tests/data/
+T0=$(date +%s); stamp() { echo "$1: $(( $(date +%s) - T0 )) s" >> $OUT/summary.txt; }
 timeout 60 $B/vkinfer devices > $OUT/devices.txt 2>&1; echo "devices rc=$?" >> $OUT/devices.txt
+if ! grep -qi nvidia $OUT/devices.txt; then # the loader found no driver: name NVIDIA's
+  export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+  timeout 60 $B/vkinfer devices >> $OUT/devices.txt 2>&1; echo "devices rc=$?" >> $OUT/devices.txt
+fi
+timeout 60 $B/vkinfer devices --json >> $OUT/devices.txt 2>&1
 
-timeout 100 $B/vkinfer bench runtime > $OUT/bench_runtime.txt 2>&1
-timeout 200 $B/vkinfer bench ops > $OUT/bench_ops.txt 2>&1; echo "bench ops rc=$?" >> $OUT/bench_ops.txt
-# The real model file is over the device tool's carry limit; the synthetic one has its shapes.
-timeout 120 $B/vkinfer bench llm --synthetic smollm2-135m --ctx 2048 > $OUT/bench_llm.txt 2>&1; echo "bench llm rc=$?" >> $OUT/bench_llm.txt
-timeout 120 $B/vkinfer bench llm --synthetic smollm2-135m --ctx 2048 -ctk q8_0 >> $OUT/bench_llm.txt 2>&1; echo "bench llm q8_0 rc=$?" >> $OUT/bench_llm.txt
-timeout 150 $B/vkinfer bench llm --synthetic llama3-1b --ctx 2048 -p 512 -n 64 >> $OUT/bench_llm.txt 2>&1; echo "bench llm llama3-1b rc=$?" >> $OUT/bench_llm.txt
-
+# Tests first (the graph suite holds the conformance table), each binary in shards.
 export VKI_VALIDATION=1
-for t in vki_runtime_tests vki_graph_tests vki_app_tests; do
+for t in vki_graph_tests vki_runtime_tests vki_app_tests; do
   n=$($B/$t --gtest_list_tests | grep -c '^  ')
   shards=$(( (n + 19) / 20 ))
   for ((i = 0; i < shards; i++)); do
@@ -34,5 +34,24 @@ for t in vki_runtime_tests vki_graph_tests vki_app_tests; do
     echo "shard $i rc=$?" >> $OUT/tests_$t.txt
   done
   echo "$t: $(grep -c '^\[       OK' $OUT/tests_$t.txt) ok, $(grep -c '^\[  FAILED  \].*ms)$' $OUT/tests_$t.txt) failed, $(grep -c '^\[  SKIPPED \].*ms)$' $OUT/tests_$t.txt) skipped" >> $OUT/summary.txt
+  stamp $t
 done
-cat $OUT/summary.txt; grep -h '^\[  FAILED  \].*ms)$' $OUT/tests_*.txt | head -20; cat $OUT/bench_runtime.txt $OUT/bench_ops.txt $OUT/bench_llm.txt
+unset VKI_VALIDATION
+
+timeout 100 $B/vkinfer bench runtime > $OUT/bench_runtime.txt 2>&1
+stamp "bench runtime"
+timeout 200 $B/vkinfer bench ops > $OUT/bench_ops.txt 2>&1; echo "bench ops rc=$?" >> $OUT/bench_ops.txt
+# The same prefill products without cooperative matrices (the shared-memory kernel, same tiles).
+echo "=== VKI_NARROW=no-coopmat,tuning=nvidia" >> $OUT/bench_ops.txt
+VKI_NARROW=no-coopmat,tuning=nvidia timeout 60 $B/vkinfer bench ops --filter ', 128]' >> $OUT/bench_ops.txt 2>&1
+stamp "bench ops"
+# The real model file is over the device tool's carry limit; the synthetic one has its shapes.
+L="timeout 120 $B/vkinfer bench llm --ctx 2048"
+$L --synthetic smollm2-135m > $OUT/bench_llm.txt 2>&1; echo "bench llm rc=$?" >> $OUT/bench_llm.txt
+$L --synthetic smollm2-135m -ctk q8_0 >> $OUT/bench_llm.txt 2>&1; echo "bench llm q8_0 rc=$?" >> $OUT/bench_llm.txt
+$L --synthetic llama3-1b -p 512 -n 64 >> $OUT/bench_llm.txt 2>&1; echo "bench llm llama3-1b rc=$?" >> $OUT/bench_llm.txt
+echo "=== VKI_NARROW=no-coopmat,tuning=nvidia" >> $OUT/bench_llm.txt
+VKI_NARROW=no-coopmat,tuning=nvidia $L --synthetic llama3-1b -p 512 -n 16 --reps 2 >> $OUT/bench_llm.txt 2>&1
+stamp "bench llm"
+
+cat $OUT/summary.txt; grep -h '^\[  FAILED  \].*ms)$' $OUT/tests_*.txt | head -20; cat $OUT/devices.txt $OUT/bench_runtime.txt $OUT/bench_ops.txt $OUT/bench_llm.txt | head -c 9000

@@ -5,8 +5,9 @@
  * r2 = B2 / w.ne[2] consecutive x batches share a w batch), so Bw = 1 or B both work.
  *
  * Kernels: N <= MATVEC_MAX_COLS runs matvec.comp (memory-bound decode), larger N
- * matmul_shared.comp or, where the tuning says barriers are slow (lavapipe), the barrier-free
- * matmul_reg.comp. Specialisation constants carry the tiles, the x dtype and what is known of
+ * matmul_coopmat.comp where the device has cooperative matrices (f16 and quantized weights:
+ * operands rounded to fp16, which the step declares), else matmul_shared.comp or, where the
+ * tuning says barriers are slow (lavapipe), the barrier-free matmul_reg.comp. Specialisation constants carry the tiles, the x dtype and what is known of
  * the operands' alignment; the variant is the weight type and the kernel. */
 #include "../graph_internal.h"
 #include "activation.h"
@@ -88,6 +89,22 @@ static void reference(const vki_node *n, const vki_ref_tensor *d, const vki_ref_
                 }
 }
 
+/* The output tile of the shared-memory kernels. Few workgroups leave most of a GPU idle (576 x
+ * 128 makes 5 tiles of 128 x 128 for an H200's 132 SMs): the tuning's tile is halved along its
+ * larger side, down to 32, until there are about MATMUL_MIN_GROUPS. */
+static void shared_tile(const vki_tuning *t, uint32_t M, uint32_t N, uint64_t batches,
+                        uint32_t *out_m, uint32_t *out_n)
+{
+    uint32_t tm = t->matmul_tile_m, tn = t->matmul_tile_n;
+    while ((uint64_t)vki_div_up(M, tm) * vki_div_up(N, tn) * batches < MATMUL_MIN_GROUPS &&
+           (tm > 32 || tn > 32)) {
+        if (tm >= tn && tm > 32) tm /= 2;
+        else tn /= 2;
+    }
+    *out_m = tm;
+    *out_n = tn;
+}
+
 static vki_status lower(vki_lower *L, const vki_node *n)
 {
     const vki_profile *p = vki_lower_profile(L);
@@ -127,8 +144,12 @@ static vki_status lower(vki_lower *L, const vki_node *n)
     // x values a thread holds (a chunk per column): GPUs keep them in registers; on a CPU
     // device spilling is cheap and every column group more reads the weights again.
     uint32_t x_budget = p->type == VKI_DEVICE_CPU ? 128 : 64;
+    // Cooperative matrices for the weights fp16 holds well: f16 and the quantized types (f32
+    // and bf16 weights would lose range or precision); the kernel declares subgroup ops.
+    bool coopmat = t->use_coopmat && p->coopmat && (wd->quantized || nw->dtype == VKI_DTYPE_F16) &&
+                   (p->subgroup_ops & VKI_SUBGROUP_BASIC) && p->subgroup_size >= 8;
     char kernel[48];
-    vki_spec specs[8] = {{VKI_SPEC_MM_X_F16, x_f16}, {VKI_SPEC_MM_ALIGN, align}};
+    vki_spec specs[VKI_STEP_MAX_SPECS] = {{VKI_SPEC_MM_X_F16, x_f16}, {VKI_SPEC_MM_ALIGN, align}};
     uint32_t spec_count = 2, subgroup_size = 0, groups[3];
     const char *type = wd->name;
 
@@ -145,17 +166,38 @@ static vki_status lower(vki_lower *L, const vki_node *n)
         specs[spec_count++] = (vki_spec){VKI_SPEC_MM_COLS, cols};
         vki_lower_grid(vki_div_up(pc.M, rows), 1, groups);
         groups[2] = (uint32_t)(vki_div_up(pc.N, cols) * batches);
+    } else if (coopmat) {
+        // Each subgroup computes a block of up to 64 x 32 of the tile in fragments of the
+        // device's shape: 8 subgroups for 128 x 128, one for 32 x 32.
+        uint32_t tm, tn, tk = t->matmul_tile_k;
+        shared_tile(t, pc.M, pc.N, batches, &tm, &tn);
+        uint32_t fm = p->coopmat_shape[0], fn = p->coopmat_shape[1], fk = p->coopmat_shape[2];
+        uint32_t sub_m = tm < 64 ? tm : 64, sub_n = tn < 32 ? tn : 32;
+        uint32_t subgroups = (tm / sub_m) * (tn / sub_n);
+        uint64_t shared = 2ull * (tm + tn) * (tk + 8) + 4ull * subgroups * fm * fn;
+        if (tk % fk || tk % 4 || shared > p->shared_memory)
+            return vki_lower_fail(L, n, VKI_ERROR_INVALID_ARGUMENT,
+                                  "tuning %s: coopmat tile %ux%ux%u (%llu bytes of shared memory, "
+                                  "fragment %ux%ux%u) does not fit the device", t->name, tm, tn,
+                                  tk, (unsigned long long)shared, fm, fn, fk);
+        snprintf(kernel, sizeof kernel, "matmul_%s_cm", type);
+        if (p->subgroup_size_control) subgroup_size = p->subgroup_size;
+        specs[spec_count++] = (vki_spec){VKI_SPEC_LOCAL_SIZE_X, subgroups * p->subgroup_size};
+        specs[spec_count++] = (vki_spec){VKI_SPEC_MM_ROWS, sub_m / fm};
+        specs[spec_count++] = (vki_spec){VKI_SPEC_MM_COLS, sub_n / fn};
+        specs[spec_count++] = (vki_spec){VKI_SPEC_MM_TILE_M, tm};
+        specs[spec_count++] = (vki_spec){VKI_SPEC_MM_TILE_N, tn};
+        specs[spec_count++] = (vki_spec){VKI_SPEC_MM_TILE_K, tk};
+        specs[spec_count++] = (vki_spec){VKI_SPEC_MM_FRAG_M, fm};
+        specs[spec_count++] = (vki_spec){VKI_SPEC_MM_FRAG_N, fn};
+        specs[spec_count++] = (vki_spec){VKI_SPEC_MM_FRAG_K, fk};
+        groups[0] = (uint32_t)vki_div_up(pc.M, tm);
+        groups[1] = (uint32_t)vki_div_up(pc.N, tn);
+        groups[2] = (uint32_t)batches;
     } else if (t->matmul_shared) {
         // Register tiles of 8 x 8 for big tiles, 4 x 4 otherwise: 64 to 256 threads.
-        uint32_t tm = t->matmul_tile_m, tn = t->matmul_tile_n, tk = t->matmul_tile_k;
-        // Few workgroups leave most of a GPU idle (576 x 128 makes 5 tiles of 128 x 128 for
-        // an H200's 132 SMs): halve the larger tile side, down to 32, until there are about
-        // MATMUL_MIN_GROUPS.
-        while ((uint64_t)vki_div_up(pc.M, tm) * vki_div_up(pc.N, tn) * batches < MATMUL_MIN_GROUPS &&
-               (tm > 32 || tn > 32)) {
-            if (tm >= tn && tm > 32) tm /= 2;
-            else tn /= 2;
-        }
+        uint32_t tm, tn, tk = t->matmul_tile_k;
+        shared_tile(t, pc.M, pc.N, batches, &tm, &tn);
         uint32_t rm = tm >= 128 ? 8 : 4, rn = tn >= 128 ? 8 : 4;
         if (tm % rm || tn % rn || tk % 4 || !tk)
             return vki_lower_fail(L, n, VKI_ERROR_INVALID_ARGUMENT,
@@ -202,6 +244,7 @@ static vki_status lower(vki_lower *L, const vki_node *n)
         .tensors = tensors, .tensor_count = 4, .write_mask = 1u << VKI_MM_BINDING_Y,
         .push = &pc, .push_size = sizeof pc,
         .groups = {groups[0], groups[1], groups[2]},
+        .fp16_operands = coopmat && pc.N > MATVEC_MAX_COLS,
     };
     return vki_lower_step(L, &s);
 }

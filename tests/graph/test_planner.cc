@@ -474,3 +474,36 @@ TEST_F(GraphTest, DecodeAttentionSplitsKvThroughScratch)
     compile();
     EXPECT_EQ(vki_plan_step_count(plan), 2u);
 }
+
+TEST_F(GraphTest, CooperativeMatrixMatmulForHalfAndQuantizedWeightsOnly)
+{
+    profile.coopmat = true;
+    profile.coopmat_shape[0] = profile.coopmat_shape[1] = profile.coopmat_shape[2] = 16;
+    profile.subgroup_ops = VKI_SUBGROUP_BASIC;
+    profile.tuning.use_coopmat = profile.tuning.matmul_shared = true;
+    profile.tuning.matmul_tile_m = profile.tuning.matmul_tile_n = 128;
+    profile.tuning.matmul_tile_k = 32;
+    auto lowers_to = [&](vki_dtype wt, int64_t n, const char *kernel, uint32_t fp16) {
+        SCOPED_TRACE(kernel);
+        vki_graph_destroy(g);
+        vki_plan_destroy(plan);
+        plan = nullptr;
+        ASSERT_EQ(vki_graph_create(nullptr, &g), VKI_OK);
+        int64_t ne[2] = {256, 576};
+        vki_tensor w = vki_weight(g, wt, 2, ne, "w");
+        vki_output(g, vki_matmul(g, w, in({256, n})), "y");
+        vki_plan_stats s = compile();
+        ASSERT_EQ(vki_plan_step_count(plan), 1u);
+        vki_plan_step st;
+        ASSERT_TRUE(vki_plan_step_get(plan, 0, &st));
+        EXPECT_STREQ(st.kernel, kernel);
+        EXPECT_EQ(s.fp16_dispatches, fp16) << "the plan declares its fp16 operands";
+    };
+    lowers_to(VKI_DTYPE_Q4_0, 33, "matmul_q4_0_cm", 1);
+    lowers_to(VKI_DTYPE_F16, 512, "matmul_f16_cm", 1);
+    lowers_to(VKI_DTYPE_F32, 33, "matmul_f32", 0); // f32 and bf16 weights keep their precision
+    lowers_to(VKI_DTYPE_BF16, 33, "matmul_bf16", 0);
+    lowers_to(VKI_DTYPE_Q4_0, 1, "matvec_q4_0_shmem", 0); // decode: memory-bound
+    profile.coopmat = false; // what the no-coopmat narrowing leaves
+    lowers_to(VKI_DTYPE_Q4_0, 33, "matmul_q4_0", 0);
+}
