@@ -93,6 +93,9 @@ const vki_op_case vki_cases_attention[] = {
     {"attention f32 mask D32 h3 q9 kv21", "attention", T, 1e-8f, 0, attention_case, {32, 3, 3, 9, 21, ATT_MASK}, 0},
     {"attention f16 q and mask, causal D40 GQA 4/2 q6 kv19", "attention", T, 1e-8f, 0, attention_case,
      {40, 4, 2, 6, 19, ATT_CAUSAL | ATT_MASK | ATT_MASK_F16 | ATT_Q_F16}, 0},
+    // Small heads, many rows: the CPU kernel's subgroups take up to 32 rows at once (48 here).
+    {"attention f16 kv cache, causal D8 GQA 4/2 q24 kv24", "attention", T, 1e-8f, 0, attention_case,
+     {8, 4, 2, 24, 24, ATT_CAUSAL | ATT_KV_F16 | ATT_KV_CACHE}, 0},
     {"attention causal q6 > kv4 (rows of zeros) f16 cache D17", "attention", T, 1e-8f, 0, attention_case,
      {17, 2, 1, 6, 4, ATT_CAUSAL | ATT_KV_F16 | ATT_KV_CACHE}, 0},
     {"attention f32 causal mask D64 h2 q33 kv70", "attention", T, 1e-8f, 0, attention_case,

@@ -160,6 +160,8 @@ typedef struct attn_kernel {
 #endif
 #define SPLIT_TARGET 128 // workgroups a split decode step aims at
 #define SPLIT_MAX 32     // slices at most (the combine step reads them all per output)
+#define MAX_SHARED_ROWS 32 // rows of one subgroup in the keys kernel
+
 static bool pick_kernel(const vki_profile *p, uint32_t d, uint32_t n_rows, uint32_t group,
                         attn_kernel *k)
 {
@@ -176,8 +178,12 @@ static bool pick_kernel(const vki_profile *p, uint32_t d, uint32_t n_rows, uint3
         // groups of heads that share a kv head where they fit, then further queries), so that
         // their K and V loads are shared. Each row holds q and its output (2 D floats) per
         // lane: about 2 K floats of rows in all (16 rows at D = 64: prefill attention 3.6x
-        // faster on lavapipe than one row at a time; decode 2.5x, its rows being few).
-        uint32_t most = d <= 128 ? 1024 / d : 4, shared_rows = group <= most ? most / group * group : most;
+        // faster on lavapipe than one row at a time; decode 2.5x, its rows being few). At most
+        // 32 rows: with more, lavapipe (Mesa 22.3) ran the kernel without writing anything
+        // (D = 8, 34 and 48 rows: all zeros; the conformance case D8 q24 is that shape).
+        uint32_t most = d <= 128 ? 1024 / d : 4;
+        if (most > MAX_SHARED_ROWS) most = MAX_SHARED_ROWS;
+        uint32_t shared_rows = group <= most ? most / group * group : most;
         if (shared_rows > n_rows) shared_rows = n_rows;
         if (shared_rows == 0) shared_rows = 1;
         *k = (attn_kernel){"attention_keys_sg", lanes, shared_rows, {VKI_ATTN_SPEC_LANES, lanes}, lanes,
