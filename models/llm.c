@@ -54,7 +54,7 @@ struct vki_llm {
     uint32_t weight_count, weight_capacity;
     vki_arena *weight_arena, *kv_arena;
     vki_range *kv;       // [n_layer][2]
-    llm_pass passes[2];  // [0] one token, [1] a prompt batch
+    llm_pass passes[3];  // [0] one token, [1] a prompt batch, [2] a short batch (or none)
     uint32_t position;
     int32_t *host_i32;   // staging for ids and positions [n_batch]
     char name[128];      // general.name
@@ -94,7 +94,9 @@ const vki_llm_hparams *vki_llm_hparams_get(const vki_llm *m) { return &m->hp; }
 
 static llm_pass *pass_of(vki_llm_build *b)
 {
-    return b->n_q == 1 ? &b->llm->passes[0] : &b->llm->passes[1];
+    for (int i = 0; i < 3; i++)
+        if (b->llm->passes[i].g == b->g) return &b->llm->passes[i];
+    return &b->llm->passes[0]; // not reached: build_pass sets g first
 }
 
 static vki_status add_bind(vki_llm_build *b, vki_tensor t, int32_t weight, vki_range range)
@@ -379,13 +381,26 @@ static vki_status create_exec(vki_llm *m, llm_pass *p)
     return VKI_OK;
 }
 
+/* Default prompt tokens per prefill run. A GPU needs wide products to fill: on an H200,
+ * pp512 of Llama 3.2 1B's shapes went from 2509 tokens/s at 64 to 6682 at 256 and 7627 at 512,
+ * SmolLM2's from 3535 to 34452 at 512 (`vkinfer bench llm --synthetic ... --batch N`). A CPU
+ * device gains nothing from it and keeps the smaller activation arena. */
+#define BATCH_GPU 512
+#define BATCH_CPU 64
+/* A batch run computes all its rows whatever the prompt's length: with a batch several times
+ * this size, prompts of up to a quarter of it go through a pass of SHORT_BATCH rows instead (a
+ * chat turn of 20 tokens should not cost a 512-token run). */
+#define SHORT_BATCH 64
+
 static vki_status load(vki_llm *m, const vki_llm_desc *d, char *err, size_t err_size)
 {
     vki_status st = read_hparams(m, err, err_size);
     if (st) return st;
     const vki_llm_hparams *hp = &m->hp;
     uint32_t n_ctx = d->n_ctx ? d->n_ctx : hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096;
-    uint32_t n_batch = d->n_batch ? d->n_batch : 64;
+    uint32_t n_batch = d->n_batch ? d->n_batch
+                                  : vki_device_profile(m->dev)->type == VKI_DEVICE_CPU ? BATCH_CPU
+                                                                                        : BATCH_GPU;
     if (n_batch > n_ctx) n_batch = n_ctx;
     vki_dtype kt = d->kv_dtype ? d->kv_dtype : VKI_DTYPE_F16;
     if (kt != VKI_DTYPE_F16 && kt != VKI_DTYPE_F32 && kt != VKI_DTYPE_Q8_0) {
@@ -413,9 +428,12 @@ static vki_status load(vki_llm *m, const vki_llm_desc *d, char *err, size_t err_
     if ((st = create_cache(m))) goto fail;
     if ((st = build_pass(m, &m->passes[0], 1))) goto fail;
     if (n_batch > 1 && (st = build_pass(m, &m->passes[1], n_batch))) goto fail;
+    bool short_batch = n_batch >= 4 * SHORT_BATCH;
+    if (short_batch && (st = build_pass(m, &m->passes[2], SHORT_BATCH))) goto fail;
     if ((st = upload_weights(m))) goto fail;
     if ((st = create_exec(m, &m->passes[0]))) goto fail;
     if (n_batch > 1 && (st = create_exec(m, &m->passes[1]))) goto fail;
+    if (short_batch && (st = create_exec(m, &m->passes[2]))) goto fail;
     m->host_i32 = lalloc(m, n_batch * sizeof *m->host_i32);
     if (!m->host_i32) {
         st = fail(m, VKI_ERROR_OUT_OF_HOST_MEMORY, "model: out of host memory");
@@ -459,7 +477,7 @@ vki_status vki_llm_load(vki_device *dev, vki_gguf *gguf, const vki_llm_desc *des
 void vki_llm_destroy(vki_llm *m)
 {
     if (!m) return;
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < 3; i++) {
         llm_pass *p = &m->passes[i];
         vki_exec_destroy(p->ex);
         vki_plan_destroy(p->plan);
@@ -522,8 +540,10 @@ vki_status vki_llm_eval(vki_llm *m, const int32_t *tokens, uint32_t n, float *ou
     for (uint32_t i = 0; i < n;) {
         uint32_t left = n - i;
         // A batch run costs about as much as several one-token runs on most devices; a
-        // remainder of a few tokens goes one at a time.
+        // remainder of a few tokens goes one at a time, a short prompt (or remainder) through
+        // the short batch when there is one.
         llm_pass *p = left >= 4 && m->passes[1].ex ? &m->passes[1] : &m->passes[0];
+        if (p == &m->passes[1] && m->passes[2].ex && left <= m->info.n_batch / 4) p = &m->passes[2];
         uint32_t take = left < p->n_q ? left : p->n_q;
         vki_status st = run_pass(m, p, tokens + i, take);
         if (st) return fail(m, st, "eval: %s", vki_device_last_error(m->dev));

@@ -201,7 +201,7 @@ typedef struct vki_llm vki_llm;
 
 typedef struct vki_llm_desc {
     uint32_t n_ctx;        // tokens the cache holds; 0: min(model's training context, 4096)
-    uint32_t n_batch;      // prompt tokens per prefill run; 0: 64
+    uint32_t n_batch;      // prompt tokens per prefill run; 0: 512 on a GPU, 64 on a CPU device
     vki_dtype kv_dtype;    // cache element type: F16 (0 = default), F32, or Q8_0 (GGUF's 8-bit
                            // blocks, 34 bytes per 32 values: about half an f16 cache's memory,
                            // llama.cpp's -ctk/-ctv q8_0; needs head_dim % 32 == 0)

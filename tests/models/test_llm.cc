@@ -328,6 +328,30 @@ INSTANTIATE_TEST_SUITE_P(Cache, LlmCacheTest,
                          ::testing::Values(VKI_DTYPE_F32, VKI_DTYPE_F16, VKI_DTYPE_Q8_0),
                          [](const auto &info) { return std::string(vki_dtype_get(info.param)->name); });
 
+// A batch of 256 rows comes with a short one of 64 for prompts of up to a quarter of it: a
+// 70-token prompt runs the long pass, the next 20 tokens the short one, then one token the
+// decode pass; each against the reference.
+TEST_F(LlmTest, LongAndShortBatchesMatchTheReference)
+{
+    vki_llm_desc d = {};
+    d.n_ctx = 300;
+    d.n_batch = 256;
+    ASSERT_EQ(load(d), VKI_OK) << err;
+    EXPECT_EQ(vki_llm_info_get(llm)->n_batch, 256u);
+    std::vector<float> logits(tm.n_vocab);
+    TinyModel::Cache c;
+    std::vector<double> ref;
+    uint32_t pos = 0;
+    for (uint32_t n : {70u, 20u, 1u}) {
+        std::vector<int32_t> ids(n);
+        for (uint32_t i = 0; i < n; i++) ids[i] = int32_t((pos + i) * 7 % tm.n_vocab);
+        ASSERT_EQ(vki_llm_eval(llm, ids.data(), n, logits.data()), VKI_OK) << vki_llm_last_error(llm);
+        for (uint32_t i = 0; i < n; i++) ref = tm.step(c, ids[i], pos + i);
+        pos += n;
+        EXPECT_LT(nmse(logits, ref), 1e-6) << n << " tokens up to position " << pos;
+    }
+}
+
 TEST_F(LlmTest, FullContextIsAClearErrorAndEvaluatesNothing)
 {
     vki_llm_desc d = {};
