@@ -10,6 +10,8 @@
  *   add(layer_norm(x, w), b)     -> layer_norm(x, w, b)
  *   add(matmul(W, x), bias)      -> matmul(W, x) + bias   matmul + bias
  *   act(matmul(W, x) [+ bias])   -> matmul + bias + act    (silu, gelu, gelu_tanh, quick_gelu)
+ *   add(matmul(...), r), add(r, matmul(...))
+ *                                -> matmul(...) + r       residual (r f32, contiguous, same shape)
  */
 #include "graph_internal.h"
 #include "vki_abi.h"
@@ -22,6 +24,29 @@ static bool is_row_vector(const vki_node *v, int64_t n)
 {
     return v->ne[0] == n && v->ne[1] == 1 && v->ne[2] == 1 && v->ne[3] == 1 && v->nb[0] ==
            vki_dtype_get(v->dtype)->block_bytes && (v->dtype == VKI_DTYPE_F32 || v->dtype == VKI_DTYPE_F16);
+}
+
+/* add(matmul, r) or add(r, matmul) at x_id with r a residual the matmul's epilogue can add: the
+ * matmul's id, and r's in *out_r; 0 when x is no such add. */
+static uint32_t residual_matmul(const vki_graph *w, const uint32_t *uses, uint32_t x_id, uint32_t *out_r)
+{
+    const vki_node *x = &w->nodes[x_id];
+    if (x->op != &vki_op_binary || x->p[0].u != VKI_BINARY_ADD || !x->src[0] || !x->src[1] ||
+        x->src[0] == x->src[1] || x->dtype != VKI_DTYPE_F32)
+        return 0;
+    for (int side = 0; side < 2; side++) {
+        uint32_t m_id = x->src[side], r_id = x->src[1 - side];
+        const vki_node *m = &w->nodes[m_id], *r = &w->nodes[r_id];
+        if (m->kind == VKI_NODE_OP && m->op == &vki_op_matmul && !m->output && uses[m_id] == 1 &&
+            !m->src[3] && vki__same_shape(m, x) && vki__same_shape(r, x) &&
+            r->dtype == VKI_DTYPE_F32 && vki__is_contiguous(r) &&
+            // A row vector after the matmul is a bias (an activation may still follow).
+            !(side == 0 && !m->src[2] && m->p[0].u == VKI_ACT_NONE && is_row_vector(r, x->ne[0]))) {
+            *out_r = r_id;
+            return m_id;
+        }
+    }
+    return 0;
 }
 
 /* Folds node `y` (the producer, sole user is x) into x, adding `extra` as source `slot` (0:
@@ -53,6 +78,13 @@ uint32_t vki__fuse(vki_graph *w)
     for (uint32_t id = 1; id < w->count; id++) {
         vki_node *x = &w->nodes[id];
         if (x->kind != VKI_NODE_OP || !x->src[0]) continue;
+        uint32_t r_id = 0, m_id = residual_matmul(w, uses, id, &r_id);
+        if (m_id) {
+            fold(w, uses, id, m_id, 3, r_id);
+            w->nodes[id].base = id;
+            fused++;
+            continue;
+        }
         uint32_t y_id = x->src[0];
         const vki_node *y = &w->nodes[y_id];
         if (y->kind != VKI_NODE_OP || y->output || uses[y_id] != 1 || !vki__same_shape(x, y) ||
@@ -67,11 +99,11 @@ uint32_t vki__fuse(vki_graph *w)
             fold(w, uses, id, y_id, 1, x->src[1]);
         } else if (add && y->op == &vki_op_layer_norm && !y->src[2] && is_row_vector(b, y->ne[0])) {
             fold(w, uses, id, y_id, 2, x->src[1]);
-        } else if (add && y->op == &vki_op_matmul && !y->src[2] && y->p[0].u == VKI_ACT_NONE &&
+        } else if (add && y->op == &vki_op_matmul && !y->src[2] && !y->src[3] && y->p[0].u == VKI_ACT_NONE &&
                    is_row_vector(b, y->ne[0]) && b->dtype == VKI_DTYPE_F32) {
             fold(w, uses, id, y_id, 2, x->src[1]);
         } else if (x->op == &vki_op_unary && x->p[0].u != VKI_ACT_NONE && x->p[1].f == 1.0f &&
-                   y->op == &vki_op_matmul && y->p[0].u == VKI_ACT_NONE) {
+                   y->op == &vki_op_matmul && y->p[0].u == VKI_ACT_NONE && !y->src[3]) {
             uint32_t act = x->p[0].u;
             fold(w, uses, id, y_id, 0, 0);
             w->nodes[id].p[0].u = act;

@@ -46,20 +46,24 @@
 /* Elements per chunk (quant.glsl): what one thread decodes at once from few words. */
 #define VKI_MM_CHUNK 32u
 
-/* Bindings of matvec and matmul: w, x, bias (w again when there is none), y. */
+/* Bindings of matvec and matmul: w, x, bias (w again when there is none), y, residual (w again
+ * when there is none). */
 #define VKI_MM_BINDING_W 0
 #define VKI_MM_BINDING_X 1
 #define VKI_MM_BINDING_BIAS 2
 #define VKI_MM_BINDING_Y 3
+#define VKI_MM_BINDING_RES 4
 
-/* y[M, N, ne2, ne3] = act(w[K, M, ne2 / w_r2, ne3 / w_r3] x[K, N, ne2, ne3] + bias[M]).
+/* y[M, N, ne2, ne3] = act(w[K, M, ne2 / w_r2, ne3 / w_r3] x[K, N, ne2, ne3] + bias[M])
+ *                      + res[M, N, ne2, ne3].
  * w's batch index along dim i is x's divided by w_ri (ratio broadcast, ggml's rule). act is an
- * activation id (VKI_ABI_ACT_*, abi_unary.h); has_bias 0 leaves the bias binding unread. */
+ * activation id (VKI_ABI_ACT_*, abi_unary.h); has_bias 0 leaves the bias binding unread,
+ * has_res 0 the residual's (a contiguous f32 tensor of y's shape, from element r_off). */
 #define VKI_PC_MATMUL(F)                                                                        \
     F(u32, M) F(u32, N) F(u32, K) F(u32, ne2) F(u32, ne3) F(u32, w_r2) F(u32, w_r3)            \
     F(u32, w_off) F(u32, w_nb1) F(u32, w_nb2) F(u32, w_nb3)                                    \
     F(u32, x_off) F(u32, x_nb1) F(u32, x_nb2) F(u32, x_nb3)                                    \
-    F(u32, y_off) F(u32, b_off) F(u32, has_bias) F(u32, act)
+    F(u32, y_off) F(u32, b_off) F(u32, has_bias) F(u32, act) F(u32, r_off) F(u32, has_res)
 VKI_DECLARE_PUSH(vki_pc_matmul, VKI_PC_MATMUL)
 
 /* get_rows: d[k, n] = table[k, ids[n]] for k < K, n < N; ids outside [0, V) give zeros. */

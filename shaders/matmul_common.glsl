@@ -13,6 +13,7 @@ layout(std430, binding = VKI_MM_BINDING_W) readonly restrict buffer W { uint w_w
 layout(std430, binding = VKI_MM_BINDING_X) readonly restrict buffer X { uvec4 x_vec[]; };
 layout(std430, binding = VKI_MM_BINDING_BIAS) readonly restrict buffer Bias { float bias[]; };
 layout(std430, binding = VKI_MM_BINDING_Y) writeonly restrict buffer Y { float y[]; };
+layout(std430, binding = VKI_MM_BINDING_RES) readonly restrict buffer Res { float res[]; };
 VKI_PUSH_BLOCK(VKI_PC_MATMUL)
 
 #include "activation.glsl"
@@ -136,11 +137,15 @@ void batch_bases(uint b, out uint wbase, out uint xbase)
     xbase = pc.x_off + i2 * pc.x_nb2 + i3 * pc.x_nb3;
 }
 
-// Stores output (row, col) of batch b, after bias and activation; the caller checks the bounds.
+// Stores output (row, col) of batch b, after bias, activation and residual; the caller checks
+// the bounds.
 void store_y(uint row, uint col, uint b, float v)
 {
     if (pc.has_bias != 0u) v += bias[pc.b_off + row];
-    y[pc.y_off + row + pc.M * (col + pc.N * b)] = vki_activate(pc.act, v);
+    uint e = row + pc.M * (col + pc.N * b);
+    v = vki_activate(pc.act, v);
+    if (pc.has_res != 0u) v += res[pc.r_off + e];
+    y[pc.y_off + e] = v;
 }
 
 #endif

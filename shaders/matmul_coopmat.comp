@@ -1,5 +1,6 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
+#extension GL_EXT_control_flow_attributes : require
 #extension GL_KHR_memory_scope_semantics : require
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_NV_cooperative_matrix : require
@@ -51,7 +52,7 @@ void main()
     batch_bases(b, wbase, xbase);
 
     fcoopmatNV<32, gl_ScopeSubgroup, FRAG_M, FRAG_N> acc[ROWS * COLS];
-    for (uint i = 0u; i < ROWS * COLS; i++)
+    [[unroll]] for (uint i = 0u; i < ROWS * COLS; i++)
         acc[i] = fcoopmatNV<32, gl_ScopeSubgroup, FRAG_M, FRAG_N>(0.0);
 
     for (uint k0 = 0u; k0 < pc.K; k0 += TILE_K) {
@@ -61,22 +62,22 @@ void main()
         for (uint q = tid; q < TILE_M * (TILE_K / 4u); q += nt) {
             uint r = q / (TILE_K / 4u), kq = 4u * (q % (TILE_K / 4u));
             vec4 v = w_quad_guarded(wbase + min(tile_m + r, pc.M - 1u) * pc.w_nb1, k0 + kq);
-            for (uint i = 0u; i < 4u; i++) ws[r * LD + kq + i] = float16_t(v[i]);
+            [[unroll]] for (uint i = 0u; i < 4u; i++) ws[r * LD + kq + i] = float16_t(v[i]);
         }
         for (uint q = tid; q < TILE_N * (TILE_K / 4u); q += nt) {
             uint c = q / (TILE_K / 4u), kq = 4u * (q % (TILE_K / 4u));
             vec4 v = x_quad_guarded(xbase + min(tile_n + c, pc.N - 1u) * pc.x_nb1, k0 + kq);
-            for (uint i = 0u; i < 4u; i++) xs[c * LD + kq + i] = float16_t(v[i]);
+            [[unroll]] for (uint i = 0u; i < 4u; i++) xs[c * LD + kq + i] = float16_t(v[i]);
         }
         barrier();
-        for (uint k = 0u; k < TILE_K; k += FRAG_K) {
+        [[unroll]] for (uint k = 0u; k < TILE_K; k += FRAG_K) {
             fcoopmatNV<16, gl_ScopeSubgroup, FRAG_M, FRAG_K> a[ROWS];
-            for (uint i = 0u; i < ROWS; i++)
+            [[unroll]] for (uint i = 0u; i < ROWS; i++)
                 coopMatLoadNV(a[i], ws, (sub_m + i * FRAG_M) * LD + k, LD, false);
-            for (uint j = 0u; j < COLS; j++) {
+            [[unroll]] for (uint j = 0u; j < COLS; j++) {
                 fcoopmatNV<16, gl_ScopeSubgroup, FRAG_K, FRAG_N> x;
                 coopMatLoadNV(x, xs, (sub_n + j * FRAG_N) * LD + k, LD, true);
-                for (uint i = 0u; i < ROWS; i++)
+                [[unroll]] for (uint i = 0u; i < ROWS; i++)
                     acc[i * COLS + j] = coopMatMulAddNV(a[i], x, acc[i * COLS + j]);
             }
         }
@@ -86,8 +87,8 @@ void main()
     // Each fragment through the subgroup's staging block (column-major: element (r, c) at
     // c * FRAG_M + r), then out with consecutive lanes on consecutive rows of y.
     const uint base = sg * FRAG_ELEMS;
-    for (uint i = 0u; i < ROWS; i++)
-        for (uint j = 0u; j < COLS; j++) {
+    [[unroll]] for (uint i = 0u; i < ROWS; i++)
+        [[unroll]] for (uint j = 0u; j < COLS; j++) {
             coopMatStoreNV(acc[i * COLS + j], stage, base, FRAG_M, true);
             subgroupMemoryBarrierShared();
             subgroupBarrier();

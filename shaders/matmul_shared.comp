@@ -1,5 +1,6 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
+#extension GL_EXT_control_flow_attributes : require
 // Matrix-matrix product (prefill), tiled through shared memory. A workgroup computes a
 // TILE_M x TILE_N tile of y, stepping through K in TILE_K slabs: its threads decode the
 // weight slab (TILE_M rows) and load the x slab (TILE_N columns) into shared memory as fp32,
@@ -32,33 +33,33 @@ void main()
     batch_bases(b, wbase, xbase);
 
     float acc[ROWS * COLS];
-    for (uint i = 0u; i < ROWS * COLS; i++) acc[i] = 0.0;
+    [[unroll]] for (uint i = 0u; i < ROWS * COLS; i++) acc[i] = 0.0;
 
     for (uint k0 = 0u; k0 < pc.K; k0 += TILE_K) {
         // Rows and columns past the end repeat the last one (never stored); k past K is zero.
         for (uint q = tid; q < TILE_M * (TILE_K / 4u); q += nt) {
             uint r = q % TILE_M, kq = 4u * (q / TILE_M);
             vec4 v = w_quad_guarded(wbase + min(tile_m + r, pc.M - 1u) * pc.w_nb1, k0 + kq);
-            for (uint i = 0u; i < 4u; i++) ws[(kq + i) * TILE_M + r] = v[i];
+            [[unroll]] for (uint i = 0u; i < 4u; i++) ws[(kq + i) * TILE_M + r] = v[i];
         }
         for (uint q = tid; q < TILE_N * (TILE_K / 4u); q += nt) {
             uint c = q % TILE_N, kq = 4u * (q / TILE_N);
             vec4 v = x_quad_guarded(xbase + min(tile_n + c, pc.N - 1u) * pc.x_nb1, k0 + kq);
-            for (uint i = 0u; i < 4u; i++) xs[(kq + i) * TILE_N + c] = v[i];
+            [[unroll]] for (uint i = 0u; i < 4u; i++) xs[(kq + i) * TILE_N + c] = v[i];
         }
         barrier();
-        for (uint k = 0u; k < TILE_K; k++) {
+        [[unroll]] for (uint k = 0u; k < TILE_K; k++) {
             float a[ROWS], x[COLS];
-            for (uint i = 0u; i < ROWS; i++) a[i] = ws[k * TILE_M + tm + i * STRIDE_M];
-            for (uint j = 0u; j < COLS; j++) x[j] = xs[k * TILE_N + tn + j * STRIDE_N];
-            for (uint i = 0u; i < ROWS; i++)
-                for (uint j = 0u; j < COLS; j++) acc[i * COLS + j] += a[i] * x[j];
+            [[unroll]] for (uint i = 0u; i < ROWS; i++) a[i] = ws[k * TILE_M + tm + i * STRIDE_M];
+            [[unroll]] for (uint j = 0u; j < COLS; j++) x[j] = xs[k * TILE_N + tn + j * STRIDE_N];
+            [[unroll]] for (uint i = 0u; i < ROWS; i++)
+                [[unroll]] for (uint j = 0u; j < COLS; j++) acc[i * COLS + j] += a[i] * x[j];
         }
         barrier();
     }
 
-    for (uint i = 0u; i < ROWS; i++)
-        for (uint j = 0u; j < COLS; j++) {
+    [[unroll]] for (uint i = 0u; i < ROWS; i++)
+        [[unroll]] for (uint j = 0u; j < COLS; j++) {
             uint row = tile_m + tm + i * STRIDE_M, col = tile_n + tn + j * STRIDE_N;
             if (row < pc.M && col < pc.N) store_y(row, col, b, acc[i * COLS + j]);
         }

@@ -2,7 +2,8 @@
 # Runs the whole test suite and the benchmarks on a lent GPU machine that has a driver but no
 # Vulkan loader, from binaries built here. Prepare (once per build, in the repo root):
 #   echo /.gl/ >> .git/info/exclude; echo /.gpu/ >> .git/info/exclude
-#   (Vulkan loader + validation layer .debs in .gl/, see the device tool's README), then
+#   .debs in .gl/ (apt-get download with the device README's amd64 options): libvulkan1
+#   vulkan-validationlayers libglvnd0 libegl1 libopengl0 libgl1 libglx0 libgles2 libcjson1, then
 #   mkdir -p .gpu/bin && cp build/vkinfer build/tests/vki_*_tests .gpu/bin/ && strip .gpu/bin/*
 #   cp tests/data/quant_golden.bin .gpu/ && cp tools/device_check.sh .gpu/run.sh
 # and run `bash .gpu/run.sh` there, carrying .gl and .gpu; results land in $OUT.

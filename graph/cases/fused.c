@@ -32,6 +32,20 @@ static void matmul_bias_act_case(vki_graph *g, const int64_t *arg)
     vki_output(g, y, "y");
 }
 
+/* r + act(W x [+ bias]) as a transformer's residual stream writes it (the matmul second): W
+ * [arg0 = K, arg1 = M] of dtype arg3, x [K, arg2], activation arg4, bias when arg5. */
+static void matmul_residual_case(vki_graph *g, const int64_t *arg)
+{
+    int64_t wne[2] = {arg[0], arg[1]}, xne[2] = {arg[0], arg[2]}, rne[2] = {arg[1], arg[2]};
+    vki_tensor r = vki_input(g, VKI_DTYPE_F32, 2, rne, "r");
+    vki_tensor W = vki_weight(g, (vki_dtype)arg[3], 2, wne, "W");
+    vki_tensor x = vki_input(g, VKI_DTYPE_F32, 2, xne, "x");
+    vki_tensor y = vki_matmul(g, W, x);
+    if (arg[5]) y = vki_add(g, y, vki_weight(g, VKI_DTYPE_F32, 1, (int64_t[]){arg[1]}, "bias"));
+    if (arg[4]) y = vki_activate(g, y, (vki_activation)arg[4]);
+    vki_output(g, vki_add(g, r, y), "y");
+}
+
 #define T VKI_CASE_TEST
 const vki_op_case vki_cases_fused[] = {
     {"fused rms_norm * w f32 [97, 3]", "fused", T, 1e-10f, 0, rms_scale_case, {97, 3}, 0},
@@ -42,5 +56,11 @@ const vki_op_case vki_cases_fused[] = {
      {64, 35, 5, VKI_DTYPE_Q4_0, VKI_ACT_GELU}, 0},
     {"fused matmul q8_0 + bias [64, 19] x 2", "fused", T, 1e-8f, 0, matmul_bias_act_case,
      {64, 19, 2, VKI_DTYPE_Q8_0, 0}, 0},
+    {"fused residual + matmul q4_1 [64, 35] x 1", "fused", T, 1e-8f, 0, matmul_residual_case,
+     {64, 35, 1, VKI_DTYPE_Q4_1, 0, 0}, 0},
+    {"fused residual + matmul f16 + bias + gelu [67, 35] x 5", "fused", T, 1e-8f, 0,
+     matmul_residual_case, {67, 35, 5, VKI_DTYPE_F16, VKI_ACT_GELU, 1}, 0},
+    {"fused residual + matmul q8_0 [64, 35] x 33", "fused", T, 1e-8f, 0, matmul_residual_case,
+     {64, 35, 33, VKI_DTYPE_Q8_0, 0, 0}, 0},
 };
 const uint32_t vki_cases_fused_count = sizeof vki_cases_fused / sizeof vki_cases_fused[0];

@@ -107,6 +107,10 @@ const vki_op_case vki_cases_matmul[] = {
     MM(Q4_1, q4_1, 64, 35, 9, 1, 1, F16, f16, 0, ""),
     MM(Q4_K, q4_k, 256, 35, 33, 1, 1, F16, f16, 0, ""),
     MM(F32, f32, 5, 3, 20, 1, 1, F16, f16, 0, ""),
+    // Products large enough for the cooperative-matrix kernel where there is one (at least 64
+    // tiles of 128 x 128; partial tiles on both sides).
+    MM(Q4_0, q4_0, 64, 1059, 900, 1, 1, F32, f32, 0, ""),
+    MM(F16, f16, 67, 1059, 900, 1, 1, F16, f16, 0, ""),
     // Batches: weights broadcast (Bw = 1), not (Bw = B), and by ratio (Bw = B / 2).
     MM(Q4_0, q4_0, 64, 35, 1, 2, 1, F32, f32, 0, ""),
     MM(F16, f16, 67, 35, 17, 2, 1, F16, f16, 0, ""),

@@ -1,12 +1,13 @@
-/* matmul: y[M, N, B2, B3] = w[K, M, B2 / r2, B3 / r3] x[K, N, B2, B3], then + bias[M] and an
- * activation when the fusion pass has set them (src[2], p[0].u). w may have any dtype and is
+/* matmul: y[M, N, B2, B3] = w[K, M, B2 / r2, B3 / r3] x[K, N, B2, B3], then + bias[M], an
+ * activation and + a residual r[M, N, B2, B3] when the fusion pass has set them (src[2],
+ * p[0].u, src[3]). w may have any dtype and is
  * read as stored: quantized blocks are decoded in the kernels' registers (shaders/quant.glsl).
  * x is F32 or F16; y is F32 and contiguous. w's batch dims broadcast by ratio (ggml's rule:
  * r2 = B2 / w.ne[2] consecutive x batches share a w batch), so Bw = 1 or B both work.
  *
  * Kernels: N <= MATVEC_MAX_COLS runs matvec.comp (memory-bound decode), larger N
- * matmul_coopmat.comp where the device has cooperative matrices (f16 and quantized weights:
- * operands rounded to fp16, which the step declares), else matmul_shared.comp or, where the
+ * matmul_coopmat.comp where the device has cooperative matrices and the product is large (f16
+ * and quantized weights: operands rounded to fp16, which the step declares), else matmul_shared.comp or, where the
  * tuning says barriers are slow (lavapipe), the barrier-free matmul_reg.comp. Specialisation constants carry the tiles, the x dtype and what is known of
  * the operands' alignment; the variant is the weight type and the kernel. */
 #include "../graph_internal.h"
@@ -19,6 +20,7 @@ const vki_op_def vki_op_matmul;
 
 #define MATVEC_MAX_COLS 8
 #define MATMUL_MIN_GROUPS 128 // tiles a shared-memory matmul aims for before shrinking them
+#define COOPMAT_MIN_TILES 64  // full tiles a product needs for the cooperative-matrix kernel
 
 static_assert(VKI_WTYPE_F32 == VKI_DTYPE_F32 && VKI_WTYPE_F16 == VKI_DTYPE_F16 &&
                   VKI_WTYPE_BF16 == VKI_DTYPE_BF16 && VKI_WTYPE_Q8_0 == VKI_DTYPE_Q8_0 &&
@@ -59,10 +61,12 @@ vki_tensor vki_matmul(vki_graph *g, vki_tensor w, vki_tensor x)
     return vki__new_op(g, &vki_op_matmul, VKI_DTYPE_F32, nx->ndim > 2 ? nx->ndim : 2, ne, 2, srcs);
 }
 
-/* Plain dot products in double, a block of w decoded at a time; then bias and activation. */
+/* Plain dot products in double, a block of w decoded at a time; then bias, activation and
+ * residual. */
 static void reference(const vki_node *n, const vki_ref_tensor *d, const vki_ref_tensor *s)
 {
     const vki_ref_tensor *w = &s[0], *x = &s[1], *bias = n->src[2] ? &s[2] : NULL;
+    const vki_ref_tensor *res = n->src[3] ? &s[3] : NULL;
     const vki_dtype_info *wd = vki_dtype_get(w->dtype);
     int64_t K = w->ne[0], be = wd->block_elems;
     int64_t r2 = x->ne[2] / w->ne[2], r3 = x->ne[3] / w->ne[3];
@@ -85,7 +89,9 @@ static void reference(const vki_node *n, const vki_ref_tensor *d, const vki_ref_
                     }
                     float v = (float)sum;
                     if (bias) v += vki_ref_get(bias, m, 0, 0, 0);
-                    vki_ref_set(d, m, i1, i2, i3, vki__activation_ref((vki_activation)n->p[0].u, v));
+                    v = vki__activation_ref((vki_activation)n->p[0].u, v);
+                    if (res) v += vki_ref_get(res, m, i1, i2, i3);
+                    vki_ref_set(d, m, i1, i2, i3, v);
                 }
 }
 
@@ -120,7 +126,7 @@ static vki_status lower(vki_lower *L, const vki_node *n)
         .x_off = x.offset, .x_nb1 = x.nb[1], .x_nb2 = x.nb[2], .x_nb3 = x.nb[3],
         .y_off = d.offset, .act = n->p[0].u,
     };
-    uint32_t tensors[4] = {n->src[0], n->src[1], n->src[0], self};
+    uint32_t tensors[5] = {n->src[0], n->src[1], n->src[0], self, n->src[0]};
     if (n->src[2]) { // fused bias [M] f32
         const vki_node *nb = vki_lower_node(L, n->src[2]);
         if (nb->dtype != VKI_DTYPE_F32 || nb->ne[0] != n->ne[0] || nb->nb[0] != 4)
@@ -128,6 +134,15 @@ static vki_status lower(vki_lower *L, const vki_node *n)
         tensors[VKI_MM_BINDING_BIAS] = n->src[2];
         pc.b_off = vki_lower_operand(L, n->src[2]).offset;
         pc.has_bias = 1;
+    }
+    if (n->src[3]) { // fused residual: f32, contiguous, y's shape
+        const vki_node *nr = vki_lower_node(L, n->src[3]);
+        if (nr->dtype != VKI_DTYPE_F32 || !vki__same_shape(nr, n) || !vki__is_contiguous(nr))
+            return vki_lower_fail(L, n, VKI_ERROR_INVALID_ARGUMENT,
+                                  "the fused residual must be f32, contiguous and of y's shape");
+        tensors[VKI_MM_BINDING_RES] = n->src[3];
+        pc.r_off = vki_lower_operand(L, n->src[3]).offset;
+        pc.has_res = 1;
     }
     if (vki__span_bytes(nw) > UINT32_MAX || vki__span_bytes(nx) > UINT32_MAX)
         return vki_lower_fail(L, n, VKI_ERROR_UNSUPPORTED, "operands over 4 GiB (32-bit indexing)");
@@ -145,9 +160,14 @@ static vki_status lower(vki_lower *L, const vki_node *n)
     // device spilling is cheap and every column group more reads the weights again.
     uint32_t x_budget = p->type == VKI_DEVICE_CPU ? 128 : 64;
     // Cooperative matrices for the weights fp16 holds well: f16 and the quantized types (f32
-    // and bf16 weights would lose range or precision); the kernel declares subgroup ops.
+    // and bf16 weights would lose range or precision); the kernel declares subgroup ops. Only
+    // for products of at least COOPMAT_MIN_TILES of the tuning's tiles: below that the kernel
+    // measured slower than matmul_shared on an H200 (576 x 1536 x 128: 243 against 146 us),
+    // above it faster (576 x 49152 x 128: 984 against 1479 us, f16 weights).
     bool coopmat = t->use_coopmat && p->coopmat && (wd->quantized || nw->dtype == VKI_DTYPE_F16) &&
-                   (p->subgroup_ops & VKI_SUBGROUP_BASIC) && p->subgroup_size >= 8;
+                   (p->subgroup_ops & VKI_SUBGROUP_BASIC) && p->subgroup_size >= 8 &&
+                   (uint64_t)vki_div_up(pc.M, t->matmul_tile_m) * vki_div_up(pc.N, t->matmul_tile_n) *
+                           batches >= COOPMAT_MIN_TILES;
     char kernel[48];
     vki_spec specs[VKI_STEP_MAX_SPECS] = {{VKI_SPEC_MM_X_F16, x_f16}, {VKI_SPEC_MM_ALIGN, align}};
     uint32_t spec_count = 2, subgroup_size = 0, groups[3];
@@ -241,7 +261,7 @@ static vki_status lower(vki_lower *L, const vki_node *n)
         .kernel = kernel,
         .specs = specs, .spec_count = spec_count,
         .subgroup_size = subgroup_size,
-        .tensors = tensors, .tensor_count = 4, .write_mask = 1u << VKI_MM_BINDING_Y,
+        .tensors = tensors, .tensor_count = 5, .write_mask = 1u << VKI_MM_BINDING_Y,
         .push = &pc, .push_size = sizeof pc,
         .groups = {groups[0], groups[1], groups[2]},
         .fp16_operands = coopmat && pc.N > MATVEC_MAX_COLS,

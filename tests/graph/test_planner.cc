@@ -270,6 +270,29 @@ TEST_F(GraphTest, FusionKeepsAProducerOthersStillRead)
     EXPECT_EQ(s.dispatches, 3u);
 }
 
+// The residual stream: x + W h (matmul second, as a transformer writes it) and (W h + b) + x
+// are one matmul each; a residual of another shape (broadcast) is not folded.
+TEST_F(GraphTest, FusionAddsTheResidualInTheMatmul)
+{
+    int64_t ne[2] = {64, 3}, wne[2] = {64, 64}, bne[1] = {64};
+    vki_tensor x = vki_input(g, VKI_DTYPE_F32, 2, ne, "x");
+    vki_tensor W1 = vki_weight(g, VKI_DTYPE_Q4_0, 2, wne, "W1");
+    vki_tensor W2 = vki_weight(g, VKI_DTYPE_F16, 2, wne, "W2");
+    vki_tensor bias = vki_weight(g, VKI_DTYPE_F32, 1, bne, "bias");
+    vki_tensor x1 = vki_add(g, x, vki_matmul(g, W1, x));
+    vki_tensor x2 = vki_add(g, vki_add(g, vki_matmul(g, W2, x1), bias), x1);
+    vki_tensor x3 = vki_add(g, vki_matmul(g, W1, x2), vki_input(g, VKI_DTYPE_F32, 1, bne, "row"));
+    vki_output(g, x3, "y");
+    vki_plan_stats s = compile();
+    EXPECT_EQ(s.fused, 4u) << "residual, bias + residual, bias-shaped add";
+    EXPECT_EQ(s.dispatches, 3u);
+    for (uint32_t i = 0; i < 3; i++) {
+        vki_plan_step st;
+        ASSERT_TRUE(vki_plan_step_get(plan, i, &st));
+        EXPECT_EQ(std::string(st.kernel).rfind("matvec_", 0), 0u) << st.kernel;
+    }
+}
+
 // ---- KV cache: set_rows writes into a weight the caller keeps; attention reads it by position.
 
 // One layer's decode step: both cache writes share a barrier window, attention waits for them,
@@ -499,11 +522,13 @@ TEST_F(GraphTest, CooperativeMatrixMatmulForHalfAndQuantizedWeightsOnly)
         EXPECT_STREQ(st.kernel, kernel);
         EXPECT_EQ(s.fp16_dispatches, fp16) << "the plan declares its fp16 operands";
     };
-    lowers_to(VKI_DTYPE_Q4_0, 33, "matmul_q4_0_cm", 1);
-    lowers_to(VKI_DTYPE_F16, 512, "matmul_f16_cm", 1);
-    lowers_to(VKI_DTYPE_F32, 33, "matmul_f32", 0); // f32 and bf16 weights keep their precision
-    lowers_to(VKI_DTYPE_BF16, 33, "matmul_bf16", 0);
+    // M = 576: 5 tiles of 128 rows; N = 2048 makes 80 tiles, N = 1536 only 60.
+    lowers_to(VKI_DTYPE_Q4_0, 2048, "matmul_q4_0_cm", 1);
+    lowers_to(VKI_DTYPE_F16, 2048, "matmul_f16_cm", 1);
+    lowers_to(VKI_DTYPE_Q4_0, 1536, "matmul_q4_0", 0); // small products: the shared-memory kernel
+    lowers_to(VKI_DTYPE_F32, 2048, "matmul_f32", 0); // f32 and bf16 weights keep their precision
+    lowers_to(VKI_DTYPE_BF16, 2048, "matmul_bf16", 0);
     lowers_to(VKI_DTYPE_Q4_0, 1, "matvec_q4_0_shmem", 0); // decode: memory-bound
     profile.coopmat = false; // what the no-coopmat narrowing leaves
-    lowers_to(VKI_DTYPE_Q4_0, 33, "matmul_q4_0", 0);
+    lowers_to(VKI_DTYPE_Q4_0, 2048, "matmul_q4_0", 0);
 }
