@@ -111,6 +111,23 @@ static void shared_tile(const vki_tuning *t, uint32_t M, uint32_t N, uint64_t ba
     *out_n = tn;
 }
 
+/* The constants and grid every tiled kernel shares: `local` threads each computing rows x cols
+ * (outputs, or fragments), TILE_M x TILE_N tiles (TILE_K deep slabs when tk is not 0). */
+static void tiles(const vki_pc_matmul *pc, uint64_t batches, uint32_t local, uint32_t rows,
+                  uint32_t cols, uint32_t tm, uint32_t tn, uint32_t tk, vki_spec *specs,
+                  uint32_t *count, uint32_t groups[3])
+{
+    specs[(*count)++] = (vki_spec){VKI_SPEC_LOCAL_SIZE_X, local};
+    specs[(*count)++] = (vki_spec){VKI_SPEC_MM_ROWS, rows};
+    specs[(*count)++] = (vki_spec){VKI_SPEC_MM_COLS, cols};
+    specs[(*count)++] = (vki_spec){VKI_SPEC_MM_TILE_M, tm};
+    specs[(*count)++] = (vki_spec){VKI_SPEC_MM_TILE_N, tn};
+    if (tk) specs[(*count)++] = (vki_spec){VKI_SPEC_MM_TILE_K, tk};
+    groups[0] = (uint32_t)vki_div_up(pc->M, tm);
+    groups[1] = (uint32_t)vki_div_up(pc->N, tn);
+    groups[2] = (uint32_t)batches;
+}
+
 static vki_status lower(vki_lower *L, const vki_node *n)
 {
     const vki_profile *p = vki_lower_profile(L);
@@ -202,18 +219,11 @@ static vki_status lower(vki_lower *L, const vki_node *n)
                                   tk, (unsigned long long)shared, fm, fn, fk);
         snprintf(kernel, sizeof kernel, "matmul_%s_cm", type);
         if (p->subgroup_size_control) subgroup_size = p->subgroup_size;
-        specs[spec_count++] = (vki_spec){VKI_SPEC_LOCAL_SIZE_X, subgroups * p->subgroup_size};
-        specs[spec_count++] = (vki_spec){VKI_SPEC_MM_ROWS, sub_m / fm};
-        specs[spec_count++] = (vki_spec){VKI_SPEC_MM_COLS, sub_n / fn};
-        specs[spec_count++] = (vki_spec){VKI_SPEC_MM_TILE_M, tm};
-        specs[spec_count++] = (vki_spec){VKI_SPEC_MM_TILE_N, tn};
-        specs[spec_count++] = (vki_spec){VKI_SPEC_MM_TILE_K, tk};
+        tiles(&pc, batches, subgroups * p->subgroup_size, sub_m / fm, sub_n / fn, tm, tn, tk,
+              specs, &spec_count, groups);
         specs[spec_count++] = (vki_spec){VKI_SPEC_MM_FRAG_M, fm};
         specs[spec_count++] = (vki_spec){VKI_SPEC_MM_FRAG_N, fn};
         specs[spec_count++] = (vki_spec){VKI_SPEC_MM_FRAG_K, fk};
-        groups[0] = (uint32_t)vki_div_up(pc.M, tm);
-        groups[1] = (uint32_t)vki_div_up(pc.N, tn);
-        groups[2] = (uint32_t)batches;
     } else if (t->matmul_shared) {
         // Register tiles of 8 x 8 for big tiles, 4 x 4 otherwise: 64 to 256 threads.
         uint32_t tm, tn, tk = t->matmul_tile_k;
@@ -224,15 +234,7 @@ static vki_status lower(vki_lower *L, const vki_node *n)
                                   "tuning %s: matmul tile %ux%ux%u is not a multiple of %ux%ux4",
                                   t->name, tm, tn, tk, rm, rn);
         snprintf(kernel, sizeof kernel, "matmul_%s", type);
-        specs[spec_count++] = (vki_spec){VKI_SPEC_LOCAL_SIZE_X, (tm / rm) * (tn / rn)};
-        specs[spec_count++] = (vki_spec){VKI_SPEC_MM_ROWS, rm};
-        specs[spec_count++] = (vki_spec){VKI_SPEC_MM_COLS, rn};
-        specs[spec_count++] = (vki_spec){VKI_SPEC_MM_TILE_M, tm};
-        specs[spec_count++] = (vki_spec){VKI_SPEC_MM_TILE_N, tn};
-        specs[spec_count++] = (vki_spec){VKI_SPEC_MM_TILE_K, tk};
-        groups[0] = (uint32_t)vki_div_up(pc.M, tm);
-        groups[1] = (uint32_t)vki_div_up(pc.N, tn);
-        groups[2] = (uint32_t)batches;
+        tiles(&pc, batches, (tm / rm) * (tn / rn), rm, rn, tm, tn, tk, specs, &spec_count, groups);
     } else {
         // One subgroup of threads, each with all TILE_M rows and a share of the columns (as
         // many as the x budget allows): the x loads are spread over the most rows. Barrier-free
@@ -243,14 +245,7 @@ static vki_status lower(vki_lower *L, const vki_node *n)
         if (!cols) cols = 1;
         uint32_t tn = cols * threads;
         snprintf(kernel, sizeof kernel, "matmul_%s_reg", type);
-        specs[spec_count++] = (vki_spec){VKI_SPEC_LOCAL_SIZE_X, threads};
-        specs[spec_count++] = (vki_spec){VKI_SPEC_MM_ROWS, tm};
-        specs[spec_count++] = (vki_spec){VKI_SPEC_MM_COLS, cols};
-        specs[spec_count++] = (vki_spec){VKI_SPEC_MM_TILE_M, tm};
-        specs[spec_count++] = (vki_spec){VKI_SPEC_MM_TILE_N, tn};
-        groups[0] = (uint32_t)vki_div_up(pc.M, tm);
-        groups[1] = (uint32_t)vki_div_up(pc.N, tn);
-        groups[2] = (uint32_t)batches;
+        tiles(&pc, batches, threads, tm, cols, tm, tn, 0, specs, &spec_count, groups);
     }
     for (int i = 0; i < 3; i++)
         if (groups[i] > p->max_workgroup_count[i])
