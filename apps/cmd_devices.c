@@ -43,6 +43,7 @@ static cJSON *tuning_json(const vki_tuning *t)
     cJSON_AddNumberToObject(o, "matmul_tile_k", t->matmul_tile_k);
     cJSON_AddBoolToObject(o, "matmul_shared", t->matmul_shared);
     cJSON_AddBoolToObject(o, "use_coopmat", t->use_coopmat);
+    cJSON_AddBoolToObject(o, "texel_loads", t->texel_loads);
     return o;
 }
 
@@ -190,9 +191,11 @@ static void print_profile(uint32_t index, const vki_profile *p, bool is_default,
     const vki_tuning *t = &p->tuning;
     print_row("tuning", "%s: subgroup %u, workgroup %u, matvec rows %u,", t->name,
               t->subgroup_size, t->workgroup_size, t->matvec_rows);
-    print_row("", "matmul tile %ux%ux%u, %s, coopmat %s", t->matmul_tile_m, t->matmul_tile_n,
+    print_row("", "matmul tile %ux%ux%u, %s, coopmat %s,", t->matmul_tile_m, t->matmul_tile_n,
               t->matmul_tile_k, t->matmul_shared ? "shared-memory tiles" : "register tiles",
               t->use_coopmat ? "on" : "off");
+    print_row("", "matmul weights and x read through %s",
+              t->texel_loads ? "texel buffers" : "storage buffers");
     if (narrow_text) print_row("narrowed by", "%s", narrow_text);
 }
 

@@ -32,17 +32,17 @@ typedef struct tuning_row {
  * per-thread tiles (64 rows) that load each x value once for many rows: measured 2-3x faster
  * than 8-16 rows for the matmul family. */
 static const tuning_row tuning_table[] = {
-    {VKI_VENDOR_NVIDIA, ARCH_COOPMAT, {"nvidia", 32, 256, 4, 128, 128, 32, true, true}},
-    {VKI_VENDOR_NVIDIA, ARCH_NO_COOPMAT, {"nvidia-pascal", 32, 256, 4, 64, 64, 16, true, false}},
-    {VKI_VENDOR_AMD, ARCH_WAVE32, {"amd-rdna", 32, 256, 2, 64, 64, 16, true, true}},
-    {VKI_VENDOR_AMD, ARCH_WAVE64_ONLY, {"amd-gcn", 64, 256, 2, 64, 64, 16, true, false}},
-    {VKI_VENDOR_INTEL, ARCH_DISCRETE, {"intel-arc", 16, 256, 4, 64, 64, 16, true, true}},
-    {VKI_VENDOR_INTEL, ARCH_INTEGRATED, {"intel-xe", 16, 128, 2, 32, 32, 16, true, false}},
-    {VKI_VENDOR_ARM, ARCH_ANY, {"arm-mali", 16, 64, 1, 32, 32, 8, true, false}},
-    {VKI_VENDOR_QUALCOMM, ARCH_ANY, {"qualcomm-adreno", 64, 128, 1, 32, 32, 8, true, false}},
-    {VKI_VENDOR_APPLE, ARCH_ANY, {"apple", 32, 256, 2, 64, 64, 16, true, false}},
-    {VKI_VENDOR_MESA_CPU, ARCH_ANY, {"lavapipe", 8, 64, 64, 64, 64, 8, false, false}},
-    {VKI_VENDOR_OTHER, ARCH_ANY, {"generic", 32, 128, 2, 32, 32, 8, true, false}},
+    {VKI_VENDOR_NVIDIA, ARCH_COOPMAT, {"nvidia", 32, 256, 4, 128, 128, 32, true, true, false}},
+    {VKI_VENDOR_NVIDIA, ARCH_NO_COOPMAT, {"nvidia-pascal", 32, 256, 4, 64, 64, 16, true, false, false}},
+    {VKI_VENDOR_AMD, ARCH_WAVE32, {"amd-rdna", 32, 256, 2, 64, 64, 16, true, true, false}},
+    {VKI_VENDOR_AMD, ARCH_WAVE64_ONLY, {"amd-gcn", 64, 256, 2, 64, 64, 16, true, false, false}},
+    {VKI_VENDOR_INTEL, ARCH_DISCRETE, {"intel-arc", 16, 256, 4, 64, 64, 16, true, true, false}},
+    {VKI_VENDOR_INTEL, ARCH_INTEGRATED, {"intel-xe", 16, 128, 2, 32, 32, 16, true, false, false}},
+    {VKI_VENDOR_ARM, ARCH_ANY, {"arm-mali", 16, 64, 1, 32, 32, 8, true, false, false}},
+    {VKI_VENDOR_QUALCOMM, ARCH_ANY, {"qualcomm-adreno", 64, 128, 1, 32, 32, 8, true, false, false}},
+    {VKI_VENDOR_APPLE, ARCH_ANY, {"apple", 32, 256, 2, 64, 64, 16, true, false, false}},
+    {VKI_VENDOR_MESA_CPU, ARCH_ANY, {"lavapipe", 8, 64, 64, 64, 64, 8, false, false, true}},
+    {VKI_VENDOR_OTHER, ARCH_ANY, {"generic", 32, 128, 2, 32, 32, 8, true, false, false}},
 };
 #define TUNING_COUNT (sizeof tuning_table / sizeof tuning_table[0])
 
@@ -91,6 +91,9 @@ static vki_tuning fit_tuning(vki_tuning t, const vki_profile *p)
         tile_bytes = 4ull * t.matmul_tile_k * (t.matmul_tile_m + t.matmul_tile_n);
     }
     t.use_coopmat = t.use_coopmat && p->coopmat;
+    // Texel views start where bindings do: at multiples of the storage alignment.
+    t.texel_loads = t.texel_loads && p->max_texel_elements && p->texel_align &&
+                    p->storage_align % p->texel_align == 0;
     return t;
 }
 
@@ -442,6 +445,8 @@ vki_status vki__profile_query(vki_instance *inst, uint32_t index, const vki_narr
     out->max_allocation = m3.maxMemoryAllocationSize;
     out->max_buffer_size = api13 && m4.maxBufferSize ? m4.maxBufferSize : m3.maxMemoryAllocationSize;
     out->storage_align = (uint32_t)lim->minStorageBufferOffsetAlignment;
+    out->texel_align = (uint32_t)lim->minTexelBufferOffsetAlignment;
+    out->max_texel_elements = lim->maxTexelBufferElements;
     out->max_workgroup_invocations = lim->maxComputeWorkGroupInvocations;
     for (int i = 0; i < 3; i++) {
         out->max_workgroup_size[i] = lim->maxComputeWorkGroupSize[i];

@@ -21,7 +21,7 @@ enum {
 
     OP_TYPE_VOID = 19, OP_TYPE_BOOL = 20, OP_TYPE_INT = 21, OP_TYPE_FLOAT = 22,
     OP_TYPE_VECTOR = 23, OP_TYPE_MATRIX = 24, OP_TYPE_ARRAY = 28, OP_TYPE_RUNTIME_ARRAY = 29,
-    OP_TYPE_STRUCT = 30, OP_TYPE_POINTER = 32,
+    OP_TYPE_STRUCT = 30, OP_TYPE_POINTER = 32, OP_TYPE_IMAGE = 25, OP_TYPE_SAMPLED_IMAGE = 27,
     OP_CONSTANT_TRUE = 41, OP_CONSTANT_FALSE = 42, OP_CONSTANT = 43, OP_CONSTANT_COMPOSITE = 44,
     OP_CONSTANT_NULL = 46, OP_SPEC_CONSTANT_TRUE = 48, OP_SPEC_CONSTANT_FALSE = 49,
     OP_SPEC_CONSTANT = 50, OP_SPEC_CONSTANT_COMPOSITE = 51, OP_SPEC_CONSTANT_OP = 52,
@@ -33,6 +33,7 @@ enum {
     DEC_OFFSET = 35,
 
     BUILTIN_WORKGROUP_SIZE = 25,
+    DIM_BUFFER = 5,
     MODEL_GLCOMPUTE = 5,
     MODE_LOCAL_SIZE = 17, MODE_LOCAL_SIZE_ID = 38,
     SC_UNIFORM_CONSTANT = 0, SC_UNIFORM = 2, SC_PUSH_CONSTANT = 9, SC_ATOMIC_COUNTER = 10,
@@ -79,7 +80,7 @@ static uint32_t result_word(uint32_t op)
     switch (op) {
     case OP_TYPE_VOID: case OP_TYPE_BOOL: case OP_TYPE_INT: case OP_TYPE_FLOAT:
     case OP_TYPE_VECTOR: case OP_TYPE_MATRIX: case OP_TYPE_ARRAY: case OP_TYPE_RUNTIME_ARRAY:
-    case OP_TYPE_STRUCT: case OP_TYPE_POINTER:
+    case OP_TYPE_STRUCT: case OP_TYPE_POINTER: case OP_TYPE_IMAGE: case OP_TYPE_SAMPLED_IMAGE:
         return 1;
     case OP_CONSTANT_TRUE: case OP_CONSTANT_FALSE: case OP_CONSTANT: case OP_CONSTANT_COMPOSITE:
     case OP_CONSTANT_NULL: case OP_SPEC_CONSTANT_TRUE: case OP_SPEC_CONSTANT_FALSE:
@@ -117,6 +118,8 @@ static vki_status check_instruction(reflector *r, size_t off)
     case OP_SPEC_CONSTANT_TRUE: case OP_SPEC_CONSTANT_FALSE: case OP_SPEC_CONSTANT_OP:
         min = 3, a0 = 1, a1 = 2; break;
     case OP_VARIABLE: min = 4, a0 = 1, a1 = 2; break;
+    case OP_TYPE_IMAGE: min = 9, a0 = 1, a1 = 2; break;
+    case OP_TYPE_SAMPLED_IMAGE: min = 3, a0 = 1, a1 = 2; break;
     default: break;
     }
     // Refine by the operand that decides what else is read (only once it is known to exist).
@@ -320,6 +323,22 @@ static vki_status pointee_struct(reflector *r, uint32_t var, uint32_t pointer_ty
     return VKI_OK;
 }
 
+/* Whether a UniformConstant variable's pointer type points to a sampled image of dimension
+ * Buffer, sampled (a uniform texel buffer: GLSL's samplerBuffer, usamplerBuffer). */
+static vki_status is_texel_buffer(reflector *r, uint32_t pointer_type, bool *out)
+{
+    size_t off;
+    *out = false;
+    VKI_TRY(find_def(r, pointer_type, &off));
+    if (OPC(r->w[off]) != OP_TYPE_POINTER) return VKI_OK;
+    VKI_TRY(find_def(r, r->w[off + 3], &off));
+    if (OPC(r->w[off]) != OP_TYPE_SAMPLED_IMAGE) return VKI_OK;
+    VKI_TRY(find_def(r, r->w[off + 2], &off));
+    // OpTypeImage: result, sampled type, Dim, Depth, Arrayed, MS, Sampled, format.
+    *out = OPC(r->w[off]) == OP_TYPE_IMAGE && r->w[off + 3] == DIM_BUFFER && r->w[off + 7] == 1;
+    return VKI_OK;
+}
+
 /* Local size from the WorkgroupSize constant, which overrides the execution modes, else from
  * LocalSize or LocalSizeId on the entry point. */
 static vki_status local_size(reflector *r, uint32_t entry, uint32_t workgroup_size, uint32_t out[3])
@@ -401,14 +420,14 @@ vki_status vki_spirv_reflect(const uint32_t *words, size_t word_count, const vki
         }
         if (op == OP_VARIABLE && global) {
             uint32_t sc = in[3];
-            if (sc == SC_STORAGE_BUFFER || sc == SC_UNIFORM) {
+            if (sc == SC_STORAGE_BUFFER || sc == SC_UNIFORM || sc == SC_UNIFORM_CONSTANT) {
                 if (buffer_count < VKI_MAX_BINDINGS) {
                     buffer_var[buffer_count] = in[2], buffer_type[buffer_count] = in[1];
                     buffer_class[buffer_count] = sc;
                 }
                 buffer_count++;
             }
-            if (sc == SC_UNIFORM_CONSTANT || sc == SC_ATOMIC_COUNTER) descriptor_var = in[2];
+            if (sc == SC_ATOMIC_COUNTER) descriptor_var = in[2];
             if (sc == SC_PUSH_CONSTANT) push_vars++, push_var = in[2], push_type = in[1];
         }
         off += wc;
@@ -419,8 +438,8 @@ vki_status vki_spirv_reflect(const uint32_t *words, size_t word_count, const vki
         return fail(&r, VKI_ERROR_BAD_FILE, "%u GLCompute entry points; exactly one is required",
                     computes);
     if (descriptor_var)
-        return fail(&r, VKI_ERROR_BAD_FILE, "variable %u is an image, sampler or other opaque "
-                    "descriptor; this runtime binds storage buffers only", descriptor_var);
+        return fail(&r, VKI_ERROR_BAD_FILE, "variable %u is an atomic counter; this runtime binds "
+                    "storage buffers and uniform texel buffers only", descriptor_var);
     if (buffer_count > VKI_MAX_BINDINGS)
         return fail(&r, VKI_ERROR_BAD_FILE, "%u buffers; at most %d are supported", buffer_count,
                     VKI_MAX_BINDINGS);
@@ -432,7 +451,16 @@ vki_status vki_spirv_reflect(const uint32_t *words, size_t word_count, const vki
     for (uint32_t i = 0; i < buffer_count; i++) {
         uint32_t block, set = 0, binding = 0, unused;
         bool found;
-        VKI_TRY(pointee_struct(&r, buffer_var[i], buffer_type[i], &block));
+        if (buffer_class[i] == SC_UNIFORM_CONSTANT) {
+            bool texel;
+            VKI_TRY(is_texel_buffer(&r, buffer_type[i], &texel));
+            if (!texel)
+                return fail(&r, VKI_ERROR_BAD_FILE, "variable %u is an image, sampler or other "
+                            "opaque descriptor; this runtime binds storage buffers and uniform "
+                            "texel buffers only", buffer_var[i]);
+        } else {
+            VKI_TRY(pointee_struct(&r, buffer_var[i], buffer_type[i], &block));
+        }
         if (buffer_class[i] == SC_UNIFORM) { // BufferBlock marks a pre-1.3 storage buffer
             VKI_TRY(find_decoration(&r, block, DEC_BUFFER_BLOCK, &found, &unused));
             if (!found)
@@ -449,6 +477,7 @@ vki_status vki_spirv_reflect(const uint32_t *words, size_t word_count, const vki
                         "bindings 0..%u once each", buffer_var[i], found ? (int)binding : -1,
                         buffer_count, buffer_count - 1);
         seen |= 1u << binding;
+        if (buffer_class[i] == SC_UNIFORM_CONSTANT) info.texel_mask |= 1u << binding;
     }
     info.binding_count = buffer_count;
 

@@ -22,6 +22,9 @@ struct vki_stream {
     stream_state state;
     uint64_t ticket;           // last submission (0: none)
 
+    VkBufferView *views;       // of the recording's texel-buffer bindings
+    uint32_t view_count, view_capacity;
+
     VkQueryPool queries;       // timestamps: one at begin, one after each timed dispatch
     uint32_t max_timestamps;
     uint32_t timed;            // dispatches timed in this recording
@@ -34,12 +37,15 @@ static vki_status add_desc_pool(vki_stream *s)
         return VKI_DEV_FAIL(dev, VKI_ERROR_INVALID_ARGUMENT,
                             "stream %s: more than %d dispatches in one recording", s->name,
                             MAX_POOLS * SETS_PER_POOL);
-    VkDescriptorPoolSize size = {VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, SETS_PER_POOL * VKI_MAX_BINDINGS};
+    VkDescriptorPoolSize sizes[2] = {
+        {VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, SETS_PER_POOL * VKI_MAX_BINDINGS},
+        {VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER, SETS_PER_POOL * 2},
+    };
     VkDescriptorPoolCreateInfo info = {
         .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
         .maxSets = SETS_PER_POOL,
-        .poolSizeCount = 1,
-        .pPoolSizes = &size,
+        .poolSizeCount = 2,
+        .pPoolSizes = sizes,
     };
     VkResult r = dev->vk.vkCreateDescriptorPool(dev->handle, &info, NULL,
                                                 &s->desc_pools[s->desc_pool_count]);
@@ -97,6 +103,48 @@ fail:
     return st;
 }
 
+static void drop_views(vki_stream *s)
+{
+    for (uint32_t i = 0; i < s->view_count; i++)
+        s->dev->vk.vkDestroyBufferView(s->dev->handle, s->views[i], NULL);
+    s->view_count = 0;
+}
+
+/* A view of the binding as R32_UINT texels, kept until the stream is recorded again. */
+static vki_status texel_view(vki_stream *s, const vki_range *b, VkBufferView *out)
+{
+    vki_device *dev = s->dev;
+    const vki_profile *p = &dev->profile;
+    uint64_t range = (b->size + 3) & ~(uint64_t)3;
+    if (b->offset + range > b->buffer->size) range = b->size & ~(uint64_t)3;
+    if (b->offset % p->texel_align || range == 0 || range / 4 > p->max_texel_elements)
+        return VKI_DEV_FAIL(dev, VKI_ERROR_INVALID_ARGUMENT,
+                            "stream %s: a texel-buffer binding at offset %llu of %llu bytes (the "
+                            "device wants offsets in multiples of %u, at most %u texels)", s->name,
+                            (unsigned long long)b->offset, (unsigned long long)b->size,
+                            p->texel_align, p->max_texel_elements);
+    if (s->view_count == s->view_capacity) {
+        uint32_t cap = s->view_capacity ? 2 * s->view_capacity : 64;
+        VkBufferView *v = vki__alloc(dev->inst, cap * sizeof *v);
+        if (!v) return VKI_ERROR_OUT_OF_HOST_MEMORY;
+        if (s->view_count) memcpy(v, s->views, s->view_count * sizeof *v);
+        vki__free(dev->inst, s->views);
+        s->views = v;
+        s->view_capacity = cap;
+    }
+    VkBufferViewCreateInfo info = {
+        .sType = VK_STRUCTURE_TYPE_BUFFER_VIEW_CREATE_INFO,
+        .buffer = b->buffer->handle,
+        .format = VK_FORMAT_R32_UINT,
+        .offset = b->offset,
+        .range = range,
+    };
+    VkResult r = dev->vk.vkCreateBufferView(dev->handle, &info, NULL, out);
+    VKI_TRY(vki__check(dev, r, "vkCreateBufferView"));
+    s->views[s->view_count++] = *out;
+    return VKI_OK;
+}
+
 void vki_stream_destroy(vki_stream *s)
 {
     if (!s) return;
@@ -105,6 +153,8 @@ void vki_stream_destroy(vki_stream *s)
     if (s->queries) dev->vk.vkDestroyQueryPool(dev->handle, s->queries, NULL);
     for (uint32_t i = 0; i < s->desc_pool_count; i++)
         dev->vk.vkDestroyDescriptorPool(dev->handle, s->desc_pools[i], NULL);
+    drop_views(s);
+    vki__free(dev->inst, s->views);
     if (s->pool) dev->vk.vkDestroyCommandPool(dev->handle, s->pool, NULL);
     vki__free(dev->inst, s);
 }
@@ -128,6 +178,7 @@ vki_status vki_stream_begin(vki_stream *s)
         VKI_TRY(vki__check(dev, r, "vkResetDescriptorPool"));
     }
     s->desc_pool_current = 0;
+    drop_views(s); // the last submission is done
     s->timed = 0;
     // No ONE_TIME_SUBMIT: the recording is replayed.
     VkCommandBufferBeginInfo begin = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
@@ -227,17 +278,22 @@ vki_status vki_stream_dispatch(vki_stream *s, const vki_dispatch *d)
     if (d->binding_count) {
         VKI_TRY(alloc_set(s, k->set_layout, &set));
         VkDescriptorBufferInfo infos[VKI_MAX_BINDINGS];
+        VkBufferView views[VKI_MAX_BINDINGS];
         VkWriteDescriptorSet writes[VKI_MAX_BINDINGS];
         for (uint32_t i = 0; i < d->binding_count; i++) {
+            bool texel = (k->info.texel_mask >> i) & 1u;
             infos[i] = (VkDescriptorBufferInfo){d->bindings[i].buffer->handle,
                                                 d->bindings[i].offset, d->bindings[i].size};
+            if (texel) VKI_TRY(texel_view(s, &d->bindings[i], &views[i]));
             writes[i] = (VkWriteDescriptorSet){
                 .sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET,
                 .dstSet = set,
                 .dstBinding = i,
                 .descriptorCount = 1,
-                .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
-                .pBufferInfo = &infos[i],
+                .descriptorType = texel ? VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER
+                                        : VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+                .pBufferInfo = texel ? NULL : &infos[i],
+                .pTexelBufferView = texel ? &views[i] : NULL,
             };
         }
         dev->vk.vkUpdateDescriptorSets(dev->handle, d->binding_count, writes, 0, NULL);

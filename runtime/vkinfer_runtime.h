@@ -176,6 +176,7 @@ typedef struct vki_tuning {
     uint32_t matmul_tile_k;
     bool matmul_shared;      // shared-memory tiled matmul (false: register-tiled, no barriers)
     bool use_coopmat;        // cooperative-matrix matmul when the profile has it
+    bool texel_loads;        // matvec and register matmul read weights and x as texel buffers
 } vki_tuning;
 
 typedef struct vki_heap {
@@ -222,6 +223,8 @@ typedef struct vki_profile {
     uint64_t max_allocation;     // maxMemoryAllocationSize
     uint64_t max_buffer_size;    // maxBufferSize (maintenance4), else max_allocation
     uint32_t storage_align;      // minStorageBufferOffsetAlignment
+    uint32_t texel_align;        // minTexelBufferOffsetAlignment
+    uint32_t max_texel_elements; // maxTexelBufferElements
     uint32_t max_workgroup_invocations;
     uint32_t max_workgroup_size[3];
     uint32_t max_workgroup_count[3];
@@ -439,7 +442,8 @@ const char *vki_kernel_name(const vki_kernel *kernel);
 
 /* What the SPIR-V of a compute module declares. */
 typedef struct vki_spirv_info {
-    uint32_t binding_count;   // storage buffers in set 0 (bindings must be 0..n-1)
+    uint32_t binding_count;   // storage or texel buffers in set 0 (bindings must be 0..n-1)
+    uint32_t texel_mask;      // bit i: binding i is a uniform texel buffer (bound as R32_UINT)
     uint32_t push_size;       // bytes of the push-constant block, 0 if none
     uint32_t local_size[3];   // after applying `specs`
     uint32_t spec_ids[VKI_MAX_SPECS]; // specialisation constant ids the module declares

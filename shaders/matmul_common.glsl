@@ -9,8 +9,22 @@ layout(constant_id = VKI_SPEC_MM_X_F16) const bool X_F16 = false;
 layout(constant_id = VKI_SPEC_MM_ROWS) const uint ROWS = 4; // outputs per thread: rows
 layout(constant_id = VKI_SPEC_MM_COLS) const uint COLS = 1; // and columns
 
+// TEXEL=1: w and x are uniform texel buffers of R32_UINT, read with texelFetch. lavapipe
+// compiles a storage-buffer load whose address differs between lanes into a loop over the lanes;
+// a texel fetch into a gather (an f16 mat-vec of 49152 x 576 measured 9.8 ms against 177 ms).
+#if defined(TEXEL) && TEXEL
+layout(binding = VKI_MM_BINDING_W) uniform usamplerBuffer w_texels;
+layout(binding = VKI_MM_BINDING_X) uniform usamplerBuffer x_texels;
+#define W_WORD(i) texelFetch(w_texels, int(i)).x
+#define x_word(i) texelFetch(x_texels, int(i)).x
+#define X_VEC(i) uvec4(x_word(4u * (i)), x_word(4u * (i) + 1u), x_word(4u * (i) + 2u), x_word(4u * (i) + 3u))
+#else
 layout(std430, binding = VKI_MM_BINDING_W) readonly restrict buffer W { uint w_words[]; };
 layout(std430, binding = VKI_MM_BINDING_X) readonly restrict buffer X { uvec4 x_vec[]; };
+#define W_WORD(i) w_words[i]
+#define X_VEC(i) x_vec[i]
+#define x_word(i) x_vec[(i) >> 2][(i) & 3u]
+#endif
 layout(std430, binding = VKI_MM_BINDING_BIAS) readonly restrict buffer Bias { float bias[]; };
 layout(std430, binding = VKI_MM_BINDING_Y) writeonly restrict buffer Y { float y[]; };
 layout(std430, binding = VKI_MM_BINDING_RES) readonly restrict buffer Res { float res[]; };
@@ -22,14 +36,13 @@ VKI_PUSH_BLOCK(VKI_PC_MATMUL)
 // x is read 16 bytes at a time where its rows allow (X_ALIGNED); else word by word, each word
 // out of a 16-byte load (a view at an odd offset: rare, and correct rather than fast).
 const bool X_ALIGNED = (ALIGN & VKI_MM_ALIGN_X) != 0u;
-#define x_word(i) x_vec[(i) >> 2][(i) & 3u]
 
 // x elements e..e+3 (e % 4 == 0; f32, or f16 at any element offset).
 vec4 x_quad(uint e)
 {
     if (X_F16) {
         if (X_ALIGNED) {
-            uvec4 w = x_vec[e >> 3];
+            uvec4 w = X_VEC(e >> 3);
             uvec2 h = (e & 4u) != 0u ? w.zw : w.xy;
             return vec4(unpackHalf2x16(h.x), unpackHalf2x16(h.y));
         }
@@ -37,7 +50,7 @@ vec4 x_quad(uint e)
         fetch_words(x_word, 2u * e, 2u, 8u, false, r);
         return vec4(unpackHalf2x16(r[0]), unpackHalf2x16(r[1]));
     }
-    if (X_ALIGNED) return uintBitsToFloat(x_vec[e >> 2]);
+    if (X_ALIGNED) return uintBitsToFloat(X_VEC(e >> 2));
     return uintBitsToFloat(uvec4(x_word(e), x_word(e + 1u), x_word(e + 2u), x_word(e + 3u)));
 }
 
@@ -48,7 +61,7 @@ void x_chunk(uint col, uint ch, out float v[WQ_CHUNK])
         uint e = col + WQ_RUN(ch, run), o = run * WQ_RUN_LENGTH;
         if (X_ALIGNED) { // runs start at multiples of 8 elements
             for (uint q = 0u; q < WQ_RUN_LENGTH / (X_F16 ? 8u : 4u); q++) {
-                uvec4 w = x_vec[(e >> (X_F16 ? 3u : 2u)) + q];
+                uvec4 w = X_VEC((e >> (X_F16 ? 3u : 2u)) + q);
                 for (uint j = 0u; j < 4u; j++) {
                     if (X_F16) {
                         vec2 h = unpackHalf2x16(w[j]);

@@ -4,6 +4,7 @@
 //
 // The including kernel declares the weight buffer as 32-bit words before including:
 //     layout(std430, binding = ...) readonly buffer W { uint w_words[]; };
+// or defines W_WORD(i), word i of the weights, some other way (a texel buffer).
 // Blocks are 18, 20, 22, 34, 144, 176 or 210 bytes, so a block field is generally not 4-byte
 // aligned; every block size and field offset is even, though, so a 16-bit field always lies in
 // one word and a 32-bit field in at most two. Reading words rather than bytes or halves needs
@@ -42,18 +43,21 @@ const bool W_ALIGNED = (ALIGN & VKI_MM_ALIGN_W) != 0u;
 
 // ---- Word access ---------------------------------------------------------------------------
 
-#define w_word(i) w_words[i]
+#ifndef W_WORD
+#define W_WORD(i) w_words[i]
+#endif
+#define w_word(i) W_WORD(i)
 #define WQ_CHUNK VKI_MM_CHUNK
 
 uint w_u16(uint b) // b even
 {
-    return (w_words[b >> 2] >> ((b & 2u) << 3)) & 0xFFFFu;
+    return (W_WORD(b >> 2) >> ((b & 2u) << 3)) & 0xFFFFu;
 }
 
 uint w_u32(uint b) // b even: one word, or the halves of two
 {
     uint i = b >> 2;
-    uint lo = w_words[i], hi = w_words[i + ((b >> 1) & 1u)];
+    uint lo = W_WORD(i), hi = W_WORD(i + ((b >> 1) & 1u));
     return (b & 2u) == 0u ? lo : (lo >> 16) | (hi << 16);
 }
 
@@ -95,14 +99,14 @@ uvec4 bytes4(uint v) { return (uvec4(v) >> uvec4(0u, 8u, 16u, 24u)) & 0xFFu; }
 void w_chunk(uint row, uint ch, out float v[WQ_CHUNK])
 {
     uint e = row + WQ_CHUNK * ch;
-    for (uint i = 0u; i < WQ_CHUNK; i++) v[i] = uintBitsToFloat(w_words[e + i]);
+    for (uint i = 0u; i < WQ_CHUNK; i++) v[i] = uintBitsToFloat(W_WORD(e + i));
 }
 vec4 w_quad(uint row, uint k)
 {
     uint e = row + k;
-    return uintBitsToFloat(uvec4(w_words[e], w_words[e + 1u], w_words[e + 2u], w_words[e + 3u]));
+    return uintBitsToFloat(uvec4(W_WORD(e), W_WORD(e + 1u), W_WORD(e + 2u), W_WORD(e + 3u)));
 }
-float w_elem(uint row, uint k) { return uintBitsToFloat(w_words[row + k]); }
+float w_elem(uint row, uint k) { return uintBitsToFloat(W_WORD(row + k)); }
 
 #else
 #define WQ_BLOCK_BYTES 2u
@@ -133,7 +137,7 @@ vec4 w_quad(uint row, uint k)
 float w_elem(uint row, uint k)
 {
     uint e = row + k;
-    return w_pair(w_words[e >> 1] >> ((e & 1u) << 4)).x;
+    return w_pair(W_WORD(e >> 1) >> ((e & 1u) << 4)).x;
 }
 #endif
 
@@ -340,7 +344,7 @@ vec4 w_quad(uint row, uint k)
     uvec4 lo = bytes4(w_u32(b + 64u * n + 32u * (kk & 1u) + l) >> (4u * (kk >> 1))) & 0xFu;
     uvec4 hi = bytes4(w_u32(b + 128u + 32u * n + l) >> (2u * kk)) & 3u;
     uint sb = b + 192u + 8u * n + 2u * kk + (l >> 4);
-    int sc = int((w_words[sb >> 2] >> ((sb & 3u) << 3)) << 24) >> 24; // sign-extended byte
+    int sc = int((W_WORD(sb >> 2) >> ((sb & 3u) << 3)) << 24) >> 24; // sign-extended byte
     return (w_half(b + 208u) * float(sc)) * (vec4(lo | (hi << 4)) - 32.0);
 }
 

@@ -185,6 +185,9 @@ static vki_status lower(vki_lower *L, const vki_node *n)
                    (p->subgroup_ops & VKI_SUBGROUP_BASIC) && p->subgroup_size >= 8 &&
                    (uint64_t)vki_div_up(pc.M, t->matmul_tile_m) * vki_div_up(pc.N, t->matmul_tile_n) *
                            batches >= COOPMAT_MIN_TILES;
+    // Texel buffers where the tuning asks and the operands fit a view (R32_UINT texels).
+    bool texel_ok = t->texel_loads && vki__span_bytes(nw) / 4 < p->max_texel_elements &&
+                    vki__span_bytes(nx) / 4 < p->max_texel_elements;
     char kernel[48];
     vki_spec specs[VKI_STEP_MAX_SPECS] = {{VKI_SPEC_MM_X_F16, x_f16}, {VKI_SPEC_MM_ALIGN, align}};
     uint32_t spec_count = 2, subgroup_size = 0, groups[3];
@@ -196,7 +199,8 @@ static vki_status lower(vki_lower *L, const vki_node *n)
         bool sg = (p->subgroup_ops & VKI_SUBGROUP_ARITHMETIC) != 0;
         uint32_t rows = t->matvec_rows ? t->matvec_rows : 1, local = t->subgroup_size;
         uint32_t cols = x_budget / chunk < pc.N ? x_budget / chunk : pc.N;
-        snprintf(kernel, sizeof kernel, "matvec_%s%s", type, sg ? "" : "_shmem");
+        bool texel = sg && texel_ok;
+        snprintf(kernel, sizeof kernel, "matvec_%s%s", type, texel ? "_tx" : sg ? "" : "_shmem");
         if (sg && p->subgroup_size_control) subgroup_size = local;
         specs[spec_count++] = (vki_spec){VKI_SPEC_LOCAL_SIZE_X, local};
         specs[spec_count++] = (vki_spec){VKI_SPEC_MM_ROWS, rows};
@@ -244,7 +248,7 @@ static vki_status lower(vki_lower *L, const vki_node *n)
         if (cols > x_budget / chunk) cols = x_budget / chunk;
         if (!cols) cols = 1;
         uint32_t tn = cols * threads;
-        snprintf(kernel, sizeof kernel, "matmul_%s_reg", type);
+        snprintf(kernel, sizeof kernel, "matmul_%s_reg%s", type, texel_ok ? "_tx" : "");
         tiles(&pc, batches, threads, tm, cols, tm, tn, 0, specs, &spec_count, groups);
     }
     for (int i = 0; i < 3; i++)

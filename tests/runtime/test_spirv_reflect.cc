@@ -397,13 +397,26 @@ TEST(SpirvReflect, BindingsMustBeSetZeroAndDense)
     }
 }
 
+// Uniform texel buffers (usamplerBuffer) bind too, marked in texel_mask; the other bindings of
+// the module stay storage buffers.
+TEST(SpirvReflect, TexelBuffersAreMarked)
+{
+    Result r = Reflect(Embedded("matvec_q4_0_tx"));
+    ASSERT_EQ(r.status, VKI_OK) << r.error;
+    EXPECT_EQ(r.info.binding_count, 5u);
+    EXPECT_EQ(r.info.texel_mask, 0x3u) << "w and x";
+    Result plain = Reflect(Embedded("matvec_q4_0"));
+    ASSERT_EQ(plain.status, VKI_OK) << plain.error;
+    EXPECT_EQ(plain.info.texel_mask, 0u);
+}
+
 TEST(SpirvReflect, OnlyStorageBuffersBind)
 {
     Words w = Embedded("add_u32");
     size_t var = Find(w, kOpVariable, {{3, kStorageBuffer}});
     Words image = w;
     image[var + 3] = kUniformConstant;
-    EXPECT_NE(Reflect(image).error.find("storage buffers only"), std::string::npos);
+    EXPECT_NE(Reflect(image).error.find("uniform texel buffers only"), std::string::npos);
 
     // A Uniform block is a uniform buffer unless it is a BufferBlock (pre-1.3 storage buffer).
     Words uniform = w;
