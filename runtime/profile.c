@@ -91,9 +91,10 @@ static vki_tuning fit_tuning(vki_tuning t, const vki_profile *p)
         tile_bytes = 4ull * t.matmul_tile_k * (t.matmul_tile_m + t.matmul_tile_n);
     }
     t.use_coopmat = t.use_coopmat && p->coopmat;
-    // Texel views start where bindings do: at multiples of the storage alignment.
-    t.texel_loads = t.texel_loads && p->max_texel_elements && p->texel_align &&
-                    p->storage_align % p->texel_align == 0;
+    // Texel views start where bindings do, at multiples of the storage alignment, and must
+    // cover any binding (max_storage_range bytes).
+    t.texel_loads = t.texel_loads && p->texel_align && p->storage_align % p->texel_align == 0 &&
+                    4ull * p->max_texel_elements >= p->max_storage_range;
     return t;
 }
 

@@ -7,8 +7,19 @@
 #include "words.glsl"
 
 layout(std430, set = 0, binding = VKI_ATTN_BINDING_Q) readonly buffer Q { uint q_words[]; };
+// K_WORD(i), V_WORD(i): word i of k, v. TEXEL=1 reads them as uniform texel buffers of R32_UINT
+// (lavapipe: a gather instead of a loop over the lanes; see matmul_common.glsl).
+#if defined(TEXEL) && TEXEL
+layout(set = 0, binding = VKI_ATTN_BINDING_K) uniform usamplerBuffer k_texels;
+layout(set = 0, binding = VKI_ATTN_BINDING_V) uniform usamplerBuffer v_texels;
+#define K_WORD(i) texelFetch(k_texels, int(i)).x
+#define V_WORD(i) texelFetch(v_texels, int(i)).x
+#else
 layout(std430, set = 0, binding = VKI_ATTN_BINDING_K) readonly buffer K { uint k_words[]; };
 layout(std430, set = 0, binding = VKI_ATTN_BINDING_V) readonly buffer V { uint v_words[]; };
+#define K_WORD(i) k_words[i]
+#define V_WORD(i) v_words[i]
+#endif
 layout(std430, set = 0, binding = VKI_ATTN_BINDING_MASK) readonly buffer M { uint m_words[]; };
 layout(std430, set = 0, binding = VKI_ATTN_BINDING_OUT) writeonly buffer O { float o[]; };
 layout(std430, set = 0, binding = VKI_ATTN_BINDING_POS) readonly buffer P { int pos[]; };
@@ -32,13 +43,15 @@ float load_q(uint d, uint h, uint i)
 float load_k(uint d, uint hk, uint j)
 {
     uint e = pc.k_off + d * pc.k_nb0 + hk * pc.k_nb1 + j * pc.k_nb2;
-    return VKI_LOAD_WORD(k_words, e, (pc.flags & VKI_ATTN_K_F16) != 0);
+    bool f16 = (pc.flags & VKI_ATTN_K_F16) != 0;
+    return VKI_WORD_VALUE(K_WORD(VKI_WORD_INDEX(e, f16)), e, f16);
 }
 
 float load_v(uint d, uint hk, uint j)
 {
     uint e = pc.v_off + d * pc.v_nb0 + hk * pc.v_nb1 + j * pc.v_nb2;
-    return VKI_LOAD_WORD(v_words, e, (pc.flags & VKI_ATTN_V_F16) != 0);
+    bool f16 = (pc.flags & VKI_ATTN_V_F16) != 0;
+    return VKI_WORD_VALUE(V_WORD(VKI_WORD_INDEX(e, f16)), e, f16);
 }
 
 // ---- Q8_0 K and V (VKI_ATTN_KV_Q8_0), a quantised KV cache: dim 0 is 34-byte blocks (f16
@@ -48,8 +61,8 @@ float load_v(uint d, uint hk, uint j)
 // loops over kv positions (see attention_keys.comp's walk), so that the F32/F16 loops are as
 // they were.
 
-#define Q8_SCALE(buf, b) unpackHalf2x16(buf[(b) >> 2] >> (((b) & 2u) << 3)).x
-#define Q8_QUANT(buf, c) float(bitfieldExtract(int(buf[(c) >> 2]), int(((c) & 3u) << 3), 8))
+#define Q8_SCALE(word, b) unpackHalf2x16(word((b) >> 2) >> (((b) & 2u) << 3)).x
+#define Q8_QUANT(word, c) float(bitfieldExtract(int(word((c) >> 2)), int(((c) & 3u) << 3), 8))
 
 // Byte of the block holding element d of k or v at (hk, j).
 uint k_block(uint d, uint hk, uint j)
@@ -65,26 +78,26 @@ uint v_block(uint d, uint hk, uint j)
 float load_k_q8(uint d, uint hk, uint j)
 {
     uint b = k_block(d, hk, j);
-    return Q8_SCALE(k_words, b) * Q8_QUANT(k_words, b + 2u + (d & 31u));
+    return Q8_SCALE(K_WORD, b) * Q8_QUANT(K_WORD, b + 2u + (d & 31u));
 }
 
 float load_v_q8(uint d, uint hk, uint j)
 {
     uint b = v_block(d, hk, j);
-    return Q8_SCALE(v_words, b) * Q8_QUANT(v_words, b + 2u + (d & 31u));
+    return Q8_SCALE(V_WORD, b) * Q8_QUANT(V_WORD, b + 2u + (d & 31u));
 }
 
-// The scale and the quants (4 to a word, little-endian) of the block at byte b of word buffer
-// buf, from the 9 words starting at b's, which hold all 34 bytes and no word without one of
+// The scale and the quants (4 to a word, little-endian) of the block at byte b of the operand
+// whose words word(i) reads (K_WORD or V_WORD), from the 9 words starting at b's, which hold all 34 bytes and no word without one of
 // them: a block at b % 4 == 2 has its scale in the high half of the first word and its quants
 // in the next 8; one at b % 4 == 0 has its quants from mid-word, realigned from word pairs.
 // A macro, since GLSL cannot pass buffers.
-#define Q8_BLOCK(buf, b, scale, qw)                                                             \
+#define Q8_BLOCK(word, b, scale, qw)                                                             \
     {                                                                                           \
-        uint q8_i = (b) >> 2, q8_sh = ((b) & 2u) << 3, q8_w = buf[q8_i];                        \
+        uint q8_i = (b) >> 2, q8_sh = ((b) & 2u) << 3, q8_w = word(q8_i);                        \
         scale = unpackHalf2x16(q8_w >> q8_sh).x;                                                \
         for (uint q8_k = 0u; q8_k < 8u; q8_k++) {                                               \
-            uint q8_n = buf[q8_i + 1u + q8_k];                                                  \
+            uint q8_n = word(q8_i + 1u + q8_k);                                                  \
             qw[q8_k] = q8_sh != 0u ? q8_n : (q8_w >> 16) | (q8_n << 16);                        \
             q8_w = q8_n;                                                                        \
         }                                                                                       \

@@ -26,7 +26,7 @@ vec2 load_k2(uint d, uint hk, uint j)
 {
     uint e = pc.k_off + d * pc.k_nb0 + hk * pc.k_nb1 + j * pc.k_nb2;
     if ((pc.flags & VKI_ATTN_K_F16) != 0 && pc.k_nb0 == 1u && (e & 1u) == 0u)
-        return unpackHalf2x16(k_words[e >> 1]);
+        return unpackHalf2x16(K_WORD(e >> 1));
     return vec2(load_k(d, hk, j), load_k(d + 1u, hk, j));
 }
 
@@ -34,7 +34,7 @@ vec2 load_v2(uint d, uint hk, uint j)
 {
     uint e = pc.v_off + d * pc.v_nb0 + hk * pc.v_nb1 + j * pc.v_nb2;
     if ((pc.flags & VKI_ATTN_V_F16) != 0 && pc.v_nb0 == 1u && (e & 1u) == 0u)
-        return unpackHalf2x16(v_words[e >> 1]);
+        return unpackHalf2x16(V_WORD(e >> 1));
     return vec2(load_v(d, hk, j), load_v(d + 1u, hk, j));
 }
 
@@ -42,11 +42,11 @@ const uint HD2 = HD / 2u; // dim pairs; an odd HD's last dim goes alone
 
 // Q8_0 rows of k and v at position j as dim pairs, a block (scale and 8 words of quants) at a
 // time: 9 word loads per 32 dims where F16 takes 16. HD % 32 == 0 for Q8_0 operands.
-#define LOAD_Q8_ROW(buf, off, nb0, nb1, nb2, hk, j, kv)                                         \
+#define LOAD_Q8_ROW(word, off, nb0, nb1, nb2, hk, j, kv)                                         \
     for (uint bi = 0; bi < HD / 32u; bi++) {                                                    \
         float sc;                                                                               \
         uint qw[8];                                                                             \
-        Q8_BLOCK(buf, off + bi * nb0 + hk * nb1 + j * nb2, sc, qw);                             \
+        Q8_BLOCK(word, off + bi * nb0 + hk * nb1 + j * nb2, sc, qw);                             \
         for (uint w = 0; w < 8u; w++) {                                                         \
             vec4 x = sc * q8_unpack(qw[w]);                                                     \
             kv[16u * bi + 2u * w] = x.xy;                                                       \
@@ -74,7 +74,7 @@ void walk(uint hk, uint lane, uint r0, uint r_end, uvec2 all, bool q8)
     for (uint j = all.x + lane; j < all.y; j += LANES) {
         vec2 kv[HD2 + 1u];
         if (q8) {
-            LOAD_Q8_ROW(k_words, pc.k_off, pc.k_nb0, pc.k_nb1, pc.k_nb2, hk, j, kv);
+            LOAD_Q8_ROW(K_WORD, pc.k_off, pc.k_nb0, pc.k_nb1, pc.k_nb2, hk, j, kv);
             kv[HD2] = vec2(0.0);
         } else {
             for (uint c = 0; c < HD2; c++) kv[c] = load_k2(2u * c, hk, j);
@@ -97,7 +97,7 @@ void walk(uint hk, uint lane, uint r0, uint r_end, uvec2 all, bool q8)
         }
         if (!any) continue;
         if (q8) {
-            LOAD_Q8_ROW(v_words, pc.v_off, pc.v_nb0, pc.v_nb1, pc.v_nb2, hk, j, kv);
+            LOAD_Q8_ROW(V_WORD, pc.v_off, pc.v_nb0, pc.v_nb1, pc.v_nb2, hk, j, kv);
         } else {
             for (uint c = 0; c < HD2; c++) kv[c] = load_v2(2u * c, hk, j);
             if ((HD & 1u) != 0u) kv[HD2] = vec2(load_v(HD - 1u, hk, j), 0.0);

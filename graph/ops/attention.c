@@ -186,7 +186,8 @@ static bool pick_kernel(const vki_profile *p, uint32_t d, uint32_t n_rows, uint3
         uint32_t shared_rows = group <= most ? most / group * group : most;
         if (shared_rows > n_rows) shared_rows = n_rows;
         if (shared_rows == 0) shared_rows = 1;
-        *k = (attn_kernel){"attention_keys_sg", lanes, shared_rows, {VKI_ATTN_SPEC_LANES, lanes}, lanes,
+        *k = (attn_kernel){p->tuning.texel_loads ? "attention_keys_sg_tx" : "attention_keys_sg", lanes,
+                           shared_rows, {VKI_ATTN_SPEC_LANES, lanes}, lanes,
                            {VKI_ATTN_SPEC_SHARED_ROWS, shared_rows}};
         return true;
     }

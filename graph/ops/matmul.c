@@ -185,9 +185,8 @@ static vki_status lower(vki_lower *L, const vki_node *n)
                    (p->subgroup_ops & VKI_SUBGROUP_BASIC) && p->subgroup_size >= 8 &&
                    (uint64_t)vki_div_up(pc.M, t->matmul_tile_m) * vki_div_up(pc.N, t->matmul_tile_n) *
                            batches >= COOPMAT_MIN_TILES;
-    // Texel buffers where the tuning asks and the operands fit a view (R32_UINT texels).
-    bool texel_ok = t->texel_loads && vki__span_bytes(nw) / 4 < p->max_texel_elements &&
-                    vki__span_bytes(nx) / 4 < p->max_texel_elements;
+    // Texel buffers where the tuning asks (the profile has checked that views cover bindings).
+    bool texel_ok = t->texel_loads;
     char kernel[48];
     vki_spec specs[VKI_STEP_MAX_SPECS] = {{VKI_SPEC_MM_X_F16, x_f16}, {VKI_SPEC_MM_ALIGN, align}};
     uint32_t spec_count = 2, subgroup_size = 0, groups[3];
