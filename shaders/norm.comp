@@ -7,8 +7,19 @@
 #include "types.glsl"
 
 layout(local_size_x = 256, local_size_x_id = VKI_SPEC_LOCAL_SIZE_X) in;
+// TEXEL=1 (f32 x only): x and w are read as R32_UINT texel buffers (lavapipe; see
+// matmul_common.glsl).
+#if defined(TEXEL) && TEXEL
+layout(set = 0, binding = 0) uniform usamplerBuffer x_texels;
+layout(set = 0, binding = 1) uniform usamplerBuffer w_texels;
+#define X_ELEM(i) uintBitsToFloat(texelFetch(x_texels, int(i)).x)
+#define W_WORD(i) texelFetch(w_texels, int(i)).x
+#else
 layout(std430, set = 0, binding = 0) readonly buffer X { T x[]; };
 layout(std430, set = 0, binding = 1) readonly buffer W { uint w[]; }; // f32 or f16 words
+#define X_ELEM(i) float(x[i])
+#define W_WORD(i) w[i]
+#endif
 layout(std430, set = 0, binding = 2) readonly buffer B { uint b[]; };
 layout(std430, set = 0, binding = 3) writeonly buffer D { T d[]; };
 VKI_PUSH_BLOCK(VKI_PC_NORM)
@@ -18,9 +29,9 @@ VKI_PUSH_BLOCK(VKI_PC_NORM)
 // Element e (flat index in the box) of the box starting at `base`.
 float load_x(uint base, uint e)
 {
-    if (pc.n1 * pc.n2 == 1) return float(x[base + e * pc.x_nb0]); // a row: no divisions
+    if (pc.n1 * pc.n2 == 1) return X_ELEM(base + e * pc.x_nb0); // a row: no divisions
     uint r = e / pc.n0;
-    return float(x[base + (e % pc.n0) * pc.x_nb0 + (r % pc.n1) * pc.x_nb1 + (r / pc.n1) * pc.x_nb2]);
+    return X_ELEM(base + (e % pc.n0) * pc.x_nb0 + (r % pc.n1) * pc.x_nb1 + (r / pc.n1) * pc.x_nb2);
 }
 
 void main()
@@ -49,7 +60,8 @@ void main()
     for (uint e = gl_LocalInvocationID.x; e < n; e += gl_WorkGroupSize.x) {
         float y = (load_x(base, e) - mean) * inv;
         uint c = e / pc.w_div + j1 * pc.w_step;
-        if ((pc.flags & VKI_NORM_W) != 0) y *= VKI_LOAD_WORD(w, pc.w_off + c, w_f16);
+        if ((pc.flags & VKI_NORM_W) != 0)
+            y *= VKI_WORD_VALUE(W_WORD(VKI_WORD_INDEX(pc.w_off + c, w_f16)), pc.w_off + c, w_f16);
         if ((pc.flags & VKI_NORM_B) != 0) y += VKI_LOAD_WORD(b, pc.b_off + c, b_f16);
         d[pc.d_off + box * n + e] = T(y);
     }

@@ -165,7 +165,8 @@ static vki_status lower(vki_lower *L, const vki_node *n)
     static const char *const kernels[2][2] = {{"norm_f32", "norm_f32_sg"}, {"norm_f16", "norm_f16_sg"}};
     vki_spec spec = {VKI_SPEC_LOCAL_SIZE_X, p->tuning.workgroup_size};
     vki_step_desc s = {
-        .kernel = kernels[f16][sg],
+        // Texel loads (lavapipe) for f32 rows; the tuning checked that views cover bindings.
+        .kernel = !f16 && sg && p->tuning.texel_loads ? "norm_f32_sg_tx" : kernels[f16][sg],
         .specs = &spec, .spec_count = 1,
         .tensors = tensors, .tensor_count = 4, .write_mask = 1u << 3,
         .push = &pc, .push_size = sizeof pc,
