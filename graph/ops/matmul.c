@@ -181,12 +181,13 @@ static vki_status lower(vki_lower *L, const vki_node *n)
     // for products of at least COOPMAT_MIN_TILES of the tuning's tiles: below that the kernel
     // measured slower than matmul_shared on an H200 (576 x 1536 x 128: 243 against 146 us),
     // above it faster (576 x 49152 x 128: 984 against 1479 us, f16 weights).
-    bool coopmat = t->use_coopmat && p->coopmat && (wd->quantized || nw->dtype == VKI_DTYPE_F16) &&
+    bool coopmat = pc.N > MATVEC_MAX_COLS && t->use_coopmat && p->coopmat &&
+                   (wd->quantized || nw->dtype == VKI_DTYPE_F16) &&
                    (p->subgroup_ops & VKI_SUBGROUP_BASIC) && p->subgroup_size >= 8 &&
                    (uint64_t)vki_div_up(pc.M, t->matmul_tile_m) * vki_div_up(pc.N, t->matmul_tile_n) *
                            batches >= COOPMAT_MIN_TILES;
-    // Texel buffers where the tuning asks (the profile has checked that views cover bindings).
-    bool texel_ok = t->texel_loads;
+    // t->texel_loads: weights and x as texel buffers (the profile has checked that views cover
+    // any binding).
     char kernel[48];
     vki_spec specs[VKI_STEP_MAX_SPECS] = {{VKI_SPEC_MM_X_F16, x_f16}, {VKI_SPEC_MM_ALIGN, align}};
     uint32_t spec_count = 2, subgroup_size = 0, groups[3];
@@ -198,8 +199,8 @@ static vki_status lower(vki_lower *L, const vki_node *n)
         bool sg = (p->subgroup_ops & VKI_SUBGROUP_ARITHMETIC) != 0;
         uint32_t rows = t->matvec_rows ? t->matvec_rows : 1, local = t->subgroup_size;
         uint32_t cols = x_budget / chunk < pc.N ? x_budget / chunk : pc.N;
-        bool texel = sg && texel_ok;
-        snprintf(kernel, sizeof kernel, "matvec_%s%s", type, texel ? "_tx" : sg ? "" : "_shmem");
+        snprintf(kernel, sizeof kernel, "matvec_%s%s", type,
+                 sg && t->texel_loads ? "_tx" : sg ? "" : "_shmem");
         if (sg && p->subgroup_size_control) subgroup_size = local;
         specs[spec_count++] = (vki_spec){VKI_SPEC_LOCAL_SIZE_X, local};
         specs[spec_count++] = (vki_spec){VKI_SPEC_MM_ROWS, rows};
@@ -247,7 +248,7 @@ static vki_status lower(vki_lower *L, const vki_node *n)
         if (cols > x_budget / chunk) cols = x_budget / chunk;
         if (!cols) cols = 1;
         uint32_t tn = cols * threads;
-        snprintf(kernel, sizeof kernel, "matmul_%s_reg%s", type, texel_ok ? "_tx" : "");
+        snprintf(kernel, sizeof kernel, "matmul_%s_reg%s", type, t->texel_loads ? "_tx" : "");
         tiles(&pc, batches, threads, tm, cols, tm, tn, 0, specs, &spec_count, groups);
     }
     for (int i = 0; i < 3; i++)
@@ -262,7 +263,7 @@ static vki_status lower(vki_lower *L, const vki_node *n)
         .tensors = tensors, .tensor_count = 5, .write_mask = 1u << VKI_MM_BINDING_Y,
         .push = &pc, .push_size = sizeof pc,
         .groups = {groups[0], groups[1], groups[2]},
-        .fp16_operands = coopmat && pc.N > MATVEC_MAX_COLS,
+        .fp16_operands = coopmat,
     };
     return vki_lower_step(L, &s);
 }
