@@ -56,6 +56,13 @@ static vki_status check_module(vki_device *dev, const char *name, const vki_kern
     return VKI_OK;
 }
 
+VkDescriptorType vki__descriptor_type(const vki_spirv_info *info, uint32_t binding)
+{
+    if (!((info->texel_mask >> binding) & 1u)) return VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
+    return (info->image_mask >> binding) & 1u ? VK_DESCRIPTOR_TYPE_STORAGE_TEXEL_BUFFER
+                                              : VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER;
+}
+
 vki_status vki_kernel_create(vki_device *dev, const vki_kernel_desc *desc, vki_kernel **out)
 {
     if (!dev || !desc || !out) return VKI_ERROR_INVALID_ARGUMENT;
@@ -96,8 +103,7 @@ vki_status vki_kernel_create(vki_device *dev, const vki_kernel_desc *desc, vki_k
     for (uint32_t i = 0; i < desc->binding_count; i++)
         bindings[i] = (VkDescriptorSetLayoutBinding){
             .binding = i,
-            .descriptorType = (k->info.texel_mask >> i) & 1u ? VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER
-                                                              : VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+            .descriptorType = vki__descriptor_type(&k->info, i),
             .descriptorCount = 1,
             .stageFlags = VK_SHADER_STAGE_COMPUTE_BIT,
         };

@@ -64,7 +64,9 @@ vki_status vki__buffer_create(vki_device *dev, uint64_t size, VkMemoryPropertyFl
     *out_buffer = NULL;
     VKI_TRY(vki__alive(dev));
     const vki_profile *p = &dev->profile;
-    if (size == 0) size = 16;
+    // Whole 16-byte units, so that a texel view of the last binding can cover it with whole
+    // texels of up to 16 bytes.
+    size = size ? (size + 15) & ~(uint64_t)15 : 16;
     if (size > p->max_buffer_size || size > p->max_allocation) {
         char a[32], b[32];
         return VKI_DEV_FAIL(dev, VKI_ERROR_UNSUPPORTED,
@@ -83,8 +85,9 @@ vki_status vki__buffer_create(vki_device *dev, uint64_t size, VkMemoryPropertyFl
     VkBufferCreateInfo info = {
         .sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO,
         .size = size,
-        // Kernels may read a binding as R32_UINT texels (cheaper loads on some devices).
+        // Kernels may read a binding as texels (cheaper loads on some devices).
         .usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_UNIFORM_TEXEL_BUFFER_BIT |
+                 VK_BUFFER_USAGE_STORAGE_TEXEL_BUFFER_BIT |
                  VK_BUFFER_USAGE_TRANSFER_SRC_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT,
         .sharingMode = VK_SHARING_MODE_EXCLUSIVE,
     };

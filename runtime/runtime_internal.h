@@ -170,6 +170,10 @@ void vki__pipeline_cache_close(vki_device *dev);
 
 /* ---- kernel.c ---------------------------------------------------------------------------- */
 
+/* The descriptor type of binding i of a module: storage buffer, or uniform or storage texel
+ * buffer (vki_spirv_info.texel_mask, image_mask). */
+VkDescriptorType vki__descriptor_type(const vki_spirv_info *info, uint32_t binding);
+
 struct vki_kernel {
     vki_device *dev;
     char name[64];

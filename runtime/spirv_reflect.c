@@ -34,6 +34,7 @@ enum {
 
     BUILTIN_WORKGROUP_SIZE = 25,
     DIM_BUFFER = 5,
+    FORMAT_RGBA32UI = 30, FORMAT_R32UI = 33, FORMAT_RG32UI = 35,
     MODEL_GLCOMPUTE = 5,
     MODE_LOCAL_SIZE = 17, MODE_LOCAL_SIZE_ID = 38,
     SC_UNIFORM_CONSTANT = 0, SC_UNIFORM = 2, SC_PUSH_CONSTANT = 9, SC_ATOMIC_COUNTER = 10,
@@ -323,19 +324,36 @@ static vki_status pointee_struct(reflector *r, uint32_t var, uint32_t pointer_ty
     return VKI_OK;
 }
 
-/* Whether a UniformConstant variable's pointer type points to a sampled image of dimension
- * Buffer, sampled (a uniform texel buffer: GLSL's samplerBuffer, usamplerBuffer). */
-static vki_status is_texel_buffer(reflector *r, uint32_t pointer_type, bool *out)
+/* What a UniformConstant variable's pointer type points to, if it is a buffer of texels: a
+ * sampled image of dimension Buffer (a uniform texel buffer: GLSL's usamplerBuffer, read as
+ * R32_UINT) or a storage image of dimension Buffer with a declared format (a storage texel
+ * buffer: GLSL's uimageBuffer with a format qualifier, r32ui, rg32ui or rgba32ui). *texel_bytes
+ * is the size of one texel of the view to bind, 0 if the variable is no such buffer; *format
+ * the SPIR-V image format of a storage image of another format, for the message. */
+static vki_status texel_buffer(reflector *r, uint32_t pointer_type, uint32_t *texel_bytes,
+                               bool *storage, uint32_t *format)
 {
     size_t off;
-    *out = false;
+    *texel_bytes = 0, *storage = false, *format = 0;
     VKI_TRY(find_def(r, pointer_type, &off));
     if (OPC(r->w[off]) != OP_TYPE_POINTER) return VKI_OK;
     VKI_TRY(find_def(r, r->w[off + 3], &off));
-    if (OPC(r->w[off]) != OP_TYPE_SAMPLED_IMAGE) return VKI_OK;
-    VKI_TRY(find_def(r, r->w[off + 2], &off));
-    // OpTypeImage: result, sampled type, Dim, Depth, Arrayed, MS, Sampled, format.
-    *out = OPC(r->w[off]) == OP_TYPE_IMAGE && r->w[off + 3] == DIM_BUFFER && r->w[off + 7] == 1;
+    if (OPC(r->w[off]) == OP_TYPE_SAMPLED_IMAGE) {
+        VKI_TRY(find_def(r, r->w[off + 2], &off));
+        // OpTypeImage: result, sampled type, Dim, Depth, Arrayed, MS, Sampled, format.
+        if (OPC(r->w[off]) == OP_TYPE_IMAGE && r->w[off + 3] == DIM_BUFFER && r->w[off + 7] == 1)
+            *texel_bytes = 4;
+        return VKI_OK;
+    }
+    if (OPC(r->w[off]) != OP_TYPE_IMAGE || r->w[off + 3] != DIM_BUFFER || r->w[off + 7] != 2)
+        return VKI_OK;
+    *storage = true;
+    *format = r->w[off + 8];
+    switch (*format) {
+    case FORMAT_R32UI: *texel_bytes = 4; break;
+    case FORMAT_RG32UI: *texel_bytes = 8; break;
+    case FORMAT_RGBA32UI: *texel_bytes = 16; break;
+    }
     return VKI_OK;
 }
 
@@ -439,7 +457,7 @@ vki_status vki_spirv_reflect(const uint32_t *words, size_t word_count, const vki
                     computes);
     if (descriptor_var)
         return fail(&r, VKI_ERROR_BAD_FILE, "variable %u is an atomic counter; this runtime binds "
-                    "storage buffers and uniform texel buffers only", descriptor_var);
+                    "storage buffers and texel buffers only", descriptor_var);
     if (buffer_count > VKI_MAX_BINDINGS)
         return fail(&r, VKI_ERROR_BAD_FILE, "%u buffers; at most %d are supported", buffer_count,
                     VKI_MAX_BINDINGS);
@@ -451,13 +469,18 @@ vki_status vki_spirv_reflect(const uint32_t *words, size_t word_count, const vki
     for (uint32_t i = 0; i < buffer_count; i++) {
         uint32_t block, set = 0, binding = 0, unused;
         bool found;
+        uint32_t texel_bytes = 0, format;
+        bool storage = false;
         if (buffer_class[i] == SC_UNIFORM_CONSTANT) {
-            bool texel;
-            VKI_TRY(is_texel_buffer(&r, buffer_type[i], &texel));
-            if (!texel)
+            VKI_TRY(texel_buffer(&r, buffer_type[i], &texel_bytes, &storage, &format));
+            if (storage && !texel_bytes)
+                return fail(&r, VKI_ERROR_BAD_FILE, "variable %u is a storage texel buffer of "
+                            "SPIR-V image format %u; this runtime binds r32ui, rg32ui and rgba32ui "
+                            "views only", buffer_var[i], format);
+            if (!texel_bytes)
                 return fail(&r, VKI_ERROR_BAD_FILE, "variable %u is an image, sampler or other "
                             "opaque descriptor; this runtime binds storage buffers and uniform "
-                            "texel buffers only", buffer_var[i]);
+                            "or storage texel buffers only", buffer_var[i]);
         } else {
             VKI_TRY(pointee_struct(&r, buffer_var[i], buffer_type[i], &block));
         }
@@ -477,7 +500,11 @@ vki_status vki_spirv_reflect(const uint32_t *words, size_t word_count, const vki
                         "bindings 0..%u once each", buffer_var[i], found ? (int)binding : -1,
                         buffer_count, buffer_count - 1);
         seen |= 1u << binding;
-        if (buffer_class[i] == SC_UNIFORM_CONSTANT) info.texel_mask |= 1u << binding;
+        if (texel_bytes) {
+            info.texel_mask |= 1u << binding;
+            if (storage) info.image_mask |= 1u << binding;
+            info.texel_bytes[binding] = (uint8_t)texel_bytes;
+        }
     }
     info.binding_count = buffer_count;
 

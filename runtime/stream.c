@@ -110,19 +110,23 @@ static void drop_views(vki_stream *s)
     s->view_count = 0;
 }
 
-/* A view of the binding as R32_UINT texels, kept until the stream is recorded again. */
-static vki_status texel_view(vki_stream *s, const vki_range *b, VkBufferView *out)
+/* A view of the binding as unsigned texels of texel_bytes (4, 8 or 16), kept until the stream
+ * is recorded again. It covers the binding in whole texels: the last one may reach past the
+ * binding's end (never the buffer's, whose size is a multiple of 16). */
+static vki_status texel_view(vki_stream *s, const vki_range *b, uint32_t texel_bytes,
+                             VkBufferView *out)
 {
     vki_device *dev = s->dev;
     const vki_profile *p = &dev->profile;
-    uint64_t range = (b->size + 3) & ~(uint64_t)3;
-    if (b->offset + range > b->buffer->size) range = b->size & ~(uint64_t)3;
-    if (b->offset % p->texel_align || range == 0 || range / 4 > p->max_texel_elements)
+    uint64_t range = (b->size + texel_bytes - 1) / texel_bytes * texel_bytes;
+    if (b->offset + range > b->buffer->size) range = b->size / texel_bytes * texel_bytes;
+    if (b->offset % p->texel_align || range == 0 || range / texel_bytes > p->max_texel_elements)
         return VKI_DEV_FAIL(dev, VKI_ERROR_INVALID_ARGUMENT,
-                            "stream %s: a texel-buffer binding at offset %llu of %llu bytes (the "
-                            "device wants offsets in multiples of %u, at most %u texels)", s->name,
-                            (unsigned long long)b->offset, (unsigned long long)b->size,
-                            p->texel_align, p->max_texel_elements);
+                            "stream %s: a texel-buffer binding at offset %llu of %llu bytes in "
+                            "%u-byte texels (the device wants offsets in multiples of %u, at most "
+                            "%u texels)", s->name, (unsigned long long)b->offset,
+                            (unsigned long long)b->size, texel_bytes, p->texel_align,
+                            p->max_texel_elements);
     if (s->view_count == s->view_capacity) {
         uint32_t cap = s->view_capacity ? 2 * s->view_capacity : 64;
         VkBufferView *v = vki__alloc(dev->inst, cap * sizeof *v);
@@ -135,7 +139,9 @@ static vki_status texel_view(vki_stream *s, const vki_range *b, VkBufferView *ou
     VkBufferViewCreateInfo info = {
         .sType = VK_STRUCTURE_TYPE_BUFFER_VIEW_CREATE_INFO,
         .buffer = b->buffer->handle,
-        .format = VK_FORMAT_R32_UINT,
+        .format = texel_bytes == 16 ? VK_FORMAT_R32G32B32A32_UINT
+                  : texel_bytes == 8    ? VK_FORMAT_R32G32_UINT
+                                        : VK_FORMAT_R32_UINT,
         .offset = b->offset,
         .range = range,
     };
@@ -284,14 +290,13 @@ vki_status vki_stream_dispatch(vki_stream *s, const vki_dispatch *d)
             bool texel = (k->info.texel_mask >> i) & 1u;
             infos[i] = (VkDescriptorBufferInfo){d->bindings[i].buffer->handle,
                                                 d->bindings[i].offset, d->bindings[i].size};
-            if (texel) VKI_TRY(texel_view(s, &d->bindings[i], &views[i]));
+            if (texel) VKI_TRY(texel_view(s, &d->bindings[i], k->info.texel_bytes[i], &views[i]));
             writes[i] = (VkWriteDescriptorSet){
                 .sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET,
                 .dstSet = set,
                 .dstBinding = i,
                 .descriptorCount = 1,
-                .descriptorType = texel ? VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER
-                                        : VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+                .descriptorType = vki__descriptor_type(&k->info, i),
                 .pBufferInfo = texel ? NULL : &infos[i],
                 .pTexelBufferView = texel ? &views[i] : NULL,
             };

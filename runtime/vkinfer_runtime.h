@@ -443,7 +443,13 @@ const char *vki_kernel_name(const vki_kernel *kernel);
 /* What the SPIR-V of a compute module declares. */
 typedef struct vki_spirv_info {
     uint32_t binding_count;   // storage or texel buffers in set 0 (bindings must be 0..n-1)
-    uint32_t texel_mask;      // bit i: binding i is a uniform texel buffer (bound as R32_UINT)
+    uint32_t texel_mask;      // bit i: binding i is a texel buffer, bound as a view of
+                              // texel_bytes[i]-byte unsigned texels (R32_UINT, R32G32_UINT or
+                              // R32G32B32A32_UINT)
+    uint32_t image_mask;      // bit i: that texel buffer is a storage texel buffer (GLSL's
+                              // uimageBuffer with a format); else a uniform one (usamplerBuffer,
+                              // always R32_UINT)
+    uint8_t texel_bytes[VKI_MAX_BINDINGS];
     uint32_t push_size;       // bytes of the push-constant block, 0 if none
     uint32_t local_size[3];   // after applying `specs`
     uint32_t spec_ids[VKI_MAX_SPECS]; // specialisation constant ids the module declares

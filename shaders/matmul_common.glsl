@@ -12,7 +12,19 @@ layout(constant_id = VKI_SPEC_MM_COLS) const uint COLS = 1; // and columns
 // TEXEL=1: w and x are uniform texel buffers of R32_UINT, read with texelFetch. lavapipe
 // compiles a storage-buffer load whose address differs between lanes into a loop over the lanes;
 // a texel fetch into a gather (an f16 mat-vec of 49152 x 576 measured 9.8 ms against 177 ms).
-#if defined(TEXEL) && TEXEL
+// WIDE=1: w and x are storage texel buffers of R32G32B32A32_UINT (16-byte texels), read with
+// imageLoad: lavapipe compiles one into 8 vector loads and a transpose. Single words come out of
+// a texel by a lane-dependent component index: the wide paths of quant.glsl (WQ_FETCH) and
+// 16-byte x loads avoid them where it counts.
+#if defined(WIDE) && WIDE
+layout(binding = VKI_MM_BINDING_W, rgba32ui) uniform readonly restrict uimageBuffer w_wide;
+layout(binding = VKI_MM_BINDING_X, rgba32ui) uniform readonly restrict uimageBuffer x_wide;
+#define W_TEXEL16(i) imageLoad(w_wide, int(i))
+#define W_TEXEL_LAST uint(imageSize(w_wide) - 1)
+#define W_WORD(i) W_TEXEL16((i) >> 2)[(i) & 3u]
+#define X_VEC(i) imageLoad(x_wide, int(i))
+#define x_word(i) X_VEC((i) >> 2)[(i) & 3u]
+#elif defined(TEXEL) && TEXEL
 layout(binding = VKI_MM_BINDING_W) uniform usamplerBuffer w_texels;
 layout(binding = VKI_MM_BINDING_X) uniform usamplerBuffer x_texels;
 #define W_WORD(i) texelFetch(w_texels, int(i)).x

@@ -82,6 +82,36 @@ float w_half(uint b) { return unpackHalf2x16(w_u16(b)).x; }
         }                                                                                       \
     }
 
+// The same from a weight buffer of 16-byte texels, W_TEXEL16(i) reading texel i (kernels that
+// define it: on lavapipe a 16-byte texel load is 8 vector loads and a transpose, a 4-byte one a
+// gather, which AMD's Zen runs slowly): the texels holding the bytes, at most the last one,
+// W_TEXEL_LAST, whose words past the data are never used; then shifted by the whole words
+// (two selects per word) and, for a b % 4 == 2 start, by a half.
+#define WQ_WIDE_MAX (WQ_FETCH_MAX / 4u + 2u)
+#define fetch_words_wide(b, n, aligned, r)                                                      \
+    {                                                                                           \
+        uint fw_t = (b) >> 4, fw_s = ((b) >> 2) & 3u;                                           \
+        bool fw_odd = !(aligned) && ((b) & 2u) != 0u;                                           \
+        uint fw_w[4u * WQ_WIDE_MAX], fw_a[WQ_FETCH_MAX + 2u], fw_c[WQ_FETCH_MAX + 1u];           \
+        [[unroll]] for (uint fw_i = 0u; fw_i < (4u * (n) + ((aligned) ? 12u : 14u) + 15u) / 16u; fw_i++) { \
+            uvec4 fw_q = W_TEXEL16(min(fw_t + fw_i, W_TEXEL_LAST));                               \
+            for (uint fw_j = 0u; fw_j < 4u; fw_j++) fw_w[4u * fw_i + fw_j] = fw_q[fw_j];          \
+        }                                                                                       \
+        [[unroll]] for (uint fw_j = 0u; fw_j < (n) + 2u; fw_j++)                                  \
+            fw_a[fw_j] = (fw_s & 2u) != 0u ? fw_w[min(fw_j + 2u, 4u * WQ_WIDE_MAX - 1u)] : fw_w[fw_j]; \
+        [[unroll]] for (uint fw_j = 0u; fw_j < (n) + 1u; fw_j++)                                  \
+            fw_c[fw_j] = (fw_s & 1u) != 0u ? fw_a[fw_j + 1u] : fw_a[fw_j];                       \
+        [[unroll]] for (uint fw_j = 0u; fw_j < (n); fw_j++)                                       \
+            r[fw_j] = fw_odd ? (fw_c[fw_j] >> 16) | (fw_c[fw_j + 1u] << 16) : fw_c[fw_j];        \
+    }
+
+// The realigned words of the weights kernels' w_chunk and w_quad read.
+#ifdef W_TEXEL16
+#define WQ_FETCH(b, n, bytes, r) fetch_words_wide(b, n, W_ALIGNED, r)
+#else
+#define WQ_FETCH(b, n, bytes, r) fetch_words(w_word, b, n, bytes, W_ALIGNED, r)
+#endif
+
 // 32 bits at byte offset `off` (even, a constant) of realigned words r.
 #define WQ_FIELD32(r, off)                                                                      \
     (((off) & 2u) == 0u ? r[(off) >> 2] : (r[(off) >> 2] >> 16) | (r[((off) >> 2) + 1u] << 16))
@@ -98,8 +128,11 @@ uvec4 bytes4(uint v) { return (uvec4(v) >> uvec4(0u, 8u, 16u, 24u)) & 0xFFu; }
 #define WQ_BLOCK_BYTES 4u
 void w_chunk(uint row, uint ch, out float v[WQ_CHUNK])
 {
-    uint e = row + WQ_CHUNK * ch;
-    for (uint i = 0u; i < WQ_CHUNK; i++) v[i] = uintBitsToFloat(W_WORD(e + i));
+    uint r[WQ_FETCH_MAX];
+    for (uint h = 0u; h < WQ_CHUNK / 16u; h++) {
+        WQ_FETCH(4u * (row + WQ_CHUNK * ch + 16u * h), 16u, 64u, r);
+        for (uint i = 0u; i < 16u; i++) v[16u * h + i] = uintBitsToFloat(r[i]);
+    }
 }
 vec4 w_quad(uint row, uint k)
 {
@@ -121,7 +154,7 @@ vec2 w_pair(uint h) // the two 16-bit elements of word h, first in the low half
 void w_chunk(uint row, uint ch, out float v[WQ_CHUNK])
 {
     uint r[WQ_FETCH_MAX];
-    fetch_words(w_word, 2u * (row + WQ_CHUNK * ch), WQ_CHUNK / 2u, 2u * WQ_CHUNK, W_ALIGNED, r);
+    WQ_FETCH(2u * (row + WQ_CHUNK * ch), WQ_CHUNK / 2u, 2u * WQ_CHUNK, r);
     for (uint j = 0u; j < WQ_CHUNK / 2u; j++) {
         vec2 h = w_pair(r[j]);
         v[2u * j] = h.x;
@@ -131,7 +164,7 @@ void w_chunk(uint row, uint ch, out float v[WQ_CHUNK])
 vec4 w_quad(uint row, uint k)
 {
     uint r[WQ_FETCH_MAX];
-    fetch_words(w_word, 2u * (row + k), 2u, 8u, W_ALIGNED, r);
+    WQ_FETCH(2u * (row + k), 2u, 8u, r);
     return vec4(w_pair(r[0]), w_pair(r[1]));
 }
 float w_elem(uint row, uint k)
@@ -149,7 +182,7 @@ float w_elem(uint row, uint k)
 void w_chunk(uint row, uint ch, out float v[WQ_CHUNK])
 {
     uint r[WQ_FETCH_MAX];
-    fetch_words(w_word, row + 34u * ch, 9u, 34u, W_ALIGNED, r);
+    WQ_FETCH(row + 34u * ch, 9u, 34u, r);
     float d = unpackHalf2x16(r[0]).x;
     for (uint j = 0u; j < 8u; j++) {
         int q = int(WQ_FIELD32(r, 2u + 4u * j));
@@ -201,7 +234,7 @@ void w_chunk(uint row, uint ch, out float v[WQ_CHUNK])
 {
     uint r[WQ_FETCH_MAX];
     uint b = row + WQ_BLOCK_BYTES * ch;
-    fetch_words(w_word, b, (WQ_BLOCK_BYTES + 3u) / 4u, WQ_BLOCK_BYTES, W_ALIGNED, r);
+    WQ_FETCH(b, (WQ_BLOCK_BYTES + 3u) / 4u, WQ_BLOCK_BYTES, r);
 #ifdef WQ_QH
     uint qh = WQ_FIELD32(r, WQ_QH);
 #endif
@@ -268,11 +301,11 @@ void w_chunk(uint row, uint ch, out float v[WQ_CHUNK])
 {
     uint b = row + (ch >> 3) * WQ_BLOCK_BYTES, g = (ch >> 1) & 3u, l0 = 16u * (ch & 1u);
     uint h[WQ_FETCH_MAX], q[WQ_FETCH_MAX];
-    fetch_words(w_word, b, 4u, 16u, W_ALIGNED, h);
-    fetch_words(w_word, b + WQ_QS + 32u * g + l0, 4u, 16u, W_ALIGNED, q);
+    WQ_FETCH(b, 4u, 16u, h);
+    WQ_FETCH(b + WQ_QS + 32u * g + l0, 4u, 16u, q);
 #ifdef WQ_QH
     uint qh[WQ_FETCH_MAX];
-    fetch_words(w_word, b + WQ_QH + l0, 4u, 16u, W_ALIGNED, qh);
+    WQ_FETCH(b + WQ_QH + l0, 4u, 16u, qh);
 #endif
     vec2 s1 = w_sub_scale(h, 2u * g), s2 = w_sub_scale(h, 2u * g + 1u);
     for (uint j = 0u; j < 4u; j++) {
@@ -297,7 +330,7 @@ vec4 w_quad(uint row, uint k)
     q |= (bytes4(w_u32(b + WQ_QH + l) >> sub) & 1u) << 4;
 #endif
     uint h[WQ_FETCH_MAX];
-    fetch_words(w_word, b, 4u, 16u, W_ALIGNED, h);
+    WQ_FETCH(b, 4u, 16u, h);
     vec2 s = w_sub_scale(h, sub);
     return s.x * vec4(q) - s.y;
 }
@@ -319,9 +352,9 @@ void w_chunk(uint row, uint ch, out float v[WQ_CHUNK])
 {
     uint b = row + (ch >> 3) * 210u, n = (ch >> 2) & 1u, kp = (ch >> 1) & 1u, l0 = 16u * (ch & 1u);
     uint ql[WQ_FETCH_MAX], qh[WQ_FETCH_MAX], sc[WQ_FETCH_MAX];
-    fetch_words(w_word, b + 64u * n + 32u * kp + l0, 4u, 16u, W_ALIGNED, ql);
-    fetch_words(w_word, b + 128u + 32u * n + l0, 4u, 16u, W_ALIGNED, qh);
-    fetch_words(w_word, b + 192u + 8u * n, 2u, 8u, W_ALIGNED, sc);
+    WQ_FETCH(b + 64u * n + 32u * kp + l0, 4u, 16u, ql);
+    WQ_FETCH(b + 128u + 32u * n + l0, 4u, 16u, qh);
+    WQ_FETCH(b + 192u + 8u * n, 2u, 8u, sc);
     float d = w_half(b + 208u);
     int sh = int(8u * (2u * kp + (ch & 1u))); // sc[8n + 2k + l0 / 16] for k = kp and kp + 2
     float d1 = d * float(bitfieldExtract(int(sc[0]), sh, 8));

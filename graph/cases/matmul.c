@@ -107,6 +107,16 @@ const vki_op_case vki_cases_matmul[] = {
     MM(Q4_1, q4_1, 64, 35, 9, 1, 1, F16, f16, 0, ""),
     MM(Q4_K, q4_k, 256, 35, 33, 1, 1, F16, f16, 0, ""),
     MM(F32, f32, 5, 3, 20, 1, 1, F16, f16, 0, ""),
+    // Long rows: matvec_wide's threads hold several chunks of K, the last partly past the end;
+    // weight rows at every 16-byte phase, and at 2 mod 4 bytes (q4_0, q6_k); a float tail;
+    // K beyond what a thread holds (f32, 4200: the storage-buffer mat-vec).
+    MM(Q4_0, q4_0, 544, 37, 1, 1, 1, F32, f32, 0, ""),
+    MM(Q8_0, q8_0, 576, 21, 2, 1, 1, F32, f32, 0, ""),
+    MM(Q4_1, q4_1, 576, 19, 1, 1, 1, F16, f16, 0, ""),
+    MM(F16, f16, 1000, 13, 1, 1, 1, F16, f16, 0, ""),
+    MM(Q6_K, q6_k, 768, 9, 1, 1, 1, F32, f32, 0, ""),
+    MM(Q4_K, q4_k, 2304, 11, 1, 1, 1, F32, f32, 0, ""),
+    MM(F32, f32, 4200, 5, 1, 1, 1, F32, f32, 0, ""),
     // Products large enough for the cooperative-matrix kernel where there is one (at least 64
     // tiles of 128 x 128; partial tiles on both sides).
     MM(Q4_0, q4_0, 64, 1059, 900, 1, 1, F32, f32, 0, ""),

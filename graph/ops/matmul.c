@@ -21,6 +21,7 @@ const vki_op_def vki_op_matmul;
 #define MATVEC_MAX_COLS 8
 #define MATMUL_MIN_GROUPS 128 // tiles a shared-memory matmul aims for before shrinking them
 #define COOPMAT_MIN_TILES 64  // full tiles a product needs for the cooperative-matrix kernel
+#define WIDE_MAX_KCHUNKS 16   // x chunks a matvec_wide thread holds
 
 static_assert(VKI_WTYPE_F32 == VKI_DTYPE_F32 && VKI_WTYPE_F16 == VKI_DTYPE_F16 &&
                   VKI_WTYPE_BF16 == VKI_DTYPE_BF16 && VKI_WTYPE_Q8_0 == VKI_DTYPE_Q8_0 &&
@@ -193,7 +194,24 @@ static vki_status lower(vki_lower *L, const vki_node *n)
     uint32_t spec_count = 2, subgroup_size = 0, groups[3];
     const char *type = wd->name;
 
-    if (pc.N <= MATVEC_MAX_COLS) {
+    // matvec_wide (CPU devices with texel loads): a thread holds KCHUNKS chunks of x, up to
+    // WIDE_MAX_KCHUNKS (K of 4096 with 8 threads); longer rows take matvec_*_tx.
+    uint32_t kchunks = 0;
+    if (pc.N <= MATVEC_MAX_COLS && t->texel_loads && (p->subgroup_ops & VKI_SUBGROUP_ARITHMETIC) &&
+        t->subgroup_size) {
+        kchunks = vki_div_up(pc.K / chunk ? pc.K / chunk : 1, t->subgroup_size);
+        if (kchunks > WIDE_MAX_KCHUNKS) kchunks = 0;
+    }
+
+    if (kchunks) {
+        // One row per thread, one subgroup per workgroup, one column per workgroup.
+        snprintf(kernel, sizeof kernel, "matvec_%s_wide", type);
+        if (p->subgroup_size_control) subgroup_size = t->subgroup_size;
+        specs[spec_count++] = (vki_spec){VKI_SPEC_LOCAL_SIZE_X, t->subgroup_size};
+        specs[spec_count++] = (vki_spec){VKI_SPEC_MM_KCHUNKS, kchunks};
+        vki_lower_grid(vki_div_up(pc.M, t->subgroup_size), 1, groups);
+        groups[2] = (uint32_t)(pc.N * batches);
+    } else if (pc.N <= MATVEC_MAX_COLS) {
         // One subgroup per workgroup, so that subgroupAdd alone reduces; the fallback's
         // shared-memory tree needs a power of two, which subgroup sizes are.
         bool sg = (p->subgroup_ops & VKI_SUBGROUP_ARITHMETIC) != 0;

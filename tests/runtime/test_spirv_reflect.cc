@@ -32,6 +32,7 @@ enum : uint32_t {
     kWorkgroupSize = 25, kLocalInvocationId = 27, kGLCompute = 5, kVertex = 0,
     kLocalSize = 17, kLocalSizeId = 38,
     kUniformConstant = 0, kUniform = 2, kPushConstant = 9, kStorageBuffer = 12,
+    kOpTypeImage = 25, kDimBuffer = 5, kRgba8 = 4, kR32ui = 33, kRg32ui = 35,
 };
 
 struct Result {
@@ -410,13 +411,44 @@ TEST(SpirvReflect, TexelBuffersAreMarked)
     EXPECT_EQ(plain.info.texel_mask, 0u);
 }
 
+// Storage texel buffers (uimageBuffer with a format) bind as views of their format's texels;
+// other formats are refused by name.
+TEST(SpirvReflect, StorageTexelBuffersBindWithTheirFormat)
+{
+    Words w = Embedded("matvec_q4_1_wide");
+    Result r = Reflect(w);
+    ASSERT_EQ(r.status, VKI_OK) << r.error;
+    EXPECT_EQ(r.info.binding_count, 5u);
+    EXPECT_EQ(r.info.texel_mask, 0x3u) << "w and x";
+    EXPECT_EQ(r.info.image_mask, 0x3u);
+    EXPECT_EQ(r.info.texel_bytes[0], 16u);
+    EXPECT_EQ(r.info.texel_bytes[1], 16u);
+    EXPECT_EQ(r.info.texel_bytes[2], 0u) << "bias: a storage buffer";
+    Result uniform = Reflect(Embedded("matvec_q4_1_tx"));
+    ASSERT_EQ(uniform.status, VKI_OK) << uniform.error;
+    EXPECT_EQ(uniform.info.image_mask, 0u);
+    EXPECT_EQ(uniform.info.texel_bytes[0], 4u);
+
+    size_t image = Find(w, kOpTypeImage, {{3, kDimBuffer}});
+    for (uint32_t format : {kRg32ui, kR32ui}) {
+        Words f = w;
+        f[image + 8] = format;
+        Result rf = Reflect(f);
+        ASSERT_EQ(rf.status, VKI_OK) << rf.error;
+        EXPECT_EQ(rf.info.texel_bytes[0], format == kR32ui ? 4u : 8u);
+    }
+    Words rgba8 = w;
+    rgba8[image + 8] = kRgba8;
+    EXPECT_NE(Reflect(rgba8).error.find("image format 4"), std::string::npos);
+}
+
 TEST(SpirvReflect, OnlyStorageBuffersBind)
 {
     Words w = Embedded("add_u32");
     size_t var = Find(w, kOpVariable, {{3, kStorageBuffer}});
     Words image = w;
     image[var + 3] = kUniformConstant;
-    EXPECT_NE(Reflect(image).error.find("uniform texel buffers only"), std::string::npos);
+    EXPECT_NE(Reflect(image).error.find("uniform or storage texel buffers only"), std::string::npos);
 
     // A Uniform block is a uniform buffer unless it is a BufferBlock (pre-1.3 storage buffer).
     Words uniform = w;
