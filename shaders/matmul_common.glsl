@@ -118,9 +118,12 @@ float x_elem(uint e)
             float ac_w[WQ_CHUNK];                                                               \
             w_chunk(wrow(ac_r), (ch), ac_w);                                                    \
             for (uint ac_c = 0u; ac_c < COLS; ac_c++) {                                         \
-                float ac_s = 0.0;                                                               \
-                for (uint ac_i = 0u; ac_i < WQ_CHUNK; ac_i++) ac_s += ac_w[ac_i] * ac_x[ac_c][ac_i]; \
-                acc[ac_r * COLS + ac_c] += ac_s;                                                \
+                vec4 ac_s = vec4(0.0);                                                          \
+                for (uint ac_i = 0u; ac_i < WQ_CHUNK; ac_i += 4u)                               \
+                    ac_s = fma(vec4(ac_w[ac_i], ac_w[ac_i + 1u], ac_w[ac_i + 2u], ac_w[ac_i + 3u]), \
+                               vec4(ac_x[ac_c][ac_i], ac_x[ac_c][ac_i + 1u], ac_x[ac_c][ac_i + 2u], \
+                                    ac_x[ac_c][ac_i + 3u]), ac_s);                              \
+                acc[ac_r * COLS + ac_c] += (ac_s.x + ac_s.y) + (ac_s.z + ac_s.w);               \
             }                                                                                   \
         }                                                                                       \
     }
