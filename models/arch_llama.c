@@ -122,6 +122,67 @@ static vki_tensor linear(vki_llm_build *b, vki_tensor x, const char *wname, cons
     return bias.id ? vki_add(b->g, y, bias) : y;
 }
 
+/* Rows [first, first + heads * hd) of the product y [total, n_q] as [hd, heads, n_q] (no copy). */
+static vki_tensor heads_of(vki_graph *g, vki_tensor y, int64_t first, int64_t hd, int64_t heads,
+                           int64_t total, int64_t nq)
+{
+    return vki_view(g, y, 3, (int64_t[3]){hd, heads, nq},
+                    (uint64_t[3]){4, 4 * (uint64_t)hd, 4 * (uint64_t)total}, 4 * (uint64_t)first);
+}
+
+/* The q, k and v projections of layer il (q [hd, n_head, n_q], k [hd, n_head_kv, n_q], v
+ * [hd * n_head_kv, n_q]): views of one product where the file's weights join (one mat-vec
+ * instead of three when decoding), else three products (and always with Qwen2's biases, which
+ * stay fused in their products). */
+static void project_qkv(vki_llm_build *b, uint32_t il, vki_tensor h, vki_tensor *q, vki_tensor *k,
+                        vki_tensor *v)
+{
+    const vki_llm_hparams *hp = vki_llm_hparams_get(b->llm);
+    vki_graph *g = b->g;
+    int64_t hd = hp->head_dim, nq = b->n_q, e = hp->n_embd;
+    const int64_t rows[3] = {hd * hp->n_head, hd * hp->n_head_kv, hd * hp->n_head_kv};
+    static const char *const names[3] = {"blk.%u.attn_q.weight", "blk.%u.attn_k.weight",
+                                         "blk.%u.attn_v.weight"};
+    char bias[64];
+    snprintf(bias, sizeof bias, "blk.%u.attn_q.bias", il);
+    vki_tensor w = vki_llm_has_weight(b, bias) ? (vki_tensor){0}
+                                               : vki_llm_weight_rows(b, names, 3, il, e, rows);
+    if (w.id) {
+        int64_t total = rows[0] + rows[1] + rows[2];
+        vki_tensor y = vki_matmul(g, w, h);
+        *q = heads_of(g, y, 0, hd, hp->n_head, total, nq);
+        *k = heads_of(g, y, rows[0], hd, hp->n_head_kv, total, nq);
+        *v = vki_view(g, y, 2, (int64_t[2]){rows[2], nq}, (uint64_t[2]){4, 4 * (uint64_t)total},
+                      4 * (uint64_t)(rows[0] + rows[1]));
+        return;
+    }
+    *q = reshape3(g, linear(b, h, names[0], "blk.%u.attn_q.bias", il, e, rows[0]), hd, hp->n_head, nq);
+    *k = reshape3(g, linear(b, h, names[1], "blk.%u.attn_k.bias", il, e, rows[1]), hd, hp->n_head_kv, nq);
+    *v = linear(b, h, names[2], "blk.%u.attn_v.bias", il, e, rows[2]);
+}
+
+/* The gate and up projections of layer il (F32 [n_ff, n_q] each): views of one product where
+ * the weights join, else two. */
+static void project_gate_up(vki_llm_build *b, uint32_t il, vki_tensor h, vki_tensor *gate,
+                            vki_tensor *up)
+{
+    const vki_llm_hparams *hp = vki_llm_hparams_get(b->llm);
+    vki_graph *g = b->g;
+    int64_t e = hp->n_embd, ff = hp->n_ff, nq = b->n_q;
+    const int64_t rows[2] = {ff, ff};
+    static const char *const names[2] = {"blk.%u.ffn_gate.weight", "blk.%u.ffn_up.weight"};
+    vki_tensor w = vki_llm_weight_rows(b, names, 2, il, e, rows);
+    if (w.id) {
+        vki_tensor y = vki_matmul(g, w, h);
+        const uint64_t nb[2] = {4, 8 * (uint64_t)ff};
+        *gate = vki_view(g, y, 2, (int64_t[2]){ff, nq}, nb, 0);
+        *up = vki_view(g, y, 2, (int64_t[2]){ff, nq}, nb, 4 * (uint64_t)ff);
+        return;
+    }
+    *gate = vki_matmul(g, W(b, names[0], il, e, ff, false), h);
+    *up = vki_matmul(g, W(b, names[1], il, e, ff, false), h);
+}
+
 /* Self-attention of layer il on normalised input h [n_embd, n_q]: q/k/v projections, optional
  * QK-norm, rope, the cache write and fused attention. Returns [n_head * head_dim, n_q]. */
 static vki_tensor attention(vki_llm_build *b, uint32_t il, vki_tensor h, bool qk_norm, float base,
@@ -129,12 +190,9 @@ static vki_tensor attention(vki_llm_build *b, uint32_t il, vki_tensor h, bool qk
 {
     const vki_llm_hparams *hp = vki_llm_hparams_get(b->llm);
     vki_graph *g = b->g;
-    int64_t hd = hp->head_dim, nq = b->n_q, e = hp->n_embd;
-    vki_tensor q = linear(b, h, "blk.%u.attn_q.weight", "blk.%u.attn_q.bias", il, e, hd * hp->n_head);
-    vki_tensor k = linear(b, h, "blk.%u.attn_k.weight", "blk.%u.attn_k.bias", il, e, hd * hp->n_head_kv);
-    vki_tensor v = linear(b, h, "blk.%u.attn_v.weight", "blk.%u.attn_v.bias", il, e, hd * hp->n_head_kv);
-    q = reshape3(g, q, hd, hp->n_head, nq);    // [hd, n_head, n_q]
-    k = reshape3(g, k, hd, hp->n_head_kv, nq); // [hd, n_head_kv, n_q]
+    int64_t hd = hp->head_dim, nq = b->n_q;
+    vki_tensor q, k, v;
+    project_qkv(b, il, h, &q, &k, &v);
     if (qk_norm) {
         q = vki_rms_norm(g, q, W(b, "blk.%u.attn_q_norm.weight", il, hd, -1, false), hp->eps);
         k = vki_rms_norm(g, k, W(b, "blk.%u.attn_k_norm.weight", il, hd, -1, false), hp->eps);
@@ -171,8 +229,8 @@ static vki_tensor llama_forward(vki_llm_build *b)
         h = attention(b, il, h, false, hp->rope_base, 0);
         x = vki_add(g, x, vki_matmul(g, W(b, "blk.%u.attn_output.weight", il, hd_total(hp), e, false), h));
         h = vki_rms_norm(g, x, W(b, "blk.%u.ffn_norm.weight", il, e, -1, false), hp->eps);
-        vki_tensor gate = vki_matmul(g, W(b, "blk.%u.ffn_gate.weight", il, e, ff, false), h);
-        vki_tensor up = vki_matmul(g, W(b, "blk.%u.ffn_up.weight", il, e, ff, false), h);
+        vki_tensor gate, up;
+        project_gate_up(b, il, h, &gate, &up);
         h = vki_matmul(g, W(b, "blk.%u.ffn_down.weight", il, ff, e, false), vki_swiglu(g, gate, up));
         x = vki_add(g, x, h);
     }
@@ -195,8 +253,8 @@ static vki_tensor gemma3_forward(vki_llm_build *b)
         h = vki_rms_norm(g, h, W(b, "blk.%u.post_attention_norm.weight", il, e, -1, false), hp->eps);
         x = vki_add(g, x, h);
         h = vki_rms_norm(g, x, W(b, "blk.%u.ffn_norm.weight", il, e, -1, false), hp->eps);
-        vki_tensor gate = vki_matmul(g, W(b, "blk.%u.ffn_gate.weight", il, e, ff, false), h);
-        vki_tensor up = vki_matmul(g, W(b, "blk.%u.ffn_up.weight", il, e, ff, false), h);
+        vki_tensor gate, up;
+        project_gate_up(b, il, h, &gate, &up);
         h = vki_mul(g, vki_gelu_tanh(g, gate), up); // Gemma's GeGLU uses the tanh form
         h = vki_matmul(g, W(b, "blk.%u.ffn_down.weight", il, ff, e, false), h);
         h = vki_rms_norm(g, h, W(b, "blk.%u.post_ffw_norm.weight", il, e, -1, false), hp->eps);

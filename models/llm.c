@@ -23,9 +23,21 @@ typedef struct llm_weight {
 
 typedef struct llm_bind {
     vki_tensor tensor;
-    int32_t weight;      // index into weights, or -1 for the cache
+    int32_t weight;      // index into weights, or -1
+    int32_t group;       // else index into groups, or -1 for the cache
     vki_range range;     // cache ranges
 } llm_bind;
+
+#define MAX_GROUP 4 // weights one group joins
+
+/* Weights [k, m_i] of one dtype placed one after the other on the device, so that they read
+ * as one [k, sum m_i] tensor: one mat-vec instead of several (q, k and v; gate and up). */
+typedef struct llm_group {
+    int32_t member[MAX_GROUP];
+    uint32_t count;
+    uint64_t size;
+    vki_range range;     // on the device, once uploaded
+} llm_group;
 
 #define MAX_SLICES 8 // row slices of one table larger than a binding
 
@@ -52,6 +64,8 @@ struct vki_llm {
     vki_llm_info info;
     llm_weight *weights;
     uint32_t weight_count, weight_capacity;
+    llm_group *groups;
+    uint32_t group_count, group_capacity;
     vki_arena *weight_arena, *kv_arena;
     vki_range *kv;       // [n_layer][2]
     llm_pass passes[3];  // [0] one token, [1] a prompt batch, [2] a short batch (or none)
@@ -106,7 +120,7 @@ static vki_status add_bind(vki_llm_build *b, vki_tensor t, int32_t weight, vki_r
         vki_llm *m = b->llm;
         return fail(m, VKI_ERROR_UNSUPPORTED, "model: more than %d weights in one pass", MAX_BIND);
     }
-    p->binds[p->bind_count++] = (llm_bind){t, weight, range};
+    p->binds[p->bind_count++] = (llm_bind){t, weight, -1, range};
     return VKI_OK;
 }
 
@@ -186,6 +200,81 @@ static vki_tensor weight(vki_llm_build *b, const char *name, const int64_t ne[2]
     }
     vki_tensor w = vki_weight(b->g, t->dtype, t->n_dims < 2 ? 1 : 2, t->ne, name);
     if (w.id && add_bind(b, w, i, (vki_range){0})) return (vki_tensor){0};
+    return w;
+}
+
+bool vki_llm_has_weight(vki_llm_build *b, const char *name)
+{
+    vki_gguf_tensor t;
+    return vki_gguf_find_tensor(b->llm->file, name, &t) == VKI_OK;
+}
+
+/* The weights' alignment on the device: each starts at a multiple. */
+static uint64_t weight_align(const vki_llm *m)
+{
+    uint64_t align = vki_device_profile(m->dev)->storage_align;
+    return align > 256 ? align : 256;
+}
+
+vki_tensor vki_llm_weight_rows(vki_llm_build *b, const char *const *names, uint32_t n, uint32_t il,
+                               int64_t k, const int64_t *rows)
+{
+    vki_llm *m = b->llm;
+    if (vki_graph_status(b->g) || m->error[0] || n < 2 || n > MAX_GROUP) return (vki_tensor){0};
+    int32_t member[MAX_GROUP];
+    uint64_t size = 0, align = weight_align(m);
+    int64_t total = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        char name[96];
+        snprintf(name, sizeof name, names[i], il);
+        vki_status st;
+        member[i] = weight_index(m, name, &st);
+        if (st || member[i] < 0) return (vki_tensor){0};
+        const vki_gguf_tensor *t = &m->weights[member[i]].t, *t0 = &m->weights[member[0]].t;
+        // A wrong shape is left to vki_llm_weight, which names it.
+        if (t->dtype == VKI_DTYPE_NONE || t->dtype != t0->dtype || t->ne[0] != k || t->ne[1] != rows[i] ||
+            t->ne[2] != 1 || t->ne[3] != 1 || (i + 1 < n && t->size % align))
+            return (vki_tensor){0};
+        size += t->size;
+        total += rows[i];
+    }
+    if (size > vki_device_profile(m->dev)->max_storage_range) return (vki_tensor){0};
+    // A weight is in one group at most: the same members again (another pass) are that group;
+    // members of another group make none.
+    uint32_t gi = 0;
+    while (gi < m->group_count && m->groups[gi].member[0] != member[0]) gi++;
+    if (gi < m->group_count) {
+        if (m->groups[gi].count != n || memcmp(m->groups[gi].member, member, n * sizeof *member))
+            return (vki_tensor){0};
+    } else {
+        for (uint32_t j = 0; j < m->group_count; j++)
+            for (uint32_t i = 0; i < m->groups[j].count; i++)
+                for (uint32_t l = 0; l < n; l++)
+                    if (m->groups[j].member[i] == member[l]) return (vki_tensor){0};
+        if (m->group_count == m->group_capacity) {
+            uint32_t cap = m->group_capacity ? 2 * m->group_capacity : 64;
+            llm_group *gr = lalloc(m, cap * sizeof *gr);
+            if (!gr) {
+                fail(m, VKI_ERROR_OUT_OF_HOST_MEMORY, "model: out of host memory");
+                return (vki_tensor){0};
+            }
+            if (m->groups) memcpy(gr, m->groups, m->group_count * sizeof *gr);
+            lfree(m, m->groups);
+            m->groups = gr;
+            m->group_capacity = cap;
+        }
+        llm_group *gr = &m->groups[m->group_count++];
+        memcpy(gr->member, member, n * sizeof *member);
+        gr->count = n;
+        gr->size = size;
+    }
+    char name[96];
+    snprintf(name, sizeof name, "%s+%u", m->weights[member[0]].t.name, n - 1);
+    vki_tensor w = vki_weight(b->g, m->weights[member[0]].t.dtype, 2, (int64_t[2]){k, total}, name);
+    if (!w.id) return w;
+    llm_pass *p = pass_of(b);
+    if (add_bind(b, w, -1, (vki_range){0})) return (vki_tensor){0};
+    p->binds[p->bind_count - 1].group = (int32_t)gi;
     return w;
 }
 
@@ -328,8 +417,7 @@ static vki_status read_hparams(vki_llm *m, char *err, size_t err_size)
 
 static vki_status upload_weights(vki_llm *m)
 {
-    const vki_profile *prof = vki_device_profile(m->dev);
-    uint64_t align = prof->storage_align > 256 ? prof->storage_align : 256, total = 0;
+    uint64_t align = weight_align(m), total = 0;
     for (uint32_t i = 0; i < m->weight_count; i++) {
         const vki_gguf_tensor *t = &m->weights[i].t;
         total += vki_align_up(t->size + 16, align);
@@ -338,8 +426,22 @@ static vki_status upload_weights(vki_llm *m)
     // up to 256 MiB of device memory.
     vki_arena_desc ad = {.kind = VKI_ARENA_WEIGHTS, .block_size = total, .name = "weights"};
     VKI_TRY(vki_arena_create(m->dev, &ad, &m->weight_arena));
+    // Groups first, each member at its offset in the group's range (a multiple of align).
+    for (uint32_t gi = 0; gi < m->group_count; gi++) {
+        llm_group *gr = &m->groups[gi];
+        VKI_TRY(vki_arena_alloc(m->weight_arena, gr->size, align, &gr->range));
+        uint64_t off = 0;
+        for (uint32_t i = 0; i < gr->count; i++) {
+            llm_weight *w = &m->weights[gr->member[i]];
+            w->range = (vki_range){gr->range.buffer, gr->range.offset + off, w->t.size};
+            VKI_TRY(vki_device_upload(m->dev, w->range, 0, w->t.data, w->t.size));
+            m->info.weight_bytes += w->t.size;
+            off += w->t.size;
+        }
+    }
     for (uint32_t i = 0; i < m->weight_count; i++) {
         llm_weight *w = &m->weights[i];
+        if (w->range.buffer) continue; // in a group
         VKI_TRY(vki_arena_alloc(m->weight_arena, w->t.size, align, &w->range));
         VKI_TRY(vki_device_upload(m->dev, w->range, 0, w->t.data, w->t.size));
         m->info.weight_bytes += w->t.size;
@@ -372,7 +474,9 @@ static vki_status create_exec(vki_llm *m, llm_pass *p)
     VKI_TRY(vki_exec_create(m->dev, p->plan, NULL, &p->ex));
     for (uint32_t i = 0; i < p->bind_count; i++) {
         const llm_bind *b = &p->binds[i];
-        vki_range r = b->weight >= 0 ? m->weights[b->weight].range : b->range;
+        vki_range r = b->weight >= 0  ? m->weights[b->weight].range
+                      : b->group >= 0 ? m->groups[b->group].range
+                                      : b->range;
         VKI_TRY(vki_exec_bind(p->ex, b->tensor, r));
     }
     vki_plan_stats ps;
@@ -488,6 +592,7 @@ void vki_llm_destroy(vki_llm *m)
     vki_arena_destroy(m->weight_arena);
     lfree(m, m->kv);
     lfree(m, m->weights);
+    lfree(m, m->groups);
     lfree(m, m->host_i32);
     lfree(m, m);
 }

@@ -41,6 +41,18 @@ typedef struct vki_llm_build {
 /* The weight `name` as stored in the file, checked against `ne` (entries < 0 are not checked);
  * a missing weight fails the graph naming it unless `optional` (then {0}). */
 vki_tensor vki_llm_weight(vki_llm_build *b, const char *name, const int64_t ne[2], bool optional);
+/* Whether the file holds a tensor `name` (nothing is read or recorded). */
+bool vki_llm_has_weight(vki_llm_build *b, const char *name);
+
+/* The weights names[i] (formats of layer il) [k, rows[i]] as one [k, sum rows[i]] tensor,
+ * stored one after the other on the device: one product instead of n. {0} without an error
+ * when they cannot be joined (one is absent, dtypes or shapes differ, a member's bytes are not
+ * a whole number of the device's binding alignment, the whole is over its binding limit, or a
+ * member is in another group): the caller then reads them one by one with vki_llm_weight,
+ * which names a wrong shape. */
+vki_tensor vki_llm_weight_rows(vki_llm_build *b, const char *const *names, uint32_t n, uint32_t il,
+                               int64_t k, const int64_t *rows);
+
 /* Rows ids of the embedding table `name` [n_embd, n_vocab]: F32 [n_embd, n_q]. A table larger
  * than the device binds at once is read in row slices (each slice sees ids shifted by its first
  * row; ids outside a slice give zeros there, so the slices' rows add up to the lookup). */
