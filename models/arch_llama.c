@@ -132,10 +132,10 @@ static vki_tensor heads_of(vki_graph *g, vki_tensor y, int64_t first, int64_t hd
 
 /* The q, k and v projections of layer il (q [hd, n_head, n_q], k [hd, n_head_kv, n_q], v
  * [hd * n_head_kv, n_q]): views of one product where the file's weights join (one mat-vec
- * instead of three when decoding), else three products (and always with Qwen2's biases, which
- * stay fused in their products). */
-static void project_qkv(vki_llm_build *b, uint32_t il, vki_tensor h, vki_tensor *q, vki_tensor *k,
-                        vki_tensor *v)
+ * instead of three when decoding; returned, else {0}), else three products (and always with
+ * Qwen2's biases, which stay fused in their products). */
+static vki_tensor project_qkv(vki_llm_build *b, uint32_t il, vki_tensor h, vki_tensor *q,
+                              vki_tensor *k, vki_tensor *v)
 {
     const vki_llm_hparams *hp = vki_llm_hparams_get(b->llm);
     vki_graph *g = b->g;
@@ -154,11 +154,12 @@ static void project_qkv(vki_llm_build *b, uint32_t il, vki_tensor h, vki_tensor 
         *k = heads_of(g, y, rows[0], hd, hp->n_head_kv, total, nq);
         *v = vki_view(g, y, 2, (int64_t[2]){rows[2], nq}, (uint64_t[2]){4, 4 * (uint64_t)total},
                       4 * (uint64_t)(rows[0] + rows[1]));
-        return;
+        return y;
     }
     *q = reshape3(g, linear(b, h, names[0], "blk.%u.attn_q.bias", il, e, rows[0]), hd, hp->n_head, nq);
     *k = reshape3(g, linear(b, h, names[1], "blk.%u.attn_k.bias", il, e, rows[1]), hd, hp->n_head_kv, nq);
     *v = linear(b, h, names[2], "blk.%u.attn_v.bias", il, e, rows[2]);
+    return (vki_tensor){0};
 }
 
 /* The gate and up projections of layer il (F32 [n_ff, n_q] each): views of one product where
@@ -191,15 +192,26 @@ static vki_tensor attention(vki_llm_build *b, uint32_t il, vki_tensor h, bool qk
     const vki_llm_hparams *hp = vki_llm_hparams_get(b->llm);
     vki_graph *g = b->g;
     int64_t hd = hp->head_dim, nq = b->n_q;
+    int64_t nh = hp->n_head, nkv = hp->n_head_kv;
     vki_tensor q, k, v;
-    project_qkv(b, il, h, &q, &k, &v);
-    if (qk_norm) {
-        q = vki_rms_norm(g, q, W(b, "blk.%u.attn_q_norm.weight", il, hd, -1, false), hp->eps);
-        k = vki_rms_norm(g, k, W(b, "blk.%u.attn_k_norm.weight", il, hd, -1, false), hp->eps);
+    vki_tensor qkv = project_qkv(b, il, h, &q, &k, &v);
+    if (qkv.id && !qk_norm) {
+        // q's and k's heads are adjacent rows of the joined product: one rope for both.
+        vki_tensor r = vki_rope(g, heads_of(g, qkv, 0, hd, nh + nkv, (nh + 2 * nkv) * hd, nq), b->pos,
+                                hp->n_rot, hp->rope_mode, base, hp->rope_scale);
+        uint64_t row = 4 * (uint64_t)(hd * (nh + nkv));
+        q = vki_view(g, r, 3, (int64_t[3]){hd, nh, nq}, (uint64_t[3]){4, 4 * (uint64_t)hd, row}, 0);
+        k = vki_view(g, r, 2, (int64_t[2]){hd * nkv, nq}, (uint64_t[2]){4, row}, 4 * (uint64_t)(hd * nh));
+    } else {
+        if (qk_norm) {
+            q = vki_rms_norm(g, q, W(b, "blk.%u.attn_q_norm.weight", il, hd, -1, false), hp->eps);
+            k = vki_rms_norm(g, k, W(b, "blk.%u.attn_k_norm.weight", il, hd, -1, false), hp->eps);
+        }
+        q = vki_rope(g, q, b->pos, hp->n_rot, hp->rope_mode, base, hp->rope_scale);
+        k = vki_reshape(g, vki_rope(g, k, b->pos, hp->n_rot, hp->rope_mode, base, hp->rope_scale), 2,
+                        (int64_t[2]){hd * nkv, nq});
     }
-    q = vki_rope(g, q, b->pos, hp->n_rot, hp->rope_mode, base, hp->rope_scale);
-    k = vki_rope(g, k, b->pos, hp->n_rot, hp->rope_mode, base, hp->rope_scale);
-    vki_tensor kc = vki_llm_kv_store(b, il, 0, vki_reshape(g, k, 2, (int64_t[2]){hd * hp->n_head_kv, nq}));
+    vki_tensor kc = vki_llm_kv_store(b, il, 0, k);
     vki_tensor vc = vki_llm_kv_store(b, il, 1, v);
     vki_tensor a = vki_attention_pos(g, q, kc, vc, b->pos, hp->attn_scale, window);
     return vki_reshape(g, a, 2, (int64_t[2]){hd * hp->n_head, nq});
