@@ -40,8 +40,10 @@
 #define VKI_SPEC_MM_FRAG_M 8
 #define VKI_SPEC_MM_FRAG_N 9
 #define VKI_SPEC_MM_FRAG_K 10
-/* matvec_wide: the chunks of K each thread decodes per row, holding their x in registers. */
+/* matvec_wide: the chunks of K each thread decodes per pass of ROWS rows, holding their x in
+ * registers, and the blocks of local-size rows a workgroup computes. */
 #define VKI_SPEC_MM_KCHUNKS 11
+#define VKI_SPEC_MM_BLOCKS 12
 #define VKI_MM_ALIGN_W 1
 #define VKI_MM_ALIGN_X 2
 

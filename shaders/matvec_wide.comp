@@ -4,9 +4,9 @@
 #extension GL_KHR_shader_subgroup_arithmetic : require
 // Matrix-vector products (decode) for CPU devices, where a workgroup is a loop over SIMD
 // vectors of threads and what costs is instructions, not memory: lavapipe's tuning. A
-// workgroup of one subgroup computes one row per thread (ROWS = the local size), one row after
-// the other; its threads split the row's K into chunks (quant.glsl), KCHUNKS each, whose x they
-// load once, before the rows, and hold in registers. The loops over a row's chunks are unrolled,
+// workgroup of one subgroup computes as many rows as it has threads, ROWS at a time; its
+// threads split those rows' K into chunks (quant.glsl), KCHUNKS each, whose x they load once,
+// before the rows, and hold in registers. The loops over a row's chunks are unrolled,
 // so that x and the decoded weights need no indexed arrays. Weights and x are read as 16-byte
 // texels (WIDE, matmul_common.glsl): consecutive threads read consecutive chunks, so a row
 // streams through memory in order. A row's partial sums meet in a subgroupAdd; thread r keeps
@@ -20,6 +20,7 @@ layout(local_size_x = 8, local_size_x_id = VKI_SPEC_LOCAL_SIZE_X) in;
 #include "matmul_common.glsl"
 
 layout(constant_id = VKI_SPEC_MM_KCHUNKS) const uint KCHUNKS = 1;
+layout(constant_id = VKI_SPEC_MM_BLOCKS) const uint BLOCKS = 1;
 
 // v . x over a chunk, in four partial sums.
 float dot_chunk(float v[WQ_CHUNK], float x[WQ_CHUNK])
@@ -33,35 +34,55 @@ float dot_chunk(float v[WQ_CHUNK], float x[WQ_CHUNK])
 void main()
 {
     const uint tid = gl_LocalInvocationID.x, nt = gl_WorkGroupSize.x;
-    const uint row0 = (gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x) * nt;
-    if (row0 >= pc.M) return; // padding of the 2-D grid: whole workgroups
+    const uint rows0 = (gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x) * nt * BLOCKS;
+    if (rows0 >= pc.M) return; // padding of the 2-D grid: whole workgroups
     const uint col = gl_WorkGroupID.z % pc.N, b = gl_WorkGroupID.z / pc.N;
     uint wbase, xbase;
     batch_bases(b, wbase, xbase);
     const uint xcol = xbase + col * pc.x_nb1, chunks = pc.K / WQ_CHUNK;
 
-    // This thread's chunks tid, tid + nt, ...; past the end, the last one again (its sum is
-    // then dropped), so that loads stay in bounds without branches.
+    // A pass computes ROWS rows: their ROWS x chunks (row, chunk) items, row by row, are dealt
+    // to the threads in turn, KCHUNKS to each (ROWS is chosen so that few are left over: K of
+    // 576 has 18 chunks, 4 rows 72 items, 9 per thread). A thread's items are the same in
+    // every pass: their chunks' x is loaded once. Items past the end repeat the last one (loads
+    // stay in bounds without branches) and count nothing.
+    const uint per_row = max(chunks, 1u), items = ROWS * chunks;
+    uint slot_row[KCHUNKS], slot_ch[KCHUNKS];
+    bool slot_on[KCHUNKS];
     float xv[KCHUNKS][WQ_CHUNK];
-    [[unroll]] for (uint c = 0u; c < KCHUNKS; c++)
-        x_chunk(xcol, min(tid + nt * c, max(chunks, 1u) - 1u), xv[c]);
-
-    float mine = 0.0;
-    for (uint r = 0u; r < nt; r++) {
-        const uint wr = wbase + min(row0 + r, pc.M - 1u) * pc.w_nb1;
-        float s = 0.0;
-        [[unroll]] for (uint c = 0u; c < KCHUNKS; c++) {
-            uint ch = tid + nt * c;
-            float wv[WQ_CHUNK];
-            w_chunk(wr, min(ch, max(chunks, 1u) - 1u), wv);
-            float d = dot_chunk(wv, xv[c]);
-            s += ch < chunks ? d : 0.0;
-        }
-#if !WQ_QUANT
-        for (uint k = chunks * WQ_CHUNK + tid; k < pc.K; k += nt) s += w_elem(wr, k) * x_elem(xcol + k);
-#endif
-        s = subgroupAdd(s);
-        if (r == tid) mine = s;
+    [[unroll]] for (uint c = 0u; c < KCHUNKS; c++) {
+        uint item = min(tid + nt * c, max(items, 1u) - 1u);
+        slot_on[c] = tid + nt * c < items;
+        slot_row[c] = item / per_row;
+        slot_ch[c] = min(item % per_row, per_row - 1u);
+        x_chunk(xcol, slot_ch[c], xv[c]);
     }
-    if (row0 + tid < pc.M) store_y(row0 + tid, col, b, mine);
+
+    for (uint blk = 0u; blk < BLOCKS; blk++) {
+        const uint row0 = rows0 + blk * nt;
+        if (row0 >= pc.M) break;
+        float mine = 0.0;
+        for (uint r = 0u; r < nt; r += ROWS) {
+            float s[ROWS];
+            [[unroll]] for (uint j = 0u; j < ROWS; j++) s[j] = 0.0;
+            [[unroll]] for (uint c = 0u; c < KCHUNKS; c++) {
+                float wv[WQ_CHUNK];
+                w_chunk(wbase + min(row0 + r + slot_row[c], pc.M - 1u) * pc.w_nb1, slot_ch[c], wv);
+                float d = dot_chunk(wv, xv[c]);
+                d = slot_on[c] ? d : 0.0;
+                [[unroll]] for (uint j = 0u; j < ROWS; j++) s[j] += slot_row[c] == j ? d : 0.0;
+            }
+#if !WQ_QUANT
+            [[unroll]] for (uint j = 0u; j < ROWS; j++) {
+                const uint wr = wbase + min(row0 + r + j, pc.M - 1u) * pc.w_nb1;
+                for (uint k = chunks * WQ_CHUNK + tid; k < pc.K; k += nt) s[j] += w_elem(wr, k) * x_elem(xcol + k);
+            }
+#endif
+            [[unroll]] for (uint j = 0u; j < ROWS; j++) {
+                float t = subgroupAdd(s[j]);
+                if (r + j == tid) mine = t;
+            }
+        }
+        if (row0 + tid < pc.M) store_y(row0 + tid, col, b, mine);
+    }
 }

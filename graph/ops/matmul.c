@@ -22,6 +22,8 @@ const vki_op_def vki_op_matmul;
 #define MATMUL_MIN_GROUPS 128 // tiles a shared-memory matmul aims for before shrinking them
 #define COOPMAT_MIN_TILES 64  // full tiles a product needs for the cooperative-matrix kernel
 #define WIDE_MAX_KCHUNKS 16   // x chunks a matvec_wide thread holds
+#define WIDE_MAX_BLOCKS 8     // blocks of rows a matvec_wide workgroup computes
+#define WIDE_MIN_GROUPS 12    // workgroups per column a matvec_wide aims for
 
 static_assert(VKI_WTYPE_F32 == VKI_DTYPE_F32 && VKI_WTYPE_F16 == VKI_DTYPE_F16 &&
                   VKI_WTYPE_BF16 == VKI_DTYPE_BF16 && VKI_WTYPE_Q8_0 == VKI_DTYPE_Q8_0 &&
@@ -196,10 +198,19 @@ static vki_status lower(vki_lower *L, const vki_node *n)
 
     // matvec_wide (CPU devices with texel loads): a thread holds KCHUNKS chunks of x, up to
     // WIDE_MAX_KCHUNKS (K of 4096 with 8 threads); longer rows take matvec_*_tx.
-    uint32_t kchunks = 0;
+    // Its workgroup computes ROWS rows at a time, the rows' chunks dealt to its threads: the
+    // ROWS (a power of two up to the threads) that leaves the fewest threads idle.
+    uint32_t kchunks = 0, wide_rows = 1;
     if (pc.N <= MATVEC_MAX_COLS && t->texel_loads && (p->subgroup_ops & VKI_SUBGROUP_ARITHMETIC) &&
         t->subgroup_size) {
-        kchunks = vki_div_up(pc.K / chunk ? pc.K / chunk : 1, t->subgroup_size);
+        uint32_t chunks = pc.K / chunk ? pc.K / chunk : 1, nt = t->subgroup_size;
+        uint64_t best_idle = UINT32_MAX, best_slots = 1;
+        for (uint32_t r = 1; r <= nt && vki_div_up(r * chunks, nt) <= WIDE_MAX_KCHUNKS; r *= 2) {
+            uint32_t slots = vki_div_up(r * chunks, nt), idle = slots * nt - r * chunks;
+            // The smaller idle share idle / (slots nt) wins; on a tie, the fewer rows.
+            if (idle * best_slots < best_idle * slots) best_idle = idle, best_slots = slots, wide_rows = r;
+        }
+        kchunks = vki_div_up(wide_rows * chunks, nt);
         if (kchunks > WIDE_MAX_KCHUNKS) kchunks = 0;
     }
 
@@ -209,7 +220,13 @@ static vki_status lower(vki_lower *L, const vki_node *n)
         if (p->subgroup_size_control) subgroup_size = t->subgroup_size;
         specs[spec_count++] = (vki_spec){VKI_SPEC_LOCAL_SIZE_X, t->subgroup_size};
         specs[spec_count++] = (vki_spec){VKI_SPEC_MM_KCHUNKS, kchunks};
-        vki_lower_grid(vki_div_up(pc.M, t->subgroup_size), 1, groups);
+        specs[spec_count++] = (vki_spec){VKI_SPEC_MM_ROWS, wide_rows};
+        // Blocks of rows per workgroup: x is loaded once per workgroup; a dozen workgroups
+        // or more per column keep the threads of a CPU device busy.
+        uint32_t blocks = pc.M / (t->subgroup_size * WIDE_MIN_GROUPS);
+        blocks = blocks < 1 ? 1 : blocks > WIDE_MAX_BLOCKS ? WIDE_MAX_BLOCKS : blocks;
+        specs[spec_count++] = (vki_spec){VKI_SPEC_MM_BLOCKS, blocks};
+        vki_lower_grid(vki_div_up(pc.M, t->subgroup_size * blocks), 1, groups);
         groups[2] = (uint32_t)(pc.N * batches);
     } else if (pc.N <= MATVEC_MAX_COLS) {
         // One subgroup per workgroup, so that subgroupAdd alone reduces; the fallback's
