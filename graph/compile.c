@@ -21,7 +21,7 @@ struct vki_lower {
 };
 
 /* Fusion (fusion.c): rewrites `work` in place, returns the count of nodes folded away. */
-uint32_t vki__fuse(vki_graph *work);
+uint32_t vki__fuse(vki_graph *work, const vki_profile *profile);
 
 const vki_profile *vki_lower_profile(const vki_lower *L) { return L->profile; }
 
@@ -423,7 +423,7 @@ vki_status vki_graph_compile(vki_graph *g, const vki_profile *profile, const vki
         goto done;
     }
 
-    if (!desc->no_fusion) plan->stats.fused = vki__fuse(&work);
+    if (!desc->no_fusion) plan->stats.fused = vki__fuse(&work, profile);
     if (!mark_live(&work, live)) {
         st = VKI_ERROR_INVALID_ARGUMENT;
         vki__graph_fail(g, st, "compile: the graph has no output (mark results with vki_output)");

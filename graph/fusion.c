@@ -12,6 +12,9 @@
  *   act(matmul(W, x) [+ bias])   -> matmul + bias + act    (silu, gelu, gelu_tanh, quick_gelu)
  *   add(matmul(...), r), add(r, matmul(...))
  *                                -> matmul(...) + r       residual (r f32, contiguous, same shape)
+ *   matmul(W, rms_norm(x, w))    -> matmul(W, x) with x normed in registers, where the matmul
+ *                                   lowers to matvec_wide (the profile's CPU mat-vec): the
+ *                                   norm's dispatch goes; the matmul keeps its id
  */
 #include "graph_internal.h"
 #include "vki_abi.h"
@@ -49,6 +52,29 @@ static uint32_t residual_matmul(const vki_graph *w, const uint32_t *uses, uint32
     return 0;
 }
 
+/* matmul m_id of an rms_norm(x, w) that only it reads: the norm's operands go into the matmul
+ * (x as its x, w as src[4], the epsilon as p[1].f) where it lowers to matvec_wide, which norms
+ * x in registers. Returns whether it did. */
+static bool norm_into_matvec(vki_graph *w, uint32_t *uses, uint32_t m_id, const vki_profile *profile)
+{
+    vki_node *m = &w->nodes[m_id];
+    uint32_t n_id = m->src[1], kchunks, rows;
+    const vki_node *n = &w->nodes[n_id];
+    if (!profile || m->src[4] || n->kind != VKI_NODE_OP || n->op != &vki_op_rms_norm || n->output ||
+        uses[n_id] != 1 || !n->src[1] || n->src[2] || n->dtype != VKI_DTYPE_F32)
+        return false;
+    const vki_node *x = &w->nodes[n->src[0]], *nw = &w->nodes[n->src[1]];
+    if (x->dtype != VKI_DTYPE_F32 || x->nb[0] != 4 || !is_row_vector(nw, n->ne[0]) ||
+        nw->dtype != VKI_DTYPE_F32 || n->ne[0] % VKI_MM_CHUNK ||
+        !vki__matvec_wide(profile, (uint64_t)n->ne[0], (uint64_t)m->ne[1], &kchunks, &rows))
+        return false;
+    m->src[1] = n->src[0];
+    m->src[4] = n->src[1];
+    m->p[1].f = n->p[0].f;
+    uses[n_id] = 0; // the norm's operands are the matmul's now: their counts stand
+    return true;
+}
+
 /* Folds node `y` (the producer, sole user is x) into x, adding `extra` as source `slot` (0:
  * none). */
 static void fold(vki_graph *w, uint32_t *uses, uint32_t x_id, uint32_t y_id, int slot, uint32_t extra)
@@ -66,7 +92,7 @@ static void fold(vki_graph *w, uint32_t *uses, uint32_t x_id, uint32_t y_id, int
     uses[y_id] = 0;
 }
 
-uint32_t vki__fuse(vki_graph *w)
+uint32_t vki__fuse(vki_graph *w, const vki_profile *profile)
 {
     uint32_t *uses = vki__galloc(w, w->count * sizeof *uses);
     if (!uses) return 0; // fusion is an optimisation: without memory, compile unfused
@@ -78,6 +104,10 @@ uint32_t vki__fuse(vki_graph *w)
     for (uint32_t id = 1; id < w->count; id++) {
         vki_node *x = &w->nodes[id];
         if (x->kind != VKI_NODE_OP || !x->src[0]) continue;
+        if (x->op == &vki_op_matmul && norm_into_matvec(w, uses, id, profile)) {
+            fused++;
+            continue;
+        }
         uint32_t r_id = 0, m_id = residual_matmul(w, uses, id, &r_id);
         if (m_id) {
             fold(w, uses, id, m_id, 3, r_id);

@@ -80,6 +80,11 @@ const char *vki__shape_str(const vki_node *n, char buf[96]);
 void vki__contiguous_strides(vki_dtype dtype, const int64_t *ne, uint64_t *nb);
 bool vki__is_contiguous(const vki_node *n);
 bool vki__same_shape(const vki_node *a, const vki_node *b);
+
+/* Whether a matmul of K x N (N columns of x) lowers to matvec_wide on this profile (ops/matmul.c);
+ * its chunks per thread and rows per pass. The fusion pass folds an rms_norm of x into those. */
+bool vki__matvec_wide(const vki_profile *p, uint64_t K, uint64_t N, uint32_t *out_kchunks,
+                      uint32_t *out_rows);
 int64_t vki__nelements(const vki_node *n);
 /* Bytes spanned by a view from its first to its last element. */
 uint64_t vki__span_bytes(const vki_node *n);

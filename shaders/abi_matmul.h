@@ -51,12 +51,14 @@
 #define VKI_MM_CHUNK 32u
 
 /* Bindings of matvec and matmul: w, x, bias (w again when there is none), y, residual (w again
- * when there is none). */
+ * when there is none); matvec_wide also the weights of an rms_norm of x fused in (f32 [K], w
+ * again when there is none). */
 #define VKI_MM_BINDING_W 0
 #define VKI_MM_BINDING_X 1
 #define VKI_MM_BINDING_BIAS 2
 #define VKI_MM_BINDING_Y 3
 #define VKI_MM_BINDING_RES 4
+#define VKI_MM_BINDING_NORM 5
 
 /* y[M, N, ne2, ne3] = act(w[K, M, ne2 / w_r2, ne3 / w_r3] x[K, N, ne2, ne3] + bias[M])
  *                      + res[M, N, ne2, ne3].
@@ -67,7 +69,8 @@
     F(u32, M) F(u32, N) F(u32, K) F(u32, ne2) F(u32, ne3) F(u32, w_r2) F(u32, w_r3)            \
     F(u32, w_off) F(u32, w_nb1) F(u32, w_nb2) F(u32, w_nb3)                                    \
     F(u32, x_off) F(u32, x_nb1) F(u32, x_nb2) F(u32, x_nb3)                                    \
-    F(u32, y_off) F(u32, b_off) F(u32, has_bias) F(u32, act) F(u32, r_off) F(u32, has_res)
+    F(u32, y_off) F(u32, b_off) F(u32, has_bias) F(u32, act) F(u32, r_off) F(u32, has_res)   \
+    F(u32, n_off) F(u32, norm) F(f32, eps)
 VKI_DECLARE_PUSH(vki_pc_matmul, VKI_PC_MATMUL)
 
 /* get_rows: d[k, n] = table[k, ids[n]] for k < K, n < N; ids outside [0, V) give zeros. */

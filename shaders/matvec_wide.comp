@@ -12,12 +12,14 @@
 // streams through memory in order. A row's partial sums meet in a subgroupAdd; thread r keeps
 // row r's and stores it, so the epilogue (bias, activation, residual) runs once per workgroup.
 // K must be at most KCHUNKS x local size chunks (the lowering checks); COLS is 1 (the grid's z
-// runs over the columns and batches).
+// runs over the columns and batches). An rms_norm of x may be fused in (pc.norm): x is
+// normalised in registers, once per workgroup, before the rows.
 #include "vki_abi.h"
 
 layout(local_size_x = 8, local_size_x_id = VKI_SPEC_LOCAL_SIZE_X) in;
 #define WIDE 1
 #include "matmul_common.glsl"
+layout(binding = VKI_MM_BINDING_NORM, rgba32ui) uniform readonly restrict uimageBuffer n_wide;
 
 layout(constant_id = VKI_SPEC_MM_KCHUNKS) const uint KCHUNKS = 1;
 layout(constant_id = VKI_SPEC_MM_BLOCKS) const uint BLOCKS = 1;
@@ -56,6 +58,29 @@ void main()
         slot_row[c] = item / per_row;
         slot_ch[c] = min(item % per_row, per_row - 1u);
         x_chunk(xcol, slot_ch[c], xv[c]);
+    }
+
+    if (pc.norm != 0u) {
+        // x * w / sqrt(mean(x^2) + eps), an rms_norm fused in: every chunk of x is in the slots
+        // of the pass's row 0 once.
+        float ss = 0.0;
+        [[unroll]] for (uint c = 0u; c < KCHUNKS; c++) {
+            vec4 t = vec4(0.0);
+            [[unroll]] for (uint i = 0u; i < WQ_CHUNK; i += 4u) {
+                vec4 v = vec4(xv[c][i], xv[c][i + 1u], xv[c][i + 2u], xv[c][i + 3u]);
+                t = fma(v, v, t);
+            }
+            ss += slot_on[c] && slot_row[c] == 0u ? (t.x + t.y) + (t.z + t.w) : 0.0;
+        }
+        float scale = inversesqrt(subgroupAdd(ss) / float(pc.K) + pc.eps);
+        [[unroll]] for (uint c = 0u; c < KCHUNKS; c++)
+            [[unroll]] for (uint run = 0u; run < WQ_RUNS; run++) { // the chunk's x elements
+                uint e = (pc.n_off + WQ_RUN(slot_ch[c], run)) >> 2, o = run * WQ_RUN_LENGTH;
+                [[unroll]] for (uint q = 0u; q < WQ_RUN_LENGTH / 4u; q++) {
+                    vec4 g = scale * uintBitsToFloat(imageLoad(n_wide, int(e + q)));
+                    for (uint i = 0u; i < 4u; i++) xv[c][o + 4u * q + i] *= g[i];
+                }
+            }
     }
 
     for (uint blk = 0u; blk < BLOCKS; blk++) {

@@ -46,6 +46,19 @@ static void matmul_residual_case(vki_graph *g, const int64_t *arg)
     vki_output(g, vki_add(g, r, y), "y");
 }
 
+/* [r +] W rms_norm(x, w) as a transformer's layer reads its input: W [arg0 = K, arg1 = M] of
+ * dtype arg3, x [K, arg2], the residual when arg4 (the norm goes into a CPU mat-vec). */
+static void norm_matmul_case(vki_graph *g, const int64_t *arg)
+{
+    int64_t wne[2] = {arg[0], arg[1]}, xne[2] = {arg[0], arg[2]}, rne[2] = {arg[1], arg[2]};
+    vki_tensor W = vki_weight(g, (vki_dtype)arg[3], 2, wne, "W");
+    vki_tensor x = vki_input(g, VKI_DTYPE_F32, 2, xne, "x");
+    vki_tensor w = vki_weight(g, VKI_DTYPE_F32, 1, (int64_t[]){arg[0]}, "w");
+    vki_tensor y = vki_matmul(g, W, vki_rms_norm(g, x, w, 1e-5f));
+    if (arg[4]) y = vki_add(g, vki_input(g, VKI_DTYPE_F32, 2, rne, "r"), y);
+    vki_output(g, y, "y");
+}
+
 #define T VKI_CASE_TEST
 const vki_op_case vki_cases_fused[] = {
     {"fused rms_norm * w f32 [97, 3]", "fused", T, 1e-10f, 0, rms_scale_case, {97, 3}, 0},
@@ -62,5 +75,17 @@ const vki_op_case vki_cases_fused[] = {
      matmul_residual_case, {67, 35, 5, VKI_DTYPE_F16, VKI_ACT_GELU, 1}, 0},
     {"fused residual + matmul q8_0 [64, 35] x 33", "fused", T, 1e-8f, 0, matmul_residual_case,
      {64, 35, 33, VKI_DTYPE_Q8_0, 0, 0}, 0},
+    {"fused residual + matmul q4_1 (rms_norm) [576, 67] x 1", "fused", T, 1e-8f, 0, norm_matmul_case,
+     {576, 67, 1, VKI_DTYPE_Q4_1, 1}, 0},
+    {"fused matmul q4_k (rms_norm) [256, 40] x 3", "fused", T, 1e-8f, 0, norm_matmul_case,
+     {256, 40, 3, VKI_DTYPE_Q4_K, 0}, 0},
+    {"fused matmul q6_k (rms_norm) [512, 21] x 1", "fused", T, 1e-8f, 0, norm_matmul_case,
+     {512, 21, 1, VKI_DTYPE_Q6_K, 0}, 0},
+    {"fused residual + matmul f16 (rms_norm) [64, 35] x 2", "fused", T, 1e-8f, 0, norm_matmul_case,
+     {64, 35, 2, VKI_DTYPE_F16, 1}, 0},
+    {"fused matmul q8_0 (rms_norm) [96, 389] x 1", "fused", T, 1e-8f, 0, norm_matmul_case,
+     {96, 389, 1, VKI_DTYPE_Q8_0, 0}, 0},
+    {"fused matmul q4_0 (rms_norm) [64, 35] x 12", "fused", T, 1e-8f, 0, norm_matmul_case,
+     {64, 35, 12, VKI_DTYPE_Q4_0, 0}, 0},
 };
 const uint32_t vki_cases_fused_count = sizeof vki_cases_fused / sizeof vki_cases_fused[0];

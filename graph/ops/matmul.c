@@ -1,6 +1,7 @@
 /* matmul: y[M, N, B2, B3] = w[K, M, B2 / r2, B3 / r3] x[K, N, B2, B3], then + bias[M], an
  * activation and + a residual r[M, N, B2, B3] when the fusion pass has set them (src[2],
- * p[0].u, src[3]). w may have any dtype and is
+ * p[0].u, src[3]); x rms-normed with weights src[4] and epsilon p[1].f first, where the fusion
+ * pass has folded the norm in (matvec_wide only: vki__matvec_wide). w may have any dtype and is
  * read as stored: quantized blocks are decoded in the kernels' registers (shaders/quant.glsl).
  * x is F32 or F16; y is F32 and contiguous. w's batch dims broadcast by ratio (ggml's rule:
  * r2 = B2 / w.ne[2] consecutive x batches share a w batch), so Bw = 1 or B both work.
@@ -64,12 +65,13 @@ vki_tensor vki_matmul(vki_graph *g, vki_tensor w, vki_tensor x)
     return vki__new_op(g, &vki_op_matmul, VKI_DTYPE_F32, nx->ndim > 2 ? nx->ndim : 2, ne, 2, srcs);
 }
 
-/* Plain dot products in double, a block of w decoded at a time; then bias, activation and
- * residual. */
+/* Plain dot products in double, a block of w decoded at a time (x rms-normed first when the
+ * fusion pass has folded a norm in: src[4] its weights, p[1].f its epsilon); then bias,
+ * activation and residual. */
 static void reference(const vki_node *n, const vki_ref_tensor *d, const vki_ref_tensor *s)
 {
     const vki_ref_tensor *w = &s[0], *x = &s[1], *bias = n->src[2] ? &s[2] : NULL;
-    const vki_ref_tensor *res = n->src[3] ? &s[3] : NULL;
+    const vki_ref_tensor *res = n->src[3] ? &s[3] : NULL, *norm = n->src[4] ? &s[4] : NULL;
     const vki_dtype_info *wd = vki_dtype_get(w->dtype);
     int64_t K = w->ne[0], be = wd->block_elems;
     int64_t r2 = x->ne[2] / w->ne[2], r3 = x->ne[3] / w->ne[3];
@@ -88,7 +90,16 @@ static void reference(const vki_node *n, const vki_ref_tensor *d, const vki_ref_
                         else
                             blk[0] = vki_ref_get(w, k0, m, i2 / r2, i3 / r3);
                         for (int64_t j = 0; j < be; j++)
-                            sum += (double)blk[j] * vki_ref_get(x, k0 + j, i1, i2, i3);
+                            sum += (double)blk[j] * vki_ref_get(x, k0 + j, i1, i2, i3) *
+                                   (norm ? vki_ref_get(norm, k0 + j, 0, 0, 0) : 1.0);
+                    }
+                    if (norm) { // x * w / sqrt(mean(x^2) + eps), the column's scale factored out
+                        double ss = 0;
+                        for (int64_t k = 0; k < K; k++) {
+                            double xv = vki_ref_get(x, k, i1, i2, i3);
+                            ss += xv * xv;
+                        }
+                        sum /= sqrt(ss / (double)K + (double)n->p[1].f);
                     }
                     float v = (float)sum;
                     if (bias) v += vki_ref_get(bias, m, 0, 0, 0);
@@ -131,6 +142,28 @@ static void tiles(const vki_pc_matmul *pc, uint64_t batches, uint32_t local, uin
     groups[2] = (uint32_t)batches;
 }
 
+bool vki__matvec_wide(const vki_profile *p, uint64_t K, uint64_t N, uint32_t *out_kchunks,
+                      uint32_t *out_rows)
+{
+    const vki_tuning *t = &p->tuning;
+    *out_kchunks = 0, *out_rows = 1;
+    if (N > MATVEC_MAX_COLS || !t->texel_loads || !(p->subgroup_ops & VKI_SUBGROUP_ARITHMETIC) ||
+        !t->subgroup_size || K > (uint64_t)WIDE_MAX_KCHUNKS * t->subgroup_size * VKI_MM_CHUNK + VKI_MM_CHUNK)
+        return false;
+    // A workgroup computes ROWS rows at a time, the rows' chunks dealt to its threads: the ROWS
+    // (a power of two up to the threads) that leaves the fewest threads idle.
+    uint32_t chunks = K / VKI_MM_CHUNK ? (uint32_t)(K / VKI_MM_CHUNK) : 1, nt = t->subgroup_size;
+    uint64_t best_idle = UINT32_MAX, best_slots = 1;
+    for (uint32_t r = 1; r <= nt && vki_div_up(r * chunks, nt) <= WIDE_MAX_KCHUNKS; r *= 2) {
+        uint32_t slots = vki_div_up(r * chunks, nt), idle = slots * nt - r * chunks;
+        // The smaller idle share idle / (slots nt) wins; on a tie, the fewer rows.
+        if (idle * best_slots < best_idle * slots) best_idle = idle, best_slots = slots, *out_rows = r;
+    }
+    *out_kchunks = vki_div_up(*out_rows * chunks, nt);
+    if (*out_kchunks > WIDE_MAX_KCHUNKS) *out_kchunks = 0, *out_rows = 1;
+    return *out_kchunks != 0;
+}
+
 static vki_status lower(vki_lower *L, const vki_node *n)
 {
     const vki_profile *p = vki_lower_profile(L);
@@ -146,7 +179,18 @@ static vki_status lower(vki_lower *L, const vki_node *n)
         .x_off = x.offset, .x_nb1 = x.nb[1], .x_nb2 = x.nb[2], .x_nb3 = x.nb[3],
         .y_off = d.offset, .act = n->p[0].u,
     };
-    uint32_t tensors[5] = {n->src[0], n->src[1], n->src[0], self, n->src[0]};
+    uint32_t tensors[6] = {n->src[0], n->src[1], n->src[0], self, n->src[0], n->src[0]};
+    if (n->src[4]) { // fused rms_norm of x: f32 [K] weights, at a whole 16-byte texel
+        vki_operand nw4 = vki_lower_operand(L, n->src[4]);
+        const vki_node *nn = vki_lower_node(L, n->src[4]);
+        if (nn->dtype != VKI_DTYPE_F32 || nn->ne[0] != nw->ne[0] || nw4.offset % 4)
+            return vki_lower_fail(L, n, VKI_ERROR_INVALID_ARGUMENT,
+                                  "the fused rms_norm weights must be f32 [K] at a multiple of 16 bytes");
+        tensors[VKI_MM_BINDING_NORM] = n->src[4];
+        pc.n_off = nw4.offset;
+        pc.norm = 1;
+        pc.eps = n->p[1].f;
+    }
     if (n->src[2]) { // fused bias [M] f32
         const vki_node *nb = vki_lower_node(L, n->src[2]);
         if (nb->dtype != VKI_DTYPE_F32 || nb->ne[0] != n->ne[0] || nb->nb[0] != 4)
@@ -196,23 +240,12 @@ static vki_status lower(vki_lower *L, const vki_node *n)
     uint32_t spec_count = 2, subgroup_size = 0, groups[3];
     const char *type = wd->name;
 
-    // matvec_wide (CPU devices with texel loads): a thread holds KCHUNKS chunks of x, up to
-    // WIDE_MAX_KCHUNKS (K of 4096 with 8 threads); longer rows take matvec_*_tx.
-    // Its workgroup computes ROWS rows at a time, the rows' chunks dealt to its threads: the
-    // ROWS (a power of two up to the threads) that leaves the fewest threads idle.
+    // matvec_wide (CPU devices with texel loads); else the storage-buffer mat-vec.
     uint32_t kchunks = 0, wide_rows = 1;
-    if (pc.N <= MATVEC_MAX_COLS && t->texel_loads && (p->subgroup_ops & VKI_SUBGROUP_ARITHMETIC) &&
-        t->subgroup_size) {
-        uint32_t chunks = pc.K / chunk ? pc.K / chunk : 1, nt = t->subgroup_size;
-        uint64_t best_idle = UINT32_MAX, best_slots = 1;
-        for (uint32_t r = 1; r <= nt && vki_div_up(r * chunks, nt) <= WIDE_MAX_KCHUNKS; r *= 2) {
-            uint32_t slots = vki_div_up(r * chunks, nt), idle = slots * nt - r * chunks;
-            // The smaller idle share idle / (slots nt) wins; on a tie, the fewer rows.
-            if (idle * best_slots < best_idle * slots) best_idle = idle, best_slots = slots, wide_rows = r;
-        }
-        kchunks = vki_div_up(wide_rows * chunks, nt);
-        if (kchunks > WIDE_MAX_KCHUNKS) kchunks = 0;
-    }
+    vki__matvec_wide(p, pc.K, pc.N, &kchunks, &wide_rows);
+    if (n->src[4] && !kchunks)
+        return vki_lower_fail(L, n, VKI_ERROR_INVALID_ARGUMENT,
+                              "a fused rms_norm needs the matvec_wide kernel (fusion checks)");
 
     if (kchunks) {
         // One row per thread, one subgroup per workgroup, one column per workgroup.
@@ -295,7 +328,7 @@ static vki_status lower(vki_lower *L, const vki_node *n)
         .kernel = kernel,
         .specs = specs, .spec_count = spec_count,
         .subgroup_size = subgroup_size,
-        .tensors = tensors, .tensor_count = 5, .write_mask = 1u << VKI_MM_BINDING_Y,
+        .tensors = tensors, .tensor_count = kchunks ? 6 : 5, .write_mask = 1u << VKI_MM_BINDING_Y,
         .push = &pc, .push_size = sizeof pc,
         .groups = {groups[0], groups[1], groups[2]},
         .fp16_operands = coopmat,

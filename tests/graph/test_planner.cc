@@ -498,6 +498,43 @@ TEST_F(GraphTest, DecodeAttentionSplitsKvThroughScratch)
     EXPECT_EQ(vki_plan_step_count(plan), 2u);
 }
 
+// On a CPU device's tuning (texel loads, subgroup arithmetic) a decode mat-vec reads its input
+// rms_norm in registers: the norm's dispatch goes. Elsewhere, and for a prompt batch, it stays.
+TEST_F(GraphTest, FusionFoldsTheNormIntoTheCpuMatvec)
+{
+    auto dispatches = [&](bool cpu, int64_t n, const char *first) {
+        SCOPED_TRACE(first);
+        vki_graph_destroy(g);
+        vki_plan_destroy(plan);
+        plan = nullptr;
+        ASSERT_EQ(vki_graph_create(nullptr, &g), VKI_OK);
+        profile = fake_profile();
+        if (cpu) {
+            profile.subgroup_size = profile.subgroup_min = profile.subgroup_max = 8;
+            profile.subgroup_ops = VKI_SUBGROUP_BASIC | VKI_SUBGROUP_ARITHMETIC;
+            profile.tuning.subgroup_size = 8;
+            profile.tuning.texel_loads = true;
+        }
+        int64_t wne[2] = {576, 960}, one[1] = {576};
+        vki_tensor x = in({576, n});
+        vki_tensor h = vki_rms_norm(g, x, vki_weight(g, VKI_DTYPE_F32, 1, one, "norm"), 1e-5f);
+        vki_tensor y = vki_matmul(g, vki_weight(g, VKI_DTYPE_Q4_1, 2, wne, "w"), h);
+        vki_output(g, y, "y");
+        compile();
+        vki_plan_step st;
+        ASSERT_TRUE(vki_plan_step_get(plan, 0, &st));
+        EXPECT_STREQ(st.kernel, first);
+    };
+    dispatches(true, 1, "matvec_q4_1_wide");
+    EXPECT_EQ(vki_plan_step_count(plan), 1u);
+    dispatches(true, 8, "matvec_q4_1_wide");
+    EXPECT_EQ(vki_plan_step_count(plan), 1u);
+    dispatches(true, 9, "norm_f32_sg_tx"); // a prompt batch: the tiled kernels read x as it is
+    EXPECT_EQ(vki_plan_step_count(plan), 2u);
+    dispatches(false, 1, "norm_f32");
+    EXPECT_EQ(vki_plan_step_count(plan), 2u);
+}
+
 TEST_F(GraphTest, CooperativeMatrixMatmulForHalfAndQuantizedWeightsOnly)
 {
     profile.coopmat = true;
