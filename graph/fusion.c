@@ -15,12 +15,14 @@
  *   matmul(W, rms_norm(x, w))    -> matmul(W, x) with x normed in registers, where the matmul
  *                                   lowers to matvec_wide (the profile's CPU mat-vec): the
  *                                   norm's dispatch goes; the matmul keeps its id
+ *   glu(y[:M], y[M:]), y = matmul(W, x) of 2M rows (gate and up joined)
+ *                                -> matmul computing act(row m) * row m + M, matvec_wide too
  */
 #include "graph_internal.h"
 #include "vki_abi.h"
 
 extern const vki_op_def vki_op_binary, vki_op_unary, vki_op_matmul, vki_op_rms_norm,
-    vki_op_layer_norm;
+    vki_op_layer_norm, vki_op_glu;
 
 /* A vector of `n` elements along dim 0 only, contiguous, f32 or f16. */
 static bool is_row_vector(const vki_node *v, int64_t n)
@@ -75,6 +77,42 @@ static bool norm_into_matvec(vki_graph *w, uint32_t *uses, uint32_t m_id, const 
     return true;
 }
 
+/* glu g_id of the two halves of one matmul's rows (views that only it reads, of a product
+ * that only they read, without epilogue): the matmul goes into g_id, computing both halves'
+ * rows and the glu, where it lowers to matvec_wide. Returns whether it did. */
+static bool glu_into_matvec(vki_graph *w, uint32_t *uses, uint32_t g_id, const vki_profile *profile)
+{
+    vki_node *gl = &w->nodes[g_id];
+    if (!profile || gl->src[2] || !gl->src[0] || !gl->src[1] || gl->dtype != VKI_DTYPE_F32 ||
+        !vki__is_contiguous(gl))
+        return false;
+    const vki_node *a = &w->nodes[gl->src[0]], *b = &w->nodes[gl->src[1]];
+    if (a->kind != VKI_NODE_VIEW || b->kind != VKI_NODE_VIEW || a->src[0] != b->src[0] ||
+        uses[gl->src[0]] != 1 || uses[gl->src[1]] != 1)
+        return false;
+    uint32_t y_id = a->src[0], kchunks, rows;
+    const vki_node *y = &w->nodes[y_id];
+    int64_t M = gl->ne[0];
+    if (y->kind != VKI_NODE_OP || y->op != &vki_op_matmul || y->output || uses[y_id] != 2 ||
+        y->src[2] || y->src[3] || y->p[0].u != VKI_ACT_NONE || y->p[2].u || y->ne[0] != 2 * M ||
+        !vki__same_shape(a, gl) || !vki__same_shape(b, gl) || y->view_offset ||
+        a->view_offset != 0 || b->view_offset != (uint64_t)M * 4 ||
+        !vki__matvec_wide(profile, (uint64_t)w->nodes[y->src[0]].ne[0], (uint64_t)y->ne[1], &kchunks, &rows))
+        return false;
+    for (int d = 0; d < VKI_MAX_DIMS; d++)
+        if (a->nb[d] != y->nb[d] || b->nb[d] != y->nb[d]) return false;
+    vki_node merged = *y;
+    merged.ne[0] = M;
+    for (int d = 1; d < VKI_MAX_DIMS; d++) merged.nb[d] = merged.nb[d - 1] * (uint64_t)merged.ne[d - 1];
+    merged.p[2].u = gl->p[0].u;
+    merged.output = gl->output;
+    memcpy(merged.name, gl->name, sizeof merged.name);
+    merged.base = g_id;
+    uses[gl->src[0]] = uses[gl->src[1]] = uses[y_id] = 0; // y's operands are g_id's now
+    *gl = merged;
+    return true;
+}
+
 /* Folds node `y` (the producer, sole user is x) into x, adding `extra` as source `slot` (0:
  * none). */
 static void fold(vki_graph *w, uint32_t *uses, uint32_t x_id, uint32_t y_id, int slot, uint32_t extra)
@@ -104,7 +142,8 @@ uint32_t vki__fuse(vki_graph *w, const vki_profile *profile)
     for (uint32_t id = 1; id < w->count; id++) {
         vki_node *x = &w->nodes[id];
         if (x->kind != VKI_NODE_OP || !x->src[0]) continue;
-        if (x->op == &vki_op_matmul && norm_into_matvec(w, uses, id, profile)) {
+        if ((x->op == &vki_op_matmul && norm_into_matvec(w, uses, id, profile)) ||
+            (x->op == &vki_op_glu && glu_into_matvec(w, uses, id, profile))) {
             fused++;
             continue;
         }

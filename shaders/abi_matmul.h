@@ -70,7 +70,7 @@
     F(u32, w_off) F(u32, w_nb1) F(u32, w_nb2) F(u32, w_nb3)                                    \
     F(u32, x_off) F(u32, x_nb1) F(u32, x_nb2) F(u32, x_nb3)                                    \
     F(u32, y_off) F(u32, b_off) F(u32, has_bias) F(u32, act) F(u32, r_off) F(u32, has_res)   \
-    F(u32, n_off) F(u32, norm) F(f32, eps)
+    F(u32, n_off) F(u32, norm) F(f32, eps) F(u32, glu)
 VKI_DECLARE_PUSH(vki_pc_matmul, VKI_PC_MATMUL)
 
 /* get_rows: d[k, n] = table[k, ids[n]] for k < K, n < N; ids outside [0, V) give zeros. */

@@ -86,28 +86,35 @@ void main()
     for (uint blk = 0u; blk < BLOCKS; blk++) {
         const uint row0 = rows0 + blk * nt;
         if (row0 >= pc.M) break;
-        float mine = 0.0;
+        float mine = 0.0, mine_up = 0.0;
+        // A fused glu: the up rows follow the gate's (part 1), y = act(gate) * up.
+        for (uint part = 0u; part < (pc.glu != 0u ? 2u : 1u); part++)
         for (uint r = 0u; r < nt; r += ROWS) {
             float s[ROWS];
             [[unroll]] for (uint j = 0u; j < ROWS; j++) s[j] = 0.0;
             [[unroll]] for (uint c = 0u; c < KCHUNKS; c++) {
                 float wv[WQ_CHUNK];
-                w_chunk(wbase + min(row0 + r + slot_row[c], pc.M - 1u) * pc.w_nb1, slot_ch[c], wv);
+                w_chunk(wbase + (min(row0 + r + slot_row[c], pc.M - 1u) + part * pc.M) * pc.w_nb1,
+                        slot_ch[c], wv);
                 float d = dot_chunk(wv, xv[c]);
                 d = slot_on[c] ? d : 0.0;
                 [[unroll]] for (uint j = 0u; j < ROWS; j++) s[j] += slot_row[c] == j ? d : 0.0;
             }
 #if !WQ_QUANT
             [[unroll]] for (uint j = 0u; j < ROWS; j++) {
-                const uint wr = wbase + min(row0 + r + j, pc.M - 1u) * pc.w_nb1;
+                const uint wr = wbase + (min(row0 + r + j, pc.M - 1u) + part * pc.M) * pc.w_nb1;
                 for (uint k = chunks * WQ_CHUNK + tid; k < pc.K; k += nt) s[j] += w_elem(wr, k) * x_elem(xcol + k);
             }
 #endif
             [[unroll]] for (uint j = 0u; j < ROWS; j++) {
                 float t = subgroupAdd(s[j]);
-                if (r + j == tid) mine = t;
+                if (r + j == tid) {
+                    if (part == 0u) mine = t;
+                    else mine_up = t;
+                }
             }
         }
+        if (pc.glu != 0u) mine = vki_activate(pc.glu, mine) * mine_up;
         if (row0 + tid < pc.M) store_y(row0 + tid, col, b, mine);
     }
 }

@@ -59,6 +59,22 @@ static void norm_matmul_case(vki_graph *g, const int64_t *arg)
     vki_output(g, y, "y");
 }
 
+/* swiglu (arg4 = 0) or geglu of the halves of W [rms_norm](x) as a feed-forward reads its gate
+ * and up projections joined: W [arg0 = K, 2 arg1] of dtype arg3, x [K, arg2], the norm when
+ * arg5 (both go into a CPU mat-vec). */
+static void glu_matmul_case(vki_graph *g, const int64_t *arg)
+{
+    int64_t K = arg[0], M = arg[1], N = arg[2];
+    vki_tensor W = vki_weight(g, (vki_dtype)arg[3], 2, (int64_t[]){K, 2 * M}, "W");
+    vki_tensor x = vki_input(g, VKI_DTYPE_F32, 2, (int64_t[]){K, N}, "x");
+    if (arg[5]) x = vki_rms_norm(g, x, vki_weight(g, VKI_DTYPE_F32, 1, (int64_t[]){K}, "w"), 1e-5f);
+    vki_tensor y = vki_matmul(g, W, x);
+    const uint64_t nb[2] = {4, 8 * (uint64_t)M};
+    vki_tensor gate = vki_view(g, y, 2, (int64_t[]){M, N}, nb, 0);
+    vki_tensor up = vki_view(g, y, 2, (int64_t[]){M, N}, nb, 4 * (uint64_t)M);
+    vki_output(g, arg[4] ? vki_geglu(g, gate, up) : vki_swiglu(g, gate, up), "y");
+}
+
 #define T VKI_CASE_TEST
 const vki_op_case vki_cases_fused[] = {
     {"fused rms_norm * w f32 [97, 3]", "fused", T, 1e-10f, 0, rms_scale_case, {97, 3}, 0},
@@ -85,6 +101,14 @@ const vki_op_case vki_cases_fused[] = {
      {64, 35, 2, VKI_DTYPE_F16, 1}, 0},
     {"fused matmul q8_0 (rms_norm) [96, 389] x 1", "fused", T, 1e-8f, 0, norm_matmul_case,
      {96, 389, 1, VKI_DTYPE_Q8_0, 0}, 0},
+    {"fused swiglu of matmul q4_1 (rms_norm) [576, 2 x 99] x 1", "fused", T, 1e-8f, 0,
+     glu_matmul_case, {576, 99, 1, VKI_DTYPE_Q4_1, 0, 1}, 0},
+    {"fused geglu of matmul q8_0 [64, 2 x 35] x 3", "fused", T, 1e-8f, 0, glu_matmul_case,
+     {64, 35, 3, VKI_DTYPE_Q8_0, 1, 0}, 0},
+    {"fused swiglu of matmul f16 [96, 2 x 130] x 1", "fused", T, 1e-8f, 0, glu_matmul_case,
+     {96, 130, 1, VKI_DTYPE_F16, 0, 0}, 0},
+    {"fused swiglu of matmul q4_k [256, 2 x 21] x 9", "fused", T, 1e-8f, 0, glu_matmul_case,
+     {256, 21, 9, VKI_DTYPE_Q4_K, 0, 1}, 0},
     {"fused matmul q4_0 (rms_norm) [64, 35] x 12", "fused", T, 1e-8f, 0, norm_matmul_case,
      {64, 35, 12, VKI_DTYPE_Q4_0, 0}, 0},
 };

@@ -1,7 +1,8 @@
 /* matmul: y[M, N, B2, B3] = w[K, M, B2 / r2, B3 / r3] x[K, N, B2, B3], then + bias[M], an
  * activation and + a residual r[M, N, B2, B3] when the fusion pass has set them (src[2],
  * p[0].u, src[3]); x rms-normed with weights src[4] and epsilon p[1].f first, where the fusion
- * pass has folded the norm in (matvec_wide only: vki__matvec_wide). w may have any dtype and is
+ * pass has folded the norm in; y[m] = act(row m) * row m + M where it has folded a glu of the
+ * product's two halves in (p[2].u the activation). Both in matvec_wide only (vki__matvec_wide). w may have any dtype and is
  * read as stored: quantized blocks are decoded in the kernels' registers (shaders/quant.glsl).
  * x is F32 or F16; y is F32 and contiguous. w's batch dims broadcast by ratio (ggml's rule:
  * r2 = B2 / w.ne[2] consecutive x batches share a w batch), so Bw = 1 or B both work.
@@ -65,43 +66,54 @@ vki_tensor vki_matmul(vki_graph *g, vki_tensor w, vki_tensor x)
     return vki__new_op(g, &vki_op_matmul, VKI_DTYPE_F32, nx->ndim > 2 ? nx->ndim : 2, ne, 2, srcs);
 }
 
-/* Plain dot products in double, a block of w decoded at a time (x rms-normed first when the
- * fusion pass has folded a norm in: src[4] its weights, p[1].f its epsilon); then bias,
+/* Row m of w (batch i2, i3) . column i1 of x, in double, a block of w decoded at a time, x
+ * rms-normed with weights `norm` and epsilon eps when there are. */
+static double row_dot(const vki_ref_tensor *w, const vki_ref_tensor *x, const vki_ref_tensor *norm,
+                      float eps, int64_t m, int64_t i1, int64_t i2, int64_t i3)
+{
+    const vki_dtype_info *wd = vki_dtype_get(w->dtype);
+    int64_t K = w->ne[0], be = wd->block_elems;
+    int64_t r2 = x->ne[2] / w->ne[2], r3 = x->ne[3] / w->ne[3];
+    float blk[256];
+    double sum = 0;
+    for (int64_t k0 = 0; k0 < K; k0 += be) {
+        if (wd->quantized)
+            vki_dequant_block(w->dtype,
+                              w->data + (k0 / be) * w->nb[0] + m * w->nb[1] + (i2 / r2) * w->nb[2] +
+                                  (i3 / r3) * w->nb[3],
+                              blk);
+        else
+            blk[0] = vki_ref_get(w, k0, m, i2 / r2, i3 / r3);
+        for (int64_t j = 0; j < be; j++)
+            sum += (double)blk[j] * vki_ref_get(x, k0 + j, i1, i2, i3) *
+                   (norm ? vki_ref_get(norm, k0 + j, 0, 0, 0) : 1.0);
+    }
+    if (norm) { // x * w / sqrt(mean(x^2) + eps), the column's scale factored out
+        double ss = 0;
+        for (int64_t k = 0; k < K; k++) {
+            double xv = vki_ref_get(x, k, i1, i2, i3);
+            ss += xv * xv;
+        }
+        sum /= sqrt(ss / (double)K + (double)eps);
+    }
+    return sum;
+}
+
+/* Plain dot products (row_dot); a fused glu's output row m is act(row m) * row m + M; then bias,
  * activation and residual. */
 static void reference(const vki_node *n, const vki_ref_tensor *d, const vki_ref_tensor *s)
 {
     const vki_ref_tensor *w = &s[0], *x = &s[1], *bias = n->src[2] ? &s[2] : NULL;
     const vki_ref_tensor *res = n->src[3] ? &s[3] : NULL, *norm = n->src[4] ? &s[4] : NULL;
-    const vki_dtype_info *wd = vki_dtype_get(w->dtype);
-    int64_t K = w->ne[0], be = wd->block_elems;
-    int64_t r2 = x->ne[2] / w->ne[2], r3 = x->ne[3] / w->ne[3];
-    float blk[256];
+    vki_activation glu = (vki_activation)n->p[2].u;
     for (int64_t i3 = 0; i3 < n->ne[3]; i3++)
         for (int64_t i2 = 0; i2 < n->ne[2]; i2++)
             for (int64_t i1 = 0; i1 < n->ne[1]; i1++)
                 for (int64_t m = 0; m < n->ne[0]; m++) {
-                    double sum = 0;
-                    for (int64_t k0 = 0; k0 < K; k0 += be) {
-                        if (wd->quantized)
-                            vki_dequant_block(w->dtype,
-                                              w->data + (k0 / be) * w->nb[0] + m * w->nb[1] +
-                                                  (i2 / r2) * w->nb[2] + (i3 / r3) * w->nb[3],
-                                              blk);
-                        else
-                            blk[0] = vki_ref_get(w, k0, m, i2 / r2, i3 / r3);
-                        for (int64_t j = 0; j < be; j++)
-                            sum += (double)blk[j] * vki_ref_get(x, k0 + j, i1, i2, i3) *
-                                   (norm ? vki_ref_get(norm, k0 + j, 0, 0, 0) : 1.0);
-                    }
-                    if (norm) { // x * w / sqrt(mean(x^2) + eps), the column's scale factored out
-                        double ss = 0;
-                        for (int64_t k = 0; k < K; k++) {
-                            double xv = vki_ref_get(x, k, i1, i2, i3);
-                            ss += xv * xv;
-                        }
-                        sum /= sqrt(ss / (double)K + (double)n->p[1].f);
-                    }
-                    float v = (float)sum;
+                    float v = (float)row_dot(w, x, norm, n->p[1].f, m, i1, i2, i3);
+                    if (glu)
+                        v = vki__activation_ref(glu, v) *
+                            (float)row_dot(w, x, norm, n->p[1].f, m + n->ne[0], i1, i2, i3);
                     if (bias) v += vki_ref_get(bias, m, 0, 0, 0);
                     v = vki__activation_ref((vki_activation)n->p[0].u, v);
                     if (res) v += vki_ref_get(res, m, i1, i2, i3);
@@ -243,9 +255,14 @@ static vki_status lower(vki_lower *L, const vki_node *n)
     // matvec_wide (CPU devices with texel loads); else the storage-buffer mat-vec.
     uint32_t kchunks = 0, wide_rows = 1;
     vki__matvec_wide(p, pc.K, pc.N, &kchunks, &wide_rows);
-    if (n->src[4] && !kchunks)
+    if ((n->src[4] || n->p[2].u) && !kchunks)
         return vki_lower_fail(L, n, VKI_ERROR_INVALID_ARGUMENT,
-                              "a fused rms_norm needs the matvec_wide kernel (fusion checks)");
+                              "a fused rms_norm or glu needs the matvec_wide kernel (fusion checks)");
+    if (n->p[2].u) { // fused glu: output row m is act(w row m) * w row m + M
+        if (w.ne[1] != 2 * pc.M)
+            return vki_lower_fail(L, n, VKI_ERROR_INVALID_ARGUMENT, "a fused glu needs 2 M weight rows");
+        pc.glu = n->p[2].u;
+    }
 
     if (kchunks) {
         // One row per thread, one subgroup per workgroup, one column per workgroup.

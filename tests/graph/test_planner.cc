@@ -533,6 +533,23 @@ TEST_F(GraphTest, FusionFoldsTheNormIntoTheCpuMatvec)
     EXPECT_EQ(vki_plan_step_count(plan), 2u);
     dispatches(false, 1, "norm_f32");
     EXPECT_EQ(vki_plan_step_count(plan), 2u);
+
+    // swiglu of the two halves of a joined gate and up product: one mat-vec.
+    vki_graph_destroy(g);
+    vki_plan_destroy(plan);
+    plan = nullptr;
+    ASSERT_EQ(vki_graph_create(nullptr, &g), VKI_OK);
+    profile.subgroup_size = profile.subgroup_min = profile.subgroup_max = 8;
+    profile.subgroup_ops = VKI_SUBGROUP_BASIC | VKI_SUBGROUP_ARITHMETIC;
+    profile.tuning.subgroup_size = 8;
+    profile.tuning.texel_loads = true;
+    int64_t wne[2] = {576, 3072}, half[2] = {1536, 1};
+    vki_tensor y = vki_matmul(g, vki_weight(g, VKI_DTYPE_Q4_1, 2, wne, "w"), in({576, 1}));
+    const uint64_t nb[2] = {4, 4 * 3072};
+    vki_output(g, vki_swiglu(g, vki_view(g, y, 2, half, nb, 0), vki_view(g, y, 2, half, nb, 4 * 1536)), "h");
+    vki_plan_stats s = compile();
+    EXPECT_EQ(s.dispatches, 1u);
+    EXPECT_EQ(s.fused, 1u);
 }
 
 TEST_F(GraphTest, CooperativeMatrixMatmulForHalfAndQuantizedWeightsOnly)
