@@ -418,9 +418,9 @@ TEST(SpirvReflect, StorageTexelBuffersBindWithTheirFormat)
     Words w = Embedded("matvec_q4_1_wide");
     Result r = Reflect(w);
     ASSERT_EQ(r.status, VKI_OK) << r.error;
-    EXPECT_EQ(r.info.binding_count, 5u);
-    EXPECT_EQ(r.info.texel_mask, 0x3u) << "w and x";
-    EXPECT_EQ(r.info.image_mask, 0x3u);
+    EXPECT_EQ(r.info.binding_count, 6u);
+    EXPECT_EQ(r.info.texel_mask, 0x23u) << "w, x and a fused norm's weights";
+    EXPECT_EQ(r.info.image_mask, 0x23u);
     EXPECT_EQ(r.info.texel_bytes[0], 16u);
     EXPECT_EQ(r.info.texel_bytes[1], 16u);
     EXPECT_EQ(r.info.texel_bytes[2], 0u) << "bias: a storage buffer";
