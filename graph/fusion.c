@@ -67,7 +67,7 @@ static bool norm_into_matvec(vki_graph *w, uint32_t *uses, uint32_t m_id, const 
         return false;
     const vki_node *x = &w->nodes[n->src[0]], *nw = &w->nodes[n->src[1]];
     if (x->dtype != VKI_DTYPE_F32 || x->nb[0] != 4 || !is_row_vector(nw, n->ne[0]) ||
-        nw->dtype != VKI_DTYPE_F32 || n->ne[0] % VKI_MM_CHUNK ||
+        nw->dtype != VKI_DTYPE_F32 || nw->view_offset % 16 || n->ne[0] % VKI_MM_CHUNK ||
         !vki__matvec_wide(profile, (uint64_t)n->ne[0], (uint64_t)m->ne[1], &kchunks, &rows))
         return false;
     m->src[1] = n->src[0];
