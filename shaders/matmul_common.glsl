@@ -104,6 +104,16 @@ float x_elem(uint e)
     return uintBitsToFloat(x_word(e));
 }
 
+// v . x over a chunk, in four fma partial sums (a CPU device runs one serial chain of adds at
+// its add latency).
+float dot_chunk(float v[WQ_CHUNK], float x[WQ_CHUNK])
+{
+    vec4 s = vec4(0.0);
+    for (uint i = 0u; i < WQ_CHUNK; i += 4u)
+        s = fma(vec4(v[i], v[i + 1u], v[i + 2u], v[i + 3u]), vec4(x[i], x[i + 1u], x[i + 2u], x[i + 3u]), s);
+    return (s.x + s.y) + (s.z + s.w);
+}
+
 // acc[r * COLS + c] += chunk ch of weight row wrow(r) . the same elements of x column xcol[c].
 // The x chunks are loaded once for all ROWS rows and each weight chunk decoded once for all
 // COLS columns: per weight element 1 / ROWS of an x load, per x element 1 / COLS of a decode.
@@ -117,14 +127,8 @@ float x_elem(uint e)
         for (uint ac_r = 0u; ac_r < ROWS; ac_r++) {                                             \
             float ac_w[WQ_CHUNK];                                                               \
             w_chunk(wrow(ac_r), (ch), ac_w);                                                    \
-            for (uint ac_c = 0u; ac_c < COLS; ac_c++) {                                         \
-                vec4 ac_s = vec4(0.0);                                                          \
-                for (uint ac_i = 0u; ac_i < WQ_CHUNK; ac_i += 4u)                               \
-                    ac_s = fma(vec4(ac_w[ac_i], ac_w[ac_i + 1u], ac_w[ac_i + 2u], ac_w[ac_i + 3u]), \
-                               vec4(ac_x[ac_c][ac_i], ac_x[ac_c][ac_i + 1u], ac_x[ac_c][ac_i + 2u], \
-                                    ac_x[ac_c][ac_i + 3u]), ac_s);                              \
-                acc[ac_r * COLS + ac_c] += (ac_s.x + ac_s.y) + (ac_s.z + ac_s.w);               \
-            }                                                                                   \
+            for (uint ac_c = 0u; ac_c < COLS; ac_c++)                                           \
+                acc[ac_r * COLS + ac_c] += dot_chunk(ac_w, ac_x[ac_c]);                         \
         }                                                                                       \
     }
 

@@ -10,7 +10,8 @@
 // so that x and the decoded weights need no indexed arrays. Weights and x are read as 16-byte
 // texels (WIDE, matmul_common.glsl): consecutive threads read consecutive chunks, so a row
 // streams through memory in order. A row's partial sums meet in a subgroupAdd; thread r keeps
-// row r's and stores it, so the epilogue (bias, activation, residual) runs once per workgroup.
+// row r of its block and stores it, so the epilogue (bias, activation, residual) runs once per
+// block of rows.
 // K must be at most KCHUNKS x local size chunks (the lowering checks); COLS is 1 (the grid's z
 // runs over the columns and batches). An rms_norm of x may be fused in (pc.norm): x is
 // normalised in registers, once per workgroup, before the rows.
@@ -23,15 +24,6 @@ layout(binding = VKI_MM_BINDING_NORM, rgba32ui) uniform readonly restrict uimage
 
 layout(constant_id = VKI_SPEC_MM_KCHUNKS) const uint KCHUNKS = 1;
 layout(constant_id = VKI_SPEC_MM_BLOCKS) const uint BLOCKS = 1;
-
-// v . x over a chunk, in four partial sums.
-float dot_chunk(float v[WQ_CHUNK], float x[WQ_CHUNK])
-{
-    vec4 s = vec4(0.0);
-    [[unroll]] for (uint i = 0u; i < WQ_CHUNK; i += 4u)
-        s = fma(vec4(v[i], v[i + 1u], v[i + 2u], v[i + 3u]), vec4(x[i], x[i + 1u], x[i + 2u], x[i + 3u]), s);
-    return (s.x + s.y) + (s.z + s.w);
-}
 
 void main()
 {
@@ -64,14 +56,8 @@ void main()
         // x * w / sqrt(mean(x^2) + eps), an rms_norm fused in: every chunk of x is in the slots
         // of the pass's row 0 once.
         float ss = 0.0;
-        [[unroll]] for (uint c = 0u; c < KCHUNKS; c++) {
-            vec4 t = vec4(0.0);
-            [[unroll]] for (uint i = 0u; i < WQ_CHUNK; i += 4u) {
-                vec4 v = vec4(xv[c][i], xv[c][i + 1u], xv[c][i + 2u], xv[c][i + 3u]);
-                t = fma(v, v, t);
-            }
-            ss += slot_on[c] && slot_row[c] == 0u ? (t.x + t.y) + (t.z + t.w) : 0.0;
-        }
+        [[unroll]] for (uint c = 0u; c < KCHUNKS; c++)
+            ss += slot_on[c] && slot_row[c] == 0u ? dot_chunk(xv[c], xv[c]) : 0.0;
         float scale = inversesqrt(subgroupAdd(ss) / float(pc.K) + pc.eps);
         [[unroll]] for (uint c = 0u; c < KCHUNKS; c++)
             [[unroll]] for (uint run = 0u; run < WQ_RUNS; run++) { // the chunk's x elements

@@ -160,7 +160,7 @@ bool vki__matvec_wide(const vki_profile *p, uint64_t K, uint64_t N, uint32_t *ou
     const vki_tuning *t = &p->tuning;
     *out_kchunks = 0, *out_rows = 1;
     if (N > MATVEC_MAX_COLS || !t->texel_loads || !(p->subgroup_ops & VKI_SUBGROUP_ARITHMETIC) ||
-        !t->subgroup_size || K > (uint64_t)WIDE_MAX_KCHUNKS * t->subgroup_size * VKI_MM_CHUNK + VKI_MM_CHUNK)
+        !t->subgroup_size || K / VKI_MM_CHUNK > (uint64_t)WIDE_MAX_KCHUNKS * t->subgroup_size)
         return false;
     // A workgroup computes ROWS rows at a time, the rows' chunks dealt to its threads: the ROWS
     // (a power of two up to the threads) that leaves the fewest threads idle.
