@@ -14,7 +14,9 @@
 // block of rows.
 // K must be at most KCHUNKS x local size chunks (the lowering checks); COLS is 1 (the grid's z
 // runs over the columns and batches). An rms_norm of x may be fused in (pc.norm): x is
-// normalised in registers, once per workgroup, before the rows.
+// normalised in registers, once per workgroup, before the rows. Formats with a raw chunk dot
+// (WQ_DOT, quant.glsl: Q4_0, Q4_1, Q8_0) then scale x in place, so that a weight element costs a
+// mask, a conversion and a multiply-add.
 #include "vki_abi.h"
 
 layout(local_size_x = 8, local_size_x_id = VKI_SPEC_LOCAL_SIZE_X) in;
@@ -69,6 +71,18 @@ void main()
             }
     }
 
+#if WQ_DOT
+    // The raw chunk dots of quant.glsl: x scaled in place once, its unscaled sums kept.
+    float xsum[KCHUNKS];
+    [[unroll]] for (uint c = 0u; c < KCHUNKS; c++) {
+        vec4 t = vec4(0.0);
+        for (uint i = 0u; i < WQ_CHUNK; i += 4u)
+            t += vec4(xv[c][i], xv[c][i + 1u], xv[c][i + 2u], xv[c][i + 3u]);
+        xsum[c] = (t.x + t.y) + (t.z + t.w);
+        for (uint i = 0u; i < WQ_CHUNK; i++) xv[c][i] *= wq_x_scale(i);
+    }
+#endif
+
     for (uint blk = 0u; blk < BLOCKS; blk++) {
         const uint row0 = rows0 + blk * nt;
         if (row0 >= pc.M) break;
@@ -79,10 +93,14 @@ void main()
             float s[ROWS];
             [[unroll]] for (uint j = 0u; j < ROWS; j++) s[j] = 0.0;
             [[unroll]] for (uint c = 0u; c < KCHUNKS; c++) {
+                const uint wrow = wbase + (min(row0 + r + slot_row[c], pc.M - 1u) + part * pc.M) * pc.w_nb1;
+#if WQ_DOT
+                float d = w_dot(wrow, slot_ch[c], xv[c], xsum[c]);
+#else
                 float wv[WQ_CHUNK];
-                w_chunk(wbase + (min(row0 + r + slot_row[c], pc.M - 1u) + part * pc.M) * pc.w_nb1,
-                        slot_ch[c], wv);
+                w_chunk(wrow, slot_ch[c], wv);
                 float d = dot_chunk(wv, xv[c]);
+#endif
                 d = slot_on[c] ? d : 0.0;
                 [[unroll]] for (uint j = 0u; j < ROWS; j++) s[j] += slot_row[c] == j ? d : 0.0;
             }

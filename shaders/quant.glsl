@@ -34,6 +34,12 @@
 //                     specialisation constant ALIGN): the compiler drops the realignment
 //   fetch_words(word, b, n, bytes, aligned, r)  realigned words of bytes [b, b + 4n), word(i)
 //                     reading word i of a buffer
+//   WQ_DOT            1 where the format has a raw chunk dot (Q4_0, Q4_1, Q8_0): a mat-vec that
+//                     holds x in registers scales chunk element i by wq_x_scale(i) once, and
+//                     w_dot(row, ch, xs, xsum) is then the chunk's dot with x (xsum: the sum of
+//                     the unscaled x elements). Each weight element is masked in place and
+//                     converted, never shifted down or scaled: the block's d (and m) multiply
+//                     the sums, once per chunk.
 
 #ifndef VKI_QUANT_GLSL
 #define VKI_QUANT_GLSL
@@ -189,6 +195,21 @@ void w_chunk(uint row, uint ch, out float v[WQ_CHUNK])
         for (uint t = 0u; t < 4u; t++) v[4u * j + t] = d * float(bitfieldExtract(q, int(8u * t), 8));
     }
 }
+// A signed byte of a word, masked in place at bits 24..31 as an int, is q * 2^24.
+#define WQ_DOT 1
+float wq_x_scale(uint i) { return 1.0 / 16777216.0; }
+float w_dot(uint row, uint ch, float xs[WQ_CHUNK], float xsum)
+{
+    uint r[WQ_FETCH_MAX];
+    WQ_FETCH(row + 34u * ch, 9u, 34u, r);
+    vec4 s = vec4(0.0);
+    for (uint j = 0u; j < 8u; j++) {
+        uint q = WQ_FIELD32(r, 2u + 4u * j);
+        ivec4 v = ivec4(uvec4(q << 24, q << 16, q << 8, q) & 0xFF000000u);
+        s = fma(vec4(v), vec4(xs[4u * j], xs[4u * j + 1u], xs[4u * j + 2u], xs[4u * j + 3u]), s);
+    }
+    return unpackHalf2x16(r[0]).x * ((s.x + s.y) + (s.z + s.w));
+}
 vec4 w_quad(uint row, uint k)
 {
     uint b = row + (k >> 5) * 34u;
@@ -252,6 +273,34 @@ void w_chunk(uint row, uint ch, out float v[WQ_CHUNK])
         }
     }
 }
+#ifndef WQ_QH
+// Element 4j + t is the nibble at bits 8t..8t+3 of qs word j, element 16 + 4j + t the one at
+// bits 8t+4..8t+7, taken from the word shifted down by 4 (so that no nibble reaches the sign
+// bit): masked in place, both are q * 2^8t.
+#define WQ_DOT 1
+float wq_x_scale(uint i) { return exp2(-8.0 * float(i & 3u)); }
+float w_dot(uint row, uint ch, float xs[WQ_CHUNK], float xsum)
+{
+    uint r[WQ_FETCH_MAX];
+    WQ_FETCH(row + WQ_BLOCK_BYTES * ch, (WQ_BLOCK_BYTES + 3u) / 4u, WQ_BLOCK_BYTES, r);
+    const uvec4 nib = uvec4(0xFu, 0xF00u, 0xF0000u, 0xF000000u);
+    vec4 s = vec4(0.0);
+    for (uint j = 0u; j < 4u; j++) {
+        uint q = WQ_FIELD32(r, WQ_QS + 4u * j);
+        s = fma(vec4(ivec4(uvec4(q) & nib)),
+                vec4(xs[4u * j], xs[4u * j + 1u], xs[4u * j + 2u], xs[4u * j + 3u]), s);
+        s = fma(vec4(ivec4(uvec4(q >> 4) & nib)),
+                vec4(xs[16u + 4u * j], xs[17u + 4u * j], xs[18u + 4u * j], xs[19u + 4u * j]), s);
+    }
+    vec2 dm = unpackHalf2x16(r[0]);
+    float dot = (s.x + s.y) + (s.z + s.w);
+#if WTYPE == VKI_WTYPE_Q4_0
+    return dm.x * (dot - 8.0 * xsum); // d * (q - 8)
+#else
+    return dm.x * dot + dm.y * xsum; // d * q + m
+#endif
+}
+#endif
 vec4 w_quad(uint row, uint k)
 {
     uint b = row + (k >> 5) * WQ_BLOCK_BYTES, j = k & 31u;
@@ -383,6 +432,10 @@ vec4 w_quad(uint row, uint k)
 
 #else
 #error "quant.glsl: WTYPE must be one of VKI_WTYPE_* (abi_matmul.h)"
+#endif
+
+#ifndef WQ_DOT
+#define WQ_DOT 0
 #endif
 
 // A chunk is WQ_RUNS runs of consecutive elements; most formats' chunks are one run.
