@@ -9,7 +9,17 @@
 layout(std430, set = 0, binding = VKI_ATTN_BINDING_Q) readonly buffer Q { uint q_words[]; };
 // K_WORD(i), V_WORD(i): word i of k, v. TEXEL=1 reads them as uniform texel buffers of R32_UINT
 // (lavapipe: a gather instead of a loop over the lanes; see matmul_common.glsl).
-#if defined(TEXEL) && TEXEL
+// WIDE=1 reads them as storage texel buffers of 16-byte texels (R32G32B32A32_UINT, as
+// matvec_wide does): K_TEXEL(t), V_TEXEL(t) read texel t, whole rows of an F16 cache whose rows
+// start at 16-byte texels (the lowering checks), 8 dims to a load.
+#if defined(WIDE) && WIDE
+layout(set = 0, binding = VKI_ATTN_BINDING_K, rgba32ui) uniform readonly restrict uimageBuffer k_wide;
+layout(set = 0, binding = VKI_ATTN_BINDING_V, rgba32ui) uniform readonly restrict uimageBuffer v_wide;
+#define K_TEXEL(t) imageLoad(k_wide, int(t))
+#define V_TEXEL(t) imageLoad(v_wide, int(t))
+#define K_WORD(i) K_TEXEL((i) >> 2)[(i) & 3u]
+#define V_WORD(i) V_TEXEL((i) >> 2)[(i) & 3u]
+#elif defined(TEXEL) && TEXEL
 layout(set = 0, binding = VKI_ATTN_BINDING_K) uniform usamplerBuffer k_texels;
 layout(set = 0, binding = VKI_ATTN_BINDING_V) uniform usamplerBuffer v_texels;
 #define K_WORD(i) texelFetch(k_texels, int(i)).x

@@ -2,6 +2,7 @@
 #extension GL_GOOGLE_include_directive : require
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
+#extension GL_EXT_control_flow_attributes : require
 // Fused attention for CPU devices (lavapipe): a row (query, head) belongs to a subgroup of
 // LANES invocations, lane l taking kv positions range.x + l, + LANES, ... Each lane runs its own
 // online softmax (running max m, sum l, output acc over all D dims) over its positions, and the
@@ -19,6 +20,17 @@ layout(local_size_x = 64, local_size_x_id = VKI_SPEC_LOCAL_SIZE_X) in;
 #include "attention_common.glsl"
 
 layout(constant_id = VKI_ATTN_SPEC_LANES) const uint LANES = 8; // the subgroup size
+
+// UNROLL=1 unrolls the loops over a row's dims and over the rows: their arrays (q, the output,
+// k and v of a position) are then indexed by constants, which lavapipe keeps in registers and
+// plain stack slots; an index that varies costs a loop over the lanes per access (decode
+// attention at D = 64, 3 rows: 2.2x faster). Only for few rows (the lowering's choice): at 16
+// rows of D = 64 the unrolled kernel took lavapipe minutes to compile.
+#if defined(UNROLL) && UNROLL
+#define UNROLLED [[unroll]]
+#else
+#define UNROLLED
+#endif
 
 // Dims d and d + 1 (d even, d + 1 < HD) of k or v at position j: one word when the operand is
 // F16 with contiguous, word-aligned dims (a KV cache), else two element loads.
@@ -42,17 +54,35 @@ const uint HD2 = HD / 2u; // dim pairs; an odd HD's last dim goes alone
 
 // Q8_0 rows of k and v at position j as dim pairs, a block (scale and 8 words of quants) at a
 // time: 9 word loads per 32 dims where F16 takes 16. HD % 32 == 0 for Q8_0 operands.
-#define LOAD_Q8_ROW(word, off, nb0, nb1, nb2, hk, j, kv)                                         \
-    for (uint bi = 0; bi < HD / 32u; bi++) {                                                    \
-        float sc;                                                                               \
-        uint qw[8];                                                                             \
-        Q8_BLOCK(word, off + bi * nb0 + hk * nb1 + j * nb2, sc, qw);                             \
-        for (uint w = 0; w < 8u; w++) {                                                         \
-            vec4 x = sc * q8_unpack(qw[w]);                                                     \
-            kv[16u * bi + 2u * w] = x.xy;                                                       \
-            kv[16u * bi + 2u * w + 1u] = x.zw;                                                  \
-        }                                                                                       \
+#define LOAD_Q8_ROW(word, off, nb0, nb1, nb2, hk, j, kv)                                            \
+    UNROLLED for (uint bi = 0; bi < HD / 32u; bi++) {                                             \
+        float sc;                                                                                   \
+        uint qw[8];                                                                                 \
+        Q8_BLOCK(word, off + bi * nb0 + hk * nb1 + j * nb2, sc, qw);                                \
+        UNROLLED for (uint w = 0; w < 8u; w++) {                                                  \
+            vec4 x = sc * q8_unpack(qw[w]);                                                         \
+            kv[16u * bi + 2u * w] = x.xy;                                                           \
+            kv[16u * bi + 2u * w + 1u] = x.zw;                                                      \
+        }                                                                                           \
     }
+
+// An F16 row of k or v whose first element e is at a 16-byte texel (WIDE, with UNROLL: the
+// lowering checks that every row is, and that HD % 8 == 0), 8 dims to a texel.
+#if defined(WIDE) && WIDE
+const bool WIDE_ROWS = true;
+#define LOAD_F16_ROW(texel, e, kv)                                                                  \
+    {                                                                                               \
+        uint lr_t = (e) >> 3;                                                                       \
+        UNROLLED for (uint lr_i = 0u; lr_i < HD / 8u; lr_i++) {                                   \
+            uvec4 lr_w = texel(lr_t + lr_i);                                                        \
+            for (uint lr_c = 0u; lr_c < 4u; lr_c++) kv[4u * lr_i + lr_c] = unpackHalf2x16(lr_w[lr_c]); \
+        }                                                                                           \
+        kv[HD2] = vec2(0.0);                                                                        \
+    }
+#else
+const bool WIDE_ROWS = false;
+#define LOAD_F16_ROW(texel, e, kv)
+#endif
 
 // Rows per subgroup: consecutive rows of one kv head (the heads of a query that share it, in
 // grouped-query attention, then the next queries) share every K and V load.
@@ -76,16 +106,18 @@ void walk(uint hk, uint lane, uint r0, uint r_end, uvec2 all, bool q8)
         if (q8) {
             LOAD_Q8_ROW(K_WORD, pc.k_off, pc.k_nb0, pc.k_nb1, pc.k_nb2, hk, j, kv);
             kv[HD2] = vec2(0.0);
+        } else if (WIDE_ROWS) {
+            LOAD_F16_ROW(K_TEXEL, pc.k_off + hk * pc.k_nb1 + j * pc.k_nb2, kv);
         } else {
-            for (uint c = 0; c < HD2; c++) kv[c] = load_k2(2u * c, hk, j);
+            UNROLLED for (uint c = 0; c < HD2; c++) kv[c] = load_k2(2u * c, hk, j);
             if ((HD & 1u) != 0u) kv[HD2] = vec2(load_k(HD - 1u, hk, j), 0.0);
         }
         float p[R], a[R];
         bool any = false;
-        for (uint k = 0; k < R; k++) {
+        UNROLLED for (uint k = 0; k < R; k++) {
             uint i = row_query(min(r0 + k, r_end - 1u));
             float s = 0.0;
-            for (uint c = 0; c <= HD2; c++) s += dot(qs[k][c], kv[c]);
+            UNROLLED for (uint c = 0; c <= HD2; c++) s += dot(qs[k][c], kv[c]);
             s = max(s + load_mask(j, i), NEG);
             if (j < ranges[k].x || j >= ranges[k].y) s = NEG;
             float m_new = max(m[k], s);
@@ -98,12 +130,14 @@ void walk(uint hk, uint lane, uint r0, uint r_end, uvec2 all, bool q8)
         if (!any) continue;
         if (q8) {
             LOAD_Q8_ROW(V_WORD, pc.v_off, pc.v_nb0, pc.v_nb1, pc.v_nb2, hk, j, kv);
+        } else if (WIDE_ROWS) {
+            LOAD_F16_ROW(V_TEXEL, pc.v_off + hk * pc.v_nb1 + j * pc.v_nb2, kv);
         } else {
-            for (uint c = 0; c < HD2; c++) kv[c] = load_v2(2u * c, hk, j);
+            UNROLLED for (uint c = 0; c < HD2; c++) kv[c] = load_v2(2u * c, hk, j);
             if ((HD & 1u) != 0u) kv[HD2] = vec2(load_v(HD - 1u, hk, j), 0.0);
         }
-        for (uint k = 0; k < R; k++)
-            for (uint c = 0; c <= HD2; c++) acc[k][c] = acc[k][c] * a[k] + p[k] * kv[c];
+        UNROLLED for (uint k = 0; k < R; k++)
+            UNROLLED for (uint c = 0; c <= HD2; c++) acc[k][c] = acc[k][c] * a[k] + p[k] * kv[c];
     }
 }
 
@@ -113,11 +147,11 @@ void main()
     uint r_end = min((gl_WorkGroupID.x + 1) * ROWS, n_rows);
     for (uint r0 = gl_WorkGroupID.x * ROWS + gl_SubgroupID * R; r0 < r_end; r0 += gl_NumSubgroups * R) {
         uvec2 all = uvec2(pc.n_kv, 0u);
-        for (uint k = 0; k < R; k++) {
+        UNROLLED for (uint k = 0; k < R; k++) {
             uint r = min(r0 + k, r_end - 1u), i = row_query(r), h = row_head(hk, r);
             ranges[k] = r0 + k < r_end ? kv_range(i) : uvec2(0u);
             if (ranges[k].x < ranges[k].y) all = uvec2(min(all.x, ranges[k].x), max(all.y, ranges[k].y));
-            for (uint c = 0; c <= HD2; c++) {
+            UNROLLED for (uint c = 0; c <= HD2; c++) {
                 uint d = 2u * c;
                 qs[k][c] = vec2(d < HD ? pc.scale * load_q(d, h, i) : 0.0,
                                 d + 1u < HD ? pc.scale * load_q(d + 1u, h, i) : 0.0);
@@ -129,14 +163,14 @@ void main()
         if ((pc.flags & VKI_ATTN_KV_Q8_0) != 0u) walk(hk, lane, r0, r_end, all, true);
         else walk(hk, lane, r0, r_end, all, false);
         // Combine the lanes: rescale each to the row's max, then sum.
-        for (uint k = 0; k < R; k++) {
+        UNROLLED for (uint k = 0; k < R; k++) {
             if (r0 + k >= r_end) break; // subgroup-uniform
             uint r = r0 + k, i = row_query(r), h = row_head(hk, r);
             float m_row = subgroupMax(m[k]);
             float w = m[k] > NEG ? exp(m[k] - m_row) : 0.0;
             float l_row = subgroupAdd(l[k] * w);
             float inv = l_row > 0.0 ? 1.0 / l_row : 0.0;
-            for (uint c = 0; c <= HD2; c++) {
+            UNROLLED for (uint c = 0; c <= HD2; c++) {
                 vec2 v = vec2(subgroupAdd(acc[k][c].x * w), subgroupAdd(acc[k][c].y * w)) * inv;
                 uint d = 2u * c;
                 if (lane == 0u && d < HD) store_out(d, h, i, v.x);

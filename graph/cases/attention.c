@@ -101,6 +101,12 @@ const vki_op_case vki_cases_attention[] = {
     {"attention f32 causal mask D64 h2 q33 kv70", "attention", T, 1e-8f, 0, attention_case,
      {64, 2, 1, 33, 70, ATT_CAUSAL | ATT_MASK}, 0},
     {"attention f32 kv1 D64 h2", "attention", T, 1e-8f, 0, attention_case, {64, 2, 2, 1, 1, 0}, 0},
+    // Decode on the CPU kernel's unrolled variants: f16 rows whole from 16-byte texels (D40),
+    // and rows that do not start at one (D20: a word at a time).
+    {"attention f16 kv cache decode D40 GQA 4/1 kv29", "attention", T, 1e-8f, 0, attention_case,
+     {40, 4, 1, 1, 29, ATT_KV_F16 | ATT_KV_CACHE | ATT_CAUSAL}, 0},
+    {"attention f16 kv cache decode D20 h2 kv13", "attention", T, 1e-8f, 0, attention_case,
+     {20, 2, 2, 1, 13, ATT_KV_F16 | ATT_KV_CACHE | ATT_CAUSAL}, 0},
     // Long enough for several kv tiles: the tiled kernel splits the positions (split-KV) and
     // merges the slices in a second step.
     {"attention f16 kv cache decode D64 GQA 6/2 kv300 (split-KV)", "attention", T, 1e-8f, 0,

@@ -161,6 +161,9 @@ typedef struct attn_kernel {
 #define SPLIT_TARGET 128 // workgroups a split decode step aims at
 #define SPLIT_MAX 32     // slices at most (the combine step reads them all per output)
 #define MAX_SHARED_ROWS 32 // rows of one subgroup in the keys kernel
+#define UNROLL_MAX_ROWS 4  // rows of one subgroup for its unrolled variants (compile time)
+
+static const char keys_tx[] = "attention_keys_sg_tx";
 
 static bool pick_kernel(const vki_profile *p, uint32_t d, uint32_t n_rows, uint32_t group,
                         attn_kernel *k)
@@ -186,7 +189,7 @@ static bool pick_kernel(const vki_profile *p, uint32_t d, uint32_t n_rows, uint3
         uint32_t shared_rows = group <= most ? most / group * group : most;
         if (shared_rows > n_rows) shared_rows = n_rows;
         if (shared_rows == 0) shared_rows = 1;
-        *k = (attn_kernel){p->tuning.texel_loads ? "attention_keys_sg_tx" : "attention_keys_sg", lanes,
+        *k = (attn_kernel){p->tuning.texel_loads ? keys_tx : "attention_keys_sg", lanes,
                            shared_rows, {VKI_ATTN_SPEC_LANES, lanes}, lanes,
                            {VKI_ATTN_SPEC_SHARED_ROWS, shared_rows}};
         return true;
@@ -238,6 +241,14 @@ static vki_status lower(vki_lower *L, const vki_node *n)
     if (!pick_kernel(p, q.ne[0], n_rows, group, &kern))
         return vki_lower_fail(L, n, VKI_ERROR_UNSUPPORTED,
                               "%u bytes of shared memory cannot hold a tile", p->shared_memory);
+    // Few rows per subgroup (decode; UNROLL_MAX_ROWS): the keys kernel's loops unrolled, and
+    // F16 K and V whose rows all start at 16-byte texels loaded whole, 8 dims a load (WIDE).
+    if (kern.name == keys_tx && kern.extra.value <= UNROLL_MAX_ROWS) {
+        bool wide = nk->dtype == VKI_DTYPE_F16 && nv->dtype == VKI_DTYPE_F16 && q.ne[0] % 8 == 0 &&
+                    k.nb[0] == 1 && v.nb[0] == 1 && (k.offset | k.nb[1] | k.nb[2]) % 8 == 0 &&
+                    (v.offset | v.nb[1] | v.nb[2]) % 8 == 0;
+        kern.name = wide ? "attention_keys_sg_wide" : "attention_keys_sg_tx_unroll";
+    }
     uint32_t row_blocks = (n_rows + kern.rows - 1) / kern.rows;
     // Split-KV (tiled kernel): when the rows make few workgroups (a decode step), the kv
     // positions are cut into slices of whole tiles, one workgroup each, up to about
