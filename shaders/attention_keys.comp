@@ -55,11 +55,11 @@ const uint HD2 = HD / 2u; // dim pairs; an odd HD's last dim goes alone
 // Q8_0 rows of k and v at position j as dim pairs, a block (scale and 8 words of quants) at a
 // time: 9 word loads per 32 dims where F16 takes 16. HD % 32 == 0 for Q8_0 operands.
 #define LOAD_Q8_ROW(word, off, nb0, nb1, nb2, hk, j, kv)                                            \
-    UNROLLED for (uint bi = 0; bi < HD / 32u; bi++) {                                             \
+    UNROLLED for (uint bi = 0; bi < HD / 32u; bi++) {                                               \
         float sc;                                                                                   \
         uint qw[8];                                                                                 \
         Q8_BLOCK(word, off + bi * nb0 + hk * nb1 + j * nb2, sc, qw);                                \
-        UNROLLED for (uint w = 0; w < 8u; w++) {                                                  \
+        UNROLLED for (uint w = 0; w < 8u; w++) {                                                    \
             vec4 x = sc * q8_unpack(qw[w]);                                                         \
             kv[16u * bi + 2u * w] = x.xy;                                                           \
             kv[16u * bi + 2u * w + 1u] = x.zw;                                                      \
@@ -73,9 +73,10 @@ const bool WIDE_ROWS = true;
 #define LOAD_F16_ROW(texel, e, kv)                                                                  \
     {                                                                                               \
         uint lr_t = (e) >> 3;                                                                       \
-        UNROLLED for (uint lr_i = 0u; lr_i < HD / 8u; lr_i++) {                                   \
+        UNROLLED for (uint lr_i = 0u; lr_i < HD / 8u; lr_i++) {                                     \
             uvec4 lr_w = texel(lr_t + lr_i);                                                        \
-            for (uint lr_c = 0u; lr_c < 4u; lr_c++) kv[4u * lr_i + lr_c] = unpackHalf2x16(lr_w[lr_c]); \
+            for (uint lr_c = 0u; lr_c < 4u; lr_c++)                                                 \
+                kv[4u * lr_i + lr_c] = unpackHalf2x16(lr_w[lr_c]);                                  \
         }                                                                                           \
         kv[HD2] = vec2(0.0);                                                                        \
     }
