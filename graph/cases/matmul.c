@@ -117,8 +117,10 @@ const vki_op_case vki_cases_matmul[] = {
     MM(Q6_K, q6_k, 768, 9, 1, 1, 1, F32, f32, 0, ""),
     MM(Q4_K, q4_k, 2304, 11, 1, 1, 1, F32, f32, 0, ""),
     MM(F32, f32, 4200, 5, 1, 1, 1, F32, f32, 0, ""),
-    // Enough rows for several blocks of rows per matvec_wide workgroup, the last one partial.
+    // Enough rows for several blocks of rows per matvec_wide workgroup, the last one partial
+    // (2011 rows: 20 blocks of 8 a workgroup).
     MM(Q8_0, q8_0, 96, 389, 1, 1, 1, F32, f32, 0, ""),
+    MM(Q4_1, q4_1, 64, 2011, 1, 1, 1, F32, f32, 0, ""),
     MM(F16, f16, 40, 211, 2, 1, 1, F32, f32, 0, ""),
     // Products large enough for the cooperative-matrix kernel where there is one (at least 64
     // tiles of 128 x 128; partial tiles on both sides).
