@@ -113,6 +113,8 @@ const vki_op_case vki_cases_attention[] = {
      attention_case, {64, 6, 2, 1, 300, ATT_KV_F16 | ATT_KV_CACHE | ATT_CAUSAL}, 0},
     {"attention q8_0 kv cache, causal D64 GQA 4/1 q2 kv161 (split-KV)", "attention", T, 1e-8f, 0,
      attention_case, {64, 4, 1, 2, 161, ATT_CAUSAL | ATT_KV_Q8 | ATT_KV_CACHE}, 0},
+    {"attention SmolLM2 decode D64 9/3 heads kv64 f16", "attention", B, 1e-6f, 0, attention_case,
+     {64, 9, 3, 1, 64, ATT_KV_F16 | ATT_CAUSAL}, ATT_FLOPS(64, 9, 64)},
     {"attention SmolLM2 decode D64 9/3 heads kv512 f16", "attention", B, 1e-6f, 0, attention_case,
      {64, 9, 3, 1, 512, ATT_KV_F16 | ATT_CAUSAL}, ATT_FLOPS(64, 9, 512)},
     {"attention SmolLM2 prefill D64 9/3 heads q128 causal", "attention", B, 1e-6f, 0, attention_case,
