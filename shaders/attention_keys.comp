@@ -24,8 +24,9 @@ layout(constant_id = VKI_ATTN_SPEC_LANES) const uint LANES = 8; // the subgroup 
 // UNROLL=1 unrolls the loops over a row's dims and over the rows: their arrays (q, the output,
 // k and v of a position) are then indexed by constants, which lavapipe keeps in registers and
 // plain stack slots; an index that varies costs a loop over the lanes per access (decode
-// attention at D = 64, 3 rows: 2.2x faster). Only for few rows (the lowering's choice): at 16
-// rows of D = 64 the unrolled kernel took lavapipe minutes to compile.
+// attention at D = 64, 3 rows: 2.2x faster). The texel variants (_tx, _wide) have it, and the
+// lowering gives them few rows (UNROLL_MAX_ROWS): at 16 rows of D = 64 the unrolled kernel
+// took lavapipe minutes to compile.
 #if defined(UNROLL) && UNROLL
 #define UNROLLED [[unroll]]
 #else

@@ -163,7 +163,7 @@ typedef struct attn_kernel {
 #define MAX_SHARED_ROWS 32 // rows of one subgroup in the keys kernel
 #define UNROLL_MAX_ROWS 4  // rows of one subgroup for its unrolled variants (compile time)
 
-static const char keys_tx[] = "attention_keys_sg_tx";
+static const char keys_tx[] = "attention_keys_sg_tx"; // unrolled, as _wide
 
 static bool pick_kernel(const vki_profile *p, uint32_t d, uint32_t n_rows, uint32_t group,
                         attn_kernel *k)
@@ -184,8 +184,9 @@ static bool pick_kernel(const vki_profile *p, uint32_t d, uint32_t n_rows, uint3
         // faster on lavapipe than one row at a time; decode 2.5x, its rows being few). At most
         // 32 rows: with more, lavapipe (Mesa 22.3) ran the kernel without writing anything
         // (D = 8, 34 and 48 rows: all zeros; the conformance case D8 q24 is that shape).
-        // With texel loads, at most UNROLL_MAX_ROWS, for the unrolled variants (lower()):
-        // SmolLM2's prefill attention, q128 f32, 23.1 ms at 15 rows, 10.8 ms at 3 unrolled.
+        // With texel loads, at most UNROLL_MAX_ROWS, for the variants with unrolled loops
+        // (_tx, _wide): SmolLM2's prefill attention, q128 f32, 23.1 ms at 15 rows, 10.8 ms at 3
+        // unrolled.
         uint32_t most = d <= 128 ? 1024 / d : 4;
         if (most > MAX_SHARED_ROWS) most = MAX_SHARED_ROWS;
         if (p->tuning.texel_loads && most > UNROLL_MAX_ROWS) most = UNROLL_MAX_ROWS;
@@ -244,14 +245,12 @@ static vki_status lower(vki_lower *L, const vki_node *n)
     if (!pick_kernel(p, q.ne[0], n_rows, group, &kern))
         return vki_lower_fail(L, n, VKI_ERROR_UNSUPPORTED,
                               "%u bytes of shared memory cannot hold a tile", p->shared_memory);
-    // Few rows per subgroup (UNROLL_MAX_ROWS): the keys kernel's loops unrolled, and
-    // F16 K and V whose rows all start at 16-byte texels loaded whole, 8 dims a load (WIDE).
-    if (kern.name == keys_tx && kern.extra.value <= UNROLL_MAX_ROWS) {
-        bool wide = nk->dtype == VKI_DTYPE_F16 && nv->dtype == VKI_DTYPE_F16 && q.ne[0] % 8 == 0 &&
-                    k.nb[0] == 1 && v.nb[0] == 1 && (k.offset | k.nb[1] | k.nb[2]) % 8 == 0 &&
-                    (v.offset | v.nb[1] | v.nb[2]) % 8 == 0;
-        kern.name = wide ? "attention_keys_sg_wide" : "attention_keys_sg_tx_unroll";
-    }
+    // F16 K and V whose rows all start at 16-byte texels: the keys kernel loads them whole,
+    // 8 dims a load (WIDE).
+    if (kern.name == keys_tx && nk->dtype == VKI_DTYPE_F16 && nv->dtype == VKI_DTYPE_F16 &&
+        q.ne[0] % 8 == 0 && k.nb[0] == 1 && v.nb[0] == 1 && (k.offset | k.nb[1] | k.nb[2]) % 8 == 0 &&
+        (v.offset | v.nb[1] | v.nb[2]) % 8 == 0)
+        kern.name = "attention_keys_sg_wide";
     uint32_t row_blocks = (n_rows + kern.rows - 1) / kern.rows;
     // Split-KV (tiled kernel): when the rows make few workgroups (a decode step), the kv
     // positions are cut into slices of whole tiles, one workgroup each, up to about
