@@ -17,12 +17,21 @@
  *                                   norm's dispatch goes; the matmul keeps its id
  *   glu(y[:M], y[M:]), y = matmul(W, x) of 2M rows (gate and up joined)
  *                                -> matmul computing act(row m) * row m + M, matvec_wide too
+ *   rope(y[:R] as heads), y = matmul(W, x) of one column, llama's pairs
+ *                                -> matmul rotating its first R rows itself, matvec_wide too:
+ *                                   the rope becomes a view of y (y's other readers read rows
+ *                                   past R only)
+ *   attention_pos(q, reshape(set_rows(Kc, k, pos)), reshape(set_rows(Vc, v, pos)), pos), one
+ *   query                        -> attention(q, Kc, Vc, pos) writing k and v at pos itself,
+ *                                   where it lowers to the keys kernel's _append variant (the
+ *                                   profile's CPU decode attention, vki__attention_appends):
+ *                                   each set_rows becomes a plain view of its cache
  */
 #include "graph_internal.h"
 #include "vki_abi.h"
 
 extern const vki_op_def vki_op_binary, vki_op_unary, vki_op_matmul, vki_op_rms_norm,
-    vki_op_layer_norm, vki_op_glu;
+    vki_op_layer_norm, vki_op_glu, vki_op_attention, vki_op_set_rows, vki_op_rope;
 
 /* A vector of `n` elements along dim 0 only, contiguous, f32 or f16. */
 static bool is_row_vector(const vki_node *v, int64_t n)
@@ -94,7 +103,7 @@ static bool glu_into_matvec(vki_graph *w, uint32_t *uses, uint32_t g_id, const v
     const vki_node *y = &w->nodes[y_id];
     int64_t M = gl->ne[0];
     if (y->kind != VKI_NODE_OP || y->op != &vki_op_matmul || y->output || uses[y_id] != 2 ||
-        y->src[2] || y->src[3] || y->p[0].u != VKI_ACT_NONE || y->p[2].u || y->ne[0] != 2 * M ||
+        y->src[2] || y->src[3] || y->p[0].u != VKI_ACT_NONE || y->p[2].u || y->p[3].u || y->ne[0] != 2 * M ||
         !vki__same_shape(a, gl) || !vki__same_shape(b, gl) || y->view_offset ||
         a->view_offset != 0 || b->view_offset != (uint64_t)M * 4 ||
         !vki__matvec_wide(profile, (uint64_t)w->nodes[y->src[0]].ne[0], (uint64_t)y->ne[1], &kchunks, &rows))
@@ -110,6 +119,100 @@ static bool glu_into_matvec(vki_graph *w, uint32_t *uses, uint32_t g_id, const v
     merged.base = g_id;
     uses[gl->src[0]] = uses[gl->src[1]] = uses[y_id] = 0; // y's operands are g_id's now
     *gl = merged;
+    return true;
+}
+
+/* rope r_id (llama's pairs, f32) of the first heads of a one-column matmul's rows (a view at
+ * offset 0 that only it reads), a product without epilogue whose other live readers are views
+ * of rows past the heads: the matmul rotates those rows itself, where it lowers to
+ * matvec_wide, and r_id becomes a view of it (its shape and strides address the same rows:
+ * dims past 1 have one element). Returns whether it did. */
+static bool rope_into_matvec(vki_graph *w, uint32_t *uses, uint32_t r_id, const vki_profile *profile)
+{
+    vki_node *r = &w->nodes[r_id];
+    uint32_t v_id = r->src[0], kchunks, rows;
+    const vki_node *v = &w->nodes[v_id];
+    if (!profile || r->output || r->dtype != VKI_DTYPE_F32 || r->p[1].u != VKI_ROPE_NORMAL ||
+        v->kind != VKI_NODE_VIEW || uses[v_id] != 1 || v->view_offset != 0 || v->nb[0] != 4 ||
+        v->nb[1] != 4 * (uint64_t)v->ne[0] || v->ne[2] != 1 || v->ne[3] != 1 || !vki__is_contiguous(r))
+        return false;
+    uint32_t y_id = v->src[0];
+    vki_node *y = &w->nodes[y_id];
+    uint64_t rot_rows = (uint64_t)v->ne[0] * v->ne[1];
+    if (y->kind != VKI_NODE_OP || y->op != &vki_op_matmul || y->output || y->ne[1] != 1 ||
+        y->src[2] || y->src[3] || y->src[5] || y->p[0].u != VKI_ACT_NONE || y->p[2].u ||
+        y->view_offset || (uint64_t)y->ne[0] < rot_rows ||
+        !vki__matvec_wide(profile, (uint64_t)w->nodes[y->src[0]].ne[0], 1, &kchunks, &rows))
+        return false;
+    for (uint32_t id = 1; id < w->count; id++) {
+        const vki_node *u = &w->nodes[id];
+        if (id == v_id || (!uses[id] && !u->output)) continue; // a dead node reads nothing
+        for (int i = 0; i < VKI_MAX_SRC; i++)
+            if (u->src[i] == y_id && (u->kind != VKI_NODE_VIEW || u->view_offset < 4 * rot_rows))
+                return false;
+    }
+    y->src[5] = r->src[1]; // the positions: their use moves from r_id to y
+    y->p[3].u = (uint32_t)rot_rows;
+    y->p[4].u = (uint32_t)v->ne[0];
+    y->p[5].u = r->p[0].u;
+    y->p[6].f = r->p[2].f;
+    y->p[7].f = r->p[3].f;
+    uses[v_id] = 0;
+    uses[y_id]--;
+    r->kind = VKI_NODE_VIEW;
+    r->op = NULL;
+    r->src[0] = y_id;
+    r->src[1] = 0;
+    r->base = y_id;
+    uses[y_id]++;
+    for (uint32_t id = r_id + 1; id < w->count; id++)
+        if (w->nodes[id].base == r_id) w->nodes[id].base = y_id;
+    return true;
+}
+
+/* attention a_id of a decode step (one query, masked by positions pos) whose k and v are the
+ * reshaped results of set_rows writing new rows at pos into F16 caches, results that no node
+ * between the write and a_id reads (it would miss the write once a_id makes it): the rows go
+ * into a_id (src[5], src[6]), which writes them itself where the profile's kernel can, and
+ * each set_rows becomes a view of its cache. Returns whether it did. */
+static bool append_into_attention(vki_graph *w, uint32_t *uses, uint32_t a_id, const vki_profile *profile)
+{
+    vki_node *a = &w->nodes[a_id];
+    if (!profile || !a->src[4] || a->src[3] || a->src[5] || a->src[1] == a->src[2] ||
+        (!a->output && !uses[a_id]))
+        return false;
+    uint32_t s_ids[2];
+    for (int side = 0; side < 2; side++) {
+        uint32_t r_id = a->src[1 + side];
+        const vki_node *r = &w->nodes[r_id];
+        if (r->kind != VKI_NODE_VIEW) return false;
+        uint32_t s_id = r->src[0];
+        const vki_node *s = &w->nodes[s_id], *rows = &w->nodes[s->src[1]];
+        // r: the whole cache [D * n_kv_head, n_kv] as [D, n_kv_head, n_kv]; the rows: F32 [D *
+        // n_kv_head, 1] with contiguous dims.
+        if (s->kind != VKI_NODE_OP || s->op != &vki_op_set_rows || s->output || uses[s_id] != 1 ||
+            s->src[2] != a->src[4] || r->view_offset != s->view_offset ||
+            r->ne[0] * r->ne[1] != s->ne[0] || r->ne[2] != s->ne[1] || r->ne[3] != 1 ||
+            r->nb[0] != s->nb[0] || r->nb[1] != r->nb[0] * (uint64_t)r->ne[0] || r->nb[2] != s->nb[1] ||
+            rows->dtype != VKI_DTYPE_F32 || rows->nb[0] != 4 || rows->ne[0] != s->ne[0] ||
+            rows->ne[1] * rows->ne[2] * rows->ne[3] != 1)
+            return false;
+        for (uint32_t id = r_id + 1; id < a_id; id++)
+            for (int i = 0; i < VKI_MAX_SRC; i++)
+                if (w->nodes[id].src[i] == r_id) return false;
+        s_ids[side] = s_id;
+    }
+    if (s_ids[0] == s_ids[1] ||
+        !vki__attention_appends(profile, &w->nodes[a->src[0]], &w->nodes[a->src[1]], &w->nodes[a->src[2]]))
+        return false;
+    for (int side = 0; side < 2; side++) {
+        vki_node *s = &w->nodes[s_ids[side]];
+        a->src[5 + side] = s->src[1]; // its use moves from the set_rows to a_id
+        uses[s->src[2]]--;
+        s->kind = VKI_NODE_VIEW; // of the cache, keeping shape, strides, base and offset
+        s->op = NULL;
+        s->src[1] = s->src[2] = 0;
+    }
     return true;
 }
 
@@ -143,7 +246,9 @@ uint32_t vki__fuse(vki_graph *w, const vki_profile *profile)
         vki_node *x = &w->nodes[id];
         if (x->kind != VKI_NODE_OP || !x->src[0]) continue;
         if ((x->op == &vki_op_matmul && norm_into_matvec(w, uses, id, profile)) ||
-            (x->op == &vki_op_glu && glu_into_matvec(w, uses, id, profile))) {
+            (x->op == &vki_op_glu && glu_into_matvec(w, uses, id, profile)) ||
+            (x->op == &vki_op_rope && rope_into_matvec(w, uses, id, profile)) ||
+            (x->op == &vki_op_attention && append_into_attention(w, uses, id, profile))) {
             fused++;
             continue;
         }

@@ -8,7 +8,7 @@
 #include <stdarg.h>
 #include <string.h>
 
-#define VKI_MAX_SRC 5
+#define VKI_MAX_SRC 7
 #define VKI_MAX_PARAMS 16
 #define VKI_NAME_SIZE 48
 
@@ -85,6 +85,13 @@ bool vki__same_shape(const vki_node *a, const vki_node *b);
  * its chunks per thread and rows per pass. The fusion pass folds an rms_norm of x into those. */
 bool vki__matvec_wide(const vki_profile *p, uint64_t K, uint64_t N, uint32_t *out_kchunks,
                       uint32_t *out_rows);
+/* Whether attention of q, reading F16 caches k and v, lowers on this profile to a kernel that
+ * also writes a decode step's new rows into them (ops/attention.c): the fusion pass folds the
+ * step's set_rows in there. */
+bool vki__attention_appends(const vki_profile *p, const vki_node *q, const vki_node *k,
+                            const vki_node *v);
+/* The rope kernels' log2 step between pairs' frequencies, 2 log2(base) / n_rot (ops/rope.c). */
+float vki__rope_log2_step(float base, uint32_t n_rot);
 int64_t vki__nelements(const vki_node *n);
 /* Bytes spanned by a view from its first to its last element. */
 uint64_t vki__span_bytes(const vki_node *n);

@@ -59,18 +59,27 @@
 #define VKI_MM_BINDING_Y 3
 #define VKI_MM_BINDING_RES 4
 #define VKI_MM_BINDING_NORM 5
+/* matvec_wide's rope (rope_rows > 0): I32 positions, one per column (w again when there is no
+ * rope). */
+#define VKI_MM_BINDING_POS 6
 
 /* y[M, N, ne2, ne3] = act(w[K, M, ne2 / w_r2, ne3 / w_r3] x[K, N, ne2, ne3] + bias[M])
  *                      + res[M, N, ne2, ne3].
  * w's batch index along dim i is x's divided by w_ri (ratio broadcast, ggml's rule). act is an
  * activation id (VKI_ABI_ACT_*, abi_unary.h); has_bias 0 leaves the bias binding unread,
- * has_res 0 the residual's (a contiguous f32 tensor of y's shape, from element r_off). */
+ * has_res 0 the residual's (a contiguous f32 tensor of y's shape, from element r_off).
+ * matvec_wide may also rotate its first rope_rows rows (heads of rope_hd rows, the first n_rot
+ * of each in pairs 2i, 2i + 1: llama's rope) by the position of their column, pos[p_off + col],
+ * as rope.comp does with freq_scale and log2_step; before bias, activation and residual, which
+ * a roped product has none of (the fusion pass checks). */
 #define VKI_PC_MATMUL(F)                                                                        \
     F(u32, M) F(u32, N) F(u32, K) F(u32, ne2) F(u32, ne3) F(u32, w_r2) F(u32, w_r3)            \
     F(u32, w_off) F(u32, w_nb1) F(u32, w_nb2) F(u32, w_nb3)                                    \
     F(u32, x_off) F(u32, x_nb1) F(u32, x_nb2) F(u32, x_nb3)                                    \
     F(u32, y_off) F(u32, b_off) F(u32, has_bias) F(u32, act) F(u32, r_off) F(u32, has_res)   \
-    F(u32, n_off) F(u32, norm) F(f32, eps) F(u32, glu)
+    F(u32, n_off) F(u32, norm) F(f32, eps) F(u32, glu)                                         \
+    F(u32, rope_rows) F(u32, rope_hd) F(u32, n_rot) F(u32, p_off) F(f32, freq_scale)           \
+    F(f32, log2_step)
 VKI_DECLARE_PUSH(vki_pc_matmul, VKI_PC_MATMUL)
 
 /* get_rows: d[k, n] = table[k, ids[n]] for k < K, n < N; ids outside [0, V) give zeros. */

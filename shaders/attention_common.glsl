@@ -12,9 +12,15 @@ layout(std430, set = 0, binding = VKI_ATTN_BINDING_Q) readonly buffer Q { uint q
 // WIDE=1 reads them as storage texel buffers of 16-byte texels (R32G32B32A32_UINT, as
 // matvec_wide does): K_TEXEL(t), V_TEXEL(t) read texel t, whole rows of an F16 cache whose rows
 // start at 16-byte texels (the lowering checks), 8 dims to a load.
+// APPEND=1 (with WIDE) also stores the new rows of a decode step into K and V (VKI_ATTN_APPEND).
+#if defined(APPEND) && APPEND
+#define KV_ACCESS restrict
+#else
+#define KV_ACCESS readonly restrict
+#endif
 #if defined(WIDE) && WIDE
-layout(set = 0, binding = VKI_ATTN_BINDING_K, rgba32ui) uniform readonly restrict uimageBuffer k_wide;
-layout(set = 0, binding = VKI_ATTN_BINDING_V, rgba32ui) uniform readonly restrict uimageBuffer v_wide;
+layout(set = 0, binding = VKI_ATTN_BINDING_K, rgba32ui) uniform KV_ACCESS uimageBuffer k_wide;
+layout(set = 0, binding = VKI_ATTN_BINDING_V, rgba32ui) uniform KV_ACCESS uimageBuffer v_wide;
 #define K_TEXEL(t) imageLoad(k_wide, int(t))
 #define V_TEXEL(t) imageLoad(v_wide, int(t))
 #define K_WORD(i) K_TEXEL((i) >> 2)[(i) & 3u]
@@ -30,10 +36,15 @@ layout(std430, set = 0, binding = VKI_ATTN_BINDING_V) readonly buffer V { uint v
 #define K_WORD(i) k_words[i]
 #define V_WORD(i) v_words[i]
 #endif
+#if defined(APPEND) && APPEND
+layout(std430, set = 0, binding = VKI_ATTN_BINDING_K_NEW) readonly buffer KN { float k_new[]; };
+layout(std430, set = 0, binding = VKI_ATTN_BINDING_V_NEW) readonly buffer VN { float v_new[]; };
+#else
 layout(std430, set = 0, binding = VKI_ATTN_BINDING_MASK) readonly buffer M { uint m_words[]; };
+layout(std430, set = 0, binding = VKI_ATTN_BINDING_PART) buffer Part { float part[]; };
+#endif
 layout(std430, set = 0, binding = VKI_ATTN_BINDING_OUT) writeonly buffer O { float o[]; };
 layout(std430, set = 0, binding = VKI_ATTN_BINDING_POS) readonly buffer P { int pos[]; };
-layout(std430, set = 0, binding = VKI_ATTN_BINDING_PART) buffer Part { float part[]; };
 VKI_PUSH_BLOCK(VKI_PC_ATTENTION)
 
 layout(constant_id = VKI_ATTN_SPEC_HEAD_DIM) const uint HD = 64;
@@ -119,9 +130,13 @@ vec4 q8_unpack(uint w) { return vec4(ivec4(int(w << 24), int(w << 16), int(w << 
 // The additive mask of query i at kv position j, 0 without a mask.
 float load_mask(uint j, uint i)
 {
+#if defined(APPEND) && APPEND
+    return 0.0; // masked by pos
+#else
     if ((pc.flags & VKI_ATTN_HAS_MASK) == 0) return 0.0;
     uint e = pc.m_off + j * pc.m_nb0 + i * pc.m_nb1;
     return VKI_LOAD_WORD(m_words, e, (pc.flags & VKI_ATTN_MASK_F16) != 0);
+#endif
 }
 
 // Kv positions [x, y) query i may see: all; with a causal mask j <= i + (n_kv - n_q) (the

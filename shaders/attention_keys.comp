@@ -96,57 +96,110 @@ uvec2 ranges[R];
 vec2 qs[R][HD2 + 1u], acc[R][HD2 + 1u];
 float m[R], l[R];
 
+// Row j of k (v) of kv head hk into kv, as dim pairs, in the format a literal q8 names.
+#define LOAD_ROW(kv, q8, WORD, TEXEL, OP, load2, load1, hk, j)                                       \
+    if (q8) {                                                                                       \
+        LOAD_Q8_ROW(WORD, pc.OP##_off, pc.OP##_nb0, pc.OP##_nb1, pc.OP##_nb2, hk, j, kv);           \
+        kv[HD2] = vec2(0.0);                                                                        \
+    } else if (WIDE_ROWS) {                                                                         \
+        LOAD_F16_ROW(TEXEL, pc.OP##_off + hk * pc.OP##_nb1 + j * pc.OP##_nb2, kv);                  \
+    } else {                                                                                        \
+        UNROLLED for (uint c = 0; c < HD2; c++) kv[c] = load2(2u * c, hk, j);                       \
+        if ((HD & 1u) != 0u) kv[HD2] = vec2(load1(HD - 1u, hk, j), 0.0);                            \
+    }
+
+// Position j for the subgroup's rows [r0, r_end): kv is loaded with k's row (LOAD_K), scored
+// against every row's q, each row's running max, sum and output rescaled; then, when any row
+// sees j, kv is loaded with v's row (LOAD_V) and added in.
+#define VISIT(j, r0, r_end, kv, LOAD_K, LOAD_V)                                                     \
+    {                                                                                               \
+        LOAD_K;                                                                                     \
+        float p[R], a[R];                                                                           \
+        bool any = false;                                                                           \
+        UNROLLED for (uint k = 0; k < R; k++) {                                                     \
+            uint i = row_query(min(r0 + k, r_end - 1u));                                            \
+            float s = 0.0;                                                                          \
+            UNROLLED for (uint c = 0; c <= HD2; c++) s += dot(qs[k][c], kv[c]);                     \
+            s = max(s + load_mask(j, i), NEG);                                                      \
+            if (j < ranges[k].x || j >= ranges[k].y) s = NEG;                                       \
+            float m_new = max(m[k], s);                                                             \
+            a[k] = exp(m[k] - m_new);                                                               \
+            p[k] = s > NEG ? exp(s - m_new) : 0.0;                                                  \
+            any = any || s > NEG;                                                                   \
+            m[k] = m_new;                                                                           \
+            l[k] = l[k] * a[k] + p[k];                                                              \
+        }                                                                                           \
+        if (any) {                                                                                  \
+            LOAD_V;                                                                                 \
+            UNROLLED for (uint k = 0; k < R; k++)                                                   \
+                UNROLLED for (uint c = 0; c <= HD2; c++) acc[k][c] = acc[k][c] * a[k] + p[k] * kv[c]; \
+        }                                                                                           \
+    }
+
+#if defined(APPEND) && APPEND
+// The new row of k_new or v_new for kv head hk, rounded to f16 as the cache holds it.
+#define LOAD_NEW_ROW(buf, off, hk, kv)                                                              \
+    {                                                                                               \
+        UNROLLED for (uint c = 0; c < HD2; c++)                                                     \
+            kv[c] = unpackHalf2x16(packHalf2x16(vec2(buf[off + hk * HD + 2u * c],                   \
+                                                     buf[off + hk * HD + 2u * c + 1u])));           \
+        kv[HD2] = vec2(0.0);                                                                        \
+    }
+
+// The new rows of kv head hk into K and V at position pj, a texel of 8 dims per lane in turn.
+void append_rows(uint hk, uint lane, uint pj)
+{
+    uint kt = (pc.k_off + hk * pc.k_nb1 + pj * pc.k_nb2) >> 3;
+    uint vt = (pc.v_off + hk * pc.v_nb1 + pj * pc.v_nb2) >> 3;
+    for (uint t = lane; t < HD / 8u; t += LANES) {
+        uint e = pc.kn_off + hk * HD + 8u * t, f = pc.vn_off + hk * HD + 8u * t;
+        uvec4 kw, vw;
+        for (uint c = 0u; c < 4u; c++) {
+            kw[c] = packHalf2x16(vec2(k_new[e + 2u * c], k_new[e + 2u * c + 1u]));
+            vw[c] = packHalf2x16(vec2(v_new[f + 2u * c], v_new[f + 2u * c + 1u]));
+        }
+        imageStore(k_wide, int(kt + t), kw);
+        imageStore(v_wide, int(vt + t), vw);
+    }
+}
+#endif
+
 // Lane `lane`'s positions of `all` (the union of the rows' ranges) for rows [r0, r_end) of kv
 // head hk. Called with a literal q8 (K and V in Q8_0 blocks, else F32/F16), so that each call
 // is compiled for one format and the loop tests none: a CPU driver runs both sides of a
 // branch under a mask, which made a test inside the loop cost F16 attention 6 to 15% on
-// lavapipe.
+// lavapipe. An appending step reads its own position, the last of `all`, from the new rows
+// (lane 0), the rest from the caches.
 void walk(uint hk, uint lane, uint r0, uint r_end, uvec2 all, bool q8)
 {
-    for (uint j = all.x + lane; j < all.y; j += LANES) {
+    uint end = all.y;
+#if defined(APPEND) && APPEND
+    int pj = pos[pc.p_off];
+    if (pj >= 0 && uint(pj) < end) end = uint(pj);
+#endif
+    for (uint j = all.x + lane; j < end; j += LANES) {
         vec2 kv[HD2 + 1u];
-        if (q8) {
-            LOAD_Q8_ROW(K_WORD, pc.k_off, pc.k_nb0, pc.k_nb1, pc.k_nb2, hk, j, kv);
-            kv[HD2] = vec2(0.0);
-        } else if (WIDE_ROWS) {
-            LOAD_F16_ROW(K_TEXEL, pc.k_off + hk * pc.k_nb1 + j * pc.k_nb2, kv);
-        } else {
-            UNROLLED for (uint c = 0; c < HD2; c++) kv[c] = load_k2(2u * c, hk, j);
-            if ((HD & 1u) != 0u) kv[HD2] = vec2(load_k(HD - 1u, hk, j), 0.0);
-        }
-        float p[R], a[R];
-        bool any = false;
-        UNROLLED for (uint k = 0; k < R; k++) {
-            uint i = row_query(min(r0 + k, r_end - 1u));
-            float s = 0.0;
-            UNROLLED for (uint c = 0; c <= HD2; c++) s += dot(qs[k][c], kv[c]);
-            s = max(s + load_mask(j, i), NEG);
-            if (j < ranges[k].x || j >= ranges[k].y) s = NEG;
-            float m_new = max(m[k], s);
-            a[k] = exp(m[k] - m_new);
-            p[k] = s > NEG ? exp(s - m_new) : 0.0;
-            any = any || s > NEG;
-            m[k] = m_new;
-            l[k] = l[k] * a[k] + p[k];
-        }
-        if (!any) continue;
-        if (q8) {
-            LOAD_Q8_ROW(V_WORD, pc.v_off, pc.v_nb0, pc.v_nb1, pc.v_nb2, hk, j, kv);
-        } else if (WIDE_ROWS) {
-            LOAD_F16_ROW(V_TEXEL, pc.v_off + hk * pc.v_nb1 + j * pc.v_nb2, kv);
-        } else {
-            UNROLLED for (uint c = 0; c < HD2; c++) kv[c] = load_v2(2u * c, hk, j);
-            if ((HD & 1u) != 0u) kv[HD2] = vec2(load_v(HD - 1u, hk, j), 0.0);
-        }
-        UNROLLED for (uint k = 0; k < R; k++)
-            UNROLLED for (uint c = 0; c <= HD2; c++) acc[k][c] = acc[k][c] * a[k] + p[k] * kv[c];
+        VISIT(j, r0, r_end, kv, LOAD_ROW(kv, q8, K_WORD, K_TEXEL, k, load_k2, load_k, hk, j),
+              LOAD_ROW(kv, q8, V_WORD, V_TEXEL, v, load_v2, load_v, hk, j));
     }
+#if defined(APPEND) && APPEND
+    if (lane == 0u && all.x <= end && end < all.y) {
+        vec2 kv[HD2 + 1u];
+        VISIT(end, r0, r_end, kv, LOAD_NEW_ROW(k_new, pc.kn_off, hk, kv),
+              LOAD_NEW_ROW(v_new, pc.vn_off, hk, kv));
+    }
+#endif
 }
 
 void main()
 {
     uint hk = gl_WorkGroupID.y, n_rows = pc.n_q * pc.group, lane = gl_SubgroupInvocationID;
     uint r_end = min((gl_WorkGroupID.x + 1) * ROWS, n_rows);
+#if defined(APPEND) && APPEND
+    // The first workgroup of the kv head stores its new rows; none reads them from there.
+    int pj = pos[pc.p_off];
+    if (gl_WorkGroupID.x == 0u && pj >= 0 && uint(pj) < pc.n_kv) append_rows(hk, lane, uint(pj));
+#endif
     for (uint r0 = gl_WorkGroupID.x * ROWS + gl_SubgroupID * R; r0 < r_end; r0 += gl_NumSubgroups * R) {
         uvec2 all = uvec2(pc.n_kv, 0u);
         UNROLLED for (uint k = 0; k < R; k++) {

@@ -12,6 +12,8 @@
 // streams through memory in order. A row's partial sums meet in a subgroupAdd; thread r keeps
 // row r of its block and stores it, so the epilogue (bias, activation, residual) runs once per
 // block of rows.
+// A rope may follow (pc.rope_rows, abi_matmul.h): a rotated pair is rows 2i and 2i + 1, both
+// in the thread's block, whose every sum each thread sees after the subgroupAdd.
 // K must be at most KCHUNKS x local size chunks (the lowering checks); COLS is 1 (the grid's z
 // runs over the columns and batches). An rms_norm of x may be fused in (pc.norm): x is
 // normalised in registers, once per workgroup, before the rows. Formats with a raw chunk dot
@@ -23,6 +25,8 @@ layout(local_size_x = 8, local_size_x_id = VKI_SPEC_LOCAL_SIZE_X) in;
 #define WIDE 1
 #include "matmul_common.glsl"
 layout(binding = VKI_MM_BINDING_NORM, rgba32ui) uniform readonly restrict uimageBuffer n_wide;
+layout(std430, binding = VKI_MM_BINDING_POS) readonly restrict buffer Pos { int pos[]; };
+#include "rope.glsl"
 
 layout(constant_id = VKI_SPEC_MM_KCHUNKS) const uint KCHUNKS = 1;
 layout(constant_id = VKI_SPEC_MM_BLOCKS) const uint BLOCKS = 1;
@@ -86,7 +90,7 @@ void main()
     for (uint blk = 0u; blk < BLOCKS; blk++) {
         const uint row0 = rows0 + blk * nt;
         if (row0 >= pc.M) break;
-        float mine = 0.0, mine_up = 0.0;
+        float mine = 0.0, mine_up = 0.0, pair = 0.0; // pair: row tid ^ 1's, for the rope
         // A fused glu: the up rows follow the gate's (part 1), y = act(gate) * up.
         for (uint part = 0u; part < (pc.glu != 0u ? 2u : 1u); part++)
         for (uint r = 0u; r < nt; r += ROWS) {
@@ -116,9 +120,15 @@ void main()
                     if (part == 0u) mine = t;
                     else mine_up = t;
                 }
+                if (r + j == (tid ^ 1u)) pair = t; // no glu with a rope
             }
         }
         if (pc.glu != 0u) mine = vki_activate(pc.glu, mine) * mine_up;
+        const uint row = row0 + tid, c = row % max(pc.rope_hd, 1u);
+        if (row < pc.rope_rows && c < pc.n_rot) {
+            vec2 cs = rope_cos_sin(pos[pc.p_off + col], c >> 1, pc.freq_scale, pc.log2_step);
+            mine = (c & 1u) == 0u ? mine * cs.x - pair * cs.y : pair * cs.y + mine * cs.x;
+        }
         if (row0 + tid < pc.M) store_y(row0 + tid, col, b, mine);
     }
 }

@@ -1,20 +1,16 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
 // Rotary position embedding: one invocation per rotated pair or passed-through element (see
-// abi_norm.h). The angle is reduced to [-pi, pi] before sin/cos: Vulkan bounds their error only
-// there, and positions reach thousands of radians.
+// abi_norm.h; the rotation is rope.glsl's).
 #include "vki_abi.h"
 #include "types.glsl"
+#include "rope.glsl"
 
 layout(local_size_x = 256, local_size_x_id = VKI_SPEC_LOCAL_SIZE_X) in;
 layout(std430, set = 0, binding = 0) readonly buffer X { T x[]; };
 layout(std430, set = 0, binding = 1) readonly buffer P { int pos[]; };
 layout(std430, set = 0, binding = 2) writeonly buffer D { T d[]; };
 VKI_PUSH_BLOCK(VKI_PC_ROPE)
-
-// 2 pi as float plus the remainder, for a Cody-Waite reduction with fused multiply-adds.
-const float TWO_PI_HI = 6.28318548202514648;
-const float TWO_PI_LO = -1.74845553146951715e-7;
 
 void main()
 {
@@ -31,10 +27,8 @@ void main()
     }
     bool neox = pc.mode == VKI_ROPE_MODE_NEOX;
     uint c0 = neox ? t : 2 * t, c1 = neox ? t + half_rot : 2 * t + 1;
-    precise float theta = float(pos[pc.p_off + i2]) * pc.freq_scale * exp2(-float(t) * pc.log2_step);
-    precise float k = round(theta * (1.0 / TWO_PI_HI));
-    precise float a = fma(-k, TWO_PI_LO, fma(-k, TWO_PI_HI, theta));
-    float cs = cos(a), sn = sin(a);
+    vec2 rot = rope_cos_sin(pos[pc.p_off + i2], t, pc.freq_scale, pc.log2_step);
+    float cs = rot.x, sn = rot.y;
     float x0 = float(x[xb + c0 * pc.x_nb0]), x1 = float(x[xb + c1 * pc.x_nb0]);
     d[db + c0] = T(x0 * cs - x1 * sn);
     d[db + c1] = T(x0 * sn + x1 * cs);

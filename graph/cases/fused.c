@@ -75,6 +75,28 @@ static void glu_matmul_case(vki_graph *g, const int64_t *arg)
     vki_output(g, arg[4] ? vki_geglu(g, gate, up) : vki_swiglu(g, gate, up), "y");
 }
 
+/* llama's rope of the first arg4 heads (head dim arg2, n_rot arg6) of W [rms_norm](x) as a
+ * decode step's joined q, k, v product reads them: W [arg0 = K, arg1 = M] of dtype arg3, x
+ * [K, 1], the norm when arg5; positions random below the case's int range. The roped heads and
+ * the rows past them are each read by a scale (both go into a CPU mat-vec). */
+static void rope_matmul_case(vki_graph *g, const int64_t *arg)
+{
+    int64_t K = arg[0], M = arg[1], hd = arg[2], heads = arg[4];
+    vki_tensor W = vki_weight(g, (vki_dtype)arg[3], 2, (int64_t[]){K, M}, "W");
+    vki_tensor x = vki_input(g, VKI_DTYPE_F32, 2, (int64_t[]){K, 1}, "x");
+    if (arg[5]) x = vki_rms_norm(g, x, vki_weight(g, VKI_DTYPE_F32, 1, (int64_t[]){K}, "w"), 1e-5f);
+    vki_tensor y = vki_matmul(g, W, x);
+    vki_tensor pos = vki_input(g, VKI_DTYPE_I32, 1, (int64_t[]){1}, "pos");
+    vki_tensor h = vki_view(g, y, 3, (int64_t[]){hd, heads, 1},
+                            (uint64_t[]){4, 4 * (uint64_t)hd, 4 * (uint64_t)M}, 0);
+    vki_tensor r = vki_rope(g, h, pos, (uint32_t)arg[6], VKI_ROPE_NORMAL, 10000.0f, 1.0f);
+    vki_output(g, vki_scale(g, r, 0.5f), "roped");
+    int64_t rest = M - hd * heads;
+    vki_tensor tail = vki_view(g, y, 2, (int64_t[]){rest, 1}, (uint64_t[]){4, 4 * (uint64_t)M},
+                               4 * (uint64_t)(hd * heads));
+    vki_output(g, vki_scale(g, tail, 2.0f), "rest");
+}
+
 #define T VKI_CASE_TEST
 const vki_op_case vki_cases_fused[] = {
     {"fused rms_norm * w f32 [97, 3]", "fused", T, 1e-10f, 0, rms_scale_case, {97, 3}, 0},
@@ -111,5 +133,10 @@ const vki_op_case vki_cases_fused[] = {
      {256, 21, 9, VKI_DTYPE_Q4_K, 0, 1}, 0},
     {"fused matmul q4_0 (rms_norm) [64, 35] x 12", "fused", T, 1e-8f, 0, norm_matmul_case,
      {64, 35, 12, VKI_DTYPE_Q4_0, 0}, 0},
+    // rope's bound (cases/norm.c): its fp32 angle at positions up to 4096.
+    {"fused rope of matmul q4_1 (rms_norm) [576, 960] x 1, 12 heads of 64 (SmolLM2's qkv)", "fused", T,
+     1e-7f, 4096, rope_matmul_case, {576, 960, 64, VKI_DTYPE_Q4_1, 12, 1, 64}, 0},
+    {"fused rope of matmul q8_0 [96, 83] x 1, 3 heads of 20, n_rot 12", "fused", T, 1e-7f, 4096,
+     rope_matmul_case, {96, 83, 20, VKI_DTYPE_Q8_0, 3, 0, 12}, 0},
 };
 const uint32_t vki_cases_fused_count = sizeof vki_cases_fused / sizeof vki_cases_fused[0];

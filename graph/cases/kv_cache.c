@@ -98,6 +98,9 @@ enum {
     AP_CACHE_STEP = 4, // k and v are caches [D * n_kv_head, n_kv] written by set_rows at pos
                        // (f16, or with AP_KV_Q8 q8_0)
     AP_KV_Q8 = 8,
+    AP_WRITE_HIDDEN = 16, // the cache step's written caches are no output: on a CPU device the
+                          // writes fold into the attention (fusion.c)
+    AP_READ_AGAIN = 32,   // a second attention_pos (query q2) reads the written caches
 };
 
 static vki_tensor ap_query(vki_graph *g, const int64_t *a, int64_t n_q)
@@ -111,7 +114,8 @@ static vki_tensor ap_query(vki_graph *g, const int64_t *a, int64_t n_q)
 
 /* One layer's cache step: the new rows of k and v go into the caches at pos, attention reads
  * the caches through reshapes of the written results; the k cache after the write is an
- * output too. */
+ * output too, unless AP_WRITE_HIDDEN; with AP_READ_AGAIN a second query reads the caches after
+ * the step (so that a write folded into the first attention is checked). */
 static void cache_step(vki_graph *g, const int64_t *a, int64_t n_q, vki_tensor q, vki_tensor pos)
 {
     int64_t d = a[0], n_kv_head = a[2], n_kv = a[3];
@@ -125,7 +129,9 @@ static void cache_step(vki_graph *g, const int64_t *a, int64_t n_q, vki_tensor q
     vki_tensor k = vki_reshape(g, kw, 3, (int64_t[]){d, n_kv_head, n_kv});
     vki_tensor v = vki_reshape(g, vw, 3, (int64_t[]){d, n_kv_head, n_kv});
     vki_output(g, vki_attention_pos(g, q, k, v, pos, 1.0f / sqrtf((float)d), (uint32_t)a[4]), "y");
-    vki_output(g, kw, "cache_k after");
+    if (!(a[5] & AP_WRITE_HIDDEN)) vki_output(g, kw, "cache_k after");
+    if (a[5] & AP_READ_AGAIN)
+        vki_output(g, vki_attention_pos(g, ap_query(g, a, n_q), k, v, pos, 0.5f, (uint32_t)a[4]), "y2");
 }
 
 static void attention_pos_case(vki_graph *g, const int64_t *a)
@@ -202,6 +208,12 @@ const vki_op_case vki_cases_kv_cache[] = {
 
     {"kv cache decode step: set_rows f16 k/v at 30 + attention_pos, D64 GQA 6/2 cache 48", "attention",
      T, 1e-8f, 0, attention_pos_case, {64, 6, 2, 48, 0, AP_CACHE_STEP, POS_30}, 0},
+    {"kv cache decode step, writes folded into attention (CPU devices): f16 at 30, D64 GQA 9/3 "
+     "cache 48, read again", "attention", T, 1e-8f, 0, attention_pos_case,
+     {64, 9, 3, 48, 0, AP_CACHE_STEP | AP_WRITE_HIDDEN | AP_READ_AGAIN, POS_30}, 0},
+    {"kv cache decode step, writes folded into attention: f16 at 63 (last row), D40 GQA 4/1 "
+     "window 9, read again", "attention", T, 1e-8f, 0, attention_pos_case,
+     {40, 4, 1, 64, 9, AP_CACHE_STEP | AP_WRITE_HIDDEN | AP_READ_AGAIN, POS_63}, 0},
     {"kv cache prefill step: q4 at 10 11 12 -1, window 3, D32 GQA 4/2 cache 20", "attention", T, 1e-8f,
      0, attention_pos_case, {32, 4, 2, 20, 3, AP_CACHE_STEP, POS_PREFILL_STEP}, 0},
     {"kv cache decode step: set_rows q8_0 k/v at 30 + attention_pos, D64 GQA 6/2 cache 48",
@@ -213,6 +225,9 @@ const vki_op_case vki_cases_kv_cache[] = {
 
     {"attention_pos SmolLM2 decode pos 511 of a 2048 f16 cache D64 9/3 heads", "attention", B, 1e-6f, 0,
      attention_pos_case, {64, 9, 3, 2048, 0, AP_KV_F16, POS_511}, ATT_FLOPS(64, 9, 512)},
+    {"kv cache decode step SmolLM2 pos 511 of a 2048 f16 cache D64 9/3 heads", "attention", B, 1e-6f,
+     0, attention_pos_case, {64, 9, 3, 2048, 0, AP_CACHE_STEP | AP_WRITE_HIDDEN, POS_511},
+     ATT_FLOPS(64, 9, 512)},
     {"attention_pos SmolLM2 decode pos 511 of a 2048 q8_0 cache D64 9/3 heads", "attention", B, 1e-6f,
      0, attention_pos_case, {64, 9, 3, 2048, 0, AP_KV_Q8, POS_511}, ATT_FLOPS(64, 9, 512)},
 };

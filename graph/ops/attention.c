@@ -9,7 +9,11 @@
  * KV cache), decoded in registers as block scale times int8; one format for both keeps one
  * specialised loop per format in the kernels.
  *
- * Node: src {q, k, v, mask or 0, pos or 0}; p[0].f scale, p[1].u causal, p[2].u window. */
+ * Node: src {q, k, v, mask or 0, pos or 0, k_new, v_new}; p[0].f scale, p[1].u causal, p[2].u
+ * window. The last two sources only where the fusion pass has folded a decode step's cache
+ * writes in (vki__attention_appends): k and v are then the caches themselves (F16), written at
+ * pos[0] with k_new and v_new (F32 [D * n_kv_head]) before they are read, as the set_rows did.
+ * The reference never sees such a node (fusion rewrites the compiler's copy of the graph). */
 #include "../graph_internal.h"
 #include "vki_abi.h"
 
@@ -164,6 +168,7 @@ typedef struct attn_kernel {
 #define UNROLL_MAX_ROWS 4  // rows of one subgroup for its unrolled variants (compile time)
 
 static const char keys_tx[] = "attention_keys_sg_tx"; // unrolled, as _wide
+static const char keys_wide[] = "attention_keys_sg_wide", keys_append[] = "attention_keys_sg_append";
 
 static bool pick_kernel(const vki_profile *p, uint32_t d, uint32_t n_rows, uint32_t group,
                         attn_kernel *k)
@@ -213,6 +218,31 @@ static bool pick_kernel(const vki_profile *p, uint32_t d, uint32_t n_rows, uint3
     return true;
 }
 
+/* F16 k or v whose rows all start at 16-byte texels, D % 8 == 0 (the keys kernel's WIDE loads);
+ * offset and strides in elements, as the lowering's operands give them. */
+static bool wide_rows(uint32_t d, uint32_t offset, const uint32_t *nb)
+{
+    return d % 8 == 0 && nb[0] == 1 && (offset | nb[1] | nb[2]) % 8 == 0;
+}
+
+bool vki__attention_appends(const vki_profile *p, const vki_node *q, const vki_node *k,
+                            const vki_node *v)
+{
+    attn_kernel kern;
+    if (!p || q->ne[2] != 1 || k->ne[1] < 1 || q->ne[1] % k->ne[1] ||
+        !pick_kernel(p, (uint32_t)q->ne[0], (uint32_t)(q->ne[1] / k->ne[1]),
+                     (uint32_t)(q->ne[1] / k->ne[1]), &kern) ||
+        kern.name != keys_tx)
+        return false;
+    for (const vki_node *c = k; c; c = c == k ? v : NULL) {
+        uint32_t nb[3] = {(uint32_t)(c->nb[0] / 2), (uint32_t)(c->nb[1] / 2), (uint32_t)(c->nb[2] / 2)};
+        if (c->dtype != VKI_DTYPE_F16 || c->view_offset % 16 || c->nb[1] % 2 || c->nb[2] % 2 ||
+            !wide_rows((uint32_t)q->ne[0], 0, nb))
+            return false;
+    }
+    return true;
+}
+
 static vki_status lower(vki_lower *L, const vki_node *n)
 {
     const vki_profile *p = vki_lower_profile(L);
@@ -248,9 +278,27 @@ static vki_status lower(vki_lower *L, const vki_node *n)
     // F16 K and V whose rows all start at 16-byte texels: the keys kernel loads them whole,
     // 8 dims a load (WIDE).
     if (kern.name == keys_tx && nk->dtype == VKI_DTYPE_F16 && nv->dtype == VKI_DTYPE_F16 &&
-        q.ne[0] % 8 == 0 && k.nb[0] == 1 && v.nb[0] == 1 && (k.offset | k.nb[1] | k.nb[2]) % 8 == 0 &&
-        (v.offset | v.nb[1] | v.nb[2]) % 8 == 0)
-        kern.name = "attention_keys_sg_wide";
+        wide_rows(q.ne[0], k.offset, k.nb) && wide_rows(q.ne[0], v.offset, v.nb))
+        kern.name = keys_wide;
+    uint32_t write_mask = 1u << VKI_ATTN_BINDING_OUT;
+    uint32_t tensors[7] = {n->src[0], n->src[1], n->src[2], mask_id, self, pos_id, self};
+    if (n->src[5]) { // the cache writes folded in: the wide kernel's _append variant
+        const vki_node *kn = vki_lower_node(L, n->src[5]), *vn = vki_lower_node(L, n->src[6]);
+        vki_operand okn = vki_lower_operand(L, n->src[5]), ovn = vki_lower_operand(L, n->src[6]);
+        if (kern.name != keys_wide || q.ne[2] != 1 || !n->src[4] || nm || kn->dtype != VKI_DTYPE_F32 ||
+            vn->dtype != VKI_DTYPE_F32 || okn.ne[0] != q.ne[0] * n_kv_head || okn.nb[0] != 1 ||
+            ovn.ne[0] != okn.ne[0] || ovn.nb[0] != 1)
+            return vki_lower_fail(L, n, VKI_ERROR_INVALID_ARGUMENT,
+                                  "a fused cache write needs a decode step on the attention_keys_sg_wide "
+                                  "kernel and f32 rows [D * n_kv_head] (fusion checks)");
+        kern.name = keys_append;
+        pc.flags |= VKI_ATTN_APPEND;
+        pc.kn_off = okn.offset;
+        pc.vn_off = ovn.offset;
+        tensors[VKI_ATTN_BINDING_K_NEW] = n->src[5];
+        tensors[VKI_ATTN_BINDING_V_NEW] = n->src[6];
+        write_mask |= 1u << VKI_ATTN_BINDING_K | 1u << VKI_ATTN_BINDING_V;
+    }
     uint32_t row_blocks = (n_rows + kern.rows - 1) / kern.rows;
     // Split-KV (tiled kernel): when the rows make few workgroups (a decode step), the kv
     // positions are cut into slices of whole tiles, one workgroup each, up to about
@@ -276,12 +324,11 @@ static vki_status lower(vki_lower *L, const vki_node *n)
         kern.extra,
     };
     // Without a split, PART is bound to the output and never touched.
-    uint32_t tensors[7] = {n->src[0], n->src[1], n->src[2], mask_id, self, pos_id,
-                           n_split > 1 ? VKI_LOWER_SCRATCH : self};
+    if (n_split > 1) tensors[VKI_ATTN_BINDING_PART] = VKI_LOWER_SCRATCH;
     vki_step_desc s = {
         .kernel = kern.name,
         .specs = specs, .spec_count = kern.extra.id ? 5 : 4, .subgroup_size = kern.subgroup_size,
-        .tensors = tensors, .tensor_count = 7, .write_mask = 1u << VKI_ATTN_BINDING_OUT,
+        .tensors = tensors, .tensor_count = 7, .write_mask = write_mask,
         .push = &pc, .push_size = sizeof pc,
         .groups = {row_blocks, n_kv_head, n_split},
     };

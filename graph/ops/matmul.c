@@ -2,7 +2,10 @@
  * activation and + a residual r[M, N, B2, B3] when the fusion pass has set them (src[2],
  * p[0].u, src[3]); x rms-normed with weights src[4] and epsilon p[1].f first, where the fusion
  * pass has folded the norm in; y[m] = act(row m) * row m + M where it has folded a glu of the
- * product's two halves in (p[2].u the activation). Both in matvec_wide only (vki__matvec_wide). w may have any dtype and is
+ * product's two halves in (p[2].u the activation); its first p[3].u rows rotated by a llama
+ * rope where it has folded one in (heads of p[4].u rows, n_rot p[5].u, base p[6].f,
+ * freq_scale p[7].f, positions src[5]). All three in matvec_wide only (vki__matvec_wide); the
+ * reference never sees the rope (fusion rewrites the compiler's copy). w may have any dtype and is
  * read as stored: quantized blocks are decoded in the kernels' registers (shaders/quant.glsl).
  * x is F32 or F16; y is F32 and contiguous. w's batch dims broadcast by ratio (ggml's rule:
  * r2 = B2 / w.ne[2] consecutive x batches share a w batch), so Bw = 1 or B both work.
@@ -194,7 +197,7 @@ static vki_status lower(vki_lower *L, const vki_node *n)
         .x_off = x.offset, .x_nb1 = x.nb[1], .x_nb2 = x.nb[2], .x_nb3 = x.nb[3],
         .y_off = d.offset, .act = n->p[0].u,
     };
-    uint32_t tensors[6] = {n->src[0], n->src[1], n->src[0], self, n->src[0], n->src[0]};
+    uint32_t tensors[7] = {n->src[0], n->src[1], n->src[0], self, n->src[0], n->src[0], n->src[0]};
     if (n->src[4]) { // fused rms_norm of x: f32 [K] weights, at a whole 16-byte texel
         vki_operand nw4 = vki_lower_operand(L, n->src[4]);
         const vki_node *nn = vki_lower_node(L, n->src[4]);
@@ -258,9 +261,26 @@ static vki_status lower(vki_lower *L, const vki_node *n)
     // matvec_wide (CPU devices with texel loads); else the storage-buffer mat-vec.
     uint32_t kchunks = 0, wide_rows = 1;
     vki__matvec_wide(p, pc.K, pc.N, &kchunks, &wide_rows);
-    if ((n->src[4] || n->p[2].u) && !kchunks)
+    if ((n->src[4] || n->p[2].u || n->p[3].u) && !kchunks)
         return vki_lower_fail(L, n, VKI_ERROR_INVALID_ARGUMENT,
-                              "a fused rms_norm or glu needs the matvec_wide kernel (fusion checks)");
+                              "a fused rms_norm, glu or rope needs the matvec_wide kernel (fusion checks)");
+    if (n->p[3].u) { // fused rope of rows [0, p[3].u): heads of p[4].u rows, positions src[5]
+        uint32_t hd = n->p[4].u, n_rot = n->p[5].u;
+        const vki_node *np = n->src[5] ? vki_lower_node(L, n->src[5]) : NULL;
+        if (!np || np->dtype != VKI_DTYPE_I32 || np->ne[0] != pc.N || np->nb[0] != 4 || !hd ||
+            hd % 2 || n_rot % 2 || n_rot > hd || n->p[3].u % hd || n->p[3].u > pc.M || n->src[2] ||
+            n->src[3] || n->p[0].u || n->p[2].u)
+            return vki_lower_fail(L, n, VKI_ERROR_INVALID_ARGUMENT,
+                                  "a fused rope needs i32 positions [N], whole heads of an even size "
+                                  "and no bias, activation, residual or glu (fusion checks)");
+        tensors[VKI_MM_BINDING_POS] = n->src[5];
+        pc.rope_rows = n->p[3].u;
+        pc.rope_hd = hd;
+        pc.n_rot = n_rot;
+        pc.p_off = vki_lower_operand(L, n->src[5]).offset;
+        pc.freq_scale = n->p[7].f;
+        pc.log2_step = vki__rope_log2_step(n->p[6].f, n_rot);
+    }
     if (n->p[2].u) { // fused glu: output row m is act(w row m) * w row m + M
         if (w.ne[1] != 2 * pc.M)
             return vki_lower_fail(L, n, VKI_ERROR_INVALID_ARGUMENT, "a fused glu needs 2 M weight rows");
@@ -348,7 +368,7 @@ static vki_status lower(vki_lower *L, const vki_node *n)
         .kernel = kernel,
         .specs = specs, .spec_count = spec_count,
         .subgroup_size = subgroup_size,
-        .tensors = tensors, .tensor_count = kchunks ? 6 : 5, .write_mask = 1u << VKI_MM_BINDING_Y,
+        .tensors = tensors, .tensor_count = kchunks ? 7 : 5, .write_mask = 1u << VKI_MM_BINDING_Y,
         .push = &pc, .push_size = sizeof pc,
         .groups = {groups[0], groups[1], groups[2]},
         .fp16_operands = coopmat,

@@ -44,6 +44,12 @@ vki_tensor vki_rope(vki_graph *g, vki_tensor x, vki_tensor pos, uint32_t n_rot, 
     return t;
 }
 
+float vki__rope_log2_step(float base, uint32_t n_rot)
+{
+    // In double, so that the step carries one rounding, not those of log2 and divide.
+    return n_rot ? (float)(2.0 * log2((double)base) / n_rot) : 0.0f;
+}
+
 static void reference(const vki_node *n, const vki_ref_tensor *d, const vki_ref_tensor *s)
 {
     int64_t n_rot = n->p[0].u, half = n_rot / 2;
@@ -77,8 +83,7 @@ static vki_status lower(vki_lower *L, const vki_node *n)
         .x_off = x.offset, .x_nb0 = x.nb[0], .x_nb1 = x.nb[1], .x_nb2 = x.nb[2], .x_nb3 = x.nb[3],
         .p_off = vki_lower_operand(L, n->src[1]).offset, .d_off = d.offset,
         .n_rot = n_rot, .mode = n->p[1].u, .freq_scale = n->p[3].f,
-        // In double here so that the step carries one rounding, not those of log2 and divide.
-        .log2_step = n_rot ? (float)(2.0 * log2((double)n->p[2].f) / n_rot) : 0.0f,
+        .log2_step = vki__rope_log2_step(n->p[2].f, n_rot),
     };
     vki_spec spec = {VKI_SPEC_LOCAL_SIZE_X, p->tuning.workgroup_size};
     uint32_t tensors[3] = {n->src[0], n->src[1], self};

@@ -552,6 +552,58 @@ TEST_F(GraphTest, FusionFoldsTheNormIntoTheCpuMatvec)
     EXPECT_EQ(s.fused, 1u);
 }
 
+// A llama decode layer's attention half (SmolLM2's shapes): on a CPU device the qkv mat-vec
+// takes the norm and the rope, and the attention the two cache writes, so that the five
+// dispatches become two; elsewhere, or when the pattern does not hold, they stay.
+TEST_F(GraphTest, DecodeLayerFoldsRopeAndCacheWritesOnCpuDevices)
+{
+    auto layer = [&](bool cpu, vki_rope_mode mode, bool cache_output) {
+        vki_graph_destroy(g);
+        vki_plan_destroy(plan);
+        plan = nullptr;
+        profile = fake_profile();
+        if (cpu) {
+            profile.subgroup_size = profile.subgroup_min = profile.subgroup_max = 8;
+            profile.subgroup_ops = VKI_SUBGROUP_BASIC | VKI_SUBGROUP_ARITHMETIC;
+            profile.tuning.subgroup_size = 8;
+            profile.tuning.texel_loads = true;
+        }
+        EXPECT_EQ(vki_graph_create(nullptr, &g), VKI_OK);
+        const int64_t one[1] = {576}, wne[2] = {576, 960}, cne[2] = {192, 64}, hne[3] = {64, 3, 64};
+        vki_tensor x = in({576, 1}), pos = in({1}, VKI_DTYPE_I32, "pos");
+        vki_tensor h = vki_rms_norm(g, x, vki_weight(g, VKI_DTYPE_F32, 1, one, "norm"), 1e-5f);
+        vki_tensor y = vki_matmul(g, vki_weight(g, VKI_DTYPE_Q4_1, 2, wne, "wqkv"), h);
+        const int64_t heads[3] = {64, 12, 1}, qne[3] = {64, 9, 1}, kvne[2] = {192, 1};
+        vki_tensor r = vki_rope(g, vki_view(g, y, 3, heads, (const uint64_t[3]){4, 256, 3840}, 0), pos,
+                                64, mode, 10000.0f, 1.0f);
+        vki_tensor q = vki_view(g, r, 3, qne, (const uint64_t[3]){4, 256, 3072}, 0);
+        vki_tensor kn = vki_view(g, r, 2, kvne, (const uint64_t[2]){4, 3072}, 4 * 576);
+        vki_tensor vn = vki_view(g, y, 2, kvne, (const uint64_t[2]){4, 3840}, 4 * 768);
+        vki_tensor kw = vki_set_rows(g, vki_weight(g, VKI_DTYPE_F16, 2, cne, "cache_k"), kn, pos);
+        vki_tensor vw = vki_set_rows(g, vki_weight(g, VKI_DTYPE_F16, 2, cne, "cache_v"), vn, pos);
+        vki_tensor a = vki_attention_pos(g, q, vki_reshape(g, kw, 3, hne), vki_reshape(g, vw, 3, hne),
+                                         pos, 0.125f, 0);
+        vki_output(g, a, "a");
+        if (cache_output) vki_output(g, kw, "cache_k after");
+        vki_plan_stats s = compile();
+        std::string kernels;
+        for (uint32_t i = 0; i < vki_plan_step_count(plan); i++) {
+            vki_plan_step st;
+            EXPECT_TRUE(vki_plan_step_get(plan, i, &st));
+            kernels += std::string(i ? " " : "") + st.kernel;
+        }
+        return std::to_string(s.fused) + ": " + kernels;
+    };
+    EXPECT_EQ(layer(true, VKI_ROPE_NORMAL, false), "3: matvec_q4_1_wide attention_keys_sg_append");
+    // NeoX pairs are n_rot / 2 rows apart, past the kernel's blocks of 8.
+    EXPECT_EQ(layer(true, VKI_ROPE_NEOX, false), "2: matvec_q4_1_wide rope_f32 attention_keys_sg_append");
+    // The cache after the write is read (downloaded) too: the set_rows stay.
+    EXPECT_EQ(layer(true, VKI_ROPE_NORMAL, true),
+              "2: matvec_q4_1_wide set_rows set_rows attention_keys_sg_wide");
+    EXPECT_EQ(layer(false, VKI_ROPE_NORMAL, false),
+              "0: norm_f32 matvec_q4_1_shmem rope_f32 set_rows set_rows attention_rows");
+}
+
 TEST_F(GraphTest, CooperativeMatrixMatmulForHalfAndQuantizedWeightsOnly)
 {
     profile.coopmat = true;

@@ -418,7 +418,7 @@ TEST(SpirvReflect, StorageTexelBuffersBindWithTheirFormat)
     Words w = Embedded("matvec_q4_1_wide");
     Result r = Reflect(w);
     ASSERT_EQ(r.status, VKI_OK) << r.error;
-    EXPECT_EQ(r.info.binding_count, 6u);
+    EXPECT_EQ(r.info.binding_count, 7u) << "... and a fused rope's positions";
     EXPECT_EQ(r.info.texel_mask, 0x23u) << "w, x and a fused norm's weights";
     EXPECT_EQ(r.info.image_mask, 0x23u);
     EXPECT_EQ(r.info.texel_bytes[0], 16u);
