@@ -33,6 +33,15 @@ static vki_profile fake_profile()
     return p;
 }
 
+/* What a CPU device's profile (lavapipe) adds: subgroups of 8 with arithmetic, texel loads. */
+static void make_cpu(vki_profile &p)
+{
+    p.subgroup_size = p.subgroup_min = p.subgroup_max = 8;
+    p.subgroup_ops = VKI_SUBGROUP_BASIC | VKI_SUBGROUP_ARITHMETIC;
+    p.tuning.subgroup_size = 8;
+    p.tuning.texel_loads = true;
+}
+
 class GraphTest : public ::testing::Test {
   protected:
     vki_graph *g = nullptr;
@@ -509,12 +518,7 @@ TEST_F(GraphTest, FusionFoldsTheNormIntoTheCpuMatvec)
         plan = nullptr;
         ASSERT_EQ(vki_graph_create(nullptr, &g), VKI_OK);
         profile = fake_profile();
-        if (cpu) {
-            profile.subgroup_size = profile.subgroup_min = profile.subgroup_max = 8;
-            profile.subgroup_ops = VKI_SUBGROUP_BASIC | VKI_SUBGROUP_ARITHMETIC;
-            profile.tuning.subgroup_size = 8;
-            profile.tuning.texel_loads = true;
-        }
+        if (cpu) make_cpu(profile);
         int64_t wne[2] = {576, 960}, one[1] = {576};
         vki_tensor x = in({576, n});
         vki_tensor h = vki_rms_norm(g, x, vki_weight(g, VKI_DTYPE_F32, 1, one, "norm"), 1e-5f);
@@ -539,10 +543,7 @@ TEST_F(GraphTest, FusionFoldsTheNormIntoTheCpuMatvec)
     vki_plan_destroy(plan);
     plan = nullptr;
     ASSERT_EQ(vki_graph_create(nullptr, &g), VKI_OK);
-    profile.subgroup_size = profile.subgroup_min = profile.subgroup_max = 8;
-    profile.subgroup_ops = VKI_SUBGROUP_BASIC | VKI_SUBGROUP_ARITHMETIC;
-    profile.tuning.subgroup_size = 8;
-    profile.tuning.texel_loads = true;
+    make_cpu(profile);
     int64_t wne[2] = {576, 3072}, half[2] = {1536, 1};
     vki_tensor y = vki_matmul(g, vki_weight(g, VKI_DTYPE_Q4_1, 2, wne, "w"), in({576, 1}));
     const uint64_t nb[2] = {4, 4 * 3072};
@@ -562,12 +563,7 @@ TEST_F(GraphTest, DecodeLayerFoldsRopeAndCacheWritesOnCpuDevices)
         vki_plan_destroy(plan);
         plan = nullptr;
         profile = fake_profile();
-        if (cpu) {
-            profile.subgroup_size = profile.subgroup_min = profile.subgroup_max = 8;
-            profile.subgroup_ops = VKI_SUBGROUP_BASIC | VKI_SUBGROUP_ARITHMETIC;
-            profile.tuning.subgroup_size = 8;
-            profile.tuning.texel_loads = true;
-        }
+        if (cpu) make_cpu(profile);
         EXPECT_EQ(vki_graph_create(nullptr, &g), VKI_OK);
         const int64_t one[1] = {576}, wne[2] = {576, 960}, cne[2] = {192, 64}, hne[3] = {64, 3, 64};
         vki_tensor x = in({576, 1}), pos = in({1}, VKI_DTYPE_I32, "pos");
