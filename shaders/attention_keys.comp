@@ -145,6 +145,13 @@ float m[R], l[R];
                                                      buf[off + hk * HD + 2u * c + 1u])));           \
         kv[HD2] = vec2(0.0);                                                                        \
     }
+// Position j of k (v): the new row at the step's own position pj, else the cache's.
+#define LOAD_K_ROW(kv, q8, hk, j)                                                                   \
+    if (j == pj) LOAD_NEW_ROW(k_new, pc.kn_off, hk, kv)                                             \
+    else { LOAD_ROW(kv, q8, K_WORD, K_TEXEL, k, load_k2, load_k, hk, j); }
+#define LOAD_V_ROW(kv, q8, hk, j)                                                                   \
+    if (j == pj) LOAD_NEW_ROW(v_new, pc.vn_off, hk, kv)                                             \
+    else { LOAD_ROW(kv, q8, V_WORD, V_TEXEL, v, load_v2, load_v, hk, j); }
 
 // The new rows of kv head hk into K and V at position pj, a texel of 8 dims per lane in turn.
 void append_rows(uint hk, uint lane, uint pj)
@@ -162,33 +169,26 @@ void append_rows(uint hk, uint lane, uint pj)
         imageStore(v_wide, int(vt + t), vw);
     }
 }
+#else
+#define LOAD_K_ROW(kv, q8, hk, j) LOAD_ROW(kv, q8, K_WORD, K_TEXEL, k, load_k2, load_k, hk, j)
+#define LOAD_V_ROW(kv, q8, hk, j) LOAD_ROW(kv, q8, V_WORD, V_TEXEL, v, load_v2, load_v, hk, j)
 #endif
 
 // Lane `lane`'s positions of `all` (the union of the rows' ranges) for rows [r0, r_end) of kv
 // head hk. Called with a literal q8 (K and V in Q8_0 blocks, else F32/F16), so that each call
 // is compiled for one format and the loop tests none: a CPU driver runs both sides of a
 // branch under a mask, which made a test inside the loop cost F16 attention 6 to 15% on
-// lavapipe. An appending step reads its own position, the last of `all`, from the new rows
-// (lane 0), the rest from the caches.
+// lavapipe. An appending step reads its own position from the new rows, the others from the
+// caches (the branch is skipped where no lane is at pj).
 void walk(uint hk, uint lane, uint r0, uint r_end, uvec2 all, bool q8)
 {
-    uint end = all.y;
 #if defined(APPEND) && APPEND
-    int pj = pos[pc.p_off];
-    if (pj >= 0 && uint(pj) < end) end = uint(pj);
+    uint pj = uint(pos[pc.p_off]); // past every position when negative
 #endif
-    for (uint j = all.x + lane; j < end; j += LANES) {
+    for (uint j = all.x + lane; j < all.y; j += LANES) {
         vec2 kv[HD2 + 1u];
-        VISIT(j, r0, r_end, kv, LOAD_ROW(kv, q8, K_WORD, K_TEXEL, k, load_k2, load_k, hk, j),
-              LOAD_ROW(kv, q8, V_WORD, V_TEXEL, v, load_v2, load_v, hk, j));
+        VISIT(j, r0, r_end, kv, LOAD_K_ROW(kv, q8, hk, j), LOAD_V_ROW(kv, q8, hk, j));
     }
-#if defined(APPEND) && APPEND
-    if (lane == 0u && all.x <= end && end < all.y) {
-        vec2 kv[HD2 + 1u];
-        VISIT(end, r0, r_end, kv, LOAD_NEW_ROW(k_new, pc.kn_off, hk, kv),
-              LOAD_NEW_ROW(v_new, pc.vn_off, hk, kv));
-    }
-#endif
 }
 
 void main()
@@ -215,7 +215,8 @@ void main()
             m[k] = NEG;
             l[k] = 0.0;
         }
-        if ((pc.flags & VKI_ATTN_KV_Q8_0) != 0u) walk(hk, lane, r0, r_end, all, true);
+        // (No Q8_0 walk in the variants of F16 rows: less code to fetch per workgroup.)
+        if (!WIDE_ROWS && (pc.flags & VKI_ATTN_KV_Q8_0) != 0u) walk(hk, lane, r0, r_end, all, true);
         else walk(hk, lane, r0, r_end, all, false);
         // Combine the lanes: rescale each to the row's max, then sum.
         UNROLLED for (uint k = 0; k < R; k++) {
