@@ -166,6 +166,9 @@ typedef struct attn_kernel {
 #define SPLIT_MAX 32     // slices at most (the combine step reads them all per output)
 #define MAX_SHARED_ROWS 32 // rows of one subgroup in the keys kernel
 #define UNROLL_MAX_ROWS 4  // rows of one subgroup for its unrolled variants (compile time)
+// Dims x rows of one subgroup for the unrolled variants: lavapipe's compile time grows faster
+// than the unrolled body (Gemma 3's D = 256 at 4 rows: about ten minutes for its two variants).
+#define UNROLL_MAX_DIMS 256
 
 static const char keys_tx[] = "attention_keys_sg_tx"; // unrolled, as _wide
 static const char keys_wide[] = "attention_keys_sg_wide", keys_append[] = "attention_keys_sg_append";
@@ -195,6 +198,7 @@ static bool pick_kernel(const vki_profile *p, uint32_t d, uint32_t n_rows, uint3
         uint32_t most = d <= 128 ? 1024 / d : 4;
         if (most > MAX_SHARED_ROWS) most = MAX_SHARED_ROWS;
         if (p->tuning.texel_loads && most > UNROLL_MAX_ROWS) most = UNROLL_MAX_ROWS;
+        if (p->tuning.texel_loads && most > UNROLL_MAX_DIMS / d) most = UNROLL_MAX_DIMS / d;
         uint32_t shared_rows = group <= most ? most / group * group : most;
         if (shared_rows > n_rows) shared_rows = n_rows;
         if (shared_rows == 0) shared_rows = 1;
