@@ -157,14 +157,12 @@ static bool rope_into_matvec(vki_graph *w, uint32_t *uses, uint32_t r_id, const 
     y->p[5].u = r->p[0].u;
     y->p[6].f = r->p[2].f;
     y->p[7].f = r->p[3].f;
-    uses[v_id] = 0;
-    uses[y_id]--;
+    uses[v_id] = 0; // r reads y directly now: y's count stands
     r->kind = VKI_NODE_VIEW;
     r->op = NULL;
     r->src[0] = y_id;
     r->src[1] = 0;
     r->base = y_id;
-    uses[y_id]++;
     for (uint32_t id = r_id + 1; id < w->count; id++)
         if (w->nodes[id].base == r_id) w->nodes[id].base = y_id;
     return true;

@@ -12,7 +12,9 @@
 // K and V two f16 dims per word; on lavapipe, where a subgroup reduction and every load whose
 // address differs between lanes cost a loop over the lanes, that matters more than the extra
 // registers (q and the output row per lane). Workgroup (x, y): rows [x ROWS, (x + 1) ROWS) of
-// kv head y.
+// kv head y. The _append variant (APPEND=1, a decode step, VKI_ATTN_APPEND) first stores the
+// step's new k and v rows of kv head y into the F16 caches, and reads its own position from
+// them where the others come from the caches.
 #include "vki_abi.h"
 
 layout(local_size_x = 64, local_size_x_id = VKI_SPEC_LOCAL_SIZE_X) in;
