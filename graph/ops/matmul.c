@@ -27,11 +27,14 @@ const vki_op_def vki_op_matmul;
 #define MATMUL_MIN_GROUPS 128 // tiles a shared-memory matmul aims for before shrinking them
 #define COOPMAT_MIN_TILES 64  // full tiles a product needs for the cooperative-matrix kernel
 #define WIDE_MAX_KCHUNKS 16   // x chunks a matvec_wide thread holds
-// Blocks of rows a matvec_wide workgroup computes: x is loaded and normed once per workgroup
-// (lavapipe, lm_head 576 x 49152 q8_0, 32 against 8: median 8.9 against 10.1 ms; SmolLM2 tg64
-// 4-11 % faster in three alternating pairs).
-#define WIDE_MAX_BLOCKS 32
-#define WIDE_MIN_GROUPS 12    // workgroups per column a matvec_wide aims for
+// Workgroups per column a matvec_wide aims for, and the most blocks of rows one computes. Few:
+// every workgroup loads and norms x again and costs lavapipe a call of several µs even when
+// empty (a decode token's plan with empty mat-vecs: 58-65 tok/s at 12 workgroups, 91-108 at
+// one), and more do not spread better, since lavapipe (Mesa 22.3) deals a dispatch's
+// workgroups to its threads in halves anyway. SmolLM2 tg64 at 4 against 12: +8 % median over
+// seven alternating pairs (one -1 %); x loaded once for up to 4096 blocks (32 before).
+#define WIDE_MAX_BLOCKS 4096
+#define WIDE_MIN_GROUPS 4
 
 static_assert(VKI_WTYPE_F32 == VKI_DTYPE_F32 && VKI_WTYPE_F16 == VKI_DTYPE_F16 &&
                   VKI_WTYPE_BF16 == VKI_DTYPE_BF16 && VKI_WTYPE_Q8_0 == VKI_DTYPE_Q8_0 &&
@@ -294,8 +297,8 @@ static vki_status lower(vki_lower *L, const vki_node *n)
         specs[spec_count++] = (vki_spec){VKI_SPEC_LOCAL_SIZE_X, t->subgroup_size};
         specs[spec_count++] = (vki_spec){VKI_SPEC_MM_KCHUNKS, kchunks};
         specs[spec_count++] = (vki_spec){VKI_SPEC_MM_ROWS, wide_rows};
-        // Blocks of rows per workgroup: x is loaded once per workgroup; a dozen workgroups
-        // or more per column keep the threads of a CPU device busy.
+        // Blocks of rows per workgroup: x is loaded once per workgroup; WIDE_MIN_GROUPS
+        // workgroups per column keep both halves of a CPU device's threads busy.
         uint32_t blocks = pc.M / (t->subgroup_size * WIDE_MIN_GROUPS);
         blocks = blocks < 1 ? 1 : blocks > WIDE_MAX_BLOCKS ? WIDE_MAX_BLOCKS : blocks;
         specs[spec_count++] = (vki_spec){VKI_SPEC_MM_BLOCKS, blocks};
