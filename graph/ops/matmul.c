@@ -29,10 +29,11 @@ const vki_op_def vki_op_matmul;
 #define WIDE_MAX_KCHUNKS 16   // x chunks a matvec_wide thread holds
 // Workgroups per column a matvec_wide aims for, and the most blocks of rows one computes. Few:
 // every workgroup loads and norms x again and costs lavapipe a call of several µs even when
-// empty (a decode token's plan with empty mat-vecs: 58-65 tok/s at 12 workgroups, 91-108 at
-// one), and more do not spread better, since lavapipe (Mesa 22.3) deals a dispatch's
-// workgroups to its threads in halves anyway. SmolLM2 tg64 at 4 against 12: +8 % median over
-// seven alternating pairs (one -1 %); x loaded once for up to 4096 blocks (32 before).
+// empty (a decode token's plan with empty mat-vec and attention kernels: 58-65 tok/s at 12
+// workgroups, 91-108 at one), and more do not spread better, since lavapipe (Mesa 22.3) deals
+// a dispatch's workgroups to its threads in halves anyway. SmolLM2 tg64 at 4 against 12: +8 %
+// median over seven alternating pairs (one -1 %); x loaded once for up to 4096 blocks (32
+// before).
 #define WIDE_MAX_BLOCKS 4096
 #define WIDE_MIN_GROUPS 4
 
