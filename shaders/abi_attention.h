@@ -16,10 +16,13 @@
 #define VKI_ATTN_BINDING_OUT 4
 #define VKI_ATTN_BINDING_POS 5  /* I32 query positions; bound to q when there are none */
 #define VKI_ATTN_BINDING_PART 6 /* split-KV partials (tiled kernel, n_split > 1): scratch */
-/* A decode step that writes its own position into the caches (VKI_ATTN_APPEND, the keys
- * kernel's _append variant): the new k and v rows, F32 [D * n_kv_head] from kn_off and vn_off,
- * take the slots of the mask and of the partials, which such a step never has (it masks by
- * pos and does not split). */
+/* Append, the keys kernel's _append variant (n_q = 1, with pos, F16 K and V caches): the step
+ * first stores the new k and v rows, F32 [D * n_kv_head] from kn_off and vn_off, rounded to
+ * f16, at position pos[0] of its kv head in K and V (the set_rows the fusion pass folded in,
+ * skipped like set_rows's for pos outside [0, n_kv)), and scores that position from the new rows
+ * themselves, so that no invocation reads what another wrote. The new rows take the slots of
+ * the mask and of the partials, which such a step never has (it masks by pos and does not
+ * split). */
 #define VKI_ATTN_BINDING_K_NEW 3
 #define VKI_ATTN_BINDING_V_NEW 6
 
@@ -41,11 +44,6 @@
  * decode step has a handful of rows: without the split, a few workgroups would walk the whole
  * cache while the rest of a GPU waits. */
 #define VKI_ATTN_COMBINE 512u
-/* Append (n_q = 1, with pos, F16 K and V caches): the step first stores the new rows, rounded to
- * f16, at position pos[0] of its kv head in K and V (the set_rows the fusion pass folded in,
- * skipped like set_rows's for pos outside [0, n_kv)), and scores that position from the new rows
- * themselves, so that no invocation reads what another wrote. */
-#define VKI_ATTN_APPEND 1024u
 
 #define VKI_ATTN_MAX_HEAD_DIM 256
 #define VKI_ATTN_SPEC_HEAD_DIM 1 /* D */

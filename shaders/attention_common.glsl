@@ -12,7 +12,7 @@ layout(std430, set = 0, binding = VKI_ATTN_BINDING_Q) readonly buffer Q { uint q
 // WIDE=1 reads them as storage texel buffers of 16-byte texels (R32G32B32A32_UINT, as
 // matvec_wide does): K_TEXEL(t), V_TEXEL(t) read texel t, whole rows of an F16 cache whose rows
 // start at 16-byte texels (the lowering checks), 8 dims to a load.
-// APPEND=1 (with WIDE) also stores the new rows of a decode step into K and V (VKI_ATTN_APPEND).
+// APPEND=1 (with WIDE) also stores the new rows of a decode step into K and V (abi_attention.h).
 #if defined(APPEND) && APPEND
 #define KV_ACCESS restrict
 #else

@@ -12,7 +12,7 @@
 // K and V two f16 dims per word; on lavapipe, where a subgroup reduction and every load whose
 // address differs between lanes cost a loop over the lanes, that matters more than the extra
 // registers (q and the output row per lane). Workgroup (x, y): rows [x ROWS, (x + 1) ROWS) of
-// kv head y. The _append variant (APPEND=1, a decode step, VKI_ATTN_APPEND) first stores the
+// kv head y. The _append variant (APPEND=1, a decode step, abi_attention.h) first stores the
 // step's new k and v rows of kv head y into the F16 caches, and reads its own position from
 // them where the others come from the caches.
 #include "vki_abi.h"
@@ -181,12 +181,9 @@ void append_rows(uint hk, uint lane, uint pj)
 // is compiled for one format and the loop tests none: a CPU driver runs both sides of a
 // branch under a mask, which made a test inside the loop cost F16 attention 6 to 15% on
 // lavapipe. An appending step reads its own position from the new rows, the others from the
-// caches (the branch is skipped where no lane is at pj).
-void walk(uint hk, uint lane, uint r0, uint r_end, uvec2 all, bool q8)
+// caches (the branch is skipped where no lane is at pj; pj is unused elsewhere).
+void walk(uint hk, uint lane, uint r0, uint r_end, uvec2 all, bool q8, uint pj)
 {
-#if defined(APPEND) && APPEND
-    uint pj = uint(pos[pc.p_off]); // past every position when negative
-#endif
     for (uint j = all.x + lane; j < all.y; j += LANES) {
         vec2 kv[HD2 + 1u];
         VISIT(j, r0, r_end, kv, LOAD_K_ROW(kv, q8, hk, j), LOAD_V_ROW(kv, q8, hk, j));
@@ -197,10 +194,11 @@ void main()
 {
     uint hk = gl_WorkGroupID.y, n_rows = pc.n_q * pc.group, lane = gl_SubgroupInvocationID;
     uint r_end = min((gl_WorkGroupID.x + 1) * ROWS, n_rows);
+    uint pj = ~0u; // an appending step's own position: past every position when negative
 #if defined(APPEND) && APPEND
+    pj = uint(pos[pc.p_off]);
     // The first workgroup of the kv head stores its new rows; none reads them from there.
-    int pj = pos[pc.p_off];
-    if (gl_WorkGroupID.x == 0u && pj >= 0 && uint(pj) < pc.n_kv) append_rows(hk, lane, uint(pj));
+    if (gl_WorkGroupID.x == 0u && pj < pc.n_kv) append_rows(hk, lane, pj);
 #endif
     for (uint r0 = gl_WorkGroupID.x * ROWS + gl_SubgroupID * R; r0 < r_end; r0 += gl_NumSubgroups * R) {
         uvec2 all = uvec2(pc.n_kv, 0u);
@@ -218,8 +216,9 @@ void main()
             l[k] = 0.0;
         }
         // (No Q8_0 walk in the variants of F16 rows: less code to fetch per workgroup.)
-        if (!WIDE_ROWS && (pc.flags & VKI_ATTN_KV_Q8_0) != 0u) walk(hk, lane, r0, r_end, all, true);
-        else walk(hk, lane, r0, r_end, all, false);
+        bool q8 = !WIDE_ROWS && (pc.flags & VKI_ATTN_KV_Q8_0) != 0u;
+        if (q8) walk(hk, lane, r0, r_end, all, true, pj);
+        else walk(hk, lane, r0, r_end, all, false, pj);
         // Combine the lanes: rescale each to the row's max, then sum.
         UNROLLED for (uint k = 0; k < R; k++) {
             if (r0 + k >= r_end) break; // subgroup-uniform

@@ -129,6 +129,6 @@ void main()
             vec2 cs = rope_cos_sin(pos[pc.p_off + col], c >> 1, pc.freq_scale, pc.log2_step);
             mine = (c & 1u) == 0u ? mine * cs.x - pair * cs.y : pair * cs.y + mine * cs.x;
         }
-        if (row0 + tid < pc.M) store_y(row0 + tid, col, b, mine);
+        if (row < pc.M) store_y(row, col, b, mine);
     }
 }

@@ -296,7 +296,6 @@ static vki_status lower(vki_lower *L, const vki_node *n)
                                   "a fused cache write needs a decode step on the attention_keys_sg_wide "
                                   "kernel and f32 rows [D * n_kv_head] (fusion checks)");
         kern.name = keys_append;
-        pc.flags |= VKI_ATTN_APPEND;
         pc.kn_off = okn.offset;
         pc.vn_off = ovn.offset;
         tensors[VKI_ATTN_BINDING_K_NEW] = n->src[5];
