@@ -44,8 +44,14 @@
  * registers, and the blocks of local-size rows a workgroup computes. */
 #define VKI_SPEC_MM_KCHUNKS 11
 #define VKI_SPEC_MM_BLOCKS 12
+/* matvec_wide, raw-dot formats (Q4_0, Q4_1, Q8_0): a thread's chunks come in runs of RUN
+ * consecutive blocks of a row (at most VKI_MM_RUN_MAX), each run read at once. */
+#define VKI_SPEC_MM_RUN 13
+#define VKI_MM_RUN_MAX 4
 #define VKI_MM_ALIGN_W 1
 #define VKI_MM_ALIGN_X 2
+/* Every weight row starts at a multiple of 4 bytes, whatever the block size. */
+#define VKI_MM_ALIGN_W_ROWS 4
 
 /* Elements per chunk (quant.glsl): what one thread decodes at once from few words. */
 #define VKI_MM_CHUNK 32u

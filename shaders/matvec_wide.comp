@@ -6,7 +6,8 @@
 // vectors of threads and what costs is instructions, not memory: lavapipe's tuning. A
 // workgroup of one subgroup computes as many rows as it has threads, ROWS at a time; its
 // threads split those rows' K into chunks (quant.glsl), KCHUNKS each, whose x they load once,
-// before the rows, and hold in registers. The loops over a row's chunks are unrolled,
+// before the rows, and hold in registers; raw-dot formats deal them in runs of RUN consecutive
+// blocks, whose texels are read together. The loops over a row's chunks are unrolled,
 // so that x and the decoded weights need no indexed arrays. Weights and x are read as 16-byte
 // texels (WIDE, matmul_common.glsl): consecutive threads read consecutive chunks, so a row
 // streams through memory in order. A row's partial sums meet in a subgroupAdd; thread r keeps
@@ -30,6 +31,15 @@ layout(std430, binding = VKI_MM_BINDING_POS) readonly restrict buffer Pos { int 
 
 layout(constant_id = VKI_SPEC_MM_KCHUNKS) const uint KCHUNKS = 1;
 layout(constant_id = VKI_SPEC_MM_BLOCKS) const uint BLOCKS = 1;
+layout(constant_id = VKI_SPEC_MM_RUN) const uint RUN = 1;
+
+// A run of RUN blocks (raw-dot formats) is fetched at once, whole texels and one realignment
+// (three Q4_1 blocks: 5 texels, where one at a time takes 6). The lowering gives runs of whole
+// words only, so a run starts at a word wherever the rows do (VKI_MM_ALIGN_W_ROWS).
+#if WQ_DOT
+const uint RUN_WORDS = (RUN * WQ_BLOCK_BYTES + 3u) / 4u;
+const uint RUN_WORDS_MAX = (VKI_MM_RUN_MAX * WQ_BLOCK_BYTES + 3u) / 4u;
+#endif
 
 void main()
 {
@@ -46,15 +56,17 @@ void main()
     // 576 has 18 chunks, 4 rows 72 items, 9 per thread). A thread's items are the same in
     // every pass: their chunks' x is loaded once. Items past the end repeat the last one (loads
     // stay in bounds without branches) and count nothing.
-    const uint per_row = max(chunks, 1u), items = ROWS * chunks;
+    // An item is a run of RUN consecutive chunks (RUN divides the row's chunks): slot c holds
+    // chunk i of the thread's item c / RUN, c % RUN = i.
+    const uint per_row = max(chunks / RUN, 1u), items = ROWS * per_row;
     uint slot_row[KCHUNKS], slot_ch[KCHUNKS];
     bool slot_on[KCHUNKS];
     float xv[KCHUNKS][WQ_CHUNK];
     [[unroll]] for (uint c = 0u; c < KCHUNKS; c++) {
-        uint item = min(tid + nt * c, max(items, 1u) - 1u);
-        slot_on[c] = tid + nt * c < items;
+        uint it = tid + nt * (c / RUN), item = min(it, max(items, 1u) - 1u);
+        slot_on[c] = it < items;
         slot_row[c] = item / per_row;
-        slot_ch[c] = min(item % per_row, per_row - 1u);
+        slot_ch[c] = min((item % per_row) * RUN + c % RUN, max(chunks, 1u) - 1u);
         x_chunk(xcol, slot_ch[c], xv[c]);
     }
 
@@ -96,10 +108,23 @@ void main()
         for (uint r = 0u; r < nt; r += ROWS) {
             float s[ROWS];
             [[unroll]] for (uint j = 0u; j < ROWS; j++) s[j] = 0.0;
-            [[unroll]] for (uint c = 0u; c < KCHUNKS; c++) {
+            [[unroll]] for (uint c = 0u; c < KCHUNKS; c += RUN) {
                 const uint wrow = wbase + (min(row0 + r + slot_row[c], pc.M - 1u) + part * pc.M) * pc.w_nb1;
 #if WQ_DOT
-                float d = w_dot(wrow, slot_ch[c], xv[c], xsum[c]);
+                float d = 0.0;
+                if (RUN == 1u) {
+                    d = w_dot(wrow, slot_ch[c], xv[c], xsum[c]);
+                } else {
+                    uint rw[RUN_WORDS_MAX];
+                    bool aligned = (ALIGN & VKI_MM_ALIGN_W_ROWS) != 0u && (RUN * WQ_BLOCK_BYTES) % 4u == 0u;
+                    fetch_words_wide_max(wrow + WQ_BLOCK_BYTES * slot_ch[c], RUN_WORDS, aligned, rw,
+                                         RUN_WORDS_MAX);
+                    [[unroll]] for (uint i = 0u; i < RUN; i++) {
+                        float di;
+                        W_DOT_AT(rw, WQ_BLOCK_BYTES * i, xv[c + i], xsum[c + i], di);
+                        d += di;
+                    }
+                }
 #else
                 float wv[WQ_CHUNK];
                 w_chunk(wrow, slot_ch[c], wv);

@@ -33,13 +33,15 @@
 //   W_ALIGNED         every row starts 4-byte aligned and chunks are whole words (from the
 //                     specialisation constant ALIGN): the compiler drops the realignment
 //   fetch_words(word, b, n, bytes, aligned, r)  realigned words of bytes [b, b + 4n), word(i)
-//                     reading word i of a buffer
+//                     reading word i of a buffer; fetch_words_wide(_max) the same from 16-byte
+//                     texels (W_TEXEL16), into an array of a given size
 //   WQ_DOT            1 where the format has a raw chunk dot (Q4_0, Q4_1, Q8_0): a mat-vec that
 //                     holds x in registers scales chunk element i by wq_x_scale(i) once, and
 //                     w_dot(row, ch, xs, xsum) is then the chunk's dot with x (xsum: the sum of
 //                     the unscaled x elements). Each weight element is masked in place and
 //                     converted, never shifted down or scaled: the block's d (and m) multiply
-//                     the sums, once per chunk.
+//                     the sums, once per chunk. W_DOT_AT(r, o, xs, xsum, out) is the same dot
+//                     of the block at constant byte o of realigned words r (runs of blocks).
 
 #ifndef VKI_QUANT_GLSL
 #define VKI_QUANT_GLSL
@@ -93,18 +95,19 @@ float w_half(uint b) { return unpackHalf2x16(w_u16(b)).x; }
 // gather, which AMD's Zen runs slowly): the texels holding the bytes, at most the last one,
 // W_TEXEL_LAST, whose words past the data are never used; then shifted by the whole words
 // (two selects per word) and, for a b % 4 == 2 start, by a half.
-#define WQ_WIDE_MAX (WQ_FETCH_MAX / 4u + 2u)
-#define fetch_words_wide(b, n, aligned, r)                                                      \
+#define fetch_words_wide(b, n, aligned, r) fetch_words_wide_max(b, n, aligned, r, WQ_FETCH_MAX)
+// The same into r[nmax] (n <= nmax, a constant): matvec_wide fetches runs of blocks at once.
+#define fetch_words_wide_max(b, n, aligned, r, nmax)                                            \
     {                                                                                           \
         uint fw_t = (b) >> 4, fw_s = ((b) >> 2) & 3u;                                           \
         bool fw_odd = !(aligned) && ((b) & 2u) != 0u;                                           \
-        uint fw_w[4u * WQ_WIDE_MAX], fw_a[WQ_FETCH_MAX + 2u], fw_c[WQ_FETCH_MAX + 1u];           \
+        uint fw_w[4u * ((nmax) / 4u + 2u)], fw_a[(nmax) + 2u], fw_c[(nmax) + 1u];               \
         [[unroll]] for (uint fw_i = 0u; fw_i < (4u * (n) + ((aligned) ? 12u : 14u) + 15u) / 16u; fw_i++) { \
             uvec4 fw_q = W_TEXEL16(min(fw_t + fw_i, W_TEXEL_LAST));                               \
             for (uint fw_j = 0u; fw_j < 4u; fw_j++) fw_w[4u * fw_i + fw_j] = fw_q[fw_j];          \
         }                                                                                       \
         [[unroll]] for (uint fw_j = 0u; fw_j < (n) + 2u; fw_j++)                                  \
-            fw_a[fw_j] = (fw_s & 2u) != 0u ? fw_w[min(fw_j + 2u, 4u * WQ_WIDE_MAX - 1u)] : fw_w[fw_j]; \
+            fw_a[fw_j] = (fw_s & 2u) != 0u ? fw_w[min(fw_j + 2u, 4u * ((nmax) / 4u + 2u) - 1u)] : fw_w[fw_j]; \
         [[unroll]] for (uint fw_j = 0u; fw_j < (n) + 1u; fw_j++)                                  \
             fw_c[fw_j] = (fw_s & 1u) != 0u ? fw_a[fw_j + 1u] : fw_a[fw_j];                       \
         [[unroll]] for (uint fw_j = 0u; fw_j < (n); fw_j++)                                       \
@@ -198,18 +201,17 @@ void w_chunk(uint row, uint ch, out float v[WQ_CHUNK])
 // A signed byte of a word, masked in place at bits 24..31 as an int, is q * 2^24.
 #define WQ_DOT 1
 float wq_x_scale(uint i) { return 1.0 / 16777216.0; }
-float w_dot(uint row, uint ch, float xs[WQ_CHUNK], float xsum)
-{
-    uint r[WQ_FETCH_MAX];
-    WQ_FETCH(row + 34u * ch, 9u, 34u, r);
-    vec4 s = vec4(0.0);
-    for (uint j = 0u; j < 8u; j++) {
-        uint q = WQ_FIELD32(r, 2u + 4u * j);
-        ivec4 v = ivec4(uvec4(q << 24, q << 16, q << 8, q) & 0xFF000000u);
-        s = fma(vec4(v), vec4(xs[4u * j], xs[4u * j + 1u], xs[4u * j + 2u], xs[4u * j + 3u]), s);
+#define W_DOT_AT(r, o, xs, xsum, out)                                                           \
+    {                                                                                           \
+        vec4 wd_s = vec4(0.0);                                                                  \
+        for (uint wd_j = 0u; wd_j < 8u; wd_j++) {                                               \
+            uint wd_q = WQ_FIELD32(r, (o) + 2u + 4u * wd_j);                                    \
+            ivec4 wd_v = ivec4(uvec4(wd_q << 24, wd_q << 16, wd_q << 8, wd_q) & 0xFF000000u);    \
+            wd_s = fma(vec4(wd_v), vec4(xs[4u * wd_j], xs[4u * wd_j + 1u], xs[4u * wd_j + 2u],   \
+                                        xs[4u * wd_j + 3u]), wd_s);                             \
+        }                                                                                       \
+        out = unpackHalf2x16(WQ_FIELD32(r, (o))).x * ((wd_s.x + wd_s.y) + (wd_s.z + wd_s.w));   \
     }
-    return unpackHalf2x16(r[0]).x * ((s.x + s.y) + (s.z + s.w));
-}
 vec4 w_quad(uint row, uint k)
 {
     uint b = row + (k >> 5) * 34u;
@@ -279,27 +281,26 @@ void w_chunk(uint row, uint ch, out float v[WQ_CHUNK])
 // bit): masked in place, both are q * 2^8t.
 #define WQ_DOT 1
 float wq_x_scale(uint i) { return exp2(-8.0 * float(i & 3u)); }
-float w_dot(uint row, uint ch, float xs[WQ_CHUNK], float xsum)
-{
-    uint r[WQ_FETCH_MAX];
-    WQ_FETCH(row + WQ_BLOCK_BYTES * ch, (WQ_BLOCK_BYTES + 3u) / 4u, WQ_BLOCK_BYTES, r);
-    const uvec4 nib = uvec4(0xFu, 0xF00u, 0xF0000u, 0xF000000u);
-    vec4 s = vec4(0.0);
-    for (uint j = 0u; j < 4u; j++) {
-        uint q = WQ_FIELD32(r, WQ_QS + 4u * j);
-        s = fma(vec4(ivec4(uvec4(q) & nib)),
-                vec4(xs[4u * j], xs[4u * j + 1u], xs[4u * j + 2u], xs[4u * j + 3u]), s);
-        s = fma(vec4(ivec4(uvec4(q >> 4) & nib)),
-                vec4(xs[16u + 4u * j], xs[17u + 4u * j], xs[18u + 4u * j], xs[19u + 4u * j]), s);
-    }
-    vec2 dm = unpackHalf2x16(r[0]);
-    float dot = (s.x + s.y) + (s.z + s.w);
 #if WTYPE == VKI_WTYPE_Q4_0
-    return dm.x * (dot - 8.0 * xsum); // d * (q - 8)
+#define WQ_DM_DOT(dm, dot, xsum) ((dm).x * ((dot) - 8.0 * (xsum))) // d * (q - 8)
 #else
-    return dm.x * dot + dm.y * xsum; // d * q + m
+#define WQ_DM_DOT(dm, dot, xsum) ((dm).x * (dot) + (dm).y * (xsum)) // d * q + m
 #endif
-}
+#define W_DOT_AT(r, o, xs, xsum, out)                                                           \
+    {                                                                                           \
+        const uvec4 wd_nib = uvec4(0xFu, 0xF00u, 0xF0000u, 0xF000000u);                         \
+        vec4 wd_s = vec4(0.0);                                                                  \
+        for (uint wd_j = 0u; wd_j < 4u; wd_j++) {                                               \
+            uint wd_q = WQ_FIELD32(r, (o) + WQ_QS + 4u * wd_j);                                 \
+            wd_s = fma(vec4(ivec4(uvec4(wd_q) & wd_nib)),                                       \
+                       vec4(xs[4u * wd_j], xs[4u * wd_j + 1u], xs[4u * wd_j + 2u], xs[4u * wd_j + 3u]), wd_s); \
+            wd_s = fma(vec4(ivec4(uvec4(wd_q >> 4) & wd_nib)),                                  \
+                       vec4(xs[16u + 4u * wd_j], xs[17u + 4u * wd_j], xs[18u + 4u * wd_j],       \
+                            xs[19u + 4u * wd_j]), wd_s);                                        \
+        }                                                                                       \
+        vec2 wd_dm = unpackHalf2x16(WQ_FIELD32(r, (o)));                                        \
+        out = WQ_DM_DOT(wd_dm, (wd_s.x + wd_s.y) + (wd_s.z + wd_s.w), xsum);                   \
+    }
 #endif
 vec4 w_quad(uint row, uint k)
 {
@@ -434,6 +435,17 @@ vec4 w_quad(uint row, uint k)
 #error "quant.glsl: WTYPE must be one of VKI_WTYPE_* (abi_matmul.h)"
 #endif
 
+#ifdef W_DOT_AT
+// Chunk ch of the row at byte `row`: its block's words, then their dot.
+float w_dot(uint row, uint ch, float xs[WQ_CHUNK], float xsum)
+{
+    uint r[WQ_FETCH_MAX];
+    WQ_FETCH(row + WQ_BLOCK_BYTES * ch, (WQ_BLOCK_BYTES + 3u) / 4u, WQ_BLOCK_BYTES, r);
+    float d;
+    W_DOT_AT(r, 0u, xs, xsum, d);
+    return d;
+}
+#endif
 #ifndef WQ_DOT
 #define WQ_DOT 0
 #endif

@@ -186,6 +186,39 @@ bool vki__matvec_wide(const vki_profile *p, uint64_t K, uint64_t N, uint32_t *ou
     return *out_kchunks != 0;
 }
 
+/* Runs for matvec_wide (VKI_SPEC_MM_RUN): a thread's chunks in runs of consecutive blocks of
+ * a row, each run's texels read and realigned once. For the raw-dot formats (Q4_0, Q4_1, Q8_0),
+ * the longest run up to VKI_MM_RUN_MAX that divides the row's chunks, is whole words, and deals
+ * its items to the threads with no more idle slots than single chunks do; *kchunks and *rows
+ * become that dealing's. On lavapipe a thread's 16-byte texel load is 8 loads and a transpose,
+ * and about half of a Q8_0 mat-vec's time went to loading and realigning (4 texels per 34-byte
+ * block); Q4_1 in runs of 3 (5 texels, where single blocks take 6): 576 x 49152 took 4.2 ms,
+ * against 5.0-7.0 (`vkinfer bench ops`). */
+static uint32_t wide_run(const vki_profile *p, vki_dtype wt, uint64_t K, uint32_t *kchunks,
+                         uint32_t *rows)
+{
+    if (wt != VKI_DTYPE_Q4_0 && wt != VKI_DTYPE_Q4_1 && wt != VKI_DTYPE_Q8_0) return 1;
+    uint32_t chunks = (uint32_t)(K / VKI_MM_CHUNK), nt = p->tuning.subgroup_size;
+    uint64_t idle1 = (uint64_t)*kchunks * nt - (uint64_t)*rows * chunks; // single chunks' idle
+    for (uint32_t run = VKI_MM_RUN_MAX; run > 1; run--) {
+        // Runs of whole words only: a run starting mid-word costs a half-word shift per word,
+        // which ate the gain (Q8_0 runs of 3 blocks: 6.5 ms either way).
+        if (chunks % run || run * vki_dtype_get(wt)->block_bytes % 4) continue;
+        uint32_t items = chunks / run;
+        for (uint32_t r = 1; r <= nt; r *= 2) {
+            uint32_t slots = (uint32_t)vki_div_up(r * items, nt);
+            if (slots * run > WIDE_MAX_KCHUNKS) break;
+            // Idle chunk slots per row, compared with single chunks' (cross-multiplied).
+            uint64_t idle = (uint64_t)slots * nt - (uint64_t)r * items;
+            if (idle * run * *rows <= idle1 * r) {
+                *kchunks = slots * run, *rows = r;
+                return run;
+            }
+        }
+    }
+    return 1;
+}
+
 static vki_status lower(vki_lower *L, const vki_node *n)
 {
     const vki_profile *p = vki_lower_profile(L);
@@ -241,6 +274,7 @@ static vki_status lower(vki_lower *L, const vki_node *n)
     if ((wd->quantized ? wd->block_bytes : chunk * eb) % 4 == 0 &&
         (w.offset * eb | w.nb[1] * eb | w.nb[2] * eb | w.nb[3] * eb) % 4 == 0)
         align |= VKI_MM_ALIGN_W;
+    if ((w.offset * eb | w.nb[1] * eb | w.nb[2] * eb | w.nb[3] * eb) % 4 == 0) align |= VKI_MM_ALIGN_W_ROWS;
     if ((x.offset | x.nb[1] | x.nb[2] | x.nb[3]) % x_unit == 0) align |= VKI_MM_ALIGN_X;
     // x values a thread holds (a chunk per column): GPUs keep them in registers; on a CPU
     // device spilling is cheap and every column group more reads the weights again.
@@ -296,8 +330,10 @@ static vki_status lower(vki_lower *L, const vki_node *n)
         snprintf(kernel, sizeof kernel, "matvec_%s_wide", type);
         if (p->subgroup_size_control) subgroup_size = t->subgroup_size;
         specs[spec_count++] = (vki_spec){VKI_SPEC_LOCAL_SIZE_X, t->subgroup_size};
+        uint32_t run = wide_run(p, nw->dtype, pc.K, &kchunks, &wide_rows);
         specs[spec_count++] = (vki_spec){VKI_SPEC_MM_KCHUNKS, kchunks};
         specs[spec_count++] = (vki_spec){VKI_SPEC_MM_ROWS, wide_rows};
+        if (run > 1) specs[spec_count++] = (vki_spec){VKI_SPEC_MM_RUN, run};
         // Blocks of rows per workgroup: x is loaded once per workgroup; WIDE_MIN_GROUPS
         // workgroups per column keep both halves of a CPU device's threads busy.
         uint32_t blocks = pc.M / (t->subgroup_size * WIDE_MIN_GROUPS);
