@@ -56,8 +56,9 @@ void main()
     // 576 has 18 chunks, 4 rows 72 items, 9 per thread). A thread's items are the same in
     // every pass: their chunks' x is loaded once. Items past the end repeat the last one (loads
     // stay in bounds without branches) and count nothing.
-    // An item is a run of RUN consecutive chunks (RUN divides the row's chunks): slot c holds
-    // chunk i of the thread's item c / RUN, c % RUN = i.
+    // With runs, an item is RUN consecutive chunks of a row (RUN divides the row's chunks, and
+    // the format has a raw dot: the lowering checks): slot c holds chunk c % RUN of the
+    // thread's item c / RUN (Q4_1 at K = 576: 4 rows of 6 runs of 3, 3 runs per thread).
     const uint per_row = max(chunks / RUN, 1u), items = ROWS * per_row;
     uint slot_row[KCHUNKS], slot_ch[KCHUNKS];
     bool slot_on[KCHUNKS];
