@@ -33,9 +33,10 @@ layout(constant_id = VKI_SPEC_MM_KCHUNKS) const uint KCHUNKS = 1;
 layout(constant_id = VKI_SPEC_MM_BLOCKS) const uint BLOCKS = 1;
 layout(constant_id = VKI_SPEC_MM_RUN) const uint RUN = 1;
 
-// A run of RUN blocks (raw-dot formats) is fetched at once, whole texels and one realignment
-// (three Q4_1 blocks: 5 texels, where one at a time takes 6). The lowering gives runs of whole
-// words only, so a run starts at a word wherever the rows do (VKI_MM_ALIGN_W_ROWS).
+// A run of RUN blocks (raw-dot formats; RUN 1 is a single block) is fetched at once, whole
+// texels and one realignment (three Q4_1 blocks: 5 texels, where one at a time takes 6). The
+// lowering gives longer runs of whole words only, so they start at a word wherever the rows do
+// (VKI_MM_ALIGN_W_ROWS).
 #if WQ_DOT
 const uint RUN_WORDS = (RUN * WQ_BLOCK_BYTES + 3u) / 4u;
 const uint RUN_WORDS_MAX = (VKI_MM_RUN_MAX * WQ_BLOCK_BYTES + 3u) / 4u;
@@ -89,7 +90,10 @@ void main()
     }
 
 #if WQ_DOT
-    // The raw chunk dots of quant.glsl: x scaled in place once, its unscaled sums kept.
+    // The raw chunk dots of quant.glsl: x scaled in place once, its unscaled sums kept. A run's
+    // words need no realigning by halves where RUN blocks are whole words (folded when the
+    // pipeline is specialised; as a specialisation constant, glslang emitted it undefined).
+    bool run_aligned = (ALIGN & VKI_MM_ALIGN_W_ROWS) != 0u && (RUN * WQ_BLOCK_BYTES) % 4u == 0u;
     float xsum[KCHUNKS];
     [[unroll]] for (uint c = 0u; c < KCHUNKS; c++) {
         vec4 t = vec4(0.0);
@@ -113,18 +117,13 @@ void main()
                 const uint wrow = wbase + (min(row0 + r + slot_row[c], pc.M - 1u) + part * pc.M) * pc.w_nb1;
 #if WQ_DOT
                 float d = 0.0;
-                if (RUN == 1u) {
-                    d = w_dot(wrow, slot_ch[c], xv[c], xsum[c]);
-                } else {
-                    uint rw[RUN_WORDS_MAX];
-                    bool aligned = (ALIGN & VKI_MM_ALIGN_W_ROWS) != 0u && (RUN * WQ_BLOCK_BYTES) % 4u == 0u;
-                    fetch_words_wide_max(wrow + WQ_BLOCK_BYTES * slot_ch[c], RUN_WORDS, aligned, rw,
-                                         RUN_WORDS_MAX);
-                    [[unroll]] for (uint i = 0u; i < RUN; i++) {
-                        float di;
-                        W_DOT_AT(rw, WQ_BLOCK_BYTES * i, xv[c + i], xsum[c + i], di);
-                        d += di;
-                    }
+                uint rw[RUN_WORDS_MAX];
+                fetch_words_wide_max(wrow + WQ_BLOCK_BYTES * slot_ch[c], RUN_WORDS, run_aligned, rw,
+                                     RUN_WORDS_MAX);
+                [[unroll]] for (uint i = 0u; i < RUN; i++) {
+                    float di;
+                    W_DOT_AT(rw, WQ_BLOCK_BYTES * i, xv[c + i], xsum[c + i], di);
+                    d += di;
                 }
 #else
                 float wv[WQ_CHUNK];

@@ -37,11 +37,11 @@
 //                     texels (W_TEXEL16), into an array of a given size
 //   WQ_DOT            1 where the format has a raw chunk dot (Q4_0, Q4_1, Q8_0): a mat-vec that
 //                     holds x in registers scales chunk element i by wq_x_scale(i) once, and
-//                     w_dot(row, ch, xs, xsum) is then the chunk's dot with x (xsum: the sum of
-//                     the unscaled x elements). Each weight element is masked in place and
-//                     converted, never shifted down or scaled: the block's d (and m) multiply
-//                     the sums, once per chunk. W_DOT_AT(r, o, xs, xsum, out) is the same dot
-//                     of the block at constant byte o of realigned words r (runs of blocks).
+//                     W_DOT_AT(r, o, xs, xsum, out) is then the dot with x of the block at
+//                     constant byte o of realigned words r (xsum: the sum of the unscaled x
+//                     elements). Each weight element is masked in place and converted, never
+//                     shifted down or scaled: the block's d (and m) multiply the sums, once per
+//                     chunk.
 
 #ifndef VKI_QUANT_GLSL
 #define VKI_QUANT_GLSL
@@ -435,17 +435,6 @@ vec4 w_quad(uint row, uint k)
 #error "quant.glsl: WTYPE must be one of VKI_WTYPE_* (abi_matmul.h)"
 #endif
 
-#ifdef W_DOT_AT
-// Chunk ch of the row at byte `row`: its block's words, then their dot.
-float w_dot(uint row, uint ch, float xs[WQ_CHUNK], float xsum)
-{
-    uint r[WQ_FETCH_MAX];
-    WQ_FETCH(row + WQ_BLOCK_BYTES * ch, (WQ_BLOCK_BYTES + 3u) / 4u, WQ_BLOCK_BYTES, r);
-    float d;
-    W_DOT_AT(r, 0u, xs, xsum, d);
-    return d;
-}
-#endif
 #ifndef WQ_DOT
 #define WQ_DOT 0
 #endif

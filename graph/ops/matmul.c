@@ -271,10 +271,10 @@ static vki_status lower(vki_lower *L, const vki_node *n)
     // Weight rows at multiples of 4 bytes with chunks of whole words; x rows at 16 bytes.
     bool x_f16 = nx->dtype == VKI_DTYPE_F16;
     uint32_t align = 0, x_unit = x_f16 ? 8 : 4;
-    if ((wd->quantized ? wd->block_bytes : chunk * eb) % 4 == 0 &&
-        (w.offset * eb | w.nb[1] * eb | w.nb[2] * eb | w.nb[3] * eb) % 4 == 0)
-        align |= VKI_MM_ALIGN_W;
-    if ((w.offset * eb | w.nb[1] * eb | w.nb[2] * eb | w.nb[3] * eb) % 4 == 0) align |= VKI_MM_ALIGN_W_ROWS;
+    if ((w.offset * eb | w.nb[1] * eb | w.nb[2] * eb | w.nb[3] * eb) % 4 == 0) {
+        align |= VKI_MM_ALIGN_W_ROWS;
+        if ((wd->quantized ? wd->block_bytes : chunk * eb) % 4 == 0) align |= VKI_MM_ALIGN_W;
+    }
     if ((x.offset | x.nb[1] | x.nb[2] | x.nb[3]) % x_unit == 0) align |= VKI_MM_ALIGN_X;
     // x values a thread holds (a chunk per column): GPUs keep them in registers; on a CPU
     // device spilling is cheap and every column group more reads the weights again.
