@@ -50,8 +50,10 @@
 #define VKI_MM_RUN_MAX 4
 #define VKI_MM_ALIGN_W 1
 #define VKI_MM_ALIGN_X 2
-/* Every weight row starts at a multiple of 4 bytes, whatever the block size. */
+/* Every weight row starts at a multiple of 4 bytes, whatever the block size; at a multiple of
+ * 16 bytes (a whole texel of matvec_wide's weights). */
 #define VKI_MM_ALIGN_W_ROWS 4
+#define VKI_MM_ALIGN_W_TEXELS 8
 
 /* Elements per chunk (quant.glsl): what one thread decodes at once from few words. */
 #define VKI_MM_CHUNK 32u

@@ -90,10 +90,14 @@ void main()
     }
 
 #if WQ_DOT
-    // The raw chunk dots of quant.glsl: x scaled in place once, its unscaled sums kept. A run's
-    // words need no realigning by halves where RUN blocks are whole words (folded when the
-    // pipeline is specialised; as a specialisation constant, glslang emitted it undefined).
-    bool run_aligned = (ALIGN & VKI_MM_ALIGN_W_ROWS) != 0u && (RUN * WQ_BLOCK_BYTES) % 4u == 0u;
+    // The raw chunk dots of quant.glsl: x scaled in place once, its unscaled sums kept. A run
+    // of whole words needs no realigning by halves; one of whole texels from rows of whole
+    // texels (Q4_1 in runs of 4 at K = 1536) none at all, and takes 5 texels where 80 bytes at
+    // any word take 6. Folded when the pipeline is specialised (statements, since glslang
+    // emitted a conditional expression of specialisation constants undefined).
+    uint run_align = 2u;
+    if ((ALIGN & VKI_MM_ALIGN_W_ROWS) != 0u && (RUN * WQ_BLOCK_BYTES) % 4u == 0u) run_align = 4u;
+    if ((ALIGN & VKI_MM_ALIGN_W_TEXELS) != 0u && (RUN * WQ_BLOCK_BYTES) % 16u == 0u) run_align = 16u;
     float xsum[KCHUNKS];
     [[unroll]] for (uint c = 0u; c < KCHUNKS; c++) {
         vec4 t = vec4(0.0);
@@ -118,7 +122,7 @@ void main()
 #if WQ_DOT
                 float d = 0.0;
                 uint rw[RUN_WORDS_MAX];
-                fetch_words_wide_max(wrow + WQ_BLOCK_BYTES * slot_ch[c], RUN_WORDS, run_aligned, rw,
+                fetch_words_wide_max(wrow + WQ_BLOCK_BYTES * slot_ch[c], RUN_WORDS, run_align, rw,
                                      RUN_WORDS_MAX);
                 [[unroll]] for (uint i = 0u; i < RUN; i++) {
                     float di;

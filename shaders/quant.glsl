@@ -34,7 +34,8 @@
 //                     specialisation constant ALIGN): the compiler drops the realignment
 //   fetch_words(word, b, n, bytes, aligned, r)  realigned words of bytes [b, b + 4n), word(i)
 //                     reading word i of a buffer; fetch_words_wide(_max) the same from 16-byte
-//                     texels (W_TEXEL16), into an array of a given size
+//                     texels (W_TEXEL16), into an array of a given size, b known to be a
+//                     multiple of 2, 4 or 16 bytes
 //   WQ_DOT            1 where the format has a raw chunk dot (Q4_0, Q4_1, Q8_0): a mat-vec that
 //                     holds x in registers scales chunk element i by wq_x_scale(i) once, and
 //                     W_DOT_AT(r, o, xs, xsum, out) is then the dot with x of the block at
@@ -94,15 +95,16 @@ float w_half(uint b) { return unpackHalf2x16(w_u16(b)).x; }
 // define it: on lavapipe a 16-byte texel load is 8 vector loads and a transpose, a 4-byte one a
 // gather, which AMD's Zen runs slowly): the texels holding the bytes, at most the last one,
 // W_TEXEL_LAST, whose words past the data are never used; then shifted by the whole words
-// (two selects per word) and, for a b % 4 == 2 start, by a half.
-#define fetch_words_wide(b, n, aligned, r) fetch_words_wide_max(b, n, aligned, r, WQ_FETCH_MAX)
+// (two selects per word) and, for a b % 4 == 2 start, by a half. `align` is what is known of
+// b: a multiple of 2, 4 or 16 bytes (16: whole texels, nothing to shift).
+#define fetch_words_wide(b, n, aligned, r) fetch_words_wide_max(b, n, (aligned) ? 4u : 2u, r, WQ_FETCH_MAX)
 // The same into r[nmax] (n <= nmax, a constant): matvec_wide fetches runs of blocks at once.
-#define fetch_words_wide_max(b, n, aligned, r, nmax)                                            \
+#define fetch_words_wide_max(b, n, align, r, nmax)                                              \
     {                                                                                           \
-        uint fw_t = (b) >> 4, fw_s = ((b) >> 2) & 3u;                                           \
-        bool fw_odd = !(aligned) && ((b) & 2u) != 0u;                                           \
+        uint fw_t = (b) >> 4, fw_s = (align) >= 16u ? 0u : ((b) >> 2) & 3u;                     \
+        bool fw_odd = (align) < 4u && ((b) & 2u) != 0u;                                         \
         uint fw_w[4u * ((nmax) / 4u + 2u)], fw_a[(nmax) + 2u], fw_c[(nmax) + 1u];               \
-        [[unroll]] for (uint fw_i = 0u; fw_i < (4u * (n) + ((aligned) ? 12u : 14u) + 15u) / 16u; fw_i++) { \
+        [[unroll]] for (uint fw_i = 0u; fw_i < (4u * (n) + ((align) >= 16u ? 0u : (align) >= 4u ? 12u : 14u) + 15u) / 16u; fw_i++) { \
             uvec4 fw_q = W_TEXEL16(min(fw_t + fw_i, W_TEXEL_LAST));                               \
             for (uint fw_j = 0u; fw_j < 4u; fw_j++) fw_w[4u * fw_i + fw_j] = fw_q[fw_j];          \
         }                                                                                       \

@@ -113,6 +113,8 @@ const vki_op_case vki_cases_matmul[] = {
     MM(Q4_0, q4_0, 544, 37, 1, 1, 1, F32, f32, 0, ""),
     MM(Q8_0, q8_0, 576, 21, 2, 1, 1, F32, f32, 0, ""),
     MM(Q4_1, q4_1, 576, 19, 1, 1, 1, F16, f16, 0, ""),
+    // n_ff of SmolLM2: Q4_1 in runs of 4 blocks from rows of whole texels.
+    MM(Q4_1, q4_1, 1536, 19, 1, 1, 1, F32, f32, 0, ""),
     MM(F16, f16, 1000, 13, 1, 1, 1, F16, f16, 0, ""),
     MM(Q6_K, q6_k, 768, 9, 1, 1, 1, F32, f32, 0, ""),
     MM(Q4_K, q4_k, 2304, 11, 1, 1, 1, F32, f32, 0, ""),

@@ -186,37 +186,52 @@ bool vki__matvec_wide(const vki_profile *p, uint64_t K, uint64_t N, uint32_t *ou
     return *out_kchunks != 0;
 }
 
+/* Texels a run of `bytes` bytes (whole words, or not) spans at a start known to be a multiple
+ * of `align` bytes (2, 4 or 16): fetch_words_wide_max in quant.glsl. */
+static uint32_t run_texels(uint32_t bytes, uint32_t align)
+{
+    uint32_t words = (bytes + 3) / 4;
+    return (4 * words + (align >= 16 ? 0 : align >= 4 ? 12 : 14) + 15) / 16;
+}
+
 /* Runs for matvec_wide (VKI_SPEC_MM_RUN): a thread's chunks in runs of consecutive blocks of
  * a row, each run's texels read and realigned once. For the raw-dot formats (Q4_0, Q4_1, Q8_0),
- * the longest run up to VKI_MM_RUN_MAX that divides the row's chunks, is whole words, and deals
- * its items to the threads with no more idle slots than single chunks do; *kchunks and *rows
- * become that dealing's. On lavapipe a thread's 16-byte texel load is 8 loads and a transpose,
- * and about half of a Q8_0 mat-vec's time went to loading and realigning (4 texels per 34-byte
- * block); Q4_1 in runs of 3 (5 texels, where single blocks take 6): 576 x 49152 took 4.2 ms,
- * against 5.0-7.0 (`vkinfer bench ops`). */
-static uint32_t wide_run(const vki_profile *p, vki_dtype wt, uint64_t K, uint32_t *kchunks,
-                         uint32_t *rows)
+ * the run (up to VKI_MM_RUN_MAX, dividing the row's chunks, of whole words) and rows per pass
+ * of least estimated cost per chunk: every chunk slot, idle or not, costs a block's arithmetic,
+ * RUN_ARITH texels' worth, plus its share of its run's texels. `words`, `texels`: weight rows
+ * start at multiples of 4, of 16 bytes. *kchunks and *rows become the chosen dealing's.
+ * On lavapipe a thread's 16-byte texel load is 8 loads and a transpose. Q8_0 one block at a
+ * time takes 4 texels per block, in runs of 2 (68 bytes) 5 per two: SmolLM2's lm_head (576 x
+ * 49152) in runs of 2 with 10 % of the slots idle took 4.4-6.3 ms against 5.5-8.9 with single
+ * blocks and none idle (`vkinfer bench ops --reps 15`, three alternating pairs), which
+ * RUN_ARITH 1.5 fits. Q4_1 in runs of 3 (5 texels, where single blocks take 6): 4.2 ms against
+ * 5.0-7.0. */
+#define RUN_ARITH_X2 3 // RUN_ARITH, doubled
+static uint32_t wide_run(const vki_profile *p, vki_dtype wt, uint64_t K, bool words, bool texels,
+                         uint32_t *kchunks, uint32_t *rows)
 {
     if (wt != VKI_DTYPE_Q4_0 && wt != VKI_DTYPE_Q4_1 && wt != VKI_DTYPE_Q8_0) return 1;
     uint32_t chunks = (uint32_t)(K / VKI_MM_CHUNK), nt = p->tuning.subgroup_size;
-    uint64_t idle1 = (uint64_t)*kchunks * nt - (uint64_t)*rows * chunks; // single chunks' idle
-    for (uint32_t run = VKI_MM_RUN_MAX; run > 1; run--) {
+    uint32_t bb = vki_dtype_get(wt)->block_bytes, best_run = 1;
+    // The cheapest dealing yet, its cost per chunk as a fraction: slots x cost per slot over
+    // rows x chunks.
+    uint64_t best_num = 0, best_den = 1;
+    for (uint32_t run = 1; run <= VKI_MM_RUN_MAX; run++) {
         // Runs of whole words only: a run starting mid-word costs a half-word shift per word,
         // which ate the gain (Q8_0 runs of 3 blocks: 6.5 ms either way).
-        if (chunks % run || run * vki_dtype_get(wt)->block_bytes % 4) continue;
-        uint32_t items = chunks / run;
+        if (chunks % run || (run > 1 && run * bb % 4)) continue;
+        uint32_t align = texels && run * bb % 16 == 0 ? 16 : words && run * bb % 4 == 0 ? 4 : 2;
+        uint32_t cost = RUN_ARITH_X2 * run + 2 * run_texels(run * bb, align), items = chunks / run;
         for (uint32_t r = 1; r <= nt; r *= 2) {
             uint32_t slots = (uint32_t)vki_div_up(r * items, nt);
             if (slots * run > WIDE_MAX_KCHUNKS) break;
-            // Idle chunk slots per row, compared with single chunks' (cross-multiplied).
-            uint64_t idle = (uint64_t)slots * nt - (uint64_t)r * items;
-            if (idle * run * *rows <= idle1 * r) {
-                *kchunks = slots * run, *rows = r;
-                return run;
-            }
+            uint64_t num = (uint64_t)slots * cost, den = (uint64_t)r * chunks;
+            // Strictly cheaper wins: on a tie the shorter run and fewer rows (fewer registers).
+            if (!best_num || num * best_den < best_num * den)
+                best_num = num, best_den = den, best_run = run, *kchunks = slots * run, *rows = r;
         }
     }
-    return 1;
+    return best_run;
 }
 
 static vki_status lower(vki_lower *L, const vki_node *n)
@@ -271,7 +286,8 @@ static vki_status lower(vki_lower *L, const vki_node *n)
     // Weight rows at multiples of 4 bytes with chunks of whole words; x rows at 16 bytes.
     bool x_f16 = nx->dtype == VKI_DTYPE_F16;
     uint32_t align = 0, x_unit = x_f16 ? 8 : 4;
-    if ((w.offset * eb | w.nb[1] * eb | w.nb[2] * eb | w.nb[3] * eb) % 4 == 0) {
+    uint64_t w_rows = w.offset * eb | w.nb[1] * eb | w.nb[2] * eb | w.nb[3] * eb;
+    if (w_rows % 4 == 0) {
         align |= VKI_MM_ALIGN_W_ROWS;
         if ((wd->quantized ? wd->block_bytes : chunk * eb) % 4 == 0) align |= VKI_MM_ALIGN_W;
     }
@@ -330,7 +346,10 @@ static vki_status lower(vki_lower *L, const vki_node *n)
         snprintf(kernel, sizeof kernel, "matvec_%s_wide", type);
         if (p->subgroup_size_control) subgroup_size = t->subgroup_size;
         specs[spec_count++] = (vki_spec){VKI_SPEC_LOCAL_SIZE_X, t->subgroup_size};
-        uint32_t run = wide_run(p, nw->dtype, pc.K, &kchunks, &wide_rows);
+        bool w_texels = (align & VKI_MM_ALIGN_W_ROWS) && w_rows % 16 == 0;
+        if (w_texels) specs[1].value |= VKI_MM_ALIGN_W_TEXELS;
+        uint32_t run = wide_run(p, nw->dtype, pc.K, (align & VKI_MM_ALIGN_W_ROWS) != 0, w_texels,
+                                &kchunks, &wide_rows);
         specs[spec_count++] = (vki_spec){VKI_SPEC_MM_KCHUNKS, kchunks};
         specs[spec_count++] = (vki_spec){VKI_SPEC_MM_ROWS, wide_rows};
         if (run > 1) specs[spec_count++] = (vki_spec){VKI_SPEC_MM_RUN, run};
