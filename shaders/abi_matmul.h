@@ -44,8 +44,8 @@
  * registers, and the blocks of local-size rows a workgroup computes. */
 #define VKI_SPEC_MM_KCHUNKS 11
 #define VKI_SPEC_MM_BLOCKS 12
-/* matvec_wide, raw-dot formats (Q4_0, Q4_1, Q8_0): a thread's chunks come in runs of RUN
- * consecutive blocks of a row (at most VKI_MM_RUN_MAX), each run read at once. */
+/* matvec_wide, raw-dot formats (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0): a thread's chunks come in runs
+ * of RUN consecutive blocks of a row (at most VKI_MM_RUN_MAX), each run read at once. */
 #define VKI_SPEC_MM_RUN 13
 #define VKI_MM_RUN_MAX 4
 #define VKI_MM_ALIGN_W 1

@@ -36,10 +36,10 @@
 //                     reading word i of a buffer; fetch_words_wide(_max) the same from 16-byte
 //                     texels (W_TEXEL16), into an array of a given size, b known to be a
 //                     multiple of 2, 4 or 16 bytes
-//   WQ_DOT            1 where the format has a raw chunk dot (Q4_0, Q4_1, Q8_0): a mat-vec that
-//                     holds x in registers scales chunk element i by wq_x_scale(i) once, and
-//                     W_DOT_AT(r, o, xs, xsum, out) is then the dot with x of the block at
-//                     constant byte o of realigned words r (xsum: the sum of the unscaled x
+//   WQ_DOT            1 where the format has a raw chunk dot (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0): a
+//                     mat-vec that holds x in registers scales chunk element i by wq_x_scale(i)
+//                     once, and W_DOT_AT(r, o, xs, xsum, out) is then the dot with x of the block
+//                     at constant byte o of realigned words r (xsum: the sum of the unscaled x
 //                     elements). Each weight element is masked in place and converted, never
 //                     shifted down or scaled: the block's d (and m) multiply the sums, once per
 //                     chunk.
@@ -277,32 +277,46 @@ void w_chunk(uint row, uint ch, out float v[WQ_CHUNK])
         }
     }
 }
-#ifndef WQ_QH
 // Element 4j + t is the nibble at bits 8t..8t+3 of qs word j, element 16 + 4j + t the one at
 // bits 8t+4..8t+7, taken from the word shifted down by 4 (so that no nibble reaches the sign
-// bit): masked in place, both are q * 2^8t.
+// bit): masked in place, both are q * 2^8t. The 5-bit formats put bit 4j + t (16 + 4j + t) of
+// qh on top, at bit 8t + 4: qh shifted down to bit t, then up by 7t + 4, and masked.
 #define WQ_DOT 1
 float wq_x_scale(uint i) { return exp2(-8.0 * float(i & 3u)); }
 #if WTYPE == VKI_WTYPE_Q4_0
 #define WQ_DM_DOT(dm, dot, xsum) ((dm).x * ((dot) - 8.0 * (xsum))) // d * (q - 8)
+#elif WTYPE == VKI_WTYPE_Q5_0
+#define WQ_DM_DOT(dm, dot, xsum) ((dm).x * ((dot) - 16.0 * (xsum))) // d * (q - 16)
 #else
 #define WQ_DM_DOT(dm, dot, xsum) ((dm).x * (dot) + (dm).y * (xsum)) // d * q + m
+#endif
+#ifdef WQ_QH
+#define WQ_HIGH_BITS(qh, j, hi) (((uvec4((qh) >> (4u * (j) + 16u * (hi))) << uvec4(4u, 11u, 18u, 25u)) & \
+                                  uvec4(0x10u, 0x1000u, 0x100000u, 0x10000000u)))
+#else
+#define WQ_HIGH_BITS(qh, j, hi) uvec4(0u)
 #endif
 #define W_DOT_AT(r, o, xs, xsum, out)                                                           \
     {                                                                                           \
         const uvec4 wd_nib = uvec4(0xFu, 0xF00u, 0xF0000u, 0xF000000u);                         \
+        uint wd_qh = 0u;                                                                        \
+        W_DOT_QH(r, o, wd_qh);                                                                  \
         vec4 wd_s = vec4(0.0);                                                                  \
         for (uint wd_j = 0u; wd_j < 4u; wd_j++) {                                               \
             uint wd_q = WQ_FIELD32(r, (o) + WQ_QS + 4u * wd_j);                                 \
-            wd_s = fma(vec4(ivec4(uvec4(wd_q) & wd_nib)),                                       \
+            wd_s = fma(vec4(ivec4((uvec4(wd_q) & wd_nib) | WQ_HIGH_BITS(wd_qh, wd_j, 0u))),      \
                        vec4(xs[4u * wd_j], xs[4u * wd_j + 1u], xs[4u * wd_j + 2u], xs[4u * wd_j + 3u]), wd_s); \
-            wd_s = fma(vec4(ivec4(uvec4(wd_q >> 4) & wd_nib)),                                  \
+            wd_s = fma(vec4(ivec4((uvec4(wd_q >> 4) & wd_nib) | WQ_HIGH_BITS(wd_qh, wd_j, 1u))), \
                        vec4(xs[16u + 4u * wd_j], xs[17u + 4u * wd_j], xs[18u + 4u * wd_j],       \
                             xs[19u + 4u * wd_j]), wd_s);                                        \
         }                                                                                       \
         vec2 wd_dm = unpackHalf2x16(WQ_FIELD32(r, (o)));                                        \
         out = WQ_DM_DOT(wd_dm, (wd_s.x + wd_s.y) + (wd_s.z + wd_s.w), xsum);                   \
     }
+#ifdef WQ_QH
+#define W_DOT_QH(r, o, qh) qh = WQ_FIELD32(r, (o) + WQ_QH)
+#else
+#define W_DOT_QH(r, o, qh)
 #endif
 vec4 w_quad(uint row, uint k)
 {

@@ -158,6 +158,9 @@ const vki_op_case vki_cases_matmul[] = {
     MMB_SHAPES(Q8_0, q8_0, 1),
     MMB_SHAPES(Q4_0, q4_0, 1),
     MMB_SHAPES(Q4_1, q4_1, 1),
+    // Gemma 3 270M: Q5_0 ffn_gate / ffn_up; half the Q8_0 lm_head (262144 rows span 170 MiB,
+    // beyond lavapipe's 128 MiB binding: the model slices it by rows).
+    MMB(Q5_0, q5_0, 640, 2048, 1), MMB(Q8_0, q8_0, 640, 131072, 1),
     MMB_SHAPES(F16, f16, 128),
     MMB_SHAPES(Q8_0, q8_0, 128),
     MMB_SHAPES(Q4_0, q4_0, 128),

@@ -195,7 +195,7 @@ static uint32_t run_texels(uint32_t bytes, uint32_t align)
 }
 
 /* Runs for matvec_wide (VKI_SPEC_MM_RUN): a thread's chunks in runs of consecutive blocks of
- * a row, each run's texels read and realigned once. For the raw-dot formats (Q4_0, Q4_1, Q8_0),
+ * a row, each run's texels read and realigned once. For the raw-dot formats (WQ_DOT in quant.glsl),
  * the run (up to VKI_MM_RUN_MAX, dividing the row's chunks, of whole words) and rows per pass
  * of least estimated cost per chunk: every chunk slot, idle or not, costs a block's arithmetic,
  * RUN_ARITH texels' worth, plus its share of its run's texels. `words`, `texels`: weight rows
@@ -210,7 +210,9 @@ static uint32_t run_texels(uint32_t bytes, uint32_t align)
 static uint32_t wide_run(const vki_profile *p, vki_dtype wt, uint64_t K, bool words, bool texels,
                          uint32_t *kchunks, uint32_t *rows)
 {
-    if (wt != VKI_DTYPE_Q4_0 && wt != VKI_DTYPE_Q4_1 && wt != VKI_DTYPE_Q8_0) return 1;
+    if (wt != VKI_DTYPE_Q4_0 && wt != VKI_DTYPE_Q4_1 && wt != VKI_DTYPE_Q5_0 &&
+        wt != VKI_DTYPE_Q5_1 && wt != VKI_DTYPE_Q8_0)
+        return 1;
     uint32_t chunks = (uint32_t)(K / VKI_MM_CHUNK), nt = p->tuning.subgroup_size;
     uint32_t bb = vki_dtype_get(wt)->block_bytes, best_run = 1;
     // The cheapest dealing yet, its cost per chunk as a fraction: slots x cost per slot over
