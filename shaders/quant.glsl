@@ -97,7 +97,8 @@ float w_half(uint b) { return unpackHalf2x16(w_u16(b)).x; }
 // W_TEXEL_LAST, whose words past the data are never used; then shifted by the whole words
 // (two selects per word) and, for a b % 4 == 2 start, by a half. `align` is what is known of
 // b: a multiple of 2, 4 or 16 bytes (16: whole texels, nothing to shift).
-#define fetch_words_wide(b, n, aligned, r) fetch_words_wide_max(b, n, (aligned) ? 4u : 2u, r, WQ_FETCH_MAX)
+#define fetch_words_wide(b, n, aligned, r)                                                     \
+    fetch_words_wide_max(b, n, (aligned) ? 4u : 2u, r, WQ_FETCH_MAX)
 // The same into r[nmax] (n <= nmax, a constant): matvec_wide fetches runs of blocks at once.
 #define fetch_words_wide_max(b, n, align, r, nmax)                                              \
     {                                                                                           \
@@ -291,16 +292,18 @@ float wq_x_scale(uint i) { return exp2(-8.0 * float(i & 3u)); }
 #define WQ_DM_DOT(dm, dot, xsum) ((dm).x * (dot) + (dm).y * (xsum)) // d * q + m
 #endif
 #ifdef WQ_QH
-#define WQ_HIGH_BITS(qh, j, hi) (((uvec4((qh) >> (4u * (j) + 16u * (hi))) << uvec4(4u, 11u, 18u, 25u)) & \
-                                  uvec4(0x10u, 0x1000u, 0x100000u, 0x10000000u)))
+#define WQ_QH_AT(r, o) WQ_FIELD32(r, (o) + WQ_QH)
+#define WQ_HIGH_BITS(qh, j, hi)                                                                 \
+    ((uvec4((qh) >> (4u * (j) + 16u * (hi))) << uvec4(4u, 11u, 18u, 25u)) &                    \
+     uvec4(0x10u, 0x1000u, 0x100000u, 0x10000000u))
 #else
+#define WQ_QH_AT(r, o) 0u
 #define WQ_HIGH_BITS(qh, j, hi) uvec4(0u)
 #endif
 #define W_DOT_AT(r, o, xs, xsum, out)                                                           \
     {                                                                                           \
         const uvec4 wd_nib = uvec4(0xFu, 0xF00u, 0xF0000u, 0xF000000u);                         \
-        uint wd_qh = 0u;                                                                        \
-        W_DOT_QH(r, o, wd_qh);                                                                  \
+        uint wd_qh = WQ_QH_AT(r, o);                                                            \
         vec4 wd_s = vec4(0.0);                                                                  \
         for (uint wd_j = 0u; wd_j < 4u; wd_j++) {                                               \
             uint wd_q = WQ_FIELD32(r, (o) + WQ_QS + 4u * wd_j);                                 \
@@ -313,11 +316,6 @@ float wq_x_scale(uint i) { return exp2(-8.0 * float(i & 3u)); }
         vec2 wd_dm = unpackHalf2x16(WQ_FIELD32(r, (o)));                                        \
         out = WQ_DM_DOT(wd_dm, (wd_s.x + wd_s.y) + (wd_s.z + wd_s.w), xsum);                   \
     }
-#ifdef WQ_QH
-#define W_DOT_QH(r, o, qh) qh = WQ_FIELD32(r, (o) + WQ_QH)
-#else
-#define W_DOT_QH(r, o, qh)
-#endif
 vec4 w_quad(uint row, uint k)
 {
     uint b = row + (k >> 5) * WQ_BLOCK_BYTES, j = k & 31u;
