@@ -18,8 +18,8 @@
 // K must be at most KCHUNKS x local size chunks (the lowering checks); COLS is 1 (the grid's z
 // runs over the columns and batches). An rms_norm of x may be fused in (pc.norm): x is
 // normalised in registers, once per workgroup, before the rows. Formats with a raw chunk dot
-// (WQ_DOT, quant.glsl: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) then scale x in place, so that a weight element costs a
-// mask, a conversion and a multiply-add.
+// (WQ_DOT, quant.glsl: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) then scale x in place, so that a weight
+// element costs a mask, a conversion and a multiply-add.
 #include "vki_abi.h"
 
 layout(local_size_x = 8, local_size_x_id = VKI_SPEC_LOCAL_SIZE_X) in;

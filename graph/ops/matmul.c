@@ -348,7 +348,7 @@ static vki_status lower(vki_lower *L, const vki_node *n)
         snprintf(kernel, sizeof kernel, "matvec_%s_wide", type);
         if (p->subgroup_size_control) subgroup_size = t->subgroup_size;
         specs[spec_count++] = (vki_spec){VKI_SPEC_LOCAL_SIZE_X, t->subgroup_size};
-        bool w_texels = (align & VKI_MM_ALIGN_W_ROWS) && w_rows % 16 == 0;
+        bool w_texels = w_rows % 16 == 0;
         if (w_texels) specs[1].value |= VKI_MM_ALIGN_W_TEXELS;
         uint32_t run = wide_run(p, nw->dtype, pc.K, (align & VKI_MM_ALIGN_W_ROWS) != 0, w_texels,
                                 &kchunks, &wide_rows);
