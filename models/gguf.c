@@ -11,6 +11,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "vkinfer_models.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -607,20 +608,43 @@ vki_status vki_gguf_open_memory(const void *data, size_t size, const vki_gguf_de
     return VKI_OK;
 }
 
+/* What a file that is not a regular file is, for messages. */
+static const char *file_kind(mode_t mode)
+{
+    if (S_ISDIR(mode)) return "a directory";
+    if (S_ISFIFO(mode)) return "a FIFO";
+    if (S_ISSOCK(mode)) return "a socket";
+    if (S_ISCHR(mode)) return "a character device";
+    if (S_ISBLK(mode)) return "a block device";
+    return "a special file";
+}
+
 vki_status vki_gguf_open(const char *path, const vki_gguf_desc *desc, vki_gguf **out,
                          char *out_error, size_t error_size)
 {
     if (out_error && error_size) out_error[0] = 0;
     if (!out || !path) return VKI_ERROR_INVALID_ARGUMENT;
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer for ever. It
+    // changes nothing for the regular file that fstat then insists on, and mmap ignores it.
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
         if (out_error && error_size)
-            snprintf(out_error, error_size, "%s: cannot open: %s", path,
-                     fd < 0 ? "no such file or no permission" : "not a regular file");
-        if (fd >= 0) close(fd);
-        return fd < 0 ? VKI_ERROR_NOT_FOUND : VKI_ERROR_IO;
+            snprintf(out_error, error_size, "%s: cannot open: %s", path, strerror(errno));
+        return VKI_ERROR_NOT_FOUND;
+    }
+    struct stat st;
+    bool stat_ok = fstat(fd, &st) == 0;
+    if (!stat_ok || !S_ISREG(st.st_mode)) {
+        if (out_error && error_size) {
+            if (stat_ok)
+                snprintf(out_error, error_size, "%s: cannot open: is %s, not a regular file",
+                         path, file_kind(st.st_mode));
+            else
+                snprintf(out_error, error_size, "%s: cannot stat: %s", path, strerror(errno));
+        }
+        close(fd);
+        return VKI_ERROR_IO;
     }
     if ((uint64_t)st.st_size > SIZE_MAX) {
         close(fd);

@@ -1,10 +1,17 @@
 /* The pipeline cache on disk, one file per device UUID and driver version in the user's cache
  * folder. Drivers trust the bytes they are given, so a file is only handed over after its
  * length, checksum and Vulkan header (vendor, device, cache UUID) all match; anything else is
- * ignored with a log line, and a fresh cache replaces it on save. */
+ * ignored with a log line, and a fresh cache replaces it on save.
+ *
+ * Nobody else may steer what is read or written: the folder must be ours and writable by no one
+ * else, the file a regular file of ours (opened without following a symlink or waiting on a
+ * FIFO), and a save writes a fresh mkstemp file and renames it over the target. When any of
+ * that fails the cache stays in memory, with a warning; the device works all the same. */
+#define _POSIX_C_SOURCE 200809L
 #include "runtime_internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,26 +77,105 @@ static const char *check_file(const vki_device *dev, const uint8_t *bytes, uint6
     return NULL;
 }
 
-static uint8_t *read_file(vki_device *dev, const char *path, uint64_t *out_size)
+/* What a file that is not a regular file is, for messages. */
+static const char *file_kind(mode_t mode)
 {
+    if (S_ISDIR(mode)) return "a directory";
+    if (S_ISFIFO(mode)) return "a FIFO";
+    if (S_ISSOCK(mode)) return "a socket";
+    if (S_ISCHR(mode)) return "a character device";
+    if (S_ISBLK(mode)) return "a block device";
+    if (S_ISLNK(mode)) return "a symbolic link";
+    if (S_ISREG(mode)) return "a regular file";
+    return "a special file";
+}
+
+/* Whether `folder` is one that only we can write: our own directory, not writable by group or
+ * others, and not reached through a symlink that someone else planted (the rule of the kernel's
+ * protected_symlinks). Logs why not. A missing folder is private (*out_exists false): the save
+ * creates it. */
+static bool folder_is_private(vki_device *dev, const char *folder, bool *out_exists)
+{
+    *out_exists = false;
+    struct stat st;
+    const char *why = NULL;
+    char text[96];
+    uid_t me = geteuid();
+    if (lstat(folder, &st) != 0) {
+        if (errno == ENOENT) return true;
+        why = strerror(errno);
+    } else if (S_ISLNK(st.st_mode) && st.st_uid != me) {
+        snprintf(text, sizeof text, "is a symbolic link owned by uid %u", (unsigned)st.st_uid);
+        why = text;
+    } else if (stat(folder, &st) != 0) {
+        if (errno == ENOENT) return true; // a dangling link of ours: the save will fail
+        why = strerror(errno);
+    } else if (!S_ISDIR(st.st_mode)) {
+        snprintf(text, sizeof text, "is %s, not a directory", file_kind(st.st_mode));
+        why = text;
+    } else if (st.st_uid != me) {
+        snprintf(text, sizeof text, "is owned by uid %u, not by us (uid %u)", (unsigned)st.st_uid,
+                 (unsigned)me);
+        why = text;
+    } else if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+        snprintf(text, sizeof text, "is writable by group or others (mode %03o; chmod go-w it)",
+                 (unsigned)(st.st_mode & 0777));
+        why = text;
+    }
+    if (why) {
+        vki__log(dev->inst, VKI_LOG_WARN,
+                 "not using pipeline cache folder %s: %s; the cache stays in memory", folder, why);
+        return false;
+    }
+    *out_exists = true;
+    return true;
+}
+
+/* Reads the cache file into *out_bytes (NULL when absent or unreadable). Returns false, with a
+ * warning, when something other than a regular file of ours sits at `path`: a symlink, a FIFO
+ * (whose open would wait for a writer for ever without O_NONBLOCK) or another user's file. Such
+ * a thing is not ours to replace either. */
+static bool read_file(vki_device *dev, const char *path, uint8_t **out_bytes, uint64_t *out_size)
+{
+    *out_bytes = NULL;
     *out_size = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    uint8_t *bytes = NULL;
-    if (fseek(f, 0, SEEK_END) == 0) {
-        long len = ftell(f);
-        if (len > 0 && (uint64_t)len <= CACHE_MAX_BYTES && fseek(f, 0, SEEK_SET) == 0) {
-            bytes = vki__alloc(dev->inst, (size_t)len);
-            if (bytes && fread(bytes, 1, (size_t)len, f) == (size_t)len) {
-                *out_size = (uint64_t)len;
-            } else {
-                vki__free(dev->inst, bytes);
-                bytes = NULL;
-            }
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT) return true;
+    struct stat st;
+    const char *why = NULL;
+    char text[96];
+    if (fd < 0)
+        why = errno == ELOOP ? "is a symbolic link, not a regular file" : strerror(errno);
+    else if (fstat(fd, &st) != 0)
+        why = strerror(errno);
+    else if (!S_ISREG(st.st_mode) || st.st_uid != geteuid()) {
+        snprintf(text, sizeof text, "is %s owned by uid %u, not a regular file of ours",
+                 file_kind(st.st_mode), (unsigned)st.st_uid);
+        why = text;
+    }
+    if (why) {
+        vki__log(dev->inst, VKI_LOG_WARN, "ignoring pipeline cache %s: %s; leaving it as it is",
+                 path, why);
+        if (fd >= 0) close(fd);
+        return false;
+    }
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        close(fd);
+        return true;
+    }
+    uint64_t len = (uint64_t)st.st_size;
+    if (len > 0 && len <= CACHE_MAX_BYTES) {
+        uint8_t *bytes = vki__alloc(dev->inst, (size_t)len);
+        if (bytes && fread(bytes, 1, (size_t)len, f) == (size_t)len) {
+            *out_bytes = bytes;
+            *out_size = len;
+        } else {
+            vki__free(dev->inst, bytes);
         }
     }
     fclose(f);
-    return bytes;
+    return true;
 }
 
 vki_status vki__pipeline_cache_open(vki_device *dev, const char *cache_dir)
@@ -97,7 +183,8 @@ vki_status vki__pipeline_cache_open(vki_device *dev, const char *cache_dir)
     char folder[768];
     cache_folder(cache_dir, folder, sizeof folder);
     dev->cache_path[0] = 0;
-    if (folder[0]) {
+    bool exists = false;
+    if (folder[0] && folder_is_private(dev, folder, &exists)) {
         char uuid[33];
         for (int i = 0; i < 16; i++) snprintf(uuid + 2 * i, 3, "%02x", dev->profile.uuid[i]);
         snprintf(dev->cache_path, sizeof dev->cache_path, "%s/pipelines-%04x-%04x-%s-%08x.bin",
@@ -106,7 +193,11 @@ vki_status vki__pipeline_cache_open(vki_device *dev, const char *cache_dir)
     }
 
     uint64_t n = 0;
-    uint8_t *bytes = dev->cache_path[0] ? read_file(dev, dev->cache_path, &n) : NULL;
+    uint8_t *bytes = NULL;
+    if (exists && !read_file(dev, dev->cache_path, &bytes, &n)) {
+        dev->stats.cache_rejected = 1;
+        dev->cache_path[0] = 0; // and no save over it
+    }
     const void *initial = NULL;
     size_t initial_size = 0;
     if (bytes) {
@@ -145,12 +236,14 @@ vki_status vki__pipeline_cache_open(vki_device *dev, const char *cache_dir)
     return VKI_OK;
 }
 
+/* Creates every missing folder above the last '/' of `path`, private to us like XDG's base
+ * folders: the cache must be ours alone (see folder_is_private). */
 static int make_dirs(char *path)
 {
     for (char *p = path + 1; *p; p++) {
         if (*p != '/') continue;
         *p = 0;
-        int rc = mkdir(path, 0755);
+        int rc = mkdir(path, 0700);
         *p = '/';
         if (rc != 0 && errno != EEXIST) return -1;
     }
@@ -176,15 +269,40 @@ vki_status vki__pipeline_cache_save(vki_device *dev)
     h.checksum = fnv1a(bytes + sizeof h, size);
     memcpy(bytes, &h, sizeof h);
 
-    // Write beside the target and rename, so a crash never leaves a half-written cache.
-    char tmp[1100];
-    snprintf(tmp, sizeof tmp, "%s.%ld.tmp", dev->cache_path, (long)getpid());
+    // The folder is checked again: it may be new, or changed since the device was opened.
     char folder[1024];
     snprintf(folder, sizeof folder, "%s", dev->cache_path);
-    FILE *f = NULL;
-    if (make_dirs(folder) != 0 || !(f = fopen(tmp, "wb"))) {
+    if (make_dirs(folder) != 0) {
+        st = VKI_DEV_FAIL(dev, VKI_ERROR_IO, "cannot create the folder of pipeline cache %s: %s",
+                          dev->cache_path, strerror(errno));
+        goto done;
+    }
+    *strrchr(folder, '/') = 0; // cache_path is "<folder>/pipelines-..."
+    bool exists;
+    if (!folder_is_private(dev, folder, &exists)) goto done;
+    struct stat old;
+    if (lstat(dev->cache_path, &old) == 0 && (!S_ISREG(old.st_mode) || old.st_uid != geteuid())) {
+        vki__log(dev->inst, VKI_LOG_WARN,
+                 "not saving pipeline cache %s: it is %s owned by uid %u, not a regular file of "
+                 "ours; leaving it as it is", dev->cache_path, file_kind(old.st_mode),
+                 (unsigned)old.st_uid);
+        goto done;
+    }
+
+    // Write a new file beside the target and rename it over, so a crash never leaves a
+    // half-written cache. mkstemp creates it exclusively (0600, unpredictable name): nothing
+    // planted in the folder can redirect the write.
+    char tmp[1100];
+    snprintf(tmp, sizeof tmp, "%s.XXXXXX", dev->cache_path);
+    int fd = mkstemp(tmp);
+    FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
+    if (!f) {
         st = VKI_DEV_FAIL(dev, VKI_ERROR_IO, "cannot write pipeline cache %s: %s", tmp,
                           strerror(errno));
+        if (fd >= 0) {
+            close(fd);
+            unlink(tmp);
+        }
         goto done;
     }
     size_t total = sizeof h + size;
@@ -193,7 +311,7 @@ vki_status vki__pipeline_cache_save(vki_device *dev)
     if (!ok || rename(tmp, dev->cache_path) != 0) {
         st = VKI_DEV_FAIL(dev, VKI_ERROR_IO, "cannot write pipeline cache %s: %s", dev->cache_path,
                           strerror(errno));
-        remove(tmp);
+        unlink(tmp);
     }
 done:
     vki__free(dev->inst, bytes);

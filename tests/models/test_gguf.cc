@@ -2,10 +2,17 @@
 // naming the field, and hostile input (truncation, random corruption) never crashing.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <fcntl.h>
+#include <functional>
+#include <future>
 #include <random>
 #include <string>
+#include <sys/stat.h>
+#include <thread>
+#include <unistd.h>
 #include <vector>
 
 #include "vkinfer_models.h"
@@ -317,6 +324,49 @@ TEST(Gguf, OpensFromDiskAndReportsMissingFiles) {
     EXPECT_EQ(vki_gguf_open(path.c_str(), nullptr, &g, err, sizeof err), VKI_ERROR_NOT_FOUND);
     EXPECT_NE(std::string(err).find(path), std::string::npos) << err;
     EXPECT_EQ(g, nullptr);
+}
+
+// Runs `body` on a thread and waits for it. Opening a FIFO for reading waits for a writer, so
+// once the body is late the FIFO's writing end is opened: a regression then fails the test
+// instead of hanging the suite. The limit only catches a hang; it times nothing.
+bool finishes_without_blocking(const std::function<void()> &body, const std::string &fifo) {
+    std::packaged_task<void()> task(body);
+    std::future<void> done = task.get_future();
+    std::thread thread(std::move(task));
+    bool in_time = done.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+    std::vector<int> writers;
+    while (done.wait_for(std::chrono::milliseconds(100)) != std::future_status::ready) {
+        int fd = open(fifo.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+        if (fd >= 0) writers.push_back(fd);
+    }
+    thread.join();
+    for (int fd : writers) close(fd);
+    return in_time;
+}
+
+TEST(Gguf, RefusesFifosAndDirectoriesWithoutBlocking) {
+    char tmpl[] = "/tmp/vki_gguf_XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    const std::string dir = tmpl, fifo = dir + "/model.gguf";
+    ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+    char err[256] = "";
+    vki_gguf *g = nullptr;
+    vki_status st = VKI_OK;
+    EXPECT_TRUE(finishes_without_blocking(
+        [&] { st = vki_gguf_open(fifo.c_str(), nullptr, &g, err, sizeof err); }, fifo))
+        << "vki_gguf_open waited for a writer on a FIFO";
+    EXPECT_EQ(st, VKI_ERROR_IO);
+    EXPECT_NE(std::string(err).find(fifo + ": cannot open: is a FIFO, not a regular file"),
+              std::string::npos) << err;
+    EXPECT_EQ(g, nullptr);
+
+    EXPECT_EQ(vki_gguf_open(dir.c_str(), nullptr, &g, err, sizeof err), VKI_ERROR_IO);
+    EXPECT_NE(std::string(err).find(dir + ": cannot open: is a directory, not a regular file"),
+              std::string::npos) << err;
+    EXPECT_EQ(g, nullptr);
+    vki_gguf_close(g);
+    unlink(fifo.c_str());
+    rmdir(dir.c_str());
 }
 
 struct Counting {

@@ -1,12 +1,19 @@
 // Pipelines from embedded SPIR-V: specialisation, reflection checks, and the pipeline cache on
-// disk (reuse, corrupt and foreign files).
+// disk (reuse, corrupt and foreign files, and what other users may plant in its folder).
 #include "test_support.h"
 
+#include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <dirent.h>
+#include <fcntl.h>
 #include <fstream>
+#include <functional>
+#include <future>
 #include <iterator>
 #include <string>
+#include <sys/stat.h>
+#include <thread>
 #include <unistd.h>
 
 class KernelTest : public VulkanTest {};
@@ -108,10 +115,11 @@ class PipelineCacheTest : public VulkanTest {
         std::string cmd = "rm -rf '" + dir + "'";
         EXPECT_EQ(std::system(cmd.c_str()), 0);
     }
-    // Opens a device on the cache folder, builds one kernel, closes it; returns its stats.
-    vki_device_stats cycle()
+    // Opens a device on the cache folder (default: dir), builds one kernel, closes it; returns
+    // its stats.
+    vki_device_stats cycle(const std::string &folder = "")
     {
-        open_device("", dir.c_str());
+        open_device("", folder.empty() ? dir.c_str() : folder.c_str());
         vki_device_stats st = {};
         vki_kernel *k = nullptr;
         EXPECT_EQ(make_add_kernel(dev, &k), VKI_OK);
@@ -187,4 +195,148 @@ TEST_F(PipelineCacheTest, EmptyDirectoryMeansNoFile)
     vki_kernel_destroy(k);
     EXPECT_EQ(vki_device_save_pipeline_cache(dev), VKI_OK);
     EXPECT_TRUE(cache_file().empty());
+}
+
+// ---- What other users may plant in the cache folder ----
+
+// Runs `body` on a thread and waits for it. Opening a FIFO for reading waits for a writer, so
+// once the body is late the FIFO's writing end is opened: a regression then fails the test
+// instead of hanging the suite. The limit only catches a hang; it times nothing.
+static bool finishes_without_blocking(const std::function<void()> &body, const std::string &fifo)
+{
+    std::packaged_task<void()> task(body);
+    std::future<void> done = task.get_future();
+    std::thread thread(std::move(task));
+    bool in_time = done.wait_for(std::chrono::seconds(60)) == std::future_status::ready;
+    std::vector<int> writers;
+    while (done.wait_for(std::chrono::milliseconds(100)) != std::future_status::ready) {
+        int fd = open(fifo.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+        if (fd >= 0) writers.push_back(fd);
+    }
+    thread.join();
+    for (int fd : writers) close(fd);
+    return in_time;
+}
+
+static bool is_symlink(const std::string &path)
+{
+    struct stat st;
+    return lstat(path.c_str(), &st) == 0 && S_ISLNK(st.st_mode);
+}
+
+static int entries(const std::string &folder)
+{
+    int n = 0;
+    if (DIR *d = opendir(folder.c_str())) {
+        while (const dirent *e = readdir(d))
+            n += std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0;
+        closedir(d);
+    }
+    return n;
+}
+
+TEST_F(PipelineCacheTest, SymlinksInTheFolderAreNeitherFollowedNorReplaced)
+{
+    cycle();
+    const std::string path = cache_file();
+    ASSERT_FALSE(path.empty());
+    ASSERT_EQ(std::remove(path.c_str()), 0);
+    const std::string victim = dir + "/victim";
+    write_all(victim, "a file of the user's");
+    ASSERT_EQ(symlink(victim.c_str(), path.c_str()), 0);
+    // The temporary name the save used to open with fopen, predictable from the pid.
+    const std::string old_tmp = path + "." + std::to_string(getpid()) + ".tmp";
+    ASSERT_EQ(symlink(victim.c_str(), old_tmp.c_str()), 0);
+
+    vki_device_stats st = cycle();
+    EXPECT_EQ(read_all(victim), "a file of the user's") << "the save wrote through a symlink";
+    EXPECT_EQ(st.cache_rejected, 1u) << "the symlink is reported as an ignored cache";
+    EXPECT_TRUE(is_symlink(path)) << "a symlink at the cache path is not ours to replace";
+
+    // A symlink to a folder: nothing is written inside it, and the link stays.
+    const std::string elsewhere = dir + "/elsewhere";
+    ASSERT_EQ(mkdir(elsewhere.c_str(), 0700), 0);
+    ASSERT_EQ(std::remove(path.c_str()), 0);
+    ASSERT_EQ(symlink(elsewhere.c_str(), path.c_str()), 0);
+    st = cycle();
+    EXPECT_EQ(st.cache_rejected, 1u);
+    EXPECT_EQ(entries(elsewhere), 0);
+    EXPECT_TRUE(is_symlink(path));
+}
+
+TEST_F(PipelineCacheTest, FolderWritableByOthersIsNotUsed)
+{
+    for (mode_t mode : {0777, 0770, 0702}) {
+        SCOPED_TRACE("mode " + std::to_string(mode >> 6) + std::to_string((mode >> 3) & 7) +
+                     std::to_string(mode & 7));
+        ASSERT_EQ(chmod(dir.c_str(), 0700), 0);
+        cycle();
+        const std::string path = cache_file();
+        ASSERT_FALSE(path.empty());
+        ASSERT_EQ(chmod(dir.c_str(), mode), 0);
+        vki_device_stats st = cycle();
+        EXPECT_EQ(st.cache_bytes_loaded, 0u) << "loaded a cache that others could have written";
+        ASSERT_EQ(std::remove(path.c_str()), 0);
+        cycle(); // would save one
+        EXPECT_TRUE(cache_file().empty()) << "saved into a folder that others can write";
+    }
+    // The same folder made private again is used: the refusals above were about the mode.
+    ASSERT_EQ(chmod(dir.c_str(), 0700), 0);
+    cycle();
+    EXPECT_GT(cycle().cache_bytes_loaded, 0u);
+}
+
+TEST_F(PipelineCacheTest, FolderAndFileOfAnotherUserAreNotUsed)
+{
+    if (geteuid() != 0) GTEST_SKIP() << "needs root, to give files to another user (uid 65534)";
+    cycle();
+    const std::string path = cache_file();
+    ASSERT_FALSE(path.empty());
+
+    // Another user's folder.
+    ASSERT_EQ(chown(dir.c_str(), 65534, 65534), 0);
+    EXPECT_EQ(cycle().cache_bytes_loaded, 0u) << "loaded from another user's folder";
+    ASSERT_EQ(std::remove(path.c_str()), 0);
+    cycle();
+    EXPECT_TRUE(cache_file().empty()) << "saved into another user's folder";
+    ASSERT_EQ(chown(dir.c_str(), 0, 0), 0);
+
+    // Another user's file in our folder: not read, not replaced.
+    cycle();
+    ASSERT_EQ(cache_file(), path);
+    ASSERT_EQ(chown(path.c_str(), 65534, 65534), 0);
+    vki_device_stats st = cycle();
+    EXPECT_EQ(st.cache_bytes_loaded, 0u);
+    EXPECT_EQ(st.cache_rejected, 1u);
+    struct stat fs;
+    ASSERT_EQ(stat(path.c_str(), &fs), 0);
+    EXPECT_EQ(fs.st_uid, 65534u) << "another user's file was replaced";
+
+    // A symlink that another user planted in place of the folder is not followed; the same
+    // link of ours is (a symlinked cache folder is a normal set-up).
+    const std::string real = dir + "/real", link = dir + "/link";
+    ASSERT_EQ(mkdir(real.c_str(), 0700), 0);
+    ASSERT_EQ(symlink(real.c_str(), link.c_str()), 0);
+    ASSERT_EQ(lchown(link.c_str(), 65534, 65534), 0);
+    cycle(link);
+    EXPECT_EQ(entries(real), 0) << "wrote through another user's symlink";
+    ASSERT_EQ(lchown(link.c_str(), 0, 0), 0);
+    cycle(link);
+    EXPECT_EQ(entries(real), 1);
+}
+
+TEST_F(PipelineCacheTest, FifoAtTheCachePathDoesNotBlock)
+{
+    cycle();
+    const std::string path = cache_file();
+    ASSERT_FALSE(path.empty());
+    ASSERT_EQ(std::remove(path.c_str()), 0);
+    ASSERT_EQ(mkfifo(path.c_str(), 0600), 0);
+    vki_device_stats st = {};
+    EXPECT_TRUE(finishes_without_blocking([&] { st = cycle(); }, path))
+        << "device creation waited for a writer on a FIFO";
+    EXPECT_EQ(st.cache_rejected, 1u);
+    struct stat fs;
+    ASSERT_EQ(lstat(path.c_str(), &fs), 0);
+    EXPECT_TRUE(S_ISFIFO(fs.st_mode)) << "the FIFO was replaced";
 }
