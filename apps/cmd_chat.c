@@ -1,7 +1,8 @@
 /* `vkinfer chat`: an interactive conversation. Each turn the whole conversation is formatted
- * with the model's chat template and tokenized; the part the KV cache already holds (the
- * longest common prefix with the tokens evaluated so far) is kept, so a turn costs only its
- * new tokens. When the conversation outgrows the context, the oldest turns are dropped. */
+ * with the model's chat template and tokenized, what was typed as plain text (never control
+ * tokens, unless --special); the part the KV cache already holds (the longest common prefix
+ * with the tokens evaluated so far) is kept, so a turn costs only its new tokens. When the
+ * conversation outgrows the context, the oldest turns are dropped. */
 #define _POSIX_C_SOURCE 200809L // getline
 
 #include "apps_internal.h"
@@ -30,7 +31,10 @@ void vki_chat_usage(FILE *f)
             "Commands: /reset starts a new conversation, /quit (or end of input) leaves.\n"
             "Ctrl-C stops a reply; at the prompt it leaves.\n\n"
             "  -n, --n-predict N     longest reply in tokens (default: 512)\n"
-            "  --system TEXT         system prompt (default: the template's own, if any)\n");
+            "  --system TEXT         system prompt (default: the template's own, if any)\n"
+            "  --special             let messages and the system prompt spell control tokens\n"
+            "                        (<|im_end|>, <start_of_turn>); by default what you type\n"
+            "                        is plain text and cannot end a turn or open another\n");
     vki_llm_options_usage(f);
 }
 
@@ -40,10 +44,9 @@ typedef struct chat {
     vki_chat_message msgs[MAX_MESSAGES];
     uint32_t n_msgs;
     const char *system;
+    bool special;          // --special: message text may spell control tokens
     int32_t *cached;       // tokens in the KV cache, in order [n_ctx]
     int32_t *ids;          // the formatted conversation's tokens [n_ctx + 1]
-    char *text;            // the formatted conversation
-    size_t text_size;
 } chat;
 
 static void drop_messages(chat *c, uint32_t from, uint32_t count)
@@ -64,23 +67,18 @@ static bool add_message(chat *c, const char *role, const char *content, size_t l
     return true;
 }
 
-/* Formats and tokenizes the conversation into c->ids. Returns the token count, 0 on failure. */
+/* Formats and tokenizes the conversation into c->ids. Returns the token count (more than
+ * `capacity` when it does not fit), 0 on failure. */
 static uint32_t tokenize_conversation(chat *c, uint32_t capacity)
 {
-    size_t need = 0;
-    for (;;) {
-        vki_status st = vki_chat_format(c->s->chat_template, c->msgs, c->n_msgs, true, c->system,
-                                        c->text, c->text_size, &need);
-        if (st == VKI_OK && need < c->text_size) break;
-        if (need < c->text_size) return 0;
-        char *t = realloc(c->text, need + 1);
-        if (!t) return 0;
-        c->text = t;
-        c->text_size = need + 1;
-    }
+    vki_chat_prompt p = {.tmpl = c->s->chat_template,
+                         .messages = c->msgs,
+                         .count = c->n_msgs,
+                         .add_assistant_prompt = true,
+                         .default_system = c->system,
+                         .special_in_content = c->special};
     uint32_t n = 0;
-    vki_status st = vki_tokenizer_encode(c->s->tok, c->text, strlen(c->text),
-                                         vki_tokenizer_add_bos(c->s->tok), true, c->ids, capacity, &n);
+    vki_status st = vki_chat_encode(c->s->tok, &p, c->ids, capacity, &n);
     return st == VKI_OK ? n : (n > capacity ? n : 0);
 }
 
@@ -95,7 +93,9 @@ static int reply(chat *c, uint32_t n_predict)
     // conversation and a reply fit.
     for (;;) {
         n = tokenize_conversation(c, info->n_ctx + 1);
-        if (n == 0) return vki_app_failf("formatting the conversation failed");
+        if (n == 0)
+            return vki_app_failf("formatting the conversation failed: %s",
+                                 vki_tokenizer_last_error(c->s->tok));
         uint32_t room = n_predict < info->n_ctx / 2 ? n_predict : info->n_ctx / 2;
         if (n + room <= info->n_ctx) break;
         uint32_t first = c->n_msgs && strcmp(c->msgs[0].role, "system") == 0 ? 1 : 0;
@@ -176,6 +176,8 @@ int vki_cmd_chat(vki_app *app, int argc, char **argv)
         } else if ((m = vki_arg_value(argc, argv, &i, "--system", &value)) != 0) {
             if (m < 0) return vki_app_usage_error(vki_chat_usage, "--system needs text");
             c.system = value;
+        } else if (strcmp(argv[i], "--special") == 0) {
+            c.special = true;
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             vki_chat_usage(stdout);
             return VKI_EXIT_OK;
@@ -248,7 +250,6 @@ done:
     vki_sampler_destroy(c.sampler);
     free(c.cached);
     free(c.ids);
-    free(c.text);
     vki_llm_session_close(&s);
     return code;
 }

@@ -1,6 +1,7 @@
 /* `vkinfer generate -p TEXT`: one-shot generation for scripts. The prompt is used as given
- * (with --chat, as one user message in the model's chat template); tokens stream to stdout as
- * they are produced, or one JSON document comes out at the end with --json. */
+ * (with --chat, as one user message in the model's chat template, plain text unless
+ * --special); tokens stream to stdout as they are produced, or one JSON document comes out at
+ * the end with --json. */
 #include "apps_internal.h"
 
 #include <stdlib.h>
@@ -10,9 +11,12 @@ void vki_generate_usage(FILE *f)
 {
     fprintf(f,
             "usage: vkinfer [global options] generate -p TEXT [options]\n\n"
-            "  -p, --prompt TEXT     the prompt\n"
+            "  -p, --prompt TEXT     the prompt, as given: control tokens it spells (<|im_end|>)\n"
+            "                        are parsed as such, as with llama.cpp's -p\n"
             "  -n, --n-predict N     tokens to generate at most (default: 128)\n"
-            "  --chat                wrap the prompt as a user message in the chat template\n"
+            "  --chat                wrap the prompt as a user message in the chat template;\n"
+            "                        the message is plain text, never control tokens\n"
+            "  --special             with --chat: the message may spell control tokens\n"
             "  --json                print one JSON object (text, token ids, timings) at the end\n"
             "  --ignore-eos          keep going past end-of-generation tokens\n");
     vki_llm_options_usage(f);
@@ -34,12 +38,32 @@ static bool append(char **buf, size_t *len, size_t *cap, const char *piece, size
     return true;
 }
 
+/* Encodes the prompt (capacity 0: only counts its ids). Without --chat it is the user's whole
+ * text, control tokens and all, as llama.cpp's -p takes it; with --chat it is a user message,
+ * plain text unless --special, so it cannot close its turn or open a system one. */
+static vki_status encode_prompt(vki_llm_session *s, const char *prompt, bool chat, bool special,
+                                int32_t *ids, uint32_t capacity, uint32_t *out_n)
+{
+    if (!chat)
+        return vki_tokenizer_encode(s->tok, prompt, strlen(prompt), vki_tokenizer_add_bos(s->tok),
+                                    true, ids, capacity, out_n);
+    vki_chat_message msg = {"user", prompt};
+    vki_chat_prompt p = {.tmpl = s->chat_template,
+                         .messages = &msg,
+                         .count = 1,
+                         .add_assistant_prompt = true,
+                         .default_system = vki_tokenizer_default_system(s->tok),
+                         .special_in_content = special};
+    return vki_chat_encode(s->tok, &p, ids, capacity, out_n);
+}
+
 int vki_cmd_generate(vki_app *app, int argc, char **argv)
 {
     vki_llm_opts o = {0};
     const char *prompt = NULL;
     uint32_t n_predict = 128;
     bool json = false, chat = false, ignore_eos = false;
+    bool special = false; // --special: a --chat message may spell control tokens
     for (int i = 1; i < argc; i++) {
         const char *value = NULL;
         int m = vki_llm_option(argc, argv, &i, &o, vki_generate_usage);
@@ -59,6 +83,8 @@ int vki_cmd_generate(vki_app *app, int argc, char **argv)
             json = true;
         } else if (strcmp(argv[i], "--chat") == 0) {
             chat = true;
+        } else if (strcmp(argv[i], "--special") == 0) {
+            special = true;
         } else if (strcmp(argv[i], "--ignore-eos") == 0) {
             ignore_eos = true;
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
@@ -76,37 +102,22 @@ int vki_cmd_generate(vki_app *app, int argc, char **argv)
     const vki_llm_info *info = vki_llm_info_get(s.llm);
     vki_sampler *sampler = NULL;
     int32_t *ids = NULL, *gen = NULL;
-    char *text = NULL, *formatted = NULL;
+    char *text = NULL;
     size_t text_len = 0, text_cap = 0;
     uint32_t n_ids = 0, n_gen = 0;
 
-    const char *input = prompt;
-    if (chat) {
-        vki_chat_message msg = {"user", prompt};
-        size_t need = 0;
-        const char *system = vki_tokenizer_default_system(s.tok);
-        vki_status st = vki_chat_format(s.chat_template, &msg, 1, true, system, NULL, 0, &need);
-        if (st == VKI_ERROR_INVALID_ARGUMENT && (formatted = malloc(need + 1)))
-            st = vki_chat_format(s.chat_template, &msg, 1, true, system, formatted, need + 1, &need);
-        else if (st == VKI_ERROR_INVALID_ARGUMENT)
-            st = VKI_ERROR_OUT_OF_HOST_MEMORY;
-        if (st) {
-            code = vki_app_failf("formatting the chat prompt: %s", vki_status_string(st));
-            goto done;
-        }
-        input = formatted;
-    }
-    size_t cap = strlen(input) + 16;
-    ids = malloc(cap * sizeof *ids);
+    uint32_t need = 0; // a first call counts the ids
+    vki_status st = encode_prompt(&s, prompt, chat, special, NULL, 0, &need);
+    ids = malloc((need ? need : 1) * sizeof *ids);
     gen = malloc((n_predict + 1) * sizeof *gen);
     if (!ids || !gen) {
         code = vki_app_failf("out of host memory");
         goto done;
     }
-    vki_status st = vki_tokenizer_encode(s.tok, input, strlen(input), vki_tokenizer_add_bos(s.tok),
-                                         true, ids, (uint32_t)cap, &n_ids);
+    if (need) st = encode_prompt(&s, prompt, chat, special, ids, need, &n_ids);
     if (st || n_ids == 0) {
-        code = vki_app_failf("tokenizing the prompt: %s", st ? vki_status_string(st) : "no tokens");
+        code = vki_app_failf("tokenizing the prompt: %s",
+                             st ? vki_tokenizer_last_error(s.tok) : "no tokens");
         goto done;
     }
     if ((st = vki_sampler_create(&o.sampling, NULL, info->n_vocab, &sampler))) {
@@ -190,7 +201,6 @@ done:
     free(ids);
     free(gen);
     free(text);
-    free(formatted);
     vki_llm_session_close(&s);
     return code;
 }

@@ -53,10 +53,14 @@ static text trimmed(const char *s)
 
 static text whole(const char *s) { return (text){s, strlen(s)}; }
 
-/* Output that keeps counting past the buffer's end, so the caller learns the size needed. */
+/* Output that keeps counting past the buffer's end, so the caller learns the size needed; the
+ * same for the spans of caller text, when they are wanted. */
 typedef struct writer {
     char *out;
     size_t size, len;
+    bool note_spans;
+    vki_text_span *spans;
+    uint32_t span_capacity, n_spans;
 } writer;
 
 static void put_text(writer *w, text t)
@@ -69,6 +73,17 @@ static void put_text(writer *w, text t)
 }
 
 static void put(writer *w, const char *s) { put_text(w, whole(s)); }
+
+/* Writes the caller's text (a role, a content, the system text) and notes where: it is
+ * encoded as plain text, never as control tokens. */
+static void put_plain(writer *w, text t)
+{
+    if (w->note_spans && t.n) {
+        if (w->n_spans < w->span_capacity) w->spans[w->n_spans] = (vki_text_span){w->len, t.n};
+        w->n_spans++;
+    }
+    put_text(w, t);
+}
 
 /* ---- Families -------------------------------------------------------------------------------- */
 
@@ -159,14 +174,14 @@ static void format_chatml(writer *w, const vki_chat_message *m, uint32_t n, bool
 {
     if (n && sys && !is_system(&m[0])) {
         put(w, "<|im_start|>system\n");
-        put(w, sys);
+        put_plain(w, whole(sys));
         put(w, "<|im_end|>\n");
     }
     for (uint32_t i = 0; i < n; i++) {
         put(w, "<|im_start|>");
-        put(w, m[i].role);
+        put_plain(w, whole(m[i].role));
         put(w, "\n");
-        put(w, m[i].content);
+        put_plain(w, whole(m[i].content));
         put(w, "<|im_end|>\n");
     }
     if (gen) put(w, "<|im_start|>assistant\n");
@@ -179,14 +194,14 @@ static void format_llama3(writer *w, const vki_chat_message *m, uint32_t n, bool
 {
     if (n && sys && !is_system(&m[0])) {
         put(w, "<|start_header_id|>system<|end_header_id|>\n\n");
-        put_text(w, trimmed(sys));
+        put_plain(w, trimmed(sys));
         put(w, "<|eot_id|>");
     }
     for (uint32_t i = 0; i < n; i++) {
         put(w, "<|start_header_id|>");
-        put(w, m[i].role);
+        put_plain(w, whole(m[i].role));
         put(w, "<|end_header_id|>\n\n");
-        put_text(w, trimmed(m[i].content));
+        put_plain(w, trimmed(m[i].content));
         put(w, "<|eot_id|>");
     }
     if (gen) put(w, "<|start_header_id|>assistant<|end_header_id|>\n\n");
@@ -210,7 +225,7 @@ static void format_llama31(writer *w, const vki_chat_message *m, uint32_t n, boo
     }
     put(w, "<|start_header_id|>system<|end_header_id|>\n\n"
            "Cutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n");
-    if (sys) put_text(w, trimmed(sys));
+    if (sys) put_plain(w, trimmed(sys));
     put(w, "<|eot_id|>");
     format_llama3(w, m + first, n - first, gen, NULL);
 }
@@ -228,13 +243,13 @@ static void format_gemma(writer *w, const vki_chat_message *m, uint32_t n, bool 
     }
     for (uint32_t i = first; i < n; i++) {
         put(w, "<start_of_turn>");
-        put(w, strcmp(m[i].role, "assistant") == 0 ? "model" : m[i].role);
+        put_plain(w, whole(strcmp(m[i].role, "assistant") == 0 ? "model" : m[i].role));
         put(w, "\n");
         if (i == first && sys) {
-            put(w, sys);
+            put_plain(w, whole(sys));
             put(w, "\n\n");
         }
-        put_text(w, trimmed(m[i].content));
+        put_plain(w, trimmed(m[i].content));
         put(w, "<end_of_turn>\n");
     }
     if (gen) put(w, "<start_of_turn>model\n");
@@ -267,52 +282,80 @@ static void format_llama2(writer *w, const vki_chat_message *m, uint32_t n, cons
             put(w, "[INST] ");
             if (with_sys) {
                 put(w, "<<SYS>>\n");
-                put(w, sys);
+                put_plain(w, whole(sys));
                 put(w, "\n<</SYS>>\n\n");
                 if (!c.n) w->len -= 2; // blank content: strip() also takes the "\n\n" before it
             }
-            put_text(w, c);
+            put_plain(w, c);
             put(w, " [/INST]");
         } else {
             put(w, " ");
             if (with_sys) {
                 put(w, "<<SYS>>\n");
-                put(w, sys);
+                put_plain(w, whole(sys));
                 put(w, "\n<</SYS>>\n\n");
             }
-            put_text(w, c);
+            put_plain(w, c);
             put(w, " </s>");
         }
     }
+}
+
+/* vki_chat_format's work, into `w` (whose spans, if any, are counted there). */
+static vki_status format(writer *w, vki_chat_template tmpl, const vki_chat_message *messages,
+                         uint32_t count, bool add_assistant_prompt, const char *default_system,
+                         size_t *out_length)
+{
+    if (out_length) *out_length = 0;
+    if (!out_length || (count && !messages) || (w->size && !w->out))
+        return VKI_ERROR_INVALID_ARGUMENT;
+    for (uint32_t i = 0; i < count; i++)
+        if (!messages[i].role || !messages[i].content) return VKI_ERROR_INVALID_ARGUMENT;
+    if (default_system && !default_system[0]) default_system = NULL;
+    switch (tmpl) {
+    case VKI_CHAT_TEMPLATE_CHATML:
+        format_chatml(w, messages, count, add_assistant_prompt, default_system);
+        break;
+    case VKI_CHAT_TEMPLATE_LLAMA3:
+        format_llama3(w, messages, count, add_assistant_prompt, default_system);
+        break;
+    case VKI_CHAT_TEMPLATE_LLAMA31:
+        format_llama31(w, messages, count, add_assistant_prompt, default_system);
+        break;
+    case VKI_CHAT_TEMPLATE_GEMMA:
+        format_gemma(w, messages, count, add_assistant_prompt, default_system);
+        break;
+    case VKI_CHAT_TEMPLATE_LLAMA2: format_llama2(w, messages, count, default_system); break;
+    default: return VKI_ERROR_UNSUPPORTED;
+    }
+    if (w->size) w->out[w->len < w->size ? w->len : w->size - 1] = 0;
+    *out_length = w->len;
+    return w->len < w->size ? VKI_OK : VKI_ERROR_INVALID_ARGUMENT;
 }
 
 vki_status vki_chat_format(vki_chat_template tmpl, const vki_chat_message *messages, uint32_t count,
                            bool add_assistant_prompt, const char *default_system, char *out,
                            size_t size, size_t *out_length)
 {
+    writer w = {.out = out, .size = size};
+    return format(&w, tmpl, messages, count, add_assistant_prompt, default_system, out_length);
+}
+
+vki_status vki_chat_format_spans(const vki_chat_prompt *p, char *out, size_t size,
+                                 size_t *out_length, vki_text_span *out_spans,
+                                 uint32_t span_capacity, uint32_t *out_span_count)
+{
+    if (out_span_count) *out_span_count = 0;
     if (out_length) *out_length = 0;
-    if (!out_length || (count && !messages) || (size && !out)) return VKI_ERROR_INVALID_ARGUMENT;
-    for (uint32_t i = 0; i < count; i++)
-        if (!messages[i].role || !messages[i].content) return VKI_ERROR_INVALID_ARGUMENT;
-    if (default_system && !default_system[0]) default_system = NULL;
-    writer w = {out, size, 0};
-    switch (tmpl) {
-    case VKI_CHAT_TEMPLATE_CHATML:
-        format_chatml(&w, messages, count, add_assistant_prompt, default_system);
-        break;
-    case VKI_CHAT_TEMPLATE_LLAMA3:
-        format_llama3(&w, messages, count, add_assistant_prompt, default_system);
-        break;
-    case VKI_CHAT_TEMPLATE_LLAMA31:
-        format_llama31(&w, messages, count, add_assistant_prompt, default_system);
-        break;
-    case VKI_CHAT_TEMPLATE_GEMMA:
-        format_gemma(&w, messages, count, add_assistant_prompt, default_system);
-        break;
-    case VKI_CHAT_TEMPLATE_LLAMA2: format_llama2(&w, messages, count, default_system); break;
-    default: return VKI_ERROR_UNSUPPORTED;
-    }
-    if (size) out[w.len < size ? w.len : size - 1] = 0;
-    *out_length = w.len;
-    return w.len < size ? VKI_OK : VKI_ERROR_INVALID_ARGUMENT;
+    // The span count, at most 2 * count + 1, must fit its uint32.
+    if (!p || !out_span_count || (span_capacity && !out_spans) || p->count > (uint32_t)INT32_MAX)
+        return VKI_ERROR_INVALID_ARGUMENT;
+    // With special_in_content everything is parsed for special tokens: no span is plain.
+    writer w = {.out = out, .size = size, .note_spans = !p->special_in_content,
+                .spans = out_spans, .span_capacity = span_capacity};
+    vki_status st = format(&w, p->tmpl, p->messages, p->count, p->add_assistant_prompt,
+                           p->default_system, out_length);
+    *out_span_count = w.n_spans;
+    if (st == VKI_OK && w.n_spans > span_capacity) st = VKI_ERROR_INVALID_ARGUMENT;
+    return st;
 }

@@ -4,7 +4,8 @@
  * Encoding runs in three stages:
  *   1. special tokens are cut out of the text, longest first over the whole text (llama.cpp's
  *      order: a longer token wins even where a shorter one starts earlier), leaving fragments
- *      of plain text between them;
+ *      of plain text between them. A CONTROL or UNKNOWN token is not cut where it overlaps a
+ *      plain span (text a user typed; parse_special off is one span over the whole text);
  *   2. BPE only: each fragment is split by the pre-tokenizer's regexes, one after another, each
  *      regex splitting every piece the previous one left ("isolated": matches and the gaps
  *      between them both become pieces). Each regex sees only its piece, so a lookahead never
@@ -48,6 +49,12 @@ typedef struct frag {
 typedef struct span {
     uint32_t off, len;
 } span;
+
+/* The plain spans of an encode call: in order, disjoint, none empty, inside the text. */
+typedef struct plain_spans {
+    const vki_text_span *s;
+    uint32_t n;
+} plain_spans;
 
 typedef vki_tok_buf buf;
 typedef vki_tok_token token;
@@ -345,12 +352,30 @@ static vki_status spm_fragment(vki_tokenizer *t, const char *text, span f, bool 
 
 /* ---- Special tokens -------------------------------------------------------------------------- */
 
+/* Whether token `tk` spelled at text[at, at + len) must stay text: a CONTROL or UNKNOWN token
+ * that overlaps a plain span by a byte or more, so that neither a token inside typed text nor
+ * one running from markup into it (or out of it) is recognised. The spans' ends increase, so a
+ * binary search finds the first one ending after `at`: the token overlaps it if it starts
+ * before the token's end, and no later span when it does not. */
+static bool is_plain(const plain_spans *p, const token *tk, uint32_t at, uint32_t len)
+{
+    if (tk->type == VKI_TOKEN_TYPE_USER_DEFINED || !p->n) return false;
+    uint32_t lo = 0, hi = p->n;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (p->s[mid].offset + p->s[mid].length <= at) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo < p->n && p->s[lo].offset < (size_t)at + len;
+}
+
 /* Gemma has 6,400 special tokens, most of them starting "<u"; bucketing them by their first one
  * or two bytes (vki_tok_bucket) keeps the scan of a text at a few comparisons per position. */
-/* Collects into t->present, longest first, the special tokens that occur anywhere in the text.
- * Only those can occur in any fragment, so the partition below looks at no others. */
-static vki_status find_present(vki_tokenizer *t, const char *text, uint32_t len, bool parse_special,
-                               size_t *n_present)
+/* Collects into t->present, longest first, the special tokens that occur anywhere in the text
+ * outside the plain spans. Only those can be cut out of any fragment, so the partition below
+ * looks at no others. */
+static vki_status find_present(vki_tokenizer *t, const char *text, uint32_t len,
+                               const plain_spans *plain, size_t *n_present)
 {
     *n_present = 0;
     if (!t->n_specials || !len) return VKI_OK;
@@ -366,7 +391,7 @@ static vki_status find_present(vki_tokenizer *t, const char *text, uint32_t len,
                 if (t->special_seen[k] || tk->len > len - i ||
                     memcmp(t->text + tk->off, text + i, tk->len) != 0)
                     continue;
-                if (!parse_special && tk->type != VKI_TOKEN_TYPE_USER_DEFINED) continue;
+                if (is_plain(plain, tk, i, tk->len)) continue;
                 t->special_seen[k] = 1;
                 rank[(*n_present)++] = k;
             }
@@ -395,24 +420,37 @@ static const char *find_bytes(const char *hay, size_t hlen, const char *needle, 
     return NULL;
 }
 
+/* The first occurrence of special token `tk` in fragment `f` that may be cut out (not plain),
+ * or NULL. A plain occurrence stays text; the search goes on from its next byte, as a later
+ * occurrence may overlap it. */
+static const char *find_token(const vki_tokenizer *t, const char *text, frag f, const token *tk,
+                              const plain_spans *plain)
+{
+    const char *p = text + f.off, *end = p + f.len, *spell = t->text + tk->off;
+    for (const char *hit; (hit = find_bytes(p, (size_t)(end - p), spell, tk->len)); p = hit + 1)
+        if (!is_plain(plain, tk, (uint32_t)(hit - text), tk->len)) return hit;
+    return NULL;
+}
+
 /* Splits the text into a chain of fragments at the special tokens (llama.cpp's
  * tokenizer_st_partition): each special token in turn, longest first, is cut out of every text
- * fragment wherever it occurs. Returns the chain's first fragment in t->frags. */
-static vki_status partition(vki_tokenizer *t, const char *text, uint32_t len, bool parse_special)
+ * fragment wherever it occurs outside the plain spans. Returns the chain's first fragment in
+ * t->frags. */
+static vki_status partition(vki_tokenizer *t, const char *text, uint32_t len,
+                            const plain_spans *plain)
 {
     size_t n_present;
-    VKI_TRY(find_present(t, text, len, parse_special, &n_present));
+    VKI_TRY(find_present(t, text, len, plain, &n_present));
     if (!grow(t, &t->frags, 1, sizeof(frag))) return no_memory(t);
     ((frag *)t->frags.p)[0] = (frag){0, len, -1, UINT32_MAX};
     size_t n = 1;
     for (size_t p = 0; p < n_present; p++) {
         int32_t id = t->specials[((uint32_t *)t->present.p)[p]];
-        const char *spell = t->text + t->tokens[id].off;
         uint32_t slen = t->tokens[id].len;
         for (uint32_t i = 0; i != UINT32_MAX; i = ((frag *)t->frags.p)[i].next) {
             frag f = ((frag *)t->frags.p)[i];
             if (f.id >= 0 || f.len < slen) continue;
-            const char *hit = find_bytes(text + f.off, f.len, spell, slen);
+            const char *hit = find_token(t, text, f, &t->tokens[id], plain);
             if (!hit) continue;
             // [before] stays in place as fragment i; the token and [after] are new ones.
             if (!grow(t, &t->frags, n + 2, sizeof(frag))) return no_memory(t);
@@ -431,20 +469,26 @@ static vki_status partition(vki_tokenizer *t, const char *text, uint32_t len, bo
 
 /* ---- Encoding -------------------------------------------------------------------------------- */
 
-vki_status vki_tokenizer_encode(vki_tokenizer *t, const char *text, size_t length, bool add_bos,
-                                bool parse_special, int32_t *out_ids, uint32_t capacity,
-                                uint32_t *out_count)
+/* Checks the arguments every encode takes; the text fits uint32 after it. */
+static vki_status check_encode(vki_tokenizer *t, const char *text, size_t length,
+                               const int32_t *out_ids, uint32_t capacity, const uint32_t *out_count)
 {
-    if (!t) return VKI_ERROR_INVALID_ARGUMENT;
-    t->last_error[0] = 0;
     if (!out_count || (!text && length) || (!out_ids && capacity))
         return fail(t, VKI_ERROR_INVALID_ARGUMENT, "encode: NULL text, ids or count");
     if (length > MAX_TEXT)
         return fail(t, VKI_ERROR_INVALID_ARGUMENT,
                     "encode: text of %zu bytes is over the 1 GiB limit", length);
+    return VKI_OK;
+}
+
+/* The one encoding path: the arguments are checked, `plain` in order, disjoint, none empty. */
+static vki_status encode(vki_tokenizer *t, const char *text, size_t length, bool add_bos,
+                         const plain_spans *plain, int32_t *out_ids, uint32_t capacity,
+                         uint32_t *out_count)
+{
     sink out = {out_ids, capacity, 0};
     if (add_bos && t->bos >= 0) emit(&out, t->bos);
-    if (length) VKI_TRY(partition(t, text, (uint32_t)length, parse_special));
+    if (length) VKI_TRY(partition(t, text, (uint32_t)length, plain));
     bool prev_special = true; // SentencePiece puts the prefix space after a special token too
     for (uint32_t i = 0; length && i != UINT32_MAX; i = ((frag *)t->frags.p)[i].next) {
         frag f = ((frag *)t->frags.p)[i];
@@ -464,6 +508,106 @@ vki_status vki_tokenizer_encode(vki_tokenizer *t, const char *text, size_t lengt
         return fail(t, VKI_ERROR_INVALID_ARGUMENT, "encode: the text needs %u ids, room for %u",
                     out.count, capacity);
     return VKI_OK;
+}
+
+vki_status vki_tokenizer_encode(vki_tokenizer *t, const char *text, size_t length, bool add_bos,
+                                bool parse_special, int32_t *out_ids, uint32_t capacity,
+                                uint32_t *out_count)
+{
+    if (!t) return VKI_ERROR_INVALID_ARGUMENT;
+    t->last_error[0] = 0;
+    VKI_TRY(check_encode(t, text, length, out_ids, capacity, out_count));
+    // parse_special off: the whole text is one plain span.
+    vki_text_span whole = {0, length};
+    plain_spans plain = {&whole, !parse_special && length ? 1u : 0u};
+    return encode(t, text, length, add_bos, &plain, out_ids, capacity, out_count);
+}
+
+/* Checks the caller's plain spans: in order, disjoint and inside the text. Returns through
+ * *out_empty whether any is empty (those the encoding must not see). */
+static vki_status check_spans(vki_tokenizer *t, size_t length, const vki_text_span *s, uint32_t n,
+                              bool *out_empty)
+{
+    *out_empty = false;
+    if (n && !s) return fail(t, VKI_ERROR_INVALID_ARGUMENT, "encode: NULL plain spans");
+    size_t end = 0; // of the span before
+    for (uint32_t i = 0; i < n; i++) {
+        if (s[i].offset < end || s[i].offset > length || s[i].length > length - s[i].offset)
+            return fail(t, VKI_ERROR_INVALID_ARGUMENT,
+                        "encode: plain span %u (%zu bytes at %zu) is out of order or outside "
+                        "the %zu-byte text",
+                        i, s[i].length, s[i].offset, length);
+        end = s[i].offset + s[i].length;
+        if (!s[i].length) *out_empty = true;
+    }
+    return VKI_OK;
+}
+
+vki_status vki_tokenizer_encode_spans(vki_tokenizer *t, const char *text, size_t length,
+                                      bool add_bos, const vki_text_span *plain, uint32_t n_plain,
+                                      int32_t *out_ids, uint32_t capacity, uint32_t *out_count)
+{
+    if (!t) return VKI_ERROR_INVALID_ARGUMENT;
+    t->last_error[0] = 0;
+    VKI_TRY(check_encode(t, text, length, out_ids, capacity, out_count));
+    bool empty;
+    VKI_TRY(check_spans(t, length, plain, n_plain, &empty));
+    if (!empty)
+        return encode(t, text, length, add_bos, &(plain_spans){plain, n_plain}, out_ids, capacity,
+                      out_count);
+    // The binary search of is_plain needs every span to hold a byte: a copy without the empty
+    // ones (formatting never makes any, so this is the rare path).
+    vki_text_span *copy = vki_tok_alloc(&t->alloc, n_plain, sizeof *copy);
+    if (!copy) return no_memory(t);
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < n_plain; i++)
+        if (plain[i].length) copy[n++] = plain[i];
+    vki_status st =
+        encode(t, text, length, add_bos, &(plain_spans){copy, n}, out_ids, capacity, out_count);
+    vki_tok_free(&t->alloc, copy);
+    return st;
+}
+
+/* ---- Chat prompts ---------------------------------------------------------------------------- */
+
+vki_status vki_chat_encode(vki_tokenizer *t, const vki_chat_prompt *p, int32_t *out_ids,
+                           uint32_t capacity, uint32_t *out_count)
+{
+    if (!t) return VKI_ERROR_INVALID_ARGUMENT;
+    t->last_error[0] = 0;
+    if (!p || !out_count || (!out_ids && capacity))
+        return fail(t, VKI_ERROR_INVALID_ARGUMENT, "chat: NULL prompt, ids or count");
+    // A first call for the sizes (a 1-byte buffer tells an empty text from a failure), then
+    // the text and its spans for the encoding.
+    char probe[1];
+    size_t length = 0;
+    uint32_t n_spans = 0;
+    vki_status st = vki_chat_format_spans(p, probe, sizeof probe, &length, NULL, 0, &n_spans);
+    if (st == VKI_ERROR_UNSUPPORTED)
+        return fail(t, st, "chat: template family '%s' is not one vkinfer writes",
+                    vki_chat_template_name(p->tmpl));
+    if (st && length == 0)
+        return fail(t, st, "chat: a NULL message, role or content, or over 2^31 - 1 messages");
+    if (length > MAX_TEXT)
+        return fail(t, VKI_ERROR_INVALID_ARGUMENT,
+                    "chat: the conversation's %zu bytes are over the 1 GiB limit", length);
+    char *text = vki_tok_alloc(&t->alloc, length + 1, 1);
+    vki_text_span *spans = vki_tok_alloc(&t->alloc, n_spans ? n_spans : 1, sizeof *spans);
+    if (!text || !spans) {
+        st = no_memory(t);
+        goto done;
+    }
+    st = vki_chat_format_spans(p, text, length + 1, &length, spans, n_spans, &n_spans);
+    if (st) {
+        st = fail(t, st, "chat: formatting the conversation failed");
+        goto done;
+    }
+    st = vki_tokenizer_encode_spans(t, text, length, vki_tokenizer_add_bos(t), spans, n_spans,
+                                    out_ids, capacity, out_count);
+done:
+    vki_tok_free(&t->alloc, text);
+    vki_tok_free(&t->alloc, spans);
+    return st;
 }
 
 /* ---- Decoding and accessors ------------------------------------------------------------------ */

@@ -237,7 +237,10 @@ const char *vki_llm_last_error(const vki_llm *m);        // "" if none
 /* Appends `n` tokens at the cache's current position and computes the logits (F32
  * [n_vocab]) after the last one into out_logits (may be NULL). VKI_ERROR_INVALID_ARGUMENT for a
  * token id outside the vocabulary, or when the cache cannot take `n` more tokens (the message
- * begins "context full"); nothing is evaluated then. */
+ * begins "context full"); nothing is evaluated then. A long prompt runs as several batches;
+ * between two of them the abort callback (vki_llm_set_abort) is asked, and when it says stop
+ * the call returns VKI_ERROR_CANCELLED with the tokens of the batches done in the cache
+ * (vki_llm_position says how many) and out_logits untouched. */
 vki_status vki_llm_eval(vki_llm *m, const int32_t *tokens, uint32_t n, float *out_logits);
 
 /* A synthetic model for benchmarks: a GGUF file in memory with a real model's architecture,
@@ -253,6 +256,12 @@ const char *vki_llm_synthetic_name(uint32_t index);
 
 /* Tokens in the cache. */
 uint32_t vki_llm_position(const vki_llm *m);
+
+/* A callback vki_llm_eval asks between the batches of a long prompt (NULL: none); returning
+ * true stops it there. It runs on the thread that called vki_llm_eval; `user` is passed to it.
+ * For Ctrl-C: a prompt batch takes well under a second on any device, so a user's interrupt is
+ * honoured within that. */
+void vki_llm_set_abort(vki_llm *m, bool (*should_abort)(void *user), void *user);
 
 /* Forgets the cache from position `pos` on (0: a new conversation). Cheap: nothing is cleared,
  * positions beyond the current one are never read. */
@@ -375,9 +384,11 @@ const char *vki_sampler_last_error(const vki_sampler *s);
  *     tokenizer.ggml.scores first, and whatever no token covers becomes <0xXX> byte tokens.
  *
  * Special tokens are never split. CONTROL tokens (<|im_start|>, <start_of_turn>) are recognised
- * in the text only when parse_special is set: on for a prompt vkinfer formatted, off for text a
- * user typed, so that typing "<|im_end|>" cannot end a turn. USER_DEFINED tokens (Gemma's runs
- * of spaces, tabs and newlines) are always recognised, as in llama.cpp.
+ * in the text only when parse_special is set, and never inside the plain spans given to
+ * vki_tokenizer_encode_spans: a formatted conversation has its markup parsed and the text
+ * people typed kept as text, so that typing "<|im_end|>" cannot end a turn (vki_chat_encode
+ * does both). USER_DEFINED tokens (Gemma's runs of spaces, tabs and newlines) are always
+ * recognised, as in llama.cpp.
  *
  * Any bytes are accepted and decoding gives them back, with two exceptions: bytes the
  * vocabulary has no token for are dropped, as llama.cpp drops them (SmolLM2 has none for C0, C1
@@ -445,6 +456,26 @@ vki_status vki_tokenizer_encode(vki_tokenizer *t, const char *text, size_t lengt
                                 bool parse_special, int32_t *out_ids, uint32_t capacity,
                                 uint32_t *out_count);
 
+/* A byte range of a text: [offset, offset + length). */
+typedef struct vki_text_span {
+    size_t offset, length;
+} vki_text_span;
+
+/* As vki_tokenizer_encode with parse_special on, except that a CONTROL or UNKNOWN token is not
+ * recognised where its spelling overlaps one of the `n_plain` spans at `plain` by even one byte
+ * (a spelling that runs from markup into typed text, or out of it, stays text too): the bytes
+ * are encoded as the text they are. USER_DEFINED tokens are recognised everywhere. Text outside
+ * any special token encodes exactly as with vki_tokenizer_encode, so a text whose plain spans
+ * spell no control token gives the same ids as parse_special on. The spans are borrowed for the
+ * call; they must lie inside the text, in order and without overlap (each starts at or after
+ * the end of the one before); empty spans are allowed. n_plain 0 (plain may then be NULL) is
+ * parse_special on; one span over the whole text is parse_special off. Fails as
+ * vki_tokenizer_encode does, and with VKI_ERROR_INVALID_ARGUMENT for spans out of order or
+ * outside the text. */
+vki_status vki_tokenizer_encode_spans(vki_tokenizer *t, const char *text, size_t length,
+                                      bool add_bos, const vki_text_span *plain, uint32_t n_plain,
+                                      int32_t *out_ids, uint32_t capacity, uint32_t *out_count);
+
 /* The bytes token `id` stands for in decoded text: byte-level BPE unmapped to raw bytes,
  * SentencePiece's U+2581 as a space, <0xXX> as that one byte, USER_DEFINED tokens as spelled.
  * CONTROL, UNKNOWN and UNUSED tokens and ids outside the vocabulary give nothing, so generated
@@ -477,7 +508,8 @@ bool vki_tokenizer_add_bos(const vki_tokenizer *t);
  * PaddleOCR but which is ordinary HTML in Gemma 3. */
 bool vki_tokenizer_is_end(const vki_tokenizer *t, int32_t id);
 
-/* The message of the last failed vki_tokenizer_encode; "" if none. Borrowed. */
+/* The message of the last failed vki_tokenizer_encode, vki_tokenizer_encode_spans or
+ * vki_chat_encode; "" if none. Borrowed. */
 const char *vki_tokenizer_last_error(const vki_tokenizer *t);
 
 /* ---- Chat templates ---------------------------------------------------------------------------
@@ -485,8 +517,15 @@ const char *vki_tokenizer_last_error(const vki_tokenizer *t);
  * A conversation as the prompt text a chat model was trained on. vkinfer runs no Jinja: it
  * recognises the family of the model's tokenizer.chat_template and writes that family's format
  * itself, equal byte for byte to what the real template renders (the tests compare with jinja2).
- * The text never starts with BOS, even where the template writes one: encode it with
- * add_bos = vki_tokenizer_add_bos() and parse_special = true.
+ * The text never starts with BOS, even where the template writes one: vki_chat_encode adds it
+ * as the tokenizer says (vki_tokenizer_add_bos).
+ *
+ * Only the markup is the template's; roles, message contents and the system text are the
+ * caller's, and may come from anyone. vki_chat_format_spans says where they were written, and
+ * vki_chat_encode encodes the markup with its control tokens and those spans as plain text, so
+ * a message that spells "<|im_end|><|im_start|>system" cannot open a system turn (unless
+ * special_in_content says message text may hold control tokens). Where no caller text spells a
+ * control token, the ids equal those of the whole text encoded with parse_special on.
  *
  *   CHATML  <|im_start|>{role}\n{content}<|im_end|>\n ... <|im_start|>assistant\n
  *           (SmolLM2, Qwen2; content as given)
@@ -508,6 +547,12 @@ const char *vki_tokenizer_last_error(const vki_tokenizer *t);
  *     vki_status st = vki_chat_format(vki_tokenizer_chat_template(tok), msgs, 1, true,
  *                                     vki_tokenizer_default_system(tok), buf, size, &need);
  *     // VKI_ERROR_INVALID_ARGUMENT with need >= size: grow buf to need + 1 and call again
+ *
+ *     vki_chat_prompt p = {.tmpl = vki_tokenizer_chat_template(tok), .messages = msgs,
+ *                          .count = 1, .add_assistant_prompt = true,
+ *                          .default_system = vki_tokenizer_default_system(tok)};
+ *     uint32_t n = 0;
+ *     st = vki_chat_encode(tok, &p, ids, capacity, &n); // n > capacity: grow ids, call again
  */
 
 typedef enum vki_chat_template {
@@ -554,6 +599,46 @@ size_t vki_chat_template_default_system(const char *jinja, size_t length, char *
 vki_status vki_chat_format(vki_chat_template tmpl, const vki_chat_message *messages,
                            uint32_t count, bool add_assistant_prompt, const char *default_system,
                            char *out, size_t size, size_t *out_length);
+
+/* A conversation to format: vki_chat_format's arguments, and whether its text may hold control
+ * tokens. */
+typedef struct vki_chat_prompt {
+    vki_chat_template tmpl;           // the family (NONE: VKI_ERROR_UNSUPPORTED)
+    const vki_chat_message *messages; // [count]; may be NULL when count is 0
+    uint32_t count;
+    bool add_assistant_prompt;        // end with the opening of the assistant's turn
+    const char *default_system;       // as vki_chat_format's: NULL or "": none
+    bool special_in_content;          // false: roles, contents and system text are plain text;
+                                      // true: they may spell control tokens (trusted text only)
+} vki_chat_prompt;
+
+/* At most this many plain spans come out of formatting `count` messages (a role and a content
+ * each, and the system text). */
+#define VKI_CHAT_MAX_SPANS(count) (2 * (size_t)(count) + 1)
+
+/* Formats `p` as vki_chat_format does (same text, same rules for out, size and *out_length) and
+ * writes the spans of that text that must stay plain text to `out_spans`: where each role,
+ * content and the system text were written (after trimming, where the family trims), in order,
+ * none empty; none at all with special_in_content. Writes the first min(n, span_capacity) spans
+ * (out_spans may be NULL when span_capacity is 0) and n to *out_span_count;
+ * VKI_CHAT_MAX_SPANS(p->count) always suffices. Fails as vki_chat_format does, and with
+ * VKI_ERROR_INVALID_ARGUMENT when n > span_capacity (both counts are still set), for a NULL p or
+ * out_span_count, or for more than 2^31 - 1 messages. */
+vki_status vki_chat_format_spans(const vki_chat_prompt *p, char *out, size_t size,
+                                 size_t *out_length, vki_text_span *out_spans,
+                                 uint32_t span_capacity, uint32_t *out_span_count);
+
+/* Formats `p` and encodes it in one call: vki_chat_format_spans, then
+ * vki_tokenizer_encode_spans with BOS as vki_tokenizer_add_bos(t) says and the plain spans, so
+ * the template's markup gives control tokens and the caller's text gives none. The formatted
+ * text lives in scratch memory of `t`. Writes the first min(count, capacity) ids to out_ids
+ * (may be NULL when capacity is 0) and the number needed to *out_count. Fails with
+ * VKI_ERROR_INVALID_ARGUMENT when that number exceeds capacity (*out_count is still set: grow
+ * and call again), for NULL pointers or a NULL role or content; VKI_ERROR_UNSUPPORTED for a
+ * family vkinfer does not write; VKI_ERROR_OUT_OF_HOST_MEMORY. vki_tokenizer_last_error says
+ * why. */
+vki_status vki_chat_encode(vki_tokenizer *t, const vki_chat_prompt *p, int32_t *out_ids,
+                           uint32_t capacity, uint32_t *out_count);
 
 /* The family of the model's tokenizer.chat_template; for a file without one, GEMMA when
  * general.architecture names a Gemma model, else NONE. */
