@@ -227,7 +227,7 @@ static void format_llama31(writer *w, const vki_chat_message *m, uint32_t n, boo
            "Cutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n");
     if (sys) put_plain(w, trimmed(sys));
     put(w, "<|eot_id|>");
-    format_llama3(w, m + first, n - first, gen, NULL);
+    format_llama3(w, first ? m + 1 : m, n - first, gen, NULL); // m may be NULL when n is 0
 }
 
 /* Gemma 3's template: no system turn; the system text and a blank line open the first turn

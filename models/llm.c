@@ -9,6 +9,7 @@
  * position -1, which writes nothing and attends to nothing. */
 #include "llm_internal.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,7 +58,8 @@ typedef struct llm_pass {
 
 struct vki_llm {
     vki_allocator allocator;
-    vki_device *dev;
+    vki_device *dev;     // NULL when only checking (vki_llm_check): nothing goes to a device
+    const vki_profile *profile; // the device's, or the one being checked against
     vki_gguf *file;
     const vki_llm_arch *arch;
     vki_llm_hparams hp;
@@ -70,6 +72,8 @@ struct vki_llm {
     vki_range *kv;       // [n_layer][2]
     llm_pass passes[3];  // [0] one token, [1] a prompt batch, [2] a short batch (or none)
     uint32_t position;
+    bool (*should_abort)(void *user); // asked between prompt batches; NULL: never
+    void *abort_user;
     int32_t *host_i32;   // staging for ids and positions [n_batch]
     char name[128];      // general.name
     vki_status error_status;
@@ -103,6 +107,11 @@ static vki_status fail(vki_llm *m, vki_status st, const char *fmt, ...)
 }
 
 const vki_llm_hparams *vki_llm_hparams_get(const vki_llm *m) { return &m->hp; }
+
+bool vki_llm_building(const vki_llm_build *b)
+{
+    return vki_graph_status(b->g) == VKI_OK && !b->llm->error[0];
+}
 
 /* ---- Building a pass --------------------------------------------------------------------------- */
 
@@ -191,7 +200,7 @@ static vki_tensor weight(vki_llm_build *b, const char *name, const int64_t ne[2]
              name, vki_gguf_ggml_type_name(t->ggml_type));
         return (vki_tensor){0};
     }
-    uint64_t limit = vki_device_profile(m->dev)->max_storage_range;
+    uint64_t limit = m->profile->max_storage_range;
     if (!sliced && t->size > limit) {
         fail(m, VKI_ERROR_UNSUPPORTED, "model tensor %s is %llu MiB; this device binds at most "
              "%llu MiB at once", name, (unsigned long long)(t->size >> 20),
@@ -212,7 +221,7 @@ bool vki_llm_has_weight(vki_llm_build *b, const char *name)
 /* The weights' alignment on the device: each starts at a multiple. */
 static uint64_t weight_align(const vki_llm *m)
 {
-    uint64_t align = vki_device_profile(m->dev)->storage_align;
+    uint64_t align = m->profile->storage_align;
     return align > 256 ? align : 256;
 }
 
@@ -238,7 +247,7 @@ vki_tensor vki_llm_weight_rows(vki_llm_build *b, const char *const *names, uint3
         size += t->size;
         total += rows[i];
     }
-    if (size > vki_device_profile(m->dev)->max_storage_range) return (vki_tensor){0};
+    if (size > m->profile->max_storage_range) return (vki_tensor){0};
     // A weight is in one group at most: the same members again (another pass) are that group;
     // members of another group make none.
     uint32_t gi = 0;
@@ -283,8 +292,8 @@ vki_tensor vki_llm_weight_rows(vki_llm_build *b, const char *const *names, uint3
 static int64_t slice_rows(vki_llm *m, vki_tensor w, vki_graph *g, vki_tensor_info *info)
 {
     vki_tensor_get_info(g, w, info);
-    uint64_t limit = vki_device_profile(m->dev)->max_storage_range;
-    uint64_t row = info->nb[1], slack = 256 + vki_device_profile(m->dev)->storage_align;
+    uint64_t limit = m->profile->max_storage_range;
+    uint64_t row = info->nb[1], slack = 256 + m->profile->storage_align;
     if (row * (uint64_t)info->ne[1] + slack <= limit) return info->ne[1];
     return (int64_t)((limit - slack) / row);
 }
@@ -374,12 +383,136 @@ static vki_status build_pass(vki_llm *m, llm_pass *p, uint32_t n_q)
     p->logits = m->arch->forward(&b);
     if (m->error[0]) return m->error_status;
     vki_output(p->g, p->logits, "logits");
-    st = vki_graph_compile(p->g, vki_device_profile(m->dev), NULL, &p->plan);
+    st = vki_graph_compile(p->g, m->profile, NULL, &p->plan);
     if (st) return fail(m, st, "model graph (%u tokens): %s", n_q, vki_graph_error(p->g));
     return VKI_OK;
 }
 
 /* ---- Loading ---------------------------------------------------------------------------------- */
+
+/* Bounds on the hyper-parameters, far above any real model's (Llama 3 405B: 126 layers,
+ * 16384 wide, 53248 ff, 128 heads; Gemma 3: a 262144-token vocabulary) and low enough that
+ * every size computed from them fits 64-bit arithmetic with room to spare. A file past them is
+ * malformed, not big: nothing is sized from a value before it passes. */
+#define MAX_LAYERS 1024
+#define MAX_EMBD (1u << 16)
+#define MAX_FF (1u << 20)
+#define MAX_HEADS 1024
+#define MAX_VOCAB (1u << 22)
+
+/* The vocabulary's size: the tokenizer's token list, the output layer's rows or
+ * <arch>.vocab_size, which must agree where more than one is given. A vocabulary smaller than
+ * the output would make ids the tokenizer cannot spell. */
+static vki_status read_vocab_size(vki_llm *m, char *err, size_t err_size)
+{
+    vki_gguf_array tokens;
+    uint32_t n = 0, v;
+    const char *from = NULL;
+    if (vki_gguf_get_array(m->file, "tokenizer.ggml.tokens", &tokens) == VKI_OK) {
+        if (tokens.count > MAX_VOCAB) {
+            snprintf(err, err_size, "model: tokenizer.ggml.tokens has %llu tokens, over the %u "
+                     "vkinfer accepts", (unsigned long long)tokens.count, MAX_VOCAB);
+            return VKI_ERROR_BAD_FILE;
+        }
+        n = (uint32_t)tokens.count;
+        from = "tokenizer.ggml.tokens";
+    }
+    char key[96];
+    snprintf(key, sizeof key, "%s.vocab_size", m->hp.arch);
+    vki_status st = vki_gguf_get_u32(m->file, key, &v);
+    if (st == VKI_OK && from && v != n) {
+        snprintf(err, err_size, "model: %s is %u but the tokenizer has %u tokens "
+                 "(tokenizer.ggml.tokens): every output row needs a token", key, v, n);
+        return VKI_ERROR_BAD_FILE;
+    }
+    if (st != VKI_OK && st != VKI_ERROR_NOT_FOUND) {
+        snprintf(err, err_size, "model metadata %s: %s", key, vki_gguf_last_error(m->file));
+        return st;
+    }
+    if (st == VKI_OK && !from) {
+        n = v;
+        from = key;
+    }
+    vki_gguf_tensor t; // the embedding says it when the metadata does not
+    if (!from && vki_gguf_find_tensor(m->file, "token_embd.weight", &t) != VKI_ERROR_NOT_FOUND &&
+        t.ne[1] <= MAX_VOCAB) {
+        n = (uint32_t)t.ne[1];
+        from = "token_embd.weight";
+    }
+    if (n == 0 || n > MAX_VOCAB) {
+        snprintf(err, err_size, "model: %s gives a vocabulary of %u tokens (want 1..%u)",
+                 from ? from : "no vocabulary size (tokenizer.ggml.tokens, token_embd.weight)", n,
+                 MAX_VOCAB);
+        return VKI_ERROR_BAD_FILE;
+    }
+    m->hp.n_vocab = n;
+    return VKI_OK;
+}
+
+/* The largest N of the file's "blk.N." tensor names, -1 when there are none. */
+static int64_t last_block(vki_gguf *f)
+{
+    int64_t last = -1;
+    uint64_t n = vki_gguf_tensor_count(f);
+    for (uint64_t i = 0; i < n; i++) {
+        vki_gguf_tensor t;
+        if (vki_gguf_tensor_at(f, i, &t) != VKI_OK || strncmp(t.name, "blk.", 4) != 0) continue;
+        int64_t b = 0;
+        const char *p = t.name + 4;
+        for (; *p >= '0' && *p <= '9' && b <= MAX_LAYERS; p++) b = 10 * b + (*p - '0');
+        if (p > t.name + 4 && *p == '.' && b > last) last = b;
+    }
+    return last;
+}
+
+/* Every hyper-parameter within its bound, and the layer count the tensors have. */
+static vki_status check_hparams(vki_llm *m, char *err, size_t err_size)
+{
+    const vki_llm_hparams *hp = &m->hp;
+    const struct {
+        const char *key;
+        uint32_t value, max;
+    } bounds[] = {
+        {"block_count", hp->n_layer, MAX_LAYERS},
+        {"embedding_length", hp->n_embd, MAX_EMBD},
+        {"feed_forward_length", hp->n_ff, MAX_FF},
+        {"attention.head_count", hp->n_head, MAX_HEADS},
+        {"attention.head_count_kv", hp->n_head_kv, MAX_HEADS},
+        {"context_length", hp->n_ctx_train, UINT32_MAX},
+    };
+    for (size_t i = 0; i < sizeof bounds / sizeof bounds[0]; i++)
+        if (bounds[i].value == 0 || bounds[i].value > bounds[i].max) {
+            snprintf(err, err_size, "model metadata %s.%s is %u: want 1..%u", hp->arch,
+                     bounds[i].key, bounds[i].value, bounds[i].max);
+            return VKI_ERROR_BAD_FILE;
+        }
+    if (hp->n_head % hp->n_head_kv) {
+        snprintf(err, err_size, "model metadata: %u heads, %u kv heads: want n_head a multiple of "
+                 "n_head_kv", hp->n_head, hp->n_head_kv);
+        return VKI_ERROR_BAD_FILE;
+    }
+    if (hp->head_dim == 0 || hp->head_dim > 256 || hp->n_rot > hp->head_dim || hp->n_rot % 2) {
+        snprintf(err, err_size, "model metadata: head dim %u with %u rotated dims: want an even "
+                 "rotation of at most the head dim, and a head dim of 1..256", hp->head_dim,
+                 hp->n_rot);
+        return VKI_ERROR_UNSUPPORTED;
+    }
+    const float positive[] = {hp->eps, hp->rope_base, hp->rope_base_local, hp->rope_scale};
+    for (size_t i = 0; i < sizeof positive / sizeof positive[0]; i++)
+        if (!(positive[i] > 0 && positive[i] < INFINITY)) {
+            snprintf(err, err_size, "model metadata: norm epsilon %g, rope base %g (local %g), "
+                     "rope scale %g: want each finite and positive", hp->eps, hp->rope_base,
+                     hp->rope_base_local, hp->rope_scale);
+            return VKI_ERROR_BAD_FILE;
+        }
+    int64_t last = last_block(m->file);
+    if (last >= (int64_t)hp->n_layer) {
+        snprintf(err, err_size, "model: the file has tensors of layer %lld (blk.%lld.*) but "
+                 "%s.block_count is %u", (long long)last, (long long)last, hp->arch, hp->n_layer);
+        return VKI_ERROR_BAD_FILE;
+    }
+    return VKI_OK;
+}
 
 static vki_status read_hparams(vki_llm *m, char *err, size_t err_size)
 {
@@ -397,22 +530,8 @@ static vki_status read_hparams(vki_llm *m, char *err, size_t err_size)
         return VKI_ERROR_UNSUPPORTED;
     }
     VKI_TRY(m->arch->hparams(m->file, &m->hp, err, err_size));
-    vki_gguf_array tokens;
-    if (vki_gguf_get_array(m->file, "tokenizer.ggml.tokens", &tokens) == VKI_OK)
-        m->hp.n_vocab = (uint32_t)tokens.count;
-    uint32_t v;
-    char key[96];
-    snprintf(key, sizeof key, "%s.vocab_size", m->hp.arch);
-    if (vki_gguf_get_u32(m->file, key, &v) == VKI_OK) m->hp.n_vocab = v;
-    if (m->hp.n_vocab == 0) {
-        vki_gguf_tensor t; // the embedding says it when the metadata does not
-        if (vki_gguf_find_tensor(m->file, "token_embd.weight", &t) == VKI_OK) m->hp.n_vocab = (uint32_t)t.ne[1];
-    }
-    if (m->hp.n_vocab == 0) {
-        snprintf(err, err_size, "model: no vocabulary size (tokenizer.ggml.tokens, %s)", key);
-        return VKI_ERROR_BAD_FILE;
-    }
-    return VKI_OK;
+    VKI_TRY(read_vocab_size(m, err, err_size));
+    return check_hparams(m, err, err_size);
 }
 
 static vki_status upload_weights(vki_llm *m)
@@ -452,20 +571,44 @@ static vki_status upload_weights(vki_llm *m)
 static vki_status create_cache(vki_llm *m)
 {
     const vki_llm_hparams *hp = &m->hp;
+    // Both factors are bounded (check_hparams; n_ctx <= 2^32): no overflow.
     uint64_t row = vki_dtype_bytes(m->info.kv_dtype, (int64_t)hp->head_dim * hp->n_head_kv);
     uint64_t bytes = row * m->info.n_ctx, align = 256;
-    if (bytes > vki_device_profile(m->dev)->max_storage_range)
+    if (bytes > m->profile->max_storage_range)
         return fail(m, VKI_ERROR_UNSUPPORTED, "a %u-token cache layer takes %llu MiB, over the "
                     "device's binding limit: use a smaller context", m->info.n_ctx,
                     (unsigned long long)(bytes >> 20));
-    m->kv = lalloc(m, 2 * hp->n_layer * sizeof *m->kv);
+    uint64_t n = 2ull * hp->n_layer;
+    m->kv = lalloc(m, n * sizeof *m->kv);
     if (!m->kv) return fail(m, VKI_ERROR_OUT_OF_HOST_MEMORY, "model: out of host memory");
-    uint64_t total = 2ull * hp->n_layer * vki_align_up(bytes + 16, align);
-    vki_arena_desc ad = {.kind = VKI_ARENA_ACTIVATIONS, .block_size = total, .name = "kv cache"};
+    m->info.kv_bytes = n * bytes;
+    if (!m->dev) return VKI_OK; // checking only: the ranges stay empty
+    vki_arena_desc ad = {.kind = VKI_ARENA_ACTIVATIONS, .block_size = n * vki_align_up(bytes + 16, align),
+                         .name = "kv cache"};
     VKI_TRY(vki_arena_create(m->dev, &ad, &m->kv_arena));
-    for (uint32_t i = 0; i < 2 * hp->n_layer; i++)
-        VKI_TRY(vki_arena_alloc(m->kv_arena, bytes, align, &m->kv[i]));
-    m->info.kv_bytes = 2ull * hp->n_layer * bytes;
+    for (uint64_t i = 0; i < n; i++) VKI_TRY(vki_arena_alloc(m->kv_arena, bytes, align, &m->kv[i]));
+    return VKI_OK;
+}
+
+/* Every tensor of the file is a weight the passes read: a tensor nothing reads (layers past
+ * block_count, a bias this architecture has no place for, rope frequency factors) means the
+ * file is not the model vkinfer would compute, as llama.cpp refuses a tensor count it does not
+ * expect. Names the first such tensor. */
+static vki_status check_all_used(vki_llm *m)
+{
+    uint64_t n = vki_gguf_tensor_count(m->file);
+    if (n == m->weight_count) return VKI_OK; // each weight is a distinct tensor of the file
+    for (uint64_t i = 0; i < n; i++) {
+        vki_gguf_tensor t;
+        if (vki_gguf_tensor_at(m->file, i, &t) != VKI_OK) continue;
+        uint32_t w = 0;
+        while (w < m->weight_count && strcmp(m->weights[w].t.name, t.name) != 0) w++;
+        if (w == m->weight_count)
+            return fail(m, VKI_ERROR_UNSUPPORTED, "model: tensor %s (%llu of %llu in the file) is "
+                        "not part of the %s architecture as vkinfer runs it; refusing a model it "
+                        "would compute without it", t.name, (unsigned long long)i + 1,
+                        (unsigned long long)n, m->hp.arch);
+    }
     return VKI_OK;
 }
 
@@ -502,9 +645,9 @@ static vki_status load(vki_llm *m, const vki_llm_desc *d, char *err, size_t err_
     if (st) return st;
     const vki_llm_hparams *hp = &m->hp;
     uint32_t n_ctx = d->n_ctx ? d->n_ctx : hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096;
-    uint32_t n_batch = d->n_batch ? d->n_batch
-                                  : vki_device_profile(m->dev)->type == VKI_DEVICE_CPU ? BATCH_CPU
-                                                                                        : BATCH_GPU;
+    uint32_t n_batch = d->n_batch                             ? d->n_batch
+                       : m->profile->type == VKI_DEVICE_CPU ? BATCH_CPU
+                                                            : BATCH_GPU;
     if (n_batch > n_ctx) n_batch = n_ctx;
     vki_dtype kt = d->kv_dtype ? d->kv_dtype : VKI_DTYPE_F16;
     if (kt != VKI_DTYPE_F16 && kt != VKI_DTYPE_F32 && kt != VKI_DTYPE_Q8_0) {
@@ -534,6 +677,8 @@ static vki_status load(vki_llm *m, const vki_llm_desc *d, char *err, size_t err_
     if (n_batch > 1 && (st = build_pass(m, &m->passes[1], n_batch))) goto fail;
     bool short_batch = n_batch >= 4 * SHORT_BATCH;
     if (short_batch && (st = build_pass(m, &m->passes[2], SHORT_BATCH))) goto fail;
+    if ((st = check_all_used(m))) goto fail;
+    if (!m->dev) return VKI_OK; // checked: nothing goes to a device
     if ((st = upload_weights(m))) goto fail;
     if ((st = create_exec(m, &m->passes[0]))) goto fail;
     if (n_batch > 1 && (st = create_exec(m, &m->passes[1]))) goto fail;
@@ -545,13 +690,15 @@ static vki_status load(vki_llm *m, const vki_llm_desc *d, char *err, size_t err_
     }
     return VKI_OK;
 fail:
-    if (!m->error[0]) snprintf(m->error, sizeof m->error, "%s", vki_device_last_error(m->dev));
+    if (!m->error[0] && m->dev)
+        snprintf(m->error, sizeof m->error, "%s", vki_device_last_error(m->dev));
     snprintf(err, err_size, "%s", m->error);
     return st;
 }
 
-vki_status vki_llm_load(vki_device *dev, vki_gguf *gguf, const vki_llm_desc *desc, vki_llm **out,
-                        char *err, size_t err_size)
+/* Loads onto `dev`, or with dev NULL only checks against `profile`. */
+static vki_status create(vki_device *dev, const vki_profile *profile, vki_gguf *gguf,
+                         const vki_llm_desc *desc, vki_llm **out, char *err, size_t err_size)
 {
     char dummy[8];
     if (!err || !err_size) {
@@ -559,23 +706,40 @@ vki_status vki_llm_load(vki_device *dev, vki_gguf *gguf, const vki_llm_desc *des
         err_size = sizeof dummy;
     }
     err[0] = 0;
-    if (!dev || !gguf || !out) return VKI_ERROR_INVALID_ARGUMENT;
-    *out = NULL;
+    if (!profile || !gguf) return VKI_ERROR_INVALID_ARGUMENT;
     vki_llm_desc d = desc ? *desc : (vki_llm_desc){0};
     vki_llm tmp = {.allocator = d.allocator ? *d.allocator : (vki_allocator){0}};
     vki_llm *m = lalloc(&tmp, sizeof *m);
     if (!m) return VKI_ERROR_OUT_OF_HOST_MEMORY;
     m->allocator = tmp.allocator;
     m->dev = dev;
+    m->profile = profile;
     m->file = gguf;
     vki_status st = load(m, &d, err, err_size);
-    if (st) {
+    if (st || !out) {
         vki_llm_destroy(m);
         return st;
     }
     m->error[0] = 0;
     *out = m;
     return VKI_OK;
+}
+
+vki_status vki_llm_load(vki_device *dev, vki_gguf *gguf, const vki_llm_desc *desc, vki_llm **out,
+                        char *err, size_t err_size)
+{
+    if (out) *out = NULL;
+    if (!dev || !out) {
+        if (err && err_size) err[0] = 0;
+        return VKI_ERROR_INVALID_ARGUMENT;
+    }
+    return create(dev, vki_device_profile(dev), gguf, desc, out, err, err_size);
+}
+
+vki_status vki_llm_check(const vki_profile *profile, vki_gguf *gguf, const vki_llm_desc *desc,
+                         char *err, size_t err_size)
+{
+    return create(NULL, profile, gguf, desc, NULL, err, err_size);
 }
 
 void vki_llm_destroy(vki_llm *m)
@@ -600,6 +764,13 @@ void vki_llm_destroy(vki_llm *m)
 const vki_llm_info *vki_llm_info_get(const vki_llm *m) { return m ? &m->info : NULL; }
 const char *vki_llm_last_error(const vki_llm *m) { return m ? m->error : ""; }
 uint32_t vki_llm_position(const vki_llm *m) { return m ? m->position : 0; }
+
+void vki_llm_set_abort(vki_llm *m, bool (*should_abort)(void *user), void *user)
+{
+    if (!m) return;
+    m->should_abort = should_abort;
+    m->abort_user = user;
+}
 
 void vki_llm_rewind(vki_llm *m, uint32_t pos)
 {
@@ -643,6 +814,8 @@ vki_status vki_llm_eval(vki_llm *m, const int32_t *tokens, uint32_t n, float *ou
                         "vocabulary of %u", i, tokens[i], m->info.n_vocab);
     llm_pass *last = NULL;
     for (uint32_t i = 0; i < n;) {
+        if (i > 0 && m->should_abort && m->should_abort(m->abort_user))
+            return fail(m, VKI_ERROR_CANCELLED, "eval: stopped after %u of %u tokens", i, n);
         uint32_t left = n - i;
         // A batch run costs about as much as several one-token runs on most devices; a
         // remainder of a few tokens goes one at a time, a short prompt (or remainder) through

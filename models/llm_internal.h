@@ -69,6 +69,10 @@ vki_tensor vki_llm_kv_store(vki_llm_build *b, uint32_t il, int which, vki_tensor
 
 const vki_llm_hparams *vki_llm_hparams_get(const vki_llm *m);
 
+/* False once building this pass has failed (a missing weight, a bad shape): an architecture's
+ * layer loop stops there, so that a file claiming 2^20 layers costs one failed layer. */
+bool vki_llm_building(const vki_llm_build *b);
+
 /* Architectures: read their metadata, then build logits F32 [n_vocab, 1] for row `last`. */
 typedef struct vki_llm_arch {
     const char *name;

@@ -223,12 +223,23 @@ typedef struct vki_llm_info {
 
 /* Reads the architecture and hyper-parameters from `gguf` (borrowed: keep it open until
  * vki_llm_destroy), builds and compiles both passes for the device, and uploads the weights.
- * Fails with VKI_ERROR_UNSUPPORTED for an unknown architecture or weight type, or a cache type
- * the model cannot use, and VKI_ERROR_BAD_FILE for a missing or misshapen tensor, `out_error`
- * naming it; with
- * VKI_ERROR_OUT_OF_DEVICE_MEMORY when weights and cache do not fit. */
+ * Every hyper-parameter is bounded (at most 1024 layers, 65536 wide, 1024 heads, a vocabulary
+ * of 2^22) before anything is sized from it, and the file must hold exactly the model: the
+ * layers block_count says, the tokenizer's vocabulary as many tokens as the output has rows,
+ * and no tensor the architecture does not read. Fails with VKI_ERROR_UNSUPPORTED for an
+ * unknown architecture or weight type, a tensor vkinfer would ignore, or a cache type the
+ * model cannot use; VKI_ERROR_BAD_FILE for a hyper-parameter out of bounds or at odds with the
+ * tensors, or a missing or misshapen tensor; VKI_ERROR_OUT_OF_DEVICE_MEMORY when weights and
+ * cache do not fit. `out_error` names the key or tensor. */
 vki_status vki_llm_load(vki_device *device, vki_gguf *gguf, const vki_llm_desc *desc,
                         vki_llm **out_llm, char *out_error, size_t error_size);
+
+/* Everything vki_llm_load does short of the device: reads and checks the hyper-parameters and
+ * tensors and builds and compiles the passes for `profile` (any device's, or one made up), with
+ * the same failures and messages. Nothing is uploaded or allocated on a device. For checking a
+ * file without a GPU, and for fuzzing the whole load path. */
+vki_status vki_llm_check(const vki_profile *profile, vki_gguf *gguf, const vki_llm_desc *desc,
+                         char *out_error, size_t error_size);
 void vki_llm_destroy(vki_llm *m);
 
 const vki_llm_info *vki_llm_info_get(const vki_llm *m); // borrowed

@@ -19,6 +19,7 @@ const char *vki_status_string(vki_status status)
         [VKI_ERROR_IO] = "i/o error",
         [VKI_ERROR_BAD_FILE] = "bad file",
         [VKI_ERROR_VULKAN] = "vulkan error",
+        [VKI_ERROR_CANCELLED] = "cancelled",
     };
     if ((unsigned)status >= VKI_STATUS_COUNT) return "unknown status";
     return names[status];

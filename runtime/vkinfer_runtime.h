@@ -60,6 +60,7 @@ typedef enum vki_status {
     VKI_ERROR_IO,                   // a file could not be read or written
     VKI_ERROR_BAD_FILE,             // a file is malformed, truncated or for another device
     VKI_ERROR_VULKAN,               // any other Vulkan failure; the message has the VkResult
+    VKI_ERROR_CANCELLED,            // the caller's abort callback asked to stop; nothing is lost
     VKI_STATUS_COUNT
 } vki_status;
 

@@ -35,6 +35,8 @@ struct TinyModel {
     float eps = 1e-5f, base = 10000.0f;
     std::string arch = "llama";
     bool q8_cache = false; // the reference rounds keys and values as a Q8_0 cache stores them
+    std::map<std::string, uint32_t> meta_u32; // ".block_count" -> value: overrides and additions
+    int64_t n_tokens = -1;                    // >= 0: a tokenizer.ggml.tokens of that many
     std::map<std::string, std::vector<float>> w;     // name -> data
     std::map<std::string, std::vector<uint64_t>> ne; // name -> shape
     std::vector<std::string> order;
@@ -81,19 +83,26 @@ struct TinyModel {
         uint64_t n_t = 0;
         for (auto &n : order) n_t += n != skip;
         h.u64(n_t);
-        h.u64(9);
+        std::map<std::string, uint32_t> u32 = {
+            {".block_count", n_layer},         {".embedding_length", n_embd},
+            {".feed_forward_length", n_ff},    {".attention.head_count", n_head},
+            {".attention.head_count_kv", n_head_kv}, {".context_length", 64}};
+        for (auto &kv : meta_u32) u32[kv.first] = kv.second;
+        h.u64(3 + u32.size() + (n_tokens >= 0));
         auto kstr = [&](const std::string &k, const std::string &v) { h.str(k); h.u32(8); h.str(v); };
         auto ku32 = [&](const std::string &k, uint32_t v) { h.str(k); h.u32(4); h.u32(v); };
         auto kf32 = [&](const std::string &k, float v) { h.str(k); h.u32(6); h.f32(v); };
         kstr("general.architecture", arch);
-        ku32(arch + ".block_count", n_layer);
-        ku32(arch + ".embedding_length", n_embd);
-        ku32(arch + ".feed_forward_length", n_ff);
-        ku32(arch + ".attention.head_count", n_head);
-        ku32(arch + ".attention.head_count_kv", n_head_kv);
-        ku32(arch + ".context_length", 64);
+        for (auto &kv : u32) ku32(arch + kv.first, kv.second);
         kf32(arch + ".attention.layer_norm_rms_epsilon", eps);
         kf32(arch + ".rope.freq_base", base);
+        if (n_tokens >= 0) {
+            h.str("tokenizer.ggml.tokens");
+            h.u32(9); // array
+            h.u32(8); // of strings
+            h.u64(uint64_t(n_tokens));
+            for (int64_t i = 0; i < n_tokens; i++) h.str("t" + std::to_string(i));
+        }
         uint64_t off = 0;
         std::vector<uint64_t> offs;
         for (auto &n : order) {
@@ -405,6 +414,182 @@ TEST_F(LlmTest, MisshapenTensorIsNamed)
 {
     EXPECT_EQ(load({}, "", "blk.0.attn_k.weight"), VKI_ERROR_BAD_FILE);
     EXPECT_NE(std::string(err).find("blk.0.attn_k.weight"), std::string::npos) << err;
+}
+
+// ---- Hostile files, checked without a device ---------------------------------------------------
+
+// vki_llm_check runs the whole load path short of the device against a made-up profile (a CPU
+// device's, as lavapipe's): each file below is refused with a message naming the cause.
+class LlmCheckTest : public ::testing::Test {
+  protected:
+    TinyModel tm;
+    std::vector<uint8_t> file;
+    vki_gguf *gguf = nullptr;
+    vki_profile profile = {};
+    char err[512] = "";
+
+    void SetUp() override
+    {
+        tm.init(7);
+        snprintf(profile.name, sizeof profile.name, "check test CPU device");
+        profile.type = VKI_DEVICE_CPU;
+        profile.storage_align = 64;
+        profile.storage16 = profile.fp16 = true;
+        profile.subgroup_size = profile.subgroup_min = profile.subgroup_max = 8;
+        profile.subgroup_ops = VKI_SUBGROUP_BASIC | VKI_SUBGROUP_ARITHMETIC;
+        profile.max_storage_range = 128u << 20;
+        profile.max_workgroup_invocations = 1024;
+        for (int i = 0; i < 3; i++) {
+            profile.max_workgroup_size[i] = 1024;
+            profile.max_workgroup_count[i] = 65535;
+        }
+        profile.shared_memory = 32768;
+        profile.push_constant_size = 128;
+        snprintf(profile.tuning.name, sizeof profile.tuning.name, "cpu");
+        profile.tuning.subgroup_size = 8;
+        profile.tuning.workgroup_size = 64;
+        profile.tuning.matvec_rows = 2;
+        profile.tuning.matmul_tile_m = profile.tuning.matmul_tile_n = 32;
+        profile.tuning.matmul_tile_k = 8;
+        profile.tuning.texel_loads = true;
+    }
+    void TearDown() override { vki_gguf_close(gguf); }
+    vki_status check()
+    {
+        vki_gguf_close(gguf);
+        gguf = nullptr;
+        file = tm.gguf();
+        char gerr[256];
+        EXPECT_EQ(vki_gguf_open_memory(file.data(), file.size(), nullptr, &gguf, gerr, sizeof gerr), VKI_OK)
+            << gerr;
+        return vki_llm_check(&profile, gguf, nullptr, err, sizeof err);
+    }
+    bool says(const char *text) const { return std::string(err).find(text) != std::string::npos; }
+};
+
+TEST_F(LlmCheckTest, TheTinyModelPasses)
+{
+    EXPECT_EQ(check(), VKI_OK) << err;
+}
+
+// 2^31 layers once wrapped 2 * n_layer in 32 bits and overflowed the cache table; 2^32 - 1 ran
+// out of host memory; 2 * 10^7 spun for 26 s building layers after the first missing tensor.
+TEST_F(LlmCheckTest, ImpossibleLayerCountsAreBoundedBeforeAnythingIsSized)
+{
+    for (uint32_t n : {0x80000000u, 0xffffffffu, 20000000u, 1025u, 0u}) {
+        tm.meta_u32[".block_count"] = n;
+        EXPECT_EQ(check(), VKI_ERROR_BAD_FILE) << n;
+        EXPECT_TRUE(says("block_count is ") && says("want 1..1024")) << err;
+    }
+}
+
+TEST_F(LlmCheckTest, OtherHyperParametersAreBounded)
+{
+    const std::pair<const char *, uint32_t> bad[] = {
+        {".embedding_length", 1u << 20},     {".feed_forward_length", 0xffffffffu},
+        {".attention.head_count_kv", 4096u}, {".context_length", 0u}};
+    for (auto &b : bad) {
+        tm.meta_u32.clear();
+        tm.meta_u32[b.first] = b.second;
+        EXPECT_NE(check(), VKI_OK) << b.first;
+        EXPECT_TRUE(says(b.first + 1)) << b.first << ": " << err;
+    }
+    // context_length 0 was "zero-byte allocation"
+    EXPECT_TRUE(says("context_length is 0: want 1..")) << err;
+}
+
+// A layer count within bounds but past the tensors is refused at the first missing tensor,
+// which the message names (the layer loop stops there: the other 997 layers are not built).
+TEST_F(LlmCheckTest, MissingLayersStopTheBuildAtTheFirst)
+{
+    tm.meta_u32[".block_count"] = 1000;
+    EXPECT_EQ(check(), VKI_ERROR_BAD_FILE);
+    EXPECT_TRUE(says("blk.2.attn_norm.weight is missing")) << err;
+}
+
+// llama.cpp refuses a file whose tensor count it does not expect; layers past block_count were
+// silently ignored here.
+TEST_F(LlmCheckTest, LayersPastTheBlockCountAreRefused)
+{
+    tm = TinyModel();
+    tm.n_layer = 3;
+    tm.init(7);
+    tm.meta_u32[".block_count"] = 2;
+    EXPECT_EQ(check(), VKI_ERROR_BAD_FILE);
+    EXPECT_TRUE(says("tensors of layer 2 (blk.2.*) but llama.block_count is 2")) << err;
+}
+
+TEST_F(LlmCheckTest, TensorsTheArchitectureDoesNotReadAreNamed)
+{
+    std::mt19937 rng(1);
+    tm.add("rope_freqs.weight", {tm.hd() / 2}, rng, 1.0f, 1.0f);
+    EXPECT_EQ(check(), VKI_ERROR_UNSUPPORTED);
+    EXPECT_TRUE(says("tensor rope_freqs.weight")) << err;
+}
+
+// A vocabulary smaller than the output's rows made ids that printed as nothing.
+TEST_F(LlmCheckTest, VocabularyMustCoverTheOutputRows)
+{
+    tm.n_tokens = 30; // the output has 40 rows
+    tm.meta_u32[".vocab_size"] = 40;
+    EXPECT_EQ(check(), VKI_ERROR_BAD_FILE);
+    EXPECT_TRUE(says("vocab_size is 40 but the tokenizer has 30 tokens")) << err;
+    tm.meta_u32.clear();
+    EXPECT_EQ(check(), VKI_ERROR_BAD_FILE); // 30 tokens against the 40 rows of the tensors
+    EXPECT_TRUE(says("token_embd.weight is [32, 40, 1, 1], the llama architecture wants [32, 30]")) << err;
+    tm.n_tokens = 40;
+    EXPECT_EQ(check(), VKI_OK) << err;
+}
+
+// The load-path fuzzer's seeds (tools/gen_tiny_models.py) are models that load: a mutation of
+// them reaches every stage of the load path.
+TEST_F(LlmCheckTest, FuzzSeedsAreValidModels)
+{
+    for (const char *name : {"llama_f32", "llama_q8_0", "qwen2_f16", "gemma3_f32"}) {
+        std::string path = std::string(VKI_TEST_DATA) + "/fuzz_llm/" + name + ".gguf";
+        vki_gguf *g = nullptr;
+        char gerr[256];
+        ASSERT_EQ(vki_gguf_open(path.c_str(), nullptr, &g, gerr, sizeof gerr), VKI_OK) << path << ": " << gerr;
+        EXPECT_EQ(vki_llm_check(&profile, g, nullptr, err, sizeof err), VKI_OK) << name << ": " << err;
+        vki_gguf_close(g);
+    }
+}
+
+// Ctrl-C during a long prefill: the callback is asked between batches, and a stop leaves the
+// finished batches in the cache, so the rest can follow (or be dropped by a rewind).
+TEST_F(LlmTest, AbortStopsBetweenPromptBatches)
+{
+    vki_llm_desc d = {};
+    d.n_ctx = 32;
+    d.n_batch = 4;
+    ASSERT_EQ(load(d), VKI_OK) << err;
+    struct Count {
+        int calls = 0, stop_at = 2;
+    } count;
+    vki_llm_set_abort(llm, [](void *u) { auto *c = static_cast<Count *>(u); return ++c->calls == c->stop_at; },
+                      &count);
+    std::vector<int32_t> prompt = {3, 17, 5, 39, 0, 22, 8, 11, 30, 2, 14, 9, 25};
+    std::vector<float> logits(tm.n_vocab, -7.0f);
+    EXPECT_EQ(vki_llm_eval(llm, prompt.data(), uint32_t(prompt.size()), logits.data()), VKI_ERROR_CANCELLED);
+    EXPECT_EQ(count.calls, 2); // asked before the second and the third batch, not before the first
+    EXPECT_EQ(vki_llm_position(llm), 8u);
+    EXPECT_NE(std::string(vki_llm_last_error(llm)).find("stopped after 8 of 13 tokens"), std::string::npos)
+        << vki_llm_last_error(llm);
+    EXPECT_EQ(logits[0], -7.0f); // untouched
+    ASSERT_EQ(vki_llm_eval(llm, prompt.data() + 8, 5, logits.data()), VKI_OK) << vki_llm_last_error(llm);
+    TinyModel::Cache c;
+    std::vector<double> ref;
+    for (uint32_t i = 0; i < prompt.size(); i++) ref = tm.step(c, prompt[i], i);
+    EXPECT_LT(nmse(logits, ref), 1e-6);
+}
+
+// The same file through vki_llm_load on the device: refused before any allocation.
+TEST_F(LlmTest, HugeLayerCountIsRefusedOnTheDeviceToo)
+{
+    tm.meta_u32[".block_count"] = 0x80000000u;
+    EXPECT_EQ(load({}), VKI_ERROR_BAD_FILE);
+    EXPECT_NE(std::string(err).find("block_count is 2147483648"), std::string::npos) << err;
+    EXPECT_EQ(llm, nullptr);
 }
 
 } // namespace

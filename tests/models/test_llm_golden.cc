@@ -38,10 +38,10 @@
 #include <string>
 #include <vector>
 
+#include "models/model_files.h"
 #include "runtime/test_support.h"
 
 extern "C" {
-#include "models/model_files.h"
 #include "vkinfer_models.h"
 }
 
