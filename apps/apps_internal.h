@@ -106,6 +106,8 @@ typedef struct vki_llm_session {
     void *synthetic_bytes;      // the in-memory file of a synthetic model (no tokenizer then)
     float *logits;              // [n_vocab]
     double load_ms;             // opening the file, compiling and uploading
+    char *piece;                // vki_llm_session_piece's buffer [piece_cap]
+    size_t piece_cap;
 } vki_llm_session;
 
 /* Opens the device, the model file (-m, or the default model with a message saying how to get
@@ -113,6 +115,14 @@ typedef struct vki_llm_session {
  * everything opened is closed again and the message is printed. */
 int vki_llm_session_open(vki_app *app, const vki_llm_opts *o, vki_llm_session *s);
 void vki_llm_session_close(vki_llm_session *s);
+
+/* The text of token `id` (vki_tokenizer_piece: raw bytes, perhaps part of a UTF-8 character),
+ * however long, in a buffer the session keeps until the next call: *out_len bytes, no NUL.
+ * NULL only when out of host memory. */
+const char *vki_llm_session_piece(vki_llm_session *s, int32_t id, size_t *out_len);
+
+/* A message for a sampler that vki_sampler_create refused: vki_sampler_check_desc's reason. */
+const char *vki_sampler_error(const vki_sampler_desc *desc, uint32_t n_vocab, char *buf, size_t size);
 
 /* The default model's path in the model cache ($VKI_MODEL_DIR, else
  * ${XDG_CACHE_HOME:-~/.cache}/vkinfer/models). */
@@ -175,6 +185,17 @@ void vki_json_add_measure(cJSON *obj, const char *key, double value);
 
 /* Like vki_json_add_measure, but null in JSON when `present` is false. */
 void vki_json_add_opt(cJSON *obj, const char *key, bool present, double value);
+
+/* Copies `n` bytes to `out` (NULL: only counts) as well-formed UTF-8 without NUL: each byte
+ * that does not begin a well-formed character (a stray continuation, an overlong form, a
+ * surrogate, a character cut off at the end, as when a token ends mid-character) becomes
+ * U+FFFD, as a WHATWG decoder with replacement reads it, and so does NUL, which C strings and
+ * cJSON cannot carry. Returns the output's length, at most 3 n. */
+size_t vki_utf8_sanitize(const char *bytes, size_t n, char *out);
+
+/* Adds `n` bytes of text (any bytes: model output, a file name) under `key`, sanitised by
+ * vki_utf8_sanitize, so that the JSON always parses. False only for lack of host memory. */
+bool vki_json_add_text(cJSON *obj, const char *key, const char *bytes, size_t n);
 
 /* Prints `root` to stdout, formatted, with a final newline. Returns an exit code (printing
  * fails only for lack of host memory). */

@@ -98,7 +98,7 @@ int vki_bench_llm(vki_app *app, const vki_bench_opts *opts, cJSON *out)
     if ((code = measure(&s, run_decode, ids, n_gen, reps, &tg_mean, &tg_sd))) goto done;
 
     uint64_t device_bytes = info->weight_bytes + info->kv_bytes + info->activation_bytes;
-    cJSON_AddStringToObject(out, "model", s.model_path);
+    vki_json_add_text(out, "model", s.model_path, strlen(s.model_path));
     cJSON_AddStringToObject(out, "arch", info->arch);
     cJSON_AddNumberToObject(out, "n_ctx", info->n_ctx);
     cJSON_AddNumberToObject(out, "n_batch", info->n_batch);

@@ -23,6 +23,13 @@ static void on_interrupt(int sig)
     interrupted = 1;
 }
 
+/* Asked by the model between prompt batches: Ctrl-C stops a long prefill within one batch. */
+static bool should_abort(void *user)
+{
+    (void)user;
+    return interrupted != 0;
+}
+
 void vki_chat_usage(FILE *f)
 {
     fprintf(f,
@@ -100,9 +107,22 @@ static int reply(chat *c, uint32_t n_predict)
         if (n + room <= info->n_ctx) break;
         uint32_t first = c->n_msgs && strcmp(c->msgs[0].role, "system") == 0 ? 1 : 0;
         if (c->n_msgs - first <= 1) {
+            // Only this message is left: say whether it, or the system prompt, is too long.
+            vki_chat_message *last = &c->msgs[c->n_msgs - 1];
+            const char *content = last->content;
+            last->content = "";
+            uint32_t base = tokenize_conversation(c, info->n_ctx + 1);
+            last->content = content;
             drop_messages(c, c->n_msgs - 1, 1);
-            fprintf(stderr, "vkinfer: that message is %u tokens, too long for the %u-token context "
-                            "(--ctx raises it)\n", n, info->n_ctx);
+            if (base + room > info->n_ctx)
+                fprintf(stderr, "vkinfer: the system prompt and the template take %u tokens, which "
+                                "leaves no room for a message and a %u-token reply in the %u-token "
+                                "context (--ctx raises it; --system replaces the prompt)\n",
+                        base, room, info->n_ctx);
+            else
+                fprintf(stderr, "vkinfer: that message is %u tokens, too long for the %u-token "
+                                "context with the system prompt's %u and a %u-token reply (--ctx "
+                                "raises it)\n", n - base, info->n_ctx, base, room);
             return VKI_EXIT_OK;
         }
         drop_messages(c, first, c->n_msgs - first >= 3 ? 2 : 1);
@@ -112,9 +132,16 @@ static int reply(chat *c, uint32_t n_predict)
     while (keep < pos && keep < n && c->cached[keep] == c->ids[keep]) keep++;
     if (keep == n) keep--; // at least one token to evaluate, for its logits
     vki_llm_rewind(llm, keep);
-    if (vki_llm_eval(llm, c->ids + keep, n - keep, c->s->logits))
-        return vki_app_failf("%s", vki_llm_last_error(llm));
-    memcpy(c->cached + keep, c->ids + keep, (n - keep) * sizeof *c->ids);
+    vki_status st = vki_llm_eval(llm, c->ids + keep, n - keep, c->s->logits);
+    // What the cache holds now: everything, or the batches done before a Ctrl-C.
+    uint32_t done = vki_llm_position(llm);
+    memcpy(c->cached + keep, c->ids + keep, (done > keep ? done - keep : 0) * sizeof *c->ids);
+    if (st == VKI_ERROR_CANCELLED) {
+        drop_messages(c, c->n_msgs - 1, 1); // the message goes unanswered: forget it
+        fprintf(stderr, "\n(stopped)\n");
+        return VKI_EXIT_OK;
+    }
+    if (st) return vki_app_failf("%s", vki_llm_last_error(llm));
 
     vki_sampler_reset(c->sampler);
     for (uint32_t i = 0; i < n; i++) vki_sampler_accept(c->sampler, c->ids[i]);
@@ -124,21 +151,20 @@ static int reply(chat *c, uint32_t n_predict)
     for (uint32_t k = 0; k < n_predict && !interrupted; k++) {
         int32_t tok = 0;
         if (vki_sampler_sample(c->sampler, c->s->logits, &tok)) {
-            code = vki_app_failf("sampling failed");
+            code = vki_app_failf("sampling: %s", vki_sampler_last_error(c->sampler));
             break;
         }
         if (vki_tokenizer_is_end(c->s->tok, tok)) break;
         vki_sampler_accept(c->sampler, tok);
-        char piece[256];
-        size_t len = vki_tokenizer_piece(c->s->tok, tok, piece, sizeof piece);
-        if (len > sizeof piece) len = 0;
-        fwrite(piece, 1, len, stdout);
-        fflush(stdout);
-        char *grown = realloc(out, out_len + len + 1);
+        size_t len = 0;
+        const char *piece = vki_llm_session_piece(c->s, tok, &len);
+        char *grown = piece ? realloc(out, out_len + len + 1) : NULL;
         if (!grown) {
             code = vki_app_failf("out of host memory");
             break;
         }
+        fwrite(piece, 1, len, stdout);
+        fflush(stdout);
         out = grown;
         memcpy(out + out_len, piece, len);
         out_len += len;
@@ -204,7 +230,8 @@ int vki_cmd_chat(vki_app *app, int argc, char **argv)
     }
     vki_status st = vki_sampler_create(&o.sampling, NULL, info->n_vocab, &c.sampler);
     if (st) {
-        code = vki_app_failf("sampler: %s", vki_status_string(st));
+        char why[256];
+        code = vki_app_failf("sampler: %s", vki_sampler_error(&o.sampling, info->n_vocab, why, sizeof why));
         goto done;
     }
     char mem[32];
@@ -217,6 +244,7 @@ int vki_cmd_chat(vki_app *app, int argc, char **argv)
     struct sigaction sa = {.sa_handler = on_interrupt}, old_sa;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, &old_sa);
+    vki_llm_set_abort(s.llm, should_abort, NULL);
     char *line = NULL;
     size_t line_cap = 0;
     for (;;) {

@@ -17,7 +17,9 @@ void vki_generate_usage(FILE *f)
             "  --chat                wrap the prompt as a user message in the chat template;\n"
             "                        the message is plain text, never control tokens\n"
             "  --special             with --chat: the message may spell control tokens\n"
-            "  --json                print one JSON object (text, token ids, timings) at the end\n"
+            "  --json                print one JSON object (text, token ids, timings) at the end;\n"
+            "                        text in it is UTF-8: bytes that are not (a character a\n"
+            "                        token cuts off) become U+FFFD, the ids keep them exact\n"
             "  --ignore-eos          keep going past end-of-generation tokens\n");
     vki_llm_options_usage(f);
 }
@@ -121,7 +123,8 @@ int vki_cmd_generate(vki_app *app, int argc, char **argv)
         goto done;
     }
     if ((st = vki_sampler_create(&o.sampling, NULL, info->n_vocab, &sampler))) {
-        code = vki_app_failf("sampler: %s", vki_status_string(st));
+        char why[256];
+        code = vki_app_failf("sampler: %s", vki_sampler_error(&o.sampling, info->n_vocab, why, sizeof why));
         goto done;
     }
     for (uint32_t i = 0; i < n_ids; i++) vki_sampler_accept(sampler, ids[i]);
@@ -135,16 +138,19 @@ int vki_cmd_generate(vki_app *app, int argc, char **argv)
     for (; n_gen < n_predict; n_gen++) {
         int32_t tok = 0;
         if ((st = vki_sampler_sample(sampler, s.logits, &tok))) {
-            code = vki_app_failf("sampling: %s", vki_status_string(st));
+            code = vki_app_failf("sampling: %s", vki_sampler_last_error(sampler));
             goto done;
         }
         if (n_gen == 0) t_first = vki_now_us();
         if (!ignore_eos && vki_tokenizer_is_end(s.tok, tok)) break;
         gen[n_gen] = tok;
         vki_sampler_accept(sampler, tok);
-        char piece[256];
-        size_t len = vki_tokenizer_piece(s.tok, tok, piece, sizeof piece);
-        if (len > sizeof piece) len = 0; // no token is this long in a real vocabulary
+        size_t len = 0;
+        const char *piece = vki_llm_session_piece(&s, tok, &len);
+        if (!piece) {
+            code = vki_app_failf("out of host memory");
+            goto done;
+        }
         if (json) {
             if (!append(&text, &text_len, &text_cap, piece, len)) {
                 code = vki_app_failf("out of host memory");
@@ -178,9 +184,16 @@ int vki_cmd_generate(vki_app *app, int argc, char **argv)
             code = vki_app_failf("out of host memory");
             goto done;
         }
-        cJSON_AddStringToObject(root, "model", s.model_path);
-        cJSON_AddStringToObject(root, "device", vki_device_profile(app->device)->name);
-        cJSON_AddStringToObject(root, "text", text ? text : "");
+        // Text as UTF-8 that parses: a token that ends mid-character, a file name that is not
+        // UTF-8, each invalid byte becomes U+FFFD ("tokens" has the exact ids).
+        const char *device = vki_device_profile(app->device)->name;
+        if (!vki_json_add_text(root, "model", s.model_path, strlen(s.model_path)) ||
+            !vki_json_add_text(root, "device", device, strlen(device)) ||
+            !vki_json_add_text(root, "text", text ? text : "", text_len)) {
+            cJSON_Delete(root);
+            code = vki_app_failf("out of host memory");
+            goto done;
+        }
         cJSON_AddItemToObject(root, "prompt_tokens", cJSON_CreateIntArray(ids, (int)n_ids));
         cJSON_AddItemToObject(root, "tokens", cJSON_CreateIntArray(gen, (int)n_gen));
         char seed[32];

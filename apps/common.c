@@ -232,3 +232,54 @@ int vki_json_print(const cJSON *root)
     cJSON_free(text);
     return VKI_EXIT_OK;
 }
+
+/* The length of the well-formed UTF-8 character at p (Unicode's table 3-7: no overlong forms,
+ * no surrogates, nothing past U+10FFFF), or 0 when the bytes there are not one, or are NUL. */
+static size_t utf8_char(const unsigned char *p, size_t n)
+{
+    unsigned char c = p[0];
+    if (c < 0x80) return c != 0;
+    size_t len = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+    if (len == 0 || n < len) return 0;
+    unsigned char lo = 0x80, hi = 0xbf; // the second byte's range narrows for some leads
+    if (c == 0xe0) lo = 0xa0;
+    if (c == 0xed) hi = 0x9f;
+    if (c == 0xf0) lo = 0x90;
+    if (c == 0xf4) hi = 0x8f;
+    if (p[1] < lo || p[1] > hi) return 0;
+    for (size_t i = 2; i < len; i++)
+        if (p[i] < 0x80 || p[i] > 0xbf) return 0;
+    return len;
+}
+
+size_t vki_utf8_sanitize(const char *bytes, size_t n, char *out)
+{
+    const unsigned char *p = (const unsigned char *)bytes;
+    size_t o = 0;
+    for (size_t i = 0; i < n;) {
+        size_t len = utf8_char(p + i, n - i);
+        if (len == 0) {
+            if (out) memcpy(out + o, "\xef\xbf\xbd", 3); // U+FFFD
+            o += 3;
+            i += 1;
+            continue;
+        }
+        if (out) memcpy(out + o, p + i, len);
+        o += len;
+        i += len;
+    }
+    return o;
+}
+
+bool vki_json_add_text(cJSON *obj, const char *key, const char *bytes, size_t n)
+{
+    // Each byte becomes at most 3 (U+FFFD): no overflow below SIZE_MAX / 3.
+    if (n > (SIZE_MAX - 1) / 3) return false;
+    char *clean = malloc(3 * n + 1);
+    if (!clean) return false;
+    size_t len = vki_utf8_sanitize(bytes, n, clean);
+    clean[len] = 0;
+    bool ok = cJSON_AddStringToObject(obj, key, clean) != NULL;
+    free(clean);
+    return ok;
+}

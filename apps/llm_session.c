@@ -29,11 +29,12 @@ void vki_llm_options_usage(FILE *f)
             "  --min-p P             drop tokens under P x the top probability; 0 = off (default: 0.05)\n"
             "  --repeat-penalty R    penalise recent tokens; 1 = off (default: 1)\n"
             "  --repeat-last-n N     tokens the penalty looks back over (default: 64)\n"
-            "  --seed S              random seed (default: a fresh one, printed with -v / --json)\n",
+            "  --seed S              random seed, 0..18446744073709551615 (default: a fresh one,\n"
+            "                        printed by generate --json)\n",
             DEFAULT_MODEL);
 }
 
-typedef enum opt_kind { OPT_STRING, OPT_U32, OPT_FLOAT, OPT_SEED, OPT_CACHE_TYPE } opt_kind;
+typedef enum opt_kind { OPT_STRING, OPT_U32, OPT_FLOAT, OPT_SEED, OPT_CACHE_TYPE, OPT_TEMPLATE } opt_kind;
 
 /* A --cache-type value by llama.cpp's names of the types it shares with us. */
 static bool parse_cache_type(const char *s, vki_dtype *out)
@@ -56,7 +57,7 @@ int vki_llm_option(int argc, char **argv, int *i, vki_llm_opts *o, void (*usage)
         double min, max;
     } table[] = {
         {"--model", "-m", OPT_STRING, &o->model, 0, 0},
-        {"--template", NULL, OPT_STRING, &o->template_name, 0, 0},
+        {"--template", NULL, OPT_TEMPLATE, &o->template_name, 0, 0},
         {"--cache-type", "-ctk", OPT_CACHE_TYPE, &o->kv_dtype, 0, 0},
         {"--ctx", NULL, OPT_U32, &o->n_ctx, 1, 1 << 20},
         {"--batch", NULL, OPT_U32, &o->n_batch, 1, 4096},
@@ -94,12 +95,23 @@ int vki_llm_option(int argc, char **argv, int *i, vki_llm_opts *o, void (*usage)
         case OPT_CACHE_TYPE:
             ok = ok && parse_cache_type(value, table[k].field);
             break;
+        case OPT_TEMPLATE:
+            ok = ok && vki_chat_template_from_name(value) != VKI_CHAT_TEMPLATE_NONE;
+            if (ok) *(const char **)table[k].field = value;
+            break;
         }
         if (!ok) {
             if (table[k].kind == OPT_CACHE_TYPE && m > 0)
                 vki_app_usage_error(usage, "%s '%s': unknown cache type (f16, f32, q8_0)",
                                     table[k].name, value);
-            else if (table[k].kind == OPT_STRING || table[k].kind == OPT_CACHE_TYPE)
+            else if (table[k].kind == OPT_TEMPLATE && m > 0 && value[0])
+                vki_app_usage_error(usage, "%s '%s': unknown chat template (chatml, llama3, "
+                                    "llama3.1, gemma, llama2)", table[k].name, value);
+            else if (table[k].kind == OPT_SEED && m > 0)
+                vki_app_usage_error(usage, "%s needs a whole number in 0..%llu", table[k].name,
+                                    (unsigned long long)UINT64_MAX);
+            else if (table[k].kind == OPT_STRING || table[k].kind == OPT_CACHE_TYPE ||
+                     table[k].kind == OPT_TEMPLATE)
                 vki_app_usage_error(usage, "%s needs a value", table[k].name);
             else
                 vki_app_usage_error(usage, "%s needs a number in %g..%g", table[k].name,
@@ -137,26 +149,28 @@ void vki_llm_session_close(vki_llm_session *s)
     vki_gguf_close(s->gguf);
     free(s->synthetic_bytes);
     free(s->logits);
+    free(s->piece);
     *s = (vki_llm_session){0};
 }
 
 int vki_llm_session_open(vki_app *app, const vki_llm_opts *o, vki_llm_session *s)
 {
     *s = (vki_llm_session){0};
-    if (o->synthetic) snprintf(s->model_path, sizeof s->model_path, "synthetic:%s", o->synthetic);
-    else if (o->model) snprintf(s->model_path, sizeof s->model_path, "%s", o->model);
-    else vki_default_model_path(s->model_path, sizeof s->model_path);
+    // A path cut to fit would name another file (its prefix): refuse it whole.
+    int len;
+    if (o->synthetic) len = snprintf(s->model_path, sizeof s->model_path, "synthetic:%s", o->synthetic);
+    else if (o->model) len = snprintf(s->model_path, sizeof s->model_path, "%s", o->model);
+    else len = (int)strlen(vki_default_model_path(s->model_path, sizeof s->model_path));
+    if (len < 0 || (size_t)len >= sizeof s->model_path - 1)
+        return vki_app_failf("the model path is %d bytes; vkinfer takes paths of up to %zu bytes "
+                             "(a shorter path or a symlink to the file will do)",
+                             len, sizeof s->model_path - 2);
     if (!o->model && !o->synthetic && access(s->model_path, R_OK) != 0)
         return vki_app_failf("no model given (-m FILE) and the default model is not at %s: "
                              "run tools/fetch_models.sh (tools/setup.sh does) to download it",
                              s->model_path);
-    vki_chat_template tmpl = VKI_CHAT_TEMPLATE_NONE;
-    if (o->template_name) {
-        tmpl = vki_chat_template_from_name(o->template_name);
-        if (tmpl == VKI_CHAT_TEMPLATE_NONE)
-            return vki_app_failf("--template '%s': unknown (chatml, llama3, llama3.1, gemma, llama2)",
-                                 o->template_name);
-    }
+    // The option parser took only known names (a bad one is a usage error there).
+    vki_chat_template tmpl = vki_chat_template_from_name(o->template_name);
     int code = vki_app_open_device(app);
     if (code != VKI_EXIT_OK) return code;
 
@@ -197,4 +211,26 @@ int vki_llm_session_open(vki_app *app, const vki_llm_opts *o, vki_llm_session *s
     }
     s->load_ms = (vki_now_us() - t0) / 1000.0;
     return VKI_EXIT_OK;
+}
+
+const char *vki_llm_session_piece(vki_llm_session *s, int32_t id, size_t *out_len)
+{
+    size_t len = vki_tokenizer_piece(s->tok, id, s->piece, s->piece_cap);
+    if (len > s->piece_cap) { // a long token (some vocabularies spell runs of 1000 spaces)
+        char *grown = realloc(s->piece, len);
+        if (!grown) return NULL;
+        s->piece = grown;
+        s->piece_cap = len;
+        len = vki_tokenizer_piece(s->tok, id, s->piece, s->piece_cap);
+    }
+    *out_len = len;
+    return s->piece ? s->piece : "";
+}
+
+const char *vki_sampler_error(const vki_sampler_desc *desc, uint32_t n_vocab, char *buf, size_t size)
+{
+    buf[0] = 0;
+    if (vki_sampler_check_desc(desc, n_vocab, buf, size) == VKI_OK || !buf[0])
+        snprintf(buf, size, "out of host memory");
+    return buf;
 }

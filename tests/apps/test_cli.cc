@@ -9,6 +9,8 @@
 #include <memory>
 #include <string>
 #include <vector>
+#include <fcntl.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -537,4 +539,174 @@ TEST(Cli, SpecialIsInTheUsage)
         EXPECT_EQ(r.code, 0) << cmd << ": " << r.err;
         EXPECT_NE(r.out.find("--special"), std::string::npos) << cmd << ": " << r.out;
     }
+}
+
+// ---- Careless and hostile input (issue #15) ----------------------------------------------------
+
+namespace {
+
+std::string Tiny(const char *name) { return std::string(VKI_TEST_DATA) + "/tiny/" + name; }
+
+// Whether `bytes` is JSON in well-formed UTF-8, by Python's strict decoder and parser (an
+// implementation independent of the one under test; cJSON takes any bytes).
+bool StrictJson(const std::string &bytes)
+{
+    char path[] = "/tmp/vki_cli_json_XXXXXX";
+    int fd = mkstemp(path);
+    if (fd < 0) return false;
+    bool written = write(fd, bytes.data(), bytes.size()) == (ssize_t)bytes.size();
+    close(fd);
+    std::string cmd = std::string("python3 -c 'import json, sys; "
+                                  "json.loads(open(sys.argv[1], \"rb\").read().decode(\"utf-8\"))' ") +
+                      path;
+    bool ok = written && system(cmd.c_str()) == 0;
+    unlink(path);
+    return ok;
+}
+
+} // namespace
+
+// A file name that is not UTF-8 and a token that ends inside a character came out as raw bytes.
+TEST(CliLlm, JsonIsAlwaysWellFormedUtf8)
+{
+    char dir[] = "/tmp/vki_cli_utf8_XXXXXX";
+    ASSERT_TRUE(mkdtemp(dir));
+    std::string link = std::string(dir) + "/model\xff\xfe.gguf";
+    ASSERT_EQ(symlink(Tiny("long_token.gguf").c_str(), link.c_str()), 0);
+    Result r = RunCli("generate -m '" + link + "' -p 'a' -n 1 --temp 0 --json");
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_TRUE(StrictJson(r.out)) << r.out;
+    EXPECT_NE(r.out.find("model\xef\xbf\xbd\xef\xbf\xbd.gguf"), std::string::npos) << r.out; // U+FFFD
+    unlink(link.c_str());
+    rmdir(dir);
+    if (!HaveModel()) GTEST_SKIP() << ModelPath() << " is absent: the model-output half did not run";
+    // SmolLM2 spells most Japanese characters in two or three byte-level tokens: replies cut
+    // after one, two or three tokens end inside a character.
+    for (int n : {1, 2, 3}) {
+        r = RunCli("generate -m '" + ModelPath() + "' -p '\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e"
+                   "\xe3\x81\xa7\xe7\xad\x94\xe3\x81\x88\xe3\x81\xa6' --temp 0 --ctx 64 --json -n " +
+                   std::to_string(n));
+        EXPECT_EQ(r.code, 0) << r.err;
+        EXPECT_TRUE(StrictJson(r.out)) << n << " tokens: " << r.out;
+    }
+}
+
+// Token texts longer than 256 bytes were dropped from the output.
+TEST(CliLlm, LongTokenTextsArePrintedWhole)
+{
+    // All logits tie, so greedy sampling takes token 0: a space and 298 x (301 bytes).
+    std::string token = " " + std::string(298, 'x');
+    Result r = RunCli("generate -m '" + Tiny("long_token.gguf") + "' -p 'a' -n 2 --temp 0");
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_NE(r.out.find(token + token), std::string::npos) << r.out;
+}
+
+// Non-finite logits printed "sampling: invalid argument"; the sampler's own reason now shows.
+TEST(CliLlm, BrokenModelOutputIsNamed)
+{
+    Result r = RunCli("generate -m '" + Tiny("nan_logits.gguf") + "' -p 'a' -n 2");
+    EXPECT_EQ(r.code, 1);
+    EXPECT_NE(r.err.find("none of the 12 logits is finite"), std::string::npos) << r.err;
+}
+
+// A path cut to 1,023 bytes loaded another file, its prefix.
+TEST(CliLlm, OverlongModelPathIsRefusedNotCut)
+{
+    std::string path = "/tmp/" + std::string(1100, 'a');
+    Result r = RunCli("generate -m '" + path + "' -p hi");
+    EXPECT_EQ(r.code, 1);
+    EXPECT_NE(r.err.find("the model path is 1105 bytes"), std::string::npos) << r.err;
+}
+
+TEST(CliLlm, BadSeedAndTemplateAreUsageErrorsThatNameTheRange)
+{
+    Result r = RunCli("generate -p hi --seed abc");
+    EXPECT_EQ(r.code, 2);
+    EXPECT_NE(r.err.find("--seed needs a whole number in 0..18446744073709551615"), std::string::npos)
+        << r.err;
+    // Exit code 2 is a bad command line, as the help says; an unknown template was 1.
+    r = RunCli("generate -p hi --template nonsense");
+    EXPECT_EQ(r.code, 2);
+    EXPECT_NE(r.err.find("'nonsense': unknown chat template"), std::string::npos) << r.err;
+    // --seed's help named a -v flag that does not exist.
+    r = RunCli("generate --help");
+    EXPECT_EQ(r.code, 0);
+    EXPECT_EQ(r.out.find("-v "), std::string::npos) << r.out;
+}
+
+// An over-long system prompt was reported as if the user's "hello" were hundreds of tokens.
+TEST(CliLlm, OverlongSystemPromptIsNamed)
+{
+    REQUIRE_MODEL();
+    std::string system;
+    for (int i = 0; i < 60; i++) system += "Always answer politely. ";
+    Result r = RunCli("chat -m '" + ModelPath() + "' --temp 0 -n 8 --ctx 128 --system '" + system + "'",
+                      "printf 'hello\\n/quit\\n' | VKI_VALIDATION=1");
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_NE(r.err.find("the system prompt and the template take"), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find("that message is"), std::string::npos) << r.err;
+}
+
+// Ctrl-C during a long prefill was ignored until the prefill ended (35 s for a 2,900-token
+// message on lavapipe): the model now stops between prompt batches, the message goes
+// unanswered and the chat goes on.
+TEST(CliLlm, CtrlCStopsALongPrefill)
+{
+    REQUIRE_MODEL();
+    // A GPU prefills the message in a fraction of the delay below: the test is for CPU devices.
+    Json devices = Devices();
+    const cJSON *d;
+    cJSON_ArrayForEach(d, devices.get())
+    {
+        const cJSON *selected = Get(d, "selected"), *type = Get(d, "type");
+        if (cJSON_IsTrue(selected) && cJSON_IsString(type) && std::string(type->valuestring) != "cpu")
+            GTEST_SKIP() << "the chosen device is a " << type->valuestring << ", not a CPU device";
+    }
+    char err_path[] = "/tmp/vki_cli_chat_stderr_XXXXXX";
+    int err_fd = mkstemp(err_path);
+    ASSERT_GE(err_fd, 0);
+    int in[2];
+    ASSERT_EQ(pipe(in), 0);
+    std::string model = ModelPath();
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        dup2(in[0], 0);
+        dup2(err_fd, 2);
+        int null_fd = open("/dev/null", O_WRONLY);
+        dup2(null_fd, 1);
+        close(in[1]);
+        setenv("VKI_VALIDATION", "1", 0);
+        execl(VKINFER_EXE, VKINFER_EXE, "chat", "-m", model.c_str(), "--temp", "0", "-n", "4",
+              "--ctx", "4096", (char *)nullptr);
+        _exit(127);
+    }
+    close(in[0]);
+    auto read_err = [&] {
+        std::string s;
+        if (FILE *f = fopen(err_path, "r")) {
+            s = ReadAll(f);
+            fclose(f);
+        }
+        return s;
+    };
+    // Wait for the banner (loading and compiling), then send a ~2,900-token message.
+    for (int i = 0; i < 2400 && read_err().find("Type a message") == std::string::npos; i++) usleep(50000);
+    std::string line;
+    for (int i = 0; i < 2900; i++) line += " word";
+    line += "\n";
+    ASSERT_EQ(write(in[1], line.data(), line.size()), (ssize_t)line.size());
+    usleep(1500000); // well inside the prefill on a CPU device (about 100 tokens/s)
+    kill(pid, SIGINT);
+    const char quit[] = "/quit\n";
+    ASSERT_EQ(write(in[1], quit, sizeof quit - 1), (ssize_t)(sizeof quit - 1));
+    close(in[1]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    std::string err = read_err();
+    close(err_fd);
+    unlink(err_path);
+    ASSERT_TRUE(WIFEXITED(status)) << err;
+    EXPECT_EQ(WEXITSTATUS(status), 0) << err;
+    EXPECT_NE(err.find("(stopped)"), std::string::npos) << err;
 }
