@@ -1,8 +1,8 @@
 /* libFuzzer target for the GGUF reader: any input must open cleanly or fail with a status, and
- * everything a successful open exposes must be readable. Built by tools/fuzz_gguf.sh with clang,
- * not by CMake (the project builds with gcc).
- *
- * Build and run: tools/fuzz_gguf.sh clang /tmp/fuzz SECONDS (CTest runs it for 30 s).
+ * everything a successful open exposes must be readable. Built by the sanitizer build
+ * (cmake -DVKI_FUZZ=ON with clang; tools/test.sh makes it in build-asan/), where CTest runs it
+ * for a bounded time as fuzz_gguf_bounded. By hand, for longer:
+ *     build-asan/tests/fuzz_gguf -max_total_time=600 /tmp/corpus tests/data/fuzz_gguf
  */
 #include "vkinfer_models.h"
 
