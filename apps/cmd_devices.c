@@ -126,7 +126,7 @@ static cJSON *profile_json(uint32_t index, const vki_profile *p, bool is_default
 }
 
 /* One "  label   value" line of the human listing. */
-__attribute__((format(printf, 2, 3))) static void print_row(const char *label, const char *fmt, ...)
+VKI_PRINTF(2, 3) static void print_row(const char *label, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);

@@ -8,18 +8,14 @@
  * Everything is validated once, at open; the accessors then only index what open proved is
  * inside the file. Sizes and counts come from the file, so each one is checked against the bytes
  * left before any loop or allocation uses it, and all arithmetic is __builtin_*_overflow. */
-#define _POSIX_C_SOURCE 200809L
 #include "vkinfer_models.h"
 
-#include <errno.h>
-#include <fcntl.h>
+#include "platform_internal.h" // the file mapping
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #define GGUF_HEADER_BYTES 24
 #define GGUF_MIN_KV_BYTES 13     // 8 (key len) + 4 (type) + 1 (a u8 value)
@@ -56,7 +52,7 @@ struct vki_gguf {
     vki_allocator alloc;
     const uint8_t *base;
     uint64_t size;
-    bool mapped;
+    vki__mapping map;   // the file (vki_gguf_open); zero over borrowed memory
     uint32_t version, alignment;
     uint64_t data_off;
     uint64_t n_kv, n_tensors;
@@ -195,10 +191,10 @@ typedef struct parser {
 } parser;
 
 /* Records the first failure: "<file>: <field> at offset N: <why>". Returns false. */
-static bool __attribute__((format(printf, 4, 5)))
+static bool VKI_PRINTF(4, 5)
 fail(parser *p, uint64_t offset, const char *field, const char *fmt, ...)
-     {
-     if (p->status != VKI_OK) return false;
+{
+    if (p->status != VKI_OK) return false;
     p->status = VKI_ERROR_BAD_FILE;
     if (p->err && p->err_size) {
         int n = snprintf(p->err, p->err_size, "%s: %s at offset %llu: ", p->file, field,
@@ -608,68 +604,29 @@ vki_status vki_gguf_open_memory(const void *data, size_t size, const vki_gguf_de
     return VKI_OK;
 }
 
-/* What a file that is not a regular file is, for messages. */
-static const char *file_kind(mode_t mode)
-{
-    if (S_ISDIR(mode)) return "a directory";
-    if (S_ISFIFO(mode)) return "a FIFO";
-    if (S_ISSOCK(mode)) return "a socket";
-    if (S_ISCHR(mode)) return "a character device";
-    if (S_ISBLK(mode)) return "a block device";
-    return "a special file";
-}
-
 vki_status vki_gguf_open(const char *path, const vki_gguf_desc *desc, vki_gguf **out,
                          char *out_error, size_t error_size)
 {
     if (out_error && error_size) out_error[0] = 0;
     if (!out || !path) return VKI_ERROR_INVALID_ARGUMENT;
     *out = NULL;
-    // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer for ever. It
-    // changes nothing for the regular file that fstat then insists on, and mmap ignores it.
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0) {
-        if (out_error && error_size)
-            snprintf(out_error, error_size, "%s: cannot open: %s", path, strerror(errno));
-        return VKI_ERROR_NOT_FOUND;
-    }
-    struct stat st;
-    bool stat_ok = fstat(fd, &st) == 0;
-    if (!stat_ok || !S_ISREG(st.st_mode)) {
-        if (out_error && error_size) {
-            if (stat_ok)
-                snprintf(out_error, error_size, "%s: cannot open: is %s, not a regular file",
-                         path, file_kind(st.st_mode));
-            else
-                snprintf(out_error, error_size, "%s: cannot stat: %s", path, strerror(errno));
-        }
-        close(fd);
-        return VKI_ERROR_IO;
-    }
-    if ((uint64_t)st.st_size > SIZE_MAX) {
-        close(fd);
-        if (out_error && error_size) snprintf(out_error, error_size, "%s: too large to map", path);
-        return VKI_ERROR_IO;
-    }
-    vki_gguf *g;
-    vki_status s = new_gguf(desc, &g, path, out_error, error_size);
+    // The platform maps regular files only, and refuses a FIFO without waiting for a writer.
+    vki__mapping map;
+    char why[512];
+    vki_status s = vki__map_file(path, &map, why, sizeof why);
     if (s != VKI_OK) {
-        close(fd);
+        if (out_error && error_size) snprintf(out_error, error_size, "%s: %s", path, why);
         return s;
     }
-    g->size = (uint64_t)st.st_size;
-    if (g->size) { // mmap of 0 bytes is invalid; an empty file fails below as truncated
-        void *m = mmap(NULL, (size_t)g->size, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (m == MAP_FAILED) {
-            close(fd);
-            vki_gguf_close(g);
-            if (out_error && error_size) snprintf(out_error, error_size, "%s: mmap failed", path);
-            return VKI_ERROR_IO;
-        }
-        g->base = m;
-        g->mapped = true;
+    vki_gguf *g;
+    s = new_gguf(desc, &g, path, out_error, error_size);
+    if (s != VKI_OK) {
+        vki__unmap_file(&map);
+        return s;
     }
-    close(fd); // the mapping keeps the file
+    g->map = map;
+    g->base = map.data;
+    g->size = map.size; // an empty file fails below as truncated
     s = open_common(g, path, out_error, error_size);
     if (s != VKI_OK) {
         vki_gguf_close(g);
@@ -682,7 +639,7 @@ vki_status vki_gguf_open(const char *path, const vki_gguf_desc *desc, vki_gguf *
 void vki_gguf_close(vki_gguf *g)
 {
     if (!g) return;
-    if (g->mapped) munmap((void *)g->base, (size_t)g->size);
+    vki__unmap_file(&g->map);
     g_free(g, g->kvs);
     g_free(g, g->kv_sorted);
     g_free(g, g->arrs.p);
@@ -696,10 +653,10 @@ void vki_gguf_close(vki_gguf *g)
 
 /* ---- Accessors ---------------------------------------------------------------------------- */
 
-static vki_status __attribute__((format(printf, 3, 4)))
+static vki_status VKI_PRINTF(3, 4)
 report(vki_gguf *g, vki_status s, const char *fmt, ...)
-       {
-       va_list ap;
+{
+    va_list ap;
     va_start(ap, fmt);
     vsnprintf(g->last_error, sizeof g->last_error, fmt, ap);
     va_end(ap);

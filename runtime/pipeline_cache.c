@@ -6,17 +6,16 @@
  * Nobody else may steer what is read or written: the folder must be ours and writable by no one
  * else, the file a regular file of ours (opened without following a symlink or waiting on a
  * FIFO), and a save writes a fresh mkstemp file and renames it over the target. When any of
- * that fails the cache stays in memory, with a warning; the device works all the same. */
-#define _POSIX_C_SOURCE 200809L
+ * that fails the cache stays in memory, with a warning; the device works all the same. The file
+ * system checks are the platform's (platform_internal.h): owners and modes on POSIX, plain
+ * folders and no links on Windows. */
+#include "platform_internal.h"
 #include "runtime_internal.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #define CACHE_MAGIC "VKIPCACH"
 #define CACHE_VERSION 1u
@@ -39,15 +38,10 @@ static uint64_t fnv1a(const uint8_t *p, uint64_t n)
 
 static void cache_folder(const char *cache_dir, char *out, size_t size)
 {
-    const char *env;
     if (cache_dir)
         snprintf(out, size, "%s", cache_dir);
-    else if ((env = getenv("XDG_CACHE_HOME")) && *env)
-        snprintf(out, size, "%s/vkinfer", env);
-    else if ((env = getenv("HOME")) && *env)
-        snprintf(out, size, "%s/.cache/vkinfer", env);
     else
-        out[0] = 0;
+        vki__user_cache_dir(out, size);
 }
 
 /* Checks a file's bytes against this device; returns the reason it is unusable, or NULL. */
@@ -77,94 +71,37 @@ static const char *check_file(const vki_device *dev, const uint8_t *bytes, uint6
     return NULL;
 }
 
-/* What a file that is not a regular file is, for messages. */
-static const char *file_kind(mode_t mode)
-{
-    if (S_ISDIR(mode)) return "a directory";
-    if (S_ISFIFO(mode)) return "a FIFO";
-    if (S_ISSOCK(mode)) return "a socket";
-    if (S_ISCHR(mode)) return "a character device";
-    if (S_ISBLK(mode)) return "a block device";
-    if (S_ISLNK(mode)) return "a symbolic link";
-    if (S_ISREG(mode)) return "a regular file";
-    return "a special file";
-}
-
-/* Whether `folder` is one that only we can write: our own directory, not writable by group or
- * others, and not reached through a symlink that someone else planted (the rule of the kernel's
- * protected_symlinks). Logs why not. A missing folder is private (*out_exists false): the save
- * creates it. */
+/* Whether `folder` is one that only we can write (vki__folder_check). Logs why not. A missing
+ * folder is private (*out_exists false): the save creates it. */
 static bool folder_is_private(vki_device *dev, const char *folder, bool *out_exists)
 {
-    *out_exists = false;
-    struct stat st;
-    const char *why = NULL;
-    char text[96];
-    uid_t me = geteuid();
-    if (lstat(folder, &st) != 0) {
-        if (errno == ENOENT) return true;
-        why = strerror(errno);
-    } else if (S_ISLNK(st.st_mode) && st.st_uid != me) {
-        snprintf(text, sizeof text, "is a symbolic link owned by uid %u", (unsigned)st.st_uid);
-        why = text;
-    } else if (stat(folder, &st) != 0) {
-        if (errno == ENOENT) return true; // a dangling link of ours: the save will fail
-        why = strerror(errno);
-    } else if (!S_ISDIR(st.st_mode)) {
-        snprintf(text, sizeof text, "is %s, not a directory", file_kind(st.st_mode));
-        why = text;
-    } else if (st.st_uid != me) {
-        snprintf(text, sizeof text, "is owned by uid %u, not by us (uid %u)", (unsigned)st.st_uid,
-                 (unsigned)me);
-        why = text;
-    } else if (st.st_mode & (S_IWGRP | S_IWOTH)) {
-        snprintf(text, sizeof text, "is writable by group or others (mode %03o; chmod go-w it)",
-                 (unsigned)(st.st_mode & 0777));
-        why = text;
-    }
-    if (why) {
-        vki__log(dev->inst, VKI_LOG_WARN,
-                 "not using pipeline cache folder %s: %s; the cache stays in memory", folder, why);
-        return false;
-    }
-    *out_exists = true;
-    return true;
+    char why[160];
+    vki__path_state state = vki__folder_check(folder, why, sizeof why);
+    *out_exists = state == VKI__PATH_OURS;
+    if (state != VKI__PATH_REFUSED) return true;
+    vki__log(dev->inst, VKI_LOG_WARN,
+             "not using pipeline cache folder %s: %s; the cache stays in memory", folder, why);
+    return false;
 }
 
 /* Reads the cache file into *out_bytes (NULL when absent or unreadable). Returns false, with a
  * warning, when something other than a regular file of ours sits at `path`: a symlink, a FIFO
- * (whose open would wait for a writer for ever without O_NONBLOCK) or another user's file. Such
- * a thing is not ours to replace either. */
+ * (whose open would wait for a writer for ever) or another user's file. Such a thing is not
+ * ours to replace either. */
 static bool read_file(vki_device *dev, const char *path, uint8_t **out_bytes, uint64_t *out_size)
 {
     *out_bytes = NULL;
     *out_size = 0;
-    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0 && errno == ENOENT) return true;
-    struct stat st;
-    const char *why = NULL;
-    char text[96];
-    if (fd < 0)
-        why = errno == ELOOP ? "is a symbolic link, not a regular file" : strerror(errno);
-    else if (fstat(fd, &st) != 0)
-        why = strerror(errno);
-    else if (!S_ISREG(st.st_mode) || st.st_uid != geteuid()) {
-        snprintf(text, sizeof text, "is %s owned by uid %u, not a regular file of ours",
-                 file_kind(st.st_mode), (unsigned)st.st_uid);
-        why = text;
-    }
-    if (why) {
+    FILE *f;
+    uint64_t len;
+    char why[160];
+    vki__path_state state = vki__file_open_read(path, &f, &len, why, sizeof why);
+    if (state == VKI__PATH_REFUSED) {
         vki__log(dev->inst, VKI_LOG_WARN, "ignoring pipeline cache %s: %s; leaving it as it is",
                  path, why);
-        if (fd >= 0) close(fd);
         return false;
     }
-    FILE *f = fdopen(fd, "rb");
-    if (!f) {
-        close(fd);
-        return true;
-    }
-    uint64_t len = (uint64_t)st.st_size;
+    if (!f) return true;
     if (len > 0 && len <= CACHE_MAX_BYTES) {
         uint8_t *bytes = vki__alloc(dev->inst, (size_t)len);
         if (bytes && fread(bytes, 1, (size_t)len, f) == (size_t)len) {
@@ -236,20 +173,6 @@ vki_status vki__pipeline_cache_open(vki_device *dev, const char *cache_dir)
     return VKI_OK;
 }
 
-/* Creates every missing folder above the last '/' of `path`, private to us like XDG's base
- * folders: the cache must be ours alone (see folder_is_private). */
-static int make_dirs(char *path)
-{
-    for (char *p = path + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        int rc = mkdir(path, 0700);
-        *p = '/';
-        if (rc != 0 && errno != EEXIST) return -1;
-    }
-    return 0;
-}
-
 vki_status vki__pipeline_cache_save(vki_device *dev)
 {
     if (!dev->pipeline_cache || !dev->cache_path[0] || dev->stats.pipelines_created == 0)
@@ -270,48 +193,40 @@ vki_status vki__pipeline_cache_save(vki_device *dev)
     memcpy(bytes, &h, sizeof h);
 
     // The folder is checked again: it may be new, or changed since the device was opened.
-    char folder[1024];
-    snprintf(folder, sizeof folder, "%s", dev->cache_path);
-    if (make_dirs(folder) != 0) {
+    char why[160];
+    if (!vki__make_parent_dirs(dev->cache_path, why, sizeof why)) {
         st = VKI_DEV_FAIL(dev, VKI_ERROR_IO, "cannot create the folder of pipeline cache %s: %s",
-                          dev->cache_path, strerror(errno));
+                          dev->cache_path, why);
         goto done;
     }
+    char folder[1024];
+    snprintf(folder, sizeof folder, "%s", dev->cache_path);
     *strrchr(folder, '/') = 0; // cache_path is "<folder>/pipelines-..."
     bool exists;
     if (!folder_is_private(dev, folder, &exists)) goto done;
-    struct stat old;
-    if (lstat(dev->cache_path, &old) == 0 && (!S_ISREG(old.st_mode) || old.st_uid != geteuid())) {
-        vki__log(dev->inst, VKI_LOG_WARN,
-                 "not saving pipeline cache %s: it is %s owned by uid %u, not a regular file of "
-                 "ours; leaving it as it is", dev->cache_path, file_kind(old.st_mode),
-                 (unsigned)old.st_uid);
+    if (vki__file_check(dev->cache_path, why, sizeof why) == VKI__PATH_REFUSED) {
+        vki__log(dev->inst, VKI_LOG_WARN, "not saving pipeline cache %s: it %s; leaving it as it is",
+                 dev->cache_path, why);
         goto done;
     }
 
     // Write a new file beside the target and rename it over, so a crash never leaves a
-    // half-written cache. mkstemp creates it exclusively (0600, unpredictable name): nothing
-    // planted in the folder can redirect the write.
+    // half-written cache. The new file is created exclusively (private, unpredictable name):
+    // nothing planted in the folder can redirect the write.
     char tmp[1100];
-    snprintf(tmp, sizeof tmp, "%s.XXXXXX", dev->cache_path);
-    int fd = mkstemp(tmp);
-    FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
+    FILE *f = vki__file_create_temp(dev->cache_path, tmp, sizeof tmp, why, sizeof why);
     if (!f) {
-        st = VKI_DEV_FAIL(dev, VKI_ERROR_IO, "cannot write pipeline cache %s: %s", tmp,
-                          strerror(errno));
-        if (fd >= 0) {
-            close(fd);
-            unlink(tmp);
-        }
+        st = VKI_DEV_FAIL(dev, VKI_ERROR_IO, "cannot write pipeline cache %s: %s", tmp, why);
         goto done;
     }
     size_t total = sizeof h + size;
     bool ok = fwrite(bytes, 1, total, f) == total;
     ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, dev->cache_path) != 0) {
+    if (!ok) snprintf(why, sizeof why, "%s", strerror(errno));
+    if (!ok || !vki__file_replace(tmp, dev->cache_path, why, sizeof why)) {
         st = VKI_DEV_FAIL(dev, VKI_ERROR_IO, "cannot write pipeline cache %s: %s", dev->cache_path,
-                          strerror(errno));
-        unlink(tmp);
+                          why);
+        vki__file_remove(tmp);
     }
 done:
     vki__free(dev->inst, bytes);

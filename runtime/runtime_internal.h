@@ -38,11 +38,11 @@ void *vki__alloc(const vki_instance *inst, size_t size);   // zeroed
 void vki__free(const vki_instance *inst, void *ptr);
 
 void vki__log(const vki_instance *inst, vki_log_level level, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+    VKI_PRINTF(3, 4);
 
 /* Formats a message into `last_error`, sends it to the log at ERROR level, returns `status`. */
 vki_status vki__fail(const vki_instance *inst, char *last_error, vki_status status,
-                     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+                     const char *fmt, ...) VKI_PRINTF(4, 5);
 
 const char *vki__vk_result_name(VkResult result);
 

@@ -62,7 +62,7 @@ typedef struct member_layout {
     uint32_t matrix_stride; // 0: none declared
 } member_layout;
 
-__attribute__((format(printf, 3, 4)))
+VKI_PRINTF(3, 4)
 static vki_status fail(reflector *r, vki_status status, const char *fmt, ...)
 {
     if (r->err && r->err_size > 0) {

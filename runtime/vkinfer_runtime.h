@@ -67,6 +67,18 @@ typedef enum vki_status {
 /* A short constant name for a status ("out of device memory"); never NULL. */
 const char *vki_status_string(vki_status status);
 
+/* Marks a printf-like function so that GCC and clang check its calls (`f` is the format's
+ * argument number, `a` the first variadic one). On mingw-w64, plain `printf` means the old
+ * msvcrt's dialect (no %zu); the libraries are built with __USE_MINGW_ANSI_STDIO, whose C99
+ * dialect mingw's headers name __MINGW_PRINTF_FORMAT. Other compilers check nothing. */
+#if defined(__MINGW_PRINTF_FORMAT)
+#define VKI_PRINTF(f, a) __attribute__((format(__MINGW_PRINTF_FORMAT, f, a)))
+#elif defined(__GNUC__) || defined(__clang__)
+#define VKI_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define VKI_PRINTF(f, a)
+#endif
+
 #define VKI_TRY(expr)                                                                          \
     do {                                                                                       \
         vki_status vki_try_status_ = (expr);                                                   \
@@ -297,7 +309,7 @@ vki_instance *vki_device_instance(const vki_device *device);      // borrowed
 /* Records an error of a layer above the runtime (graph, models) as the device's last error
  * and sends it to the log, so that one place holds what went wrong. Returns `status`. */
 vki_status vki_device_report(vki_device *device, vki_status status, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+    VKI_PRINTF(3, 4);
 
 /* Re-reads heap budgets and usage (VK_EXT_memory_budget) into the profile. */
 void vki_device_refresh_budget(vki_device *device);
