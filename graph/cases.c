@@ -58,6 +58,14 @@ static uint64_t tensor_bytes(const vki_node *n)
     return vki_dtype_bytes(n->dtype, n->ne[0]) * (uint64_t)(n->ne[1] * n->ne[2] * n->ne[3]);
 }
 
+/* A case input's fixed values (vki__case_ints), kept in the input node's parameter bytes,
+ * which leaves do not otherwise use. */
+typedef struct case_ints {
+    uint32_t count;
+    int32_t values[VKI_CASE_MAX_INTS];
+} case_ints;
+static_assert(sizeof(case_ints) <= VKI_PARAMS_BYTES, "node parameter bytes");
+
 vki_tensor vki__case_ints(vki_graph *g, const int32_t *values, uint32_t count, const char *name)
 {
     if (count == 0 || count > VKI_CASE_MAX_INTS)
@@ -66,8 +74,9 @@ vki_tensor vki__case_ints(vki_graph *g, const int32_t *values, uint32_t count, c
     vki_tensor t = vki_input(g, VKI_DTYPE_I32, 1, (int64_t[]){count}, name);
     vki_node *n = vki__node_mut(g, t);
     if (n) {
-        n->p[0].u = count;
-        for (uint32_t i = 0; i < count; i++) n->p[1 + i].i = values[i];
+        case_ints v = {.count = count};
+        memcpy(v.values, values, count * sizeof *values);
+        vki__params_set(n, &v, sizeof v);
     }
     return t;
 }
@@ -75,8 +84,10 @@ vki_tensor vki__case_ints(vki_graph *g, const int32_t *values, uint32_t count, c
 /* Random contents of an input or weight in its dtype (fixed ones for vki__case_ints). */
 static void fill(const vki_node *n, int32_t index_limit, uint64_t *rng, uint8_t *bytes)
 {
-    if (n->kind == VKI_NODE_INPUT && n->dtype == VKI_DTYPE_I32 && n->p[0].u) {
-        for (uint32_t i = 0; i < n->p[0].u; i++) memcpy(bytes + 4 * i, &n->p[1 + i].i, 4);
+    case_ints fixed;
+    vki__params_get(n, &fixed, sizeof fixed);
+    if (n->kind == VKI_NODE_INPUT && n->dtype == VKI_DTYPE_I32 && fixed.count) {
+        memcpy(bytes, fixed.values, fixed.count * sizeof *fixed.values);
         return;
     }
     const vki_dtype_info *d = vki_dtype_get(n->dtype);

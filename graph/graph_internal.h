@@ -5,11 +5,12 @@
 
 #include "vkinfer_graph.h"
 
+#include <assert.h>
 #include <stdarg.h>
 #include <string.h>
 
 #define VKI_MAX_SRC 7
-#define VKI_MAX_PARAMS 16
+#define VKI_PARAMS_BYTES 64
 #define VKI_NAME_SIZE 48
 
 typedef struct vki_op_def vki_op_def;
@@ -20,12 +21,6 @@ typedef enum vki_node_kind {
     VKI_NODE_WEIGHT,
     VKI_NODE_VIEW,   // src[0] viewed at view_offset with its own ne/nb
 } vki_node_kind;
-
-typedef union vki_param {
-    uint32_t u;
-    int32_t i;
-    float f;
-} vki_param;
 
 typedef struct vki_node {
     vki_node_kind kind;
@@ -38,7 +33,11 @@ typedef struct vki_node {
     uint64_t view_offset;        // VIEW: bytes into the base's storage (accumulated)
     uint32_t base;               // node owning the storage: itself, a view's ultimate base, or
                                  // the base a VKI_OPF_WRITES_SRC0 op writes into
-    vki_param p[VKI_MAX_PARAMS]; // op parameters
+    /* The op's parameters: its typed struct (vki_matmul_params, ...), packed and unpacked only
+     * by the op's own file (vki__params_set/get) behind its accessors. Bytes rather than a
+     * union of every op's struct: the node then knows no op's layout, adding an op touches no
+     * shared header, and no other file can name another op's fields by mistake. */
+    uint64_t params[VKI_PARAMS_BYTES / 8];
     bool output;
     char name[VKI_NAME_SIZE];
 } vki_node;
@@ -81,17 +80,17 @@ void vki__contiguous_strides(vki_dtype dtype, const int64_t *ne, uint64_t *nb);
 bool vki__is_contiguous(const vki_node *n);
 bool vki__same_shape(const vki_node *a, const vki_node *b);
 
-/* Whether a matmul of K x N (N columns of x) lowers to matvec_wide on this profile (ops/matmul.c);
- * its chunks per thread and rows per pass. The fusion pass folds an rms_norm of x into those. */
-bool vki__matvec_wide(const vki_profile *p, uint64_t K, uint64_t N, uint32_t *out_kchunks,
-                      uint32_t *out_rows);
-/* Whether attention of q, reading F16 caches k and v, lowers on this profile to a kernel that
- * also writes a decode step's new rows into them (ops/attention.c): the fusion pass folds the
- * step's set_rows in there. */
-bool vki__attention_appends(const vki_profile *p, const vki_node *q, const vki_node *k,
-                            const vki_node *v);
-/* The rope kernels' log2 step between pairs' frequencies, 2 log2(base) / n_rot (ops/rope.c). */
-float vki__rope_log2_step(float base, uint32_t n_rot);
+/* A node's parameter bytes, for its op's own file only: its typed struct in and out (size <=
+ * VKI_PARAMS_BYTES, which each op file static_asserts). Leaves (inputs) have no op: the case
+ * runner keeps a case input's fixed values there (cases.c). */
+static inline void vki__params_set(vki_node *n, const void *params, size_t size)
+{
+    memcpy(n->params, params, size);
+}
+static inline void vki__params_get(const vki_node *n, void *params, size_t size)
+{
+    memcpy(params, n->params, size);
+}
 int64_t vki__nelements(const vki_node *n);
 /* Bytes spanned by a view from its first to its last element. */
 uint64_t vki__span_bytes(const vki_node *n);
@@ -130,7 +129,7 @@ void vki_ref_set(const vki_ref_tensor *t, int64_t i0, int64_t i1, int64_t i2, in
 
 /* An I32 input [count] that the case runner fills with `values` (positions, padding -1s, ids
  * past the end) instead of random ids; count <= VKI_CASE_MAX_INTS. The values ride in the input
- * node's params, which leaves do not otherwise use: p[0].u the count, p[1 + i].i the values. */
+ * node's parameter bytes, which leaves do not otherwise use. */
 vki_tensor vki__case_ints(vki_graph *g, const int32_t *values, uint32_t count, const char *name);
 
 /* ---- The op interface ---------------------------------------------------------------------- */
@@ -147,6 +146,24 @@ enum {
 
 typedef struct vki_lower vki_lower;
 
+/* ---- fusion.c: the pattern walk, and what the ops' fusion hooks use ------------------------ */
+
+/* The fusion pass's state, as the ops' hooks see it. */
+typedef struct vki_fusion {
+    vki_graph *w;               // the compiler's working copy, rewritten in place
+    uint32_t *uses;             // readers per node id; a hook keeps them exact
+    const vki_profile *profile; // NULL: no device, so no fold that needs a kernel choice
+} vki_fusion;
+
+/* Whether producer y can fold into its consumer x as one node: y an op, not an output, read
+ * only by x, of x's shape and dtype. */
+bool vki__fusion_single_use(const vki_fusion *f, uint32_t y_id, uint32_t x_id);
+/* Folds producer y (read only by x) into x: x takes y's op, sources and parameters, plus
+ * `extra` as source `slot` (0: none), and keeps its own id, name, output flag and storage. */
+void vki__fusion_fold(vki_fusion *f, uint32_t x_id, uint32_t y_id, int slot, uint32_t extra);
+/* A vector of `n` elements along dim 0 only, contiguous, f32 or f16 (a scale or bias). */
+bool vki__fusion_row_vector(const vki_node *v, int64_t n);
+
 struct vki_op_def {
     const char *name;
     uint32_t flags;
@@ -154,6 +171,14 @@ struct vki_op_def {
     void (*reference)(const vki_node *n, const vki_ref_tensor *dst, const vki_ref_tensor *src);
     /* Emits the node's dispatches (vki_lower_step) for the profile. */
     vki_status (*lower)(vki_lower *L, const vki_node *n);
+    /* Fusion, both optional; each returns whether it rewrote the graph. The walk visits every
+     * op node `id` in order and asks first its own op's fuse (fold producers into id: matmul
+     * takes an rms_norm of x, attention a decode step's cache writes), then, for each of id's
+     * first two sources (or the node a source views), that producer's op's absorb (fold the
+     * consumer id into the producer's work: a norm takes a scale, a matmul a bias, activation,
+     * residual, glu or rope). */
+    bool (*fuse)(vki_fusion *f, uint32_t id);
+    bool (*absorb)(vki_fusion *f, uint32_t producer, uint32_t id);
 };
 
 /* An op node that writes into another node's storage (VKI_OPF_WRITES_SRC0). */

@@ -8,7 +8,7 @@
  * fma contraction) by reference and kernels and x is read exactly, so the error is fp32
  * summation order against the reference's double sums: nmse ~1e-14 measured; 1e-9 leaves room
  * for contraction, other summation orders and the activations' erf approximation. */
-#include "../graph_internal.h"
+#include "../ops/matmul_internal.h"
 
 /* Variant bits of matmul_case's arg[7]. */
 #define FUSED (1 << 8)   // bias [M] added and activation (bits 0-7) applied in the matmul node
@@ -45,11 +45,7 @@ static void matmul_case(vki_graph *g, const int64_t *arg)
     }
     vki_tensor y = vki_matmul(g, w, x);
     // What the fusion pass will do with a following add and activation (not public API).
-    vki_node *n = vki__node_mut(g, y);
-    if (n && (flags & FUSED)) {
-        n->src[2] = bias.id;
-        n->p[0].u = (uint32_t)(flags & 0xff);
-    }
+    if (flags & FUSED) y = vki__matmul_epilogue(g, y, bias, (vki_activation)(flags & 0xff));
     vki_output(g, y, "y");
 }
 

@@ -9,17 +9,30 @@
  * KV cache), decoded in registers as block scale times int8; one format for both keeps one
  * specialised loop per format in the kernels.
  *
- * Node: src {q, k, v, mask or 0, pos or 0, k_new, v_new}; p[0].f scale, p[1].u causal, p[2].u
- * window. The last two sources only where the fusion pass has folded a decode step's cache
- * writes in (vki__attention_appends): k and v are then the caches themselves (F16), written at
+ * Node: src {q, k, v, mask or 0, pos or 0, k_new, v_new}; parameters attention_params. The
+ * last two sources only where this op's fusion hook has folded a decode step's cache writes in
+ * (fuse, appends): k and v are then the caches themselves (F16), written at
  * pos[0] with k_new and v_new (F32 [D * n_kv_head]) before they are read, as the set_rows did.
  * The reference never sees such a node (fusion rewrites the compiler's copy of the graph). */
-#include "../graph_internal.h"
+#include "ops_internal.h"
 #include "vki_abi.h"
 
 #include <math.h>
 
-const vki_op_def vki_op_attention;
+/* The node's parameters. */
+typedef struct attention_params {
+    float scale;     // of the scores q . k
+    uint32_t causal; // query i sees kv positions up to i + n_kv - n_q
+    uint32_t window; // with positions: the last `window` positions only (0: all)
+} attention_params;
+static_assert(sizeof(attention_params) <= VKI_PARAMS_BYTES, "node parameter bytes");
+
+static attention_params params(const vki_node *n)
+{
+    attention_params p;
+    vki__params_get(n, &p, sizeof p);
+    return p;
+}
 
 static bool is_float(vki_dtype t) { return t == VKI_DTYPE_F32 || t == VKI_DTYPE_F16; }
 
@@ -78,9 +91,8 @@ static vki_tensor build(vki_graph *g, vki_tensor q, vki_tensor k, vki_tensor v, 
     vki_tensor t = vki__new_op(g, &vki_op_attention, VKI_DTYPE_F32, 3, ne, 5, srcs);
     vki_node *n = vki__node_mut(g, t);
     if (n) {
-        n->p[0].f = scale;
-        n->p[1].u = causal;
-        n->p[2].u = window;
+        attention_params p = {.scale = scale, .causal = causal, .window = window};
+        vki__params_set(n, &p, sizeof p);
     }
     return t;
 }
@@ -105,11 +117,12 @@ static void kv_range(const vki_node *n, const vki_ref_tensor *pos, int64_t i, in
 {
     *lo = 0;
     *hi = n_kv;
-    if (n->p[1].u && i + 1 + n_kv - n_q < *hi) *hi = i + 1 + n_kv - n_q;
+    attention_params ap = params(n);
+    if (ap.causal && i + 1 + n_kv - n_q < *hi) *hi = i + 1 + n_kv - n_q;
     if (pos) {
         int64_t p = (int64_t)vki_ref_get(pos, i, 0, 0, 0);
         if (p + 1 < *hi) *hi = p + 1;
-        if (n->p[2].u && p + 1 - (int64_t)n->p[2].u > *lo) *lo = p + 1 - (int64_t)n->p[2].u;
+        if (ap.window && p + 1 - (int64_t)ap.window > *lo) *lo = p + 1 - (int64_t)ap.window;
     }
 }
 
@@ -129,7 +142,7 @@ static void reference(const vki_node *n, const vki_ref_tensor *dst, const vki_re
                     double dot = 0;
                     for (int64_t d = 0; d < dim; d++)
                         dot += (double)vki_ref_get(q, d, h, i, 0) * vki_ref_get(k, d, hk, j, 0);
-                    double sc = n->p[0].f * dot + (mask ? vki_ref_get(mask, j, i, 0, 0) : 0.0);
+                    double sc = params(n).scale * dot + (mask ? vki_ref_get(mask, j, i, 0, 0) : 0.0);
                     if (sc == -INFINITY) continue;
                     if (pass == 0) {
                         mx = sc > mx ? sc : mx;
@@ -229,8 +242,9 @@ static bool wide_rows(uint32_t d, uint32_t offset, const uint32_t *nb)
     return d % 8 == 0 && nb[0] == 1 && (offset | nb[1] | nb[2]) % 8 == 0;
 }
 
-bool vki__attention_appends(const vki_profile *p, const vki_node *q, const vki_node *k,
-                            const vki_node *v)
+/* Whether attention of q, reading F16 caches k and v, lowers on this profile to a kernel that
+ * also writes a decode step's new rows into them (the keys kernel's _append variant). */
+static bool appends(const vki_profile *p, const vki_node *q, const vki_node *k, const vki_node *v)
 {
     attn_kernel kern;
     if (!p || q->ne[2] != 1 || k->ne[1] < 1 || q->ne[1] % k->ne[1] ||
@@ -243,6 +257,54 @@ bool vki__attention_appends(const vki_profile *p, const vki_node *q, const vki_n
         if (c->dtype != VKI_DTYPE_F16 || c->view_offset % 16 || c->nb[1] % 2 || c->nb[2] % 2 ||
             !wide_rows((uint32_t)q->ne[0], 0, nb))
             return false;
+    }
+    return true;
+}
+
+/* attention a_id of a decode step (one query, masked by positions pos) whose k and v are the
+ * reshaped results of set_rows writing new rows at pos into F16 caches, results that no node
+ * between the write and a_id reads (it would miss the write once a_id makes it): the rows go
+ * into a_id (src[5], src[6]), which writes them itself where the profile's kernel can (the
+ * keys kernel's _append variant, appends), and each set_rows becomes a view of its cache.
+ * The op's fusion hook (vki_op_def.fuse). */
+static bool fuse(vki_fusion *f, uint32_t a_id)
+{
+    vki_graph *w = f->w;
+    vki_node *a = &w->nodes[a_id];
+    if (!f->profile || !a->src[4] || a->src[3] || a->src[5] || a->src[1] == a->src[2] ||
+        (!a->output && !f->uses[a_id]))
+        return false;
+    uint32_t s_ids[2];
+    for (int side = 0; side < 2; side++) {
+        uint32_t r_id = a->src[1 + side];
+        const vki_node *r = &w->nodes[r_id];
+        if (r->kind != VKI_NODE_VIEW) return false;
+        uint32_t s_id = r->src[0];
+        const vki_node *s = &w->nodes[s_id], *rows = &w->nodes[s->src[1]];
+        // r: the whole cache [D * n_kv_head, n_kv] as [D, n_kv_head, n_kv]; the rows: F32 [D *
+        // n_kv_head, 1] with contiguous dims.
+        if (s->kind != VKI_NODE_OP || s->op != &vki_op_set_rows || s->output || f->uses[s_id] != 1 ||
+            s->src[2] != a->src[4] || r->view_offset != s->view_offset ||
+            r->ne[0] * r->ne[1] != s->ne[0] || r->ne[2] != s->ne[1] || r->ne[3] != 1 ||
+            r->nb[0] != s->nb[0] || r->nb[1] != r->nb[0] * (uint64_t)r->ne[0] || r->nb[2] != s->nb[1] ||
+            rows->dtype != VKI_DTYPE_F32 || rows->nb[0] != 4 || rows->ne[0] != s->ne[0] ||
+            rows->ne[1] * rows->ne[2] * rows->ne[3] != 1)
+            return false;
+        for (uint32_t id = r_id + 1; id < a_id; id++)
+            for (int i = 0; i < VKI_MAX_SRC; i++)
+                if (w->nodes[id].src[i] == r_id) return false;
+        s_ids[side] = s_id;
+    }
+    if (s_ids[0] == s_ids[1] ||
+        !appends(f->profile, &w->nodes[a->src[0]], &w->nodes[a->src[1]], &w->nodes[a->src[2]]))
+        return false;
+    for (int side = 0; side < 2; side++) {
+        vki_node *s = &w->nodes[s_ids[side]];
+        a->src[5 + side] = s->src[1]; // its use moves from the set_rows to a_id
+        f->uses[s->src[2]]--;
+        s->kind = VKI_NODE_VIEW; // of the cache, keeping shape, strides, base and offset
+        s->op = NULL;
+        s->src[1] = s->src[2] = 0;
     }
     return true;
 }
@@ -265,9 +327,9 @@ static vki_status lower(vki_lower *L, const vki_node *n)
         .k_off = k.offset, .k_nb0 = k.nb[0], .k_nb1 = k.nb[1], .k_nb2 = k.nb[2],
         .v_off = v.offset, .v_nb0 = v.nb[0], .v_nb1 = v.nb[1], .v_nb2 = v.nb[2],
         .m_off = m.offset, .m_nb0 = m.nb[0], .m_nb1 = m.nb[1],
-        .d_off = d.offset, .scale = n->p[0].f,
-        .p_off = ps.offset, .p_nb0 = ps.nb[0], .window = n->p[2].u,
-        .flags = (n->p[1].u ? VKI_ATTN_CAUSAL : 0) | (nm ? VKI_ATTN_HAS_MASK : 0) |
+        .d_off = d.offset, .scale = params(n).scale,
+        .p_off = ps.offset, .p_nb0 = ps.nb[0], .window = params(n).window,
+        .flags = (params(n).causal ? VKI_ATTN_CAUSAL : 0) | (nm ? VKI_ATTN_HAS_MASK : 0) |
                  (nq->dtype == VKI_DTYPE_F16 ? VKI_ATTN_Q_F16 : 0) |
                  (nk->dtype == VKI_DTYPE_F16 ? VKI_ATTN_K_F16 : 0) |
                  (nv->dtype == VKI_DTYPE_F16 ? VKI_ATTN_V_F16 : 0) |
@@ -351,4 +413,5 @@ const vki_op_def vki_op_attention = {
     .name = "attention",
     .reference = reference,
     .lower = lower,
+    .fuse = fuse,
 };

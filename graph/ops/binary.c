@@ -1,10 +1,17 @@
 /* add and mul: elementwise with broadcasting of the second operand (its dims are 1 or equal). */
-#include "../graph_internal.h"
+#include "ops_internal.h"
 #include "vki_abi.h"
 
 #include <inttypes.h>
 
-const vki_op_def vki_op_binary;
+static_assert(sizeof(vki_binary_params) <= VKI_PARAMS_BYTES, "node parameter bytes");
+
+vki_binary_params vki__binary_params(const vki_node *n)
+{
+    vki_binary_params p;
+    vki__params_get(n, &p, sizeof p);
+    return p;
+}
 
 static vki_tensor build(vki_graph *g, vki_tensor a, vki_tensor b, uint32_t op)
 {
@@ -22,7 +29,7 @@ static vki_tensor build(vki_graph *g, vki_tensor a, vki_tensor b, uint32_t op)
                                    "%s: %s does not broadcast to %s (dimension %d)", name,
                                    vki__shape_str(nb, sb), vki__shape_str(na, sa), i);
     vki_tensor t = vki__new_op(g, &vki_op_binary, na->dtype, na->ndim, na->ne, 2, srcs);
-    if (t.id) vki__node_mut(g, t)->p[0].u = op;
+    if (t.id) vki__params_set(vki__node_mut(g, t), &(vki_binary_params){.op = op}, sizeof(vki_binary_params));
     return t;
 }
 
@@ -38,7 +45,7 @@ static void reference(const vki_node *n, const vki_ref_tensor *d, const vki_ref_
                 for (int64_t i0 = 0; i0 < n->ne[0]; i0++) {
                     float x = vki_ref_get(a, i0, i1, i2, i3);
                     float y = vki_ref_get(b, i0 % b->ne[0], i1 % b->ne[1], i2 % b->ne[2], i3 % b->ne[3]);
-                    vki_ref_set(d, i0, i1, i2, i3, n->p[0].u == VKI_BINARY_ADD ? x + y : x * y);
+                    vki_ref_set(d, i0, i1, i2, i3, vki__binary_params(n).op == VKI_BINARY_ADD ? x + y : x * y);
                 }
 }
 
@@ -52,7 +59,7 @@ static vki_status lower(vki_lower *L, const vki_node *n)
         .a_off = a.offset, .a_nb0 = a.nb[0], .a_nb1 = a.nb[1], .a_nb2 = a.nb[2], .a_nb3 = a.nb[3],
         .b_off = b.offset, .b_ne0 = b.ne[0], .b_ne1 = b.ne[1], .b_ne2 = b.ne[2], .b_ne3 = b.ne[3],
         .b_nb0 = b.nb[0], .b_nb1 = b.nb[1], .b_nb2 = b.nb[2], .b_nb3 = b.nb[3],
-        .d_off = d.offset, .op = n->p[0].u,
+        .d_off = d.offset, .op = vki__binary_params(n).op,
     };
     bool f16 = n->dtype == VKI_DTYPE_F16;
     VKI_TRY(vki_lower_need_storage16(L, n, f16));

@@ -5,7 +5,19 @@
 
 const vki_op_def vki_op_concat;
 
-/* p[0].u: dim. */
+/* The node's parameters. */
+typedef struct concat_params {
+    uint32_t dim; // 0..3
+} concat_params;
+static_assert(sizeof(concat_params) <= VKI_PARAMS_BYTES, "node parameter bytes");
+
+static concat_params params(const vki_node *n)
+{
+    concat_params p;
+    vki__params_get(n, &p, sizeof p);
+    return p;
+}
+
 vki_tensor vki_concat(vki_graph *g, vki_tensor a, vki_tensor b, uint32_t dim)
 {
     vki_tensor srcs[2] = {a, b};
@@ -27,13 +39,13 @@ vki_tensor vki_concat(vki_graph *g, vki_tensor a, vki_tensor b, uint32_t dim)
     uint32_t ndim = na->ndim > nb->ndim ? na->ndim : nb->ndim;
     if (ndim < dim + 1) ndim = dim + 1;
     vki_tensor t = vki__new_op(g, &vki_op_concat, na->dtype, ndim, ne, 2, srcs);
-    if (t.id) vki__node_mut(g, t)->p[0].u = dim;
+    if (t.id) vki__params_set(vki__node_mut(g, t), &(concat_params){.dim = dim}, sizeof(concat_params));
     return t;
 }
 
 static void reference(const vki_node *n, const vki_ref_tensor *d, const vki_ref_tensor *s)
 {
-    uint32_t dim = n->p[0].u;
+    uint32_t dim = params(n).dim;
     int64_t split = s[0].ne[dim];
     for (int64_t i3 = 0; i3 < n->ne[3]; i3++)
         for (int64_t i2 = 0; i2 < n->ne[2]; i2++)
@@ -51,7 +63,7 @@ static void reference(const vki_node *n, const vki_ref_tensor *d, const vki_ref_
 
 static vki_status lower(vki_lower *L, const vki_node *n)
 {
-    uint32_t dim = n->p[0].u;
+    uint32_t dim = params(n).dim;
     uint32_t at = 0; // where the part starts along dim
     for (int part = 0; part < 2; part++) {
         const vki_node *src = vki_lower_node(L, n->src[part]);

@@ -2,11 +2,25 @@
  * -> [W', H', Cout, N] with W' = (W + 2 pad - k) / stride + 1 (likewise H'), zero padding.
  * Lowered as an implicit GEMM (conv2d.comp) on the tuning's matmul tiles; fp32 sums.
  *
- * Node: src {x, w, b or 0}; p[0].u stride, p[1].u pad. */
+ * Node: src {x, w, b or 0}; parameters conv2d_params. */
 #include "../graph_internal.h"
 #include "vki_abi.h"
 
 const vki_op_def vki_op_conv2d;
+
+/* The node's parameters. */
+typedef struct conv2d_params {
+    uint32_t stride; // 1 or 2
+    uint32_t pad;    // zeros on each side
+} conv2d_params;
+static_assert(sizeof(conv2d_params) <= VKI_PARAMS_BYTES, "node parameter bytes");
+
+static conv2d_params params(const vki_node *n)
+{
+    conv2d_params p;
+    vki__params_get(n, &p, sizeof p);
+    return p;
+}
 
 static bool is_float(vki_dtype t) { return t == VKI_DTYPE_F32 || t == VKI_DTYPE_F16; }
 
@@ -36,17 +50,14 @@ vki_tensor vki_conv2d(vki_graph *g, vki_tensor x, vki_tensor w, vki_tensor b, ui
     int64_t ne[4] = {(pw - k) / stride + 1, (ph - k) / stride + 1, cout, nx->ne[3]};
     vki_tensor t = vki__new_op(g, &vki_op_conv2d, VKI_DTYPE_F32, 4, ne, 3, srcs);
     vki_node *n = vki__node_mut(g, t);
-    if (n) {
-        n->p[0].u = stride;
-        n->p[1].u = pad;
-    }
+    if (n) vki__params_set(n, &(conv2d_params){.stride = stride, .pad = pad}, sizeof(conv2d_params));
     return t;
 }
 
 static void reference(const vki_node *n, const vki_ref_tensor *d, const vki_ref_tensor *s)
 {
     const vki_ref_tensor *x = &s[0], *w = &s[1];
-    int64_t k = w->ne[0], stride = n->p[0].u, pad = n->p[1].u;
+    int64_t k = w->ne[0], stride = params(n).stride, pad = params(n).pad;
     for (int64_t img = 0; img < n->ne[3]; img++)
         for (int64_t co = 0; co < n->ne[2]; co++)
             for (int64_t oy = 0; oy < n->ne[1]; oy++)
@@ -122,7 +133,7 @@ static vki_status lower(vki_lower *L, const vki_node *n)
         return vki_lower_fail(L, n, VKI_ERROR_UNSUPPORTED, "more than 2^32 output pixels");
     vki_pc_conv2d pc = {
         .w = x.ne[0], .h = x.ne[1], .cin = x.ne[2], .cout = d.ne[2], .ow = d.ne[0], .oh = d.ne[1],
-        .pixels = (uint32_t)pixels, .stride = n->p[0].u, .pad = n->p[1].u,
+        .pixels = (uint32_t)pixels, .stride = params(n).stride, .pad = params(n).pad,
         .x_off = x.offset, .x_nb0 = x.nb[0], .x_nb1 = x.nb[1], .x_nb2 = x.nb[2], .x_nb3 = x.nb[3],
         .w_off = w.offset, .w_nb0 = w.nb[0], .w_nb1 = w.nb[1], .w_nb2 = w.nb[2], .w_nb3 = w.nb[3],
         .b_off = b.offset, .d_off = d.offset,

@@ -1,11 +1,11 @@
 /* matmul: y[M, N, B2, B3] = w[K, M, B2 / r2, B3 / r3] x[K, N, B2, B3], then + bias[M], an
- * activation and + a residual r[M, N, B2, B3] when the fusion pass has set them (src[2],
- * p[0].u, src[3]); x rms-normed with weights src[4] and epsilon p[1].f first, where the fusion
- * pass has folded the norm in; y[m] = act(row m) * row m + M where it has folded a glu of the
- * product's two halves in (p[2].u the activation); its first p[3].u rows rotated by a llama
- * rope where it has folded one in (heads of p[4].u rows, n_rot p[5].u, base p[6].f,
- * freq_scale p[7].f, positions src[5]). All three in matvec_wide only (vki__matvec_wide); the
- * reference never sees the rope (fusion rewrites the compiler's copy). w may have any dtype and is
+ * activation and + a residual r[M, N, B2, B3] when its fusion hooks (matmul_fusion.c) have
+ * folded them in (src[2], act, src[3]); x rms-normed with weights src[4] and epsilon eps
+ * first, where they have folded the norm in; y[m] = glu(row m) * row m + M where they have
+ * folded a glu of the product's two halves in; its first rope_rows rows rotated by a llama
+ * rope where they have folded one in (positions src[5]); vki_matmul_params. The last three in
+ * matvec_wide only (vki__matvec_wide); the reference never sees the rope (fusion rewrites the
+ * compiler's copy). w may have any dtype and is
  * read as stored: quantized blocks are decoded in the kernels' registers (shaders/quant.glsl).
  * x is F32 or F16; y is F32 and contiguous. w's batch dims broadcast by ratio (ggml's rule:
  * r2 = B2 / w.ne[2] consecutive x batches share a w batch), so Bw = 1 or B both work.
@@ -15,13 +15,25 @@
  * and quantized weights: operands rounded to fp16, which the step declares), else matmul_shared.comp or, where the
  * tuning says barriers are slow (lavapipe), the barrier-free matmul_reg.comp. Specialisation constants carry the tiles, the x dtype and what is known of
  * the operands' alignment; the variant is the weight type and the kernel. */
-#include "../graph_internal.h"
+#include "matmul_internal.h"
 #include "activation.h"
 #include "vki_abi.h"
 
 #include <stdio.h>
 
-const vki_op_def vki_op_matmul;
+static_assert(sizeof(vki_matmul_params) <= VKI_PARAMS_BYTES, "node parameter bytes");
+
+vki_matmul_params vki__matmul_params(const vki_node *n)
+{
+    vki_matmul_params p;
+    vki__params_get(n, &p, sizeof p);
+    return p;
+}
+
+void vki__matmul_params_set(vki_node *n, const vki_matmul_params *p)
+{
+    vki__params_set(n, p, sizeof *p);
+}
 
 #define MATVEC_MAX_COLS 8
 #define MATMUL_MIN_GROUPS 128 // tiles a shared-memory matmul aims for before shrinking them
@@ -115,17 +127,18 @@ static void reference(const vki_node *n, const vki_ref_tensor *d, const vki_ref_
 {
     const vki_ref_tensor *w = &s[0], *x = &s[1], *bias = n->src[2] ? &s[2] : NULL;
     const vki_ref_tensor *res = n->src[3] ? &s[3] : NULL, *norm = n->src[4] ? &s[4] : NULL;
-    vki_activation glu = (vki_activation)n->p[2].u;
+    vki_matmul_params p = vki__matmul_params(n);
+    vki_activation glu = p.glu;
     for (int64_t i3 = 0; i3 < n->ne[3]; i3++)
         for (int64_t i2 = 0; i2 < n->ne[2]; i2++)
             for (int64_t i1 = 0; i1 < n->ne[1]; i1++)
                 for (int64_t m = 0; m < n->ne[0]; m++) {
-                    float v = (float)row_dot(w, x, norm, n->p[1].f, m, i1, i2, i3);
+                    float v = (float)row_dot(w, x, norm, p.eps, m, i1, i2, i3);
                     if (glu)
                         v = vki__activation_ref(glu, v) *
-                            (float)row_dot(w, x, norm, n->p[1].f, m + n->ne[0], i1, i2, i3);
+                            (float)row_dot(w, x, norm, p.eps, m + n->ne[0], i1, i2, i3);
                     if (bias) v += vki_ref_get(bias, m, 0, 0, 0);
-                    v = vki__activation_ref((vki_activation)n->p[0].u, v);
+                    v = vki__activation_ref(p.act, v);
                     if (res) v += vki_ref_get(res, m, i1, i2, i3);
                     vki_ref_set(d, m, i1, i2, i3, v);
                 }
@@ -240,6 +253,7 @@ static vki_status lower(vki_lower *L, const vki_node *n)
 {
     const vki_profile *p = vki_lower_profile(L);
     const vki_tuning *t = &p->tuning;
+    const vki_matmul_params mp = vki__matmul_params(n);
     uint32_t self = vki_lower_self(L);
     const vki_node *nw = vki_lower_node(L, n->src[0]), *nx = vki_lower_node(L, n->src[1]);
     vki_operand w = vki_lower_operand(L, n->src[0]), x = vki_lower_operand(L, n->src[1]);
@@ -249,7 +263,7 @@ static vki_status lower(vki_lower *L, const vki_node *n)
         .w_r2 = d.ne[2] / w.ne[2], .w_r3 = d.ne[3] / w.ne[3],
         .w_off = w.offset, .w_nb1 = w.nb[1], .w_nb2 = w.nb[2], .w_nb3 = w.nb[3],
         .x_off = x.offset, .x_nb1 = x.nb[1], .x_nb2 = x.nb[2], .x_nb3 = x.nb[3],
-        .y_off = d.offset, .act = n->p[0].u,
+        .y_off = d.offset, .act = mp.act,
     };
     uint32_t tensors[7] = {n->src[0], n->src[1], n->src[0], self, n->src[0], n->src[0], n->src[0]};
     if (n->src[4]) { // fused rms_norm of x: f32 [K] weights, at a whole 16-byte texel
@@ -261,7 +275,7 @@ static vki_status lower(vki_lower *L, const vki_node *n)
         tensors[VKI_MM_BINDING_NORM] = n->src[4];
         pc.n_off = nw4.offset;
         pc.norm = 1;
-        pc.eps = n->p[1].f;
+        pc.eps = mp.eps;
     }
     if (n->src[2]) { // fused bias [M] f32
         const vki_node *nb = vki_lower_node(L, n->src[2]);
@@ -317,30 +331,30 @@ static vki_status lower(vki_lower *L, const vki_node *n)
     // matvec_wide (CPU devices with texel loads); else the storage-buffer mat-vec.
     uint32_t kchunks = 0, wide_rows = 1;
     vki__matvec_wide(p, pc.K, pc.N, &kchunks, &wide_rows);
-    if ((n->src[4] || n->p[2].u || n->p[3].u) && !kchunks)
+    if ((n->src[4] || mp.glu || mp.rope_rows) && !kchunks)
         return vki_lower_fail(L, n, VKI_ERROR_INVALID_ARGUMENT,
                               "a fused rms_norm, glu or rope needs the matvec_wide kernel (fusion checks)");
-    if (n->p[3].u) { // fused rope of rows [0, p[3].u): heads of p[4].u rows, positions src[5]
-        uint32_t hd = n->p[4].u, n_rot = n->p[5].u;
+    if (mp.rope_rows) { // fused rope of rows [0, rope_rows): heads of rope_head rows, positions src[5]
+        uint32_t hd = mp.rope_head, n_rot = mp.rope_n_rot;
         const vki_node *np = n->src[5] ? vki_lower_node(L, n->src[5]) : NULL;
         if (!np || np->dtype != VKI_DTYPE_I32 || np->ne[0] != pc.N || np->nb[0] != 4 || !hd ||
-            hd % 2 || n_rot % 2 || n_rot > hd || n->p[3].u % hd || n->p[3].u > pc.M || n->src[2] ||
-            n->src[3] || n->p[0].u || n->p[2].u)
+            hd % 2 || n_rot % 2 || n_rot > hd || mp.rope_rows % hd || mp.rope_rows > pc.M || n->src[2] ||
+            n->src[3] || mp.act || mp.glu)
             return vki_lower_fail(L, n, VKI_ERROR_INVALID_ARGUMENT,
                                   "a fused rope needs i32 positions [N], whole heads of an even size "
                                   "and no bias, activation, residual or glu (fusion checks)");
         tensors[VKI_MM_BINDING_POS] = n->src[5];
-        pc.rope_rows = n->p[3].u;
+        pc.rope_rows = mp.rope_rows;
         pc.rope_hd = hd;
         pc.n_rot = n_rot;
         pc.p_off = vki_lower_operand(L, n->src[5]).offset;
-        pc.freq_scale = n->p[7].f;
-        pc.log2_step = vki__rope_log2_step(n->p[6].f, n_rot);
+        pc.freq_scale = mp.rope_freq_scale;
+        pc.log2_step = vki__rope_log2_step(mp.rope_base, n_rot);
     }
-    if (n->p[2].u) { // fused glu: output row m is act(w row m) * w row m + M
+    if (mp.glu) { // fused glu: output row m is act(w row m) * w row m + M
         if (w.ne[1] != 2 * pc.M)
             return vki_lower_fail(L, n, VKI_ERROR_INVALID_ARGUMENT, "a fused glu needs 2 M weight rows");
-        pc.glu = n->p[2].u;
+        pc.glu = mp.glu;
     }
 
     if (kchunks) {
@@ -441,4 +455,6 @@ const vki_op_def vki_op_matmul = {
     .name = "matmul",
     .reference = reference,
     .lower = lower,
+    .fuse = vki__matmul_fuse,
+    .absorb = vki__matmul_absorb,
 };

@@ -2,13 +2,20 @@
  * One kernel (norm.comp) serves all three: a box is a row for the first two and a
  * [W, H, C/groups] slab of one image for group_norm (see abi_norm.h).
  *
- * Node: src {x, w or 0, b or 0}; p[0].f eps, p[1].u groups (group_norm). */
-#include "../graph_internal.h"
+ * Node: src {x, w or 0, b or 0}; parameters vki_norm_params. */
+#include "ops_internal.h"
 #include "vki_abi.h"
 
 #include <math.h>
 
-const vki_op_def vki_op_rms_norm, vki_op_layer_norm, vki_op_group_norm;
+static_assert(sizeof(vki_norm_params) <= VKI_PARAMS_BYTES, "node parameter bytes");
+
+vki_norm_params vki__norm_params(const vki_node *n)
+{
+    vki_norm_params p;
+    vki__params_get(n, &p, sizeof p);
+    return p;
+}
 
 static bool is_float(vki_dtype t) { return t == VKI_DTYPE_F32 || t == VKI_DTYPE_F16; }
 
@@ -48,10 +55,7 @@ static vki_tensor build(vki_graph *g, const vki_op_def *op, vki_tensor x, vki_te
     vki_tensor srcs[3] = {x, w, b};
     vki_tensor t = vki__new_op(g, op, nx->dtype, nx->ndim, nx->ne, 3, srcs);
     vki_node *n = vki__node_mut(g, t);
-    if (n) {
-        n->p[0].f = eps;
-        n->p[1].u = groups;
-    }
+    if (n) vki__params_set(n, &(vki_norm_params){.eps = eps, .groups = groups}, sizeof(vki_norm_params));
     return t;
 }
 
@@ -81,8 +85,9 @@ static box_shape box_of(const vki_node *n)
 {
     if (n->op != &vki_op_group_norm)
         return (box_shape){{n->ne[0], 1, 1}, {n->ne[1], n->ne[2], n->ne[3]}, false};
-    int64_t cpg = n->ne[2] / n->p[1].u;
-    return (box_shape){{n->ne[0], n->ne[1], cpg}, {n->p[1].u, n->ne[3], 1}, true};
+    uint32_t groups = vki__norm_params(n).groups;
+    int64_t cpg = n->ne[2] / groups;
+    return (box_shape){{n->ne[0], n->ne[1], cpg}, {groups, n->ne[3], 1}, true};
 }
 
 /* x's coordinates of flat element e of box `box` (group_norm: channel j1 * C/groups + e2 of
@@ -116,7 +121,7 @@ static void reference(const vki_node *n, const vki_ref_tensor *d, const vki_ref_
             double v = vki_ref_get(&s[0], c[0], c[1], c[2], c[3]) - mean;
             sq += v * v;
         }
-        double inv = 1.0 / sqrt(sq / (double)count + n->p[0].f);
+        double inv = 1.0 / sqrt(sq / (double)count + vki__norm_params(n).eps);
         for (int64_t e = 0; e < count; e++) {
             coords(&bx, box, e, c);
             double y = (vki_ref_get(&s[0], c[0], c[1], c[2], c[3]) - mean) * inv;
@@ -141,7 +146,7 @@ static vki_status lower(vki_lower *L, const vki_node *n)
         .x_off = x.offset, .x_nb0 = x.nb[0], .x_nb1 = x.nb[1], .x_nb2 = x.nb[2],
         .x_s1 = x.nb[1], .x_s2 = x.nb[2], .x_s3 = x.nb[3],
         .w_div = 1, .w_step = 0,
-        .d_off = d.offset, .eps = n->p[0].f,
+        .d_off = d.offset, .eps = vki__norm_params(n).eps,
         .flags = n->op == &vki_op_rms_norm ? 0 : VKI_NORM_CENTER,
     };
     if (bx.by_channel) {
@@ -175,6 +180,29 @@ static vki_status lower(vki_lower *L, const vki_node *n)
     return vki_lower_step(L, &s);
 }
 
-const vki_op_def vki_op_rms_norm = {.name = "rms_norm", .reference = reference, .lower = lower};
-const vki_op_def vki_op_layer_norm = {.name = "layer_norm", .reference = reference, .lower = lower};
+/* The fusion hook of rms_norm and layer_norm (vki_op_def.absorb): the kernel scales and shifts
+ * by w and b, so mul(norm(x), w) -> norm(x, w) and add(layer_norm(x, w), b) ->
+ * layer_norm(x, w, b), w and b row vectors [C] the norm has not got yet. */
+static bool absorb(vki_fusion *f, uint32_t y_id, uint32_t x_id)
+{
+    const vki_node *x = &f->w->nodes[x_id], *y = &f->w->nodes[y_id];
+    if (x->op != &vki_op_binary || x->src[0] != y_id || !x->src[1] ||
+        !vki__fusion_single_use(f, y_id, x_id) || !vki__fusion_row_vector(&f->w->nodes[x->src[1]], y->ne[0]))
+        return false;
+    uint32_t op = vki__binary_params(x).op;
+    if (op == VKI_BINARY_MUL && !y->src[1] && !y->src[2])
+        vki__fusion_fold(f, x_id, y_id, 1, x->src[1]);
+    else if (op == VKI_BINARY_ADD && y->op == &vki_op_layer_norm && !y->src[2])
+        vki__fusion_fold(f, x_id, y_id, 2, x->src[1]);
+    else
+        return false;
+    return true;
+}
+
+const vki_op_def vki_op_rms_norm = {
+    .name = "rms_norm", .reference = reference, .lower = lower, .absorb = absorb,
+};
+const vki_op_def vki_op_layer_norm = {
+    .name = "layer_norm", .reference = reference, .lower = lower, .absorb = absorb,
+};
 const vki_op_def vki_op_group_norm = {.name = "group_norm", .reference = reference, .lower = lower};

@@ -1,15 +1,22 @@
 /* rope: rotary position embedding of x [head_dim, n_head, n_tok(, batch)] by positions I32
  * [n_tok]. The first n_rot dims of each head rotate in pairs; the rest pass through.
  *
- * Node: src {x, pos}; p[0].u n_rot, p[1].u mode, p[2].f base, p[3].f freq_scale. */
-#include "../graph_internal.h"
+ * Node: src {x, pos}; parameters vki_rope_params. */
+#include "ops_internal.h"
 #include "vki_abi.h"
 
 #include <math.h>
 
 static_assert(VKI_ROPE_MODE_NEOX == VKI_ROPE_NEOX, "abi_norm.h and vkinfer_graph.h disagree");
 
-const vki_op_def vki_op_rope;
+static_assert(sizeof(vki_rope_params) <= VKI_PARAMS_BYTES, "node parameter bytes");
+
+vki_rope_params vki__rope_params(const vki_node *n)
+{
+    vki_rope_params p;
+    vki__params_get(n, &p, sizeof p);
+    return p;
+}
 
 vki_tensor vki_rope(vki_graph *g, vki_tensor x, vki_tensor pos, uint32_t n_rot, vki_rope_mode mode,
                     float base, float freq_scale)
@@ -36,10 +43,8 @@ vki_tensor vki_rope(vki_graph *g, vki_tensor x, vki_tensor pos, uint32_t n_rot, 
     vki_tensor t = vki__new_op(g, &vki_op_rope, nx->dtype, nx->ndim, nx->ne, 2, srcs);
     vki_node *n = vki__node_mut(g, t);
     if (n) {
-        n->p[0].u = n_rot;
-        n->p[1].u = mode;
-        n->p[2].f = base;
-        n->p[3].f = freq_scale;
+        vki_rope_params p = {.n_rot = n_rot, .mode = mode, .base = base, .freq_scale = freq_scale};
+        vki__params_set(n, &p, sizeof p);
     }
     return t;
 }
@@ -52,14 +57,15 @@ float vki__rope_log2_step(float base, uint32_t n_rot)
 
 static void reference(const vki_node *n, const vki_ref_tensor *d, const vki_ref_tensor *s)
 {
-    int64_t n_rot = n->p[0].u, half = n_rot / 2;
-    bool neox = n->p[1].u == VKI_ROPE_NEOX;
+    vki_rope_params p = vki__rope_params(n);
+    int64_t n_rot = p.n_rot, half = n_rot / 2;
+    bool neox = p.mode == VKI_ROPE_NEOX;
     for (int64_t i3 = 0; i3 < n->ne[3]; i3++)
         for (int64_t i2 = 0; i2 < n->ne[2]; i2++) {
             double pos = vki_ref_get(&s[1], i2, 0, 0, 0);
             for (int64_t i1 = 0; i1 < n->ne[1]; i1++) {
                 for (int64_t i = 0; i < half; i++) {
-                    double theta = pos * n->p[3].f * pow(n->p[2].f, -2.0 * (double)i / (double)n_rot);
+                    double theta = pos * p.freq_scale * pow(p.base, -2.0 * (double)i / (double)n_rot);
                     int64_t c0 = neox ? i : 2 * i, c1 = neox ? i + half : 2 * i + 1;
                     double x0 = vki_ref_get(&s[0], c0, i1, i2, i3), x1 = vki_ref_get(&s[0], c1, i1, i2, i3);
                     vki_ref_set(d, c0, i1, i2, i3, (float)(x0 * cos(theta) - x1 * sin(theta)));
@@ -77,13 +83,14 @@ static vki_status lower(vki_lower *L, const vki_node *n)
     VKI_TRY(vki_lower_need_storage16(L, n, n->dtype == VKI_DTYPE_F16));
     uint32_t self = vki_lower_self(L);
     vki_operand x = vki_lower_operand(L, n->src[0]), d = vki_lower_operand(L, self);
-    uint32_t n_rot = n->p[0].u;
+    vki_rope_params rp = vki__rope_params(n);
+    uint32_t n_rot = rp.n_rot;
     vki_pc_rope pc = {
         .ne0 = d.ne[0], .ne1 = d.ne[1], .ne2 = d.ne[2], .ne3 = d.ne[3],
         .x_off = x.offset, .x_nb0 = x.nb[0], .x_nb1 = x.nb[1], .x_nb2 = x.nb[2], .x_nb3 = x.nb[3],
         .p_off = vki_lower_operand(L, n->src[1]).offset, .d_off = d.offset,
-        .n_rot = n_rot, .mode = n->p[1].u, .freq_scale = n->p[3].f,
-        .log2_step = vki__rope_log2_step(n->p[2].f, n_rot),
+        .n_rot = n_rot, .mode = rp.mode, .freq_scale = rp.freq_scale,
+        .log2_step = vki__rope_log2_step(rp.base, n_rot),
     };
     vki_spec spec = {VKI_SPEC_LOCAL_SIZE_X, p->tuning.workgroup_size};
     uint32_t tensors[3] = {n->src[0], n->src[1], self};

@@ -1,6 +1,6 @@
 /* softmax(x * scale + mask) along dim 0 with an optional causal mask, in fp32.
  *
- * Node: src {x, mask or 0}; p[0].f scale, p[1].u causal. A mask entry of -inf (or anything at or
+ * Node: src {x, mask or 0}; parameters softmax_params. A mask entry of -inf (or anything at or
  * below -FLT_MAX) removes its column like the causal mask does; a row with every column removed
  * is all zeros, not NaN (a query that may attend to nothing). */
 #include "../graph_internal.h"
@@ -10,6 +10,20 @@
 #include <math.h>
 
 const vki_op_def vki_op_softmax;
+
+/* The node's parameters. */
+typedef struct softmax_params {
+    float scale; // of x, before the mask
+    uint32_t causal;
+} softmax_params;
+static_assert(sizeof(softmax_params) <= VKI_PARAMS_BYTES, "node parameter bytes");
+
+static softmax_params params(const vki_node *n)
+{
+    softmax_params p;
+    vki__params_get(n, &p, sizeof p);
+    return p;
+}
 
 vki_tensor vki_softmax(vki_graph *g, vki_tensor x, vki_tensor mask, float scale, bool causal)
 {
@@ -32,18 +46,15 @@ vki_tensor vki_softmax(vki_graph *g, vki_tensor x, vki_tensor mask, float scale,
     vki_tensor srcs[2] = {x, mask};
     vki_tensor t = vki__new_op(g, &vki_op_softmax, nx->dtype, nx->ndim, nx->ne, 2, srcs);
     vki_node *n = vki__node_mut(g, t);
-    if (n) {
-        n->p[0].f = scale;
-        n->p[1].u = causal;
-    }
+    if (n) vki__params_set(n, &(softmax_params){.scale = scale, .causal = causal}, sizeof(softmax_params));
     return t;
 }
 
 /* x * scale + mask at column j of row (i1, i2, i3); -inf where masked. */
 static double logit(const vki_node *n, const vki_ref_tensor *s, int64_t j, int64_t i1, int64_t i2, int64_t i3)
 {
-    if (n->p[1].u && j > i1 + n->ne[0] - n->ne[1]) return -INFINITY;
-    double v = (double)vki_ref_get(&s[0], j, i1, i2, i3) * n->p[0].f;
+    if (params(n).causal && j > i1 + n->ne[0] - n->ne[1]) return -INFINITY;
+    double v = (double)vki_ref_get(&s[0], j, i1, i2, i3) * params(n).scale;
     if (n->src[1]) v += vki_ref_get(&s[1], j, i1 % s[1].ne[1], 0, 0);
     return v <= -FLT_MAX ? -INFINITY : v;
 }
@@ -75,8 +86,8 @@ static vki_status lower(vki_lower *L, const vki_node *n)
     vki_pc_softmax pc = {
         .ne0 = d.ne[0], .ne1 = d.ne[1], .ne2 = d.ne[2], .ne3 = d.ne[3],
         .x_off = x.offset, .x_nb0 = x.nb[0], .x_nb1 = x.nb[1], .x_nb2 = x.nb[2], .x_nb3 = x.nb[3],
-        .m_ne1 = 1, .d_off = d.offset, .scale = n->p[0].f,
-        .flags = n->p[1].u ? VKI_SOFTMAX_CAUSAL : 0,
+        .m_ne1 = 1, .d_off = d.offset, .scale = params(n).scale,
+        .flags = params(n).causal ? VKI_SOFTMAX_CAUSAL : 0,
     };
     if (n->src[1]) {
         vki_operand m = vki_lower_operand(L, n->src[1]);

@@ -13,7 +13,20 @@
 
 const vki_op_def vki_op_timestep_embedding;
 
-/* p[0].u: dim, p[1].f: max_period. */
+/* The node's parameters. */
+typedef struct timestep_embedding_params {
+    uint32_t dim; // even
+    float max_period;
+} timestep_embedding_params;
+static_assert(sizeof(timestep_embedding_params) <= VKI_PARAMS_BYTES, "node parameter bytes");
+
+static timestep_embedding_params params(const vki_node *n)
+{
+    timestep_embedding_params p;
+    vki__params_get(n, &p, sizeof p);
+    return p;
+}
+
 vki_tensor vki_timestep_embedding(vki_graph *g, vki_tensor timesteps, uint32_t dim,
                                   float max_period)
 {
@@ -29,17 +42,16 @@ vki_tensor vki_timestep_embedding(vki_graph *g, vki_tensor timesteps, uint32_t d
     int64_t ne[2] = {dim, nt->ne[0]};
     vki_tensor t = vki__new_op(g, &vki_op_timestep_embedding, VKI_DTYPE_F32, 2, ne, 1, &timesteps);
     if (t.id) {
-        vki_node *n = vki__node_mut(g, t);
-        n->p[0].u = dim;
-        n->p[1].f = max_period;
+        timestep_embedding_params p = {.dim = dim, .max_period = max_period};
+        vki__params_set(vki__node_mut(g, t), &p, sizeof p);
     }
     return t;
 }
 
 static void reference(const vki_node *n, const vki_ref_tensor *d, const vki_ref_tensor *s)
 {
-    uint32_t dim = n->p[0].u, half = dim / 2;
-    float log_max_period = logf(n->p[1].f);
+    uint32_t dim = params(n).dim, half = dim / 2;
+    float log_max_period = logf(params(n).max_period);
     for (int64_t i = 0; i < n->ne[1]; i++) {
         float t = vki_ref_get(&s[0], i, 0, 0, 0);
         for (uint32_t k = 0; k < half; k++) {
@@ -56,9 +68,9 @@ static vki_status lower(vki_lower *L, const vki_node *n)
     uint32_t self = vki_lower_self(L);
     vki_operand t = vki_lower_operand(L, n->src[0]), d = vki_lower_operand(L, self);
     vki_pc_timestep pc = {
-        .dim = n->p[0].u, .half_dim = n->p[0].u / 2, .count = d.ne[1],
+        .dim = params(n).dim, .half_dim = params(n).dim / 2, .count = d.ne[1],
         .t_off = t.offset, .t_nb0 = t.nb[0], .d_off = d.offset,
-        .log_max_period = logf(n->p[1].f),
+        .log_max_period = logf(params(n).max_period),
     };
     uint32_t tensors[2] = {n->src[0], self};
     return vki_lower_elementwise(L, n, "timestep_embedding", tensors, 2, &pc, sizeof pc);

@@ -1,6 +1,6 @@
 /* unary: y = act(x) * scale elementwise, with act one of vki_activation (none for vki_scale).
  * x may be a strided view; y is contiguous in x's dtype (F32 or F16). */
-#include "../graph_internal.h"
+#include "ops_internal.h"
 #include "activation.h"
 #include "vki_abi.h"
 
@@ -14,7 +14,15 @@ static_assert(VKI_ACT_NONE == VKI_ABI_ACT_NONE && VKI_ACT_SILU == VKI_ABI_ACT_SI
 static const char *const act_names[VKI_ACT_COUNT] = {"scale", "silu", "gelu", "gelu_tanh",
                                                      "quick_gelu"};
 
-/* p[0].u: vki_activation, p[1].f: scale. */
+static_assert(sizeof(vki_unary_params) <= VKI_PARAMS_BYTES, "node parameter bytes");
+
+vki_unary_params vki__unary_params(const vki_node *n)
+{
+    vki_unary_params p;
+    vki__params_get(n, &p, sizeof p);
+    return p;
+}
+
 static vki_tensor build(vki_graph *g, vki_tensor a, vki_activation act, float scale)
 {
     const char *name = (unsigned)act < VKI_ACT_COUNT ? act_names[act] : "activate";
@@ -31,9 +39,8 @@ static vki_tensor build(vki_graph *g, vki_tensor a, vki_activation act, float sc
     memcpy(ne, na->ne, sizeof ne);
     vki_tensor t = vki__new_op(g, &vki_op_unary, na->dtype, na->ndim, ne, 1, &a);
     if (t.id) {
-        vki_node *n = vki__node_mut(g, t);
-        n->p[0].u = act;
-        n->p[1].f = scale;
+        vki_unary_params p = {.act = act, .scale = scale};
+        vki__params_set(vki__node_mut(g, t), &p, sizeof p);
     }
     return t;
 }
@@ -53,13 +60,14 @@ vki_tensor vki_activate(vki_graph *g, vki_tensor a, vki_activation act)
 
 static void reference(const vki_node *n, const vki_ref_tensor *d, const vki_ref_tensor *s)
 {
-    vki_activation act = (vki_activation)n->p[0].u;
+    vki_unary_params p = vki__unary_params(n);
+    vki_activation act = p.act;
     for (int64_t i3 = 0; i3 < n->ne[3]; i3++)
         for (int64_t i2 = 0; i2 < n->ne[2]; i2++)
             for (int64_t i1 = 0; i1 < n->ne[1]; i1++)
                 for (int64_t i0 = 0; i0 < n->ne[0]; i0++) {
                     float x = vki_ref_get(&s[0], i0, i1, i2, i3);
-                    vki_ref_set(d, i0, i1, i2, i3, vki__activation_ref(act, x) * n->p[1].f);
+                    vki_ref_set(d, i0, i1, i2, i3, vki__activation_ref(act, x) * p.scale);
                 }
 }
 
@@ -72,7 +80,7 @@ static vki_status lower(vki_lower *L, const vki_node *n)
     vki_pc_unary pc = {
         .ne0 = d.ne[0], .ne1 = d.ne[1], .ne2 = d.ne[2], .ne3 = d.ne[3],
         .a_off = a.offset, .a_nb0 = a.nb[0], .a_nb1 = a.nb[1], .a_nb2 = a.nb[2], .a_nb3 = a.nb[3],
-        .d_off = d.offset, .act = n->p[0].u, .scale = n->p[1].f,
+        .d_off = d.offset, .act = vki__unary_params(n).act, .scale = vki__unary_params(n).scale,
     };
     uint32_t tensors[2] = {n->src[0], self};
     return vki_lower_elementwise(L, n, f16 ? "unary_f16" : "unary_f32", tensors, 2, &pc, sizeof pc);

@@ -1,0 +1,35 @@
+/* matmul's parameters and what its two files (matmul.c: builder, reference, lowering;
+ * matmul_fusion.c: the folds into it) share. */
+#ifndef VKINFER_OPS_MATMUL_INTERNAL_H
+#define VKINFER_OPS_MATMUL_INTERNAL_H
+
+#include "ops_internal.h"
+
+/* What the fusion pass has folded into a matmul node (all zero for a plain product). */
+typedef struct vki_matmul_params {
+    vki_activation act;  // after the bias (src[2]), before the residual (src[3])
+    float eps;           // of the folded rms_norm of x, weights src[4]
+    vki_activation glu;  // folded glu: y[m] = glu(row m) * row m + M (0: none)
+    uint32_t rope_rows;  // folded llama rope of rows [0, rope_rows) (0: none), positions src[5]
+    uint32_t rope_head;  // rows per head
+    uint32_t rope_n_rot;
+    float rope_base, rope_freq_scale;
+} vki_matmul_params;
+
+vki_matmul_params vki__matmul_params(const vki_node *n);
+void vki__matmul_params_set(vki_node *n, const vki_matmul_params *p);
+
+/* Whether a matmul of K x N (N columns of x) lowers to matvec_wide on this profile; its
+ * chunks per thread and rows per pass. Only matvec_wide takes a folded norm, glu or rope. */
+bool vki__matvec_wide(const vki_profile *p, uint64_t K, uint64_t N, uint32_t *out_kchunks,
+                      uint32_t *out_rows);
+
+/* The fusion hooks (matmul_fusion.c). */
+bool vki__matmul_fuse(vki_fusion *f, uint32_t id);
+bool vki__matmul_absorb(vki_fusion *f, uint32_t id, uint32_t consumer);
+
+/* y = matmul(...) with a bias [M] f32 (or {0}) and an activation applied in its epilogue, as
+ * the fusion pass would fold them: for the conformance cases of the epilogue. Returns y. */
+vki_tensor vki__matmul_epilogue(vki_graph *g, vki_tensor y, vki_tensor bias, vki_activation act);
+
+#endif
