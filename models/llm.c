@@ -1,13 +1,15 @@
-/* Language models on a device: hyper-parameters from GGUF metadata, weights in a weights arena
- * in their stored format, a KV cache per layer (f16; f32 or q8_0 on request: set_rows quantises
- * each new row, attention decodes the blocks), and two compiled passes — a prompt batch and a
- * single token — each recorded once and replayed with new ids and positions.
+/* Language models on a device: hyper-parameters from GGUF metadata, weights through the shared
+ * weights module (model_internal.h) in their stored format, a KV cache per layer (f16; f32 or
+ * q8_0 on request: set_rows quantises each new row, attention decodes the blocks), and two or
+ * three programs — a prompt batch, a short batch and a single token — each compiled once and
+ * replayed with new ids and positions.
  *
  * The passes read and write the cache through positions (an I32 input per run): rows are
  * written with set_rows at their positions and attention sees kv positions <= each query's, so
  * neither plan depends on how full the cache is. A short last prompt chunk is padded with
  * position -1, which writes nothing and attends to nothing. */
 #include "llm_internal.h"
+#include "model_internal.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -15,45 +17,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_BIND 2048 // weights and cache tensors one pass reads
-
-typedef struct llm_weight {
-    vki_gguf_tensor t;   // the file's record (data borrowed from the mapping)
-    vki_range range;     // on the device, once uploaded
-} llm_weight;
-
-typedef struct llm_bind {
-    vki_tensor tensor;
-    int32_t weight;      // index into weights, or -1
-    int32_t group;       // else index into groups, or -1 for the cache
-    vki_range range;     // cache ranges
-} llm_bind;
-
-#define MAX_GROUP 4 // weights one group joins
-
-/* Weights [k, m_i] of one dtype placed one after the other on the device, so that they read
- * as one [k, sum m_i] tensor: one mat-vec instead of several (q, k and v; gate and up). */
-typedef struct llm_group {
-    int32_t member[MAX_GROUP];
-    uint32_t count;
-    uint64_t size;
-    vki_range range;     // on the device, once uploaded
-} llm_group;
-
 #define MAX_SLICES 8 // row slices of one table larger than a binding
 
-/* One compiled pass: n_q tokens per run. */
+/* One program of n_q tokens per run. */
 typedef struct llm_pass {
     uint32_t n_q;
     vki_tensor id_slices[MAX_SLICES]; // token ids minus slice_first[i], for sliced embeddings
     int64_t slice_first[MAX_SLICES];
     uint32_t id_slice_count;
-    vki_graph *g;
-    vki_plan *plan;
-    vki_exec *ex;
+    vki_program *prog;
     vki_tensor tokens, pos, last, logits;
-    llm_bind *binds;
-    uint32_t bind_count;
 } llm_pass;
 
 struct vki_llm {
@@ -64,11 +37,8 @@ struct vki_llm {
     const vki_llm_arch *arch;
     vki_llm_hparams hp;
     vki_llm_info info;
-    llm_weight *weights;
-    uint32_t weight_count, weight_capacity;
-    llm_group *groups;
-    uint32_t group_count, group_capacity;
-    vki_arena *weight_arena, *kv_arena;
+    vki_weights *weights;
+    vki_arena *kv_arena;
     vki_range *kv;       // [n_layer][2]
     llm_pass passes[3];  // [0] one token, [1] a prompt batch, [2] a short batch (or none)
     uint32_t position;
@@ -76,6 +46,7 @@ struct vki_llm {
     void *abort_user;
     int32_t *host_i32;   // staging for ids and positions [n_batch]
     char name[128];      // general.name
+    char model_name[64]; // "the llama architecture", for messages
     vki_status error_status;
     char error[512];
 };
@@ -110,181 +81,33 @@ const vki_llm_hparams *vki_llm_hparams_get(const vki_llm *m) { return &m->hp; }
 
 bool vki_llm_building(const vki_llm_build *b)
 {
-    return vki_graph_status(b->g) == VKI_OK && !b->llm->error[0];
+    return vki_graph_status(b->g) == VKI_OK && vki_weights_status(b->llm->weights) == VKI_OK &&
+           !b->llm->error[0];
 }
 
 /* ---- Building a pass --------------------------------------------------------------------------- */
 
-static llm_pass *pass_of(vki_llm_build *b)
-{
-    for (int i = 0; i < 3; i++)
-        if (b->llm->passes[i].g == b->g) return &b->llm->passes[i];
-    return &b->llm->passes[0]; // not reached: build_pass sets g first
-}
-
-static vki_status add_bind(vki_llm_build *b, vki_tensor t, int32_t weight, vki_range range)
-{
-    llm_pass *p = pass_of(b);
-    if (p->bind_count == MAX_BIND) {
-        vki_llm *m = b->llm;
-        return fail(m, VKI_ERROR_UNSUPPORTED, "model: more than %d weights in one pass", MAX_BIND);
-    }
-    p->binds[p->bind_count++] = (llm_bind){t, weight, -1, range};
-    return VKI_OK;
-}
-
-/* The file's record of `name`, registered once in the weight table. -1 when absent. */
-static int32_t weight_index(vki_llm *m, const char *name, vki_status *out_st)
-{
-    *out_st = VKI_OK;
-    for (uint32_t i = 0; i < m->weight_count; i++)
-        if (strcmp(m->weights[i].t.name, name) == 0) return (int32_t)i;
-    vki_gguf_tensor t;
-    vki_status st = vki_gguf_find_tensor(m->file, name, &t);
-    if (st == VKI_ERROR_NOT_FOUND) return -1;
-    if (st) {
-        *out_st = fail(m, st, "model tensor %s: %s", name, vki_gguf_last_error(m->file));
-        return -1;
-    }
-    if (m->weight_count == m->weight_capacity) {
-        uint32_t cap = m->weight_capacity ? 2 * m->weight_capacity : 256;
-        llm_weight *w = lalloc(m, cap * sizeof *w);
-        if (!w) {
-            *out_st = fail(m, VKI_ERROR_OUT_OF_HOST_MEMORY, "model: out of host memory");
-            return -1;
-        }
-        if (m->weights) memcpy(w, m->weights, m->weight_count * sizeof *w);
-        lfree(m, m->weights);
-        m->weights = w;
-        m->weight_capacity = cap;
-    }
-    m->weights[m->weight_count].t = t;
-    return (int32_t)m->weight_count++;
-}
-
-static vki_tensor weight(vki_llm_build *b, const char *name, const int64_t ne[2], bool optional,
-                         bool sliced);
-
 vki_tensor vki_llm_weight(vki_llm_build *b, const char *name, const int64_t ne[2], bool optional)
 {
-    return weight(b, name, ne, optional, false);
-}
-
-static vki_tensor weight(vki_llm_build *b, const char *name, const int64_t ne[2], bool optional,
-                         bool sliced)
-{
-    vki_llm *m = b->llm;
-    if (vki_graph_status(b->g) || m->error[0]) return (vki_tensor){0};
-    vki_status st;
-    int32_t i = weight_index(m, name, &st);
-    if (st) return (vki_tensor){0};
-    if (i < 0) {
-        if (!optional)
-            fail(m, VKI_ERROR_BAD_FILE, "model: tensor %s is missing from the file (architecture %s)",
-                 name, m->hp.arch);
-        return (vki_tensor){0};
-    }
-    const vki_gguf_tensor *t = &m->weights[i].t;
-    bool ok = t->ne[2] == 1 && t->ne[3] == 1;
-    for (int d = 0; d < 2; d++) ok = ok && (ne[d] < 0 || t->ne[d] == ne[d]);
-    if (!ok) {
-        fail(m, VKI_ERROR_BAD_FILE,
-             "model: tensor %s is [%lld, %lld, %lld, %lld], the %s architecture wants [%lld, %lld]",
-             name, (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2],
-             (long long)t->ne[3], m->hp.arch, (long long)ne[0], (long long)(ne[1] < 0 ? 1 : ne[1]));
-        return (vki_tensor){0};
-    }
-    if (t->dtype == VKI_DTYPE_NONE) {
-        fail(m, VKI_ERROR_UNSUPPORTED, "model: tensor %s has type %s, which vkinfer does not compute "
-             "with (supported: f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k, q6_k)",
-             name, vki_gguf_ggml_type_name(t->ggml_type));
-        return (vki_tensor){0};
-    }
-    uint64_t limit = m->profile->max_storage_range;
-    if (!sliced && t->size > limit) {
-        fail(m, VKI_ERROR_UNSUPPORTED, "model tensor %s is %llu MiB; this device binds at most "
-             "%llu MiB at once", name, (unsigned long long)(t->size >> 20),
-             (unsigned long long)(limit >> 20));
-        return (vki_tensor){0};
-    }
-    vki_tensor w = vki_weight(b->g, t->dtype, t->n_dims < 2 ? 1 : 2, t->ne, name);
-    if (w.id && add_bind(b, w, i, (vki_range){0})) return (vki_tensor){0};
-    return w;
+    return vki_weights_tensor(b->llm->weights, b->prog, name, 2, ne, optional, false);
 }
 
 bool vki_llm_has_weight(vki_llm_build *b, const char *name)
 {
-    vki_gguf_tensor t;
-    return vki_gguf_find_tensor(b->llm->file, name, &t) == VKI_OK;
-}
-
-/* The weights' alignment on the device: each starts at a multiple. */
-static uint64_t weight_align(const vki_llm *m)
-{
-    uint64_t align = m->profile->storage_align;
-    return align > 256 ? align : 256;
+    return vki_weights_has(b->llm->weights, name);
 }
 
 vki_tensor vki_llm_weight_rows(vki_llm_build *b, const char *const *names, uint32_t n, uint32_t il,
                                int64_t k, const int64_t *rows)
 {
-    vki_llm *m = b->llm;
-    if (vki_graph_status(b->g) || m->error[0] || n < 2 || n > MAX_GROUP) return (vki_tensor){0};
-    int32_t member[MAX_GROUP];
-    uint64_t size = 0, align = weight_align(m);
-    int64_t total = 0;
+    char buf[4][96];
+    const char *full[4];
+    if (n > 4) return (vki_tensor){0};
     for (uint32_t i = 0; i < n; i++) {
-        char name[96];
-        snprintf(name, sizeof name, names[i], il);
-        vki_status st;
-        member[i] = weight_index(m, name, &st);
-        if (st || member[i] < 0) return (vki_tensor){0};
-        const vki_gguf_tensor *t = &m->weights[member[i]].t, *t0 = &m->weights[member[0]].t;
-        // A wrong shape is left to vki_llm_weight, which names it.
-        if (t->dtype == VKI_DTYPE_NONE || t->dtype != t0->dtype || t->ne[0] != k || t->ne[1] != rows[i] ||
-            t->ne[2] != 1 || t->ne[3] != 1 || (i + 1 < n && t->size % align))
-            return (vki_tensor){0};
-        size += t->size;
-        total += rows[i];
+        snprintf(buf[i], sizeof buf[i], names[i], il);
+        full[i] = buf[i];
     }
-    if (size > m->profile->max_storage_range) return (vki_tensor){0};
-    // A weight is in one group at most: the same members again (another pass) are that group;
-    // members of another group make none.
-    uint32_t gi = 0;
-    while (gi < m->group_count && m->groups[gi].member[0] != member[0]) gi++;
-    if (gi < m->group_count) {
-        if (m->groups[gi].count != n || memcmp(m->groups[gi].member, member, n * sizeof *member))
-            return (vki_tensor){0};
-    } else {
-        for (uint32_t j = 0; j < m->group_count; j++)
-            for (uint32_t i = 0; i < m->groups[j].count; i++)
-                for (uint32_t l = 0; l < n; l++)
-                    if (m->groups[j].member[i] == member[l]) return (vki_tensor){0};
-        if (m->group_count == m->group_capacity) {
-            uint32_t cap = m->group_capacity ? 2 * m->group_capacity : 64;
-            llm_group *gr = lalloc(m, cap * sizeof *gr);
-            if (!gr) {
-                fail(m, VKI_ERROR_OUT_OF_HOST_MEMORY, "model: out of host memory");
-                return (vki_tensor){0};
-            }
-            if (m->groups) memcpy(gr, m->groups, m->group_count * sizeof *gr);
-            lfree(m, m->groups);
-            m->groups = gr;
-            m->group_capacity = cap;
-        }
-        llm_group *gr = &m->groups[m->group_count++];
-        memcpy(gr->member, member, n * sizeof *member);
-        gr->count = n;
-        gr->size = size;
-    }
-    char name[96];
-    snprintf(name, sizeof name, "%s+%u", m->weights[member[0]].t.name, n - 1);
-    vki_tensor w = vki_weight(b->g, m->weights[member[0]].t.dtype, 2, (int64_t[2]){k, total}, name);
-    if (!w.id) return w;
-    llm_pass *p = pass_of(b);
-    if (add_bind(b, w, -1, (vki_range){0})) return (vki_tensor){0};
-    p->binds[p->bind_count - 1].group = (int32_t)gi;
-    return w;
+    return vki_weights_joined(b->llm->weights, b->prog, full, n, k, rows);
 }
 
 /* Rows per slice of a [k, m] weight so that one slice's binding (with up to one alignment unit
@@ -304,11 +127,19 @@ static vki_tensor row_slice(vki_graph *g, vki_tensor w, const vki_tensor_info *i
     return vki_view(g, w, 2, (int64_t[2]){info->ne[0], rows}, info->nb, first * info->nb[1]);
 }
 
+static llm_pass *pass_of(vki_llm_build *b)
+{
+    for (int i = 0; i < 3; i++)
+        if (b->llm->passes[i].prog == b->prog) return &b->llm->passes[i];
+    return &b->llm->passes[0]; // not reached: build_pass sets prog first
+}
+
 vki_tensor vki_llm_embed(vki_llm_build *b, const char *name, int64_t n_embd, int64_t n_vocab,
                          vki_tensor ids)
 {
     vki_llm *m = b->llm;
-    vki_tensor w = weight(b, name, (int64_t[2]){n_embd, n_vocab}, false, true);
+    vki_tensor w = vki_weights_tensor(m->weights, b->prog, name, 2, (int64_t[2]){n_embd, n_vocab},
+                                      false, true);
     if (!w.id) return w;
     vki_tensor_info info;
     int64_t per = slice_rows(m, w, b->g, &info);
@@ -325,7 +156,7 @@ vki_tensor vki_llm_embed(vki_llm_build *b, const char *name, int64_t n_embd, int
             }
             char input[32];
             snprintf(input, sizeof input, "tokens@%lld", (long long)first);
-            shifted = vki_input(b->g, VKI_DTYPE_I32, 1, (int64_t[1]){b->n_q}, input);
+            shifted = vki_program_input(b->prog, VKI_DTYPE_I32, 1, (int64_t[1]){b->n_q}, input);
             p->id_slices[p->id_slice_count] = shifted;
             p->slice_first[p->id_slice_count++] = first;
         }
@@ -340,7 +171,8 @@ vki_tensor vki_llm_matmul_rows(vki_llm_build *b, const char *name, int64_t k, in
                                vki_tensor x, bool optional)
 {
     vki_llm *m = b->llm;
-    vki_tensor w = weight(b, name, (int64_t[2]){k, mrows}, optional, true);
+    vki_tensor w = vki_weights_tensor(m->weights, b->prog, name, 2, (int64_t[2]){k, mrows},
+                                      optional, true);
     if (!w.id) return w;
     vki_tensor_info info;
     int64_t per = slice_rows(m, w, b->g, &info);
@@ -362,29 +194,40 @@ vki_tensor vki_llm_kv_store(vki_llm_build *b, uint32_t il, int which, vki_tensor
     snprintf(name, sizeof name, "cache_%c.%u", which ? 'v' : 'k', il);
     int64_t row = (int64_t)hp->head_dim * hp->n_head_kv;
     vki_tensor cache = vki_weight(b->g, m->info.kv_dtype, 2, (int64_t[2]){row, m->info.n_ctx}, name);
-    if (cache.id && add_bind(b, cache, -1, m->kv[2 * il + which])) return (vki_tensor){0};
+    if (vki_program_bind(b->prog, cache, m->kv[2 * il + which])) return (vki_tensor){0};
     vki_tensor written = vki_set_rows(b->g, cache, cur, b->pos);
     return vki_reshape(b->g, written, 3,
                        (int64_t[3]){hp->head_dim, hp->n_head_kv, m->info.n_ctx});
 }
 
+/* Builds pass p's graph (compiled later, once the weights are uploaded). */
 static vki_status build_pass(vki_llm *m, llm_pass *p, uint32_t n_q)
 {
     p->n_q = n_q;
-    p->binds = lalloc(m, MAX_BIND * sizeof *p->binds);
-    if (!p->binds) return fail(m, VKI_ERROR_OUT_OF_HOST_MEMORY, "model: out of host memory");
-    vki_graph_desc gd = {.allocator = m->allocator.alloc ? &m->allocator : NULL, .node_capacity = 4096};
-    vki_status st = vki_graph_create(&gd, &p->g);
-    if (st) return fail(m, st, "model: cannot create a graph: %s", vki_status_string(st));
-    vki_llm_build b = {.llm = m, .g = p->g, .n_q = n_q};
-    b.tokens = p->tokens = vki_input(p->g, VKI_DTYPE_I32, 1, (int64_t[1]){n_q}, "tokens");
-    b.pos = p->pos = vki_input(p->g, VKI_DTYPE_I32, 1, (int64_t[1]){n_q}, "positions");
-    if (n_q > 1) b.last = p->last = vki_input(p->g, VKI_DTYPE_I32, 1, (int64_t[1]){1}, "last");
+    char what[48];
+    snprintf(what, sizeof what, "%u tokens", n_q);
+    vki_program_desc pd = {.device = m->dev, .profile = m->profile,
+                           .allocator = m->allocator.alloc ? &m->allocator : NULL,
+                           .node_capacity = 4096, .name = what};
+    vki_status st = vki_program_create(&pd, &p->prog);
+    if (st) return fail(m, st, "model: cannot create a program: %s", vki_status_string(st));
+    vki_llm_build b = {.llm = m, .prog = p->prog, .g = vki_program_graph(p->prog), .n_q = n_q};
+    b.tokens = p->tokens = vki_program_input(p->prog, VKI_DTYPE_I32, 1, (int64_t[1]){n_q}, "tokens");
+    b.pos = p->pos = vki_program_input(p->prog, VKI_DTYPE_I32, 1, (int64_t[1]){n_q}, "positions");
+    if (n_q > 1) b.last = p->last = vki_program_input(p->prog, VKI_DTYPE_I32, 1, (int64_t[1]){1}, "last");
     p->logits = m->arch->forward(&b);
     if (m->error[0]) return m->error_status;
-    vki_output(p->g, p->logits, "logits");
-    st = vki_graph_compile(p->g, m->profile, NULL, &p->plan);
-    if (st) return fail(m, st, "model graph (%u tokens): %s", n_q, vki_graph_error(p->g));
+    if (vki_weights_status(m->weights))
+        return fail(m, vki_weights_status(m->weights), "%s", vki_weights_error(m->weights));
+    vki_program_output(p->prog, p->logits, "logits");
+    return VKI_OK;
+}
+
+static vki_status compile_pass(vki_llm *m, llm_pass *p)
+{
+    vki_status st = vki_program_compile(p->prog, m->weights);
+    if (st) return fail(m, st, "%s", vki_program_error(p->prog));
+    m->info.activation_bytes += vki_program_activation_bytes(p->prog);
     return VKI_OK;
 }
 
@@ -534,40 +377,6 @@ static vki_status read_hparams(vki_llm *m, char *err, size_t err_size)
     return check_hparams(m, err, err_size);
 }
 
-static vki_status upload_weights(vki_llm *m)
-{
-    uint64_t align = weight_align(m), total = 0;
-    for (uint32_t i = 0; i < m->weight_count; i++) {
-        const vki_gguf_tensor *t = &m->weights[i].t;
-        total += vki_align_up(t->size + 16, align);
-    }
-    // One block sized to the weights: the arena's default block would round a 100 MiB model
-    // up to 256 MiB of device memory.
-    vki_arena_desc ad = {.kind = VKI_ARENA_WEIGHTS, .block_size = total, .name = "weights"};
-    VKI_TRY(vki_arena_create(m->dev, &ad, &m->weight_arena));
-    // Groups first, each member at its offset in the group's range (a multiple of align).
-    for (uint32_t gi = 0; gi < m->group_count; gi++) {
-        llm_group *gr = &m->groups[gi];
-        VKI_TRY(vki_arena_alloc(m->weight_arena, gr->size, align, &gr->range));
-        uint64_t off = 0;
-        for (uint32_t i = 0; i < gr->count; i++) {
-            llm_weight *w = &m->weights[gr->member[i]];
-            w->range = (vki_range){gr->range.buffer, gr->range.offset + off, w->t.size};
-            VKI_TRY(vki_device_upload(m->dev, w->range, 0, w->t.data, w->t.size));
-            m->info.weight_bytes += w->t.size;
-            off += w->t.size;
-        }
-    }
-    for (uint32_t i = 0; i < m->weight_count; i++) {
-        llm_weight *w = &m->weights[i];
-        if (w->range.buffer) continue; // in a group
-        VKI_TRY(vki_arena_alloc(m->weight_arena, w->t.size, align, &w->range));
-        VKI_TRY(vki_device_upload(m->dev, w->range, 0, w->t.data, w->t.size));
-        m->info.weight_bytes += w->t.size;
-    }
-    return VKI_OK;
-}
-
 static vki_status create_cache(vki_llm *m)
 {
     const vki_llm_hparams *hp = &m->hp;
@@ -587,44 +396,6 @@ static vki_status create_cache(vki_llm *m)
                          .name = "kv cache"};
     VKI_TRY(vki_arena_create(m->dev, &ad, &m->kv_arena));
     for (uint64_t i = 0; i < n; i++) VKI_TRY(vki_arena_alloc(m->kv_arena, bytes, align, &m->kv[i]));
-    return VKI_OK;
-}
-
-/* Every tensor of the file is a weight the passes read: a tensor nothing reads (layers past
- * block_count, a bias this architecture has no place for, rope frequency factors) means the
- * file is not the model vkinfer would compute, as llama.cpp refuses a tensor count it does not
- * expect. Names the first such tensor. */
-static vki_status check_all_used(vki_llm *m)
-{
-    uint64_t n = vki_gguf_tensor_count(m->file);
-    if (n == m->weight_count) return VKI_OK; // each weight is a distinct tensor of the file
-    for (uint64_t i = 0; i < n; i++) {
-        vki_gguf_tensor t;
-        if (vki_gguf_tensor_at(m->file, i, &t) != VKI_OK) continue;
-        uint32_t w = 0;
-        while (w < m->weight_count && strcmp(m->weights[w].t.name, t.name) != 0) w++;
-        if (w == m->weight_count)
-            return fail(m, VKI_ERROR_UNSUPPORTED, "model: tensor %s (%llu of %llu in the file) is "
-                        "not part of the %s architecture as vkinfer runs it; refusing a model it "
-                        "would compute without it", t.name, (unsigned long long)i + 1,
-                        (unsigned long long)n, m->hp.arch);
-    }
-    return VKI_OK;
-}
-
-static vki_status create_exec(vki_llm *m, llm_pass *p)
-{
-    VKI_TRY(vki_exec_create(m->dev, p->plan, NULL, &p->ex));
-    for (uint32_t i = 0; i < p->bind_count; i++) {
-        const llm_bind *b = &p->binds[i];
-        vki_range r = b->weight >= 0  ? m->weights[b->weight].range
-                      : b->group >= 0 ? m->groups[b->group].range
-                                      : b->range;
-        VKI_TRY(vki_exec_bind(p->ex, b->tensor, r));
-    }
-    vki_plan_stats ps;
-    vki_plan_stats_get(p->plan, &ps);
-    m->info.activation_bytes += ps.activation_bytes;
     return VKI_OK;
 }
 
@@ -672,17 +443,27 @@ static vki_status load(vki_llm *m, const vki_llm_desc *d, char *err, size_t err_
         .n_vocab = hp->n_vocab, .n_ctx = n_ctx, .n_ctx_train = hp->n_ctx_train, .n_batch = n_batch,
         .kv_dtype = kt,
     };
+    snprintf(m->model_name, sizeof m->model_name, "the %s architecture", hp->arch);
+    vki_weights_desc wd = {.source = vki_weight_source_gguf(m->file), .device = m->dev,
+                           .profile = m->profile, .model_name = m->model_name,
+                           .allocator = m->allocator.alloc ? &m->allocator : NULL};
+    if ((st = vki_weights_create(&wd, &m->weights))) {
+        fail(m, st, "model: %s", vki_status_string(st));
+        goto fail;
+    }
     if ((st = create_cache(m))) goto fail;
+    bool short_batch = n_batch >= 4 * SHORT_BATCH;
     if ((st = build_pass(m, &m->passes[0], 1))) goto fail;
     if (n_batch > 1 && (st = build_pass(m, &m->passes[1], n_batch))) goto fail;
-    bool short_batch = n_batch >= 4 * SHORT_BATCH;
     if (short_batch && (st = build_pass(m, &m->passes[2], SHORT_BATCH))) goto fail;
-    if ((st = check_all_used(m))) goto fail;
+    if ((st = vki_weights_check_all_used(m->weights)) || (st = vki_weights_upload(m->weights))) {
+        if (vki_weights_error(m->weights)[0]) fail(m, st, "%s", vki_weights_error(m->weights));
+        goto fail;
+    }
+    m->info.weight_bytes = vki_weights_bytes(m->weights);
+    for (int i = 0; i < 3; i++)
+        if (m->passes[i].prog && (st = compile_pass(m, &m->passes[i]))) goto fail;
     if (!m->dev) return VKI_OK; // checked: nothing goes to a device
-    if ((st = upload_weights(m))) goto fail;
-    if ((st = create_exec(m, &m->passes[0]))) goto fail;
-    if (n_batch > 1 && (st = create_exec(m, &m->passes[1]))) goto fail;
-    if (short_batch && (st = create_exec(m, &m->passes[2]))) goto fail;
     m->host_i32 = lalloc(m, n_batch * sizeof *m->host_i32);
     if (!m->host_i32) {
         st = fail(m, VKI_ERROR_OUT_OF_HOST_MEMORY, "model: out of host memory");
@@ -745,18 +526,10 @@ vki_status vki_llm_check(const vki_profile *profile, vki_gguf *gguf, const vki_l
 void vki_llm_destroy(vki_llm *m)
 {
     if (!m) return;
-    for (int i = 0; i < 3; i++) {
-        llm_pass *p = &m->passes[i];
-        vki_exec_destroy(p->ex);
-        vki_plan_destroy(p->plan);
-        vki_graph_destroy(p->g);
-        lfree(m, p->binds);
-    }
+    for (int i = 0; i < 3; i++) vki_program_destroy(m->passes[i].prog);
+    vki_weights_destroy(m->weights); // after the programs that bound its ranges
     vki_arena_destroy(m->kv_arena);
-    vki_arena_destroy(m->weight_arena);
     lfree(m, m->kv);
-    lfree(m, m->weights);
-    lfree(m, m->groups);
     lfree(m, m->host_i32);
     lfree(m, m);
 }
@@ -782,19 +555,19 @@ static vki_status run_pass(vki_llm *m, llm_pass *p, const int32_t *tokens, uint3
 {
     int32_t *h = m->host_i32;
     for (uint32_t i = 0; i < p->n_q; i++) h[i] = i < n ? tokens[i] : 0;
-    VKI_TRY(vki_exec_upload(p->ex, p->tokens, h, p->n_q * sizeof *h));
+    VKI_TRY(vki_program_upload(p->prog, p->tokens, h, p->n_q * sizeof *h));
     for (uint32_t s = 0; s < p->id_slice_count; s++) {
         for (uint32_t i = 0; i < p->n_q; i++)
             h[i] = i < n ? tokens[i] - (int32_t)p->slice_first[s] : -1;
-        VKI_TRY(vki_exec_upload(p->ex, p->id_slices[s], h, p->n_q * sizeof *h));
+        VKI_TRY(vki_program_upload(p->prog, p->id_slices[s], h, p->n_q * sizeof *h));
     }
     for (uint32_t i = 0; i < p->n_q; i++) h[i] = i < n ? (int32_t)(m->position + i) : -1;
-    VKI_TRY(vki_exec_upload(p->ex, p->pos, h, p->n_q * sizeof *h));
+    VKI_TRY(vki_program_upload(p->prog, p->pos, h, p->n_q * sizeof *h));
     if (p->last.id) {
         int32_t last = (int32_t)n - 1;
-        VKI_TRY(vki_exec_upload(p->ex, p->last, &last, sizeof last));
+        VKI_TRY(vki_program_upload(p->prog, p->last, &last, sizeof last));
     }
-    VKI_TRY(vki_exec_run(p->ex));
+    VKI_TRY(vki_program_run(p->prog));
     m->position += n;
     return VKI_OK;
 }
@@ -820,8 +593,8 @@ vki_status vki_llm_eval(vki_llm *m, const int32_t *tokens, uint32_t n, float *ou
         // A batch run costs about as much as several one-token runs on most devices; a
         // remainder of a few tokens goes one at a time, a short prompt (or remainder) through
         // the short batch when there is one.
-        llm_pass *p = left >= 4 && m->passes[1].ex ? &m->passes[1] : &m->passes[0];
-        if (p == &m->passes[1] && m->passes[2].ex && left <= m->info.n_batch / 4) p = &m->passes[2];
+        llm_pass *p = left >= 4 && m->passes[1].prog ? &m->passes[1] : &m->passes[0];
+        if (p == &m->passes[1] && m->passes[2].prog && left <= m->info.n_batch / 4) p = &m->passes[2];
         uint32_t take = left < p->n_q ? left : p->n_q;
         vki_status st = run_pass(m, p, tokens + i, take);
         if (st) return fail(m, st, "eval: %s", vki_device_last_error(m->dev));
@@ -829,8 +602,8 @@ vki_status vki_llm_eval(vki_llm *m, const int32_t *tokens, uint32_t n, float *ou
         last = p;
     }
     if (out_logits) {
-        vki_status st = vki_exec_download(last->ex, last->logits, out_logits,
-                                          (uint64_t)m->info.n_vocab * sizeof(float));
+        vki_status st = vki_program_download(last->prog, last->logits, out_logits,
+                                             (uint64_t)m->info.n_vocab * sizeof(float));
         if (st) return fail(m, st, "eval: reading the logits: %s", vki_device_last_error(m->dev));
     }
     return VKI_OK;

@@ -29,9 +29,12 @@ typedef struct vki_llm_hparams {
 
 /* One forward pass being built: n_q tokens at positions `pos`. The architecture reads weights
  * with vki_llm_weight (which records the binding) and the KV cache with vki_llm_kv. */
+typedef struct vki_program vki_program;
+
 typedef struct vki_llm_build {
     vki_llm *llm;
-    vki_graph *g;
+    vki_program *prog;      // the program being built (model_internal.h)
+    vki_graph *g;           // its graph
     uint32_t n_q;
     vki_tensor tokens;      // I32 [n_q]
     vki_tensor pos;         // I32 [n_q]; -1 marks a padding row

@@ -35,6 +35,7 @@ struct TinyModel {
     float eps = 1e-5f, base = 10000.0f;
     std::string arch = "llama";
     bool q8_cache = false; // the reference rounds keys and values as a Q8_0 cache stores them
+    uint32_t window = 4;   // gemma3: the sliding window of its local layers (5 of every 6)
     std::map<std::string, uint32_t> meta_u32; // ".block_count" -> value: overrides and additions
     int64_t n_tokens = -1;                    // >= 0: a tokenizer.ggml.tokens of that many
     std::map<std::string, std::vector<float>> w;     // name -> data
@@ -70,9 +71,20 @@ struct TinyModel {
             add(p + "ffn_gate.weight", {n_embd, n_ff}, rng, 0.2f);
             add(p + "ffn_up.weight", {n_embd, n_ff}, rng, 0.2f);
             add(p + "ffn_down.weight", {n_ff, n_embd}, rng, 0.2f);
+            if (arch == "qwen2") {
+                add(p + "attn_q.bias", {n_embd}, rng, 0.3f);
+                add(p + "attn_k.bias", {hd() * n_head_kv}, rng, 0.3f);
+                add(p + "attn_v.bias", {hd() * n_head_kv}, rng, 0.3f);
+            }
+            if (arch == "gemma3") {
+                add(p + "attn_q_norm.weight", {hd()}, rng, 0.1f, 1.0f);
+                add(p + "attn_k_norm.weight", {hd()}, rng, 0.1f, 1.0f);
+                add(p + "post_attention_norm.weight", {n_embd}, rng, 0.1f, 1.0f);
+                add(p + "post_ffw_norm.weight", {n_embd}, rng, 0.1f, 1.0f);
+            }
         }
         add("output_norm.weight", {n_embd}, rng, 0.1f, 1.0f);
-        add("output.weight", {n_embd, n_vocab}, rng, 0.2f);
+        if (arch != "gemma3") add("output.weight", {n_embd, n_vocab}, rng, 0.2f); // Gemma ties it
     }
 
     std::vector<uint8_t> gguf(const std::string &skip = "", const std::string &reshape = "") const
@@ -87,6 +99,7 @@ struct TinyModel {
             {".block_count", n_layer},         {".embedding_length", n_embd},
             {".feed_forward_length", n_ff},    {".attention.head_count", n_head},
             {".attention.head_count_kv", n_head_kv}, {".context_length", 64}};
+        if (arch == "gemma3") u32[".attention.sliding_window"] = window;
         for (auto &kv : meta_u32) u32[kv.first] = kv.second;
         h.u64(3 + u32.size() + (n_tokens >= 0));
         auto kstr = [&](const std::string &k, const std::string &v) { h.str(k); h.u32(8); h.str(v); };
@@ -157,12 +170,15 @@ struct TinyModel {
         return y;
     }
 
-    void rope(std::vector<double> &x, uint32_t heads, uint32_t pos) const
+    // llama rotates pairs (2i, 2i + 1); Qwen2 and Gemma (NeoX) pairs (i, i + hd / 2).
+    void rope(std::vector<double> &x, uint32_t heads, uint32_t pos, double b0) const
     {
+        bool neox = arch != "llama";
         for (uint32_t h = 0; h < heads; h++)
             for (uint32_t i = 0; i < hd() / 2; i++) {
-                double theta = pos * std::pow(double(base), -2.0 * i / hd());
-                double &a = x[h * hd() + 2 * i], &b = x[h * hd() + 2 * i + 1];
+                double theta = pos * std::pow(b0, -2.0 * i / hd());
+                uint32_t ia = h * hd() + (neox ? i : 2 * i), ib = ia + (neox ? hd() / 2 : 1);
+                double &a = x[ia], &b = x[ib];
                 double c = std::cos(theta), s = std::sin(theta), a0 = a;
                 a = a0 * c - b * s;
                 b = a0 * s + b * c;
@@ -186,20 +202,49 @@ struct TinyModel {
     }
 
     // Logits after feeding `tok` at position `pos` (the cache holds positions < pos).
+    // Per head of x: RMSNorm with weights g [hd] (Gemma 3's QK-norm).
+    void head_norm(std::vector<double> &x, uint32_t heads, const std::vector<float> &g) const
+    {
+        for (uint32_t h = 0; h < heads; h++) {
+            std::vector<double> part(x.begin() + h * hd(), x.begin() + (h + 1) * hd());
+            rmsnorm(part, g, eps);
+            std::copy(part.begin(), part.end(), x.begin() + h * hd());
+        }
+    }
+
+    void add_bias(std::vector<double> &x, const std::string &name) const
+    {
+        if (!w.count(name)) return;
+        for (size_t i = 0; i < x.size(); i++) x[i] += w.at(name)[i];
+    }
+
     std::vector<double> step(Cache &c, int32_t tok, uint32_t pos) const
     {
         if (c.k.empty()) c.k.resize(n_layer), c.v.resize(n_layer);
         uint32_t kvd = hd() * n_head_kv;
+        bool gemma = arch == "gemma3";
         std::vector<double> x(n_embd);
         for (uint32_t i = 0; i < n_embd; i++) x[i] = w.at("token_embd.weight")[tok * n_embd + i];
+        if (gemma)
+            for (double &e : x) e *= std::sqrt(double(float(n_embd))); // Gemma scales the embedding
         for (uint32_t l = 0; l < n_layer; l++) {
             auto p = "blk." + std::to_string(l) + ".";
+            // Gemma 3: every 6th layer is global; the others see a window, with their own base.
+            bool local = gemma && l % 6 != 5;
+            double b0 = local ? 10000.0 : double(base);
             auto h = x;
             rmsnorm(h, w.at(p + "attn_norm.weight"), eps);
             auto q = matvec(p + "attn_q.weight", h), k = matvec(p + "attn_k.weight", h);
             auto v = matvec(p + "attn_v.weight", h);
-            rope(q, n_head, pos);
-            rope(k, n_head_kv, pos);
+            add_bias(q, p + "attn_q.bias");
+            add_bias(k, p + "attn_k.bias");
+            add_bias(v, p + "attn_v.bias");
+            if (gemma) {
+                head_norm(q, n_head, w.at(p + "attn_q_norm.weight"));
+                head_norm(k, n_head_kv, w.at(p + "attn_k_norm.weight"));
+            }
+            rope(q, n_head, pos, b0);
+            rope(k, n_head_kv, pos, b0);
             if (q8_cache) q8_round_trip(k), q8_round_trip(v);
             c.k[l].resize(size_t(pos) * kvd), c.v[l].resize(size_t(pos) * kvd);
             c.k[l].insert(c.k[l].end(), k.begin(), k.end());
@@ -209,7 +254,9 @@ struct TinyModel {
                 uint32_t kh = hh / (n_head / n_head_kv);
                 std::vector<double> s(pos + 1);
                 double mx = -1e300, sum = 0;
-                for (uint32_t j = 0; j <= pos; j++) {
+                uint32_t first = local && pos >= window ? pos - window + 1 : 0;
+                for (uint32_t j = 0; j < first; j++) s[j] = -INFINITY;
+                for (uint32_t j = first; j <= pos; j++) {
                     double d = 0;
                     for (uint32_t e = 0; e < hd(); e++)
                         d += q[hh * hd() + e] * c.k[l][j * kvd + kh * hd() + e];
@@ -217,21 +264,28 @@ struct TinyModel {
                     mx = std::max(mx, s[j]);
                 }
                 for (double &e : s) sum += (e = std::exp(e - mx));
-                for (uint32_t j = 0; j <= pos; j++)
+                for (uint32_t j = first; j <= pos; j++)
                     for (uint32_t e = 0; e < hd(); e++)
                         att[hh * hd() + e] += s[j] / sum * c.v[l][j * kvd + kh * hd() + e];
             }
             auto o = matvec(p + "attn_output.weight", att);
+            if (gemma) rmsnorm(o, w.at(p + "post_attention_norm.weight"), eps);
             for (uint32_t i = 0; i < n_embd; i++) x[i] += o[i];
             h = x;
             rmsnorm(h, w.at(p + "ffn_norm.weight"), eps);
             auto g = matvec(p + "ffn_gate.weight", h), u = matvec(p + "ffn_up.weight", h);
-            for (uint32_t i = 0; i < n_ff; i++) g[i] = g[i] / (1 + std::exp(-g[i])) * u[i];
+            for (uint32_t i = 0; i < n_ff; i++) {
+                // SwiGLU; Gemma's GeGLU with the tanh form of gelu
+                double a = g[i];
+                g[i] = gemma ? 0.5 * a * (1 + std::tanh(0.7978845608 * (a + 0.044715 * a * a * a))) * u[i]
+                             : a / (1 + std::exp(-a)) * u[i];
+            }
             auto d = matvec(p + "ffn_down.weight", g);
+            if (gemma) rmsnorm(d, w.at(p + "post_ffw_norm.weight"), eps);
             for (uint32_t i = 0; i < n_embd; i++) x[i] += d[i];
         }
         rmsnorm(x, w.at("output_norm.weight"), eps);
-        return matvec("output.weight", x);
+        return matvec(gemma ? "token_embd.weight" : "output.weight", x);
     }
 };
 
@@ -360,6 +414,44 @@ TEST_F(LlmTest, LongAndShortBatchesMatchTheReference)
         EXPECT_LT(nmse(logits, ref), 1e-6) << n << " tokens up to position " << pos;
     }
 }
+
+// Qwen2 (QKV biases, NeoX rope) and Gemma 3 (QK-norm, pre- and post-norms, GeGLU, a scaled
+// embedding tied to the output, five sliding-window layers of base 10^4 to one global layer of
+// the file's base): tiny random models against the reference above, through a prompt batch, a
+// padded remainder and decode steps, past the window.
+class LlmArchTest : public LlmTest, public ::testing::WithParamInterface<const char *> {};
+
+TEST_P(LlmArchTest, MatchesTheReference)
+{
+    tm = TinyModel();
+    tm.arch = GetParam();
+    if (tm.arch == "gemma3") {
+        tm.n_layer = 6; // one global layer
+        tm.eps = 1e-6f;
+        tm.base = 1e6f;
+    }
+    tm.init(11);
+    vki_llm_desc d = {};
+    d.n_ctx = 32;
+    d.n_batch = 8;
+    ASSERT_EQ(load(d), VKI_OK) << err;
+    std::vector<int32_t> prompt = {3, 17, 5, 39, 0, 22, 8, 11, 30, 2, 14, 9, 25};
+    std::vector<float> logits(tm.n_vocab);
+    ASSERT_EQ(vki_llm_eval(llm, prompt.data(), uint32_t(prompt.size()), logits.data()), VKI_OK)
+        << vki_llm_last_error(llm);
+    TinyModel::Cache c;
+    std::vector<double> ref;
+    for (uint32_t i = 0; i < prompt.size(); i++) ref = tm.step(c, prompt[i], i);
+    EXPECT_LT(nmse(logits, ref), 1e-6);
+    for (int32_t t : {4, 36, 1}) {
+        uint32_t pos = vki_llm_position(llm);
+        ASSERT_EQ(vki_llm_eval(llm, &t, 1, logits.data()), VKI_OK) << vki_llm_last_error(llm);
+        ref = tm.step(c, t, pos);
+        EXPECT_LT(nmse(logits, ref), 1e-6) << "position " << pos;
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(Arch, LlmArchTest, ::testing::Values("llama", "qwen2", "gemma3"));
 
 TEST_F(LlmTest, FullContextIsAClearErrorAndEvaluatesNothing)
 {
