@@ -73,6 +73,20 @@ static uint32_t pick_queue_family(VkPhysicalDevice phys)
     return best;
 }
 
+/* Whether the physical device lists extension `name`. */
+static bool has_device_extension(const vki_instance *inst, VkPhysicalDevice phys, const char *name)
+{
+    uint32_t n = 0;
+    if (vkEnumerateDeviceExtensionProperties(phys, NULL, &n, NULL) != VK_SUCCESS || n == 0)
+        return false;
+    VkExtensionProperties *ext = vki__alloc(inst, n * sizeof *ext);
+    bool found = false;
+    if (ext && vkEnumerateDeviceExtensionProperties(phys, NULL, &n, ext) == VK_SUCCESS)
+        for (uint32_t i = 0; i < n && !found; i++) found = strcmp(ext[i].extensionName, name) == 0;
+    vki__free(inst, ext);
+    return found;
+}
+
 vki_status vki_device_create(vki_instance *inst, const vki_device_desc *desc,
                              vki_device **out_device)
 {
@@ -105,6 +119,15 @@ vki_status vki_device_create(vki_instance *inst, const vki_device_desc *desc,
         st = VKI_DEV_FAIL(dev, VKI_ERROR_UNSUPPORTED, "%s has no compute queue", dev->profile.name);
         goto fail_copy_error;
     }
+    // A portability driver (MoltenVK, listed because the instance enabled
+    // VK_KHR_portability_enumeration) implements Vulkan over another API with some features
+    // missing; the spec requires enabling VK_KHR_portability_subset wherever it is listed. The
+    // kernels use none of what it takes away (triangle fans, image view swizzles, ...). The name
+    // is spelt out: its macro lives in vulkan_beta.h.
+    const char *portability_subset = "VK_KHR_portability_subset";
+    if (chain.extension_count < sizeof chain.extensions / sizeof chain.extensions[0] &&
+        has_device_extension(inst, dev->physical, portability_subset))
+        chain.extensions[chain.extension_count++] = portability_subset;
     float priority = 1.0f;
     VkDeviceQueueCreateInfo queue_info = {
         .sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO,

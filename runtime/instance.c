@@ -112,7 +112,9 @@ vki_status vki_instance_create(const vki_instance_desc *desc, vki_instance **out
     const char *extensions[4];
     uint32_t extension_count = 0;
     if (inst->debug_utils) extensions[extension_count++] = VK_EXT_DEBUG_UTILS_EXTENSION_NAME;
-    // MoltenVK and other portability drivers are only listed when the app opts in.
+    // MoltenVK (macOS) and other portability drivers are only listed when the app opts in:
+    // enable VK_KHR_portability_enumeration where the loader has it, with the matching flag
+    // (devices then enable VK_KHR_portability_subset; device.c).
     bool portability = has_instance_extension(inst, NULL, VK_KHR_PORTABILITY_ENUMERATION_EXTENSION_NAME);
     if (portability) extensions[extension_count++] = VK_KHR_PORTABILITY_ENUMERATION_EXTENSION_NAME;
     const char *layers[] = {VALIDATION_LAYER};

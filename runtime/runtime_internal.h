@@ -3,6 +3,7 @@
 #define VKINFER_RUNTIME_INTERNAL_H
 
 #include "vkinfer_runtime.h"
+#include "vkinfer_runtime_testing.h" // vki_fault, vki_spirv_info
 
 #include <volk.h>
 
@@ -26,7 +27,7 @@ struct vki_instance {
     VkDebugUtilsMessengerEXT messenger;
     bool debug_utils;
     bool validation;
-    uint32_t validation_count;
+    _Atomic uint32_t validation_count; // counted on the threads of every device
     uint32_t physical_count;
     vki_physical *physicals;
     char last_error[VKI_ERROR_SIZE];

@@ -4,13 +4,11 @@
  * Ownership is a strict tree: instance -> device -> {arenas, kernels, streams}. Every create
  * returns an object the caller owns and must destroy (children before parents); every
  * destroy(NULL) does nothing. Accessors return borrowed pointers that live as long as their
- * owner. A device and everything under it is used from one thread at a time.
+ * owner. A device and everything under it is used from one thread at a time; each object's
+ * declaration says what it allows. Errors, allocation and threads follow the conventions
+ * below, which graph/ and models/ share.
  *
- * Every fallible function returns a vki_status (0 = VKI_OK). The detail goes to the log
- * callback given at instance creation and to the owner's last-error string
- * (vki_instance_last_error, vki_device_last_error: arenas, kernels and streams report into
- * their device's). Nothing aborts or exits on a runtime condition: out of device memory, a
- * lost device, an unsupported feature are statuses.
+ * Test hooks (fault injection, SPIR-V reflection) are in vkinfer_runtime_testing.h.
  *
  * Usage: add one to every element of a buffer.
  *
@@ -46,6 +44,35 @@
 extern "C" {
 #endif
 
+/* ---- Conventions: errors, allocation, threads (runtime, graph and models alike) ------------
+ *
+ * Errors. Every fallible function returns a vki_status: 0 is VKI_OK, anything else names the
+ * kind of failure; a create that fails leaves its `*out_<object>` NULL.
+ * The detail, one line naming the cause and what to do, goes to two places:
+ *   - the object's last-error string, `vki_<object>_last_error(obj)` (borrowed, "" when none,
+ *     overwritten by the next failure on that object). Objects under a device report into it:
+ *     arenas, kernels and streams into vki_device_last_error; the graph layer (plans, exec)
+ *     through vki_device_report; a graph under construction keeps its first error
+ *     (vki_graph_error). Objects of models/ have their own (vki_gguf_last_error,
+ *     vki_llm_last_error, vki_tokenizer_last_error, vki_sampler_last_error).
+ *   - the log callback given at instance creation (device-bound failures only: file parsers,
+ *     tokenizers and samplers have no instance to log to).
+ * A create that fails has no object to hold the message: such functions take
+ * `char *out_error, size_t error_size` (may be NULL) and write it there.
+ * Nothing aborts or exits on a runtime condition; there is no global error state.
+ *
+ * Allocation. Host memory goes through a vki_allocator (NULL: malloc/free), given once where an
+ * object tree starts: vki_instance_desc.allocator for the runtime and everything on its devices,
+ * the create desc's `allocator` field for a graph, a GGUF reader or a model, and the
+ * `allocator` argument of vki_sampler_create and vki_tokenizer_create. Device memory goes
+ * through arenas.
+ *
+ * Threads. An object is used from one thread at a time unless its declaration says more;
+ * different objects that share nothing may be used on different threads at once. The log
+ * callback and the allocator may be called from every thread that uses objects sharing them,
+ * and must then be thread-safe (the defaults are). Functions with no object argument (status
+ * strings, parsers of names and options, the shader table) may be called from any thread. */
+
 /* ---- Status, logging, host allocation --------------------------------------------------- */
 
 typedef enum vki_status {
@@ -69,10 +96,10 @@ const char *vki_status_string(vki_status status);
 
 /* Marks a printf-like function so that GCC and clang check its calls (`f` is the format's
  * argument number, `a` the first variadic one). On mingw-w64, plain `printf` means the old
- * msvcrt's dialect (no %zu); the libraries are built with __USE_MINGW_ANSI_STDIO, whose C99
- * dialect mingw's headers name __MINGW_PRINTF_FORMAT. Other compilers check nothing. */
-#if defined(__MINGW_PRINTF_FORMAT)
-#define VKI_PRINTF(f, a) __attribute__((format(__MINGW_PRINTF_FORMAT, f, a)))
+ * msvcrt's dialect (no %zu); the libraries are built with __USE_MINGW_ANSI_STDIO, so their
+ * formatting is mingw's C99 one, which gcc calls gnu_printf. Other compilers check nothing. */
+#if defined(__MINGW32__)
+#define VKI_PRINTF(f, a) __attribute__((format(gnu_printf, f, a)))
 #elif defined(__GNUC__) || defined(__clang__)
 #define VKI_PRINTF(f, a) __attribute__((format(printf, f, a)))
 #else
@@ -111,6 +138,10 @@ static inline uint64_t vki_align_up(uint64_t v, uint64_t a) { return (v + a - 1)
 
 /* ---- Instance --------------------------------------------------------------------------- */
 
+/* Threads: vki_instance_* calls and vki_device_create on one instance are made one at a time
+ * (they write its last-error string). Its devices may then be used on different threads at once,
+ * one thread per device: they only read the instance, and the log callback and allocator are
+ * called from those threads. */
 typedef struct vki_instance vki_instance;
 
 typedef struct vki_instance_desc {
@@ -283,6 +314,9 @@ const char *vki_device_type_name(vki_device_type type);
 
 /* ---- Device ----------------------------------------------------------------------------- */
 
+/* Threads: a device and everything created on it (arenas, kernels, streams, the graph layer's
+ * plans) are used from one thread at a time: they share its queue, staging ring, pipeline cache,
+ * statistics and last-error string. Two devices may run on two threads. */
 typedef struct vki_device vki_device;
 
 typedef struct vki_device_desc {
@@ -339,24 +373,15 @@ uint64_t vki_device_completed(vki_device *device);
 /* Waits for all submitted work. */
 vki_status vki_device_wait_idle(vki_device *device);
 
-/* For tests of failure paths: the next device-memory allocation fails as out of device memory,
- * or the next Vulkan call the runtime checks (a submit, a wait, ...) reports a lost device, and
- * the runtime takes the same path as if the driver had said so. */
-typedef enum vki_fault {
-    VKI_FAULT_NONE = 0,
-    VKI_FAULT_OUT_OF_DEVICE_MEMORY,
-    VKI_FAULT_DEVICE_LOST,
-    VKI_FAULT_COUNT
-} vki_fault;
-void vki_device_inject_fault(vki_device *device, vki_fault fault);
-
 /* ---- Memory ----------------------------------------------------------------------------- */
 
+/* Threads: as its device (one thread at a time for the device and all under it). */
 typedef struct vki_arena vki_arena;
 typedef struct vki_buffer vki_buffer; // one VkBuffer over one memory block, owned by an arena
 
 /* A suballocation: `size` bytes at `offset` in `buffer`. A plain value; valid until its arena
- * is reset or destroyed. */
+ * is reset or destroyed. Host memory mapped from it (vki_range_map) may be read and written on
+ * any thread, while no submitted work uses the range. */
 typedef struct vki_range {
     vki_buffer *buffer;
     uint64_t offset;
@@ -421,6 +446,8 @@ vki_status vki_device_download(vki_device *device, vki_range src, uint64_t offse
 
 /* ---- Kernels ---------------------------------------------------------------------------- */
 
+/* Threads: as its device. Once created a kernel is only read, but creating and destroying one
+ * use the device's pipeline cache and statistics. */
 typedef struct vki_kernel vki_kernel;
 
 typedef struct vki_spec {
@@ -453,29 +480,7 @@ void vki_kernel_destroy(vki_kernel *kernel);
 void vki_kernel_local_size(const vki_kernel *kernel, uint32_t out_size[3]);
 const char *vki_kernel_name(const vki_kernel *kernel);
 
-/* What the SPIR-V of a compute module declares. */
-typedef struct vki_spirv_info {
-    uint32_t binding_count;   // storage or texel buffers in set 0 (bindings must be 0..n-1)
-    uint32_t texel_mask;      // bit i: binding i is a texel buffer, bound as a view of
-                              // texel_bytes[i]-byte unsigned texels (R32_UINT, R32G32_UINT or
-                              // R32G32B32A32_UINT)
-    uint32_t image_mask;      // bit i: that texel buffer is a storage texel buffer (GLSL's
-                              // uimageBuffer with a format); else a uniform one (usamplerBuffer,
-                              // always R32_UINT)
-    uint8_t texel_bytes[VKI_MAX_BINDINGS];
-    uint32_t push_size;       // bytes of the push-constant block, 0 if none
-    uint32_t local_size[3];   // after applying `specs`
-    uint32_t spec_ids[VKI_MAX_SPECS]; // specialisation constant ids the module declares
-    uint32_t spec_count;
-} vki_spirv_info;
-
-/* Reads `info` from a SPIR-V module with `specs` applied. VKI_ERROR_BAD_FILE (with a reason
- * in `out_error`, may be NULL) for a malformed module or one this runtime cannot bind. */
-vki_status vki_spirv_reflect(const uint32_t *words, size_t word_count, const vki_spec *specs,
-                             uint32_t spec_count, vki_spirv_info *out_info, char *out_error,
-                             size_t error_size);
-
-/* The embedded module table, generated at build time from shaders/. */
+/* The embedded module table, generated at build time from shaders/. Constant: any thread. */
 typedef struct vki_shader_module {
     const char *name;
     const uint32_t *words;
@@ -488,6 +493,8 @@ const vki_shader_module *vki_shader_at(uint32_t index);
 
 /* ---- Streams ---------------------------------------------------------------------------- */
 
+/* Threads: as its device. Recording, submitting and waiting all go through the device's one
+ * queue and timeline, so streams of one device are not driven from different threads. */
 typedef struct vki_stream vki_stream;
 
 typedef struct vki_stream_desc {

@@ -1,6 +1,7 @@
 // Arenas, alignment, block reuse, host ranges, uploads/read-backs through the staging ring and
 // in place, ranges above maxStorageBufferRange, and out-of-device-memory paths.
 #include "test_support.h"
+#include "vkinfer_runtime_testing.h" // vki_device_inject_fault
 
 #include <cstring>
 

@@ -4,7 +4,7 @@
 // Device-free. The inputs are copied into exact-size heap blocks so that ASan or valgrind sees
 // any read past the end.
 #include "vki_abi.h"
-#include "vkinfer_runtime.h"
+#include "vkinfer_runtime_testing.h" // vki_spirv_reflect
 
 #include <gtest/gtest.h>
 

@@ -1,6 +1,7 @@
 // Streams: record once and replay, barriers between dependent dispatches, copies, timeline
 // waits, timestamps, misuse, and a lost device.
 #include "test_support.h"
+#include "vkinfer_runtime_testing.h" // vki_device_inject_fault
 
 #include <cstring>
 
