@@ -170,6 +170,11 @@ bool vki_parse_float(const char *text, double min, double max, float *out_value)
 /* Monotonic wall clock in microseconds. */
 double vki_now_us(void);
 
+/* POSIX getline on every platform: reads a line with its '\n' into *line (grown with realloc,
+ * freed by the caller), returns its length, or -1 at end of input, on an error or when Ctrl-C
+ * interrupted the read. */
+ptrdiff_t vki_read_line(char **line, size_t *cap, FILE *f);
+
 /* "1.3.255" from a Vulkan version number. */
 const char *vki_version_string(uint32_t version, char buf[32]);
 

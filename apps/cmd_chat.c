@@ -21,6 +21,9 @@ static void on_interrupt(int sig)
 {
     (void)sig;
     interrupted = 1;
+#ifdef _WIN32
+    signal(SIGINT, on_interrupt); // Windows' C library resets the handler before calling it
+#endif
 }
 
 /* Asked by the model between prompt batches: Ctrl-C stops a long prefill within one batch. */
@@ -240,10 +243,15 @@ int vki_cmd_chat(vki_app *app, int argc, char **argv)
             info->name[0] ? info->name : s.model_path, info->arch, info->n_layer,
             vki_bytes_string(info->weight_bytes, mem), vki_device_profile(app->device)->name,
             info->n_ctx);
+#ifdef _WIN32
+    // The console's Ctrl-C arrives as SIGINT; the read at the prompt then returns no line.
+    void (*old_handler)(int) = signal(SIGINT, on_interrupt);
+#else
     // No SA_RESTART: Ctrl-C at the prompt interrupts getline, which then returns -1.
     struct sigaction sa = {.sa_handler = on_interrupt}, old_sa;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, &old_sa);
+#endif
     vki_llm_set_abort(s.llm, should_abort, NULL);
     char *line = NULL;
     size_t line_cap = 0;
@@ -251,7 +259,7 @@ int vki_cmd_chat(vki_app *app, int argc, char **argv)
         interrupted = 0;
         printf("> ");
         fflush(stdout);
-        ssize_t len = getline(&line, &line_cap, stdin);
+        ptrdiff_t len = vki_read_line(&line, &line_cap, stdin);
         if (len < 0) {
             printf("\n");
             break;
@@ -272,7 +280,11 @@ int vki_cmd_chat(vki_app *app, int argc, char **argv)
         if ((code = reply(&c, n_predict)) != VKI_EXIT_OK) break;
     }
     free(line);
+#ifdef _WIN32
+    signal(SIGINT, old_handler);
+#else
     sigaction(SIGINT, &old_sa, NULL);
+#endif
 done:
     drop_messages(&c, 0, c.n_msgs);
     vki_sampler_destroy(c.sampler);

@@ -10,6 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#ifdef _WIN32
+#include <windows.h> // QueryPerformanceCounter
+#endif
 
 /* Validation messages are printed as they arrive (the app fails on them at exit, and the
  * message is what a developer needs). Errors are kept, not printed: each failing call's caller
@@ -154,9 +157,41 @@ bool vki_parse_float(const char *text, double min, double max, float *out_value)
 
 double vki_now_us(void)
 {
+#ifdef _WIN32
+    LARGE_INTEGER freq, now;
+    QueryPerformanceFrequency(&freq);
+    QueryPerformanceCounter(&now);
+    return (double)now.QuadPart * 1e6 / (double)freq.QuadPart;
+#else
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec * 1e-3;
+#endif
+}
+
+ptrdiff_t vki_read_line(char **line, size_t *cap, FILE *f)
+{
+#ifndef _WIN32
+    return getline(line, cap, f);
+#else
+    // Windows' C library has no getline: the same contract over fgetc.
+    size_t n = 0;
+    int c;
+    while ((c = fgetc(f)) != EOF) {
+        if (n + 2 > *cap) {
+            size_t grown = *cap ? *cap * 2 : 128;
+            char *p = realloc(*line, grown);
+            if (!p) return -1;
+            *line = p;
+            *cap = grown;
+        }
+        (*line)[n++] = (char)c;
+        if (c == '\n') break;
+    }
+    if (n == 0) return -1;
+    (*line)[n] = 0;
+    return (ptrdiff_t)n;
+#endif
 }
 
 const char *vki_version_string(uint32_t version, char buf[32])

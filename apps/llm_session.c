@@ -137,6 +137,10 @@ const char *vki_default_model_path(char *buf, size_t size)
         snprintf(buf, size, "%s/%s", dir, DEFAULT_MODEL);
     else if (cache && cache[0])
         snprintf(buf, size, "%s/vkinfer/models/%s", cache, DEFAULT_MODEL);
+#ifdef _WIN32
+    else if ((cache = getenv("LOCALAPPDATA")) && cache[0]) // where the runtime keeps its cache
+        snprintf(buf, size, "%s\\vkinfer\\models\\%s", cache, DEFAULT_MODEL);
+#endif
     else
         snprintf(buf, size, "%s/.cache/vkinfer/models/%s", home ? home : ".", DEFAULT_MODEL);
     return buf;

@@ -411,7 +411,11 @@ static void s_free(const vki_allocator *a, void *p)
 static uint64_t fresh_seed(const void *salt)
 {
     struct timespec ts = {0};
+#ifdef TIME_UTC
     timespec_get(&ts, TIME_UTC);
+#else
+    ts.tv_sec = time(NULL); // mingw-w64 over msvcrt has no timespec_get; clock() still differs
+#endif
     uint64_t x = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
     x ^= (uint64_t)(uintptr_t)salt;
     x ^= (uint64_t)clock() << 32;

@@ -17,6 +17,7 @@ packages=(
   libcjson-dev libstb-dev                # JSON output, PNG output
   libpcre2-dev                           # the tokenizer's Unicode regexes
   clang libclang-rt-14-dev               # the bounded libFuzzer run in the tests
+  gcc-mingw-w64-x86-64 pkg-config        # the Windows cross-build check (tools/build_windows.sh)
 )
 
 missing=()
