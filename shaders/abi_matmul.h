@@ -55,6 +55,13 @@
 #define VKI_MM_ALIGN_W_ROWS 4
 #define VKI_MM_ALIGN_W_TEXELS 8
 
+/* The epilogue word of vki_pc_matmul (epi). */
+#define VKI_MM_EPI_ACT_MASK 0xffu // the activation after the bias (VKI_ABI_ACT_*)
+#define VKI_MM_EPI_GLU_SHIFT 8    // matvec_wide's glu activation, the next byte (0: no glu)
+#define VKI_MM_EPI_BIAS (1u << 16)
+#define VKI_MM_EPI_RES (1u << 17)
+#define VKI_MM_EPI_NORM (1u << 18) // matvec_wide: x rms-normed with weights n_off, epsilon eps
+
 /* Elements per chunk (quant.glsl): what one thread decodes at once from few words. */
 #define VKI_MM_CHUNK 32u
 
@@ -73,9 +80,15 @@
 
 /* y[M, N, ne2, ne3] = act(w[K, M, ne2 / w_r2, ne3 / w_r3] x[K, N, ne2, ne3] + bias[M])
  *                      + res[M, N, ne2, ne3].
- * w's batch index along dim i is x's divided by w_ri (ratio broadcast, ggml's rule). act is an
- * activation id (VKI_ABI_ACT_*, abi_unary.h); has_bias 0 leaves the bias binding unread,
- * has_res 0 the residual's (a contiguous f32 tensor of y's shape, from element r_off).
+ * w's batch index along dim i is x's divided by w_ri (ratio broadcast, ggml's rule). `epi`
+ * says which epilogue stages run, in one word (VKI_MM_EPI_*): the activation id (VKI_ABI_ACT_*,
+ * abi_unary.h) in its low byte; without VKI_MM_EPI_BIAS the bias binding is unread, without
+ * VKI_MM_EPI_RES the residual's (a contiguous f32 tensor of y's shape, from element r_off);
+ * matvec_wide's fused rms_norm of x (VKI_MM_EPI_NORM, weights from n_off, epsilon eps) and
+ * glu (its activation id in the second byte: y[m] = glu(row m) * row m + M).
+ * The block is 27 of the 32 words of 128 bytes: an epilogue stage that needs a switch adds a
+ * bit to `epi`, not a word; one that needs operands' offsets takes the free words, and past
+ * them the rarely changing fields (eps, the rope's) move to a parameter buffer.
  * matvec_wide may also rotate its first rope_rows rows (heads of rope_hd rows, the first n_rot
  * of each in pairs 2i, 2i + 1: llama's rope) by the position of their column, pos[p_off + col],
  * as rope.comp does with freq_scale and log2_step; before bias, activation and residual, which
@@ -84,8 +97,7 @@
     F(u32, M) F(u32, N) F(u32, K) F(u32, ne2) F(u32, ne3) F(u32, w_r2) F(u32, w_r3)            \
     F(u32, w_off) F(u32, w_nb1) F(u32, w_nb2) F(u32, w_nb3)                                    \
     F(u32, x_off) F(u32, x_nb1) F(u32, x_nb2) F(u32, x_nb3)                                    \
-    F(u32, y_off) F(u32, b_off) F(u32, has_bias) F(u32, act) F(u32, r_off) F(u32, has_res)   \
-    F(u32, n_off) F(u32, norm) F(f32, eps) F(u32, glu)                                         \
+    F(u32, y_off) F(u32, b_off) F(u32, r_off) F(u32, n_off) F(u32, epi) F(f32, eps)            \
     F(u32, rope_rows) F(u32, rope_hd) F(u32, n_rot) F(u32, p_off) F(f32, freq_scale)           \
     F(f32, log2_step)
 VKI_DECLARE_PUSH(vki_pc_matmul, VKI_PC_MATMUL)

@@ -171,12 +171,15 @@ void batch_bases(uint b, out uint wbase, out uint xbase)
 
 // Stores output (row, col) of batch b, after bias, activation and residual; the caller checks
 // the bounds.
+// matvec_wide's fused glu activation (0: none), from the epilogue word.
+uint glu_act() { return (pc.epi >> VKI_MM_EPI_GLU_SHIFT) & VKI_MM_EPI_ACT_MASK; }
+
 void store_y(uint row, uint col, uint b, float v)
 {
-    if (pc.has_bias != 0u) v += bias[pc.b_off + row];
+    if ((pc.epi & VKI_MM_EPI_BIAS) != 0u) v += bias[pc.b_off + row];
     uint e = row + pc.M * (col + pc.N * b);
-    v = vki_activate(pc.act, v);
-    if (pc.has_res != 0u) v += res[pc.r_off + e];
+    v = vki_activate(pc.epi & VKI_MM_EPI_ACT_MASK, v);
+    if ((pc.epi & VKI_MM_EPI_RES) != 0u) v += res[pc.r_off + e];
     y[pc.y_off + e] = v;
 }
 

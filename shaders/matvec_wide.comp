@@ -16,7 +16,7 @@
 // A rope may follow (pc.rope_rows, abi_matmul.h): a rotated pair is rows 2i and 2i + 1, both
 // in the thread's block, whose every sum each thread sees after the subgroupAdd.
 // K must be at most KCHUNKS x local size chunks (the lowering checks); COLS is 1 (the grid's z
-// runs over the columns and batches). An rms_norm of x may be fused in (pc.norm): x is
+// runs over the columns and batches). An rms_norm of x may be fused in (VKI_MM_EPI_NORM): x is
 // normalised in registers, once per workgroup, before the rows. Formats with a raw chunk dot
 // (WQ_DOT, quant.glsl: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) then scale x in place, so that a weight
 // element costs a mask, a conversion and a multiply-add.
@@ -72,7 +72,7 @@ void main()
         x_chunk(xcol, slot_ch[c], xv[c]);
     }
 
-    if (pc.norm != 0u) {
+    if ((pc.epi & VKI_MM_EPI_NORM) != 0u) {
         // x * w / sqrt(mean(x^2) + eps), an rms_norm fused in: every chunk of x is in the slots
         // of the pass's row 0 once.
         float ss = 0.0;
@@ -113,7 +113,7 @@ void main()
         if (row0 >= pc.M) break;
         float mine = 0.0, mine_up = 0.0, pair = 0.0; // pair: row tid ^ 1's, for the rope
         // A fused glu: the up rows follow the gate's (part 1), y = act(gate) * up.
-        for (uint part = 0u; part < (pc.glu != 0u ? 2u : 1u); part++)
+        for (uint part = 0u; part < (glu_act() != 0u ? 2u : 1u); part++)
         for (uint r = 0u; r < nt; r += ROWS) {
             float s[ROWS];
             [[unroll]] for (uint j = 0u; j < ROWS; j++) s[j] = 0.0;
@@ -152,7 +152,7 @@ void main()
                 if (r + j == (tid ^ 1u)) pair = t; // no glu with a rope
             }
         }
-        if (pc.glu != 0u) mine = vki_activate(pc.glu, mine) * mine_up;
+        if (glu_act() != 0u) mine = vki_activate(glu_act(), mine) * mine_up;
         const uint row = row0 + tid, c = row % max(pc.rope_hd, 1u);
         if (row < pc.rope_rows && c < pc.n_rot) {
             vec2 cs = rope_cos_sin(pos[pc.p_off + col], c >> 1, pc.freq_scale, pc.log2_step);

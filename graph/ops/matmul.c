@@ -22,6 +22,8 @@
 #include <stdio.h>
 
 static_assert(sizeof(vki_matmul_params) <= VKI_PARAMS_BYTES, "node parameter bytes");
+static_assert(VKI_ACT_COUNT <= VKI_MM_EPI_ACT_MASK + 1, "an activation id fits its byte of the epilogue word");
+static_assert(sizeof(vki_pc_matmul) == 27 * 4, "abi_matmul.h counts the block's words in a comment");
 
 vki_matmul_params vki__matmul_params(const vki_node *n)
 {
@@ -263,7 +265,7 @@ static vki_status lower(vki_lower *L, const vki_node *n)
         .w_r2 = d.ne[2] / w.ne[2], .w_r3 = d.ne[3] / w.ne[3],
         .w_off = w.offset, .w_nb1 = w.nb[1], .w_nb2 = w.nb[2], .w_nb3 = w.nb[3],
         .x_off = x.offset, .x_nb1 = x.nb[1], .x_nb2 = x.nb[2], .x_nb3 = x.nb[3],
-        .y_off = d.offset, .act = mp.act,
+        .y_off = d.offset, .epi = mp.act & VKI_MM_EPI_ACT_MASK,
     };
     uint32_t tensors[7] = {n->src[0], n->src[1], n->src[0], self, n->src[0], n->src[0], n->src[0]};
     if (n->src[4]) { // fused rms_norm of x: f32 [K] weights, at a whole 16-byte texel
@@ -274,7 +276,7 @@ static vki_status lower(vki_lower *L, const vki_node *n)
                                   "the fused rms_norm weights must be f32 [K] at a multiple of 16 bytes");
         tensors[VKI_MM_BINDING_NORM] = n->src[4];
         pc.n_off = nw4.offset;
-        pc.norm = 1;
+        pc.epi |= VKI_MM_EPI_NORM;
         pc.eps = mp.eps;
     }
     if (n->src[2]) { // fused bias [M] f32
@@ -283,7 +285,7 @@ static vki_status lower(vki_lower *L, const vki_node *n)
             return vki_lower_fail(L, n, VKI_ERROR_INVALID_ARGUMENT, "the fused bias must be f32 [M]");
         tensors[VKI_MM_BINDING_BIAS] = n->src[2];
         pc.b_off = vki_lower_operand(L, n->src[2]).offset;
-        pc.has_bias = 1;
+        pc.epi |= VKI_MM_EPI_BIAS;
     }
     if (n->src[3]) { // fused residual: f32, contiguous, y's shape
         const vki_node *nr = vki_lower_node(L, n->src[3]);
@@ -292,7 +294,7 @@ static vki_status lower(vki_lower *L, const vki_node *n)
                                   "the fused residual must be f32, contiguous and of y's shape");
         tensors[VKI_MM_BINDING_RES] = n->src[3];
         pc.r_off = vki_lower_operand(L, n->src[3]).offset;
-        pc.has_res = 1;
+        pc.epi |= VKI_MM_EPI_RES;
     }
     if (vki__span_bytes(nw) > UINT32_MAX || vki__span_bytes(nx) > UINT32_MAX)
         return vki_lower_fail(L, n, VKI_ERROR_UNSUPPORTED, "operands over 4 GiB (32-bit indexing)");
@@ -354,7 +356,7 @@ static vki_status lower(vki_lower *L, const vki_node *n)
     if (mp.glu) { // fused glu: output row m is act(w row m) * w row m + M
         if (w.ne[1] != 2 * pc.M)
             return vki_lower_fail(L, n, VKI_ERROR_INVALID_ARGUMENT, "a fused glu needs 2 M weight rows");
-        pc.glu = mp.glu;
+        pc.epi |= (uint32_t)mp.glu << VKI_MM_EPI_GLU_SHIFT;
     }
 
     if (kchunks) {
