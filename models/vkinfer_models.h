@@ -38,6 +38,8 @@ extern "C" {
 
 /* ---- GGUF ------------------------------------------------------------------------------- */
 
+/* Threads: one thread at a time (the accessors write its last-error string). The borrowed
+ * strings and tensor bytes are read-only and may be read on any thread until vki_gguf_close. */
 typedef struct vki_gguf vki_gguf;
 
 /* Metadata value types. The file's type code is this value minus one (GGUF u8 is 0); 0 here
@@ -179,6 +181,67 @@ vki_status vki_gguf_find_tensor(vki_gguf *g, const char *name, vki_gguf_tensor *
 /* The ggml type's name ("q4_0", "iq2_xxs"), or "unknown". */
 const char *vki_gguf_ggml_type_name(uint32_t ggml_type);
 
+/* ---- safetensors ----------------------------------------------------------------------------
+ *
+ * The format Stable Diffusion checkpoints come in: a single-file checkpoint or the files of a
+ * diffusers folder. vki_safetensors_open maps the file read-only and validates all of it up
+ * front: the header length (at most 100 MB, within the file), the JSON header strictly (no
+ * duplicate names, no unknown fields, nothing after the object but space padding), every shape
+ * and offset with overflow-checked arithmetic, each tensor's byte span equal to its shape times
+ * its element size, and the tensors tiling the data buffer exactly (no gap, no overlap). A
+ * malformed file is VKI_ERROR_BAD_FILE with a message naming the tensor or field; nothing
+ * aborts, nothing is read outside the file. Tensor data points into the mapping (borrowed,
+ * until vki_safetensors_close). A vki_safetensors is used from one thread at a time.
+ *
+ *     vki_safetensors *st = NULL;
+ *     char err[256];
+ *     VKI_TRY(vki_safetensors_open("unet.safetensors", NULL, &st, err, sizeof err));
+ *     vki_safetensors_tensor t;          // ne in ggml order: ne[0] is the last (contiguous) dim
+ *     VKI_TRY(vki_safetensors_find(st, "conv_in.weight", &t));
+ *     ... vki_safetensors_close(st);
+ */
+
+typedef struct vki_safetensors vki_safetensors;
+
+typedef struct vki_safetensors_desc {
+    const vki_allocator *allocator; // NULL: malloc/free; for the index built at open
+} vki_safetensors_desc;
+
+/* One tensor. A shape of rank 0 (a scalar) reads as [1]; files with more than 4 dims are
+ * refused at open. */
+typedef struct vki_safetensors_tensor {
+    const char *name;      // NUL-terminated, borrowed
+    vki_dtype dtype;       // F32, F16, BF16, I32; VKI_DTYPE_NONE for the file's other types
+    const char *type_name; // the file's dtype ("F16", "F8_E4M3")
+    uint32_t n_dims;       // 1..4
+    int64_t ne[VKI_MAX_DIMS]; // ne[0] is the shape's last (contiguous) entry; unused dims 1
+    const void *data;      // into the mapping
+    uint64_t size;         // bytes
+} vki_safetensors_tensor;
+
+/* Maps and validates the file at `path`; `desc` may be NULL. VKI_ERROR_NOT_FOUND when it cannot
+ * be opened, VKI_ERROR_IO for a FIFO, directory or other non-regular file (refused without
+ * blocking), VKI_ERROR_BAD_FILE when malformed, VKI_ERROR_OUT_OF_HOST_MEMORY; `out_error` (may
+ * be NULL) says why. *out is NULL on failure. */
+vki_status vki_safetensors_open(const char *path, const vki_safetensors_desc *desc,
+                                vki_safetensors **out, char *out_error, size_t error_size);
+/* As vki_safetensors_open, over `size` bytes the caller keeps alive and unchanged until close. */
+vki_status vki_safetensors_open_memory(const void *data, size_t size, const vki_safetensors_desc *desc,
+                                       vki_safetensors **out, char *out_error, size_t error_size);
+/* Frees the index and unmaps the file. NULL does nothing. */
+void vki_safetensors_close(vki_safetensors *s);
+
+/* Tensors, sorted by name: 0..count-1. */
+uint64_t vki_safetensors_tensor_count(const vki_safetensors *s);
+vki_status vki_safetensors_tensor_at(vki_safetensors *s, uint64_t index, vki_safetensors_tensor *out);
+/* VKI_ERROR_NOT_FOUND when absent; VKI_ERROR_UNSUPPORTED (with *out filled, dtype NONE) for a
+ * type vkinfer does not compute with. */
+vki_status vki_safetensors_find(vki_safetensors *s, const char *name, vki_safetensors_tensor *out);
+/* The string value of `key` in the header's __metadata__, or NULL. Borrowed. */
+const char *vki_safetensors_metadata(const vki_safetensors *s, const char *key);
+/* The reason of the last failed find; "" if none. Borrowed. */
+const char *vki_safetensors_last_error(const vki_safetensors *s);
+
 /* ---- Language models ------------------------------------------------------------------------
  *
  * A decoder-only transformer from a GGUF file, on a device: the architecture comes from
@@ -197,7 +260,7 @@ const char *vki_gguf_ggml_type_name(uint32_t ggml_type);
  *     ... vki_llm_destroy(m);                                     // before closing the gguf
  */
 
-typedef struct vki_llm vki_llm;
+typedef struct vki_llm vki_llm; // threads: as its device (one thread for the device and all on it)
 
 typedef struct vki_llm_desc {
     uint32_t n_ctx;        // tokens the cache holds; 0: min(model's training context, 4096)
@@ -318,6 +381,8 @@ void vki_llm_rewind(vki_llm *m, uint32_t pos);
  *     vki_sampler_destroy(s);
  */
 
+/* Threads: one thread at a time (its state and random stream change with every sample). Two
+ * samplers may run on two threads. */
 typedef struct vki_sampler vki_sampler;
 
 /* Switches a stage off where 0 means its default: top_k, top_p, min_p, repeat_penalty. */
@@ -423,6 +488,9 @@ const char *vki_sampler_last_error(const vki_sampler *s);
  *     ... vki_tokenizer_destroy(tok);
  */
 
+/* Threads: one thread at a time, encoding and decoding alike (both use scratch memory and
+ * the last-error string kept in the object). It copies what it needs from the gguf at creation
+ * and keeps no pointer to it. For parallel encoding, create one tokenizer per thread. */
 typedef struct vki_tokenizer vki_tokenizer;
 
 /* Token types, with the values of tokenizer.ggml.token_type. */
@@ -566,6 +634,8 @@ const char *vki_tokenizer_last_error(const vki_tokenizer *t);
  *     st = vki_chat_encode(tok, &p, ids, capacity, &n); // n > capacity: grow ids, call again
  */
 
+/* Threads: the vki_chat_* functions keep no state; they may run on any thread at once, except
+ * that vki_chat_encode uses its tokenizer (one thread at a time per tokenizer). */
 typedef enum vki_chat_template {
     VKI_CHAT_TEMPLATE_NONE = 0, // unknown: no chat formatting
     VKI_CHAT_TEMPLATE_CHATML,

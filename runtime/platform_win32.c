@@ -7,6 +7,7 @@
 
 #include <windows.h>
 
+#include <assert.h>
 #include <fcntl.h>
 #include <io.h>
 #include <stdlib.h>
@@ -24,17 +25,12 @@ static void error_text(DWORD error, char *out, size_t size)
     while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == '\r' || out[n - 1] == '.')) out[--n] = 0;
 }
 
-/* UTF-8 -> UTF-16, malloc'd (NULL for invalid UTF-8 or no memory). */
-static wchar_t *widen(const char *s)
+/* UTF-8 -> UTF-16 into a caller's buffer (on the stack: host memory is the allocator's, and
+ * these are transient). False for invalid UTF-8 or a path over WPATH characters. */
+#define WPATH 4096
+static bool widen(const char *s, wchar_t out[WPATH])
 {
-    int n = MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, s, -1, NULL, 0);
-    if (n <= 0) return NULL;
-    wchar_t *w = malloc((size_t)n * sizeof *w);
-    if (w && MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, s, -1, w, n) != n) {
-        free(w);
-        w = NULL;
-    }
-    return w;
+    return MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, s, -1, out, WPATH) > 0;
 }
 
 static bool is_missing(DWORD error)
@@ -45,30 +41,25 @@ static bool is_missing(DWORD error)
 /* Attributes of `path` (not following a link), or INVALID_FILE_ATTRIBUTES with *out_error. */
 static DWORD attributes(const char *path, DWORD *out_error)
 {
-    wchar_t *w = widen(path);
-    if (!w) {
+    wchar_t w[WPATH];
+    if (!widen(path, w)) {
         *out_error = ERROR_INVALID_NAME;
         return INVALID_FILE_ATTRIBUTES;
     }
     DWORD a = GetFileAttributesW(w);
     *out_error = a == INVALID_FILE_ATTRIBUTES ? GetLastError() : 0;
-    free(w);
     return a;
 }
 
 static HANDLE open_handle(const char *path, DWORD access, DWORD share, DWORD disposition,
                           DWORD flags)
 {
-    wchar_t *w = widen(path);
-    if (!w) {
+    wchar_t w[WPATH];
+    if (!widen(path, w)) {
         SetLastError(ERROR_INVALID_NAME);
         return INVALID_HANDLE_VALUE;
     }
-    HANDLE h = CreateFileW(w, access, share, NULL, disposition, flags, NULL);
-    DWORD error = GetLastError();
-    free(w);
-    SetLastError(error);
-    return h;
+    return CreateFileW(w, access, share, NULL, disposition, flags, NULL);
 }
 
 /* A FILE over a handle; the FILE owns it. NULL (handle closed) on failure. */
@@ -222,13 +213,13 @@ bool vki__make_parent_dirs(const char *path, char *why, size_t why_size)
         if (*p != '/' && *p != '\\') continue;
         char sep = *p;
         *p = 0;
-        wchar_t *w = widen(buf);
+        wchar_t w[WPATH];
+        bool wide = widen(buf, w);
         // A drive ("C:") or a folder that exists fails with an error; what matters is that a
         // directory is there afterwards.
-        bool ok = w && (CreateDirectoryW(w, NULL) || GetLastError() == ERROR_ALREADY_EXISTS ||
-                        GetLastError() == ERROR_ACCESS_DENIED);
-        DWORD error = w ? GetLastError() : ERROR_INVALID_NAME;
-        free(w);
+        bool ok = wide && (CreateDirectoryW(w, NULL) || GetLastError() == ERROR_ALREADY_EXISTS ||
+                           GetLastError() == ERROR_ACCESS_DENIED);
+        DWORD error = wide ? GetLastError() : ERROR_INVALID_NAME;
         DWORD attr_error;
         DWORD attr = attributes(buf, &attr_error);
         *p = sep;
@@ -278,18 +269,17 @@ FILE *vki__file_create_temp(const char *target, char *out_tmp, size_t tmp_size, 
 
 bool vki__file_replace(const char *tmp, const char *target, char *why, size_t why_size)
 {
-    wchar_t *wt = widen(tmp), *wd = widen(target);
-    bool ok = wt && wd && MoveFileExW(wt, wd, MOVEFILE_REPLACE_EXISTING | MOVEFILE_WRITE_THROUGH);
-    DWORD error = wt && wd ? GetLastError() : ERROR_INVALID_NAME;
-    free(wt);
-    free(wd);
+    static_assert(sizeof(wchar_t[WPATH]) * 2 <= 16384, "two paths on the stack");
+    wchar_t wt[WPATH], wd[WPATH];
+    bool wide = widen(tmp, wt) && widen(target, wd);
+    bool ok = wide && MoveFileExW(wt, wd, MOVEFILE_REPLACE_EXISTING | MOVEFILE_WRITE_THROUGH);
+    DWORD error = wide ? GetLastError() : ERROR_INVALID_NAME;
     if (!ok) error_text(error, why, why_size);
     return ok;
 }
 
 void vki__file_remove(const char *path)
 {
-    wchar_t *w = widen(path);
-    if (w) DeleteFileW(w);
-    free(w);
+    wchar_t w[WPATH];
+    if (widen(path, w)) DeleteFileW(w);
 }
