@@ -5,7 +5,7 @@
  * run small in the conformance tests; here results are not checked against the CPU reference,
  * which would take minutes at these shapes. */
 #include "apps_internal.h"
-#include "vkinfer_graph.h"
+#include "vkinfer_graph_testing.h"
 
 #include <string.h>
 

@@ -2,7 +2,7 @@
  * `vkinfer bench ops` (model shapes, timed). A case is built, fed seeded random data, run on the
  * device with guard bytes around every output, and compared with the CPU reference by
  * normalised mean squared error. */
-#include "graph_internal.h"
+#include "cases/cases_internal.h"
 
 #include <math.h>
 #include <stdio.h>

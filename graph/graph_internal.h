@@ -123,15 +123,6 @@ float vki_ref_get(const vki_ref_tensor *t, int64_t i0, int64_t i1, int64_t i2, i
 /* Stores a float into an F32/F16/BF16/I32 element. */
 void vki_ref_set(const vki_ref_tensor *t, int64_t i0, int64_t i1, int64_t i2, int64_t i3, float v);
 
-/* ---- cases.c: conformance-case helpers ------------------------------------------------------ */
-
-#define VKI_CASE_MAX_INTS 15
-
-/* An I32 input [count] that the case runner fills with `values` (positions, padding -1s, ids
- * past the end) instead of random ids; count <= VKI_CASE_MAX_INTS. The values ride in the input
- * node's parameter bytes, which leaves do not otherwise use. */
-vki_tensor vki__case_ints(vki_graph *g, const int32_t *values, uint32_t count, const char *name);
-
 /* ---- The op interface ---------------------------------------------------------------------- */
 
 enum {

@@ -2,7 +2,7 @@
  * are odd on purpose (kv lengths and pixel counts that no tile divides, odd head dims), with
  * views for operands that are views in models (q permuted from [D, n_q, n_head], K/V a slice of
  * a longer cache, x a channel slice). */
-#include "../graph_internal.h"
+#include "cases_internal.h"
 
 #include <math.h>
 

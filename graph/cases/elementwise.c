@@ -1,5 +1,5 @@
 /* Conformance cases of the elementwise ops. arg[] holds shapes; odd sizes on purpose. */
-#include "../graph_internal.h"
+#include "cases_internal.h"
 
 /* a [arg0..3] op b, b broadcast over the dims where arg4..7 is 1; arg[4] < 0: f16. */
 static void binary_case(vki_graph *g, const int64_t *arg, bool mul)

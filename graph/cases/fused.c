@@ -1,6 +1,6 @@
 /* Conformance cases of fused patterns (graph/fusion.c): the device runs one fused dispatch, the
  * CPU reference the separate ops, so these check the fusion as well as the kernels. */
-#include "../graph_internal.h"
+#include "cases_internal.h"
 
 /* rms_norm(x) * w, x [arg0, arg1] f32, w [arg0]. */
 static void rms_scale_case(vki_graph *g, const int64_t *arg)

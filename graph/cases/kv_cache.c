@@ -8,7 +8,7 @@
  * not touch (the guard bands and the copy of the whole cache check that). Q8_0 caches have
  * 34-byte blocks, so every other block starts mid-word: K = 32 rows alternate, K = 64 rows have
  * one block of each kind. */
-#include "../graph_internal.h"
+#include "cases_internal.h"
 
 #include <math.h>
 

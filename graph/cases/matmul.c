@@ -9,6 +9,7 @@
  * summation order against the reference's double sums: nmse ~1e-14 measured; 1e-9 leaves room
  * for contraction, other summation orders and the activations' erf approximation. */
 #include "../ops/matmul_internal.h"
+#include "cases_internal.h"
 
 /* Variant bits of matmul_case's arg[7]. */
 #define FUSED (1 << 8)   // bias [M] added and activation (bits 0-7) applied in the matmul node

@@ -1,7 +1,7 @@
 /* Conformance cases of the row ops: rms_norm, layer_norm, group_norm, softmax, rope. Odd row
  * lengths (1 .. 577, and one vocabulary-sized softmax row), several rows and batches, strided
  * views, every optional operand present and absent, f32 and f16. */
-#include "../graph_internal.h"
+#include "cases_internal.h"
 
 enum { NONE = 0, F32 = 1, F16 = 2 }; // dtype codes in arg[]
 

@@ -4,7 +4,7 @@
  * Random inputs lie in [-1, 1]; activation cases scale them first to reach the saturating
  * ranges. Tolerances: f32 1e-10 (exact ops 0), f16 results 1e-5 (one rounding to f16, relative
  * 2^-11 per element), bf16 results 1e-4 (relative 2^-8). */
-#include "../graph_internal.h"
+#include "cases_internal.h"
 
 #define F32 VKI_DTYPE_F32
 #define F16 VKI_DTYPE_F16
