@@ -548,7 +548,10 @@ vki_status vki_tokenizer_create(vki_gguf *gguf, const vki_allocator *allocator, 
     *out = NULL;
     vki_allocator a = allocator ? *allocator : (vki_allocator){0};
     vki_tokenizer *t = vki_tok_alloc(&a, 1, sizeof *t);
-    if (!t) return VKI_ERROR_OUT_OF_HOST_MEMORY;
+    if (!t) {
+        if (out_error && error_size) snprintf(out_error, error_size, "out of host memory");
+        return VKI_ERROR_OUT_OF_HOST_MEMORY;
+    }
     *t = (vki_tokenizer){.alloc = a, .bos = -1, .eos = -1, .unk = -1};
     loader l = {t, gguf, out_error, error_size};
     vki_status st = gguf ? load(&l) : say(&l, VKI_ERROR_INVALID_ARGUMENT, "no GGUF file");

@@ -104,7 +104,9 @@ vki_status vki_device_create(vki_instance *inst, const vki_device_desc *desc,
         VKI_TRY(vki__narrowing_from_env(inst, &narrowing));
 
     vki_device *dev = vki__alloc(inst, sizeof *dev);
-    if (!dev) return VKI_ERROR_OUT_OF_HOST_MEMORY;
+    if (!dev)
+        return vki__fail(inst, inst->last_error, VKI_ERROR_OUT_OF_HOST_MEMORY,
+                         "out of host memory (%zu bytes for a device)", sizeof *dev);
     dev->inst = inst;
     dev->physical_index = index;
     dev->physical = inst->physicals[index].handle;

@@ -85,7 +85,9 @@ vki_status vki_kernel_create(vki_device *dev, const vki_kernel_desc *desc, vki_k
                             VKI_MAX_BINDINGS, VKI_MAX_SPECS);
 
     vki_kernel *k = vki__alloc(dev->inst, sizeof *k);
-    if (!k) return VKI_ERROR_OUT_OF_HOST_MEMORY;
+    if (!k)
+        return VKI_DEV_FAIL(dev, VKI_ERROR_OUT_OF_HOST_MEMORY,
+                            "out of host memory (%zu bytes for kernel %s)", sizeof *k, name);
     k->dev = dev;
     snprintf(k->name, sizeof k->name, "%s", name);
     vki_status st = VKI_OK;

@@ -77,7 +77,9 @@ vki_status vki__buffer_create(vki_device *dev, uint64_t size, VkMemoryPropertyFl
                                        b));
     }
     vki_buffer *buf = vki__alloc(dev->inst, sizeof *buf);
-    if (!buf) return VKI_ERROR_OUT_OF_HOST_MEMORY;
+    if (!buf)
+        return VKI_DEV_FAIL(dev, VKI_ERROR_OUT_OF_HOST_MEMORY,
+                            "out of host memory (%zu bytes for a buffer)", sizeof *buf);
     buf->dev = dev;
     buf->size = size;
     vki_status st = VKI_OK;
@@ -188,7 +190,9 @@ vki_status vki_arena_create(vki_device *dev, const vki_arena_desc *desc, vki_are
         return VKI_DEV_FAIL(dev, VKI_ERROR_INVALID_ARGUMENT, "arena kind %d is not a vki_arena_kind",
                             (int)desc->kind);
     vki_arena *a = vki__alloc(dev->inst, sizeof *a);
-    if (!a) return VKI_ERROR_OUT_OF_HOST_MEMORY;
+    if (!a)
+        return VKI_DEV_FAIL(dev, VKI_ERROR_OUT_OF_HOST_MEMORY,
+                            "out of host memory (%zu bytes for an arena)", sizeof *a);
     a->dev = dev;
     a->kind = desc->kind ? desc->kind : VKI_ARENA_ACTIVATIONS;
     snprintf(a->name, sizeof a->name, "%s", desc->name ? desc->name : kind_name(a->kind));

@@ -182,7 +182,10 @@ vki_status vki__pipeline_cache_save(vki_device *dev)
     VKI_TRY(vki__check(dev, r, "vkGetPipelineCacheData"));
     if (size == 0 || size > CACHE_MAX_BYTES) return VKI_OK;
     uint8_t *bytes = vki__alloc(dev->inst, sizeof(cache_header) + size);
-    if (!bytes) return VKI_ERROR_OUT_OF_HOST_MEMORY;
+    if (!bytes)
+        return VKI_DEV_FAIL(dev, VKI_ERROR_OUT_OF_HOST_MEMORY,
+                            "out of host memory (%zu bytes for the pipeline cache)",
+                            sizeof(cache_header) + size);
     vki_status st = VKI_OK;
     r = dev->vk.vkGetPipelineCacheData(dev->handle, dev->pipeline_cache, &size,
                                        bytes + sizeof(cache_header));

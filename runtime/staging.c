@@ -21,7 +21,9 @@ vki_status vki__staging_create(vki_device *dev, uint64_t size, vki_staging **out
 {
     *out = NULL;
     vki_staging *s = vki__alloc(dev->inst, sizeof *s);
-    if (!s) return VKI_ERROR_OUT_OF_HOST_MEMORY;
+    if (!s)
+        return VKI_DEV_FAIL(dev, VKI_ERROR_OUT_OF_HOST_MEMORY,
+                            "out of host memory (%zu bytes for the staging ring)", sizeof *s);
     vki_status st = VKI_OK;
     size = vki_align_up(size < 64 * 1024 ? 64 * 1024 : size, 2 * 256);
     st = vki__buffer_create(dev, size,

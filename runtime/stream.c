@@ -65,7 +65,9 @@ vki_status vki_stream_create(vki_device *dev, const vki_stream_desc *desc, vki_s
         return VKI_DEV_FAIL(dev, VKI_ERROR_UNSUPPORTED, "%s cannot time compute work",
                             dev->profile.name);
     vki_stream *s = vki__alloc(dev->inst, sizeof *s);
-    if (!s) return VKI_ERROR_OUT_OF_HOST_MEMORY;
+    if (!s)
+        return VKI_DEV_FAIL(dev, VKI_ERROR_OUT_OF_HOST_MEMORY,
+                            "out of host memory (%zu bytes for a stream)", sizeof *s);
     s->dev = dev;
     snprintf(s->name, sizeof s->name, "%s", desc->name ? desc->name : "stream");
     vki_status st = VKI_OK;
@@ -130,7 +132,9 @@ static vki_status texel_view(vki_stream *s, const vki_range *b, uint32_t texel_b
     if (s->view_count == s->view_capacity) {
         uint32_t cap = s->view_capacity ? 2 * s->view_capacity : 64;
         VkBufferView *v = vki__alloc(dev->inst, cap * sizeof *v);
-        if (!v) return VKI_ERROR_OUT_OF_HOST_MEMORY;
+        if (!v)
+            return VKI_DEV_FAIL(dev, VKI_ERROR_OUT_OF_HOST_MEMORY,
+                                "out of host memory (%u texel buffer views)", cap);
         if (s->view_count) memcpy(v, s->views, s->view_count * sizeof *v);
         vki__free(dev->inst, s->views);
         s->views = v;
@@ -405,7 +409,9 @@ vki_status vki_stream_timings(vki_stream *s, double *out_us, uint32_t capacity, 
     uint64_t *buf = ticks;
     if (n > 1025) {
         buf = vki__alloc(dev->inst, n * sizeof *buf);
-        if (!buf) return VKI_ERROR_OUT_OF_HOST_MEMORY;
+        if (!buf)
+            return VKI_DEV_FAIL(dev, VKI_ERROR_OUT_OF_HOST_MEMORY,
+                                "out of host memory (%u timestamps)", n);
     }
     VkResult r = dev->vk.vkGetQueryPoolResults(dev->handle, s->queries, 0, n, n * sizeof *buf, buf,
                                                sizeof *buf, VK_QUERY_RESULT_64_BIT);
