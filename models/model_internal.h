@@ -39,8 +39,9 @@ typedef struct vki_weight_source {
     const char *(*last_error)(void *file);
 } vki_weight_source;
 
-/* A GGUF file as a weight source (borrowed: keep it open). */
+/* A GGUF or safetensors file as a weight source (borrowed: keep it open). */
 vki_weight_source vki_weight_source_gguf(vki_gguf *gguf);
+vki_weight_source vki_weight_source_safetensors(vki_safetensors *file);
 
 /* ---- Weights --------------------------------------------------------------------------------- */
 
