@@ -25,24 +25,75 @@ typedef struct tuning_row {
     vki_tuning tuning;
 } tuning_row;
 
-/* First match wins; "generic" catches the rest. Tile sizes are starting points the kernels of
- * the graph layer specialise on; they are revisited with measurements per vendor. lavapipe has
- * its own row because it runs shared-memory barriers very slowly: register-tiled, no barriers;
- * and because (Mesa 22.3) every 32-bit word a shader loads costs a loop over the SIMD lanes, big
- * per-thread tiles (64 rows) that load each x value once for many rows: measured 2-3x faster
- * than 8-16 rows for the matmul family. */
+/* First match wins; "generic" catches the rest. One named field per kernel choice; each row
+ * says what measurement set it, or that none has yet: an unmeasured row is a starting point
+ * from the vendor's documented subgroup width and shared memory, revisited on a lent GPU.
+ * lavapipe has its own row so the suite runs fast; its tricks stay in its row. */
 static const tuning_row tuning_table[] = {
-    {VKI_VENDOR_NVIDIA, ARCH_COOPMAT, {"nvidia", 32, 256, 4, 128, 128, 32, true, true, false}},
-    {VKI_VENDOR_NVIDIA, ARCH_NO_COOPMAT, {"nvidia-pascal", 32, 256, 4, 64, 64, 16, true, false, false}},
-    {VKI_VENDOR_AMD, ARCH_WAVE32, {"amd-rdna", 32, 256, 2, 64, 64, 16, true, true, false}},
-    {VKI_VENDOR_AMD, ARCH_WAVE64_ONLY, {"amd-gcn", 64, 256, 2, 64, 64, 16, true, false, false}},
-    {VKI_VENDOR_INTEL, ARCH_DISCRETE, {"intel-arc", 16, 256, 4, 64, 64, 16, true, true, false}},
-    {VKI_VENDOR_INTEL, ARCH_INTEGRATED, {"intel-xe", 16, 128, 2, 32, 32, 16, true, false, false}},
-    {VKI_VENDOR_ARM, ARCH_ANY, {"arm-mali", 16, 64, 1, 32, 32, 8, true, false, false}},
-    {VKI_VENDOR_QUALCOMM, ARCH_ANY, {"qualcomm-adreno", 64, 128, 1, 32, 32, 8, true, false, false}},
-    {VKI_VENDOR_APPLE, ARCH_ANY, {"apple", 32, 256, 2, 64, 64, 16, true, false, false}},
-    {VKI_VENDOR_MESA_CPU, ARCH_ANY, {"lavapipe", 8, 64, 64, 64, 64, 8, false, false, true}},
-    {VKI_VENDOR_OTHER, ARCH_ANY, {"generic", 32, 128, 2, 32, 32, 8, true, false, false}},
+    // H200: 128 x 128 x 32 shared tiles, [[unroll]]ed, f16 576 x 49152 x 128 6357 -> 1479 us;
+    // cooperative matrices from 64 tiles up, 984 against 1479 us (4a68220); tiled attention
+    // and conv2d tiles measured there too (20c8dcc).
+    {.vendor = VKI_VENDOR_NVIDIA, .arch = ARCH_COOPMAT,
+     .tuning = {.name = "nvidia", .subgroup_size = 32, .workgroup_size = 256, .matvec_rows = 4,
+                .matmul_tile_m = 128, .matmul_tile_n = 128, .matmul_tile_k = 32,
+                .matmul_shared = true, .use_coopmat = true, .attention_tiled = true,
+                .conv2d_shared = true}},
+    // Unmeasured: nvidia's row with half the tiles for the smaller shared memory.
+    {.vendor = VKI_VENDOR_NVIDIA, .arch = ARCH_NO_COOPMAT,
+     .tuning = {.name = "nvidia-pascal", .subgroup_size = 32, .workgroup_size = 256, .matvec_rows = 4,
+                .matmul_tile_m = 64, .matmul_tile_n = 64, .matmul_tile_k = 16,
+                .matmul_shared = true, .attention_tiled = true, .conv2d_shared = true}},
+    // Unmeasured: wave32.
+    {.vendor = VKI_VENDOR_AMD, .arch = ARCH_WAVE32,
+     .tuning = {.name = "amd-rdna", .subgroup_size = 32, .workgroup_size = 256, .matvec_rows = 2,
+                .matmul_tile_m = 64, .matmul_tile_n = 64, .matmul_tile_k = 16,
+                .matmul_shared = true, .use_coopmat = true, .attention_tiled = true,
+                .conv2d_shared = true}},
+    // Unmeasured: wave64 only.
+    {.vendor = VKI_VENDOR_AMD, .arch = ARCH_WAVE64_ONLY,
+     .tuning = {.name = "amd-gcn", .subgroup_size = 64, .workgroup_size = 256, .matvec_rows = 2,
+                .matmul_tile_m = 64, .matmul_tile_n = 64, .matmul_tile_k = 16,
+                .matmul_shared = true, .attention_tiled = true, .conv2d_shared = true}},
+    // Unmeasured: SIMD16, matrix cores (XMX).
+    {.vendor = VKI_VENDOR_INTEL, .arch = ARCH_DISCRETE,
+     .tuning = {.name = "intel-arc", .subgroup_size = 16, .workgroup_size = 256, .matvec_rows = 4,
+                .matmul_tile_m = 64, .matmul_tile_n = 64, .matmul_tile_k = 16,
+                .matmul_shared = true, .use_coopmat = true, .attention_tiled = true,
+                .conv2d_shared = true}},
+    // Unmeasured: an iGPU's smaller tiles and workgroups.
+    {.vendor = VKI_VENDOR_INTEL, .arch = ARCH_INTEGRATED,
+     .tuning = {.name = "intel-xe", .subgroup_size = 16, .workgroup_size = 128, .matvec_rows = 2,
+                .matmul_tile_m = 32, .matmul_tile_n = 32, .matmul_tile_k = 16,
+                .matmul_shared = true, .attention_tiled = true, .conv2d_shared = true}},
+    // Unmeasured.
+    {.vendor = VKI_VENDOR_ARM, .arch = ARCH_ANY,
+     .tuning = {.name = "arm-mali", .subgroup_size = 16, .workgroup_size = 64, .matvec_rows = 1,
+                .matmul_tile_m = 32, .matmul_tile_n = 32, .matmul_tile_k = 8,
+                .matmul_shared = true, .attention_tiled = true, .conv2d_shared = true}},
+    // Unmeasured.
+    {.vendor = VKI_VENDOR_QUALCOMM, .arch = ARCH_ANY,
+     .tuning = {.name = "qualcomm-adreno", .subgroup_size = 64, .workgroup_size = 128,
+                .matvec_rows = 1, .matmul_tile_m = 32, .matmul_tile_n = 32, .matmul_tile_k = 8,
+                .matmul_shared = true, .attention_tiled = true, .conv2d_shared = true}},
+    // Unmeasured.
+    {.vendor = VKI_VENDOR_APPLE, .arch = ARCH_ANY,
+     .tuning = {.name = "apple", .subgroup_size = 32, .workgroup_size = 256, .matvec_rows = 2,
+                .matmul_tile_m = 64, .matmul_tile_n = 64, .matmul_tile_k = 16,
+                .matmul_shared = true, .attention_tiled = true, .conv2d_shared = true}},
+    // lavapipe (Mesa 22.3) runs shared-memory barriers very slowly, and every 32-bit word a
+    // shader loads costs a loop over the SIMD lanes: register tiles of 64 rows that load each x
+    // value once, 2-3x faster than 8-16 rows (a095b86); texel loads, q8_0 576 x 49152 mat-vec
+    // 48.7 -> 20.8 ms (8c2fd49); the barrier-free keys attention, decode at 512 positions 4.5
+    // -> 2.0 ms (278b92b); conv2d without barriers (unmeasured on its own).
+    {.vendor = VKI_VENDOR_MESA_CPU, .arch = ARCH_ANY,
+     .tuning = {.name = "lavapipe", .subgroup_size = 8, .workgroup_size = 64, .matvec_rows = 64,
+                .matmul_tile_m = 64, .matmul_tile_n = 64, .matmul_tile_k = 8,
+                .texel_loads = true}},
+    // Unmeasured: the conservative default for any other device.
+    {.vendor = VKI_VENDOR_OTHER, .arch = ARCH_ANY,
+     .tuning = {.name = "generic", .subgroup_size = 32, .workgroup_size = 128, .matvec_rows = 2,
+                .matmul_tile_m = 32, .matmul_tile_n = 32, .matmul_tile_k = 8,
+                .matmul_shared = true, .attention_tiled = true, .conv2d_shared = true}},
 };
 #define TUNING_COUNT (sizeof tuning_table / sizeof tuning_table[0])
 

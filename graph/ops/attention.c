@@ -191,7 +191,7 @@ static bool pick_kernel(const vki_profile *p, uint32_t d, uint32_t n_rows, uint3
 {
     bool subgroup = (p->subgroup_ops & VKI_SUBGROUP_ARITHMETIC) != 0;
     uint32_t wg = p->tuning.workgroup_size ? p->tuning.workgroup_size : 64;
-    if (!p->tuning.matmul_shared) {
+    if (!p->tuning.attention_tiled) {
         uint32_t lanes = subgroup ? p->tuning.subgroup_size : 1;
         wg = wg < lanes ? lanes : wg - wg % lanes;
         if (!subgroup) {

@@ -141,7 +141,7 @@ static vki_status lower(vki_lower *L, const vki_node *n)
                  (nx->dtype == VKI_DTYPE_F16 ? VKI_CONV_X_F16 : 0) |
                  (nw->dtype == VKI_DTYPE_F16 ? VKI_CONV_W_F16 : 0),
     };
-    bool shared = p->tuning.matmul_shared;
+    bool shared = p->tuning.conv2d_shared;
     conv_tiles t = pick_tiles(p, pc.cout, pixels, shared);
     uint32_t groups[2] = {(uint32_t)((pixels + t.n - 1) / t.n), (pc.cout + t.m - 1) / t.m};
     if (groups[0] > p->max_workgroup_count[0] || groups[1] > p->max_workgroup_count[1])

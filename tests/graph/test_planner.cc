@@ -484,7 +484,7 @@ TEST_F(GraphTest, Q8CacheWritesAndReadsNeedWholeBlocksAtEvenBytes)
 // counted in the peak. Barrier-free tunings keep one dispatch.
 TEST_F(GraphTest, DecodeAttentionSplitsKvThroughScratch)
 {
-    profile.tuning.matmul_shared = true;
+    profile.tuning.attention_tiled = true;
     profile.tuning.workgroup_size = 256;
     vki_tensor q = in({64, 6, 1}, VKI_DTYPE_F32, "q");
     vki_tensor k = in({64, 2, 1024}, VKI_DTYPE_F16, "k"), v = in({64, 2, 1024}, VKI_DTYPE_F16, "v");
@@ -502,7 +502,7 @@ TEST_F(GraphTest, DecodeAttentionSplitsKvThroughScratch)
 
     vki_plan_destroy(plan);
     plan = nullptr;
-    profile.tuning.matmul_shared = false;
+    profile.tuning.attention_tiled = false;
     compile();
     EXPECT_EQ(vki_plan_step_count(plan), 2u);
 }

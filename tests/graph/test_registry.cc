@@ -69,7 +69,7 @@ static vki_profile gpu_profile()
     p.tuning.matvec_rows = 4;
     p.tuning.matmul_tile_m = p.tuning.matmul_tile_n = 64;
     p.tuning.matmul_tile_k = 16;
-    p.tuning.matmul_shared = true;
+    p.tuning.matmul_shared = p.tuning.attention_tiled = p.tuning.conv2d_shared = true;
     return p;
 }
 
@@ -92,7 +92,7 @@ static std::vector<std::pair<std::string, vki_profile>> profiles()
     no16.fp16 = no16.storage16 = false;
     v.push_back({"gpu-no-fp16", no16});
     vki_profile reg = gpu;
-    reg.tuning.matmul_shared = false;
+    reg.tuning.matmul_shared = reg.tuning.attention_tiled = reg.tuning.conv2d_shared = false;
     v.push_back({"gpu-register-tiles", reg});
     vki_profile cpu = gpu; // lavapipe's row: subgroups of 8, texel loads, no barriers
     cpu.type = VKI_DEVICE_CPU;
@@ -104,7 +104,7 @@ static std::vector<std::pair<std::string, vki_profile>> profiles()
     cpu.tuning.workgroup_size = 64;
     cpu.tuning.matvec_rows = 64;
     cpu.tuning.matmul_tile_k = 8;
-    cpu.tuning.matmul_shared = false;
+    cpu.tuning.matmul_shared = cpu.tuning.attention_tiled = cpu.tuning.conv2d_shared = false;
     cpu.tuning.texel_loads = true;
     v.push_back({"cpu", cpu});
     vki_profile cpu_nosg = cpu;
