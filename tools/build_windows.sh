@@ -113,4 +113,19 @@ cmake -S . -B "$out" "${cross[@]}" -DVKI_BUILD_TESTS=OFF \
 cmake --build "$out" -j"$jobs" --target vkinfer
 exe=$out/vkinfer.exe
 [ -f "$exe" ] || { say "error: $exe was not produced"; exit 1; }
+
+# The Windows platform layer end to end (file mapping, private folders, temporary file renamed
+# over its target), run under Wine where it is installed (Debian: wine64); not needed otherwise.
+smoke=$out/platform_win32_smoke.exe
+$triple-gcc -std=c17 -D__USE_MINGW_ANSI_STDIO=1 -Wall -Wextra -Wno-unused-parameter -Werror \
+  -Iruntime -I"$prefix/include" tests/runtime/platform_win32_smoke.c runtime/platform_win32.c \
+  -static -o "$smoke"
+wine=$(command -v wine64 || command -v wine || { [ -x /usr/lib/wine/wine64 ] && echo /usr/lib/wine/wine64; } || true)
+if [ -n "$wine" ]; then
+  say "running the platform layer's checks under Wine ($wine)"
+  WINEDEBUG=-all WINEPREFIX="$out/wine" "$wine" "$smoke"
+  WINEDEBUG=-all WINEPREFIX="$out/wine" "$wine" "$exe" --version
+else
+  say "Wine is not installed: $(basename "$smoke") built, not run"
+fi
 say "built $exe ($(stat -c %s "$exe") bytes; $(file -b "$exe" 2>/dev/null | cut -d, -f1-2))"
