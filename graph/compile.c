@@ -123,6 +123,12 @@ vki_status vki_lower_step(vki_lower *L, const vki_step_desc *d)
         d->tensor_count > VKI_MAX_BINDINGS || d->push_size > 128 ||
         d->spec_count > VKI_STEP_MAX_SPECS)
         return vki_lower_fail(L, self, VKI_ERROR_INVALID_ARGUMENT, "bad step description");
+    // A variant missing from the build is a compile error naming it, not a failure when an
+    // executor creates its pipelines.
+    if (!vki_shader_find(d->kernel))
+        return vki_lower_fail(L, self, VKI_ERROR_NOT_FOUND,
+                              "kernel variant %s is not embedded (shaders/variants.txt or the "
+                              "generated matmul variants in shaders/CMakeLists.txt)", d->kernel);
     vki_step *s = NULL;
     VKI_TRY(plan_push_step(L->plan, &s));
     snprintf(s->kernel, sizeof s->kernel, "%s", d->kernel);
