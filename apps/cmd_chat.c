@@ -3,7 +3,7 @@
  * tokens, unless --special); the part the KV cache already holds (the longest common prefix
  * with the tokens evaluated so far) is kept, so a turn costs only its new tokens. When the
  * conversation outgrows the context, the oldest turns are dropped. */
-#define _POSIX_C_SOURCE 200809L // getline
+#define _POSIX_C_SOURCE 200809L // sigaction
 
 #include "apps_internal.h"
 

@@ -1,6 +1,6 @@
 /* Helpers shared by the vkinfer commands: the runtime's log hook, opening and closing the
  * instance and device, failure messages, argument parsing, clocks and JSON output. */
-#define _POSIX_C_SOURCE 200809L // clock_gettime
+#define _POSIX_C_SOURCE 200809L // clock_gettime, getline
 
 #include "apps_internal.h"
 
