@@ -51,19 +51,8 @@ struct vki_llm {
     char error[512];
 };
 
-static void *lalloc(const vki_llm *m, size_t size)
-{
-    void *p = m->allocator.alloc ? m->allocator.alloc(m->allocator.user, size) : malloc(size);
-    if (p) memset(p, 0, size);
-    return p;
-}
-
-static void lfree(const vki_llm *m, void *p)
-{
-    if (!p) return;
-    if (m->allocator.free) m->allocator.free(m->allocator.user, p);
-    else free(p);
-}
+static void *lalloc(const vki_llm *m, size_t size) { return vki__model_alloc(&m->allocator, size); }
+static void lfree(const vki_llm *m, void *q) { vki__model_free(&m->allocator, q); }
 
 static vki_status fail(vki_llm *m, vki_status st, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

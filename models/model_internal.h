@@ -14,6 +14,11 @@
 
 #include "vkinfer_models.h"
 
+/* Host memory of the models layer through the caller's allocator hook (NULL, or a hook without
+ * alloc: malloc/free). Zeroed; NULL when out of memory. */
+void *vki__model_alloc(const vki_allocator *a, size_t size);
+void vki__model_free(const vki_allocator *a, void *p); // NULL does nothing
+
 /* ---- Weight sources -------------------------------------------------------------------------- */
 
 /* One tensor of a source. */

@@ -35,19 +35,8 @@ struct vki_program {
     char error[512];
 };
 
-static void *palloc(const vki_program *p, size_t size)
-{
-    void *m = p->allocator.alloc ? p->allocator.alloc(p->allocator.user, size) : malloc(size);
-    if (m) memset(m, 0, size);
-    return m;
-}
-
-static void pfree(const vki_program *p, void *m)
-{
-    if (!m) return;
-    if (p->allocator.free) p->allocator.free(p->allocator.user, m);
-    else free(m);
-}
+static void *palloc(const vki_program *p, size_t size) { return vki__model_alloc(&p->allocator, size); }
+static void pfree(const vki_program *p, void *q) { vki__model_free(&p->allocator, q); }
 
 static vki_status fail(vki_program *p, vki_status st, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -49,19 +49,8 @@ struct vki_safetensors {
     char last_error[256];
 };
 
-static void *salloc(const vki_safetensors *s, size_t size)
-{
-    void *p = s->allocator.alloc ? s->allocator.alloc(s->allocator.user, size) : malloc(size);
-    if (p) memset(p, 0, size);
-    return p;
-}
-
-static void sfree(const vki_safetensors *s, void *p)
-{
-    if (!p) return;
-    if (s->allocator.free) s->allocator.free(s->allocator.user, p);
-    else free(p);
-}
+static void *salloc(const vki_safetensors *s, size_t size) { return vki__model_alloc(&s->allocator, size); }
+static void sfree(const vki_safetensors *s, void *q) { vki__model_free(&s->allocator, q); }
 
 static char *sdup(const vki_safetensors *s, const char *text)
 {

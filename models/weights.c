@@ -38,19 +38,22 @@ struct vki_weights {
     char error[512];
 };
 
-static void *walloc(const vki_weights *w, size_t size)
+void *vki__model_alloc(const vki_allocator *a, size_t size)
 {
-    void *p = w->allocator.alloc ? w->allocator.alloc(w->allocator.user, size) : malloc(size);
+    void *p = a && a->alloc ? a->alloc(a->user, size) : malloc(size);
     if (p) memset(p, 0, size);
     return p;
 }
 
-static void wfree(const vki_weights *w, void *p)
+void vki__model_free(const vki_allocator *a, void *p)
 {
     if (!p) return;
-    if (w->allocator.free) w->allocator.free(w->allocator.user, p);
+    if (a && a->alloc && a->free) a->free(a->user, p);
     else free(p);
 }
+
+static void *walloc(const vki_weights *w, size_t size) { return vki__model_alloc(&w->allocator, size); }
+static void wfree(const vki_weights *w, void *p) { vki__model_free(&w->allocator, p); }
 
 static vki_status fail(vki_weights *w, vki_status st, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
