@@ -55,7 +55,7 @@ static void *lalloc(const vki_llm *m, size_t size) { return vki__model_alloc(&m-
 static void lfree(const vki_llm *m, void *q) { vki__model_free(&m->allocator, q); }
 
 static vki_status fail(vki_llm *m, vki_status st, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+    VKI_PRINTF(3, 4);
 static vki_status fail(vki_llm *m, vki_status st, const char *fmt, ...)
 {
     va_list ap;

@@ -39,7 +39,7 @@ static void *palloc(const vki_program *p, size_t size) { return vki__model_alloc
 static void pfree(const vki_program *p, void *q) { vki__model_free(&p->allocator, q); }
 
 static vki_status fail(vki_program *p, vki_status st, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+    VKI_PRINTF(3, 4);
 static vki_status fail(vki_program *p, vki_status st, const char *fmt, ...)
 {
     if (p->status) return p->status; // the first failure stands

@@ -60,7 +60,7 @@ static char *sdup(const vki_safetensors *s, const char *text)
     return c;
 }
 
-static vki_status bad(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static vki_status bad(char *err, size_t n, const char *fmt, ...) VKI_PRINTF(3, 4);
 static vki_status bad(char *err, size_t n, const char *fmt, ...)
 {
     if (err && n) {

@@ -56,7 +56,7 @@ static void *walloc(const vki_weights *w, size_t size) { return vki__model_alloc
 static void wfree(const vki_weights *w, void *p) { vki__model_free(&w->allocator, p); }
 
 static vki_status fail(vki_weights *w, vki_status st, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+    VKI_PRINTF(3, 4);
 static vki_status fail(vki_weights *w, vki_status st, const char *fmt, ...)
 {
     if (w->status) return w->status; // the first failure stands
