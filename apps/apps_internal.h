@@ -121,8 +121,6 @@ void vki_llm_session_close(vki_llm_session *s);
  * NULL only when out of host memory. */
 const char *vki_llm_session_piece(vki_llm_session *s, int32_t id, size_t *out_len);
 
-/* A message for a sampler that vki_sampler_create refused: vki_sampler_check_desc's reason. */
-const char *vki_sampler_error(const vki_sampler_desc *desc, uint32_t n_vocab, char *buf, size_t size);
 
 /* The default model's path in the model cache ($VKI_MODEL_DIR, else
  * ${XDG_CACHE_HOME:-~/.cache}/vkinfer/models). */

@@ -231,10 +231,10 @@ int vki_cmd_chat(vki_app *app, int argc, char **argv)
         code = vki_app_failf("out of host memory");
         goto done;
     }
-    vki_status st = vki_sampler_create(&o.sampling, NULL, info->n_vocab, &c.sampler);
+    char why[256];
+    vki_status st = vki_sampler_create(&o.sampling, info->n_vocab, &c.sampler, why, sizeof why);
     if (st) {
-        char why[256];
-        code = vki_app_failf("sampler: %s", vki_sampler_error(&o.sampling, info->n_vocab, why, sizeof why));
+        code = vki_app_failf("sampler: %s", why);
         goto done;
     }
     char mem[32];

@@ -122,9 +122,9 @@ int vki_cmd_generate(vki_app *app, int argc, char **argv)
                              st ? vki_tokenizer_last_error(s.tok) : "no tokens");
         goto done;
     }
-    if ((st = vki_sampler_create(&o.sampling, NULL, info->n_vocab, &sampler))) {
-        char why[256];
-        code = vki_app_failf("sampler: %s", vki_sampler_error(&o.sampling, info->n_vocab, why, sizeof why));
+    char why[256];
+    if ((st = vki_sampler_create(&o.sampling, info->n_vocab, &sampler, why, sizeof why))) {
+        code = vki_app_failf("sampler: %s", why);
         goto done;
     }
     for (uint32_t i = 0; i < n_ids; i++) vki_sampler_accept(sampler, ids[i]);

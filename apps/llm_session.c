@@ -230,11 +230,3 @@ const char *vki_llm_session_piece(vki_llm_session *s, int32_t id, size_t *out_le
     *out_len = len;
     return s->piece ? s->piece : "";
 }
-
-const char *vki_sampler_error(const vki_sampler_desc *desc, uint32_t n_vocab, char *buf, size_t size)
-{
-    buf[0] = 0;
-    if (vki_sampler_check_desc(desc, n_vocab, buf, size) == VKI_OK || !buf[0])
-        snprintf(buf, size, "out of host memory");
-    return buf;
-}

@@ -423,16 +423,20 @@ static uint64_t fresh_seed(const void *salt)
     return seed ? seed : 1; // 0 would mean "pick one" when passed back
 }
 
-vki_status vki_sampler_create(const vki_sampler_desc *desc, const vki_allocator *allocator,
-                              uint32_t n_vocab, vki_sampler **out)
+vki_status vki_sampler_create(const vki_sampler_desc *desc, uint32_t n_vocab, vki_sampler **out,
+                              char *out_error, size_t error_size)
 {
+    if (out_error && error_size) out_error[0] = 0;
     if (!out) return VKI_ERROR_INVALID_ARGUMENT;
     *out = NULL;
-    VKI_TRY(vki_sampler_check_desc(desc, n_vocab, NULL, 0));
+    VKI_TRY(vki_sampler_check_desc(desc, n_vocab, out_error, error_size));
     vki_sampler_desc d = desc ? *desc : (vki_sampler_desc){0};
-    vki_allocator a = allocator ? *allocator : (vki_allocator){0};
+    vki_allocator a = d.allocator ? *d.allocator : (vki_allocator){0};
     vki_sampler *s = s_alloc(&a, 1, sizeof *s);
-    if (!s) return VKI_ERROR_OUT_OF_HOST_MEMORY;
+    if (!s) {
+        if (out_error && error_size) snprintf(out_error, error_size, "sampler: out of host memory");
+        return VKI_ERROR_OUT_OF_HOST_MEMORY;
+    }
     *s = (vki_sampler){.alloc = a, .n_vocab = n_vocab};
 
     s->greedy = d.temperature == VKI_SAMPLER_GREEDY;

@@ -540,13 +540,13 @@ static vki_status load(loader *l)
     return read_chat_template(l);
 }
 
-vki_status vki_tokenizer_create(vki_gguf *gguf, const vki_allocator *allocator, vki_tokenizer **out,
+vki_status vki_tokenizer_create(vki_gguf *gguf, const vki_tokenizer_desc *desc, vki_tokenizer **out,
                                 char *out_error, size_t error_size)
 {
     if (out_error && error_size) out_error[0] = 0;
     if (!out) return VKI_ERROR_INVALID_ARGUMENT;
     *out = NULL;
-    vki_allocator a = allocator ? *allocator : (vki_allocator){0};
+    vki_allocator a = desc && desc->allocator ? *desc->allocator : (vki_allocator){0};
     vki_tokenizer *t = vki_tok_alloc(&a, 1, sizeof *t);
     if (!t) {
         if (out_error && error_size) snprintf(out_error, error_size, "out of host memory");

@@ -369,7 +369,7 @@ void vki_llm_rewind(vki_llm *m, uint32_t pos);
  * window and 48 KiB); sampling allocates nothing. A sampler is used from one thread at a time.
  *
  *     vki_sampler *s = NULL;
- *     VKI_TRY(vki_sampler_create(&(vki_sampler_desc){.seed = 42}, NULL, n_vocab, &s));
+ *     VKI_TRY(vki_sampler_create(&(vki_sampler_desc){.seed = 42}, n_vocab, &s, NULL, 0));
  *     for (uint32_t i = 0; i < n_prompt; i++) vki_sampler_accept(s, prompt[i]);
  *     for (;;) {                                           // logits: F32 [n_vocab]
  *         int32_t tok;
@@ -401,6 +401,7 @@ typedef struct vki_sampler_desc {
     float repeat_penalty;   // [1: off, as llama.cpp] > 0 (< 1 favours repeats; Ollama uses 1.1)
     uint32_t repeat_last_n; // [64] tokens the penalty looks back over, at most 1 << 24
     uint64_t seed;          // [0: a fresh one from the clock, read back with vki_sampler_seed]
+    const vki_allocator *allocator; // [NULL: malloc/free] host memory of the sampler
 } vki_sampler_desc;
 
 /* Checks `desc` (NULL is fine) for a vocabulary of n_vocab tokens (1..INT32_MAX) exactly as
@@ -409,12 +410,12 @@ typedef struct vki_sampler_desc {
 vki_status vki_sampler_check_desc(const vki_sampler_desc *desc, uint32_t n_vocab,
                                   char *out_error, size_t error_size);
 
-/* Creates a sampler for logits of n_vocab entries. `desc` and `allocator` may be NULL
- * (defaults; malloc/free). Fails with VKI_ERROR_INVALID_ARGUMENT for a desc that
- * vki_sampler_check_desc rejects (it says why) and VKI_ERROR_OUT_OF_HOST_MEMORY; *out is NULL
- * on failure. */
-vki_status vki_sampler_create(const vki_sampler_desc *desc, const vki_allocator *allocator,
-                              uint32_t n_vocab, vki_sampler **out);
+/* Creates a sampler for logits of n_vocab entries. `desc` may be NULL (every default). Fails
+ * with VKI_ERROR_INVALID_ARGUMENT for a desc that vki_sampler_check_desc rejects and
+ * VKI_ERROR_OUT_OF_HOST_MEMORY; `out_error` (may be NULL) then says why, naming the field, its
+ * value and the allowed range. *out is NULL on failure. */
+vki_status vki_sampler_create(const vki_sampler_desc *desc, uint32_t n_vocab, vki_sampler **out,
+                              char *out_error, size_t error_size);
 
 /* Frees the sampler. NULL does nothing. */
 void vki_sampler_destroy(vki_sampler *s);
@@ -511,12 +512,16 @@ typedef enum vki_token_type {
  * Missing optional keys take llama.cpp's defaults (SentencePiece: bos 1, eos 2, unknown 0, BOS
  * and prefix space on; BPE: no BOS, except with Llama 3's pre-tokenizer); special ids outside
  * the vocabulary count as absent; merges that name tokens the vocabulary lacks are ignored.
- * `allocator` may be NULL (malloc/free).
+ * `desc` may be NULL (malloc/free).
  * Fails with VKI_ERROR_UNSUPPORTED for another tokenizer model ("t5", "rwkv") or pre-tokenizer
  * (the message names it), VKI_ERROR_BAD_FILE when tokens is missing or an array has the wrong
  * type or length (the message names the key and the index), VKI_ERROR_OUT_OF_HOST_MEMORY.
  * `out_error` (may be NULL) says why; *out is NULL on failure. */
-vki_status vki_tokenizer_create(vki_gguf *gguf, const vki_allocator *allocator,
+typedef struct vki_tokenizer_desc {
+    const vki_allocator *allocator; // NULL: malloc/free
+} vki_tokenizer_desc;
+
+vki_status vki_tokenizer_create(vki_gguf *gguf, const vki_tokenizer_desc *desc,
                                 vki_tokenizer **out, char *out_error, size_t error_size);
 
 /* Frees the tokenizer. NULL does nothing. */

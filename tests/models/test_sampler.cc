@@ -22,7 +22,7 @@ struct Sampler {
     vki_sampler *s = nullptr;
     Sampler(const vki_sampler_desc &d, uint32_t n_vocab)
     {
-        EXPECT_EQ(vki_sampler_create(&d, nullptr, n_vocab, &s), VKI_OK);
+        EXPECT_EQ(vki_sampler_create(&d, n_vocab, &s, nullptr, 0), VKI_OK);
     }
     ~Sampler() { vki_sampler_destroy(s); }
     int32_t sample(const std::vector<float> &logits)
@@ -450,8 +450,10 @@ TEST(Sampler, DescriptionIsValidatedAndDefaultsResolved)
             << b.field;
         EXPECT_NE(std::string(err).find(b.field), std::string::npos) << err;
         vki_sampler *s = reinterpret_cast<vki_sampler *>(1);
-        EXPECT_EQ(vki_sampler_create(&b.d, nullptr, 100, &s), VKI_ERROR_INVALID_ARGUMENT);
+        char err2[256] = "";
+        EXPECT_EQ(vki_sampler_create(&b.d, 100, &s, err2, sizeof err2), VKI_ERROR_INVALID_ARGUMENT);
         EXPECT_EQ(s, nullptr);
+        EXPECT_STREQ(err2, err); // create says what check_desc says
     }
     char err[256];
     EXPECT_EQ(vki_sampler_check_desc(nullptr, 0, err, sizeof err), VKI_ERROR_INVALID_ARGUMENT);
@@ -461,7 +463,7 @@ TEST(Sampler, DescriptionIsValidatedAndDefaultsResolved)
 
     // NULL desc: llama.cpp's defaults.
     vki_sampler *s = nullptr;
-    ASSERT_EQ(vki_sampler_create(nullptr, nullptr, 100, &s), VKI_OK);
+    ASSERT_EQ(vki_sampler_create(nullptr, 100, &s, nullptr, 0), VKI_OK);
     const vki_sampler_desc *r = vki_sampler_settings(s);
     EXPECT_FLOAT_EQ(r->temperature, 0.8f);
     EXPECT_EQ(r->top_k, 40);
@@ -481,7 +483,7 @@ TEST(Sampler, DescriptionIsValidatedAndDefaultsResolved)
     off.min_p = VKI_SAMPLER_OFF;
     off.repeat_penalty = 1.0f;
     off.seed = 3;
-    ASSERT_EQ(vki_sampler_create(&off, nullptr, 100, &s), VKI_OK);
+    ASSERT_EQ(vki_sampler_create(&off, 100, &s, nullptr, 0), VKI_OK);
     r = vki_sampler_settings(s);
     EXPECT_EQ(r->temperature, VKI_SAMPLER_GREEDY);
     EXPECT_EQ(r->top_k, VKI_SAMPLER_OFF);
@@ -516,7 +518,9 @@ TEST(Sampler, AllHostMemoryGoesThroughTheAllocatorAndNoneWhileSampling)
     vki_allocator a = {CountingAllocator::alloc, CountingAllocator::release, &c};
     std::vector<float> l = lm_logits(10000, 31);
     vki_sampler *s = nullptr;
-    ASSERT_EQ(vki_sampler_create(nullptr, &a, (uint32_t)l.size(), &s), VKI_OK);
+    vki_sampler_desc d = {};
+    d.allocator = &a;
+    ASSERT_EQ(vki_sampler_create(&d, (uint32_t)l.size(), &s, nullptr, 0), VKI_OK);
     int after_create = c.total;
     EXPECT_GT(after_create, 0);
     int32_t tok;
