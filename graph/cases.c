@@ -202,7 +202,8 @@ vki_status vki_op_case_run(vki_device *dev, const vki_op_case *c, const vki_case
     uint8_t guard[GUARD];
     memset(guard, GUARD_BYTE, sizeof guard);
 
-    if ((st = vki_graph_compile(g, vki_device_profile(dev), desc->compile, &r.plan))) {
+    if ((st = vki_graph_compile(g, desc->profile ? desc->profile : vki_device_profile(dev),
+                                desc->compile, &r.plan))) {
         snprintf(err, err_size, "%s: compile: %s", c->name, vki_graph_error(g));
         goto done;
     }

@@ -79,14 +79,16 @@ static uint32_t element_bytes(vki_dtype dtype)
 
 uint32_t vki_lower_self(const vki_lower *L) { return L->node; }
 
-vki_operand vki_lower_operand(const vki_lower *L, uint32_t id)
+vki_operand vki_lower_operand(const vki_lower *L, uint32_t id) { return vki_lower_operand_at(L, id, 0); }
+
+vki_operand vki_lower_operand_at(const vki_lower *L, uint32_t id, uint64_t offset)
 {
     vki_operand o = {0};
     const vki_node *n = vki_lower_node(L, id);
     if (!n) return o;
     uint32_t eb = element_bytes(n->dtype);
     uint32_t align = L->plan->storage_align;
-    o.offset = (uint32_t)((n->view_offset % align) / eb);
+    o.offset = (uint32_t)(((n->view_offset + offset) % align) / eb);
     for (int i = 0; i < VKI_MAX_DIMS; i++) {
         o.ne[i] = (uint32_t)n->ne[i];
         o.nb[i] = (uint32_t)(n->nb[i] / eb);
@@ -157,9 +159,10 @@ vki_status vki_lower_step(vki_lower *L, const vki_step_desc *d)
         const vki_node *n = vki_lower_node(L, d->tensors[i]);
         if (!n) return vki_lower_fail(L, self, VKI_ERROR_INVALID_ARGUMENT, "binding %u has no tensor", i);
         const vki_plan_tensor *base = &L->plan->tensors[n->base];
-        uint64_t view = n->view_offset - n->view_offset % align;
-        uint64_t rem = n->view_offset % align;
-        uint64_t size = vki_align_up(rem + vki__span_bytes(n), 16);
+        const vki_lower_range *r = d->ranges && d->ranges[i].size ? &d->ranges[i] : NULL;
+        uint64_t start = n->view_offset + (r ? r->offset : 0);
+        uint64_t view = start - start % align, rem = start % align;
+        uint64_t size = vki_align_up(rem + (r ? r->size : vki__span_bytes(n)), 16);
         uint64_t limit = vki_align_up(base->bytes, 16);
         if (view + size > limit) size = limit > view ? limit - view : 0;
         if (base->storage == VKI_STORE_ARENA) {

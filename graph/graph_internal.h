@@ -198,6 +198,16 @@ typedef struct vki_operand {
 
 vki_operand vki_lower_operand(const vki_lower *L, uint32_t node_id);
 
+/* Part of a tensor bound instead of the whole: `size` bytes from `offset` bytes past its
+ * start (a row slice of a weight larger than one binding may be). size 0: the whole tensor. */
+typedef struct vki_lower_range {
+    uint64_t offset, size;
+} vki_lower_range;
+
+/* The operand as a binding of its range from `offset` bytes on sees it: its offset in that
+ * binding, in elements (bytes for quantized dtypes). */
+vki_operand vki_lower_operand_at(const vki_lower *L, uint32_t node_id, uint64_t offset);
+
 /* A binding to the plan's scratch region instead of a tensor: bytes a node's steps share
  * among themselves (partial results one step writes and the next reads), live only while
  * the node runs. The region lies above every tensor of the activation arena and the plan's
@@ -214,6 +224,7 @@ typedef struct vki_step_desc {
     const uint32_t *tensors;      // node ids for bindings 0..n-1, or VKI_LOWER_SCRATCH
     uint32_t tensor_count;
     uint64_t scratch_bytes;       // the size of a VKI_LOWER_SCRATCH binding
+    const vki_lower_range *ranges; // per binding, or NULL: the part of the tensor bound
     uint32_t write_mask;          // bit i: binding i is written (the rest are read)
     const void *push;
     uint32_t push_size;

@@ -65,6 +65,8 @@ typedef struct vki_case_desc {
     const vki_compile_desc *compile;
     uint32_t reps;            // > 0: time that many runs (timestamps) after one warm-up
     bool skip_reference;      // benchmarks of big shapes
+    const vki_profile *profile; // compile for this profile (a narrower one than the device's:
+                                // a smaller binding limit); NULL: the device's
 } vki_case_desc;
 
 /* Builds the case, fills inputs and weights with seeded random data (quantised weights from

@@ -86,15 +86,17 @@
  * VKI_MM_EPI_RES the residual's (a contiguous f32 tensor of y's shape, from element r_off);
  * matvec_wide's fused rms_norm of x (VKI_MM_EPI_NORM, weights from n_off, epsilon eps) and
  * glu (its activation id in the second byte: y[m] = glu(row m) * row m + M).
- * The block is 27 of the 32 words of 128 bytes: an epilogue stage that needs a switch adds a
- * bit to `epi`, not a word; one that needs operands' offsets takes the free words, and past
+ * M rows are computed of the y_ld that y's columns hold (M < y_ld for one slice of rows of
+ * a weight larger than one binding; y_off, b_off and r_off then start at its first row).
+ * The block is 28 of the 32 words of 128 bytes: an epilogue stage that needs a switch adds a
+ * bit to `epi`, not a word; one that needs operands' offsets takes the four free words, and past
  * them the rarely changing fields (eps, the rope's) move to a parameter buffer.
  * matvec_wide may also rotate its first rope_rows rows (heads of rope_hd rows, the first n_rot
  * of each in pairs 2i, 2i + 1: llama's rope) by the position of their column, pos[p_off + col],
  * as rope.comp does with freq_scale and log2_step; before bias, activation and residual, which
  * a roped product has none of (the fusion pass checks). */
 #define VKI_PC_MATMUL(F)                                                                        \
-    F(u32, M) F(u32, N) F(u32, K) F(u32, ne2) F(u32, ne3) F(u32, w_r2) F(u32, w_r3)            \
+    F(u32, M) F(u32, y_ld) F(u32, N) F(u32, K) F(u32, ne2) F(u32, ne3) F(u32, w_r2) F(u32, w_r3)            \
     F(u32, w_off) F(u32, w_nb1) F(u32, w_nb2) F(u32, w_nb3)                                    \
     F(u32, x_off) F(u32, x_nb1) F(u32, x_nb2) F(u32, x_nb3)                                    \
     F(u32, y_off) F(u32, b_off) F(u32, r_off) F(u32, n_off) F(u32, epi) F(f32, eps)            \
@@ -102,10 +104,13 @@
     F(f32, log2_step)
 VKI_DECLARE_PUSH(vki_pc_matmul, VKI_PC_MATMUL)
 
-/* get_rows: d[k, n] = table[k, ids[n]] for k < K, n < N; ids outside [0, V) give zeros. */
+/* get_rows: d[k, n] = table[k, ids[n]] for k < K, n < N; ids outside [0, v_total) give zeros.
+ * The binding holds table rows [v_first, v_first + V): all of them, or one slice of a table
+ * larger than one binding, one dispatch per slice; a slice writes only the outputs of its ids
+ * (the first slice also the zeros). */
 #define VKI_PC_GET_ROWS(F)                                                                      \
     F(u32, K) F(u32, N) F(u32, V) F(u32, t_off) F(u32, t_nb1) F(u32, i_off) F(u32, i_nb0)      \
-    F(u32, d_off)
+    F(u32, d_off) F(u32, v_first) F(u32, v_total)
 VKI_DECLARE_PUSH(vki_pc_get_rows, VKI_PC_GET_ROWS)
 
 #endif

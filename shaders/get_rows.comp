@@ -21,9 +21,12 @@ void main()
     if (i >= quads * pc.N) return;
     uint n = i / quads, k = 4u * (i % quads);
     int id = ids[pc.i_off + n * pc.i_nb0];
+    bool valid = id >= 0 && uint(id) < pc.v_total;
+    bool mine = valid && uint(id) >= pc.v_first && uint(id) - pc.v_first < pc.V;
+    if (!mine && (valid || pc.v_first != 0u)) return; // another slice's row, or its zeros
     vec4 v = vec4(0.0);
-    if (id >= 0 && uint(id) < pc.V) {
-        uint row = pc.t_off + uint(id) * pc.t_nb1;
+    if (mine) {
+        uint row = pc.t_off + (uint(id) - pc.v_first) * pc.t_nb1;
 #if WQ_QUANT
         v = w_quad(row, k); // K is a whole number of blocks
 #else

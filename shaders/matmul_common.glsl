@@ -177,7 +177,7 @@ uint glu_act() { return (pc.epi >> VKI_MM_EPI_GLU_SHIFT) & VKI_MM_EPI_ACT_MASK; 
 void store_y(uint row, uint col, uint b, float v)
 {
     if ((pc.epi & VKI_MM_EPI_BIAS) != 0u) v += bias[pc.b_off + row];
-    uint e = row + pc.M * (col + pc.N * b);
+    uint e = row + pc.y_ld * (col + pc.N * b);
     v = vki_activate(pc.epi & VKI_MM_EPI_ACT_MASK, v);
     if ((pc.epi & VKI_MM_EPI_RES) != 0u) v += res[pc.r_off + e];
     y[pc.y_off + e] = v;

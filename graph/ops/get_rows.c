@@ -40,19 +40,24 @@ static void reference(const vki_node *n, const vki_ref_tensor *d, const vki_ref_
     }
 }
 
-static vki_status lower(vki_lower *L, const vki_node *n)
+/* Table rows [v_first, v_first + rows): all of them (range NULL), or a slice whose bytes in
+ * the table are `range`. */
+static vki_status lower_rows(vki_lower *L, const vki_node *n, uint32_t v_first, uint32_t rows,
+                             const vki_lower_range *range)
 {
     const vki_profile *p = vki_lower_profile(L);
     uint32_t self = vki_lower_self(L);
     const vki_node *nt = vki_lower_node(L, n->src[0]);
-    vki_operand t = vki_lower_operand(L, n->src[0]), ids = vki_lower_operand(L, n->src[1]);
-    vki_operand d = vki_lower_operand(L, self);
-    if (vki__span_bytes(nt) > UINT32_MAX)
+    vki_operand t = vki_lower_operand_at(L, n->src[0], range ? range->offset : 0);
+    vki_operand ids = vki_lower_operand(L, n->src[1]), d = vki_lower_operand(L, self);
+    if ((range ? range->size : vki__span_bytes(nt)) > UINT32_MAX)
         return vki_lower_fail(L, n, VKI_ERROR_UNSUPPORTED, "a table over 4 GiB (32-bit indexing)");
     vki_pc_get_rows pc = {
-        .K = d.ne[0], .N = d.ne[1], .V = t.ne[1], .t_off = t.offset, .t_nb1 = t.nb[1],
+        .K = d.ne[0], .N = d.ne[1], .V = rows, .t_off = t.offset, .t_nb1 = t.nb[1],
         .i_off = ids.offset, .i_nb0 = ids.nb[0], .d_off = d.offset,
+        .v_first = v_first, .v_total = t.ne[1],
     };
+    vki_lower_range ranges[3] = {[0] = range ? *range : (vki_lower_range){0}};
     char kernel[48];
     snprintf(kernel, sizeof kernel, "get_rows_%s", vki_dtype_get(nt->dtype)->name);
     vki_spec spec = {VKI_SPEC_LOCAL_SIZE_X, p->tuning.workgroup_size};
@@ -62,9 +67,36 @@ static vki_status lower(vki_lower *L, const vki_node *n)
         .specs = &spec, .spec_count = 1,
         .tensors = tensors, .tensor_count = 3, .write_mask = 1u << 2,
         .push = &pc, .push_size = sizeof pc,
+        .ranges = ranges,
     };
     vki_lower_grid(vki_div_up(pc.K, 4) * pc.N, spec.value, s.groups);
     return vki_lower_step(L, &s);
+}
+
+/* A table larger than one binding may be (the device's max_storage_range) is bound a slice of
+ * rows at a time, one dispatch each, so that the model code need not slice it. A binding starts
+ * up to one alignment unit before its rows and ends rounded up. */
+static vki_status lower(vki_lower *L, const vki_node *n)
+{
+    const vki_profile *p = vki_lower_profile(L);
+    const vki_node *nt = vki_lower_node(L, n->src[0]);
+    uint64_t slack = 2ull * (p->storage_align > 256 ? p->storage_align : 256);
+    uint64_t span = vki__span_bytes(nt), V = (uint64_t)nt->ne[1];
+    if (!p->max_storage_range || span + slack <= p->max_storage_range)
+        return lower_rows(L, n, 0, (uint32_t)V, NULL);
+    uint64_t row = nt->nb[1], row_bytes = vki_dtype_bytes(nt->dtype, nt->ne[0]);
+    uint64_t rows = p->max_storage_range > slack + row_bytes ? (p->max_storage_range - slack - row_bytes) / row + 1 : 0;
+    if (rows > UINT32_MAX / row) rows = UINT32_MAX / row; // 32-bit indexing within a slice
+    if (rows == 0)
+        return vki_lower_fail(L, n, VKI_ERROR_UNSUPPORTED,
+                              "a table row of %llu bytes over the device's binding limit of %llu",
+                              (unsigned long long)row_bytes, (unsigned long long)p->max_storage_range);
+    for (uint64_t v0 = 0; v0 < V; v0 += rows) {
+        uint64_t count = V - v0 < rows ? V - v0 : rows;
+        vki_lower_range range = {.offset = v0 * row, .size = (count - 1) * row + row_bytes};
+        VKI_TRY(lower_rows(L, n, (uint32_t)v0, (uint32_t)count, &range));
+    }
+    return VKI_OK;
 }
 
 const vki_op_def vki_op_get_rows = {

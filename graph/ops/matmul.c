@@ -23,7 +23,7 @@
 
 static_assert(sizeof(vki_matmul_params) <= VKI_PARAMS_BYTES, "node parameter bytes");
 static_assert(VKI_ACT_COUNT <= VKI_MM_EPI_ACT_MASK + 1, "an activation id fits its byte of the epilogue word");
-static_assert(sizeof(vki_pc_matmul) == 27 * 4, "abi_matmul.h counts the block's words in a comment");
+static_assert(sizeof(vki_pc_matmul) == 28 * 4, "abi_matmul.h counts the block's words in a comment");
 
 vki_matmul_params vki__matmul_params(const vki_node *n)
 {
@@ -251,21 +251,24 @@ static uint32_t wide_run(const vki_profile *p, vki_dtype wt, uint64_t K, bool wo
     return best_run;
 }
 
-static vki_status lower(vki_lower *L, const vki_node *n)
+/* Rows [m0, m0 + m_rows) of the product: all of them, or a slice whose weight rows are bound
+ * alone (`range`: their bytes in w, NULL for all of w). */
+static vki_status lower_rows(vki_lower *L, const vki_node *n, uint32_t m0, uint32_t m_rows,
+                             const vki_lower_range *range)
 {
     const vki_profile *p = vki_lower_profile(L);
     const vki_tuning *t = &p->tuning;
     const vki_matmul_params mp = vki__matmul_params(n);
     uint32_t self = vki_lower_self(L);
     const vki_node *nw = vki_lower_node(L, n->src[0]), *nx = vki_lower_node(L, n->src[1]);
-    vki_operand w = vki_lower_operand(L, n->src[0]), x = vki_lower_operand(L, n->src[1]);
-    vki_operand d = vki_lower_operand(L, self);
+    vki_operand w = vki_lower_operand_at(L, n->src[0], range ? range->offset : 0);
+    vki_operand x = vki_lower_operand(L, n->src[1]), d = vki_lower_operand(L, self);
     vki_pc_matmul pc = {
-        .M = d.ne[0], .N = d.ne[1], .K = w.ne[0], .ne2 = d.ne[2], .ne3 = d.ne[3],
+        .M = m_rows, .y_ld = d.ne[0], .N = d.ne[1], .K = w.ne[0], .ne2 = d.ne[2], .ne3 = d.ne[3],
         .w_r2 = d.ne[2] / w.ne[2], .w_r3 = d.ne[3] / w.ne[3],
         .w_off = w.offset, .w_nb1 = w.nb[1], .w_nb2 = w.nb[2], .w_nb3 = w.nb[3],
         .x_off = x.offset, .x_nb1 = x.nb[1], .x_nb2 = x.nb[2], .x_nb3 = x.nb[3],
-        .y_off = d.offset, .epi = mp.act & VKI_MM_EPI_ACT_MASK,
+        .y_off = d.offset + m0, .epi = mp.act & VKI_MM_EPI_ACT_MASK,
     };
     uint32_t tensors[7] = {n->src[0], n->src[1], n->src[0], self, n->src[0], n->src[0], n->src[0]};
     if (n->src[4]) { // fused rms_norm of x: f32 [K] weights, at a whole 16-byte texel
@@ -284,7 +287,7 @@ static vki_status lower(vki_lower *L, const vki_node *n)
         if (nb->dtype != VKI_DTYPE_F32 || nb->ne[0] != n->ne[0] || nb->nb[0] != 4)
             return vki_lower_fail(L, n, VKI_ERROR_INVALID_ARGUMENT, "the fused bias must be f32 [M]");
         tensors[VKI_MM_BINDING_BIAS] = n->src[2];
-        pc.b_off = vki_lower_operand(L, n->src[2]).offset;
+        pc.b_off = vki_lower_operand(L, n->src[2]).offset + m0;
         pc.epi |= VKI_MM_EPI_BIAS;
     }
     if (n->src[3]) { // fused residual: f32, contiguous, y's shape
@@ -293,10 +296,10 @@ static vki_status lower(vki_lower *L, const vki_node *n)
             return vki_lower_fail(L, n, VKI_ERROR_INVALID_ARGUMENT,
                                   "the fused residual must be f32, contiguous and of y's shape");
         tensors[VKI_MM_BINDING_RES] = n->src[3];
-        pc.r_off = vki_lower_operand(L, n->src[3]).offset;
+        pc.r_off = vki_lower_operand(L, n->src[3]).offset + m0;
         pc.epi |= VKI_MM_EPI_RES;
     }
-    if (vki__span_bytes(nw) > UINT32_MAX || vki__span_bytes(nx) > UINT32_MAX)
+    if ((range ? range->size : vki__span_bytes(nw)) > UINT32_MAX || vki__span_bytes(nx) > UINT32_MAX)
         return vki_lower_fail(L, n, VKI_ERROR_UNSUPPORTED, "operands over 4 GiB (32-bit indexing)");
     uint64_t batches = (uint64_t)pc.ne2 * pc.ne3;
     const vki_dtype_info *wd = vki_dtype_get(nw->dtype);
@@ -441,6 +444,10 @@ static vki_status lower(vki_lower *L, const vki_node *n)
             return vki_lower_fail(L, n, VKI_ERROR_UNSUPPORTED,
                                   "%u workgroups along %c, the device allows %u", groups[i],
                                   "xyz"[i], p->max_workgroup_count[i]);
+    // A slice binds its rows of w, where w stands in for an absent operand too.
+    vki_lower_range ranges[7] = {{0}};
+    for (int i = 0; range && i < 7; i++)
+        if (tensors[i] == n->src[0]) ranges[i] = *range;
     vki_step_desc s = {
         .kernel = kernel,
         .specs = specs, .spec_count = spec_count,
@@ -449,8 +456,47 @@ static vki_status lower(vki_lower *L, const vki_node *n)
         .push = &pc, .push_size = sizeof pc,
         .groups = {groups[0], groups[1], groups[2]},
         .fp16_operands = coopmat,
+        .ranges = range ? ranges : NULL,
     };
     return vki_lower_step(L, &s);
+}
+
+/* A weight larger than one binding may be (the device's max_storage_range) is bound a slice of
+ * rows at a time, one dispatch per slice writing its rows of y, so that the model code need
+ * not slice it. Only plain products (with bias, activation or residual) and one weight batch:
+ * a folded glu or rope pairs rows that a cut could separate. */
+/* A binding starts up to one alignment unit before its tensor and ends rounded up. */
+static uint64_t binding_slack(const vki_profile *p)
+{
+    return 2ull * (p->storage_align > 256 ? p->storage_align : 256);
+}
+
+bool vki__matmul_weight_fits(const vki_profile *p, const vki_node *w)
+{
+    return !p->max_storage_range || vki__span_bytes(w) + binding_slack(p) <= p->max_storage_range;
+}
+
+static vki_status lower(vki_lower *L, const vki_node *n)
+{
+    const vki_profile *p = vki_lower_profile(L);
+    const vki_node *nw = vki_lower_node(L, n->src[0]);
+    const vki_matmul_params mp = vki__matmul_params(n);
+    uint64_t slack = binding_slack(p), span = vki__span_bytes(nw), M = (uint64_t)n->ne[0];
+    if (vki__matmul_weight_fits(p, nw)) return lower_rows(L, n, 0, (uint32_t)M, NULL);
+    uint64_t row = nw->nb[1], row_bytes = vki_dtype_bytes(nw->dtype, nw->ne[0]);
+    uint64_t rows = p->max_storage_range > slack + row_bytes ? (p->max_storage_range - slack - row_bytes) / row + 1 : 0;
+    if (rows > UINT32_MAX / row) rows = UINT32_MAX / row; // 32-bit indexing within a slice
+    if (mp.glu || mp.rope_rows || nw->ne[2] * nw->ne[3] != 1 || rows == 0)
+        return vki_lower_fail(L, n, VKI_ERROR_UNSUPPORTED,
+                              "a weight of %llu bytes, over the device's binding limit of %llu, "
+                              "with a folded glu or rope, weight batches, or rows over the limit",
+                              (unsigned long long)span, (unsigned long long)p->max_storage_range);
+    for (uint64_t m0 = 0; m0 < M; m0 += rows) {
+        uint64_t count = M - m0 < rows ? M - m0 : rows;
+        vki_lower_range range = {.offset = m0 * row, .size = (count - 1) * row + row_bytes};
+        VKI_TRY(lower_rows(L, n, (uint32_t)m0, (uint32_t)count, &range));
+    }
+    return VKI_OK;
 }
 
 const vki_op_def vki_op_matmul = {

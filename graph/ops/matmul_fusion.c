@@ -65,6 +65,7 @@ static bool glu_into_matvec(vki_fusion *f, uint32_t g_id)
     int64_t M = gl->ne[0];
     if (y->kind != VKI_NODE_OP || y->op != &vki_op_matmul || y->output || uses[y_id] != 2 ||
         y->src[2] || y->src[3] || p.act != VKI_ACT_NONE || p.glu || p.rope_rows || y->ne[0] != 2 * M ||
+        !vki__matmul_weight_fits(f->profile, &w->nodes[y->src[0]]) ||
         !vki__same_shape(a, gl) || !vki__same_shape(b, gl) || y->view_offset ||
         a->view_offset != 0 || b->view_offset != (uint64_t)M * 4 ||
         !vki__matvec_wide(f->profile, (uint64_t)w->nodes[y->src[0]].ne[0], (uint64_t)y->ne[1], &kchunks, &rows))
@@ -108,6 +109,7 @@ static bool rope_into_matvec(vki_fusion *f, uint32_t r_id)
     if (y->kind != VKI_NODE_OP || y->op != &vki_op_matmul || y->output || y->ne[1] != 1 ||
         y->src[2] || y->src[3] || y->src[5] || p.act != VKI_ACT_NONE || p.glu || p.rope_rows ||
         y->view_offset || (uint64_t)y->ne[0] < rot_rows ||
+        !vki__matmul_weight_fits(f->profile, &w->nodes[y->src[0]]) ||
         !vki__matvec_wide(f->profile, (uint64_t)w->nodes[y->src[0]].ne[0], 1, &kchunks, &rows))
         return false;
     for (uint32_t id = 1; id < w->count; id++) {

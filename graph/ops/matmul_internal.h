@@ -24,6 +24,10 @@ void vki__matmul_params_set(vki_node *n, const vki_matmul_params *p);
 bool vki__matvec_wide(const vki_profile *p, uint64_t K, uint64_t N, uint32_t *out_kchunks,
                       uint32_t *out_rows);
 
+/* Whether weight w fits one binding on this profile; a larger one is bound a slice of rows at
+ * a time, which a folded glu or rope cannot be. */
+bool vki__matmul_weight_fits(const vki_profile *p, const vki_node *w);
+
 /* The fusion hooks (matmul_fusion.c). */
 bool vki__matmul_fuse(vki_fusion *f, uint32_t id);
 bool vki__matmul_absorb(vki_fusion *f, uint32_t id, uint32_t consumer);

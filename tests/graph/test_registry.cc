@@ -157,3 +157,40 @@ TEST(Registry, EveryKernelALoweringNamesIsEmbedded)
     EXPECT_GT(compiled, vki_op_case_count());
     EXPECT_GT(named.size(), 60u) << steps << " steps";
 }
+
+// A weight over the profile's binding limit is bound a slice at a time (matmul, get_rows): no
+// binding of a weight in any step exceeds the limit, and the weights cut make more steps.
+TEST(Registry, NoWeightBindingExceedsTheLimit)
+{
+    uint32_t checked = 0, cut = 0;
+    for (auto [pname, profile] : profiles())
+        for (uint32_t i = 0; i < vki_op_case_count(); i++) {
+            const vki_op_case *c = vki_op_case_at(i);
+            if (!(c->flags & VKI_CASE_TEST) || (strcmp(c->op, "matmul") && strcmp(c->op, "get_rows")))
+                continue;
+            uint32_t steps[2] = {0, 0};
+            for (int narrow = 0; narrow < 2; narrow++) {
+                vki_profile p = profile;
+                if (narrow) p.max_storage_range = 4096;
+                vki_graph *g = nullptr;
+                vki_plan *plan = nullptr;
+                ASSERT_EQ(vki_graph_create(nullptr, &g), VKI_OK);
+                c->build(g, c->arg);
+                if (vki_graph_compile(g, &p, nullptr, &plan) == VKI_OK) {
+                    steps[narrow] = plan->step_count;
+                    for (uint32_t s = 0; narrow && s < plan->step_count; s++)
+                        for (uint32_t b = 0; b < plan->steps[s].binding_count; b++) {
+                            const vki_plan_binding *pb = &plan->steps[s].bindings[b];
+                            if (!pb->base || plan->tensors[pb->base].kind != VKI_NODE_WEIGHT) continue;
+                            EXPECT_LE(pb->size, p.max_storage_range) << c->name << " on " << pname;
+                            checked++;
+                        }
+                }
+                vki_plan_destroy(plan);
+                vki_graph_destroy(g);
+            }
+            if (steps[1] > steps[0]) cut++;
+        }
+    EXPECT_GT(checked, 100u);
+    EXPECT_GT(cut, 20u);
+}

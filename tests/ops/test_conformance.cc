@@ -65,3 +65,42 @@ static std::vector<ConformanceParam> all_params()
 }
 
 INSTANTIATE_TEST_SUITE_P(Ops, Conformance, ::testing::ValuesIn(all_params()), param_name);
+
+// The matmul and get_rows lowerings bind a weight larger than the device's binding limit a slice
+// of rows at a time: every matmul and get_rows case (and the fused ones, whose glu and rope
+// folds then stay unfolded) on
+// the full profile with the limit narrowed to 2 KiB, so that the cases' weights of 1 to 40 KiB
+// take 2 to 30 slices, against the reference.
+class SplitWeights : public VulkanTest {};
+
+TEST_F(SplitWeights, RowSlicesOfAWeightOverTheLimit)
+{
+    open_device("");
+    vki_profile narrow = *vki_device_profile(dev);
+    narrow.max_storage_range = 2048;
+    vki_case_desc desc = {};
+    desc.profile = &narrow;
+    uint32_t ran = 0, split = 0;
+    for (uint32_t i = 0; i < vki_op_case_count(); i++) {
+        const vki_op_case *c = vki_op_case_at(i);
+        if (!(c->flags & VKI_CASE_TEST) || (strcmp(c->op, "matmul") && strcmp(c->op, "fused") &&
+                                            strcmp(c->op, "get_rows")))
+            continue;
+        vki_case_result r;
+        char err[512];
+        vki_status st = vki_op_case_run(dev, c, &desc, &r, err, sizeof err);
+        // Weights whose single row is over 2 KiB cannot be cut into rows under it.
+        if (st == VKI_ERROR_UNSUPPORTED && strstr(err, "binding limit")) continue;
+        ASSERT_EQ(st, VKI_OK) << err;
+        float tolerance = c->tolerance;
+        if (r.fp16_dispatches && tolerance < VKI_CASE_FP16_TOLERANCE) tolerance = VKI_CASE_FP16_TOLERANCE;
+        EXPECT_LE(r.nmse, tolerance) << c->name;
+        EXPECT_TRUE(r.guards_intact) << c->name << " wrote outside its output";
+        ran++;
+        vki_case_result whole;
+        ASSERT_EQ(vki_op_case_run(dev, c, nullptr, &whole, err, sizeof err), VKI_OK) << err;
+        if (r.dispatches > whole.dispatches) split++;
+    }
+    EXPECT_GT(ran, 20u);
+    EXPECT_GT(split, 20u) << "cases whose weights the limit cut into more dispatches";
+}
