@@ -17,14 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_SLICES 8 // row slices of one table larger than a binding
-
 /* One program of n_q tokens per run. */
 typedef struct llm_pass {
     uint32_t n_q;
-    vki_tensor id_slices[MAX_SLICES]; // token ids minus slice_first[i], for sliced embeddings
-    int64_t slice_first[MAX_SLICES];
-    uint32_t id_slice_count;
     vki_program *prog;
     vki_tensor tokens, pos, last, logits;
 } llm_pass;
@@ -99,80 +94,22 @@ vki_tensor vki_llm_weight_rows(vki_llm_build *b, const char *const *names, uint3
     return vki_weights_joined(b->llm->weights, b->prog, full, n, k, rows);
 }
 
-/* Rows per slice of a [k, m] weight so that one slice's binding (with up to one alignment unit
- * before it) fits the device's limit; m when the whole fits. */
-static int64_t slice_rows(vki_llm *m, vki_tensor w, vki_graph *g, vki_tensor_info *info)
-{
-    vki_tensor_get_info(g, w, info);
-    uint64_t limit = m->profile->max_storage_range;
-    uint64_t row = info->nb[1], slack = 256 + m->profile->storage_align;
-    if (row * (uint64_t)info->ne[1] + slack <= limit) return info->ne[1];
-    return (int64_t)((limit - slack) / row);
-}
-
-static vki_tensor row_slice(vki_graph *g, vki_tensor w, const vki_tensor_info *info, int64_t first,
-                            int64_t rows)
-{
-    return vki_view(g, w, 2, (int64_t[2]){info->ne[0], rows}, info->nb, first * info->nb[1]);
-}
-
-static llm_pass *pass_of(vki_llm_build *b)
-{
-    for (int i = 0; i < 3; i++)
-        if (b->llm->passes[i].prog == b->prog) return &b->llm->passes[i];
-    return &b->llm->passes[0]; // not reached: build_pass sets prog first
-}
-
+/* The embedding table and the output projection may be larger than one binding of the device
+ * (a 262144-token vocabulary): the lowering binds them a slice of rows at a time. */
 vki_tensor vki_llm_embed(vki_llm_build *b, const char *name, int64_t n_embd, int64_t n_vocab,
                          vki_tensor ids)
 {
-    vki_llm *m = b->llm;
-    vki_tensor w = vki_weights_tensor(m->weights, b->prog, name, 2, (int64_t[2]){n_embd, n_vocab},
-                                      false, true);
-    if (!w.id) return w;
-    vki_tensor_info info;
-    int64_t per = slice_rows(m, w, b->g, &info);
-    if (per >= n_vocab) return vki_get_rows(b->g, w, ids);
-    llm_pass *p = pass_of(b);
-    vki_tensor sum = {0};
-    for (int64_t first = 0; first < n_vocab; first += per) {
-        vki_tensor shifted = ids; // the first slice starts at row 0
-        if (first > 0) {
-            if (p->id_slice_count == MAX_SLICES) {
-                fail(m, VKI_ERROR_UNSUPPORTED, "model tensor %s needs more than %d slices", name,
-                     MAX_SLICES + 1);
-                return (vki_tensor){0};
-            }
-            char input[32];
-            snprintf(input, sizeof input, "tokens@%lld", (long long)first);
-            shifted = vki_program_input(b->prog, VKI_DTYPE_I32, 1, (int64_t[1]){b->n_q}, input);
-            p->id_slices[p->id_slice_count] = shifted;
-            p->slice_first[p->id_slice_count++] = first;
-        }
-        int64_t rows = n_vocab - first < per ? n_vocab - first : per;
-        vki_tensor part = vki_get_rows(b->g, row_slice(b->g, w, &info, first, rows), shifted);
-        sum = sum.id ? vki_add(b->g, sum, part) : part;
-    }
-    return sum;
+    vki_tensor w = vki_weights_tensor(b->llm->weights, b->prog, name, 2,
+                                      (int64_t[2]){n_embd, n_vocab}, false, true);
+    return w.id ? vki_get_rows(b->g, w, ids) : w;
 }
 
 vki_tensor vki_llm_matmul_rows(vki_llm_build *b, const char *name, int64_t k, int64_t mrows,
                                vki_tensor x, bool optional)
 {
-    vki_llm *m = b->llm;
-    vki_tensor w = vki_weights_tensor(m->weights, b->prog, name, 2, (int64_t[2]){k, mrows},
+    vki_tensor w = vki_weights_tensor(b->llm->weights, b->prog, name, 2, (int64_t[2]){k, mrows},
                                       optional, true);
-    if (!w.id) return w;
-    vki_tensor_info info;
-    int64_t per = slice_rows(m, w, b->g, &info);
-    if (per >= mrows) return vki_matmul(b->g, w, x);
-    vki_tensor y = {0};
-    for (int64_t first = 0; first < mrows; first += per) {
-        int64_t rows = mrows - first < per ? mrows - first : per;
-        vki_tensor part = vki_matmul(b->g, row_slice(b->g, w, &info, first, rows), x);
-        y = y.id ? vki_concat(b->g, y, part, 0) : part;
-    }
-    return y;
+    return w.id ? vki_matmul(b->g, w, x) : w;
 }
 
 vki_tensor vki_llm_kv_store(vki_llm_build *b, uint32_t il, int which, vki_tensor cur)
@@ -545,11 +482,6 @@ static vki_status run_pass(vki_llm *m, llm_pass *p, const int32_t *tokens, uint3
     int32_t *h = m->host_i32;
     for (uint32_t i = 0; i < p->n_q; i++) h[i] = i < n ? tokens[i] : 0;
     VKI_TRY(vki_program_upload(p->prog, p->tokens, h, p->n_q * sizeof *h));
-    for (uint32_t s = 0; s < p->id_slice_count; s++) {
-        for (uint32_t i = 0; i < p->n_q; i++)
-            h[i] = i < n ? tokens[i] - (int32_t)p->slice_first[s] : -1;
-        VKI_TRY(vki_program_upload(p->prog, p->id_slices[s], h, p->n_q * sizeof *h));
-    }
     for (uint32_t i = 0; i < p->n_q; i++) h[i] = i < n ? (int32_t)(m->position + i) : -1;
     VKI_TRY(vki_program_upload(p->prog, p->pos, h, p->n_q * sizeof *h));
     if (p->last.id) {

@@ -56,14 +56,11 @@ bool vki_llm_has_weight(vki_llm_build *b, const char *name);
 vki_tensor vki_llm_weight_rows(vki_llm_build *b, const char *const *names, uint32_t n, uint32_t il,
                                int64_t k, const int64_t *rows);
 
-/* Rows ids of the embedding table `name` [n_embd, n_vocab]: F32 [n_embd, n_q]. A table larger
- * than the device binds at once is read in row slices (each slice sees ids shifted by its first
- * row; ids outside a slice give zeros there, so the slices' rows add up to the lookup). */
+/* Rows ids of the embedding table `name` [n_embd, n_vocab]: F32 [n_embd, n_q]; and w x for the
+ * weight `name` [k, m] (F32 [m, n]; {0} when absent and `optional`). Either weight may be larger
+ * than the device binds at once (a big vocabulary): the lowering reads it in row slices. */
 vki_tensor vki_llm_embed(vki_llm_build *b, const char *name, int64_t n_embd, int64_t n_vocab,
                          vki_tensor ids);
-/* w x for the weight `name` [k, m] (F32 [m, n]), in row slices concatenated when w is larger
- * than the device binds at once (a big vocabulary's output projection). {0} when the weight is
- * absent and `optional`. */
 vki_tensor vki_llm_matmul_rows(vki_llm_build *b, const char *name, int64_t k, int64_t m,
                                vki_tensor x, bool optional);
 /* Layer il's cache after writing this pass's rows (cur [n_head_kv * head_dim, n_q]); which =
