@@ -341,6 +341,50 @@ void vki_llm_set_abort(vki_llm *m, bool (*should_abort)(void *user), void *user)
  * positions beyond the current one are never read. */
 void vki_llm_rewind(vki_llm *m, uint32_t pos);
 
+/* ---- CLIP text encoder -----------------------------------------------------------------------
+ *
+ * Stable Diffusion 1.x's text encoder (OpenAI CLIP ViT-L/14's text tower in Hugging Face's
+ * CLIPTextModel layout) from a safetensors file, on a device: token ids of one 77-token window
+ * to hidden states, one program compiled once and replayed. The shape comes from the tensors;
+ * heads are 64 wide. `prefix` selects the model inside the file: "text_model." for diffusers'
+ * text_encoder/model.safetensors (the default), "cond_stage_model.transformer.text_model." for
+ * a single-file SD 1.x checkpoint.
+ *
+ *     vki_clip_text *te = NULL;
+ *     VKI_TRY(vki_clip_text_load(dev, st, &(vki_clip_text_desc){.clip_skip = 2}, &te, err, n));
+ *     VKI_TRY(vki_clip_text_encode(te, ids, hidden));   // ids [n_ctx] -> hidden [width, n_ctx]
+ *     ... vki_clip_text_destroy(te);                    // before closing the safetensors file
+ */
+
+typedef struct vki_clip_text vki_clip_text;
+
+typedef struct vki_clip_text_desc {
+    const char *prefix;        // tensor-name prefix; NULL: "text_model."
+    uint32_t clip_skip;        // 0 or 1: the last layer; N: layer n - N + 1, then the final norm
+    vki_activation act;        // the MLP's; 0: quick GELU (OpenAI CLIP); GELU for SD 2.x's
+    const vki_allocator *allocator; // NULL: malloc/free
+} vki_clip_text_desc;
+
+typedef struct vki_clip_text_info {
+    uint32_t width, n_layer, n_ff, n_ctx, n_vocab;
+    vki_activation act;
+} vki_clip_text_info;
+
+/* Reads the shape from `file` (borrowed: keep it open until destroy), builds and compiles the
+ * encoder and uploads its weights. VKI_ERROR_BAD_FILE, naming the tensor, when the file has no
+ * CLIP text model under the prefix or a tensor is missing or misshapen; VKI_ERROR_UNSUPPORTED
+ * for a shape vkinfer does not run; VKI_ERROR_INVALID_ARGUMENT for a clip skip past the layers.
+ * `out_error` says why. Not thread-safe: one thread at a time per encoder. */
+vki_status vki_clip_text_load(vki_device *device, vki_safetensors *file, const vki_clip_text_desc *desc,
+                              vki_clip_text **out, char *out_error, size_t error_size);
+void vki_clip_text_destroy(vki_clip_text *m);
+const vki_clip_text_info *vki_clip_text_info_get(const vki_clip_text *m); // borrowed
+/* ids I32 [n_ctx] (each in 0..n_vocab-1) -> out_hidden F32 [width, n_ctx], row t the hidden
+ * state of token t. VKI_ERROR_INVALID_ARGUMENT, with vki_clip_text_last_error, for an id
+ * outside the vocabulary. */
+vki_status vki_clip_text_encode(vki_clip_text *m, const int32_t *ids, float *out_hidden);
+const char *vki_clip_text_last_error(const vki_clip_text *m);
+
 /* ---- Sampler ---------------------------------------------------------------------------------
  *
  * Picks the next token from a model's logits, as llama.cpp and Ollama do by default. The chain,
