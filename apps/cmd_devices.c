@@ -44,6 +44,8 @@ static cJSON *tuning_json(const vki_tuning *t)
     cJSON_AddBoolToObject(o, "matmul_shared", t->matmul_shared);
     cJSON_AddBoolToObject(o, "use_coopmat", t->use_coopmat);
     cJSON_AddBoolToObject(o, "texel_loads", t->texel_loads);
+    cJSON_AddBoolToObject(o, "attention_tiled", t->attention_tiled);
+    cJSON_AddBoolToObject(o, "conv2d_shared", t->conv2d_shared);
     return o;
 }
 
@@ -194,8 +196,10 @@ static void print_profile(uint32_t index, const vki_profile *p, bool is_default,
     print_row("", "matmul tile %ux%ux%u, %s, coopmat %s,", t->matmul_tile_m, t->matmul_tile_n,
               t->matmul_tile_k, t->matmul_shared ? "shared-memory tiles" : "register tiles",
               t->use_coopmat ? "on" : "off");
-    print_row("", "matmul weights and x read through %s",
+    print_row("", "matmul weights and x read through %s,",
               t->texel_loads ? "texel buffers" : "storage buffers");
+    print_row("", "attention %s, conv2d %s", t->attention_tiled ? "in shared-memory tiles" : "barrier-free (rows and keys kernels)",
+              t->conv2d_shared ? "in shared-memory tiles" : "in register tiles");
     if (narrow_text) print_row("narrowed by", "%s", narrow_text);
 }
 
