@@ -1,6 +1,7 @@
 // Pipelines from embedded SPIR-V: specialisation, reflection checks, and the pipeline cache on
 // disk (reuse, corrupt and foreign files, and what other users may plant in its folder).
 #include "test_support.h"
+#include "fifo_watchdog.h"
 
 #include <chrono>
 #include <cstdio>
@@ -199,25 +200,6 @@ TEST_F(PipelineCacheTest, EmptyDirectoryMeansNoFile)
 
 // ---- What other users may plant in the cache folder ----
 
-// Runs `body` on a thread and waits for it. Opening a FIFO for reading waits for a writer, so
-// once the body is late the FIFO's writing end is opened: a regression then fails the test
-// instead of hanging the suite. The limit only catches a hang; it times nothing.
-static bool finishes_without_blocking(const std::function<void()> &body, const std::string &fifo)
-{
-    std::packaged_task<void()> task(body);
-    std::future<void> done = task.get_future();
-    std::thread thread(std::move(task));
-    bool in_time = done.wait_for(std::chrono::seconds(60)) == std::future_status::ready;
-    std::vector<int> writers;
-    while (done.wait_for(std::chrono::milliseconds(100)) != std::future_status::ready) {
-        int fd = open(fifo.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
-        if (fd >= 0) writers.push_back(fd);
-    }
-    thread.join();
-    for (int fd : writers) close(fd);
-    return in_time;
-}
-
 static bool is_symlink(const std::string &path)
 {
     struct stat st;
@@ -333,7 +315,7 @@ TEST_F(PipelineCacheTest, FifoAtTheCachePathDoesNotBlock)
     ASSERT_EQ(std::remove(path.c_str()), 0);
     ASSERT_EQ(mkfifo(path.c_str(), 0600), 0);
     vki_device_stats st = {};
-    EXPECT_TRUE(finishes_without_blocking([&] { st = cycle(); }, path))
+    EXPECT_TRUE(finishes_without_blocking([&] { st = cycle(); }, path, 60))
         << "device creation waited for a writer on a FIFO";
     EXPECT_EQ(st.cache_rejected, 1u);
     struct stat fs;
