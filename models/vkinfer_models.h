@@ -385,6 +385,156 @@ const vki_clip_text_info *vki_clip_text_info_get(const vki_clip_text *m); // bor
 vki_status vki_clip_text_encode(vki_clip_text *m, const int32_t *ids, float *out_hidden);
 const char *vki_clip_text_last_error(const vki_clip_text *m);
 
+/* ---- CLIP tokenizer (clip_tokenizer.c) -------------------------------------------------------
+ *
+ * OpenAI CLIP's byte-level BPE (the vocabulary file bpe_simple_vocab_16e6.txt, decompressed:
+ * its merges, from which the 49408-entry vocabulary follows) and AUTOMATIC1111's prompt syntax
+ * on top: emphasis `(word:1.2)`, `(word)` = x1.1, `[word]` = /1.1, `\(` for a literal
+ * parenthesis, and long prompts cut into 75-token windows, each wrapped in start/end tokens and
+ * padded to 77. User text is never turned into the start/end control tokens.
+ *
+ *     vki_clip_tokenizer *tok = NULL;
+ *     VKI_TRY(vki_clip_tokenizer_create(vocab_path, NULL, &tok, err, n));
+ *     vki_clip_prompt p = {0};
+ *     VKI_TRY(vki_clip_prompt_encode(tok, "a (red:1.3) fox", VKI_CLIP_PAD_END, &p, err, n));
+ *     ... p.ids[c * 77 + i], p.weights[c * 77 + i] for window c < p.n_windows
+ *     vki_clip_prompt_free(tok, &p);
+ *     vki_clip_tokenizer_destroy(tok);
+ */
+
+typedef struct vki_clip_tokenizer vki_clip_tokenizer;
+
+typedef struct vki_clip_tokenizer_desc {
+    const vki_allocator *allocator; // NULL: malloc/free
+} vki_clip_tokenizer_desc;
+
+#define VKI_CLIP_CONTEXT 77        // tokens per window, start and end included
+#define VKI_CLIP_BOS 49406         // <|startoftext|>
+#define VKI_CLIP_EOS 49407         // <|endoftext|>
+#define VKI_CLIP_PAD_END VKI_CLIP_EOS // SD 1.x pads with the end token; SD 2.x (OpenCLIP) with 0
+
+/* Reads the merges file (plain text; a .gz is refused with a message saying to decompress it).
+ * VKI_ERROR_BAD_FILE, naming the line, for a malformed file. */
+vki_status vki_clip_tokenizer_create(const char *vocab_path, const vki_clip_tokenizer_desc *desc,
+                                     vki_clip_tokenizer **out, char *out_error, size_t error_size);
+void vki_clip_tokenizer_destroy(vki_clip_tokenizer *t);
+
+/* Plain text -> BPE ids, no start/end tokens, no emphasis parsing: CLIP's clean-up (HTML
+ * entities, whitespace, lower case), its pre-tokenizer, then BPE. Writes at most `capacity`
+ * ids; *out_count is the full count (so a short buffer can be detected). */
+vki_status vki_clip_tokenize(const vki_clip_tokenizer *t, const char *text, int32_t *out_ids,
+                             uint32_t capacity, uint32_t *out_count);
+
+typedef struct vki_clip_prompt {
+    uint32_t n_windows;   // >= 1 (an empty prompt is one window of start, end, padding)
+    int32_t *ids;         // [n_windows * 77]
+    float *weights;       // [n_windows * 77] emphasis per token (1 for start/end/padding)
+} vki_clip_prompt;
+
+/* An AUTOMATIC1111 prompt -> windows of ids and emphasis weights. Windows break at the last
+ * comma within the final 20 tokens of a full window, as A1111 does; `pad_id` fills each window
+ * after its end token. Free with vki_clip_prompt_free. */
+vki_status vki_clip_prompt_encode(const vki_clip_tokenizer *t, const char *prompt, int32_t pad_id,
+                                  vki_clip_prompt *out, char *out_error, size_t error_size);
+void vki_clip_prompt_free(const vki_clip_tokenizer *t, vki_clip_prompt *p);
+
+/* ---- Diffusion samplers (sd_sampler.c) -------------------------------------------------------
+ *
+ * The k-diffusion samplers Stable Diffusion front-ends offer (sd.cpp's and AUTOMATIC1111's
+ * names), on host memory: the latent is small (4 x 64 x 64 at 512²), the denoiser (U-Net,
+ * classifier-free guidance) is a callback that runs on the device. Sigmas come from SD's
+ * discrete schedule (1000 scaled-linear betas, 0.00085 .. 0.012) resampled as the schedule
+ * says. Noise comes from torch's CPU generator re-implemented (same seed, same noise as
+ * torch.randn(generator=torch.Generator().manual_seed(seed))), so a seed means one image.
+ */
+
+typedef enum vki_sd_sampler {
+    VKI_SD_SAMPLER_DEFAULT = 0, // Euler a
+    VKI_SD_SAMPLER_EULER,
+    VKI_SD_SAMPLER_EULER_A,
+    VKI_SD_SAMPLER_HEUN,
+    VKI_SD_SAMPLER_DPM2,
+    VKI_SD_SAMPLER_DPMPP_2M,
+    VKI_SD_SAMPLER_DPMPP_SDE,
+    VKI_SD_SAMPLER_DDIM,
+    VKI_SD_SAMPLER_LCM,
+    VKI_SD_SAMPLER_COUNT
+} vki_sd_sampler;
+
+typedef enum vki_sd_schedule {
+    VKI_SD_SCHEDULE_DEFAULT = 0, // discrete
+    VKI_SD_SCHEDULE_DISCRETE,
+    VKI_SD_SCHEDULE_KARRAS,
+    VKI_SD_SCHEDULE_EXPONENTIAL,
+    VKI_SD_SCHEDULE_COUNT
+} vki_sd_schedule;
+
+/* Names as sd.cpp (euler, euler_a, heun, dpm2, dpm++2m, dpm++sde, ddim, lcm) and A1111 ("Euler a",
+ * "DPM++ 2M Karras": the schedule comes with it, else *out_schedule is left alone) spell them,
+ * case-insensitive. VKI_ERROR_INVALID_ARGUMENT for an unknown name. */
+vki_status vki_sd_sampler_parse(const char *name, vki_sd_sampler *out_sampler,
+                                vki_sd_schedule *out_schedule);
+vki_status vki_sd_schedule_parse(const char *name, vki_sd_schedule *out_schedule);
+const char *vki_sd_sampler_name(vki_sd_sampler s);   // A1111's display name ("DPM++ 2M")
+const char *vki_sd_schedule_name(vki_sd_schedule s); // "discrete", "karras", "exponential"
+
+/* sigmas [steps + 1], decreasing, the last 0. steps 1..1000. */
+vki_status vki_sd_sigmas(vki_sd_schedule schedule, uint32_t steps, float *out_sigmas);
+/* The model's (fractional) timestep for a sigma, by interpolation in log-sigma as k-diffusion
+ * does; what the U-Net's timestep embedding gets. */
+float vki_sd_sigma_to_t(float sigma);
+
+/* torch.randn on the CPU generator: n standard normals for `seed`, continuing a stream. */
+typedef struct vki_sd_rng { uint32_t mt[624]; uint32_t index; uint64_t seed; } vki_sd_rng;
+void vki_sd_rng_seed(vki_sd_rng *r, uint64_t seed);
+void vki_sd_randn(vki_sd_rng *r, float *out, size_t n);
+
+/* D(x, sigma): the denoised estimate of x [n] at noise level sigma. */
+typedef vki_status (*vki_sd_denoise_fn)(void *user, const float *x, float sigma, float *out_denoised);
+
+typedef struct vki_sd_sample_desc {
+    vki_sd_sampler sampler;
+    const float *sigmas;             // [steps + 1] from vki_sd_sigmas (or an img2img tail of it)
+    uint32_t steps;
+    size_t n;                        // latent elements
+    vki_sd_denoise_fn denoise;
+    void *user;
+    vki_sd_rng *rng;                 // ancestral and SDE noise; may be NULL for the others
+    float eta;                       // 0: the sampler's default (1 for Euler a, DPM++ SDE)
+    void (*progress)(void *user, uint32_t step, uint32_t steps); // may be NULL
+    const volatile int *abort_flag;  // may be NULL; nonzero: stop with VKI_ERROR_CANCELLED
+    const vki_allocator *allocator;  // scratch latents; NULL: malloc/free
+} vki_sd_sample_desc;
+
+/* x [n]: in, the initial noise already scaled by sigmas[0]; out, the sampled latent. A
+ * denoiser error stops the run and is returned. */
+vki_status vki_sd_sample(const vki_sd_sample_desc *desc, float *x);
+
+/* ---- Real-ESRGAN upscalers (arch_esrgan.c) ---------------------------------------------------
+ *
+ * RRDBNet (RealESRGAN_x4plus, the 6-block anime model) and the compact SRVGG net (animevideo
+ * v3), from ncnn .param/.bin files (the published fp16 conversions) or safetensors in the
+ * PyTorch layout; the kind and scale come from the file. Images are processed in overlapping
+ * tiles, so any size works within a fixed device budget.
+ */
+
+typedef struct vki_esrgan vki_esrgan;
+
+typedef struct vki_esrgan_desc {
+    uint32_t tile;                  // tile edge in input pixels; 0: chosen from device memory
+    const vki_allocator *allocator; // NULL: malloc/free
+} vki_esrgan_desc;
+
+/* path: a .param (its .bin beside it) or a .safetensors file. */
+vki_status vki_esrgan_load(vki_device *device, const char *path, const vki_esrgan_desc *desc,
+                           vki_esrgan **out, char *out_error, size_t error_size);
+void vki_esrgan_destroy(vki_esrgan *m);
+uint32_t vki_esrgan_scale(const vki_esrgan *m);
+/* rgb [h][w][3] 8-bit -> out_rgb [h*scale][w*scale][3]. */
+vki_status vki_esrgan_upscale(vki_esrgan *m, const uint8_t *rgb, uint32_t w, uint32_t h,
+                              uint8_t *out_rgb);
+const char *vki_esrgan_last_error(const vki_esrgan *m);
+
 /* ---- Sampler ---------------------------------------------------------------------------------
  *
  * Picks the next token from a model's logits, as llama.cpp and Ollama do by default. The chain,
