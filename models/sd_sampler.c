@@ -250,16 +250,94 @@ static double normal_f64(vki_sd_rng *r)
     return radius * cos(theta);
 }
 
-/* normal_fill_16: data[0..16) holds float uniforms; pairs (j, j + 8) become normals, in float as
- * torch computes them (1 - u for the log so that it never sees 0; the angle rounded to float). */
+/* torch fills tensors of 16 or more floats with its AVX2 kernel wherever the CPU has AVX2 (also
+ * on AVX-512 CPUs, where the normal kernel is not dispatched to AVX-512): Box-Muller on float
+ * uniforms through the Cephes-derived float log and sincos of ATen's avx_mathfun.h, which torch
+ * builds with GCC's FMA contraction. The two functions below evaluate the same float
+ * approximations, in the same order, with fmaf exactly where the compiled kernel fuses, and
+ * every other product and sum rounded on its own (the library builds as ISO C, so the compiler
+ * contracts nothing else). Checked bit for bit against torch 2.15 on 2^20 normals. */
+
+static float f32_bits(uint32_t u)
+{
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+static uint32_t u32_bits(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return u;
+}
+
+/* log(x) for x in [2^-24, 1]: x = m 2^e with m in [sqrt(1/2), sqrt(2)), log(m) by Cephes'
+ * degree-9 polynomial in m - 1, e log(2) added in two parts (0.693359375 is exact in float and
+ * its product with a small e too). */
+static float torch_avx2_logf(float x)
+{
+    static const float p[9] = {7.0376836292e-2f, -1.1514610310e-1f, 1.1676998740e-1f,
+                               -1.2420140846e-1f, 1.4249322787e-1f, -1.6668057665e-1f,
+                               2.0000714765e-1f, -2.4999993993e-1f, 3.3333331174e-1f};
+    const uint32_t bits = u32_bits(x);
+    float e = (float)((int32_t)(bits >> 23) - 127) + 1.0f;
+    const float m = f32_bits((bits & ~0x7f800000u) | u32_bits(0.5f)); // [0.5, 1)
+    float f;
+    if (m < 0.707106781186547524f) {
+        e -= 1.0f;
+        f = (m - 1.0f) + m;
+    } else {
+        f = m - 1.0f;
+    }
+    const float z = f * f;
+    float y = p[0];
+    for (int k = 1; k < 9; k++) y = fmaf(y, f, p[k]);
+    y = y * f;
+    y = fmaf(y, z, e * -2.12194440e-4f);
+    y = y - z * 0.5f;
+    return (f + y) + e * 0.693359375f;
+}
+
+/* sin and cos of x >= 0 (here [0, 2 pi)): octant j from x 4/pi rounded up to even, x - j pi/4
+ * in three parts (Cody-Waite), then Cephes' sine or cosine polynomial per octant and the signs. */
+static void torch_avx2_sincosf(float x, float *out_sin, float *out_cos)
+{
+    int32_t j = (int32_t)(x * 1.27323954473516f);
+    j = (j + 1) & ~1;
+    const float y = (float)j;
+    const uint32_t sign_sin = ((uint32_t)j & 4u) << 29;
+    const uint32_t sign_cos = (~(uint32_t)(j - 2) & 4u) << 29;
+    const bool sine_poly_is_sin = (j & 2) == 0;
+    x = fmaf(y, -0.78515625f, x);
+    x = fmaf(y, -2.4187564849853515625e-4f, x);
+    x = fmaf(y, -3.77489497744594108e-8f, x);
+    const float z = x * x;
+    float c = fmaf(2.443315711809948e-5f, z, -1.388731625493765e-3f);
+    c = fmaf(c, z, 4.166664568298827e-2f);
+    c = c * z;
+    c = fmaf(c, z, -(z * 0.5f));
+    c = c + 1.0f;
+    float s = fmaf(-1.9515295891e-4f, z, 8.3321608736e-3f);
+    s = fmaf(s, z, -1.6666654611e-1f);
+    s = s * z;
+    s = fmaf(s, x, x);
+    *out_sin = f32_bits(u32_bits(sine_poly_is_sin ? s : c) ^ sign_sin);
+    *out_cos = f32_bits(u32_bits(sine_poly_is_sin ? c : s) ^ sign_cos);
+}
+
+/* normal_fill_16: data[0..16) holds float uniforms; pairs (j, j + 8) become normals (1 - u for
+ * the log so that it never sees 0). */
 static void normal_fill_16(float *data)
 {
+    const float two_pi = (float)(2.0 * SD_PI);
     for (int j = 0; j < 8; j++) {
-        float u1 = 1.0f - data[j], u2 = data[j + 8];
-        float radius = (float)sqrt(-2.0 * (double)(float)log((double)u1));
-        float theta = (float)(2.0 * SD_PI) * u2;
-        data[j] = (float)((double)radius * (double)(float)cos((double)theta));
-        data[j + 8] = (float)((double)radius * (double)(float)sin((double)theta));
+        const float u1 = 1.0f - data[j], u2 = data[j + 8];
+        const float radius = sqrtf(-2.0f * torch_avx2_logf(u1));
+        float s, c;
+        torch_avx2_sincosf(two_pi * u2, &s, &c);
+        data[j] = radius * c;
+        data[j + 8] = radius * s;
     }
 }
 

@@ -4,7 +4,8 @@ k-diffusion themselves.
 
   randn       torch.randn(n, generator=torch.Generator().manual_seed(seed)) on the CPU, float32,
               for sizes on both sides of torch's 16-element switch between its two normal
-              algorithms, and a stream of calls of mixed sizes on one generator.
+              algorithms, a stream of calls of mixed sizes on one generator, and whole SD
+              latents as an FNV-1a hash of their float bits (little-endian).
   sigmas      k-diffusion's schedules over SD's discrete sigmas: DiscreteSchedule.get_sigmas (the
               discrete denoiser's, as CompVisDenoiser builds it from ldm's float32
               alphas_cumprod), get_sigmas_karras and get_sigmas_exponential between that
@@ -37,6 +38,8 @@ RANDN_CASES = [(0, 1), (0, 15), (0, 16), (0, 17), (0, 256), (0, 1003),
                (1234567, 1), (1234567, 15), (1234567, 17), (1234567, 1000),
                (0xFFFFFFFF, 17), ((1 << 32) + 7, 17), ((1 << 63) + 12345, 16)]
 STREAM = (777, [3, 20, 1, 7, 16, 5, 33])  # one generator, these calls in order
+# Whole SD latents (1x4x64x64 at 512x512, 1x4x96x96 at 768x768), as a hash of the float bits.
+RANDN_HASHED = [(42, 4 * 64 * 64), (3141592653, 4 * 96 * 96)]
 STEPS = [1, 8, 30]
 N = 64
 SAMPLER_STEPS = 8
@@ -45,6 +48,13 @@ SAMPLER_STEPS = 8
 def f32(x):
     """A float32 value as the shortest decimal that reads back as the same float32."""
     return float(np.format_float_positional(np.float32(x), unique=True, trim='-'))
+
+
+def fnv1a64(data):
+    h = 0xcbf29ce484222325
+    for b in data:
+        h = ((h ^ b) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
+    return h
 
 
 def discrete_schedule():
@@ -136,6 +146,12 @@ def main():
     for n in STREAM[1]:
         stream['calls'].append({'n': n, 'values': [f32(a) for a in torch.randn(n, generator=g).tolist()]})
 
+    hashed = []
+    for seed, n in RANDN_HASHED:
+        v = torch.randn(n, generator=torch.Generator().manual_seed(seed)).numpy().astype('<f4')
+        hashed.append({'seed': str(seed), 'n': n, 'fnv1a64': '%016x' % fnv1a64(v.tobytes()),
+                       'sum': float(v.astype(np.float64).sum())})
+
     sched = discrete_schedule()
     sigmas = {name: {str(s): [f32(a) for a in schedule_sigmas(sched, name, s).tolist()] for s in STEPS}
               for name in ('discrete', 'karras', 'exponential')}
@@ -157,6 +173,7 @@ def main():
 
     with open(args.out, 'w') as f:
         json.dump({'torch': torch.__version__, 'randn': randn, 'randn_stream': stream,
+                   'randn_hashed': hashed,
                    'sigmas': sigmas, 'sigma_to_t': sigma_to_t, 'samplers': samplers}, f,
                   separators=(',', ':'))
         f.write('\n')
