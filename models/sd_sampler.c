@@ -144,7 +144,8 @@ static double linspace(double a, double b, uint32_t n, uint32_t i)
 
 vki_status vki_sd_sigmas(vki_sd_schedule schedule, uint32_t steps, float *out_sigmas)
 {
-    if (!out_sigmas || steps < 1 || steps > SD_TIMESTEPS || (unsigned)schedule >= VKI_SD_SCHEDULE_COUNT)
+    if (!out_sigmas || steps < 1 || steps > SD_TIMESTEPS ||
+        (unsigned)schedule >= VKI_SD_SCHEDULE_COUNT)
         return VKI_ERROR_INVALID_ARGUMENT;
     double ls[SD_TIMESTEPS];
     discrete_log_sigmas(ls);
@@ -225,7 +226,10 @@ static uint32_t mt_u32(vki_sd_rng *r)
 }
 
 /* at::uniform_real_distribution<float>(0, 1): the low 24 bits of one word, [0, 1). */
-static float uniform_f32(vki_sd_rng *r) { return (float)(mt_u32(r) & 0xffffffu) * (1.0f / 16777216.0f); }
+static float uniform_f32(vki_sd_rng *r)
+{
+    return (float)(mt_u32(r) & 0xffffffu) * (1.0f / 16777216.0f);
+}
 
 /* at::uniform_real_distribution<double>(0, 1): random64() is the first word high, the second
  * low; its low 53 bits. */
@@ -399,15 +403,21 @@ static void add_noise(float *x, const float *noise, size_t n, double scale)
 }
 
 /* The data-prediction step of DPM-Solver++ from sigma to sigma_to:
- * x' = (sigma_to / sigma) x - expm1(-h) den, h = log(sigma / sigma_to). */
+ * x' = (sigma_to / sigma) x - expm1(-h) den, h = log(sigma / sigma_to); den itself at 0. */
 static void dpmpp_update(float *out, const float *x, const float *den, size_t n, double sigma,
                          double sigma_to)
 {
-    double a = sigma_to / sigma, b = -expm1(log(sigma_to) - log(sigma));
+    double a = sigma_to / sigma, b = sigma_to > 0.0 ? -expm1(log(sigma_to) - log(sigma)) : 1.0;
     for (size_t i = 0; i < n; i++) out[i] = (float)(a * x[i] + b * den[i]);
 }
 
-/* One step from s to sn (sigmas[i], sigmas[i + 1]); sp is sigmas[i - 1] (0 on the first). */
+/* x2 = x + (x - den) / sigma * dt, the first stage of Heun and DPM2. */
+static void euler_to(float *x2, const float *x, const float *den, size_t n, double sigma, double dt)
+{
+    for (size_t i = 0; i < n; i++) x2[i] = (float)(x[i] + ((double)x[i] - den[i]) / sigma * dt);
+}
+
+/* Step i, from s = sigmas[i] to sn = sigmas[i + 1]: k-diffusion's loop body of each sampler. */
 static vki_status step(run *r, vki_sd_sampler sampler, uint32_t i, double eta, float *x)
 {
     const vki_sd_sample_desc *d = r->d;
@@ -415,6 +425,10 @@ static vki_status step(run *r, vki_sd_sampler sampler, uint32_t i, double eta, f
     const double s = d->sigmas[i], sn = d->sigmas[i + 1];
     vki_status st = denoise(r, x, s, r->den);
     if (st != VKI_OK) return st;
+    /* The two-stage samplers end with a plain Euler step to 0 (no midpoint at sigma 0). */
+    if (sn == 0.0 && (sampler == VKI_SD_SAMPLER_HEUN || sampler == VKI_SD_SAMPLER_DPM2 ||
+                      sampler == VKI_SD_SAMPLER_DPMPP_SDE))
+        sampler = VKI_SD_SAMPLER_EULER;
     switch (sampler) {
     case VKI_SD_SAMPLER_EULER:
     case VKI_SD_SAMPLER_DDIM: // DDIM with eta 0 is Euler in the sigma formulation (header)
@@ -431,12 +445,8 @@ static vki_status step(run *r, vki_sd_sampler sampler, uint32_t i, double eta, f
         break;
     }
     case VKI_SD_SAMPLER_HEUN:
-        if (sn == 0.0) {
-            euler_update(x, r->den, n, s, sn - s);
-            break;
-        }
-        /* x2 = x + d dt; x += (d + d2) / 2 dt, d2 the slope at (x2, sn). */
-        for (size_t k = 0; k < n; k++) r->x2[k] = (float)(x[k] + ((double)x[k] - r->den[k]) / s * (sn - s));
+        /* Trapezoid: the mean of the slopes at (x, s) and at the Euler prediction (x2, sn). */
+        euler_to(r->x2, x, r->den, n, s, sn - s);
         if ((st = denoise(r, r->x2, sn, r->den2)) != VKI_OK) return st;
         for (size_t k = 0; k < n; k++) {
             double d1 = ((double)x[k] - r->den[k]) / s, d2 = ((double)r->x2[k] - r->den2[k]) / sn;
@@ -444,14 +454,10 @@ static vki_status step(run *r, vki_sd_sampler sampler, uint32_t i, double eta, f
         }
         break;
     case VKI_SD_SAMPLER_DPM2: {
-        if (sn == 0.0) {
-            euler_update(x, r->den, n, s, sn - s);
-            break;
-        }
         /* Midpoint in log-sigma: half a step with the slope at s, the whole step with the slope
          * at the midpoint. */
         double mid = exp(0.5 * (log(s) + log(sn)));
-        for (size_t k = 0; k < n; k++) r->x2[k] = (float)(x[k] + ((double)x[k] - r->den[k]) / s * (mid - s));
+        euler_to(r->x2, x, r->den, n, s, mid - s);
         if ((st = denoise(r, r->x2, mid, r->den2)) != VKI_OK) return st;
         for (size_t k = 0; k < n; k++)
             x[k] = (float)(x[k] + ((double)r->x2[k] - r->den2[k]) / mid * (sn - s));
@@ -459,7 +465,7 @@ static vki_status step(run *r, vki_sd_sampler sampler, uint32_t i, double eta, f
     }
     case VKI_SD_SAMPLER_DPMPP_2M: {
         /* Second order from the previous step's denoised (kept in den2) once there is one; the
-         * first and the last step (to 0) are first order. */
+         * first step of a run and the last (to 0) are first order. */
         if (i == 0 || sn == 0.0) {
             dpmpp_update(x, x, r->den, n, s, sn);
         } else {
@@ -473,10 +479,6 @@ static vki_status step(run *r, vki_sd_sampler sampler, uint32_t i, double eta, f
         break;
     }
     case VKI_SD_SAMPLER_DPMPP_SDE: {
-        if (sn == 0.0) {
-            euler_update(x, r->den, n, s, sn - s);
-            break;
-        }
         /* Stage 1 to the midpoint in log-sigma (r = 1/2), ancestral; stage 2 the whole step with
          * the midpoint's denoised ((1 - 1/(2r)) den + 1/(2r) den2 is den2 at r = 1/2). */
         double mid = exp(0.5 * (log(s) + log(sn))), down, up;
@@ -522,7 +524,7 @@ vki_status vki_sd_sample(const vki_sd_sample_desc *desc, float *x)
 {
     if (!desc || !x || !desc->denoise || !desc->sigmas || desc->steps == 0 || desc->n == 0)
         return VKI_ERROR_INVALID_ARGUMENT;
-    vki_sd_sampler sampler = desc->sampler == VKI_SD_SAMPLER_DEFAULT ? VKI_SD_SAMPLER_EULER_A : desc->sampler;
+    vki_sd_sampler sampler = desc->sampler ? desc->sampler : VKI_SD_SAMPLER_EULER_A; // 0: default
     if ((unsigned)sampler >= VKI_SD_SAMPLER_COUNT || (needs_rng(sampler) && !desc->rng) ||
         !isfinite(desc->eta) || desc->eta < 0.0f || !sigmas_ok(desc->sigmas, desc->steps))
         return VKI_ERROR_INVALID_ARGUMENT;
