@@ -580,7 +580,7 @@ static void add_piece(parser *ps, const uint8_t *p, size_t n, double weight)
     if (!clip_reserve(ps->w, &ps->text, ps->text.n + n, 1) ||
         !clip_reserve(ps->w, &ps->pieces, ps->pieces.n + 1, sizeof(piece)))
         return;
-    memcpy((uint8_t *)ps->text.p + ps->text.n, p, n);
+    if (n) memcpy((uint8_t *)ps->text.p + ps->text.n, p, n);
     ((piece *)ps->pieces.p)[ps->pieces.n++] = (piece){ps->text.n, n, weight};
     ps->text.n += n;
 }
@@ -810,6 +810,9 @@ vki_status vki_clip_prompt_encode(const vki_clip_tokenizer *t, const char *promp
     ps.md = pcre2_match_data_create_from_pattern(t->brk, t->pcre_ctx);
     win.ids = clip_alloc(&t->alloc, (size_t)MAX_WINDOWS * VKI_CLIP_CONTEXT, sizeof(int32_t));
     win.weights = clip_alloc(&t->alloc, (size_t)MAX_WINDOWS * VKI_CLIP_CONTEXT, sizeof(float));
+    // Room for one byte each, so that neither is NULL when the prompt is empty.
+    clip_reserve(&w, &src, 1, 1);
+    clip_reserve(&w, &ps.text, 1, 1);
     if (w.oom || !ps.md || !win.ids || !win.weights) goto oom;
     st = parse_prompt(&ps, src.p, src.n);
     if (st != VKI_OK) goto fail;

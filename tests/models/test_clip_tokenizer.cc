@@ -457,8 +457,10 @@ TEST(ClipTokenizerPrompt, BadWeightsAndNesting)
     ASSERT_EQ(invalid.st, VKI_OK);
     EXPECT_EQ(invalid.p.ids[2], 320);
     EXPECT_FLOAT_EQ(invalid.p.weights[2], 1.1f);
-    EXPECT_EQ(vki_clip_prompt_encode(tok, "a", -1, &invalid.p, nullptr, 0), VKI_ERROR_INVALID_ARGUMENT);
-    EXPECT_EQ(vki_clip_prompt_encode(tok, "a", 49408, &invalid.p, nullptr, 0), VKI_ERROR_INVALID_ARGUMENT);
+    vki_clip_prompt none{};
+    EXPECT_EQ(vki_clip_prompt_encode(tok, "a", -1, &none, nullptr, 0), VKI_ERROR_INVALID_ARGUMENT);
+    EXPECT_EQ(vki_clip_prompt_encode(tok, "a", 49408, &none, nullptr, 0), VKI_ERROR_INVALID_ARGUMENT);
+    EXPECT_EQ(none.ids, nullptr);
 }
 
 TEST(ClipTokenizerPrompt, Break)
