@@ -121,6 +121,38 @@ DIFFERS = [
 ]
 
 
+# Fragments random texts are made of: words in several scripts and cases, digits, punctuation,
+# A1111 syntax characters, entities (named, numeric, broken), odd white space and controls.
+FRAGMENTS = [
+    "a", "The", "CAT", "photo", "masterpiece", "best quality", "1girl", "8k", "v1.5", "x2",
+    "don't", "it's", "WE'LL", "they'd", "I'M", "'re", "'", "''", ",", ", ", ".", "...", "!", "?",
+    "(", ")", "[", "]", ":", ":1.2", "\\", "_", "-", "--", "/", "#", "@", "%", "^", "*", "~", "|",
+    "<", ">", "<|endof", "text|>", "{", "}", "=", "+", "0", "42", "3.14", "1,000", "\u00bd",
+    "caf\u00e9", "NA\u00cfVE", "\u00df", "\u1e9e", "\u0130", "\u0131", "\u039f\u0394\u039f\u03a3",
+    "\u03c3\u03bf\u03c6\u03af\u03b1", "\u041c\u041e\u0421\u041a\u0412\u0410", "\u0436\u0438\u0437\u043d\u044c",
+    "\u65e5\u672c", "\u732b", "\u30c6\u30b9\u30c8", "\ud55c\uad6d", "\u0639\u0631\u0628\u064a", "\u0939\u093f\u0928\u094d\u0926\u0940",
+    "\U0001F600", "\U0001F431", "\u2764\ufe0f", "\u200d", "\u200b", "\ufeff",
+    "&amp;", "&lt;", "&gt;", "&quot;", "&apos;", "&nbsp;", "&copy;", "&eacute;", "&EACUTE;", "&Eacute;",
+    "&hellip;", "&mdash;", "&#8217;", "&#x41;", "&#65", "&#128;", "&#0;", "&amp;amp;", "&copy2",
+    "&notit;", "&", "&;", "&#;", "&bogus;", "&szlig;", "&SZLIG;", "&micro;", "&MICRO;",
+    "\u201c", "\u201d", "\u2018", "\u2019", "\u02bc", "\ufb01", "\ufb03", "\u01c4", "\u0149",
+    "\uff21\uff42", "\uff10", "\u3000", "\uff61", "\uffe0", "\x1b[1m", "\x07", "\x7f", "\x85",
+    "\x93", "\x9d", " ", "  ", "\t", "\n", "\r\n", "\r", "\u00a0", "\u2028", "\u2003", "\u202f",
+    "\u00c0", "\u00e0", "\u0178", "\u00ff", "\u2126", "\u212a", "\u2160", "\u24b6", "\U00010400",
+]
+
+
+def random_texts(count, seed=1234):
+    import random
+    rnd = random.Random(seed)
+    frags = FRAGMENTS
+    out = []
+    for _ in range(count):
+        n = rnd.randint(1, 12)
+        out.append("".join(rnd.choice(frags) + rnd.choice(["", "", " "]) for _ in range(n)))
+    return out
+
+
 def load_reference(path):
     spec = importlib.util.spec_from_file_location("clip_simple_tokenizer_" + str(id(path)), path)
     mod = importlib.util.module_from_spec(spec)
@@ -224,6 +256,12 @@ def main():
         sys.exit(f"SAME texts that differ between the reference and its modified form: {bad!r}")
     if len(same) < 60:
         sys.exit("fewer than 60 texts")
+    # Random texts: kept where CLIP and its modified form agree (most; NFC composes a few).
+    randoms = []
+    for text in random_texts(400):
+        want = ours.encode(text)
+        if want == ref.encode(text):
+            randoms.append({"text": text, "ids": want})
     differs = []
     for text, why in DIFFERS:
         want, got_ref = ours.encode(text), ref.encode(text)
@@ -243,6 +281,7 @@ def main():
         "unicode": unicodedata.unidata_version,
         "vocab_sha256_decompressed": vocab_sha,
         "same": same,
+        "random": randoms,
         "differs": differs,
         "upper": upper,
     }, sys.stdout, ensure_ascii=True, separators=(",", ":"))
