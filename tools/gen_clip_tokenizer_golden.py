@@ -200,6 +200,19 @@ def print_c_tables():
     for i in range(0, len(items), 4):
         print("    " + ", ".join(items[i:i + 4]) + ",")
     print("};\n")
+    cased = []
+    for cp in range(0x110000):  # Unicode's Cased: what str.lower's final-sigma rule looks for
+        ch = chr(cp)
+        if ch.islower() or ch.isupper() or ch.istitle():
+            if cased and cased[-1][1] == cp - 1:
+                cased[-1][1] = cp
+            else:
+                cased.append([cp, cp])
+    items = ["{0x%05X, 0x%05X}" % tuple(r) for r in cased]
+    print("static const cp_range CASED[] = {")
+    for i in range(0, len(items), 6):
+        print("    " + ", ".join(items[i:i + 6]) + ",")
+    print("};\n")
     width = []
     for i in range(0xFF5F, 0xFFEF):
         alt = unicodedata.normalize("NFKC", chr(i))
