@@ -119,13 +119,20 @@ typedef struct layout {
 
 static vki_status load_single(vki_sd *sd, const vki_sd_desc *d, layout *lay)
 {
-    VKI_TRY(open_st(sd, d->path, &sd->file[0]));
+    if (d->data) {
+        char why[256] = "";
+        vki_safetensors_desc sdesc = {.allocator = sd->allocator.alloc ? &sd->allocator : NULL};
+        vki_status st = vki_safetensors_open_memory(d->data, d->size, &sdesc, &sd->file[0], why, sizeof why);
+        if (st) return fail(sd, st, "%s", why);
+    } else {
+        VKI_TRY(open_st(sd, d->path, &sd->file[0]));
+    }
     vki_weight_source s = vki_weight_source_safetensors(sd->file[0]);
     sd->src_unet = sd->src_vae = sd->src_text = s;
     if (!has(&s, "model.diffusion_model.input_blocks.0.0.weight"))
         return fail(sd, VKI_ERROR_BAD_FILE, "%s: no model.diffusion_model.input_blocks.0.0.weight: not "
                     "a single-file Stable Diffusion checkpoint (a diffusers folder is given as the "
-                    "folder)", d->path);
+                    "folder)", d->path ? d->path : "the checkpoint");
     lay->unet_prefix = "model.diffusion_model.";
     lay->vae_prefix = "first_stage_model.";
     if (has(&s, "cond_stage_model.transformer.text_model.embeddings.token_embedding.weight")) {
@@ -146,7 +153,7 @@ static vki_status load_single(vki_sd *sd, const vki_sd_desc *d, layout *lay)
         sd->info.version = 2;
     } else {
         return fail(sd, VKI_ERROR_BAD_FILE, "%s: no text encoder under cond_stage_model. (neither "
-                    "CLIP ViT-L/14 nor OpenCLIP)", d->path);
+                    "CLIP ViT-L/14 nor OpenCLIP)", d->path ? d->path : "the checkpoint");
     }
     if (!sd->info.prediction)
         sd->info.prediction = sd->info.version == 2 ? VKI_SD_PREDICTION_V : VKI_SD_PREDICTION_EPS;
@@ -211,7 +218,7 @@ static vki_status load(vki_sd *sd, const vki_sd_desc *d)
 {
     layout lay = {.base_skip = 1};
     sd->info.prediction = d->prediction;
-    VKI_TRY(is_dir(d->path) ? load_folder(sd, d, &lay) : load_single(sd, d, &lay));
+    VKI_TRY(!d->data && is_dir(d->path) ? load_folder(sd, d, &lay) : load_single(sd, d, &lay));
     sd->pad_id = sd->info.version == 2 ? 0 : VKI_CLIP_PAD_END;
     const vki_allocator *a = sd->allocator.alloc ? &sd->allocator : NULL;
     char why[512] = "";
@@ -247,7 +254,7 @@ static vki_status load(vki_sd *sd, const vki_sd_desc *d)
 vki_status vki_sd_load(vki_device *dev, const vki_sd_desc *desc, vki_sd **out, char *err, size_t n)
 {
     if (err && n) err[0] = 0;
-    if (!dev || !desc || !desc->path || !out || desc->prediction >= VKI_SD_PREDICTION_COUNT)
+    if (!dev || !desc || (!desc->path && !desc->data) || !out || desc->prediction >= VKI_SD_PREDICTION_COUNT)
         return VKI_ERROR_INVALID_ARGUMENT;
     *out = NULL;
     vki_sd *sd = vki__model_alloc(desc->allocator, sizeof *sd);
@@ -339,26 +346,17 @@ static vki_status count_windows(vki_sd *sd, const char *prompt, uint32_t *out)
 
 /* ---- The denoiser ---------------------------------------------------------------------------- */
 
-typedef struct denoiser {
-    vki_sd *sd;
-    uint32_t w, h, n_ctx;
-    float cfg;
-    const float *context;  // [batch][n_ctx][D]: uncond first when cfg != 1
-    float *xin, *pred;     // [batch][4][h][w]
-    const vki_sd_params *params;
-} denoiser;
-
 /* The sampler's progress (its user is the denoiser) as the caller's. */
 static void progress(void *user, uint32_t step, uint32_t steps)
 {
-    const denoiser *d = user;
-    if (d->params->progress) d->params->progress(d->params->user, step, steps);
+    const vki_sd_denoiser *d = user;
+    const vki_sd_params *p = d->user;
+    if (p->progress) p->progress(p->user, step, steps);
 }
 
-static vki_status denoise(void *user, const float *x, float sigma, float *out)
+vki_status vki__sd_denoise(void *user, const float *x, float sigma, float *out)
 {
-    denoiser *d = user;
-    vki_sd *sd = d->sd;
+    vki_sd_denoiser *d = user;
     const size_t n = (size_t)4 * d->w * d->h;
     const uint32_t batch = d->cfg != 1.0f ? 2 : 1;
     const float c_in = 1.0f / sqrtf(sigma * sigma + 1.0f);
@@ -366,18 +364,15 @@ static vki_status denoise(void *user, const float *x, float sigma, float *out)
         for (size_t i = 0; i < n; i++) d->xin[b * n + i] = x[i] * c_in;
     float t[2];
     t[0] = t[1] = vki_sd_sigma_to_t(sigma);
-    vki_status st = vki_unet_eval(sd->unet, d->w, d->h, batch, d->n_ctx, d->xin, t,
-                                  batch == 2 ? d->context : d->context + (size_t)d->n_ctx * sd->info.context_dim,
-                                  d->pred);
-    if (st) return fail(sd, st, "unet: %s", vki_unet_last_error(sd->unet)[0] ? vki_unet_last_error(sd->unet)
-                                                                            : vki_status_string(st));
-    sd->timings.unet_evals++;
+    const uint32_t dim = vki_unet_info_get(d->unet)->context_dim;
+    VKI_TRY(vki_unet_eval(d->unet, d->w, d->h, batch, d->n_ctx, d->xin, t,
+                          batch == 2 ? d->context : d->context + (size_t)d->n_ctx * dim, d->pred));
+    d->evals++;
     const float *cond = d->pred + (batch == 2 ? n : 0), *uncond = d->pred;
-    const bool v = sd->info.prediction == VKI_SD_PREDICTION_V;
     const float s2 = sigma * sigma + 1.0f, c_out = -sigma / sqrtf(s2);
     for (size_t i = 0; i < n; i++) {
         float e = batch == 2 ? uncond[i] + d->cfg * (cond[i] - uncond[i]) : cond[i];
-        out[i] = v ? x[i] / s2 + e * c_out : x[i] - sigma * e;
+        out[i] = d->v ? x[i] / s2 + e * c_out : x[i] - sigma * e;
     }
     return VKI_OK;
 }
@@ -452,16 +447,20 @@ static vki_status generate(vki_sd *sd, const vki_sd_params *p, float *buf[5], ui
     }
     double t2 = now_s();
     if (!st) {
-        denoiser dn = {.sd = sd, .w = lw, .h = lh, .n_ctx = windows * VKI_CLIP_CONTEXT,
-                       .cfg = p->cfg_scale, .context = context, .xin = buf[2], .pred = buf[3],
-                       .params = p};
+        vki_sd_denoiser dn = {.unet = sd->unet, .w = lw, .h = lh, .n_ctx = windows * VKI_CLIP_CONTEXT,
+                              .cfg = p->cfg_scale, .v = sd->info.prediction == VKI_SD_PREDICTION_V,
+                              .context = context, .xin = buf[2], .pred = buf[3], .user = (void *)p};
         vki_sd_sample_desc sdesc = {
             .sampler = p->sampler, .sigmas = sigmas + first, .steps = p->steps - first, .n = n,
-            .denoise = denoise, .user = &dn, .rng = &rng, .progress = progress,
+            .denoise = vki__sd_denoise, .user = &dn, .rng = &rng, .progress = progress,
             .abort_flag = p->abort_flag, .allocator = sd->allocator.alloc ? &sd->allocator : NULL};
         sd->timings.steps = p->steps - first;
         st = vki_sd_sample(&sdesc, x);
+        sd->timings.unet_evals = dn.evals;
         if (st == VKI_ERROR_CANCELLED) fail(sd, st, "cancelled");
+        else if (st && !sd->error[0])
+            fail(sd, st, "unet: %s", vki_unet_last_error(sd->unet)[0] ? vki_unet_last_error(sd->unet)
+                                                                    : vki_status_string(st));
     }
     double t3 = now_s();
     sd->timings.sample_s = t3 - t2;

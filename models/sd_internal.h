@@ -42,6 +42,10 @@ void vki_vae_destroy(vki_vae *v);
 vki_status vki_vae_decode(vki_vae *v, const float *latent, uint32_t w, uint32_t h, float *out_rgb);
 /* rgb [3][h][w] in [-1, 1], w and h multiples of 8 -> the posterior's mean [4][h/8][w/8]. */
 vki_status vki_vae_encode(vki_vae *v, const float *rgb, uint32_t w, uint32_t h, float *out_mean);
+/* The latent tile edge decode (or encode) uses for a w x h latent: desc.tile, or the largest
+ * whose every activation fits one binding and whose arena fits half the memory budget (the
+ * whole latent when it fits). 0 for a bad call. */
+uint32_t vki_vae_tile(vki_vae *v, bool encode, uint32_t w, uint32_t h);
 const vki_vae_info *vki_vae_info_get(const vki_vae *v); // borrowed; NULL for NULL
 const char *vki_vae_last_error(const vki_vae *v);
 uint64_t vki_vae_peak_bytes(const vki_vae *v); // device bytes of the largest program compiled
@@ -80,6 +84,24 @@ vki_status vki_unet_eval(vki_unet *u, uint32_t w, uint32_t h, uint32_t batch, ui
 const char *vki_unet_last_error(const vki_unet *u);
 uint64_t vki_unet_weight_bytes(const vki_unet *u);
 uint64_t vki_unet_activation_bytes(const vki_unet *u); // of the program last compiled
+
+/* ---- The denoiser (sd.c) -------------------------------------------------------------------------
+ *
+ * k-diffusion's D(x, sigma) for an SD U-Net with classifier-free guidance: the U-Net on
+ * x / sqrt(sigma^2 + 1) at sigma's timestep, unconditional and conditional passes as one batch
+ * of two (one pass when cfg is 1), mixed by the scale, as the denoised latent (eps or v). */
+typedef struct vki_sd_denoiser {
+    vki_unet *unet;
+    uint32_t w, h, n_ctx;   // latent size, context tokens
+    float cfg;
+    bool v;                 // v-prediction
+    const float *context;   // [2][n_ctx][D]: unconditional, conditional (cfg 1 reads only the second)
+    float *xin, *pred;      // scratch [2][4][h][w] each
+    uint32_t evals;         // U-Net runs so far
+    void *user;             // the pipeline's
+} vki_sd_denoiser;
+
+vki_status vki__sd_denoise(void *denoiser, const float *x, float sigma, float *out_denoised);
 
 /* ---- Text encoder over any weight source (arch_clip.c) ------------------------------------------ */
 

@@ -385,13 +385,13 @@ const vki_clip_text_info *vki_clip_text_info_get(const vki_clip_text *m); // bor
 vki_status vki_clip_text_encode(vki_clip_text *m, const int32_t *ids, float *out_hidden);
 const char *vki_clip_text_last_error(const vki_clip_text *m);
 
-/* ---- CLIP tokenizer (clip_tokenizer.c) -------------------------------------------------------
+/* ---- CLIP tokenizer (clip_tokenizer.c, clip_text.c) ------------------------------------------
  *
  * OpenAI CLIP's byte-level BPE (the vocabulary file bpe_simple_vocab_16e6.txt, decompressed:
  * its merges, from which the 49408-entry vocabulary follows) and AUTOMATIC1111's prompt syntax
  * on top: emphasis `(word:1.2)`, `(word)` = x1.1, `[word]` = /1.1, `\(` for a literal
- * parenthesis, and long prompts cut into 75-token windows, each wrapped in start/end tokens and
- * padded to 77. User text is never turned into the start/end control tokens.
+ * parenthesis, BREAK, and long prompts cut into 75-token windows, each wrapped in start/end
+ * tokens and padded to 77. User text is never turned into the start/end control tokens.
  *
  *     vki_clip_tokenizer *tok = NULL;
  *     VKI_TRY(vki_clip_tokenizer_create(vocab_path, NULL, &tok, err, n));
@@ -400,6 +400,15 @@ const char *vki_clip_text_last_error(const vki_clip_text *m);
  *     ... p.ids[c * 77 + i], p.weights[c * 77 + i] for window c < p.n_windows
  *     vki_clip_prompt_free(tok, &p);
  *     vki_clip_tokenizer_destroy(tok);
+ *
+ * Ids equal CLIP's simple_tokenizer.py except, on purpose: no NFC normalisation and no mojibake
+ * repair (ftfy's other prompt-relevant fixes are done; clip_text.c lists them), and
+ * <|startoftext|> / <|endoftext|> typed in a prompt are plain text. (A1111 tokenizes through
+ * Hugging Face's CLIPTokenizer, which skips CLIP's html.unescape; the two differ only on HTML
+ * entities ftfy leaves alone, such as "&copy2024" or any entity on a line holding a '<'.)
+ * Text is UTF-8; each invalid sequence reads as U+FFFD, and a NUL ends the text. A tokenizer is
+ * read-only after creation: threads may encode with one at once. Not supported: textual
+ * inversion embeddings and prompt editing ([a:b:0.5]), which A1111 handles outside this syntax.
  */
 
 typedef struct vki_clip_tokenizer vki_clip_tokenizer;
@@ -412,31 +421,53 @@ typedef struct vki_clip_tokenizer_desc {
 #define VKI_CLIP_BOS 49406         // <|startoftext|>
 #define VKI_CLIP_EOS 49407         // <|endoftext|>
 #define VKI_CLIP_PAD_END VKI_CLIP_EOS // SD 1.x pads with the end token; SD 2.x (OpenCLIP) with 0
+#define VKI_CLIP_MAX_WINDOWS 32    // 2400 prompt tokens
 
-/* Reads the merges file (plain text; a .gz is refused with a message saying to decompress it).
- * VKI_ERROR_BAD_FILE, naming the line, for a malformed file. */
+/* Reads the merges file (plain text; a .gz is refused with a message saying to decompress it;
+ * tools/fetch_models.sh stores it as clip/bpe_simple_vocab_16e6.txt in the model cache).
+ * VKI_ERROR_NOT_FOUND / VKI_ERROR_IO when it cannot be read; VKI_ERROR_BAD_FILE, naming the
+ * line, for a malformed file: a missing "#version" header, a line that is not two symbols
+ * separated by one space, a merge whose halves are not tokens defined above it or whose result
+ * was, fewer than the 48894 merges CLIP uses. */
 vki_status vki_clip_tokenizer_create(const char *vocab_path, const vki_clip_tokenizer_desc *desc,
                                      vki_clip_tokenizer **out, char *out_error, size_t error_size);
-void vki_clip_tokenizer_destroy(vki_clip_tokenizer *t);
+void vki_clip_tokenizer_destroy(vki_clip_tokenizer *t); // NULL: nothing
 
 /* Plain text -> BPE ids, no start/end tokens, no emphasis parsing: CLIP's clean-up (HTML
  * entities, whitespace, lower case), its pre-tokenizer, then BPE. Writes at most `capacity`
- * ids; *out_count is the full count (so a short buffer can be detected). */
+ * ids; *out_count is the full count (so a short buffer can be detected; out_ids may be NULL
+ * when capacity is 0). VKI_ERROR_INVALID_ARGUMENT for text over 4 MiB. */
 vki_status vki_clip_tokenize(const vki_clip_tokenizer *t, const char *text, int32_t *out_ids,
                              uint32_t capacity, uint32_t *out_count);
 
 typedef struct vki_clip_prompt {
-    uint32_t n_windows;   // >= 1 (an empty prompt is one window of start, end, padding)
+    uint32_t n_windows;   // 1..VKI_CLIP_MAX_WINDOWS (an empty prompt is one window of start, end, padding)
     int32_t *ids;         // [n_windows * 77]
     float *weights;       // [n_windows * 77] emphasis per token (1 for start/end/padding)
 } vki_clip_prompt;
 
-/* An AUTOMATIC1111 prompt -> windows of ids and emphasis weights. Windows break at the last
- * comma within the final 20 tokens of a full window, as A1111 does; `pad_id` fills each window
- * after its end token. Free with vki_clip_prompt_free. */
+/* An AUTOMATIC1111 prompt -> windows of ids and emphasis weights, as A1111's
+ * prompt_parser.parse_prompt_attention and sd_hijack_clip.tokenize_line make them:
+ *  - `(x)` multiplies x's weight by 1.1, `[x]` by 1/1.1, `(x:w)` by w (w is [+-]?[.0-9]+ with
+ *    optional spaces around it; nesting multiplies); `\(` `\)` `\[` `\]` `\\` are the
+ *    characters; a backslash before anything else vanishes; a bracket left open applies to the
+ *    rest of the prompt; a closer with nothing open is text; `(x:1e3)` or `(x:nan)` are not
+ *    weights but text (A1111's number syntax has no exponent).
+ *  - Adjacent pieces of equal weight are tokenized as one text; `BREAK` (upper case, a word of
+ *    its own, outside brackets) ends the window.
+ *  - A window holds 75 tokens: [start] tokens [end], then `pad_id` to 77 (A1111 fills with the
+ *    end token and, for SD 2.x, replaces everything after the first end token by its pad id).
+ *    When a window is full and a comma is among its last 20 tokens, the tokens after the comma
+ *    move to the next window.
+ * Weights are A1111's doubles multiplied in its order, stored as float; negative weights pass.
+ * VKI_ERROR_INVALID_ARGUMENT (with a message) where A1111 raises or the result cannot be used:
+ * a weight that is not a number ("1.2.3", "."), a weight that overflows a float, more than 256
+ * brackets of a kind open at once, more than VKI_CLIP_MAX_WINDOWS windows, a prompt over
+ * 256 KiB, or pad_id outside the vocabulary. On failure *out is empty. Free with
+ * vki_clip_prompt_free. */
 vki_status vki_clip_prompt_encode(const vki_clip_tokenizer *t, const char *prompt, int32_t pad_id,
                                   vki_clip_prompt *out, char *out_error, size_t error_size);
-void vki_clip_prompt_free(const vki_clip_tokenizer *t, vki_clip_prompt *p);
+void vki_clip_prompt_free(const vki_clip_tokenizer *t, vki_clip_prompt *p); // NULL p: nothing
 
 /* ---- Diffusion samplers (sd_sampler.c) -------------------------------------------------------
  *
@@ -581,6 +612,8 @@ typedef enum vki_sd_prediction {
 
 typedef struct vki_sd_desc {
     const char *path;               // a .safetensors checkpoint or a diffusers folder
+    const void *data;               // or: a single-file checkpoint in memory (vki_sd_synthetic),
+    size_t size;                    // kept alive and unchanged until vki_sd_destroy
     const char *vocab_path;         // CLIP's bpe_simple_vocab_16e6.txt; NULL: no prompts (ids only)
     vki_sd_prediction prediction;
     uint32_t clip_skip;             // A1111's: 0 or 1 the model's usual layer, 2 one earlier...
