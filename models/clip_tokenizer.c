@@ -39,7 +39,7 @@ typedef vki_clip_work work;
 #define MAX_FILE (64u << 20)               // the real file is 3.2 MB
 #define MAX_TEXT (4u << 20)                // bytes vki_clip_tokenize takes
 #define MAX_PROMPT (256u << 10)            // bytes vki_clip_prompt_encode takes
-#define MAX_WINDOWS 32                     // 32 * 75 = 2400 tokens
+#define MAX_WINDOWS 32                     // VKI_CLIP_MAX_WINDOWS: 32 * 75 = 2400 tokens
 #define MAX_DEPTH 256                      // open brackets at once
 #define WINDOW (VKI_CLIP_CONTEXT - 2)      // 75 prompt tokens per window
 #define COMMA_ID 267                       // ",</w>"
