@@ -83,7 +83,7 @@ VKI_DECLARE_PUSH(vki_pc_attention, VKI_PC_ATTENTION)
 
 #define VKI_PC_CONV2D(F)                                                                        \
     F(u32, w) F(u32, h) F(u32, cin) F(u32, cout) F(u32, ow) F(u32, oh) F(u32, pixels)          \
-    F(u32, stride) F(u32, pad)                                                                 \
+    F(u32, stride) F(u32, pad_x) F(u32, pad_y) /* left and top pads */                         \
     F(u32, x_off) F(u32, x_nb0) F(u32, x_nb1) F(u32, x_nb2) F(u32, x_nb3)                      \
     F(u32, w_off) F(u32, w_nb0) F(u32, w_nb1) F(u32, w_nb2) F(u32, w_nb3)                      \
     F(u32, b_off) F(u32, d_off) F(u32, flags)

@@ -43,8 +43,8 @@ void pixel_origin(uint p, out uint base, out int iy0, out int ix0)
 {
     uint per = pc.ow * pc.oh, img = p / per, r = p % per;
     base = pc.x_off + img * pc.x_nb3;
-    iy0 = p < pc.pixels ? int((r / pc.ow) * pc.stride) - int(pc.pad) : -0x10000;
-    ix0 = int((r % pc.ow) * pc.stride) - int(pc.pad);
+    iy0 = p < pc.pixels ? int((r / pc.ow) * pc.stride) - int(pc.pad_y) : -0x10000;
+    ix0 = int((r % pc.ow) * pc.stride) - int(pc.pad_x);
 }
 
 // x at (ix, iy, ci) of the image at `base`; 0 outside the image or when !live. Branch-free (see

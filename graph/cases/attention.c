@@ -51,7 +51,9 @@ enum {
     CONV_X_F16 = 32,
     CONV_W_F16 = 64,
     CONV_X_SLICE = 128, // x is channels [1, 1 + Cin) of an input of Cin + 2 channels
+    CONV_SIDES = 256,   // a pad per side: left, right, top, bottom in the 4-bit fields of CONV_PADS
 };
+#define CONV_PADS(l, r, t, b) (CONV_SIDES | (l) << 12 | (r) << 16 | (t) << 20 | (b) << 24)
 
 static void conv2d_case(vki_graph *g, const int64_t *a)
 {
@@ -69,7 +71,12 @@ static void conv2d_case(vki_graph *g, const int64_t *a)
     }
     vki_tensor w = vki_weight(g, wt, 4, (int64_t[]){a[5], a[5], a[2], a[3]}, "w");
     vki_tensor b = f & CONV_BIAS ? vki_weight(g, VKI_DTYPE_F32, 1, (int64_t[]){a[3]}, "b") : (vki_tensor){0};
-    vki_output(g, vki_conv2d(g, x, w, b, (uint32_t)a[6], (uint32_t)(f & CONV_PAD)), "y");
+    uint32_t sym = (uint32_t)(f & CONV_PAD);
+    vki_conv2d_pad pad = {sym, sym, sym, sym};
+    if (f & CONV_SIDES)
+        pad = (vki_conv2d_pad){.left = (uint32_t)(f >> 12) & 15, .right = (uint32_t)(f >> 16) & 15,
+                               .top = (uint32_t)(f >> 20) & 15, .bottom = (uint32_t)(f >> 24) & 15};
+    vki_output(g, vki_conv2d_padded(g, x, w, b, (uint32_t)a[6], pad), "y");
 }
 
 /* Useful flops: two per multiply-add of q.k and of p v over the positions each query sees. */
@@ -133,6 +140,16 @@ const vki_op_case vki_cases_attention[] = {
      {9, 7, 3, 4, 2, 1, 2, 0 | CONV_W_F16}, 0},
     {"conv2d f32 3x3 s1 p1 [17, 13, 20, 1] -> 37, bias", "conv2d", T, 1e-10f, 0, conv2d_case,
      {17, 13, 20, 37, 1, 3, 1, 1 | CONV_BIAS}, 0},
+    // Per-side pads: the VAE encoder's downsampling (right and bottom by one, stride 2, on even
+    // and odd sizes), and pads that differ on every side, on both kernel variants' tiles.
+    {"conv2d f32 3x3 s2 pad right/bottom 1 [10, 8, 6, 1] -> 5, bias", "conv2d", T, 1e-10f, 0,
+     conv2d_case, {10, 8, 6, 5, 1, 3, 2, CONV_PADS(0, 1, 0, 1) | CONV_BIAS}, 0},
+    {"conv2d f16 x 3x3 s2 pad right/bottom 1 [9, 7, 5, 2] -> 7", "conv2d", T, 1e-10f, 0, conv2d_case,
+     {9, 7, 5, 7, 2, 3, 2, CONV_PADS(0, 1, 0, 1) | CONV_X_F16}, 0},
+    {"conv2d f32 3x3 s1 pads l2 r0 t1 b3 [11, 6, 4, 1] -> 9, bias", "conv2d", T, 1e-10f, 0,
+     conv2d_case, {11, 6, 4, 9, 1, 3, 1, CONV_PADS(2, 0, 1, 3) | CONV_BIAS}, 0},
+    {"conv2d f32 1x1 s2 pads l0 r3 t2 b0 [7, 9, 3, 1] -> 4", "conv2d", T, 1e-10f, 0, conv2d_case,
+     {7, 9, 3, 4, 1, 1, 2, CONV_PADS(0, 3, 2, 0)}, 0},
     {"conv2d SD 3x3 [64, 64, 320, 1] -> 320 f16 w", "conv2d", B, 1e-8f, 0, conv2d_case,
      {64, 64, 320, 320, 1, 3, 1, 1 | CONV_BIAS | CONV_W_F16}, CONV_FLOPS(64, 64, 320, 320, 3)},
 };

@@ -1,5 +1,8 @@
 /* conv2d: 2-D convolution of NCHW images, x [W, H, Cin, N] * w [k, k, Cin, Cout] (+ b [Cout])
- * -> [W', H', Cout, N] with W' = (W + 2 pad - k) / stride + 1 (likewise H'), zero padding.
+ * -> [W', H', Cout, N] with W' = (W + left + right - k) / stride + 1 (likewise H' with top and
+ * bottom), zero padding. Only the left and top pads move where an output pixel reads; the right
+ * and bottom pads only decide how many outputs there are (the kernel reads zeros past the
+ * image's edge whatever the pad), so the kernel takes two pads.
  * Lowered as an implicit GEMM (conv2d.comp) on the tuning's matmul tiles; fp32 sums.
  *
  * Node: src {x, w, b or 0}; parameters conv2d_params. */
@@ -10,8 +13,8 @@ const vki_op_def vki_op_conv2d;
 
 /* The node's parameters. */
 typedef struct conv2d_params {
-    uint32_t stride; // 1 or 2
-    uint32_t pad;    // zeros on each side
+    uint32_t stride;   // 1 or 2
+    vki_conv2d_pad pad; // zeros on each side
 } conv2d_params;
 static_assert(sizeof(conv2d_params) <= VKI_PARAMS_BYTES, "node parameter bytes");
 
@@ -24,8 +27,8 @@ static conv2d_params params(const vki_node *n)
 
 static bool is_float(vki_dtype t) { return t == VKI_DTYPE_F32 || t == VKI_DTYPE_F16; }
 
-vki_tensor vki_conv2d(vki_graph *g, vki_tensor x, vki_tensor w, vki_tensor b, uint32_t stride,
-                      uint32_t pad)
+vki_tensor vki_conv2d_padded(vki_graph *g, vki_tensor x, vki_tensor w, vki_tensor b, uint32_t stride,
+                             vki_conv2d_pad pad)
 {
     vki_tensor srcs[3] = {x, w, b};
     if (!vki__check_srcs(g, "conv2d", b.id ? 3 : 2, srcs)) return (vki_tensor){0};
@@ -42,11 +45,15 @@ vki_tensor vki_conv2d(vki_graph *g, vki_tensor x, vki_tensor w, vki_tensor b, ui
     if (nb && (nb->dtype != VKI_DTYPE_F32 || nb->ne[0] != cout || vki__nelements(nb) != cout))
         return vki__graph_fail(g, VKI_ERROR_INVALID_ARGUMENT, "conv2d: b %s for w %s: want f32 [%lld]",
                                vki__shape_str(nb, sb), sw, (long long)cout);
-    int64_t pw = nx->ne[0] + 2 * (int64_t)pad, ph = nx->ne[1] + 2 * (int64_t)pad; // padded image
-    if ((stride != 1 && stride != 2) || pw < k || ph < k)
+    // The padded image; pads past 2^16 are refused so that the kernel's int arithmetic is exact.
+    int64_t pw = nx->ne[0] + (int64_t)pad.left + pad.right, ph = nx->ne[1] + (int64_t)pad.top + pad.bottom;
+    bool pads_ok = pad.left <= 0xffff && pad.right <= 0xffff && pad.top <= 0xffff && pad.bottom <= 0xffff;
+    if ((stride != 1 && stride != 2) || !pads_ok || pw < k || ph < k)
         return vki__graph_fail(g, VKI_ERROR_INVALID_ARGUMENT,
-                               "conv2d: x %s, w %s, stride %u, pad %u: want stride 1 or 2 and a padded "
-                               "image at least as large as the kernel", sx, sw, stride, pad);
+                               "conv2d: x %s, w %s, stride %u, pad left %u right %u top %u bottom %u: "
+                               "want stride 1 or 2, pads below 65536 and a padded image at least as "
+                               "large as the kernel", sx, sw, stride, pad.left, pad.right, pad.top,
+                               pad.bottom);
     int64_t ne[4] = {(pw - k) / stride + 1, (ph - k) / stride + 1, cout, nx->ne[3]};
     vki_tensor t = vki__new_op(g, &vki_op_conv2d, VKI_DTYPE_F32, 4, ne, 3, srcs);
     vki_node *n = vki__node_mut(g, t);
@@ -54,10 +61,18 @@ vki_tensor vki_conv2d(vki_graph *g, vki_tensor x, vki_tensor w, vki_tensor b, ui
     return t;
 }
 
+vki_tensor vki_conv2d(vki_graph *g, vki_tensor x, vki_tensor w, vki_tensor b, uint32_t stride,
+                      uint32_t pad)
+{
+    return vki_conv2d_padded(g, x, w, b, stride,
+                             (vki_conv2d_pad){.left = pad, .right = pad, .top = pad, .bottom = pad});
+}
+
 static void reference(const vki_node *n, const vki_ref_tensor *d, const vki_ref_tensor *s)
 {
     const vki_ref_tensor *x = &s[0], *w = &s[1];
-    int64_t k = w->ne[0], stride = params(n).stride, pad = params(n).pad;
+    conv2d_params p = params(n);
+    int64_t k = w->ne[0], stride = p.stride, left = p.pad.left, top = p.pad.top;
     for (int64_t img = 0; img < n->ne[3]; img++)
         for (int64_t co = 0; co < n->ne[2]; co++)
             for (int64_t oy = 0; oy < n->ne[1]; oy++)
@@ -66,7 +81,7 @@ static void reference(const vki_node *n, const vki_ref_tensor *d, const vki_ref_
                     for (int64_t ci = 0; ci < x->ne[2]; ci++)
                         for (int64_t ky = 0; ky < k; ky++)
                             for (int64_t kx = 0; kx < k; kx++) {
-                                int64_t iy = oy * stride - pad + ky, ix = ox * stride - pad + kx;
+                                int64_t iy = oy * stride - top + ky, ix = ox * stride - left + kx;
                                 if (iy < 0 || ix < 0 || iy >= x->ne[1] || ix >= x->ne[0]) continue;
                                 acc += (double)vki_ref_get(x, ix, iy, ci, img) *
                                        vki_ref_get(w, kx, ky, ci, co);
@@ -133,7 +148,8 @@ static vki_status lower(vki_lower *L, const vki_node *n)
         return vki_lower_fail(L, n, VKI_ERROR_UNSUPPORTED, "more than 2^32 output pixels");
     vki_pc_conv2d pc = {
         .w = x.ne[0], .h = x.ne[1], .cin = x.ne[2], .cout = d.ne[2], .ow = d.ne[0], .oh = d.ne[1],
-        .pixels = (uint32_t)pixels, .stride = params(n).stride, .pad = params(n).pad,
+        .pixels = (uint32_t)pixels, .stride = params(n).stride, .pad_x = params(n).pad.left,
+        .pad_y = params(n).pad.top,
         .x_off = x.offset, .x_nb0 = x.nb[0], .x_nb1 = x.nb[1], .x_nb2 = x.nb[2], .x_nb3 = x.nb[3],
         .w_off = w.offset, .w_nb0 = w.nb[0], .w_nb1 = w.nb[1], .w_nb2 = w.nb[2], .w_nb3 = w.nb[3],
         .b_off = b.offset, .d_off = d.offset,
