@@ -76,6 +76,32 @@ int vki_cmd_generate(vki_app *app, int argc, char **argv);
 void vki_chat_usage(FILE *f);
 int vki_cmd_chat(vki_app *app, int argc, char **argv);
 
+void vki_upscale_usage(FILE *f);
+int vki_cmd_upscale(vki_app *app, int argc, char **argv);
+void vki_imagegen_usage(FILE *f);
+int vki_cmd_imagegen(vki_app *app, int argc, char **argv);
+
+/* `rel` in the model cache: $VKI_MODEL_DIR/rel, else ${XDG_CACHE_HOME:-~/.cache}/vkinfer/models/rel
+ * (%LOCALAPPDATA%\vkinfer\models on Windows). Returns buf. */
+const char *vki_model_cache_file(const char *rel, char *buf, size_t size);
+
+/* ---- Images (image_io.c): PNG in and out for upscale and imagegen ------------------------- */
+
+#define VKI_IMAGE_MAX_EDGE 32768               // pixels a side, read or written
+#define VKI_IMAGE_MAX_PIXELS (1ull << 28)      // pixels in all (768 MiB of RGB)
+
+/* Reads a PNG (or JPEG) as 8-bit RGB: *out_rgb [h][w][3] (free with free()); gray and
+ * 16-bit images are converted, alpha is dropped. Returns 0 or a vki_status (NOT_FOUND, IO,
+ * BAD_FILE, UNSUPPORTED for an image over the limits), with the reason in err. */
+int vki_png_read(const char *path, uint8_t **out_rgb, uint32_t *out_w, uint32_t *out_h,
+                 char *err, size_t n);
+/* Writes rgb [h][w][3] as a new PNG at path: the file is created exclusively (an existing file
+ * or link there is refused, VKI_ERROR_IO, "already exists"). parameters (may be NULL) goes into
+ * a "parameters" text chunk after IHDR, as AUTOMATIC1111 stores its generation settings (tEXt
+ * when ASCII, iTXt otherwise). Returns 0 or a vki_status, with the reason in err. */
+int vki_png_write(const char *path, const uint8_t *rgb, uint32_t w, uint32_t h,
+                  const char *parameters, char *err, size_t n);
+
 /* ---- Language-model sessions (llm_session.c): what chat, generate and bench llm share ---- */
 
 typedef struct vki_llm_opts {
@@ -138,6 +164,9 @@ typedef struct vki_bench_opts {
     vki_llm_opts llm;        // `llm`: the model (-m) and its context options
     uint32_t n_prompt;       // `llm`: prompt tokens of the prefill test (0: 512)
     uint32_t n_gen;          // `llm`: generated tokens of the decode test (0: 128)
+    uint32_t sd_steps;       // `sd`: steps of the measured image (0: 10, 2 on a CPU device)
+    uint32_t sd_size;        // `sd`: image edge (0: 512, 256 on a CPU device)
+    const char *sd_save;     // `sd`: write the synthetic checkpoint here (NULL: no)
 } vki_bench_opts;
 
 /* A suite runs on app->device, fills `out` with its figures (stable snake_case keys) and,
@@ -148,6 +177,7 @@ typedef int (*vki_bench_fn)(vki_app *app, const vki_bench_opts *opts, cJSON *out
 int vki_bench_runtime(vki_app *app, const vki_bench_opts *opts, cJSON *out);
 int vki_bench_ops(vki_app *app, const vki_bench_opts *opts, cJSON *out);
 int vki_bench_llm(vki_app *app, const vki_bench_opts *opts, cJSON *out);
+int vki_bench_sd(vki_app *app, const vki_bench_opts *opts, cJSON *out);
 
 /* The device's copy bandwidth (bytes read + written, GB/s) as `bench runtime` measures it:
  * the yardstick for memory-bound kernels in `bench ops`. */

@@ -18,6 +18,8 @@ static const vki_bench_suite suites[] = {
      vki_bench_ops},
     {"llm", "a language model like llama-bench: prefill and decode tokens/s, time to first "
             "token, device memory", vki_bench_llm},
+    {"sd", "Stable Diffusion: text encode, U-Net s/step, VAE decode, whole image, device memory",
+     vki_bench_sd},
 };
 #define SUITE_COUNT (sizeof suites / sizeof suites[0])
 
@@ -38,6 +40,10 @@ void vki_bench_usage(FILE *f)
             "  --filter TEXT     ops: only cases whose name contains TEXT\n"
             "  -p N, -n N        llm: prompt tokens (default: 512) and generated tokens\n"
             "                    (default: 128) of the prefill and decode tests\n"
+            "  --steps N, --size N  sd: steps (default: 10, 2 on a CPU device) and image edge\n"
+            "                    (default: 512, 256 on a CPU device)\n"
+            "  --save FILE       sd --synthetic: also write the checkpoint there (single-file\n"
+            "                    .safetensors, for stable-diffusion.cpp to run the same file)\n"
             "  --window-mib N    bind at most N MiB at once (default: the device's\n"
             "                    maxStorageBufferRange); larger copies are split into windows\n"
             "\nThe device is the one --device / $VKI_DEVICE selects; --narrow applies.\n"
@@ -46,7 +52,7 @@ void vki_bench_usage(FILE *f)
             "random weights, no file needed (");
     for (uint32_t i = 0; vki_llm_synthetic_name(i); i++)
         fprintf(f, "%s%s", i ? ", " : "", vki_llm_synthetic_name(i));
-    fprintf(f, "); its speed is the real model's.\n");
+    fprintf(f, "); its speed is the real model's.\nSuite sd takes -m CHECKPOINT or --synthetic sd15|sd21 the same way.\n");
 }
 
 /* Options with a MiB value, in one table so that parsing stays one loop. */
@@ -81,12 +87,13 @@ static int parse_options(int argc, char **argv, vki_bench_opts *opts, bool selec
         if (lm < 0) return -lm;
         if (lm > 0) continue;
         const struct { const char *name; uint32_t *field; } counts[] = {
-            {"-p", &opts->n_prompt}, {"-n", &opts->n_gen}};
-        for (size_t k = 0; k < 2 && m == 0; k++) {
+            {"-p", &opts->n_prompt}, {"-n", &opts->n_gen}, {"--steps", &opts->sd_steps},
+            {"--size", &opts->sd_size}};
+        for (size_t k = 0; k < sizeof counts / sizeof counts[0] && m == 0; k++) {
             m = vki_arg_value(argc, argv, &i, counts[k].name, &value);
             uint64_t n = 0;
             if (m < 0 || (m > 0 && !vki_parse_u64(value, 1, 1 << 20, &n)))
-                return vki_app_usage_error(vki_bench_usage, "bench: %s needs a token count",
+                return vki_app_usage_error(vki_bench_usage, "bench: %s needs a count",
                                            counts[k].name);
             if (m > 0) *counts[k].field = (uint32_t)n;
         }
@@ -101,6 +108,11 @@ static int parse_options(int argc, char **argv, vki_bench_opts *opts, bool selec
                 return vki_app_usage_error(vki_bench_usage, "bench: --reps needs a number in "
                                                             "1..100000");
             opts->reps = (uint32_t)reps;
+            continue;
+        }
+        if ((m = vki_arg_value(argc, argv, &i, "--save", &value)) != 0) {
+            if (m < 0 || !value[0]) return vki_app_usage_error(vki_bench_usage, "bench: --save needs a file");
+            opts->sd_save = value;
             continue;
         }
         if ((m = vki_arg_value(argc, argv, &i, "--filter", &value)) != 0) {
@@ -160,7 +172,8 @@ int vki_cmd_bench(vki_app *app, int argc, char **argv)
     bool any = false;
     for (size_t s = 0; s < SUITE_COUNT; s++) any = any || selected[s];
     if (!any) // a model benchmark runs when asked for: it needs a model file
-        for (size_t s = 0; s < SUITE_COUNT; s++) selected[s] = suites[s].run != vki_bench_llm;
+        for (size_t s = 0; s < SUITE_COUNT; s++)
+            selected[s] = suites[s].run != vki_bench_llm && suites[s].run != vki_bench_sd;
 
     code = vki_app_open_device(app);
     if (code != VKI_EXIT_OK) return code;

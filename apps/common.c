@@ -318,3 +318,20 @@ bool vki_json_add_text(cJSON *obj, const char *key, const char *bytes, size_t n)
     free(clean);
     return ok;
 }
+
+const char *vki_model_cache_file(const char *rel, char *buf, size_t size)
+{
+    const char *dir = getenv("VKI_MODEL_DIR"), *cache = getenv("XDG_CACHE_HOME");
+    const char *home = getenv("HOME");
+    if (dir && dir[0])
+        snprintf(buf, size, "%s/%s", dir, rel);
+    else if (cache && cache[0])
+        snprintf(buf, size, "%s/vkinfer/models/%s", cache, rel);
+#ifdef _WIN32
+    else if ((cache = getenv("LOCALAPPDATA")) && cache[0]) // where the runtime keeps its cache
+        snprintf(buf, size, "%s\\vkinfer\\models\\%s", cache, rel);
+#endif
+    else
+        snprintf(buf, size, "%s/.cache/vkinfer/models/%s", home ? home : ".", rel);
+    return buf;
+}

@@ -18,10 +18,14 @@ static const vki_command commands[] = {
      "chat with a language model (default: SmolLM2-135M-Instruct)"},
     {"generate", vki_cmd_generate, vki_generate_usage,
      "complete one prompt, streamed or as JSON"},
+    {"imagegen", vki_cmd_imagegen, vki_imagegen_usage,
+     "Stable Diffusion 1.x/2.x: text (or an image) to a PNG with its parameters"},
     {"devices", vki_cmd_devices, vki_devices_usage,
      "list Vulkan devices with their (narrowed) profiles and tuning"},
     {"bench", vki_cmd_bench, vki_bench_usage,
-     "benchmarks (suites: runtime, ops, llm), as tables or JSON"},
+     "benchmarks (suites: runtime, ops, llm, sd), as tables or JSON"},
+    {"upscale", vki_cmd_upscale, vki_upscale_usage,
+     "Real-ESRGAN super-resolution of a PNG (default: RealESRGAN_x4plus)"},
 };
 #define COMMAND_COUNT (sizeof commands / sizeof commands[0])
 

@@ -255,8 +255,25 @@ vki_tensor vki_concat(vki_graph *g, vki_tensor a, vki_tensor b, uint32_t dim);
 vki_tensor vki_conv2d(vki_graph *g, vki_tensor x, vki_tensor w, vki_tensor b, uint32_t stride,
                       uint32_t pad);
 
+/* Zeros added on each side of the image by vki_conv2d_padded (each below 65536). */
+typedef struct vki_conv2d_pad {
+    uint32_t left, right, top, bottom;
+} vki_conv2d_pad;
+
+/* vki_conv2d with a pad per side: W' = (W + left + right - kw) / stride + 1, H' likewise with
+ * top and bottom. The VAE encoder's downsampling pads only the right and bottom by one. */
+vki_tensor vki_conv2d_padded(vki_graph *g, vki_tensor x, vki_tensor w, vki_tensor b, uint32_t stride,
+                             vki_conv2d_pad pad);
+
 /* x [W, H, C, N] -> [2W, 2H, C, N], nearest neighbour. F32/F16/BF16, x may be a strided view. */
 vki_tensor vki_upsample2x(vki_graph *g, vki_tensor x);
+
+/* Parametric ReLU: x where x >= 0, else x * slope, with slope an F32 tensor broadcast over x
+ * (dims 1 or equal to x's; per-channel slopes of x [W, H, C, N] are [1, 1, C]). x F32 or F16,
+ * may be a strided view; the result is contiguous in x's dtype. vki_leaky_relu is the same with
+ * one scalar slope (finite). */
+vki_tensor vki_prelu(vki_graph *g, vki_tensor x, vki_tensor slope);
+vki_tensor vki_leaky_relu(vki_graph *g, vki_tensor x, float slope);
 
 /* timesteps F32 [N] (may be strided) -> F32 [dim, N]: with half = dim / 2 and
  * f_i = exp(-ln(max_period) * i / half), y[i, n] = cos(t_n f_i), y[half + i, n] = sin(t_n f_i)

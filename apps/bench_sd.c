@@ -1,0 +1,122 @@
+/* `vkinfer bench sd`: Stable Diffusion measured the way its users count: text encoding, U-Net
+ * seconds per step (classifier-free guidance's two passes, batched), VAE decode and the whole
+ * image, at 512x512 (256x256 on a CPU device), and the device memory it takes. One image warms
+ * up (compiles the programs), the next is measured. The model is -m FILE or --synthetic sd15 /
+ * sd21 (full-size random weights); --save FILE writes that synthetic checkpoint as a
+ * single-file .safetensors that other programs (stable-diffusion.cpp) read, so both run the
+ * same file. */
+#if !defined(_WIN32)
+#define _POSIX_C_SOURCE 200809L // open's O_EXCL with fdopen
+#endif
+#include "apps_internal.h"
+
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#ifndef _WIN32
+#include <unistd.h>
+#endif
+
+#define CLIP_VOCAB "clip/bpe_simple_vocab_16e6.txt"
+
+/* Writes the checkpoint to a new file (never over an existing one or through a link). */
+static int save(const char *path, const void *bytes, size_t size)
+{
+#ifdef _WIN32
+    FILE *f = fopen(path, "wbx");
+#else
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0644);
+    FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
+    if (!f && fd >= 0) close(fd);
+#endif
+    if (!f) return vki_app_failf("bench sd: cannot create %s (it must not exist yet)", path);
+    bool ok = fwrite(bytes, 1, size, f) == size;
+    ok = fclose(f) == 0 && ok;
+    if (!ok) {
+        remove(path);
+        return vki_app_failf("bench sd: writing %s failed (disk full?)", path);
+    }
+    fprintf(stderr, "vkinfer: wrote %s (%.0f MiB)\n", path, size / 1048576.0);
+    return VKI_EXIT_OK;
+}
+
+int vki_bench_sd(vki_app *app, const vki_bench_opts *opts, cJSON *out)
+{
+    const char *model = opts->llm.model, *synthetic = opts->llm.synthetic;
+    if (!model && !synthetic)
+        return vki_app_failf("bench sd: give a checkpoint (-m FILE or folder) or --synthetic sd15/sd21");
+    const vki_profile *p = vki_device_profile(app->device);
+    uint32_t size = opts->sd_size ? opts->sd_size : p->type == VKI_DEVICE_CPU ? 256 : 512;
+    uint32_t steps = opts->sd_steps ? opts->sd_steps : p->type == VKI_DEVICE_CPU ? 2 : 10;
+    char vocab[1100];
+    vki_model_cache_file(CLIP_VOCAB, vocab, sizeof vocab);
+    void *bytes = NULL;
+    size_t bytes_size = 0;
+    char why[512] = "";
+    vki_sd *sd = NULL;
+    uint8_t *rgb = NULL;
+    int code = VKI_EXIT_OK;
+    if (synthetic && vki_sd_synthetic(synthetic, 1, &bytes, &bytes_size, why, sizeof why)) {
+        code = vki_app_failf("bench sd: %s", why);
+        goto done;
+    }
+    if (bytes && opts->sd_save && (code = save(opts->sd_save, bytes, bytes_size)) != VKI_EXIT_OK) goto done;
+    double t0 = vki_now_us();
+    vki_sd_desc d = {.path = model, .data = bytes, .size = bytes_size, .vocab_path = vocab};
+    if (vki_sd_load(app->device, &d, &sd, why, sizeof why)) {
+        code = vki_app_failf("bench sd: loading %s: %s", model ? model : synthetic, why);
+        goto done;
+    }
+    double load_s = (vki_now_us() - t0) / 1e6;
+    rgb = malloc((size_t)size * size * 3);
+    if (!rgb) {
+        code = vki_app_failf("bench sd: out of host memory");
+        goto done;
+    }
+    vki_sd_params params = {.prompt = "a photograph of an astronaut riding a horse",
+                            .negative_prompt = "blurry", .width = size, .height = size,
+                            .steps = 1, .cfg_scale = 7, .seed = 42, .sampler = VKI_SD_SAMPLER_EULER};
+    t0 = vki_now_us();
+    if (vki_sd_generate(sd, &params, rgb)) { // warm-up: compiles every program
+        code = vki_app_failf("bench sd: %s", vki_sd_last_error(sd));
+        goto done;
+    }
+    double first_s = (vki_now_us() - t0) / 1e6;
+    params.steps = steps;
+    if (vki_sd_generate(sd, &params, rgb)) {
+        code = vki_app_failf("bench sd: %s", vki_sd_last_error(sd));
+        goto done;
+    }
+    const vki_sd_timings *t = vki_sd_timings_get(sd);
+    const vki_sd_info *info = vki_sd_info_get(sd);
+    double step_s = t->steps ? t->sample_s / t->steps : 0;
+    vki_json_add_text(out, "model", model ? model : synthetic, strlen(model ? model : synthetic));
+    cJSON_AddNumberToObject(out, "sd_version", info->version);
+    cJSON_AddNumberToObject(out, "width", size);
+    cJSON_AddNumberToObject(out, "height", size);
+    cJSON_AddNumberToObject(out, "steps", steps);
+    cJSON_AddNumberToObject(out, "cfg_batch", 2);
+    vki_json_add_measure(out, "load_s", load_s);
+    vki_json_add_measure(out, "first_image_s", first_s);
+    vki_json_add_measure(out, "text_encode_s", t->text_s);
+    vki_json_add_measure(out, "unet_s_per_step", step_s);
+    vki_json_add_measure(out, "vae_decode_s", t->vae_s);
+    vki_json_add_measure(out, "image_s", t->total_s);
+    cJSON_AddNumberToObject(out, "peak_device_bytes", (double)t->peak_device_bytes);
+    if (!opts->json) {
+        char mem[32];
+        printf("model %s (SD %u.x), %ux%u, %u steps of Euler with CFG (batch 2), after a warm-up\n",
+               model ? model : synthetic, info->version, size, size, steps);
+        printf("  load %.1f s, first image (compiles) %.1f s\n", load_s, first_s);
+        printf("  text encode %8.3f s\n  unet        %8.3f s/step (%.2f it/s)\n  vae decode  %8.3f s\n"
+               "  image       %8.3f s\n",
+               t->text_s, step_s, step_s > 0 ? 1 / step_s : 0, t->vae_s, t->total_s);
+        printf("  device memory %s (weights + the largest program's activations)\n",
+               vki_bytes_string(t->peak_device_bytes, mem));
+    }
+done:
+    vki_sd_destroy(sd);
+    free(bytes);
+    free(rgb);
+    return code;
+}
