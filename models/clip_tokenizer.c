@@ -319,11 +319,18 @@ static vki_status compile_regex(vki_clip_tokenizer *t, const char *pattern, uint
     int code;
     PCRE2_SIZE at;
     pcre2_compile_context *cc = pcre2_compile_context_create(t->pcre_ctx);
-    if (!cc) return VKI_ERROR_OUT_OF_HOST_MEMORY;
+    if (!cc) {
+        set_error(err, n, "clip tokenizer: out of host memory");
+        return VKI_ERROR_OUT_OF_HOST_MEMORY;
+    }
     *out = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED,
                          PCRE2_UTF | PCRE2_UCP | flags, &code, &at, cc);
     pcre2_compile_context_free(cc);
     if (*out) return VKI_OK;
+    if (code == PCRE2_ERROR_HEAP_FAILED) {
+        set_error(err, n, "clip tokenizer: out of host memory");
+        return VKI_ERROR_OUT_OF_HOST_MEMORY;
+    }
     PCRE2_UCHAR msg[128];
     pcre2_get_error_message(code, msg, sizeof msg);
     set_error(err, n, "clip tokenizer: PCRE2 cannot compile a pattern: %s", (const char *)msg);

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -348,6 +349,74 @@ TEST(ClipTokenizerFile, GzipAndMissingFilesAreRefused)
     EXPECT_EQ(vki_clip_tokenizer_create("/tmp", nullptr, &t, buf, sizeof buf), VKI_ERROR_IO);
     EXPECT_EQ(vki_clip_tokenizer_create(nullptr, nullptr, &t, buf, sizeof buf), VKI_ERROR_INVALID_ARGUMENT);
     vki_clip_tokenizer_destroy(nullptr);
+}
+
+namespace {
+
+// Counts live allocations and fails every one after the first `budget`.
+struct CountingAlloc {
+    long live = 0, total = 0, budget = -1;
+    static void *alloc(void *user, size_t size)
+    {
+        CountingAlloc *c = static_cast<CountingAlloc *>(user);
+        if (c->budget >= 0 && c->total >= c->budget) return nullptr;
+        c->total++;
+        c->live++;
+        return malloc(size);
+    }
+    static void release(void *user, void *p)
+    {
+        static_cast<CountingAlloc *>(user)->live--;
+        free(p);
+    }
+};
+
+} // namespace
+
+// Every allocation goes through the hook (PCRE2's too), each failing one gives
+// VKI_ERROR_OUT_OF_HOST_MEMORY and leaves nothing behind.
+TEST(ClipTokenizerFile, AllocatorHookAndOutOfMemory)
+{
+    TempFile f(synthetic_vocab(48894));
+    CountingAlloc c;
+    vki_allocator a{CountingAlloc::alloc, CountingAlloc::release, &c};
+    vki_clip_tokenizer_desc d{&a};
+    vki_clip_tokenizer *t = nullptr;
+    int failures = 0;
+    for (c.budget = 0;; c.budget++) {
+        c.total = 0;
+        vki_status st = vki_clip_tokenizer_create(f.path.c_str(), &d, &t, nullptr, 0);
+        if (st == VKI_OK) break;
+        ASSERT_EQ(st, VKI_ERROR_OUT_OF_HOST_MEMORY);
+        ASSERT_EQ(c.live, 0) << "budget " << c.budget;
+        ASSERT_LT(c.budget, 1000);
+        failures++;
+    }
+    EXPECT_GT(failures, 3);
+    const long held = c.live;
+    const char *prompt = "a (b:1.2) [c], d BREAK e \\(f\\) &amp; caf\xC3\xA9";
+    for (long extra = 0;; extra++) {
+        c.budget = c.total + extra;
+        vki_clip_prompt p{};
+        vki_status st = vki_clip_prompt_encode(t, prompt, VKI_CLIP_EOS, &p, nullptr, 0);
+        vki_clip_prompt_free(t, &p);
+        ASSERT_EQ(c.live, held) << "extra " << extra;
+        if (st == VKI_OK) break;
+        ASSERT_EQ(st, VKI_ERROR_OUT_OF_HOST_MEMORY);
+        ASSERT_LT(extra, 1000);
+    }
+    for (long extra = 0;; extra++) {
+        c.budget = c.total + extra;
+        uint32_t n = 0;
+        vki_status st = vki_clip_tokenize(t, prompt, nullptr, 0, &n);
+        ASSERT_EQ(c.live, held);
+        if (st == VKI_OK) break;
+        ASSERT_EQ(st, VKI_ERROR_OUT_OF_HOST_MEMORY);
+        ASSERT_LT(extra, 1000);
+    }
+    c.budget = -1;
+    vki_clip_tokenizer_destroy(t);
+    EXPECT_EQ(c.live, 0);
 }
 
 // ---- A1111 prompt syntax ----------------------------------------------------------------------------
