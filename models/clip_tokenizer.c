@@ -32,33 +32,41 @@
 typedef vki_clip_vec vec;
 typedef vki_clip_work work;
 
-#define N_BYTES 256
-#define N_MERGES (49152 - 256 - 2)         // the merges CLIP uses
-#define N_VOCAB (2 * N_BYTES + N_MERGES + 2) // 49408
-#define MAP_SLOTS (1u << 17)               // > 2 * N_VOCAB, a power of two
-#define MAX_FILE (64u << 20)               // the real file is 3.2 MB
-#define MAX_TEXT (4u << 20)                // bytes vki_clip_tokenize takes
-#define MAX_PROMPT (256u << 10)            // bytes vki_clip_prompt_encode takes
-#define MAX_WINDOWS 32                     // VKI_CLIP_MAX_WINDOWS: 32 * 75 = 2400 tokens
-#define MAX_DEPTH 256                      // open brackets at once
-#define WINDOW (VKI_CLIP_CONTEXT - 2)      // 75 prompt tokens per window
-#define COMMA_ID 267                       // ",</w>"
-#define COMMA_BACKTRACK 20                 // A1111's comma_padding_backtrack default
+#define N_BYTES         256
+#define N_MERGES        (49152 - 256 - 2)            // the merges CLIP uses
+#define N_VOCAB         (2 * N_BYTES + N_MERGES + 2) // 49408
+#define MAP_SLOTS       (1u << 17)                   // > 2 * N_VOCAB, a power of two
+#define MAX_FILE        (64u << 20)                  // the real file is 3.2 MB
+#define MAX_TEXT        (4u << 20)                   // bytes vki_clip_tokenize takes
+#define MAX_PROMPT      (256u << 10)                 // bytes vki_clip_prompt_encode takes
+#define MAX_WINDOWS     32                           // VKI_CLIP_MAX_WINDOWS: 32 * 75 = 2400 tokens
+#define MAX_DEPTH       256                          // open brackets at once
+#define WINDOW          (VKI_CLIP_CONTEXT - 2)       // 75 prompt tokens per window
+#define COMMA_ID        267                          // ",</w>"
+#define COMMA_BACKTRACK 20                           // A1111's comma_padding_backtrack default
 
 struct vki_clip_tokenizer {
     vki_allocator alloc;
-    int32_t byte_id[N_BYTES];  // byte -> id of its symbol; + 256: with "</w>"
-    uint64_t *pair_key;        // [MAP_SLOTS] left << 32 | right; UINT64_MAX: empty
-    uint32_t *pair_rank;       // [MAP_SLOTS]
+    int32_t byte_id[N_BYTES]; // byte -> id of its symbol; + 256: with "</w>"
+    uint64_t *pair_key;       // [MAP_SLOTS] left << 32 | right; UINT64_MAX: empty
+    uint32_t *pair_rank;      // [MAP_SLOTS]
     pcre2_general_context *pcre_ctx;
-    pcre2_code *pretok;        // step 5
-    pcre2_code *brk;           // A1111's \s*\bBREAK\b\s*
+    pcre2_code *pretok; // step 5
+    pcre2_code *brk;    // A1111's \s*\bBREAK\b\s*
 };
 
 /* ---- Small helpers ------------------------------------------------------------------------- */
 
-static void *default_alloc(void *user, size_t size) { (void)user; return malloc(size); }
-static void default_free(void *user, void *p) { (void)user; free(p); }
+static void *default_alloc(void *user, size_t size)
+{
+    (void)user;
+    return malloc(size);
+}
+static void default_free(void *user, void *p)
+{
+    (void)user;
+    free(p);
+}
 
 /* strlen that stops looking past `max` (C17 has no strnlen). */
 static size_t bounded_len(const char *s, size_t max)
@@ -79,7 +87,6 @@ static void pcre_free(void *p, void *user)
     if (p) a->free(a->user, p);
 }
 
-/* A growable array, kept for the length of one call. */
 static void set_error(char *buf, size_t size, const char *fmt, ...)
 {
     if (!buf || !size) return;
@@ -88,7 +95,6 @@ static void set_error(char *buf, size_t size, const char *fmt, ...)
     vsnprintf(buf, size, fmt, ap);
     va_end(ap);
 }
-
 
 /* ---- Loading the merges ---------------------------------------------------------------------- */
 
@@ -110,7 +116,7 @@ static uint64_t hash_bytes(const uint8_t *p, size_t n) // FNV-1a
 
 /* Spellings (byte-alphabet UTF-8, as the file writes them) -> id, only while loading. */
 typedef struct loader {
-    uint8_t *spell;  // every spelling back to back
+    uint8_t *spell; // every spelling back to back
     size_t used, cap;
     uint32_t *off, *len; // [N_VOCAB]
     uint32_t *slots;     // [MAP_SLOTS] id + 1; 0: empty
@@ -159,8 +165,8 @@ static void pair_add(vki_clip_tokenizer *t, int32_t a, int32_t b, uint32_t rank)
     t->pair_rank[h & (MAP_SLOTS - 1)] = rank;
 }
 
-static vki_status read_file(const vki_allocator *a, const char *path, uint8_t **out, size_t *out_size,
-                            char *err, size_t n)
+static vki_status read_file(const vki_allocator *a, const char *path, uint8_t **out,
+                            size_t *out_size, char *err, size_t n)
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
@@ -173,8 +179,9 @@ static vki_status read_file(const vki_allocator *a, const char *path, uint8_t **
     while (buf) {
         if (size == cap) {
             if (cap >= MAX_FILE) {
-                set_error(err, n, "clip tokenizer: %s is larger than %u MiB; not a CLIP merges file",
-                          path, MAX_FILE >> 20);
+                set_error(err, n,
+                          "clip tokenizer: %s is larger than %u MiB; not a CLIP merges file", path,
+                          MAX_FILE >> 20);
                 st = VKI_ERROR_BAD_FILE;
                 break;
             }
@@ -216,26 +223,30 @@ static bool is_symbol(const uint8_t *p, size_t n)
         if (p[i] <= 0x20 || p[i] == 0x7F) return false;
         size_t at = i;
         uint32_t c = vki_clip_utf8_next(p, n, &i);
-        if (c == 0xFFFD && !(i - at == 3 && p[at] == 0xEF && p[at + 1] == 0xBF && p[at + 2] == 0xBD))
+        if (c == 0xFFFD &&
+            !(i - at == 3 && p[at] == 0xEF && p[at + 1] == 0xBF && p[at + 2] == 0xBD))
             return false;
     }
     return true;
 }
 
-#define BAD_LINE(...)                                                                              \
-    do {                                                                                           \
-        char what_[160];                                                                           \
-        snprintf(what_, sizeof what_, __VA_ARGS__);                                                \
-        set_error(err, n, "clip tokenizer: %s line %zu: %s", path, line_no, what_);                \
-        st = VKI_ERROR_BAD_FILE;                                                                   \
-        goto done;                                                                                 \
-    } while (0)
+/* The error for a malformed line: names the file and the line. */
+static vki_status bad_line(char *err, size_t n, const char *path, size_t line_no, const char *fmt,
+                           ...)
+{
+    char what[160];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    set_error(err, n, "clip tokenizer: %s line %zu: %s", path, line_no, what);
+    return VKI_ERROR_BAD_FILE;
+}
 
 /* Checks every line and fills the byte ids and the merge table. */
 static vki_status parse_merges(vki_clip_tokenizer *t, loader *l, const uint8_t *file, size_t size,
                                const char *path, char *err, size_t n)
 {
-    vki_status st = VKI_OK;
     size_t pos = 0, line_no = 0, merges = 0;
     // GPT-2's byte alphabet: printable Latin-1 bytes stand for themselves, the other 68 bytes
     // for U+0100.. in byte order; ids follow the printable ones first, then the others.
@@ -270,33 +281,43 @@ static vki_status parse_merges(vki_clip_tokenizer *t, loader *l, const uint8_t *
             bool found = false;
             for (size_t i = 0; i + sizeof tag - 1 <= len && !found; i++)
                 found = !memcmp(p + i, tag, sizeof tag - 1);
-            if (!found) BAD_LINE("expected the version header (\"#version: 0.2\")");
+            if (!found)
+                return bad_line(err, n, path, line_no,
+                                "expected the version header (\"#version: 0.2\")");
             continue;
         }
-        if (len && p[len - 1] == '\r') BAD_LINE("carriage return (CRLF line endings?)");
+        if (len && p[len - 1] == '\r')
+            return bad_line(err, n, path, line_no, "carriage return (CRLF line endings?)");
         const uint8_t *sp = memchr(p, ' ', len);
         if (!sp || sp == p || sp == p + len - 1 || memchr(sp + 1, ' ', len - (size_t)(sp + 1 - p)))
-            BAD_LINE("expected two symbols separated by one space");
+            return bad_line(err, n, path, line_no, "expected two symbols separated by one space");
         size_t na = (size_t)(sp - p), nb = len - na - 1;
         if (!is_symbol(p, na) || !is_symbol(sp + 1, nb))
-            BAD_LINE("a symbol with a control character or invalid UTF-8");
+            return bad_line(err, n, path, line_no,
+                            "a symbol with a control character or invalid UTF-8");
         if (merges < N_MERGES) {
             int32_t a = spelling_find(l, p, na), b = spelling_find(l, sp + 1, nb);
-            if (a < 0 || b < 0)
-                BAD_LINE("'%.*s' is not a token defined by the byte alphabet or an earlier line",
-                         (int)(a < 0 ? (na > 64 ? 64 : na) : (nb > 64 ? 64 : nb)),
-                         (const char *)(a < 0 ? p : sp + 1));
+            if (a < 0 || b < 0) {
+                size_t shown = a < 0 ? na : nb;
+                return bad_line(
+                    err, n, path, line_no,
+                    "'%.*s' is not a token defined by the byte alphabet or an earlier line",
+                    (int)(shown > 64 ? 64 : shown), (const char *)(a < 0 ? p : sp + 1));
+            }
             uint8_t joined[1024];
-            if (na + nb > sizeof joined) BAD_LINE("a merge longer than %zu bytes", sizeof joined);
+            if (na + nb > sizeof joined)
+                return bad_line(err, n, path, line_no, "a merge longer than %zu bytes",
+                                sizeof joined);
             memcpy(joined, p, na);
             memcpy(joined + na, sp + 1, nb);
-            if (spelling_find(l, joined, na + nb) >= 0) BAD_LINE("the merge makes a token defined before");
-            if (l->used + na + nb > l->cap) BAD_LINE("more symbol text than the file holds");
+            if (spelling_find(l, joined, na + nb) >= 0)
+                return bad_line(err, n, path, line_no, "the merge makes a token defined before");
+            if (l->used + na + nb > l->cap)
+                return bad_line(err, n, path, line_no, "more symbol text than the file holds");
             spelling_add(l, 2 * N_BYTES + (int32_t)merges, p, na, sp + 1, nb);
             pair_add(t, a, b, (uint32_t)merges);
         }
         merges++;
-        if (pos == size && !nl) break;
     }
     if (line_no == 0) {
         set_error(err, n, "clip tokenizer: %s is empty", path);
@@ -307,11 +328,8 @@ static vki_status parse_merges(vki_clip_tokenizer *t, loader *l, const uint8_t *
                   N_MERGES);
         return VKI_ERROR_BAD_FILE;
     }
-done:
-    return st;
+    return VKI_OK;
 }
-
-#undef BAD_LINE
 
 static vki_status compile_regex(vki_clip_tokenizer *t, const char *pattern, uint32_t flags,
                                 pcre2_code **out, char *err, size_t n)
@@ -323,8 +341,8 @@ static vki_status compile_regex(vki_clip_tokenizer *t, const char *pattern, uint
         set_error(err, n, "clip tokenizer: out of host memory");
         return VKI_ERROR_OUT_OF_HOST_MEMORY;
     }
-    *out = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED,
-                         PCRE2_UTF | PCRE2_UCP | flags, &code, &at, cc);
+    *out = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP | flags,
+                         &code, &at, cc);
     pcre2_compile_context_free(cc);
     if (*out) return VKI_OK;
     if (code == PCRE2_ERROR_HEAP_FAILED) {
@@ -355,8 +373,10 @@ vki_status vki_clip_tokenizer_create(const char *vocab_path, const vki_clip_toke
     }
     size_t plen = strlen(vocab_path);
     if (plen >= 3 && !strcmp(vocab_path + plen - 3, ".gz")) {
-        set_error(err, n, "clip tokenizer: %s is gzip-compressed; decompress it first (gunzip -k), "
-                  "or run tools/fetch_models.sh, which stores it decompressed", vocab_path);
+        set_error(err, n,
+                  "clip tokenizer: %s is gzip-compressed; decompress it first (gunzip -k), "
+                  "or run tools/fetch_models.sh, which stores it decompressed",
+                  vocab_path);
         return VKI_ERROR_BAD_FILE;
     }
     uint8_t *file = NULL;
@@ -369,8 +389,10 @@ vki_status vki_clip_tokenizer_create(const char *vocab_path, const vki_clip_toke
     memset(t, 0, sizeof *t);
     t->alloc = a;
     if (size >= 2 && file[0] == 0x1F && file[1] == 0x8B) {
-        set_error(err, n, "clip tokenizer: %s is gzip-compressed; decompress it first (gunzip), "
-                  "or run tools/fetch_models.sh, which stores it decompressed", vocab_path);
+        set_error(err, n,
+                  "clip tokenizer: %s is gzip-compressed; decompress it first (gunzip), "
+                  "or run tools/fetch_models.sh, which stores it decompressed",
+                  vocab_path);
         st = VKI_ERROR_BAD_FILE;
         goto fail;
     }
@@ -483,7 +505,8 @@ static void bpe(const vki_clip_tokenizer *t, work *w, const uint8_t *p, size_t n
     for (size_t i = 0; i < n; i++)
         s[i] = (sym){t->byte_id[p[i]] + (i + 1 == n ? N_BYTES : 0), (int32_t)i - 1,
                      i + 1 == n ? -1 : (int32_t)i + 1};
-    for (size_t i = 0; i + 1 < n; i++) heap_push(w, heap, pair_rank(t, s[i].id, s[i + 1].id), (int32_t)i);
+    for (size_t i = 0; i + 1 < n; i++)
+        heap_push(w, heap, pair_rank(t, s[i].id, s[i + 1].id), (int32_t)i);
     while (heap->n && !w->oom) {
         cand c = heap_pop(heap);
         int32_t l = (int32_t)c.left, r = s[l].next;
@@ -499,12 +522,14 @@ static void bpe(const vki_clip_tokenizer *t, work *w, const uint8_t *p, size_t n
 }
 
 /* Appends the ids of text[0, len) to *ids. */
-static vki_status encode(const vki_clip_tokenizer *t, work *w, const char *text, size_t len, vec *ids)
+static vki_status encode(const vki_clip_tokenizer *t, work *w, const char *text, size_t len,
+                         vec *ids)
 {
     vec clean = {0}, syms = {0}, heap = {0};
     vki_status st = VKI_OK;
     vki_clip_clean_text(w, text, len, &clean);
-    pcre2_match_data *md = w->oom ? NULL : pcre2_match_data_create_from_pattern(t->pretok, t->pcre_ctx);
+    pcre2_match_data *md =
+        w->oom ? NULL : pcre2_match_data_create_from_pattern(t->pretok, t->pcre_ctx);
     if (!md) w->oom = true;
     const uint8_t *s = clean.p;
     for (size_t pos = 0; pos < clean.n && !w->oom;) {
@@ -600,7 +625,8 @@ static vki_status add_text(parser *ps, const uint8_t *p, size_t n)
         if (rc == PCRE2_ERROR_NOMATCH) break;
         if (rc < 0) {
             set_error(ps->err, ps->err_size, "clip prompt: BREAK pattern failed (%d)", rc);
-            return rc == PCRE2_ERROR_NOMEMORY ? VKI_ERROR_OUT_OF_HOST_MEMORY : VKI_ERROR_UNSUPPORTED;
+            return rc == PCRE2_ERROR_NOMEMORY ? VKI_ERROR_OUT_OF_HOST_MEMORY
+                                              : VKI_ERROR_UNSUPPORTED;
         }
         const PCRE2_SIZE *ov = pcre2_get_ovector_pointer(ps->md);
         add_piece(ps, p + prev, ov[0] - prev, 1.0);
@@ -676,7 +702,8 @@ static vki_status parse_prompt(parser *ps, const uint8_t *s, size_t n)
             size_t *depth = c == '(' ? &ps->n_round : &ps->n_square;
             if (*depth == MAX_DEPTH) {
                 set_error(ps->err, ps->err_size,
-                          "clip prompt: more than %d '%c' open at once (byte %zu)", MAX_DEPTH, c, i);
+                          "clip prompt: more than %d '%c' open at once (byte %zu)", MAX_DEPTH, c,
+                          i);
                 return VKI_ERROR_INVALID_ARGUMENT;
             }
             (c == '(' ? ps->round : ps->square)[(*depth)++] = ps->pieces.n;
@@ -698,7 +725,8 @@ static vki_status parse_prompt(parser *ps, const uint8_t *s, size_t n)
                 double weight;
                 if (!parse_weight(s + ws, we - ws, &weight)) {
                     // A1111's float() raises here and the prompt fails; so does this.
-                    set_error(ps->err, ps->err_size, "clip prompt: '%.*s' at byte %zu is not a number",
+                    set_error(ps->err, ps->err_size,
+                              "clip prompt: '%.*s' at byte %zu is not a number",
                               (int)(we - ws > 40 ? 40 : we - ws), (const char *)s + ws, ws);
                     return VKI_ERROR_INVALID_ARGUMENT;
                 }
@@ -729,8 +757,10 @@ static vki_status parse_prompt(parser *ps, const uint8_t *s, size_t n)
     piece *p = ps->pieces.p;
     size_t m = 0;
     for (size_t k = 0; k < ps->pieces.n; k++) {
-        if (m && p[m - 1].w == p[k].w) p[m - 1].len += p[k].len;
-        else p[m++] = p[k];
+        if (m && p[m - 1].w == p[k].w)
+            p[m - 1].len += p[k].len;
+        else
+            p[m++] = p[k];
     }
     ps->pieces.n = m;
     return ps->w->oom ? VKI_ERROR_OUT_OF_HOST_MEMORY : st;
@@ -798,7 +828,8 @@ vki_status vki_clip_prompt_encode(const vki_clip_tokenizer *t, const char *promp
 {
     if (out) *out = (vki_clip_prompt){0};
     if (!t || !prompt || !out || pad_id < 0 || pad_id >= N_VOCAB) {
-        set_error(err, n, "clip prompt: tokenizer, prompt and out are required; pad_id < %d", N_VOCAB);
+        set_error(err, n, "clip prompt: tokenizer, prompt and out are required; pad_id < %d",
+                  N_VOCAB);
         return VKI_ERROR_INVALID_ARGUMENT;
     }
     size_t len = bounded_len(prompt, (size_t)MAX_PROMPT + 1);
@@ -813,7 +844,8 @@ vki_status vki_clip_prompt_encode(const vki_clip_tokenizer *t, const char *promp
     vki_status st = VKI_OK;
     // Syntax characters are ASCII; invalid UTF-8 becomes U+FFFD first, so the BREAK pattern
     // and the tokenizer see valid text.
-    for (size_t i = 0; i < len && !w.oom;) vki_clip_put_utf8(&w, &src, vki_clip_utf8_next((const uint8_t *)prompt, len, &i));
+    for (size_t i = 0; i < len && !w.oom;)
+        vki_clip_put_utf8(&w, &src, vki_clip_utf8_next((const uint8_t *)prompt, len, &i));
     ps.md = pcre2_match_data_create_from_pattern(t->brk, t->pcre_ctx);
     win.ids = clip_alloc(&t->alloc, (size_t)MAX_WINDOWS * VKI_CLIP_CONTEXT, sizeof(int32_t));
     win.weights = clip_alloc(&t->alloc, (size_t)MAX_WINDOWS * VKI_CLIP_CONTEXT, sizeof(float));
@@ -835,7 +867,8 @@ vki_status vki_clip_prompt_encode(const vki_clip_tokenizer *t, const char *promp
         if (st != VKI_OK) goto fail;
         float weight = (float)p[k].w;
         if (ids.n && !isfinite(weight)) {
-            set_error(err, n, "clip prompt: an emphasis weight overflows (nested too deep or too large)");
+            set_error(err, n,
+                      "clip prompt: an emphasis weight overflows (nested too deep or too large)");
             st = VKI_ERROR_INVALID_ARGUMENT;
             goto fail;
         }
@@ -858,7 +891,8 @@ oom:
     st = VKI_ERROR_OUT_OF_HOST_MEMORY;
 fail:
     if (st == VKI_ERROR_OUT_OF_HOST_MEMORY) set_error(err, n, "clip prompt: out of host memory");
-    if (st == VKI_ERROR_UNSUPPORTED) set_error(err, n, "clip prompt: the pre-tokenizer regex failed");
+    if (st == VKI_ERROR_UNSUPPORTED)
+        set_error(err, n, "clip prompt: the pre-tokenizer regex failed");
 done:
     pcre2_match_data_free(ps.md);
     clip_free(&t->alloc, win.ids);

@@ -24,7 +24,8 @@ typedef struct vki_clip_work {
     bool oom;
 } vki_clip_work;
 
-static inline void *clip_alloc(const vki_allocator *a, size_t count, size_t elem) // NULL on overflow
+static inline void *clip_alloc(const vki_allocator *a, size_t count,
+                               size_t elem) // NULL on overflow
 {
     if (elem && count > SIZE_MAX / elem) return NULL;
     size_t bytes = count * elem;

@@ -29,8 +29,11 @@ static void write_synthetic(const char *path)
     for (int b = 0; b < 256; b++) {
         bool printable = (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || b >= 0xAE;
         unsigned cp = printable ? (unsigned)b : 0x100u + (unsigned)others++;
-        if (cp < 0x80) sym[b][0] = (char)cp, sym[b][1] = 0;
-        else sym[b][0] = (char)(0xC0 | cp >> 6), sym[b][1] = (char)(0x80 | (cp & 0x3F)), sym[b][2] = 0;
+        if (cp < 0x80)
+            sym[b][0] = (char)cp, sym[b][1] = 0;
+        else
+            sym[b][0] = (char)(0xC0 | cp >> 6), sym[b][1] = (char)(0x80 | (cp & 0x3F)),
+            sym[b][2] = 0;
     }
     for (int i = 0; i < 48894; i++) fprintf(f, "%s %s\n", sym[i / 256], sym[i % 256]);
     fclose(f);
@@ -41,8 +44,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argc, (void)argv;
     char path[4096];
     const char *dir = getenv("VKI_MODEL_DIR"), *home = getenv("HOME");
-    if (dir && dir[0]) snprintf(path, sizeof path, "%s/clip/bpe_simple_vocab_16e6.txt", dir);
-    else snprintf(path, sizeof path, "%s/.cache/vkinfer/models/clip/bpe_simple_vocab_16e6.txt", home ? home : ".");
+    if (dir && dir[0])
+        snprintf(path, sizeof path, "%s/clip/bpe_simple_vocab_16e6.txt", dir);
+    else
+        snprintf(path, sizeof path, "%s/.cache/vkinfer/models/clip/bpe_simple_vocab_16e6.txt",
+                 home ? home : ".");
     if (vki_clip_tokenizer_create(path, NULL, &tok, NULL, 0) != VKI_OK) {
         snprintf(path, sizeof path, "/tmp/vki_fuzz_clip_synthetic_%d.txt", (int)getpid());
         write_synthetic(path);
@@ -84,7 +90,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 for (int i = 1; i < VKI_CLIP_CONTEXT; i++) {
                     if (!isfinite(wt[i]) || id[i] < 0 || id[i] == VKI_CLIP_BOS) __builtin_trap();
                     if (id[i] == VKI_CLIP_EOS) ends++;
-                    if (ends && pad != VKI_CLIP_EOS && id[i] != VKI_CLIP_EOS && id[i] != pad) __builtin_trap();
+                    if (ends && pad != VKI_CLIP_EOS && id[i] != VKI_CLIP_EOS && id[i] != pad)
+                        __builtin_trap();
                 }
                 if (!ends) __builtin_trap();
             }

@@ -16,8 +16,9 @@ reference with those three switched off (ftfy.fix_text(normalization=None, fix_e
 the pre-tokenizer without the two specials). Texts where that changes the ids are listed apart,
 with the unmodified reference's ids too, so the test shows each difference is the intended one.
 
---c-tables prints the data tables clip_tokenizer.c embeds (Unicode lower case runs, the width
-map, the HTML entity subset), from this Python's unicodedata and html.entities.
+--c-tables prints the data tables models/clip_text.c embeds (Unicode lower-case runs, the Cased
+ranges, the width map, the HTML entity subset), from this Python's str methods, unicodedata and
+html.entities; the file holds them as clang-format (100 columns) laid them out.
 """
 import argparse
 import gzip

@@ -29,7 +29,8 @@ extern "C" {
 #include "vkinfer_models.h"
 }
 
-namespace {
+namespace
+{
 
 std::string vocab_path() { return model_dir() + "/clip/bpe_simple_vocab_16e6.txt"; }
 
@@ -93,8 +94,10 @@ std::string show(const std::string &s)
     std::string o;
     for (unsigned char c : s) {
         char b[8];
-        if (c >= 0x20 && c < 0x7F) o += (char)c;
-        else snprintf(b, sizeof b, "\\x%02x", c), o += b;
+        if (c >= 0x20 && c < 0x7F)
+            o += (char)c;
+        else
+            snprintf(b, sizeof b, "\\x%02x", c), o += b;
     }
     return o;
 }
@@ -114,7 +117,8 @@ TEST(ClipTokenizerGolden, SameIdsAsClip)
     cJSON_ArrayForEach(c, same)
     {
         std::string text = cJSON_GetObjectItem(c, "text")->valuestring;
-        EXPECT_EQ(encode(tok, text), ids_of(cJSON_GetObjectItem(c, "ids"))) << "text: " << show(text);
+        EXPECT_EQ(encode(tok, text), ids_of(cJSON_GetObjectItem(c, "ids")))
+            << "text: " << show(text);
         n++;
     }
     EXPECT_GE(n, 60);
@@ -171,10 +175,13 @@ TEST(ClipTokenizerGolden, LowerCaseEveryCodePoint)
     {
         uint32_t cp = (uint32_t)cJSON_GetArrayItem(c, 0)->valuedouble;
         std::string s;
-        if (cp < 0x80) s += (char)cp;
-        else if (cp < 0x800) s += (char)(0xC0 | cp >> 6), s += (char)(0x80 | (cp & 0x3F));
+        if (cp < 0x80)
+            s += (char)cp;
+        else if (cp < 0x800)
+            s += (char)(0xC0 | cp >> 6), s += (char)(0x80 | (cp & 0x3F));
         else if (cp < 0x10000)
-            s += (char)(0xE0 | cp >> 12), s += (char)(0x80 | (cp >> 6 & 0x3F)), s += (char)(0x80 | (cp & 0x3F));
+            s += (char)(0xE0 | cp >> 12), s += (char)(0x80 | (cp >> 6 & 0x3F)),
+                s += (char)(0x80 | (cp & 0x3F));
         else
             s += (char)(0xF0 | cp >> 18), s += (char)(0x80 | (cp >> 12 & 0x3F)),
                 s += (char)(0x80 | (cp >> 6 & 0x3F)), s += (char)(0x80 | (cp & 0x3F));
@@ -210,7 +217,8 @@ TEST(ClipTokenizer, UserTextNeverMakesControlTokens)
         }
     }
     // The pieces "<|" "endoftext" "|>", as CLIP's pre-tokenizer splits it without its specials.
-    std::vector<int32_t> want = encode(tok, "<|"), mid = encode(tok, "endoftext"), end = encode(tok, "|>");
+    std::vector<int32_t> want = encode(tok, "<|"), mid = encode(tok, "endoftext"),
+                         end = encode(tok, "|>");
     want.insert(want.end(), mid.begin(), mid.end());
     want.insert(want.end(), end.begin(), end.end());
     EXPECT_EQ(encode(tok, "<|endoftext|>"), want);
@@ -220,12 +228,24 @@ TEST(ClipTokenizer, UserTextNeverMakesControlTokens)
 TEST(ClipTokenizer, InvalidUtf8BecomesReplacementCharacter)
 {
     NEED_VOCAB();
-    const std::vector<int32_t> fffd = encode(tok, "a\xEF\xBF\xBD" "b");
-    EXPECT_EQ(encode(tok, "a\xFF" "b"), fffd);
-    EXPECT_EQ(encode(tok, "a\xE2\x82" "b"), fffd);     // truncated 3-byte sequence: one U+FFFD
-    EXPECT_EQ(encode(tok, "a\xED\xA0\x80" "b"), encode(tok, "a\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD" "b")); // surrogate: 3
-    EXPECT_EQ(encode(tok, "a\xC0\xAF" "b"), encode(tok, "a\xEF\xBF\xBD\xEF\xBF\xBD" "b")); // overlong
-    EXPECT_EQ(encode(tok, "\xF4\x90\x80\x80").size(), encode(tok, "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD").size());
+    const std::vector<int32_t> fffd = encode(tok, "a\xEF\xBF\xBD"
+                                                  "b");
+    EXPECT_EQ(encode(tok, "a\xFF"
+                          "b"),
+              fffd);
+    EXPECT_EQ(encode(tok, "a\xE2\x82"
+                          "b"),
+              fffd); // truncated 3-byte sequence: one U+FFFD
+    EXPECT_EQ(encode(tok, "a\xED\xA0\x80"
+                          "b"),
+              encode(tok, "a\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD"
+                          "b")); // surrogate: 3
+    EXPECT_EQ(encode(tok, "a\xC0\xAF"
+                          "b"),
+              encode(tok, "a\xEF\xBF\xBD\xEF\xBF\xBD"
+                          "b")); // overlong
+    EXPECT_EQ(encode(tok, "\xF4\x90\x80\x80").size(),
+              encode(tok, "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD").size());
 }
 
 TEST(ClipTokenizer, LongInputsStayLinear)
@@ -246,7 +266,8 @@ TEST(ClipTokenizer, LongInputsStayLinear)
 
 // ---- Hostile vocabulary files (no real vocabulary needed) -----------------------------------------
 
-namespace {
+namespace
+{
 
 struct TempFile {
     std::string path;
@@ -273,8 +294,10 @@ std::string synthetic_vocab(int merges)
         bool printable = (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || b >= 0xAE;
         uint32_t cp = printable ? (uint32_t)b : 0x100u + (uint32_t)n;
         std::string s;
-        if (cp < 0x80) s += (char)cp;
-        else s += (char)(0xC0 | cp >> 6), s += (char)(0x80 | (cp & 0x3F));
+        if (cp < 0x80)
+            s += (char)cp;
+        else
+            s += (char)(0xC0 | cp >> 6), s += (char)(0x80 | (cp & 0x3F));
         return s;
     };
     std::string out = "\"bpe_simple_vocab_16e6.txt#version: 0.2\n";
@@ -288,8 +311,10 @@ vki_status load(const std::string &content, std::string *err, const std::string 
     vki_clip_tokenizer *t = nullptr;
     char buf[512] = "";
     vki_status st = vki_clip_tokenizer_create(f.path.c_str(), nullptr, &t, buf, sizeof buf);
-    if (st == VKI_OK) EXPECT_NE(t, nullptr);
-    else EXPECT_EQ(t, nullptr);
+    if (st == VKI_OK)
+        EXPECT_NE(t, nullptr);
+    else
+        EXPECT_EQ(t, nullptr);
     vki_clip_tokenizer_destroy(t);
     *err = buf;
     return st;
@@ -347,11 +372,13 @@ TEST(ClipTokenizerFile, GzipAndMissingFilesAreRefused)
               VKI_ERROR_NOT_FOUND);
     EXPECT_EQ(t, nullptr);
     EXPECT_EQ(vki_clip_tokenizer_create("/tmp", nullptr, &t, buf, sizeof buf), VKI_ERROR_IO);
-    EXPECT_EQ(vki_clip_tokenizer_create(nullptr, nullptr, &t, buf, sizeof buf), VKI_ERROR_INVALID_ARGUMENT);
+    EXPECT_EQ(vki_clip_tokenizer_create(nullptr, nullptr, &t, buf, sizeof buf),
+              VKI_ERROR_INVALID_ARGUMENT);
     vki_clip_tokenizer_destroy(nullptr);
 }
 
-namespace {
+namespace
+{
 
 // Counts live allocations and fails every one after the first `budget`.
 struct CountingAlloc {
@@ -421,7 +448,8 @@ TEST(ClipTokenizerFile, AllocatorHookAndOutOfMemory)
 
 // ---- A1111 prompt syntax ----------------------------------------------------------------------------
 
-namespace {
+namespace
+{
 
 // A piece of a prompt: its reference ids (CLIP's tokenizer, from tools/gen_clip_tokenizer_golden.py's
 // venv) and the weight A1111 gives it.
@@ -454,7 +482,8 @@ struct Prompt {
     vki_status st;
     std::string err;
     const vki_clip_tokenizer *t;
-    Prompt(const vki_clip_tokenizer *tok, const std::string &text, int32_t pad = VKI_CLIP_PAD_END) : t(tok)
+    Prompt(const vki_clip_tokenizer *tok, const std::string &text, int32_t pad = VKI_CLIP_PAD_END)
+        : t(tok)
     {
         char buf[256] = "";
         st = vki_clip_prompt_encode(tok, text.c_str(), pad, &p, buf, sizeof buf);
@@ -478,8 +507,15 @@ TEST(ClipTokenizerPrompt, A1111Doctest)
     ASSERT_EQ(p.p.n_windows, 1u);
     EXPECT_EQ((float)(1.3 * 1.1 * 1.1), (float)1.5730000000000004);
     expect_window(p.p, 0,
-                  {{A, 1.0}, {{1212}, 1.5730000000000004}, {{}, 1.1}, {{525}, 1.0}, {A, 1.1},
-                   {{2682}, 0.55}, {{267, 2176, 267}, 1.1}, {{2390}, 1.4641000000000006}, {{269}, 1.1}},
+                  {{A, 1.0},
+                   {{1212}, 1.5730000000000004},
+                   {{}, 1.1},
+                   {{525}, 1.0},
+                   {A, 1.1},
+                   {{2682}, 0.55},
+                   {{267, 2176, 267}, 1.1},
+                   {{2390}, 1.4641000000000006},
+                   {{269}, 1.1}},
                   VKI_CLIP_EOS, "doctest");
 }
 
@@ -496,18 +532,18 @@ TEST(ClipTokenizerPrompt, EmphasisRules)
         {"((a))", {{A, 1.1 * 1.1}}},
         {"[[a]]", {{A, (1 / 1.1) * (1 / 1.1)}}},
         {"(a:1.5)", {{A, 1.5}}},
-        {"(a: 1.5 )", {{A, 1.5}}},             // A1111 1.6+ allows spaces around the number
-        {"((a:1.5))", {{A, 1.5 * 1.1}}},       // nesting multiplies
+        {"(a: 1.5 )", {{A, 1.5}}},       // A1111 1.6+ allows spaces around the number
+        {"((a:1.5))", {{A, 1.5 * 1.1}}}, // nesting multiplies
         {"(a:.5)", {{A, 0.5}}},
-        {"(a:-3)", {{A, -3.0}}},               // negative weights pass as in A1111
+        {"(a:-3)", {{A, -3.0}}}, // negative weights pass as in A1111
         {"(a:0)", {{A, 0.0}}},
-        {"(a", {{A, 1.1}}},                    // unclosed: applies to the rest
+        {"(a", {{A, 1.1}}}, // unclosed: applies to the rest
         {"[a", {{A, 1 / 1.1}}},
-        {"a) b]", {{{320, 264, 321, 316}, 1.0}}}, // stray closers are text
+        {"a) b]", {{{320, 264, 321, 316}, 1.0}}},             // stray closers are text
         {":1.5) a", {{{281, 272, 269, 276, 264, 320}, 1.0}}}, // a weight with no '(' is text
         {"\\(literal\\]", {{{263, 24269, 316}, 1.0}}},
         {"\\\\", {{{315}, 1.0}}},
-        {"a\\b", {{{3937}, 1.0}}},             // a lone backslash vanishes: "ab"
+        {"a\\b", {{{3937}, 1.0}}}, // a lone backslash vanishes: "ab"
         {"(unnecessary)(parens)", {{{569, 6961, 4617, 3106, 338}, 1.1}}}, // equal weights join
         {"(unbalanced", {{{569, 15273}, 1.1}}},
         {"(a:1e999)", {{{320, 281, 272, 324, 280, 280, 280}, 1.1}}}, // not A1111's number syntax
@@ -526,7 +562,8 @@ TEST(ClipTokenizerPrompt, EmphasisRules)
 TEST(ClipTokenizerPrompt, BadWeightsAndNesting)
 {
     NEED_VOCAB();
-    for (const char *bad : {"(a:1.2.3)", "(a:.)", "(a:+.)", "(a:1000000000000000000000000000000000000000)"}) {
+    for (const char *bad :
+         {"(a:1.2.3)", "(a:.)", "(a:+.)", "(a:1000000000000000000000000000000000000000)"}) {
         Prompt p(tok, bad);
         EXPECT_EQ(p.st, VKI_ERROR_INVALID_ARGUMENT) << bad;
         EXPECT_FALSE(p.err.empty()) << bad;
@@ -547,7 +584,8 @@ TEST(ClipTokenizerPrompt, BadWeightsAndNesting)
     EXPECT_FLOAT_EQ(invalid.p.weights[2], 1.1f);
     vki_clip_prompt none{};
     EXPECT_EQ(vki_clip_prompt_encode(tok, "a", -1, &none, nullptr, 0), VKI_ERROR_INVALID_ARGUMENT);
-    EXPECT_EQ(vki_clip_prompt_encode(tok, "a", 49408, &none, nullptr, 0), VKI_ERROR_INVALID_ARGUMENT);
+    EXPECT_EQ(vki_clip_prompt_encode(tok, "a", 49408, &none, nullptr, 0),
+              VKI_ERROR_INVALID_ARGUMENT);
     EXPECT_EQ(none.ids, nullptr);
 }
 
@@ -565,13 +603,14 @@ TEST(ClipTokenizerPrompt, Break)
     expect_window(lead.p, 1, {{A, 1.0}}, VKI_CLIP_EOS, "BREAK a");
     Prompt trail(tok, "a BREAK"); // no empty window after
     EXPECT_EQ(trail.p.n_windows, 1u);
-    Prompt word(tok, "aBREAK break");  // not a word of its own; lower case is text
+    Prompt word(tok, "aBREAK break"); // not a word of its own; lower case is text
     EXPECT_EQ(word.p.n_windows, 1u);
     // Inside brackets A1111's BREAK piece is multiplied to -1.1 and stops being a BREAK: the
     // word "break" with weight -1.1.
     Prompt inside(tok, "(a BREAK b)");
     ASSERT_EQ(inside.p.n_windows, 1u);
-    expect_window(inside.p, 0, {{A, 1.1}, {BREAK_WORD, -1.0 * 1.1}, {B, 1.1}}, VKI_CLIP_EOS, "(a BREAK b)");
+    expect_window(inside.p, 0, {{A, 1.1}, {BREAK_WORD, -1.0 * 1.1}, {B, 1.1}}, VKI_CLIP_EOS,
+                  "(a BREAK b)");
 }
 
 TEST(ClipTokenizerPrompt, EmptyPromptAndPadding)
@@ -584,7 +623,8 @@ TEST(ClipTokenizerPrompt, EmptyPromptAndPadding)
     expect_window(sd2.p, 0, {{A, 1.1}, {B, 1.0}}, 0, "pad 0");
 }
 
-namespace {
+namespace
+{
 
 std::string repeat(const std::string &s, int n)
 {
@@ -622,25 +662,25 @@ TEST(ClipTokenizerPrompt, WindowsAndTheCommaRule)
         expect_window(p.p, 0, run(A, 75), VKI_CLIP_EOS, "80");
         expect_window(p.p, 1, run(A, 5), VKI_CLIP_EOS, "80");
     }
-    {   // comma at 70: the 4 b's after it move, with the 6 that follow
+    { // comma at 70: the 4 b's after it move, with the 6 that follow
         Prompt p(tok, repeat("a ", 70) + ", " + repeat("b ", 10));
         ASSERT_EQ(p.p.n_windows, 2u);
         expect_window(p.p, 0, run(A, 70) + run(COMMA, 1), VKI_CLIP_EOS, "comma 70");
         expect_window(p.p, 1, run(B, 10), VKI_CLIP_EOS, "comma 70");
     }
-    {   // comma at 55: 75 - 55 = 20, still moves
+    { // comma at 55: 75 - 55 = 20, still moves
         Prompt p(tok, repeat("a ", 55) + ", " + repeat("(b) ", 25));
         ASSERT_EQ(p.p.n_windows, 2u);
         expect_window(p.p, 0, run(A, 55) + run(COMMA, 1), VKI_CLIP_EOS, "comma 55");
         expect_window(p.p, 1, run(B, 25, 1.1), VKI_CLIP_EOS, "comma 55");
     }
-    {   // comma at 54: 21 back, stays
+    { // comma at 54: 21 back, stays
         Prompt p(tok, repeat("a ", 54) + ", " + repeat("b ", 25));
         ASSERT_EQ(p.p.n_windows, 2u);
         expect_window(p.p, 0, run(A, 54) + run(COMMA, 1) + run(B, 20), VKI_CLIP_EOS, "comma 54");
         expect_window(p.p, 1, run(B, 5), VKI_CLIP_EOS, "comma 54");
     }
-    {   // a comma as the 76th token opens the next window; nothing moves
+    { // a comma as the 76th token opens the next window; nothing moves
         Prompt p(tok, repeat("a ", 75) + ", b");
         ASSERT_EQ(p.p.n_windows, 2u);
         expect_window(p.p, 1, run(COMMA, 1) + run(B, 1), VKI_CLIP_EOS, "comma 75");
