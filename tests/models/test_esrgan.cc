@@ -262,6 +262,65 @@ struct TinyNet {
         finish();
     }
 
+    // The same weights as safetensors in BasicSR's layout (names of its RRDBNet and
+    // SRVGGNetCompact modules, PyTorch shapes), fp16 convolutions kept fp16.
+    std::vector<uint8_t> safetensors() const
+    {
+        struct T {
+            std::string name;
+            std::vector<uint64_t> shape;
+            bool half;
+            std::vector<float> v;
+        };
+        std::vector<T> ts;
+        auto conv = [&](const std::string &n, const Conv &c) {
+            ts.push_back({n + ".weight", {c.cout, c.cin, 3, 3}, c.half, c.w});
+            ts.push_back({n + ".bias", {c.cout}, false, c.b});
+        };
+        size_t ci = 0;
+        if (rrdb) {
+            conv("conv_first", convs[ci++]);
+            for (uint32_t b = 0; b < blocks; b++)
+                for (int r = 1; r <= 3; r++)
+                    for (int k = 1; k <= 5; k++)
+                        conv("body." + std::to_string(b) + ".rdb" + std::to_string(r) + ".conv" + std::to_string(k), convs[ci++]);
+            for (const char *n : {"conv_body", "conv_up1", "conv_up2", "conv_hr", "conv_last"}) conv(n, convs[ci++]);
+        } else {
+            for (uint32_t k = 0; k <= blocks; k++) {
+                conv("body." + std::to_string(2 * k), convs[k]);
+                ts.push_back({"body." + std::to_string(2 * k + 1) + ".weight", {feat}, false, slopes[k]});
+            }
+            conv("body." + std::to_string(2 * (blocks + 1)), convs[blocks + 1]);
+        }
+        std::string json = "{";
+        std::vector<uint8_t> data;
+        for (const T &t : ts) {
+            size_t begin = data.size();
+            for (float x : t.v) {
+                if (t.half) {
+                    uint16_t h = ToHalf(x);
+                    data.push_back(uint8_t(h));
+                    data.push_back(uint8_t(h >> 8));
+                } else {
+                    uint32_t u;
+                    memcpy(&u, &x, 4);
+                    for (int k = 0; k < 4; k++) data.push_back(uint8_t(u >> (8 * k)));
+                }
+            }
+            if (json.size() > 1) json += ",";
+            json += "\"" + t.name + "\":{\"dtype\":\"" + (t.half ? "F16" : "F32") + "\",\"shape\":[";
+            for (size_t d = 0; d < t.shape.size(); d++) json += (d ? "," : "") + std::to_string(t.shape[d]);
+            json += "],\"data_offsets\":[" + std::to_string(begin) + "," + std::to_string(data.size()) + "]}";
+        }
+        json += "}";
+        while (json.size() % 8) json += " ";
+        std::vector<uint8_t> file(8);
+        for (int k = 0; k < 8; k++) file[k] = uint8_t(uint64_t(json.size()) >> (8 * k));
+        file.insert(file.end(), json.begin(), json.end());
+        file.insert(file.end(), data.begin(), data.end());
+        return file;
+    }
+
     void finish()
     {
         param = "7767517\n" + std::to_string(n_layers) + " " + std::to_string(n_blobs) + "\n" + lines;
@@ -479,6 +538,38 @@ TEST_F(EsrganTest, TinySrvggMatchesTheReferenceTiledOrNot)
         ASSERT_EQ(load(files.back(), 5, 4), VKI_OK) << err;
         EXPECT_EQ(vki_esrgan_info_get(m)->tile, 5u);
         EXPECT_LE(MaxDiff(run(img, w, h), untiled), 1) << "x" << r << " tiled";
+    }
+}
+
+// The same nets from safetensors in BasicSR's layout: the kind, shape and scale read from the
+// tensors, the same forward pass.
+TEST_F(EsrganTest, SafetensorsInBasicsrLayoutMatchTheReference)
+{
+    TinyNet rrdb, srvgg;
+    rrdb.init_rrdb(21);
+    srvgg.init_srvgg(22, 2, 3);
+    for (TinyNet *net : {&rrdb, &srvgg}) {
+        char dir[] = "/tmp/vki_esrgan_st_XXXXXX";
+        ASSERT_NE(mkdtemp(dir), nullptr);
+        std::string path = std::string(dir) + "/net.safetensors";
+        auto bytes = net->safetensors();
+        FILE *f = fopen(path.c_str(), "wb");
+        ASSERT_NE(f, nullptr);
+        fwrite(bytes.data(), 1, bytes.size(), f);
+        fclose(f);
+        vki_status st = load(path);
+        unlink(path.c_str());
+        rmdir(dir);
+        ASSERT_EQ(st, VKI_OK) << err;
+        const vki_esrgan_info *info = vki_esrgan_info_get(m);
+        EXPECT_EQ(info->kind, net->rrdb ? VKI_ESRGAN_RRDB : VKI_ESRGAN_SRVGG);
+        EXPECT_EQ(info->scale, net->scale);
+        EXPECT_EQ(info->blocks, net->blocks);
+        const uint32_t w = 10, h = 7;
+        auto img = Noise(w, h, 8);
+        auto got = run(img, w, h), ref = Upscale(*net, img, w, h, 10);
+        EXPECT_LE(MaxDiff(got, ref), 1);
+        EXPECT_LE(DiffFraction(got, ref), 0.01);
     }
 }
 
