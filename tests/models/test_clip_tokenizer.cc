@@ -2,9 +2,9 @@
 //
 // Ids are checked against OpenAI CLIP's own tokenizer (simple_tokenizer.py of clip-anytorch 2.6.0)
 // through tests/data/clip_tokenizer_golden.json, made by tools/gen_clip_tokenizer_golden.py:
-// 70+ texts where vkinfer must equal CLIP, the texts where it differs on purpose (no NFC, no
-// mojibake repair, specials in user text are text) with both id lists, and every code point
-// that str.lower changes. The prompt tests check (ids, weights) derived by hand from A1111's
+// 70+ chosen texts and 400 seeded random ones where vkinfer must equal CLIP, the texts where it
+// differs on purpose (no NFC, no mojibake repair, specials in user text are text) with both id
+// lists, and every code point that str.lower changes. The prompt tests check (ids, weights) derived by hand from A1111's
 // modules/prompt_parser.py and sd_hijack_clip.py, with the ids of each piece taken from the
 // reference (written out below). The vocabulary comes from the model cache
 // (tools/fetch_models.sh); tests that need it skip when it is absent. The hostile-file tests
