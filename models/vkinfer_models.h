@@ -441,7 +441,7 @@ vki_status vki_clip_tokenize(const vki_clip_tokenizer *t, const char *text, int3
                              uint32_t capacity, uint32_t *out_count);
 
 typedef struct vki_clip_prompt {
-    uint32_t n_windows;   // 1..VKI_CLIP_MAX_WINDOWS (an empty prompt is one window of start, end, padding)
+    uint32_t n_windows;   // 1..VKI_CLIP_MAX_WINDOWS (an empty prompt: one window, start end pad...)
     int32_t *ids;         // [n_windows * 77]
     float *weights;       // [n_windows * 77] emphasis per token (1 for start/end/padding)
 } vki_clip_prompt;
@@ -670,7 +670,8 @@ vki_status vki_sd_synthetic(const char *name, uint64_t seed, void **out_bytes, s
 /* ---- Real-ESRGAN upscalers (arch_esrgan.c) ---------------------------------------------------
  *
  * RRDBNet (RealESRGAN_x4plus: 23 blocks; the 6-block anime model) and the compact SRVGG net
- * (realesr-animevideov3 x4), from ncnn .param/.bin files (the published fp16 conversions) or
+ * (realesr-animevideov3 x4; its x2 and x3 conversions, which are the x4 net and a bicubic
+ * downscale, run that on the host), from ncnn .param/.bin files (the published fp16 conversions) or
  * safetensors in the PyTorch (BasicSR) layout, its names without a "params_ema." prefix. The kind,
  * width, depth and scale come from the file's layers or tensors, never its name. Images are
  * processed in overlapping tiles (each tile's border is computed and thrown away), so any size
