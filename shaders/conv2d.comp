@@ -15,8 +15,19 @@ layout(local_size_x = 256, local_size_x_id = VKI_SPEC_LOCAL_SIZE_X) in;
 
 #include "words.glsl"
 
+#if defined(TEXEL) && TEXEL
+// x and w as uniform texel buffers of R32_UINT: lavapipe turns a texel fetch into one gather
+// where a storage-buffer load is a loop over the SIMD lanes (see matmul_common.glsl).
+layout(set = 0, binding = VKI_CONV_BINDING_X) uniform usamplerBuffer x_texels;
+layout(set = 0, binding = VKI_CONV_BINDING_W) uniform usamplerBuffer w_texels;
+#define X_WORD(i) texelFetch(x_texels, int(i)).x
+#define W_WORD(i) texelFetch(w_texels, int(i)).x
+#else
 layout(std430, set = 0, binding = VKI_CONV_BINDING_X) readonly buffer X { uint x_words[]; };
 layout(std430, set = 0, binding = VKI_CONV_BINDING_W) readonly buffer W { uint w_words[]; };
+#define X_WORD(i) x_words[i]
+#define W_WORD(i) w_words[i]
+#endif
 layout(std430, set = 0, binding = VKI_CONV_BINDING_B) readonly buffer B { float bias[]; };
 layout(std430, set = 0, binding = VKI_CONV_BINDING_OUT) writeonly buffer O { float o[]; };
 VKI_PUSH_BLOCK(VKI_PC_CONV2D)
@@ -25,8 +36,16 @@ layout(constant_id = VKI_CONV_SPEC_KSIZE) const uint KSIZE = 3;
 layout(constant_id = VKI_CONV_SPEC_TILE_M) const uint TILE_M = 64;
 layout(constant_id = VKI_CONV_SPEC_TILE_N) const uint TILE_N = 64;
 layout(constant_id = VKI_CONV_SPEC_TILE_K) const uint TILE_K = 16;
+#if defined(REGS)
+// A register tile fixed at compile time: loops over it unroll in glslang, so the accumulators
+// are registers even where the driver would not unroll loops bounded by specialization
+// constants (lavapipe then keeps acc[] in memory: 0.4-0.6 GFLOP/s instead of tens).
+const uint REG_M = REGS;
+const uint REG_N = REGS;
+#else
 layout(constant_id = VKI_CONV_SPEC_REG_M) const uint REG_M = 4;
 layout(constant_id = VKI_CONV_SPEC_REG_N) const uint REG_N = 4;
+#endif
 const uint TX = TILE_N / REG_N; // invocation grid: TX along pixels, TILE_M / REG_M along channels
 const uint TY = TILE_M / REG_M;
 const uint KK = KSIZE * KSIZE;
@@ -34,7 +53,8 @@ const uint KK = KSIZE * KSIZE;
 float load_w(uint co, uint ci, uint ky, uint kx)
 {
     uint e = pc.w_off + kx * pc.w_nb0 + ky * pc.w_nb1 + ci * pc.w_nb2 + co * pc.w_nb3;
-    return VKI_LOAD_WORD(w_words, e, (pc.flags & VKI_CONV_W_F16) != 0);
+    bool f16 = (pc.flags & VKI_CONV_W_F16) != 0;
+    return VKI_WORD_VALUE(W_WORD(VKI_WORD_INDEX(e, f16)), e, f16);
 }
 
 // Where output pixel p reads: its image's x offset and the input row and column of tap (0, 0).
@@ -53,7 +73,8 @@ float load_x(uint base, int iy, int ix, uint ci, bool live)
 {
     bool inside = live && iy >= 0 && ix >= 0 && iy < int(pc.h) && ix < int(pc.w);
     uint e = inside ? base + uint(ix) * pc.x_nb0 + uint(iy) * pc.x_nb1 + ci * pc.x_nb2 : pc.x_off;
-    float v = VKI_LOAD_WORD(x_words, e, (pc.flags & VKI_CONV_X_F16) != 0);
+    bool f16 = (pc.flags & VKI_CONV_X_F16) != 0;
+    float v = VKI_WORD_VALUE(X_WORD(VKI_WORD_INDEX(e, f16)), e, f16);
     return inside ? v : 0.0;
 }
 

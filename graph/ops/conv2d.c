@@ -136,6 +136,8 @@ static conv_tiles pick_tiles(const vki_profile *p, uint32_t cout, uint64_t pixel
     return t;
 }
 
+#define TX_REGS 4 // conv2d_regs_tx's register tile side (REGS in shaders/variants.txt)
+
 static vki_status lower(vki_lower *L, const vki_node *n)
 {
     const vki_profile *p = vki_lower_profile(L);
@@ -157,21 +159,27 @@ static vki_status lower(vki_lower *L, const vki_node *n)
                  (nx->dtype == VKI_DTYPE_F16 ? VKI_CONV_X_F16 : 0) |
                  (nw->dtype == VKI_DTYPE_F16 ? VKI_CONV_W_F16 : 0),
     };
-    bool shared = p->tuning.conv2d_shared;
+    bool shared = p->tuning.conv2d_shared, texel = !shared && p->tuning.texel_loads;
     conv_tiles t = pick_tiles(p, pc.cout, pixels, shared);
+    if (texel) { // conv2d_regs_tx: register tiles fixed in the kernel
+        t.rm = t.rn = TX_REGS;
+        t.threads = (t.m / TX_REGS) * (t.n / TX_REGS);
+    }
     uint32_t groups[2] = {(uint32_t)((pixels + t.n - 1) / t.n), (pc.cout + t.m - 1) / t.m};
     if (groups[0] > p->max_workgroup_count[0] || groups[1] > p->max_workgroup_count[1])
         return vki_lower_fail(L, n, VKI_ERROR_UNSUPPORTED, "%u x %u workgroups exceed the device's grid",
                               groups[0], groups[1]);
     vki_spec specs[7] = {
         {VKI_SPEC_LOCAL_SIZE_X, t.threads}, {VKI_CONV_SPEC_KSIZE, w.ne[0]}, {VKI_CONV_SPEC_TILE_M, t.m},
-        {VKI_CONV_SPEC_TILE_N, t.n}, {VKI_CONV_SPEC_REG_M, t.rm}, {VKI_CONV_SPEC_REG_N, t.rn},
-        {VKI_CONV_SPEC_TILE_K, t.k},
+        {VKI_CONV_SPEC_TILE_N, t.n}, {VKI_CONV_SPEC_TILE_K, t.k},
+        {VKI_CONV_SPEC_REG_M, t.rm}, {VKI_CONV_SPEC_REG_N, t.rn}, // not in conv2d_regs_tx
     };
     uint32_t tensors[4] = {n->src[0], n->src[1], bias_id, self};
     vki_step_desc s = {
-        .kernel = shared ? "conv2d_tiled" : "conv2d_regs",
-        .specs = specs, .spec_count = 7,
+        // texel_loads: x and w as texel buffers (the profile has checked that views cover any
+        // binding).
+        .kernel = shared ? "conv2d_tiled" : texel ? "conv2d_regs_tx" : "conv2d_regs",
+        .specs = specs, .spec_count = texel ? 5 : 7,
         .tensors = tensors, .tensor_count = 4, .write_mask = 1u << VKI_CONV_BINDING_OUT,
         .push = &pc, .push_size = sizeof pc,
         .groups = {groups[0], groups[1], 1},
