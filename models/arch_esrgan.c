@@ -32,6 +32,8 @@ struct vki_esrgan {
     vki_allocator allocator;
     vki_device *device;
     vki_esrgan_info info;
+    uint32_t net_scale;    // the network's own scale; info.scale differs when a bicubic
+                           // downscale follows it (the x2 and x3 animevideov3 conversions)
     vki_esrgan_desc desc;
     vki_ncnn *ncnn;
     vki_safetensors *st;
@@ -40,6 +42,7 @@ struct vki_esrgan {
     uint32_t prog_w, prog_h;
     vki_tensor in, out;
     float *in_buf, *out_buf; // host staging for one tile
+    float *rs_buf, *rs_tmp;  // the window's output after the bicubic downscale, its row pass
     char error[512];
 };
 
@@ -117,7 +120,7 @@ static vki_tensor pixel_shuffle(vki_graph *g, vki_tensor x, int64_t w, int64_t h
 static vki_tensor forward_srvgg(vki_esrgan *m, vki_program *p, vki_tensor x, int64_t w, int64_t h)
 {
     vki_graph *g = vki_program_graph(p);
-    int64_t f = m->info.features, r = m->info.scale;
+    int64_t f = m->info.features, r = m->net_scale;
     char name[64];
     vki_tensor y = x;
     for (uint32_t k = 0; k <= m->info.blocks; k++) {
@@ -241,6 +244,7 @@ static vki_status recognise_rrdb(vki_esrgan *m, vki_ncnn *f, const conv_shape *c
         return bad(err, n, "RRDBNet with %d features and growth %d: outside 1..%d", feat, grow, MAX_FEATURES);
     m->info = (vki_esrgan_info){.kind = VKI_ESRGAN_RRDB, .scale = 4, .features = (uint32_t)feat,
                                 .blocks = blocks, .growth = (uint32_t)grow};
+    m->net_scale = 4;
     char name[64];
     VKI_TRY(expect_conv(&cs[0], 3, feat, false, "conv_first", err, n));
     VKI_TRY(rename_conv(f, &cs[0], "conv_first"));
@@ -290,6 +294,7 @@ static vki_status recognise_srvgg(vki_esrgan *m, vki_ncnn *f, const conv_shape *
                    "up to 8)", feat, last);
     m->info = (vki_esrgan_info){.kind = VKI_ESRGAN_SRVGG, .scale = (uint32_t)r,
                                 .features = (uint32_t)feat, .blocks = n_conv - 2};
+    m->net_scale = (uint32_t)r;
     uint32_t ci = 0, pi = 0;
     char name[64];
     for (uint32_t li = 0; li < vki_ncnn_layer_count(f); li++) {
@@ -314,14 +319,23 @@ static vki_status recognise_srvgg(vki_esrgan *m, vki_ncnn *f, const conv_shape *
             int32_t type = vki_ncnn_int(l, 0, 0);
             float hs = vki_ncnn_float(l, 1, 0), ws = vki_ncnn_float(l, 2, 0);
             if (type == 1 && hs == (float)r && ws == (float)r) continue;
-            snprintf(err, n, "layer %s (line %u): a resize of type %d by %g x %g after the network "
-                     "(the x2 and x3 animevideov3 conversions end in a bicubic downscale that "
-                     "vkinfer does not run yet; use the x4 model)", l->name, l->line, type,
-                     (double)ws, (double)hs);
+            // The x2 and x3 animevideov3 conversions are the x4 net and a bicubic downscale of
+            // its output by 0.5 or 0.75: the last layer, to a whole scale below the net's.
+            float to = (float)r * hs;
+            if (type == 3 && hs == ws && li + 1 == vki_ncnn_layer_count(f) && hs > 0 && hs < 1 &&
+                fabsf(to - roundf(to)) < 1e-5f && roundf(to) >= 1 && m->info.scale == (uint32_t)r) {
+                m->info.scale = (uint32_t)roundf(to);
+                continue;
+            }
+            snprintf(err, n, "layer %s (line %u): a resize of type %d by %g x %g (SRVGG nets upscale "
+                     "the input by nearest x%d, and may end in a bicubic downscale to a whole scale)",
+                     l->name, l->line, type, (double)ws, (double)hs, r);
             return VKI_ERROR_UNSUPPORTED;
         }
     }
-    if (c->interp != 1) return bad(err, n, "SRVGG net with %u resizes (one nearest x%d expected)", c->interp, r);
+    uint32_t resizes = 1 + (m->info.scale != m->net_scale);
+    if (c->interp != resizes)
+        return bad(err, n, "SRVGG net with %u resizes (one nearest x%d expected)", c->interp, r);
     return VKI_OK;
 }
 
@@ -398,6 +412,7 @@ static vki_status recognise_safetensors(vki_esrgan *m, char *err, size_t n)
         return bad(err, n, "neither conv_first.weight (RRDBNet) nor body.0.weight (SRVGGNetCompact): "
                    "not a Real-ESRGAN generator in BasicSR's layout");
     }
+    m->net_scale = m->info.scale;
     if (m->info.features == 0 || m->info.features > MAX_FEATURES || m->info.growth > MAX_FEATURES)
         return bad(err, n, "%u features, growth %u: outside 1..%d", m->info.features, m->info.growth,
                    MAX_FEATURES);
@@ -416,7 +431,7 @@ static uint32_t default_tile(const vki_esrgan *m, const vki_profile *pr)
     if (mem < limit) limit = mem;
     static const uint32_t tiles[] = {512, 384, 256, 192, 128, 96, 64, 48, 32};
     for (size_t i = 0; i < sizeof tiles / sizeof tiles[0]; i++) {
-        uint64_t side = (uint64_t)(tiles[i] + 2 * m->desc.overlap) * m->info.scale;
+        uint64_t side = (uint64_t)(tiles[i] + 2 * m->desc.overlap) * m->net_scale;
         uint64_t ch = m->info.kind == VKI_ESRGAN_RRDB ? m->info.features : 3 * 4;
         if (side * side * ch * 4 <= limit) return tiles[i];
     }
@@ -502,6 +517,8 @@ void vki_esrgan_destroy(vki_esrgan *m)
     vki_allocator a = m->allocator;
     vki__model_free(&a, m->in_buf);
     vki__model_free(&a, m->out_buf);
+    vki__model_free(&a, m->rs_buf);
+    vki__model_free(&a, m->rs_tmp);
     vki__model_free(&a, m);
 }
 
@@ -520,12 +537,60 @@ static uint64_t reflect(int64_t i, uint32_t n)
     return (uint64_t)(i < n ? i : period - i);
 }
 
+/* Keys' cubic convolution weights (a = -0.75, as ncnn's and OpenCV's bicubic) of the four
+ * taps around a sample at fraction t past the second. */
+static void cubic_weights(float t, float wt[4])
+{
+    const float a = -0.75f;
+    float t0 = t + 1, t1 = t, t2 = 1 - t;
+    wt[0] = ((a * t0 - 5 * a) * t0 + 8 * a) * t0 - 4 * a;
+    wt[1] = ((a + 2) * t1 - (a + 3)) * t1 * t1 + 1;
+    wt[2] = ((a + 2) * t2 - (a + 3)) * t2 * t2 + 1;
+    wt[3] = 1 - wt[0] - wt[1] - wt[2];
+}
+
+/* Bicubic resize of one plane sw x sh -> dw x dh with half-pixel centres, taps outside the
+ * plane clamped to its edge, rows first (tmp holds sh x dw). */
+static void resize_bicubic(const float *src, uint32_t sw, uint32_t sh, float *dst, uint32_t dw,
+                           uint32_t dh, float *tmp)
+{
+    const double kx = (double)sw / dw, ky = (double)sh / dh;
+    for (uint32_t x = 0; x < dw; x++) {
+        float fx = (float)((x + 0.5) * kx - 0.5), wt[4];
+        int64_t sx = (int64_t)floorf(fx);
+        cubic_weights(fx - (float)sx, wt);
+        for (uint32_t y = 0; y < sh; y++) {
+            float acc = 0;
+            for (int k = 0; k < 4; k++) {
+                int64_t i = sx - 1 + k;
+                i = i < 0 ? 0 : i >= sw ? sw - 1 : i;
+                acc += src[(uint64_t)y * sw + (uint64_t)i] * wt[k];
+            }
+            tmp[(uint64_t)y * dw + x] = acc;
+        }
+    }
+    for (uint32_t y = 0; y < dh; y++) {
+        float fy = (float)((y + 0.5) * ky - 0.5), wt[4];
+        int64_t sy = (int64_t)floorf(fy);
+        cubic_weights(fy - (float)sy, wt);
+        for (uint32_t x = 0; x < dw; x++) {
+            float acc = 0;
+            for (int k = 0; k < 4; k++) {
+                int64_t i = sy - 1 + k;
+                i = i < 0 ? 0 : i >= sh ? sh - 1 : i;
+                acc += tmp[(uint64_t)i * dw + x] * wt[k];
+            }
+            dst[(uint64_t)y * dw + x] = acc;
+        }
+    }
+}
+
 vki_status vki_esrgan_upscale(vki_esrgan *m, const uint8_t *rgb, uint32_t w, uint32_t h, uint8_t *out_rgb)
 {
     if (!m || !rgb || !out_rgb || !w || !h) return VKI_ERROR_INVALID_ARGUMENT;
     m->error[0] = 0;
-    const uint32_t s = m->info.scale, tile = m->info.tile, ov = m->info.overlap;
-    if ((uint64_t)w * s > (1u << 20) || (uint64_t)h * s > (1u << 20)) {
+    const uint32_t s = m->info.scale, ns = m->net_scale, tile = m->info.tile, ov = m->info.overlap;
+    if ((uint64_t)w * ns > (1u << 20) || (uint64_t)h * ns > (1u << 20)) {
         snprintf(m->error, sizeof m->error, "esrgan: a %u x %u image is too large to upscale x%u", w, h, s);
         return VKI_ERROR_INVALID_ARGUMENT;
     }
@@ -536,13 +601,19 @@ vki_status vki_esrgan_upscale(vki_esrgan *m, const uint8_t *rgb, uint32_t w, uin
     if (pw != m->prog_w || ph != m->prog_h) {
         vki__model_free(&m->allocator, m->in_buf);
         vki__model_free(&m->allocator, m->out_buf);
-        m->in_buf = m->out_buf = NULL;
+        vki__model_free(&m->allocator, m->rs_buf);
+        vki__model_free(&m->allocator, m->rs_tmp);
+        m->in_buf = m->out_buf = m->rs_buf = m->rs_tmp = NULL;
         VKI_TRY(build_program(m, pw, ph));
     }
-    uint64_t in_n = (uint64_t)pw * ph * 3, out_n = in_n * s * s;
+    uint64_t in_n = (uint64_t)pw * ph * 3, out_n = in_n * ns * ns;
     if (!m->in_buf) m->in_buf = vki__model_alloc(&m->allocator, in_n * sizeof(float));
     if (!m->out_buf) m->out_buf = vki__model_alloc(&m->allocator, out_n * sizeof(float));
-    if (!m->in_buf || !m->out_buf) {
+    if (ns != s && !m->rs_buf) {
+        m->rs_buf = vki__model_alloc(&m->allocator, in_n * s * s * sizeof(float));
+        m->rs_tmp = vki__model_alloc(&m->allocator, (uint64_t)ph * ns * pw * s * sizeof(float));
+    }
+    if (!m->in_buf || !m->out_buf || (ns != s && (!m->rs_buf || !m->rs_tmp))) {
         snprintf(m->error, sizeof m->error, "esrgan: out of host memory for a %u x %u tile", pw, ph);
         return VKI_ERROR_OUT_OF_HOST_MEMORY;
     }
@@ -573,11 +644,18 @@ vki_status vki_esrgan_upscale(vki_esrgan *m, const uint8_t *rgb, uint32_t w, uin
                          vki_program_error(m->prog)[0] ? vki_program_error(m->prog) : vki_status_string(st));
                 return st;
             }
+            const float *res = m->out_buf;
+            if (ns != s) { // the whole window downscaled, as the network's last layer does
+                for (uint32_t c = 0; c < 3; c++)
+                    resize_bicubic(m->out_buf + c * plane * ns * ns, pw * ns, ph * ns,
+                                   m->rs_buf + c * oplane, pw * s, ph * s, m->rs_tmp);
+                res = m->rs_buf;
+            }
             // Keep the tile's own pixels: output rows y0*s..y1*s, columns x0*s..x1*s.
             for (uint64_t y = (uint64_t)y0 * s; y < (uint64_t)y1 * s; y++)
                 for (uint64_t x = (uint64_t)x0 * s; x < (uint64_t)x1 * s; x++)
                     for (uint32_t c = 0; c < 3; c++) {
-                        float v = m->out_buf[c * oplane + (y - (uint64_t)y0 * s + (uint64_t)ov * s) * ow +
+                        float v = res[c * oplane + (y - (uint64_t)y0 * s + (uint64_t)ov * s) * ow +
                                              (x - (uint64_t)x0 * s + (uint64_t)ov * s)];
                         v = v != v ? 0.0f : v < 0 ? 0.0f : v > 1 ? 1.0f : v;
                         out_rgb[(y * w * s + x) * 3 + c] = (uint8_t)lrintf(v * 255.0f);

