@@ -155,8 +155,29 @@ static vki_status load_single(vki_sd *sd, const vki_sd_desc *d, layout *lay)
         return fail(sd, VKI_ERROR_BAD_FILE, "%s: no text encoder under cond_stage_model. (neither "
                     "CLIP ViT-L/14 nor OpenCLIP)", d->path ? d->path : "the checkpoint");
     }
-    if (!sd->info.prediction)
-        sd->info.prediction = sd->info.version == 2 ? VKI_SD_PREDICTION_V : VKI_SD_PREDICTION_EPS;
+    /* SD 2.x comes in both parameterisations (2.x-base eps, 768-v v) and the file does not say
+     * which: load() asks the U-Net (detect_v). SD 1.x is eps. */
+    if (!sd->info.prediction && sd->info.version == 1) sd->info.prediction = VKI_SD_PREDICTION_EPS;
+    return VKI_OK;
+}
+
+/* AUTOMATIC1111's test for SD 2.x single files: the U-Net at t = 999 on a flat latent of 0.5
+ * with a flat two-token context of 0.5; a v model's output lies far below its input (mean of
+ * out - x under -1), an eps model's does not. */
+static vki_status detect_v(vki_sd *sd, bool *out_v)
+{
+    const uint32_t dim = vki_unet_info_get(sd->unet)->context_dim, n = 4 * 8 * 8;
+    float x[4 * 8 * 8], out[4 * 8 * 8], t = 999.0f;
+    float *ctx = vki__model_alloc(&sd->allocator, 2ull * dim * sizeof *ctx);
+    if (!ctx) return VKI_ERROR_OUT_OF_HOST_MEMORY;
+    for (uint32_t i = 0; i < n; i++) x[i] = 0.5f;
+    for (uint32_t i = 0; i < 2 * dim; i++) ctx[i] = 0.5f;
+    vki_status st = vki_unet_eval(sd->unet, 8, 8, 1, 2, x, &t, ctx, out);
+    vki__model_free(&sd->allocator, ctx);
+    if (st) return fail(sd, st, "unet: %s", vki_unet_last_error(sd->unet));
+    double mean = 0;
+    for (uint32_t i = 0; i < n; i++) mean += out[i] - x[i];
+    *out_v = mean / n < -1.0;
     return VKI_OK;
 }
 
@@ -240,6 +261,11 @@ static vki_status load(vki_sd *sd, const vki_sd_desc *d)
     if (ui->in_channels != 4 || ui->out_channels != 4)
         return fail(sd, VKI_ERROR_UNSUPPORTED, "a U-Net of %u input channels (an inpainting or "
                     "depth model?): vkinfer runs text-to-image models of 4", ui->in_channels);
+    if (!sd->info.prediction) {
+        bool v = false;
+        VKI_TRY(detect_v(sd, &v));
+        sd->info.prediction = v ? VKI_SD_PREDICTION_V : VKI_SD_PREDICTION_EPS;
+    }
     sd->info.text_width = ti->width;
     sd->info.unet_channels = ui->model_channels;
     sd->info.context_dim = ui->context_dim;

@@ -603,8 +603,9 @@ vki_status vki_sd_sample(const vki_sd_sample_desc *desc, float *x);
 typedef struct vki_sd vki_sd;
 
 typedef enum vki_sd_prediction {
-    VKI_SD_PREDICTION_DEFAULT = 0, // the model's: a folder's scheduler config; a single SD 2.x
-                                   // file: v; SD 1.x: eps
+    VKI_SD_PREDICTION_DEFAULT = 0, // the model's: a folder's scheduler config; SD 1.x: eps; a
+                                   // single SD 2.x file: AUTOMATIC1111's test (the U-Net at
+                                   // t 999 on a flat input: v models answer far below it)
     VKI_SD_PREDICTION_EPS,
     VKI_SD_PREDICTION_V,
     VKI_SD_PREDICTION_COUNT
