@@ -26,6 +26,7 @@ struct vki_sd {
     vki_sd_info info;
     float scaling;
     vki_safetensors *file[3];          // single file: [0]; folder: unet, vae, text encoder
+    vki_gguf *gguf;                    // a single file in stable-diffusion.cpp's GGUF
     vki_weight_source src_unet, src_vae, src_text;
     vki_renamed_source *renamed[3];
     vki_clip_text *text;
@@ -117,9 +118,34 @@ typedef struct layout {
     uint32_t base_skip;                // layers SD skips by design (1: the last; 2: penultimate)
 } layout;
 
+/* Whether the checkpoint is a GGUF file (stable-diffusion.cpp's format: the original names,
+ * linear weights perhaps quantised) rather than safetensors. */
+static bool is_gguf(const vki_sd_desc *d)
+{
+    unsigned char magic[4] = {0};
+    if (d->data) {
+        if (d->size >= 4) memcpy(magic, d->data, 4);
+    } else {
+        struct stat st; // not a FIFO or device, whose open could block: the readers refuse those
+        if (stat(d->path, &st) || !S_ISREG(st.st_mode)) return false;
+        FILE *f = fopen(d->path, "rb");
+        if (!f) return false;
+        size_t n = fread(magic, 1, 4, f);
+        fclose(f);
+        if (n != 4) return false;
+    }
+    return !memcmp(magic, "GGUF", 4);
+}
+
 static vki_status load_single(vki_sd *sd, const vki_sd_desc *d, layout *lay)
 {
-    if (d->data) {
+    if (is_gguf(d)) {
+        char why[256] = "";
+        vki_gguf_desc gd = {.allocator = sd->allocator.alloc ? &sd->allocator : NULL};
+        vki_status st = d->data ? vki_gguf_open_memory(d->data, d->size, &gd, &sd->gguf, why, sizeof why)
+                                : vki_gguf_open(d->path, &gd, &sd->gguf, why, sizeof why);
+        if (st) return fail(sd, st, "%s", why);
+    } else if (d->data) {
         char why[256] = "";
         vki_safetensors_desc sdesc = {.allocator = sd->allocator.alloc ? &sd->allocator : NULL};
         vki_status st = vki_safetensors_open_memory(d->data, d->size, &sdesc, &sd->file[0], why, sizeof why);
@@ -127,7 +153,7 @@ static vki_status load_single(vki_sd *sd, const vki_sd_desc *d, layout *lay)
     } else {
         VKI_TRY(open_st(sd, d->path, &sd->file[0]));
     }
-    vki_weight_source s = vki_weight_source_safetensors(sd->file[0]);
+    vki_weight_source s = sd->gguf ? vki_weight_source_gguf(sd->gguf) : vki_weight_source_safetensors(sd->file[0]);
     sd->src_unet = sd->src_vae = sd->src_text = s;
     if (!has(&s, "model.diffusion_model.input_blocks.0.0.weight"))
         return fail(sd, VKI_ERROR_BAD_FILE, "%s: no model.diffusion_model.input_blocks.0.0.weight: not "
@@ -307,6 +333,7 @@ void vki_sd_destroy(vki_sd *sd)
     vki_clip_tokenizer_destroy(sd->tokenizer);
     for (int i = 0; i < 3; i++) vki_renamed_source_destroy(sd->renamed[i]);
     for (int i = 0; i < 3; i++) vki_safetensors_close(sd->file[i]);
+    vki_gguf_close(sd->gguf);
     vki_allocator a = sd->allocator;
     vki__model_free(&a, sd);
 }

@@ -584,7 +584,8 @@ vki_status vki_sd_sample(const vki_sd_sample_desc *desc, float *x);
 /* ---- Stable Diffusion (sd.c) -----------------------------------------------------------------
  *
  * Text to image (and image to image) with an SD 1.x or 2.x checkpoint: a single .safetensors
- * file in the original layout (model.diffusion_model.*, first_stage_model.*, cond_stage_model.*)
+ * file in the original layout (model.diffusion_model.*, first_stage_model.*, cond_stage_model.*),
+ * the same as a GGUF file (stable-diffusion.cpp's conversion, linear weights perhaps quantised)
  * or a diffusers folder (unet/, vae/, text_encoder/ with their configs). The architecture comes
  * from the tensors and configs, never from the file name. The prompt is tokenized with CLIP's
  * BPE and AUTOMATIC1111's emphasis syntax, encoded, the latent is sampled with
@@ -612,7 +613,7 @@ typedef enum vki_sd_prediction {
 } vki_sd_prediction;
 
 typedef struct vki_sd_desc {
-    const char *path;               // a .safetensors checkpoint or a diffusers folder
+    const char *path;               // a .safetensors or .gguf checkpoint, or a diffusers folder
     const void *data;               // or: a single-file checkpoint in memory (vki_sd_synthetic),
     size_t size;                    // kept alive and unchanged until vki_sd_destroy
     const char *vocab_path;         // CLIP's bpe_simple_vocab_16e6.txt; NULL: no prompts (ids only)
