@@ -64,9 +64,11 @@ struct TinyVae {
     std::map<std::string, bool> half;
     std::vector<std::string> order;
     std::mt19937 rng;
+    bool all_half = false; // every tensor F16, as checkpoints store them
 
     void add(const std::string &name, std::vector<uint64_t> s, float sd, float mean, bool f16)
     {
+        f16 = f16 || all_half;
         std::normal_distribution<float> d(mean, sd);
         uint64_t n = 1;
         for (uint64_t x : s) n *= x;
@@ -580,6 +582,28 @@ TEST_F(VaeTest, MissingAndMisshapenTensorsAreNamed)
     open(bad.file());
     EXPECT_EQ(load(), VKI_ERROR_BAD_FILE);
     EXPECT_NE(std::string(err).find("decoder.up.0.block.1.conv1.weight"), std::string::npos) << err;
+}
+
+// Seconds of a full-size SD decoder (128/256/512/512 channels, F16 weights, random) on a
+// 32 x 32 latent (a 256 x 256 image), for the issue notes: run with VKI_VAE_BENCH=1.
+TEST_F(VaeTest, FullSizeDecodeSeconds)
+{
+    if (!getenv("VKI_VAE_BENCH")) GTEST_SKIP() << "a measurement, not a check: set VKI_VAE_BENCH=1";
+    TinyVae full;
+    full.chans = {128, 256, 512, 512};
+    full.all_half = true;
+    full.init(5, false);
+    open(full.file());
+    ASSERT_EQ(load(0, true), VKI_OK) << err;
+    Img z = Random(4, 32, 32, 51, 1.0);
+    std::vector<float> got(3 * 256 * 256);
+    for (int run = 0; run < 2; run++) { // the first compiles the program
+        auto t0 = std::chrono::steady_clock::now();
+        ASSERT_EQ(vki_vae_decode(vae, Floats(z).data(), 32, 32, got.data()), VKI_OK) << vki_vae_last_error(vae);
+        double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        std::printf("full-size decode 32x32 -> 256x256: %.2f s%s, activations %.0f MiB\n", s,
+                    run ? "" : " (with compile)", double(vki_vae_peak_bytes(vae)) / (1 << 20));
+    }
 }
 
 // ---- Against diffusers (tests/data/sd_tiny: tools/gen_sd_golden.py) ----
