@@ -20,7 +20,6 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #define LRELU 0.2f
@@ -343,7 +342,7 @@ static vki_status recognise_ncnn(vki_esrgan *m, vki_ncnn *f, char *err, size_t n
 {
     census c = {0};
     uint32_t count = vki_ncnn_layer_count(f);
-    conv_shape *cs = calloc(count, sizeof *cs);
+    conv_shape *cs = vki__model_alloc(&m->allocator, (size_t)count * sizeof *cs);
     if (!cs) return VKI_ERROR_OUT_OF_HOST_MEMORY;
     vki_status st = VKI_OK;
     for (uint32_t i = 0; i < count && !st; i++) {
@@ -362,7 +361,7 @@ static vki_status recognise_ncnn(vki_esrgan *m, vki_ncnn *f, char *err, size_t n
     }
     if (!st && c.conv == 0) st = bad(err, n, "no convolutions: not an ESRGAN network");
     if (!st) st = c.prelu ? recognise_srvgg(m, f, cs, &c, err, n) : recognise_rrdb(m, f, cs, &c, err, n);
-    free(cs);
+    vki__model_free(&m->allocator, cs);
     return st;
 }
 
