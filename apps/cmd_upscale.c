@@ -50,23 +50,6 @@ void vki_upscale_usage(FILE *f)
             "  --overwrite           replace an existing output file\n");
 }
 
-static const char *default_path(char *buf, size_t size)
-{
-    const char *dir = getenv("VKI_MODEL_DIR"), *cache = getenv("XDG_CACHE_HOME");
-    const char *home = getenv("HOME");
-    if (dir && dir[0])
-        snprintf(buf, size, "%s/%s", dir, DEFAULT_UPSCALER);
-    else if (cache && cache[0])
-        snprintf(buf, size, "%s/vkinfer/models/%s", cache, DEFAULT_UPSCALER);
-#ifdef _WIN32
-    else if ((cache = getenv("LOCALAPPDATA")) && cache[0])
-        snprintf(buf, size, "%s\\vkinfer\\models\\%s", cache, DEFAULT_UPSCALER);
-#endif
-    else
-        snprintf(buf, size, "%s/.cache/vkinfer/models/%s", home ? home : ".", DEFAULT_UPSCALER);
-    return buf;
-}
-
 typedef struct progress_state {
     bool show;
     double start_us;
@@ -116,7 +99,7 @@ int vki_cmd_upscale(vki_app *app, int argc, char **argv)
     }
     if (!in || !out) return vki_app_usage_error(vki_upscale_usage, "upscale needs -i and -o");
     char path[1024], err[768];
-    if (!model) model = default_path(path, sizeof path);
+    if (!model) model = vki_model_cache_file(DEFAULT_UPSCALER, path, sizeof path);
     struct stat sb;
     if (!overwrite && stat(out, &sb) == 0)
         return vki_app_failf("%s: already exists (pass --overwrite to replace it)", out);
