@@ -3,11 +3,15 @@
  * bottom), zero padding. Only the left and top pads move where an output pixel reads; the right
  * and bottom pads only decide how many outputs there are (the kernel reads zeros past the
  * image's edge whatever the pad), so the kernel takes two pads.
- * Lowered as an implicit GEMM (conv2d.comp) on the tuning's matmul tiles; fp32 sums.
+ * Lowered as an implicit GEMM (conv2d.comp) on the tuning's matmul tiles; fp32 sums. Barrier-free
+ * tunings with texel loads (lavapipe) run conv2d_rows.comp instead, where its weight layout
+ * allows (every dense one but f16 with an odd number of elements per output channel).
  *
  * Node: src {x, w, b or 0}; parameters conv2d_params. */
 #include "../graph_internal.h"
 #include "vki_abi.h"
+
+#include <stdio.h>
 
 const vki_op_def vki_op_conv2d;
 
@@ -136,6 +140,15 @@ static conv_tiles pick_tiles(const vki_profile *p, uint32_t cout, uint64_t pixel
     return t;
 }
 
+/* conv2d_rows.comp's register tiles (ROWS and COLS in shaders/variants.txt): 32 output
+ * channels x 16 pixels per lane, the largest measured (SD 3x3 64x64x320 on a loaded lavapipe,
+ * GFLOP/s: 4x4 1.7, 8x4 3.3, 16x8 4.0-4.5, 32x8 5.0-6.3, 64x8 6.5, 32x16 7.2; every weight
+ * and x value is a gather there, and a bigger tile reuses each more), or 4 channels where there
+ * are few (an image's 3 or a latent's 4: 32 would compute 8 times as many). */
+#define ROWS_MANY 32
+#define ROWS_FEW 4
+#define ROWS_COLS 16
+
 #define TX_REGS 4 // conv2d_regs_tx's register tile side (REGS in shaders/variants.txt)
 
 static vki_status lower(vki_lower *L, const vki_node *n)
@@ -160,6 +173,30 @@ static vki_status lower(vki_lower *L, const vki_node *n)
                  (nw->dtype == VKI_DTYPE_F16 ? VKI_CONV_W_F16 : 0),
     };
     bool shared = p->tuning.conv2d_shared, texel = !shared && p->tuning.texel_loads;
+    bool w16 = nw->dtype == VKI_DTYPE_F16;
+    uint32_t k = (uint32_t)w.ne[0];
+    bool w_dense = w.nb[0] == 1 && w.nb[1] == k && w.nb[2] == k * k &&
+                   (!w16 || (w.offset % 2 == 0 && w.nb[3] % 2 == 0));
+    if (texel && p->tuning.subgroup_size && w_dense) { // conv2d_rows: one SIMD group per workgroup
+        bool few = pc.cout <= 16;
+        uint32_t lanes = p->tuning.subgroup_size, rows = few ? ROWS_FEW : ROWS_MANY;
+        uint64_t gx = vki_div_up(pixels, (uint64_t)lanes * ROWS_COLS);
+        uint32_t gy = (pc.cout + rows - 1) / rows;
+        if (gx > p->max_workgroup_count[0] || gy > p->max_workgroup_count[1])
+            return vki_lower_fail(L, n, VKI_ERROR_UNSUPPORTED, "%llu x %u workgroups exceed the device's grid",
+                                  (unsigned long long)gx, gy);
+        char kernel[32];
+        snprintf(kernel, sizeof kernel, "conv2d_rows_k%u_%c%s", k, w16 ? 'h' : 'f', few ? "_few" : "");
+        vki_spec spec = {VKI_SPEC_LOCAL_SIZE_X, lanes};
+        uint32_t tensors[4] = {n->src[0], n->src[1], bias_id, self};
+        vki_step_desc s = {
+            .kernel = kernel, .specs = &spec, .spec_count = 1,
+            .tensors = tensors, .tensor_count = 4, .write_mask = 1u << VKI_CONV_BINDING_OUT,
+            .push = &pc, .push_size = sizeof pc,
+            .groups = {(uint32_t)gx, gy, 1},
+        };
+        return vki_lower_step(L, &s);
+    }
     conv_tiles t = pick_tiles(p, pc.cout, pixels, shared);
     if (texel) { // conv2d_regs_tx: register tiles fixed in the kernel
         t.rm = t.rn = TX_REGS;
