@@ -16,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
 #define SCALING_FACTOR 0.18215f // SD 1.x/2.x's VAE latent scale (its config's scaling_factor)
 
@@ -48,12 +47,7 @@ static vki_status fail(vki_sd *sd, vki_status st, const char *fmt, ...)
     return st;
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    timespec_get(&ts, TIME_UTC);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
+static double now_s(void) { return vki__now_s(); }
 
 /* ---- Files --------------------------------------------------------------------------------- */
 

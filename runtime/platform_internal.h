@@ -66,4 +66,7 @@ bool vki__file_replace(const char *tmp, const char *target, char *why, size_t wh
 
 void vki__file_remove(const char *path);
 
+/* Seconds on a monotonic clock (for timings; only differences mean anything). */
+double vki__now_s(void);
+
 #endif

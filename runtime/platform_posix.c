@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* What a file that is not a regular file is, for messages. */
@@ -197,3 +198,10 @@ bool vki__file_replace(const char *tmp, const char *target, char *why, size_t wh
 }
 
 void vki__file_remove(const char *path) { unlink(path); }
+
+double vki__now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}

@@ -283,3 +283,11 @@ void vki__file_remove(const char *path)
     wchar_t w[WPATH];
     if (widen(path, w)) DeleteFileW(w);
 }
+
+double vki__now_s(void)
+{
+    LARGE_INTEGER f, c;
+    QueryPerformanceFrequency(&f);
+    QueryPerformanceCounter(&c);
+    return (double)c.QuadPart / (double)f.QuadPart;
+}

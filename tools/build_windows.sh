@@ -98,7 +98,7 @@ fi
 
 # ---- The platform-neutral headers: Vulkan and volk ---------------------------------------------
 # Copied, not put on the include path: /usr/include also holds glibc's headers.
-for d in vulkan vk_video; do
+for d in vulkan vk_video stb; do
   [ -d "/usr/include/$d" ] && cp -ru "/usr/include/$d" "$prefix/include/"
 done
 cp -u /usr/include/volk.h /usr/include/volk.c "$prefix/include/"
