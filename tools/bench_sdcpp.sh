@@ -4,7 +4,7 @@
 # CFG 7, fixed seed). sd.cpp and its ggml come from the sdist of stable-diffusion-cpp-python
 # 0.4.7 (its vendor/stable-diffusion.cpp), built once into $VKI_SDCPP_DIR (default
 # ${XDG_CACHE_HOME:-~/.cache}/vkinfer/peers/sdcpp-0.4.7; about 12 minutes for the CPU
-# backend on 2 busy cores).
+# backend on 2 busy cores, 20 more for the Vulkan one).
 #
 # Usage: tools/bench_sdcpp.sh [--vulkan] CHECKPOINT.safetensors [SIZE [STEPS]]
 #        tools/bench_sdcpp.sh [--vulkan] --build-only
@@ -79,7 +79,8 @@ if [ ! -x "$bin" ]; then
     # ggml-vulkan.cpp passes validation-layer settings through VK_EXT_layer_settings, which
     # Debian 12's Vulkan headers (1.3.239) predate: our patch compiles that block only where the
     # headers define the extension and passes no pNext otherwise (the settings only matter with
-    # GGML_VK_VALIDATE). Applied once; the marker keeps a rerun from applying it twice.
+    # GGML_VK_VALIDATE). Applied once; the marker keeps a rerun from applying it twice. With it
+    # the Vulkan build completes on Debian 12 (2026-12-06).
     vk="$src/ggml/src/ggml-vulkan/ggml-vulkan.cpp"
     if ! grep -q VKI_LAYER_SETTINGS "$vk"; then
       sed -i \
