@@ -219,7 +219,8 @@ static vki_status load_folder(vki_sd *sd, const vki_sd_desc *d, layout *lay)
     sd->src_unet = vki_renamed_source_get(sd->renamed[0]);
     sd->src_vae = vki_renamed_source_get(sd->renamed[1]);
     sd->src_text = vki_weight_source_safetensors(sd->file[2]);
-    lay->text_prefix = "text_model.";
+    /* Published folders name the tower text_model.*; transformers 5 saves it without that. */
+    lay->text_prefix = has(&sd->src_text, "text_model.embeddings.token_embedding.weight") ? "text_model." : "";
     sd->info.diffusers = true;
 
     /* What the tensors cannot say: heads, the text encoder's activation, the prediction. */
