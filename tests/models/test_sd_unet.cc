@@ -9,6 +9,8 @@
 #include <fstream>
 #include <string>
 #include <vector>
+#include <algorithm>
+#include <unistd.h>
 
 #include "runtime/test_support.h"
 
@@ -57,6 +59,89 @@ struct Golden {
         return v;
     }
 };
+
+float HalfToFloat(uint16_t h)
+{
+    int e = (h >> 10) & 0x1f;
+    float m = float(h & 0x3ff);
+    float v = e ? std::ldexp(1024.0f + m, e - 25) : std::ldexp(m, -24);
+    return h & 0x8000 ? -v : v;
+}
+
+uint16_t FloatToHalf(float f) // round to nearest even; the test's values are normal or zero
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    uint32_t sign = (u >> 16) & 0x8000, man = u & 0x7fffff;
+    int e = int((u >> 23) & 0xff) - 127 + 15;
+    if (e <= 0) return uint16_t(sign);
+    uint32_t m = man >> 13, rest = man & 0x1fff;
+    if (rest > 0x1000 || (rest == 0x1000 && (m & 1))) m++;
+    if (m == 0x400) m = 0, e++;
+    return uint16_t(sign | uint32_t(e) << 10 | m);
+}
+
+// A safetensors checkpoint rewritten as GGUF v3 the way stable-diffusion.cpp converts one: the
+// same names, F32/F16 kept, and `quantize(name, ne)` tensors as Q8_0 (blocks of 32 along the
+// row: an f16 scale max|x|/127 and 32 int8). Returns the file's bytes.
+template <class Pick>
+std::string ToGguf(vki_safetensors *st, Pick quantize)
+{
+    struct T {
+        std::string name, data;
+        uint32_t n_dims, type;
+        int64_t ne[4];
+    };
+    std::vector<T> ts;
+    for (uint64_t i = 0; i < vki_safetensors_tensor_count(st); i++) {
+        vki_safetensors_tensor t;
+        if (vki_safetensors_tensor_at(st, i, &t) != VKI_OK) continue;
+        if (t.dtype != VKI_DTYPE_F32 && t.dtype != VKI_DTYPE_F16) continue; // position_ids etc.
+        T o{t.name, std::string((const char *)t.data, t.size), t.n_dims, t.dtype == VKI_DTYPE_F32 ? 0u : 1u,
+            {t.ne[0], t.ne[1], t.ne[2], t.ne[3]}};
+        if (quantize(o.name, o.ne) && o.ne[0] % 32 == 0) {
+            size_t n = t.size / (t.dtype == VKI_DTYPE_F32 ? 4 : 2);
+            std::vector<float> v(n);
+            for (size_t k = 0; k < n; k++)
+                v[k] = t.dtype == VKI_DTYPE_F32 ? ((const float *)t.data)[k]
+                                                : HalfToFloat(((const uint16_t *)t.data)[k]);
+            std::string q;
+            for (size_t b = 0; b < n; b += 32) {
+                float amax = 0;
+                for (int k = 0; k < 32; k++) amax = std::max(amax, std::fabs(v[b + k]));
+                float d = amax / 127.0f, inv = d ? 1.0f / d : 0.0f;
+                uint16_t dh = FloatToHalf(d);
+                q.append((const char *)&dh, 2);
+                for (int k = 0; k < 32; k++) q.push_back(char(int8_t(std::lround(v[b + k] * inv))));
+            }
+            o.data = q;
+            o.type = 8;
+        }
+        ts.push_back(o);
+    }
+    auto u32 = [](std::string &s, uint32_t v) { s.append((const char *)&v, 4); };
+    auto u64 = [](std::string &s, uint64_t v) { s.append((const char *)&v, 8); };
+    std::string h = "GGUF";
+    u32(h, 3);
+    u64(h, ts.size());
+    u64(h, 0);
+    uint64_t off = 0;
+    for (const T &t : ts) {
+        u64(h, t.name.size());
+        h += t.name;
+        u32(h, t.n_dims);
+        for (uint32_t d = 0; d < t.n_dims; d++) u64(h, uint64_t(t.ne[d]));
+        u32(h, t.type);
+        u64(h, off);
+        off += (t.data.size() + 31) / 32 * 32;
+    }
+    while (h.size() % 32) h.push_back(0);
+    for (const T &t : ts) {
+        h += t.data;
+        while (h.size() % 32) h.push_back(0);
+    }
+    return h;
+}
 
 // sum (a - b)^2 / sum b^2
 double Nmse(const std::vector<float> &a, const std::vector<float> &b)
@@ -300,7 +385,11 @@ class SdSampleTest : public SdUnetTest {
             RecordProperty(r.golden, std::to_string(e));
             // 8-16 guided U-Net evaluations, each within 1e-10 of diffusers: the samplers'
             // float32 arithmetic adds ~1e-13; 1e-8 still catches a wrong step (~1e-2 and up).
-            EXPECT_LT(e, 1e-8) << model << " " << r.golden;
+            // The tiny SD 2.x (one 64-wide head per attention, v) amplifies rounding: in torch
+            // alone its DDIM and Euler runs, equal in exact arithmetic, differ by 2.3e-3
+            // relative (nmse ~5e-6; tests/data/sd_tiny/README.md), so its runs are held to 1e-5,
+            // still three orders below a wrong sampler step.
+            EXPECT_LT(e, every ? 1e-8 : 1e-5) << model << " " << r.golden;
         }
         vki_unet_destroy(u);
         EXPECT_TRUE(log.validation.empty()) << log.validation.front();
@@ -309,6 +398,55 @@ class SdSampleTest : public SdUnetTest {
 
 TEST_F(SdSampleTest, Sd15EverySamplerMatchesKDiffusion) { run_all("sd15", true); }
 TEST_F(SdSampleTest, Sd21VPredictionSamplersMatchKDiffusion) { run_all("sd21", false); }
+
+// stable-diffusion.cpp's GGUF: the single file's tensors with the U-Net's linear weights in
+// Q8_0, through the GGUF weight source, against the same diffusers golden.
+TEST_F(SdUnetTest, GgufWithQuantisedLinearsMatchesDiffusers)
+{
+    if (!std::ifstream(kDir + "sd15_golden.safetensors").good()) GTEST_SKIP() << "no goldens";
+    open_unet("sd15", false);
+    std::string bytes = ToGguf(file, [](const std::string &name, const int64_t *) {
+        return name.find("model.diffusion_model.") == 0 && name.find("transformer_blocks") != std::string::npos &&
+               name.find(".weight") != std::string::npos && name.find("norm") == std::string::npos;
+    });
+    vki_gguf *gguf = nullptr;
+    char err[512] = "";
+    ASSERT_EQ(vki_gguf_open_memory(bytes.data(), bytes.size(), nullptr, &gguf, err, sizeof err), VKI_OK) << err;
+    vki_weight_source gs = vki_weight_source_gguf(gguf);
+    vki_unet_desc d = {};
+    d.source = &gs;
+    d.prefix = "model.diffusion_model.";
+    d.device = dev;
+    vki_unet *u = nullptr;
+    ASSERT_EQ(vki_unet_load(&d, &u, err, sizeof err), VKI_OK) << err;
+    Golden g(kDir + "sd15_golden.safetensors");
+    std::vector<float> x = g.f32("unet.x"), t = g.f32("unet.t"), ctx = g.f32("unet.ctx"), want = g.f32("unet.out");
+    std::vector<float> out(want.size());
+    ASSERT_EQ(vki_unet_eval(u, 8, 8, 2, 77, x.data(), t.data(), ctx.data(), out.data()), VKI_OK)
+        << vki_unet_last_error(u);
+    double e = Nmse(out, want);
+    RecordProperty("nmse", std::to_string(e));
+    // Q8_0 rounds each weight by up to 1/254 of its block's largest: the output moves by ~1e-5
+    // (relative, squared) but stays far from a wrong wiring (~1).
+    EXPECT_LT(e, 1e-3);
+    EXPECT_GT(e, 1e-12); // the quantised weights were really used
+    vki_unet_destroy(u);
+    // The whole pipeline from the file.
+    char path[] = "/tmp/vki_sd_gguf_XXXXXX";
+    int fd = mkstemp(path);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(write(fd, bytes.data(), bytes.size()), ssize_t(bytes.size()));
+    close(fd);
+    vki_sd_desc sd_desc = {};
+    sd_desc.path = path;
+    vki_sd *sd = nullptr;
+    EXPECT_EQ(vki_sd_load(dev, &sd_desc, &sd, err, sizeof err), VKI_OK) << err;
+    if (sd) EXPECT_EQ(vki_sd_info_get(sd)->version, 1u);
+    vki_sd_destroy(sd);
+    unlink(path);
+    vki_gguf_close(gguf);
+    EXPECT_TRUE(log.validation.empty()) << log.validation.front();
+}
 
 // The pipeline's loader: both layouts of both versions, what it reads from them, and files
 // that are not SD checkpoints.
