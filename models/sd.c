@@ -273,7 +273,7 @@ static vki_status load(vki_sd *sd, const vki_sd_desc *d)
     if ((st = vki_unet_load(&ud, &sd->unet, why, sizeof why))) return fail(sd, st, "%s", why);
     vki_vae_desc vd = {.source = &sd->src_vae, .prefix = lay.vae_prefix, .device = sd->device,
                        .allocator = a, .tile = d->vae_tile};
-    if ((st = vki_vae_load(&vd, &sd->vae, why, sizeof why))) return fail(sd, st, "vae: %s", why);
+    if ((st = vki_vae_load(&vd, &sd->vae, why, sizeof why))) return fail(sd, st, "%s", why);
     const vki_clip_text_info *ti = vki_clip_text_info_get(sd->text);
     const vki_unet_info *ui = vki_unet_info_get(sd->unet);
     if (ui->context_dim != ti->width)
@@ -487,7 +487,7 @@ static vki_status generate(vki_sd *sd, const vki_sd_params *p, float *buf[5], ui
             for (size_t i = 0; i < px; i++)
                 for (int c = 0; c < 3; c++) rgb[c * px + i] = p->init_rgb[i * 3 + c] / 127.5f - 1.0f;
             st = vki_vae_encode(sd->vae, rgb, p->width, p->height, buf[1]);
-            if (st) fail(sd, st, "vae: %s", vki_vae_last_error(sd->vae));
+            if (st) fail(sd, st, "%s", vki_vae_last_error(sd->vae));
             for (size_t i = 0; !st && i < n; i++) x[i] = buf[1][i] * sd->scaling + x[i] * sigmas[first];
         } else {
             for (size_t i = 0; i < n; i++) x[i] *= sigmas[0];
@@ -515,7 +515,7 @@ static vki_status generate(vki_sd *sd, const vki_sd_params *p, float *buf[5], ui
     if (!st) {
         for (size_t i = 0; i < n; i++) x[i] /= sd->scaling;
         st = vki_vae_decode(sd->vae, x, lw, lh, buf[4]);
-        if (st) fail(sd, st, "vae: %s", vki_vae_last_error(sd->vae));
+        if (st) fail(sd, st, "%s", vki_vae_last_error(sd->vae));
     }
     if (!st) {
         const size_t px = (size_t)p->width * p->height;
