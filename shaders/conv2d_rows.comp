@@ -11,8 +11,10 @@
 // spilled to the stack, which costs far less than a load from a buffer), each w value read is
 // used for COLS pixels and each x value for ROWS channels. Where each tap of each pixel reads
 // (or that it reads zero, outside the image) does not depend on the input channel: it is worked
-// out once. Tried and slower: w read 8 words per gather and handed to the lanes by
-// subgroupBroadcast (16 x 8 tile: 2.9 against 4.0-4.5 GFLOP/s).
+// out once. Tried and not faster: w read 8 words per gather and handed to the lanes by
+// subgroupBroadcast (16 x 8 tile: 2.9 against 4.0-4.5 GFLOP/s); for stride 1, a lane's pixels
+// a column of rows, so that taps (ky, kx) and (ky + 1, kx) of neighbouring rows share loads
+// (32 x 16: 9.3 against 9.3-9.6).
 #include "vki_abi.h"
 
 layout(local_size_x = 8, local_size_x_id = VKI_SPEC_LOCAL_SIZE_X) in;
@@ -57,9 +59,8 @@ void step(uint ci, uint tap, float w[ROWS])
 void main()
 {
     const uint lanes = gl_WorkGroupSize.x, t = gl_LocalInvocationID.x;
-    const uint p0 = gl_WorkGroupID.x * lanes * COLS + t, m0 = gl_WorkGroupID.y * ROWS;
     const uint per = pc.ow * pc.oh;
-
+    const uint p0 = gl_WorkGroupID.x * lanes * COLS + t, m0 = gl_WorkGroupID.y * ROWS;
     [[unroll]] for (uint j = 0; j < COLS; j++) {
         uint p = p0 + j * lanes, img = p / per, r = p % per;
         uint base = pc.x_off + img * pc.x_nb3;
@@ -97,20 +98,16 @@ void main()
             step(ci + (k + 1u) / KK, (k + 1u) % KK, wb);
         }
     }
+#if !W16 // W16: Cin is even (w's rows start at even elements), and this code costs compile time
     if (ci < pc.cin) { // an odd channel count's last channel
         [[unroll]] for (uint tap = 0; tap < KK; tap++) {
             float w[ROWS];
-            [[unroll]] for (uint i = 0; i < ROWS; i++) {
-                uint e = wrow[i] + ci * KK + tap;
-#if W16
-                w[i] = unpackHalf2x16(texelFetch(w_texels, int(e >> 1)).x >> ((e & 1u) << 4)).x;
-#else
-                w[i] = uintBitsToFloat(texelFetch(w_texels, int(e)).x);
-#endif
-            }
+            [[unroll]] for (uint i = 0; i < ROWS; i++)
+                w[i] = uintBitsToFloat(texelFetch(w_texels, int(wrow[i] + ci * KK + tap)).x);
             step(ci, tap, w);
         }
     }
+#endif
 
     [[unroll]] for (uint i = 0; i < ROWS; i++) {
         uint co = m0 + i;

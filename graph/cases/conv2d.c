@@ -28,9 +28,9 @@ static void conv2d_case(vki_graph *g, const int64_t *a)
 #define T VKI_CASE_TEST
 #define B VKI_CASE_BENCH
 const vki_op_case vki_cases_conv2d[] = {
-    // 37 channels: a full tile of 32 and 5 more; 13 x 11 x 2 pixels: 286, tiles of 128.
-    {"conv2d f16 w 3x3 s1 p1 [13, 11, 6, 2] -> 37, bias", "conv2d", T, 1e-10f, 0, conv2d_case,
-     {13, 11, 6, 37, 2, 3, 1, 1 | C_BIAS | C_W_F16}, 0},
+    // 70 channels: a full tile of 64 and 6 more; 13 x 11 x 2 pixels: 286, tiles of 128.
+    {"conv2d f16 w 3x3 s1 p1 [13, 11, 6, 2] -> 70, bias", "conv2d", T, 1e-10f, 0, conv2d_case,
+     {13, 11, 6, 70, 2, 3, 1, 1 | C_BIAS | C_W_F16}, 0},
     {"conv2d f16 x and w 3x3 s2 p1 [12, 9, 8, 1] -> 33", "conv2d", T, 1e-10f, 0, conv2d_case,
      {12, 9, 8, 33, 1, 3, 2, 1 | C_X_F16 | C_W_F16}, 0},
     {"conv2d f32 3x3 s1 p1 [10, 6, 7, 1] -> 40, bias (odd Cin)", "conv2d", T, 1e-10f, 0, conv2d_case,

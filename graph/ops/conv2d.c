@@ -140,12 +140,13 @@ static conv_tiles pick_tiles(const vki_profile *p, uint32_t cout, uint64_t pixel
     return t;
 }
 
-/* conv2d_rows.comp's register tiles (ROWS and COLS in shaders/variants.txt): 32 output
- * channels x 16 pixels per lane, the largest measured (SD 3x3 64x64x320 on a loaded lavapipe,
- * GFLOP/s: 4x4 1.7, 8x4 3.3, 16x8 4.0-4.5, 32x8 5.0-6.3, 64x8 6.5, 32x16 7.2; every weight
- * and x value is a gather there, and a bigger tile reuses each more), or 4 channels where there
- * are few (an image's 3 or a latent's 4: 32 would compute 8 times as many). */
-#define ROWS_MANY 32
+/* conv2d_rows.comp's register tiles (ROWS and COLS in shaders/variants.txt): 64 output
+ * channels x 16 pixels per lane (SD 3x3 64x64x320 on lavapipe, GFLOP/s, machine loaded: 4x4
+ * 1.7, 8x4 3.3, 16x8 4.0-4.5, 32x8 5.0-6.3, 64x8 6.5, 32x16 7.2; nearly idle: 32x16 38.7,
+ * 64x16 54.3, 64x32 57.5-58.8, not worth its 256-pixel tiles: every weight and x value is a
+ * gather there, and a bigger tile reuses each more), or 4 channels where there are few (an
+ * image's 3 or a latent's 4: 64 would compute 16 times as many). */
+#define ROWS_MANY 64
 #define ROWS_FEW 4
 #define ROWS_COLS 16
 
