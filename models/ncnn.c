@@ -380,10 +380,11 @@ static vki_status parse(vki_ncnn *f, const uint8_t *param, size_t param_size, co
 {
     if (param_size > MAX_PARAM_BYTES)
         return bad(err, n, ".param: %zu bytes, over the limit of %u", param_size, MAX_PARAM_BYTES);
-    if (memchr(param, 0, param_size)) return bad(err, n, ".param: a NUL byte in the text");
+    // An empty .param may come as a NULL pointer: memchr and memcpy must not see it.
+    if (param_size && memchr(param, 0, param_size)) return bad(err, n, ".param: a NUL byte in the text");
     f->text = vki__model_alloc(&f->allocator, param_size + 1);
     if (!f->text) return VKI_ERROR_OUT_OF_HOST_MEMORY;
-    memcpy(f->text, param, param_size);
+    if (param_size) memcpy(f->text, param, param_size);
     char *p = f->text;
     bool eol = false;
     uint32_t line = 1;
