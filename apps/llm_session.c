@@ -131,19 +131,7 @@ int vki_llm_option(int argc, char **argv, int *i, vki_llm_opts *o, void (*usage)
 
 const char *vki_default_model_path(char *buf, size_t size)
 {
-    const char *dir = getenv("VKI_MODEL_DIR"), *cache = getenv("XDG_CACHE_HOME");
-    const char *home = getenv("HOME");
-    if (dir && dir[0])
-        snprintf(buf, size, "%s/%s", dir, DEFAULT_MODEL);
-    else if (cache && cache[0])
-        snprintf(buf, size, "%s/vkinfer/models/%s", cache, DEFAULT_MODEL);
-#ifdef _WIN32
-    else if ((cache = getenv("LOCALAPPDATA")) && cache[0]) // where the runtime keeps its cache
-        snprintf(buf, size, "%s\\vkinfer\\models\\%s", cache, DEFAULT_MODEL);
-#endif
-    else
-        snprintf(buf, size, "%s/.cache/vkinfer/models/%s", home ? home : ".", DEFAULT_MODEL);
-    return buf;
+    return vki_model_cache_file(DEFAULT_MODEL, buf, size);
 }
 
 void vki_llm_session_close(vki_llm_session *s)
