@@ -8,6 +8,7 @@
  * the target runs anywhere. Built like tools/fuzz_safetensors.c (clang, -fsanitize=fuzzer):
  *     build-asan/tests/fuzz_clip_tokenizer -max_total_time=600 -max_len=4096 /tmp/corpus
  */
+#define _POSIX_C_SOURCE 200809L // mkstemp, fdopen
 #include "vkinfer_models.h"
 
 #include <math.h>
@@ -19,9 +20,19 @@
 static vki_clip_tokenizer *tok;
 static char scratch_path[64];
 
-static void write_synthetic(const char *path)
+/* A new file from a mkstemp template (rewritten with the name): created exclusively, never
+ * through a link someone planted in /tmp. */
+static FILE *create_file(char *path)
 {
-    FILE *f = fopen(path, "wb");
+    int fd = mkstemp(path);
+    FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
+    if (!f && fd >= 0) close(fd);
+    return f;
+}
+
+static void write_synthetic(char *path)
+{
+    FILE *f = create_file(path);
     if (!f) return;
     fputs("\"bpe_simple_vocab_16e6.txt#version: 0.2\n", f);
     char sym[256][3];
@@ -50,12 +61,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         snprintf(path, sizeof path, "%s/.cache/vkinfer/models/clip/bpe_simple_vocab_16e6.txt",
                  home ? home : ".");
     if (vki_clip_tokenizer_create(path, NULL, &tok, NULL, 0) != VKI_OK) {
-        snprintf(path, sizeof path, "/tmp/vki_fuzz_clip_synthetic_%d.txt", (int)getpid());
+        snprintf(path, sizeof path, "/tmp/vki_fuzz_clip_synthetic_XXXXXX");
         write_synthetic(path);
         if (vki_clip_tokenizer_create(path, NULL, &tok, NULL, 0) != VKI_OK) abort();
         remove(path);
     }
-    snprintf(scratch_path, sizeof scratch_path, "/tmp/vki_fuzz_clip_%d.txt", (int)getpid());
     return 0;
 }
 
@@ -98,7 +108,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         vki_clip_prompt_free(tok, &p);
     } else {
-        FILE *f = fopen(scratch_path, "wb");
+        snprintf(scratch_path, sizeof scratch_path, "/tmp/vki_fuzz_clip_XXXXXX");
+        FILE *f = create_file(scratch_path);
         if (f) {
             fwrite(data + 1, 1, size - 1, f);
             fclose(f);
