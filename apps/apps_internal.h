@@ -80,6 +80,8 @@ void vki_upscale_usage(FILE *f);
 int vki_cmd_upscale(vki_app *app, int argc, char **argv);
 void vki_imagegen_usage(FILE *f);
 int vki_cmd_imagegen(vki_app *app, int argc, char **argv);
+void vki_serve_usage(FILE *f);
+int vki_cmd_serve(vki_app *app, int argc, char **argv); // serve_*.c, apps/serve_internal.h
 
 /* `rel` in the model cache: $VKI_MODEL_DIR/rel, else ${XDG_CACHE_HOME:-~/.cache}/vkinfer/models/rel
  * (%LOCALAPPDATA%\vkinfer\models on Windows). Returns buf. */
@@ -113,6 +115,7 @@ typedef struct vki_llm_opts {
     const char *synthetic;      // bench llm --synthetic NAME: random weights, no file
     vki_sampler_desc sampling;  // --temp --top-k --top-p --min-p --repeat-penalty
                                 // --repeat-last-n --seed
+    uint32_t n_seq;             // sequences the model holds (serve's --parallel); 0: 1
 } vki_llm_opts;
 
 /* Options every model command takes, for its usage text. */

@@ -187,7 +187,8 @@ int vki_llm_session_open(vki_app *app, const vki_llm_opts *o, vki_llm_session *s
         vki_llm_session_close(s);
         return code;
     }
-    vki_llm_desc d = {.n_ctx = o->n_ctx, .n_batch = o->n_batch, .kv_dtype = o->kv_dtype};
+    vki_llm_desc d = {.n_ctx = o->n_ctx, .n_batch = o->n_batch, .kv_dtype = o->kv_dtype,
+                      .n_seq = o->n_seq};
     st = vki_llm_load(app->device, s->gguf, &d, &s->llm, err, sizeof err);
     if (st) {
         code = vki_app_failf("loading %s: %s: %s", s->model_path, vki_status_string(st), err);

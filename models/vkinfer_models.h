@@ -269,6 +269,8 @@ typedef struct vki_llm_desc {
                            // blocks, 34 bytes per 32 values: about half an f16 cache's memory,
                            // llama.cpp's -ctk/-ctv q8_0; needs head_dim % 32 == 0)
     const vki_allocator *allocator; // NULL: malloc/free
+    uint32_t n_seq;        // independent sequences (a server's slots), each with its own
+                           // position and n_ctx tokens of cache; 0: 1 (at most 256)
 } vki_llm_desc;
 
 typedef struct vki_llm_info {
@@ -282,6 +284,7 @@ typedef struct vki_llm_info {
     uint64_t kv_bytes;       // device memory of the KV cache
     vki_dtype kv_dtype;      // its element type (F16, F32 or Q8_0)
     uint64_t activation_bytes; // both plans' activation arenas and their inputs/outputs
+    uint32_t n_seq;          // sequences (each n_ctx tokens of the cache)
 } vki_llm_info;
 
 /* Reads the architecture and hyper-parameters from `gguf` (borrowed: keep it open until
@@ -340,6 +343,44 @@ void vki_llm_set_abort(vki_llm *m, bool (*should_abort)(void *user), void *user)
 /* Forgets the cache from position `pos` on (0: a new conversation). Cheap: nothing is cleared,
  * positions beyond the current one are never read. */
 void vki_llm_rewind(vki_llm *m, uint32_t pos);
+
+/* ---- Several sequences (a server's slots) ----------------------------------------------------
+ *
+ * A model loaded with desc.n_seq = S > 1 holds S independent sequences, numbered 0..S-1, each
+ * with its own position and its own n_ctx tokens of the cache (kv_bytes covers all S). A
+ * sequence is extended with vki_llm_eval_seq (a prompt, in batches, as vki_llm_eval) and
+ * decoded together with others by vki_llm_decode: one pass whose matrix-vector products become
+ * small matrix products over the sequences' rows. vki_llm_eval, vki_llm_position and
+ * vki_llm_rewind act on sequence 0.
+ *
+ * A sequence's logits never depend on which other sequences share a vki_llm_decode pass, nor on
+ * how many: with S > 1 every decode runs the same S-row plan, and each row is computed alone,
+ * so a request's greedy output is the same token for token whether it runs alone or beside
+ * S - 1 others. (The S-row plan is not vki_llm_eval's one-token plan: their logits agree within
+ * the kernels' rounding, not bit for bit.)
+ *
+ *     VKI_TRY(vki_llm_eval_seq(m, 2, prompt, n_prompt, logits)); // slot 2's prompt
+ *     uint32_t seqs[2] = {0, 2};
+ *     int32_t next[2] = {...};
+ *     VKI_TRY(vki_llm_decode(m, seqs, next, 2, logits2));          // [2][n_vocab]
+ */
+
+/* vki_llm_eval on sequence `seq` (< n_seq; VKI_ERROR_INVALID_ARGUMENT otherwise). */
+vki_status vki_llm_eval_seq(vki_llm *m, uint32_t seq, const int32_t *tokens, uint32_t n,
+                            float *out_logits);
+
+/* Appends tokens[i] to sequence seqs[i] for i < n, in one pass, and writes the logits after
+ * each to out_logits row i (F32 [n][n_vocab]; may be NULL). The seqs[i] must be distinct and
+ * below n_seq, every token in the vocabulary, and every sequence must have room for one more
+ * token ("context full" otherwise); VKI_ERROR_INVALID_ARGUMENT then, and nothing is evaluated. */
+vki_status vki_llm_decode(vki_llm *m, const uint32_t *seqs, const int32_t *tokens, uint32_t n,
+                          float *out_logits);
+
+/* Tokens in sequence seq's cache (0 for seq >= n_seq). */
+uint32_t vki_llm_seq_position(const vki_llm *m, uint32_t seq);
+
+/* vki_llm_rewind for sequence seq (nothing for seq >= n_seq). */
+void vki_llm_seq_rewind(vki_llm *m, uint32_t seq, uint32_t pos);
 
 /* ---- Sampler ---------------------------------------------------------------------------------
  *
@@ -400,6 +441,9 @@ typedef struct vki_sampler_desc {
     float min_p;            // [0.05] in (0, 1]
     float repeat_penalty;   // [1: off, as llama.cpp] > 0 (< 1 favours repeats; Ollama uses 1.1)
     uint32_t repeat_last_n; // [64] tokens the penalty looks back over, at most 1 << 24
+    float presence_penalty; // [0: off] in [-2, 2], OpenAI's: subtracted from the logit of each
+                            // token that occurs in the penalty window (repeat_last_n)
+    float frequency_penalty;// [0: off] in [-2, 2], OpenAI's: subtracted once per occurrence there
     uint64_t seed;          // [0: a fresh one from the clock, read back with vki_sampler_seed]
     const vki_allocator *allocator; // [NULL: malloc/free] host memory of the sampler
 } vki_sampler_desc;
