@@ -15,6 +15,8 @@ packages=(
   mesa-vulkan-drivers                    # lavapipe: a Vulkan device without a GPU
   vulkan-validationlayers vulkan-tools   # validation in tests; vulkaninfo for diagnosis
   libcjson-dev libstb-dev                # JSON output, PNG output
+  libmicrohttpd-dev                      # vkinfer serve (HTTP)
+  chromium chromium-driver python3-venv  # the chat page test (headless), the openai client test
   libpcre2-dev                           # the tokenizer's Unicode regexes
   clang libclang-rt-14-dev               # the bounded libFuzzer run in the tests
   gcc-mingw-w64-x86-64 pkg-config        # the Windows cross-build check (tools/build_windows.sh)
