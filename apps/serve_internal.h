@@ -91,9 +91,9 @@ bool vki_serve_request_parse(const char *body, size_t length, vki_serve_kind kin
                              vki_serve_request *out, vki_serve_error *err);
 void vki_serve_request_free(vki_serve_request *r);
 
-typedef struct vki_serve_usage {
+typedef struct vki_serve_token_usage {
     uint32_t prompt_tokens, completion_tokens; // total_tokens is their sum
-} vki_serve_usage;
+} vki_serve_token_usage;
 
 /* Response bodies as malloc'ed NUL-terminated JSON (NULL only for lack of host memory). Text
  * is any bytes (vki_json_add_text sanitises it to UTF-8). `id` is "chatcmpl-..." or "cmpl-...",
@@ -107,7 +107,7 @@ char *vki_serve_error_json(const vki_serve_error *e);
  * ("stop" or "length") and usage. */
 char *vki_serve_response_json(vki_serve_kind kind, const char *id, int64_t created,
                               const char *model, const char *text, size_t n,
-                              const char *finish_reason, vki_serve_usage usage);
+                              const char *finish_reason, vki_serve_token_usage usage);
 
 /* One server-sent event's data (the JSON after "data: "): a "chat.completion.chunk" whose
  * choices[0].delta holds the text (and role "assistant" when `first`), or a "text_completion"
@@ -115,7 +115,7 @@ char *vki_serve_response_json(vki_serve_kind kind, const char *id, int64_t creat
  * non-NULL: the final usage chunk of stream_options.include_usage (choices empty). */
 char *vki_serve_chunk_json(vki_serve_kind kind, const char *id, int64_t created,
                            const char *model, bool first, const char *text, size_t n,
-                           const char *finish_reason, const vki_serve_usage *usage);
+                           const char *finish_reason, const vki_serve_token_usage *usage);
 
 /* Stop strings across token boundaries. text[0, n) is the reply so far, of which the first
  * `sent` bytes have been handed out already (never beyond a stop or a byte this function held
@@ -144,7 +144,7 @@ typedef struct vki_serve_job {
     bool finished;                // nothing more comes: finish_reason or error is set
     const char *finish_reason;    // "stop" or "length" (static strings)
     vki_serve_error error;        // error.status != 0: the job failed (before or after start)
-    vki_serve_usage usage;
+    vki_serve_token_usage usage;
     bool cancelled;               // set by the HTTP side: the client went away; the scheduler
                                   // ends the job at its next step and frees the slot
     int refs;                     // freed when it reaches 0
