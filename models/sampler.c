@@ -1,5 +1,5 @@
-/* Token sampler: repetition penalty, top-k, top-p, min-p, temperature and one random draw, in
- * llama.cpp's default order (see the header for the chain).
+/* Token sampler: repetition, presence and frequency penalties, top-k, top-p, min-p, temperature
+ * and one random draw, in llama.cpp's default order (see the header for the chain).
  *
  * Cost per token for a vocabulary of n: one pass copying and sanitising the logits while finding
  * the largest (the penalty then touches only the window's tokens), then
@@ -64,6 +64,8 @@ struct vki_sampler {
     double min_p;       // 0: off
     double log_min_p;   // ln(min_p), for a first cut only (see min_p_unranked)
     float penalty;      // 1: off
+    float presence;     // OpenAI's presence and frequency penalties; 0: off
+    float frequency;
     double temperature; // > 0 unless greedy
     double inv_temperature;
     float *work;        // [n_vocab] sanitised, penalised logits
@@ -384,6 +386,17 @@ vki_status vki_sampler_check_desc(const vki_sampler_desc *desc, uint32_t n_vocab
                   "the default (1, off) or VKI_SAMPLER_OFF (-1)", (double)d.repeat_penalty);
         return VKI_ERROR_INVALID_ARGUMENT;
     }
+    // OpenAI's range; a finite bound also keeps count * frequency finite (count < 2^24).
+    if (!(d.presence_penalty >= -2 && d.presence_penalty <= 2)) {
+        set_error(out_error, error_size, "sampler: presence_penalty is %g; it must be in [-2, 2] "
+                  "(0: off)", (double)d.presence_penalty);
+        return VKI_ERROR_INVALID_ARGUMENT;
+    }
+    if (!(d.frequency_penalty >= -2 && d.frequency_penalty <= 2)) {
+        set_error(out_error, error_size, "sampler: frequency_penalty is %g; it must be in "
+                  "[-2, 2] (0: off)", (double)d.frequency_penalty);
+        return VKI_ERROR_INVALID_ARGUMENT;
+    }
     if (d.repeat_last_n > MAX_REPEAT_LAST_N) {
         set_error(out_error, error_size, "sampler: repeat_last_n is %u; at most %u tokens",
                   d.repeat_last_n, MAX_REPEAT_LAST_N);
@@ -452,7 +465,10 @@ vki_status vki_sampler_create(const vki_sampler_desc *desc, uint32_t n_vocab, vk
     float pen = d.repeat_penalty == 0 ? DEFAULT_REPEAT_PENALTY : d.repeat_penalty;
     s->penalty = pen > 0 ? pen : 1.0f;
     uint32_t last_n = d.repeat_last_n ? d.repeat_last_n : DEFAULT_REPEAT_LAST_N;
-    s->window_cap = s->penalty != 1.0f ? last_n : 0;
+    s->presence = d.presence_penalty;
+    s->frequency = d.frequency_penalty;
+    bool any_penalty = s->penalty != 1.0f || s->presence != 0 || s->frequency != 0;
+    s->window_cap = any_penalty ? last_n : 0;
 
     s->settings = (vki_sampler_desc){
         .temperature = s->greedy ? VKI_SAMPLER_GREEDY : (float)s->temperature,
@@ -461,6 +477,8 @@ vki_status vki_sampler_create(const vki_sampler_desc *desc, uint32_t n_vocab, vk
         .min_p = s->min_p > 0 ? (float)s->min_p : VKI_SAMPLER_OFF,
         .repeat_penalty = s->penalty != 1.0f ? s->penalty : VKI_SAMPLER_OFF,
         .repeat_last_n = last_n,
+        .presence_penalty = s->presence,
+        .frequency_penalty = s->frequency,
         .seed = d.seed ? d.seed : fresh_seed(s),
     };
     seed_rng(s->rng, s->settings.seed);
@@ -502,12 +520,25 @@ static int32_t prepare(vki_sampler *s, const float *logits)
             best = (int32_t)i;
         }
     }
-    // Recomputed from the caller's logit, so a token seen twice in the window is penalised once.
+    // The presence and frequency penalties need each token's count in the window: s->weight is
+    // free until the chain's later stages, so it counts (only the window's entries are touched).
+    bool counted = s->presence != 0 || s->frequency != 0;
+    if (counted) {
+        for (uint32_t j = 0; j < s->window_len; j++) s->weight[s->window[j]] = 0;
+        for (uint32_t j = 0; j < s->window_len; j++) s->weight[s->window[j]] += 1;
+    }
+    // Recomputed from the caller's logit, so a token seen twice in the window is penalised once
+    // (by the repetition and presence penalties; by the frequency penalty once per occurrence,
+    // through its count). llama.cpp's order: divide or multiply, then subtract
+    // frequency * count + presence.
     bool best_changed = false;
     for (uint32_t j = 0; j < s->window_len; j++) {
         int32_t t = s->window[j];
         float x = sanitise(logits[t]);
-        w[t] = sanitise(x > 0 ? x / s->penalty : x * s->penalty);
+        x = x > 0 ? x / s->penalty : x * s->penalty;
+        if (counted) // -inf stays -inf; the float conversion of a huge result is inf, then FLT_MAX
+            x = (float)((double)x - ((double)s->frequency * s->weight[t] + (double)s->presence));
+        w[t] = sanitise(x);
         best_changed |= t == best;
     }
     if (best_changed) { // the best lost (or, with a penalty < 1, gained): look again

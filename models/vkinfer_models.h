@@ -391,6 +391,8 @@ void vki_llm_seq_rewind(vki_llm *m, uint32_t seq, uint32_t pos);
  *
  *   1. repetition penalty: every distinct token among the last repeat_last_n accepted tokens
  *      has its logit divided by repeat_penalty when it is > 0 and multiplied by it otherwise;
+ *      then a token seen c > 0 times there loses frequency_penalty * c + presence_penalty
+ *      (OpenAI's and llama.cpp's presence and frequency penalties);
  *   2. top-k: keep the top_k largest logits (partial selection, no sort of the vocabulary);
  *   3. top-p: softmax over what is left (without temperature); keep the smallest most-likely
  *      prefix whose probability reaches top_p;

@@ -381,6 +381,137 @@ TEST(Sampler, RepetitionPenaltyChangesTheGreedyChoice)
     }
 }
 
+// OpenAI's presence and frequency penalties (llama.cpp's definition): a token seen c times in
+// the window loses frequency * c + presence * (c > 0), after the repetition penalty. The logits
+// are chosen so every expected value below is exact in binary floating point.
+TEST(Sampler, PresenceAndFrequencyPenaltiesFlipTheGreedyChoiceAtTheGap)
+{
+    const std::vector<float> l = {1.0f, 0.5f, -3.0f};
+    auto greedy = [](float presence, float frequency) {
+        vki_sampler_desc d = {};
+        d.temperature = VKI_SAMPLER_GREEDY;
+        d.presence_penalty = presence;
+        d.frequency_penalty = frequency;
+        d.repeat_last_n = 4;
+        return d;
+    };
+    {   // presence: the gap is 0.5; 1 - 0.25 > 0.5, 1 - 0.5 ties (smallest id), 1 - 0.75 < 0.5
+        for (auto [p, want] : {std::pair{0.25f, 0}, {0.5f, 0}, {0.75f, 1}}) {
+            Sampler s(greedy(p, 0), 3);
+            EXPECT_EQ(s.sample(l), 0) << p; // nothing accepted yet: no penalty
+            vki_sampler_accept(s, 0);
+            vki_sampler_accept(s, 0);
+            vki_sampler_accept(s, 0); // three times, penalised once
+            EXPECT_EQ(s.sample(l), want) << p;
+        }
+    }
+    {   // frequency, three occurrences: 1 - 3 * 0.125 = 0.625 > 0.5; 1 - 3 * 0.25 = 0.25 < 0.5
+        for (auto [f, want] : {std::pair{0.125f, 0}, {0.25f, 1}}) {
+            Sampler s(greedy(0, f), 3);
+            for (int i = 0; i < 3; i++) vki_sampler_accept(s, 0);
+            EXPECT_EQ(s.sample(l), want) << f;
+        }
+        // two occurrences: 1 - 2 * 0.25 = 0.5 ties and stays
+        Sampler s(greedy(0, 0.25f), 3);
+        vki_sampler_accept(s, 0);
+        vki_sampler_accept(s, 0);
+        EXPECT_EQ(s.sample(l), 0);
+        vki_sampler_accept(s, 2); // another token in the window changes nothing for token 0
+        EXPECT_EQ(s.sample(l), 0);
+        vki_sampler_accept(s, 0); // a third: 0.25
+        EXPECT_EQ(s.sample(l), 1);
+    }
+    {   // both: 1 - (0.125 * 2 + 0.125) = 0.625 > 0.5; 1 - (0.125 * 2 + 0.375) = 0.375 < 0.5
+        Sampler a(greedy(0.125f, 0.125f), 3), b(greedy(0.375f, 0.125f), 3);
+        for (int i = 0; i < 2; i++) vki_sampler_accept(a, 0), vki_sampler_accept(b, 0);
+        EXPECT_EQ(a.sample(l), 0);
+        EXPECT_EQ(b.sample(l), 1);
+    }
+    {   // negative values reward repeats: token 1 at 0.5 + 0.75 = 1.25 > 1
+        Sampler s(greedy(-0.75f, 0), 3);
+        vki_sampler_accept(s, 1);
+        EXPECT_EQ(s.sample(l), 1);
+    }
+    {   // negative logits are subtracted from too: -1 - 0.5 = -1.5 < -1.25
+        Sampler s(greedy(0.5f, 0), 2);
+        vki_sampler_accept(s, 0);
+        EXPECT_EQ(s.sample({-1.0f, -1.25f}), 1);
+    }
+    {   // the window: repeat_last_n 2, tokens {0, 1, 1} leave only 1s, penalised to 0.5 - 2 * 2
+        vki_sampler_desc d = greedy(0, 2.0f);
+        d.repeat_last_n = 2;
+        Sampler s(d, 3);
+        vki_sampler_accept(s, 0);
+        EXPECT_EQ(s.sample({1.0f, 0.5f, 0.0f}), 1); // 1 - 2 = -1 < 0.5
+        vki_sampler_accept(s, 1);
+        vki_sampler_accept(s, 1);
+        EXPECT_EQ(s.sample({1.0f, 0.5f, 0.0f}), 0);
+        vki_sampler_reset(s);
+        EXPECT_EQ(s.sample({0.5f, 1.0f, 0.0f}), 1);
+    }
+    {   // llama.cpp's order: repetition penalty first, then the subtraction. 2 / 2 - 0.125 =
+        // 0.875 < 0.9; the other order would give (2 - 0.125) / 2 = 0.9375 > 0.9
+        vki_sampler_desc d = greedy(0.125f, 0);
+        d.repeat_penalty = 2.0f;
+        Sampler s(d, 2);
+        vki_sampler_accept(s, 0);
+        EXPECT_EQ(s.sample({2.0f, 0.9f}), 1);
+        d.presence_penalty = 0;
+        Sampler r(d, 2); // the repetition penalty alone: 1.0 > 0.9
+        vki_sampler_accept(r, 0);
+        EXPECT_EQ(r.sample({2.0f, 0.9f}), 0);
+    }
+}
+
+TEST(Sampler, FrequencyPenaltyShiftsTheDistribution)
+{
+    // Three equal logits, token 0 twice in the window with frequency 0.5: its logit is -1, so
+    // p0 = e^-1 / (e^-1 + 2) = 0.1554 and the others 0.4223 each.
+    const int n = 20000;
+    vki_sampler_desc d = plain(1.0f, 21);
+    d.frequency_penalty = 0.5f;
+    Sampler s(d, 3);
+    vki_sampler_accept(s, 0);
+    vki_sampler_accept(s, 0);
+    EXPECT_FLOAT_EQ(vki_sampler_settings(s)->frequency_penalty, 0.5f);
+    EXPECT_FLOAT_EQ(vki_sampler_settings(s)->presence_penalty, 0.0f);
+    const std::vector<float> l = {0.0f, 0.0f, 0.0f};
+    expect_matches(frequencies(s, l, n), softmax({-1.0f, 0.0f, 0.0f}, 1.0), n);
+}
+
+TEST(Sampler, PresenceAndFrequencyPenaltiesAreValidated)
+{
+    for (float bad : {2.5f, -2.01f, kNaN, kInf, -kInf}) {
+        for (int which = 0; which < 2; which++) {
+            vki_sampler_desc d = {};
+            (which ? d.frequency_penalty : d.presence_penalty) = bad;
+            const char *field = which ? "frequency_penalty" : "presence_penalty";
+            char err[256] = "";
+            EXPECT_EQ(vki_sampler_check_desc(&d, 10, err, sizeof err), VKI_ERROR_INVALID_ARGUMENT)
+                << field << " " << bad;
+            EXPECT_NE(std::string(err).find(field), std::string::npos) << err;
+            vki_sampler *s = nullptr;
+            EXPECT_EQ(vki_sampler_create(&d, 10, &s, nullptr, 0), VKI_ERROR_INVALID_ARGUMENT);
+            EXPECT_EQ(s, nullptr);
+        }
+    }
+    for (float ok : {-2.0f, 2.0f, 0.0f, 1e-30f}) {
+        vki_sampler_desc d = {};
+        d.presence_penalty = ok;
+        d.frequency_penalty = -ok;
+        EXPECT_EQ(vki_sampler_check_desc(&d, 10, nullptr, 0), VKI_OK) << ok;
+    }
+    {   // a huge logit stays finite when a negative penalty pushes it up
+        vki_sampler_desc d = plain(1.0f, 4);
+        d.frequency_penalty = -2.0f;
+        d.presence_penalty = -2.0f;
+        Sampler s(d, 2);
+        for (int i = 0; i < 64; i++) vki_sampler_accept(s, 0);
+        for (int i = 0; i < 50; i++) EXPECT_EQ(s.sample({FLT_MAX, 0.0f}), 0);
+        EXPECT_EQ(s.sample({-kInf, 0.0f}), 1); // and -inf stays -inf
+    }
+}
+
 TEST(Sampler, HostileLogitsGiveAValidTokenOrAClearError)
 {
     for (vki_sampler_desc d : {vki_sampler_desc{}, plain(1.0f, 5), plain(VKI_SAMPLER_GREEDY, 5)}) {
