@@ -7,6 +7,10 @@
 # Usage: tools/bench_llamacpp.sh [-m model.gguf] [llama-bench options]
 #   default model: the model cache's SmolLM2-135M-Instruct.Q4_1.gguf; default options
 #   -p 512 -n 128 -r 2 (llama-bench's pp512 / tg128, what `vkinfer bench llm` reports).
+#        tools/bench_llamacpp.sh --server [-m model.gguf] [llama-server options]
+#   builds llama-server from the same source (another 2-3 minutes once) and runs it, the
+#   baseline of tools/bench_serve.py; default options --port 8081 -np 8 -c 8192 (8 slots of
+#   1024 tokens: llama-server splits -c among its -np slots).
 # Device: GGML_VK_VISIBLE_DEVICES (default 0). Set it: without it this llama.cpp skips CPU-type
 # Vulkan devices such as lavapipe and runs on its CPU backend while still printing "Vulkan".
 #
@@ -20,7 +24,12 @@ pkg=llama-cpp-python==0.3.16
 sdist=llama_cpp_python-0.3.16.tar.gz
 sdist_sha256=34ed0f9bd9431af045bb63d9324ae620ad0536653740e9bb163a2e1fcb973be6
 model_dir="${VKI_MODEL_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/vkinfer/models}"
-bin="$dir/build/bin/llama-bench"
+tool=llama-bench
+if [ "${1:-}" = "--server" ]; then
+  tool=llama-server
+  shift
+fi
+bin="$dir/build/bin/$tool"
 
 if [ ! -x "$bin" ]; then
   # glslc compiles llama.cpp's shaders; Debian's (shaderc 2023.2) lacks the cooperative-matrix
@@ -39,11 +48,12 @@ if [ ! -x "$bin" ]; then
   echo "$sdist_sha256  $dir/$sdist" | sha256sum -c --quiet -
   tar -xzf "$dir/$sdist" -C "$dir"
   src="$dir/llama_cpp_python-0.3.16/vendor/llama.cpp"
-  echo "bench_llamacpp: building llama-bench (Vulkan) into $dir/build"
+  echo "bench_llamacpp: building $tool (Vulkan) into $dir/build"
+  # The server is configured in too (only built when asked for); the same ggml for both.
   cmake -S "$src" -B "$dir/build" -DCMAKE_BUILD_TYPE=Release -DGGML_VULKAN=ON -DLLAMA_CURL=OFF \
-    -DGGML_NATIVE=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF >"$dir/configure.log" 2>&1 \
+    -DGGML_NATIVE=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=ON >"$dir/configure.log" 2>&1 \
     || { echo "bench_llamacpp: configure failed: $dir/configure.log" >&2; exit 1; }
-  cmake --build "$dir/build" --target llama-bench -j"$(nproc)" >"$dir/build.log" 2>&1 \
+  cmake --build "$dir/build" --target "$tool" -j"$(nproc)" >"$dir/build.log" 2>&1 \
     || { echo "bench_llamacpp: build failed: $dir/build.log" >&2; exit 1; }
 fi
 
@@ -53,6 +63,10 @@ if [ "${1:-}" = "-m" ]; then
   shift 2
 fi
 [ -f "$model" ] || { echo "bench_llamacpp: no model $model (tools/fetch_models.sh)" >&2; exit 1; }
-(($#)) || set -- -p 512 -n 128 -r 2
 export GGML_VK_VISIBLE_DEVICES="${GGML_VK_VISIBLE_DEVICES:-0}"
+if [ "$tool" = llama-server ]; then
+  (($#)) || set -- --port 8081 -np 8 -c 8192
+  exec "$bin" -m "$model" -ngl 99 "$@"
+fi
+(($#)) || set -- -p 512 -n 128 -r 2
 exec "$bin" -m "$model" -ngl 99 "$@"
