@@ -226,6 +226,14 @@ vki_tensor vki_attention(vki_graph *g, vki_tensor q, vki_tensor k, vki_tensor v,
 vki_tensor vki_attention_pos(vki_graph *g, vki_tensor q, vki_tensor k, vki_tensor v, vki_tensor pos,
                              float scale, uint32_t window);
 
+/* Like vki_attention_pos over a cache that holds several sequences one after another, seq_len
+ * positions each (sequence s's position p at kv position s * seq_len + p): pos[i] is query i's
+ * kv position, and it sees only its own sequence's positions, j >= pos[i] - pos[i] % seq_len
+ * (seq_len 0: one sequence, as vki_attention_pos). A workgroup then holds one query's heads, so
+ * each query reads only its sequence, and its result does not depend on the other queries. */
+vki_tensor vki_attention_seq(vki_graph *g, vki_tensor q, vki_tensor k, vki_tensor v, vki_tensor pos,
+                             float scale, uint32_t window, uint32_t seq_len);
+
 /* Rows of `table` [K, V] (any dtype, contiguous rows) picked by ids I32 [N] -> F32 [K, N]. An
  * id outside [0, V) gives a row of zeros. */
 vki_tensor vki_get_rows(vki_graph *g, vki_tensor table, vki_tensor ids);

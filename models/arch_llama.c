@@ -202,16 +202,17 @@ static vki_tensor attention(vki_llm_build *b, uint32_t il, vki_tensor h, bool qk
     }
     vki_tensor kc = vki_llm_kv_store(b, il, 0, k);
     vki_tensor vc = vki_llm_kv_store(b, il, 1, v);
-    vki_tensor a = vki_attention_pos(g, q, kc, vc, b->pos, hp->attn_scale, window);
+    vki_tensor a = vki_llm_attention(b, q, kc, vc, window);
     return vki_reshape(g, a, 2, (int64_t[2]){hd * hp->n_head, nq});
 }
 
-/* Logits [n_vocab, 1] of row b->last of the final hidden state x [n_embd, n_q]. */
+/* Logits [n_vocab, 1] of row b->last of the final hidden state x [n_embd, n_q] ([n_vocab, n_q]
+ * of every row with b->all_rows). */
 static vki_tensor head(vki_llm_build *b, vki_tensor x)
 {
     const vki_llm_hparams *hp = vki_llm_hparams_get(b->llm);
     vki_graph *g = b->g;
-    if (b->n_q > 1) x = vki_get_rows(g, x, b->last); // only the last row is sampled
+    if (b->n_q > 1 && !b->all_rows) x = vki_get_rows(g, x, b->last); // only the last is sampled
     x = vki_rms_norm(g, x, W(b, "output_norm.weight", 0, hp->n_embd, -1, false), hp->eps);
     vki_tensor y = vki_llm_matmul_rows(b, "output.weight", hp->n_embd, hp->n_vocab, x, true);
     if (!y.id) // tied to the embedding

@@ -7,7 +7,13 @@
  * The passes read and write the cache through positions (an I32 input per run): rows are
  * written with set_rows at their positions and attention sees kv positions <= each query's, so
  * neither plan depends on how full the cache is. A short last prompt chunk is padded with
- * position -1, which writes nothing and attends to nothing. */
+ * position -1, which writes nothing and attends to nothing.
+ *
+ * Several sequences (desc.n_seq, a server's slots) share one cache per layer, n_ctx rows each,
+ * one after another: a row's place in the cache (an I32 input of its own) is s * n_ctx + p, and
+ * attention (vki_attention_seq) keeps each query within its sequence. A fourth program decodes
+ * one row per sequence, row s always sequence s, so that a sequence's logits are the same
+ * whatever else runs beside it. */
 #include "llm_internal.h"
 #include "model_internal.h"
 
@@ -20,9 +26,14 @@
 /* One program of n_q tokens per run. */
 typedef struct llm_pass {
     uint32_t n_q;
+    bool all_rows;       // logits of every row (the several-sequence decode pass)
     vki_program *prog;
-    vki_tensor tokens, pos, last, logits;
+    vki_tensor tokens, pos, kv_pos, last, logits; // kv_pos == pos with one sequence
 } llm_pass;
+
+/* The passes: one token, a prompt batch, a short batch (or none), and with several sequences
+ * the decode pass of one row per sequence. */
+enum { PASS_ONE, PASS_BATCH, PASS_SHORT, PASS_SEQS, PASS_COUNT };
 
 struct vki_llm {
     vki_allocator allocator;
@@ -35,11 +46,13 @@ struct vki_llm {
     vki_weights *weights;
     vki_arena *kv_arena;
     vki_range *kv;       // [n_layer][2]
-    llm_pass passes[3];  // [0] one token, [1] a prompt batch, [2] a short batch (or none)
-    uint32_t position;
+    llm_pass passes[PASS_COUNT];
+    uint32_t n_seq;
+    uint32_t *position;  // [n_seq]: tokens in each sequence's cache
+    float *seq_logits;   // [n_seq][n_vocab]: the several-sequence pass's read-back
     bool (*should_abort)(void *user); // asked between prompt batches; NULL: never
     void *abort_user;
-    int32_t *host_i32;   // staging for ids and positions [n_batch]
+    int32_t *host_i32;   // staging for ids and positions [max(n_batch, n_seq)]
     char name[128];      // general.name
     char model_name[64]; // "the llama architecture", for messages
     vki_status error_status;
@@ -118,18 +131,25 @@ vki_tensor vki_llm_kv_store(vki_llm_build *b, uint32_t il, int which, vki_tensor
     const vki_llm_hparams *hp = &m->hp;
     char name[48];
     snprintf(name, sizeof name, "cache_%c.%u", which ? 'v' : 'k', il);
-    int64_t row = (int64_t)hp->head_dim * hp->n_head_kv;
-    vki_tensor cache = vki_weight(b->g, m->info.kv_dtype, 2, (int64_t[2]){row, m->info.n_ctx}, name);
+    int64_t row = (int64_t)hp->head_dim * hp->n_head_kv, rows = (int64_t)m->info.n_ctx * m->n_seq;
+    vki_tensor cache = vki_weight(b->g, m->info.kv_dtype, 2, (int64_t[2]){row, rows}, name);
     if (vki_program_bind(b->prog, cache, m->kv[2 * il + which])) return (vki_tensor){0};
-    vki_tensor written = vki_set_rows(b->g, cache, cur, b->pos);
-    return vki_reshape(b->g, written, 3,
-                       (int64_t[3]){hp->head_dim, hp->n_head_kv, m->info.n_ctx});
+    vki_tensor written = vki_set_rows(b->g, cache, cur, b->kv_pos);
+    return vki_reshape(b->g, written, 3, (int64_t[3]){hp->head_dim, hp->n_head_kv, rows});
+}
+
+vki_tensor vki_llm_attention(vki_llm_build *b, vki_tensor q, vki_tensor k, vki_tensor v,
+                             uint32_t window)
+{
+    uint32_t seq_len = b->llm->n_seq > 1 ? b->llm->info.n_ctx : 0;
+    return vki_attention_seq(b->g, q, k, v, b->kv_pos, b->llm->hp.attn_scale, window, seq_len);
 }
 
 /* Builds pass p's graph (compiled later, once the weights are uploaded). */
-static vki_status build_pass(vki_llm *m, llm_pass *p, uint32_t n_q)
+static vki_status build_pass(vki_llm *m, llm_pass *p, uint32_t n_q, bool all_rows)
 {
     p->n_q = n_q;
+    p->all_rows = all_rows;
     char what[48];
     snprintf(what, sizeof what, "%u tokens", n_q);
     vki_program_desc pd = {.device = m->dev, .profile = m->profile,
@@ -137,10 +157,17 @@ static vki_status build_pass(vki_llm *m, llm_pass *p, uint32_t n_q)
                            .node_capacity = 4096, .name = what};
     vki_status st = vki_program_create(&pd, &p->prog);
     if (st) return fail(m, st, "model: cannot create a program: %s", vki_status_string(st));
-    vki_llm_build b = {.llm = m, .prog = p->prog, .g = vki_program_graph(p->prog), .n_q = n_q};
+    vki_llm_build b = {.llm = m, .prog = p->prog, .g = vki_program_graph(p->prog), .n_q = n_q,
+                       .all_rows = all_rows};
     b.tokens = p->tokens = vki_program_input(p->prog, VKI_DTYPE_I32, 1, (int64_t[1]){n_q}, "tokens");
     b.pos = p->pos = vki_program_input(p->prog, VKI_DTYPE_I32, 1, (int64_t[1]){n_q}, "positions");
-    if (n_q > 1) b.last = p->last = vki_program_input(p->prog, VKI_DTYPE_I32, 1, (int64_t[1]){1}, "last");
+    // With several sequences a row's place in the cache (sequence s's position p is cache row
+    // s * n_ctx + p) differs from its position, which rope reads.
+    b.kv_pos = p->kv_pos = m->n_seq > 1 ? vki_program_input(p->prog, VKI_DTYPE_I32, 1,
+                                                            (int64_t[1]){n_q}, "cache rows")
+                                        : p->pos;
+    if (n_q > 1 && !all_rows)
+        b.last = p->last = vki_program_input(p->prog, VKI_DTYPE_I32, 1, (int64_t[1]){1}, "last");
     p->logits = m->arch->forward(&b);
     if (m->error[0]) return m->error_status;
     if (vki_weights_status(m->weights))
@@ -308,11 +335,12 @@ static vki_status create_cache(vki_llm *m)
     const vki_llm_hparams *hp = &m->hp;
     // Both factors are bounded (check_hparams; n_ctx <= 2^32): no overflow.
     uint64_t row = vki_dtype_bytes(m->info.kv_dtype, (int64_t)hp->head_dim * hp->n_head_kv);
-    uint64_t bytes = row * m->info.n_ctx, align = 256;
+    // n_seq <= MAX_SEQ: still no overflow (row < 2^26, n_ctx <= 2^32).
+    uint64_t bytes = row * m->info.n_ctx * m->n_seq, align = 256;
     if (bytes > m->profile->max_storage_range)
-        return fail(m, VKI_ERROR_UNSUPPORTED, "a %u-token cache layer takes %llu MiB, over the "
-                    "device's binding limit: use a smaller context", m->info.n_ctx,
-                    (unsigned long long)(bytes >> 20));
+        return fail(m, VKI_ERROR_UNSUPPORTED, "a cache layer of %u x %u tokens takes %llu MiB, "
+                    "over the device's binding limit: use a smaller context or fewer sequences",
+                    m->n_seq, m->info.n_ctx, (unsigned long long)(bytes >> 20));
     uint64_t n = 2ull * hp->n_layer;
     m->kv = lalloc(m, n * sizeof *m->kv);
     if (!m->kv) return fail(m, VKI_ERROR_OUT_OF_HOST_MEMORY, "model: out of host memory");
@@ -335,6 +363,8 @@ static vki_status create_cache(vki_llm *m)
  * this size, prompts of up to a quarter of it go through a pass of SHORT_BATCH rows instead (a
  * chat turn of 20 tokens should not cost a 512-token run). */
 #define SHORT_BATCH 64
+/* Sequences one model holds at most (a server's slots). */
+#define MAX_SEQ 256
 
 static vki_status load(vki_llm *m, const vki_llm_desc *d, char *err, size_t err_size)
 {
@@ -346,6 +376,19 @@ static vki_status load(vki_llm *m, const vki_llm_desc *d, char *err, size_t err_
                        : m->profile->type == VKI_DEVICE_CPU ? BATCH_CPU
                                                             : BATCH_GPU;
     if (n_batch > n_ctx) n_batch = n_ctx;
+    m->n_seq = d->n_seq ? d->n_seq : 1;
+    if (m->n_seq > MAX_SEQ) {
+        snprintf(err, err_size, "model: %u sequences asked for, at most %u", m->n_seq, MAX_SEQ);
+        return VKI_ERROR_INVALID_ARGUMENT;
+    }
+    if ((uint64_t)n_ctx * m->n_seq > INT32_MAX) { // cache rows are I32 positions
+        snprintf(err, err_size, "model: %u sequences of %u tokens exceed 2^31 cache rows", m->n_seq,
+                 n_ctx);
+        return VKI_ERROR_INVALID_ARGUMENT;
+    }
+    m->position = lalloc(m, m->n_seq * sizeof *m->position);
+    if (!m->position) return VKI_ERROR_OUT_OF_HOST_MEMORY;
+    memset(m->position, 0, m->n_seq * sizeof *m->position);
     vki_dtype kt = d->kv_dtype ? d->kv_dtype : VKI_DTYPE_F16;
     if (kt != VKI_DTYPE_F16 && kt != VKI_DTYPE_F32 && kt != VKI_DTYPE_Q8_0) {
         snprintf(err, err_size, "model: a %s KV cache is not supported (f16, f32, q8_0)",
@@ -367,7 +410,7 @@ static vki_status load(vki_llm *m, const vki_llm_desc *d, char *err, size_t err_
         .n_layer = hp->n_layer, .n_embd = hp->n_embd, .n_head = hp->n_head,
         .n_head_kv = hp->n_head_kv, .head_dim = hp->head_dim, .n_ff = hp->n_ff,
         .n_vocab = hp->n_vocab, .n_ctx = n_ctx, .n_ctx_train = hp->n_ctx_train, .n_batch = n_batch,
-        .kv_dtype = kt,
+        .kv_dtype = kt, .n_seq = m->n_seq,
     };
     snprintf(m->model_name, sizeof m->model_name, "the %s architecture", hp->arch);
     vki_weights_desc wd = {.source = vki_weight_source_gguf(m->file), .device = m->dev,
@@ -379,19 +422,22 @@ static vki_status load(vki_llm *m, const vki_llm_desc *d, char *err, size_t err_
     }
     if ((st = create_cache(m))) goto fail;
     bool short_batch = n_batch >= 4 * SHORT_BATCH;
-    if ((st = build_pass(m, &m->passes[0], 1))) goto fail;
-    if (n_batch > 1 && (st = build_pass(m, &m->passes[1], n_batch))) goto fail;
-    if (short_batch && (st = build_pass(m, &m->passes[2], SHORT_BATCH))) goto fail;
+    if ((st = build_pass(m, &m->passes[PASS_ONE], 1, false))) goto fail;
+    if (n_batch > 1 && (st = build_pass(m, &m->passes[PASS_BATCH], n_batch, false))) goto fail;
+    if (short_batch && (st = build_pass(m, &m->passes[PASS_SHORT], SHORT_BATCH, false))) goto fail;
+    if (m->n_seq > 1 && (st = build_pass(m, &m->passes[PASS_SEQS], m->n_seq, true))) goto fail;
     if ((st = vki_weights_check_all_used(m->weights)) || (st = vki_weights_upload(m->weights))) {
         if (vki_weights_error(m->weights)[0]) fail(m, st, "%s", vki_weights_error(m->weights));
         goto fail;
     }
     m->info.weight_bytes = vki_weights_bytes(m->weights);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < PASS_COUNT; i++)
         if (m->passes[i].prog && (st = compile_pass(m, &m->passes[i]))) goto fail;
     if (!m->dev) return VKI_OK; // checked: nothing goes to a device
-    m->host_i32 = lalloc(m, n_batch * sizeof *m->host_i32);
-    if (!m->host_i32) {
+    m->host_i32 = lalloc(m, (n_batch > m->n_seq ? n_batch : m->n_seq) * sizeof *m->host_i32);
+    if (m->n_seq > 1) // n_seq * n_vocab < 2^30
+        m->seq_logits = lalloc(m, (size_t)m->n_seq * hp->n_vocab * sizeof *m->seq_logits);
+    if (!m->host_i32 || (m->n_seq > 1 && !m->seq_logits)) {
         st = fail(m, VKI_ERROR_OUT_OF_HOST_MEMORY, "model: out of host memory");
         goto fail;
     }
@@ -452,17 +498,29 @@ vki_status vki_llm_check(const vki_profile *profile, vki_gguf *gguf, const vki_l
 void vki_llm_destroy(vki_llm *m)
 {
     if (!m) return;
-    for (int i = 0; i < 3; i++) vki_program_destroy(m->passes[i].prog);
+    for (int i = 0; i < PASS_COUNT; i++) vki_program_destroy(m->passes[i].prog);
     vki_weights_destroy(m->weights); // after the programs that bound its ranges
     vki_arena_destroy(m->kv_arena);
     lfree(m, m->kv);
     lfree(m, m->host_i32);
+    lfree(m, m->seq_logits);
+    lfree(m, m->position);
     lfree(m, m);
 }
 
 const vki_llm_info *vki_llm_info_get(const vki_llm *m) { return m ? &m->info : NULL; }
 const char *vki_llm_last_error(const vki_llm *m) { return m ? m->error : ""; }
-uint32_t vki_llm_position(const vki_llm *m) { return m ? m->position : 0; }
+uint32_t vki_llm_position(const vki_llm *m) { return m ? m->position[0] : 0; }
+
+uint32_t vki_llm_seq_position(const vki_llm *m, uint32_t seq)
+{
+    return m && seq < m->n_seq ? m->position[seq] : 0;
+}
+
+void vki_llm_seq_rewind(vki_llm *m, uint32_t seq, uint32_t pos)
+{
+    if (m && seq < m->n_seq && pos < m->position[seq]) m->position[seq] = pos;
+}
 
 void vki_llm_set_abort(vki_llm *m, bool (*should_abort)(void *user), void *user)
 {
@@ -471,42 +529,58 @@ void vki_llm_set_abort(vki_llm *m, bool (*should_abort)(void *user), void *user)
     m->abort_user = user;
 }
 
-void vki_llm_rewind(vki_llm *m, uint32_t pos)
-{
-    if (m && pos < m->position) m->position = pos;
-}
+void vki_llm_rewind(vki_llm *m, uint32_t pos) { vki_llm_seq_rewind(m, 0, pos); }
 
-/* One run of pass p over n <= p->n_q tokens at the current position. */
-static vki_status run_pass(vki_llm *m, llm_pass *p, const int32_t *tokens, uint32_t n)
+/* One run of pass p over n <= p->n_q tokens of sequence seq at its current position. */
+static vki_status run_pass(vki_llm *m, llm_pass *p, uint32_t seq, const int32_t *tokens, uint32_t n)
 {
     int32_t *h = m->host_i32;
     for (uint32_t i = 0; i < p->n_q; i++) h[i] = i < n ? tokens[i] : 0;
     VKI_TRY(vki_program_upload(p->prog, p->tokens, h, p->n_q * sizeof *h));
-    for (uint32_t i = 0; i < p->n_q; i++) h[i] = i < n ? (int32_t)(m->position + i) : -1;
+    for (uint32_t i = 0; i < p->n_q; i++) h[i] = i < n ? (int32_t)(m->position[seq] + i) : -1;
     VKI_TRY(vki_program_upload(p->prog, p->pos, h, p->n_q * sizeof *h));
+    if (p->kv_pos.id != p->pos.id) {
+        int32_t base = (int32_t)(seq * m->info.n_ctx); // < n_seq * n_ctx, checked at load
+        for (uint32_t i = 0; i < n; i++) h[i] += base;
+        VKI_TRY(vki_program_upload(p->prog, p->kv_pos, h, p->n_q * sizeof *h));
+    }
     if (p->last.id) {
         int32_t last = (int32_t)n - 1;
         VKI_TRY(vki_program_upload(p->prog, p->last, &last, sizeof last));
     }
     VKI_TRY(vki_program_run(p->prog));
-    m->position += n;
+    m->position[seq] += n;
     return VKI_OK;
 }
 
 vki_status vki_llm_eval(vki_llm *m, const int32_t *tokens, uint32_t n, float *out_logits)
 {
-    if (!m || (!tokens && n)) return VKI_ERROR_INVALID_ARGUMENT;
-    m->error[0] = 0;
-    if (n == 0) return fail(m, VKI_ERROR_INVALID_ARGUMENT, "eval: no tokens");
-    if (n > m->info.n_ctx - m->position)
-        return fail(m, VKI_ERROR_INVALID_ARGUMENT,
-                    "context full: %u tokens in the cache and %u more exceed its %u (raise the "
-                    "context size, or start over)", m->position, n, m->info.n_ctx);
+    return vki_llm_eval_seq(m, 0, tokens, n, out_logits);
+}
+
+static vki_status check_tokens(vki_llm *m, const int32_t *tokens, uint32_t n)
+{
     for (uint32_t i = 0; i < n; i++)
         if (tokens[i] < 0 || (uint32_t)tokens[i] >= m->info.n_vocab)
             return fail(m, VKI_ERROR_INVALID_ARGUMENT, "eval: token %u is %d, outside the "
                         "vocabulary of %u", i, tokens[i], m->info.n_vocab);
-    llm_pass *last = NULL;
+    return VKI_OK;
+}
+
+vki_status vki_llm_eval_seq(vki_llm *m, uint32_t seq, const int32_t *tokens, uint32_t n,
+                            float *out_logits)
+{
+    if (!m || (!tokens && n)) return VKI_ERROR_INVALID_ARGUMENT;
+    m->error[0] = 0;
+    if (seq >= m->n_seq)
+        return fail(m, VKI_ERROR_INVALID_ARGUMENT, "eval: sequence %u of %u", seq, m->n_seq);
+    if (n == 0) return fail(m, VKI_ERROR_INVALID_ARGUMENT, "eval: no tokens");
+    if (n > m->info.n_ctx - m->position[seq])
+        return fail(m, VKI_ERROR_INVALID_ARGUMENT,
+                    "context full: %u tokens in the cache and %u more exceed its %u (raise the "
+                    "context size, or start over)", m->position[seq], n, m->info.n_ctx);
+    VKI_TRY(check_tokens(m, tokens, n));
+    llm_pass *last = NULL, *ps = m->passes;
     for (uint32_t i = 0; i < n;) {
         if (i > 0 && m->should_abort && m->should_abort(m->abort_user))
             return fail(m, VKI_ERROR_CANCELLED, "eval: stopped after %u of %u tokens", i, n);
@@ -514,10 +588,11 @@ vki_status vki_llm_eval(vki_llm *m, const int32_t *tokens, uint32_t n, float *ou
         // A batch run costs about as much as several one-token runs on most devices; a
         // remainder of a few tokens goes one at a time, a short prompt (or remainder) through
         // the short batch when there is one.
-        llm_pass *p = left >= 4 && m->passes[1].prog ? &m->passes[1] : &m->passes[0];
-        if (p == &m->passes[1] && m->passes[2].prog && left <= m->info.n_batch / 4) p = &m->passes[2];
+        llm_pass *p = left >= 4 && ps[PASS_BATCH].prog ? &ps[PASS_BATCH] : &ps[PASS_ONE];
+        if (p == &ps[PASS_BATCH] && ps[PASS_SHORT].prog && left <= m->info.n_batch / 4)
+            p = &ps[PASS_SHORT];
         uint32_t take = left < p->n_q ? left : p->n_q;
-        vki_status st = run_pass(m, p, tokens + i, take);
+        vki_status st = run_pass(m, p, seq, tokens + i, take);
         if (st) return fail(m, st, "eval: %s", vki_device_last_error(m->dev));
         i += take;
         last = p;
@@ -527,5 +602,52 @@ vki_status vki_llm_eval(vki_llm *m, const int32_t *tokens, uint32_t n, float *ou
                                              (uint64_t)m->info.n_vocab * sizeof(float));
         if (st) return fail(m, st, "eval: reading the logits: %s", vki_device_last_error(m->dev));
     }
+    return VKI_OK;
+}
+
+vki_status vki_llm_decode(vki_llm *m, const uint32_t *seqs, const int32_t *tokens, uint32_t n,
+                          float *out_logits)
+{
+    if (!m || ((!seqs || !tokens) && n)) return VKI_ERROR_INVALID_ARGUMENT;
+    m->error[0] = 0;
+    if (n == 0) return fail(m, VKI_ERROR_INVALID_ARGUMENT, "decode: no sequences");
+    if (n > m->n_seq)
+        return fail(m, VKI_ERROR_INVALID_ARGUMENT, "decode: %u sequences, the model holds %u", n,
+                    m->n_seq);
+    if (m->n_seq == 1) return vki_llm_eval_seq(m, seqs[0], tokens, 1, out_logits);
+    // Row s of the pass is always sequence s, so that a sequence runs in the same place
+    // whatever the company (each row is computed alone; see vki_llm_decode's header); the
+    // other rows are padding (position -1: they write and see nothing).
+    int32_t tok[MAX_SEQ] = {0}, pos[MAX_SEQ];
+    for (uint32_t s = 0; s < m->n_seq; s++) pos[s] = -1;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t s = seqs[i];
+        if (s >= m->n_seq || pos[s] >= 0)
+            return fail(m, VKI_ERROR_INVALID_ARGUMENT, "decode: sequence %u %s", s,
+                        s >= m->n_seq ? "does not exist" : "appears twice");
+        if (m->position[s] >= m->info.n_ctx)
+            return fail(m, VKI_ERROR_INVALID_ARGUMENT, "context full: sequence %u holds its %u "
+                        "tokens (start over)", s, m->info.n_ctx);
+        tok[s] = tokens[i];
+        pos[s] = (int32_t)m->position[s];
+    }
+    VKI_TRY(check_tokens(m, tokens, n));
+    llm_pass *p = &m->passes[PASS_SEQS];
+    int32_t *h = m->host_i32; // n_seq entries at least
+    vki_status st = vki_program_upload(p->prog, p->tokens, tok, m->n_seq * sizeof *tok);
+    if (!st) st = vki_program_upload(p->prog, p->pos, pos, m->n_seq * sizeof *pos);
+    // Bounded: s < n_seq and pos < n_ctx, whose product the cache's size checked.
+    for (uint32_t s = 0; s < m->n_seq; s++) h[s] = pos[s] < 0 ? -1 : (int32_t)(s * m->info.n_ctx) + pos[s];
+    if (!st) st = vki_program_upload(p->prog, p->kv_pos, h, m->n_seq * sizeof *h);
+    if (st) return fail(m, st, "decode: %s", vki_device_last_error(m->dev));
+    if ((st = vki_program_run(p->prog))) return fail(m, st, "decode: %s", vki_device_last_error(m->dev));
+    for (uint32_t i = 0; i < n; i++) m->position[seqs[i]]++;
+    if (!out_logits) return VKI_OK;
+    st = vki_program_download(p->prog, p->logits, m->seq_logits,
+                              (uint64_t)m->n_seq * m->info.n_vocab * sizeof(float));
+    if (st) return fail(m, st, "decode: reading the logits: %s", vki_device_last_error(m->dev));
+    for (uint32_t i = 0; i < n; i++)
+        memcpy(out_logits + (size_t)i * m->info.n_vocab,
+               m->seq_logits + (size_t)seqs[i] * m->info.n_vocab, m->info.n_vocab * sizeof(float));
     return VKI_OK;
 }

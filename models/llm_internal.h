@@ -38,7 +38,10 @@ typedef struct vki_llm_build {
     uint32_t n_q;
     vki_tensor tokens;      // I32 [n_q]
     vki_tensor pos;         // I32 [n_q]; -1 marks a padding row
-    vki_tensor last;        // I32 [1]: the row whose logits are wanted
+    vki_tensor kv_pos;      // I32 [n_q]: each row's place in the cache (pos itself with one
+                            // sequence; sequence s's position p at s * n_ctx + p with several)
+    vki_tensor last;        // I32 [1]: the row whose logits are wanted (unless all_rows)
+    bool all_rows;          // logits of every row: F32 [n_vocab, n_q]
 } vki_llm_build;
 
 /* The weight `name` as stored in the file, checked against `ne` (entries < 0 are not checked);
@@ -67,13 +70,19 @@ vki_tensor vki_llm_matmul_rows(vki_llm_build *b, const char *name, int64_t k, in
  * 0 for keys, 1 for values. Returns [head_dim, n_head_kv, n_ctx]. */
 vki_tensor vki_llm_kv_store(vki_llm_build *b, uint32_t il, int which, vki_tensor cur);
 
+/* Attention of q over the caches k and v that vki_llm_kv_store returned, each query seeing its
+ * own sequence's positions up to its own (and the last `window` only, if window > 0). */
+vki_tensor vki_llm_attention(vki_llm_build *b, vki_tensor q, vki_tensor k, vki_tensor v,
+                             uint32_t window);
+
 const vki_llm_hparams *vki_llm_hparams_get(const vki_llm *m);
 
 /* False once building this pass has failed (a missing weight, a bad shape): an architecture's
  * layer loop stops there, so that a file claiming 2^20 layers costs one failed layer. */
 bool vki_llm_building(const vki_llm_build *b);
 
-/* Architectures: read their metadata, then build logits F32 [n_vocab, 1] for row `last`. */
+/* Architectures: read their metadata, then build logits F32 [n_vocab, 1] for row `last` (or
+ * [n_vocab, n_q] for every row with all_rows). */
 typedef struct vki_llm_arch {
     const char *name;
     vki_status (*hparams)(vki_gguf *f, vki_llm_hparams *hp, char *err, size_t err_size);

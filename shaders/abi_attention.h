@@ -33,6 +33,8 @@
 #define VKI_ATTN_V_F16 16u
 #define VKI_ATTN_MASK_F16 32u
 #define VKI_ATTN_HAS_POS 64u  /* query i sees j <= pos[i] (and j > pos[i] - window if window) */
+/* With pos, seq_len > 0 (push constant) cuts the kv positions into sequences of seq_len (a
+ * cache holding several sequences): query i also sees only j >= pos[i] - pos[i] % seq_len. */
 /* K and V (both) in Q8_0 blocks, a quantised KV cache: dim 0 is whole 34-byte blocks (f16 d,
  * i8 q[32]; D % 32 == 0), the operands' offsets and strides in bytes and even, so that d and
  * every pair of quants is one half of a word. */
@@ -61,7 +63,8 @@
     F(u32, v_off) F(u32, v_nb0) F(u32, v_nb1) F(u32, v_nb2)                                    \
     F(u32, m_off) F(u32, m_nb0) F(u32, m_nb1)                                                  \
     F(u32, d_off) F(f32, scale) F(u32, flags)                                                  \
-    F(u32, p_off) F(u32, p_nb0) F(u32, window) F(u32, n_split) F(u32, kn_off) F(u32, vn_off)
+    F(u32, p_off) F(u32, p_nb0) F(u32, window) F(u32, n_split) F(u32, kn_off) F(u32, vn_off)  \
+    F(u32, seq_len)
 VKI_DECLARE_PUSH(vki_pc_attention, VKI_PC_ATTENTION)
 
 /* ---- conv2d: out[W', H', Cout, N] = w * x (+ b) as an implicit GEMM --------------------------- */

@@ -21,7 +21,7 @@ typedef struct int_set {
 
 #define SET(...) {(const int32_t[]){__VA_ARGS__}, sizeof (int32_t[]){__VA_ARGS__} / sizeof(int32_t)}
 enum { IDS_ODD, IDS_RESHAPE, IDS_SLICE, IDS_TEMP, POS_37, POS_63, POS_30, POS_511, POS_CHUNK,
-       POS_CHUNK_PADDED, POS_SCATTERED, POS_PREFILL_STEP, ROWS_6, ROWS_10 };
+       POS_CHUNK_PADDED, POS_SCATTERED, POS_PREFILL_STEP, ROWS_6, ROWS_10, POS_SEQS };
 static const int_set sets[] = {
     [IDS_ODD] = SET(3, -1, 7, 11, 0),         // R = 11: 11 is past the end
     [IDS_RESHAPE] = SET(8, 2, -1, 100),
@@ -37,6 +37,9 @@ static const int_set sets[] = {
     [POS_PREFILL_STEP] = SET(10, 11, 12, -1),
     [ROWS_6] = SET(0, 1, 2, 3, 4, 5),         // every row of a Q8_0 slice, read back by get_rows
     [ROWS_10] = SET(0, 1, 2, 3, 4, 5, 6, 7, 8, 9),
+    // Sequences of 16 (AP_SEQ16): sequence 0 at 3, 1 at 1, padding, 2 at 8 and at 2 (a decode
+    // step of a server's slots; the last two share a sequence).
+    [POS_SEQS] = SET(3, 17, -1, 40, 34),
 };
 
 static vki_tensor ints(vki_graph *g, int64_t set, const char *name)
@@ -101,7 +104,15 @@ enum {
     AP_WRITE_HIDDEN = 16, // the cache step's written caches are no output: on a CPU device the
                           // writes fold into the attention (fusion.c)
     AP_READ_AGAIN = 32,   // a second attention_pos (query q2) reads the written caches
+    AP_SEQ16 = 64,        // attention_seq: the kv positions are sequences of 16
 };
+
+static vki_tensor attend(vki_graph *g, const int64_t *a, vki_tensor q, vki_tensor k, vki_tensor v,
+                         vki_tensor pos, float scale)
+{
+    if (a[5] & AP_SEQ16) return vki_attention_seq(g, q, k, v, pos, scale, (uint32_t)a[4], 16);
+    return vki_attention_pos(g, q, k, v, pos, scale, (uint32_t)a[4]);
+}
 
 static vki_tensor ap_query(vki_graph *g, const int64_t *a, int64_t n_q)
 {
@@ -128,10 +139,9 @@ static void cache_step(vki_graph *g, const int64_t *a, int64_t n_q, vki_tensor q
     vki_tensor kw = vki_set_rows(g, kc, kn, pos), vw = vki_set_rows(g, vc, vn, pos);
     vki_tensor k = vki_reshape(g, kw, 3, (int64_t[]){d, n_kv_head, n_kv});
     vki_tensor v = vki_reshape(g, vw, 3, (int64_t[]){d, n_kv_head, n_kv});
-    vki_output(g, vki_attention_pos(g, q, k, v, pos, 1.0f / sqrtf((float)d), (uint32_t)a[4]), "y");
+    vki_output(g, attend(g, a, q, k, v, pos, 1.0f / sqrtf((float)d)), "y");
     if (!(a[5] & AP_WRITE_HIDDEN)) vki_output(g, kw, "cache_k after");
-    if (a[5] & AP_READ_AGAIN)
-        vki_output(g, vki_attention_pos(g, ap_query(g, a, n_q), k, v, pos, 0.5f, (uint32_t)a[4]), "y2");
+    if (a[5] & AP_READ_AGAIN) vki_output(g, attend(g, a, ap_query(g, a, n_q), k, v, pos, 0.5f), "y2");
 }
 
 static void attention_pos_case(vki_graph *g, const int64_t *a)
@@ -146,7 +156,7 @@ static void attention_pos_case(vki_graph *g, const int64_t *a)
     vki_dtype kvt = f & AP_KV_Q8 ? VKI_DTYPE_Q8_0 : f & AP_KV_F16 ? VKI_DTYPE_F16 : VKI_DTYPE_F32;
     vki_tensor k = vki_input(g, kvt, 3, (int64_t[]){d, n_kv_head, n_kv}, "k");
     vki_tensor v = vki_input(g, kvt, 3, (int64_t[]){d, n_kv_head, n_kv}, "v");
-    vki_output(g, vki_attention_pos(g, q, k, v, pos, 1.0f / sqrtf((float)d), (uint32_t)a[4]), "y");
+    vki_output(g, attend(g, a, q, k, v, pos, 1.0f / sqrtf((float)d)), "y");
 }
 
 /* Useful flops: two per multiply-add of q.k and of p v over the positions each query sees. */
@@ -222,6 +232,16 @@ const vki_op_case vki_cases_kv_cache[] = {
     {"kv cache prefill step: q8_0 cache, q7 at 20..26 with -1 padding, D32 GQA 4/2 cache 32",
      "attention", T, 1e-6f, 0, attention_pos_case,
      {32, 4, 2, 32, 0, AP_CACHE_STEP | AP_KV_Q8, POS_CHUNK_PADDED}, 0},
+
+    {"attention_seq 3 sequences of 16, pos 3 17 -1 40 34, kv48 D32 GQA 4/2", "attention", T, 1e-8f,
+     0, attention_pos_case, {32, 4, 2, 48, 0, AP_SEQ16, POS_SEQS}, 0},
+    {"attention_seq f16 kv, window 5, sequences of 16, pos 3 17 -1 40 34, kv48 D64 GQA 9/3",
+     "attention", T, 1e-8f, 0, attention_pos_case, {64, 9, 3, 48, 5, AP_SEQ16 | AP_KV_F16, POS_SEQS}, 0},
+    {"kv cache decode step of 3 sequences of 16: set_rows f16 at 3 17 -1 40 34 + attention_seq, D64 "
+     "GQA 9/3, read again", "attention", T, 1e-8f, 0, attention_pos_case,
+     {64, 9, 3, 48, 0, AP_CACHE_STEP | AP_SEQ16 | AP_READ_AGAIN, POS_SEQS}, 0},
+    {"kv cache decode step of 3 sequences of 16, q8_0 cache, window 4, D32 GQA 8/1", "attention", T,
+     1e-6f, 0, attention_pos_case, {32, 8, 1, 48, 4, AP_CACHE_STEP | AP_SEQ16 | AP_KV_Q8, POS_SEQS}, 0},
 
     {"attention_pos SmolLM2 decode pos 511 of a 2048 f16 cache D64 9/3 heads", "attention", B, 1e-6f, 0,
      attention_pos_case, {64, 9, 3, 2048, 0, AP_KV_F16, POS_511}, ATT_FLOPS(64, 9, 512)},

@@ -24,6 +24,7 @@ typedef struct attention_params {
     float scale;     // of the scores q . k
     uint32_t causal; // query i sees kv positions up to i + n_kv - n_q
     uint32_t window; // with positions: the last `window` positions only (0: all)
+    uint32_t seq_len; // with positions: kv positions form sequences of seq_len (0: one)
 } attention_params;
 static_assert(sizeof(attention_params) <= VKI_PARAMS_BYTES, "node parameter bytes");
 
@@ -48,7 +49,8 @@ static bool q8_readable(const vki_node *n)
 
 /* Both builders: mask and pos may be {0}. */
 static vki_tensor build(vki_graph *g, vki_tensor q, vki_tensor k, vki_tensor v, vki_tensor mask,
-                        vki_tensor pos, float scale, bool causal, uint32_t window)
+                        vki_tensor pos, float scale, bool causal, uint32_t window,
+                        uint32_t seq_len)
 {
     vki_tensor srcs[5] = {q, k, v, mask, pos};
     bool ok = vki__check_srcs(g, "attention", 3, srcs);
@@ -91,7 +93,7 @@ static vki_tensor build(vki_graph *g, vki_tensor q, vki_tensor k, vki_tensor v, 
     vki_tensor t = vki__new_op(g, &vki_op_attention, VKI_DTYPE_F32, 3, ne, 5, srcs);
     vki_node *n = vki__node_mut(g, t);
     if (n) {
-        attention_params p = {.scale = scale, .causal = causal, .window = window};
+        attention_params p = {.scale = scale, .causal = causal, .window = window, .seq_len = seq_len};
         vki__params_set(n, &p, sizeof p);
     }
     return t;
@@ -100,7 +102,7 @@ static vki_tensor build(vki_graph *g, vki_tensor q, vki_tensor k, vki_tensor v, 
 vki_tensor vki_attention(vki_graph *g, vki_tensor q, vki_tensor k, vki_tensor v, vki_tensor mask,
                          float scale, bool causal)
 {
-    return build(g, q, k, v, mask, (vki_tensor){0}, scale, causal, 0);
+    return build(g, q, k, v, mask, (vki_tensor){0}, scale, causal, 0, 0);
 }
 
 vki_tensor vki_attention_pos(vki_graph *g, vki_tensor q, vki_tensor k, vki_tensor v, vki_tensor pos,
@@ -108,7 +110,15 @@ vki_tensor vki_attention_pos(vki_graph *g, vki_tensor q, vki_tensor k, vki_tenso
 {
     if (g && g->status == VKI_OK && !pos.id)
         return vki__graph_fail(g, VKI_ERROR_INVALID_ARGUMENT, "attention_pos: pos is not a tensor");
-    return build(g, q, k, v, (vki_tensor){0}, pos, scale, false, window);
+    return build(g, q, k, v, (vki_tensor){0}, pos, scale, false, window, 0);
+}
+
+vki_tensor vki_attention_seq(vki_graph *g, vki_tensor q, vki_tensor k, vki_tensor v, vki_tensor pos,
+                             float scale, uint32_t window, uint32_t seq_len)
+{
+    if (g && g->status == VKI_OK && !pos.id)
+        return vki__graph_fail(g, VKI_ERROR_INVALID_ARGUMENT, "attention_seq: pos is not a tensor");
+    return build(g, q, k, v, (vki_tensor){0}, pos, scale, false, window, seq_len);
 }
 
 /* Kv positions [*lo, *hi) query i sees (see the top of the file); may be empty. */
@@ -123,6 +133,7 @@ static void kv_range(const vki_node *n, const vki_ref_tensor *pos, int64_t i, in
         int64_t p = (int64_t)vki_ref_get(pos, i, 0, 0, 0);
         if (p + 1 < *hi) *hi = p + 1;
         if (ap.window && p + 1 - (int64_t)ap.window > *lo) *lo = p + 1 - (int64_t)ap.window;
+        if (ap.seq_len && p >= 0 && p - p % ap.seq_len > *lo) *lo = p - p % ap.seq_len;
     }
 }
 
@@ -329,6 +340,7 @@ static vki_status lower(vki_lower *L, const vki_node *n)
         .m_off = m.offset, .m_nb0 = m.nb[0], .m_nb1 = m.nb[1],
         .d_off = d.offset, .scale = params(n).scale,
         .p_off = ps.offset, .p_nb0 = ps.nb[0], .window = params(n).window,
+        .seq_len = params(n).seq_len,
         .flags = (params(n).causal ? VKI_ATTN_CAUSAL : 0) | (nm ? VKI_ATTN_HAS_MASK : 0) |
                  (nq->dtype == VKI_DTYPE_F16 ? VKI_ATTN_Q_F16 : 0) |
                  (nk->dtype == VKI_DTYPE_F16 ? VKI_ATTN_K_F16 : 0) |
@@ -341,6 +353,17 @@ static vki_status lower(vki_lower *L, const vki_node *n)
     if (!pick_kernel(p, q.ne[0], n_rows, group, &kern))
         return vki_lower_fail(L, n, VKI_ERROR_UNSUPPORTED,
                               "%u bytes of shared memory cannot hold a tile", p->shared_memory);
+    // Sequences: a workgroup holds the rows (heads) of one query only, so that it reads that
+    // query's sequence and nothing else, and so that a row's sums do not depend on which other
+    // queries share the run (a server's decode step: each row is another client's).
+    // (The rows kernel takes each row alone anyway.) Rows are numbered query * group + head,
+    // so a number of rows that divides group keeps every workgroup within one query.
+    if (params(n).seq_len && (kern.own.id != VKI_ATTN_SPEC_LANES || kern.extra.id)) {
+        uint32_t r = kern.rows < group ? kern.rows : group;
+        while (group % r) r--;
+        kern.rows = r;
+        if (kern.extra.id == VKI_ATTN_SPEC_SHARED_ROWS) kern.extra.value = r;
+    }
     // F16 K and V whose rows all start at 16-byte texels: the keys kernel loads them whole,
     // 8 dims a load (WIDE).
     if (kern.name == keys_tx && nk->dtype == VKI_DTYPE_F16 && nv->dtype == VKI_DTYPE_F16 &&

@@ -453,6 +453,94 @@ TEST_P(LlmArchTest, MatchesTheReference)
 
 INSTANTIATE_TEST_SUITE_P(Arch, LlmArchTest, ::testing::Values("llama", "qwen2", "gemma3"));
 
+// Several sequences (a server's slots): three prompts prefilled in turn into their own parts
+// of the cache, then decode passes over changing sets of sequences, each sequence against the
+// reference run on its tokens alone; Gemma 3 adds sliding-window layers (a window of 4, which
+// the sequences pass, so that a window's start and a sequence's start both bound what a query
+// sees).
+// A sequence's logits must not depend on its company at all: the same step alone and beside
+// the others gives the same bits.
+class LlmSeqTest : public LlmTest, public ::testing::WithParamInterface<const char *> {};
+
+TEST_P(LlmSeqTest, SequencesMatchTheReferenceAndIgnoreTheirCompany)
+{
+    tm = TinyModel();
+    tm.arch = GetParam();
+    if (tm.arch == "gemma3") {
+        tm.n_layer = 6;
+        tm.eps = 1e-6f;
+        tm.base = 1e6f;
+    }
+    tm.init(5);
+    vki_llm_desc d = {};
+    d.n_ctx = 24;
+    d.n_batch = 8;
+    d.n_seq = 3;
+    ASSERT_EQ(load(d), VKI_OK) << err;
+    EXPECT_EQ(vki_llm_info_get(llm)->n_seq, 3u);
+    const uint32_t V = tm.n_vocab;
+    std::vector<std::vector<int32_t>> prompts = {
+        {3, 17, 5, 39, 0, 22, 8, 11, 30, 2, 14}, {9, 9, 1}, {25, 4, 36, 7, 12, 13}};
+    TinyModel::Cache c[3];
+    std::vector<double> ref[3];
+    std::vector<float> logits(3 * V);
+    for (uint32_t s : {1u, 0u, 2u}) {
+        ASSERT_EQ(vki_llm_eval_seq(llm, s, prompts[s].data(), uint32_t(prompts[s].size()), logits.data()),
+                  VKI_OK) << vki_llm_last_error(llm);
+        for (uint32_t i = 0; i < prompts[s].size(); i++) ref[s] = tm.step(c[s], prompts[s][i], i);
+        EXPECT_LT(nmse(std::vector<float>(logits.begin(), logits.begin() + V), ref[s]), 1e-6) << "seq " << s;
+        EXPECT_EQ(vki_llm_seq_position(llm, s), prompts[s].size());
+    }
+    EXPECT_EQ(vki_llm_position(llm), prompts[0].size());
+    // Decode passes over {2, 0}, {0, 1, 2}, {1}, {2, 1, 0}: rows in any order.
+    std::vector<std::vector<uint32_t>> sets = {{2, 0}, {0, 1, 2}, {1}, {2, 1, 0}};
+    int32_t next = 6;
+    for (const auto &set : sets) {
+        std::vector<int32_t> toks;
+        for (uint32_t s : set) toks.push_back(int32_t((next += 5) % V));
+        ASSERT_EQ(vki_llm_decode(llm, set.data(), toks.data(), uint32_t(set.size()), logits.data()), VKI_OK)
+            << vki_llm_last_error(llm);
+        for (size_t i = 0; i < set.size(); i++) {
+            uint32_t s = set[i], pos = vki_llm_seq_position(llm, s) - 1;
+            ref[s] = tm.step(c[s], toks[i], pos);
+            EXPECT_LT(nmse(std::vector<float>(logits.begin() + i * V, logits.begin() + (i + 1) * V), ref[s]), 1e-6)
+                << "seq " << s << " at " << pos;
+        }
+    }
+    // The same step of sequence 0 alone and beside the others: the same bits.
+    uint32_t p0 = vki_llm_seq_position(llm, 0);
+    int32_t t0 = 21, all_toks[3] = {21, 8, 30};
+    uint32_t alone[1] = {0}, all[3] = {1, 0, 2};
+    std::vector<float> solo(V);
+    ASSERT_EQ(vki_llm_decode(llm, alone, &t0, 1, solo.data()), VKI_OK) << vki_llm_last_error(llm);
+    vki_llm_seq_rewind(llm, 0, p0);
+    EXPECT_EQ(vki_llm_seq_position(llm, 0), p0);
+    all_toks[1] = t0;
+    ASSERT_EQ(vki_llm_decode(llm, all, all_toks, 3, logits.data()), VKI_OK) << vki_llm_last_error(llm);
+    EXPECT_EQ(memcmp(solo.data(), logits.data() + V, V * sizeof(float)), 0);
+
+    // Misuse is named and evaluates nothing.
+    uint32_t dup[2] = {1, 1}, out_of_range[1] = {3};
+    int32_t two[2] = {1, 2};
+    uint32_t before = vki_llm_seq_position(llm, 1);
+    EXPECT_EQ(vki_llm_decode(llm, dup, two, 2, logits.data()), VKI_ERROR_INVALID_ARGUMENT);
+    EXPECT_NE(std::string(vki_llm_last_error(llm)).find("twice"), std::string::npos) << vki_llm_last_error(llm);
+    EXPECT_EQ(vki_llm_decode(llm, out_of_range, two, 1, logits.data()), VKI_ERROR_INVALID_ARGUMENT);
+    EXPECT_EQ(vki_llm_eval_seq(llm, 3, two, 1, logits.data()), VKI_ERROR_INVALID_ARGUMENT);
+    EXPECT_EQ(vki_llm_seq_position(llm, 1), before);
+    // A full sequence: "context full", the others go on.
+    vki_llm_seq_rewind(llm, 2, 0);
+    std::vector<int32_t> fill(24, 3);
+    ASSERT_EQ(vki_llm_eval_seq(llm, 2, fill.data(), 24, nullptr), VKI_OK) << vki_llm_last_error(llm);
+    uint32_t s2[1] = {2};
+    EXPECT_EQ(vki_llm_decode(llm, s2, two, 1, logits.data()), VKI_ERROR_INVALID_ARGUMENT);
+    EXPECT_NE(std::string(vki_llm_last_error(llm)).find("context full"), std::string::npos);
+    uint32_t s1[1] = {1};
+    EXPECT_EQ(vki_llm_decode(llm, s1, two, 1, logits.data()), VKI_OK) << vki_llm_last_error(llm);
+}
+
+INSTANTIATE_TEST_SUITE_P(Arch, LlmSeqTest, ::testing::Values("llama", "gemma3"));
+
 TEST_F(LlmTest, FullContextIsAClearErrorAndEvaluatesNothing)
 {
     vki_llm_desc d = {};
