@@ -26,6 +26,10 @@ static const vki_command commands[] = {
      "benchmarks (suites: runtime, ops, llm, sd), as tables or JSON"},
     {"upscale", vki_cmd_upscale, vki_upscale_usage,
      "Real-ESRGAN super-resolution of a PNG (default: RealESRGAN_x4plus)"},
+#if VKI_HAVE_SERVE
+    {"serve", vki_cmd_serve, vki_serve_usage,
+     "an OpenAI-compatible HTTP server with a chat page, several conversations at once"},
+#endif
 };
 #define COMMAND_COUNT (sizeof commands / sizeof commands[0])
 
