@@ -147,4 +147,5 @@ class Server:
 
     def close(self):
         self.stop()
+        self.log.close()
         os.unlink(self.log.name)

@@ -208,7 +208,10 @@ class ErrorTest(unittest.TestCase):
                     break
                 data += d
         finally:
-            s.shutdown(socket.SHUT_RDWR)
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # already closed by the server
             s.close()
             t.join()
         self.assertRegex(data.split(b"\r\n", 1)[0], rb"^HTTP/1\.[01] 413 ")

@@ -80,7 +80,7 @@ class ConcurrencyTest(unittest.TestCase):
             dropped["status"] = r.status
             n = 0
             while n < 3:
-                line = r.fp.readline()
+                line = r.readline()
                 if not line:
                     break
                 if line.startswith(b"data: "):
@@ -166,7 +166,7 @@ class QueueTest(unittest.TestCase):
                                      max_tokens=1000, stream=True)), {"Content-Type": "application/json"})
         r = conn.getresponse()
         self.assertEqual(r.status, 200)
-        self.assertTrue(r.fp.readline().startswith(b"data: "))
+        self.assertTrue(r.readline().startswith(b"data: "))
         t0 = time.time()
         code = self.srv.stop(timeout=30)
         rest = r.read()  # the stream ends (closed, or with an error event), it does not hang
