@@ -256,7 +256,7 @@ static enum MHD_Result send_models(request *r)
     cJSON *root = cJSON_CreateObject(), *data = cJSON_AddArrayToObject(root, "data");
     cJSON *model = cJSON_CreateObject();
     cJSON_AddItemToArray(data, model);
-    cJSON_AddStringToObject(model, "id", r->h->model_id);
+    vki_json_add_text(model, "id", r->h->model_id, strlen(r->h->model_id)); // a file name: any bytes
     cJSON_AddStringToObject(model, "object", "model");
     cJSON_AddNumberToObject(model, "created", (double)r->h->created);
     cJSON_AddStringToObject(model, "owned_by", "vkinfer");
