@@ -3,7 +3,11 @@
  * empty cache; both as tokens/s, mean ± standard deviation over the repetitions after one
  * warm-up. Time to first token: cold (opening the file, compiling, uploading the weights, the
  * first prefill of a short prompt) and warm (the same prompt again). Token ids are drawn from a
- * fixed seed; the speed of a dense model does not depend on them. */
+ * fixed seed; the speed of a dense model does not depend on them.
+ *
+ * With --parallel N (the model holding N sequences, as `serve --parallel N`), also tg on the
+ * N-row decode pass the server runs: all N sequences at once (aggregate tokens/s), and one
+ * sequence alone on that pass (what a lone client of the server gets). */
 #include "apps_internal.h"
 
 #include <math.h>
@@ -35,6 +39,35 @@ static vki_status run_decode(vki_llm *m, const int32_t *ids, uint32_t n, float *
     vki_llm_rewind(m, 0);
     for (uint32_t i = 0; i < n; i++) VKI_TRY(vki_llm_eval(m, &ids[i], 1, logits));
     return VKI_OK;
+}
+
+/* n steps of the several-sequence pass, over all sequences (logits NULL: each step decodes
+ * every sequence) or sequence 0 alone. */
+static vki_status decode_seqs(vki_llm *m, const int32_t *ids, uint32_t n, uint32_t n_seq)
+{
+    uint32_t seqs[256];
+    int32_t toks[256];
+    for (uint32_t s = 0; s < n_seq; s++) {
+        vki_llm_seq_rewind(m, s, 0);
+        seqs[s] = s;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        for (uint32_t s = 0; s < n_seq; s++) toks[s] = ids[(i + 7 * s) % n];
+        VKI_TRY(vki_llm_decode(m, seqs, toks, n_seq, NULL));
+    }
+    return VKI_OK;
+}
+
+static vki_status run_decode_all(vki_llm *m, const int32_t *ids, uint32_t n, float *logits)
+{
+    (void)logits;
+    return decode_seqs(m, ids, n, vki_llm_info_get(m)->n_seq);
+}
+
+static vki_status run_decode_one(vki_llm *m, const int32_t *ids, uint32_t n, float *logits)
+{
+    (void)logits;
+    return decode_seqs(m, ids, n, 1);
 }
 
 static int measure(vki_llm_session *s, bench_run run, const int32_t *ids, uint32_t n,
@@ -96,6 +129,16 @@ int vki_bench_llm(vki_app *app, const vki_bench_opts *opts, cJSON *out)
     double pp_mean = 0, pp_sd = 0, tg_mean = 0, tg_sd = 0;
     if ((code = measure(&s, run_prefill, ids, n_prompt, reps, &pp_mean, &pp_sd))) goto done;
     if ((code = measure(&s, run_decode, ids, n_gen, reps, &tg_mean, &tg_sd))) goto done;
+    // The N-row pass: tokens/s of one sequence alone, and of all N (measure counts n_gen
+    // tokens per run: scaled by N for the aggregate).
+    double tgn_mean = 0, tgn_sd = 0, tg1_mean = 0, tg1_sd = 0;
+    uint32_t n_seq = info->n_seq;
+    if (n_seq > 1) {
+        if ((code = measure(&s, run_decode_one, ids, n_gen, reps, &tg1_mean, &tg1_sd))) goto done;
+        if ((code = measure(&s, run_decode_all, ids, n_gen, reps, &tgn_mean, &tgn_sd))) goto done;
+        tgn_mean *= n_seq;
+        tgn_sd *= n_seq;
+    }
 
     uint64_t device_bytes = info->weight_bytes + info->kv_bytes + info->activation_bytes;
     vki_json_add_text(out, "model", s.model_path, strlen(s.model_path));
@@ -103,7 +146,7 @@ int vki_bench_llm(vki_app *app, const vki_bench_opts *opts, cJSON *out)
     cJSON_AddNumberToObject(out, "n_ctx", info->n_ctx);
     cJSON_AddNumberToObject(out, "n_batch", info->n_batch);
     cJSON_AddNumberToObject(out, "reps", reps);
-    char key[32];
+    char key[64];
     snprintf(key, sizeof key, "pp%u_tokens_per_s", n_prompt);
     vki_json_add_measure(out, key, pp_mean);
     snprintf(key, sizeof key, "pp%u_sd", n_prompt);
@@ -112,6 +155,13 @@ int vki_bench_llm(vki_app *app, const vki_bench_opts *opts, cJSON *out)
     vki_json_add_measure(out, key, tg_mean);
     snprintf(key, sizeof key, "tg%u_sd", n_gen);
     vki_json_add_measure(out, key, tg_sd);
+    if (n_seq > 1) {
+        cJSON_AddNumberToObject(out, "parallel", n_seq);
+        snprintf(key, sizeof key, "tg%u_1_of_%u_tokens_per_s", n_gen, n_seq);
+        vki_json_add_measure(out, key, tg1_mean);
+        snprintf(key, sizeof key, "tg%u_%u_of_%u_tokens_per_s", n_gen, n_seq, n_seq);
+        vki_json_add_measure(out, key, tgn_mean);
+    }
     vki_json_add_measure(out, "ttft_cold_ms", ttft_cold);
     vki_json_add_measure(out, "ttft_warm_ms", ttft_warm);
     cJSON_AddNumberToObject(out, "weight_bytes", (double)info->weight_bytes);
@@ -125,6 +175,12 @@ int vki_bench_llm(vki_app *app, const vki_bench_opts *opts, cJSON *out)
                info->name[0] ? info->name : s.model_path, info->arch, info->n_ctx, info->n_batch, reps);
         printf("  pp%-5u %10.2f ± %.2f tokens/s\n", n_prompt, pp_mean, pp_sd);
         printf("  tg%-5u %10.2f ± %.2f tokens/s\n", n_gen, tg_mean, tg_sd);
+        if (n_seq > 1) {
+            printf("  tg%-5u %10.2f ± %.2f tokens/s  1 sequence on the %u-sequence pass\n", n_gen,
+                   tg1_mean, tg1_sd, n_seq);
+            printf("  tg%-5u %10.2f ± %.2f tokens/s  %u sequences at once, in all\n", n_gen,
+                   tgn_mean, tgn_sd, n_seq);
+        }
         printf("  time to first token (%u-token prompt): cold %.0f ms, warm %.1f ms\n", TTFT_PROMPT,
                ttft_cold, ttft_warm);
         printf("  device memory %s = weights %s + kv cache %s (%s) + activations %s\n",

@@ -11,9 +11,9 @@
  *
  * Several sequences (desc.n_seq, a server's slots) share one cache per layer, n_ctx rows each,
  * one after another: a row's place in the cache (an I32 input of its own) is s * n_ctx + p, and
- * attention (vki_attention_seq) keeps each query within its sequence. A fourth program decodes
- * one row per sequence, row s always sequence s, so that a sequence's logits are the same
- * whatever else runs beside it. */
+ * attention (vki_attention_seq) keeps each query within its sequence. Decode passes of 1 to
+ * n_seq rows take one row per sequence decoded; each row is computed alone (see
+ * vki_llm_decode), so that a sequence's logits are the same whatever else runs beside it. */
 #include "llm_internal.h"
 #include "model_internal.h"
 
@@ -26,14 +26,14 @@
 /* One program of n_q tokens per run. */
 typedef struct llm_pass {
     uint32_t n_q;
-    bool all_rows;       // logits of every row (the several-sequence decode pass)
+    bool all_rows;       // logits of every row (the several-sequence decode passes)
     vki_program *prog;
     vki_tensor tokens, pos, kv_pos, last, logits; // kv_pos == pos with one sequence
 } llm_pass;
 
-/* The passes: one token, a prompt batch, a short batch (or none), and with several sequences
- * the decode pass of one row per sequence. */
-enum { PASS_ONE, PASS_BATCH, PASS_SHORT, PASS_SEQS, PASS_COUNT };
+/* The passes: one token, a prompt batch, a short batch (or none); with several sequences also
+ * decode passes of 1 .. n_seq rows (seq_passes), one row per sequence decoded. */
+enum { PASS_ONE, PASS_BATCH, PASS_SHORT, PASS_COUNT };
 
 struct vki_llm {
     vki_allocator allocator;
@@ -47,9 +47,9 @@ struct vki_llm {
     vki_arena *kv_arena;
     vki_range *kv;       // [n_layer][2]
     llm_pass passes[PASS_COUNT];
+    llm_pass *seq_passes; // [n_seq] with n_seq > 1: seq_passes[n - 1] decodes n sequences
     uint32_t n_seq;
     uint32_t *position;  // [n_seq]: tokens in each sequence's cache
-    float *seq_logits;   // [n_seq][n_vocab]: the several-sequence pass's read-back
     bool (*should_abort)(void *user); // asked between prompt batches; NULL: never
     void *abort_user;
     int32_t *host_i32;   // staging for ids and positions [max(n_batch, n_seq)]
@@ -425,7 +425,16 @@ static vki_status load(vki_llm *m, const vki_llm_desc *d, char *err, size_t err_
     if ((st = build_pass(m, &m->passes[PASS_ONE], 1, false))) goto fail;
     if (n_batch > 1 && (st = build_pass(m, &m->passes[PASS_BATCH], n_batch, false))) goto fail;
     if (short_batch && (st = build_pass(m, &m->passes[PASS_SHORT], SHORT_BATCH, false))) goto fail;
-    if (m->n_seq > 1 && (st = build_pass(m, &m->passes[PASS_SEQS], m->n_seq, true))) goto fail;
+    if (m->n_seq > 1) {
+        m->seq_passes = lalloc(m, m->n_seq * sizeof *m->seq_passes);
+        if (!m->seq_passes) {
+            st = fail(m, VKI_ERROR_OUT_OF_HOST_MEMORY, "model: out of host memory");
+            goto fail;
+        }
+        memset(m->seq_passes, 0, m->n_seq * sizeof *m->seq_passes);
+        for (uint32_t i = 0; i < m->n_seq; i++)
+            if ((st = build_pass(m, &m->seq_passes[i], i + 1, true))) goto fail;
+    }
     if ((st = vki_weights_check_all_used(m->weights)) || (st = vki_weights_upload(m->weights))) {
         if (vki_weights_error(m->weights)[0]) fail(m, st, "%s", vki_weights_error(m->weights));
         goto fail;
@@ -433,11 +442,11 @@ static vki_status load(vki_llm *m, const vki_llm_desc *d, char *err, size_t err_
     m->info.weight_bytes = vki_weights_bytes(m->weights);
     for (int i = 0; i < PASS_COUNT; i++)
         if (m->passes[i].prog && (st = compile_pass(m, &m->passes[i]))) goto fail;
+    for (uint32_t i = 0; m->seq_passes && i < m->n_seq; i++)
+        if ((st = compile_pass(m, &m->seq_passes[i]))) goto fail;
     if (!m->dev) return VKI_OK; // checked: nothing goes to a device
     m->host_i32 = lalloc(m, (n_batch > m->n_seq ? n_batch : m->n_seq) * sizeof *m->host_i32);
-    if (m->n_seq > 1) // n_seq * n_vocab < 2^30
-        m->seq_logits = lalloc(m, (size_t)m->n_seq * hp->n_vocab * sizeof *m->seq_logits);
-    if (!m->host_i32 || (m->n_seq > 1 && !m->seq_logits)) {
+    if (!m->host_i32) {
         st = fail(m, VKI_ERROR_OUT_OF_HOST_MEMORY, "model: out of host memory");
         goto fail;
     }
@@ -499,11 +508,12 @@ void vki_llm_destroy(vki_llm *m)
 {
     if (!m) return;
     for (int i = 0; i < PASS_COUNT; i++) vki_program_destroy(m->passes[i].prog);
+    for (uint32_t i = 0; m->seq_passes && i < m->n_seq; i++) vki_program_destroy(m->seq_passes[i].prog);
+    lfree(m, m->seq_passes);
     vki_weights_destroy(m->weights); // after the programs that bound its ranges
     vki_arena_destroy(m->kv_arena);
     lfree(m, m->kv);
     lfree(m, m->host_i32);
-    lfree(m, m->seq_logits);
     lfree(m, m->position);
     lfree(m, m);
 }
@@ -615,39 +625,35 @@ vki_status vki_llm_decode(vki_llm *m, const uint32_t *seqs, const int32_t *token
         return fail(m, VKI_ERROR_INVALID_ARGUMENT, "decode: %u sequences, the model holds %u", n,
                     m->n_seq);
     if (m->n_seq == 1) return vki_llm_eval_seq(m, seqs[0], tokens, 1, out_logits);
-    // Row s of the pass is always sequence s, so that a sequence runs in the same place
-    // whatever the company (each row is computed alone; see vki_llm_decode's header); the
-    // other rows are padding (position -1: they write and see nothing).
-    int32_t tok[MAX_SEQ] = {0}, pos[MAX_SEQ];
-    for (uint32_t s = 0; s < m->n_seq; s++) pos[s] = -1;
+    // Row i is sequence seqs[i], in the pass of n rows: each row is computed alone by the same
+    // kernels in every one of these passes (one query per attention workgroup, matrix-vector
+    // columns summed independently), so a sequence's logits do not depend on its company.
+    int32_t *h = m->host_i32; // n_seq entries at least
+    bool used[MAX_SEQ] = {false};
     for (uint32_t i = 0; i < n; i++) {
         uint32_t s = seqs[i];
-        if (s >= m->n_seq || pos[s] >= 0)
+        if (s >= m->n_seq || used[s])
             return fail(m, VKI_ERROR_INVALID_ARGUMENT, "decode: sequence %u %s", s,
                         s >= m->n_seq ? "does not exist" : "appears twice");
         if (m->position[s] >= m->info.n_ctx)
             return fail(m, VKI_ERROR_INVALID_ARGUMENT, "context full: sequence %u holds its %u "
                         "tokens (start over)", s, m->info.n_ctx);
-        tok[s] = tokens[i];
-        pos[s] = (int32_t)m->position[s];
+        used[s] = true;
     }
     VKI_TRY(check_tokens(m, tokens, n));
-    llm_pass *p = &m->passes[PASS_SEQS];
-    int32_t *h = m->host_i32; // n_seq entries at least
-    vki_status st = vki_program_upload(p->prog, p->tokens, tok, m->n_seq * sizeof *tok);
-    if (!st) st = vki_program_upload(p->prog, p->pos, pos, m->n_seq * sizeof *pos);
-    // Bounded: s < n_seq and pos < n_ctx, whose product the cache's size checked.
-    for (uint32_t s = 0; s < m->n_seq; s++) h[s] = pos[s] < 0 ? -1 : (int32_t)(s * m->info.n_ctx) + pos[s];
-    if (!st) st = vki_program_upload(p->prog, p->kv_pos, h, m->n_seq * sizeof *h);
+    llm_pass *p = &m->seq_passes[n - 1];
+    vki_status st = vki_program_upload(p->prog, p->tokens, tokens, n * sizeof *tokens);
+    for (uint32_t i = 0; i < n; i++) h[i] = (int32_t)m->position[seqs[i]];
+    if (!st) st = vki_program_upload(p->prog, p->pos, h, n * sizeof *h);
+    // Bounded: s < n_seq and pos < n_ctx, whose product the load checked.
+    for (uint32_t i = 0; i < n; i++) h[i] += (int32_t)(seqs[i] * m->info.n_ctx);
+    if (!st) st = vki_program_upload(p->prog, p->kv_pos, h, n * sizeof *h);
     if (st) return fail(m, st, "decode: %s", vki_device_last_error(m->dev));
     if ((st = vki_program_run(p->prog))) return fail(m, st, "decode: %s", vki_device_last_error(m->dev));
     for (uint32_t i = 0; i < n; i++) m->position[seqs[i]]++;
     if (!out_logits) return VKI_OK;
-    st = vki_program_download(p->prog, p->logits, m->seq_logits,
-                              (uint64_t)m->n_seq * m->info.n_vocab * sizeof(float));
+    st = vki_program_download(p->prog, p->logits, out_logits,
+                              (uint64_t)n * m->info.n_vocab * sizeof(float));
     if (st) return fail(m, st, "decode: reading the logits: %s", vki_device_last_error(m->dev));
-    for (uint32_t i = 0; i < n; i++)
-        memcpy(out_logits + (size_t)i * m->info.n_vocab,
-               m->seq_logits + (size_t)seqs[i] * m->info.n_vocab, m->info.n_vocab * sizeof(float));
     return VKI_OK;
 }

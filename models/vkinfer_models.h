@@ -354,10 +354,10 @@ void vki_llm_rewind(vki_llm *m, uint32_t pos);
  * vki_llm_rewind act on sequence 0.
  *
  * A sequence's logits never depend on which other sequences share a vki_llm_decode pass, nor on
- * how many: with S > 1 every decode runs the same S-row plan, and each row is computed alone,
- * so a request's greedy output is the same token for token whether it runs alone or beside
- * S - 1 others. (The S-row plan is not vki_llm_eval's one-token plan: their logits agree within
- * the kernels' rounding, not bit for bit.)
+ * how many: a pass of n rows (one compiled for each n <= S) computes each row alone, with the
+ * same kernels for every n, so a request's greedy output is the same token for token whether it
+ * runs alone or beside S - 1 others. (These passes are not vki_llm_eval's one-token plan, which
+ * may fuse differently: their logits agree within the kernels' rounding, not bit for bit.)
  *
  *     VKI_TRY(vki_llm_eval_seq(m, 2, prompt, n_prompt, logits)); // slot 2's prompt
  *     uint32_t seqs[2] = {0, 2};

@@ -285,6 +285,10 @@ static bool fuse(vki_fusion *f, uint32_t a_id)
     if (!f->profile || !a->src[4] || a->src[3] || a->src[5] || a->src[1] == a->src[2] ||
         (!a->output && !f->uses[a_id]))
         return false;
+    // Attention over sequences keeps its cache writes apart: a decode step of one sequence then
+    // runs the kernels a step of several runs, and gives the same bits (vki_attention_seq).
+    attention_params ap = params(a);
+    if (ap.seq_len) return false;
     uint32_t s_ids[2];
     for (int side = 0; side < 2; side++) {
         uint32_t r_id = a->src[1 + side];
