@@ -40,10 +40,14 @@ void vki_bench_usage(FILE *f)
             "  --filter TEXT     ops: only cases whose name contains TEXT\n"
             "  -p N, -n N        llm: prompt tokens (default: 512) and generated tokens\n"
             "                    (default: 128) of the prefill and decode tests\n"
+            "  --parallel N      llm: the model holds N sequences (as serve --parallel N); tg\n"
+            "                    also on the N-sequence decode pass: 1 sequence and N at once\n"
             "  --steps N, --size N  sd: steps (default: 10, 2 on a CPU device) and image edge\n"
             "                    (default: 512, 256 on a CPU device)\n"
             "  --save FILE       sd --synthetic: also write the checkpoint there (single-file\n"
             "                    .safetensors, for stable-diffusion.cpp to run the same file)\n"
+            "  --type TYPE       sd: convert the weights at load (f16, q8_0, q4_0, q4_1;\n"
+            "                    as `imagegen --type`); the weight bytes are reported\n"
             "  --window-mib N    bind at most N MiB at once (default: the device's\n"
             "                    maxStorageBufferRange); larger copies are split into windows\n"
             "\nThe device is the one --device / $VKI_DEVICE selects; --narrow applies.\n"
@@ -88,7 +92,7 @@ static int parse_options(int argc, char **argv, vki_bench_opts *opts, bool selec
         if (lm > 0) continue;
         const struct { const char *name; uint32_t *field; } counts[] = {
             {"-p", &opts->n_prompt}, {"-n", &opts->n_gen}, {"--steps", &opts->sd_steps},
-            {"--size", &opts->sd_size}};
+            {"--size", &opts->sd_size}, {"--parallel", &opts->llm.n_seq}};
         for (size_t k = 0; k < sizeof counts / sizeof counts[0] && m == 0; k++) {
             m = vki_arg_value(argc, argv, &i, counts[k].name, &value);
             uint64_t n = 0;
@@ -108,6 +112,12 @@ static int parse_options(int argc, char **argv, vki_bench_opts *opts, bool selec
                 return vki_app_usage_error(vki_bench_usage, "bench: --reps needs a number in "
                                                             "1..100000");
             opts->reps = (uint32_t)reps;
+            continue;
+        }
+        if ((m = vki_arg_value(argc, argv, &i, "--type", &value)) != 0) {
+            if (m < 0 || vki_sd_weight_type_parse(value, &opts->sd_type))
+                return vki_app_usage_error(vki_bench_usage, "bench: --type is f16, q8_0, q4_0 or "
+                                           "q4_1 (got '%s')", m < 0 ? "" : value);
             continue;
         }
         if ((m = vki_arg_value(argc, argv, &i, "--save", &value)) != 0) {
