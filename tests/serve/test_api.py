@@ -115,6 +115,31 @@ class ChatTest(unittest.TestCase):
                                                 **GREEDY))
         self.assertEqual("".join(c.choices[0].text for c in chunks if c.choices), ref["text"])
 
+    def test_prefix_reuse(self):
+        """A prompt that extends an earlier one reuses the slot's cache (the metrics count the
+        cached tokens) and still gets the command line's answer for the whole prompt."""
+        first = "Here is a list of animals that live in the sea: fish, whales, crabs, octopus."
+        longer = first + " Here is a list of animals that live on land:"
+        ref = cli_generate(longer, 8, chat=False)
+        self.c.completions.create(model=self.model, prompt=first, max_tokens=1, **GREEDY)
+        before = metric("vkinfer_prompt_tokens_cached_total")
+        r = self.c.completions.create(model=self.model, prompt=longer, max_tokens=8, **GREEDY)
+        self.assertEqual(r.choices[0].text, ref["text"])
+        self.assertEqual(r.usage.prompt_tokens, len(ref["prompt_tokens"]))
+        if before is None:
+            self.skipTest("no vkinfer_prompt_tokens_cached_total in /metrics")
+        self.assertGreaterEqual(metric("vkinfer_prompt_tokens_cached_total") - before, 10)
+
+    def test_utf8_streams_whole_characters(self):
+        """Characters that take several tokens are never split between events (each event is valid
+        JSON of whole characters, no U+FFFD) and the stream still equals the whole answer."""
+        msgs = [{"role": "user", "content": "Écris « café crème » trois fois, puis 日本語 et 😀😀."}]
+        kw = dict(model=self.model, messages=msgs, max_tokens=24, **GREEDY)
+        whole = self.c.chat.completions.create(**kw).choices[0].message.content
+        text, _, _ = stream_text(self.c.chat.completions.create(stream=True, **kw))
+        self.assertEqual(text, whole)
+        self.assertNotIn("\ufffd", whole)
+
     def test_unknown_fields_are_ignored(self):
         r = self.ask(extra_body={"no_such_field": [1, {"x": None}], "logit_bias_v9": "?"})
         self.assertEqual(r.choices[0].message.content, self.ref["text"])
@@ -125,6 +150,14 @@ class ChatTest(unittest.TestCase):
         r = request("POST", "/v1/chat/completions", body)
         self.assertEqual(r.status, 200, r.body[:300])
         self.assertEqual(r.json()["choices"][0]["message"]["content"], self.ref["text"])
+
+
+def metric(name):
+    """One unlabelled value from /metrics, None when absent."""
+    for line in request("GET", "/metrics").body.decode().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return None
 
 
 class ErrorTest(unittest.TestCase):

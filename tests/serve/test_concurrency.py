@@ -5,6 +5,7 @@ queue answers 503 with Retry-After; SIGTERM ends a running stream and the proces
 import concurrent.futures as cf
 import http.client
 import json
+import socket
 import threading
 import time
 import unittest
@@ -122,7 +123,7 @@ class QueueTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.srv = Server("--parallel", "1", "--queue", "1", "--ctx", "512")
+        cls.srv = Server("--parallel", "1", "--queue", "1", "--ctx", "512", "--timeout", "2")
 
     @classmethod
     def tearDownClass(cls):
@@ -157,8 +158,26 @@ class QueueTest(unittest.TestCase):
         # And it serves again once the queue drains.
         self.assertEqual(self.post(2).status, 200)
 
-    def test_sigterm_ends_a_stream_and_exits_0(self):
-        # Runs last (unittest orders by name): the server is gone afterwards.
+    def test_stalled_client_times_out(self):
+        """Half a request and then silence: the server closes the connection after its --timeout
+        (2 s here), while answers that take longer than that to compute are unaffected (the
+        24-token answers above)."""
+        u = urllib.parse.urlsplit(self.srv.url)
+        s = socket.create_connection((u.hostname, u.port), timeout=30)
+        t0 = time.time()
+        try:
+            s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+            while s.recv(4096):
+                pass
+        except ConnectionResetError:
+            pass
+        finally:
+            s.close()
+        self.assertLess(time.time() - t0, 15)
+        self.assertEqual(self.post(2).status, 200)
+
+    def test_z_sigterm_ends_a_stream_and_exits_0(self):
+        # Runs last (unittest orders by name, hence the z): the server is gone afterwards.
         u = urllib.parse.urlsplit(self.srv.url)
         conn = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
         conn.request("POST", "/v1/chat/completions",
