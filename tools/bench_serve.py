@@ -14,7 +14,8 @@ Several --url are alternated level by level (each level runs on every server bef
 level starts), so that a change in the machine's load hits both alike.
 
 Per level and server: `streams` requests start together (one thread each, a barrier); each
-streams its answer. tokens/s = all completion tokens / wall time from the first request sent to
+streams its answer; every prompt starts with its own request number, so no request reuses
+another's cached prompt (prefill is part of every TTFT). tokens/s = all completion tokens / wall time from the first request sent to
 the last answer ended; TTFT = time from sending a request to its first text; per-stream decode =
 (tokens - 1) / (end - first text). Completion tokens come from the usage chunk
 (stream_options.include_usage) when the server sends one, else from the count of text events.
@@ -88,13 +89,24 @@ def stream_one(url, key, model, prompt, max_tokens, seed, timeout):
     return out
 
 
+RUN = [0]  # requests sent so far: numbers every prompt
+
+
+def unique(prompt):
+    """The prompt with a request number in front, so that no request reuses another's cached
+    prefix (beyond the chat template's fixed start): prefill is measured every time."""
+    RUN[0] += 1
+    return "Request %d. %s" % (RUN[0], prompt)
+
+
 def run_level(url, key, model, streams, max_tokens, timeout):
     res = [None] * streams
     go = threading.Barrier(streams)
+    prompts = [unique(PROMPTS[i % len(PROMPTS)]) for i in range(streams)]
 
     def worker(i):
         go.wait()
-        res[i] = stream_one(url, key, model, PROMPTS[i % len(PROMPTS)], max_tokens, 1 + i, timeout)
+        res[i] = stream_one(url, key, model, prompts[i], max_tokens, 1 + i, timeout)
 
     ts = [threading.Thread(target=worker, args=(i,)) for i in range(streams)]
     for t in ts:
@@ -158,7 +170,7 @@ def main():
     for name, url in servers:
         models[name] = model_of(url, a.api_key, a.timeout)
         # A warm-up request: first-use costs (pipeline compilation, page-ins) stay out of the table.
-        w = stream_one(url, a.api_key, models[name], PROMPTS[0], 4, 1, a.timeout)
+        w = stream_one(url, a.api_key, models[name], unique("Say hello."), 4, 1, a.timeout)
         if w["error"]:
             sys.exit("bench_serve: %s (%s): %s" % (name, url, w["error"]))
         print("bench_serve: %s = %s, model %s" % (name, url, models[name]), file=sys.stderr)
