@@ -198,24 +198,32 @@ static bool job_cancelled(vki_serve_job *j)
 
 typedef enum end_kind { END_DONE, END_FAILED, END_CANCELLED } end_kind;
 
-/* Ends the slot's job and frees the slot; its cache stays for the next job's prefix. */
-static void slot_end(vki_serve_sched *s, slot *sl, end_kind how, const char *finish_reason,
-                     const vki_serve_error *err)
+/* A job leaves its slot (or the way to one). Counted before the job says it finished, so that
+ * whoever sees it finished sees it counted. */
+static void count_end(vki_serve_sched *s, end_kind how)
 {
-    vki_serve_token_usage usage = {.prompt_tokens = sl->n_prompt, .completion_tokens = sl->n_gen};
-    job_finish(sl->job, finish_reason, err, usage);
-    vki_sampler_destroy(sl->sampler);
-    sl->sampler = NULL;
-    sl->job = NULL;
-    sl->state = SLOT_FREE;
-    sl->reply_len = sl->sent = 0;
-    sl->last_used = ++s->clock;
     pthread_mutex_lock(&s->lock);
     s->busy--;
     if (how == END_DONE) s->m.jobs_done++;
     else if (how == END_FAILED) s->m.jobs_failed++;
     else s->m.jobs_cancelled++;
     pthread_mutex_unlock(&s->lock);
+}
+
+/* Ends the slot's job and frees the slot; its cache stays for the next job's prefix. */
+static void slot_end(vki_serve_sched *s, slot *sl, end_kind how, const char *finish_reason,
+                     const vki_serve_error *err)
+{
+    vki_serve_token_usage usage = {.prompt_tokens = sl->n_prompt, .completion_tokens = sl->n_gen};
+    vki_serve_job *j = sl->job;
+    vki_sampler_destroy(sl->sampler);
+    sl->sampler = NULL;
+    sl->job = NULL;
+    sl->state = SLOT_FREE;
+    sl->reply_len = sl->sent = 0;
+    sl->last_used = ++s->clock;
+    count_end(s, how);
+    job_finish(j, finish_reason, err, usage);
 }
 
 static void slot_fail(vki_serve_sched *s, slot *sl, int status, const char *type,
@@ -237,12 +245,8 @@ static void slot_forget(vki_serve_sched *s, slot *sl)
 static void job_refuse(vki_serve_sched *s, vki_serve_job *j, end_kind how,
                        const vki_serve_error *err)
 {
+    count_end(s, how);
     job_finish(j, "stop", err, (vki_serve_token_usage){0});
-    pthread_mutex_lock(&s->lock);
-    s->busy--;
-    if (how == END_FAILED) s->m.jobs_failed++;
-    else s->m.jobs_cancelled++;
-    pthread_mutex_unlock(&s->lock);
 }
 
 /* ---- Admission ---------------------------------------------------------------------------- */
