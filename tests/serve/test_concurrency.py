@@ -119,11 +119,11 @@ class ConcurrencyTest(unittest.TestCase):
 
 
 class QueueTest(unittest.TestCase):
-    """A server of its own: one slot, a queue of one."""
+    """A server of its own: one slot, a queue of one, a context of 128 tokens."""
 
     @classmethod
     def setUpClass(cls):
-        cls.srv = Server("--parallel", "1", "--queue", "1", "--ctx", "512", "--timeout", "2")
+        cls.srv = Server("--parallel", "1", "--queue", "1", "--ctx", "128", "--timeout", "2")
 
     @classmethod
     def tearDownClass(cls):
@@ -157,6 +157,23 @@ class QueueTest(unittest.TestCase):
                 self.assertEqual(r.json()["usage"]["completion_tokens"], 24)
         # And it serves again once the queue drains.
         self.assertEqual(self.post(2).status, 200)
+
+    def test_reply_stops_at_the_context_end(self):
+        # ~90 prompt tokens, 500 asked for, 128 in the context: the reply ends there, "length".
+        r = request("POST", "/v1/completions", url=self.srv.url, key=None,
+                    body=dict(prompt=" ".join(["apple banana cherry"] * 30), max_tokens=500, **GREEDY))
+        self.assertEqual(r.status, 200, r.body[:300])
+        j = r.json()
+        u = j["usage"]
+        self.assertEqual(j["choices"][0]["finish_reason"], "length")
+        self.assertGreater(u["prompt_tokens"], 60)
+        self.assertLessEqual(u["prompt_tokens"] + u["completion_tokens"], 128)
+        self.assertGreaterEqual(u["prompt_tokens"] + u["completion_tokens"], 127)
+        # Twice the prompt does not fit at all.
+        r = request("POST", "/v1/completions", url=self.srv.url, key=None,
+                    body=dict(prompt=" ".join(["apple banana cherry"] * 60), max_tokens=5))
+        self.assertEqual(r.status, 400)
+        self.assertEqual(r.error().get("code"), "context_length_exceeded")
 
     def test_stalled_client_times_out(self):
         """Half a request and then silence: the server closes the connection after its --timeout
