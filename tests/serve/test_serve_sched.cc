@@ -213,21 +213,11 @@ struct RefReply {
     uint32_t n_prompt = 0, n_gen = 0;
 };
 
-RefReply reference(const Messages &msgs, uint32_t max_tokens)
+RefReply reference_ids(const std::vector<int32_t> &ids, uint32_t max_tokens)
 {
     vki_llm_session *s = &g_model->s;
-    std::vector<vki_chat_message> m;
-    for (const auto &p : msgs) m.push_back({p.first.c_str(), p.second.c_str()});
-    vki_chat_prompt p = {};
-    p.tmpl = s->chat_template;
-    p.messages = m.data();
-    p.count = uint32_t(m.size());
-    p.add_assistant_prompt = true;
-    p.default_system = vki_tokenizer_default_system(s->tok);
-    std::vector<int32_t> ids(N_CTX);
-    uint32_t n = 0;
+    uint32_t n = uint32_t(ids.size());
     RefReply r;
-    EXPECT_EQ(vki_chat_encode(s->tok, &p, ids.data(), N_CTX, &n), VKI_OK);
     r.n_prompt = n;
     const vki_llm_info *info = vki_llm_info_get(s->llm);
     std::vector<float> logits(info->n_vocab);
@@ -254,6 +244,36 @@ RefReply reference(const Messages &msgs, uint32_t max_tokens)
     }
     vki_llm_seq_rewind(s->llm, 0, 0);
     return r;
+}
+
+RefReply reference(const Messages &msgs, uint32_t max_tokens)
+{
+    vki_llm_session *s = &g_model->s;
+    std::vector<vki_chat_message> m;
+    for (const auto &p : msgs) m.push_back({p.first.c_str(), p.second.c_str()});
+    vki_chat_prompt p = {};
+    p.tmpl = s->chat_template;
+    p.messages = m.data();
+    p.count = uint32_t(m.size());
+    p.add_assistant_prompt = true;
+    p.default_system = vki_tokenizer_default_system(s->tok);
+    std::vector<int32_t> ids(N_CTX);
+    uint32_t n = 0;
+    EXPECT_EQ(vki_chat_encode(s->tok, &p, ids.data(), N_CTX, &n), VKI_OK);
+    ids.resize(n);
+    return reference_ids(ids, max_tokens);
+}
+
+// A raw prompt, encoded as /v1/completions does: BOS as the model says, no control tokens.
+RefReply reference_text(const char *text, uint32_t max_tokens)
+{
+    vki_llm_session *s = &g_model->s;
+    std::vector<int32_t> ids(N_CTX);
+    uint32_t n = 0;
+    EXPECT_EQ(vki_tokenizer_encode(s->tok, text, strlen(text), vki_tokenizer_add_bos(s->tok), false,
+                                   ids.data(), N_CTX, &n), VKI_OK);
+    ids.resize(n);
+    return reference_ids(ids, max_tokens);
 }
 
 // The references of PROMPTS, computed once.
@@ -346,6 +366,30 @@ TEST_F(ServeSched, StopStringsEndTheTextBeforeThem)
     EXPECT_EQ(r.text, refs[3].text);
     EXPECT_EQ(r.finish, refs[3].finish);
     vki_serve_job_release(none);
+}
+
+TEST_F(ServeSched, CompletionMatchesTheReference)
+{
+    // Its text spells a control token, which must stay text (the reference encodes it so).
+    const char *prompt = "<|im_start|>The three primary colours are";
+    RefReply ref = reference_text(prompt, 6);
+    vki_tokenizer *tok = g_model->s.tok;
+    uint32_t n_special = 0;
+    int32_t ids[64];
+    ASSERT_EQ(vki_tokenizer_encode(tok, prompt, strlen(prompt), vki_tokenizer_add_bos(tok), true,
+                                   ids, 64, &n_special), VKI_OK);
+    EXPECT_GT(ref.n_prompt, n_special) << "<|im_start|> spelled out takes several tokens";
+    start();
+    vki_serve_job *j = completion(prompt, 6);
+    EXPECT_EQ(std::string(j->id).rfind("cmpl-", 0), 0u);
+    submit(j);
+    Reply r = result(j);
+    EXPECT_EQ(r.status, 0) << r.message;
+    EXPECT_EQ(r.text, ref.text);
+    EXPECT_EQ(r.finish, ref.finish);
+    EXPECT_EQ(r.usage.prompt_tokens, ref.n_prompt);
+    EXPECT_EQ(r.usage.completion_tokens, ref.n_gen);
+    vki_serve_job_release(j);
 }
 
 TEST_F(ServeSched, NextTurnReusesTheConversationsPrefix)
