@@ -309,21 +309,28 @@ static uint32_t common_prefix(const int32_t *a, uint32_t na, const int32_t *b, u
     return i;
 }
 
-/* The free slot for prompt[n]: the longest cached prefix, then the least recently used. */
+/* The free slot for prompt[n]: the one whose cache shares the longest prefix with it, as
+ * llama-server picks, but only among slots that would keep at least 80% of what they hold (a
+ * conversation's next turn keeps all of it): a new conversation that shares just the system
+ * prompt with another's cache must not throw that conversation's history away while an empty
+ * slot, or one with less to lose, is free. Ties, and no such slot, go to the least recently
+ * used. */
 static slot *pick_slot(vki_serve_sched *s, const int32_t *prompt, uint32_t n)
 {
-    slot *best = NULL;
+    slot *best = NULL, *lru = NULL;
     uint32_t best_prefix = 0;
     for (uint32_t i = 0; i < s->parallel; i++) {
         slot *sl = &s->slots[i];
         if (sl->state != SLOT_FREE) continue;
+        if (!lru || sl->last_used < lru->last_used) lru = sl;
         uint32_t p = common_prefix(sl->cached, sl->n_cached, prompt, n);
+        if ((uint64_t)p * 5 < (uint64_t)sl->n_cached * 4) continue;
         if (!best || p > best_prefix || (p == best_prefix && sl->last_used < best->last_used)) {
             best = sl;
             best_prefix = p;
         }
     }
-    return best;
+    return best ? best : lru;
 }
 
 /* The request's sampling over the server's defaults. */

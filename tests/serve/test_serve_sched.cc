@@ -401,6 +401,13 @@ TEST_F(ServeSched, NextTurnReusesTheConversationsPrefix)
     Reply first = result(j);
     vki_serve_job_release(j);
     ASSERT_EQ(first.status, 0) << first.message;
+    // Another conversation meanwhile shares only the system prompt with it: it must take an
+    // empty slot, not the first conversation's.
+    j = ask(PROMPTS[1]);
+    submit(j);
+    Reply other = result(j);
+    vki_serve_job_release(j);
+    ASSERT_EQ(other.status, 0) << other.message;
     uint64_t cached_before = metrics().prompt_tokens_cached;
 
     conv.push_back({"assistant", first.text});
