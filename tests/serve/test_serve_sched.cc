@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -101,7 +102,11 @@ class ServeSched : public ::testing::Test {
         if (!g_model->skip.empty()) GTEST_SKIP() << g_model->skip;
         ASSERT_TRUE(g_model->open) << "opening the default model failed (printed above)";
     }
-    void TearDown() override { vki_serve_sched_stop(sched); }
+    void TearDown() override
+    {
+        vki_serve_sched_stop(sched);
+        if (g_model->open) vki_llm_set_abort(g_model->s.llm, nullptr, nullptr);
+    }
 
     vki_serve_sched *sched = nullptr;
 
@@ -568,6 +573,51 @@ TEST_F(ServeSched, LongPromptIsPrefilledInChunksBesideADecodingStream)
     result(stream);
     vki_serve_job_release(stream);
     vki_serve_job_release(big);
+}
+
+// The engine's abort callback makes a prompt evaluation fail (VKI_ERROR_CANCELLED between two
+// batches of one vki_llm_eval_seq call, which happens when a chunk is longer than n_batch) as a
+// device error would: the job fails with 500 and the engine's message, the others go on.
+std::atomic<int> g_abort_calls{0};
+std::atomic<bool> g_abort{false};
+
+bool abort_once(void *)
+{
+    g_abort_calls++;
+    return g_abort.exchange(false);
+}
+
+TEST_F(ServeSched, EngineFailureFailsOnlyItsJob)
+{
+    const std::vector<RefReply> &refs = prompt_references();
+    vki_llm_set_abort(g_model->s.llm, abort_once, nullptr);
+    start(0, 1000); // whole prompts per step: several batches in one call
+    std::string paste;
+    for (int i = 0; i < 12; i++) paste += "lorem ipsum dolor sit amet ";
+    g_abort = true;
+    vki_serve_job *bad = ask(paste.c_str(), 2);
+    submit(bad);
+    Reply r = result(bad);
+    EXPECT_EQ(r.status, 500);
+    EXPECT_TRUE(r.started);
+    EXPECT_NE(r.message.find("stopped after"), std::string::npos) << r.message;
+    EXPECT_GE(g_abort_calls.load(), 1);
+    // The failed slot starts over; the same slots serve the next requests as the reference.
+    std::vector<vki_serve_job *> jobs;
+    for (size_t i = 0; i < PARALLEL; i++) {
+        jobs.push_back(ask(PROMPTS[i]));
+        submit(jobs.back());
+    }
+    for (size_t i = 0; i < PARALLEL; i++) {
+        Reply ok = result(jobs[i]);
+        EXPECT_EQ(ok.status, 0) << ok.message;
+        EXPECT_EQ(ok.text, refs[i].text) << PROMPTS[i];
+        vki_serve_job_release(jobs[i]);
+    }
+    vki_serve_job_release(bad);
+    vki_serve_metrics m = metrics();
+    EXPECT_EQ(m.jobs_failed, 1u);
+    EXPECT_EQ(m.jobs_done, PARALLEL);
 }
 
 TEST(ServeJob, IdsAreFreshAndTyped)
