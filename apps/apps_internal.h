@@ -170,6 +170,7 @@ typedef struct vki_bench_opts {
     uint32_t sd_steps;       // `sd`: steps of the measured image (0: 10, 2 on a CPU device)
     uint32_t sd_size;        // `sd`: image edge (0: 512, 256 on a CPU device)
     const char *sd_save;     // `sd`: write the synthetic checkpoint here (NULL: no)
+    vki_dtype sd_type;       // `sd`: weight conversion at load (--type; 0: as stored)
 } vki_bench_opts;
 
 /* A suite runs on app->device, fills `out` with its figures (stable snake_case keys) and,

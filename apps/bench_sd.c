@@ -4,7 +4,8 @@
  * up (compiles the programs), the next is measured. The model is -m FILE or --synthetic sd15 /
  * sd21 (full-size random weights); --save FILE writes that synthetic checkpoint as a
  * single-file .safetensors that other programs (stable-diffusion.cpp) read, so both run the
- * same file. */
+ * same file. --type converts the weights at load (f16, q8_0, q4_0, q4_1), so that memory and
+ * speed can be compared per type. */
 #if !defined(_WIN32)
 #define _POSIX_C_SOURCE 200809L // open's O_EXCL with fdopen
 #endif
@@ -62,7 +63,8 @@ int vki_bench_sd(vki_app *app, const vki_bench_opts *opts, cJSON *out)
     }
     if (bytes && opts->sd_save && (code = save(opts->sd_save, bytes, bytes_size)) != VKI_EXIT_OK) goto done;
     double t0 = vki_now_us();
-    vki_sd_desc d = {.path = model, .data = bytes, .size = bytes_size, .vocab_path = vocab};
+    vki_sd_desc d = {.path = model, .data = bytes, .size = bytes_size, .vocab_path = vocab,
+                     .weight_type = opts->sd_type};
     if (vki_sd_load(app->device, &d, &sd, why, sizeof why)) {
         code = vki_app_failf("bench sd: loading %s: %s", model ? model : synthetic, why);
         goto done;
@@ -96,6 +98,9 @@ int vki_bench_sd(vki_app *app, const vki_bench_opts *opts, cJSON *out)
     cJSON_AddNumberToObject(out, "height", size);
     cJSON_AddNumberToObject(out, "steps", steps);
     cJSON_AddNumberToObject(out, "cfg_batch", 2);
+    const char *type = opts->sd_type ? vki_dtype_get(opts->sd_type)->name : "stored";
+    vki_json_add_text(out, "weight_type", type, strlen(type));
+    cJSON_AddNumberToObject(out, "weight_bytes", (double)info->weight_bytes);
     vki_json_add_measure(out, "load_s", load_s);
     vki_json_add_measure(out, "first_image_s", first_s);
     vki_json_add_measure(out, "text_encode_s", t->text_s);
@@ -108,6 +113,8 @@ int vki_bench_sd(vki_app *app, const vki_bench_opts *opts, cJSON *out)
         printf("model %s (SD %u.x), %ux%u, %u steps of Euler with CFG (batch 2), after a warm-up\n",
                model ? model : synthetic, info->version, size, size, steps);
         printf("  load %.1f s, first image (compiles) %.1f s\n", load_s, first_s);
+        printf("  weights %s on the device (%s)\n", vki_bytes_string(info->weight_bytes, mem),
+               opts->sd_type ? type : "as stored");
         printf("  text encode %8.3f s\n  unet        %8.3f s/step (%.2f it/s)\n  vae decode  %8.3f s\n"
                "  image       %8.3f s\n",
                t->text_s, step_s, step_s > 0 ? 1 / step_s : 0, t->vae_s, t->total_s);

@@ -49,7 +49,10 @@ static vki_tensor linear(vki_clip_text *m, vki_tensor x, const char *fmt, uint32
     snprintf(wname, sizeof wname, "%s.weight", fmt);
     snprintf(bname, sizeof bname, "%s.bias", fmt);
     vki_graph *g = vki_program_graph(m->prog);
-    vki_tensor y = vki_matmul(g, W(m, wname, il, 2, (int64_t[2]){k, n}), x);
+    char tail[96], name[192];
+    snprintf(tail, sizeof tail, wname, il);
+    snprintf(name, sizeof name, "%s%s", m->prefix, tail);
+    vki_tensor y = vki_matmul(g, vki_weights_linear(m->weights, m->prog, name, k, n), x);
     return vki_add(g, y, f32(m, W(m, bname, il, 1, (int64_t[1]){n})));
 }
 
@@ -147,7 +150,8 @@ static vki_status load(vki_clip_text *m, vki_device *dev, const vki_weight_sourc
     const vki_profile *profile = vki_device_profile(dev);
     const vki_allocator *a = m->allocator.alloc ? &m->allocator : NULL;
     vki_weights_desc wd = {.source = *file, .device = dev,
-                           .profile = profile, .allocator = a, .model_name = "the CLIP text encoder"};
+                           .profile = profile, .allocator = a, .model_name = "the CLIP text encoder",
+                           .convert = d->weight_type};
     VKI_TRY(vki_weights_create(&wd, &m->weights));
     vki_program_desc pd = {.device = dev, .profile = profile, .allocator = a, .name = "clip text"};
     VKI_TRY(vki_program_create(&pd, &m->prog));
@@ -222,3 +226,5 @@ vki_status vki_clip_text_encode(vki_clip_text *m, const int32_t *ids, float *out
     return vki_program_download(m->prog, m->hidden, out_hidden,
                                 (uint64_t)m->info.width * m->info.n_ctx * sizeof(float));
 }
+
+uint64_t vki__clip_text_weight_bytes(const vki_clip_text *m) { return m ? vki_weights_bytes(m->weights) : 0; }

@@ -118,7 +118,9 @@ static vki_tensor gnorm(vki_unet *u, vki_tensor x, const char *name, uint32_t c,
 /* y [n, T] = W x + b for x [k, T]; bias optional. */
 static vki_tensor linear(vki_unet *u, vki_tensor x, const char *name, uint32_t k, uint32_t n, bool bias)
 {
-    vki_tensor y = vki_matmul(G(u), W(u, 2, (int64_t[2]){k, n}, "%s.weight", name), x);
+    char wname[224];
+    snprintf(wname, sizeof wname, "%s%s.weight", u->prefix, name);
+    vki_tensor y = vki_matmul(G(u), vki_weights_linear(u->weights, u->prog, wname, k, n), x);
     if (bias) y = vki_add(G(u), y, as(u, W(u, 1, (int64_t[1]){n}, "%s.bias", name), VKI_DTYPE_F32));
     return y;
 }
@@ -450,7 +452,9 @@ static vki_status read_structure(vki_unet *u, char *err, size_t n)
 
 /* ---- The program per shape ------------------------------------------------------------------- */
 
-static vki_status build(vki_unet *u, uint32_t w, uint32_t h, uint32_t batch, uint32_t n_ctx)
+/* The program for a shape, compiled; or, with compile false, only built to register and upload
+ * the weights (vki_unet_load's), then dropped. */
+static vki_status build(vki_unet *u, uint32_t w, uint32_t h, uint32_t batch, uint32_t n_ctx, bool compile)
 {
     vki_program_destroy(u->prog);
     u->prog = NULL;
@@ -477,11 +481,13 @@ static vki_status build(vki_unet *u, uint32_t w, uint32_t h, uint32_t batch, uin
         st = vki_weights_upload(u->weights);
         u->uploaded = !st;
     }
-    if (!st) st = vki_program_compile(u->prog, u->weights);
+    if (!st && compile) st = vki_program_compile(u->prog, u->weights);
     if (st) {
         snprintf(u->error, sizeof u->error, "%s", vki_weights_error(u->weights)[0]
                                                       ? vki_weights_error(u->weights)
                                                       : vki_program_error(u->prog));
+    }
+    if (st || !compile) {
         vki_program_destroy(u->prog);
         u->prog = NULL;
     }
@@ -507,9 +513,15 @@ vki_status vki_unet_load(const vki_unet_desc *desc, vki_unet **out, char *err, s
     if (!st) {
         vki_weights_desc wd = {.source = *desc->source, .device = desc->device,
                                .profile = vki_device_profile(desc->device),
-                               .allocator = desc->allocator, .model_name = "the SD U-Net"};
+                               .allocator = desc->allocator, .model_name = "the SD U-Net",
+                               .convert = desc->weight_type};
         st = vki_weights_create(&wd, &u->weights);
     }
+    /* Every weight registered and uploaded now, through a graph at the smallest latent that is
+     * never compiled: a missing, misshapen or unconvertible tensor fails the load, and the
+     * weights' size is known before the first image. */
+    uint32_t side = 1u << (u->info.levels ? u->info.levels - 1 : 0);
+    if (!st && (st = build(u, side, side, 1, 1, false))) snprintf(err, n, "%s", u->error);
     if (st) {
         vki_unet_destroy(u);
         return st;
@@ -549,7 +561,7 @@ vki_status vki_unet_eval(vki_unet *u, uint32_t w, uint32_t h, uint32_t batch, ui
         return VKI_ERROR_INVALID_ARGUMENT;
     }
     if (!u->prog || u->w != w || u->h != h || u->batch != batch || u->n_ctx != n_ctx)
-        VKI_TRY(build(u, w, h, batch, n_ctx));
+        VKI_TRY(build(u, w, h, batch, n_ctx, true));
     uint64_t nx = (uint64_t)w * h * u->info.in_channels * batch;
     VKI_TRY(vki_program_upload(u->prog, u->x, x, nx * sizeof(float)));
     VKI_TRY(vki_program_upload(u->prog, u->t, t, batch * sizeof(float)));

@@ -563,7 +563,8 @@ static vki_status load(vki_vae *v, const vki_vae_desc *d, char *err, size_t n)
 {
     VKI_TRY(read_shape(v, !d->no_encoder, err, n));
     vki_weights_desc wd = {.source = v->source, .device = v->device, .profile = v->profile,
-                           .allocator = alloc_of(v), .model_name = "the VAE"};
+                           .allocator = alloc_of(v), .model_name = "the VAE",
+                           .convert = d->weight_type};
     VKI_TRY(vki_weights_create(&wd, &v->weights));
     // Small throwaway graphs register (and check) every tensor before the one upload; the
     // programs that run are built per tile size afterwards from the registered weights.
@@ -657,3 +658,4 @@ vki_status vki_vae_encode(vki_vae *v, const float *rgb, uint32_t w, uint32_t h, 
 const vki_vae_info *vki_vae_info_get(const vki_vae *v) { return v ? &v->info : NULL; }
 const char *vki_vae_last_error(const vki_vae *v) { return v ? v->error : ""; }
 uint64_t vki_vae_peak_bytes(const vki_vae *v) { return v ? v->peak : 0; }
+uint64_t vki_vae_weight_bytes(const vki_vae *v) { return v ? vki_weights_bytes(v->weights) : 0; }

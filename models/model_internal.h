@@ -59,6 +59,12 @@ typedef struct vki_weights_desc {
     const vki_profile *profile;     // the device's, or the one checked against
     const vki_allocator *allocator; // NULL: malloc/free
     const char *model_name;         // for messages: "the llama architecture"
+    /* Conversion at upload (stable-diffusion.cpp's --type; weights_convert.c): 0 keeps every
+     * tensor as stored. F16: F32/F16/BF16 tensors of 2+ dims as F16. Q8_0, Q4_0, Q4_1: the
+     * same, except that linear weights (vki_weights_linear) of 2 dims whose rows are whole
+     * blocks are quantised to it. 1-dim and already-quantised tensors keep their stored type.
+     * Any other value fails creation with VKI_ERROR_INVALID_ARGUMENT. */
+    vki_dtype convert;
 } vki_weights_desc;
 
 vki_status vki_weights_create(const vki_weights_desc *desc, vki_weights **out);
@@ -78,6 +84,11 @@ vki_status vki_weights_status(const vki_weights *w);
  * `binding_limit_ok` is false, a tensor larger than one binding of the profile fails too. */
 vki_tensor vki_weights_tensor(vki_weights *w, vki_program *p, const char *name, uint32_t ndim,
                               const int64_t *ne, bool optional, bool binding_limit_ok);
+
+/* vki_weights_tensor for a matrix product's weight [k, n] (vki_matmul's w, read quantised by
+ * the kernels), which desc.convert may quantise. A tensor's type is decided the first time a
+ * program asks for it: ask for a tensor as linear everywhere or nowhere. */
+vki_tensor vki_weights_linear(vki_weights *w, vki_program *p, const char *name, int64_t k, int64_t n);
 
 /* Whether the source holds `name` (nothing is registered). */
 bool vki_weights_has(const vki_weights *w, const char *name);
@@ -102,6 +113,20 @@ vki_status vki_weights_check_all_used(vki_weights *w);
 
 /* Device bytes of the uploaded weights. */
 uint64_t vki_weights_bytes(const vki_weights *w);
+
+/* ---- Conversion (weights_convert.c), for the weights module and its tests ----------------- */
+
+/* Whether `to` is a conversion target vki_weights_desc.convert takes (0 included). */
+bool vki__weights_convert_target_ok(vki_dtype to);
+/* The type tensor t is uploaded as under target `to` (the rule of vki_weights_desc.convert;
+ * `linear`: t is a matrix product's weight). */
+vki_dtype vki__weights_convert_dtype(const vki_source_tensor *t, vki_dtype to, bool linear);
+/* t's bytes (F32/F16/BF16) converted to `to` (F16 or a block type t's element count is whole
+ * blocks of) into out[out_size], out_size exactly the converted size. F16 refuses finite values
+ * beyond its range (VKI_ERROR_UNSUPPORTED); a tensor that cannot be converted is
+ * VKI_ERROR_INVALID_ARGUMENT. The message names the tensor. */
+vki_status vki__weights_convert(const vki_source_tensor *t, vki_dtype to, void *out, uint64_t out_size,
+                                char *err, size_t err_size);
 
 /* ---- Programs -------------------------------------------------------------------------------- */
 

@@ -265,14 +265,16 @@ static vki_status load(vki_sd *sd, const vki_sd_desc *d)
     const vki_allocator *a = sd->allocator.alloc ? &sd->allocator : NULL;
     char why[512] = "";
     uint32_t skip = (d->clip_skip > 1 ? d->clip_skip : 1) + lay.base_skip - 1;
-    vki_clip_text_desc td = {.prefix = lay.text_prefix, .clip_skip = skip, .act = lay.text_act, .allocator = a};
+    vki_clip_text_desc td = {.prefix = lay.text_prefix, .clip_skip = skip, .act = lay.text_act,
+                             .allocator = a, .weight_type = d->weight_type};
     vki_status st = vki__clip_text_load_source(sd->device, &sd->src_text, &td, &sd->text, why, sizeof why);
     if (st) return fail(sd, st, "text encoder: %s", why);
     vki_unet_desc ud = {.source = &sd->src_unet, .prefix = lay.unet_prefix, .device = sd->device,
-                        .allocator = a, .heads = lay.heads, .head_dim = lay.head_dim};
+                        .allocator = a, .heads = lay.heads, .head_dim = lay.head_dim,
+                        .weight_type = d->weight_type};
     if ((st = vki_unet_load(&ud, &sd->unet, why, sizeof why))) return fail(sd, st, "%s", why);
     vki_vae_desc vd = {.source = &sd->src_vae, .prefix = lay.vae_prefix, .device = sd->device,
-                       .allocator = a, .tile = d->vae_tile};
+                       .allocator = a, .tile = d->vae_tile, .weight_type = d->weight_type};
     if ((st = vki_vae_load(&vd, &sd->vae, why, sizeof why))) return fail(sd, st, "%s", why);
     const vki_clip_text_info *ti = vki_clip_text_info_get(sd->text);
     const vki_unet_info *ui = vki_unet_info_get(sd->unet);
@@ -290,6 +292,9 @@ static vki_status load(vki_sd *sd, const vki_sd_desc *d)
     sd->info.text_width = ti->width;
     sd->info.unet_channels = ui->model_channels;
     sd->info.context_dim = ui->context_dim;
+    sd->info.weight_type = d->weight_type;
+    sd->info.weight_bytes = vki_unet_weight_bytes(sd->unet) + vki_vae_weight_bytes(sd->vae) +
+                            vki__clip_text_weight_bytes(sd->text);
     if (d->vocab_path) {
         vki_clip_tokenizer_desc kd = {.allocator = a};
         if ((st = vki_clip_tokenizer_create(d->vocab_path, &kd, &sd->tokenizer, why, sizeof why)))
@@ -301,7 +306,8 @@ static vki_status load(vki_sd *sd, const vki_sd_desc *d)
 vki_status vki_sd_load(vki_device *dev, const vki_sd_desc *desc, vki_sd **out, char *err, size_t n)
 {
     if (err && n) err[0] = 0;
-    if (!dev || !desc || (!desc->path && !desc->data) || !out || desc->prediction >= VKI_SD_PREDICTION_COUNT)
+    if (!dev || !desc || (!desc->path && !desc->data) || !out || desc->prediction >= VKI_SD_PREDICTION_COUNT ||
+        !vki__weights_convert_target_ok(desc->weight_type))
         return VKI_ERROR_INVALID_ARGUMENT;
     *out = NULL;
     vki_sd *sd = vki__model_alloc(desc->allocator, sizeof *sd);
@@ -334,6 +340,17 @@ void vki_sd_destroy(vki_sd *sd)
 }
 
 const vki_sd_info *vki_sd_info_get(const vki_sd *sd) { return sd ? &sd->info : NULL; }
+
+vki_status vki_sd_weight_type_parse(const char *name, vki_dtype *out)
+{
+    static const vki_dtype types[] = {VKI_DTYPE_F16, VKI_DTYPE_Q8_0, VKI_DTYPE_Q4_0, VKI_DTYPE_Q4_1};
+    for (size_t i = 0; name && out && i < sizeof types / sizeof *types; i++)
+        if (!strcmp(name, vki_dtype_get(types[i])->name)) { // "f16", "q8_0", ...
+            *out = types[i];
+            return VKI_OK;
+        }
+    return VKI_ERROR_INVALID_ARGUMENT;
+}
 const char *vki_sd_last_error(const vki_sd *sd) { return sd ? sd->error : ""; }
 const vki_sd_timings *vki_sd_timings_get(const vki_sd *sd) { return sd ? &sd->timings : NULL; }
 
@@ -551,7 +568,6 @@ vki_status vki_sd_generate(vki_sd *sd, const vki_sd_params *params, uint8_t *out
     for (int i = 0; i < 5; i++) vki__model_free(&sd->allocator, buf[i]);
     sd->timings.total_s = now_s() - t0;
     uint64_t act = vki_unet_activation_bytes(sd->unet), vae = vki_vae_peak_bytes(sd->vae);
-    sd->info.weight_bytes = vki_unet_weight_bytes(sd->unet);
     sd->timings.peak_device_bytes = sd->info.weight_bytes + (act > vae ? act : vae);
     return st;
 }

@@ -19,6 +19,7 @@ typedef struct vki_vae_desc {
     const vki_allocator *allocator;  // NULL: malloc/free
     uint32_t tile;                   // latent tile edge for tiled decode/encode; 0: automatic
     bool no_encoder;                 // txt2img needs only the decoder
+    vki_dtype weight_type;           // conversion at load (vki_weights_desc.convert); 0: as stored
 } vki_vae_desc;
 
 /* The network's shape, read from its tensors. */
@@ -49,6 +50,7 @@ uint32_t vki_vae_tile(vki_vae *v, bool encode, uint32_t w, uint32_t h);
 const vki_vae_info *vki_vae_info_get(const vki_vae *v); // borrowed; NULL for NULL
 const char *vki_vae_last_error(const vki_vae *v);
 uint64_t vki_vae_peak_bytes(const vki_vae *v); // device bytes of the largest program compiled
+uint64_t vki_vae_weight_bytes(const vki_vae *v); // device bytes of its weights
 
 
 /* ---- U-Net (arch_unet.c): SD 1.x / 2.x's UNetModel ---------------------------------------------
@@ -68,6 +70,7 @@ typedef struct vki_unet_desc {
     uint32_t heads;                  // attention heads per transformer; 0: by head_dim
     uint32_t head_dim;               // head width when heads is 0; 0: the layout's rule (8 heads
                                      // with 1x1-conv projections (SD 1.x), 64 wide with linear (SD 2.x))
+    vki_dtype weight_type;           // conversion at load (vki_weights_desc.convert); 0: as stored
 } vki_unet_desc;
 
 typedef struct vki_unet_info {
@@ -110,6 +113,8 @@ vki_status vki__sd_denoise(void *denoiser, const float *x, float sigma, float *o
 vki_status vki__clip_text_load_source(vki_device *device, const vki_weight_source *source,
                                       const vki_clip_text_desc *desc, vki_clip_text **out,
                                       char *out_error, size_t error_size);
+/* Device bytes of the text encoder's weights. */
+uint64_t vki__clip_text_weight_bytes(const vki_clip_text *m);
 
 /* ---- Checkpoint layouts (sd_names.c) ----------------------------------------------------------
  *

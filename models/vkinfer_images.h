@@ -35,6 +35,7 @@ typedef struct vki_clip_text_desc {
     uint32_t clip_skip;        // 0 or 1: the last layer; N: layer n - N + 1, then the final norm
     vki_activation act;        // the MLP's; 0: quick GELU (OpenAI CLIP); GELU for SD 2.x's
     const vki_allocator *allocator; // NULL: malloc/free
+    vki_dtype weight_type;     // conversion at load, as vki_sd_desc.weight_type; 0: as stored
 } vki_clip_text_desc;
 
 typedef struct vki_clip_text_info {
@@ -293,6 +294,14 @@ typedef struct vki_sd_desc {
     uint32_t clip_skip;             // A1111's: 0 or 1 the model's usual layer, 2 one earlier...
     uint32_t vae_tile;              // latent tile edge of the VAE; 0: automatic
     const vki_allocator *allocator; // NULL: malloc/free
+    /* Weight conversion at load (stable-diffusion.cpp's --type), so that a checkpoint fits a
+     * smaller card: 0 keeps the stored types. VKI_DTYPE_F16: every F32/BF16 weight of 2+ dims
+     * (matrices, convolution kernels, embeddings) as F16. Q8_0, Q4_0, Q4_1: the same, and the
+     * linear weights of the U-Net and text encoder (attention q/k/v/out, feed-forward,
+     * projections, time embedding; rows a multiple of 32) quantised to it. Biases and norm
+     * scales keep their type, and tensors stored quantised (a GGUF's) stay as they are. Any
+     * other type is VKI_ERROR_INVALID_ARGUMENT. */
+    vki_dtype weight_type;
 } vki_sd_desc;
 
 typedef struct vki_sd_info {
@@ -300,13 +309,17 @@ typedef struct vki_sd_info {
     vki_sd_prediction prediction;
     bool diffusers;                 // a folder
     uint32_t text_width, unet_channels, context_dim;
-    uint64_t weight_bytes;          // on the device, all three models
+    uint64_t weight_bytes;          // on the device, all three models (after conversion)
+    vki_dtype weight_type;          // the desc's conversion (0: none)
 } vki_sd_info;
 
 vki_status vki_sd_load(vki_device *device, const vki_sd_desc *desc, vki_sd **out, char *out_error,
                        size_t error_size);
 void vki_sd_destroy(vki_sd *sd);
 const vki_sd_info *vki_sd_info_get(const vki_sd *sd);
+/* The weight conversion called `name` ("f16", "q8_0", "q4_0", "q4_1"; sd.cpp's --type values)
+ * as vki_sd_desc.weight_type; VKI_ERROR_INVALID_ARGUMENT for any other name. */
+vki_status vki_sd_weight_type_parse(const char *name, vki_dtype *out_type);
 const char *vki_sd_last_error(const vki_sd *sd);
 
 typedef struct vki_sd_params {

@@ -3,7 +3,9 @@
  * program registers each tensor it reads (vki_weights_tensor); the module uploads them all at
  * once and hands their device ranges to the programs when they compile. Weights of one layer
  * that are read by the same input (q, k and v; gate and up) may be joined: placed one after
- * the other so that they read as one [k, sum m_i] tensor, one product instead of several. */
+ * the other so that they read as one [k, sum m_i] tensor, one product instead of several.
+ * With desc.convert, tensors are converted on the host as they are uploaded (F16, or linear
+ * weights quantised: weights_convert.c), each type decided when a program first asks for it. */
 #include "model_internal.h"
 
 #include <stdarg.h>
@@ -13,6 +15,9 @@
 
 typedef struct weight_entry {
     vki_source_tensor t; // the source's record (data borrowed from the file)
+    vki_dtype dtype;     // on the device: t.dtype, or its conversion (desc.convert)
+    uint64_t size;       // on the device
+    bool decided;        // dtype chosen by a first vki_weights_tensor/linear/joined
     vki_range range;     // on the device, once uploaded
 } weight_entry;
 
@@ -70,7 +75,8 @@ static vki_status fail(vki_weights *w, vki_status st, const char *fmt, ...)
 
 vki_status vki_weights_create(const vki_weights_desc *desc, vki_weights **out)
 {
-    if (!desc || !out || !desc->profile || !desc->source.find) return VKI_ERROR_INVALID_ARGUMENT;
+    if (!desc || !out || !desc->profile || !desc->source.find || !vki__weights_convert_target_ok(desc->convert))
+        return VKI_ERROR_INVALID_ARGUMENT;
     vki_weights tmp = {.allocator = desc->allocator ? *desc->allocator : (vki_allocator){0}};
     vki_weights *w = walloc(&tmp, sizeof *w);
     if (!w) return VKI_ERROR_OUT_OF_HOST_MEMORY;
@@ -124,12 +130,25 @@ static int32_t index_of(vki_weights *w, const char *name)
         w->weights = grown;
         w->capacity = cap;
     }
-    w->weights[w->count].t = t;
+    w->weights[w->count] = (weight_entry){.t = t, .dtype = t.dtype, .size = t.size};
     return (int32_t)w->count++;
 }
 
-vki_tensor vki_weights_tensor(vki_weights *w, vki_program *p, const char *name, uint32_t ndim,
-                              const int64_t *ne, bool optional, bool binding_limit_ok)
+/* The entry's device type and size under desc.convert, the first time it is asked for. */
+static void decide(vki_weights *w, weight_entry *x, bool linear)
+{
+    if (x->decided) return;
+    x->decided = true;
+    if (!w->d.convert || x->t.dtype == VKI_DTYPE_NONE) return;
+    vki_dtype to = vki__weights_convert_dtype(&x->t, w->d.convert, linear);
+    if (to == x->t.dtype) return;
+    int64_t n = x->t.ne[0] * x->t.ne[1] * x->t.ne[2] * x->t.ne[3]; // the source checked it fits
+    x->dtype = to;
+    x->size = vki_dtype_bytes(to, n);
+}
+
+static vki_tensor tensor(vki_weights *w, vki_program *p, const char *name, uint32_t ndim,
+                         const int64_t *ne, bool optional, bool binding_limit_ok, bool linear)
 {
     vki_graph *g = vki_program_graph(p);
     if (w->status || vki_graph_status(g) || ndim < 1 || ndim > VKI_MAX_DIMS) return (vki_tensor){0};
@@ -140,7 +159,8 @@ vki_tensor vki_weights_tensor(vki_weights *w, vki_program *p, const char *name, 
                  w->d.model_name);
         return (vki_tensor){0};
     }
-    const vki_source_tensor *t = &w->weights[i].t;
+    weight_entry *x = &w->weights[i];
+    const vki_source_tensor *t = &x->t;
     bool ok = true;
     for (uint32_t d = 0; d < VKI_MAX_DIMS; d++)
         ok = ok && (d < ndim ? ne[d] < 0 || t->ne[d] == ne[d] : t->ne[d] == 1);
@@ -162,17 +182,29 @@ vki_tensor vki_weights_tensor(vki_weights *w, vki_program *p, const char *name, 
              "q6_k)", name, t->type_name);
         return (vki_tensor){0};
     }
+    decide(w, x, linear);
     uint64_t limit = w->d.profile->max_storage_range;
-    if (!binding_limit_ok && t->size > limit) {
+    if (!binding_limit_ok && x->size > limit) {
         fail(w, VKI_ERROR_UNSUPPORTED, "model tensor %s is %llu MiB; this device binds at most "
-             "%llu MiB at once", name, (unsigned long long)(t->size >> 20),
+             "%llu MiB at once", name, (unsigned long long)(x->size >> 20),
              (unsigned long long)(limit >> 20));
         return (vki_tensor){0};
     }
     uint32_t rank = t->n_dims < ndim ? t->n_dims : ndim; // the dims past ndim are 1 (checked)
-    vki_tensor x = vki_weight(g, t->dtype, rank, t->ne, name);
-    if (x.id && vki__program_bind_weight(p, x, w, i, -1)) return (vki_tensor){0};
-    return x;
+    vki_tensor y = vki_weight(g, x->dtype, rank, t->ne, name);
+    if (y.id && vki__program_bind_weight(p, y, w, i, -1)) return (vki_tensor){0};
+    return y;
+}
+
+vki_tensor vki_weights_tensor(vki_weights *w, vki_program *p, const char *name, uint32_t ndim,
+                              const int64_t *ne, bool optional, bool binding_limit_ok)
+{
+    return tensor(w, p, name, ndim, ne, optional, binding_limit_ok, false);
+}
+
+vki_tensor vki_weights_linear(vki_weights *w, vki_program *p, const char *name, int64_t k, int64_t n)
+{
+    return tensor(w, p, name, 2, (int64_t[2]){k, n}, false, true, true);
 }
 
 /* The weights' alignment on the device: each starts at a multiple. */
@@ -224,12 +256,15 @@ vki_tensor vki_weights_joined(vki_weights *w, vki_program *p, const char *const 
     for (uint32_t i = 0; i < n; i++) {
         member[i] = index_of(w, names[i]);
         if (member[i] < 0) return (vki_tensor){0};
-        const vki_source_tensor *t = &w->weights[member[i]].t, *t0 = &w->weights[member[0]].t;
+        weight_entry *x = &w->weights[member[i]], *x0 = &w->weights[member[0]];
+        const vki_source_tensor *t = &x->t;
         // A wrong shape is left to vki_weights_tensor, which names it.
-        if (t->dtype == VKI_DTYPE_NONE || t->dtype != t0->dtype || t->ne[0] != k ||
-            t->ne[1] != rows[i] || t->ne[2] != 1 || t->ne[3] != 1 || (i + 1 < n && t->size % align))
+        if (t->dtype == VKI_DTYPE_NONE || t->ne[0] != k || t->ne[1] != rows[i] || t->ne[2] != 1 ||
+            t->ne[3] != 1)
             return (vki_tensor){0};
-        size += t->size;
+        decide(w, x, true); // joined members are the rows of one product's weight
+        if (x->dtype != x0->dtype || (i + 1 < n && x->size % align)) return (vki_tensor){0};
+        size += x->size;
         total += rows[i];
     }
     if (size > w->d.profile->max_storage_range) return (vki_tensor){0};
@@ -237,7 +272,7 @@ vki_tensor vki_weights_joined(vki_weights *w, vki_program *p, const char *const 
     if (gi < 0) return (vki_tensor){0};
     char name[96];
     snprintf(name, sizeof name, "%s+%u", w->weights[member[0]].t.name, n - 1);
-    vki_tensor x = vki_weight(g, w->weights[member[0]].t.dtype, 2, (int64_t[2]){k, total}, name);
+    vki_tensor x = vki_weight(g, w->weights[member[0]].dtype, 2, (int64_t[2]){k, total}, name);
     if (x.id && vki__program_bind_weight(p, x, w, -1, gi)) return (vki_tensor){0};
     return x;
 }
@@ -247,7 +282,7 @@ vki_status vki_weights_upload(vki_weights *w)
     if (w->status) return w->status;
     if (!w->d.device || w->arena) return VKI_OK;
     uint64_t align = align_of(w), total = 0;
-    for (uint32_t i = 0; i < w->count; i++) total += vki_align_up(w->weights[i].t.size + 16, align);
+    for (uint32_t i = 0; i < w->count; i++) total += vki_align_up(w->weights[i].size + 16, align);
     // One block sized to the weights: the arena's default block would round a 100 MiB model
     // up to 256 MiB of device memory.
     vki_arena_desc ad = {.kind = VKI_ARENA_WEIGHTS, .block_size = total, .name = "weights"};
@@ -259,15 +294,26 @@ vki_status vki_weights_upload(vki_weights *w)
         uint64_t off = 0;
         for (uint32_t i = 0; i < gr->count; i++) {
             weight_entry *x = &w->weights[gr->member[i]];
-            x->range = (vki_range){gr->range.buffer, gr->range.offset + off, x->t.size};
-            off += x->t.size;
+            x->range = (vki_range){gr->range.buffer, gr->range.offset + off, x->size};
+            off += x->size;
         }
     }
     for (uint32_t i = 0; i < w->count; i++) {
         weight_entry *x = &w->weights[i];
-        if (!x->range.buffer) VKI_TRY(vki_arena_alloc(w->arena, x->t.size, align, &x->range));
-        VKI_TRY(vki_device_upload(w->d.device, x->range, 0, x->t.data, x->t.size));
-        w->bytes += x->t.size;
+        if (!x->range.buffer) VKI_TRY(vki_arena_alloc(w->arena, x->size, align, &x->range));
+        if (x->dtype == x->t.dtype) {
+            VKI_TRY(vki_device_upload(w->d.device, x->range, 0, x->t.data, x->size));
+        } else { // converted on the host, one tensor at a time (weights_convert.c)
+            void *tmp = (uint64_t)(size_t)x->size == x->size ? walloc(w, (size_t)x->size) : NULL;
+            if (!tmp) return fail(w, VKI_ERROR_OUT_OF_HOST_MEMORY, "model: out of host memory "
+                                  "converting tensor %s", x->t.name);
+            char why[256] = "";
+            vki_status st = vki__weights_convert(&x->t, x->dtype, tmp, x->size, why, sizeof why);
+            if (!st) st = vki_device_upload(w->d.device, x->range, 0, tmp, x->size);
+            wfree(w, tmp);
+            if (st) return why[0] ? fail(w, st, "%s", why) : st;
+        }
+        w->bytes += x->size;
     }
     return VKI_OK;
 }

@@ -1,7 +1,8 @@
 // `vkinfer imagegen` run as a user would, on the tiny SD 1.x checkpoint of tests/data/sd_tiny
 // with its token table widened to CLIP's 49408 ids (rows repeated), so that real prompts go
 // through the real tokenizer: a PNG with AUTOMATIC1111's parameters chunk, the same bytes for
-// the same seed, other bytes for another, existing files refused, bad options named.
+// the same seed, other bytes for another, existing files refused, bad options named, weights
+// converted at load (--type).
 #include <cjson/cJSON.h>
 #include <gtest/gtest.h>
 
@@ -147,6 +148,30 @@ TEST_F(ImagegenCli, SamplersBatchesAndImageToImage)
     r = RunImagegen(base() + "-p fox -i '" + dir + "/s_1.png' --strength 0.5 -o '" + dir + "/i.png'");
     ASSERT_EQ(r.code, 0) << r.err;
     EXPECT_NE(Slurp(dir + "/i.png").find("Denoising strength: 0.5"), std::string::npos);
+}
+
+// --type converts the weights at load: with q8_0 a PNG still comes out and the converted
+// weights' size is reported (that the quantised weights are the ones computed with, and how
+// close they come, is tests/models/test_sd_convert.cc's); an unknown type is a usage error
+// naming the types, before any work.
+TEST_F(ImagegenCli, WeightTypeConvertsAtLoad)
+{
+    Result r = RunImagegen(base() + "-p fox --type q8_0 -o '" + dir + "/q.png'");
+    ASSERT_EQ(r.code, 0) << r.err;
+    std::string q = Slurp(dir + "/q.png");
+    ASSERT_GT(q.size(), 100u);
+    EXPECT_EQ(q.compare(0, 8, "\x89PNG\r\n\x1a\n"), 0);
+    EXPECT_NE(r.err.find("on the device as q8_0"), std::string::npos) << r.err;
+    for (const char *bad : {"q5_0", "F16", "fp16"}) {
+        r = RunImagegen(base() + "-p fox --type " + bad + " -o '" + dir + "/bad.png'");
+        EXPECT_EQ(r.code, 2) << bad;
+        EXPECT_NE(r.err.find("--type is f16, q8_0, q4_0 or q4_1 (got '" + std::string(bad) + "')"),
+                  std::string::npos) << r.err;
+        EXPECT_FALSE(std::ifstream(dir + "/bad.png").good()) << bad;
+    }
+    r = RunImagegen(base() + "-p fox -o '" + dir + "/bad.png' --type");
+    EXPECT_EQ(r.code, 2);
+    EXPECT_NE(r.err.find("--type is"), std::string::npos) << r.err;
 }
 
 TEST_F(ImagegenCli, BadOptionsAreNamed)
