@@ -3,7 +3,8 @@
  *
  *   1. admits queued jobs into free slots (first come, first served), choosing the free slot
  *      whose cached tokens share the longest prefix with the new prompt (so a conversation's
- *      next turn lands where its history already is), else the least recently used;
+ *      next turn lands where its history already is; pick_slot has the details), else the
+ *      least recently used, and keeps that prefix in the cache;
  *   2. evaluates one chunk of one prefilling slot's prompt (the prefilling slots take turns), so
  *      a long paste is prefilled in pieces between decode steps and never freezes the streams;
  *   3. decodes every generating slot in one vki_llm_decode pass and samples each row.
