@@ -5,8 +5,9 @@
 // engine (vki_chat_encode, vki_llm_eval_seq on a fresh sequence, argmax, vki_llm_decode with
 // one row). The scheduler must give the same text whether a request runs alone or beside seven
 // others in four slots (the engine's S-row decode plan computes each row alone), also when a
-// slot reuses a cached prefix. Cancellation, the bounded queue, shutdown, stop strings and a
-// prompt longer than the context are checked on the same model.
+// slot reuses a cached prefix. Cancellation, the bounded queue, shutdown, stop strings, a
+// prompt longer than the context, chunked prefill beside a stream, the choice of slot for a
+// conversation's next turn and an engine failure are checked on the same model.
 //
 // One model load (SmolLM2-135M Q4_1, 4 sequences of 512 tokens) serves every test; each test
 // starts its own scheduler (which starts every sequence empty). Replies are kept short
@@ -447,7 +448,9 @@ TEST_F(ServeSched, CancelledJobFreesItsSlot)
     vki_serve_job *waiting = ask(PROMPTS[0], 3);
     submit(waiting);
     ASSERT_TRUE(wait_for(longs[0], [](vki_serve_job *x) { return x->text_len > 0 || x->finished; }));
+    pthread_mutex_lock(&waiting->lock);
     EXPECT_FALSE(waiting->started);
+    pthread_mutex_unlock(&waiting->lock);
     cancel(longs[0]);
     ASSERT_TRUE(wait_for(longs[0], [](vki_serve_job *x) { return x->finished; }, 60));
     Reply w = result(waiting);
@@ -494,7 +497,7 @@ TEST_F(ServeSched, FullQueueSays503AndStopEndsEveryJob)
     // A client waiting in the queue goes away: its place is free for another.
     cancel(jobs.back());
     ASSERT_TRUE(wait_for(jobs.back(), [](vki_serve_job *x) { return x->finished; }, 60));
-    EXPECT_FALSE(jobs.back()->started);
+    EXPECT_FALSE(result(jobs.back()).started);
     vki_serve_job_release(jobs.back());
     jobs.pop_back();
     EXPECT_EQ(metrics().jobs_cancelled, 1u);
