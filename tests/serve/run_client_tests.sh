@@ -10,7 +10,7 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 exe="$(realpath "${1:?usage: run_client_tests.sh VKINFER_EXE [VENV_DIR] [tests...]}")"
-venv="${2:-${XDG_CACHE_HOME:-$HOME/.cache}/vkinfer/venv-serve-tests}"
+venv="$(realpath -m "${2:-${XDG_CACHE_HOME:-$HOME/.cache}/vkinfer/venv-serve-tests}")"
 shift $(($# >= 2 ? 2 : 1))
 
 model_dir="${VKI_MODEL_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/vkinfer/models}"
