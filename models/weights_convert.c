@@ -5,8 +5,8 @@
  * The rule (vki_weights_desc.convert): F32/F16/BF16 tensors of two or more dimensions become
  * F16 under any target; under Q8_0/Q4_0/Q4_1, a linear weight (a matrix product's `w`, which
  * the matmul kernels read quantised) of two dimensions whose rows are whole blocks is
- * quantised instead, with GGUF's block layouts and its reference quantisers' rounding (the
- * block encoders of graph/dtype.c). One-dimensional tensors (biases, norm scales) keep their
+ * quantised instead, with GGUF's block layouts and ggml's reference quantisers' rounding, byte
+ * for byte (graph/dtype.c's block encoders for Q8_0 and Q4_0; Q4_1 below). One-dimensional tensors (biases, norm scales) keep their
  * stored type: they are a fraction of a per mille of the bytes and are read once per output.
  * Tensors stored quantised stay as they are: requantising would only add error. */
 #include "model_internal.h"
