@@ -10,6 +10,9 @@ Start the servers yourself, with as many slots as the largest level, e.g.
        needs GGML_VK_VISIBLE_DEVICES=0, see bench_llamacpp.sh)
 then
   tools/bench_serve.py --url vkinfer=http://127.0.0.1:8080 --url llama=http://127.0.0.1:8081
+or let the script start (and stop) them on free loopback ports, with as many slots as the
+largest level and --ctx tokens per slot:
+  tools/bench_serve.py --vkinfer build/vkinfer --llama-server /tmp/vkinfer-llamacpp/build/bin/llama-server
 Several --url are alternated level by level (each level runs on every server before the next
 level starts), so that a change in the machine's load hits both alike.
 
@@ -26,7 +29,12 @@ fields and may stop at end-of-generation, which the token count then shows).
 import argparse
 import http.client
 import json
+import os
+import re
+import socket
 import statistics
+import subprocess
+import tempfile
 import sys
 import threading
 import time
@@ -145,11 +153,79 @@ def model_of(url, key, timeout):
         conn.close()
 
 
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(proc, log, url, timeout):
+    """Polls GET /health until 200 (llama-server answers 503 while it loads)."""
+    u = urllib.parse.urlsplit(url)
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            log.seek(0)
+            sys.exit("bench_serve: %s exited %d:\n%s" % (proc.args[0], proc.returncode, log.read()[-3000:]))
+        try:
+            conn = http.client.HTTPConnection(u.hostname, u.port, timeout=5)
+            conn.request("GET", "/health")
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    proc.kill()
+    sys.exit("bench_serve: %s did not become ready in %d s" % (proc.args[0], timeout))
+
+
+def start_servers(a, slots):
+    """Starts the servers named by --vkinfer / --llama-server; returns [(name, url, proc, log)]."""
+    model = a.model or os.path.join(os.environ.get("VKI_MODEL_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "vkinfer", "models"),
+        "SmolLM2-135M-Instruct.Q4_1.gguf")
+    out = []
+    if a.vkinfer:
+        log = tempfile.TemporaryFile("w+")
+        p = subprocess.Popen([a.vkinfer, "serve", "-m", model, "--port", "0", "--parallel", str(slots),
+                              "--ctx", str(a.ctx)], stdout=subprocess.DEVNULL, stderr=log)
+        deadline = time.time() + 600
+        url = None
+        while url is None:
+            log.seek(0)
+            m = re.search(r"vkinfer: serving \S+ on (http://\S+:\d+)", log.read())
+            if m:
+                url = m.group(1)
+            elif p.poll() is not None or time.time() > deadline:
+                wait_ready(p, log, "http://127.0.0.1:1", 0)  # reports and exits
+                sys.exit("bench_serve: vkinfer serve did not start")
+            else:
+                time.sleep(0.2)
+        wait_ready(p, log, url, 600)
+        out.append(("vkinfer", url, p, log))
+    if a.llama_server:
+        log = tempfile.TemporaryFile("w+")
+        port = free_port()
+        env = dict(os.environ)
+        env.setdefault("GGML_VK_VISIBLE_DEVICES", "0")  # else lavapipe is skipped (bench_llamacpp.sh)
+        p = subprocess.Popen([a.llama_server, "-m", model, "-ngl", "99", "--host", "127.0.0.1", "--port", str(port),
+                              "-np", str(slots), "-c", str(a.ctx * slots)], stdout=log, stderr=log, env=env)
+        url = "http://127.0.0.1:%d" % port
+        wait_ready(p, log, url, 600)
+        out.append(("llama-server", url, p, log))
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--url", action="append", metavar="[NAME=]URL",
                     help="server base URL (repeat to alternate servers); default http://127.0.0.1:8080")
+    ap.add_argument("--vkinfer", metavar="EXE", help="start `EXE serve` and benchmark it")
+    ap.add_argument("--llama-server", metavar="EXE", help="start llama.cpp's llama-server and benchmark it")
+    ap.add_argument("-m", "--model", help="the model the started servers load (default: the model cache's "
+                    "SmolLM2-135M-Instruct.Q4_1.gguf)")
+    ap.add_argument("--ctx", type=int, default=1024, help="context per slot of the started servers (default 1024)")
     ap.add_argument("--api-key", default="", help="sent as Authorization: Bearer to every server")
     ap.add_argument("--streams", default="1,2,4,8", help="concurrency levels (default 1,2,4,8)")
     ap.add_argument("--max-tokens", type=int, default=64, help="tokens per answer (default 64)")
@@ -158,13 +234,27 @@ def main():
     ap.add_argument("--json", nargs="?", const="-", metavar="FILE", help="also write the results as JSON")
     a = ap.parse_args()
 
-    servers = []
-    for spec in a.url or ["http://127.0.0.1:8080"]:
+    levels = [int(s) for s in a.streams.split(",") if s.strip()]
+    started = start_servers(a, max(levels))
+    try:
+        return bench(a, levels, [(name, url) for name, url, _, _ in started])
+    finally:
+        for _, _, p, log in started:
+            p.terminate()
+            try:
+                p.wait(60)
+            except subprocess.TimeoutExpired:
+                p.kill()
+            log.close()
+
+
+def bench(a, levels, started):
+    servers = list(started)
+    for spec in a.url or ([] if started else ["http://127.0.0.1:8080"]):
         name, sep, url = spec.partition("=")
         if not sep or "://" in name:
             name, url = urllib.parse.urlsplit(spec).netloc, spec
         servers.append((name, url))
-    levels = [int(s) for s in a.streams.split(",") if s.strip()]
 
     models = {}
     for name, url in servers:
