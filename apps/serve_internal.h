@@ -166,6 +166,7 @@ typedef struct vki_serve_sched_desc {
                                   // the scheduler's thread uses it (and its device)
     uint32_t parallel;            // slots (the model's n_seq)
     uint32_t queue_capacity;      // jobs waiting for a slot; beyond it submit says 503
+                                  // (0: none wait, as `serve --queue 0`)
     uint32_t chunk;               // prompt tokens per prefill step between decode steps
                                   // (0: the model's n_batch)
     vki_sampler_desc sampling;    // the server's defaults (the command line's sampling options)

@@ -22,7 +22,6 @@
 #include <sys/random.h>
 #include <time.h>
 
-#define DEFAULT_QUEUE 64    // queue_capacity 0
 #define RATE_SECONDS 10     // tokens_per_second's window: the last 10 whole seconds
 #define RATE_RING (RATE_SECONDS + 1) // and the second now filling
 
@@ -688,7 +687,7 @@ int vki_serve_sched_start(const vki_serve_sched_desc *desc, vki_serve_sched **ou
     s->n_vocab = info->n_vocab;
     s->chunk = desc->chunk ? desc->chunk : info->n_batch;
     s->parallel = parallel;
-    s->queue_capacity = desc->queue_capacity ? desc->queue_capacity : DEFAULT_QUEUE;
+    s->queue_capacity = desc->queue_capacity; // 0: nobody waits (`serve --queue 0`)
     s->queue_size = s->queue_capacity + parallel;
     s->sampling = desc->sampling;
     s->model_id = strdup(desc->model_id ? desc->model_id : "");

@@ -111,7 +111,7 @@ class ServeSched : public ::testing::Test {
 
     vki_serve_sched *sched = nullptr;
 
-    void start(uint32_t queue_capacity = 0, uint32_t chunk = 0)
+    void start(uint32_t queue_capacity = 8, uint32_t chunk = 0)
     {
         vki_serve_sched_desc d = {};
         d.session = &g_model->s;
@@ -521,6 +521,27 @@ TEST_F(ServeSched, FullQueueSays503AndStopEndsEveryJob)
     }
 }
 
+TEST_F(ServeSched, QueueOfZeroTakesOnlyWhatTheSlotsHold)
+{
+    start(0); // serve --queue 0
+    std::vector<vki_serve_job *> jobs;
+    for (uint32_t i = 0; i < PARALLEL; i++) {
+        jobs.push_back(completion(COUNTING, 400));
+        submit(jobs.back());
+    }
+    vki_serve_job *extra = completion(COUNTING, 4);
+    vki_serve_error err = {};
+    EXPECT_FALSE(vki_serve_sched_submit(sched, extra, &err));
+    EXPECT_EQ(err.status, 503);
+    vki_serve_job_release(extra);
+    for (vki_serve_job *j : jobs) cancel(j);
+    for (vki_serve_job *j : jobs) {
+        result(j);
+        vki_serve_job_release(j);
+    }
+    EXPECT_EQ(metrics().jobs_cancelled, PARALLEL);
+}
+
 TEST_F(ServeSched, PromptLongerThanTheContextIs400)
 {
     start();
@@ -552,7 +573,7 @@ TEST_F(ServeSched, LongPromptIsPrefilledInChunksBesideADecodingStream)
 {
     // Chunks of 8 tokens: a 110-token prompt takes about 14 prefill steps, each followed by a
     // decode step of the other slot, which must therefore progress while the long prompt goes in.
-    start(0, 8);
+    start(8, 8);
     vki_serve_job *stream = completion(COUNTING, 400);
     submit(stream);
     ASSERT_TRUE(wait_for(stream, [](vki_serve_job *x) { return x->text_len > 0 || x->finished; }));
@@ -594,7 +615,7 @@ TEST_F(ServeSched, EngineFailureFailsOnlyItsJob)
 {
     const std::vector<RefReply> &refs = prompt_references();
     vki_llm_set_abort(g_model->s.llm, abort_once, nullptr);
-    start(0, 1000); // whole prompts per step: several batches in one call
+    start(8, 1000); // whole prompts per step: several batches in one call
     std::string paste;
     for (int i = 0; i < 12; i++) paste += "lorem ipsum dolor sit amet ";
     g_abort = true;
