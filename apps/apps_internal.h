@@ -182,6 +182,23 @@ int vki_bench_runtime(vki_app *app, const vki_bench_opts *opts, cJSON *out);
 int vki_bench_ops(vki_app *app, const vki_bench_opts *opts, cJSON *out);
 int vki_bench_llm(vki_app *app, const vki_bench_opts *opts, cJSON *out);
 int vki_bench_sd(vki_app *app, const vki_bench_opts *opts, cJSON *out);
+int vki_bench_peak(vki_app *app, const vki_bench_opts *opts, cJSON *out); // bench_peak.c
+
+/* The device's measured peaks (bench_peak.c), the roofs that `bench ops` and `bench llm` cite.
+ * Each is 0 where the device lacks the feature (int8 dot product, cooperative matrices). */
+typedef struct vki_bench_peaks {
+    double fp32_gflops, fp16_gflops;     // vector FMA throughput (2 flops per FMA)
+    double int8_gops;                    // integer dot product (2 ops per multiply-add)
+    double coopmat_fp16_gflops;          // cooperative-matrix fp16 multiply-add
+    double read_gbs, write_gbs, copy_gbs;// device memory (copy: bytes read + written)
+    double upload_gbs, download_gbs;     // host -> device, device -> host
+    double dispatch_us, submit_us;       // one dispatch in a recorded stream; an empty submit+wait
+} vki_bench_peaks;
+
+/* The peaks of app->device: from the cache file of this device and driver (next to the pipeline
+ * cache), else measured quietly now and cached (created exclusively, replaced atomically).
+ * Returns an exit code, having printed why on failure. */
+int vki_bench_peaks_get(vki_app *app, const vki_bench_opts *opts, vki_bench_peaks *out);
 
 /* The device's copy bandwidth (bytes read + written, GB/s) as `bench runtime` measures it:
  * the yardstick for memory-bound kernels in `bench ops`. */
