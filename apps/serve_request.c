@@ -354,7 +354,12 @@ bool vki_serve_request_parse(const char *body, size_t length, vki_serve_kind kin
     char *text = dup_bytes(body, length);
     if (!text) return oom(err);
     const char *end = NULL;
+    // cJSON's parser records every parse's error position in a variable of its own, shared by
+    // all threads: the HTTP threads parse one at a time (a body takes microseconds).
+    static pthread_mutex_t parse_lock = PTHREAD_MUTEX_INITIALIZER;
+    pthread_mutex_lock(&parse_lock);
     cJSON *root = cJSON_ParseWithLengthOpts(text, length + 1, &end, 1);
+    pthread_mutex_unlock(&parse_lock);
     if (!root) {
         size_t at = end && end >= text && end <= text + length ? (size_t)(end - text) : 0;
         free(text);
