@@ -294,6 +294,13 @@ def bench(a, levels, started):
         if 1 in by and by[1] > 0:
             print("%s: aggregate tokens/s relative to 1 stream: %s" % (
                 name, ", ".join("x%d %.2f" % (n, by[n] / by[1]) for n in sorted(by))))
+    if len(servers) > 1:  # the first server against each other one, level by level
+        first = servers[0][0]
+        mine = {r["streams"]: r["tokens_per_s"] for r in results if r["server"] == first}
+        for name, _ in servers[1:]:
+            other = {r["streams"]: r["tokens_per_s"] for r in results if r["server"] == name}
+            print("%s / %s aggregate tokens/s: %s" % (first, name, ", ".join(
+                "x%d %.2f" % (n, mine[n] / other[n]) for n in sorted(mine) if other.get(n))))
     if a.json:
         text = json.dumps({"max_tokens": a.max_tokens, "results": results}, indent=1)
         if a.json == "-":
