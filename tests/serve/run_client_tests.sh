@@ -64,6 +64,7 @@ done
 echo "serve tests: server at $url (pid $pid)"
 
 export VKI_SERVE_URL="$url" VKI_SERVE_KEY="$key" VKINFER_EXE="$exe"
+export PYTHONDONTWRITEBYTECODE=1  # no __pycache__ in the source tree
 start=$SECONDS
 status=0
 (($#)) || set -- test_api test_concurrency test_page
