@@ -1,0 +1,905 @@
+/* `vkinfer bench peak`: the device's measured peaks, each from a kernel written for it, the
+ * roofs that `bench ops` and `bench llm` cite (vki_bench_peaks_get).
+ *
+ *  - fp32 / fp16 vector FMA (peak_fma.comp), int8 dot product (peak_dot.comp, where the
+ *    profile has VK_KHR_shader_integer_dot_product), cooperative-matrix fp16
+ *    (peak_coopmat.comp, where the profile has cooperative matrices): chains in registers on a
+ *    grid sized by device type (the profile has no count of compute units, so a GPU gets a
+ *    grid larger than any GPU's resident threads), the iteration count calibrated until one
+ *    dispatch takes the target time (20 ms on a GPU, 100 ms on a CPU device);
+ *  - device memory read and write (peak_mem.comp), 16-byte accesses over a buffer larger than
+ *    any cache (1 GiB on a GPU where the limits allow, 64 MiB on a CPU device), bound in
+ *    windows of at most maxStorageBufferRange;
+ *  - copy bandwidth, upload/download, dispatch and submit latency: `bench runtime`'s own
+ *    measurements (vki_bench_runtime, run quietly), not a second copy of them.
+ *
+ * Times are the median of the repetitions, from GPU timestamps where the device has them,
+ * else the wall clock around submit+wait. Every kernel's result is checked on the host
+ * (abi_peak.h says what each computes), so a fast wrong kernel fails the bench.
+ *
+ * The peaks are cached per device, driver, vkinfer version and feature set in a JSON file next
+ * to the pipeline cache; `bench peak` always measures and rewrites it, vki_bench_peaks_get
+ * reads it when it matches and measures otherwise. */
+#define _POSIX_C_SOURCE 200809L // isatty, fileno, getpid
+#include "bench_peak.h"
+#include "vki_abi.h"
+#include "abi_peak.h"
+
+#include <errno.h>
+#include <float.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#ifdef _WIN32
+#include <direct.h>
+#include <io.h>
+#include <process.h>
+#define getpid _getpid
+#define isatty _isatty
+#define fileno _fileno
+#else
+#include <unistd.h>
+#endif
+
+#define MIB (1ull << 20)
+#define WAIT_NS (120ull * 1000 * 1000 * 1000) // a hung device fails the bench, not hangs it
+#define WINDOW_ALIGN (64u << 10)
+#define SAMPLE_BYTES (64u << 10)   // bytes of the write kernel's output checked per window
+#define MAX_ITERS (1u << 22)
+#define CACHE_SCHEMA 1
+#define CACHE_MAX_BYTES (64u << 10)
+
+typedef struct pk_bench {
+    vki_app *app;
+    vki_device *dev;
+    const vki_profile *prof;
+    vki_arena *arena;
+    bool quiet;          // print nothing but failures
+    uint32_t reps;
+    double target_us;    // one calibrated dispatch
+    uint32_t local;      // threads per workgroup of fma, dot and mem
+    uint32_t groups;     // workgroups of fma and dot
+    uint32_t mem_groups; // workgroups of read and write
+    uint64_t mem_bytes;  // read / write buffer
+    uint64_t window;     // bytes bound per memory dispatch
+    bool timed;          // GPU timestamps
+} pk_bench;
+
+typedef struct pk_result {
+    vki_bench_peaks peaks;
+    bool fp16, int8, coopmat; // measured (else unsupported)
+    uint32_t fma_iters[2], dot_iters, cm_iters;
+} pk_result;
+
+#define PK_CHECK(call, what)                                                                   \
+    do {                                                                                       \
+        vki_status pk_status_ = (call);                                                        \
+        if (pk_status_ != VKI_OK) {                                                            \
+            code = vki_app_fail(b->app, "bench peak: " what, pk_status_);                      \
+            goto fail;                                                                         \
+        }                                                                                      \
+    } while (0)
+
+#define PK_OOM(ptr)                                                                            \
+    do {                                                                                       \
+        if (!(ptr)) {                                                                          \
+            code = vki_app_failf("bench peak: out of host memory");                            \
+            goto fail;                                                                         \
+        }                                                                                      \
+    } while (0)
+
+static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
+
+/* ---- Setup ------------------------------------------------------------------------------- */
+
+static int bench_init(pk_bench *b, vki_app *app, const vki_bench_opts *opts, bool quiet)
+{
+    const vki_profile *p = vki_device_profile(app->device);
+    const bool cpu = p->type == VKI_DEVICE_CPU;
+    memset(b, 0, sizeof *b);
+    b->app = app;
+    b->dev = app->device;
+    b->prof = p;
+    b->quiet = quiet;
+    b->reps = opts && opts->reps ? opts->reps : cpu ? 5 : 10;
+    b->target_us = cpu ? 100e3 : 20e3;
+    b->timed = p->timestamps;
+    uint32_t local = VKI_PEAK_LOCAL_SIZE;
+    if (p->max_workgroup_invocations && local > p->max_workgroup_invocations)
+        local = p->max_workgroup_invocations;
+    if (p->max_workgroup_size[0] && local > p->max_workgroup_size[0]) local = p->max_workgroup_size[0];
+    b->local = local;
+    // A GPU: 1M threads, several times what the largest GPUs keep resident; an integrated one
+    // a quarter; a CPU device a few workgroups per core (lavapipe runs a workgroup per thread).
+    uint32_t threads = p->type == VKI_DEVICE_DISCRETE ? (1u << 20)
+                       : cpu                          ? (1u << 13)
+                                                      : (1u << 18);
+    b->groups = threads / local;
+    uint32_t max_x = p->max_workgroup_count[0] ? p->max_workgroup_count[0] : 65535;
+    if (b->groups > max_x) b->groups = max_x;
+    if (b->groups == 0) b->groups = 1;
+    b->mem_groups = b->groups;
+
+    uint64_t cap = min_u64(p->max_allocation, p->max_buffer_size ? p->max_buffer_size : UINT64_MAX);
+    uint64_t want = opts && opts->copy_bytes ? opts->copy_bytes : cpu ? 64 * MIB : 1024 * MIB;
+    if (!(opts && opts->copy_bytes) && p->device_local_bytes && want > p->device_local_bytes / 4)
+        want = p->device_local_bytes / 4;
+    b->mem_bytes = min_u64(want, cap) / WINDOW_ALIGN * WINDOW_ALIGN;
+    uint64_t window = opts && opts->window_bytes ? opts->window_bytes : p->max_storage_range;
+    window = min_u64(min_u64(window, p->max_storage_range), b->mem_bytes);
+    b->window = window / WINDOW_ALIGN * WINDOW_ALIGN;
+    vki_status st = vki_arena_create(b->dev, &(vki_arena_desc){.kind = VKI_ARENA_ACTIVATIONS,
+                                                               .name = "bench peak"}, &b->arena);
+    if (st != VKI_OK) return vki_app_fail(app, "bench peak: creating an arena", st);
+    return VKI_EXIT_OK;
+}
+
+static void bench_done(pk_bench *b) { vki_arena_destroy(b->arena); }
+
+static vki_status make_kernel(pk_bench *b, const char *name, uint32_t bindings, uint32_t push,
+                              const vki_spec *extra, uint32_t extra_count, uint32_t subgroup,
+                              vki_kernel **out)
+{
+    vki_spec specs[4] = {{VKI_SPEC_LOCAL_SIZE_X, b->local}};
+    for (uint32_t i = 0; i < extra_count && i < 3; i++) specs[1 + i] = extra[i];
+    vki_kernel_desc d = {.name = name, .binding_count = bindings, .push_size = push,
+                         .specs = specs, .spec_count = 1 + extra_count,
+                         .subgroup_size = subgroup};
+    return vki_kernel_create(b->dev, &d, out);
+}
+
+/* Submits the stream's recording once and waits: *out_us is the sum of its dispatches' GPU
+ * times where timed, else the wall time. */
+static vki_status run_once(pk_bench *b, vki_stream *s, uint32_t dispatches, double *out_us)
+{
+    uint64_t ticket = 0;
+    double t0 = vki_now_us();
+    VKI_TRY(vki_stream_submit(s, &ticket));
+    VKI_TRY(vki_device_wait(b->dev, ticket, WAIT_NS));
+    double wall = vki_now_us() - t0;
+    *out_us = wall;
+    if (!b->timed) return VKI_OK;
+    double t[64];
+    uint32_t n = 0;
+    VKI_TRY(vki_stream_timings(s, t, dispatches < 64 ? dispatches : 64, &n));
+    if (n == 0) return VKI_OK;
+    double sum = 0;
+    for (uint32_t i = 0; i < n; i++) sum += t[i];
+    if (sum > 0) *out_us = sum;
+    return VKI_OK;
+}
+
+/* Median of b->reps submissions of the recorded stream. */
+static int median_time(pk_bench *b, vki_stream *s, uint32_t dispatches, double *out_us)
+{
+    int code = VKI_EXIT_OK;
+    double *samples = malloc(b->reps * sizeof *samples);
+    PK_OOM(samples);
+    for (uint32_t r = 0; r < b->reps; r++)
+        PK_CHECK(run_once(b, s, dispatches, &samples[r]), "submit+wait");
+    *out_us = vki_percentile(samples, b->reps, 0.5);
+fail:
+    free(samples);
+    return code;
+}
+
+/* ---- Compute peaks ------------------------------------------------------------------------ */
+
+/* A compute kernel whose push block starts with `iters`: one dispatch of `groups`. */
+typedef struct pk_compute {
+    vki_kernel *kernel;
+    vki_range out;
+    uint32_t groups;
+    void *push;          // its first u32 is iters
+    uint32_t push_size;
+} pk_compute;
+
+static vki_status record_compute(vki_stream *s, const pk_compute *c, uint32_t iters)
+{
+    memcpy(c->push, &iters, sizeof iters);
+    VKI_TRY(vki_stream_begin(s));
+    vki_dispatch d = {.kernel = c->kernel, .bindings = &c->out, .binding_count = 1,
+                      .push = c->push, .push_size = c->push_size, .groups = {c->groups, 1, 1}};
+    VKI_TRY(vki_stream_dispatch(s, &d));
+    return vki_stream_end(s);
+}
+
+/* Finds the iteration count at which one dispatch takes about the target time (the first run
+ * also pays the pipeline's first use), then times it: *out_iters and the median. */
+static int calibrate_and_time(pk_bench *b, const pk_compute *c, uint32_t *out_iters,
+                              double *out_us)
+{
+    int code = VKI_EXIT_OK;
+    vki_stream *s = NULL;
+    vki_stream_desc sd = {.name = "bench peak", .timestamps = b->timed, .max_timestamps = 1};
+    PK_CHECK(vki_stream_create(b->dev, &sd, &s), "creating a stream");
+    uint32_t iters = 2;
+    for (int round = 0;; round++) {
+        double us = 0;
+        PK_CHECK(record_compute(s, c, iters), "recording a peak kernel");
+        PK_CHECK(run_once(b, s, 1, &us), "submit+wait");
+        if (round == 0) continue; // warm-up
+        if (us >= 0.5 * b->target_us || iters >= MAX_ITERS) {
+            double scale = us > 0 ? b->target_us / us : 1.0;
+            if (scale > 1.0 && us >= 0.5 * b->target_us)
+                iters = (uint32_t)fmin((double)MAX_ITERS, ceil(iters * scale));
+            break;
+        }
+        double scale = us > 0 ? b->target_us / us : 64.0;
+        scale = scale < 2.0 ? 2.0 : scale > 64.0 ? 64.0 : scale;
+        iters = (uint32_t)fmin((double)MAX_ITERS, ceil(iters * scale));
+    }
+    PK_CHECK(record_compute(s, c, iters), "recording a peak kernel");
+    if ((code = median_time(b, s, 1, out_us)) != VKI_EXIT_OK) goto fail;
+    *out_iters = iters;
+fail:
+    vki_stream_destroy(s);
+    return code;
+}
+
+/* The start value of lane l of FMA chain j in thread gid (peak_fma.comp). */
+static double fma_init(uint32_t gid, uint32_t j, uint32_t l) { return (double)(gid % 16u + 4u * j + l); }
+
+/* The value a chain reaches after `count` steps x = x * a + b, in closed form for a = +-1 (the
+ * exact cases the bench uses), else step by step. */
+static double fma_chain(double x, uint64_t count, double a, double b)
+{
+    if (a == 1.0) return x + (double)count * b;
+    if (a == -1.0) return count % 2 ? b - x : x;
+    for (uint64_t i = 0; i < count; i++) x = x * a + b;
+    return x;
+}
+
+static double fma_expect(uint32_t gid, uint64_t count, double a, double b)
+{
+    double s = 0;
+    for (uint32_t j = 0; j < VKI_PEAK_FMA_CHAINS; j++)
+        for (uint32_t l = 0; l < 4; l++) s += fma_chain(fma_init(gid, j, l), count, a, b);
+    return s;
+}
+
+/* Signed 4x8-bit packed dot product, as OpSDot. */
+static int32_t sdot4x8(uint32_t x, uint32_t w)
+{
+    int32_t s = 0;
+    for (int k = 0; k < 4; k++) s += (int8_t)(uint8_t)(x >> (8 * k)) * (int8_t)(uint8_t)(w >> (8 * k));
+    return s;
+}
+
+static uint32_t dot_expect(uint32_t gid, uint64_t count, uint32_t w, uint32_t c)
+{
+    uint32_t s = 0;
+    for (uint32_t j = 0; j < VKI_PEAK_DOT_CHAINS; j++) {
+        uint32_t x = gid * 2654435761u + j * 40503u;
+        for (uint64_t i = 0; i < count; i++) x = (uint32_t)sdot4x8(x, w) + c;
+        s += x;
+    }
+    return s;
+}
+
+/* One FMA or dot kernel run: creates it, its output buffer (one word per thread) and either
+ * times it calibrated (out_iters != NULL) or runs it once at `iters`. The output is left in
+ * *out_words [threads] (malloc'd). */
+typedef enum pk_kind { PK_FMA32, PK_FMA16, PK_DOT } pk_kind;
+
+static int run_vector(pk_bench *b, pk_kind kind, uint32_t iters, const void *push,
+                      uint32_t push_size, uint32_t **out_words, uint32_t *out_threads,
+                      uint32_t *out_iters, double *out_us)
+{
+    int code = VKI_EXIT_OK;
+    vki_kernel *k = NULL;
+    vki_stream *s = NULL;
+    uint8_t pc[16];
+    const char *name = kind == PK_FMA32 ? "peak_fma_f32" : kind == PK_FMA16 ? "peak_fma_f16" : "peak_dot";
+    const uint32_t threads = b->groups * b->local;
+    uint32_t *words = malloc((size_t)threads * sizeof *words);
+    PK_OOM(words);
+    memcpy(pc, push, push_size);
+    PK_CHECK(make_kernel(b, name, 1, push_size, NULL, 0, 0, &k), "creating a peak kernel");
+    pk_compute c = {.kernel = k, .groups = b->groups, .push = pc, .push_size = push_size};
+    PK_CHECK(vki_arena_alloc(b->arena, (uint64_t)threads * 4, 0, &c.out), "allocating the output");
+    if (out_iters) {
+        if ((code = calibrate_and_time(b, &c, out_iters, out_us)) != VKI_EXIT_OK) goto fail;
+    } else {
+        PK_CHECK(vki_stream_create(b->dev, &(vki_stream_desc){.name = "peak probe"}, &s),
+                 "creating a stream");
+        PK_CHECK(record_compute(s, &c, iters), "recording a peak kernel");
+        double us = 0;
+        PK_CHECK(run_once(b, s, 1, &us), "submit+wait");
+    }
+    PK_CHECK(vki_device_download(b->dev, c.out, 0, words, (uint64_t)threads * 4),
+             "downloading the result");
+    *out_words = words;
+    words = NULL;
+    *out_threads = threads;
+fail:
+    vki_stream_destroy(s);
+    vki_kernel_destroy(k);
+    vki_arena_reset(b->arena);
+    free(words);
+    return code;
+}
+
+/* The threads whose results the bench checks: the first and last 256 (all of a small grid). */
+static bool sampled(uint32_t t, uint32_t threads) { return t < 256 || t + 256 >= threads; }
+
+static int peak_fma(pk_bench *b, bool fp16, double *out_gflops, uint32_t *out_iters)
+{
+    // a = -1, b = 3: every lane flips between x0 and 3 - x0, exact in fp16 and fp32.
+    vki_pc_peak_fma pc = {.a = -1.0f, .b = 3.0f};
+    uint32_t *words = NULL, threads = 0;
+    double us = 0;
+    int code = run_vector(b, fp16 ? PK_FMA16 : PK_FMA32, 0, &pc, sizeof pc, &words, &threads,
+                          out_iters, &us);
+    if (code != VKI_EXIT_OK) return code;
+    const uint64_t count = (uint64_t)*out_iters * VKI_PEAK_FMA_UNROLL;
+    for (uint32_t t = 0; t < threads; t++) {
+        if (!sampled(t, threads)) continue;
+        float got;
+        memcpy(&got, &words[t], sizeof got);
+        double want = fma_expect(t, count, pc.a, pc.b);
+        if ((double)got != want) {
+            free(words);
+            return vki_app_failf("bench peak: fp%d FMA: thread %u's sum is %g after %llu steps, "
+                                 "expected %g", fp16 ? 16 : 32, t, (double)got,
+                                 (unsigned long long)count, want);
+        }
+    }
+    free(words);
+    *out_gflops = (double)threads * VKI_PEAK_FMA_CHAINS * 4 * 2 * (double)count / us / 1e3;
+    return VKI_EXIT_OK;
+}
+
+static int peak_dot(pk_bench *b, double *out_gops, uint32_t *out_iters)
+{
+    vki_pc_peak_dot pc = {.w = (int32_t)0x7f03fd81u, .c = 12345};
+    uint32_t *words = NULL, threads = 0;
+    double us = 0;
+    int code = run_vector(b, PK_DOT, 0, &pc, sizeof pc, &words, &threads, out_iters, &us);
+    if (code != VKI_EXIT_OK) return code;
+    const uint64_t count = (uint64_t)*out_iters * VKI_PEAK_DOT_UNROLL;
+    for (uint32_t t = 0; t < threads; t++) {
+        if (!sampled(t, threads)) continue;
+        uint32_t want = dot_expect(t, count, (uint32_t)pc.w, (uint32_t)pc.c);
+        if (words[t] != want) {
+            free(words);
+            return vki_app_failf("bench peak: int8 dot: thread %u's sum is %u after %llu steps, "
+                                 "expected %u", t, words[t], (unsigned long long)count, want);
+        }
+    }
+    free(words);
+    // 4 multiply-adds per dot: 8 ops, and the add of c is not counted.
+    *out_gops = (double)threads * VKI_PEAK_DOT_CHAINS * 8 * (double)count / us / 1e3;
+    return VKI_EXIT_OK;
+}
+
+static int peak_coopmat(pk_bench *b, double *out_gflops, uint32_t *out_iters)
+{
+    int code = VKI_EXIT_OK;
+    const vki_profile *p = b->prof;
+    vki_kernel *k = NULL;
+    float *vals = NULL;
+    const uint32_t fm = p->coopmat_shape[0], fn = p->coopmat_shape[1], fk = p->coopmat_shape[2];
+    const uint32_t sgs = p->subgroup_size ? p->subgroup_size : 32;
+    const uint32_t local = VKI_PEAK_CM_LOCAL_SIZE < sgs ? sgs : VKI_PEAK_CM_LOCAL_SIZE;
+    const uint32_t groups = b->groups * b->local / local;
+    const uint64_t subgroups = (uint64_t)groups * (local / sgs), elems = subgroups * fm * fn;
+    vki_spec specs[4] = {{VKI_SPEC_LOCAL_SIZE_X, local}, {VKI_SPEC_PEAK_FRAG_M, fm},
+                         {VKI_SPEC_PEAK_FRAG_N, fn}, {VKI_SPEC_PEAK_FRAG_K, fk}};
+    vki_kernel_desc kd = {.name = "peak_coopmat_f16", .binding_count = 1,
+                          .push_size = sizeof(vki_pc_peak_cm), .specs = specs, .spec_count = 4,
+                          .subgroup_size = p->subgroup_size_control ? sgs : 0};
+    // a * b = 2^-6: sums of FRAG_K products stay exact in fp32 for any count the bench reaches.
+    vki_pc_peak_cm pc = {.a = 1.0f, .b = 1.0f / 64.0f};
+    double us = 0;
+    PK_CHECK(vki_kernel_create(b->dev, &kd, &k), "creating peak_coopmat_f16");
+    pk_compute c = {.kernel = k, .groups = groups, .push = &pc, .push_size = sizeof pc};
+    PK_CHECK(vki_arena_alloc(b->arena, elems * 4, 0, &c.out), "allocating the output");
+    if ((code = calibrate_and_time(b, &c, out_iters, &us)) != VKI_EXIT_OK) goto fail;
+    vals = malloc(elems * sizeof *vals);
+    PK_OOM(vals);
+    PK_CHECK(vki_device_download(b->dev, c.out, 0, vals, elems * 4), "downloading the result");
+    const double want = (double)VKI_PEAK_CM_CHAINS * *out_iters * fk * pc.a * pc.b;
+    for (uint64_t i = 0; i < elems; i++)
+        if (fabs(vals[i] - want) > 1e-3 * want) {
+            code = vki_app_failf("bench peak: coopmat: element %llu is %g, expected %g",
+                                 (unsigned long long)i, (double)vals[i], want);
+            goto fail;
+        }
+    *out_gflops = (double)subgroups * VKI_PEAK_CM_CHAINS * *out_iters * 2.0 * fm * fn * fk /
+                  us / 1e3;
+fail:
+    free(vals);
+    vki_kernel_destroy(k);
+    vki_arena_reset(b->arena);
+    return code;
+}
+
+/* ---- Memory peaks ------------------------------------------------------------------------- */
+
+static uint32_t write_pattern(uint64_t word, uint32_t seed) { return (uint32_t)word * 2654435761u ^ seed; }
+
+/* A read-kernel source word: anything not constant, so that the sum catches a skipped window. */
+static uint32_t read_word(uint64_t w) { return (uint32_t)(w * 0x9e3779b1u) ^ (uint32_t)(w >> 7); }
+
+/* Records the read (`write` false) or write kernel over `bytes` of `buf` in windows. */
+static vki_status record_mem(pk_bench *b, vki_stream *s, vki_kernel *k, bool write, vki_range buf,
+                             uint64_t bytes, vki_range partials, uint32_t seed)
+{
+    const uint32_t threads = b->mem_groups * b->local;
+    VKI_TRY(vki_stream_begin(s));
+    for (uint64_t off = 0, w = 0; off < bytes; off += b->window, w++) {
+        uint64_t size = min_u64(b->window, bytes - off);
+        vki_range bind[2] = {vki_range_sub(buf, off, size), partials};
+        vki_pc_peak_read rp = {.n = (uint32_t)(size / 16), .out_base = (uint32_t)(w * threads)};
+        vki_pc_peak_write wp = {.n = (uint32_t)(size / 16), .first = (uint32_t)(off / 16),
+                                .seed = seed};
+        vki_dispatch d = {.kernel = k, .bindings = bind, .binding_count = write ? 1 : 2,
+                          .push = write ? (const void *)&wp : (const void *)&rp,
+                          .push_size = write ? sizeof wp : sizeof rp,
+                          .groups = {b->mem_groups, 1, 1}};
+        VKI_TRY(vki_stream_dispatch(s, &d));
+    }
+    return vki_stream_end(s);
+}
+
+/* Reads (or writes) `bytes` of a buffer filled from `words` (NULL: read_word), once (timing
+ * NULL) or b->reps times. Read: *out_sum is the wrapping sum of the partials. Write: the words
+ * sampled (or all, when out_words) are checked against the pattern. */
+static int run_mem(pk_bench *b, bool write, const uint32_t *words, uint64_t bytes, uint32_t seed,
+                   uint32_t *out_sum, uint32_t *out_words, double *out_us)
+{
+    int code = VKI_EXIT_OK;
+    vki_kernel *k = NULL;
+    vki_stream *s = NULL;
+    const uint32_t threads = b->mem_groups * b->local;
+    const uint64_t windows = vki_div_up(bytes, b->window);
+    const uint64_t chunk_bytes = min_u64(8 * MIB, bytes);
+    uint32_t *chunk = malloc(chunk_bytes > windows * threads * 4 ? chunk_bytes : windows * threads * 4);
+    vki_range buf, partials = {0};
+    PK_OOM(chunk);
+    if (windows > 64 || windows * threads > UINT32_MAX) {
+        code = vki_app_failf("bench peak: %llu windows of %llu bytes are too many; use a larger "
+                             "--window-mib or a smaller --copy-mib", (unsigned long long)windows,
+                             (unsigned long long)b->window);
+        goto fail;
+    }
+    PK_CHECK(make_kernel(b, write ? "peak_write" : "peak_read", write ? 1 : 2,
+                         write ? sizeof(vki_pc_peak_write) : sizeof(vki_pc_peak_read), NULL, 0, 0,
+                         &k), "creating a memory kernel");
+    PK_CHECK(vki_arena_alloc(b->arena, bytes, 0, &buf), "allocating the buffer");
+    if (!write) {
+        PK_CHECK(vki_arena_alloc(b->arena, windows * threads * 4, 0, &partials),
+                 "allocating the partial sums");
+        uint32_t sum = 0;
+        for (uint64_t off = 0; off < bytes; off += chunk_bytes) {
+            uint64_t n = min_u64(chunk_bytes, bytes - off);
+            const uint32_t *src = words ? words + off / 4 : chunk;
+            for (uint64_t i = 0; i < n / 4; i++) {
+                if (!words) chunk[i] = read_word(off / 4 + i);
+                sum += src[i];
+            }
+            PK_CHECK(vki_device_upload(b->dev, buf, off, src, n), "filling the buffer");
+        }
+        *out_sum = sum; // the host's, compared below
+    }
+    vki_stream_desc sd = {.name = "bench peak memory", .timestamps = b->timed && out_us,
+                          .max_timestamps = (uint32_t)windows};
+    PK_CHECK(vki_stream_create(b->dev, &sd, &s), "creating a stream");
+    PK_CHECK(record_mem(b, s, k, write, buf, bytes, partials, seed), "recording a memory kernel");
+    double us = 0;
+    PK_CHECK(run_once(b, s, (uint32_t)windows, &us), "submit+wait"); // warm-up (or the probe)
+    if (out_us && (code = median_time(b, s, (uint32_t)windows, out_us)) != VKI_EXIT_OK) goto fail;
+
+    if (!write) {
+        PK_CHECK(vki_device_download(b->dev, partials, 0, chunk, windows * threads * 4),
+                 "downloading the partial sums");
+        uint32_t sum = 0;
+        for (uint64_t i = 0; i < windows * threads; i++) sum += chunk[i];
+        if (sum != *out_sum && out_us) {
+            code = vki_app_failf("bench peak: read: the kernel's sum is %u, the buffer's %u", sum,
+                                 *out_sum);
+            goto fail;
+        }
+        *out_sum = sum;
+    } else if (out_words) {
+        PK_CHECK(vki_device_download(b->dev, buf, 0, out_words, bytes), "downloading the buffer");
+    } else {
+        // The start of every window and the very end: where a wrong offset or size shows.
+        for (uint64_t w = 0; w <= windows; w++) {
+            uint64_t n = min_u64(SAMPLE_BYTES, bytes);
+            uint64_t off = w < windows ? w * b->window : bytes - n;
+            PK_CHECK(vki_device_download(b->dev, buf, off, chunk, n), "downloading the buffer");
+            for (uint64_t i = 0; i < n / 4; i++)
+                if (chunk[i] != write_pattern(off / 4 + i, seed)) {
+                    code = vki_app_failf("bench peak: write: word %llu is %u, expected %u",
+                                         (unsigned long long)(off / 4 + i), chunk[i],
+                                         write_pattern(off / 4 + i, seed));
+                    goto fail;
+                }
+        }
+    }
+fail:
+    vki_stream_destroy(s);
+    vki_kernel_destroy(k);
+    vki_arena_reset(b->arena);
+    free(chunk);
+    return code;
+}
+
+/* ---- Runtime figures (bench runtime) ------------------------------------------------------ */
+
+static double json_number(const cJSON *o, const char *path)
+{
+    // "a.b.c" through objects; "transfer.0.x" indexes an array.
+    char key[64];
+    const char *p = path;
+    while (o && *p) {
+        size_t n = strcspn(p, ".");
+        if (n >= sizeof key) return 0;
+        memcpy(key, p, n);
+        key[n] = 0;
+        o = cJSON_IsArray(o) ? cJSON_GetArrayItem(o, atoi(key)) : cJSON_GetObjectItemCaseSensitive(o, key);
+        p += n + (p[n] == '.');
+    }
+    return cJSON_IsNumber(o) ? o->valuedouble : 0;
+}
+
+static int runtime_figures(pk_bench *b, const vki_bench_opts *opts, vki_bench_peaks *pk)
+{
+    vki_bench_opts o = opts ? *opts : (vki_bench_opts){0};
+    o.json = true; // quiet: its figures come back in JSON
+    cJSON *rt = cJSON_CreateObject();
+    if (!rt) return vki_app_failf("bench peak: out of host memory");
+    int code = vki_bench_runtime(b->app, &o, rt);
+    if (code == VKI_EXIT_OK) {
+        pk->copy_gbs = json_number(rt, "copy.gbs");
+        pk->upload_gbs = json_number(rt, "transfer.0.upload_gbs");
+        pk->download_gbs = json_number(rt, "transfer.0.download_gbs");
+        // A model is a chain of dependent ops: the dispatch that waits on the one before.
+        pk->dispatch_us = json_number(rt, "dispatch.dependent.wall_us");
+        pk->submit_us = json_number(rt, "round_trip.median_us");
+    }
+    cJSON_Delete(rt);
+    return code;
+}
+
+/* ---- Measuring everything ----------------------------------------------------------------- */
+
+/* Which peak runs now, on stderr and only on a terminal, so that piped output stays clean. */
+static void progress(const pk_bench *b, const char *what)
+{
+    if (!b->quiet && isatty(fileno(stderr))) {
+        fprintf(stderr, "bench peak: %s...\n", what);
+        fflush(stderr);
+    }
+}
+
+static int measure(vki_app *app, const vki_bench_opts *opts, bool quiet, pk_result *r)
+{
+    pk_bench bench, *b = &bench;
+    memset(r, 0, sizeof *r);
+    int code = bench_init(b, app, opts, quiet);
+    if (code != VKI_EXIT_OK) return code;
+    const vki_profile *p = b->prof;
+    vki_bench_peaks *pk = &r->peaks;
+    double us = 0;
+    uint32_t sum = 0;
+    if (b->mem_bytes == 0 || b->window == 0) {
+        code = vki_app_failf("bench peak: the device's allocation or storage-range limit is "
+                             "below 64 KiB");
+        goto done;
+    }
+
+    progress(b, "fp32 FMA");
+    if ((code = peak_fma(b, false, &pk->fp32_gflops, &r->fma_iters[0])) != VKI_EXIT_OK) goto done;
+    if (p->fp16) {
+        progress(b, "fp16 FMA");
+        if ((code = peak_fma(b, true, &pk->fp16_gflops, &r->fma_iters[1])) != VKI_EXIT_OK) goto done;
+        r->fp16 = true;
+    }
+    if (p->int_dot) {
+        progress(b, "int8 dot product");
+        if ((code = peak_dot(b, &pk->int8_gops, &r->dot_iters)) != VKI_EXIT_OK) goto done;
+        r->int8 = true;
+    }
+    if (p->coopmat && p->subgroup_size) {
+        progress(b, "cooperative-matrix fp16");
+        if ((code = peak_coopmat(b, &pk->coopmat_fp16_gflops, &r->cm_iters)) != VKI_EXIT_OK) goto done;
+        r->coopmat = true;
+    }
+    progress(b, "memory read");
+    if ((code = run_mem(b, false, NULL, b->mem_bytes, 0, &sum, NULL, &us)) != VKI_EXIT_OK) goto done;
+    pk->read_gbs = (double)b->mem_bytes / us / 1e3;
+    progress(b, "memory write");
+    if ((code = run_mem(b, true, NULL, b->mem_bytes, 0x5bd1e995u, NULL, NULL, &us)) != VKI_EXIT_OK)
+        goto done;
+    pk->write_gbs = (double)b->mem_bytes / us / 1e3;
+    progress(b, "copy, transfers, dispatch and submit (bench runtime)");
+    code = runtime_figures(b, opts, pk);
+done:
+    bench_done(b);
+    return code;
+}
+
+/* ---- The cache file ------------------------------------------------------------------------ */
+
+const char *vki_peaks_cache_path(const vki_profile *p, char *buf, size_t size)
+{
+    const char *cache = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    char folder[768];
+    if (cache && cache[0])
+        snprintf(folder, sizeof folder, "%s/vkinfer", cache);
+#ifdef _WIN32
+    else if ((cache = getenv("LOCALAPPDATA")) && cache[0])
+        snprintf(folder, sizeof folder, "%s\\vkinfer", cache);
+#endif
+    else
+        snprintf(folder, sizeof folder, "%s/.cache/vkinfer", home ? home : ".");
+    snprintf(buf, size, "%s/peaks-%04x-%04x.json", folder, p->vendor_id, p->device_id);
+    return buf;
+}
+
+/* What a cached entry must match: the device, its driver, vkinfer and the features the
+ * narrowing left (a --narrow no-fp16 run has no fp16 peak). */
+static void add_key(cJSON *o, const vki_profile *p)
+{
+    char features[96];
+    snprintf(features, sizeof features, "fp16=%d int_dot=%d coopmat=%d tuning=%s", p->fp16,
+             p->int_dot, p->coopmat, p->tuning.name);
+    cJSON_AddNumberToObject(o, "schema", CACHE_SCHEMA);
+    cJSON_AddNumberToObject(o, "vendor_id", p->vendor_id);
+    cJSON_AddNumberToObject(o, "device_id", p->device_id);
+    cJSON_AddStringToObject(o, "device", p->name);
+    cJSON_AddNumberToObject(o, "driver_version", p->driver_version);
+    cJSON_AddStringToObject(o, "driver_info", p->driver_info);
+    cJSON_AddStringToObject(o, "vkinfer_version", VKI_VERSION_STRING);
+    cJSON_AddStringToObject(o, "features", features);
+}
+
+static bool same_item(const cJSON *a, const cJSON *b)
+{
+    return a && b && cJSON_Compare(a, b, true);
+}
+
+/* The peaks' keys, in the order of the struct (JSON and table alike). */
+typedef struct peak_field {
+    const char *key;
+    size_t offset;
+} peak_field;
+
+#define PF(name) {#name, offsetof(vki_bench_peaks, name)}
+static const peak_field peak_fields[] = {
+    PF(fp32_gflops), PF(fp16_gflops), PF(int8_gops), PF(coopmat_fp16_gflops), PF(read_gbs),
+    PF(write_gbs), PF(copy_gbs), PF(upload_gbs), PF(download_gbs), PF(dispatch_us), PF(submit_us),
+};
+#define PEAK_FIELDS (sizeof peak_fields / sizeof peak_fields[0])
+
+static double *field(vki_bench_peaks *pk, size_t i) { return (double *)((char *)pk + peak_fields[i].offset); }
+
+/* Reads the cache file into *out; false (and *out untouched) when it is absent, unreadable,
+ * corrupt, for another device, driver, vkinfer or feature set. */
+static bool cache_read(const vki_profile *p, const char *path, vki_bench_peaks *out)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return false;
+    char *text = malloc(CACHE_MAX_BYTES + 1);
+    size_t n = text ? fread(text, 1, CACHE_MAX_BYTES + 1, f) : 0;
+    fclose(f);
+    if (!text || n == 0 || n > CACHE_MAX_BYTES) {
+        free(text);
+        return false;
+    }
+    text[n] = 0;
+    cJSON *root = cJSON_Parse(text), *key = cJSON_CreateObject();
+    free(text);
+    bool ok = cJSON_IsObject(root) && key;
+    if (ok) add_key(key, p);
+    for (const cJSON *k = key ? key->child : NULL; ok && k; k = k->next)
+        ok = same_item(k, cJSON_GetObjectItemCaseSensitive(root, k->string));
+    const cJSON *peaks = ok ? cJSON_GetObjectItemCaseSensitive(root, "peaks") : NULL;
+    vki_bench_peaks pk = {0};
+    ok = ok && cJSON_IsObject(peaks);
+    for (size_t i = 0; ok && i < PEAK_FIELDS; i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(peaks, peak_fields[i].key);
+        if (cJSON_IsNull(v)) continue; // unsupported: 0
+        ok = cJSON_IsNumber(v) && isfinite(v->valuedouble) && v->valuedouble >= 0;
+        if (ok) *field(&pk, i) = v->valuedouble;
+    }
+    cJSON_Delete(root);
+    cJSON_Delete(key);
+    if (ok) *out = pk;
+    return ok;
+}
+
+static cJSON *peaks_json(const vki_bench_peaks *pk, cJSON *o)
+{
+    for (size_t i = 0; i < PEAK_FIELDS; i++) {
+        double v = *field((vki_bench_peaks *)pk, i);
+        vki_json_add_opt(o, peak_fields[i].key, v > 0, v);
+    }
+    return o;
+}
+
+/* Creates the folders of `path` (mode 0700 on POSIX), as the pipeline cache's save does. */
+static void make_parents(char *path)
+{
+    for (char *s = path + 1; *s; s++) {
+        if (*s != '/' && *s != '\\') continue;
+        char c = *s;
+        *s = 0;
+#ifdef _WIN32
+        _mkdir(path);
+#else
+        mkdir(path, 0700);
+#endif
+        *s = c;
+    }
+}
+
+/* Writes the entry under a temporary name created exclusively, then renames it over `path`,
+ * so that a reader never sees half a file and nobody else's file is written through. A
+ * failure leaves the cache as it was, with a warning: the peaks are still good. */
+static void cache_write(const vki_profile *p, const char *path, const vki_bench_peaks *pk)
+{
+    static unsigned counter;
+    char tmp[1100], dir[1024];
+    snprintf(dir, sizeof dir, "%s", path);
+    make_parents(dir);
+    snprintf(tmp, sizeof tmp, "%s.%ld.%u.tmp", path, (long)getpid(), counter++);
+    cJSON *root = cJSON_CreateObject();
+    char *text = NULL;
+    if (root) {
+        add_key(root, p);
+        peaks_json(pk, cJSON_AddObjectToObject(root, "peaks"));
+        text = cJSON_Print(root);
+        cJSON_Delete(root);
+    }
+    FILE *f = text ? fopen(tmp, "wx") : NULL; // C11 "x": exclusive creation
+    bool ok = f && fputs(text, f) >= 0 && fputc('\n', f) != EOF;
+    if (f) ok = (fclose(f) == 0) && ok;
+#ifdef _WIN32
+    if (ok) remove(path); // rename does not replace on Windows
+#endif
+    if (ok) ok = rename(tmp, path) == 0;
+    if (!ok) {
+        fprintf(stderr, "vkinfer: warning: could not write the peaks cache %s: %s\n", path,
+                text ? strerror(errno) : "out of host memory");
+        if (f) remove(tmp);
+    }
+    free(text);
+}
+
+int vki_bench_peaks_get(vki_app *app, const vki_bench_opts *opts, vki_bench_peaks *out)
+{
+    const vki_profile *p = vki_device_profile(app->device);
+    char path[1024];
+    vki_peaks_cache_path(p, path, sizeof path);
+    if (cache_read(p, path, out)) return VKI_EXIT_OK;
+    pk_result r;
+    int code = measure(app, opts, true, &r);
+    if (code != VKI_EXIT_OK) return code;
+    cache_write(p, path, &r.peaks);
+    *out = r.peaks;
+    return VKI_EXIT_OK;
+}
+
+/* ---- bench peak --------------------------------------------------------------------------- */
+
+static void print_row(const char *label, bool present, double value, const char *unit)
+{
+    int pad = 7 - (strcmp(unit, "µs") == 0 ? 2 : (int)strlen(unit));
+    if (present)
+        printf("  %-34s %12.2f %s%*s\n", label, value, unit, pad, "");
+    else
+        printf("  %-34s %12s\n", label, "unsupported");
+}
+
+int vki_bench_peak(vki_app *app, const vki_bench_opts *opts, cJSON *out)
+{
+    const vki_profile *p = vki_device_profile(app->device);
+    pk_result r;
+    int code = measure(app, opts, opts->json, &r);
+    if (code != VKI_EXIT_OK) return code;
+    char path[1024];
+    vki_peaks_cache_path(p, path, sizeof path);
+    cache_write(p, path, &r.peaks);
+
+    const vki_bench_peaks *pk = &r.peaks;
+    peaks_json(pk, out);
+    cJSON_AddStringToObject(out, "timed_by", p->timestamps ? "gpu" : "wall");
+    cJSON_AddStringToObject(out, "cache_file", path);
+    if (opts->json) return VKI_EXIT_OK;
+
+    printf("  %-34s %12s\n", "", "peak");
+    print_row("fp32 vector FMA", true, pk->fp32_gflops, "GFLOP/s");
+    print_row("fp16 vector FMA", r.fp16, pk->fp16_gflops, "GFLOP/s");
+    print_row("int8 dot product (4x8 packed)", r.int8, pk->int8_gops, "GOP/s");
+    print_row("cooperative matrix fp16", r.coopmat, pk->coopmat_fp16_gflops, "GFLOP/s");
+    print_row("memory read", true, pk->read_gbs, "GB/s");
+    print_row("memory write", true, pk->write_gbs, "GB/s");
+    print_row("memory copy, read+write", true, pk->copy_gbs, "GB/s");
+    print_row("upload (host -> device)", true, pk->upload_gbs, "GB/s");
+    print_row("download (device -> host)", true, pk->download_gbs, "GB/s");
+    print_row("one dependent dispatch", true, pk->dispatch_us, "µs");
+    print_row("submit+wait round trip", true, pk->submit_us, "µs");
+    printf("\nMedians; %s. GFLOP/s count 2 per FMA, GOP/s 2 per int8 multiply-add;\n"
+           "GB/s = 10^9 bytes/s. Cached in %s\n",
+           p->timestamps ? "GPU timestamps" : "wall clock (no timestamps on this device)", path);
+    return VKI_EXIT_OK;
+}
+
+/* ---- Test hooks ---------------------------------------------------------------------------- */
+
+static int probe_vector(vki_app *app, pk_kind kind, uint32_t groups, uint32_t iters,
+                        const void *push, uint32_t push_size, void *out, uint32_t capacity,
+                        uint32_t *out_count, uint32_t *out_local)
+{
+    pk_bench bench, *b = &bench;
+    int code = bench_init(b, app, NULL, true);
+    if (code != VKI_EXIT_OK) return code;
+    if (kind == PK_FMA16 && !b->prof->fp16) code = vki_app_failf("bench peak: no fp16 arithmetic");
+    if (kind == PK_DOT && !b->prof->int_dot) code = vki_app_failf("bench peak: no integer dot product");
+    b->groups = groups ? groups : 1;
+    uint32_t *words = NULL, threads = 0;
+    if (code == VKI_EXIT_OK)
+        code = run_vector(b, kind, iters, push, push_size, &words, &threads, NULL, NULL);
+    if (code == VKI_EXIT_OK) {
+        memcpy(out, words, (size_t)(threads < capacity ? threads : capacity) * 4);
+        *out_count = threads;
+        *out_local = b->local;
+    }
+    free(words);
+    bench_done(b);
+    return code;
+}
+
+int vki_peak_probe_fma(vki_app *app, bool fp16, uint32_t groups, uint32_t iters, float a, float b,
+                       float *out, uint32_t capacity, uint32_t *out_count, uint32_t *out_local)
+{
+    vki_pc_peak_fma pc = {.iters = iters, .a = a, .b = b};
+    return probe_vector(app, fp16 ? PK_FMA16 : PK_FMA32, groups, iters, &pc, sizeof pc, out,
+                        capacity, out_count, out_local);
+}
+
+int vki_peak_probe_dot(vki_app *app, uint32_t groups, uint32_t iters, int32_t w, int32_t c,
+                       int32_t *out, uint32_t capacity, uint32_t *out_count, uint32_t *out_local)
+{
+    vki_pc_peak_dot pc = {.iters = iters, .w = w, .c = c};
+    return probe_vector(app, PK_DOT, groups, iters, &pc, sizeof pc, out, capacity, out_count,
+                        out_local);
+}
+
+static int probe_mem(vki_app *app, bool write, const uint32_t *words, uint64_t n_words,
+                     uint64_t window_bytes, uint32_t groups, uint32_t seed, uint32_t *out_sum,
+                     uint32_t *out_words)
+{
+    pk_bench bench, *b = &bench;
+    vki_bench_opts o = {.copy_bytes = n_words * 4, .window_bytes = window_bytes};
+    if (n_words == 0 || n_words % 4)
+        return vki_app_failf("bench peak: the word count must be a positive multiple of 4");
+    int code = bench_init(b, app, &o, true);
+    if (code != VKI_EXIT_OK) return code;
+    b->mem_bytes = n_words * 4; // not rounded to windows: the tail is what a test looks at
+    uint64_t window = window_bytes ? window_bytes : b->prof->max_storage_range;
+    b->window = min_u64(window, b->prof->max_storage_range) / WINDOW_ALIGN * WINDOW_ALIGN;
+    if (b->window == 0) b->window = n_words * 4;
+    b->mem_groups = groups ? groups : 1;
+    code = run_mem(b, write, words, b->mem_bytes, seed, out_sum, out_words, NULL);
+    bench_done(b);
+    return code;
+}
+
+int vki_peak_probe_read(vki_app *app, const uint32_t *words, uint64_t n_words,
+                        uint64_t window_bytes, uint32_t groups, uint32_t *out_sum)
+{
+    return probe_mem(app, false, words, n_words, window_bytes, groups, 0, out_sum, NULL);
+}
+
+int vki_peak_probe_write(vki_app *app, uint64_t n_words, uint64_t window_bytes, uint32_t groups,
+                         uint32_t seed, uint32_t *out_words)
+{
+    return probe_mem(app, true, NULL, n_words, window_bytes, groups, seed, NULL, out_words);
+}
