@@ -151,8 +151,9 @@ static vki_status make_kernel(pk_bench *b, const char *name, uint32_t bindings, 
 }
 
 /* Submits the stream's recording once and waits: *out_us is the sum of its dispatches' GPU
- * times where timed, else the wall time. */
-static vki_status run_once(pk_bench *b, vki_stream *s, uint32_t dispatches, double *out_us)
+ * times where the stream is `timed` (created with timestamps), else the wall time. */
+static vki_status run_once(pk_bench *b, vki_stream *s, bool timed, uint32_t dispatches,
+                           double *out_us)
 {
     uint64_t ticket = 0;
     double t0 = vki_now_us();
@@ -160,7 +161,7 @@ static vki_status run_once(pk_bench *b, vki_stream *s, uint32_t dispatches, doub
     VKI_TRY(vki_device_wait(b->dev, ticket, WAIT_NS));
     double wall = vki_now_us() - t0;
     *out_us = wall;
-    if (!b->timed) return VKI_OK;
+    if (!timed) return VKI_OK;
     double t[64];
     uint32_t n = 0;
     VKI_TRY(vki_stream_timings(s, t, dispatches < 64 ? dispatches : 64, &n));
@@ -172,13 +173,14 @@ static vki_status run_once(pk_bench *b, vki_stream *s, uint32_t dispatches, doub
 }
 
 /* Median of b->reps submissions of the recorded stream. */
-static int median_time(pk_bench *b, vki_stream *s, uint32_t dispatches, double *out_us)
+static int median_time(pk_bench *b, vki_stream *s, bool timed, uint32_t dispatches,
+                       double *out_us)
 {
     int code = VKI_EXIT_OK;
     double *samples = malloc(b->reps * sizeof *samples);
     PK_OOM(samples);
     for (uint32_t r = 0; r < b->reps; r++)
-        PK_CHECK(run_once(b, s, dispatches, &samples[r]), "submit+wait");
+        PK_CHECK(run_once(b, s, timed, dispatches, &samples[r]), "submit+wait");
     *out_us = vki_percentile(samples, b->reps, 0.5);
 fail:
     free(samples);
@@ -219,7 +221,7 @@ static int calibrate_and_time(pk_bench *b, const pk_compute *c, uint32_t *out_it
     for (int round = 0;; round++) {
         double us = 0;
         PK_CHECK(record_compute(s, c, iters), "recording a peak kernel");
-        PK_CHECK(run_once(b, s, 1, &us), "submit+wait");
+        PK_CHECK(run_once(b, s, b->timed, 1, &us), "submit+wait");
         if (round == 0) continue; // warm-up
         if (us >= 0.5 * b->target_us || iters >= MAX_ITERS) {
             double scale = us > 0 ? b->target_us / us : 1.0;
@@ -232,7 +234,7 @@ static int calibrate_and_time(pk_bench *b, const pk_compute *c, uint32_t *out_it
         iters = (uint32_t)fmin((double)MAX_ITERS, ceil(iters * scale));
     }
     PK_CHECK(record_compute(s, c, iters), "recording a peak kernel");
-    if ((code = median_time(b, s, 1, out_us)) != VKI_EXIT_OK) goto fail;
+    if ((code = median_time(b, s, b->timed, 1, out_us)) != VKI_EXIT_OK) goto fail;
     *out_iters = iters;
 fail:
     vki_stream_destroy(s);
@@ -307,7 +309,7 @@ static int run_vector(pk_bench *b, pk_kind kind, uint32_t iters, const void *pus
                  "creating a stream");
         PK_CHECK(record_compute(s, &c, iters), "recording a peak kernel");
         double us = 0;
-        PK_CHECK(run_once(b, s, 1, &us), "submit+wait");
+        PK_CHECK(run_once(b, s, false, 1, &us), "submit+wait");
     }
     PK_CHECK(vki_device_download(b->dev, c.out, 0, words, (uint64_t)threads * 4),
              "downloading the result");
@@ -490,8 +492,9 @@ static int run_mem(pk_bench *b, bool write, const uint32_t *words, uint64_t byte
     PK_CHECK(vki_stream_create(b->dev, &sd, &s), "creating a stream");
     PK_CHECK(record_mem(b, s, k, write, buf, bytes, partials, seed), "recording a memory kernel");
     double us = 0;
-    PK_CHECK(run_once(b, s, (uint32_t)windows, &us), "submit+wait"); // warm-up (or the probe)
-    if (out_us && (code = median_time(b, s, (uint32_t)windows, out_us)) != VKI_EXIT_OK) goto fail;
+    PK_CHECK(run_once(b, s, sd.timestamps, (uint32_t)windows, &us), "submit+wait"); // warm-up or probe
+    if (out_us && (code = median_time(b, s, sd.timestamps, (uint32_t)windows, out_us)) != VKI_EXIT_OK)
+        goto fail;
 
     if (!write) {
         PK_CHECK(vki_device_download(b->dev, partials, 0, chunk, windows * threads * 4),
