@@ -310,6 +310,41 @@ TEST(Cli, BenchRuntimeTable)
     EXPECT_NE(r.out.find("sizes:"), std::string::npos) << r.out;
 }
 
+// One model-shaped case of `bench ops` as JSON: its place on the roofline of the measured
+// peaks (intensity = flops / bytes, the bound, the share of that roof) and the peaks it used.
+TEST(Cli, BenchOpsRooflineJson)
+{
+    Result r = RunCli("bench ops --json --reps 2 --filter 'rms_norm SmolLM2 [576] decode'");
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(r.err.find("validation"), std::string::npos) << r.err;
+    Json j = Parse(r.out);
+    ASSERT_TRUE(j && cJSON_IsObject(j.get())) << r.out;
+    const cJSON *ops = Get(Get(j.get(), "suites"), "ops");
+    ASSERT_TRUE(cJSON_IsObject(ops)) << r.out;
+    const cJSON *peaks = Get(ops, "peaks");
+    EXPECT_GT(Number(peaks, "fp32_gflops"), 0) << r.out;
+    EXPECT_GT(Number(peaks, "read_gbs"), 0) << r.out;
+    double bw = Number(ops, "bandwidth_roof_gbs");
+    EXPECT_GE(bw, Number(peaks, "read_gbs"));
+    EXPECT_GE(bw, Number(peaks, "copy_gbs"));
+    EXPECT_GT(Number(ops, "ridge_flops_per_byte"), 0);
+    const cJSON *cases = Get(ops, "cases");
+    ASSERT_EQ(cJSON_GetArraySize(cases), 1) << r.out;
+    const cJSON *c = cJSON_GetArrayItem(cases, 0);
+    EXPECT_EQ(String(c, "op"), "rms_norm");
+    // x [576] and y [576] f32 and w [576] f32: 3 x 2304 bytes; 4 flops an element.
+    EXPECT_EQ(Number(c, "bytes"), 3 * 2304);
+    EXPECT_EQ(Number(c, "flops"), 4 * 576);
+    EXPECT_DOUBLE_EQ(Number(c, "intensity"), 4.0 * 576 / (3 * 2304));
+    // 0.33 flop/byte is far below any device's ridge: bandwidth-bound, against the best
+    // bandwidth measured.
+    EXPECT_EQ(String(c, "bound"), "bandwidth");
+    EXPECT_EQ(String(c, "compute_peak"), "fp32");
+    EXPECT_GT(Number(c, "roof_share"), 0);
+    EXPECT_NEAR(Number(c, "roof_share"), Number(c, "gbs") / bw, 0.01 * Number(c, "roof_share") + 1e-4);
+    EXPECT_GT(Number(c, "copy_share"), 0);
+}
+
 } // namespace
 
 // ---- Language-model commands (the default model; skipped when tools/fetch_models.sh has not
