@@ -7,7 +7,21 @@
  *
  * With --parallel N (the model holding N sequences, as `serve --parallel N`), also tg on the
  * N-row decode pass the server runs: all N sequences at once (aggregate tokens/s), and one
- * sequence alone on that pass (what a lone client of the server gets). */
+ * sequence alone on that pass (what a lone client of the server gets).
+ *
+ * Rooflines against the device's measured peaks (vki_bench_peaks_get):
+ *   - decode as a share of the bandwidth roof (peaks.read_gbs): each token reads every weight
+ *     (weight_bytes: the whole embedding table counts although a step reads one row of it; with
+ *     tied embeddings, as SmolLM2's, the output projection reads it all) and the KV cache up to
+ *     its position (bytes per cached position = kv_bytes / (n_ctx n_seq); tokens depth ..
+ *     depth + n - 1 read depth + (n + 1) / 2 positions on average), against tokens/s;
+ *   - prefill as a share of the compute roof (the best of the fp32, fp16 and cooperative-matrix
+ *     peaks: the matrix kernels use the fastest the device has): 2 flops per parameter per token
+ *     over the layers' projections (q, k, v, o, and three n_ff matrices: every architecture
+ *     vkinfer runs has a gated feed-forward), counted from the hyper-parameters rather than the
+ *     weight bytes (which quantisation scrambles), plus the output projection once (only the
+ *     last token's logits are computed) and causal attention (4 head_dim flops per head per
+ *     visible position); norms, rope and the rest are left out. */
 #include "apps_internal.h"
 
 #include <math.h>
@@ -70,6 +84,23 @@ static vki_status run_decode_one(vki_llm *m, const int32_t *ids, uint32_t n, flo
     return decode_seqs(m, ids, n, 1);
 }
 
+/* Bytes one decode step reads on average over tokens depth .. depth + n - 1 (see the top). */
+static double decode_bytes(const vki_llm_info *info, uint32_t depth, uint32_t n)
+{
+    double per_pos = (double)info->kv_bytes / ((double)info->n_ctx * (info->n_seq ? info->n_seq : 1));
+    return (double)info->weight_bytes + per_pos * (depth + (n + 1) / 2.0);
+}
+
+/* Flops of a prefill of n tokens from an empty cache (see the top). */
+static double prefill_flops(const vki_llm_info *info, uint32_t n)
+{
+    double e = info->n_embd, q = (double)info->n_head * info->head_dim;
+    double kv = (double)info->n_head_kv * info->head_dim;
+    double layer_params = e * q + 2 * e * kv + q * e + 3 * e * info->n_ff;
+    double attention = 4.0 * q * (n * (n + 1.0) / 2.0); // every layer, all queries
+    return info->n_layer * (2 * layer_params * n + attention) + 2 * e * info->n_vocab;
+}
+
 static int measure(vki_llm_session *s, bench_run run, const int32_t *ids, uint32_t n,
                    uint32_t reps, double *out_mean, double *out_sd)
 {
@@ -103,6 +134,8 @@ int vki_bench_llm(vki_app *app, const vki_bench_opts *opts, cJSON *out)
         code = vki_app_failf("bench llm: out of host memory");
         goto done;
     }
+    vki_bench_peaks peaks;
+    if ((code = vki_bench_peaks_get(app, opts, &peaks)) != VKI_EXIT_OK) goto done;
     if (n_prompt > info->n_ctx || n_gen > info->n_ctx) {
         code = vki_app_failf("bench llm: -p %u / -n %u exceed the %u-token context (--ctx)",
                              n_prompt, n_gen, info->n_ctx);
@@ -140,6 +173,15 @@ int vki_bench_llm(vki_app *app, const vki_bench_opts *opts, cJSON *out)
         tgn_sd *= n_seq;
     }
 
+    // Rooflines (see the top).
+    double compute_peak = peaks.fp32_gflops;
+    if (peaks.fp16_gflops > compute_peak) compute_peak = peaks.fp16_gflops;
+    if (peaks.coopmat_fp16_gflops > compute_peak) compute_peak = peaks.coopmat_fp16_gflops;
+    double pp_gflops = prefill_flops(info, n_prompt) * pp_mean / n_prompt / 1e9;
+    double pp_share = compute_peak > 0 ? pp_gflops / compute_peak : 0;
+    double tg_gbs = decode_bytes(info, 0, n_gen) * tg_mean / 1e9;
+    double tg_share = peaks.read_gbs > 0 ? tg_gbs / peaks.read_gbs : 0;
+
     uint64_t device_bytes = info->weight_bytes + info->kv_bytes + info->activation_bytes;
     vki_json_add_text(out, "model", s.model_path, strlen(s.model_path));
     cJSON_AddStringToObject(out, "arch", info->arch);
@@ -162,6 +204,13 @@ int vki_bench_llm(vki_app *app, const vki_bench_opts *opts, cJSON *out)
         snprintf(key, sizeof key, "tg%u_%u_of_%u_tokens_per_s", n_gen, n_seq, n_seq);
         vki_json_add_measure(out, key, tgn_mean);
     }
+    vki_json_add_measure(out, "pp_gflops", pp_gflops);
+    vki_json_add_measure(out, "pp_compute_roof_gflops", compute_peak);
+    vki_json_add_measure(out, "pp_compute_roof_share", pp_share);
+    cJSON_AddNumberToObject(out, "tg_bytes_per_token", decode_bytes(info, 0, n_gen));
+    vki_json_add_measure(out, "tg_gbs", tg_gbs);
+    vki_json_add_measure(out, "tg_bandwidth_roof_gbs", peaks.read_gbs);
+    vki_json_add_measure(out, "tg_bandwidth_roof_share", tg_share);
     vki_json_add_measure(out, "ttft_cold_ms", ttft_cold);
     vki_json_add_measure(out, "ttft_warm_ms", ttft_warm);
     cJSON_AddNumberToObject(out, "weight_bytes", (double)info->weight_bytes);
@@ -175,6 +224,9 @@ int vki_bench_llm(vki_app *app, const vki_bench_opts *opts, cJSON *out)
                info->name[0] ? info->name : s.model_path, info->arch, info->n_ctx, info->n_batch, reps);
         printf("  pp%-5u %10.2f ± %.2f tokens/s\n", n_prompt, pp_mean, pp_sd);
         printf("  tg%-5u %10.2f ± %.2f tokens/s\n", n_gen, tg_mean, tg_sd);
+        printf("  roofs: prefill %.1f GFLOP/s = %.1f%% of %.1f GFLOP/s (best compute peak); decode "
+               "%.1f GB/s = %.1f%% of %.1f GB/s (read bandwidth)\n", pp_gflops, 100.0 * pp_share,
+               compute_peak, tg_gbs, 100.0 * tg_share, peaks.read_gbs);
         if (n_seq > 1) {
             printf("  tg%-5u %10.2f ± %.2f tokens/s  1 sequence on the %u-sequence pass\n", n_gen,
                    tg1_mean, tg1_sd, n_seq);

@@ -471,6 +471,32 @@ TEST(CliLlm, BenchLlmReportsTheCacheTypeAndItsMemory)
     EXPECT_GT(Number(llm, "tg2_tokens_per_s"), 0.0);
 }
 
+TEST(CliLlm, BenchLlmReportsItsRoofs)
+{
+    const cJSON *llm = nullptr;
+    Json j = BenchSyntheticLlm("", &llm);
+    ASSERT_TRUE(llm);
+    // tg2 from an empty cache reads every weight and 1.5 cached positions a token on average:
+    // SmolLM2's 30 layers of keys and values of 3 heads x 64 in f16, 23040 bytes a position.
+    EXPECT_NEAR(Number(llm, "tg_bytes_per_token"), Number(llm, "weight_bytes") + 1.5 * 23040, 1.0);
+    EXPECT_GT(Number(llm, "tg_bandwidth_roof_gbs"), 0.0);
+    EXPECT_NEAR(Number(llm, "tg_bandwidth_roof_share"),
+                Number(llm, "tg_gbs") / Number(llm, "tg_bandwidth_roof_gbs"),
+                0.002 * Number(llm, "tg_bandwidth_roof_share"));
+    // Prefill flops of 4 tokens, counted by hand from SmolLM2's shapes: 2 per parameter per
+    // token over 30 layers of 576 x (576 + 2 x 192 + 576) + 3 x 576 x 1536 parameters, the
+    // 576 x 49152 output once, causal attention 4 x 576 x (1 + 2 + 3 + 4) a layer.
+    double layer = 576.0 * (576 + 2 * 192 + 576) + 3.0 * 576 * 1536;
+    double flops = 30 * (2 * layer * 4 + 4.0 * 576 * 10) + 2.0 * 576 * 49152;
+    double tps = Number(llm, "pp4_tokens_per_s");
+    ASSERT_GT(tps, 0.0);
+    EXPECT_NEAR(Number(llm, "pp_gflops") * 1e9 / tps, flops / 4, 0.002 * flops / 4);
+    EXPECT_GT(Number(llm, "pp_compute_roof_gflops"), 0.0);
+    EXPECT_NEAR(Number(llm, "pp_compute_roof_share"),
+                Number(llm, "pp_gflops") / Number(llm, "pp_compute_roof_gflops"),
+                0.002 * Number(llm, "pp_compute_roof_share"));
+}
+
 TEST(CliLlm, UnknownCacheTypeIsAUsageError)
 {
     for (const char *opt : {"--cache-type q4_0", "-ctk=bf16"}) {
