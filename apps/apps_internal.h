@@ -204,6 +204,11 @@ int vki_bench_peaks_get(vki_app *app, const vki_bench_opts *opts, vki_bench_peak
  * the yardstick for memory-bound kernels in `bench ops`. */
 int vki_bench_copy_gbs(vki_app *app, const vki_bench_opts *opts, double *out_gbs);
 
+/* Progress of a long benchmark on stderr, one line rewritten in place ("bench ops: <case>, 3 of
+ * 40 done"), only when stderr is a terminal, so that output on stdout and in logs stays clean.
+ * done == total clears the line. case_name may be NULL. (bench_output.c) */
+void vki_bench_progress(const char *suite, const char *case_name, uint32_t done, uint32_t total);
+
 /* ---- Helpers ------------------------------------------------------------------------------ */
 
 /* Matches argv[*i] against the option `name` ("--reps"), as "--reps N" or "--reps=N".

@@ -2,6 +2,7 @@
  * suite is one function in the table below that fills its own JSON object and prints its own
  * table, so `bench ops` and `bench llm` slot in as one row each. */
 #include "apps_internal.h"
+#include "bench_output.h"
 
 #include <string.h>
 
@@ -14,6 +15,8 @@ typedef struct vki_bench_suite {
 static const vki_bench_suite suites[] = {
     {"runtime", "submit+wait latency, cost of one dispatch, upload/download and copy bandwidth",
      vki_bench_runtime},
+    {"peak", "measured peaks: fp32/fp16 FMA, int8 dot, coopmat fp16, memory read/write/copy, "
+             "transfers, dispatch and submit latency (cached for ops and llm)", vki_bench_peak},
     {"ops", "each op at model shapes: time, GB/s, GFLOP/s, share of the copy bandwidth",
      vki_bench_ops},
     {"llm", "a language model like llama-bench: prefill and decode tokens/s, time to first "
@@ -25,13 +28,17 @@ static const vki_bench_suite suites[] = {
 
 void vki_bench_usage(FILE *f)
 {
-    fprintf(f, "usage: vkinfer [global options] bench [suite...] [options]\n\n"
+    fprintf(f, "usage: vkinfer [global options] bench [suite...] [options]\n"
+               "       vkinfer bench compare FILE FILE...  (result files: -o json, or llama-bench's)\n"
+               "       vkinfer bench convert FILE -o FORMAT  (a -o json result file in another format)\n\n"
                "suites (default: all):\n");
     for (size_t i = 0; i < SUITE_COUNT; i++)
         fprintf(f, "  %-10s %s\n", suites[i].name, suites[i].summary);
     fprintf(f,
             "\noptions:\n"
-            "  --json            one JSON object instead of tables\n"
+            "  -o FORMAT         md, csv, json, jsonl or sql instead of each suite's table:\n"
+            "                    one row per figure with its system (docs/bench/SCHEMA.md)\n"
+            "  --json            the same as -o json\n"
             "  --reps N          repetitions of each measurement\n"
             "                    (default: 20, 10 on a CPU device)\n"
             "  --transfer-mib N  upload/download size; N/8 is measured too\n"
@@ -66,7 +73,7 @@ typedef struct mib_option {
 } mib_option;
 
 static int parse_options(int argc, char **argv, vki_bench_opts *opts, bool selected[SUITE_COUNT],
-                         bool *out_help)
+                         bool *out_help, vki_bench_output *out_format)
 {
     const uint64_t mib = 1ull << 20;
     const mib_option mib_options[] = {
@@ -104,6 +111,15 @@ static int parse_options(int argc, char **argv, vki_bench_opts *opts, bool selec
         if (m > 0) continue;
         if (strcmp(arg, "--json") == 0) {
             opts->json = true;
+            *out_format = VKI_BENCH_OUTPUT_JSON;
+            continue;
+        }
+        if ((m = vki_arg_value(argc, argv, &i, "-o", &value)) != 0 ||
+            (m = vki_arg_value(argc, argv, &i, "--output", &value)) != 0) {
+            if (m < 0 || !vki_bench_output_parse(value, out_format))
+                return vki_app_usage_error(vki_bench_usage, "bench: -o is md, csv, json, jsonl or "
+                                           "sql (got '%s')", m < 0 ? "" : value);
+            opts->json = true; // the suites' own tables give way to the format
             continue;
         }
         if ((m = vki_arg_value(argc, argv, &i, "--reps", &value)) != 0) {
@@ -170,10 +186,14 @@ static cJSON *device_json(const vki_profile *p, const char *narrow_text)
 
 int vki_cmd_bench(vki_app *app, int argc, char **argv)
 {
+    // `bench compare` reads result files and needs no device.
+    if (argc > 1 && strcmp(argv[1], "compare") == 0) return vki_bench_compare(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "convert") == 0) return vki_bench_convert(argc - 1, argv + 1);
     vki_bench_opts opts = {0};
     bool selected[SUITE_COUNT] = {false};
     bool help = false;
-    int code = parse_options(argc, argv, &opts, selected, &help);
+    vki_bench_output format = VKI_BENCH_OUTPUT_TABLE;
+    int code = parse_options(argc, argv, &opts, selected, &help, &format);
     if (code != VKI_EXIT_OK) return code;
     if (help) {
         vki_bench_usage(stdout);
@@ -189,13 +209,16 @@ int vki_cmd_bench(vki_app *app, int argc, char **argv)
     if (code != VKI_EXIT_OK) return code;
     const vki_profile *p = vki_device_profile(app->device);
 
-    cJSON *root = cJSON_CreateObject(), *suites_json = NULL;
+    cJSON *root = cJSON_CreateObject(), *suites_json = NULL, *system = NULL;
     if (root) {
+        cJSON_AddStringToObject(root, "schema", VKI_BENCH_SCHEMA);
         cJSON_AddStringToObject(root, "vkinfer_version", VKI_VERSION_STRING);
+        if ((system = vki_bench_system_json(p, app->narrow_text)))
+            cJSON_AddItemToObject(root, "system", system);
         cJSON_AddItemToObject(root, "device", device_json(p, app->narrow_text));
         suites_json = cJSON_AddObjectToObject(root, "suites");
     }
-    if (!suites_json) {
+    if (!suites_json || !system) {
         code = vki_app_failf("building JSON: out of host memory");
         goto done;
     }
@@ -204,8 +227,11 @@ int vki_cmd_bench(vki_app *app, int argc, char **argv)
                vki_device_type_name(p->type), p->driver_name, p->tuning.name,
                app->narrow_text ? ", narrowed by " : "", app->narrow_text ? app->narrow_text : "");
 
+    uint32_t n_selected = 0, n_done = 0;
+    for (size_t s = 0; s < SUITE_COUNT; s++) n_selected += selected[s];
     for (size_t s = 0; s < SUITE_COUNT && code == VKI_EXIT_OK; s++) {
         if (!selected[s]) continue;
+        vki_bench_progress(suites[s].name, "running", n_done++, n_selected);
         cJSON *out = cJSON_AddObjectToObject(suites_json, suites[s].name);
         if (!out) {
             code = vki_app_failf("building JSON: out of host memory");
@@ -214,8 +240,14 @@ int vki_cmd_bench(vki_app *app, int argc, char **argv)
         if (!opts.json) printf("\n== %s ==\n", suites[s].name);
         code = suites[s].run(app, &opts, out);
     }
+    vki_bench_progress("", NULL, n_selected, n_selected);
     // A failed suite has said why; half a document would only mislead a script.
-    if (code == VKI_EXIT_OK && opts.json) code = vki_json_print(root);
+    if (code == VKI_EXIT_OK && format != VKI_BENCH_OUTPUT_TABLE) {
+        if (!vki_bench_results_add(root))
+            code = vki_app_failf("building JSON: out of host memory");
+        else
+            code = vki_bench_output_print(root, format, stdout);
+    }
 done:
     cJSON_Delete(root);
     return code;
