@@ -33,6 +33,9 @@ struct vki_program {
     uint32_t named_count;
     vki_status status; // the first failure while building (compile reports it)
     char error[512];
+    double *profile_us; // VKI_PROFILE: per step, summed over runs (NULL when off)
+    uint32_t profile_runs;
+    bool profile_skipped_first;
 };
 
 static void *palloc(const vki_program *p, size_t size) { return vki__model_alloc(&p->allocator, size); }
@@ -71,9 +74,82 @@ vki_status vki_program_create(const vki_program_desc *desc, vki_program **out)
     return VKI_OK;
 }
 
+/* ---- VKI_PROFILE=1: per-dispatch timestamps, summed per kernel, printed at destroy ---------- */
+
+typedef struct profile_row {
+    const char *kernel;
+    double us;
+    uint32_t count;
+} profile_row;
+
+static int by_time_desc(const void *a, const void *b)
+{
+    double x = ((const profile_row *)a)->us, y = ((const profile_row *)b)->us;
+    return (x < y) - (x > y);
+}
+
+/* The dispatch times of all runs so far, by kernel variant and then the slowest steps, to stderr:
+ * where a model's time goes, for speed work (README "Environment"). */
+static void profile_report(vki_program *p)
+{
+    uint32_t n = vki_plan_step_count(p->plan);
+    profile_row *rows = palloc(p, (n + 1) * sizeof *rows);
+    profile_row *steps = palloc(p, (n + 1) * sizeof *steps);
+    if (!rows || !steps || !p->profile_runs) goto done;
+    uint32_t kinds = 0;
+    double total = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        vki_plan_step s;
+        if (!vki_plan_step_get(p->plan, i, &s)) continue;
+        double us = p->profile_us[i] / p->profile_runs;
+        total += us;
+        steps[i] = (profile_row){.kernel = s.node, .us = us, .count = i};
+        uint32_t k = 0;
+        while (k < kinds && strcmp(rows[k].kernel, s.kernel) != 0) k++;
+        if (k == kinds) rows[kinds++] = (profile_row){.kernel = s.kernel};
+        rows[k].us += us;
+        rows[k].count++;
+    }
+    qsort(rows, kinds, sizeof *rows, by_time_desc);
+    qsort(steps, n, sizeof *steps, by_time_desc);
+    fprintf(stderr, "profile %s: %u runs after the first, %.1f ms per run in %u dispatches\n", p->name,
+            p->profile_runs, total / 1e3, n);
+    for (uint32_t k = 0; k < kinds; k++)
+        fprintf(stderr, "  %-24s %6u dispatches %10.1f ms %5.1f%%\n", rows[k].kernel,
+                rows[k].count, rows[k].us / 1e3, total > 0 ? 100 * rows[k].us / total : 0);
+    for (uint32_t i = 0; i < n && i < 12; i++) {
+        vki_plan_step s;
+        vki_plan_step_get(p->plan, steps[i].count, &s);
+        fprintf(stderr, "  step %5u %-22s %-40s %8.2f ms\n", steps[i].count, s.kernel, s.node,
+                steps[i].us / 1e3);
+    }
+done:
+    pfree(p, steps);
+    pfree(p, rows);
+}
+
+/* Adds the last run's dispatch times, but for the first run's: a JIT device (lavapipe)
+ * compiles kernels on their first dispatch, inside the timestamps. */
+static void profile_add(vki_program *p)
+{
+    if (!p->profile_skipped_first) {
+        p->profile_skipped_first = true;
+        return;
+    }
+    uint32_t n = vki_plan_step_count(p->plan), got = 0;
+    double *us = palloc(p, (n + 1) * sizeof *us);
+    if (us && vki_exec_timings(p->ex, us, n, &got) == VKI_OK && got == n) {
+        for (uint32_t i = 0; i < n; i++) p->profile_us[i] += us[i];
+        p->profile_runs++;
+    }
+    pfree(p, us);
+}
+
 void vki_program_destroy(vki_program *p)
 {
     if (!p) return;
+    if (p->profile_us) profile_report(p);
+    pfree(p, p->profile_us);
     vki_exec_destroy(p->ex);
     vki_plan_destroy(p->plan);
     vki_graph_destroy(p->g);
@@ -152,7 +228,16 @@ vki_status vki_program_compile(vki_program *p, vki_weights *w)
     vki_status st = vki_graph_compile(p->g, p->d.profile, NULL, &p->plan);
     if (st) return fail(p, st, "model graph (%s): %s", p->name, vki_graph_error(p->g));
     if (!p->d.device) return VKI_OK;
-    if ((st = vki_exec_create(p->d.device, p->plan, NULL, &p->ex)))
+    const char *prof = getenv("VKI_PROFILE");
+    vki_exec_desc ed = {.timestamps = prof && strcmp(prof, "1") == 0 &&
+                                      vki_device_profile(p->d.device)->timestamps};
+    if (ed.timestamps) {
+        uint32_t n = vki_plan_step_count(p->plan);
+        p->profile_us = palloc(p, (n + 1) * sizeof *p->profile_us);
+        if (p->profile_us) memset(p->profile_us, 0, (n + 1) * sizeof *p->profile_us);
+        ed.timestamps = p->profile_us != NULL;
+    }
+    if ((st = vki_exec_create(p->d.device, p->plan, &ed, &p->ex)))
         return fail(p, st, "%s: %s", p->name, vki_device_last_error(p->d.device));
     for (uint32_t i = 0; i < p->bind_count; i++) {
         const binding *b = &p->binds[i];
@@ -180,7 +265,10 @@ vki_status vki_program_upload(vki_program *p, vki_tensor input, const void *data
 
 vki_status vki_program_run(vki_program *p)
 {
-    return p->ex ? vki_exec_run(p->ex) : VKI_ERROR_INVALID_ARGUMENT;
+    if (!p->ex) return VKI_ERROR_INVALID_ARGUMENT;
+    VKI_TRY(vki_exec_run(p->ex));
+    if (p->profile_us) profile_add(p);
+    return VKI_OK;
 }
 
 vki_status vki_program_download(vki_program *p, vki_tensor output, void *out, uint64_t bytes)
