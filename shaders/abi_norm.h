@@ -18,6 +18,7 @@
 #define VKI_NORM_B (1u << 2)      // add b
 #define VKI_NORM_W_F16 (1u << 3)  // w holds f16 (else f32)
 #define VKI_NORM_B_F16 (1u << 4)
+#define VKI_NORM_ACT_SHIFT 8u     // bits 8..11: an activation (VKI_ABI_ACT_*) applied last
 #define VKI_PC_NORM(F)                                                                          \
     F(u32, n0) F(u32, n1) F(u32, n2) F(u32, g1) F(u32, g2) F(u32, g3)                          \
     F(u32, x_off) F(u32, x_nb0) F(u32, x_nb1) F(u32, x_nb2)                                    \

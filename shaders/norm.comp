@@ -2,7 +2,8 @@
 #extension GL_GOOGLE_include_directive : require
 // rms_norm, layer_norm and group_norm: one workgroup normalises one box of x (a row, or a
 // (group, n) slab of channels; see abi_norm.h), reading x twice: once for the statistics, once
-// to write the result.
+// to write the result, scaled, shifted and put through an activation (group_norm + SiLU of a
+// resnet: one pass instead of two).
 #include "vki_abi.h"
 #include "types.glsl"
 
@@ -25,6 +26,7 @@ layout(std430, set = 0, binding = 3) writeonly buffer D { T d[]; };
 VKI_PUSH_BLOCK(VKI_PC_NORM)
 #include "reduce.glsl"
 #include "words.glsl"
+#include "activation.glsl"
 
 // Element e (flat index in the box) of the box starting at `base`.
 float load_x(uint base, uint e)
@@ -57,12 +59,14 @@ void main()
     float inv = inversesqrt(var + pc.eps);
 
     bool w_f16 = (pc.flags & VKI_NORM_W_F16) != 0, b_f16 = (pc.flags & VKI_NORM_B_F16) != 0;
+    uint act = (pc.flags >> VKI_NORM_ACT_SHIFT) & 15u;
     for (uint e = gl_LocalInvocationID.x; e < n; e += gl_WorkGroupSize.x) {
         float y = (load_x(base, e) - mean) * inv;
         uint c = e / pc.w_div + j1 * pc.w_step;
         if ((pc.flags & VKI_NORM_W) != 0)
             y *= VKI_WORD_VALUE(W_WORD(VKI_WORD_INDEX(pc.w_off + c, w_f16)), pc.w_off + c, w_f16);
         if ((pc.flags & VKI_NORM_B) != 0) y += VKI_LOAD_WORD(b, pc.b_off + c, b_f16);
+        if (act != VKI_ABI_ACT_NONE) y = vki_activate(act, y);
         d[pc.d_off + box * n + e] = T(y);
     }
 }

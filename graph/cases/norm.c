@@ -25,6 +25,21 @@ static void norm_case(vki_graph *g, const int64_t *arg)
     vki_output(g, y, "y");
 }
 
+/* act(norm(x, w, b)) as a resnet (group_norm + SiLU) or a feed-forward writes it: fused into
+ * the norm's dispatch. x [arg0..3] in dtype arg4, arg5 > 0: group_norm with arg5 groups, else
+ * layer_norm; activation arg6; w and b in dtype arg7. arg5 < 0: the norm is an output too (two
+ * readers: nothing fuses). */
+static void norm_act_case(vki_graph *g, const int64_t *arg)
+{
+    vki_tensor x = vki_input(g, dtype_of(arg[4]), 4, arg, "x");
+    int64_t c = arg[5] ? arg[2] : arg[0];
+    vki_tensor w = optional_weight(g, arg[7], c, "w"), b = optional_weight(g, arg[7], c, "b");
+    vki_tensor y = arg[5] ? vki_group_norm(g, x, (uint32_t)(arg[5] < 0 ? -arg[5] : arg[5]), w, b, 1e-5f)
+                          : vki_layer_norm(g, x, w, b, 1e-5f);
+    if (arg[5] < 0) vki_output(g, y, "norm");
+    vki_output(g, vki_activate(g, y, (vki_activation)arg[6]), "y");
+}
+
 /* Strided rows: x [arg0, arg1, arg2] is the first arg0 of arg3 elements of each row of an input
  * (arg5 == 0), or the transpose of an [arg1, arg0] input (arg5 == 1, arg2 == 1). arg4: 0 rms_norm
  * with an f16 w, 1 layer_norm with f32 w and b, 2 softmax with an f32 mask and scale 0.5. */
@@ -101,6 +116,10 @@ const vki_op_case vki_cases_norm[] = {
     {"group_norm f32 [5, 3, 64, 2] 32 groups w, b f32", "group_norm", T, 1e-10f, 0, norm_case, {5, 3, 64, 2, F32, F32, F32, 33}, 0},
     {"group_norm f32 [7, 4, 6, 1] 1 group", "group_norm", T, 1e-10f, 0, norm_case, {7, 4, 6, 1, F32, NONE, NONE, 2}, 0},
     {"group_norm f16 [3, 3, 64, 1] 32 groups w f16 b f32", "group_norm", T, 1e-5f, 0, norm_case, {3, 3, 64, 1, F16, F16, F32, 33}, 0},
+    {"group_norm + silu f32 [9, 7, 64, 2] 32 groups w, b f32", "group_norm", T, 1e-10f, 0, norm_act_case, {9, 7, 64, 2, F32, 32, VKI_ACT_SILU, F32}, 0},
+    {"group_norm + silu f16 [5, 3, 32, 1] 8 groups w, b f16", "group_norm", T, 1e-5f, 0, norm_act_case, {5, 3, 32, 1, F16, 8, VKI_ACT_SILU, F16}, 0},
+    {"group_norm + silu f32 [4, 4, 64, 1] 32 groups, norm read twice", "group_norm", T, 1e-10f, 0, norm_act_case, {4, 4, 64, 1, F32, -32, VKI_ACT_SILU, F32}, 0},
+    {"layer_norm + gelu f32 [65, 3] w, b f32", "layer_norm", T, 1e-10f, 0, norm_act_case, {65, 3, 1, 1, F32, 0, VKI_ACT_GELU, F32}, 0},
     {"softmax f32 [33, 7] scale 0.5", "softmax", T, 1e-10f, 0, softmax_case, {33, 7, 1, F32, 4, NONE, 0, 0}, 0},
     {"softmax f32 [1, 3]", "softmax", T, 1e-10f, 0, softmax_case, {1, 3, 1, F32, 8, NONE, 0, 0}, 0},
     {"softmax f32 [100, 5, 3] mask f32 [100, 5]", "softmax", T, 1e-10f, 0, softmax_case, {100, 5, 3, F32, 1, F32, 0, 0}, 0},

@@ -1,14 +1,28 @@
-/* rms_norm, layer_norm and group_norm: normalise boxes of x, then scale by w and shift by b.
+/* rms_norm, layer_norm and group_norm: normalise boxes of x, then scale by w and shift by b,
+ * and (fused, layer and group norm) put the result through an activation.
  * One kernel (norm.comp) serves all three: a box is a row for the first two and a
  * [W, H, C/groups] slab of one image for group_norm (see abi_norm.h).
  *
- * Node: src {x, w or 0, b or 0}; parameters vki_norm_params. */
+ * Node: src {x, w or 0, b or 0}; parameters norm_node: vki_norm_params (what other ops read),
+ * then the activation a fusion gave it. */
+#include "activation.h"
 #include "ops_internal.h"
 #include "vki_abi.h"
 
 #include <math.h>
 
-static_assert(sizeof(vki_norm_params) <= VKI_PARAMS_BYTES, "node parameter bytes");
+typedef struct norm_node {
+    vki_norm_params p;
+    vki_activation act; // applied last; only by fusion (absorb below), so never on an rms_norm
+} norm_node;
+static_assert(sizeof(norm_node) <= VKI_PARAMS_BYTES, "node parameter bytes");
+
+static vki_activation act_of(const vki_node *n)
+{
+    norm_node p;
+    vki__params_get(n, &p, sizeof p);
+    return p.act;
+}
 
 vki_norm_params vki__norm_params(const vki_node *n)
 {
@@ -55,7 +69,7 @@ static vki_tensor build(vki_graph *g, const vki_op_def *op, vki_tensor x, vki_te
     vki_tensor srcs[3] = {x, w, b};
     vki_tensor t = vki__new_op(g, op, nx->dtype, nx->ndim, nx->ne, 3, srcs);
     vki_node *n = vki__node_mut(g, t);
-    if (n) vki__params_set(n, &(vki_norm_params){.eps = eps, .groups = groups}, sizeof(vki_norm_params));
+    if (n) vki__params_set(n, &(norm_node){.p = {.eps = eps, .groups = groups}}, sizeof(norm_node));
     return t;
 }
 
@@ -128,7 +142,7 @@ static void reference(const vki_node *n, const vki_ref_tensor *d, const vki_ref_
             int64_t k = bx.by_channel ? c[2] : c[0]; // index into w and b
             if (n->src[1]) y *= vki_ref_get(&s[1], k, 0, 0, 0);
             if (n->src[2]) y += vki_ref_get(&s[2], k, 0, 0, 0);
-            vki_ref_set(d, c[0], c[1], c[2], c[3], (float)y);
+            vki_ref_set(d, c[0], c[1], c[2], c[3], vki__activation_ref(act_of(n), (float)y));
         }
     }
 }
@@ -147,11 +161,19 @@ static vki_status lower(vki_lower *L, const vki_node *n)
         .x_s1 = x.nb[1], .x_s2 = x.nb[2], .x_s3 = x.nb[3],
         .w_div = 1, .w_step = 0,
         .d_off = d.offset, .eps = vki__norm_params(n).eps,
-        .flags = n->op == &vki_op_rms_norm ? 0 : VKI_NORM_CENTER,
+        .flags = (n->op == &vki_op_rms_norm ? 0 : VKI_NORM_CENTER) |
+                 (uint32_t)act_of(n) << VKI_NORM_ACT_SHIFT,
     };
     if (bx.by_channel) {
         pc.x_s1 = x.nb[2] * pc.n2, pc.x_s2 = x.nb[3], pc.x_s3 = 0;
         pc.w_div = pc.n0 * pc.n1, pc.w_step = pc.n2;
+        // A contiguous [W, H, C/groups] slab (NCHW activations) is one row to the kernel: no
+        // divisions per element to find it.
+        if (x.nb[1] == pc.n0 * x.nb[0] && x.nb[2] == pc.n1 * x.nb[1]) {
+            pc.n0 *= pc.n1 * pc.n2;
+            pc.n1 = pc.n2 = 1;
+            pc.x_nb1 = pc.x_nb2 = 0;
+        }
     } else {
         pc.x_nb1 = pc.x_nb2 = 0;
     }
@@ -180,12 +202,27 @@ static vki_status lower(vki_lower *L, const vki_node *n)
     return vki_lower_step(L, &s);
 }
 
-/* The fusion hook of rms_norm and layer_norm (vki_op_def.absorb): the kernel scales and shifts
- * by w and b, so mul(norm(x), w) -> norm(x, w) and add(layer_norm(x, w), b) ->
- * layer_norm(x, w, b), w and b row vectors [C] the norm has not got yet. */
+/* The fusion hook of the norms (vki_op_def.absorb): the kernel scales and shifts by w and b,
+ * so mul(norm(x), w) -> norm(x, w) and add(layer_norm(x, w), b) -> layer_norm(x, w, b), w and b
+ * row vectors [C] the norm has not got yet; and it applies an activation last, so
+ * act(group_norm(x, w, b)) -> one dispatch (a resnet's gn + SiLU), likewise for layer_norm. Not
+ * rms_norm: matmul folds that into its own kernel, which applies no activation. */
 static bool absorb(vki_fusion *f, uint32_t y_id, uint32_t x_id)
 {
     const vki_node *x = &f->w->nodes[x_id], *y = &f->w->nodes[y_id];
+    if (act_of(y) != VKI_ACT_NONE) return false; // anything after the activation stays apart
+    if (x->op == &vki_op_unary && x->src[0] == y_id && y->op != &vki_op_rms_norm &&
+        vki__unary_params(x).scale == 1.0f && vki__unary_params(x).act != VKI_ACT_NONE &&
+        vki__fusion_single_use(f, y_id, x_id)) {
+        vki_activation act = vki__unary_params(x).act;
+        vki__fusion_fold(f, x_id, y_id, 0, 0);
+        vki_node *merged = &f->w->nodes[x_id];
+        norm_node p;
+        vki__params_get(merged, &p, sizeof p);
+        p.act = act;
+        vki__params_set(merged, &p, sizeof p);
+        return true;
+    }
     if (x->op != &vki_op_binary || x->src[0] != y_id || !x->src[1] ||
         !vki__fusion_single_use(f, y_id, x_id) || !vki__fusion_row_vector(&f->w->nodes[x->src[1]], y->ne[0]))
         return false;
@@ -205,4 +242,6 @@ const vki_op_def vki_op_rms_norm = {
 const vki_op_def vki_op_layer_norm = {
     .name = "layer_norm", .reference = reference, .lower = lower, .absorb = absorb,
 };
-const vki_op_def vki_op_group_norm = {.name = "group_norm", .reference = reference, .lower = lower};
+const vki_op_def vki_op_group_norm = {
+    .name = "group_norm", .reference = reference, .lower = lower, .absorb = absorb,
+};
