@@ -382,46 +382,78 @@ static int peak_dot(pk_bench *b, double *out_gops, uint32_t *out_iters)
     return VKI_EXIT_OK;
 }
 
-static int peak_coopmat(pk_bench *b, double *out_gflops, uint32_t *out_iters)
+/* The cooperative-matrix kernel on `groups` workgroups of 128 threads (0: as many threads as
+ * the FMA grid): calibrated and timed (out_us != NULL; *io_iters receives the count) or run
+ * once at *io_iters. Its output, one M x N block per subgroup, in *out_vals [*out_elems]. */
+static int run_coopmat(pk_bench *b, uint32_t groups, vki_pc_peak_cm pc, uint32_t *io_iters,
+                       float **out_vals, uint64_t *out_elems, uint64_t *out_subgroups,
+                       double *out_us)
 {
     int code = VKI_EXIT_OK;
     const vki_profile *p = b->prof;
     vki_kernel *k = NULL;
+    vki_stream *s = NULL;
     float *vals = NULL;
     const uint32_t fm = p->coopmat_shape[0], fn = p->coopmat_shape[1], fk = p->coopmat_shape[2];
     const uint32_t sgs = p->subgroup_size ? p->subgroup_size : 32;
     const uint32_t local = VKI_PEAK_CM_LOCAL_SIZE < sgs ? sgs : VKI_PEAK_CM_LOCAL_SIZE;
-    const uint32_t groups = b->groups * b->local / local;
+    if (!groups) groups = b->groups * b->local / local ? b->groups * b->local / local : 1;
     const uint64_t subgroups = (uint64_t)groups * (local / sgs), elems = subgroups * fm * fn;
     vki_spec specs[4] = {{VKI_SPEC_LOCAL_SIZE_X, local}, {VKI_SPEC_PEAK_FRAG_M, fm},
                          {VKI_SPEC_PEAK_FRAG_N, fn}, {VKI_SPEC_PEAK_FRAG_K, fk}};
     vki_kernel_desc kd = {.name = "peak_coopmat_f16", .binding_count = 1,
                           .push_size = sizeof(vki_pc_peak_cm), .specs = specs, .spec_count = 4,
                           .subgroup_size = p->subgroup_size_control ? sgs : 0};
-    // a * b = 2^-6: sums of FRAG_K products stay exact in fp32 for any count the bench reaches.
-    vki_pc_peak_cm pc = {.a = 1.0f, .b = 1.0f / 64.0f};
-    double us = 0;
     PK_CHECK(vki_kernel_create(b->dev, &kd, &k), "creating peak_coopmat_f16");
     pk_compute c = {.kernel = k, .groups = groups, .push = &pc, .push_size = sizeof pc};
     PK_CHECK(vki_arena_alloc(b->arena, elems * 4, 0, &c.out), "allocating the output");
-    if ((code = calibrate_and_time(b, &c, out_iters, &us)) != VKI_EXIT_OK) goto fail;
+    if (out_us) {
+        if ((code = calibrate_and_time(b, &c, io_iters, out_us)) != VKI_EXIT_OK) goto fail;
+    } else {
+        double us = 0;
+        PK_CHECK(vki_stream_create(b->dev, &(vki_stream_desc){.name = "peak probe"}, &s),
+                 "creating a stream");
+        PK_CHECK(record_compute(s, &c, *io_iters), "recording a peak kernel");
+        PK_CHECK(run_once(b, s, false, 1, &us), "submit+wait");
+    }
     vals = malloc(elems * sizeof *vals);
     PK_OOM(vals);
     PK_CHECK(vki_device_download(b->dev, c.out, 0, vals, elems * 4), "downloading the result");
-    const double want = (double)VKI_PEAK_CM_CHAINS * *out_iters * fk * pc.a * pc.b;
-    for (uint64_t i = 0; i < elems; i++)
-        if (fabs(vals[i] - want) > 1e-3 * want) {
-            code = vki_app_failf("bench peak: coopmat: element %llu is %g, expected %g",
-                                 (unsigned long long)i, (double)vals[i], want);
-            goto fail;
-        }
-    *out_gflops = (double)subgroups * VKI_PEAK_CM_CHAINS * *out_iters * 2.0 * fm * fn * fk /
-                  us / 1e3;
+    *out_vals = vals;
+    vals = NULL;
+    *out_elems = elems;
+    *out_subgroups = subgroups;
 fail:
     free(vals);
+    vki_stream_destroy(s);
     vki_kernel_destroy(k);
     vki_arena_reset(b->arena);
     return code;
+}
+
+static int peak_coopmat(pk_bench *b, double *out_gflops, uint32_t *out_iters)
+{
+    const vki_profile *p = b->prof;
+    const uint32_t fm = p->coopmat_shape[0], fn = p->coopmat_shape[1], fk = p->coopmat_shape[2];
+    // a * b = 2^-6: each multiply-add adds FRAG_K * 2^-6 to every element, exact in fp32 for
+    // any count the bench reaches, whatever order the matrix unit sums in.
+    vki_pc_peak_cm pc = {.a = 1.0f, .b = 1.0f / 64.0f};
+    float *vals = NULL;
+    uint64_t elems = 0, subgroups = 0;
+    double us = 0;
+    int code = run_coopmat(b, 0, pc, out_iters, &vals, &elems, &subgroups, &us);
+    if (code != VKI_EXIT_OK) return code;
+    const double want = (double)VKI_PEAK_CM_CHAINS * *out_iters * fk * pc.a * pc.b;
+    for (uint64_t i = 0; i < elems; i++)
+        if (fabs(vals[i] - want) > 1e-3 * want) {
+            free(vals);
+            return vki_app_failf("bench peak: coopmat: element %llu is %g, expected %g",
+                                 (unsigned long long)i, (double)vals[i], want);
+        }
+    free(vals);
+    *out_gflops = (double)subgroups * VKI_PEAK_CM_CHAINS * *out_iters * 2.0 * fm * fn * fk /
+                  us / 1e3;
+    return VKI_EXIT_OK;
 }
 
 /* ---- Memory peaks ------------------------------------------------------------------------- */
@@ -896,6 +928,28 @@ int vki_peak_probe_dot(vki_app *app, uint32_t groups, uint32_t iters, int32_t w,
     vki_pc_peak_dot pc = {.iters = iters, .w = w, .c = c};
     return probe_vector(app, PK_DOT, groups, iters, &pc, sizeof pc, out, capacity, out_count,
                         out_local);
+}
+
+int vki_peak_probe_coopmat(vki_app *app, uint32_t groups, uint32_t iters, float a, float b,
+                           float *out, uint64_t capacity, uint64_t *out_count)
+{
+    pk_bench bench;
+    int code = bench_init(&bench, app, NULL, true);
+    if (code != VKI_EXIT_OK) return code;
+    float *vals = NULL;
+    uint64_t elems = 0, subgroups = 0;
+    vki_pc_peak_cm pc = {.a = a, .b = b};
+    if (!bench.prof->coopmat || !bench.prof->subgroup_size)
+        code = vki_app_failf("bench peak: no cooperative matrices");
+    else
+        code = run_coopmat(&bench, groups ? groups : 1, pc, &iters, &vals, &elems, &subgroups, NULL);
+    if (code == VKI_EXIT_OK) {
+        memcpy(out, vals, (size_t)(elems < capacity ? elems : capacity) * sizeof *out);
+        *out_count = elems;
+    }
+    free(vals);
+    bench_done(&bench);
+    return code;
 }
 
 static int probe_mem(vki_app *app, bool write, const uint32_t *words, uint64_t n_words,

@@ -21,6 +21,12 @@ int vki_peak_probe_fma(vki_app *app, bool fp16, uint32_t groups, uint32_t iters,
 int vki_peak_probe_dot(vki_app *app, uint32_t groups, uint32_t iters, int32_t w, int32_t c,
                        int32_t *out, uint32_t capacity, uint32_t *out_count, uint32_t *out_local);
 
+/* peak_coopmat_f16 on `groups` workgroups of 128 threads with the profile's fragment shape:
+ * every subgroup's M x N block (row-major, subgroup after subgroup), *out_count elements (at
+ * most capacity written). VKI_EXIT_FAILURE where the device has no cooperative matrices. */
+int vki_peak_probe_coopmat(vki_app *app, uint32_t groups, uint32_t iters, float a, float b,
+                           float *out, uint64_t capacity, uint64_t *out_count);
+
 /* peak_read over `n_words` 32-bit words (a multiple of 4) uploaded from `words`, bound in
  * windows of `window_bytes` (a multiple of 64 KiB; 0: the device's limit), `groups`
  * workgroups: the wrapping sum of every thread's partial sum in *out_sum. */

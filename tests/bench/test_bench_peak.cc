@@ -127,6 +127,26 @@ TEST_F(BenchPeak, DotComputesTheChain)
     }
 }
 
+TEST_F(BenchPeak, CoopmatComputesTheProducts)
+{
+    const vki_profile *p = prof();
+    if (!p->coopmat) GTEST_SKIP() << "no cooperative matrices";
+    const uint32_t m = p->coopmat_shape[0], n = p->coopmat_shape[1], k = p->coopmat_shape[2];
+    const struct { uint32_t iters; float a, b; } cases[] = {{3, 1.0f, 1.0f}, {5, 0.5f, -2.0f}, {0, 1.0f, 1.0f}};
+    for (const auto &c : cases) {
+        std::vector<float> out(1 << 20);
+        uint64_t count = 0;
+        ASSERT_EQ(vki_peak_probe_coopmat(&app, 2, c.iters, c.a, c.b, out.data(), out.size(), &count),
+                  VKI_EXIT_OK);
+        // 2 workgroups of 128 threads: 256 / subgroup size blocks of M x N.
+        ASSERT_EQ(count, uint64_t(256 / p->subgroup_size) * m * n);
+        // Every element: 4 accumulators, each the sum over iterations of K products a * b.
+        const double want = 4.0 * c.iters * k * double(c.a) * double(c.b);
+        for (uint64_t i = 0; i < count; i++)
+            ASSERT_EQ((double)out[i], want) << "element " << i << ", " << c.iters << " iterations";
+    }
+}
+
 TEST_F(BenchPeak, ReadSumsTheWholeBufferAcrossWindows)
 {
     // 5 windows of 64 KiB and a 16-byte tail; a grid smaller than the buffer (grid stride).
