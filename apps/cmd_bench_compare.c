@@ -262,7 +262,38 @@ static const cJSON *find_row(const cmp_file *f, const cJSON *like)
     return same ? k->row : NULL;
 }
 
-/* The JSON value of the file at path, strictly parsed; NULL after printing why. */
+/* JSON Lines (llama-bench -o jsonl, ours -o jsonl): each non-blank line one strict JSON object,
+ * returned as an array. NULL when a line is not one; *out_bad_line says which (1-based). */
+static cJSON *parse_lines(char *text, size_t *out_bad_line)
+{
+    cJSON *all = cJSON_CreateArray();
+    size_t line = 0;
+    for (char *at = text; all && *at;) {
+        char *nl = strchr(at, '\n'), *next = nl ? nl + 1 : at + strlen(at);
+        if (nl) *nl = 0; // cut the line out; the text is not used again
+        line++;
+        if (at[strspn(at, " \t\r")]) {
+            const char *end = NULL;
+            cJSON *o = cJSON_ParseWithOpts(at, &end, true);
+            if (!cJSON_IsObject(o) || !cJSON_AddItemToArray(all, o)) {
+                cJSON_Delete(o);
+                cJSON_Delete(all);
+                *out_bad_line = line;
+                return NULL;
+            }
+        }
+        at = next;
+    }
+    if (all && cJSON_GetArraySize(all) == 0) {
+        cJSON_Delete(all);
+        *out_bad_line = 1;
+        return NULL;
+    }
+    return all;
+}
+
+/* The JSON value of the file at path, strictly parsed (or its JSON Lines as an array); NULL
+ * after printing why. */
 static cJSON *parse_file(const char *path)
 {
     size_t n = 0;
@@ -278,7 +309,12 @@ static cJSON *parse_file(const char *path)
     if (!root) {
         size_t at = end && end >= text && end <= text + n ? (size_t)(end - text) : 0, line = 1;
         for (size_t k = 0; k < at; k++) line += text[k] == '\n';
-        vki_app_failf("compare: %s: not valid JSON (line %zu, byte %zu)", path, line, at);
+        size_t bad_line = 0;
+        // The value ended and a second began on a later line: JSON Lines, perhaps.
+        if (line > 1 && text[0] == '{' && (root = parse_lines(text, &bad_line)) == NULL && bad_line > 1)
+            vki_app_failf("compare: %s: line %zu is not a JSON object (JSON Lines)", path, bad_line);
+        else if (!root)
+            vki_app_failf("compare: %s: not valid JSON (line %zu, byte %zu)", path, line, at);
     }
     free(text);
     return root;
@@ -307,6 +343,21 @@ static int load(cmp_file *f)
     f->rows = cJSON_CreateArray();
     if (!f->rows) {
         code = vki_app_failf("compare: %s: out of host memory", f->path);
+    } else if (cJSON_IsArray(root) && str_at(cJSON_GetArrayItem(root, 0), "schema")) {
+        // Our -o jsonl: each line a row with the schema and the system's fields beside it.
+        const cJSON *line;
+        cJSON_ArrayForEach(line, root) {
+            if (code == VKI_EXIT_OK) code = check_schema(f->path, line);
+        }
+        cJSON *doc = cJSON_CreateObject(), *system = cJSON_Duplicate(cJSON_GetArrayItem(root, 0), true);
+        if (!doc || !system || !cJSON_AddItemToObject(doc, "system", system)) {
+            cJSON_Delete(system);
+            if (code == VKI_EXIT_OK) code = vki_app_failf("compare: %s: out of host memory", f->path);
+        } else if (code == VKI_EXIT_OK) {
+            cJSON_AddItemReferenceToObject(doc, "results", root); // borrowed: root outlives doc
+            code = read_ours(f, doc);
+        }
+        cJSON_Delete(doc);
     } else if (cJSON_IsArray(root)) {
         code = read_llama_bench(f, root);
     } else if (cJSON_GetObjectItemCaseSensitive(root, "schema")) {
@@ -315,8 +366,8 @@ static int load(cmp_file *f)
     } else if (cJSON_IsObject(root) && cJSON_GetObjectItemCaseSensitive(root, "suites")) {
         code = read_ours(f, root);
     } else {
-        code = vki_app_failf("compare: %s: neither a vkinfer bench result (-o json) nor "
-                             "llama-bench -o json", f->path);
+        code = vki_app_failf("compare: %s: neither a vkinfer bench result (-o json, jsonl) "
+                             "nor llama-bench -o json / jsonl", f->path);
     }
     cJSON_Delete(root);
     if (code == VKI_EXIT_OK) code = index_rows(f);

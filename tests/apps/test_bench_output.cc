@@ -569,3 +569,51 @@ TEST(BenchCompare, MalformedFilesAreNamed)
     EXPECT_EQ(Vkinfer("bench compare --frobnicate '" + good + "' '" + good + "'").code, 2);
     EXPECT_EQ(Vkinfer("bench convert '" + good + "'").code, 2);
 }
+
+// JSON Lines: our -o jsonl and llama-bench's -o jsonl read as their JSON forms are.
+TEST(BenchCompare, ReadsJsonLines)
+{
+    std::string json = Scratch("lines_a.json"), jsonl = Scratch("lines_a.jsonl");
+    WriteFile(json, RuntimeJson());
+    CliRun conv = Vkinfer("bench convert '" + json + "' -o jsonl");
+    ASSERT_EQ(conv.code, 0) << conv.err;
+    WriteFile(jsonl, conv.out);
+    CliRun r = Vkinfer("bench compare '" + json + "' '" + jsonl + "'");
+    ASSERT_EQ(r.code, 0) << r.err;
+    size_t table = 0;
+    for (const auto &line : Lines(r.out)) {
+        if (line.rfind("| runtime |", 0) != 0) continue;
+        table++;
+        EXPECT_TRUE(std::regex_match(line, std::regex(R"(.*\| 1\.000( \?)? \|$)"))) << line;
+    }
+    EXPECT_GT(table, 5u) << r.out;
+
+    // llama-bench -o jsonl: the sample's tests, one object a line.
+    std::ifstream f(VKI_TEST_DATA "/bench/llama_bench_sample.json");
+    std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    Json l = Parse(text);
+    ASSERT_TRUE(l);
+    std::string lines;
+    const cJSON *t;
+    cJSON_ArrayForEach(t, l.get()) {
+        char *one = cJSON_PrintUnformatted(t);
+        lines += std::string(one) + "\n";
+        cJSON_free(one);
+    }
+    std::string llama = Scratch("llama.jsonl"), ours = Scratch("ours_lines.json");
+    WriteFile(llama, lines);
+    WriteFile(ours, kOursLlm);
+    r = Vkinfer("bench compare '" + ours + "' '" + llama + "'");
+    ASSERT_EQ(r.code, 0) << r.err;
+    char ratio[32];
+    snprintf(ratio, sizeof ratio, "| %.3f |", Num(cJSON_GetArrayItem(l.get(), 0), "avg_ts") / 20000);
+    EXPECT_NE(r.out.find(std::string("| llm | pp512 | tokens_per_s | tokens/s |")), std::string::npos);
+    EXPECT_NE(r.out.find(ratio), std::string::npos) << r.out;
+
+    // A bad second line is named.
+    std::string bad = Scratch("bad_line.jsonl");
+    WriteFile(bad, lines.substr(0, lines.find('\n') + 1) + "{\"n_prompt\": \n");
+    r = Vkinfer("bench compare '" + ours + "' '" + bad + "'");
+    EXPECT_EQ(r.code, 1);
+    EXPECT_NE(r.err.find("bad_line.jsonl: line 2"), std::string::npos) << r.err;
+}
