@@ -111,7 +111,8 @@ static int bench_init(pk_bench *b, vki_app *app, const vki_bench_opts *opts, boo
     uint32_t local = VKI_PEAK_LOCAL_SIZE;
     if (p->max_workgroup_invocations && local > p->max_workgroup_invocations)
         local = p->max_workgroup_invocations;
-    if (p->max_workgroup_size[0] && local > p->max_workgroup_size[0]) local = p->max_workgroup_size[0];
+    if (p->max_workgroup_size[0] && local > p->max_workgroup_size[0])
+        local = p->max_workgroup_size[0];
     b->local = local;
     // A GPU: 1M threads, several times what the largest GPUs keep resident; an integrated one
     // a quarter; a CPU device a few workgroups per core (lavapipe runs a workgroup per thread).
@@ -247,7 +248,10 @@ fail:
 }
 
 /* The start value of lane l of FMA chain j in thread gid (peak_fma.comp). */
-static double fma_init(uint32_t gid, uint32_t j, uint32_t l) { return (double)(gid % 16u + 4u * j + l); }
+static double fma_init(uint32_t gid, uint32_t j, uint32_t l)
+{
+    return (double)(gid % 16u + 4u * j + l);
+}
 
 /* The value a chain reaches after `count` steps x = x * a + b, in closed form for a = +-1 (the
  * exact cases the bench uses), else step by step. */
@@ -271,7 +275,8 @@ static double fma_expect(uint32_t gid, uint64_t count, double a, double b)
 static int32_t sdot4x8(uint32_t x, uint32_t w)
 {
     int32_t s = 0;
-    for (int k = 0; k < 4; k++) s += (int8_t)(uint8_t)(x >> (8 * k)) * (int8_t)(uint8_t)(w >> (8 * k));
+    for (int k = 0; k < 4; k++)
+        s += (int8_t)(uint8_t)(x >> (8 * k)) * (int8_t)(uint8_t)(w >> (8 * k));
     return s;
 }
 
@@ -299,7 +304,9 @@ static int run_vector(pk_bench *b, pk_kind kind, uint32_t iters, const void *pus
     vki_kernel *k = NULL;
     vki_stream *s = NULL;
     uint8_t pc[16];
-    const char *name = kind == PK_FMA32 ? "peak_fma_f32" : kind == PK_FMA16 ? "peak_fma_f16" : "peak_dot";
+    const char *name = kind == PK_FMA32   ? "peak_fma_f32"
+                       : kind == PK_FMA16 ? "peak_fma_f16"
+                                          : "peak_dot";
     const uint32_t threads = b->groups * b->local;
     uint32_t *words = malloc((size_t)threads * sizeof *words);
     PK_OOM(words);
@@ -458,7 +465,10 @@ static int peak_coopmat(pk_bench *b, double *out_gflops, uint32_t *out_iters)
 
 /* ---- Memory peaks ------------------------------------------------------------------------- */
 
-static uint32_t write_pattern(uint64_t word, uint32_t seed) { return (uint32_t)word * 2654435761u ^ seed; }
+static uint32_t write_pattern(uint64_t word, uint32_t seed)
+{
+    return (uint32_t)word * 2654435761u ^ seed;
+}
 
 /* A read-kernel source word: anything not constant, so that the sum catches a skipped window. */
 static uint32_t read_word(uint64_t w) { return (uint32_t)(w * 0x9e3779b1u) ^ (uint32_t)(w >> 7); }
@@ -496,7 +506,8 @@ static int run_mem(pk_bench *b, bool write, const uint32_t *words, uint64_t byte
     const uint32_t threads = b->mem_groups * b->local;
     const uint64_t windows = vki_div_up(bytes, b->window);
     const uint64_t chunk_bytes = min_u64(8 * MIB, bytes);
-    uint32_t *chunk = malloc(chunk_bytes > windows * threads * 4 ? chunk_bytes : windows * threads * 4);
+    const uint64_t partial_bytes = windows * threads * 4;
+    uint32_t *chunk = malloc(chunk_bytes > partial_bytes ? chunk_bytes : partial_bytes);
     vki_range buf, partials = {0};
     PK_OOM(chunk);
     if (windows > 64 || windows * threads > UINT32_MAX) {
@@ -510,7 +521,7 @@ static int run_mem(pk_bench *b, bool write, const uint32_t *words, uint64_t byte
                          &k), "creating a memory kernel");
     PK_CHECK(vki_arena_alloc(b->arena, bytes, 0, &buf), "allocating the buffer");
     if (!write) {
-        PK_CHECK(vki_arena_alloc(b->arena, windows * threads * 4, 0, &partials),
+        PK_CHECK(vki_arena_alloc(b->arena, partial_bytes, 0, &partials),
                  "allocating the partial sums");
         uint32_t sum = 0;
         for (uint64_t off = 0; off < bytes; off += chunk_bytes) {
@@ -529,12 +540,14 @@ static int run_mem(pk_bench *b, bool write, const uint32_t *words, uint64_t byte
     PK_CHECK(vki_stream_create(b->dev, &sd, &s), "creating a stream");
     PK_CHECK(record_mem(b, s, k, write, buf, bytes, partials, seed), "recording a memory kernel");
     double us = 0;
-    PK_CHECK(run_once(b, s, sd.timestamps, (uint32_t)windows, &us), "submit+wait"); // warm-up or probe
-    if (out_us && (code = median_time(b, s, sd.timestamps, (uint32_t)windows, out_us)) != VKI_EXIT_OK)
-        goto fail;
+    // The warm-up of the timed runs, or the probe's one run.
+    PK_CHECK(run_once(b, s, sd.timestamps, (uint32_t)windows, &us), "submit+wait");
+    if (out_us)
+        code = median_time(b, s, sd.timestamps, (uint32_t)windows, out_us);
+    if (code != VKI_EXIT_OK) goto fail;
 
     if (!write) {
-        PK_CHECK(vki_device_download(b->dev, partials, 0, chunk, windows * threads * 4),
+        PK_CHECK(vki_device_download(b->dev, partials, 0, chunk, partial_bytes),
                  "downloading the partial sums");
         uint32_t sum = 0;
         for (uint64_t i = 0; i < windows * threads; i++) sum += chunk[i];
@@ -581,7 +594,8 @@ static double json_number(const cJSON *o, const char *path)
         if (n >= sizeof key) return 0;
         memcpy(key, p, n);
         key[n] = 0;
-        o = cJSON_IsArray(o) ? cJSON_GetArrayItem(o, atoi(key)) : cJSON_GetObjectItemCaseSensitive(o, key);
+        o = cJSON_IsArray(o) ? cJSON_GetArrayItem(o, atoi(key))
+                             : cJSON_GetObjectItemCaseSensitive(o, key);
         p += n + (p[n] == '.');
     }
     return cJSON_IsNumber(o) ? o->valuedouble : 0;
@@ -641,7 +655,8 @@ static int measure(vki_app *app, const vki_bench_opts *opts, bool quiet, pk_resu
     if ((code = peak_fma(b, false, &pk->fp32_gflops, &r->fma_iters[0])) != VKI_EXIT_OK) goto done;
     if (p->fp16) {
         progress(b, "fp16 FMA");
-        if ((code = peak_fma(b, true, &pk->fp16_gflops, &r->fma_iters[1])) != VKI_EXIT_OK) goto done;
+        code = peak_fma(b, true, &pk->fp16_gflops, &r->fma_iters[1]);
+        if (code != VKI_EXIT_OK) goto done;
         r->fp16 = true;
     }
     if (p->int_dot) {
@@ -651,11 +666,13 @@ static int measure(vki_app *app, const vki_bench_opts *opts, bool quiet, pk_resu
     }
     if (p->coopmat && p->subgroup_size) {
         progress(b, "cooperative-matrix fp16");
-        if ((code = peak_coopmat(b, &pk->coopmat_fp16_gflops, &r->cm_iters)) != VKI_EXIT_OK) goto done;
+        code = peak_coopmat(b, &pk->coopmat_fp16_gflops, &r->cm_iters);
+        if (code != VKI_EXIT_OK) goto done;
         r->coopmat = true;
     }
     progress(b, "memory read");
-    if ((code = run_mem(b, false, NULL, b->mem_bytes, 0, &sum, NULL, &us)) != VKI_EXIT_OK) goto done;
+    code = run_mem(b, false, NULL, b->mem_bytes, 0, &sum, NULL, &us);
+    if (code != VKI_EXIT_OK) goto done;
     pk->read_gbs = (double)b->mem_bytes / us / 1e3;
     progress(b, "memory write");
     if ((code = run_mem(b, true, NULL, b->mem_bytes, 0x5bd1e995u, NULL, NULL, &us)) != VKI_EXIT_OK)
@@ -721,7 +738,10 @@ static const peak_field peak_fields[] = {
 };
 #define PEAK_FIELDS (sizeof peak_fields / sizeof peak_fields[0])
 
-static double *field(vki_bench_peaks *pk, size_t i) { return (double *)((char *)pk + peak_fields[i].offset); }
+static double *field(vki_bench_peaks *pk, size_t i)
+{
+    return (double *)((char *)pk + peak_fields[i].offset);
+}
 
 /* Reads the cache file into *out; false (and *out untouched) when it is absent, unreadable,
  * corrupt, for another device, driver, vkinfer or feature set. */
@@ -899,7 +919,8 @@ static int probe_vector(vki_app *app, pk_kind kind, uint32_t groups, uint32_t it
     int code = bench_init(b, app, NULL, true);
     if (code != VKI_EXIT_OK) return code;
     if (kind == PK_FMA16 && !b->prof->fp16) code = vki_app_failf("bench peak: no fp16 arithmetic");
-    if (kind == PK_DOT && !b->prof->int_dot) code = vki_app_failf("bench peak: no integer dot product");
+    if (kind == PK_DOT && !b->prof->int_dot)
+        code = vki_app_failf("bench peak: no integer dot product");
     b->groups = groups ? groups : 1;
     uint32_t *words = NULL, threads = 0;
     if (code == VKI_EXIT_OK)
@@ -942,7 +963,8 @@ int vki_peak_probe_coopmat(vki_app *app, uint32_t groups, uint32_t iters, float 
     if (!bench.prof->coopmat || !bench.prof->subgroup_size)
         code = vki_app_failf("bench peak: no cooperative matrices");
     else
-        code = run_coopmat(&bench, groups ? groups : 1, pc, &iters, &vals, &elems, &subgroups, NULL);
+        code = run_coopmat(&bench, groups ? groups : 1, pc, &iters, &vals, &elems, &subgroups,
+                           NULL);
     if (code == VKI_EXIT_OK) {
         memcpy(out, vals, (size_t)(elems < capacity ? elems : capacity) * sizeof *out);
         *out_count = elems;

@@ -119,7 +119,8 @@ TEST_F(BenchPeak, DotComputesTheChain)
             uint32_t sum = 0;
             for (uint32_t j = 0; j < kDotChains; j++) {
                 uint32_t x = t * 2654435761u + j * 40503u;
-                for (uint32_t s = 0; s < k.iters * kDotUnroll; s++) x = (uint32_t)Sdot(x, k.w) + k.c;
+                for (uint32_t s = 0; s < k.iters * kDotUnroll; s++)
+                    x = (uint32_t)Sdot(x, k.w) + k.c;
                 sum += x;
             }
             ASSERT_EQ((uint32_t)out[t], sum) << "thread " << t << ", w " << std::hex << k.w;
@@ -132,11 +133,13 @@ TEST_F(BenchPeak, CoopmatComputesTheProducts)
     const vki_profile *p = prof();
     if (!p->coopmat) GTEST_SKIP() << "no cooperative matrices";
     const uint32_t m = p->coopmat_shape[0], n = p->coopmat_shape[1], k = p->coopmat_shape[2];
-    const struct { uint32_t iters; float a, b; } cases[] = {{3, 1.0f, 1.0f}, {5, 0.5f, -2.0f}, {0, 1.0f, 1.0f}};
+    const struct { uint32_t iters; float a, b; } cases[] = {
+        {3, 1.0f, 1.0f}, {5, 0.5f, -2.0f}, {0, 1.0f, 1.0f}};
     for (const auto &c : cases) {
         std::vector<float> out(1 << 20);
         uint64_t count = 0;
-        ASSERT_EQ(vki_peak_probe_coopmat(&app, 2, c.iters, c.a, c.b, out.data(), out.size(), &count),
+        ASSERT_EQ(vki_peak_probe_coopmat(&app, 2, c.iters, c.a, c.b, out.data(), out.size(),
+                                         &count),
                   VKI_EXIT_OK);
         // 2 workgroups of 128 threads: 256 / subgroup size blocks of M x N.
         ASSERT_EQ(count, uint64_t(256 / p->subgroup_size) * m * n);
@@ -274,7 +277,8 @@ TEST_F(BenchPeakCache, MeasuresWritesAndReadsBack)
     ASSERT_NE(peaks, nullptr);
     EXPECT_NEAR(cJSON_GetObjectItem(peaks, "fp32_gflops")->valuedouble, pk.fp32_gflops,
                 pk.fp32_gflops * 1e-3);
-    if (!prof()->coopmat) EXPECT_TRUE(cJSON_IsNull(cJSON_GetObjectItem(peaks, "coopmat_fp16_gflops")));
+    if (!prof()->coopmat)
+        EXPECT_TRUE(cJSON_IsNull(cJSON_GetObjectItem(peaks, "coopmat_fp16_gflops")));
     for (const std::string &name : FilesIn(dir + "/vkinfer"))
         EXPECT_EQ(name.find(".tmp"), std::string::npos) << name << " left behind";
 
@@ -291,7 +295,8 @@ TEST_F(BenchPeakCache, MeasuresWritesAndReadsBack)
     EXPECT_NEAR(cached.write_gbs, pk.write_gbs, pk.write_gbs * 1e-3);
 
     // Another driver version: measured again and rewritten.
-    cJSON_ReplaceItemInObject(root, "driver_version", cJSON_CreateNumber(prof()->driver_version + 1.0));
+    cJSON_ReplaceItemInObject(root, "driver_version",
+                              cJSON_CreateNumber(prof()->driver_version + 1.0));
     text = cJSON_Print(root);
     WriteFile(path, text);
     free(text);
@@ -342,7 +347,8 @@ TEST_F(BenchPeakCache, CommandLine)
 {
     std::string out_path = dir + "/out.json";
     std::string cmd = "XDG_CACHE_HOME='" + dir + "' VKI_VALIDATION=1 '" VKINFER_EXE
-                      "' bench peak --json --reps 2 --copy-mib 4 --transfer-mib 2 > '" + out_path + "'";
+                      "' bench peak --json --reps 2 --copy-mib 4 --transfer-mib 2 > '" +
+                      out_path + "'";
     int status = system(cmd.c_str());
     ASSERT_TRUE(WIFEXITED(status));
     ASSERT_EQ(WEXITSTATUS(status), 0);
