@@ -40,6 +40,7 @@
 #define isatty _isatty
 #define fileno _fileno
 #else
+#include <fcntl.h>
 #include <unistd.h>
 #endif
 
@@ -744,10 +745,26 @@ static double *field(vki_bench_peaks *pk, size_t i)
 }
 
 /* Reads the cache file into *out; false (and *out untouched) when it is absent, unreadable,
- * corrupt, for another device, driver, vkinfer or feature set. */
+ * not a regular file, corrupt, for another device, driver, vkinfer or feature set. */
+/* Opens the cache file for reading only when it is a regular file: a FIFO put there would
+ * block the open (POSIX opens it non-blocking and checks); a link is not followed. */
+static FILE *open_regular(const char *path)
+{
+#ifdef _WIN32
+    return fopen(path, "rb");
+#else
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return NULL;
+    struct stat st;
+    FILE *f = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? fdopen(fd, "rb") : NULL;
+    if (!f) close(fd);
+    return f;
+#endif
+}
+
 static bool cache_read(const vki_profile *p, const char *path, vki_bench_peaks *out)
 {
-    FILE *f = fopen(path, "rb");
+    FILE *f = open_regular(path);
     if (!f) return false;
     char *text = malloc(CACHE_MAX_BYTES + 1);
     size_t n = text ? fread(text, 1, CACHE_MAX_BYTES + 1, f) : 0;

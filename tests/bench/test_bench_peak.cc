@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 #include <dirent.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -339,6 +340,42 @@ const cJSON *FindKey(const cJSON *node, const char *key)
         if (const cJSON *found = FindKey(c, key)) return found;
     }
     return nullptr;
+}
+
+// Something other than a regular file at the cache's path: a FIFO (whose open would wait for a
+// writer for ever) and a link to a file whose figures match are not read; the measurement
+// replaces them with a file, and the link's target is left as it was.
+TEST_F(BenchPeakCache, FifoOrLinkIsNotRead)
+{
+    const std::string path = Path();
+    std::string folder = path.substr(0, path.rfind('/'));
+    ASSERT_EQ(system(("mkdir -p '" + folder + "'").c_str()), 0);
+    ASSERT_EQ(mkfifo(path.c_str(), 0600), 0);
+    vki_bench_peaks pk = {};
+    ASSERT_EQ(vki_bench_peaks_get(&app, &opts, &pk), VKI_EXIT_OK);
+    EXPECT_GT(pk.fp32_gflops, 0);
+    struct stat st = {};
+    ASSERT_EQ(lstat(path.c_str(), &st), 0);
+    EXPECT_TRUE(S_ISREG(st.st_mode)) << "the FIFO was not replaced";
+
+    // A valid entry with an edited figure, moved elsewhere and linked to.
+    cJSON *root = cJSON_Parse(ReadFile(path).c_str());
+    ASSERT_NE(root, nullptr);
+    cJSON_ReplaceItemInObject(cJSON_GetObjectItem(root, "peaks"), "fp32_gflops",
+                              cJSON_CreateNumber(12345.5));
+    char *text = cJSON_Print(root);
+    cJSON_Delete(root);
+    const std::string target = dir + "/elsewhere.json";
+    WriteFile(target, text);
+    free(text);
+    ASSERT_EQ(unlink(path.c_str()), 0);
+    ASSERT_EQ(symlink(target.c_str(), path.c_str()), 0);
+    const std::string before = ReadFile(target);
+    ASSERT_EQ(vki_bench_peaks_get(&app, &opts, &pk), VKI_EXIT_OK);
+    EXPECT_NE(pk.fp32_gflops, 12345.5) << "read through the link";
+    ASSERT_EQ(lstat(path.c_str(), &st), 0);
+    EXPECT_TRUE(S_ISREG(st.st_mode)) << "the link was not replaced";
+    EXPECT_EQ(ReadFile(target), before) << "written through the link";
 }
 
 // `vkinfer bench peak --json` as a user runs it: every figure present (null where the device
