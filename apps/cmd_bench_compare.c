@@ -46,7 +46,7 @@ static char *read_all(const char *path, size_t *out_n)
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
-        vki_app_failf("compare: %s: cannot open: %s", path, strerror(errno));
+        vki_app_failf("%s: cannot open: %s", path, strerror(errno));
         return NULL;
     }
     size_t cap = 1 << 16, n = 0;
@@ -54,7 +54,7 @@ static char *read_all(const char *path, size_t *out_n)
     while (buf) {
         if (n == cap) {
             if (cap >= MAX_FILE_BYTES) {
-                vki_app_failf("compare: %s: larger than %u MiB, not a result file", path,
+                vki_app_failf("%s: larger than %u MiB, not a result file", path,
                               MAX_FILE_BYTES >> 20);
                 free(buf);
                 fclose(f);
@@ -73,12 +73,12 @@ static char *read_all(const char *path, size_t *out_n)
     bool err = ferror(f) != 0;
     fclose(f);
     if (!buf) {
-        vki_app_failf("compare: %s: out of host memory", path);
+        vki_app_failf("%s: out of host memory", path);
         return NULL;
     }
     if (err) {
         free(buf);
-        vki_app_failf("compare: %s: read error", path);
+        vki_app_failf("%s: read error", path);
         return NULL;
     }
     buf[n] = 0;
@@ -123,24 +123,24 @@ static int read_ours(cmp_file *f, const cJSON *root)
     if (!results) { // written before the rows existed: flatten the suites as the writer would
         const cJSON *suites = cJSON_GetObjectItemCaseSensitive(root, "suites");
         if (!cJSON_IsObject(suites))
-            return vki_app_failf("compare: %s: neither \"results\" nor \"suites\"", f->path);
+            return vki_app_failf("%s: neither \"results\" nor \"suites\"", f->path);
         cJSON *flat = cJSON_CreateArray();
         if (!flat || !vki_bench_results_flatten(suites, flat)) {
             cJSON_Delete(flat);
-            return vki_app_failf("compare: %s: out of host memory", f->path);
+            return vki_app_failf("%s: out of host memory", f->path);
         }
         int code = VKI_EXIT_OK;
         cJSON *wrapper = cJSON_CreateObject();
         if (!wrapper || !cJSON_AddItemToObject(wrapper, "results", flat)) {
             cJSON_Delete(flat);
-            code = vki_app_failf("compare: %s: out of host memory", f->path);
+            code = vki_app_failf("%s: out of host memory", f->path);
         } else {
             code = read_ours(f, wrapper);
         }
         cJSON_Delete(wrapper);
         return code;
     }
-    if (!cJSON_IsArray(results)) return vki_app_failf("compare: %s: \"results\" is not an array", f->path);
+    if (!cJSON_IsArray(results)) return vki_app_failf("%s: \"results\" is not an array", f->path);
     int i = 0;
     const cJSON *r;
     cJSON_ArrayForEach(r, results) {
@@ -150,11 +150,11 @@ static int read_ours(cmp_file *f, const cJSON *root)
         double value = 0;
         bool sd_ok = !sd || cJSON_IsNull(sd) || (cJSON_IsNumber(sd) && isfinite(sd->valuedouble) && sd->valuedouble >= 0);
         if (!cJSON_IsObject(r) || !suite || !test || !metric || !num_at(r, "value", &value) || !sd_ok)
-            return vki_app_failf("compare: %s: results[%d] is not a result row (strings suite, "
+            return vki_app_failf("%s: results[%d] is not a result row (strings suite, "
                                  "test, metric; number value; sd a number >= 0 or null)", f->path, i);
-        if (++i > MAX_ROWS) return vki_app_failf("compare: %s: more than %d results", f->path, MAX_ROWS);
+        if (++i > MAX_ROWS) return vki_app_failf("%s: more than %d results", f->path, MAX_ROWS);
         if (!add_row(f->rows, suite, test, metric, unit, value, cJSON_IsNumber(sd), sd ? sd->valuedouble : 0))
-            return vki_app_failf("compare: %s: out of host memory", f->path);
+            return vki_app_failf("%s: out of host memory", f->path);
     }
     const cJSON *system = cJSON_GetObjectItemCaseSensitive(root, "system");
     const cJSON *device = cJSON_GetObjectItemCaseSensitive(root, "device");
@@ -183,19 +183,19 @@ static int read_llama_bench(cmp_file *f, const cJSON *root)
         if (cJSON_GetObjectItemCaseSensitive(t, "n_depth"))
             ints = ints && num_at(t, "n_depth", &depth) && depth >= 0 && depth <= 1e9 && depth == floor(depth);
         if (!ints || !num_at(t, "avg_ts", &avg))
-            return vki_app_failf("compare: %s: entry %d is not a llama-bench test (numbers n_prompt, "
+            return vki_app_failf("%s: entry %d is not a llama-bench test (numbers n_prompt, "
                                  "n_gen, avg_ts)", f->path, i);
         bool has_sd = num_at(t, "stddev_ts", &sd) && sd >= 0;
-        if (++i > MAX_ROWS) return vki_app_failf("compare: %s: more than %d tests", f->path, MAX_ROWS);
+        if (++i > MAX_ROWS) return vki_app_failf("%s: more than %d tests", f->path, MAX_ROWS);
         char test[96];
         int len = n_gen == 0    ? snprintf(test, sizeof test, "pp%.0f", n_prompt)
                   : n_prompt == 0 ? snprintf(test, sizeof test, "tg%.0f", n_gen)
                                   : snprintf(test, sizeof test, "pp%.0f+tg%.0f", n_prompt, n_gen);
         if (depth > 0) snprintf(test + len, sizeof test - (size_t)len, "_d%.0f", depth);
         if (!add_row(f->rows, "llm", test, "tokens_per_s", "tokens/s", avg, has_sd, sd))
-            return vki_app_failf("compare: %s: out of host memory", f->path);
+            return vki_app_failf("%s: out of host memory", f->path);
     }
-    if (i == 0) return vki_app_failf("compare: %s: an empty array, no tests", f->path);
+    if (i == 0) return vki_app_failf("%s: an empty array, no tests", f->path);
     const cJSON *first = cJSON_GetArrayItem(root, 0);
     const char *commit = str_at(first, "build_commit"), *backends = str_at(first, "backends");
     const char *gpu = str_at(first, "gpu_info"), *model = str_at(first, "model_type");
@@ -219,7 +219,7 @@ static int index_rows(cmp_file *f)
 {
     size_t n = (size_t)cJSON_GetArraySize(f->rows);
     f->keys = calloc(n ? n : 1, sizeof *f->keys);
-    if (!f->keys) return vki_app_failf("compare: %s: out of host memory", f->path);
+    if (!f->keys) return vki_app_failf("%s: out of host memory", f->path);
     const cJSON *r;
     int i = 0;
     cJSON_ArrayForEach(r, f->rows) {
@@ -301,7 +301,7 @@ static cJSON *parse_file(const char *path)
     if (!text) return NULL;
     if (strlen(text) != n) {
         free(text);
-        vki_app_failf("compare: %s: holds a NUL byte, not JSON text", path);
+        vki_app_failf("%s: holds a NUL byte, not JSON text", path);
         return NULL;
     }
     const char *end = NULL;
@@ -312,9 +312,9 @@ static cJSON *parse_file(const char *path)
         size_t bad_line = 0;
         // The value ended and a second began on a later line: JSON Lines, perhaps.
         if (line > 1 && text[0] == '{' && (root = parse_lines(text, &bad_line)) == NULL && bad_line > 1)
-            vki_app_failf("compare: %s: line %zu is not a JSON object (JSON Lines)", path, bad_line);
+            vki_app_failf("%s: line %zu is not a JSON object (JSON Lines)", path, bad_line);
         else if (!root)
-            vki_app_failf("compare: %s: not valid JSON (line %zu, byte %zu)", path, line, at);
+            vki_app_failf("%s: not valid JSON (line %zu, byte %zu)", path, line, at);
     }
     free(text);
     return root;
@@ -328,9 +328,9 @@ static int check_schema(const char *path, const cJSON *root)
     unsigned long major = 0;
     if (schema && strncmp(schema, "vkinfer-bench/", 14) == 0) major = strtoul(schema + 14, &rest, 10);
     if (major == 0 || !rest || (*rest && *rest != '.'))
-        return vki_app_failf("compare: %s: schema is not vkinfer-bench/N", path);
+        return vki_app_failf("%s: schema is not vkinfer-bench/N", path);
     if (major > VKI_BENCH_SCHEMA_MAJOR)
-        return vki_app_failf("compare: %s: schema vkinfer-bench/%lu is newer than this vkinfer "
+        return vki_app_failf("%s: schema vkinfer-bench/%lu is newer than this vkinfer "
                              "reads (" VKI_BENCH_SCHEMA ")", path, major);
     return VKI_EXIT_OK;
 }
@@ -342,7 +342,7 @@ static int load(cmp_file *f)
     int code = VKI_EXIT_OK;
     f->rows = cJSON_CreateArray();
     if (!f->rows) {
-        code = vki_app_failf("compare: %s: out of host memory", f->path);
+        code = vki_app_failf("%s: out of host memory", f->path);
     } else if (cJSON_IsArray(root) && str_at(cJSON_GetArrayItem(root, 0), "schema")) {
         // Our -o jsonl: each line a row with the schema and the system's fields beside it.
         const cJSON *line;
@@ -352,7 +352,7 @@ static int load(cmp_file *f)
         cJSON *doc = cJSON_CreateObject(), *system = cJSON_Duplicate(cJSON_GetArrayItem(root, 0), true);
         if (!doc || !system || !cJSON_AddItemToObject(doc, "system", system)) {
             cJSON_Delete(system);
-            if (code == VKI_EXIT_OK) code = vki_app_failf("compare: %s: out of host memory", f->path);
+            if (code == VKI_EXIT_OK) code = vki_app_failf("%s: out of host memory", f->path);
         } else if (code == VKI_EXIT_OK) {
             cJSON_AddItemReferenceToObject(doc, "results", root); // borrowed: root outlives doc
             code = read_ours(f, doc);
@@ -366,7 +366,7 @@ static int load(cmp_file *f)
     } else if (cJSON_IsObject(root) && cJSON_GetObjectItemCaseSensitive(root, "suites")) {
         code = read_ours(f, root);
     } else {
-        code = vki_app_failf("compare: %s: neither a vkinfer bench result (-o json, jsonl) "
+        code = vki_app_failf("%s: neither a vkinfer bench result (-o json, jsonl) "
                              "nor llama-bench -o json / jsonl", f->path);
     }
     cJSON_Delete(root);
@@ -507,18 +507,31 @@ int vki_bench_convert(int argc, char **argv)
     cJSON *root = parse_file(path);
     if (!root) return VKI_EXIT_FAILURE;
     int code = cJSON_IsObject(root) ? check_schema(path, root)
-                                    : vki_app_failf("compare: %s: not a vkinfer bench result", path);
+                                    : vki_app_failf("%s: not a vkinfer bench result", path);
     // The rows are checked as compare checks them; the system block must be flat text.
     cmp_file f = {.path = path, .rows = cJSON_CreateArray()};
-    if (code == VKI_EXIT_OK && !f.rows) code = vki_app_failf("compare: %s: out of host memory", path);
+    if (code == VKI_EXIT_OK && !f.rows) code = vki_app_failf("%s: out of host memory", path);
     if (code == VKI_EXIT_OK) code = read_ours(&f, root);
     const cJSON *system = cJSON_GetObjectItemCaseSensitive(root, "system"), *s;
     if (code == VKI_EXIT_OK && !cJSON_IsObject(system))
-        code = vki_app_failf("compare: %s: no \"system\" object", path);
+        code = vki_app_failf("%s: no \"system\" object", path);
     const cJSON *fields = code == VKI_EXIT_OK ? system : NULL;
     cJSON_ArrayForEach(s, fields) {
+        // The keys become csv and sql column names: the schema's own snake_case, none twice,
+        // none a row field's.
+        bool name_ok = s->string && s->string[0] >= 'a' && s->string[0] <= 'z' && strlen(s->string) <= 64 &&
+                       strspn(s->string, "abcdefghijklmnopqrstuvwxyz0123456789_") == strlen(s->string);
+        for (const cJSON *o = fields->child; name_ok && o != s; o = o->next)
+            name_ok = strcmp(o->string, s->string) != 0;
+        const char *const reserved[] = {"schema", "suite", "test", "metric", "unit", "value", "statistic", "sd", "reps"};
+        for (size_t k = 0; name_ok && k < sizeof reserved / sizeof reserved[0]; k++)
+            name_ok = strcmp(reserved[k], s->string) != 0;
+        if (!name_ok) {
+            code = vki_app_failf("%s: the system block's keys must be distinct snake_case names", path);
+            break;
+        }
         if (!cJSON_IsString(s) && !cJSON_IsNumber(s)) {
-            code = vki_app_failf("compare: %s: system.%s is not text", path, s->string);
+            code = vki_app_failf("%s: system.%s is not text", path, s->string);
             break;
         }
     }
@@ -527,7 +540,7 @@ int vki_bench_convert(int argc, char **argv)
         if (!flat || !vki_bench_results_flatten(cJSON_GetObjectItemCaseSensitive(root, "suites"), flat) ||
             !cJSON_AddItemToObject(root, "results", flat)) {
             cJSON_Delete(flat);
-            code = vki_app_failf("compare: %s: out of host memory", path);
+            code = vki_app_failf("%s: out of host memory", path);
         }
     }
     if (code == VKI_EXIT_OK) code = vki_bench_output_print(root, format, stdout);

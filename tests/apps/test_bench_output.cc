@@ -568,6 +568,18 @@ TEST(BenchCompare, MalformedFilesAreNamed)
     EXPECT_EQ(Vkinfer("bench compare '" + good + "'").code, 2);
     EXPECT_EQ(Vkinfer("bench compare --frobnicate '" + good + "' '" + good + "'").code, 2);
     EXPECT_EQ(Vkinfer("bench convert '" + good + "'").code, 2);
+
+    // convert turns the system block's keys into sql column names: only snake_case, once each.
+    for (const char *system : {"{\"x); DROP TABLE t; --\": \"a\"}", "{\"a\": \"1\", \"a\": \"2\"}",
+                               "{\"suite\": \"a\"}", "{\"a\": {\"b\": 1}}"}) {
+        std::string path = Scratch("system_keys.json");
+        WriteFile(path, std::string("{\"schema\": \"vkinfer-bench/1\", \"system\": ") + system +
+                            ", \"results\": []}");
+        r = Vkinfer("bench convert '" + path + "' -o sql");
+        EXPECT_EQ(r.code, 1) << system << ": " << r.out;
+        EXPECT_NE(r.err.find("system_keys.json"), std::string::npos) << r.err;
+        EXPECT_EQ(r.out.find("DROP"), std::string::npos) << r.out;
+    }
 }
 
 // JSON Lines: our -o jsonl and llama-bench's -o jsonl read as their JSON forms are.
