@@ -390,6 +390,13 @@ static int peak_dot(pk_bench *b, double *out_gops, uint32_t *out_iters)
     return VKI_EXIT_OK;
 }
 
+/* As the matmul lowering decides: the kernel names its subgroup (gl_SubgroupID), so a
+ * --narrow no-subgroup run has no cooperative-matrix peak either. */
+static bool coopmat_usable(const vki_profile *p)
+{
+    return p->coopmat && p->subgroup_size && (p->subgroup_ops & VKI_SUBGROUP_BASIC);
+}
+
 /* The cooperative-matrix kernel on `groups` workgroups of 128 threads (0: as many threads as
  * the FMA grid): calibrated and timed (out_us != NULL; *io_iters receives the count) or run
  * once at *io_iters. Its output, one M x N block per subgroup, in *out_vals [*out_elems]. */
@@ -665,7 +672,7 @@ static int measure(vki_app *app, const vki_bench_opts *opts, bool quiet, pk_resu
         if ((code = peak_dot(b, &pk->int8_gops, &r->dot_iters)) != VKI_EXIT_OK) goto done;
         r->int8 = true;
     }
-    if (p->coopmat && p->subgroup_size) {
+    if (coopmat_usable(p)) {
         progress(b, "cooperative-matrix fp16");
         code = peak_coopmat(b, &pk->coopmat_fp16_gflops, &r->cm_iters);
         if (code != VKI_EXIT_OK) goto done;
@@ -977,7 +984,7 @@ int vki_peak_probe_coopmat(vki_app *app, uint32_t groups, uint32_t iters, float 
     float *vals = NULL;
     uint64_t elems = 0, subgroups = 0;
     vki_pc_peak_cm pc = {.a = a, .b = b};
-    if (!bench.prof->coopmat || !bench.prof->subgroup_size)
+    if (!coopmat_usable(bench.prof))
         code = vki_app_failf("bench peak: no cooperative matrices");
     else
         code = run_coopmat(&bench, groups ? groups : 1, pc, &iters, &vals, &elems, &subgroups,
