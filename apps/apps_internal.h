@@ -157,6 +157,8 @@ const char *vki_default_model_path(char *buf, size_t size);
 
 /* ---- Benchmark suites --------------------------------------------------------------------- */
 
+#define VKI_BENCH_MAX_DEPTHS 8 // `llm` -d N,N,...
+
 typedef struct vki_bench_opts {
     bool json;               // print one JSON document instead of tables
     uint32_t reps;           // repetitions; 0: the suite's default
@@ -167,6 +169,8 @@ typedef struct vki_bench_opts {
     vki_llm_opts llm;        // `llm`: the model (-m) and its context options
     uint32_t n_prompt;       // `llm`: prompt tokens of the prefill test (0: 512)
     uint32_t n_gen;          // `llm`: generated tokens of the decode test (0: 128)
+    uint32_t depths[VKI_BENCH_MAX_DEPTHS]; // `llm` -d: decode also after prefilling this many
+    uint32_t n_depths;       // tokens (llama-bench's -d); 0 depths: none
     uint32_t sd_steps;       // `sd`: steps of the measured image (0: 10, 2 on a CPU device)
     uint32_t sd_size;        // `sd`: image edge (0: 512, 256 on a CPU device)
     const char *sd_save;     // `sd`: write the synthetic checkpoint here (NULL: no)

@@ -9,6 +9,9 @@
  * N-row decode pass the server runs: all N sequences at once (aggregate tokens/s), and one
  * sequence alone on that pass (what a lone client of the server gets).
  *
+ * With -d N,N,... (llama-bench's -d), also tg after prefilling N tokens first (the prefill is
+ * not timed): decode at depth, where each token also attends the N positions cached before it.
+ *
  * Rooflines against the device's measured peaks (vki_bench_peaks_get):
  *   - decode as a share of the bandwidth roof (peaks.read_gbs): each token reads every weight
  *     (weight_bytes: the whole embedding table counts although a step reads one row of it; with
@@ -84,6 +87,27 @@ static vki_status run_decode_one(vki_llm *m, const int32_t *ids, uint32_t n, flo
     return decode_seqs(m, ids, n, 1);
 }
 
+/* Each run: prefill `depth` tokens (not timed), then n single-token evaluations. */
+static int measure_at_depth(vki_llm_session *s, const int32_t *ids, uint32_t depth, uint32_t n,
+                            uint32_t reps, double *out_mean, double *out_sd)
+{
+    double tps[64];
+    if (reps > 64) reps = 64;
+    for (uint32_t r = 0; r <= reps; r++) {
+        vki_llm_rewind(s->llm, 0);
+        if (vki_llm_eval(s->llm, ids, depth, NULL))
+            return vki_app_failf("bench llm: %s", vki_llm_last_error(s->llm));
+        double t0 = vki_now_us();
+        for (uint32_t i = 0; i < n; i++)
+            if (vki_llm_eval(s->llm, &ids[depth + i], 1, s->logits))
+                return vki_app_failf("bench llm: %s", vki_llm_last_error(s->llm));
+        double t = (vki_now_us() - t0) / 1e6;
+        if (r > 0) tps[r - 1] = n / t;
+    }
+    mean_sd(tps, reps, out_mean, out_sd);
+    return VKI_EXIT_OK;
+}
+
 /* Bytes one decode step reads on average over tokens depth .. depth + n - 1 (see the top). */
 static double decode_bytes(const vki_llm_info *info, uint32_t depth, uint32_t n)
 {
@@ -129,6 +153,10 @@ int vki_bench_llm(vki_app *app, const vki_bench_opts *opts, cJSON *out)
     uint32_t n_gen = opts->n_gen ? opts->n_gen : 128;
     uint32_t longest = n_prompt > n_gen ? n_prompt : n_gen;
     if (longest < TTFT_PROMPT) longest = TTFT_PROMPT;
+    uint32_t deepest = 0;
+    for (uint32_t d = 0; d < opts->n_depths; d++)
+        if (opts->depths[d] > deepest) deepest = opts->depths[d];
+    if (deepest + n_gen > longest) longest = deepest + n_gen;
     int32_t *ids = malloc(longest * sizeof *ids);
     if (!ids) {
         code = vki_app_failf("bench llm: out of host memory");
@@ -136,6 +164,11 @@ int vki_bench_llm(vki_app *app, const vki_bench_opts *opts, cJSON *out)
     }
     vki_bench_peaks peaks;
     if ((code = vki_bench_peaks_get(app, opts, &peaks)) != VKI_EXIT_OK) goto done;
+    if (deepest + n_gen > info->n_ctx) {
+        code = vki_app_failf("bench llm: -d %u + -n %u exceed the %u-token context (--ctx)",
+                             deepest, n_gen, info->n_ctx);
+        goto done;
+    }
     if (n_prompt > info->n_ctx || n_gen > info->n_ctx) {
         code = vki_app_failf("bench llm: -p %u / -n %u exceed the %u-token context (--ctx)",
                              n_prompt, n_gen, info->n_ctx);
@@ -173,6 +206,16 @@ int vki_bench_llm(vki_app *app, const vki_bench_opts *opts, cJSON *out)
         tgn_sd *= n_seq;
     }
 
+    // Decode at each -d depth (depth 0 is the tg above).
+    double depth_mean[VKI_BENCH_MAX_DEPTHS] = {0}, depth_sd[VKI_BENCH_MAX_DEPTHS] = {0};
+    for (uint32_t d = 0; d < opts->n_depths; d++) {
+        if (opts->depths[d] == 0) {
+            depth_mean[d] = tg_mean, depth_sd[d] = tg_sd;
+            continue;
+        }
+        if ((code = measure_at_depth(&s, ids, opts->depths[d], n_gen, reps, &depth_mean[d], &depth_sd[d])))
+            goto done;
+    }
     // Rooflines (see the top).
     double compute_peak = peaks.fp32_gflops;
     if (peaks.fp16_gflops > compute_peak) compute_peak = peaks.fp16_gflops;
@@ -211,6 +254,20 @@ int vki_bench_llm(vki_app *app, const vki_bench_opts *opts, cJSON *out)
     vki_json_add_measure(out, "tg_gbs", tg_gbs);
     vki_json_add_measure(out, "tg_bandwidth_roof_gbs", peaks.read_gbs);
     vki_json_add_measure(out, "tg_bandwidth_roof_share", tg_share);
+    cJSON *depths = cJSON_AddArrayToObject(out, "depths");
+    for (uint32_t d = 0; depths && d < opts->n_depths; d++) {
+        cJSON *row = cJSON_CreateObject();
+        if (!row) break;
+        cJSON_AddItemToArray(depths, row);
+        double bytes = decode_bytes(info, opts->depths[d], n_gen);
+        cJSON_AddNumberToObject(row, "depth", opts->depths[d]);
+        cJSON_AddNumberToObject(row, "n_gen", n_gen);
+        vki_json_add_measure(row, "tokens_per_s", depth_mean[d]);
+        vki_json_add_measure(row, "sd", depth_sd[d]);
+        cJSON_AddNumberToObject(row, "bytes_per_token", bytes);
+        vki_json_add_measure(row, "bandwidth_roof_share",
+                             peaks.read_gbs > 0 ? bytes * depth_mean[d] / 1e9 / peaks.read_gbs : 0);
+    }
     vki_json_add_measure(out, "ttft_cold_ms", ttft_cold);
     vki_json_add_measure(out, "ttft_warm_ms", ttft_warm);
     cJSON_AddNumberToObject(out, "weight_bytes", (double)info->weight_bytes);
@@ -224,6 +281,12 @@ int vki_bench_llm(vki_app *app, const vki_bench_opts *opts, cJSON *out)
                info->name[0] ? info->name : s.model_path, info->arch, info->n_ctx, info->n_batch, reps);
         printf("  pp%-5u %10.2f ± %.2f tokens/s\n", n_prompt, pp_mean, pp_sd);
         printf("  tg%-5u %10.2f ± %.2f tokens/s\n", n_gen, tg_mean, tg_sd);
+        for (uint32_t d = 0; d < opts->n_depths; d++) {
+            double bytes = decode_bytes(info, opts->depths[d], n_gen);
+            printf("  tg%-5u %10.2f ± %.2f tokens/s  @ depth %u: %.1f MB/token, %.1f%% of the "
+                   "bandwidth roof\n", n_gen, depth_mean[d], depth_sd[d], opts->depths[d],
+                   bytes / 1e6, peaks.read_gbs > 0 ? 100.0 * bytes * depth_mean[d] / 1e9 / peaks.read_gbs : 0);
+        }
         printf("  roofs: prefill %.1f GFLOP/s = %.1f%% of %.1f GFLOP/s (best compute peak); decode "
                "%.1f GB/s = %.1f%% of %.1f GB/s (read bandwidth)\n", pp_gflops, 100.0 * pp_share,
                compute_peak, tg_gbs, 100.0 * tg_share, peaks.read_gbs);

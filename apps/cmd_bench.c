@@ -47,6 +47,8 @@ void vki_bench_usage(FILE *f)
             "  --filter TEXT     ops: only cases whose name contains TEXT\n"
             "  -p N, -n N        llm: prompt tokens (default: 512) and generated tokens\n"
             "                    (default: 128) of the prefill and decode tests\n"
+            "  -d N,N,...        llm: also decode -n tokens after prefilling N tokens, for each\n"
+            "                    N (llama-bench's -d), as tokens/s and %% of the bandwidth roof\n"
             "  --parallel N      llm: the model holds N sequences (as serve --parallel N); tg\n"
             "                    also on the N-sequence decode pass: 1 sequence and N at once\n"
             "  --steps N, --size N  sd: steps (default: 10, 2 on a CPU device) and image edge\n"
@@ -71,6 +73,24 @@ typedef struct mib_option {
     const char *name;
     uint64_t *field;
 } mib_option;
+
+/* -d 0,512,2048: decode depths for `llm`. */
+static bool parse_depths(const char *text, vki_bench_opts *opts)
+{
+    opts->n_depths = 0;
+    char item[16];
+    for (const char *at = text;;) {
+        size_t n = strcspn(at, ",");
+        uint64_t d = 0;
+        if (n == 0 || n >= sizeof item || opts->n_depths == VKI_BENCH_MAX_DEPTHS) return false;
+        memcpy(item, at, n);
+        item[n] = 0;
+        if (!vki_parse_u64(item, 0, 1 << 20, &d)) return false;
+        opts->depths[opts->n_depths++] = (uint32_t)d;
+        if (!at[n]) return true;
+        at += n + 1;
+    }
+}
 
 static int parse_options(int argc, char **argv, vki_bench_opts *opts, bool selected[SUITE_COUNT],
                          bool *out_help, vki_bench_output *out_format)
@@ -109,6 +129,12 @@ static int parse_options(int argc, char **argv, vki_bench_opts *opts, bool selec
             if (m > 0) *counts[k].field = (uint32_t)n;
         }
         if (m > 0) continue;
+        if ((m = vki_arg_value(argc, argv, &i, "-d", &value)) != 0) {
+            if (m < 0 || !parse_depths(value, opts))
+                return vki_app_usage_error(vki_bench_usage, "bench: -d needs up to %d depths in "
+                                           "0..1048576, comma-separated", VKI_BENCH_MAX_DEPTHS);
+            continue;
+        }
         if (strcmp(arg, "--json") == 0) {
             opts->json = true;
             *out_format = VKI_BENCH_OUTPUT_JSON;

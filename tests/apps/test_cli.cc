@@ -497,6 +497,35 @@ TEST(CliLlm, BenchLlmReportsItsRoofs)
                 0.002 * Number(llm, "pp_compute_roof_share"));
 }
 
+TEST(CliLlm, BenchLlmDecodesAtDepths)
+{
+    const cJSON *llm = nullptr;
+    Json j = BenchSyntheticLlm(" -d 0,8", &llm);
+    ASSERT_TRUE(llm);
+    const cJSON *depths = Get(llm, "depths");
+    ASSERT_EQ(cJSON_GetArraySize(depths), 2);
+    const cJSON *d0 = cJSON_GetArrayItem(depths, 0), *d8 = cJSON_GetArrayItem(depths, 1);
+    EXPECT_EQ(Number(d0, "depth"), 0);
+    EXPECT_EQ(Number(d8, "depth"), 8);
+    EXPECT_GT(Number(d0, "tokens_per_s"), 0.0);
+    EXPECT_GT(Number(d8, "tokens_per_s"), 0.0);
+    EXPECT_GT(Number(d8, "bandwidth_roof_share"), 0.0);
+    // Each token at depth 8 reads 8 more cached positions (23040 bytes each, as above).
+    EXPECT_NEAR(Number(d8, "bytes_per_token") - Number(d0, "bytes_per_token"), 8 * 23040.0, 1.0);
+    EXPECT_EQ(Number(d0, "bytes_per_token"), Number(llm, "tg_bytes_per_token"));
+}
+
+TEST(CliLlm, BenchLlmDepthBeyondTheContextFails)
+{
+    Result r = RunCli("bench llm --synthetic smollm2-135m -p 4 -n 4 --reps 1 --ctx 32 -d 30",
+                      "VKI_MODEL_DIR=/nonexistent");
+    EXPECT_EQ(r.code, 1);
+    EXPECT_NE(r.err.find("-d 30 + -n 4 exceed the 32-token context"), std::string::npos) << r.err;
+    r = RunCli("bench llm -d 1,,2");
+    EXPECT_EQ(r.code, 2);
+    EXPECT_NE(r.err.find("-d needs"), std::string::npos) << r.err;
+}
+
 TEST(CliLlm, UnknownCacheTypeIsAUsageError)
 {
     for (const char *opt : {"--cache-type q4_0", "-ctk=bf16"}) {
