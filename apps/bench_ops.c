@@ -99,10 +99,17 @@ int vki_bench_ops(vki_app *app, const vki_bench_opts *opts, cJSON *out)
         printf("  %-64s %10s %9s %9s %7s %5s %8s %-5s %6s\n", "case", "time µs", "GB/s", "GFLOP/s",
                "% copy", "disp", "flop/B", "bound", "% roof");
     }
+    // Progress on a terminal while the rows go to a document (a table shows its own).
+    uint32_t total = 0, done = 0;
+    for (uint32_t i = 0; i < vki_op_case_count(); i++) {
+        const vki_op_case *c = vki_op_case_at(i);
+        total += (c->flags & VKI_CASE_BENCH) && (!opts->filter || strstr(c->name, opts->filter));
+    }
     for (uint32_t i = 0; i < vki_op_case_count(); i++) {
         const vki_op_case *c = vki_op_case_at(i);
         if (!(c->flags & VKI_CASE_BENCH)) continue;
         if (opts->filter && !strstr(c->name, opts->filter)) continue;
+        if (opts->json) vki_bench_progress("ops", c->name, done++, total);
         vki_case_desc desc = {.reps = reps, .skip_reference = true, .seed = 1};
         vki_case_result r;
         char err[512];
@@ -139,5 +146,6 @@ int vki_bench_ops(vki_app *app, const vki_bench_opts *opts, cJSON *out)
                    100.0 * roof.share);
         fflush(stdout);
     }
+    if (opts->json) vki_bench_progress("ops", NULL, total, total);
     return VKI_EXIT_OK;
 }
