@@ -15,7 +15,7 @@
  * pattern the device showed. The compute peak is the fp32 vector FMA peak, the first rule:
  * the small ops compute in fp32 whatever their storage; only cases whose dot products ran on
  * fp16 operands (fp16_dispatches: the matrix kernels) are held to the fp16 peak (the
- * cooperative-matrix one where larger). Bytes are the runner's: whole tensors, so a case that
+ * cooperative-matrix one where larger) where it beats the fp32 one. Bytes are the runner's: whole tensors, so a case that
  * reads part of one (attention_pos over a cache filled only up to its position) can show more
  * than 100% of the bandwidth roof. The same cases run small in the conformance tests;
  * here results are not checked against the CPU reference, which would take minutes at these
@@ -40,8 +40,10 @@ static roofline place(const vki_bench_peaks *pk, const vki_op_case *c, const vki
     double bw = max3(pk->read_gbs, pk->write_gbs, pk->copy_gbs);
     double flops_peak = pk->fp32_gflops;
     if (r->fp16_dispatches) {
+        // Where fp16 is slower than fp32 (emulated, as on lavapipe), the fp32 peak stays the roof:
+        // fp16 operands do not say the arithmetic was fp16.
         double f16 = pk->fp16_gflops > pk->coopmat_fp16_gflops ? pk->fp16_gflops : pk->coopmat_fp16_gflops;
-        if (f16 > 0) {
+        if (f16 > flops_peak) {
             flops_peak = f16;
             o.peak = "fp16";
         }
