@@ -199,11 +199,17 @@ static const unit_suffix unit_suffixes[] = {
 /* The last word of a stem that says which statistic a figure is ("round_trip.median_us"). */
 static const char *const stat_words[] = {"median", "mean", "avg", "min", "max", "p50", "p90", "p95", "p99"};
 
-/* What the plain figures of a suite's cases are, where its documentation says so: bench_ops.c
- * times the median of its runs. */
+/* What a suite's plain figures (no statistic word in the key, no sd beside) are, where its
+ * documentation says so: bench_ops.c times the median of its runs (its cases only);
+ * bench_runtime.c keeps the best of its replays and transfers (the highest rate, the shortest
+ * time). */
 static const struct {
     const char *suite, *statistic;
-} suite_statistics[] = {{"ops", "median"}};
+    bool cases_only;
+} suite_statistics[] = {
+    {.suite = "ops", .statistic = "median", .cases_only = true},
+    {.suite = "runtime", .statistic = "best"},
+};
 
 static bool ends_with_word(const char *key, const char *word, size_t *out_stem_len)
 {
@@ -319,8 +325,10 @@ static bool add_row(flat_ctx *c, const cJSON *obj, const char *path, bool in_cas
 
     const cJSON *sd = find_sd(obj, key, stem, u->suffix, stat, primary);
     const char *statistic = stat ? stat : sd ? "mean" : NULL;
-    for (size_t i = 0; in_case && i < sizeof suite_statistics / sizeof suite_statistics[0] && !statistic; i++)
-        if (strcmp(c->suite, suite_statistics[i].suite) == 0) statistic = suite_statistics[i].statistic;
+    bool size = strcmp(u->unit, "bytes") == 0; // a size (memory held) is no statistic
+    for (size_t i = 0; !size && i < sizeof suite_statistics / sizeof suite_statistics[0] && !statistic; i++)
+        if (strcmp(c->suite, suite_statistics[i].suite) == 0 && (in_case || !suite_statistics[i].cases_only))
+            statistic = suite_statistics[i].statistic;
 
     cJSON *row = cJSON_CreateObject();
     if (!row || !cJSON_AddItemToArray(c->results, row)) {

@@ -268,6 +268,7 @@ TEST(BenchOutput, JsonHasSchemaSystemAndRows)
     EXPECT_EQ(Num(row, "value"), Num(Get(rt, "copy"), "gbs"));
     EXPECT_EQ(Str(row, "unit"), "GB/s");
     EXPECT_TRUE(cJSON_IsNull(Get(row, "sd")));
+    EXPECT_EQ(Str(row, "statistic"), "best"); // bench_runtime.c: the best replay
     // The 1 MiB transfer, named by its size rather than its position.
     row = FindRow(results, "runtime", "transfer.1048576.upload", "gbs");
     ASSERT_TRUE(row);
