@@ -95,18 +95,8 @@ int64_t vki__nelements(const vki_node *n);
 /* Bytes spanned by a view from its first to its last element. */
 uint64_t vki__span_bytes(const vki_node *n);
 
-/* ---- dtype.c: element and block formats --------------------------------------------------- */
-
-float vki_f16_to_f32(uint16_t h);
-uint16_t vki_f32_to_f16(float f);
-float vki_bf16_to_f32(uint16_t h);
-uint16_t vki_f32_to_bf16(float f);
-
-/* Decodes one block of a quantized dtype into block_elems floats. */
-void vki_dequant_block(vki_dtype dtype, const uint8_t *block, float *out);
-
-/* Encodes block_elems floats into one block (reference quantiser, for tests and tools). */
-void vki_quant_block(vki_dtype dtype, const float *in, uint8_t *block);
+/* dtype.c's element and block formats are public (vkinfer_graph.h): the weights module
+ * converts with them. */
 
 /* ---- reference.c: CPU reference element access ------------------------------------------- */
 

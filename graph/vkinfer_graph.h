@@ -69,6 +69,18 @@ const vki_dtype_info *vki_dtype_get(vki_dtype dtype);
 /* Bytes of `n` consecutive elements (n a multiple of the block size; else 0). */
 uint64_t vki_dtype_bytes(vki_dtype dtype, int64_t n);
 
+/* Element formats on the host: f16 and bf16 to f32 and back (rounding to nearest even). */
+float vki_f16_to_f32(uint16_t h);
+uint16_t vki_f32_to_f16(float f);
+float vki_bf16_to_f32(uint16_t h);
+uint16_t vki_f32_to_bf16(float f);
+
+/* Decodes one block of a quantized dtype into block_elems floats. */
+void vki_dequant_block(vki_dtype dtype, const uint8_t *block, float *out);
+
+/* Encodes block_elems floats into one block (the reference quantiser; GGUF's layouts). */
+void vki_quant_block(vki_dtype dtype, const float *in, uint8_t *block);
+
 #define VKI_MAX_DIMS 4
 
 /* A tensor of a graph; 0 is invalid. Cheap to copy, valid while its graph lives. */

@@ -10,7 +10,6 @@
  * stored type: they are a fraction of a per mille of the bytes and are read once per output.
  * Tensors stored quantised stay as they are: requantising would only add error. */
 #include "model_internal.h"
-#include "graph_internal.h" // the element and block encoders (vki_f32_to_f16, vki_quant_block)
 
 #include <math.h>
 #include <stdio.h>
