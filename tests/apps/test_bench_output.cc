@@ -630,3 +630,29 @@ TEST(BenchCompare, ReadsJsonLines)
     EXPECT_EQ(r.code, 1);
     EXPECT_NE(r.err.find("bad_line.jsonl: line 2"), std::string::npos) << r.err;
 }
+
+// bench ops: each case is a test, each of its unit-bearing keys a metric; sizes and counts not.
+TEST(BenchOutput, OpsCasesAreTests)
+{
+    CliRun r = Vkinfer("bench ops --filter \"rms_norm SmolLM2\" --reps 1 -o json");
+    ASSERT_EQ(r.code, 0) << r.err;
+    Json j = Parse(r.out);
+    ASSERT_TRUE(j) << r.out;
+    const cJSON *cases = Get(Get(Get(j.get(), "suites"), "ops"), "cases"), *results = Get(j.get(), "results");
+    ASSERT_GE(cJSON_GetArraySize(cases), 1) << r.out;
+    const cJSON *c;
+    cJSON_ArrayForEach(c, cases) {
+        std::string name = Str(c, "name");
+        for (const char *metric : {"us", "gbs", "gflops"}) {
+            const cJSON *row = FindRow(results, "ops", name, metric);
+            ASSERT_TRUE(row) << name << " " << metric;
+            EXPECT_EQ(Num(row, "value"), Num(c, metric));
+            EXPECT_EQ(Str(row, "statistic"), "median");
+            EXPECT_EQ(Num(row, "reps"), 1);
+        }
+        EXPECT_EQ(Str(FindRow(results, "ops", name, "us"), "unit"), "us");
+        EXPECT_EQ(Str(FindRow(results, "ops", name, "gbs"), "unit"), "GB/s");
+        EXPECT_FALSE(FindRow(results, "ops", name, "bytes"));
+        EXPECT_FALSE(FindRow(results, "ops", name, "dispatches"));
+    }
+}
