@@ -33,11 +33,12 @@ typedef struct cmp_file {
 
 static void compare_usage(FILE *f)
 {
-    fprintf(f, "usage: vkinfer bench compare FILE FILE... (at most %d)\n\n"
-               "FILE: a result file of `vkinfer bench -o json` (or --json), or of llama-bench\n"
-               "-o json. Prints the results every file holds, each file's value (± sd where\n"
+    fprintf(f, "usage: vkinfer bench compare [-o md|json] FILE FILE... (at most %d)\n\n"
+               "FILE: a result file of `vkinfer bench -o json` or -o jsonl, or of llama-bench\n"
+               "-o json or -o jsonl. Prints the results every file holds, each file's value (± sd where\n"
                "the run gave one) and its ratio to the first file's; '?' marks a ratio whose\n"
-               "mean ± sd ranges overlap: within the runs' spread.\n",
+               "mean ± sd ranges overlap: within the runs' spread. -o json (or --json): the same\n"
+               "as one JSON object (files; rows with values, sds, ratios, unclear).\n",
             MAX_FILES);
 }
 
@@ -374,26 +375,138 @@ static int load(cmp_file *f)
     return code;
 }
 
-static void put_value(FILE *out, const cJSON *row)
+/* The comparison as JSON: {"schema", "files": [{"path", "label"}], "rows": [{suite, test,
+ * metric, unit, "values": [...], "sds": [... or null], "ratios": [null, B/A, ...],
+ * "unclear": [false, ...]}]}: what -o json prints and the markdown table is drawn from. */
+static cJSON *build_comparison(const cmp_file *files, int n)
 {
-    double v = 0, sd = 0;
-    num_at(row, "value", &v);
-    bool whole = strcmp(str_at(row, "unit") ? str_at(row, "unit") : "", "bytes") == 0;
-    vki_bench_put_number(out, v, whole);
-    if (num_at(row, "sd", &sd)) {
-        fputs(" ± ", out);
-        vki_bench_put_number(out, sd, whole);
+    cJSON *doc = cJSON_CreateObject(), *list = NULL, *rows = NULL;
+    if (!doc || !cJSON_AddStringToObject(doc, "schema", "vkinfer-bench-compare/1") ||
+        !(list = cJSON_AddArrayToObject(doc, "files")) || !(rows = cJSON_AddArrayToObject(doc, "rows")))
+        goto oom;
+    for (int i = 0; i < n; i++) {
+        cJSON *f = cJSON_CreateObject();
+        if (!f || !cJSON_AddItemToArray(list, f)) {
+            cJSON_Delete(f);
+            goto oom;
+        }
+        if (!vki_json_add_text(f, "path", files[i].path, strlen(files[i].path)) ||
+            !vki_json_add_text(f, "label", files[i].label, strlen(files[i].label)))
+            goto oom;
     }
+    const cJSON *row;
+    // The first file's order: the order its suites ran in.
+    cJSON_ArrayForEach(row, files[0].rows) {
+        const cJSON *match[MAX_FILES] = {row};
+        bool all = find_row(&files[0], row) == row; // not a repeat
+        for (int i = 1; i < n && all; i++) all = (match[i] = find_row(&files[i], row)) != NULL;
+        if (!all) continue;
+        cJSON *out = cJSON_CreateObject(), *values = NULL, *sds = NULL, *ratios = NULL, *unclear = NULL;
+        if (!out || !cJSON_AddItemToArray(rows, out)) {
+            cJSON_Delete(out);
+            goto oom;
+        }
+        const char *cols[] = {"suite", "test", "metric", "unit"};
+        for (size_t c = 0; c < 4; c++) {
+            const char *v = str_at(row, cols[c]);
+            if (!vki_json_add_text(out, cols[c], v ? v : "", v ? strlen(v) : 0)) goto oom;
+        }
+        if (!(values = cJSON_AddArrayToObject(out, "values")) || !(sds = cJSON_AddArrayToObject(out, "sds")) ||
+            !(ratios = cJSON_AddArrayToObject(out, "ratios")) || !(unclear = cJSON_AddArrayToObject(out, "unclear")))
+            goto oom;
+        double a = 0, sa = 0;
+        num_at(row, "value", &a);
+        bool a_sd = num_at(row, "sd", &sa);
+        for (int i = 0; i < n; i++) {
+            double b = 0, sb = 0;
+            num_at(match[i], "value", &b);
+            bool b_sd = num_at(match[i], "sd", &sb);
+            // Unclear: the runs' mean ± sd ranges overlap, so the spread covers the gap.
+            bool u = i > 0 && a_sd && b_sd && a - sa <= b + sb && b - sb <= a + sa;
+            if (!cJSON_AddItemToArray(values, cJSON_CreateNumber(b)) ||
+                !cJSON_AddItemToArray(sds, b_sd ? cJSON_CreateNumber(sb) : cJSON_CreateNull()) ||
+                !cJSON_AddItemToArray(ratios, i > 0 && a != 0 ? cJSON_CreateNumber(b / a) : cJSON_CreateNull()) ||
+                !cJSON_AddItemToArray(unclear, cJSON_CreateBool(u)))
+                goto oom;
+        }
+    }
+    return doc;
+oom:
+    cJSON_Delete(doc);
+    return NULL;
+}
+
+static void print_comparison_md(const cJSON *doc, int n)
+{
+    const cJSON *f, *row;
+    int i = 0;
+    cJSON_ArrayForEach(f, cJSON_GetObjectItemCaseSensitive(doc, "files")) {
+        printf("- %c: ", 'A' + i++);
+        vki_bench_put_md(stdout, str_at(f, "path"));
+        fputs(": ", stdout);
+        vki_bench_put_md(stdout, str_at(f, "label"));
+        fputc('\n', stdout);
+    }
+    printf("\n| suite | test | metric | unit | A |");
+    for (i = 1; i < n; i++) printf(" %c | %c/A |", 'A' + i, 'A' + i);
+    printf("\n| --- | --- | --- | --- | ---: |");
+    for (i = 1; i < n; i++) printf(" ---: | ---: |");
+    putchar('\n');
+    bool unclear_any = false;
+    cJSON_ArrayForEach(row, cJSON_GetObjectItemCaseSensitive(doc, "rows")) {
+        fputs("| ", stdout);
+        const char *cols[] = {"suite", "test", "metric", "unit"};
+        for (size_t c = 0; c < 4; c++) {
+            vki_bench_put_md(stdout, str_at(row, cols[c]));
+            fputs(" | ", stdout);
+        }
+        bool whole = strcmp(str_at(row, "unit"), "bytes") == 0;
+        for (i = 0; i < n; i++) {
+            const cJSON *v = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(row, "values"), i);
+            const cJSON *sd = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(row, "sds"), i);
+            const cJSON *ratio = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(row, "ratios"), i);
+            bool u = cJSON_IsTrue(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(row, "unclear"), i));
+            if (i) fputc(' ', stdout);
+            vki_bench_put_number(stdout, v ? v->valuedouble : 0, whole);
+            if (cJSON_IsNumber(sd)) {
+                fputs(" ± ", stdout);
+                vki_bench_put_number(stdout, sd->valuedouble, whole);
+            }
+            fputs(" |", stdout);
+            if (i == 0) continue;
+            if (cJSON_IsNumber(ratio))
+                printf(" %.3f%s |", ratio->valuedouble, u ? " ?" : "");
+            else
+                fputs(" - |", stdout);
+            unclear_any = unclear_any || u;
+        }
+        putchar('\n');
+    }
+    if (unclear_any)
+        printf("\n?: the mean ± sd ranges overlap: the difference is within the runs' spread.\n");
 }
 
 int vki_bench_compare(int argc, char **argv)
 {
     cmp_file files[MAX_FILES];
     int n = 0;
+    bool json = false;
     for (int i = 1; i < argc; i++) {
+        const char *value = NULL;
+        int m = 0;
         if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
             compare_usage(stdout);
             return VKI_EXIT_OK;
+        }
+        if ((m = vki_arg_value(argc, argv, &i, "-o", &value)) != 0) {
+            if (m < 0 || (strcmp(value, "md") != 0 && strcmp(value, "json") != 0))
+                return vki_app_usage_error(compare_usage, "bench compare: -o is md or json");
+            json = strcmp(value, "json") == 0;
+            continue;
+        }
+        if (strcmp(argv[i], "--json") == 0) {
+            json = true;
+            continue;
         }
         if (argv[i][0] == '-' && argv[i][1])
             return vki_app_usage_error(compare_usage, "bench compare: unknown option '%s'", argv[i]);
@@ -405,68 +518,18 @@ int vki_bench_compare(int argc, char **argv)
 
     int code = VKI_EXIT_OK;
     for (int i = 0; i < n && code == VKI_EXIT_OK; i++) code = load(&files[i]);
-    size_t shared = 0;
-    bool unclear_any = false;
-    const cJSON *row;
+    cJSON *doc = NULL;
+    if (code == VKI_EXIT_OK && !(doc = build_comparison(files, n)))
+        code = vki_app_failf("compare: out of host memory");
+    if (code == VKI_EXIT_OK && cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(doc, "rows")) == 0)
+        code = vki_app_failf("compare: no result is in every file (same suite, test and metric)");
     if (code == VKI_EXIT_OK) {
-        cJSON_ArrayForEach(row, files[0].rows) {
-            bool all = find_row(&files[0], row) == row; // not a repeat
-            for (int i = 1; i < n && all; i++) all = find_row(&files[i], row) != NULL;
-            shared += all;
-        }
-        if (shared == 0)
-            code = vki_app_failf("compare: no result is in every file (same suite, test and metric)");
+        if (json)
+            code = vki_json_print(doc);
+        else
+            print_comparison_md(doc, n);
     }
-    if (code == VKI_EXIT_OK) {
-        for (int i = 0; i < n; i++) {
-            printf("- %c: ", 'A' + i);
-            vki_bench_put_md(stdout, files[i].path);
-            fputs(": ", stdout);
-            vki_bench_put_md(stdout, files[i].label);
-            fputc('\n', stdout);
-        }
-        printf("\n| suite | test | metric | unit | A |");
-        for (int i = 1; i < n; i++) printf(" %c | %c/A |", 'A' + i, 'A' + i);
-        printf("\n| --- | --- | --- | --- | ---: |");
-        for (int i = 1; i < n; i++) printf(" ---: | ---: |");
-        putchar('\n');
-        // The first file's order: the order its suites ran in.
-        cJSON_ArrayForEach(row, files[0].rows) {
-            const cJSON *match[MAX_FILES] = {row};
-            bool all = find_row(&files[0], row) == row; // not a repeat
-            for (int i = 1; i < n && all; i++) all = (match[i] = find_row(&files[i], row)) != NULL;
-            if (!all) continue;
-            fputs("| ", stdout);
-            const char *cols[] = {"suite", "test", "metric", "unit"};
-            for (size_t c = 0; c < 4; c++) {
-                vki_bench_put_md(stdout, str_at(row, cols[c]));
-                fputs(" | ", stdout);
-            }
-            put_value(stdout, row);
-            fputs(" |", stdout);
-            double a = 0, sa = 0;
-            num_at(row, "value", &a);
-            bool a_sd = num_at(row, "sd", &sa);
-            for (int i = 1; i < n; i++) {
-                double b = 0, sb = 0;
-                num_at(match[i], "value", &b);
-                bool b_sd = num_at(match[i], "sd", &sb);
-                fputc(' ', stdout);
-                put_value(stdout, match[i]);
-                if (a == 0) {
-                    fputs(" | - |", stdout);
-                    continue;
-                }
-                // Unclear: the runs' mean ± sd ranges overlap, so the spread covers the gap.
-                bool unclear = a_sd && b_sd && a - sa <= b + sb && b - sb <= a + sa;
-                unclear_any = unclear_any || unclear;
-                printf(" | %.3f%s |", b / a, unclear ? " ?" : "");
-            }
-            putchar('\n');
-        }
-        if (unclear_any)
-            printf("\n?: the mean ± sd ranges overlap: the difference is within the runs' spread.\n");
-    }
+    cJSON_Delete(doc);
     for (int i = 0; i < n; i++) {
         cJSON_Delete(files[i].rows);
         free(files[i].keys);

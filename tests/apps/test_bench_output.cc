@@ -509,6 +509,25 @@ TEST(BenchCompare, ReadsLlamaBenchJson)
     EXPECT_NE(r.out.find("llama.cpp b3ef0d2e (Vulkan) on AMD Radeon RX 7800 XT"), std::string::npos)
         << r.out;
     EXPECT_NE(r.out.find("vkinfer 0.1.0 abc1234 on Test GPU"), std::string::npos) << r.out;
+
+    // -o json: the same comparison as numbers.
+    CliRun js = Vkinfer("bench compare -o json '" + ours + "' '" + llama + "'");
+    ASSERT_EQ(js.code, 0) << js.err;
+    Json doc = Parse(js.out);
+    ASSERT_TRUE(doc) << js.out;
+    EXPECT_EQ(Str(doc.get(), "schema"), "vkinfer-bench-compare/1");
+    EXPECT_EQ(cJSON_GetArraySize(Get(doc.get(), "files")), 2);
+    const cJSON *rows = Get(doc.get(), "rows");
+    ASSERT_EQ(cJSON_GetArraySize(rows), 3) << js.out;
+    for (const auto &e : expect) {
+        const cJSON *row = cJSON_GetArrayItem(rows, e.index), *t = cJSON_GetArrayItem(l.get(), e.index);
+        EXPECT_EQ(Str(row, "test"), e.test);
+        const cJSON *ratios = Get(row, "ratios"), *unclear = Get(row, "unclear");
+        EXPECT_TRUE(cJSON_IsNull(cJSON_GetArrayItem(ratios, 0)));
+        EXPECT_NEAR(cJSON_GetArrayItem(ratios, 1)->valuedouble, Num(t, "avg_ts") / e.ours, 1e-9);
+        EXPECT_NEAR(cJSON_GetArrayItem(Get(row, "sds"), 1)->valuedouble, Num(t, "stddev_ts"), 1e-9);
+        EXPECT_EQ(cJSON_IsTrue(cJSON_GetArrayItem(unclear, 1)), std::string(e.test) == "tg128") << e.test;
+    }
 }
 
 TEST(BenchCompare, MalformedFilesAreNamed)
