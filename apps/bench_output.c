@@ -473,8 +473,8 @@ static bool put_text(FILE *out, const char *s, quoting q)
 
 bool vki_bench_put_md(FILE *out, const char *text) { return put_text(out, text, QUOTE_MD); }
 
-/* A field of any JSON type: strings quoted, numbers exact enough to round-trip the figures
- * (they carry 4 significant digits), null and anything else empty (csv) or NULL (sql). */
+/* A field of any JSON type: strings quoted, numbers to 10 significant digits (more than any
+ * timing here resolves), null and anything else empty (csv) or NULL (sql). */
 static bool put_field(FILE *out, const cJSON *v, quoting q)
 {
     if (cJSON_IsString(v)) return put_text(out, v->valuestring, q);
@@ -490,7 +490,8 @@ static bool put_field(FILE *out, const cJSON *v, quoting q)
 static const char *const row_columns[] = {"suite", "test", "metric", "unit", "value", "statistic", "sd", "reps"};
 #define ROW_COLUMNS (sizeof row_columns / sizeof row_columns[0])
 
-/* Calls `col` for each column of a flat row: schema, the row's own, then the system block's. */
+/* The columns of the flat formats (csv, jsonl, sql): the schema, the row's own fields, then the
+ * system block's, in its order. */
 typedef struct columns {
     const cJSON *system; // object of strings
     const cJSON *schema; // string
