@@ -23,7 +23,7 @@ static const vki_command commands[] = {
     {"devices", vki_cmd_devices, vki_devices_usage,
      "list Vulkan devices with their (narrowed) profiles and tuning"},
     {"bench", vki_cmd_bench, vki_bench_usage,
-     "benchmarks (suites: runtime, ops, llm, sd), as tables or JSON"},
+     "benchmarks (suites: runtime, peak, ops, llm, sd) as tables, md, csv, json, jsonl or sql; compare"},
     {"upscale", vki_cmd_upscale, vki_upscale_usage,
      "Real-ESRGAN super-resolution of a PNG (default: RealESRGAN_x4plus)"},
 #if VKI_HAVE_SERVE
