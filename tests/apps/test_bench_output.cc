@@ -675,3 +675,41 @@ TEST(BenchOutput, OpsCasesAreTests)
         EXPECT_FALSE(FindRow(results, "ops", name, "dispatches"));
     }
 }
+
+// Mutated result files (bytes flipped, cut, repeated; a fixed seed) end in a table or a
+// message, never a crash, and what is printed stays well-formed UTF-8.
+TEST(BenchCompare, MutatedFilesNeverCrash)
+{
+    std::ifstream f(VKI_TEST_DATA "/bench/llama_bench_sample.json");
+    std::string llama((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    const std::string seeds[] = {kOursLlm, llama};
+    std::string good = Scratch("mut_good.json"), path = Scratch("mutated.json");
+    WriteFile(good, kOursLlm);
+    uint64_t state = 0x2545f4914f6cdd1dull;
+    auto next = [&state]() {
+        state ^= state << 13, state ^= state >> 7, state ^= state << 17;
+        return state;
+    };
+    int ok = 0, refused = 0;
+    for (int k = 0; k < 60; k++) {
+        std::string m = seeds[k % 2];
+        for (int e = 0, edits = 1 + (int)(next() % 4); e < edits && !m.empty(); e++) {
+            size_t at = next() % m.size();
+            switch (next() % 4) {
+            case 0: m[at] = (char)(next() & 0xff); break;                     // a byte
+            case 1: m.resize(at); break;                                       // cut
+            case 2: m.insert(at, m.substr(at, next() % 64)); break;            // repeat
+            default: m.insert(at, 1, "{}[]\",:0-e\\"[next() % 11]); break;   // syntax
+            }
+        }
+        WriteFile(path, m);
+        CliRun r = Vkinfer("bench compare -o md '" + good + "' '" + path + "'");
+        ASSERT_TRUE(r.code == 0 || r.code == 1) << "mutation " << k << ": exit " << r.code << "\n" << m;
+        EXPECT_TRUE(ValidUtf8(r.out)) << "mutation " << k;
+        if (r.code == 1) // the file named, or nothing left in common
+            EXPECT_TRUE(r.err.find("mutated.json") != std::string::npos ||
+                        r.err.find("no result is in every file") != std::string::npos) << r.err;
+        (r.code == 0 ? ok : refused)++;
+    }
+    EXPECT_GT(refused, 0);
+}
