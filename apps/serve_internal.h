@@ -51,6 +51,8 @@ typedef struct vki_serve_request {
     char *prompt;                 // COMPLETION: "prompt" (a string, or an array of one string)
     bool stream;                  // "stream"
     bool include_usage;           // "stream_options": {"include_usage": true}
+    bool ignore_eos;              // llama.cpp's "ignore_eos": never end at an end-of-generation
+                                  // token, only at max_tokens, a stop string or the context's end
     uint32_t max_tokens;          // "max_tokens" / "max_completion_tokens"; 0: not given (the
                                   // scheduler then stops at the end of the context)
     vki_sampler_desc sampling;    // "temperature" (0 -> VKI_SAMPLER_GREEDY), "top_p", "seed",

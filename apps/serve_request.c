@@ -395,6 +395,7 @@ bool vki_serve_request_parse(const char *body, size_t length, vki_serve_kind kin
     if (!get_integer(root, "n", 1, 1, "equal to 1 (one choice per request)", &n, &has_n, err))
         goto done;
     if (!get_bool(root, "stream", &out->stream, err)) goto done;
+    if (!get_bool(root, "ignore_eos", &out->ignore_eos, err)) goto done;
     const cJSON *so = field(root, "stream_options");
     if (so && !cJSON_IsObject(so)) {
         bad(err, "stream_options", "'stream_options' must be an object");

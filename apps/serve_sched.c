@@ -16,6 +16,7 @@
 
 #include "serve_internal.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,6 +106,8 @@ struct vki_serve_sched {
     slot *slots;               // [parallel]; only the scheduler's thread touches them
     int32_t *scratch;          // a new prompt before it has a slot [n_ctx]
     float *logits;             // [parallel][n_vocab]
+    int32_t *end_ids;          // the tokens that end a reply, for "ignore_eos" [n_end]
+    uint32_t n_end;
     uint32_t *rows_seq;        // a decode pass's sequences [parallel]
     int32_t *rows_tok;         // and tokens [parallel]
     slot **rows_slot;          // and their slots [parallel]
@@ -482,9 +485,12 @@ static void slot_take(vki_serve_sched *s, slot *sl, int32_t tok)
     }
 }
 
-static void sample(vki_serve_sched *s, slot *sl, const float *logits)
+static void sample(vki_serve_sched *s, slot *sl, float *logits)
 {
     int32_t tok = 0;
+    // llama.cpp's "ignore_eos": the reply runs to max_tokens (benchmarks compare equal lengths).
+    if (sl->job->req.ignore_eos)
+        for (uint32_t i = 0; i < s->n_end; i++) logits[s->end_ids[i]] = -INFINITY;
     if (vki_sampler_sample(sl->sampler, logits, &tok)) {
         char msg[300];
         snprintf(msg, sizeof msg, "sampling failed: %s", vki_sampler_last_error(sl->sampler));
@@ -657,6 +663,7 @@ static void sched_free(vki_serve_sched *s)
     free(s->slots);
     free(s->scratch);
     free(s->logits);
+    free(s->end_ids);
     free(s->rows_seq);
     free(s->rows_tok);
     free(s->rows_slot);
@@ -699,8 +706,14 @@ int vki_serve_sched_start(const vki_serve_sched_desc *desc, vki_serve_sched **ou
     s->rows_slot = malloc(parallel * sizeof *s->rows_slot);
     s->queue = malloc(s->queue_size * sizeof *s->queue);
     s->queue_scan = malloc(s->queue_size * sizeof *s->queue_scan);
+    uint32_t n_tok = vki_tokenizer_vocab_size(session->tok);
+    if (n_tok > s->n_vocab) n_tok = s->n_vocab;
+    for (uint32_t id = 0; id < n_tok; id++) s->n_end += vki_tokenizer_is_end(session->tok, (int32_t)id);
+    s->end_ids = malloc((s->n_end ? s->n_end : 1) * sizeof *s->end_ids);
+    for (uint32_t id = 0, k = 0; s->end_ids && id < n_tok; id++)
+        if (vki_tokenizer_is_end(session->tok, (int32_t)id)) s->end_ids[k++] = (int32_t)id;
     bool ok = s->model_id && s->slots && s->scratch && s->logits && s->rows_seq && s->rows_tok &&
-              s->rows_slot && s->queue && s->queue_scan;
+              s->rows_slot && s->queue && s->queue_scan && s->end_ids;
     for (uint32_t i = 0; ok && i < parallel; i++) {
         slot *sl = &s->slots[i];
         sl->seq = i;

@@ -81,6 +81,7 @@ TEST(ServeRequest, MinimalChatHasEveryDefault)
     EXPECT_EQ(q.r.prompt, nullptr);
     EXPECT_FALSE(q.r.stream);
     EXPECT_FALSE(q.r.include_usage);
+    EXPECT_FALSE(q.r.ignore_eos);
     EXPECT_EQ(q.r.max_tokens, 0u);
     EXPECT_FALSE(q.r.has_temperature || q.r.has_top_p || q.r.has_top_k || q.r.has_min_p ||
                  q.r.has_repeat_penalty || q.r.has_seed);
@@ -105,7 +106,7 @@ TEST(ServeRequest, EveryFieldIsRead)
         "max_tokens": 5, "temperature": 0.5, "top_p": 0.9, "seed": 42,
         "presence_penalty": 0.5, "frequency_penalty": -1.5,
         "top_k": 20, "min_p": 0.1, "repeat_penalty": 1.1,
-        "stop": ["a", "", "bc"]
+        "stop": ["a", "", "bc"], "ignore_eos": true
     })");
     ASSERT_TRUE(q.ok) << q.e.message;
     EXPECT_STREQ(q.r.model, "SmolLM2-135M-Instruct");
@@ -118,6 +119,7 @@ TEST(ServeRequest, EveryFieldIsRead)
     }
     EXPECT_TRUE(q.r.stream);
     EXPECT_TRUE(q.r.include_usage);
+    EXPECT_TRUE(q.r.ignore_eos);
     EXPECT_EQ(q.r.max_tokens, 5u);
     EXPECT_TRUE(q.r.has_temperature && q.r.has_top_p && q.r.has_top_k && q.r.has_min_p &&
                 q.r.has_repeat_penalty && q.r.has_seed);
@@ -424,6 +426,7 @@ std::vector<Bad> bad_requests()
         // booleans and objects
         {C, chat_body(R"("stream":"true")"), "stream", "'stream' must be true or false"},
         {C, chat_body(R"("stream":1)"), "stream", "true or false"},
+        {C, chat_body(R"("ignore_eos":"yes")"), "ignore_eos", "true or false"},
         {C, chat_body(R"("stream_options":"x")"), "stream_options", "must be an object"},
         {C, chat_body(R"("stream_options":{"include_usage":1})"), "stream_options.include_usage",
          "true or false"},

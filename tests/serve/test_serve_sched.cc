@@ -374,6 +374,31 @@ TEST_F(ServeSched, StopStringsEndTheTextBeforeThem)
     vki_serve_job_release(none);
 }
 
+// llama.cpp's "ignore_eos": the reply that ended at an end-of-generation token goes on to
+// max_tokens, and begins with that reply.
+TEST_F(ServeSched, IgnoreEosRunsToMaxTokens)
+{
+    start();
+    const uint32_t max_tokens = 40;
+    vki_serve_job *plain = ask(PROMPTS[0], max_tokens);
+    submit(plain);
+    Reply a = result(plain);
+    vki_serve_job_release(plain);
+    ASSERT_EQ(a.status, 0) << a.message;
+    if (a.finish != "stop") GTEST_SKIP() << "the reply did not end by itself within " << max_tokens;
+    EXPECT_LT(a.usage.completion_tokens, max_tokens);
+    vki_serve_job *on = ask(PROMPTS[0], max_tokens);
+    on->req.ignore_eos = true;
+    submit(on);
+    Reply b = result(on);
+    vki_serve_job_release(on);
+    ASSERT_EQ(b.status, 0) << b.message;
+    EXPECT_EQ(b.finish, "length");
+    EXPECT_EQ(b.usage.completion_tokens, max_tokens);
+    EXPECT_EQ(b.text.compare(0, a.text.size(), a.text), 0) << a.text << " | " << b.text;
+    EXPECT_GT(b.text.size(), a.text.size());
+}
+
 TEST_F(ServeSched, CompletionMatchesTheReference)
 {
     // Its text spells a control token, which must stay text (the reference encodes it so).
