@@ -22,8 +22,8 @@ another's cached prompt (prefill is part of every TTFT). tokens/s = all completi
 the last answer ended; TTFT = time from sending a request to its first text; per-stream decode =
 (tokens - 1) / (end - first text). Completion tokens come from the usage chunk
 (stream_options.include_usage) when the server sends one, else from the count of text events.
-"ignore_eos": true goes with every request (llama-server honours it; vkinfer ignores unknown
-fields and may stop at end-of-generation, which the token count then shows).
+"ignore_eos": true goes with every request (llama-server and vkinfer honour it), so that every
+answer runs to max_tokens and both servers generate the same number of tokens.
 """
 
 import argparse
