@@ -75,6 +75,9 @@ for path in sys.argv[2:]:
     for r in doc["results"]:
         assert html.escape(r["test"]) in page, f"{r['test']} missing from the table"
     print(f"{path}: {len(doc['results'])} rows in the table")
+# llama-bench's tests under the names `vkinfer bench compare` gives them.
+for name in ("pp512", "tg128", "tg128_d512", "AMD Radeon RX 7800 XT (RADV NAVI32)"):
+    assert f">{name}<" in page, f"llama-bench sample: no {name}"
 EOF
 
 # Malformed files: a non-zero exit, the file named, no page written.

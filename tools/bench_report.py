@@ -498,8 +498,8 @@ def bars_chart(runs):
             cols.append(cmap(i % 10))
         xs = range(len(vals))
         ax.bar(xs, vals, yerr=sds, capsize=4, color=cols, edgecolor="black", linewidth=0.5)
-        for x, v in zip(xs, vals):
-            ax.annotate(f"{v:.3g}", (x, v), ha="center", va="bottom", fontsize=8,
+        for x, v, sd in zip(xs, vals, sds):
+            ax.annotate(f"{v:.3g}", (x, v + sd), ha="center", va="bottom", fontsize=8,
                         xytext=(0, 2), textcoords="offset points")
         ax.set_xticks(list(xs))
         ax.set_xticklabels(names, fontsize=7)
