@@ -15,8 +15,12 @@
 // block of rows.
 // A rope may follow (pc.rope_rows, abi_matmul.h): a rotated pair is rows 2i and 2i + 1, both
 // in the thread's block, whose every sum each thread sees after the subgroupAdd.
-// K must be at most KCHUNKS x local size chunks (the lowering checks); COLS is 1 (the grid's z
-// runs over the columns and batches). An rms_norm of x may be fused in (VKI_MM_EPI_NORM): x is
+// K must be at most KCHUNKS x local size chunks (the lowering checks). A workgroup computes
+// COLS columns of x (the grid's z runs over the groups of columns and the batches; a last
+// group's columns past N repeat column N - 1 and store nothing): each decoded weight chunk is
+// dotted with every column's x, all held in registers. A column's arithmetic is the same, op
+// for op and in the same order, whatever COLS and N (the dealing of chunks to threads depends
+// on K alone), so that a column's result does not depend on the columns beside it. An rms_norm of x may be fused in (VKI_MM_EPI_NORM): x is
 // normalised in registers, once per workgroup, before the rows. Formats with a raw chunk dot
 // (WQ_DOT, quant.glsl: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) then scale x in place, so that a weight
 // element costs a mask, a conversion and a multiply-add.
@@ -47,10 +51,13 @@ void main()
     const uint tid = gl_LocalInvocationID.x, nt = gl_WorkGroupSize.x;
     const uint rows0 = (gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x) * nt * BLOCKS;
     if (rows0 >= pc.M) return; // padding of the 2-D grid: whole workgroups
-    const uint col = gl_WorkGroupID.z % pc.N, b = gl_WorkGroupID.z / pc.N;
+    const uint groups = (pc.N + COLS - 1u) / COLS;
+    const uint col0 = (gl_WorkGroupID.z % groups) * COLS, b = gl_WorkGroupID.z / groups;
     uint wbase, xbase;
     batch_bases(b, wbase, xbase);
-    const uint xcol = xbase + col * pc.x_nb1, chunks = pc.K / WQ_CHUNK;
+    const uint chunks = pc.K / WQ_CHUNK;
+    uint xcol[COLS];
+    [[unroll]] for (uint cc = 0u; cc < COLS; cc++) xcol[cc] = xbase + min(col0 + cc, pc.N - 1u) * pc.x_nb1;
 
     // A pass computes ROWS rows: their ROWS x chunks (row, chunk) items, row by row, are dealt
     // to the threads in turn, KCHUNKS to each (ROWS is chosen so that few are left over: K of
@@ -63,28 +70,34 @@ void main()
     const uint per_row = max(chunks / RUN, 1u), items = ROWS * per_row;
     uint slot_row[KCHUNKS], slot_ch[KCHUNKS];
     bool slot_on[KCHUNKS];
-    float xv[KCHUNKS][WQ_CHUNK];
+    float xv[COLS][KCHUNKS][WQ_CHUNK];
     [[unroll]] for (uint c = 0u; c < KCHUNKS; c++) {
         uint it = tid + nt * (c / RUN), item = min(it, max(items, 1u) - 1u);
         slot_on[c] = it < items;
         slot_row[c] = item / per_row;
         slot_ch[c] = min((item % per_row) * RUN + c % RUN, max(chunks, 1u) - 1u);
-        x_chunk(xcol, slot_ch[c], xv[c]);
+        [[unroll]] for (uint cc = 0u; cc < COLS; cc++) x_chunk(xcol[cc], slot_ch[c], xv[cc][c]);
     }
 
     if ((pc.epi & VKI_MM_EPI_NORM) != 0u) {
         // x * w / sqrt(mean(x^2) + eps), an rms_norm fused in: every chunk of x is in the slots
         // of the pass's row 0 once.
-        float ss = 0.0;
-        [[unroll]] for (uint c = 0u; c < KCHUNKS; c++)
-            ss += slot_on[c] && slot_row[c] == 0u ? dot_chunk(xv[c], xv[c]) : 0.0;
-        float scale = inversesqrt(subgroupAdd(ss) / float(pc.K) + pc.eps);
+        float scale[COLS];
+        [[unroll]] for (uint cc = 0u; cc < COLS; cc++) {
+            float ss = 0.0;
+            [[unroll]] for (uint c = 0u; c < KCHUNKS; c++)
+                ss += slot_on[c] && slot_row[c] == 0u ? dot_chunk(xv[cc][c], xv[cc][c]) : 0.0;
+            scale[cc] = inversesqrt(subgroupAdd(ss) / float(pc.K) + pc.eps);
+        }
         [[unroll]] for (uint c = 0u; c < KCHUNKS; c++)
             [[unroll]] for (uint run = 0u; run < WQ_RUNS; run++) { // the chunk's x elements
                 uint e = (pc.n_off + WQ_RUN(slot_ch[c], run)) >> 2, o = run * WQ_RUN_LENGTH;
                 [[unroll]] for (uint q = 0u; q < WQ_RUN_LENGTH / 4u; q++) {
-                    vec4 g = scale * uintBitsToFloat(imageLoad(n_wide, int(e + q)));
-                    for (uint i = 0u; i < 4u; i++) xv[c][o + 4u * q + i] *= g[i];
+                    vec4 nw = uintBitsToFloat(imageLoad(n_wide, int(e + q)));
+                    [[unroll]] for (uint cc = 0u; cc < COLS; cc++) {
+                        vec4 g = scale[cc] * nw;
+                        for (uint i = 0u; i < 4u; i++) xv[cc][c][o + 4u * q + i] *= g[i];
+                    }
                 }
             }
     }
@@ -98,66 +111,87 @@ void main()
     uint run_align = 2u;
     if ((ALIGN & VKI_MM_ALIGN_W_ROWS) != 0u && (RUN * WQ_BLOCK_BYTES) % 4u == 0u) run_align = 4u;
     if ((ALIGN & VKI_MM_ALIGN_W_TEXELS) != 0u && (RUN * WQ_BLOCK_BYTES) % 16u == 0u) run_align = 16u;
-    float xsum[KCHUNKS];
-    [[unroll]] for (uint c = 0u; c < KCHUNKS; c++) {
-        vec4 t = vec4(0.0);
-        for (uint i = 0u; i < WQ_CHUNK; i += 4u)
-            t += vec4(xv[c][i], xv[c][i + 1u], xv[c][i + 2u], xv[c][i + 3u]);
-        xsum[c] = (t.x + t.y) + (t.z + t.w);
-        for (uint i = 0u; i < WQ_CHUNK; i++) xv[c][i] *= wq_x_scale(i);
-    }
+    float xsum[COLS][KCHUNKS];
+    [[unroll]] for (uint cc = 0u; cc < COLS; cc++)
+        [[unroll]] for (uint c = 0u; c < KCHUNKS; c++) {
+            vec4 t = vec4(0.0);
+            for (uint i = 0u; i < WQ_CHUNK; i += 4u)
+                t += vec4(xv[cc][c][i], xv[cc][c][i + 1u], xv[cc][c][i + 2u], xv[cc][c][i + 3u]);
+            xsum[cc][c] = (t.x + t.y) + (t.z + t.w);
+            for (uint i = 0u; i < WQ_CHUNK; i++) xv[cc][c][i] *= wq_x_scale(i);
+        }
 #endif
 
     for (uint blk = 0u; blk < BLOCKS; blk++) {
         const uint row0 = rows0 + blk * nt;
         if (row0 >= pc.M) break;
-        float mine = 0.0, mine_up = 0.0, pair = 0.0; // pair: row tid ^ 1's, for the rope
+        // Per column: row tid's sum, its up row's (glu) and row tid ^ 1's (pair, for the rope).
+        float mine[COLS], mine_up[COLS], pair[COLS];
+        [[unroll]] for (uint cc = 0u; cc < COLS; cc++) mine[cc] = mine_up[cc] = pair[cc] = 0.0;
         // A fused glu: the up rows follow the gate's (part 1), y = act(gate) * up.
         for (uint part = 0u; part < (glu_act() != 0u ? 2u : 1u); part++)
         for (uint r = 0u; r < nt; r += ROWS) {
-            float s[ROWS];
-            [[unroll]] for (uint j = 0u; j < ROWS; j++) s[j] = 0.0;
+            float s[ROWS][COLS];
+            [[unroll]] for (uint j = 0u; j < ROWS; j++)
+                [[unroll]] for (uint cc = 0u; cc < COLS; cc++) s[j][cc] = 0.0;
             [[unroll]] for (uint c = 0u; c < KCHUNKS; c += RUN) {
                 const uint wrow = wbase + (min(row0 + r + slot_row[c], pc.M - 1u) + part * pc.M) * pc.w_nb1;
+                float d[COLS];
 #if WQ_DOT
-                float d = 0.0;
+                [[unroll]] for (uint cc = 0u; cc < COLS; cc++) d[cc] = 0.0;
                 uint rw[RUN_WORDS_MAX];
                 fetch_words_wide_max(wrow + WQ_BLOCK_BYTES * slot_ch[c], RUN_WORDS, run_align, rw,
                                      RUN_WORDS_MAX);
                 [[unroll]] for (uint i = 0u; i < RUN; i++) {
-                    float di;
-                    W_DOT_AT(rw, WQ_BLOCK_BYTES * i, xv[c + i], xsum[c + i], di);
-                    d += di;
+                    vec4 wq[8];
+                    vec2 dm;
+                    W_DECODE_AT(rw, WQ_BLOCK_BYTES * i, wq, dm);
+                    [[unroll]] for (uint cc = 0u; cc < COLS; cc++) {
+                        float di;
+                        W_DOT_DECODED(wq, dm, xv[cc][c + i], xsum[cc][c + i], di);
+                        d[cc] += di;
+                    }
                 }
 #else
                 float wv[WQ_CHUNK];
                 w_chunk(wrow, slot_ch[c], wv);
-                float d = dot_chunk(wv, xv[c]);
+                [[unroll]] for (uint cc = 0u; cc < COLS; cc++) d[cc] = dot_chunk(wv, xv[cc][c]);
 #endif
-                d = slot_on[c] ? d : 0.0;
-                [[unroll]] for (uint j = 0u; j < ROWS; j++) s[j] += slot_row[c] == j ? d : 0.0;
+                [[unroll]] for (uint cc = 0u; cc < COLS; cc++) {
+                    float dc = slot_on[c] ? d[cc] : 0.0;
+                    [[unroll]] for (uint j = 0u; j < ROWS; j++) s[j][cc] += slot_row[c] == j ? dc : 0.0;
+                }
             }
 #if !WQ_QUANT
             [[unroll]] for (uint j = 0u; j < ROWS; j++) {
                 const uint wr = wbase + (min(row0 + r + j, pc.M - 1u) + part * pc.M) * pc.w_nb1;
-                for (uint k = chunks * WQ_CHUNK + tid; k < pc.K; k += nt) s[j] += w_elem(wr, k) * x_elem(xcol + k);
+                for (uint k = chunks * WQ_CHUNK + tid; k < pc.K; k += nt) {
+                    float wk = w_elem(wr, k);
+                    [[unroll]] for (uint cc = 0u; cc < COLS; cc++) s[j][cc] += wk * x_elem(xcol[cc] + k);
+                }
             }
 #endif
-            [[unroll]] for (uint j = 0u; j < ROWS; j++) {
-                float t = subgroupAdd(s[j]);
-                if (r + j == tid) {
-                    if (part == 0u) mine = t;
-                    else mine_up = t;
+            [[unroll]] for (uint j = 0u; j < ROWS; j++)
+                [[unroll]] for (uint cc = 0u; cc < COLS; cc++) {
+                    float t = subgroupAdd(s[j][cc]);
+                    if (r + j == tid) {
+                        if (part == 0u) mine[cc] = t;
+                        else mine_up[cc] = t;
+                    }
+                    if (r + j == (tid ^ 1u)) pair[cc] = t; // no glu with a rope
                 }
-                if (r + j == (tid ^ 1u)) pair = t; // no glu with a rope
+        }
+        const uint row = row0 + tid, rc = row % max(pc.rope_hd, 1u);
+        [[unroll]] for (uint cc = 0u; cc < COLS; cc++) {
+            float v = mine[cc];
+            if (glu_act() != 0u) v = vki_activate(glu_act(), v) * mine_up[cc];
+            const uint col = col0 + cc;
+            if (row < pc.rope_rows && rc < pc.n_rot) {
+                vec2 cs = rope_cos_sin(pos[pc.p_off + min(col, pc.N - 1u)], rc >> 1, pc.freq_scale,
+                                       pc.log2_step);
+                v = (rc & 1u) == 0u ? v * cs.x - pair[cc] * cs.y : pair[cc] * cs.y + v * cs.x;
             }
+            if (row < pc.M && col < pc.N) store_y(row, col, b, v);
         }
-        if (glu_act() != 0u) mine = vki_activate(glu_act(), mine) * mine_up;
-        const uint row = row0 + tid, c = row % max(pc.rope_hd, 1u);
-        if (row < pc.rope_rows && c < pc.n_rot) {
-            vec2 cs = rope_cos_sin(pos[pc.p_off + col], c >> 1, pc.freq_scale, pc.log2_step);
-            mine = (c & 1u) == 0u ? mine * cs.x - pair * cs.y : pair * cs.y + mine * cs.x;
-        }
-        if (row < pc.M) store_y(row, col, b, mine);
     }
 }

@@ -42,7 +42,8 @@
 //                     at constant byte o of realigned words r (xsum: the sum of the unscaled x
 //                     elements). Each weight element is masked in place and converted, never
 //                     shifted down or scaled: the block's d (and m) multiply the sums, once per
-//                     chunk.
+//                     chunk. W_DOT_AT is W_DECODE_AT(r, o, wv, dm) (8 quads and d, m: once per
+//                     block) then W_DOT_DECODED(wv, dm, xs, xsum, out) (once per x column).
 
 #ifndef VKI_QUANT_GLSL
 #define VKI_QUANT_GLSL
@@ -204,17 +205,18 @@ void w_chunk(uint row, uint ch, out float v[WQ_CHUNK])
 // A signed byte of a word, masked in place at bits 24..31 as an int, is q * 2^24.
 #define WQ_DOT 1
 float wq_x_scale(uint i) { return 1.0 / 16777216.0; }
-#define W_DOT_AT(r, o, xs, xsum, out)                                                           \
+// The block's 32 elements as 8 quads wv (quad j: elements WQ_XOFF(j)..+3, masked in place),
+// its d (and m) in dm: decoded once, dotted with as many x columns as a kernel holds.
+#define WQ_XOFF(j) (4u * (j))
+#define W_DECODE_AT(r, o, wv, dm)                                                               \
     {                                                                                           \
-        vec4 wd_s = vec4(0.0);                                                                  \
         for (uint wd_j = 0u; wd_j < 8u; wd_j++) {                                               \
             uint wd_q = WQ_FIELD32(r, (o) + 2u + 4u * wd_j);                                    \
-            ivec4 wd_v = ivec4(uvec4(wd_q << 24, wd_q << 16, wd_q << 8, wd_q) & 0xFF000000u);    \
-            wd_s = fma(vec4(wd_v), vec4(xs[4u * wd_j], xs[4u * wd_j + 1u], xs[4u * wd_j + 2u],   \
-                                        xs[4u * wd_j + 3u]), wd_s);                             \
+            wv[wd_j] = vec4(ivec4(uvec4(wd_q << 24, wd_q << 16, wd_q << 8, wd_q) & 0xFF000000u)); \
         }                                                                                       \
-        out = unpackHalf2x16(WQ_FIELD32(r, (o))).x * ((wd_s.x + wd_s.y) + (wd_s.z + wd_s.w));   \
+        dm = unpackHalf2x16(WQ_FIELD32(r, (o)));                                                \
     }
+#define WQ_DM_DOT(dm, dot, xsum) ((dm).x * (dot))
 vec4 w_quad(uint row, uint k)
 {
     uint b = row + (k >> 5) * 34u;
@@ -300,21 +302,18 @@ float wq_x_scale(uint i) { return exp2(-8.0 * float(i & 3u)); }
 #define WQ_QH_AT(r, o) 0u
 #define WQ_HIGH_BITS(qh, j, hi) uvec4(0u)
 #endif
-#define W_DOT_AT(r, o, xs, xsum, out)                                                           \
+// Quad 2j: elements 4j..4j+3 (low nibbles of qs word j), quad 2j + 1: 16 + 4j.. (high).
+#define WQ_XOFF(j) (16u * ((j) & 1u) + 4u * ((j) >> 1))
+#define W_DECODE_AT(r, o, wv, dm)                                                               \
     {                                                                                           \
         const uvec4 wd_nib = uvec4(0xFu, 0xF00u, 0xF0000u, 0xF000000u);                         \
         uint wd_qh = WQ_QH_AT(r, o);                                                            \
-        vec4 wd_s = vec4(0.0);                                                                  \
         for (uint wd_j = 0u; wd_j < 4u; wd_j++) {                                               \
             uint wd_q = WQ_FIELD32(r, (o) + WQ_QS + 4u * wd_j);                                 \
-            wd_s = fma(vec4(ivec4((uvec4(wd_q) & wd_nib) | WQ_HIGH_BITS(wd_qh, wd_j, 0u))),      \
-                       vec4(xs[4u * wd_j], xs[4u * wd_j + 1u], xs[4u * wd_j + 2u], xs[4u * wd_j + 3u]), wd_s); \
-            wd_s = fma(vec4(ivec4((uvec4(wd_q >> 4) & wd_nib) | WQ_HIGH_BITS(wd_qh, wd_j, 1u))), \
-                       vec4(xs[16u + 4u * wd_j], xs[17u + 4u * wd_j], xs[18u + 4u * wd_j],       \
-                            xs[19u + 4u * wd_j]), wd_s);                                        \
+            wv[2u * wd_j] = vec4(ivec4((uvec4(wd_q) & wd_nib) | WQ_HIGH_BITS(wd_qh, wd_j, 0u))); \
+            wv[2u * wd_j + 1u] = vec4(ivec4((uvec4(wd_q >> 4) & wd_nib) | WQ_HIGH_BITS(wd_qh, wd_j, 1u))); \
         }                                                                                       \
-        vec2 wd_dm = unpackHalf2x16(WQ_FIELD32(r, (o)));                                        \
-        out = WQ_DM_DOT(wd_dm, (wd_s.x + wd_s.y) + (wd_s.z + wd_s.w), xsum);                   \
+        dm = unpackHalf2x16(WQ_FIELD32(r, (o)));                                                \
     }
 vec4 w_quad(uint row, uint k)
 {
@@ -451,6 +450,27 @@ vec4 w_quad(uint row, uint k)
 
 #ifndef WQ_DOT
 #define WQ_DOT 0
+#endif
+
+#if WQ_DOT
+// The dot of a block decoded by W_DECODE_AT (wv, dm) with scaled x elements xs (xsum: the
+// sum of the unscaled ones): the same fmas in the same order for every column, so that a
+// column's result does not depend on how many others share the decode.
+#define W_DOT_DECODED(wv, dm, xs, xsum, out)                                                    \
+    {                                                                                           \
+        vec4 wd_s = vec4(0.0);                                                                  \
+        for (uint wd_j = 0u; wd_j < 8u; wd_j++)                                                 \
+            wd_s = fma(wv[wd_j], vec4(xs[WQ_XOFF(wd_j)], xs[WQ_XOFF(wd_j) + 1u],                \
+                                      xs[WQ_XOFF(wd_j) + 2u], xs[WQ_XOFF(wd_j) + 3u]), wd_s);   \
+        out = WQ_DM_DOT(dm, (wd_s.x + wd_s.y) + (wd_s.z + wd_s.w), xsum);                      \
+    }
+#define W_DOT_AT(r, o, xs, xsum, out)                                                           \
+    {                                                                                           \
+        vec4 wda_v[8];                                                                          \
+        vec2 wda_dm;                                                                            \
+        W_DECODE_AT(r, o, wda_v, wda_dm);                                                       \
+        W_DOT_DECODED(wda_v, wda_dm, xs, xsum, out);                                            \
+    }
 #endif
 
 // A chunk is WQ_RUNS runs of consecutive elements; most formats' chunks are one run.

@@ -116,6 +116,18 @@ const vki_op_case vki_cases_matmul[] = {
     MM(Q6_K, q6_k, 768, 9, 1, 1, 1, F32, f32, 0, ""),
     MM(Q4_K, q4_k, 2304, 11, 1, 1, 1, F32, f32, 0, ""),
     MM(F32, f32, 4200, 5, 1, 1, 1, F32, f32, 0, ""),
+    // Several columns in matvec_wide: groups of up to 4 columns share each decoded weight
+    // chunk (8 as 4 + 4, 6 as 3 + 3, 5 as 3 + 3 with a padding column), with runs of blocks
+    // (q4_1 at 576 and 1536, q8_0 at 576), a float tail (f16, K = 67) and 5-bit highs (q5_1).
+    MM(Q4_1, q4_1, 576, 35, 4, 1, 1, F32, f32, 0, ""),
+    MM(Q4_1, q4_1, 1536, 19, 3, 1, 1, F16, f16, 0, ""),
+    MM(Q8_0, q8_0, 576, 21, 8, 1, 1, F32, f32, 0, ""),
+    MM(Q4_0, q4_0, 544, 37, 2, 1, 1, F32, f32, 0, ""),
+    MM(Q4_0, q4_0, 64, 35, 6, 1, 1, F16, f16, 0, ""),
+    MM(Q4_K, q4_k, 512, 35, 4, 1, 1, F32, f32, 0, ""),
+    MM(F16, f16, 67, 35, 4, 1, 1, F16, f16, 0, ""),
+    MM(F16, f16, 1000, 13, 5, 1, 1, F32, f32, 0, ""),
+    MM(Q5_1, q5_1, 96, 35, 4, 1, 1, F32, f32, 0, ""),
     // Enough rows for several blocks of rows per matvec_wide workgroup, the last one partial
     // (2011 rows: 20 blocks of 8 a workgroup).
     MM(Q8_0, q8_0, 96, 389, 1, 1, 1, F32, f32, 0, ""),
@@ -158,6 +170,8 @@ const vki_op_case vki_cases_matmul[] = {
     // Gemma 3 270M: Q5_0 ffn_gate / ffn_up; half the Q8_0 lm_head (262144 rows span 170 MiB,
     // beyond lavapipe's 128 MiB binding: the model slices it by rows).
     MMB(Q5_0, q5_0, 640, 2048, 1), MMB(Q8_0, q8_0, 640, 131072, 1),
+    // A 4-sequence decode pass (vkinfer serve): 4 columns share each decoded weight chunk.
+    MMB_SHAPES(Q4_1, q4_1, 4), MMB(Q8_0, q8_0, 576, 49152, 4),
     MMB_SHAPES(F16, f16, 128),
     MMB_SHAPES(Q8_0, q8_0, 128),
     MMB_SHAPES(Q4_0, q4_0, 128),

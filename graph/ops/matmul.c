@@ -40,7 +40,13 @@ void vki__matmul_params_set(vki_node *n, const vki_matmul_params *p)
 #define MATVEC_MAX_COLS 8
 #define MATMUL_MIN_GROUPS 128 // tiles a shared-memory matmul aims for before shrinking them
 #define COOPMAT_MIN_TILES 64  // full tiles a product needs for the cooperative-matrix kernel
-#define WIDE_MAX_KCHUNKS 16   // x chunks a matvec_wide thread holds
+#define WIDE_MAX_KCHUNKS 16   // x chunks a matvec_wide thread holds per column
+// x columns a matvec_wide workgroup holds, sharing each decoded weight chunk: q4_1 576 x 1536
+// at N = 4 (SmolLM2's 4-sequence decode pass) took 0.58-0.60 ms in one group of 4, 0.58-0.75
+// in groups of 2 and 0.90-2.7 one column at a time, N = 1 0.22 (`vkinfer bench ops`, two
+// alternating rounds on a loaded 2-core lavapipe); 4 sequences' tg32 19.7-24.1 tok/s in all
+// against 14.9-17.0 one column at a time.
+#define WIDE_MAX_COLS 4
 // Workgroups per column a matvec_wide aims for, and the most blocks of rows one computes. Few:
 // every workgroup loads and norms x again and costs lavapipe a call of several µs even when
 // empty (a decode token's plan with empty mat-vec and attention kernels: 58-65 tok/s at 12
@@ -363,7 +369,7 @@ static vki_status lower_rows(vki_lower *L, const vki_node *n, uint32_t m0, uint3
     }
 
     if (kchunks) {
-        // One row per thread, one subgroup per workgroup, one column per workgroup.
+        // One row per thread, one subgroup per workgroup, up to WIDE_MAX_COLS columns.
         snprintf(kernel, sizeof kernel, "matvec_%s_wide", type);
         if (p->subgroup_size_control) subgroup_size = t->subgroup_size;
         specs[spec_count++] = (vki_spec){VKI_SPEC_LOCAL_SIZE_X, t->subgroup_size};
@@ -379,8 +385,15 @@ static vki_status lower_rows(vki_lower *L, const vki_node *n, uint32_t m0, uint3
         uint32_t blocks = pc.M / (t->subgroup_size * WIDE_MIN_GROUPS);
         blocks = blocks < 1 ? 1 : blocks > WIDE_MAX_BLOCKS ? WIDE_MAX_BLOCKS : blocks;
         specs[spec_count++] = (vki_spec){VKI_SPEC_MM_BLOCKS, blocks};
+        // Columns per workgroup: each decoded weight chunk is dotted with all of them. Up to
+        // WIDE_MAX_COLS (every thread holds their x), in groups of equal size (6 columns
+        // as 3 + 3, not 4 + 2 padded to 4 + 4), so that few variants are compiled: a new
+        // pipeline costs lavapipe seconds. A column's result is the same whatever the group.
+        uint32_t col_groups = vki_div_up(pc.N, WIDE_MAX_COLS);
+        uint32_t cols = vki_div_up(pc.N, col_groups);
+        if (cols > 1) specs[spec_count++] = (vki_spec){VKI_SPEC_MM_COLS, cols};
         vki_lower_grid(vki_div_up(pc.M, t->subgroup_size * blocks), 1, groups);
-        groups[2] = (uint32_t)(pc.N * batches);
+        groups[2] = (uint32_t)(vki_div_up(pc.N, cols) * batches);
     } else if (pc.N <= MATVEC_MAX_COLS) {
         // One subgroup per workgroup, so that subgroupAdd alone reduces; the fallback's
         // shared-memory tree needs a power of two, which subgroup sizes are.

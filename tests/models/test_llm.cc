@@ -541,6 +541,38 @@ TEST_P(LlmSeqTest, SequencesMatchTheReferenceAndIgnoreTheirCompany)
 
 INSTANTIATE_TEST_SUITE_P(Arch, LlmSeqTest, ::testing::Values("llama", "gemma3"));
 
+// Up to 8 sequences in a pass: on a CPU device matvec_wide dots each decoded weight chunk with
+// groups of up to 4 columns (5 as 3 + 3, the last with a padding column; 8 as 4 + 4), and the
+// sequence's place in its group varies. Its logits are the same bits alone and in any company.
+TEST_F(LlmTest, ASequenceIgnoresUpToSevenOthers)
+{
+    tm = TinyModel();
+    tm.init(7);
+    vki_llm_desc d = {};
+    d.n_ctx = 16;
+    d.n_batch = 4;
+    d.n_seq = 8;
+    ASSERT_EQ(load(d), VKI_OK) << err;
+    const uint32_t V = tm.n_vocab;
+    for (uint32_t s = 0; s < 8; s++) {
+        int32_t prompt[2] = {int32_t((3 * s + 1) % V), int32_t((7 * s + 2) % V)};
+        ASSERT_EQ(vki_llm_eval_seq(llm, s, prompt, 2, nullptr), VKI_OK) << vki_llm_last_error(llm);
+    }
+    std::vector<float> solo(V), logits(8 * V);
+    for (uint32_t n : {2u, 4u, 5u, 8u}) {
+        uint32_t p0 = vki_llm_seq_position(llm, 0), at = n - 1 - n / 3, one = 0, seqs[8];
+        int32_t t0 = int32_t((11 * n) % V), toks[8];
+        ASSERT_EQ(vki_llm_decode(llm, &one, &t0, 1, solo.data()), VKI_OK) << vki_llm_last_error(llm);
+        vki_llm_seq_rewind(llm, 0, p0);
+        for (uint32_t i = 0, o = 1; i < n; i++) {
+            seqs[i] = i == at ? 0 : o++;
+            toks[i] = i == at ? t0 : int32_t((5 * i + n) % V);
+        }
+        ASSERT_EQ(vki_llm_decode(llm, seqs, toks, n, logits.data()), VKI_OK) << vki_llm_last_error(llm);
+        EXPECT_EQ(memcmp(solo.data(), logits.data() + at * V, V * sizeof(float)), 0) << n << " sequences";
+    }
+}
+
 TEST_F(LlmTest, FullContextIsAClearErrorAndEvaluatesNothing)
 {
     vki_llm_desc d = {};
