@@ -431,6 +431,12 @@ DEPTH_RE = re.compile(r"^tg(\d+)_d(\d+)$")
 PPTG_RE = re.compile(r"^(pp\d+|tg\d+)$")
 
 
+def same_build(a, b):
+    keys = ("device_name", "git_commit", "llama_cpp_commit", "vkinfer_version")
+    return a["engine"] == b["engine"] and all(a["system"].get(k) == b["system"].get(k)
+                                              for k in keys)
+
+
 def depth_series(runs):
     """[(label, n_gen, [(depth, t/s, sd)])] from tg<N>_d<D> rows (tg<N> is depth 0)."""
     out = []
@@ -443,10 +449,21 @@ def depth_series(runs):
             if m:
                 by_n.setdefault(int(m.group(1)), {})[int(m.group(2))] = r
         for n, d in sorted(by_n.items()):
+            label = f"{run_label(i, run)} on {device_of(run)}"
             if 0 not in d and f"tg{n}" in tps:
                 d[0] = tps[f"tg{n}"]
+            elif 0 not in d:
+                # Depth 0 from another run of the same build on the same device (llama-bench
+                # run once for pp/tg and once with -d), named in the label.
+                for j, other in enumerate(runs):
+                    r0 = next((r for r in other["rows"] if r["suite"] == "llm" and
+                               r["test"] == f"tg{n}" and r["metric"] == "tokens_per_s"), None)
+                    if r0 and j != i and same_build(run, other):
+                        d[0] = r0
+                        label += f" (depth 0: {chr(65 + j)})"
+                        break
             pts = sorted((k, v["value"], v["sd"]) for k, v in d.items())
-            out.append((f"{run_label(i, run)} on {device_of(run)}", n, pts))
+            out.append((label, n, pts))
     return out
 
 
