@@ -225,6 +225,10 @@ bool vki_parse_u64(const char *text, uint64_t min, uint64_t max, uint64_t *out_v
 /* Parses a finite decimal number in [min, max]; false for anything else. */
 bool vki_parse_float(const char *text, double min, double max, float *out_value);
 
+/* Whether f is a terminal: progress lines are drawn only there, so that piped output stays
+ * clean. */
+bool vki_is_terminal(FILE *f);
+
 /* Monotonic wall clock in microseconds. */
 double vki_now_us(void);
 

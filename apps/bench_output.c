@@ -2,7 +2,7 @@
  * suite's figures, the formats (md, csv, json, jsonl, sql, shaped like llama-bench's), and
  * progress on a terminal. docs/bench/SCHEMA.md is the contract; keep the two in step. */
 #if !defined(_WIN32)
-#define _POSIX_C_SOURCE 200809L // isatty, fileno, uname, gmtime_r
+#define _POSIX_C_SOURCE 200809L // uname, gmtime_r
 #endif
 #include "bench_output.h"
 
@@ -11,13 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#ifdef _WIN32
-#include <io.h>
-#define isatty _isatty
-#define fileno _fileno
-#else
+#ifndef _WIN32
 #include <sys/utsname.h>
-#include <unistd.h>
 #endif
 #if defined(__has_include)
 #if __has_include("vki_git_commit.h")
@@ -55,7 +50,7 @@ bool vki_bench_output_parse(const char *text, vki_bench_output *out)
 void vki_bench_progress(const char *suite, const char *case_name, uint32_t done, uint32_t total)
 {
     // Only a person watching a terminal wants it; a pipe or a log file gets clean output.
-    if (!isatty(fileno(stderr))) return;
+    if (!vki_is_terminal(stderr)) return;
     if (done >= total) { // finished: clear the line for whatever prints next
         fprintf(stderr, "\r%78s\r", "");
         fflush(stderr);

@@ -20,7 +20,7 @@
  * The peaks are cached per device, driver, vkinfer version and feature set in a JSON file next
  * to the pipeline cache; `bench peak` always measures and rewrites it, vki_bench_peaks_get
  * reads it when it matches and measures otherwise. */
-#define _POSIX_C_SOURCE 200809L // isatty, fileno, getpid
+#define _POSIX_C_SOURCE 200809L // getpid
 #include "bench_peak.h"
 #include "vki_abi.h"
 #include "abi_peak.h"
@@ -37,8 +37,6 @@
 #include <io.h>
 #include <process.h>
 #define getpid _getpid
-#define isatty _isatty
-#define fileno _fileno
 #else
 #include <fcntl.h>
 #include <unistd.h>
@@ -633,7 +631,7 @@ static int runtime_figures(pk_bench *b, const vki_bench_opts *opts, vki_bench_pe
 /* Which peak runs now, on stderr and only on a terminal, so that piped output stays clean. */
 static void progress(const pk_bench *b, const char *what)
 {
-    if (!b->quiet && isatty(fileno(stderr))) {
+    if (!b->quiet && vki_is_terminal(stderr)) {
         fprintf(stderr, "bench peak: %s...\n", what);
         fflush(stderr);
     }

@@ -2,22 +2,12 @@
  * with -i), flags named as stable-diffusion.cpp's. Progress with it/s and time left on a
  * terminal; Ctrl-C stops between steps without writing anything. Each PNG carries its
  * generation parameters in AUTOMATIC1111's "parameters" text chunk. */
-#if !defined(_WIN32)
-#define _POSIX_C_SOURCE 200809L // isatty, fileno
-#endif
 #include "apps_internal.h"
 
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#ifdef _WIN32
-#include <io.h>
-#define isatty _isatty
-#define fileno _fileno
-#else
-#include <unistd.h>
-#endif
 
 #define CLIP_VOCAB "clip/bpe_simple_vocab_16e6.txt"
 
@@ -337,7 +327,7 @@ int vki_cmd_imagegen(vki_app *app, int argc, char **argv)
     interrupted = 0;
     abort_flag = 0;
     void (*old_handler)(int) = signal(SIGINT, on_interrupt);
-    progress_state prog = {.show = isatty(fileno(stderr)) != 0, .images = o.batch};
+    progress_state prog = {.show = vki_is_terminal(stderr), .images = o.batch};
     for (uint32_t b = 0; b < o.batch && code == VKI_EXIT_OK; b++) {
         vki_sd_params p = o.params;
         p.seed = seed + b;

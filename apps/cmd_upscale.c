@@ -2,22 +2,12 @@
  * .param (its .bin beside it) or a BasicSR .safetensors; by default RealESRGAN_x4plus from the
  * model cache (tools/fetch_models.sh puts it there). The image runs in tiles: progress shows on
  * a terminal, and Ctrl-C stops between tiles without writing anything. */
-#if !defined(_WIN32)
-#define _POSIX_C_SOURCE 200809L // isatty, fileno, unlink
-#endif
 #include "apps_internal.h"
 
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#ifdef _WIN32
-#include <io.h>
-#define isatty _isatty
-#define fileno _fileno
-#else
-#include <unistd.h>
-#endif
 
 #define DEFAULT_UPSCALER "realesrgan/realesrgan-x4plus.param"
 
@@ -113,7 +103,7 @@ int vki_cmd_upscale(vki_app *app, int argc, char **argv)
         free(rgb);
         return code;
     }
-    progress_state prog = {.show = isatty(fileno(stderr)) != 0, .start_us = vki_now_us()};
+    progress_state prog = {.show = vki_is_terminal(stderr), .start_us = vki_now_us()};
     vki_esrgan_desc d = {.tile = (uint32_t)tile, .overlap = (uint32_t)overlap, .progress = on_progress, .user = &prog};
     vki_esrgan *m = NULL;
     st = vki_esrgan_load(app->device, model, &d, &m, err, sizeof err);

@@ -11,7 +11,10 @@
 #include <string.h>
 #include <time.h>
 #ifdef _WIN32
+#include <io.h>      // _isatty
 #include <windows.h> // QueryPerformanceCounter
+#else
+#include <unistd.h>  // isatty
 #endif
 
 /* Validation messages are printed as they arrive (the app fails on them at exit, and the
@@ -334,4 +337,13 @@ const char *vki_model_cache_file(const char *rel, char *buf, size_t size)
     else
         snprintf(buf, size, "%s/.cache/vkinfer/models/%s", home ? home : ".", rel);
     return buf;
+}
+
+bool vki_is_terminal(FILE *f)
+{
+#ifdef _WIN32
+    return _isatty(_fileno(f)) != 0;
+#else
+    return isatty(fileno(f)) != 0;
+#endif
 }
