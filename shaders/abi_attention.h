@@ -72,10 +72,15 @@ VKI_DECLARE_PUSH(vki_pc_attention, VKI_PC_ATTENTION)
 #define VKI_CONV_BINDING_W 1
 #define VKI_CONV_BINDING_B 2 /* bound to w when there is no bias */
 #define VKI_CONV_BINDING_OUT 3
+#define VKI_CONV_BINDING_R 4 /* a residual added to the result (fused add); bound to w when none */
 
 #define VKI_CONV_HAS_BIAS 1u
 #define VKI_CONV_X_F16 2u
 #define VKI_CONV_W_F16 4u
+#define VKI_CONV_UP2 8u       /* x is read upsampled 2x, nearest (fused upsample): w and h are the
+                                 upsampled sizes, x(ix, iy) is stored at (ix / 2, iy / 2) */
+#define VKI_CONV_RESIDUAL 16u /* add r (fused add): element (x, y, c, n) at r_off + x r_nb0 +
+                                 y r_nb1 + c r_nb2 + n r_nb3, strides 0 where r broadcasts */
 
 #define VKI_CONV_SPEC_KSIZE 1  /* kw = kh */
 #define VKI_CONV_SPEC_TILE_M 2 /* output channels per workgroup */
@@ -89,7 +94,8 @@ VKI_DECLARE_PUSH(vki_pc_attention, VKI_PC_ATTENTION)
     F(u32, stride) F(u32, pad_x) F(u32, pad_y) /* left and top pads */                         \
     F(u32, x_off) F(u32, x_nb0) F(u32, x_nb1) F(u32, x_nb2) F(u32, x_nb3)                      \
     F(u32, w_off) F(u32, w_nb0) F(u32, w_nb1) F(u32, w_nb2) F(u32, w_nb3)                      \
-    F(u32, b_off) F(u32, d_off) F(u32, flags)
+    F(u32, b_off) F(u32, d_off) F(u32, flags)                                                  \
+    F(u32, r_off) F(u32, r_nb0) F(u32, r_nb1) F(u32, r_nb2) F(u32, r_nb3)
 VKI_DECLARE_PUSH(vki_pc_conv2d, VKI_PC_CONV2D)
 
 #endif

@@ -30,6 +30,7 @@ layout(std430, set = 0, binding = VKI_CONV_BINDING_W) readonly buffer W { uint w
 #endif
 layout(std430, set = 0, binding = VKI_CONV_BINDING_B) readonly buffer B { float bias[]; };
 layout(std430, set = 0, binding = VKI_CONV_BINDING_OUT) writeonly buffer O { float o[]; };
+layout(std430, set = 0, binding = VKI_CONV_BINDING_R) readonly buffer R { float res[]; };
 VKI_PUSH_BLOCK(VKI_PC_CONV2D)
 
 layout(constant_id = VKI_CONV_SPEC_KSIZE) const uint KSIZE = 3;
@@ -72,7 +73,8 @@ void pixel_origin(uint p, out uint base, out int iy0, out int ix0)
 float load_x(uint base, int iy, int ix, uint ci, bool live)
 {
     bool inside = live && iy >= 0 && ix >= 0 && iy < int(pc.h) && ix < int(pc.w);
-    uint e = inside ? base + uint(ix) * pc.x_nb0 + uint(iy) * pc.x_nb1 + ci * pc.x_nb2 : pc.x_off;
+    int up = (pc.flags & VKI_CONV_UP2) != 0 ? 1 : 0; // fused upsample: pixel (ix, iy) is x's (ix/2, iy/2)
+    uint e = inside ? base + uint(ix >> up) * pc.x_nb0 + uint(iy >> up) * pc.x_nb1 + ci * pc.x_nb2 : pc.x_off;
     bool f16 = (pc.flags & VKI_CONV_X_F16) != 0;
     float v = VKI_WORD_VALUE(X_WORD(VKI_WORD_INDEX(e, f16)), e, f16);
     return inside ? v : 0.0;
@@ -168,8 +170,11 @@ void main()
         for (uint j = 0; j < REG_N; j++) {
             uint p = p0 + tx + j * TX;
             if (p >= pc.pixels) break;
-            uint img = p / per;
-            o[pc.d_off + (img * pc.cout + co) * per + p % per] = acc[i * REG_N + j] + add;
+            uint img = p / per, q = p % per;
+            float r = (pc.flags & VKI_CONV_RESIDUAL) != 0
+                          ? res[pc.r_off + (q % pc.ow) * pc.r_nb0 + (q / pc.ow) * pc.r_nb1 + co * pc.r_nb2 + img * pc.r_nb3]
+                          : 0.0;
+            o[pc.d_off + (img * pc.cout + co) * per + q] = acc[i * REG_N + j] + add + r;
         }
     }
 }

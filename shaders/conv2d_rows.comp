@@ -30,6 +30,7 @@ layout(set = 0, binding = VKI_CONV_BINDING_X) uniform usamplerBuffer x_texels;
 layout(set = 0, binding = VKI_CONV_BINDING_W) uniform usamplerBuffer w_texels;
 layout(std430, set = 0, binding = VKI_CONV_BINDING_B) readonly buffer B { float bias[]; };
 layout(std430, set = 0, binding = VKI_CONV_BINDING_OUT) writeonly buffer O { float o[]; };
+layout(std430, set = 0, binding = VKI_CONV_BINDING_R) readonly buffer R { float res[]; };
 VKI_PUSH_BLOCK(VKI_PC_CONV2D)
 
 const uint KK = KSIZE * KSIZE;
@@ -61,6 +62,7 @@ void main()
     const uint lanes = gl_WorkGroupSize.x, t = gl_LocalInvocationID.x;
     const uint per = pc.ow * pc.oh;
     const uint p0 = gl_WorkGroupID.x * lanes * COLS + t, m0 = gl_WorkGroupID.y * ROWS;
+    const int up = (pc.flags & VKI_CONV_UP2) != 0 ? 1 : 0; // fused upsample: (ix, iy) is x's (ix/2, iy/2)
     [[unroll]] for (uint j = 0; j < COLS; j++) {
         uint p = p0 + j * lanes, img = p / per, r = p % per;
         uint base = pc.x_off + img * pc.x_nb3;
@@ -70,7 +72,8 @@ void main()
             [[unroll]] for (uint kx = 0; kx < KSIZE; kx++) {
                 int iy = iy0 + int(ky), ix = ix0 + int(kx);
                 bool inside = p < pc.pixels && iy >= 0 && ix >= 0 && iy < int(pc.h) && ix < int(pc.w);
-                xo[j * KK + ky * KSIZE + kx] = inside ? base + uint(ix) * pc.x_nb0 + uint(iy) * pc.x_nb1 : pc.x_off;
+                xo[j * KK + ky * KSIZE + kx] =
+                    inside ? base + uint(ix >> up) * pc.x_nb0 + uint(iy >> up) * pc.x_nb1 : pc.x_off;
                 xin[j * KK + ky * KSIZE + kx] = inside;
             }
     }
@@ -115,7 +118,12 @@ void main()
         float add = (pc.flags & VKI_CONV_HAS_BIAS) != 0 ? bias[pc.b_off + co] : 0.0;
         [[unroll]] for (uint j = 0; j < COLS; j++) {
             uint p = p0 + j * lanes;
-            if (p < pc.pixels) o[pc.d_off + ((p / per) * pc.cout + co) * per + p % per] = acc[i * COLS + j] + add;
+            if (p >= pc.pixels) continue;
+            uint img = p / per, q = p % per;
+            float r = (pc.flags & VKI_CONV_RESIDUAL) != 0
+                          ? res[pc.r_off + (q % pc.ow) * pc.r_nb0 + (q / pc.ow) * pc.r_nb1 + co * pc.r_nb2 + img * pc.r_nb3]
+                          : 0.0;
+            o[pc.d_off + (img * pc.cout + co) * per + q] = acc[i * COLS + j] + add + r;
         }
     }
 }

@@ -60,6 +60,25 @@ void main()
 
     bool w_f16 = (pc.flags & VKI_NORM_W_F16) != 0, b_f16 = (pc.flags & VKI_NORM_B_F16) != 0;
     uint act = (pc.flags >> VKI_NORM_ACT_SHIFT) & 15u;
+    if (pc.w_div > 1) {
+        // group_norm: a channel's W*H elements share w and b. Channel by channel, they are read
+        // once per channel (the same address on every lane) instead of per element, with no
+        // division per element.
+        for (uint cl = 0; cl < n / pc.w_div; cl++) {
+            uint c = cl + j1 * pc.w_step;
+            float scale = inv, shift = 0.0;
+            if ((pc.flags & VKI_NORM_W) != 0)
+                scale *= VKI_WORD_VALUE(W_WORD(VKI_WORD_INDEX(pc.w_off + c, w_f16)), pc.w_off + c, w_f16);
+            if ((pc.flags & VKI_NORM_B) != 0) shift = VKI_LOAD_WORD(b, pc.b_off + c, b_f16);
+            uint e0 = cl * pc.w_div;
+            for (uint i = gl_LocalInvocationID.x; i < pc.w_div; i += gl_WorkGroupSize.x) {
+                float y = (load_x(base, e0 + i) - mean) * scale + shift;
+                if (act != VKI_ABI_ACT_NONE) y = vki_activate(act, y);
+                d[pc.d_off + box * n + e0 + i] = T(y);
+            }
+        }
+        return;
+    }
     for (uint e = gl_LocalInvocationID.x; e < n; e += gl_WorkGroupSize.x) {
         float y = (load_x(base, e) - mean) * inv;
         uint c = e / pc.w_div + j1 * pc.w_step;

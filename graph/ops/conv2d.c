@@ -7,18 +7,24 @@
  * tunings with texel loads (lavapipe) run conv2d_rows.comp instead, where its weight layout
  * allows (every dense one but f16 with an odd number of elements per output channel).
  *
- * Node: src {x, w, b or 0}; parameters conv2d_params. */
-#include "../graph_internal.h"
+ * Fused (fuse and absorb below): conv2d(upsample2x(x)) reads x at half the coordinates instead
+ * of a 4x larger copy (a decoder's upsampling block), and add(conv2d(.), r) adds r as it writes
+ * (a resnet's residual): a pass over memory each, and the upsampled copy's storage.
+ *
+ * Node: src {x, w, b or 0, r or 0}; parameters conv2d_params. */
+#include "ops_internal.h"
 #include "vki_abi.h"
 
 #include <stdio.h>
 
 const vki_op_def vki_op_conv2d;
+extern const vki_op_def vki_op_upsample; // upsample.c
 
 /* The node's parameters. */
 typedef struct conv2d_params {
     uint32_t stride;   // 1 or 2
     vki_conv2d_pad pad; // zeros on each side
+    bool up2;          // fused: x is the source of an upsample2x (the node's x is twice its size)
 } conv2d_params;
 static_assert(sizeof(conv2d_params) <= VKI_PARAMS_BYTES, "node parameter bytes");
 
@@ -76,18 +82,19 @@ static void reference(const vki_node *n, const vki_ref_tensor *d, const vki_ref_
 {
     const vki_ref_tensor *x = &s[0], *w = &s[1];
     conv2d_params p = params(n);
-    int64_t k = w->ne[0], stride = p.stride, left = p.pad.left, top = p.pad.top;
+    int64_t k = w->ne[0], stride = p.stride, left = p.pad.left, top = p.pad.top, up = p.up2 ? 2 : 1;
     for (int64_t img = 0; img < n->ne[3]; img++)
         for (int64_t co = 0; co < n->ne[2]; co++)
             for (int64_t oy = 0; oy < n->ne[1]; oy++)
                 for (int64_t ox = 0; ox < n->ne[0]; ox++) {
                     double acc = n->src[2] ? vki_ref_get(&s[2], co, 0, 0, 0) : 0.0;
+                    if (n->src[3]) acc += vki_ref_get(&s[3], ox, oy, co, img);
                     for (int64_t ci = 0; ci < x->ne[2]; ci++)
                         for (int64_t ky = 0; ky < k; ky++)
                             for (int64_t kx = 0; kx < k; kx++) {
                                 int64_t iy = oy * stride - top + ky, ix = ox * stride - left + kx;
-                                if (iy < 0 || ix < 0 || iy >= x->ne[1] || ix >= x->ne[0]) continue;
-                                acc += (double)vki_ref_get(x, ix, iy, ci, img) *
+                                if (iy < 0 || ix < 0 || iy >= up * x->ne[1] || ix >= up * x->ne[0]) continue;
+                                acc += (double)vki_ref_get(x, ix / up, iy / up, ci, img) *
                                        vki_ref_get(w, kx, ky, ci, co);
                             }
                     vki_ref_set(d, ox, oy, co, img, (float)acc);
@@ -156,6 +163,8 @@ static vki_status lower(vki_lower *L, const vki_node *n)
 {
     const vki_profile *p = vki_lower_profile(L);
     uint32_t self = vki_lower_self(L), bias_id = n->src[2] ? n->src[2] : n->src[1];
+    uint32_t res_id = n->src[3] ? n->src[3] : n->src[1];
+    bool up2 = params(n).up2;
     const vki_node *nx = vki_lower_node(L, n->src[0]), *nw = vki_lower_node(L, n->src[1]);
     vki_operand x = vki_lower_operand(L, n->src[0]), w = vki_lower_operand(L, n->src[1]);
     vki_operand b = vki_lower_operand(L, bias_id), d = vki_lower_operand(L, self);
@@ -163,7 +172,7 @@ static vki_status lower(vki_lower *L, const vki_node *n)
     if (pixels > UINT32_MAX)
         return vki_lower_fail(L, n, VKI_ERROR_UNSUPPORTED, "more than 2^32 output pixels");
     vki_pc_conv2d pc = {
-        .w = x.ne[0], .h = x.ne[1], .cin = x.ne[2], .cout = d.ne[2], .ow = d.ne[0], .oh = d.ne[1],
+        .w = x.ne[0] << up2, .h = x.ne[1] << up2, .cin = x.ne[2], .cout = d.ne[2], .ow = d.ne[0], .oh = d.ne[1],
         .pixels = (uint32_t)pixels, .stride = params(n).stride, .pad_x = params(n).pad.left,
         .pad_y = params(n).pad.top,
         .x_off = x.offset, .x_nb0 = x.nb[0], .x_nb1 = x.nb[1], .x_nb2 = x.nb[2], .x_nb3 = x.nb[3],
@@ -171,8 +180,15 @@ static vki_status lower(vki_lower *L, const vki_node *n)
         .b_off = b.offset, .d_off = d.offset,
         .flags = (n->src[2] ? VKI_CONV_HAS_BIAS : 0) |
                  (nx->dtype == VKI_DTYPE_F16 ? VKI_CONV_X_F16 : 0) |
-                 (nw->dtype == VKI_DTYPE_F16 ? VKI_CONV_W_F16 : 0),
+                 (nw->dtype == VKI_DTYPE_F16 ? VKI_CONV_W_F16 : 0) | (up2 ? VKI_CONV_UP2 : 0) |
+                 (n->src[3] ? VKI_CONV_RESIDUAL : 0),
     };
+    if (n->src[3]) { // strides in elements; 0 along the dims r broadcasts
+        vki_operand r = vki_lower_operand(L, n->src[3]);
+        pc.r_off = r.offset;
+        pc.r_nb0 = r.ne[0] == 1 ? 0 : r.nb[0], pc.r_nb1 = r.ne[1] == 1 ? 0 : r.nb[1];
+        pc.r_nb2 = r.ne[2] == 1 ? 0 : r.nb[2], pc.r_nb3 = r.ne[3] == 1 ? 0 : r.nb[3];
+    }
     bool shared = p->tuning.conv2d_shared, texel = !shared && p->tuning.texel_loads;
     bool w16 = nw->dtype == VKI_DTYPE_F16;
     uint32_t k = (uint32_t)w.ne[0];
@@ -189,10 +205,10 @@ static vki_status lower(vki_lower *L, const vki_node *n)
         char kernel[32];
         snprintf(kernel, sizeof kernel, "conv2d_rows_k%u_%c%s", k, w16 ? 'h' : 'f', few ? "_few" : "");
         vki_spec spec = {VKI_SPEC_LOCAL_SIZE_X, lanes};
-        uint32_t tensors[4] = {n->src[0], n->src[1], bias_id, self};
+        uint32_t tensors[5] = {n->src[0], n->src[1], bias_id, self, res_id};
         vki_step_desc s = {
             .kernel = kernel, .specs = &spec, .spec_count = 1,
-            .tensors = tensors, .tensor_count = 4, .write_mask = 1u << VKI_CONV_BINDING_OUT,
+            .tensors = tensors, .tensor_count = 5, .write_mask = 1u << VKI_CONV_BINDING_OUT,
             .push = &pc, .push_size = sizeof pc,
             .groups = {(uint32_t)gx, gy, 1},
         };
@@ -212,21 +228,67 @@ static vki_status lower(vki_lower *L, const vki_node *n)
         {VKI_CONV_SPEC_TILE_N, t.n}, {VKI_CONV_SPEC_TILE_K, t.k},
         {VKI_CONV_SPEC_REG_M, t.rm}, {VKI_CONV_SPEC_REG_N, t.rn}, // not in conv2d_regs_tx
     };
-    uint32_t tensors[4] = {n->src[0], n->src[1], bias_id, self};
+    uint32_t tensors[5] = {n->src[0], n->src[1], bias_id, self, res_id};
     vki_step_desc s = {
         // texel_loads: x and w as texel buffers (the profile has checked that views cover any
         // binding).
         .kernel = shared ? "conv2d_tiled" : texel ? "conv2d_regs_tx" : "conv2d_regs",
         .specs = specs, .spec_count = texel ? 5 : 7,
-        .tensors = tensors, .tensor_count = 4, .write_mask = 1u << VKI_CONV_BINDING_OUT,
+        .tensors = tensors, .tensor_count = 5, .write_mask = 1u << VKI_CONV_BINDING_OUT,
         .push = &pc, .push_size = sizeof pc,
         .groups = {groups[0], groups[1], 1},
     };
     return vki_lower_step(L, &s);
 }
 
+/* n is an f32 of shape ne, or one that broadcasts to it (dims of 1), read by strides. */
+static bool addable_f32(const vki_node *n, const int64_t ne[4])
+{
+    if (n->dtype != VKI_DTYPE_F32) return false;
+    for (int d = 0; d < 4; d++)
+        if (n->ne[d] != ne[d] && n->ne[d] != 1) return false;
+    return true;
+}
+
+/* The fuse hook: conv2d(upsample2x(x)) -> conv2d of x read upsampled, where only the conv reads
+ * the upsampled image (and x is f32 or f16, as conv2d takes). */
+static bool fuse(vki_fusion *f, uint32_t id)
+{
+    vki_node *c = &f->w->nodes[id];
+    uint32_t u_id = c->src[0];
+    const vki_node *u = &f->w->nodes[u_id];
+    if (params(c).up2 || u->kind != VKI_NODE_OP || u->op != &vki_op_upsample || u->output ||
+        f->uses[u_id] != 1)
+        return false;
+    const vki_node *x = &f->w->nodes[u->src[0]];
+    if (x->dtype != VKI_DTYPE_F32 && x->dtype != VKI_DTYPE_F16) return false;
+    conv2d_params p = params(c);
+    p.up2 = true;
+    vki__params_set(c, &p, sizeof p);
+    c->src[0] = u->src[0]; // x's use moves from the upsample to the conv: its count stands
+    f->uses[u_id] = 0;
+    return true;
+}
+
+/* The absorb hook: add(conv2d(.), r) or add(r, conv2d(.)) -> conv2d(.) + r as it writes, r an
+ * f32 of the result's shape (a resnet's residual) or one that broadcasts to it (the U-Net's
+ * time embedding [1, 1, C, N]), any strides. */
+static bool absorb(vki_fusion *f, uint32_t y_id, uint32_t x_id)
+{
+    const vki_node *x = &f->w->nodes[x_id], *y = &f->w->nodes[y_id];
+    if (x->op != &vki_op_binary || vki__binary_params(x).op != VKI_BINARY_ADD || y->src[3] ||
+        !x->src[1] || (x->src[0] == y_id) == (x->src[1] == y_id) || !vki__fusion_single_use(f, y_id, x_id))
+        return false;
+    uint32_t r_id = x->src[0] == y_id ? x->src[1] : x->src[0];
+    if (!addable_f32(&f->w->nodes[r_id], y->ne)) return false;
+    vki__fusion_fold(f, x_id, y_id, 3, r_id);
+    return true;
+}
+
 const vki_op_def vki_op_conv2d = {
     .name = "conv2d",
     .reference = reference,
     .lower = lower,
+    .fuse = fuse,
+    .absorb = absorb,
 };
