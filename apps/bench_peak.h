@@ -1,6 +1,6 @@
-/* Test hooks of bench_peak.c (`vkinfer bench peak`): each peak kernel run once on small sizes,
- * with its raw output, so that tests can check what the kernels compute against their own
- * reference; and where the peaks' cache file lives. Not for the commands. */
+/* Inside `vkinfer bench peak`: test hooks of bench_peak.c (each peak kernel run once on small
+ * sizes, with its raw output, so that tests can check what the kernels compute against their
+ * own reference), and the peaks' cache file (bench_peak_cache.c). Not for the commands. */
 #ifndef VKI_BENCH_PEAK_H
 #define VKI_BENCH_PEAK_H
 
@@ -42,6 +42,14 @@ int vki_peak_probe_write(vki_app *app, uint64_t n_words, uint64_t window_bytes, 
  * folder being the pipeline cache's ($XDG_CACHE_HOME/vkinfer, else ~/.cache/vkinfer;
  * %LOCALAPPDATA%\vkinfer on Windows). Returns buf. */
 const char *vki_peaks_cache_path(const vki_profile *p, char *buf, size_t size);
+
+/* The cache file at `path` (bench_peak_cache.c) into *out: false, *out untouched, when it is
+ * absent, not a regular file, corrupt, or for another device, driver, vkinfer or feature set. */
+bool vki_peaks_cache_read(const vki_profile *p, const char *path, vki_bench_peaks *out);
+/* Writes the entry for this device (a failure leaves the cache as it was, with a warning). */
+void vki_peaks_cache_write(const vki_profile *p, const char *path, const vki_bench_peaks *pk);
+/* The peaks as JSON members of o (null where unsupported); returns o. */
+cJSON *vki_peaks_json(const vki_bench_peaks *pk, cJSON *o);
 
 #ifdef __cplusplus
 }

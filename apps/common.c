@@ -324,18 +324,14 @@ bool vki_json_add_text(cJSON *obj, const char *key, const char *bytes, size_t n)
 
 const char *vki_model_cache_file(const char *rel, char *buf, size_t size)
 {
-    const char *dir = getenv("VKI_MODEL_DIR"), *cache = getenv("XDG_CACHE_HOME");
-    const char *home = getenv("HOME");
+    const char *dir = getenv("VKI_MODEL_DIR");
+    char cache[768];
     if (dir && dir[0])
         snprintf(buf, size, "%s/%s", dir, rel);
-    else if (cache && cache[0])
-        snprintf(buf, size, "%s/vkinfer/models/%s", cache, rel);
-#ifdef _WIN32
-    else if ((cache = getenv("LOCALAPPDATA")) && cache[0]) // where the runtime keeps its cache
-        snprintf(buf, size, "%s\\vkinfer\\models\\%s", cache, rel);
-#endif
+    else if (vki_user_cache_dir(cache, sizeof cache)) // the runtime's folder for its caches
+        snprintf(buf, size, "%s/models/%s", cache, rel);
     else
-        snprintf(buf, size, "%s/.cache/vkinfer/models/%s", home ? home : ".", rel);
+        snprintf(buf, size, "./.cache/vkinfer/models/%s", rel);
     return buf;
 }
 

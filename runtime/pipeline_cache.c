@@ -44,6 +44,12 @@ static void cache_folder(const char *cache_dir, char *out, size_t size)
         vki__user_cache_dir(out, size);
 }
 
+bool vki_user_cache_dir(char *out, size_t size)
+{
+    if (!out || size == 0) return false;
+    return vki__user_cache_dir(out, size);
+}
+
 /* Checks a file's bytes against this device; returns the reason it is unusable, or NULL. */
 static const char *check_file(const vki_device *dev, const uint8_t *bytes, uint64_t n)
 {

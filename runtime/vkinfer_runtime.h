@@ -332,6 +332,12 @@ typedef struct vki_device_desc {
     uint64_t staging_size;         // staging ring bytes; 0: 32 MiB
 } vki_device_desc;
 
+/* The folder of vkinfer's per-user caches, where the pipeline cache goes by default and the
+ * applications keep theirs (models, measured peaks): $XDG_CACHE_HOME/vkinfer, else
+ * ~/.cache/vkinfer (%LOCALAPPDATA%\vkinfer on Windows). Writes it to `out` (NUL-terminated) and
+ * returns true; false, with out empty, when the environment names no such folder. */
+bool vki_user_cache_dir(char *out, size_t size);
+
 /* Opens a device with every feature its (narrowed) profile reports, one compute queue, a
  * timeline semaphore, the staging ring and the pipeline cache. `desc` may be NULL. */
 vki_status vki_device_create(vki_instance *instance, const vki_device_desc *desc,

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "runtime/test_support.h"
+#include "sd_golden.h"
 
 extern "C" {
 #include "sd_internal.h"
@@ -26,15 +27,6 @@ std::string Slurp(const std::string &path)
 {
     std::ifstream f(path, std::ios::binary);
     return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
-}
-
-// Independent of the library's converters: exact for the values used (normal or zero).
-float HalfToFloat(uint16_t h)
-{
-    int e = (h >> 10) & 0x1f;
-    float m = float(h & 0x3ff);
-    float v = e ? std::ldexp(1024.0f + m, e - 25) : std::ldexp(m, -24);
-    return h & 0x8000 ? -v : v;
 }
 
 uint16_t FloatToBf16Exact(float f) // for values bfloat16 holds exactly
@@ -250,34 +242,7 @@ std::string ToF32(const std::string &path)
     return std::string((const char *)&n, 8) + header + data;
 }
 
-struct Golden {
-    vki_safetensors *st = nullptr;
-    explicit Golden(const std::string &path)
-    {
-        char err[256] = "";
-        EXPECT_EQ(vki_safetensors_open(path.c_str(), nullptr, &st, err, sizeof err), VKI_OK) << err;
-    }
-    ~Golden() { vki_safetensors_close(st); }
-    std::vector<float> f32(const char *name)
-    {
-        vki_safetensors_tensor t;
-        if (!st || vki_safetensors_find(st, name, &t) != VKI_OK || t.dtype != VKI_DTYPE_F32) {
-            ADD_FAILURE() << "golden tensor " << name << " missing or not F32";
-            return {};
-        }
-        std::vector<float> v(t.size / 4);
-        memcpy(v.data(), t.data, t.size);
-        return v;
-    }
-    std::vector<int32_t> i32(const char *name)
-    {
-        vki_safetensors_tensor t;
-        if (!st || vki_safetensors_find(st, name, &t) != VKI_OK || t.dtype != VKI_DTYPE_I32) return {};
-        std::vector<int32_t> v(t.size / 4);
-        memcpy(v.data(), t.data, t.size);
-        return v;
-    }
-};
+using Golden = SdGolden; // sd_golden.h
 
 class SdConvertTest : public VulkanTest {
   protected:

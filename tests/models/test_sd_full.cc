@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "runtime/test_support.h"
+#include "sd_golden.h"
 
 extern "C" {
 #include "sd_internal.h"
@@ -28,34 +29,7 @@ namespace {
 
 const std::string kDir = std::string(VKI_TEST_DATA) + "/sd_full/";
 
-// A golden file's tensors as floats (F32 or I32 stored), and its metadata.
-struct Golden {
-    vki_safetensors *st = nullptr;
-    explicit Golden(const std::string &path)
-    {
-        char err[256] = "";
-        EXPECT_EQ(vki_safetensors_open(path.c_str(), nullptr, &st, err, sizeof err), VKI_OK) << err;
-    }
-    ~Golden() { vki_safetensors_close(st); }
-    std::string meta(const char *key)
-    {
-        const char *v = st ? vki_safetensors_metadata(st, key) : nullptr;
-        return v ? v : "";
-    }
-    template <typename T> std::vector<T> get(const char *name, vki_dtype want)
-    {
-        vki_safetensors_tensor t;
-        if (!st || vki_safetensors_find(st, name, &t) != VKI_OK || t.dtype != want) {
-            ADD_FAILURE() << "golden tensor " << name << " missing or of another type";
-            return {};
-        }
-        std::vector<T> v(t.size / sizeof(T));
-        memcpy(v.data(), t.data, t.size);
-        return v;
-    }
-    std::vector<float> f32(const char *name) { return get<float>(name, VKI_DTYPE_F32); }
-    std::vector<int32_t> i32(const char *name) { return get<int32_t>(name, VKI_DTYPE_I32); }
-};
+using Golden = SdGolden; // sd_golden.h
 
 // sum (a - b)^2 / sum b^2
 double Nmse(const float *a, const float *b, size_t n)

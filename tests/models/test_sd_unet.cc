@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "runtime/test_support.h"
+#include "sd_golden.h"
 
 extern "C" {
 #include "sd_internal.h"
@@ -22,51 +23,7 @@ namespace {
 
 const std::string kDir = std::string(VKI_TEST_DATA) + "/sd_tiny/";
 
-// A golden file's tensors as floats (F32 or I32 stored).
-struct Golden {
-    vki_safetensors *st = nullptr;
-    explicit Golden(const std::string &path)
-    {
-        char err[256] = "";
-        EXPECT_EQ(vki_safetensors_open(path.c_str(), nullptr, &st, err, sizeof err), VKI_OK) << err;
-    }
-    ~Golden() { vki_safetensors_close(st); }
-    bool has(const char *name)
-    {
-        vki_safetensors_tensor t;
-        return st && vki_safetensors_find(st, name, &t) == VKI_OK;
-    }
-    std::vector<float> f32(const char *name)
-    {
-        vki_safetensors_tensor t;
-        if (!st || vki_safetensors_find(st, name, &t) != VKI_OK || t.dtype != VKI_DTYPE_F32) {
-            ADD_FAILURE() << "golden tensor " << name << " missing or not F32";
-            return {};
-        }
-        std::vector<float> v(t.size / 4);
-        memcpy(v.data(), t.data, t.size);
-        return v;
-    }
-    std::vector<int32_t> i32(const char *name)
-    {
-        vki_safetensors_tensor t;
-        if (!st || vki_safetensors_find(st, name, &t) != VKI_OK || t.dtype != VKI_DTYPE_I32) {
-            ADD_FAILURE() << "golden tensor " << name << " missing or not I32";
-            return {};
-        }
-        std::vector<int32_t> v(t.size / 4);
-        memcpy(v.data(), t.data, t.size);
-        return v;
-    }
-};
-
-float HalfToFloat(uint16_t h)
-{
-    int e = (h >> 10) & 0x1f;
-    float m = float(h & 0x3ff);
-    float v = e ? std::ldexp(1024.0f + m, e - 25) : std::ldexp(m, -24);
-    return h & 0x8000 ? -v : v;
-}
+using Golden = SdGolden; // sd_golden.h
 
 uint16_t FloatToHalf(float f) // round to nearest even; the test's values are normal or zero
 {
