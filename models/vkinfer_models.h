@@ -382,6 +382,15 @@ uint32_t vki_llm_seq_position(const vki_llm *m, uint32_t seq);
 /* vki_llm_rewind for sequence seq (nothing for seq >= n_seq). */
 void vki_llm_seq_rewind(vki_llm *m, uint32_t seq, uint32_t pos);
 
+/* vki_llm_eval_seq with embeddings in place of tokens (an image's, from vki_vision_encode):
+ * embd F32 [n][n_embd] enter the model where the token embeddings would (after the table
+ * look-up, before any scaling the architecture applies to token embeddings only), at the
+ * sequence's next n positions. With `non_causal` the n rows also see each other (Gemma 3's image
+ * tokens), which needs them in one pass: n at most the model's n_batch or the embeddings pass's
+ * own size (vki_llm_info). out_logits (may be NULL) gets the logits after the last row. */
+vki_status vki_llm_eval_embd(vki_llm *m, uint32_t seq, const float *embd, uint32_t n,
+                             bool non_causal, float *out_logits);
+
 /* ---- Sampler ---------------------------------------------------------------------------------
  *
  * Picks the next token from a model's logits, as llama.cpp and Ollama do by default. The chain,
@@ -783,6 +792,8 @@ const char *vki_tokenizer_default_system(const vki_tokenizer *t);
 /* Image models (the CLIP text encoder and tokenizer, diffusion samplers, Stable Diffusion,
  * Real-ESRGAN) are declared in vkinfer_images.h, part of this header. */
 #include "vkinfer_images.h"
+/* Vision encoders for chat (mmproj files) are declared in vkinfer_vision.h, part of this header. */
+#include "vkinfer_vision.h"
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,83 @@
+/* vkinfer models, vision: image encoders for chat (llama.cpp's multimodal projector files,
+ * mmproj-*.gguf with clip.* metadata). Part of the public header vkinfer_models.h, which
+ * includes it at its end (include that one).
+ *
+ * An encoder turns one RGB image into embeddings that take the place of the image marker in a
+ * language model's sequence (vki_llm_eval_embd): a ViT (CLIP or SigLIP: patch embedding as a
+ * convolution, positions, pre-norm blocks) and the family's projector (LLaVA's MLP,
+ * SmolVLM/Idefics3's pixel shuffle + linear, Gemma 3's pooled projector). The image is resized,
+ * cropped or padded and normalised as the family's preprocessing says, from the file's
+ * metadata (size, mean, std); the caller passes the decoded pixels of any size.
+ *
+ *     vki_vision *v = NULL;
+ *     VKI_TRY(vki_vision_load(dev, mmproj, NULL, &v, err, sizeof err));
+ *     uint32_t n = vki_vision_n_tokens(v, w, h);
+ *     float *embd = malloc((size_t)n * vki_vision_info_get(v)->n_embd * sizeof(float));
+ *     VKI_TRY(vki_vision_encode(v, rgb, w, h, embd));   // rgb [h][w][3] bytes -> [n][n_embd]
+ *     VKI_TRY(vki_llm_eval_embd(m, 0, embd, n, vki_vision_info_get(v)->non_causal, logits));
+ *     ... vki_vision_destroy(v);                        // before closing the gguf
+ */
+#ifndef VKINFER_VISION_H
+#define VKINFER_VISION_H
+
+#ifndef VKINFER_MODELS_H
+#error "include vkinfer_models.h, not vkinfer_vision.h"
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct vki_vision vki_vision; // threads: as its device
+
+typedef enum vki_projector {
+    VKI_PROJECTOR_NONE = 0,
+    VKI_PROJECTOR_MLP,      // LLaVA 1.5/1.6: two linears with GELU (clip.projector_type "mlp")
+    VKI_PROJECTOR_IDEFICS3, // SmolVLM / Idefics3: pixel shuffle, then one linear ("idefics3")
+    VKI_PROJECTOR_GEMMA3,   // Gemma 3: average pooling, RMS norm, one linear ("gemma3")
+    VKI_PROJECTOR_QWEN2VL,  // Qwen2-VL: 2x2 merger with 2-D rotary positions ("qwen2vl_merger")
+    VKI_PROJECTOR_COUNT
+} vki_projector;
+
+typedef struct vki_vision_desc {
+    const vki_allocator *allocator; // NULL: malloc/free
+} vki_vision_desc;
+
+typedef struct vki_vision_info {
+    vki_projector projector;
+    const char *projector_name; // clip.projector_type as in the file ("mlp", "gemma3", ...)
+    uint32_t image_size;        // the encoder's input side in pixels (clip.vision.image_size)
+    uint32_t patch_size;
+    uint32_t n_layer, width, n_head; // the ViT's
+    uint32_t n_embd;            // embedding width out = the language model's n_embd
+    bool non_causal;            // the image's embeddings attend to each other both ways in the
+                                // language model (Gemma 3); else causally, as text
+    uint64_t weight_bytes, activation_bytes; // device memory
+} vki_vision_info;
+
+/* Reads an mmproj file (borrowed: keep it open until vki_vision_destroy), checks its metadata
+ * and tensors (the file must hold exactly the encoder: unknown tensors are refused by name),
+ * builds and compiles the encoder for the device and uploads its weights. VKI_ERROR_UNSUPPORTED
+ * names a projector type vkinfer does not run; VKI_ERROR_BAD_FILE a missing or misshapen
+ * tensor or a hyper-parameter out of bounds; VKI_ERROR_OUT_OF_DEVICE_MEMORY says what it needs. */
+vki_status vki_vision_load(vki_device *device, vki_gguf *mmproj, const vki_vision_desc *desc,
+                           vki_vision **out_vision, char *out_error, size_t error_size);
+void vki_vision_destroy(vki_vision *v); // NULL does nothing
+
+const vki_vision_info *vki_vision_info_get(const vki_vision *v); // borrowed
+const char *vki_vision_last_error(const vki_vision *v);         // "" if none
+
+/* Embeddings an image of w x h pixels becomes (fixed per family for the ones above; 0 for a
+ * size the encoder refuses: either side 0 or above 16384). */
+uint32_t vki_vision_n_tokens(const vki_vision *v, uint32_t w, uint32_t h);
+
+/* Preprocesses rgb ([h][w][3] bytes, rows packed) as the family does and encodes it into
+ * out_embd (F32 [n_tokens][n_embd], n_tokens = vki_vision_n_tokens). */
+vki_status vki_vision_encode(vki_vision *v, const uint8_t *rgb, uint32_t w, uint32_t h,
+                             float *out_embd);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
