@@ -383,9 +383,9 @@ uint32_t vki_llm_seq_position(const vki_llm *m, uint32_t seq);
 void vki_llm_seq_rewind(vki_llm *m, uint32_t seq, uint32_t pos);
 
 /* vki_llm_eval_seq with embeddings in place of tokens (an image's, from vki_vision_encode):
- * embd F32 [n][n_embd] enter the model where the token embeddings would (after the table
- * look-up, before any scaling the architecture applies to token embeddings only), at the
- * sequence's next n positions. With `non_causal` the n rows also see each other (Gemma 3's image
+ * embd F32 [n][n_embd] enter the first layer as they are, at the sequence's next n positions
+ * (scalings an architecture applies to its token embeddings, such as Gemma 3's sqrt(n_embd),
+ * are not applied to them). With `non_causal` the n rows also see each other (Gemma 3's image
  * tokens), which needs them in one pass: n at most the model's n_batch or the embeddings pass's
  * own size (vki_llm_info). out_logits (may be NULL) gets the logits after the last row. */
 vki_status vki_llm_eval_embd(vki_llm *m, uint32_t seq, const float *embd, uint32_t n,
