@@ -245,7 +245,7 @@ static vki_tensor gemma3_forward(vki_llm_build *b)
     vki_graph *g = b->g;
     int64_t e = hp->n_embd, ff = hp->n_ff;
     vki_tensor x = vki_llm_embed(b, "token_embd.weight", e, hp->n_vocab, b->tokens);
-    x = vki_scale(g, x, sqrtf((float)e));
+    if (!b->embd.id) x = vki_scale(g, x, sqrtf((float)e)); // token embeddings only, not an image's
     for (uint32_t il = 0; il < hp->n_layer && vki_llm_building(b); il++) {
         bool global = hp->swa_pattern == 0 || il % hp->swa_pattern == hp->swa_pattern - 1;
         vki_tensor h = vki_rms_norm(g, x, W(b, "blk.%u.attn_norm.weight", il, e, -1, false), hp->eps);

@@ -13,7 +13,16 @@
  * one after another: a row's place in the cache (an I32 input of its own) is s * n_ctx + p, and
  * attention (vki_attention_seq) keeps each query within its sequence. Decode passes of 1 to
  * n_seq rows take one row per sequence decoded; each row is computed alone (see
- * vki_llm_decode), so that a sequence's logits are the same whatever else runs beside it. */
+ * vki_llm_decode), so that a sequence's logits are the same whatever else runs beside it.
+ *
+ * An embeddings pass (vki_llm_eval_embd: an image's rows from a vision encoder) takes F32 rows
+ * in place of tokens, and a position per row for attention apart from its cache row: a
+ * non-causal span (Gemma 3's image) gives all its rows the span's last, so that they see each
+ * other, while rope and the cache write use each row's own. A local layer's sliding window then
+ * counts back from the span's last position for all its rows, where llama.cpp counts from each
+ * row's own: the same unless the span ends more than `window` positions into the sequence,
+ * and then a row misses at most the (last - own) oldest positions of its window (a Gemma 3
+ * window is 512 or 1024 positions, an image 256). */
 #include "llm_internal.h"
 #include "model_internal.h"
 
@@ -29,6 +38,7 @@ typedef struct llm_pass {
     bool all_rows;       // logits of every row (the several-sequence decode passes)
     vki_program *prog;
     vki_tensor tokens, pos, kv_pos, last, logits; // kv_pos == pos with one sequence
+    vki_tensor embd, attn_pos; // the embeddings pass's inputs in place of tokens; {0} otherwise
 } llm_pass;
 
 /* The passes: one token, a prompt batch, a short batch (or none); with several sequences also
@@ -48,6 +58,8 @@ struct vki_llm {
     vki_range *kv;       // [n_layer][2]
     llm_pass passes[PASS_COUNT];
     llm_pass *seq_passes; // [n_seq] with n_seq > 1: seq_passes[n - 1] decodes n sequences
+    llm_pass embd_pass;  // embeddings in place of tokens (an image's), built on first use
+    float *host_embd;    // its staging [n_batch_embd][n_embd], zero past the rows given
     uint32_t n_seq;
     uint32_t *position;  // [n_seq]: tokens in each sequence's cache
     bool (*should_abort)(void *user); // asked between prompt batches; NULL: never
@@ -112,6 +124,7 @@ vki_tensor vki_llm_weight_rows(vki_llm_build *b, const char *const *names, uint3
 vki_tensor vki_llm_embed(vki_llm_build *b, const char *name, int64_t n_embd, int64_t n_vocab,
                          vki_tensor ids)
 {
+    if (b->embd.id) return b->embd; // an embeddings pass: its input as it is
     vki_tensor w = vki_weights_tensor(b->llm->weights, b->prog, name, 2,
                                       (int64_t[2]){n_embd, n_vocab}, false, true);
     return w.id ? vki_get_rows(b->g, w, ids) : w;
@@ -142,16 +155,18 @@ vki_tensor vki_llm_attention(vki_llm_build *b, vki_tensor q, vki_tensor k, vki_t
                              uint32_t window)
 {
     uint32_t seq_len = b->llm->n_seq > 1 ? b->llm->info.n_ctx : 0;
-    return vki_attention_seq(b->g, q, k, v, b->kv_pos, b->llm->hp.attn_scale, window, seq_len);
+    vki_tensor pos = b->attn_pos.id ? b->attn_pos : b->kv_pos;
+    return vki_attention_seq(b->g, q, k, v, pos, b->llm->hp.attn_scale, window, seq_len);
 }
 
-/* Builds pass p's graph (compiled later, once the weights are uploaded). */
-static vki_status build_pass(vki_llm *m, llm_pass *p, uint32_t n_q, bool all_rows)
+/* Builds pass p's graph (compiled later, once the weights are uploaded); an embeddings pass
+ * (`embd`) takes F32 rows and attention positions instead of tokens. */
+static vki_status build_pass(vki_llm *m, llm_pass *p, uint32_t n_q, bool all_rows, bool embd)
 {
     p->n_q = n_q;
     p->all_rows = all_rows;
     char what[48];
-    snprintf(what, sizeof what, "%u tokens", n_q);
+    snprintf(what, sizeof what, embd ? "%u embeddings" : "%u tokens", n_q);
     vki_program_desc pd = {.device = m->dev, .profile = m->profile,
                            .allocator = m->allocator.alloc ? &m->allocator : NULL,
                            .node_capacity = 4096, .name = what};
@@ -159,7 +174,15 @@ static vki_status build_pass(vki_llm *m, llm_pass *p, uint32_t n_q, bool all_row
     if (st) return fail(m, st, "model: cannot create a program: %s", vki_status_string(st));
     vki_llm_build b = {.llm = m, .prog = p->prog, .g = vki_program_graph(p->prog), .n_q = n_q,
                        .all_rows = all_rows};
-    b.tokens = p->tokens = vki_program_input(p->prog, VKI_DTYPE_I32, 1, (int64_t[1]){n_q}, "tokens");
+    if (embd) {
+        b.embd = p->embd = vki_program_input(p->prog, VKI_DTYPE_F32, 2,
+                                             (int64_t[2]){m->hp.n_embd, n_q}, "embeddings");
+        b.attn_pos = p->attn_pos = vki_program_input(p->prog, VKI_DTYPE_I32, 1, (int64_t[1]){n_q},
+                                                     "attention positions");
+    } else {
+        b.tokens = p->tokens = vki_program_input(p->prog, VKI_DTYPE_I32, 1, (int64_t[1]){n_q},
+                                                 "tokens");
+    }
     b.pos = p->pos = vki_program_input(p->prog, VKI_DTYPE_I32, 1, (int64_t[1]){n_q}, "positions");
     // With several sequences a row's place in the cache (sequence s's position p is cache row
     // s * n_ctx + p) differs from its position, which rope reads.
@@ -363,6 +386,9 @@ static vki_status create_cache(vki_llm *m)
  * this size, prompts of up to a quarter of it go through a pass of SHORT_BATCH rows instead (a
  * chat turn of 20 tokens should not cost a 512-token run). */
 #define SHORT_BATCH 64
+/* Rows of the embeddings pass at least (up to n_ctx): one image's (Gemma 3: 256; SmolVLM: 64
+ * per image; LLaVA 1.5's 576 are causal and go through in two runs). */
+#define EMBD_BATCH 256
 /* Sequences one model holds at most (a server's slots). */
 #define MAX_SEQ 256
 
@@ -411,6 +437,10 @@ static vki_status load(vki_llm *m, const vki_llm_desc *d, char *err, size_t err_
         .n_head_kv = hp->n_head_kv, .head_dim = hp->head_dim, .n_ff = hp->n_ff,
         .n_vocab = hp->n_vocab, .n_ctx = n_ctx, .n_ctx_train = hp->n_ctx_train, .n_batch = n_batch,
         .kv_dtype = kt, .n_seq = m->n_seq,
+        // One image's embeddings in one pass: Gemma 3's 256 need to see each other.
+        .n_batch_embd = n_batch > EMBD_BATCH || n_ctx <= n_batch ? n_batch
+                        : n_ctx < EMBD_BATCH                     ? n_ctx
+                                                                 : EMBD_BATCH,
     };
     snprintf(m->model_name, sizeof m->model_name, "the %s architecture", hp->arch);
     vki_weights_desc wd = {.source = vki_weight_source_gguf(m->file), .device = m->dev,
@@ -422,9 +452,10 @@ static vki_status load(vki_llm *m, const vki_llm_desc *d, char *err, size_t err_
     }
     if ((st = create_cache(m))) goto fail;
     bool short_batch = n_batch >= 4 * SHORT_BATCH;
-    if ((st = build_pass(m, &m->passes[PASS_ONE], 1, false))) goto fail;
-    if (n_batch > 1 && (st = build_pass(m, &m->passes[PASS_BATCH], n_batch, false))) goto fail;
-    if (short_batch && (st = build_pass(m, &m->passes[PASS_SHORT], SHORT_BATCH, false))) goto fail;
+    if ((st = build_pass(m, &m->passes[PASS_ONE], 1, false, false))) goto fail;
+    if (n_batch > 1 && (st = build_pass(m, &m->passes[PASS_BATCH], n_batch, false, false))) goto fail;
+    if (short_batch && (st = build_pass(m, &m->passes[PASS_SHORT], SHORT_BATCH, false, false)))
+        goto fail;
     if (m->n_seq > 1) {
         m->seq_passes = lalloc(m, m->n_seq * sizeof *m->seq_passes);
         if (!m->seq_passes) {
@@ -433,7 +464,7 @@ static vki_status load(vki_llm *m, const vki_llm_desc *d, char *err, size_t err_
         }
         memset(m->seq_passes, 0, m->n_seq * sizeof *m->seq_passes);
         for (uint32_t i = 0; i < m->n_seq; i++)
-            if ((st = build_pass(m, &m->seq_passes[i], i + 1, true))) goto fail;
+            if ((st = build_pass(m, &m->seq_passes[i], i + 1, true, false))) goto fail;
     }
     if ((st = vki_weights_check_all_used(m->weights)) || (st = vki_weights_upload(m->weights))) {
         if (vki_weights_error(m->weights)[0]) fail(m, st, "%s", vki_weights_error(m->weights));
@@ -445,7 +476,9 @@ static vki_status load(vki_llm *m, const vki_llm_desc *d, char *err, size_t err_
     for (uint32_t i = 0; m->seq_passes && i < m->n_seq; i++)
         if ((st = compile_pass(m, &m->seq_passes[i]))) goto fail;
     if (!m->dev) return VKI_OK; // checked: nothing goes to a device
-    m->host_i32 = lalloc(m, (n_batch > m->n_seq ? n_batch : m->n_seq) * sizeof *m->host_i32);
+    uint32_t n_i32 = n_batch > m->n_seq ? n_batch : m->n_seq;
+    if (m->info.n_batch_embd > n_i32) n_i32 = m->info.n_batch_embd;
+    m->host_i32 = lalloc(m, n_i32 * sizeof *m->host_i32);
     if (!m->host_i32) {
         st = fail(m, VKI_ERROR_OUT_OF_HOST_MEMORY, "model: out of host memory");
         goto fail;
@@ -509,7 +542,9 @@ void vki_llm_destroy(vki_llm *m)
     if (!m) return;
     for (int i = 0; i < PASS_COUNT; i++) vki_program_destroy(m->passes[i].prog);
     for (uint32_t i = 0; m->seq_passes && i < m->n_seq; i++) vki_program_destroy(m->seq_passes[i].prog);
+    vki_program_destroy(m->embd_pass.prog);
     lfree(m, m->seq_passes);
+    lfree(m, m->host_embd);
     vki_weights_destroy(m->weights); // after the programs that bound its ranges
     vki_arena_destroy(m->kv_arena);
     lfree(m, m->kv);
@@ -541,18 +576,34 @@ void vki_llm_set_abort(vki_llm *m, bool (*should_abort)(void *user), void *user)
 
 void vki_llm_rewind(vki_llm *m, uint32_t pos) { vki_llm_seq_rewind(m, 0, pos); }
 
-/* One run of pass p over n <= p->n_q tokens of sequence seq at its current position. */
-static vki_status run_pass(vki_llm *m, llm_pass *p, uint32_t seq, const int32_t *tokens, uint32_t n)
+/* One run of pass p over n <= p->n_q tokens of sequence seq at its current position; of the
+ * embeddings pass, over n rows of embd F32 [n][n_embd] (rows past n zero: they are padding),
+ * which with non_causal all attend up to the last of them. */
+static vki_status run_pass(vki_llm *m, llm_pass *p, uint32_t seq, const int32_t *tokens,
+                           const float *embd, uint32_t n, bool non_causal)
 {
     int32_t *h = m->host_i32;
-    for (uint32_t i = 0; i < p->n_q; i++) h[i] = i < n ? tokens[i] : 0;
-    VKI_TRY(vki_program_upload(p->prog, p->tokens, h, p->n_q * sizeof *h));
+    if (p->embd.id) {
+        size_t row = m->hp.n_embd; // n <= n_q <= n_ctx and n_embd <= 2^16: no overflow
+        memcpy(m->host_embd, embd, n * row * sizeof(float));
+        memset(m->host_embd + n * row, 0, (p->n_q - n) * row * sizeof(float));
+        VKI_TRY(vki_program_upload(p->prog, p->embd, m->host_embd, p->n_q * row * sizeof(float)));
+    } else {
+        for (uint32_t i = 0; i < p->n_q; i++) h[i] = i < n ? tokens[i] : 0;
+        VKI_TRY(vki_program_upload(p->prog, p->tokens, h, p->n_q * sizeof *h));
+    }
     for (uint32_t i = 0; i < p->n_q; i++) h[i] = i < n ? (int32_t)(m->position[seq] + i) : -1;
     VKI_TRY(vki_program_upload(p->prog, p->pos, h, p->n_q * sizeof *h));
     if (p->kv_pos.id != p->pos.id) {
         int32_t base = (int32_t)(seq * m->info.n_ctx); // < n_seq * n_ctx, checked at load
         for (uint32_t i = 0; i < n; i++) h[i] += base;
         VKI_TRY(vki_program_upload(p->prog, p->kv_pos, h, p->n_q * sizeof *h));
+    }
+    if (p->attn_pos.id) {
+        // h holds the rows' cache positions: a non-causal span's rows see up to its last one
+        // (rope still turns each by its own position); padding rows keep -1.
+        for (uint32_t i = 0; non_causal && i + 1 < n; i++) h[i] = h[n - 1];
+        VKI_TRY(vki_program_upload(p->prog, p->attn_pos, h, p->n_q * sizeof *h));
     }
     if (p->last.id) {
         int32_t last = (int32_t)n - 1;
@@ -602,7 +653,7 @@ vki_status vki_llm_eval_seq(vki_llm *m, uint32_t seq, const int32_t *tokens, uin
         if (p == &ps[PASS_BATCH] && ps[PASS_SHORT].prog && left <= m->info.n_batch / 4)
             p = &ps[PASS_SHORT];
         uint32_t take = left < p->n_q ? left : p->n_q;
-        vki_status st = run_pass(m, p, seq, tokens + i, take);
+        vki_status st = run_pass(m, p, seq, tokens + i, NULL, take, false);
         if (st) return fail(m, st, "eval: %s", vki_device_last_error(m->dev));
         i += take;
         last = p;
@@ -655,5 +706,67 @@ vki_status vki_llm_decode(vki_llm *m, const uint32_t *seqs, const int32_t *token
     st = vki_program_download(p->prog, p->logits, out_logits,
                               (uint64_t)n * m->info.n_vocab * sizeof(float));
     if (st) return fail(m, st, "decode: reading the logits: %s", vki_device_last_error(m->dev));
+    return VKI_OK;
+}
+
+/* The embeddings pass, built and compiled on first use (text-only users never pay for it):
+ * the weights it reads are those the token passes registered, already on the device. */
+static vki_status embd_pass(vki_llm *m)
+{
+    if (m->embd_pass.prog) return VKI_OK;
+    uint64_t bytes = (uint64_t)m->info.n_batch_embd * m->hp.n_embd * sizeof(float);
+    vki_status st = (uint64_t)(size_t)bytes == bytes ? VKI_OK : VKI_ERROR_OUT_OF_HOST_MEMORY;
+    if (!st && !(m->host_embd = lalloc(m, (size_t)bytes))) st = VKI_ERROR_OUT_OF_HOST_MEMORY;
+    if (st) return fail(m, st, "eval: out of host memory for the embeddings pass");
+    if (!(st = build_pass(m, &m->embd_pass, m->info.n_batch_embd, false, true)))
+        st = compile_pass(m, &m->embd_pass);
+    if (st) { // a later call tries again
+        vki_program_destroy(m->embd_pass.prog);
+        m->embd_pass = (llm_pass){0};
+        lfree(m, m->host_embd);
+        m->host_embd = NULL;
+        if (!m->error[0]) fail(m, st, "eval: the embeddings pass: %s", vki_status_string(st));
+    }
+    return st;
+}
+
+vki_status vki_llm_eval_embd(vki_llm *m, uint32_t seq, const float *embd, uint32_t n,
+                             bool non_causal, float *out_logits)
+{
+    if (!m || (!embd && n)) return VKI_ERROR_INVALID_ARGUMENT;
+    m->error[0] = 0;
+    if (seq >= m->n_seq)
+        return fail(m, VKI_ERROR_INVALID_ARGUMENT, "eval: sequence %u of %u", seq, m->n_seq);
+    if (n == 0) return fail(m, VKI_ERROR_INVALID_ARGUMENT, "eval: no embeddings");
+    if (n > m->info.n_ctx - m->position[seq])
+        return fail(m, VKI_ERROR_INVALID_ARGUMENT,
+                    "context full: %u tokens in the cache and %u embeddings more exceed its %u "
+                    "(raise the context size, or start over)", m->position[seq], n, m->info.n_ctx);
+    if (non_causal && n > m->info.n_batch_embd)
+        return fail(m, VKI_ERROR_INVALID_ARGUMENT, "eval: %u embeddings that see each other need "
+                    "one pass, and the embeddings pass holds %u (raise the batch size)", n,
+                    m->info.n_batch_embd);
+    // n <= n_ctx <= 2^31 rows of n_embd <= 2^16: the count fits 64 bits.
+    uint64_t count = (uint64_t)n * m->hp.n_embd;
+    for (uint64_t i = 0; i < count; i++)
+        if (!isfinite(embd[i]))
+            return fail(m, VKI_ERROR_INVALID_ARGUMENT, "eval: embedding %llu (row %llu) is not "
+                        "a finite number", (unsigned long long)i,
+                        (unsigned long long)(i / m->hp.n_embd));
+    VKI_TRY(embd_pass(m));
+    llm_pass *p = &m->embd_pass;
+    for (uint32_t i = 0; i < n;) {
+        if (i > 0 && m->should_abort && m->should_abort(m->abort_user))
+            return fail(m, VKI_ERROR_CANCELLED, "eval: stopped after %u of %u embeddings", i, n);
+        uint32_t take = n - i < p->n_q ? n - i : p->n_q;
+        vki_status st = run_pass(m, p, seq, NULL, embd + (size_t)i * m->hp.n_embd, take, non_causal);
+        if (st) return fail(m, st, "eval: %s", vki_device_last_error(m->dev));
+        i += take;
+    }
+    if (out_logits) {
+        vki_status st = vki_program_download(p->prog, p->logits, out_logits,
+                                             (uint64_t)m->info.n_vocab * sizeof(float));
+        if (st) return fail(m, st, "eval: reading the logits: %s", vki_device_last_error(m->dev));
+    }
     return VKI_OK;
 }

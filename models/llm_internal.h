@@ -42,6 +42,10 @@ typedef struct vki_llm_build {
                             // sequence; sequence s's position p at s * n_ctx + p with several)
     vki_tensor last;        // I32 [1]: the row whose logits are wanted (unless all_rows)
     bool all_rows;          // logits of every row: F32 [n_vocab, n_q]
+    vki_tensor embd;        // F32 [n_embd, n_q] in place of the tokens' embeddings (an image's:
+                            // vki_llm_embed returns it, unscaled), {0} in a token pass
+    vki_tensor attn_pos;    // I32 [n_q]: the cache position each row's attention sees up to, if
+                            // not its own (kv_pos): a non-causal span's rows all see its last
 } vki_llm_build;
 
 /* The weight `name` as stored in the file, checked against `ne` (entries < 0 are not checked);
@@ -59,9 +63,11 @@ bool vki_llm_has_weight(vki_llm_build *b, const char *name);
 vki_tensor vki_llm_weight_rows(vki_llm_build *b, const char *const *names, uint32_t n, uint32_t il,
                                int64_t k, const int64_t *rows);
 
-/* Rows ids of the embedding table `name` [n_embd, n_vocab]: F32 [n_embd, n_q]; and w x for the
- * weight `name` [k, m] (F32 [m, n]; {0} when absent and `optional`). Either weight may be larger
- * than the device binds at once (a big vocabulary): the lowering reads it in row slices. */
+/* Rows ids of the embedding table `name` [n_embd, n_vocab]: F32 [n_embd, n_q] (in an
+ * embeddings pass b->embd instead, which an architecture must not scale as it scales its
+ * tokens'); and w x for the weight `name` [k, m] (F32 [m, n]; {0} when absent and `optional`).
+ * Either weight may be larger than the device binds at once (a big vocabulary): the lowering
+ * reads it in row slices. */
 vki_tensor vki_llm_embed(vki_llm_build *b, const char *name, int64_t n_embd, int64_t n_vocab,
                          vki_tensor ids);
 vki_tensor vki_llm_matmul_rows(vki_llm_build *b, const char *name, int64_t k, int64_t m,

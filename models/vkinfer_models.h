@@ -285,6 +285,8 @@ typedef struct vki_llm_info {
     vki_dtype kv_dtype;      // its element type (F16, F32 or Q8_0)
     uint64_t activation_bytes; // both plans' activation arenas and their inputs/outputs
     uint32_t n_seq;          // sequences (each n_ctx tokens of the cache)
+    uint32_t n_batch_embd;   // rows of the embeddings pass (vki_llm_eval_embd; compiled on first
+                             // use): the most a non-causal span may hold
 } vki_llm_info;
 
 /* Reads the architecture and hyper-parameters from `gguf` (borrowed: keep it open until
