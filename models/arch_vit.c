@@ -1,0 +1,135 @@
+/* The vision encoders of llama.cpp's multimodal projector files as op builders: a ViT (SigLIP
+ * or CLIP: patch embedding, learned positions, pre-norm blocks with layer norm and an MLP,
+ * attention both ways with no mask, a final layer norm) and the family's projector. Tensor
+ * names are the mmproj file's (v.*, mm.*); shapes in ggml order.
+ *
+ * The patch embedding is a convolution whose stride is its kernel: each output reads one patch
+ * and no two share a pixel, so it is exactly a matrix product of the weight [patch^2 * 3,
+ * width] (the file's [patch, patch, 3, width] read as one matrix) with the image cut into
+ * patches (one column per patch, in the weight's order: x fastest, then y, then channel), which
+ * vision.c does on the host while it preprocesses. */
+#include "vision_internal.h"
+
+#include <math.h>
+#include <stdio.h>
+
+static vki_tensor T(vki_vision *v, const char *name, uint32_t ndim, const int64_t *ne)
+{
+    return vki_weights_tensor(v->weights, v->prog, name, ndim, ne, false, true);
+}
+
+/* t as F32: biases and norms stored in F16 are added to F32 activations. */
+static vki_tensor f32(vki_vision *v, vki_tensor t)
+{
+    vki_tensor_info info;
+    vki_graph *g = vki_program_graph(v->prog);
+    if (!vki_tensor_get_info(g, t, &info) || info.dtype == VKI_DTYPE_F32) return t;
+    return vki_cast(g, t, VKI_DTYPE_F32);
+}
+
+/* y = W x + b for block il's `what` (weight [k, n], bias [n]). */
+static vki_tensor linear(vki_vision *v, vki_tensor x, uint32_t il, const char *what, int64_t k, int64_t n)
+{
+    char wn[96], bn[96];
+    snprintf(wn, sizeof wn, "v.blk.%u.%s.weight", il, what);
+    snprintf(bn, sizeof bn, "v.blk.%u.%s.bias", il, what);
+    vki_graph *g = vki_program_graph(v->prog);
+    vki_tensor y = vki_matmul(g, vki_weights_linear(v->weights, v->prog, wn, k, n), x);
+    return vki_add(g, y, f32(v, T(v, bn, 1, &n)));
+}
+
+static vki_tensor norm(vki_vision *v, vki_tensor x, const char *prefix)
+{
+    char wn[96], bn[96];
+    snprintf(wn, sizeof wn, "%s.weight", prefix);
+    snprintf(bn, sizeof bn, "%s.bias", prefix);
+    int64_t w = v->info.width;
+    return vki_layer_norm(vki_program_graph(v->prog), x, T(v, wn, 1, &w), T(v, bn, 1, &w), v->eps);
+}
+
+/* One pre-norm block: x + attn(ln1(x)), then + mlp(ln2(.)). x F32 [width, n]. */
+static vki_tensor block(vki_vision *v, vki_tensor x, uint32_t il)
+{
+    vki_graph *g = vki_program_graph(v->prog);
+    const vki_vision_info *in = &v->info;
+    int64_t w = in->width, n = (int64_t)v->n_side * v->n_side, hd = w / in->n_head;
+    char name[64];
+    snprintf(name, sizeof name, "v.blk.%u.ln1", il);
+    vki_tensor h = norm(v, x, name);
+    const int64_t heads[3] = {hd, in->n_head, n};
+    vki_tensor q = vki_reshape(g, linear(v, h, il, "attn_q", w, w), 3, heads);
+    vki_tensor k = vki_reshape(g, linear(v, h, il, "attn_k", w, w), 3, heads);
+    vki_tensor val = vki_reshape(g, linear(v, h, il, "attn_v", w, w), 3, heads);
+    // Every patch sees every other: no mask, not causal.
+    vki_tensor a = vki_attention(g, q, k, val, (vki_tensor){0}, 1.0f / sqrtf((float)hd), false);
+    x = vki_add(g, x, linear(v, vki_reshape(g, a, 2, (int64_t[2]){w, n}), il, "attn_out", w, w));
+    snprintf(name, sizeof name, "v.blk.%u.ln2", il);
+    h = norm(v, x, name);
+    int64_t ff = v->n_ff;
+    h = vki_activate(g, linear(v, h, il, "ffn_up", w, ff), v->act);
+    return vki_add(g, x, linear(v, h, il, "ffn_down", ff, w));
+}
+
+/* The ViT: patches F32 [patch^2 * 3, n] -> F32 [width, n] after the final norm. */
+static vki_tensor vit(vki_vision *v, vki_tensor patches)
+{
+    vki_graph *g = vki_program_graph(v->prog);
+    const vki_vision_info *in = &v->info;
+    int64_t w = in->width, n = (int64_t)v->n_side * v->n_side, p = in->patch_size;
+    vki_tensor kernel = vki_reshape(g, T(v, "v.patch_embd.weight", 4, (int64_t[4]){p, p, 3, w}), 2,
+                                    (int64_t[2]){p * p * 3, w});
+    vki_tensor x = vki_add(g, vki_matmul(g, kernel, patches), f32(v, T(v, "v.patch_embd.bias", 1, &w)));
+    x = vki_add(g, x, f32(v, T(v, "v.position_embd.weight", 2, (int64_t[2]){w, n})));
+    for (uint32_t il = 0; il < in->n_layer && vki_weights_status(v->weights) == VKI_OK; il++)
+        x = block(v, x, il);
+    return norm(v, x, "v.post_ln");
+}
+
+/* Gemma 3: average pooling of the patch grid by scale x scale (a product with the fixed
+ * averaging matrix `pool`: each token's column holds 1 / scale^2 at its patches), Gemma's RMS
+ * norm (the file's weight is already 1 + w), then the projection, stored [n_embd, width]
+ * (PyTorch's x @ W layout) and so transposed into a product's [width, n_embd]. */
+static vki_tensor gemma3(vki_vision *v, vki_tensor x)
+{
+    vki_graph *g = vki_program_graph(v->prog);
+    int64_t w = v->info.width, e = v->info.n_embd;
+    vki_tensor rows = vki_copy(g, vki_transpose(g, x), 0); // [n, width]: patches along rows
+    vki_tensor y = vki_matmul(g, rows, v->pool);           // [width, n_tokens]
+    y = vki_rms_norm(g, y, T(v, "mm.soft_emb_norm.weight", 1, &w), v->eps);
+    vki_tensor proj = vki_copy(g, vki_transpose(g, T(v, "mm.input_projection.weight", 2, (int64_t[2]){e, w})), 0);
+    return vki_matmul(g, proj, y);
+}
+
+/* Idefics3 / SmolVLM: pixel shuffle (each scale x scale square of patches becomes one token of
+ * scale^2 * width features, in the order transformers' Idefics3Connector.pixel_shuffle gives),
+ * then one linear without bias. The shuffle as views: with s = scale and the patch grid H x W
+ * (y slowest), [w*s, W/s, H] swaps its last two dims, regroups rows as [w*s*s, H/s, W/s] and
+ * swaps back. */
+static vki_tensor idefics3(vki_vision *v, vki_tensor x)
+{
+    vki_graph *g = vki_program_graph(v->prog);
+    int64_t w = v->info.width, s = v->scale, side = v->n_side, e = v->info.n_embd;
+    const uint32_t swap12[VKI_MAX_DIMS] = {0, 2, 1, 3};
+    x = vki_reshape(g, x, 3, (int64_t[3]){w * s, side / s, side});
+    x = vki_copy(g, vki_permute(g, x, swap12), 0);
+    x = vki_reshape(g, x, 3, (int64_t[3]){w * s * s, side / s, side / s});
+    x = vki_copy(g, vki_permute(g, x, swap12), 0);
+    x = vki_reshape(g, x, 2, (int64_t[2]){w * s * s, v->n_tokens});
+    return vki_matmul(g, vki_weights_linear(v->weights, v->prog, "mm.model.fc.weight", w * s * s, e), x);
+}
+
+void vki__vision_build(vki_vision *v)
+{
+    const int64_t n = (int64_t)v->n_side * v->n_side, p = v->info.patch_size;
+    v->patches = vki_program_input(v->prog, VKI_DTYPE_F32, 2, (int64_t[2]){p * p * 3, n}, "patches");
+    if (v->info.projector == VKI_PROJECTOR_GEMMA3)
+        v->pool = vki_program_input(v->prog, VKI_DTYPE_F32, 2, (int64_t[2]){n, v->n_tokens}, "pool");
+    vki_tensor x = vit(v, v->patches);
+    switch (v->info.projector) {
+    case VKI_PROJECTOR_GEMMA3: x = gemma3(v, x); break;
+    case VKI_PROJECTOR_IDEFICS3: x = idefics3(v, x); break;
+    default: x = (vki_tensor){0}; break; // vision.c refuses the others before building
+    }
+    v->out = x;
+    vki_program_output(v->prog, x, "embd");
+}

@@ -1,0 +1,420 @@
+/* The vision encoder's public side (vkinfer_vision.h): an mmproj file's metadata read and
+ * bounded, the family's preprocessing on the host (PIL's resampling, the normalisation), the
+ * image cut into patches, and the program that runs the network of arch_vit.c.
+ *
+ * Families: Gemma 3 ("gemma3": SigLIP, pooled projector) and Idefics3 / SmolVLM ("idefics3":
+ * SigLIP, pixel shuffle + linear). Each encodes one square image of clip.vision.image_size
+ * pixels: the picture is resized to it whatever its aspect (as transformers' Gemma3 processor
+ * does, and as Idefics3's does for the one global image llama.cpp encodes). */
+#include "vision_internal.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Bounds on what a file may ask for, checked before anything is sized from it: far above the
+ * released encoders (SigLIP-so400m: 896 px, patch 14, width 1152, 27 layers, 16 heads, MLP
+ * 4304), low enough that every product below fits 32 bits twice over. */
+#define MAX_IMAGE_SIZE 2048
+#define MAX_PATCH 64
+#define MAX_PATCHES 16384 // per side squared: the sequence the attention sees
+#define MAX_WIDTH 8192
+#define MAX_HEAD_DIM 256  // vki_attention's
+#define MAX_LAYERS 128
+#define MAX_FF 65536
+#define MAX_EMBD 65536
+#define MAX_SIDE 16384    // of an input image (vkinfer_vision.h)
+
+static vki_status fail(char *err, size_t n, vki_status st, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, n, fmt, ap);
+    va_end(ap);
+    return st;
+}
+
+static vki_status get_u32(vki_gguf *f, const char *key, uint32_t *out, char *err, size_t n)
+{
+    vki_status st = vki_gguf_get_u32(f, key, out);
+    if (st == VKI_ERROR_NOT_FOUND) return fail(err, n, VKI_ERROR_BAD_FILE, "mmproj: no %s", key);
+    if (st) return fail(err, n, VKI_ERROR_BAD_FILE, "mmproj: %s", vki_gguf_last_error(f));
+    return VKI_OK;
+}
+
+/* clip.vision.image_mean / image_std: 3 finite floats (std positive). */
+static vki_status get_rgb(vki_gguf *f, const char *key, float out[3], bool positive, char *err, size_t n)
+{
+    vki_gguf_array a;
+    vki_status st = vki_gguf_get_array(f, key, &a);
+    if (st == VKI_ERROR_NOT_FOUND) return fail(err, n, VKI_ERROR_BAD_FILE, "mmproj: no %s", key);
+    if (st || a.count != 3)
+        return fail(err, n, VKI_ERROR_BAD_FILE, "mmproj: %s is not an array of 3 floats", key);
+    for (uint64_t i = 0; i < 3; i++) {
+        if (vki_gguf_array_get_f32(f, &a, i, &out[i]) || !isfinite(out[i]) || (positive && !(out[i] > 0)) ||
+            fabsf(out[i]) > 1e6f)
+            return fail(err, n, VKI_ERROR_BAD_FILE, "mmproj: %s[%llu] is not a %s float", key,
+                        (unsigned long long)i, positive ? "positive finite" : "finite");
+    }
+    return VKI_OK;
+}
+
+static vki_status read_metadata(vki_vision *v, vki_gguf *f, char *err, size_t n)
+{
+    vki_gguf_string s;
+    vki_status st = vki_gguf_get_string(f, "clip.projector_type", &s);
+    if (st) return fail(err, n, VKI_ERROR_BAD_FILE, "mmproj: no clip.projector_type string (not a projector file?)");
+    size_t len = s.size < sizeof v->projector_name - 1 ? (size_t)s.size : sizeof v->projector_name - 1;
+    memcpy(v->projector_name, s.data, len);
+    v->projector_name[len] = 0;
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)v->projector_name[i] < 0x20 || (unsigned char)v->projector_name[i] > 0x7e)
+            v->projector_name[i] = '?'; // it goes into messages
+    vki_vision_info *in = &v->info;
+    in->projector_name = v->projector_name;
+    if (s.size == 6 && !memcmp(s.data, "gemma3", 6)) {
+        in->projector = VKI_PROJECTOR_GEMMA3;
+        in->non_causal = true;
+        v->resample = VKI_RESAMPLE_BILINEAR;
+    } else if (s.size == 8 && !memcmp(s.data, "idefics3", 8)) {
+        in->projector = VKI_PROJECTOR_IDEFICS3;
+        v->resample = VKI_RESAMPLE_LANCZOS;
+    } else {
+        return fail(err, n, VKI_ERROR_UNSUPPORTED,
+                    "mmproj: projector type \"%s\" is not one vkinfer runs (gemma3, idefics3)", v->projector_name);
+    }
+    bool has_vision = false;
+    if (vki_gguf_get_bool(f, "clip.has_vision_encoder", &has_vision) || !has_vision)
+        return fail(err, n, VKI_ERROR_UNSUPPORTED, "mmproj: clip.has_vision_encoder is not true");
+    uint32_t ff = 0;
+    VKI_TRY(get_u32(f, "clip.vision.image_size", &in->image_size, err, n));
+    VKI_TRY(get_u32(f, "clip.vision.patch_size", &in->patch_size, err, n));
+    VKI_TRY(get_u32(f, "clip.vision.embedding_length", &in->width, err, n));
+    VKI_TRY(get_u32(f, "clip.vision.feed_forward_length", &ff, err, n));
+    VKI_TRY(get_u32(f, "clip.vision.block_count", &in->n_layer, err, n));
+    VKI_TRY(get_u32(f, "clip.vision.attention.head_count", &in->n_head, err, n));
+    VKI_TRY(get_u32(f, "clip.vision.projection_dim", &in->n_embd, err, n));
+    v->n_ff = ff;
+    v->eps = 1e-6f;
+    st = vki_gguf_get_f32(f, "clip.vision.attention.layer_norm_epsilon", &v->eps);
+    if ((st && st != VKI_ERROR_NOT_FOUND) || !(v->eps > 0 && v->eps < 1))
+        return fail(err, n, VKI_ERROR_BAD_FILE, "mmproj: clip.vision.attention.layer_norm_epsilon is not in (0, 1)");
+    VKI_TRY(get_rgb(f, "clip.vision.image_mean", v->mean, false, err, n));
+    VKI_TRY(get_rgb(f, "clip.vision.image_std", v->std, true, err, n));
+    // The MLP's activation as llama.cpp reads it: use_gelu is ggml's gelu, the tanh form (what
+    // SigLIP is trained with, gelu_pytorch_tanh); use_silu; neither is CLIP's quick GELU.
+    bool gelu = false, silu = false;
+    if (vki_gguf_get_bool(f, "clip.use_gelu", &gelu) == VKI_ERROR_BAD_FILE ||
+        vki_gguf_get_bool(f, "clip.use_silu", &silu) == VKI_ERROR_BAD_FILE || (gelu && silu))
+        return fail(err, n, VKI_ERROR_BAD_FILE, "mmproj: clip.use_gelu / clip.use_silu are not one boolean choice");
+    v->act = gelu ? VKI_ACT_GELU_TANH : silu ? VKI_ACT_SILU : VKI_ACT_QUICK_GELU;
+
+    if (in->image_size == 0 || in->image_size > MAX_IMAGE_SIZE || in->patch_size == 0 ||
+        in->patch_size > MAX_PATCH || in->image_size % in->patch_size)
+        return fail(err, n, VKI_ERROR_BAD_FILE,
+                    "mmproj: image size %u with patch %u (a whole number of patches of at most %d, at most %d px)",
+                    in->image_size, in->patch_size, MAX_PATCH, MAX_IMAGE_SIZE);
+    v->n_side = in->image_size / in->patch_size;
+    if (v->n_side * v->n_side > MAX_PATCHES)
+        return fail(err, n, VKI_ERROR_BAD_FILE, "mmproj: %u x %u patches (at most %d)", v->n_side, v->n_side,
+                    MAX_PATCHES);
+    if (in->width == 0 || in->width > MAX_WIDTH || in->n_head == 0 || in->width % in->n_head ||
+        in->width / in->n_head > MAX_HEAD_DIM || (in->width / in->n_head) % 2)
+        return fail(err, n, VKI_ERROR_BAD_FILE,
+                    "mmproj: width %u in %u heads (an even head width of at most %d, width at most %d)",
+                    in->width, in->n_head, MAX_HEAD_DIM, MAX_WIDTH);
+    if (in->n_layer == 0 || in->n_layer > MAX_LAYERS || ff == 0 || ff > MAX_FF || in->n_embd == 0 ||
+        in->n_embd > MAX_EMBD)
+        return fail(err, n, VKI_ERROR_BAD_FILE, "mmproj: %u layers (1..%d), MLP %u (1..%d), projection %u (1..%d)",
+                    in->n_layer, MAX_LAYERS, ff, MAX_FF, in->n_embd, MAX_EMBD);
+
+    if (in->projector == VKI_PROJECTOR_GEMMA3) {
+        // llama.cpp's default pooling is 4 (every released Gemma 3: 64 x 64 patches to 16 x 16
+        // tokens); test models write their own.
+        v->scale = 4;
+        st = vki_gguf_get_u32(f, "clip.vision.projector.scale_factor", &v->scale);
+        if (st && st != VKI_ERROR_NOT_FOUND) return fail(err, n, VKI_ERROR_BAD_FILE, "mmproj: %s", vki_gguf_last_error(f));
+    } else {
+        v->scale = 2;
+        st = vki_gguf_get_u32(f, "clip.vision.projector.scale_factor", &v->scale);
+        if (st && st != VKI_ERROR_NOT_FOUND) return fail(err, n, VKI_ERROR_BAD_FILE, "mmproj: %s", vki_gguf_last_error(f));
+        if (v->scale && (uint64_t)in->width * v->scale * v->scale > MAX_FF)
+            return fail(err, n, VKI_ERROR_BAD_FILE, "mmproj: pixel shuffle by %u of width %u is too wide", v->scale,
+                        in->width);
+    }
+    if (v->scale == 0 || v->scale > v->n_side || v->n_side % v->scale)
+        return fail(err, n, VKI_ERROR_BAD_FILE,
+                    "mmproj: clip.vision.projector.scale_factor %u does not divide the %u patches per side",
+                    v->scale, v->n_side);
+    v->n_tokens = (v->n_side / v->scale) * (v->n_side / v->scale);
+    return VKI_OK;
+}
+
+/* Host buffers: the preprocessed image, the patch rows, Gemma 3's averaging matrix (all sized
+ * from bounded hyper-parameters). */
+static vki_status alloc_host(vki_vision *v)
+{
+    const vki_allocator *a = v->allocator.alloc ? &v->allocator : NULL;
+    size_t s = v->info.image_size, np = (size_t)v->n_side * v->n_side;
+    v->pixels = vki__model_alloc(a, 3 * s * s * sizeof(float));
+    v->patch_rows = vki__model_alloc(a, 3 * s * s * sizeof(float));
+    if (!v->pixels || !v->patch_rows) return VKI_ERROR_OUT_OF_HOST_MEMORY;
+    if (v->info.projector == VKI_PROJECTOR_GEMMA3) {
+        v->pool_matrix = vki__model_alloc(a, np * v->n_tokens * sizeof(float));
+        if (!v->pool_matrix) return VKI_ERROR_OUT_OF_HOST_MEMORY;
+        uint32_t k = v->scale, out_side = v->n_side / k;
+        float w = 1.0f / (float)(k * k);
+        for (uint32_t py = 0; py < v->n_side; py++)
+            for (uint32_t px = 0; px < v->n_side; px++) {
+                size_t tok = (size_t)(py / k) * out_side + px / k;
+                v->pool_matrix[tok * np + (size_t)py * v->n_side + px] = w;
+            }
+    }
+    return VKI_OK;
+}
+
+static vki_status load(vki_vision *v, vki_device *dev, vki_gguf *file, char *err, size_t n)
+{
+    VKI_TRY(read_metadata(v, file, err, n));
+    vki_status st = alloc_host(v);
+    if (st) return fail(err, n, st, "mmproj: out of host memory");
+    const vki_profile *profile = vki_device_profile(dev);
+    const vki_allocator *a = v->allocator.alloc ? &v->allocator : NULL;
+    vki_weights_desc wd = {.source = vki_weight_source_gguf(file), .device = dev, .profile = profile,
+                           .allocator = a, .model_name = "the vision encoder"};
+    if ((st = vki_weights_create(&wd, &v->weights))) return fail(err, n, st, "mmproj: %s", vki_status_string(st));
+    vki_program_desc pd = {.device = dev, .profile = profile, .allocator = a, .name = "vision encoder"};
+    if ((st = vki_program_create(&pd, &v->prog))) return fail(err, n, st, "mmproj: %s", vki_status_string(st));
+    vki__vision_build(v);
+    st = vki_weights_status(v->weights);
+    if (!st) st = vki_weights_check_all_used(v->weights);
+    if (!st) st = vki_weights_upload(v->weights);
+    if (st) return fail(err, n, st, "mmproj: %s", vki_weights_error(v->weights));
+    if ((st = vki_program_compile(v->prog, v->weights)))
+        return fail(err, n, st, "mmproj: %s", vki_program_error(v->prog));
+    v->info.weight_bytes = vki_weights_bytes(v->weights);
+    v->info.activation_bytes = vki_program_activation_bytes(v->prog);
+    return VKI_OK;
+}
+
+vki_status vki_vision_load(vki_device *device, vki_gguf *mmproj, const vki_vision_desc *desc,
+                           vki_vision **out_vision, char *out_error, size_t error_size)
+{
+    char dummy[8];
+    if (!out_error || !error_size) {
+        out_error = dummy;
+        error_size = sizeof dummy;
+    }
+    out_error[0] = 0;
+    if (!device || !mmproj || !out_vision) return VKI_ERROR_INVALID_ARGUMENT;
+    *out_vision = NULL;
+    const vki_allocator *a = desc ? desc->allocator : NULL;
+    vki_vision *v = vki__model_alloc(a, sizeof *v);
+    if (!v) return VKI_ERROR_OUT_OF_HOST_MEMORY;
+    v->allocator = a ? *a : (vki_allocator){0};
+    vki_status st = load(v, device, mmproj, out_error, error_size);
+    if (st) {
+        vki_vision_destroy(v);
+        return st;
+    }
+    *out_vision = v;
+    return VKI_OK;
+}
+
+void vki_vision_destroy(vki_vision *v)
+{
+    if (!v) return;
+    vki_program_destroy(v->prog);
+    vki_weights_destroy(v->weights);
+    vki_allocator a = v->allocator;
+    vki__model_free(&a, v->pixels);
+    vki__model_free(&a, v->patch_rows);
+    vki__model_free(&a, v->pool_matrix);
+    vki__model_free(&a, v);
+}
+
+const vki_vision_info *vki_vision_info_get(const vki_vision *v) { return v ? &v->info : NULL; }
+const char *vki_vision_last_error(const vki_vision *v) { return v ? v->error : ""; }
+
+uint32_t vki_vision_n_tokens(const vki_vision *v, uint32_t w, uint32_t h)
+{
+    if (!v || w == 0 || h == 0 || w > MAX_SIDE || h > MAX_SIDE) return 0;
+    return v->n_tokens;
+}
+
+/* ---- Preprocessing: PIL's resampling ----------------------------------------------------------
+ * Image.resize of an 8-bit image: separable, the horizontal pass first into 8-bit rows, then the
+ * vertical; output pixel i of an axis scaled by `scale` = in / out is centred at (i + 0.5) *
+ * scale, and when shrinking the filter stretches by the scale (antialiasing), over
+ * support * max(scale, 1) input pixels each side. Weights are normalised, then rounded to 22
+ * fractional bits, and each sum rounds half up and clamps to 0..255, as PIL's 8-bit path does,
+ * so that the bytes match the family's processor. */
+
+#define PREC_BITS 22
+
+static double filter(vki_vision_resample r, double x)
+{
+    x = fabs(x);
+    switch (r) {
+    case VKI_RESAMPLE_BILINEAR: return x < 1 ? 1 - x : 0;
+    case VKI_RESAMPLE_BICUBIC: {
+        const double a = -0.5;
+        if (x < 1) return ((a + 2) * x - (a + 3)) * x * x + 1;
+        if (x < 2) return (((x - 5) * x + 8) * x - 4) * a;
+        return 0;
+    }
+    case VKI_RESAMPLE_LANCZOS: {
+        if (x >= 3) return 0;
+        if (x < 1e-12) return 1;
+        const double pi = 3.14159265358979323846;
+        return sin(pi * x) / (pi * x) * sin(pi * x / 3) / (pi * x / 3);
+    }
+    }
+    return 0;
+}
+
+static double support(vki_vision_resample r)
+{
+    return r == VKI_RESAMPLE_BILINEAR ? 1 : r == VKI_RESAMPLE_BICUBIC ? 2 : 3;
+}
+
+/* For each of `out` pixels: the first input pixel, the count, and `ksize` fixed-point weights. */
+static vki_status coefficients(vki_vision *v, uint32_t in, uint32_t out, uint32_t **bounds, int32_t **k,
+                               uint32_t *ksize)
+{
+    double scale = (double)in / out, fs = scale > 1 ? scale : 1, sup = support(v->resample) * fs;
+    uint32_t ks = (uint32_t)ceil(sup) * 2 + 1;
+    const vki_allocator *a = v->allocator.alloc ? &v->allocator : NULL;
+    *bounds = vki__model_alloc(a, (size_t)out * 2 * sizeof **bounds);
+    *k = vki__model_alloc(a, (size_t)out * ks * sizeof **k);
+    double *w = vki__model_alloc(a, ks * sizeof *w);
+    if (!*bounds || !*k || !w) {
+        vki__model_free(a, w);
+        return VKI_ERROR_OUT_OF_HOST_MEMORY;
+    }
+    for (uint32_t i = 0; i < out; i++) {
+        double center = (i + 0.5) * scale;
+        int64_t lo = (int64_t)(center - sup + 0.5), hi = (int64_t)(center + sup + 0.5);
+        if (lo < 0) lo = 0;
+        if (hi > in) hi = in;
+        uint32_t cnt = (uint32_t)(hi - lo);
+        if (cnt > ks) cnt = ks;
+        double sum = 0;
+        for (uint32_t j = 0; j < cnt; j++) sum += w[j] = filter(v->resample, (j + lo - center + 0.5) / fs);
+        for (uint32_t j = 0; j < cnt; j++) {
+            double x = sum != 0 ? w[j] / sum : 0;
+            (*k)[(size_t)i * ks + j] = (int32_t)(x < 0 ? -0.5 + x * (1 << PREC_BITS) : 0.5 + x * (1 << PREC_BITS));
+        }
+        (*bounds)[2 * i] = (uint32_t)lo;
+        (*bounds)[2 * i + 1] = cnt;
+    }
+    vki__model_free(a, w);
+    *ksize = ks;
+    return VKI_OK;
+}
+
+static uint8_t clip8(int64_t ss)
+{
+    int64_t x = ss >> PREC_BITS; // arithmetic shift: floor, as PIL's
+    return (uint8_t)(x < 0 ? 0 : x > 255 ? 255 : x);
+}
+
+/* src [sh][sw][3] -> dst [dh][dw][3], horizontal then vertical; a pass whose size does not
+ * change is skipped, as PIL does. */
+static vki_status resize(vki_vision *v, const uint8_t *src, uint32_t sw, uint32_t sh, uint8_t *dst,
+                         uint32_t dw, uint32_t dh, uint8_t *tmp)
+{
+    uint32_t *hb = NULL, *vb = NULL, hk = 0, vk = 0;
+    int32_t *hc = NULL, *vc = NULL;
+    const vki_allocator *a = v->allocator.alloc ? &v->allocator : NULL;
+    vki_status st = VKI_OK;
+    const uint8_t *rows = src; // after the horizontal pass: [sh][dw][3]
+    if (sw != dw) {
+        if ((st = coefficients(v, sw, dw, &hb, &hc, &hk))) goto done;
+        for (uint32_t y = 0; y < sh; y++)
+            for (uint32_t x = 0; x < dw; x++)
+                for (uint32_t c = 0; c < 3; c++) {
+                    int64_t ss = (int64_t)1 << (PREC_BITS - 1);
+                    for (uint32_t j = 0; j < hb[2 * x + 1]; j++)
+                        ss += (int64_t)src[((size_t)y * sw + hb[2 * x] + j) * 3 + c] * hc[(size_t)x * hk + j];
+                    tmp[((size_t)y * dw + x) * 3 + c] = clip8(ss);
+                }
+        rows = tmp;
+    }
+    if (sh != dh) {
+        if ((st = coefficients(v, sh, dh, &vb, &vc, &vk))) goto done;
+        for (uint32_t y = 0; y < dh; y++)
+            for (uint32_t x = 0; x < dw; x++)
+                for (uint32_t c = 0; c < 3; c++) {
+                    int64_t ss = (int64_t)1 << (PREC_BITS - 1);
+                    for (uint32_t j = 0; j < vb[2 * y + 1]; j++)
+                        ss += (int64_t)rows[((size_t)(vb[2 * y] + j) * dw + x) * 3 + c] * vc[(size_t)y * vk + j];
+                    dst[((size_t)y * dw + x) * 3 + c] = clip8(ss);
+                }
+    } else {
+        memcpy(dst, rows, (size_t)dh * dw * 3);
+    }
+done:
+    vki__model_free(a, hb);
+    vki__model_free(a, hc);
+    vki__model_free(a, vb);
+    vki__model_free(a, vc);
+    return st;
+}
+
+vki_status vki__vision_preprocess(vki_vision *v, const uint8_t *rgb, uint32_t w, uint32_t h, float *out)
+{
+    if (!v || !rgb || !out || !vki_vision_n_tokens(v, w, h)) return VKI_ERROR_INVALID_ARGUMENT;
+    const vki_allocator *a = v->allocator.alloc ? &v->allocator : NULL;
+    uint32_t s = v->info.image_size;
+    uint8_t *tmp = vki__model_alloc(a, (size_t)h * s * 3);
+    uint8_t *img = vki__model_alloc(a, (size_t)s * s * 3);
+    vki_status st = tmp && img ? resize(v, rgb, w, h, img, s, s, tmp) : VKI_ERROR_OUT_OF_HOST_MEMORY;
+    if (!st) {
+        for (uint32_t c = 0; c < 3; c++)
+            for (size_t i = 0; i < (size_t)s * s; i++)
+                out[c * (size_t)s * s + i] = ((float)img[i * 3 + c] / 255.0f - v->mean[c]) / v->std[c];
+    }
+    vki__model_free(a, tmp);
+    vki__model_free(a, img);
+    return st;
+}
+
+vki_status vki_vision_encode(vki_vision *v, const uint8_t *rgb, uint32_t w, uint32_t h, float *out_embd)
+{
+    if (!v || !rgb || !out_embd) return VKI_ERROR_INVALID_ARGUMENT;
+    v->error[0] = 0;
+    if (!vki_vision_n_tokens(v, w, h)) {
+        snprintf(v->error, sizeof v->error, "vision: an image of %u x %u pixels (each side 1..%d)", w, h, MAX_SIDE);
+        return VKI_ERROR_INVALID_ARGUMENT;
+    }
+    vki_status st = vki__vision_preprocess(v, rgb, w, h, v->pixels);
+    if (st) {
+        snprintf(v->error, sizeof v->error, "vision: out of host memory preprocessing %u x %u", w, h);
+        return st;
+    }
+    // The patches, one column each (row-major over the grid, as the convolution's output is
+    // flattened), each column in the kernel's order: x fastest, then y, then channel.
+    uint32_t p = v->info.patch_size, s = v->info.image_size, side = v->n_side;
+    size_t col = (size_t)p * p * 3;
+    for (uint32_t py = 0; py < side; py++)
+        for (uint32_t px = 0; px < side; px++) {
+            float *dst = v->patch_rows + ((size_t)py * side + px) * col;
+            for (uint32_t c = 0; c < 3; c++)
+                for (uint32_t ky = 0; ky < p; ky++)
+                    for (uint32_t kx = 0; kx < p; kx++)
+                        *dst++ = v->pixels[((size_t)c * s + py * p + ky) * s + px * p + kx];
+        }
+    size_t np = (size_t)side * side;
+    if ((st = vki_program_upload(v->prog, v->patches, v->patch_rows, col * np * sizeof(float))) ||
+        (v->pool.id && (st = vki_program_upload(v->prog, v->pool, v->pool_matrix, np * v->n_tokens * sizeof(float)))) ||
+        (st = vki_program_run(v->prog)) ||
+        (st = vki_program_download(v->prog, v->out, out_embd,
+                                   (uint64_t)v->n_tokens * v->info.n_embd * sizeof(float)))) {
+        snprintf(v->error, sizeof v->error, "vision: %s", vki_program_error(v->prog)[0] ? vki_program_error(v->prog)
+                                                                                       : vki_status_string(st));
+        return st;
+    }
+    return VKI_OK;
+}

@@ -1,0 +1,233 @@
+// Vision encoders (models/vision.c, models/arch_vit.c) against transformers: tiny random Gemma 3
+// and Idefics3 models converted by llama.cpp's convert_hf_to_gguf.py --mmproj, a 40x30 test
+// image, and the processor's pixels and get_image_features from transformers
+// (tools/gen_vision_golden.py, tests/data/vision/). Then mmproj files damaged byte by byte:
+// each failure must be clear and name its cause.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <vector>
+
+#include "models/sd_golden.h"
+#include "runtime/test_support.h"
+
+extern "C" {
+#include "vision_internal.h"
+}
+
+namespace {
+
+std::string data(const std::string &name) { return std::string(VKI_TEST_DATA) + "/vision/" + name; }
+
+std::vector<uint8_t> read_file(const std::string &path)
+{
+    std::ifstream f(path, std::ios::binary);
+    return std::vector<uint8_t>(std::istreambuf_iterator<char>(f), {});
+}
+
+// ||a - b|| / ||b||.
+double norm_err(const std::vector<float> &a, const std::vector<float> &b)
+{
+    double num = 0, den = 0;
+    for (size_t i = 0; i < a.size() && i < b.size(); i++) {
+        num += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
+        den += double(b[i]) * b[i];
+    }
+    return std::sqrt(num / (den > 0 ? den : 1));
+}
+
+class VisionTest : public VulkanTest {
+  protected:
+    std::vector<uint8_t> bytes;
+    vki_gguf *file = nullptr;
+    vki_vision *v = nullptr;
+    char err[512] = "";
+
+    void SetUp() override
+    {
+        VulkanTest::SetUp();
+        open_device();
+    }
+    void TearDown() override
+    {
+        vki_vision_destroy(v);
+        vki_gguf_close(file);
+        VulkanTest::TearDown();
+    }
+    // Loads `bytes` (the family's file, possibly damaged) as an encoder.
+    vki_status load()
+    {
+        vki_vision_destroy(v);
+        vki_gguf_close(file);
+        v = nullptr;
+        file = nullptr;
+        err[0] = 0;
+        vki_status st = vki_gguf_open_memory(bytes.data(), bytes.size(), nullptr, &file, err, sizeof err);
+        if (st) return st;
+        return vki_vision_load(dev, file, nullptr, &v, err, sizeof err);
+    }
+    // The offset of `s` in bytes (the first occurrence); fails the test when absent.
+    size_t find(const std::string &s)
+    {
+        auto it = std::search(bytes.begin(), bytes.end(), s.begin(), s.end());
+        EXPECT_NE(it, bytes.end()) << s;
+        return it == bytes.end() ? 0 : size_t(it - bytes.begin());
+    }
+    // Overwrites the u32 value of metadata key `key` (GGUF: key, u32 type code 4, value).
+    void set_u32(const std::string &key, uint32_t value)
+    {
+        size_t at = find(key) + key.size();
+        uint32_t type;
+        memcpy(&type, &bytes[at], 4);
+        ASSERT_EQ(type, 4u) << key << " is not a u32";
+        memcpy(&bytes[at + 4], &value, 4);
+    }
+    // Renames the first occurrence of `from` to `to` (same length).
+    void rename(const std::string &from, const std::string &to)
+    {
+        ASSERT_EQ(from.size(), to.size());
+        size_t at = find(from);
+        memcpy(&bytes[at], to.data(), to.size());
+    }
+
+    void check_family(const char *family, vki_projector projector, uint32_t n_embd)
+    {
+        bytes = read_file(data(std::string(family) + ".mmproj.gguf"));
+        ASSERT_FALSE(bytes.empty()) << "no " << family << ".mmproj.gguf: run tools/gen_vision_golden.py";
+        ASSERT_EQ(load(), VKI_OK) << err;
+        const vki_vision_info *in = vki_vision_info_get(v);
+        EXPECT_EQ(in->projector, projector);
+        EXPECT_STREQ(in->projector_name, family);
+        EXPECT_EQ(in->image_size, 32u);
+        EXPECT_EQ(in->patch_size, 4u);
+        EXPECT_EQ(in->width, 64u);
+        EXPECT_EQ(in->n_layer, 2u);
+        EXPECT_EQ(in->n_head, 2u);
+        EXPECT_EQ(in->n_embd, n_embd);
+        EXPECT_EQ(in->non_causal, projector == VKI_PROJECTOR_GEMMA3);
+        EXPECT_GT(in->weight_bytes, 0u);
+        EXPECT_GT(in->activation_bytes, 0u);
+
+        SdGolden golden(data(std::string(family) + "_golden.safetensors"));
+        std::vector<int32_t> image = golden.i32("image");
+        ASSERT_EQ(image.size(), 30u * 40 * 3);
+        std::vector<uint8_t> rgb(image.begin(), image.end());
+
+        // Preprocessing: PIL's resize to 32x32 in 8 bits (one side shrinks, one grows) and the
+        // normalisation. Our resampler follows PIL's fixed-point arithmetic, so the bytes are
+        // PIL's: what remains is float rounding in (x / 255 - mean) / std (~1e-7).
+        std::vector<float> pixels(3 * 32 * 32), want = golden.f32("pixels");
+        ASSERT_EQ(vki__vision_preprocess(v, rgb.data(), 40, 30, pixels.data()), VKI_OK);
+        double max_abs = 0;
+        for (size_t i = 0; i < want.size(); i++) max_abs = std::max(max_abs, double(std::fabs(pixels[i] - want[i])));
+        EXPECT_LT(max_abs, 1e-5) << family << ": preprocessing differs from the processor's";
+
+        // Features: fp32 weights and activations through 2 layers, pooling or shuffle and the
+        // projection, with the weights the file holds (the golden rounds Gemma 3's F16
+        // projection as the file does); transformers is fp32 too, so the gap is summation order
+        // and the kernels' erf/exp approximations: ~3e-7 measured on lavapipe. 2e-5 leaves room
+        // for other devices' summation orders and still catches a wrong layout (a transposed
+        // weight, a misordered patch or token: errors of order 1) or a wrong activation (GELU
+        // erf for tanh: ~1e-4).
+        uint32_t n = vki_vision_n_tokens(v, 40, 30);
+        ASSERT_EQ(n, 16u);
+        std::vector<float> embd(size_t(n) * n_embd), feats = golden.f32("features");
+        ASSERT_EQ(feats.size(), embd.size());
+        ASSERT_EQ(vki_vision_encode(v, rgb.data(), 40, 30, embd.data()), VKI_OK) << vki_vision_last_error(v);
+        double e = norm_err(embd, feats);
+        std::printf("%s: features normalised error %.3g, preprocessing max |diff| %.3g\n", family, e, max_abs);
+        EXPECT_LT(e, 2e-5) << family;
+
+        // Encoding again gives the same result (the program is replayed).
+        std::vector<float> again(embd.size());
+        ASSERT_EQ(vki_vision_encode(v, rgb.data(), 40, 30, again.data()), VKI_OK);
+        EXPECT_EQ(0, memcmp(again.data(), embd.data(), embd.size() * sizeof(float)));
+
+        // Another image changes the features (the input matters).
+        std::vector<uint8_t> flat(64 * 48 * 3, 128);
+        ASSERT_EQ(vki_vision_encode(v, flat.data(), 64, 48, again.data()), VKI_OK);
+        EXPECT_GT(norm_err(again, embd), 0.05);
+    }
+};
+
+TEST_F(VisionTest, Gemma3MatchesTransformers) { check_family("gemma3", VKI_PROJECTOR_GEMMA3, 96); }
+
+TEST_F(VisionTest, Idefics3MatchesTransformers) { check_family("idefics3", VKI_PROJECTOR_IDEFICS3, 80); }
+
+TEST_F(VisionTest, BadSizesAndArgumentsAreRefused)
+{
+    bytes = read_file(data("gemma3.mmproj.gguf"));
+    ASSERT_EQ(load(), VKI_OK) << err;
+    EXPECT_EQ(vki_vision_n_tokens(v, 0, 30), 0u);
+    EXPECT_EQ(vki_vision_n_tokens(v, 40, 16385), 0u);
+    EXPECT_EQ(vki_vision_n_tokens(v, 16384, 1), 16u);
+    std::vector<float> out(16 * 96);
+    uint8_t px[3] = {1, 2, 3};
+    EXPECT_EQ(vki_vision_encode(v, px, 0, 1, out.data()), VKI_ERROR_INVALID_ARGUMENT);
+    EXPECT_NE(std::string(vki_vision_last_error(v)).find("0 x 1"), std::string::npos) << vki_vision_last_error(v);
+    EXPECT_EQ(vki_vision_encode(v, nullptr, 1, 1, out.data()), VKI_ERROR_INVALID_ARGUMENT);
+    // A one-pixel image is a valid image (stretched to 32x32).
+    EXPECT_EQ(vki_vision_encode(v, px, 1, 1, out.data()), VKI_OK) << vki_vision_last_error(v);
+    for (float x : out) ASSERT_TRUE(std::isfinite(x));
+    EXPECT_EQ(vki_vision_load(nullptr, file, nullptr, nullptr, err, sizeof err), VKI_ERROR_INVALID_ARGUMENT);
+    vki_vision_destroy(nullptr);
+    EXPECT_EQ(vki_vision_info_get(nullptr), nullptr);
+}
+
+class VisionHostileTest : public VisionTest {};
+
+TEST_F(VisionHostileTest, DamagedFilesAreRefusedWithAClearMessage)
+{
+    struct Case {
+        const char *what;
+        const char *key_or_from;
+        const char *to; // NULL: set the u32 key to value
+        uint32_t value;
+        vki_status status;
+        const char *message;
+    };
+    const Case cases[] = {
+        {"a tensor renamed", "v.post_ln.weight", "v.post_lX.weight", 0, VKI_ERROR_BAD_FILE, "v.post_ln.weight"},
+        {"an unknown tensor", "mm.soft_emb_norm.weight", "mm.soft_emb_norm.weighX", 0, VKI_ERROR_BAD_FILE,
+         "mm.soft_emb_norm.weight"},
+        {"a missing key", "clip.vision.patch_size", "clip.vision.patch_sizX", 0, VKI_ERROR_BAD_FILE,
+         "clip.vision.patch_size"},
+        {"an unknown projector", "gemma3", "gemmaX", 0, VKI_ERROR_UNSUPPORTED, "gemmaX"},
+        {"an absurd image size", "clip.vision.image_size", nullptr, 0xfffffff0u, VKI_ERROR_BAD_FILE, "image size"},
+        {"a patch not dividing the image", "clip.vision.patch_size", nullptr, 5, VKI_ERROR_BAD_FILE, "patch 5"},
+        {"a patch of zero", "clip.vision.patch_size", nullptr, 0, VKI_ERROR_BAD_FILE, "patch 0"},
+        {"too many patches", "clip.vision.image_size", nullptr, 2048, VKI_ERROR_BAD_FILE, "patches"},
+        {"heads not dividing the width", "clip.vision.attention.head_count", nullptr, 3, VKI_ERROR_BAD_FILE, "heads"},
+        {"no heads", "clip.vision.attention.head_count", nullptr, 0, VKI_ERROR_BAD_FILE, "heads"},
+        {"absurd width", "clip.vision.embedding_length", nullptr, 1u << 30, VKI_ERROR_BAD_FILE, "width"},
+        {"absurd layers", "clip.vision.block_count", nullptr, 100000, VKI_ERROR_BAD_FILE, "layers"},
+        {"more layers than the file holds", "clip.vision.block_count", nullptr, 3, VKI_ERROR_BAD_FILE, "v.blk.2"},
+        // The file then holds tensors the encoder does not read: refused by name (the weights
+        // module's rule for any model).
+        {"fewer layers than the file holds", "clip.vision.block_count", nullptr, 1, VKI_ERROR_UNSUPPORTED, "v.blk.1"},
+        {"a projection of another width", "clip.vision.projection_dim", nullptr, 97, VKI_ERROR_BAD_FILE,
+         "mm.input_projection.weight"},
+        {"an MLP of another width", "clip.vision.feed_forward_length", nullptr, 95, VKI_ERROR_BAD_FILE, "ffn_up"},
+        {"a pooling not dividing the grid", "clip.vision.projector.scale_factor", nullptr, 3, VKI_ERROR_BAD_FILE,
+         "scale_factor 3"},
+        {"a pooling of zero", "clip.vision.projector.scale_factor", nullptr, 0, VKI_ERROR_BAD_FILE, "scale_factor 0"},
+    };
+    for (const Case &c : cases) {
+        SCOPED_TRACE(c.what);
+        bytes = read_file(data("gemma3.mmproj.gguf"));
+        ASSERT_FALSE(bytes.empty());
+        if (c.to)
+            rename(c.key_or_from, c.to);
+        else
+            set_u32(c.key_or_from, c.value);
+        EXPECT_EQ(load(), c.status) << err;
+        EXPECT_EQ(v, nullptr);
+        EXPECT_NE(std::string(err).find(c.message), std::string::npos) << "message: " << err;
+    }
+}
+
+} // namespace
