@@ -173,7 +173,7 @@ typedef struct vki_bench_opts {
     uint32_t n_depths;       // tokens (llama-bench's -d); 0 depths: none
     uint32_t sd_steps;       // `sd`: steps of the measured image (0: 10, 2 on a CPU device)
     uint32_t sd_size;        // `sd`: image edge (0: 512, 256 on a CPU device)
-    const char *sd_save;     // `sd`: write the synthetic checkpoint here (NULL: no)
+    const char *save;        // `sd`, `llm`: write the --synthetic model here (NULL: no)
     vki_dtype sd_type;       // `sd`: weight conversion at load (--type; 0: as stored)
 } vki_bench_opts;
 
@@ -228,6 +228,11 @@ bool vki_parse_float(const char *text, double min, double max, float *out_value)
 /* Whether f is a terminal: progress lines are drawn only there, so that piped output stays
  * clean. */
 bool vki_is_terminal(FILE *f);
+
+/* Creates `path` exclusively (never over an existing file or through a symbolic link) and
+ * writes the n bytes of data to it; on a failure nothing is left and err names the cause
+ * (VKI_ERROR_IO). Outputs of imagegen and upscale, models that bench --synthetic --save writes. */
+int vki_file_write_new(const char *path, const void *data, size_t n, char *err, size_t err_size);
 
 /* Monotonic wall clock in microseconds. */
 double vki_now_us(void);

@@ -140,11 +140,34 @@ static int measure(vki_llm_session *s, bench_run run, const int32_t *ids, uint32
     return VKI_EXIT_OK;
 }
 
+/* --synthetic NAME --save FILE: the synthetic model written as a GGUF file (created
+ * exclusively), so that llama-bench runs the very same file; `llm` then names that file. */
+static int save_synthetic(const vki_bench_opts *opts, vki_llm_opts *llm)
+{
+    void *bytes = NULL;
+    size_t size = 0;
+    char err[512] = "";
+    vki_status st = vki_llm_synthetic(llm->synthetic, 1, &bytes, &size, err, sizeof err);
+    if (st == VKI_OK) st = vki_file_write_new(opts->save, bytes, size, err, sizeof err);
+    free(bytes);
+    if (st) return vki_app_failf("bench llm: --save: %s", err);
+    fprintf(stderr, "vkinfer: wrote %s (%.0f MiB)\n", opts->save, size / 1048576.0);
+    llm->model = opts->save;
+    llm->synthetic = NULL;
+    return VKI_EXIT_OK;
+}
+
 int vki_bench_llm(vki_app *app, const vki_bench_opts *opts, cJSON *out)
 {
     double t_open = vki_now_us();
+    vki_llm_opts llm = opts->llm;
+    if (opts->save) {
+        if (!llm.synthetic) return vki_app_failf("bench llm: --save writes a --synthetic model");
+        int saved = save_synthetic(opts, &llm);
+        if (saved != VKI_EXIT_OK) return saved;
+    }
     vki_llm_session s;
-    int code = vki_llm_session_open(app, &opts->llm, &s);
+    int code = vki_llm_session_open(app, &llm, &s);
     if (code != VKI_EXIT_OK) return code;
     const vki_llm_info *info = vki_llm_info_get(s.llm);
     const vki_profile *p = vki_device_profile(app->device);

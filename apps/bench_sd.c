@@ -6,37 +6,19 @@
  * single-file .safetensors that other programs (stable-diffusion.cpp) read, so both run the
  * same file. --type converts the weights at load (f16, q8_0, q4_0, q4_1), so that memory and
  * speed can be compared per type. */
-#if !defined(_WIN32)
-#define _POSIX_C_SOURCE 200809L // open's O_EXCL with fdopen
-#endif
 #include "apps_internal.h"
 
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#ifndef _WIN32
-#include <unistd.h>
-#endif
 
 #define CLIP_VOCAB "clip/bpe_simple_vocab_16e6.txt"
 
 /* Writes the checkpoint to a new file (never over an existing one or through a link). */
 static int save(const char *path, const void *bytes, size_t size)
 {
-#ifdef _WIN32
-    FILE *f = fopen(path, "wbx");
-#else
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0644);
-    FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
-    if (!f && fd >= 0) close(fd);
-#endif
-    if (!f) return vki_app_failf("bench sd: cannot create %s (it must not exist yet)", path);
-    bool ok = fwrite(bytes, 1, size, f) == size;
-    ok = fclose(f) == 0 && ok;
-    if (!ok) {
-        remove(path);
-        return vki_app_failf("bench sd: writing %s failed (disk full?)", path);
-    }
+    char err[512];
+    if (vki_file_write_new(path, bytes, size, err, sizeof err) != VKI_OK)
+        return vki_app_failf("bench sd: --save: %s", err);
     fprintf(stderr, "vkinfer: wrote %s (%.0f MiB)\n", path, size / 1048576.0);
     return VKI_EXIT_OK;
 }
@@ -61,7 +43,7 @@ int vki_bench_sd(vki_app *app, const vki_bench_opts *opts, cJSON *out)
         code = vki_app_failf("bench sd: %s", why);
         goto done;
     }
-    if (bytes && opts->sd_save && (code = save(opts->sd_save, bytes, bytes_size)) != VKI_EXIT_OK) goto done;
+    if (bytes && opts->save && (code = save(opts->save, bytes, bytes_size)) != VKI_EXIT_OK) goto done;
     double t0 = vki_now_us();
     vki_sd_desc d = {.path = model, .data = bytes, .size = bytes_size, .vocab_path = vocab,
                      .weight_type = opts->sd_type};

@@ -53,8 +53,9 @@ void vki_bench_usage(FILE *f)
             "                    also on the N-sequence decode pass: 1 sequence and N at once\n"
             "  --steps N, --size N  sd: steps (default: 10, 2 on a CPU device) and image edge\n"
             "                    (default: 512, 256 on a CPU device)\n"
-            "  --save FILE       sd --synthetic: also write the checkpoint there (single-file\n"
-            "                    .safetensors, for stable-diffusion.cpp to run the same file)\n"
+            "  --save FILE       --synthetic: also write the model there (sd: a single-file\n"
+            "                    .safetensors for stable-diffusion.cpp; llm: a GGUF with a\n"
+            "                    vocabulary, for llama-bench), and run it from that file\n"
             "  --type TYPE       sd: convert the weights at load (f16, q8_0, q4_0, q4_1;\n"
             "                    as `imagegen --type`); the weight bytes are reported\n"
             "  --window-mib N    bind at most N MiB at once (default: the device's\n"
@@ -164,7 +165,7 @@ static int parse_options(int argc, char **argv, vki_bench_opts *opts, bool selec
         }
         if ((m = vki_arg_value(argc, argv, &i, "--save", &value)) != 0) {
             if (m < 0 || !value[0]) return vki_app_usage_error(vki_bench_usage, "bench: --save needs a file");
-            opts->sd_save = value;
+            opts->save = value;
             continue;
         }
         if ((m = vki_arg_value(argc, argv, &i, "--filter", &value)) != 0) {

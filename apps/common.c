@@ -1,17 +1,19 @@
 /* Helpers shared by the vkinfer commands: the runtime's log hook, opening and closing the
  * instance and device, failure messages, argument parsing, clocks and JSON output. */
-#define _POSIX_C_SOURCE 200809L // clock_gettime, getline
+#define _POSIX_C_SOURCE 200809L // clock_gettime, getline, open's O_NOFOLLOW and O_CLOEXEC
 
 #include "apps_internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #ifdef _WIN32
-#include <io.h>      // _isatty
+#include <io.h>      // _isatty, _open
+#include <sys/stat.h>
 #include <windows.h> // QueryPerformanceCounter
 #else
 #include <unistd.h>  // isatty
@@ -342,4 +344,48 @@ bool vki_is_terminal(FILE *f)
 #else
     return isatty(fileno(f)) != 0;
 #endif
+}
+
+int vki_file_write_new(const char *path, const void *data, size_t n, char *err, size_t en)
+{
+#ifdef _WIN32
+    int fd = _open(path, _O_WRONLY | _O_CREAT | _O_EXCL | _O_BINARY, _S_IREAD | _S_IWRITE);
+#else
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+#endif
+    if (fd < 0) {
+        if (errno == EEXIST)
+            snprintf(err, en, "%s: already exists; vkinfer does not overwrite files (remove it or "
+                     "pick another name)", path);
+        else
+            snprintf(err, en, "%s: cannot create: %s", path, strerror(errno));
+        return VKI_ERROR_IO;
+    }
+    const uint8_t *bytes = data;
+    size_t done = 0;
+    while (done < n) {
+        size_t chunk = n - done > (1u << 30) ? (1u << 30) : n - done;
+#ifdef _WIN32
+        int wrote = _write(fd, bytes + done, (unsigned)chunk);
+#else
+        ssize_t wrote = write(fd, bytes + done, chunk);
+#endif
+        if (wrote < 0 && errno == EINTR) continue;
+        if (wrote <= 0) {
+            snprintf(err, en, "%s: cannot write: %s", path, wrote < 0 ? strerror(errno) : "no progress");
+            break;
+        }
+        done += (size_t)wrote;
+    }
+#ifdef _WIN32
+    int closed = _close(fd);
+#else
+    int closed = close(fd);
+#endif
+    if (done == n && closed != 0) snprintf(err, en, "%s: cannot close: %s", path, strerror(errno));
+    if (done != n || closed != 0) {
+        remove(path); // ours: created exclusively above
+        return VKI_ERROR_IO;
+    }
+    return VKI_OK;
 }

@@ -128,50 +128,6 @@ static uint8_t *text_chunk(const char *text, size_t *out_size)
     return c;
 }
 
-/* Creates `path` exclusively and writes `n` bytes to it; on a failure nothing is left. */
-static int write_new_file(const char *path, const uint8_t *bytes, size_t n, char *err, size_t en)
-{
-#ifdef _WIN32
-    int fd = _open(path, _O_WRONLY | _O_CREAT | _O_EXCL | _O_BINARY, _S_IREAD | _S_IWRITE);
-#else
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-#endif
-    if (fd < 0) {
-        if (errno == EEXIST)
-            snprintf(err, en, "%s: already exists; vkinfer does not overwrite files (remove it, "
-                     "pick another name, or pass --overwrite)", path);
-        else
-            snprintf(err, en, "%s: cannot create: %s", path, strerror(errno));
-        return VKI_ERROR_IO;
-    }
-    size_t done = 0;
-    while (done < n) {
-        size_t chunk = n - done > (1u << 30) ? (1u << 30) : n - done;
-#ifdef _WIN32
-        int wrote = _write(fd, bytes + done, (unsigned)chunk);
-#else
-        ssize_t wrote = write(fd, bytes + done, chunk);
-#endif
-        if (wrote < 0 && errno == EINTR) continue;
-        if (wrote <= 0) {
-            snprintf(err, en, "%s: cannot write: %s", path, wrote < 0 ? strerror(errno) : "no progress");
-            break;
-        }
-        done += (size_t)wrote;
-    }
-#ifdef _WIN32
-    int closed = _close(fd);
-#else
-    int closed = close(fd);
-#endif
-    if (done == n && closed != 0) snprintf(err, en, "%s: cannot close: %s", path, strerror(errno));
-    if (done != n || closed != 0) {
-        remove(path); // ours: created exclusively above
-        return VKI_ERROR_IO;
-    }
-    return VKI_OK;
-}
-
 int vki_png_write(const char *path, const uint8_t *rgb, uint32_t w, uint32_t h,
                   const char *parameters, char *err, size_t n)
 {
@@ -217,7 +173,7 @@ int vki_png_write(const char *path, const uint8_t *rgb, uint32_t w, uint32_t h,
         free(chunk);
         free(png);
     }
-    int st = write_new_file(path, out, out_len, err, n);
+    int st = vki_file_write_new(path, out, out_len, err, n);
     free(out);
     return st;
 }

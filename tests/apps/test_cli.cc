@@ -11,6 +11,7 @@
 #include <vector>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -566,6 +567,41 @@ TEST(CliLlm, BenchLlmSyntheticNeedsNoFile)
     Result r = RunCli("bench llm --synthetic nope");
     EXPECT_EQ(r.code, 1);
     EXPECT_NE(r.err.find("smollm2-135m"), std::string::npos) << r.err;
+}
+
+// `bench llm --synthetic NAME --save FILE` writes the model as a GGUF file with a vocabulary
+// (what llama-bench needs to run the same file), benchmarks that file, and never overwrites.
+TEST(CliLlm, BenchLlmSavesTheSyntheticModelAsAGgufFile)
+{
+    char dir[] = "/tmp/vki_cli_save_XXXXXX";
+    ASSERT_TRUE(mkdtemp(dir));
+    std::string path = std::string(dir) + "/smollm2.gguf";
+    Result r = RunCli("bench llm --synthetic smollm2-135m --save " + path +
+                      " -p 4 -n 2 --reps 1 --ctx 32 --json", "VKI_MODEL_DIR=/nonexistent");
+    EXPECT_EQ(r.code, 0) << r.err;
+    Json j = Parse(r.out);
+    const cJSON *llm = j ? Get(Get(j.get(), "suites"), "llm") : nullptr;
+    ASSERT_TRUE(llm) << r.out;
+    EXPECT_EQ(Number(llm, "weight_bytes"), 96576768.0); // the same model, read from the file
+    // The file has a tokenizer: text goes in as byte tokens, and the model's text comes out.
+    r = RunCli("generate -m " + path + " -p 'hello' -n 2 --temp 0 --ctx 32 --json");
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_TRUE(Parse(r.out)) << r.out;
+    // An existing file is refused, and left as it was.
+    struct stat before {}, after {};
+    ASSERT_EQ(stat(path.c_str(), &before), 0);
+    r = RunCli("bench llm --synthetic smollm2-135m --save " + path + " -p 4 -n 2 --reps 1");
+    EXPECT_EQ(r.code, 1);
+    EXPECT_NE(r.err.find("already exists"), std::string::npos) << r.err;
+    ASSERT_EQ(stat(path.c_str(), &after), 0);
+    EXPECT_EQ(before.st_size, after.st_size);
+    EXPECT_EQ(before.st_mtime, after.st_mtime);
+    // --save without --synthetic is a mistake, named.
+    r = RunCli("bench llm -m " + path + " --save " + std::string(dir) + "/x.gguf");
+    EXPECT_EQ(r.code, 1);
+    EXPECT_NE(r.err.find("--synthetic"), std::string::npos) << r.err;
+    unlink(path.c_str());
+    rmdir(dir);
 }
 
 // ---- Control tokens in typed text (issue #15: a message must not open a system turn) ----
