@@ -6,6 +6,11 @@
 #   vulkan-validationlayers libglvnd0 libegl1 libopengl0 libgl1 libglx0 libgles2 libcjson1, then
 #   mkdir -p .gpu/bin && cp build/vkinfer build/tests/vki_*_tests .gpu/bin/ && strip .gpu/bin/*
 #   cp tests/data/quant_golden.bin .gpu/ && cp tools/device_check.sh .gpu/run.sh
+# and, for vkinfer beside llama.cpp on the same files (tools/bench_side_by_side.sh), llama.cpp's
+# Vulkan build from tools/bench_llamacpp.sh (about 20 MiB stripped; note its cooperative-matrix
+# support: Debian's glslc builds it without, so say so beside the figures):
+#   mkdir -p .gpu/llamacpp && cp /tmp/vkinfer-llamacpp/build/bin/{llama-bench,*.so} .gpu/llamacpp/
+#   strip .gpu/llamacpp/*
 # and run `bash .gpu/run.sh` there, carrying .gl and .gpu; results land in $OUT.
 # Each test binary runs in shards of <= 20 tests per process: the NVIDIA driver seen there
 # refuses vkCreateInstance after about 29 instances in one process.
@@ -58,5 +63,16 @@ $L --synthetic llama3-1b -p 512 -n 64 >> $OUT/bench_llm.txt 2>&1; echo "bench ll
 echo "=== VKI_NARROW=no-coopmat,tuning=nvidia" >> $OUT/bench_llm.txt
 VKI_NARROW=no-coopmat,tuning=nvidia $L --synthetic llama3-1b -p 512 -n 16 --reps 2 >> $OUT/bench_llm.txt 2>&1
 stamp "bench llm"
+# vkinfer and llama-bench on the same synthetic files, written here, alternated; the GGUF files
+# stay out of $OUT (gigabytes), their results and tables come back.
+if [ -x .gpu/llamacpp/llama-bench ]; then
+  chmod +x .gpu/llamacpp/*
+  timeout 300 bash tools/bench_side_by_side.sh --vkinfer $B/vkinfer \
+    --llama-bench $PWD/.gpu/llamacpp/llama-bench --out /tmp/sbs --rounds 2 -r 3 \
+    llama3-1b llama3-1b-q4_k_m llama3-8b-q4_0 > $OUT/side_by_side.txt 2>&1
+  echo "side by side rc=$?" >> $OUT/side_by_side.txt
+  mkdir -p $OUT/sbs && cp /tmp/sbs/*.json /tmp/sbs/*.md $OUT/sbs/ 2>/dev/null
+  stamp "side by side"
+fi
 
-cat $OUT/summary.txt; grep -h '^\[  FAILED  \].*ms)$' $OUT/tests_*.txt | head -20; cat $OUT/devices.txt $OUT/bench_runtime.txt $OUT/bench_ops.txt $OUT/bench_llm.txt | head -c 9000
+cat $OUT/summary.txt; grep -h '^\[  FAILED  \].*ms)$' $OUT/tests_*.txt | head -20; cat $OUT/devices.txt $OUT/bench_runtime.txt $OUT/bench_ops.txt $OUT/bench_llm.txt $OUT/side_by_side.txt 2>/dev/null | head -c 9000
