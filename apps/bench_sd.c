@@ -90,6 +90,16 @@ int vki_bench_sd(vki_app *app, const vki_bench_opts *opts, cJSON *out)
     vki_json_add_measure(out, "vae_decode_s", t->vae_s);
     vki_json_add_measure(out, "image_s", t->total_s);
     cJSON_AddNumberToObject(out, "peak_device_bytes", (double)t->peak_device_bytes);
+    /* Measured (the device's allocations), beside the planners' arenas: per stage, what is held
+     * at its end, and the device's peak over the whole run. */
+    cJSON_AddNumberToObject(out, "unet_activation_bytes", (double)t->unet_activation_bytes);
+    cJSON_AddNumberToObject(out, "vae_activation_bytes", (double)t->vae_activation_bytes);
+    cJSON_AddNumberToObject(out, "vae_tile", t->vae_tile);
+    cJSON_AddNumberToObject(out, "device_bytes_loaded", (double)t->device_bytes_loaded);
+    cJSON_AddNumberToObject(out, "device_bytes_text", (double)t->device_bytes_text);
+    cJSON_AddNumberToObject(out, "device_bytes_unet", (double)t->device_bytes_unet);
+    cJSON_AddNumberToObject(out, "device_bytes_vae", (double)t->device_bytes_vae);
+    cJSON_AddNumberToObject(out, "device_peak_bytes", (double)t->device_peak_bytes);
     if (!opts->json) {
         char mem[32];
         printf("model %s (SD %u.x), %ux%u, %u steps of Euler with CFG (batch 2), after a warm-up\n",
@@ -100,8 +110,14 @@ int vki_bench_sd(vki_app *app, const vki_bench_opts *opts, cJSON *out)
         printf("  text encode %8.3f s\n  unet        %8.3f s/step (%.2f it/s)\n  vae decode  %8.3f s\n"
                "  image       %8.3f s\n",
                t->text_s, step_s, step_s > 0 ? 1 / step_s : 0, t->vae_s, t->total_s);
-        printf("  device memory %s (weights + the largest program's activations)\n",
-               vki_bytes_string(t->peak_device_bytes, mem));
+        char m[5][32];
+        printf("  device memory, measured: after load %s, text encode %s, unet %s, vae %s; peak %s\n",
+               vki_bytes_string(t->device_bytes_loaded, m[0]), vki_bytes_string(t->device_bytes_text, m[1]),
+               vki_bytes_string(t->device_bytes_unet, m[2]), vki_bytes_string(t->device_bytes_vae, m[3]),
+               vki_bytes_string(t->device_peak_bytes, m[4]));
+        printf("  activation arenas: unet %s, vae %s (latent tile %u%s)\n",
+               vki_bytes_string(t->unet_activation_bytes, m[0]), vki_bytes_string(t->vae_activation_bytes, m[1]),
+               t->vae_tile, t->vae_tile < size / 8 ? ", tiled" : ", whole");
     }
 done:
     vki_sd_destroy(sd);

@@ -34,6 +34,7 @@ struct vki_sd {
     vki_vae *vae;
     int32_t pad_id;
     vki_sd_timings timings;
+    uint64_t loaded_bytes;             // device memory held after the load
     char error[512];
 };
 
@@ -48,6 +49,25 @@ static vki_status fail(vki_sd *sd, vki_status st, const char *fmt, ...)
 }
 
 static double now_s(void) { return vki__now_s(); }
+
+/* Device memory held now (all arenas, this process's device). */
+static uint64_t device_bytes(const vki_sd *sd)
+{
+    vki_device_stats s;
+    vki_device_stats_get(sd->device, &s);
+    return s.device_bytes;
+}
+
+/* Out of device memory: the runtime's message (what was asked for, the heap, what is held) joins
+ * the stage's, which the layers between may have dropped, so that the user learns the cause. */
+static void add_device_detail(vki_sd *sd, vki_status st)
+{
+    const char *d = vki_device_last_error(sd->device);
+    if (st != VKI_ERROR_OUT_OF_DEVICE_MEMORY || !d[0] || strstr(sd->error, d)) return;
+    size_t k = strlen(sd->error);
+    if (!k) snprintf(sd->error, sizeof sd->error, "%s", d);
+    else if (k + 3 < sizeof sd->error) snprintf(sd->error + k, sizeof sd->error - k, " (%s)", d);
+}
 
 /* ---- Files --------------------------------------------------------------------------------- */
 
@@ -317,10 +337,12 @@ vki_status vki_sd_load(vki_device *dev, const vki_sd_desc *desc, vki_sd **out, c
     sd->scaling = SCALING_FACTOR;
     vki_status st = load(sd, desc);
     if (st) {
+        add_device_detail(sd, st);
         if (err && n) snprintf(err, n, "%s", sd->error[0] ? sd->error : vki_status_string(st));
         vki_sd_destroy(sd);
         return st;
     }
+    sd->loaded_bytes = device_bytes(sd);
     *out = sd;
     return VKI_OK;
 }
@@ -486,6 +508,7 @@ static vki_status generate(vki_sd *sd, const vki_sd_params *p, float *buf[5], ui
     if (!st) st = encode_prompt(sd, p->prompt, windows, context + ctx_floats);
     double t1 = now_s();
     sd->timings.text_s = t1 - t0;
+    sd->timings.device_bytes_text = device_bytes(sd);
 
     float sigmas[1001];
     if (!st) st = vki_sd_sigmas(p->schedule, p->steps, sigmas);
@@ -529,7 +552,11 @@ static vki_status generate(vki_sd *sd, const vki_sd_params *p, float *buf[5], ui
     }
     double t3 = now_s();
     sd->timings.sample_s = t3 - t2;
+    sd->timings.device_bytes_unet = device_bytes(sd);
     if (!st) {
+        /* The VAE sizes its tiles by what the device can still take, with the U-Net's arena held. */
+        vki_device_refresh_budget(sd->device);
+        sd->timings.vae_tile = vki_vae_tile(sd->vae, false, lw, lh);
         for (size_t i = 0; i < n; i++) x[i] /= sd->scaling;
         st = vki_vae_decode(sd->vae, x, lw, lh, buf[4]);
         if (st) fail(sd, st, "%s", vki_vae_last_error(sd->vae));
@@ -544,6 +571,7 @@ static vki_status generate(vki_sd *sd, const vki_sd_params *p, float *buf[5], ui
             }
     }
     sd->timings.vae_s = now_s() - t3;
+    sd->timings.device_bytes_vae = device_bytes(sd);
     vki__model_free(&sd->allocator, context);
     return st;
 }
@@ -565,9 +593,16 @@ vki_status vki_sd_generate(vki_sd *sd, const vki_sd_params *params, uint8_t *out
             st = fail(sd, VKI_ERROR_OUT_OF_HOST_MEMORY, "out of host memory for a %ux%u image",
                       p.width, p.height);
     if (!st) st = generate(sd, &p, buf, out_rgb);
+    if (st) add_device_detail(sd, st);
     for (int i = 0; i < 5; i++) vki__model_free(&sd->allocator, buf[i]);
     sd->timings.total_s = now_s() - t0;
     uint64_t act = vki_unet_activation_bytes(sd->unet), vae = vki_vae_peak_bytes(sd->vae);
     sd->timings.peak_device_bytes = sd->info.weight_bytes + (act > vae ? act : vae);
+    sd->timings.unet_activation_bytes = act;
+    sd->timings.vae_activation_bytes = vae;
+    sd->timings.device_bytes_loaded = sd->loaded_bytes;
+    vki_device_stats ds;
+    vki_device_stats_get(sd->device, &ds);
+    sd->timings.device_peak_bytes = ds.device_bytes_peak;
     return st;
 }

@@ -342,6 +342,13 @@ typedef struct vki_sd_timings {
     double text_s, sample_s, vae_s, total_s; // the last vki_sd_generate's
     uint32_t steps, unet_evals;
     uint64_t peak_device_bytes;     // weights + the largest program's activations
+    /* Each stage's activation arena (the U-Net's at this image's latent, the VAE's largest tile's)
+     * and the device memory measured (vki_device_stats) at the end of the load and of each stage,
+     * and the device's peak by then: what a card must hold for this image. */
+    uint64_t unet_activation_bytes, vae_activation_bytes;
+    uint64_t device_bytes_loaded, device_bytes_text, device_bytes_unet, device_bytes_vae;
+    uint64_t device_peak_bytes;     // highest device memory since the device was created
+    uint32_t vae_tile;              // latent tile edge the VAE decode used (the whole latent: untiled)
 } vki_sd_timings;
 
 /* One image into out_rgb [height][width][3]. VKI_ERROR_INVALID_ARGUMENT (with
