@@ -175,6 +175,7 @@ typedef struct vki_bench_opts {
     uint32_t sd_size;        // `sd`: image edge (0: 512, 256 on a CPU device)
     const char *save;        // `sd`, `llm`: write the --synthetic model here (NULL: no)
     vki_dtype sd_type;       // `sd`: weight conversion at load (--type; 0: as stored)
+    const struct vki_bench_workload *workload; // --workload: fixed parameters (bench_output.h)
 } vki_bench_opts;
 
 /* A suite runs on app->device, fills `out` with its figures (stable snake_case keys) and,

@@ -1,7 +1,7 @@
 /* `vkinfer bench llm`: a language model measured the way llama-bench does. pp: a prompt of
  * n_prompt tokens evaluated from an empty cache; tg: n_gen single-token evaluations from an
- * empty cache; both as tokens/s, mean ± standard deviation over the repetitions after one
- * warm-up. Time to first token: cold (opening the file, compiling, uploading the weights, the
+ * empty cache; both as tokens/s, mean ± standard deviation and median over the repetitions
+ * after one warm-up (llama-bench's avg_ts, stddev_ts; the median beside them). Time to first token: cold (opening the file, compiling, uploading the weights, the
  * first prefill of a short prompt) and warm (the same prompt again). Token ids are drawn from a
  * fixed seed; the speed of a dense model does not depend on them.
  *
@@ -33,13 +33,29 @@
 
 #define TTFT_PROMPT 32
 
-static void mean_sd(const double *v, uint32_t n, double *mean, double *sd)
+/* Tokens/s over the repetitions as llama-bench reports them: mean ± sample standard deviation,
+ * and the median (robust to one slow repetition: a driver's first compile, a clock change). */
+typedef struct tps_stats {
+    double mean, sd, median;
+} tps_stats;
+
+static int cmp_double(const void *a, const void *b)
 {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static tps_stats summarise(double *v, uint32_t n)
+{
+    tps_stats o = {0};
     double s = 0, q = 0;
     for (uint32_t i = 0; i < n; i++) s += v[i];
-    *mean = n ? s / n : 0;
-    for (uint32_t i = 0; i < n; i++) q += (v[i] - *mean) * (v[i] - *mean);
-    *sd = n > 1 ? sqrt(q / (n - 1)) : 0;
+    o.mean = n ? s / n : 0;
+    for (uint32_t i = 0; i < n; i++) q += (v[i] - o.mean) * (v[i] - o.mean);
+    o.sd = n > 1 ? sqrt(q / (n - 1)) : 0;
+    qsort(v, n, sizeof *v, cmp_double);
+    o.median = n == 0 ? 0 : n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+    return o;
 }
 
 /* Tokens/s of `reps` runs of `run`, after a warm-up. */
@@ -89,7 +105,7 @@ static vki_status run_decode_one(vki_llm *m, const int32_t *ids, uint32_t n, flo
 
 /* Each run: prefill `depth` tokens (not timed), then n single-token evaluations. */
 static int measure_at_depth(vki_llm_session *s, const int32_t *ids, uint32_t depth, uint32_t n,
-                            uint32_t reps, double *out_mean, double *out_sd)
+                            uint32_t reps, tps_stats *out)
 {
     double tps[64];
     if (reps > 64) reps = 64;
@@ -104,7 +120,7 @@ static int measure_at_depth(vki_llm_session *s, const int32_t *ids, uint32_t dep
         double t = (vki_now_us() - t0) / 1e6;
         if (r > 0) tps[r - 1] = n / t;
     }
-    mean_sd(tps, reps, out_mean, out_sd);
+    *out = summarise(tps, reps);
     return VKI_EXIT_OK;
 }
 
@@ -126,7 +142,7 @@ static double prefill_flops(const vki_llm_info *info, uint32_t n)
 }
 
 static int measure(vki_llm_session *s, bench_run run, const int32_t *ids, uint32_t n,
-                   uint32_t reps, double *out_mean, double *out_sd)
+                   uint32_t reps, tps_stats *out)
 {
     double tps[64];
     if (reps > 64) reps = 64;
@@ -136,7 +152,7 @@ static int measure(vki_llm_session *s, bench_run run, const int32_t *ids, uint32
         double t = (vki_now_us() - t0) / 1e6;
         if (r > 0) tps[r - 1] = n / t;
     }
-    mean_sd(tps, reps, out_mean, out_sd);
+    *out = summarise(tps, reps);
     return VKI_EXIT_OK;
 }
 
@@ -202,6 +218,11 @@ int vki_bench_llm(vki_app *app, const vki_bench_opts *opts, cJSON *out)
         state ^= state << 13, state ^= state >> 7, state ^= state << 17;
         ids[i] = (int32_t)(state % info->n_vocab);
     }
+    // Progress on a terminal: the time to first token, pp, tg, the N-sequence pass, each depth.
+    uint32_t step = 0, steps = 3 + (info->n_seq > 1 ? 2 : 0);
+    for (uint32_t d = 0; d < opts->n_depths; d++) steps += opts->depths[d] != 0;
+    char what[64];
+    vki_bench_progress("llm", "time to first token", step++, steps);
     // Cold: everything from opening the file to the first token's logits.
     if (vki_llm_eval(s.llm, ids, TTFT_PROMPT, s.logits)) {
         code = vki_app_failf("bench llm: %s", vki_llm_last_error(s.llm));
@@ -215,30 +236,43 @@ int vki_bench_llm(vki_app *app, const vki_bench_opts *opts, cJSON *out)
     }
     double ttft_warm = (vki_now_us() - t0) / 1000.0;
 
-    double pp_mean = 0, pp_sd = 0, tg_mean = 0, tg_sd = 0;
-    if ((code = measure(&s, run_prefill, ids, n_prompt, reps, &pp_mean, &pp_sd))) goto done;
-    if ((code = measure(&s, run_decode, ids, n_gen, reps, &tg_mean, &tg_sd))) goto done;
+    tps_stats pp = {0}, tg = {0};
+    snprintf(what, sizeof what, "pp%u", n_prompt);
+    vki_bench_progress("llm", what, step++, steps);
+    if ((code = measure(&s, run_prefill, ids, n_prompt, reps, &pp))) goto done;
+    snprintf(what, sizeof what, "tg%u", n_gen);
+    vki_bench_progress("llm", what, step++, steps);
+    if ((code = measure(&s, run_decode, ids, n_gen, reps, &tg))) goto done;
+    double pp_mean = pp.mean, pp_sd = pp.sd, tg_mean = tg.mean, tg_sd = tg.sd;
     // The N-row pass: tokens/s of one sequence alone, and of all N (measure counts n_gen
     // tokens per run: scaled by N for the aggregate).
-    double tgn_mean = 0, tgn_sd = 0, tg1_mean = 0, tg1_sd = 0;
+    tps_stats tg1 = {0}, tgn = {0};
     uint32_t n_seq = info->n_seq;
     if (n_seq > 1) {
-        if ((code = measure(&s, run_decode_one, ids, n_gen, reps, &tg1_mean, &tg1_sd))) goto done;
-        if ((code = measure(&s, run_decode_all, ids, n_gen, reps, &tgn_mean, &tgn_sd))) goto done;
-        tgn_mean *= n_seq;
-        tgn_sd *= n_seq;
+        vki_bench_progress("llm", "1 sequence on the N-sequence pass", step++, steps);
+        if ((code = measure(&s, run_decode_one, ids, n_gen, reps, &tg1))) goto done;
+        vki_bench_progress("llm", "N sequences at once", step++, steps);
+        if ((code = measure(&s, run_decode_all, ids, n_gen, reps, &tgn))) goto done;
+        tgn.mean *= n_seq;
+        tgn.sd *= n_seq;
+        tgn.median *= n_seq;
     }
+    double tgn_mean = tgn.mean, tgn_sd = tgn.sd, tg1_mean = tg1.mean, tg1_sd = tg1.sd;
 
     // Decode at each -d depth (depth 0 is the tg above).
-    double depth_mean[VKI_BENCH_MAX_DEPTHS] = {0}, depth_sd[VKI_BENCH_MAX_DEPTHS] = {0};
+    tps_stats depth[VKI_BENCH_MAX_DEPTHS] = {{0}};
     for (uint32_t d = 0; d < opts->n_depths; d++) {
         if (opts->depths[d] == 0) {
-            depth_mean[d] = tg_mean, depth_sd[d] = tg_sd;
+            depth[d] = tg;
             continue;
         }
-        if ((code = measure_at_depth(&s, ids, opts->depths[d], n_gen, reps, &depth_mean[d], &depth_sd[d])))
-            goto done;
+        snprintf(what, sizeof what, "tg%u @ d%u", n_gen, opts->depths[d]);
+        vki_bench_progress("llm", what, step++, steps);
+        if ((code = measure_at_depth(&s, ids, opts->depths[d], n_gen, reps, &depth[d]))) goto done;
     }
+    vki_bench_progress("llm", NULL, steps, steps); // cleared before the table
+    double depth_mean[VKI_BENCH_MAX_DEPTHS] = {0}, depth_sd[VKI_BENCH_MAX_DEPTHS] = {0};
+    for (uint32_t d = 0; d < opts->n_depths; d++) depth_mean[d] = depth[d].mean, depth_sd[d] = depth[d].sd;
     // Rooflines (see the top).
     double compute_peak = peaks.fp32_gflops;
     if (peaks.fp16_gflops > compute_peak) compute_peak = peaks.fp16_gflops;
@@ -259,10 +293,14 @@ int vki_bench_llm(vki_app *app, const vki_bench_opts *opts, cJSON *out)
     vki_json_add_measure(out, key, pp_mean);
     snprintf(key, sizeof key, "pp%u_sd", n_prompt);
     vki_json_add_measure(out, key, pp_sd);
+    snprintf(key, sizeof key, "pp%u_median_tokens_per_s", n_prompt);
+    vki_json_add_measure(out, key, pp.median);
     snprintf(key, sizeof key, "tg%u_tokens_per_s", n_gen);
     vki_json_add_measure(out, key, tg_mean);
     snprintf(key, sizeof key, "tg%u_sd", n_gen);
     vki_json_add_measure(out, key, tg_sd);
+    snprintf(key, sizeof key, "tg%u_median_tokens_per_s", n_gen);
+    vki_json_add_measure(out, key, tg.median);
     if (n_seq > 1) {
         cJSON_AddNumberToObject(out, "parallel", n_seq);
         snprintf(key, sizeof key, "tg%u_1_of_%u_tokens_per_s", n_gen, n_seq);
@@ -287,6 +325,7 @@ int vki_bench_llm(vki_app *app, const vki_bench_opts *opts, cJSON *out)
         cJSON_AddNumberToObject(row, "n_gen", n_gen);
         vki_json_add_measure(row, "tokens_per_s", depth_mean[d]);
         vki_json_add_measure(row, "sd", depth_sd[d]);
+        vki_json_add_measure(row, "median_tokens_per_s", depth[d].median);
         cJSON_AddNumberToObject(row, "bytes_per_token", bytes);
         vki_json_add_measure(row, "bandwidth_roof_share",
                              peaks.read_gbs > 0 ? bytes * depth_mean[d] / 1e9 / peaks.read_gbs : 0);
@@ -302,8 +341,8 @@ int vki_bench_llm(vki_app *app, const vki_bench_opts *opts, cJSON *out)
         char w[32], k[32], a[32], t[32];
         printf("model %s (%s), context %u, batch %u, %u reps after a warm-up\n",
                info->name[0] ? info->name : s.model_path, info->arch, info->n_ctx, info->n_batch, reps);
-        printf("  pp%-5u %10.2f ± %.2f tokens/s\n", n_prompt, pp_mean, pp_sd);
-        printf("  tg%-5u %10.2f ± %.2f tokens/s\n", n_gen, tg_mean, tg_sd);
+        printf("  pp%-5u %10.2f ± %.2f tokens/s (median %.2f)\n", n_prompt, pp_mean, pp_sd, pp.median);
+        printf("  tg%-5u %10.2f ± %.2f tokens/s (median %.2f)\n", n_gen, tg_mean, tg_sd, tg.median);
         for (uint32_t d = 0; d < opts->n_depths; d++) {
             double bytes = decode_bytes(info, opts->depths[d], n_gen);
             printf("  tg%-5u %10.2f ± %.2f tokens/s  @ depth %u: %.1f MB/token, %.1f%% of the "

@@ -47,6 +47,13 @@ bool vki_bench_output_parse(const char *text, vki_bench_output *out)
     return false;
 }
 
+static char progress_scope[128];
+
+void vki_bench_progress_scope(const char *scope)
+{
+    snprintf(progress_scope, sizeof progress_scope, "%s", scope ? scope : "");
+}
+
 void vki_bench_progress(const char *suite, const char *case_name, uint32_t done, uint32_t total)
 {
     // Only a person watching a terminal wants it; a pipe or a log file gets clean output.
@@ -56,9 +63,10 @@ void vki_bench_progress(const char *suite, const char *case_name, uint32_t done,
         fflush(stderr);
         return;
     }
-    char line[160];
-    snprintf(line, sizeof line, "bench %s: %s%s%u of %u done", suite ? suite : "",
-             case_name ? case_name : "", case_name ? ", " : "", done, total);
+    char line[400]; // cut to the terminal's 78 columns below
+    snprintf(line, sizeof line, "bench %.40s: %s%s%.200s%s%u of %u done", suite ? suite : "",
+             progress_scope, progress_scope[0] ? ": " : "", case_name ? case_name : "",
+             case_name ? ", " : "", done, total);
     // Padding overwrites a longer previous line without terminal escapes (Windows consoles).
     fprintf(stderr, "\r%-78.78s", line);
     fflush(stderr);
@@ -223,6 +231,7 @@ static bool ends_with_word(const char *key, const char *word, size_t *out_stem_l
 typedef struct flat_ctx {
     cJSON *results;
     const char *suite;
+    const char *workload; // the suite's "workload" string; NULL: none
     bool ok; // false once out of host memory
 } flat_ctx;
 
@@ -348,7 +357,11 @@ static bool add_row(flat_ctx *c, const cJSON *obj, const char *path, bool in_cas
         cJSON_AddNumberToObject(row, "reps", reps->valuedouble);
     else
         cJSON_AddNullToObject(row, "reps");
-    if (cJSON_GetArraySize(row) != 8) c->ok = false;
+    if (c->workload)
+        add_text(row, "workload", c->workload);
+    else
+        cJSON_AddNullToObject(row, "workload");
+    if (cJSON_GetArraySize(row) != 9) c->ok = false;
     return true;
 }
 
@@ -418,6 +431,7 @@ bool vki_bench_results_flatten(const cJSON *suites, cJSON *results)
     cJSON_ArrayForEach(suite, suites) {
         if (!suite->string || !cJSON_IsObject(suite)) continue;
         c.suite = suite->string;
+        c.workload = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(suite, "workload"));
         flatten_obj(&c, suite, "", false, NULL, 0);
     }
     return c.ok;
@@ -467,6 +481,7 @@ static bool put_text(FILE *out, const char *s, quoting q)
 }
 
 bool vki_bench_put_md(FILE *out, const char *text) { return put_text(out, text, QUOTE_MD); }
+bool vki_bench_put_csv(FILE *out, const char *text) { return put_text(out, text, QUOTE_CSV); }
 
 /* A field of any JSON type: strings quoted, numbers to 10 significant digits (more than any
  * timing here resolves), null and anything else empty (csv) or NULL (sql). */
@@ -482,7 +497,8 @@ static bool put_field(FILE *out, const cJSON *v, quoting q)
     return true;
 }
 
-static const char *const row_columns[] = {"suite", "test", "metric", "unit", "value", "statistic", "sd", "reps"};
+static const char *const row_columns[] = {"suite",     "test", "metric", "unit",    "value",
+                                          "statistic", "sd",   "reps",   "workload"};
 #define ROW_COLUMNS (sizeof row_columns / sizeof row_columns[0])
 
 /* The columns of the flat formats (csv, jsonl, sql): the schema, the row's own fields, then the
@@ -557,8 +573,8 @@ static bool print_md(FILE *out, const cJSON *system, const cJSON *results)
             }
         }
     }
-    fputs("\n\n| suite | test | metric | value | unit | statistic | reps |\n"
-          "| --- | --- | --- | ---: | --- | --- | ---: |\n", out);
+    fputs("\n\n| suite | test | metric | value | unit | statistic | reps | workload |\n"
+          "| --- | --- | --- | ---: | --- | --- | ---: | --- |\n", out);
     const cJSON *row;
     cJSON_ArrayForEach(row, results) {
         const cJSON *value = cJSON_GetObjectItemCaseSensitive(row, "value");
@@ -584,6 +600,8 @@ static bool print_md(FILE *out, const cJSON *system, const cJSON *results)
         ok = ok && put_text(out, string_at(row, "statistic"), QUOTE_MD);
         fputs(" | ", out);
         if (cJSON_IsNumber(reps)) fprintf(out, "%.0f", reps->valuedouble);
+        fputs(" | ", out);
+        ok = ok && put_text(out, string_at(row, "workload"), QUOTE_MD);
         fputs(" |\n", out);
     }
     return ok;

@@ -613,13 +613,12 @@ static int runtime_figures(pk_bench *b, const vki_bench_opts *opts, vki_bench_pe
 
 /* ---- Measuring everything ----------------------------------------------------------------- */
 
-/* Which peak runs now, on stderr and only on a terminal, so that piped output stays clean. */
-static void progress(const pk_bench *b, const char *what)
+/* Which peak runs now and how many are left, on stderr and only on a terminal (also while
+ * `ops` or `llm` measure the peaks for their roofs: the longest wait), so that piped output and
+ * JSON on stdout stay clean. */
+static void progress(const char *what, uint32_t *step, uint32_t steps)
 {
-    if (!b->quiet && vki_is_terminal(stderr)) {
-        fprintf(stderr, "bench peak: %s...\n", what);
-        fflush(stderr);
-    }
+    vki_bench_progress("peak", what, (*step)++, steps);
 }
 
 static int measure(vki_app *app, const vki_bench_opts *opts, bool quiet, pk_result *r)
@@ -642,35 +641,38 @@ static int measure(vki_app *app, const vki_bench_opts *opts, bool quiet, pk_resu
         goto done;
     }
 
-    progress(b, "fp32 FMA");
+    uint32_t step = 0;
+    uint32_t steps = 4 + p->fp16 + p->int_dot + coopmat_usable(p); // fp32, read, write, runtime
+    progress("fp32 FMA", &step, steps);
     if ((code = peak_fma(b, false, &pk->fp32_gflops, &r->fma_iters[0])) != VKI_EXIT_OK) goto done;
     if (p->fp16) {
-        progress(b, "fp16 FMA");
+        progress("fp16 FMA", &step, steps);
         code = peak_fma(b, true, &pk->fp16_gflops, &r->fma_iters[1]);
         if (code != VKI_EXIT_OK) goto done;
         r->fp16 = true;
     }
     if (p->int_dot) {
-        progress(b, "int8 dot product");
+        progress("int8 dot product", &step, steps);
         if ((code = peak_dot(b, &pk->int8_gops, &r->dot_iters)) != VKI_EXIT_OK) goto done;
         r->int8 = true;
     }
     if (coopmat_usable(p)) {
-        progress(b, "cooperative-matrix fp16");
+        progress("cooperative-matrix fp16", &step, steps);
         code = peak_coopmat(b, &pk->coopmat_fp16_gflops, &r->cm_iters);
         if (code != VKI_EXIT_OK) goto done;
         r->coopmat = true;
     }
-    progress(b, "memory read");
+    progress("memory read", &step, steps);
     code = run_mem(b, false, NULL, b->mem_bytes, 0, &sum, NULL, &us);
     if (code != VKI_EXIT_OK) goto done;
     pk->read_gbs = (double)b->mem_bytes / us / 1e3;
-    progress(b, "memory write");
+    progress("memory write", &step, steps);
     if ((code = run_mem(b, true, NULL, b->mem_bytes, 0x5bd1e995u, NULL, NULL, &us)) != VKI_EXIT_OK)
         goto done;
     pk->write_gbs = (double)b->mem_bytes / us / 1e3;
-    progress(b, "copy, transfers, dispatch and submit (bench runtime)");
+    progress("copy, transfers, dispatch and submit (bench runtime)", &step, steps);
     code = runtime_figures(b, opts, pk);
+    vki_bench_progress("peak", NULL, steps, steps);
 done:
     bench_done(b);
     return code;

@@ -23,6 +23,14 @@ static int save(const char *path, const void *bytes, size_t size)
     return VKI_EXIT_OK;
 }
 
+/* Progress of the measured image on a terminal: 0 the warm-up image, 1 the text encoder, then
+ * each U-Net step, then the VAE (vki_bench_progress draws nothing elsewhere). */
+static void on_step(void *user, uint32_t step, uint32_t steps)
+{
+    (void)user;
+    vki_bench_progress("sd", step < steps ? "U-Net steps" : "VAE decode", 1 + step, steps + 2);
+}
+
 int vki_bench_sd(vki_app *app, const vki_bench_opts *opts, cJSON *out)
 {
     const char *model = opts->llm.model, *synthetic = opts->llm.synthetic;
@@ -61,16 +69,20 @@ int vki_bench_sd(vki_app *app, const vki_bench_opts *opts, cJSON *out)
                             .negative_prompt = "blurry", .width = size, .height = size,
                             .steps = 1, .cfg_scale = 7, .seed = 42, .sampler = VKI_SD_SAMPLER_EULER};
     t0 = vki_now_us();
+    vki_bench_progress("sd", "warm-up image (compiles)", 0, steps + 2);
     if (vki_sd_generate(sd, &params, rgb)) { // warm-up: compiles every program
         code = vki_app_failf("bench sd: %s", vki_sd_last_error(sd));
         goto done;
     }
     double first_s = (vki_now_us() - t0) / 1e6;
     params.steps = steps;
+    params.progress = on_step;
+    vki_bench_progress("sd", "text encode", 1, steps + 2);
     if (vki_sd_generate(sd, &params, rgb)) {
         code = vki_app_failf("bench sd: %s", vki_sd_last_error(sd));
         goto done;
     }
+    vki_bench_progress("sd", NULL, 1, 1); // cleared before the table
     const vki_sd_timings *t = vki_sd_timings_get(sd);
     const vki_sd_info *info = vki_sd_info_get(sd);
     double step_s = t->steps ? t->sample_s / t->steps : 0;

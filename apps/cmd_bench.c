@@ -45,6 +45,8 @@ void vki_bench_usage(FILE *f)
             "                    (default: 64, 16 on a CPU device)\n"
             "  --copy-mib N      device copy size (default: 256, 64 on a CPU device)\n"
             "  --filter TEXT     ops: only cases whose name contains TEXT\n"
+            "  --workload NAME   a fixed workload (below): the suite's sizes and models set by\n"
+            "                    name and version, the same on every device; each row names it\n"
             "  -p N, -n N        llm: prompt tokens (default: 512) and generated tokens\n"
             "                    (default: 128) of the prefill and decode tests\n"
             "  -d N,N,...        llm: also decode -n tokens after prefilling N tokens, for each\n"
@@ -66,7 +68,10 @@ void vki_bench_usage(FILE *f)
             "random weights, no file needed (");
     for (uint32_t i = 0; vki_llm_synthetic_name(i); i++)
         fprintf(f, "%s%s", i ? ", " : "", vki_llm_synthetic_name(i));
-    fprintf(f, "); its speed is the real model's.\nSuite sd takes -m CHECKPOINT or --synthetic sd15|sd21 the same way.\n");
+    fprintf(f, "); its speed is the real model's.\nSuite sd takes -m CHECKPOINT or --synthetic sd15|sd21 the same way.\n"
+               "\nworkloads (--workload NAME; -tiny: shrunk for tests, compares only with itself):\n");
+    for (uint32_t i = 0; vki_bench_workload_at(i); i++)
+        fprintf(f, "  %-12s %s\n", vki_bench_workload_at(i)->name, vki_bench_workload_at(i)->summary);
 }
 
 /* Options with a MiB value, in one table so that parsing stays one loop. */
@@ -168,6 +173,12 @@ static int parse_options(int argc, char **argv, vki_bench_opts *opts, bool selec
             opts->save = value;
             continue;
         }
+        if ((m = vki_arg_value(argc, argv, &i, "--workload", &value)) != 0) {
+            if (m < 0 || !(opts->workload = vki_bench_workload_find(value)))
+                return vki_app_usage_error(vki_bench_usage, "bench: unknown workload '%s' (the "
+                                           "list is in --help)", m < 0 ? "" : value);
+            continue;
+        }
         if ((m = vki_arg_value(argc, argv, &i, "--filter", &value)) != 0) {
             if (m < 0) return vki_app_usage_error(vki_bench_usage, "bench: --filter needs text");
             opts->filter = value;
@@ -190,6 +201,29 @@ static int parse_options(int argc, char **argv, vki_bench_opts *opts, bool selec
         if (s == SUITE_COUNT)
             return vki_app_usage_error(vki_bench_usage, "bench: unknown suite '%s'", arg);
         selected[s] = true;
+    }
+    return VKI_EXIT_OK;
+}
+
+/* A workload fixes what these options would change: given together, they are a usage error
+ * rather than a result that claims the workload's name and measured something else. */
+static int check_workload(int argc, char **argv, const vki_bench_workload *w, bool selected[SUITE_COUNT])
+{
+    static const char *const fixed[] = {"-p", "-n", "-d", "--steps", "--size", "--save", "--type",
+                                        "--filter", "--model", "-m", "--synthetic", "--ctx",
+                                        "--batch", "--cache-type", "-ctk", "--parallel"};
+    for (int i = 1; i < argc; i++)
+        for (size_t k = 0; k < sizeof fixed / sizeof fixed[0]; k++) {
+            size_t len = strlen(fixed[k]);
+            if (strncmp(argv[i], fixed[k], len) == 0 && (!argv[i][len] || argv[i][len] == '='))
+                return vki_app_usage_error(vki_bench_usage, "bench: --workload %s fixes %s; "
+                                           "leave it out", w->name, fixed[k]);
+        }
+    for (size_t s = 0; s < SUITE_COUNT; s++) {
+        if (selected[s] && strcmp(suites[s].name, w->suite) != 0)
+            return vki_app_usage_error(vki_bench_usage, "bench: --workload %s runs suite %s only",
+                                       w->name, w->suite);
+        selected[s] = strcmp(suites[s].name, w->suite) == 0;
     }
     return VKI_EXIT_OK;
 }
@@ -226,6 +260,8 @@ int vki_cmd_bench(vki_app *app, int argc, char **argv)
         vki_bench_usage(stdout);
         return VKI_EXIT_OK;
     }
+    if (opts.workload && (code = check_workload(argc, argv, opts.workload, selected)) != VKI_EXIT_OK)
+        return code;
     bool any = false;
     for (size_t s = 0; s < SUITE_COUNT; s++) any = any || selected[s];
     if (!any) // a model benchmark runs when asked for: it needs a model file
@@ -265,7 +301,7 @@ int vki_cmd_bench(vki_app *app, int argc, char **argv)
             break;
         }
         if (!opts.json) printf("\n== %s ==\n", suites[s].name);
-        code = suites[s].run(app, &opts, out);
+        code = opts.workload ? vki_bench_workload_run(app, &opts, out) : suites[s].run(app, &opts, out);
     }
     vki_bench_progress("", NULL, n_selected, n_selected);
     // A failed suite has said why; half a document would only mislead a script.

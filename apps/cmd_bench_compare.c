@@ -33,12 +33,14 @@ typedef struct cmp_file {
 
 static void compare_usage(FILE *f)
 {
-    fprintf(f, "usage: vkinfer bench compare [-o md|json] FILE FILE... (at most %d)\n\n"
+    fprintf(f, "usage: vkinfer bench compare [-o md|csv|json] FILE FILE... (at most %d)\n\n"
                "FILE: a result file of `vkinfer bench -o json` or -o jsonl, or of llama-bench\n"
                "-o json or -o jsonl. Prints the results every file holds, each file's value (± sd where\n"
                "the run gave one) and its ratio to the first file's; '?' marks a ratio whose\n"
                "mean ± sd ranges overlap: within the runs' spread. -o json (or --json): the same\n"
-               "as one JSON object (files; rows with values, sds, ratios, unclear).\n",
+               "as one JSON object (files; rows with values, sds, ratios, unclear, workloads).\n"
+               "-o csv: one record per row: suite, test, metric, unit, then A, A_sd, B, B_sd,\n"
+               "B/A, B/A_unclear, ... (docs/bench/SCHEMA.md).\n",
             MAX_FILES);
 }
 
@@ -103,7 +105,7 @@ static bool num_at(const cJSON *obj, const char *key, double *out)
 
 /* Appends a normalised row; false when out of host memory. */
 static bool add_row(cJSON *rows, const char *suite, const char *test, const char *metric,
-                    const char *unit, double value, bool has_sd, double sd)
+                    const char *unit, double value, bool has_sd, double sd, const char *workload)
 {
     cJSON *r = cJSON_CreateObject();
     if (!r || !cJSON_AddItemToArray(rows, r)) {
@@ -114,7 +116,9 @@ static bool add_row(cJSON *rows, const char *suite, const char *test, const char
            cJSON_AddStringToObject(r, "metric", metric) &&
            cJSON_AddStringToObject(r, "unit", unit ? unit : "") &&
            cJSON_AddNumberToObject(r, "value", value) &&
-           (has_sd ? cJSON_AddNumberToObject(r, "sd", sd) : cJSON_AddNullToObject(r, "sd"));
+           (has_sd ? cJSON_AddNumberToObject(r, "sd", sd) : cJSON_AddNullToObject(r, "sd")) &&
+           (workload ? cJSON_AddStringToObject(r, "workload", workload) != NULL
+                     : cJSON_AddNullToObject(r, "workload") != NULL);
 }
 
 /* Our rows: root.results (schema vkinfer-bench/1), checked field by field. */
@@ -148,13 +152,18 @@ static int read_ours(cmp_file *f, const cJSON *root)
         const char *suite = str_at(r, "suite"), *test = str_at(r, "test"), *metric = str_at(r, "metric");
         const char *unit = str_at(r, "unit");
         const cJSON *sd = cJSON_GetObjectItemCaseSensitive(r, "sd");
+        const cJSON *workload = cJSON_GetObjectItemCaseSensitive(r, "workload");
         double value = 0;
         bool sd_ok = !sd || cJSON_IsNull(sd) || (cJSON_IsNumber(sd) && isfinite(sd->valuedouble) && sd->valuedouble >= 0);
-        if (!cJSON_IsObject(r) || !suite || !test || !metric || !num_at(r, "value", &value) || !sd_ok)
+        bool workload_ok = !workload || cJSON_IsNull(workload) || cJSON_IsString(workload);
+        if (!cJSON_IsObject(r) || !suite || !test || !metric || !num_at(r, "value", &value) || !sd_ok ||
+            !workload_ok)
             return vki_app_failf("%s: results[%d] is not a result row (strings suite, "
-                                 "test, metric; number value; sd a number >= 0 or null)", f->path, i);
+                                 "test, metric; number value; sd a number >= 0 or null; workload "
+                                 "a string or null)", f->path, i);
         if (++i > MAX_ROWS) return vki_app_failf("%s: more than %d results", f->path, MAX_ROWS);
-        if (!add_row(f->rows, suite, test, metric, unit, value, cJSON_IsNumber(sd), sd ? sd->valuedouble : 0))
+        if (!add_row(f->rows, suite, test, metric, unit, value, cJSON_IsNumber(sd), sd ? sd->valuedouble : 0,
+                     cJSON_GetStringValue(workload)))
             return vki_app_failf("%s: out of host memory", f->path);
     }
     const cJSON *system = cJSON_GetObjectItemCaseSensitive(root, "system");
@@ -193,7 +202,7 @@ static int read_llama_bench(cmp_file *f, const cJSON *root)
                   : n_prompt == 0 ? snprintf(test, sizeof test, "tg%.0f", n_gen)
                                   : snprintf(test, sizeof test, "pp%.0f+tg%.0f", n_prompt, n_gen);
         if (depth > 0) snprintf(test + len, sizeof test - (size_t)len, "_d%.0f", depth);
-        if (!add_row(f->rows, "llm", test, "tokens_per_s", "tokens/s", avg, has_sd, sd))
+        if (!add_row(f->rows, "llm", test, "tokens_per_s", "tokens/s", avg, has_sd, sd, NULL))
             return vki_app_failf("%s: out of host memory", f->path);
     }
     if (i == 0) return vki_app_failf("%s: an empty array, no tests", f->path);
@@ -295,11 +304,12 @@ static cJSON *parse_lines(char *text, size_t *out_bad_line)
 
 /* The JSON value of the file at path, strictly parsed (or its JSON Lines as an array); NULL
  * after printing why. */
-static cJSON *parse_file(const char *path)
+static cJSON *parse_file(const char *path);
+
+/* parse_file's work on text[0, n) (NUL-terminated there, cut into lines for JSON Lines), which it
+ * frees. */
+static cJSON *parse_text(const char *path, char *text, size_t n)
 {
-    size_t n = 0;
-    char *text = read_all(path, &n);
-    if (!text) return NULL;
     if (strlen(text) != n) {
         free(text);
         vki_app_failf("%s: holds a NUL byte, not JSON text", path);
@@ -321,6 +331,13 @@ static cJSON *parse_file(const char *path)
     return root;
 }
 
+static cJSON *parse_file(const char *path)
+{
+    size_t n = 0;
+    char *text = read_all(path, &n);
+    return text ? parse_text(path, text, n) : NULL;
+}
+
 /* VKI_EXIT_OK when root carries a schema this build reads; else prints why. */
 static int check_schema(const char *path, const cJSON *root)
 {
@@ -336,10 +353,9 @@ static int check_schema(const char *path, const cJSON *root)
     return VKI_EXIT_OK;
 }
 
-static int load(cmp_file *f)
+/* The rows and label of a parsed file (root, which it frees) into f. */
+static int read_root(cmp_file *f, cJSON *root)
 {
-    cJSON *root = parse_file(f->path);
-    if (!root) return VKI_EXIT_FAILURE;
     int code = VKI_EXIT_OK;
     f->rows = cJSON_CreateArray();
     if (!f->rows) {
@@ -371,14 +387,44 @@ static int load(cmp_file *f)
                              "nor llama-bench -o json / jsonl", f->path);
     }
     cJSON_Delete(root);
+    return code;
+}
+
+static int load(cmp_file *f)
+{
+    cJSON *root = parse_file(f->path);
+    if (!root) return VKI_EXIT_FAILURE;
+    int code = read_root(f, root);
     if (code == VKI_EXIT_OK) code = index_rows(f);
     return code;
+}
+
+int vki_bench_result_read(const char *name, const char *text, size_t n, cJSON **out_rows,
+                          char *label, size_t label_size)
+{
+    *out_rows = NULL;
+    if (n > MAX_FILE_BYTES) return vki_app_failf("%s: larger than %u MiB, not a result file", name, MAX_FILE_BYTES >> 20);
+    char *copy = malloc(n + 1);
+    if (!copy) return vki_app_failf("%s: out of host memory", name);
+    if (n) memcpy(copy, text, n);
+    copy[n] = 0;
+    cJSON *root = parse_text(name, copy, n);
+    if (!root) return VKI_EXIT_FAILURE;
+    cmp_file f = {.path = name};
+    int code = read_root(&f, root);
+    if (code != VKI_EXIT_OK) {
+        cJSON_Delete(f.rows);
+        return code;
+    }
+    *out_rows = f.rows;
+    if (label && label_size) snprintf(label, label_size, "%s", f.label);
+    return VKI_EXIT_OK;
 }
 
 /* The comparison as JSON: {"schema", "files": [{"path", "label"}], "rows": [{suite, test,
  * metric, unit, "values": [...], "sds": [... or null], "ratios": [null, B/A, ...],
  * "unclear": [false, ...]}]}: what -o json prints and the markdown table is drawn from. */
-static cJSON *build_comparison(const cmp_file *files, int n)
+static cJSON *build_comparison(const cmp_file *files, int n, size_t *out_mixed)
 {
     cJSON *doc = cJSON_CreateObject(), *list = NULL, *rows = NULL;
     if (!doc || !cJSON_AddStringToObject(doc, "schema", "vkinfer-bench-compare/1") ||
@@ -402,6 +448,7 @@ static cJSON *build_comparison(const cmp_file *files, int n)
         for (int i = 1; i < n && all; i++) all = (match[i] = find_row(&files[i], row)) != NULL;
         if (!all) continue;
         cJSON *out = cJSON_CreateObject(), *values = NULL, *sds = NULL, *ratios = NULL, *unclear = NULL;
+        cJSON *workloads = NULL;
         if (!out || !cJSON_AddItemToArray(rows, out)) {
             cJSON_Delete(out);
             goto oom;
@@ -412,8 +459,10 @@ static cJSON *build_comparison(const cmp_file *files, int n)
             if (!vki_json_add_text(out, cols[c], v ? v : "", v ? strlen(v) : 0)) goto oom;
         }
         if (!(values = cJSON_AddArrayToObject(out, "values")) || !(sds = cJSON_AddArrayToObject(out, "sds")) ||
-            !(ratios = cJSON_AddArrayToObject(out, "ratios")) || !(unclear = cJSON_AddArrayToObject(out, "unclear")))
+            !(ratios = cJSON_AddArrayToObject(out, "ratios")) || !(unclear = cJSON_AddArrayToObject(out, "unclear")) ||
+            !(workloads = cJSON_AddArrayToObject(out, "workloads")))
             goto oom;
+        const char *wa = str_at(row, "workload");
         double a = 0, sa = 0;
         num_at(row, "value", &a);
         bool a_sd = num_at(row, "sd", &sa);
@@ -428,6 +477,9 @@ static cJSON *build_comparison(const cmp_file *files, int n)
                 !cJSON_AddItemToArray(ratios, i > 0 && a != 0 ? cJSON_CreateNumber(b / a) : cJSON_CreateNull()) ||
                 !cJSON_AddItemToArray(unclear, cJSON_CreateBool(u)))
                 goto oom;
+            const char *wb = str_at(match[i], "workload");
+            if (!cJSON_AddItemToArray(workloads, wb ? cJSON_CreateString(wb) : cJSON_CreateNull())) goto oom;
+            if ((wa == NULL) != (wb == NULL) || (wa && wb && strcmp(wa, wb) != 0)) (*out_mixed)++;
         }
     }
     return doc;
@@ -486,11 +538,49 @@ static void print_comparison_md(const cJSON *doc, int n)
         printf("\n?: the mean ± sd ranges overlap: the difference is within the runs' spread.\n");
 }
 
+/* The comparison as csv (RFC 4180: strings always quoted, "" inside): suite, test, metric,
+ * unit, then per file X (A, B, ...) X and X_sd, and for every file after the first X/A and
+ * X/A_unclear (1 or 0); empty where there is no number. The files' labels are the md legend's
+ * and -o json's. */
+static void print_comparison_csv(const cJSON *doc, int n)
+{
+    fputs("\"suite\",\"test\",\"metric\",\"unit\"", stdout);
+    for (int i = 0; i < n; i++) {
+        printf(",\"%c\",\"%c_sd\"", 'A' + i, 'A' + i);
+        if (i) printf(",\"%c/A\",\"%c/A_unclear\"", 'A' + i, 'A' + i);
+    }
+    putchar('\n');
+    const cJSON *row;
+    cJSON_ArrayForEach(row, cJSON_GetObjectItemCaseSensitive(doc, "rows")) {
+        const char *cols[] = {"suite", "test", "metric", "unit"};
+        for (size_t c = 0; c < 4; c++) {
+            if (c) putchar(',');
+            const char *v = str_at(row, cols[c]);
+            vki_bench_put_csv(stdout, v ? v : "");
+        }
+        for (int i = 0; i < n; i++) {
+            const cJSON *v = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(row, "values"), i);
+            const cJSON *sd = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(row, "sds"), i);
+            const cJSON *ratio = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(row, "ratios"), i);
+            bool u = cJSON_IsTrue(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(row, "unclear"), i));
+            putchar(',');
+            if (cJSON_IsNumber(v)) printf("%.10g", v->valuedouble);
+            putchar(',');
+            if (cJSON_IsNumber(sd)) printf("%.10g", sd->valuedouble);
+            if (i == 0) continue;
+            putchar(',');
+            if (cJSON_IsNumber(ratio)) printf("%.10g", ratio->valuedouble);
+            printf(",%d", u ? 1 : 0);
+        }
+        putchar('\n');
+    }
+}
+
 int vki_bench_compare(int argc, char **argv)
 {
     cmp_file files[MAX_FILES];
     int n = 0;
-    bool json = false;
+    bool json = false, csv = false;
     for (int i = 1; i < argc; i++) {
         const char *value = NULL;
         int m = 0;
@@ -499,13 +589,15 @@ int vki_bench_compare(int argc, char **argv)
             return VKI_EXIT_OK;
         }
         if ((m = vki_arg_value(argc, argv, &i, "-o", &value)) != 0) {
-            if (m < 0 || (strcmp(value, "md") != 0 && strcmp(value, "json") != 0))
-                return vki_app_usage_error(compare_usage, "bench compare: -o is md or json");
+            if (m < 0 || (strcmp(value, "md") != 0 && strcmp(value, "json") != 0 && strcmp(value, "csv") != 0))
+                return vki_app_usage_error(compare_usage, "bench compare: -o is md, csv or json");
             json = strcmp(value, "json") == 0;
+            csv = strcmp(value, "csv") == 0;
             continue;
         }
         if (strcmp(argv[i], "--json") == 0) {
             json = true;
+            csv = false;
             continue;
         }
         if (argv[i][0] == '-' && argv[i][1])
@@ -519,13 +611,19 @@ int vki_bench_compare(int argc, char **argv)
     int code = VKI_EXIT_OK;
     for (int i = 0; i < n && code == VKI_EXIT_OK; i++) code = load(&files[i]);
     cJSON *doc = NULL;
-    if (code == VKI_EXIT_OK && !(doc = build_comparison(files, n)))
+    size_t mixed = 0;
+    if (code == VKI_EXIT_OK && !(doc = build_comparison(files, n, &mixed)))
         code = vki_app_failf("compare: out of host memory");
+    if (code == VKI_EXIT_OK && mixed)
+        fprintf(stderr, "vkinfer: compare: %zu results come from different workloads (or none) "
+                        "in different files: their conditions may differ\n", mixed);
     if (code == VKI_EXIT_OK && cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(doc, "rows")) == 0)
         code = vki_app_failf("compare: no result is in every file (same suite, test and metric)");
     if (code == VKI_EXIT_OK) {
         if (json)
             code = vki_json_print(doc);
+        else if (csv)
+            print_comparison_csv(doc, n);
         else
             print_comparison_md(doc, n);
     }
@@ -586,7 +684,8 @@ int vki_bench_convert(int argc, char **argv)
                        strspn(s->string, "abcdefghijklmnopqrstuvwxyz0123456789_") == strlen(s->string);
         for (const cJSON *o = fields->child; name_ok && o != s; o = o->next)
             name_ok = strcmp(o->string, s->string) != 0;
-        const char *const reserved[] = {"schema", "suite", "test", "metric", "unit", "value", "statistic", "sd", "reps"};
+        const char *const reserved[] = {"schema", "suite", "test", "metric", "unit", "value",
+                                        "statistic", "sd", "reps", "workload"};
         for (size_t k = 0; name_ok && k < sizeof reserved / sizeof reserved[0]; k++)
             name_ok = strcmp(reserved[k], s->string) != 0;
         if (!name_ok) {

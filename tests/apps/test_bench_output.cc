@@ -276,7 +276,10 @@ TEST(BenchOutput, JsonHasSchemaSystemAndRows)
     // Sizes and counts are parameters, not rows.
     EXPECT_FALSE(FindRow(results, "runtime", "copy", "bytes"));
     EXPECT_FALSE(FindRow(results, "runtime", "dispatch", "count"));
-    cJSON_ArrayForEach(row, results) EXPECT_EQ(cJSON_GetArraySize(row), 8);
+    cJSON_ArrayForEach(row, results) {
+        EXPECT_EQ(cJSON_GetArraySize(row), 9);
+        EXPECT_TRUE(cJSON_IsNull(Get(row, "workload"))); // no --workload: the options chose
+    }
 
     CliRun alias = Vkinfer(std::string(kRuntime) + " --json");
     ASSERT_EQ(alias.code, 0) << alias.err;
@@ -295,7 +298,8 @@ TEST(BenchOutput, CsvRecordsHaveTheHeadersColumns)
     ASSERT_GE(rows.size(), 10u) << r.out;
     const auto &header = rows[0];
     ASSERT_EQ(header[0], "schema");
-    std::vector<std::string> expect = {"suite", "test", "metric", "unit", "value", "statistic", "sd", "reps"};
+    std::vector<std::string> expect = {"suite", "test",   "metric", "unit",    "value",
+                                       "statistic", "sd", "reps",   "workload"};
     for (size_t i = 0; i < expect.size(); i++) EXPECT_EQ(header[1 + i], expect[i]);
     EXPECT_EQ(header.size(), 1 + expect.size() + 17);
     Json j = Parse(RuntimeJson());
@@ -324,7 +328,7 @@ TEST(BenchOutput, JsonlIsOneObjectPerLine)
         EXPECT_EQ(Str(o.get(), "suite"), "runtime");
         EXPECT_TRUE(cJSON_IsNumber(Get(o.get(), "value")));
         EXPECT_FALSE(Str(o.get(), "device_name").empty());
-        EXPECT_EQ(cJSON_GetArraySize(o.get()), 1 + 8 + 17);
+        EXPECT_EQ(cJSON_GetArraySize(o.get()), 1 + 9 + 17);
     }
 }
 
@@ -350,7 +354,7 @@ TEST(BenchOutput, MarkdownIsATable)
     size_t table = 0;
     for (const auto &line : Lines(r.out)) {
         if (line.empty() || line[0] != '|') continue;
-        EXPECT_EQ(Pipes(line), 8) << line; // 7 columns
+        EXPECT_EQ(Pipes(line), 9) << line; // 8 columns
         table++;
     }
     Json j = Parse(RuntimeJson());
@@ -389,7 +393,7 @@ TEST(BenchOutput, ConvertEscapesHostileText)
     ASSERT_EQ(rows[1].size(), rows[0].size());
     EXPECT_EQ(rows[1][1], "s|u");
     EXPECT_EQ(rows[1][2], clean_test);
-    EXPECT_EQ(rows[1][9], "GPU, \"quoted\" 'x' | y "); // the system's first column
+    EXPECT_EQ(rows[1][10], "GPU, \"quoted\" 'x' | y "); // the system's first column
 
     CliRun jsonl = Vkinfer("bench convert '" + path + "' -o jsonl");
     ASSERT_EQ(jsonl.code, 0) << jsonl.err;
@@ -403,7 +407,7 @@ TEST(BenchOutput, ConvertEscapesHostileText)
     ASSERT_EQ(md.code, 0) << md.err;
     EXPECT_TRUE(ValidUtf8(md.out));
     for (const auto &line : Lines(md.out))
-        if (!line.empty() && line[0] == '|') EXPECT_EQ(Pipes(line), 8) << line;
+        if (!line.empty() && line[0] == '|') EXPECT_EQ(Pipes(line), 9) << line;
     EXPECT_NE(md.out.find("s\\|u"), std::string::npos) << md.out;
 
     CliRun sql = Vkinfer("bench convert '" + path + "' -o sql");
