@@ -18,11 +18,15 @@ The test image is tests/data/vision/test_image.png, 40x30 RGB (a pattern: gradie
 checkerboard and a disc), so that one side is scaled down and the other up.
 
 Output per family in tests/data/vision/: <family>.mmproj.gguf (F32 except where the converter
-forces a type) and <family>_golden.safetensors with
-  image     I32 [30, 40, 3]  the test image's RGB bytes (the test has no PNG decoder)
-  pixels    F32 [3, S, S]    the processor's pixel_values (CHW)
-  features  F32 [n_tok, n_embd]  get_image_features(pixels): what replaces the image tokens
-  features_from_pixels: the same features; metadata holds the family's settings.
+forces a type), <family>.text.gguf (the language model, F32, converted by convert_hf_to_gguf.py
+with a made-up byte-level tokenizer: see TEXT_CONVERT) and <family>_golden.safetensors with
+  image       I32 [30, 40, 3]  the test image's RGB bytes (the test has no PNG decoder)
+  pixels      F32 [3, S, S]    the processor's pixel_values (CHW)
+  features    F32 [n_tok, n_embd]  get_image_features(pixels): what replaces the image tokens
+  prompt_ids  I32 [T]          a prompt with the family's image tokens in place (metadata
+                               image_start: the first image token)
+  logits      F32 [T, n_vocab] the full model's forward pass over that prompt and image
+and metadata holding the family's settings.
 
 Run with /work/venv-sd (torch, transformers 5.x) and llama.cpp's converter:
   /work/venv-sd/bin/python tools/gen_vision_golden.py
@@ -37,7 +41,7 @@ import tempfile
 import numpy as np
 import torch
 from PIL import Image
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "tests", "data", "vision")
@@ -81,11 +85,54 @@ def convert(model_dir, out_path):
     subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
 
 
-def save_golden(path, img, pixels, features, meta):
-    save_file({"image": torch.from_numpy(img.astype(np.int32)).contiguous(),
+# The text model's converter run in-process with two changes: a tokenizer's pre-tokenizer is
+# recognised by a hash of its output, unknown for the made-up tokenizer below ("gpt-2" then),
+# and the vocabulary is read as that BPE tokenizer, never as a sentencepiece model (Gemma 3's, whose
+# size would trim the embedding rows: all of them are kept).
+TEXT_CONVERT = """
+import sys
+sys.path.insert(0, {root!r})
+import convert_hf_to_gguf as c
+c.TextModel.get_vocab_base_pre = lambda self, tokenizer: "gpt-2"
+c.Gemma3Model.set_vocab = lambda self: self._set_vocab_gpt2()
+c.LlamaModel.set_vocab = lambda self: self._set_vocab_gpt2()
+c.Gemma3Model._create_vocab_sentencepiece = lambda self: ([None] * self.hparams["vocab_size"],)
+sys.argv = ["convert_hf_to_gguf.py", {src!r}, "--outtype", "f32", "--outfile", {out!r}]
+c.main()
+"""
+
+
+def convert_text(model_dir, out_path):
+    code = TEXT_CONVERT.format(root=LLAMA_CPP, src=model_dir, out=out_path)
+    env = dict(os.environ, PYTHONPATH=os.path.join(LLAMA_CPP, "gguf-py"))
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, stdout=subprocess.DEVNULL)
+
+
+def write_tokenizer(model_dir, vocab_size, specials, bos, eos):
+    """A byte-level BPE tokenizer: one token per byte (ids 0..255), one merge (" t", id 256:
+    GGUF readers want a merge list), then <unused_i> fillers and the family's special tokens
+    at their ids (specials: {id: text}, ids from 257)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+    alphabet = pre_tokenizers.ByteLevel.alphabet()
+    vocab = {ch: i for i, ch in enumerate(sorted(alphabet))}
+    vocab["\u0120t"] = len(vocab)
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=[("\u0120", "t")]))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    added = [specials.get(i, f"<unused_{i}>") for i in range(len(vocab), vocab_size)]
+    tok.add_special_tokens(added)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=specials[bos], eos_token=specials[eos])
+    fast.save_pretrained(model_dir)
+
+
+def save_golden(path, img, pixels, features, meta, extra=None):
+    tensors = {"image": torch.from_numpy(img.astype(np.int32)).contiguous(),
                "pixels": pixels.float().contiguous(),
-               "features": features.float().contiguous()}, path,
-              metadata={k: str(v) for k, v in meta.items()})
+               "features": features.float().contiguous()}
+    for k, v in (extra or {}).items():
+        tensors[k] = v.contiguous()
+    save_file(tensors, path, metadata={k: str(v) for k, v in meta.items()})
 
 
 def gemma3(img, tmp):
@@ -94,7 +141,7 @@ def gemma3(img, tmp):
     cfg = Gemma3Config(
         text_config=dict(vocab_size=320, hidden_size=96, intermediate_size=128, num_hidden_layers=2,
                          num_attention_heads=2, num_key_value_heads=1, head_dim=48,
-                         max_position_embeddings=256, sliding_window=64),
+                         max_position_embeddings=256, sliding_window=64, query_pre_attn_scalar=48),
         vision_config=dict(model_type="siglip_vision_model", vision_use_head=False, **vision_cfg()),
         mm_tokens_per_image=16, boi_token_index=300, eoi_token_index=301, image_token_index=302)
     torch.manual_seed(0)
@@ -115,7 +162,6 @@ def gemma3(img, tmp):
     proc.save_pretrained(d)
     # transformers 5 writes the tower's tensors as vision_tower.*; the converter knows the
     # released checkpoints' vision_tower.vision_model.*
-    from safetensors.torch import load_file
     st = os.path.join(d, "model.safetensors")
     tensors = {k.replace("vision_tower.", "vision_tower.vision_model.", 1): v
                for k, v in load_file(st).items()}
@@ -126,8 +172,28 @@ def gemma3(img, tmp):
     with open(os.path.join(d, "preprocessor_config.json"), "w") as f:
         json.dump(pc, f)
     convert(d, os.path.join(OUT, "gemma3.mmproj.gguf"))
+    # The language model with the image in place: <bos> text <start_of_image> 16 x
+    # <image_soft_token> <end_of_image> text; token_type_ids mark the image so that its tokens
+    # see each other both ways (as llama.cpp's non-causal image batch).
+    specials = {257: "<pad>", 258: "<eos>", 259: "<bos>", 300: "<start_of_image>",
+                301: "<end_of_image>", 302: "<image_soft_token>"}
+    ids = [259, 72, 105, 10, 300] + [302] * 16 + [301, 10, 87, 104]
+    tt = [1 if i == 302 else 0 for i in ids]
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([ids]), pixel_values=pixels,
+                       token_type_ids=torch.tensor([tt])).logits[0]
+    model.config.text_config.bos_token_id, model.config.text_config.eos_token_id = 259, 258
+    model.config.text_config.pad_token_id = 257
+    model.save_pretrained(d)  # again, with the token ids above
+    st = os.path.join(d, "model.safetensors")
+    save_file({k.replace("vision_tower.", "vision_tower.vision_model.", 1): v
+               for k, v in load_file(st).items()}, st, metadata={"format": "pt"})
+    write_tokenizer(d, 320, specials, 259, 258)
+    convert_text(d, os.path.join(OUT, "gemma3.text.gguf"))
     save_golden(os.path.join(OUT, "gemma3_golden.safetensors"), img, pixels[0], feats.reshape(16, 96),
-                {"family": "gemma3", "resample": "PIL bilinear", "n_tokens": 16, "n_embd": 96})
+                {"family": "gemma3", "resample": "PIL bilinear", "n_tokens": 16, "n_embd": 96,
+                 "image_start": 5, "text_model": "gemma3.text.gguf (tokenizer: bytes and one merge)"},
+                {"prompt_ids": torch.tensor(ids, dtype=torch.int32), "logits": logits.float()})
 
 
 def idefics3(img, tmp):
@@ -156,8 +222,24 @@ def idefics3(img, tmp):
     model.save_pretrained(d)
     proc.save_pretrained(d)
     convert(d, os.path.join(OUT, "idefics3.mmproj.gguf"))
+    # The language model with the image in place, as SmolVLM's processor lays out one global
+    # image: <fake_token_around_image> <global-img> 16 x <image> <fake_token_around_image>,
+    # causal attention throughout.
+    specials = {257: "<|endoftext|>", 258: "<|im_start|>", 259: "<|im_end|>", 310: "<image>",
+                311: "<fake_token_around_image>", 312: "<global-img>"}
+    ids = [258, 85, 115, 101, 114, 58, 311, 312] + [310] * 16 + [311, 10, 65]
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([ids]), pixel_values=pixels[None]).logits[0]
+    cfg = json.load(open(os.path.join(d, "config.json")))
+    cfg["text_config"]["architectures"] = ["LlamaForCausalLM"]  # the converter's text model
+    cfg["text_config"].update(bos_token_id=258, eos_token_id=259, pad_token_id=257)
+    json.dump(cfg, open(os.path.join(d, "config.json"), "w"))
+    write_tokenizer(d, 320, specials, 258, 259)
+    convert_text(d, os.path.join(OUT, "idefics3.text.gguf"))
     save_golden(os.path.join(OUT, "idefics3_golden.safetensors"), img, pixels[0], feats.reshape(16, 80),
-                {"family": "idefics3", "resample": "PIL lanczos", "n_tokens": 16, "n_embd": 80})
+                {"family": "idefics3", "resample": "PIL lanczos", "n_tokens": 16, "n_embd": 80,
+                 "image_start": 8, "text_model": "idefics3.text.gguf (tokenizer: bytes and one merge)"},
+                {"prompt_ids": torch.tensor(ids, dtype=torch.int32), "logits": logits.float()})
 
 
 def main():
