@@ -19,9 +19,10 @@
 static const vki_bench_workload workloads[] = {
     {.name = "llm-v1", .suite = "llm",
      .summary = "pp512, tg128, and tg128 after depths 0/512/2048/8192 (8320-token context), on "
-                "the default model and the synthetic smollm2-135m and llama3-1b",
+                "the default model and the synthetic smollm2-135m, llama3-1b and llama3-8b "
+                "(Q4_0 layers, Q8_0 embeddings)",
      .n_prompt = 512, .n_gen = 128, .n_ctx = 8192 + 128, .depths = {0, 512, 2048, 8192},
-     .n_depths = 4, .models = {"default", "smollm2-135m", "llama3-1b"}, .n_models = 3},
+     .n_depths = 4, .models = {"default", "smollm2-135m", "llama3-1b", "llama3-8b"}, .n_models = 4},
     {.name = "sd-v1", .suite = "sd",
      .summary = "synthetic SD 1.5 (f16): text encode, U-Net s/step, VAE decode and the whole "
                 "image, 20 Euler steps with CFG, at 512x512 and 1024x1024",
