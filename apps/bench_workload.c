@@ -53,6 +53,11 @@ const vki_bench_workload *vki_bench_workload_find(const char *name)
     return NULL;
 }
 
+/* A run that failed part-way (out of device memory at the deepest depth, say) is left out like
+ * one that could not start, its partial figures dropped: the other runs of a long workload
+ * still count, and the message above the document says what went wrong. */
+static int after_run(cJSON *out, const char *label, int code);
+
 /* A run left out: {"run": label, "reason": why}, and said on stderr. */
 static bool skip(cJSON *out, const char *label, const char *reason)
 {
@@ -156,7 +161,7 @@ static int run_llm(vki_app *app, const vki_bench_opts *base, const vki_bench_wor
         char scope[200];
         snprintf(scope, sizeof scope, "%s (%u of %u)", label, m + 1, w->n_models);
         vki_bench_progress_scope(scope);
-        code = vki_bench_llm(app, &o, run);
+        code = after_run(out, label, vki_bench_llm(app, &o, run));
         vki_bench_progress_scope(NULL);
     }
     return code;
@@ -196,10 +201,19 @@ static int run_sd(vki_app *app, const vki_bench_opts *base, const vki_bench_work
         char scope[200];
         snprintf(scope, sizeof scope, "%s (%u of %u)", label, i + 1, w->n_sizes);
         vki_bench_progress_scope(scope);
-        code = vki_bench_sd(app, &o, run);
+        code = after_run(out, label, vki_bench_sd(app, &o, run));
         vki_bench_progress_scope(NULL);
     }
     return code;
+}
+
+static int after_run(cJSON *out, const char *label, int code)
+{
+    if (code == VKI_EXIT_OK) return code;
+    vki_bench_progress("", NULL, 1, 1); // clear a progress line the failure left
+    cJSON_DeleteItemFromObjectCaseSensitive(out, label);
+    return skip(out, label, "failed on this device (the message above says why)")
+               ? VKI_EXIT_OK : vki_app_failf("bench: out of host memory");
 }
 
 int vki_bench_workload_run(vki_app *app, const vki_bench_opts *opts, cJSON *out)
