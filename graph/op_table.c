@@ -15,6 +15,7 @@ extern const vki_op_def vki_op_attention, vki_op_conv2d;
 extern const vki_op_def vki_op_matmul;
 extern const vki_op_def vki_op_get_rows, vki_op_set_rows;
 extern const vki_op_def vki_op_prelu;
+extern const vki_op_def vki_op_top_k, vki_op_moe_weights, vki_op_moe_combine, vki_op_matmul_id;
 
 const vki_op_def *const vki_op_table[] = {
     &vki_op_binary,
@@ -30,6 +31,7 @@ const vki_op_def *const vki_op_table[] = {
     &vki_op_matmul,
     &vki_op_get_rows, &vki_op_set_rows,
     &vki_op_prelu,
+    &vki_op_top_k, &vki_op_moe_weights, &vki_op_moe_combine, &vki_op_matmul_id,
 };
 
 const uint32_t vki_op_table_count = sizeof vki_op_table / sizeof vki_op_table[0];

@@ -316,16 +316,18 @@ vki_tensor vki_top_k(vki_graph *g, vki_tensor x, uint32_t k);
 /* Routing weights of the chosen experts: x F32 [E, N] (a router's logits), ids I32 [k, N]
  * (vki_top_k's) -> F32 [k, N] with w[j, n] = softmax(x[:, n])[ids[j, n]], then divided by
  * sum_j w[j, n] when `normalize` (which equals a softmax over the chosen logits: Mixtral,
- * Qwen3-MoE, Granite-MoE; OLMoE and Qwen2-MoE do not normalise). An id outside [0, E) weighs 0. */
+ * Qwen3-MoE, Granite-MoE; OLMoE and Qwen2-MoE do not normalise). An id outside [0, E) weighs 0
+ * (a token whose every id is outside gets zeros, normalised or not). x and ids may be views. */
 vki_tensor vki_moe_weights(vki_graph *g, vki_tensor x, vki_tensor ids, bool normalize);
 
 /* The experts' outputs combined: y F32 [M, k, N] (vki_matmul_id's), w F32 [k, N] ->
- * F32 [M, N] with out[:, n] = sum_j w[j, n] y[:, j, n], summed in order j = 0, 1, ... */
+ * F32 [M, N] with out[:, n] = sum_j w[j, n] y[:, j, n], summed in order j = 0, 1, ... (either
+ * may be a view). */
 vki_tensor vki_moe_combine(vki_graph *g, vki_tensor y, vki_tensor w);
 
 /* Product with per-token experts (llama.cpp's mul_mat_id): w [K, M, E] in any dtype (stacked
- * experts, quantized stays quantized), x F32 [K, J or 1, N] (J = k slots per token; one column
- * shared by every slot when 1), ids I32 [k, N] -> F32 [M, k, N] with
+ * experts, quantized stays quantized), x F32 or F16 [K, J or 1, N] (J = k slots per token; one
+ * column shared by every slot when 1), ids I32 [k, N] contiguous -> F32 [M, k, N] with
  * y[:, j, n] = w[:, :, ids[j, n]] x[:, j or 0, n]. Decoding (small N) reads only the chosen
  * experts' weights; a batch groups its rows by expert so that each expert is read once. An id
  * outside [0, E) gives a zero column (kernels never read outside w). */

@@ -40,7 +40,19 @@ layout(std430, binding = VKI_MM_BINDING_X) readonly restrict buffer X { uvec4 x_
 layout(std430, binding = VKI_MM_BINDING_BIAS) readonly restrict buffer Bias { float bias[]; };
 layout(std430, binding = VKI_MM_BINDING_Y) writeonly restrict buffer Y { float y[]; };
 layout(std430, binding = VKI_MM_BINDING_RES) readonly restrict buffer Res { float res[]; };
+#if defined(IDS) && IDS
+// matmul_id (abi_moe.h): each batch's weight matrix is the expert its id names.
+#if defined(WIDE) && WIDE
+layout(std430, binding = VKI_MM_BINDING_IDS_WIDE) readonly restrict buffer Ids { int ids[]; };
+#else
+layout(std430, binding = VKI_MM_BINDING_IDS) readonly restrict buffer Ids { int ids[]; };
+#endif
+VKI_PUSH_BLOCK(VKI_PC_MATMUL_ID)
+// The batch's id is outside [0, e_total): its outputs are zeros (store_y).
+bool id_zero = false;
+#else
 VKI_PUSH_BLOCK(VKI_PC_MATMUL)
+#endif
 
 #include "activation.glsl"
 #include "quant.glsl"
@@ -161,12 +173,25 @@ vec4 x_quad_guarded(uint col, uint k)
     return v;
 }
 
-// Start of the weight matrix and of x for batch b (a flat index over ne2 * ne3).
-void batch_bases(uint b, out uint wbase, out uint xbase)
+// Start of the weight matrix and of x for batch b (a flat index over ne2 * ne3). False when
+// the batch has nothing to store (matmul_id: its expert is another slice's), which the kernel
+// then skips, the whole workgroup at once.
+bool batch_bases(uint b, out uint wbase, out uint xbase)
 {
     uint i2 = b % pc.ne2, i3 = b / pc.ne2;
-    wbase = pc.w_off + (i2 / pc.w_r2) * pc.w_nb2 + (i3 / pc.w_r3) * pc.w_nb3;
     xbase = pc.x_off + i2 * pc.x_nb2 + i3 * pc.x_nb3;
+#if defined(IDS) && IDS
+    int id = ids[pc.i_off + b];
+    bool valid = id >= 0 && uint(id) < pc.e_total;
+    bool mine = valid && uint(id) >= pc.e_first && uint(id) - pc.e_first < pc.e_count;
+    // A bad id's zeros come from the first slice, which reads its own first expert meanwhile.
+    id_zero = !valid;
+    wbase = pc.w_off + (mine ? uint(id) - pc.e_first : 0u) * pc.w_nb2;
+    return mine || (!valid && pc.e_first == 0u);
+#else
+    wbase = pc.w_off + (i2 / pc.w_r2) * pc.w_nb2 + (i3 / pc.w_r3) * pc.w_nb3;
+    return true;
+#endif
 }
 
 // Stores output (row, col) of batch b, after bias, activation and residual; the caller checks
@@ -180,6 +205,9 @@ void store_y(uint row, uint col, uint b, float v)
     uint e = row + pc.y_ld * (col + pc.N * b);
     v = vki_activate(pc.epi & VKI_MM_EPI_ACT_MASK, v);
     if ((pc.epi & VKI_MM_EPI_RES) != 0u) v += res[pc.r_off + e];
+#if defined(IDS) && IDS
+    if (id_zero) v = 0.0;
+#endif
     y[pc.y_off + e] = v;
 }
 

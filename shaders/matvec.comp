@@ -27,7 +27,7 @@ void main()
     const uint groups = (pc.N + COLS - 1u) / COLS;
     const uint col0 = (gl_WorkGroupID.z % groups) * COLS, b = gl_WorkGroupID.z / groups;
     uint wbase, xbase;
-    batch_bases(b, wbase, xbase);
+    if (!batch_bases(b, wbase, xbase)) return; // matmul_id: another slice's expert
 
     // Rows and columns past the end repeat the last one: loads stay in bounds, no divergence.
 #define wrow(r) (wbase + min(row0 + (r), pc.M - 1u) * pc.w_nb1)

@@ -56,5 +56,6 @@ VKI_DECLARE_PUSH(vki_pc_copy_u32, VKI_PC_COPY_U32)
 #include "abi_unary.h"
 #include "abi_matmul.h"
 #include "abi_prelu.h"
+#include "abi_moe.h"
 
 #endif

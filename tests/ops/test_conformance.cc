@@ -67,7 +67,7 @@ static std::vector<ConformanceParam> all_params()
 INSTANTIATE_TEST_SUITE_P(Ops, Conformance, ::testing::ValuesIn(all_params()), param_name);
 
 // The matmul and get_rows lowerings bind a weight larger than the device's binding limit a slice
-// of rows at a time: every matmul and get_rows case (and the fused ones, whose glu and rope
+// of rows at a time (matmul_id a slice of whole experts): every matmul, matmul_id and get_rows case (and the fused ones, whose glu and rope
 // folds then stay unfolded) on
 // the full profile with the limit narrowed to 2 KiB, so that the cases' weights of 1 to 40 KiB
 // take 2 to 30 slices, against the reference.
@@ -84,7 +84,7 @@ TEST_F(SplitWeights, RowSlicesOfAWeightOverTheLimit)
     for (uint32_t i = 0; i < vki_op_case_count(); i++) {
         const vki_op_case *c = vki_op_case_at(i);
         if (!(c->flags & VKI_CASE_TEST) || (strcmp(c->op, "matmul") && strcmp(c->op, "fused") &&
-                                            strcmp(c->op, "get_rows")))
+                                            strcmp(c->op, "get_rows") && strcmp(c->op, "matmul_id")))
             continue;
         vki_case_result r;
         char err[512];

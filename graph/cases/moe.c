@@ -1,0 +1,229 @@
+/* Conformance and benchmark cases of the mixture-of-experts ops: top_k, moe_weights,
+ * moe_combine and matmul_id, alone and as one MoE block (router logits -> top_k -> weights,
+ * expert products -> combine).
+ *
+ * Shapes are small and odd: 5 to 8 experts, 1 to 3 slots, K = 67 for the float weights (rows
+ * end in a partial chunk), N = 1, 2, 7, 33. Ids are random over [0, E + 2): duplicates within a
+ * token and ids past the experts (zero columns, zero weights); fixed ones add negatives. top_k
+ * sees strided rows (a transposed input), ties (a row holding each value twice), NaN and
+ * infinities. Every name starts with "moe" so that `vkinfer bench ops --filter moe` takes the
+ * model-shaped rows: OLMoE-1B-7B (64 experts, 8 per token, 2048 -> 1024 and back),
+ * Qwen3-30B-A3B (128 experts, 8 per token, 2048 -> 768 and back), Mixtral 8x7B (8 experts, 2
+ * per token, 4096 -> 14336 and back), each at decode (1 token) and a short prefill.
+ *
+ * Tolerances: top_k's indices are exact (nmse 0); matmul_id's as matmul's (quantized weights
+ * decoded identically, fp32 sums against the reference's double ones); the softmax and the
+ * combine are fp32 against double. Bench bytes count every weight in full, though a decode step
+ * reads only the chosen experts: their GB/s is the stacked weights' over the time. */
+#include "cases_internal.h"
+
+#include <math.h>
+
+/* ---- builders ------------------------------------------------------------------------------ */
+
+enum { PLAIN, STRIDED, TIES, SPECIAL, BATCHED };
+
+/* top_k(x, arg3) of x [arg1, arg2] of dtype arg0 made as arg4 says: PLAIN an input; STRIDED
+ * the transpose of an [arg2, arg1] input (rows of stride arg2 elements); TIES every value twice
+ * (two copies of an [arg1 / 2, arg2] input); SPECIAL f32 rows of 2 NaNs, arg1 - 5 finite values
+ * and 3 infinities of random signs; BATCHED x [arg1, arg2, 2, 2]. */
+static void top_k_case(vki_graph *g, const int64_t *arg)
+{
+    vki_dtype dt = (vki_dtype)arg[0];
+    int64_t E = arg[1], N = arg[2];
+    vki_tensor x;
+    switch (arg[4]) {
+    case STRIDED: x = vki_transpose(g, vki_input(g, dt, 2, (int64_t[]){N, E}, "x")); break;
+    case TIES: {
+        vki_tensor a = vki_input(g, dt, 2, (int64_t[]){E / 2, N}, "x");
+        x = vki_concat(g, a, a, 0);
+        break;
+    }
+    case SPECIAL: {
+        vki_tensor a = vki_input(g, VKI_DTYPE_F32, 2, (int64_t[]){2, N}, "a");
+        vki_tensor b = vki_input(g, VKI_DTYPE_F32, 2, (int64_t[]){E - 5, N}, "b");
+        vki_tensor c = vki_input(g, VKI_DTYPE_F32, 2, (int64_t[]){3, N}, "c");
+        // a inf + a (-inf) is NaN for every a but 0 (drawn once in 2^24; the reference then
+        // sees the same 0 * inf, NaN too).
+        vki_tensor nan = vki_add(g, vki_scale(g, a, INFINITY), vki_scale(g, a, -INFINITY));
+        x = vki_concat(g, vki_concat(g, nan, b, 0), vki_scale(g, c, INFINITY), 0);
+        break;
+    }
+    case BATCHED: x = vki_input(g, dt, 4, (int64_t[]){E, N, 2, 2}, "x"); break;
+    default: x = vki_input(g, dt, 2, (int64_t[]){E, N}, "x"); break;
+    }
+    vki_output(g, vki_top_k(g, x, (uint32_t)arg[3]), "ids");
+}
+
+/* ids [k, N]: random (the case's index limit) or, when `fixed` is not NULL, those values. */
+static vki_tensor ids_input(vki_graph *g, int64_t k, int64_t N, const int32_t *fixed)
+{
+    if (!fixed) return vki_input(g, VKI_DTYPE_I32, 2, (int64_t[]){k, N}, "ids");
+    return vki_reshape(g, vki__case_ints(g, fixed, (uint32_t)(k * N), "ids"), 2, (int64_t[]){k, N});
+}
+
+/* Ids with negatives, duplicates and ids past 5 experts, for k * N = 14. */
+static const int32_t fixed_ids[14] = {3, -1, 4, 4, 5, 0, -7, 2, 1, 1, 2147483647, 3, 0, -2147483647 - 1};
+
+/* moe_weights(x [arg0, arg1] f32, ids [arg2, arg1], normalize arg3); fixed ids when arg4. */
+static void moe_weights_case(vki_graph *g, const int64_t *arg)
+{
+    vki_tensor x = vki_input(g, VKI_DTYPE_F32, 2, (int64_t[]){arg[0], arg[1]}, "x");
+    vki_tensor ids = ids_input(g, arg[2], arg[1], arg[4] ? fixed_ids : NULL);
+    vki_output(g, vki_moe_weights(g, x, ids, arg[3] != 0), "w");
+}
+
+/* moe_combine(y [arg0, arg1, arg2] f32, w [arg1, arg2] f32); y a strided view (rows of arg0 + 3
+ * elements) when arg3. */
+static void moe_combine_case(vki_graph *g, const int64_t *arg)
+{
+    int64_t M = arg[0], k = arg[1], N = arg[2];
+    vki_tensor y;
+    if (arg[3]) {
+        vki_tensor base = vki_input(g, VKI_DTYPE_F32, 3, (int64_t[]){M + 3, k, N}, "y");
+        vki_tensor_info info;
+        vki_tensor_get_info(g, base, &info);
+        y = vki_view(g, base, 3, (int64_t[]){M, k, N}, info.nb, 4);
+    } else {
+        y = vki_input(g, VKI_DTYPE_F32, 3, (int64_t[]){M, k, N}, "y");
+    }
+    vki_tensor w = vki_input(g, VKI_DTYPE_F32, 2, (int64_t[]){k, N}, "w");
+    vki_output(g, vki_moe_combine(g, y, w), "out");
+}
+
+/* Variant bits of matmul_id_case's arg[7]. */
+#define SHARED_X (1 << 0) // x [K, 1, N]: one column for every slot (else [K, k, N])
+#define X_F16 (1 << 1)
+#define FIXED (1 << 2)    // the fixed ids (k * N = 14)
+#define BLOCK (1 << 3)    // a whole MoE block: ids and weights from router logits [E, N]
+
+/* matmul_id(w [arg1, arg2, arg3] of dtype arg0, x [arg1, k or 1, arg5], ids [arg4, arg5]). */
+static void matmul_id_case(vki_graph *g, const int64_t *arg)
+{
+    vki_dtype wt = (vki_dtype)arg[0];
+    int64_t K = arg[1], M = arg[2], E = arg[3], k = arg[4], N = arg[5], flags = arg[7];
+    vki_tensor w = vki_weight(g, wt, 3, (int64_t[]){K, M, E}, "w");
+    vki_tensor x = vki_input(g, flags & X_F16 ? VKI_DTYPE_F16 : VKI_DTYPE_F32, 3,
+                             (int64_t[]){K, flags & SHARED_X ? 1 : k, N}, "x");
+    if (flags & BLOCK) {
+        vki_tensor logits = vki_input(g, VKI_DTYPE_F32, 2, (int64_t[]){E, N}, "logits");
+        vki_tensor ids = vki_top_k(g, logits, (uint32_t)k);
+        vki_tensor weights = vki_moe_weights(g, logits, ids, true);
+        vki_output(g, vki_moe_combine(g, vki_matmul_id(g, w, x, ids), weights), "out");
+        return;
+    }
+    vki_tensor ids = ids_input(g, k, N, flags & FIXED ? fixed_ids : NULL);
+    vki_output(g, vki_matmul_id(g, w, x, ids), "y");
+}
+
+/* ---- the table ----------------------------------------------------------------------------- */
+
+#define T VKI_CASE_TEST
+#define B VKI_CASE_BENCH
+
+#define TOPK(DT, dt, E, N, K, MODE, what)                                                       \
+    {"moe top_k " #dt " [" #E ", " #N "] k " #K what, "top_k", T, 0.0f, 0, top_k_case,           \
+     {VKI_DTYPE_##DT, E, N, K, MODE}, 0}
+#define WEIGHTS(E, N, K, NORM, FIX, LIMIT, what)                                                \
+    {"moe moe_weights [" #E ", " #N "] k " #K what, "moe_weights", T, 1e-10f, LIMIT,            \
+     moe_weights_case, {E, N, K, NORM, FIX}, 0}
+#define COMBINE(M, K, N, STR, what)                                                             \
+    {"moe moe_combine [" #M ", " #K ", " #N "]" what, "moe_combine", T, 1e-12f, 0,              \
+     moe_combine_case, {M, K, N, STR}, 0}
+/* matmul_id wt [K, M, E] with k slots of N tokens; ids drawn from [0, E + 2). */
+#define MID(WT, wt, K, M, E, k, N, FL, what)                                                    \
+    {"moe matmul_id " #wt " [" #K ", " #M ", " #E "] k " #k " N " #N what, "matmul_id", T,      \
+     1e-9f, E + 2, matmul_id_case, {VKI_DTYPE_##WT, K, M, E, k, N, 0, FL}, 0}
+/* Every weight dtype: a decode step (N = 1, x per slot), two tokens sharing x and 7 tokens
+ * (mat-vecs per pair), 33 tokens (grouped by expert). */
+#define MID_DTYPE(WT, wt, K)                                                                    \
+    MID(WT, wt, K, 35, 6, 2, 1, 0, ""), MID(WT, wt, K, 13, 5, 3, 2, SHARED_X, " shared x"),    \
+        MID(WT, wt, K, 19, 7, 1, 7, 0, ""), MID(WT, wt, K, 35, 8, 2, 33, 0, "")
+
+/* Benchmarks: OLMoE-1B-7B, Qwen3-30B-A3B and Mixtral's expert products, ids uniform over the
+ * experts. */
+#define MIDB(WT, wt, K, M, E, k, N, model)                                                      \
+    {"moe matmul_id " #wt " [" #K ", " #M ", " #E "] k " #k " N " #N " (" model ")",            \
+     "matmul_id", B, 1e-6f, E, matmul_id_case, {VKI_DTYPE_##WT, K, M, E, k, N, 0, SHARED_X},   \
+     2.0 * K * M * k * N}
+#define TOPKB(E, N, K, model)                                                                   \
+    {"moe top_k f32 [" #E ", " #N "] k " #K " (" model ")", "top_k", B, 0.0f, 0, top_k_case,    \
+     {VKI_DTYPE_F32, E, N, K, PLAIN}, 0}
+#define WEIGHTSB(E, N, K, model)                                                                \
+    {"moe moe_weights [" #E ", " #N "] k " #K " (" model ")", "moe_weights", B, 1e-10f, E,     \
+     moe_weights_case, {E, N, K, 1, 0}, 4.0 * E * N}
+#define COMBINEB(M, K, N, model)                                                                \
+    {"moe moe_combine [" #M ", " #K ", " #N "] (" model ")", "moe_combine", B, 1e-12f, 0,       \
+     moe_combine_case, {M, K, N, 0}, 2.0 * M * K * N}
+
+const vki_op_case vki_cases_moe[] = {
+    // top_k: router rows of 5 to 4096 (one workgroup per row, rows longer than it), k from 1
+    // to the whole row.
+    TOPK(F32, f32, 8, 7, 2, PLAIN, ""),
+    TOPK(F32, f32, 5, 33, 3, PLAIN, ""),
+    TOPK(F32, f32, 6, 2, 6, PLAIN, " (whole row)"),
+    TOPK(F32, f32, 64, 5, 8, PLAIN, ""),
+    TOPK(F32, f32, 300, 3, 1, PLAIN, ""),
+    TOPK(F32, f32, 4096, 2, 9, PLAIN, ""),
+    TOPK(F16, f16, 8, 7, 2, PLAIN, ""),
+    TOPK(F16, f16, 129, 3, 8, PLAIN, ""),
+    TOPK(F32, f32, 7, 9, 3, STRIDED, " strided"),
+    TOPK(F16, f16, 65, 4, 5, STRIDED, " strided"),
+    TOPK(F32, f32, 12, 5, 7, TIES, " ties"),
+    TOPK(F16, f16, 130, 3, 9, TIES, " ties"),
+    TOPK(F32, f32, 10, 4, 10, SPECIAL, " NaN, inf"),
+    TOPK(F32, f32, 13, 3, 4, SPECIAL, " NaN, inf"),
+    TOPK(F32, f32, 6, 3, 2, BATCHED, " batched [6, 3, 2, 2]"),
+    // moe_weights: duplicates and ids past E (random over [0, E + 2)); negatives (fixed).
+    WEIGHTS(8, 7, 2, 1, 0, 10, " normalized"),
+    WEIGHTS(8, 7, 2, 0, 0, 10, ""),
+    WEIGHTS(5, 33, 3, 1, 0, 7, " normalized"),
+    WEIGHTS(64, 2, 8, 1, 0, 64, " normalized"),
+    WEIGHTS(5, 7, 2, 1, 1, 1, " normalized, fixed ids"),
+    WEIGHTS(5, 7, 2, 0, 1, 1, " fixed ids"),
+    // moe_combine.
+    COMBINE(7, 3, 5, 0, ""),
+    COMBINE(33, 1, 2, 0, ""),
+    COMBINE(9, 2, 33, 1, " strided"),
+    // matmul_id: every weight dtype.
+    MID_DTYPE(F32, f32, 67),
+    MID_DTYPE(F16, f16, 67),
+    MID_DTYPE(BF16, bf16, 67),
+    MID_DTYPE(Q8_0, q8_0, 64),
+    MID_DTYPE(Q4_0, q4_0, 64),
+    MID_DTYPE(Q4_1, q4_1, 96),
+    MID_DTYPE(Q5_0, q5_0, 64),
+    MID_DTYPE(Q5_1, q5_1, 64),
+    MID_DTYPE(Q4_K, q4_k, 256),
+    MID_DTYPE(Q5_K, q5_k, 256),
+    MID_DTYPE(Q6_K, q6_k, 256),
+    // x in f16, 33 tokens (a prefill), fixed ids with negatives, a whole MoE block.
+    MID(Q4_0, q4_0, 64, 35, 8, 2, 7, X_F16, " x f16"),
+    MID(F16, f16, 67, 13, 6, 3, 33, SHARED_X | X_F16, " shared x f16"),
+    MID(Q8_0, q8_0, 96, 35, 8, 3, 33, 0, ""),
+    MID(Q4_K, q4_k, 256, 21, 5, 2, 33, SHARED_X, " shared x"),
+    MID(Q6_K, q6_k, 256, 9, 5, 2, 7, FIXED, " fixed ids"),
+    MID(F32, f32, 67, 11, 5, 2, 7, FIXED | SHARED_X, " shared x, fixed ids"),
+    MID(Q4_1, q4_1, 64, 35, 8, 3, 7, BLOCK | SHARED_X, " MoE block"),
+    MID(F16, f16, 67, 19, 6, 2, 33, BLOCK | SHARED_X, " MoE block"),
+
+    // Benchmarks: routing at decode and a 512-token prefill.
+    TOPKB(64, 1, 8, "OLMoE"), TOPKB(64, 512, 8, "OLMoE"), TOPKB(128, 512, 8, "Qwen3-30B-A3B"),
+    TOPKB(8, 512, 2, "Mixtral"),
+    WEIGHTSB(64, 512, 8, "OLMoE"), WEIGHTSB(128, 512, 8, "Qwen3-30B-A3B"),
+    COMBINEB(2048, 8, 1, "OLMoE"), COMBINEB(2048, 8, 512, "OLMoE"), COMBINEB(4096, 2, 512, "Mixtral"),
+    // Expert products: gate/up (n_embd -> n_ff) and down (n_ff -> n_embd).
+    MIDB(Q4_0, q4_0, 2048, 1024, 64, 8, 1, "OLMoE up"),
+    MIDB(Q4_0, q4_0, 1024, 2048, 64, 8, 1, "OLMoE down"),
+    MIDB(Q4_0, q4_0, 2048, 1024, 64, 8, 32, "OLMoE up"),
+    MIDB(Q8_0, q8_0, 2048, 1024, 64, 8, 1, "OLMoE up"),
+    MIDB(Q4_0, q4_0, 2048, 768, 128, 8, 1, "Qwen3-30B-A3B up"),
+    MIDB(Q4_0, q4_0, 768, 2048, 128, 8, 1, "Qwen3-30B-A3B down"),
+    MIDB(Q4_0, q4_0, 2048, 768, 128, 8, 32, "Qwen3-30B-A3B up"),
+    MIDB(Q8_0, q8_0, 2048, 768, 128, 8, 1, "Qwen3-30B-A3B up"),
+    MIDB(Q4_K, q4_k, 2048, 768, 128, 8, 1, "Qwen3-30B-A3B up"),
+    MIDB(Q4_0, q4_0, 4096, 14336, 8, 2, 1, "Mixtral up"),
+    MIDB(Q4_0, q4_0, 14336, 4096, 8, 2, 1, "Mixtral down"),
+    MIDB(Q4_0, q4_0, 4096, 14336, 8, 2, 16, "Mixtral up"),
+};
+const uint32_t vki_cases_moe_count = sizeof vki_cases_moe / sizeof vki_cases_moe[0];

@@ -1,0 +1,295 @@
+/* matmul_id: y[:, j, n] = w[:, :, ids[j, n]] x[:, j or 0, n], the expert products of a mixture
+ * of experts (llama.cpp's mul_mat_id). w [K, M, E] has any weight dtype (stacked experts, read
+ * as stored and decoded in registers by shaders/quant.glsl), x is F32 or F16 [K, J, N] with
+ * J = k (a column per slot) or 1 (one column shared by the slots), ids I32 [k, N] contiguous
+ * (vki_top_k's); y is F32 [M, k, N]. An id outside [0, E) gives a zero column and reads
+ * nothing of its own.
+ *
+ * Kernels: the matmul family's, built with IDS=1 (shaders/matmul_common.glsl, ABI in
+ * shaders/abi_moe.h): the product is a batch of k x N one-column products whose weight
+ * matrix is the expert the batch's id names, so a mat-vec reads only the chosen experts' rows.
+ * Stacked experts larger than one binding (128 x 768 x 2048 q4_0 is 108 MiB, over lavapipe's
+ * 128 MiB with its neighbours in some models; Mixtral's are 8 x 14336 x 4096) are bound a
+ * slice of whole experts at a time, one dispatch per slice. */
+#include "matmul_internal.h"
+#include "vki_abi.h"
+
+#include <stdio.h>
+
+const vki_op_def vki_op_matmul_id;
+
+vki_tensor vki_matmul_id(vki_graph *g, vki_tensor w, vki_tensor x, vki_tensor ids)
+{
+    vki_tensor srcs[3] = {w, x, ids};
+    if (!vki__check_srcs(g, "matmul_id", 3, srcs)) return (vki_tensor){0};
+    const vki_node *nw = vki__node(g, w), *nx = vki__node(g, x), *ni = vki__node(g, ids);
+    const vki_dtype_info *wd = vki_dtype_get(nw->dtype);
+    char sw[96], sx[96], si[96];
+    vki__shape_str(nw, sw);
+    vki__shape_str(nx, sx);
+    vki__shape_str(ni, si);
+    if (!wd->block_elems || nw->dtype == VKI_DTYPE_I32 || nw->ne[3] != 1)
+        return vki__graph_fail(g, VKI_ERROR_INVALID_ARGUMENT,
+                               "matmul_id: w %s: want [K, M, E] of a weight dtype", sw);
+    if ((nx->dtype != VKI_DTYPE_F32 && nx->dtype != VKI_DTYPE_F16) || nx->ne[3] != 1)
+        return vki__graph_fail(g, VKI_ERROR_INVALID_ARGUMENT,
+                               "matmul_id: x %s: want f32 or f16 [K, J, N]", sx);
+    if (ni->dtype != VKI_DTYPE_I32 || ni->ne[2] * ni->ne[3] != 1 || !vki__is_contiguous(ni))
+        return vki__graph_fail(g, VKI_ERROR_INVALID_ARGUMENT,
+                               "matmul_id: ids %s: want i32 [k, N], contiguous", si);
+    int64_t k = ni->ne[0], N = ni->ne[1];
+    if (nw->ne[0] != nx->ne[0] || nw->ne[0] % wd->block_elems)
+        return vki__graph_fail(g, VKI_ERROR_INVALID_ARGUMENT,
+                               "matmul_id: w %s and x %s: dimension 0 must agree and be a multiple "
+                               "of %s's block of %u", sw, sx, wd->name, wd->block_elems);
+    if ((nx->ne[1] != k && nx->ne[1] != 1) || nx->ne[2] != N)
+        return vki__graph_fail(g, VKI_ERROR_INVALID_ARGUMENT,
+                               "matmul_id: x %s, ids %s: x must be [K, k or 1, N]", sx, si);
+    // The kernels read rows as runs of elements (or blocks); other strides are free.
+    if ((nw->ne[0] > wd->block_elems && nw->nb[0] != wd->block_bytes) ||
+        (nx->ne[0] > 1 && nx->nb[0] != vki_dtype_get(nx->dtype)->block_bytes))
+        return vki__graph_fail(g, VKI_ERROR_INVALID_ARGUMENT,
+                               "matmul_id: w %s, x %s: rows (dimension 0) must be contiguous; "
+                               "vki_copy the operand first", sw, sx);
+    int64_t ne[VKI_MAX_DIMS] = {nw->ne[1], k, N, 1};
+    return vki__new_op(g, &vki_op_matmul_id, VKI_DTYPE_F32, 3, ne, 3, srcs);
+}
+
+/* Plain dot products in double, a block of w decoded at a time. */
+static void reference(const vki_node *n, const vki_ref_tensor *d, const vki_ref_tensor *s)
+{
+    const vki_ref_tensor *w = &s[0], *x = &s[1], *ids = &s[2];
+    const vki_dtype_info *wd = vki_dtype_get(w->dtype);
+    int64_t K = w->ne[0], E = w->ne[2], be = wd->block_elems;
+    float blk[256];
+    for (int64_t t = 0; t < n->ne[2]; t++)
+        for (int64_t j = 0; j < n->ne[1]; j++) {
+            int64_t id = (int64_t)vki_ref_get(ids, j, t, 0, 0), xj = x->ne[1] == 1 ? 0 : j;
+            for (int64_t m = 0; m < n->ne[0]; m++) {
+                double sum = 0;
+                for (int64_t k0 = 0; id >= 0 && id < E && k0 < K; k0 += be) {
+                    if (wd->quantized)
+                        vki_dequant_block(w->dtype, w->data + (k0 / be) * w->nb[0] + m * w->nb[1] + id * w->nb[2],
+                                          blk);
+                    else
+                        blk[0] = vki_ref_get(w, k0, m, id, 0);
+                    for (int64_t i = 0; i < be; i++) sum += (double)blk[i] * vki_ref_get(x, k0 + i, xj, t, 0);
+                }
+                vki_ref_set(d, m, j, t, 0, (float)sum);
+            }
+        }
+}
+
+/* A binding starts up to one alignment unit before its tensor and ends rounded up. */
+static uint64_t binding_slack(const vki_profile *p)
+{
+    return 2ull * (p->storage_align > 256 ? p->storage_align : 256);
+}
+
+/* What is known of the operands' alignment (VKI_SPEC_MM_ALIGN): weight rows at multiples of 4
+ * bytes with chunks of whole words; x columns at 16 bytes. */
+static uint32_t align_bits(const vki_dtype_info *wd, const vki_operand *w, const vki_pc_matmul_id *pc,
+                           bool x_f16)
+{
+    uint32_t align = 0, eb = wd->quantized ? 1 : wd->block_bytes;
+    uint64_t w_rows = (uint64_t)w->offset * eb | (uint64_t)w->nb[1] * eb | (uint64_t)w->nb[2] * eb;
+    if (w_rows % 4 == 0) {
+        align |= VKI_MM_ALIGN_W_ROWS;
+        if ((wd->quantized ? wd->block_bytes : VKI_MM_CHUNK * eb) % 4 == 0) align |= VKI_MM_ALIGN_W;
+    }
+    if ((pc->x_off | pc->x_nb2 | pc->x_nb3) % (x_f16 ? 8 : 4) == 0) align |= VKI_MM_ALIGN_X;
+    return align;
+}
+
+/* Experts [e0, e0 + ne) of tokens [t0, t0 + nt): one dispatch, the experts' bytes bound alone
+ * when `range` (NULL: all of w). */
+static vki_status lower_part(vki_lower *L, const vki_node *n, uint32_t e0, uint32_t ne,
+                             const vki_lower_range *range, uint32_t t0, uint32_t nt)
+{
+    const vki_profile *p = vki_lower_profile(L);
+    const vki_tuning *t = &p->tuning;
+    uint32_t self = vki_lower_self(L);
+    const vki_node *nw = vki_lower_node(L, n->src[0]), *nx = vki_lower_node(L, n->src[1]);
+    vki_operand w = vki_lower_operand_at(L, n->src[0], range ? range->offset : 0);
+    vki_operand x = vki_lower_operand(L, n->src[1]), ids = vki_lower_operand(L, n->src[2]);
+    vki_operand d = vki_lower_operand(L, self);
+    if ((range ? range->size : vki__span_bytes(nw)) > UINT32_MAX || vki__span_bytes(nx) > UINT32_MAX)
+        return vki_lower_fail(L, n, VKI_ERROR_UNSUPPORTED, "operands over 4 GiB (32-bit indexing)");
+    uint32_t M = d.ne[0], k = d.ne[1];
+    vki_pc_matmul_id pc = {
+        // One column per batch: slots j along ne2, tokens along ne3.
+        .M = M, .y_ld = M, .N = 1, .K = w.ne[0], .ne2 = k, .ne3 = nt, .w_r2 = 1, .w_r3 = 1,
+        .w_off = w.offset, .w_nb1 = w.nb[1], .w_nb2 = w.nb[2],
+        .x_off = x.offset + t0 * x.nb[2], .x_nb2 = x.ne[1] == 1 ? 0 : x.nb[1], .x_nb3 = x.nb[2],
+        .y_off = d.offset + t0 * M * k,
+        .i_off = ids.offset + t0 * k, .e_first = e0, .e_count = ne, .e_total = w.ne[2],
+    };
+    const vki_dtype_info *wd = vki_dtype_get(nw->dtype);
+    bool x_f16 = nx->dtype == VKI_DTYPE_F16;
+    uint32_t align = align_bits(wd, &w, &pc, x_f16);
+
+    // The storage-buffer mat-vec, one subgroup per workgroup (subgroupAdd alone reduces; the
+    // fallback's shared-memory tree needs a power of two, which subgroup sizes are).
+    bool sg = (p->subgroup_ops & VKI_SUBGROUP_ARITHMETIC) != 0;
+    uint32_t rows = t->matvec_rows ? t->matvec_rows : 1, local = t->subgroup_size ? t->subgroup_size : 32;
+    char kernel[48];
+    snprintf(kernel, sizeof kernel, "matvec_%s_id%s", wd->name,
+             sg && t->texel_loads ? "_tx" : sg ? "" : "_shmem");
+    vki_spec specs[] = {
+        {VKI_SPEC_MM_X_F16, x_f16}, {VKI_SPEC_MM_ALIGN, align}, {VKI_SPEC_LOCAL_SIZE_X, local},
+        {VKI_SPEC_MM_ROWS, rows}, {VKI_SPEC_MM_COLS, 1},
+    };
+    uint32_t tensors[6] = {n->src[0], n->src[1], n->src[0], self, n->src[0], n->src[2]};
+    static_assert(VKI_MM_BINDING_IDS == 5, "the ids follow the matmul family's 5 bindings");
+    vki_lower_range ranges[6] = {{0}};
+    for (int i = 0; range && i < 5; i++)
+        if (tensors[i] == n->src[0]) ranges[i] = *range;
+    vki_step_desc s = {
+        .kernel = kernel,
+        .specs = specs, .spec_count = sizeof specs / sizeof specs[0],
+        .subgroup_size = sg && p->subgroup_size_control ? local : 0,
+        .tensors = tensors, .tensor_count = 6, .write_mask = 1u << VKI_MM_BINDING_Y,
+        .push = &pc, .push_size = sizeof pc,
+        .ranges = range ? ranges : NULL,
+    };
+    vki_lower_grid(vki_div_up(M, rows), 1, s.groups);
+    s.groups[2] = k * nt;
+    return vki_lower_step(L, &s);
+}
+
+#define MATVEC_MAX_TOKENS 8 // tokens up to which every pair is a mat-vec of its own (decode)
+
+/* Experts [e0, e0 + ne) of every token grouped (a batch): moe_route sorts the pairs by expert
+ * into tiles of the product kernel's columns, in the plan's scratch; matmul_id.comp computes
+ * each tile against its expert's rows. *out_done is false when the batch does not suit (more
+ * experts than the route counts, a grid over the device's limits): the caller then takes the
+ * mat-vecs. */
+static vki_status lower_grouped(vki_lower *L, const vki_node *n, uint32_t e0, uint32_t ne,
+                                const vki_lower_range *range, bool *out_done)
+{
+    const vki_profile *p = vki_lower_profile(L);
+    const vki_tuning *t = &p->tuning;
+    uint32_t self = vki_lower_self(L);
+    const vki_node *nw = vki_lower_node(L, n->src[0]), *nx = vki_lower_node(L, n->src[1]);
+    vki_operand w = vki_lower_operand_at(L, n->src[0], range ? range->offset : 0);
+    vki_operand x = vki_lower_operand(L, n->src[1]), ids = vki_lower_operand(L, n->src[2]);
+    vki_operand d = vki_lower_operand(L, self);
+    uint32_t M = d.ne[0], k = d.ne[1], N = d.ne[2];
+    const vki_dtype_info *wd = vki_dtype_get(nw->dtype);
+    *out_done = false;
+
+    // The tiles: matmul_shared's (8 x 8 register tiles for big tiles, 4 x 4 otherwise) or
+    // matmul_reg's (one subgroup, each thread all TILE_M rows and as many columns as its x
+    // budget allows), as matmul.c picks them.
+    char kernel[48];
+    uint32_t tm = t->matmul_tile_m, tn, tk = t->matmul_tile_k, rows, cols, local;
+    if (t->matmul_shared) {
+        tn = t->matmul_tile_n;
+        rows = tm >= 128 ? 8 : 4, cols = tn >= 128 ? 8 : 4;
+        if (tm % rows || tn % cols || tk % 4 || !tk ||
+            4ull * (tk * (tm + tn) + tn) > p->shared_memory)
+            return VKI_OK;
+        local = (tm / rows) * (tn / cols);
+        snprintf(kernel, sizeof kernel, "matmul_%s_id", wd->name);
+    } else {
+        uint32_t threads = t->subgroup_size ? t->subgroup_size : 1;
+        uint32_t budget = (p->type == VKI_DEVICE_CPU ? 128 : 64) / VKI_MM_CHUNK;
+        cols = t->matmul_tile_n / threads < budget ? t->matmul_tile_n / threads : budget;
+        if (!cols) cols = 1;
+        rows = tm, tn = cols * threads, local = threads;
+        snprintf(kernel, sizeof kernel, "matmul_%s_id_reg%s", wd->name, t->texel_loads ? "_tx" : "");
+    }
+    uint64_t pairs = (uint64_t)k * N;
+    uint64_t tiles = vki_div_up(pairs, tn) + (ne < pairs ? ne : pairs);
+    uint64_t list_off = 1 + 3 * tiles, scratch = 4 * (list_off + pairs);
+    if (ne > VKI_MOE_ROUTE_MAX_EXPERTS || tiles > p->max_workgroup_count[1] ||
+        vki_div_up(M, tm) > p->max_workgroup_count[0] || scratch > UINT32_MAX)
+        return VKI_OK;
+
+    vki_pc_moe_route rc = {
+        .pairs = (uint32_t)pairs, .i_off = ids.offset, .e_first = e0, .e_count = ne,
+        .e_total = w.ne[2], .tile_n = tn, .list_off = (uint32_t)list_off, .M = M, .y_off = d.offset,
+    };
+    uint32_t local_route = t->workgroup_size < 256 ? t->workgroup_size : 256;
+    vki_spec route_spec = {VKI_SPEC_LOCAL_SIZE_X, local_route};
+    uint32_t route_tensors[3] = {n->src[2], VKI_LOWER_SCRATCH, self};
+    vki_step_desc route = {
+        .kernel = "moe_route",
+        .specs = &route_spec, .spec_count = 1,
+        .tensors = route_tensors, .tensor_count = 3, .scratch_bytes = scratch,
+        .write_mask = 1u << 1 | 1u << 2,
+        .push = &rc, .push_size = sizeof rc,
+        .groups = {1, 1, 1},
+    };
+    VKI_TRY(vki_lower_step(L, &route));
+
+    vki_pc_matmul_id pc = {
+        .M = M, .y_ld = M, .N = 1, .K = w.ne[0], .ne2 = k, .ne3 = N, .w_r2 = 1, .w_r3 = 1,
+        .w_off = w.offset, .w_nb1 = w.nb[1], .w_nb2 = w.nb[2],
+        .x_off = x.offset, .x_nb2 = x.ne[1] == 1 ? 0 : x.nb[1], .x_nb3 = x.nb[2],
+        .y_off = d.offset, .i_off = (uint32_t)list_off, .e_first = e0, .e_count = ne,
+        .e_total = w.ne[2],
+    };
+    bool x_f16 = nx->dtype == VKI_DTYPE_F16;
+    vki_spec specs[VKI_STEP_MAX_SPECS] = {
+        {VKI_SPEC_MM_X_F16, x_f16}, {VKI_SPEC_MM_ALIGN, align_bits(wd, &w, &pc, x_f16)},
+        {VKI_SPEC_LOCAL_SIZE_X, local}, {VKI_SPEC_MM_ROWS, rows}, {VKI_SPEC_MM_COLS, cols},
+        {VKI_SPEC_MM_TILE_M, tm}, {VKI_SPEC_MM_TILE_N, tn}, {VKI_SPEC_MM_TILE_K, tk},
+    };
+    uint32_t tensors[6] = {n->src[0], n->src[1], n->src[0], self, n->src[0], VKI_LOWER_SCRATCH};
+    vki_lower_range ranges[6] = {{0}};
+    for (int i = 0; range && i < 5; i++)
+        if (tensors[i] == n->src[0]) ranges[i] = *range;
+    vki_step_desc s = {
+        .kernel = kernel,
+        .specs = specs, .spec_count = t->matmul_shared ? 8 : 7,
+        .tensors = tensors, .tensor_count = 6, .scratch_bytes = scratch,
+        .write_mask = 1u << VKI_MM_BINDING_Y,
+        .push = &pc, .push_size = sizeof pc,
+        .groups = {(uint32_t)vki_div_up(M, tm), (uint32_t)tiles, 1},
+        .ranges = range ? ranges : NULL,
+    };
+    *out_done = true;
+    return vki_lower_step(L, &s);
+}
+
+/* Stacked experts over the binding limit are bound a slice of whole experts at a time; tokens
+ * go in chunks that keep the grid's z (slots x tokens) within the device's limit. */
+static vki_status lower(vki_lower *L, const vki_node *n)
+{
+    const vki_profile *p = vki_lower_profile(L);
+    const vki_node *nw = vki_lower_node(L, n->src[0]);
+    uint64_t E = (uint64_t)nw->ne[2], k = (uint64_t)n->ne[1], N = (uint64_t)n->ne[2];
+    uint64_t per = E, slack = binding_slack(p);
+    uint64_t expert = (uint64_t)(nw->ne[1] - 1) * nw->nb[1] + vki_dtype_bytes(nw->dtype, nw->ne[0]);
+    if (!vki__matmul_weight_fits(p, nw)) {
+        per = p->max_storage_range > slack + expert ? (p->max_storage_range - slack - expert) / nw->nb[2] + 1 : 0;
+        if (per > UINT32_MAX / nw->nb[2]) per = UINT32_MAX / nw->nb[2]; // 32-bit indexing in a slice
+        if (per == 0)
+            return vki_lower_fail(L, n, VKI_ERROR_UNSUPPORTED,
+                                  "one expert's weights span %llu bytes, over the device's binding "
+                                  "limit of %llu", (unsigned long long)expert,
+                                  (unsigned long long)p->max_storage_range);
+    }
+    uint64_t tokens = p->max_workgroup_count[2] / k;
+    if (tokens == 0)
+        return vki_lower_fail(L, n, VKI_ERROR_UNSUPPORTED, "%llu slots per token, the device allows %u",
+                              (unsigned long long)k, p->max_workgroup_count[2]);
+    for (uint64_t e0 = 0; e0 < E; e0 += per) {
+        uint64_t ne = E - e0 < per ? E - e0 : per;
+        vki_lower_range range = {.offset = e0 * nw->nb[2], .size = (ne - 1) * nw->nb[2] + expert};
+        bool done = false;
+        if (N > MATVEC_MAX_TOKENS)
+            VKI_TRY(lower_grouped(L, n, (uint32_t)e0, (uint32_t)ne, per < E ? &range : NULL, &done));
+        for (uint64_t t0 = 0; !done && t0 < N; t0 += tokens)
+            VKI_TRY(lower_part(L, n, (uint32_t)e0, (uint32_t)ne, per < E ? &range : NULL, (uint32_t)t0,
+                               (uint32_t)(N - t0 < tokens ? N - t0 : tokens)));
+    }
+    return VKI_OK;
+}
+
+const vki_op_def vki_op_matmul_id = {
+    .name = "matmul_id",
+    .reference = reference,
+    .lower = lower,
+};
