@@ -61,6 +61,7 @@ static int after_run(cJSON *out, const char *label, int code);
 /* A run left out: {"run": label, "reason": why}, and said on stderr. */
 static bool skip(cJSON *out, const char *label, const char *reason)
 {
+    vki_bench_progress("", NULL, 1, 1); // the line cleared first
     fprintf(stderr, "vkinfer: bench %s: skipped %s: %s\n",
             cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(out, "workload")), label, reason);
     cJSON *list = cJSON_GetObjectItemCaseSensitive(out, "skipped");
@@ -161,6 +162,11 @@ static int run_llm(vki_app *app, const vki_bench_opts *base, const vki_bench_wor
         char scope[200];
         snprintf(scope, sizeof scope, "%s (%u of %u)", label, m + 1, w->n_models);
         vki_bench_progress_scope(scope);
+        // Loading (a synthetic model's weights made, the programs compiled) comes before the
+        // suite's own steps: time to first token, pp, tg and each depth but 0.
+        uint32_t steps = 3;
+        for (uint32_t d = 0; d < w->n_depths; d++) steps += w->depths[d] != 0;
+        vki_bench_progress("llm", "loading the model", 0, steps);
         code = after_run(out, label, vki_bench_llm(app, &o, run));
         vki_bench_progress_scope(NULL);
     }
