@@ -244,7 +244,9 @@ TEST(BenchWorkload, RoundTripsThroughCompare)
         EXPECT_EQ(rows[i][4], rows[i][6]);
         EXPECT_EQ(rows[i][5], rows[i][7]);
         EXPECT_EQ(rows[i][5].empty(), cJSON_IsNull(Get(row, "sd")));
-        if (Num(row, "value") != 0) EXPECT_EQ(rows[i][8], "1") << rows[i][1];
+        if (Num(row, "value") != 0) {
+            EXPECT_EQ(rows[i][8], "1") << rows[i][1];
+        }
         EXPECT_EQ(rows[i][9], rows[i][5].empty() ? "0" : "1"); // equal values: within any spread
     }
 
