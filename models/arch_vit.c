@@ -52,7 +52,7 @@ static vki_tensor block(vki_vision *v, vki_tensor x, uint32_t il)
 {
     vki_graph *g = vki_program_graph(v->prog);
     const vki_vision_info *in = &v->info;
-    int64_t w = in->width, n = (int64_t)v->n_side * v->n_side, hd = w / in->n_head;
+    int64_t w = in->width, n = v->n_pos, hd = w / in->n_head;
     char name[64];
     snprintf(name, sizeof name, "v.blk.%u.ln1", il);
     vki_tensor h = norm(v, x, name);
@@ -66,23 +66,44 @@ static vki_tensor block(vki_vision *v, vki_tensor x, uint32_t il)
     snprintf(name, sizeof name, "v.blk.%u.ln2", il);
     h = norm(v, x, name);
     int64_t ff = v->n_ff;
-    h = vki_activate(g, linear(v, h, il, "ffn_up", w, ff), v->act);
-    return vki_add(g, x, linear(v, h, il, "ffn_down", ff, w));
+    h = vki_activate(g, linear(v, h, il, v->ffn_swapped ? "ffn_down" : "ffn_up", w, ff), v->act);
+    return vki_add(g, x, linear(v, h, il, v->ffn_swapped ? "ffn_up" : "ffn_down", ff, w));
 }
 
-/* The ViT: patches F32 [patch^2 * 3, n] -> F32 [width, n] after the final norm. */
+/* The ViT: patches F32 [patch^2 * 3, n] -> F32 [width, n_pos] after the last block (and the
+ * final norm where the file has one: SigLIP's; LLaVA's files leave CLIP's out, as its features
+ * come from a layer before the last). */
 static vki_tensor vit(vki_vision *v, vki_tensor patches)
 {
     vki_graph *g = vki_program_graph(v->prog);
     const vki_vision_info *in = &v->info;
-    int64_t w = in->width, n = (int64_t)v->n_side * v->n_side, p = in->patch_size;
+    int64_t w = in->width, p = in->patch_size;
     vki_tensor kernel = vki_reshape(g, T(v, "v.patch_embd.weight", 4, (int64_t[4]){p, p, 3, w}), 2,
                                     (int64_t[2]){p * p * 3, w});
-    vki_tensor x = vki_add(g, vki_matmul(g, kernel, patches), f32(v, T(v, "v.patch_embd.bias", 1, &w)));
-    x = vki_add(g, x, f32(v, T(v, "v.position_embd.weight", 2, (int64_t[2]){w, n})));
+    vki_tensor x = vki_matmul(g, kernel, patches);
+    vki_tensor bias = vki_weights_tensor(v->weights, v->prog, "v.patch_embd.bias", 1, &w, true, true);
+    if (bias.id) x = vki_add(g, x, f32(v, bias)); // CLIP's patch embedding has none
+    if (v->class_token)
+        x = vki_concat(g, f32(v, vki_reshape(g, T(v, "v.class_embd", 1, &w), 2, (int64_t[2]){w, 1})), x, 1);
+    x = vki_add(g, x, f32(v, T(v, "v.position_embd.weight", 2, (int64_t[2]){w, v->n_pos})));
+    if (v->class_token) x = norm(v, x, "v.pre_ln");
     for (uint32_t il = 0; il < in->n_layer && vki_weights_status(v->weights) == VKI_OK; il++)
         x = block(v, x, il);
-    return norm(v, x, "v.post_ln");
+    if (!v->class_token || vki_weights_has(v->weights, "v.post_ln.weight")) x = norm(v, x, "v.post_ln");
+    return x;
+}
+
+/* LLaVA: the patches' features (the class token's column dropped), then two linears with
+ * GELU between (transformers' LlavaMultiModalProjector, "gelu": the erf form). */
+static vki_tensor mlp(vki_vision *v, vki_tensor x)
+{
+    vki_graph *g = vki_program_graph(v->prog);
+    int64_t w = v->info.width, hid = v->n_mm, e = v->info.n_embd;
+    x = vki_view(g, x, 2, (int64_t[2]){w, v->n_tokens}, NULL, (uint64_t)w * sizeof(float));
+    vki_tensor h = vki_matmul(g, vki_weights_linear(v->weights, v->prog, "mm.0.weight", w, hid), x);
+    h = vki_gelu(g, vki_add(g, h, f32(v, T(v, "mm.0.bias", 1, &hid))));
+    h = vki_matmul(g, vki_weights_linear(v->weights, v->prog, "mm.2.weight", hid, e), h);
+    return vki_add(g, h, f32(v, T(v, "mm.2.bias", 1, &e)));
 }
 
 /* Gemma 3: average pooling of the patch grid by scale x scale (a product with the fixed
@@ -128,6 +149,7 @@ void vki__vision_build(vki_vision *v)
     switch (v->info.projector) {
     case VKI_PROJECTOR_GEMMA3: x = gemma3(v, x); break;
     case VKI_PROJECTOR_IDEFICS3: x = idefics3(v, x); break;
+    case VKI_PROJECTOR_MLP: x = mlp(v, x); break;
     default: x = (vki_tensor){0}; break; // vision.c refuses the others before building
     }
     v->out = x;

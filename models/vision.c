@@ -2,10 +2,12 @@
  * bounded, the family's preprocessing on the host (PIL's resampling, the normalisation), the
  * image cut into patches, and the program that runs the network of arch_vit.c.
  *
- * Families: Gemma 3 ("gemma3": SigLIP, pooled projector) and Idefics3 / SmolVLM ("idefics3":
- * SigLIP, pixel shuffle + linear). Each encodes one square image of clip.vision.image_size
- * pixels: the picture is resized to it whatever its aspect (as transformers' Gemma3 processor
- * does, and as Idefics3's does for the one global image llama.cpp encodes). */
+ * Families: Gemma 3 ("gemma3": SigLIP, pooled projector), Idefics3 / SmolVLM ("idefics3":
+ * SigLIP, pixel shuffle + linear) and LLaVA 1.5 ("mlp": CLIP, penultimate layer, 2-layer MLP).
+ * Each encodes one square image of clip.vision.image_size pixels: the SigLIP families resize
+ * the picture to it whatever its aspect (as transformers' Gemma3 processor does, and as
+ * Idefics3's does for the one global image llama.cpp encodes); LLaVA's CLIP processor resizes
+ * the short side and crops the centre. */
 #include "vision_internal.h"
 
 #include <math.h>
@@ -60,6 +62,33 @@ static vki_status get_rgb(vki_gguf *f, const char *key, float out[3], bool posit
     return VKI_OK;
 }
 
+/* LLaVA's projector and layer layout: the widths from mm.0 [width, hidden] and mm.2 [hidden,
+ * n_embd]; the MLP's names (the legacy converter's fc1 is ffn_down: llama.cpp swaps them when
+ * ffn_down reads the ViT's width); the feature layer, which the converter makes the file's
+ * last (its blocks beyond are dropped): another is a file vkinfer would compute wrongly. */
+static vki_status read_mlp(vki_vision *v, vki_gguf *f, char *err, size_t n)
+{
+    vki_gguf_tensor t0, t2, down;
+    if (vki_gguf_find_tensor(f, "mm.0.weight", &t0) || vki_gguf_find_tensor(f, "mm.2.weight", &t2))
+        return fail(err, n, VKI_ERROR_BAD_FILE, "mmproj: an mlp projector without mm.0.weight and mm.2.weight");
+    if (t0.n_dims != 2 || t2.n_dims != 2 || t0.ne[1] < 1 || t0.ne[1] > MAX_FF || t2.ne[0] != t0.ne[1] ||
+        t2.ne[1] < 1 || t2.ne[1] > MAX_EMBD)
+        return fail(err, n, VKI_ERROR_BAD_FILE, "mmproj: mm.0.weight [%lld, %lld] and mm.2.weight [%lld, %lld] "
+                    "are not a two-layer MLP", (long long)t0.ne[0], (long long)t0.ne[1], (long long)t2.ne[0],
+                    (long long)t2.ne[1]);
+    v->n_mm = (uint32_t)t0.ne[1];
+    v->info.n_embd = (uint32_t)t2.ne[1];
+    v->ffn_swapped = !vki_gguf_find_tensor(f, "v.blk.0.ffn_down.weight", &down) && down.ne[0] == v->info.width;
+    vki_gguf_array layers;
+    vki_status st = vki_gguf_get_array(f, "clip.vision.feature_layer", &layers);
+    if (st == VKI_ERROR_NOT_FOUND) return VKI_OK;
+    uint32_t layer = 0;
+    if (st || layers.count != 1 || vki_gguf_array_get_u32(f, &layers, 0, &layer) || layer != v->info.n_layer)
+        return fail(err, n, VKI_ERROR_UNSUPPORTED, "mmproj: clip.vision.feature_layer other than the file's "
+                    "last block (%u), or several of them, is not supported", v->info.n_layer);
+    return VKI_OK;
+}
+
 static vki_status read_metadata(vki_vision *v, vki_gguf *f, char *err, size_t n)
 {
     vki_gguf_string s;
@@ -80,9 +109,14 @@ static vki_status read_metadata(vki_vision *v, vki_gguf *f, char *err, size_t n)
     } else if (s.size == 8 && !memcmp(s.data, "idefics3", 8)) {
         in->projector = VKI_PROJECTOR_IDEFICS3;
         v->resample = VKI_RESAMPLE_LANCZOS;
+    } else if (s.size == 3 && !memcmp(s.data, "mlp", 3)) {
+        in->projector = VKI_PROJECTOR_MLP;
+        v->resample = VKI_RESAMPLE_BICUBIC;
+        v->crop = v->class_token = true;
     } else {
         return fail(err, n, VKI_ERROR_UNSUPPORTED,
-                    "mmproj: projector type \"%s\" is not one vkinfer runs (gemma3, idefics3)", v->projector_name);
+                    "mmproj: projector type \"%s\" is not one vkinfer runs (gemma3, idefics3, mlp)",
+                    v->projector_name);
     }
     bool has_vision = false;
     if (vki_gguf_get_bool(f, "clip.has_vision_encoder", &has_vision) || !has_vision)
@@ -94,7 +128,9 @@ static vki_status read_metadata(vki_vision *v, vki_gguf *f, char *err, size_t n)
     VKI_TRY(get_u32(f, "clip.vision.feed_forward_length", &ff, err, n));
     VKI_TRY(get_u32(f, "clip.vision.block_count", &in->n_layer, err, n));
     VKI_TRY(get_u32(f, "clip.vision.attention.head_count", &in->n_head, err, n));
-    VKI_TRY(get_u32(f, "clip.vision.projection_dim", &in->n_embd, err, n));
+    // LLaVA's files (llama.cpp's legacy converter) hold CLIP's own projection width here: the
+    // width out is the projector's, read from its last matrix below.
+    if (in->projector != VKI_PROJECTOR_MLP) VKI_TRY(get_u32(f, "clip.vision.projection_dim", &in->n_embd, err, n));
     v->n_ff = ff;
     v->eps = 1e-6f;
     st = vki_gguf_get_f32(f, "clip.vision.attention.layer_norm_epsilon", &v->eps);
@@ -120,16 +156,21 @@ static vki_status read_metadata(vki_vision *v, vki_gguf *f, char *err, size_t n)
         return fail(err, n, VKI_ERROR_BAD_FILE, "mmproj: %u x %u patches (at most %d)", v->n_side, v->n_side,
                     MAX_PATCHES);
     if (in->width == 0 || in->width > MAX_WIDTH || in->n_head == 0 || in->width % in->n_head ||
-        in->width / in->n_head > MAX_HEAD_DIM || (in->width / in->n_head) % 2)
+        in->width / in->n_head > MAX_HEAD_DIM)
         return fail(err, n, VKI_ERROR_BAD_FILE,
-                    "mmproj: width %u in %u heads (an even head width of at most %d, width at most %d)",
+                    "mmproj: width %u in %u heads (a head width of at most %d, width at most %d)",
                     in->width, in->n_head, MAX_HEAD_DIM, MAX_WIDTH);
+
+    if (in->projector == VKI_PROJECTOR_MLP) VKI_TRY(read_mlp(v, f, err, n));
     if (in->n_layer == 0 || in->n_layer > MAX_LAYERS || ff == 0 || ff > MAX_FF || in->n_embd == 0 ||
         in->n_embd > MAX_EMBD)
         return fail(err, n, VKI_ERROR_BAD_FILE, "mmproj: %u layers (1..%d), MLP %u (1..%d), projection %u (1..%d)",
                     in->n_layer, MAX_LAYERS, ff, MAX_FF, in->n_embd, MAX_EMBD);
+    v->n_pos = v->n_side * v->n_side + (v->class_token ? 1 : 0);
 
-    if (in->projector == VKI_PROJECTOR_GEMMA3) {
+    if (in->projector == VKI_PROJECTOR_MLP) {
+        v->scale = 1; // one embedding per patch
+    } else if (in->projector == VKI_PROJECTOR_GEMMA3) {
         // llama.cpp's default pooling is 4 (every released Gemma 3: 64 x 64 patches to 16 x 16
         // tokens); test models write their own.
         v->scale = 4;
@@ -279,22 +320,23 @@ static double support(vki_vision_resample r)
     return r == VKI_RESAMPLE_BILINEAR ? 1 : r == VKI_RESAMPLE_BICUBIC ? 2 : 3;
 }
 
-/* For each of `out` pixels: the first input pixel, the count, and `ksize` fixed-point weights. */
-static vki_status coefficients(vki_vision *v, uint32_t in, uint32_t out, uint32_t **bounds, int32_t **k,
-                               uint32_t *ksize)
+/* For output pixels first..first+count of an axis scaled from `in` to `out` pixels: the first
+ * input pixel and how many it reads, and `ksize` fixed-point weights each. */
+static vki_status coefficients(vki_vision *v, uint32_t in, uint32_t out, uint32_t first, uint32_t count,
+                               uint32_t **bounds, int32_t **k, uint32_t *ksize)
 {
     double scale = (double)in / out, fs = scale > 1 ? scale : 1, sup = support(v->resample) * fs;
     uint32_t ks = (uint32_t)ceil(sup) * 2 + 1;
     const vki_allocator *a = v->allocator.alloc ? &v->allocator : NULL;
-    *bounds = vki__model_alloc(a, (size_t)out * 2 * sizeof **bounds);
-    *k = vki__model_alloc(a, (size_t)out * ks * sizeof **k);
+    *bounds = vki__model_alloc(a, (size_t)count * 2 * sizeof **bounds);
+    *k = vki__model_alloc(a, (size_t)count * ks * sizeof **k);
     double *w = vki__model_alloc(a, ks * sizeof *w);
     if (!*bounds || !*k || !w) {
         vki__model_free(a, w);
         return VKI_ERROR_OUT_OF_HOST_MEMORY;
     }
-    for (uint32_t i = 0; i < out; i++) {
-        double center = (i + 0.5) * scale;
+    for (uint32_t i = 0; i < count; i++) {
+        double center = (first + i + 0.5) * scale;
         int64_t lo = (int64_t)(center - sup + 0.5), hi = (int64_t)(center + sup + 0.5);
         if (lo < 0) lo = 0;
         if (hi > in) hi = in;
@@ -320,41 +362,45 @@ static uint8_t clip8(int64_t ss)
     return (uint8_t)(x < 0 ? 0 : x > 255 ? 255 : x);
 }
 
-/* src [sh][sw][3] -> dst [dh][dw][3], horizontal then vertical; a pass whose size does not
- * change is skipped, as PIL does. */
-static vki_status resize(vki_vision *v, const uint8_t *src, uint32_t sw, uint32_t sh, uint8_t *dst,
-                         uint32_t dw, uint32_t dh, uint8_t *tmp)
+/* src [sh][sw][3] resized to dw x dh, of which the s x s window at (x0, y0) goes to dst
+ * [s][s][3]: the horizontal pass into tmp [sh][s][3], then the vertical. A pass whose size
+ * does not change copies, as PIL skips it. Only the window's pixels are computed (a crop of a
+ * very wide image does not resize all of it). */
+static vki_status resize(vki_vision *v, const uint8_t *src, uint32_t sw, uint32_t sh, uint32_t dw, uint32_t dh,
+                         uint32_t x0, uint32_t y0, uint32_t s, uint8_t *dst, uint8_t *tmp)
 {
     uint32_t *hb = NULL, *vb = NULL, hk = 0, vk = 0;
     int32_t *hc = NULL, *vc = NULL;
     const vki_allocator *a = v->allocator.alloc ? &v->allocator : NULL;
     vki_status st = VKI_OK;
-    const uint8_t *rows = src; // after the horizontal pass: [sh][dw][3]
-    if (sw != dw) {
-        if ((st = coefficients(v, sw, dw, &hb, &hc, &hk))) goto done;
-        for (uint32_t y = 0; y < sh; y++)
-            for (uint32_t x = 0; x < dw; x++)
-                for (uint32_t c = 0; c < 3; c++) {
-                    int64_t ss = (int64_t)1 << (PREC_BITS - 1);
-                    for (uint32_t j = 0; j < hb[2 * x + 1]; j++)
-                        ss += (int64_t)src[((size_t)y * sw + hb[2 * x] + j) * 3 + c] * hc[(size_t)x * hk + j];
-                    tmp[((size_t)y * dw + x) * 3 + c] = clip8(ss);
+    if (sw != dw && (st = coefficients(v, sw, dw, x0, s, &hb, &hc, &hk))) goto done;
+    if (sh != dh && (st = coefficients(v, sh, dh, y0, s, &vb, &vc, &vk))) goto done;
+    for (uint32_t y = 0; y < sh; y++)
+        for (uint32_t x = 0; x < s; x++)
+            for (uint32_t c = 0; c < 3; c++) {
+                uint8_t *out = &tmp[((size_t)y * s + x) * 3 + c];
+                if (!hb) {
+                    *out = src[((size_t)y * sw + x0 + x) * 3 + c];
+                    continue;
                 }
-        rows = tmp;
-    }
-    if (sh != dh) {
-        if ((st = coefficients(v, sh, dh, &vb, &vc, &vk))) goto done;
-        for (uint32_t y = 0; y < dh; y++)
-            for (uint32_t x = 0; x < dw; x++)
-                for (uint32_t c = 0; c < 3; c++) {
-                    int64_t ss = (int64_t)1 << (PREC_BITS - 1);
-                    for (uint32_t j = 0; j < vb[2 * y + 1]; j++)
-                        ss += (int64_t)rows[((size_t)(vb[2 * y] + j) * dw + x) * 3 + c] * vc[(size_t)y * vk + j];
-                    dst[((size_t)y * dw + x) * 3 + c] = clip8(ss);
+                int64_t ss = (int64_t)1 << (PREC_BITS - 1);
+                for (uint32_t j = 0; j < hb[2 * x + 1]; j++)
+                    ss += (int64_t)src[((size_t)y * sw + hb[2 * x] + j) * 3 + c] * hc[(size_t)x * hk + j];
+                *out = clip8(ss);
+            }
+    for (uint32_t y = 0; y < s; y++)
+        for (uint32_t x = 0; x < s; x++)
+            for (uint32_t c = 0; c < 3; c++) {
+                uint8_t *out = &dst[((size_t)y * s + x) * 3 + c];
+                if (!vb) {
+                    *out = tmp[((size_t)(y0 + y) * s + x) * 3 + c];
+                    continue;
                 }
-    } else {
-        memcpy(dst, rows, (size_t)dh * dw * 3);
-    }
+                int64_t ss = (int64_t)1 << (PREC_BITS - 1);
+                for (uint32_t j = 0; j < vb[2 * y + 1]; j++)
+                    ss += (int64_t)tmp[((size_t)(vb[2 * y] + j) * s + x) * 3 + c] * vc[(size_t)y * vk + j];
+                *out = clip8(ss);
+            }
 done:
     vki__model_free(a, hb);
     vki__model_free(a, hc);
@@ -367,10 +413,20 @@ vki_status vki__vision_preprocess(vki_vision *v, const uint8_t *rgb, uint32_t w,
 {
     if (!v || !rgb || !out || !vki_vision_n_tokens(v, w, h)) return VKI_ERROR_INVALID_ARGUMENT;
     const vki_allocator *a = v->allocator.alloc ? &v->allocator : NULL;
-    uint32_t s = v->info.image_size;
+    uint32_t s = v->info.image_size, dw = s, dh = s, x0 = 0, y0 = 0;
+    if (v->crop) {
+        // transformers' CLIP processor: the short side to s, the long one to
+        // floor(s * long / short), then the centre s x s (offsets rounded down).
+        if (w <= h)
+            dh = (uint32_t)((uint64_t)s * h / w);
+        else
+            dw = (uint32_t)((uint64_t)s * w / h);
+        x0 = (dw - s) / 2;
+        y0 = (dh - s) / 2;
+    }
     uint8_t *tmp = vki__model_alloc(a, (size_t)h * s * 3);
     uint8_t *img = vki__model_alloc(a, (size_t)s * s * 3);
-    vki_status st = tmp && img ? resize(v, rgb, w, h, img, s, s, tmp) : VKI_ERROR_OUT_OF_HOST_MEMORY;
+    vki_status st = tmp && img ? resize(v, rgb, w, h, dw, dh, x0, y0, s, img, tmp) : VKI_ERROR_OUT_OF_HOST_MEMORY;
     if (!st) {
         for (uint32_t c = 0; c < 3; c++)
             for (size_t i = 0; i < (size_t)s * s; i++)

@@ -26,6 +26,14 @@ struct vki_vision {
     uint32_t n_side;           // patches per side: image_size / patch_size
     uint32_t scale;            // Idefics3's pixel shuffle factor, Gemma 3's pooling kernel
     uint32_t n_tokens;         // embeddings out per image
+    uint32_t n_pos;            // the ViT's sequence: patches, and the class token first if any
+    uint32_t n_mm;             // LLaVA: the MLP projector's hidden width
+    bool class_token;          // CLIP (LLaVA): v.class_embd leads the sequence, v.pre_ln after
+                               // the positions, and the class token is dropped at the end
+    bool ffn_swapped;          // llama.cpp's legacy LLaVA converter names fc1 ffn_down and fc2
+                               // ffn_up (told apart by shape, as llama.cpp does)
+    bool crop;                 // CLIP's processor: the short side resized to image_size, then
+                               // the centre cropped; else the image is resized to a square
     vki_weights *weights;
     vki_program *prog;
     vki_tensor patches;        // input F32 [patch^2 * 3, n_side^2]: the image cut into patches

@@ -242,11 +242,86 @@ def idefics3(img, tmp):
                 {"prompt_ids": torch.tensor(ids, dtype=torch.int32), "logits": logits.float()})
 
 
+# The legacy script reads the tower as transformers 4 built it (model.vision_model.*, tensor
+# names under vision_model.); transformers 5's CLIPVisionModel is that module itself, so it is
+# handed over wrapped under that name.
+LEGACY_CONVERT = """
+import runpy, sys, torch
+from transformers import CLIPVisionModel
+class Wrapped(torch.nn.Module):
+    def __init__(self, m):
+        super().__init__()
+        self.vision_model = m
+load = CLIPVisionModel.from_pretrained
+CLIPVisionModel.from_pretrained = classmethod(lambda cls, d, *a, **k: Wrapped(load(d, *a, **k)))
+sys.argv = [{script!r}] + {args!r}
+runpy.run_path({script!r}, run_name="__main__")
+"""
+
+CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
+CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
+
+
+def llava(img, tmp):
+    """LLaVA 1.5's layout: a CLIP ViT (class token, pre-layernorm, quick GELU), features of the
+    penultimate layer without the class token, a 2-layer MLP with GELU. llama.cpp converts it
+    with its legacy script (tools/mtmd/legacy-models/convert_image_encoder_to_gguf.py: the
+    vision tower as a CLIPVisionModel and the projector's tensors), which drops the last layer,
+    stores the patch kernel and the projector in F16 whatever it is asked, and names the MLP's
+    fc1 ffn_down and fc2 ffn_up."""
+    from transformers import CLIPVisionModel, LlavaConfig, LlavaForConditionalGeneration
+    from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
+    vc = dict(vision_cfg(), num_hidden_layers=3, hidden_act="quick_gelu", layer_norm_eps=1e-5)
+    cfg = LlavaConfig(
+        text_config=dict(model_type="llama", vocab_size=320, hidden_size=72, intermediate_size=128,
+                         num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
+                         max_position_embeddings=256),
+        vision_config=dict(model_type="clip_vision_model", **vc), image_token_index=310,
+        vision_feature_layer=-2, vision_feature_select_strategy="default", projector_hidden_act="gelu")
+    torch.manual_seed(0)
+    model = LlavaForConditionalGeneration(cfg).eval()
+    randomise(model, 3)
+    tower = model.model.vision_tower
+    proj = model.model.multi_modal_projector
+    with torch.no_grad():  # the converter's F16 tensors, as the file holds them
+        for p in [tower.embeddings.patch_embedding.weight, proj.linear_1.weight,
+                  proj.linear_2.weight]:
+            p.copy_(p.half().float())
+    proc = CLIPImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32},
+                                 image_mean=CLIP_MEAN, image_std=CLIP_STD)
+    pixels = proc(Image.fromarray(img), return_tensors="pt")["pixel_values"]
+    with torch.no_grad():
+        out = model.get_image_features(pixel_values=pixels, vision_feature_layer=-2,
+                                       vision_feature_select_strategy="default")
+    feats = out.pooler_output if hasattr(out, "pooler_output") else out
+    if isinstance(feats, (list, tuple)):
+        feats = feats[0]
+    d = os.path.join(tmp, "llava_vision")
+    vision = CLIPVisionModel(tower.config)
+    vision.load_state_dict(tower.state_dict())
+    vision.save_pretrained(d)
+    projector = os.path.join(tmp, "llava.projector")
+    torch.save({"multi_modal_projector." + k: v for k, v in proj.state_dict().items()}, projector)
+    outdir = os.path.join(tmp, "llava_out")
+    script = os.path.join(LLAMA_CPP, "tools", "mtmd", "legacy-models", "convert_image_encoder_to_gguf.py")
+    args = ["-m", d, "--clip-model-is-vision", "--llava-projector", projector, "--projector-type", "mlp",
+            "--use-f32", "--output-dir", outdir, "--image-mean", *map(str, CLIP_MEAN),
+            "--image-std", *map(str, CLIP_STD)]
+    env = dict(os.environ, PYTHONPATH=os.path.join(LLAMA_CPP, "gguf-py"))
+    subprocess.run([sys.executable, "-c", LEGACY_CONVERT.format(script=script, args=args)],
+                   check=True, env=env, stdout=subprocess.DEVNULL)
+    (produced,) = [f for f in os.listdir(outdir) if f.endswith(".gguf")]
+    shutil.copy(os.path.join(outdir, produced), os.path.join(OUT, "llava.mmproj.gguf"))
+    save_golden(os.path.join(OUT, "llava_golden.safetensors"), img, pixels[0], feats.reshape(64, 72),
+                {"family": "llava", "resample": "PIL bicubic, shortest edge, center crop", "n_tokens": 64,
+                 "n_embd": 72})
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     img = test_image()
     Image.fromarray(img).save(os.path.join(OUT, "test_image.png"))
-    families = sys.argv[1:] or ["gemma3", "idefics3"]
+    families = sys.argv[1:] or ["gemma3", "idefics3", "llava"]
     tmp = tempfile.mkdtemp()
     try:
         for fam in families:

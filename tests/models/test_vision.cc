@@ -95,10 +95,11 @@ class VisionTest : public VulkanTest {
         memcpy(&bytes[at], to.data(), to.size());
     }
 
-    void check_family(const char *family, vki_projector projector, uint32_t n_embd)
+    void check_family(const char *family, vki_projector projector, uint32_t n_embd, uint32_t n_tokens)
     {
-        bytes = read_file(data(std::string(family) + ".mmproj.gguf"));
-        ASSERT_FALSE(bytes.empty()) << "no " << family << ".mmproj.gguf: run tools/gen_vision_golden.py";
+        const std::string stem = std::string(family) == "mlp" ? "llava" : family;
+        bytes = read_file(data(stem + ".mmproj.gguf"));
+        ASSERT_FALSE(bytes.empty()) << "no " << stem << ".mmproj.gguf: run tools/gen_vision_golden.py";
         ASSERT_EQ(load(), VKI_OK) << err;
         const vki_vision_info *in = vki_vision_info_get(v);
         EXPECT_EQ(in->projector, projector);
@@ -113,7 +114,7 @@ class VisionTest : public VulkanTest {
         EXPECT_GT(in->weight_bytes, 0u);
         EXPECT_GT(in->activation_bytes, 0u);
 
-        SdGolden golden(data(std::string(family) + "_golden.safetensors"));
+        SdGolden golden(data(stem + "_golden.safetensors"));
         std::vector<int32_t> image = golden.i32("image");
         ASSERT_EQ(image.size(), 30u * 40 * 3);
         std::vector<uint8_t> rgb(image.begin(), image.end());
@@ -135,7 +136,7 @@ class VisionTest : public VulkanTest {
         // weight, a misordered patch or token: errors of order 1) or a wrong activation (GELU
         // erf for tanh: ~1e-4).
         uint32_t n = vki_vision_n_tokens(v, 40, 30);
-        ASSERT_EQ(n, 16u);
+        ASSERT_EQ(n, n_tokens);
         std::vector<float> embd(size_t(n) * n_embd), feats = golden.f32("features");
         ASSERT_EQ(feats.size(), embd.size());
         ASSERT_EQ(vki_vision_encode(v, rgb.data(), 40, 30, embd.data()), VKI_OK) << vki_vision_last_error(v);
@@ -155,9 +156,14 @@ class VisionTest : public VulkanTest {
     }
 };
 
-TEST_F(VisionTest, Gemma3MatchesTransformers) { check_family("gemma3", VKI_PROJECTOR_GEMMA3, 96); }
+TEST_F(VisionTest, Gemma3MatchesTransformers) { check_family("gemma3", VKI_PROJECTOR_GEMMA3, 96, 16); }
 
-TEST_F(VisionTest, Idefics3MatchesTransformers) { check_family("idefics3", VKI_PROJECTOR_IDEFICS3, 80); }
+TEST_F(VisionTest, Idefics3MatchesTransformers) { check_family("idefics3", VKI_PROJECTOR_IDEFICS3, 80, 16); }
+
+// LLaVA 1.5's layout from llama.cpp's legacy converter: CLIP with a class token and
+// pre-layernorm, the last of 3 layers dropped (the penultimate layer's features), fc1/fc2
+// stored as ffn_down/ffn_up, and the short side resized (bicubic) then the centre cropped.
+TEST_F(VisionTest, LlavaMatchesTransformers) { check_family("mlp", VKI_PROJECTOR_MLP, 72, 64); }
 
 // The image in a prompt, end to end: the family's text model (converted by llama.cpp from the
 // same tiny transformers model) takes the prompt's tokens, the encoder's embeddings in place of
