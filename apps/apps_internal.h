@@ -116,6 +116,7 @@ typedef struct vki_llm_opts {
     vki_sampler_desc sampling;  // --temp --top-k --top-p --min-p --repeat-penalty
                                 // --repeat-last-n --seed
     uint32_t n_seq;             // sequences the model holds (serve's --parallel); 0: 1
+    const char *mmproj;         // --mmproj: a vision encoder (mmproj GGUF); NULL: none
 } vki_llm_opts;
 
 /* Options every model command takes, for its usage text. */
@@ -137,6 +138,9 @@ typedef struct vki_llm_session {
     double load_ms;             // opening the file, compiling and uploading
     char *piece;                // vki_llm_session_piece's buffer [piece_cap]
     size_t piece_cap;
+    vki_gguf *mmproj;           // --mmproj's file and its encoder; NULL without one
+    vki_vision *vision;
+    uint32_t next_image_id;     // vki_llm_image.id of the next image encoded
 } vki_llm_session;
 
 /* Opens the device, the model file (-m, or the default model with a message saying how to get
@@ -149,6 +153,66 @@ void vki_llm_session_close(vki_llm_session *s);
  * however long, in a buffer the session keeps until the next call: *out_len bytes, no NUL.
  * NULL only when out of host memory. */
 const char *vki_llm_session_piece(vki_llm_session *s, int32_t id, size_t *out_len);
+
+/* ---- Images in prompts (llm_session.c) ----------------------------------------------------
+ *
+ * An image enters a conversation as a marker in a message's text (vki_llm_image_marker), which
+ * vki_llm_session_encode replaces with the projector family's markup (Gemma 3's
+ * <start_of_image> ... <end_of_image>, as llama.cpp's mtmd writes it) around the image's rows.
+ * In the ids, each of image k's rows is VKI_LLM_IMAGE_ROW(k.id) (negative: never a token), so
+ * comparing ids finds a cached prefix as for text. Text from users must not hold the marker
+ * (vki_llm_text_has_marker: '<', the control character 0x1e, "vki-image:"): it is refused. */
+
+typedef struct vki_llm_image {
+    float *embd;      // [n][n_embd] from the session's vision encoder (owned)
+    uint32_t n;       // rows
+    uint32_t id;      // unique within the session
+} vki_llm_image;
+
+#define VKI_LLM_IMAGE_ROW(id) (-1 - (int32_t)(id))
+#define VKI_LLM_IMAGE_MARKER_SIZE 32
+
+/* The marker of image `id` in a message's text (NUL-terminated). */
+void vki_llm_image_marker(uint32_t id, char out[VKI_LLM_IMAGE_MARKER_SIZE]);
+/* Whether `len` bytes of text spell an image marker (user text that does is refused). */
+bool vki_llm_text_has_marker(const char *text, size_t len);
+
+/* Encodes an RGB image ([h][w][3]) or an image file (PNG or JPEG) with the session's vision
+ * encoder into *out (vki_llm_image_free). VKI_ERROR_UNSUPPORTED without --mmproj; the reason
+ * in err. */
+vki_status vki_llm_session_image(vki_llm_session *s, const uint8_t *rgb, uint32_t w, uint32_t h,
+                                 vki_llm_image *out, char *err, size_t n);
+vki_status vki_llm_session_image_file(vki_llm_session *s, const char *path, vki_llm_image *out,
+                                      char *err, size_t n);
+/* The same for the bytes of a PNG or JPEG file (size checked from its header first). */
+vki_status vki_llm_session_image_bytes(vki_llm_session *s, const uint8_t *bytes, size_t size,
+                                       vki_llm_image *out, char *err, size_t n);
+void vki_llm_image_free(vki_llm_image *img);
+
+/* Encodes text (BOS as the tokenizer says; markup and plain spans as vki_chat_format_spans
+ * gives them, or parse_special everywhere with spans NULL) with each image marker replaced by
+ * the image's markup and rows (images[] are looked up by id; a marker of an absent image is
+ * VKI_ERROR_NOT_FOUND). Writes min(n, capacity) ids and n to *out_n. */
+vki_status vki_llm_session_encode_text(vki_llm_session *s, const char *text, size_t len,
+                                       const vki_text_span *spans, uint32_t n_spans,
+                                       const vki_llm_image *images, uint32_t n_images,
+                                       int32_t *ids, uint32_t capacity, uint32_t *out_n,
+                                       char *err, size_t n_err);
+/* A conversation (vki_chat_format_spans) through vki_llm_session_encode_text. */
+vki_status vki_llm_session_encode(vki_llm_session *s, const vki_chat_prompt *p,
+                                  const vki_llm_image *images, uint32_t n_images, int32_t *ids,
+                                  uint32_t capacity, uint32_t *out_n, char *err, size_t n_err);
+
+/* The first position of the image row at ids[pos] (pos itself when it is a token): a cached
+ * prefix must not end inside an image, whose rows are evaluated together. */
+uint32_t vki_llm_image_start(const int32_t *ids, uint32_t pos);
+
+/* vki_llm_eval_seq over ids with image rows: runs of tokens as tokens, each image's rows (all
+ * of them: VKI_ERROR_INVALID_ARGUMENT for a cut image) through vki_llm_eval_embd, non-causal
+ * where the encoder says; logits after the last id. The reason for a failure goes to err. */
+vki_status vki_llm_session_eval(vki_llm_session *s, uint32_t seq, const int32_t *ids, uint32_t n,
+                                const vki_llm_image *images, uint32_t n_images, float *logits,
+                                char *err, size_t n_err);
 
 
 /* The default model's path in the model cache ($VKI_MODEL_DIR, else

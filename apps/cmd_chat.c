@@ -2,7 +2,12 @@
  * with the model's chat template and tokenized, what was typed as plain text (never control
  * tokens, unless --special); the part the KV cache already holds (the longest common prefix
  * with the tokens evaluated so far) is kept, so a turn costs only its new tokens. When the
- * conversation outgrows the context, the oldest turns are dropped. */
+ * conversation outgrows the context, the oldest turns are dropped.
+ *
+ * With a vision encoder (--mmproj), /image FILE (or --image FILE for the first message) puts an
+ * image before the text of the next message, as llama.cpp's mtmd-cli does: a marker in the
+ * message that encoding replaces with the family's markup and the image's rows. The images
+ * stay in memory for the conversation (a prefix the cache drops is evaluated again). */
 #define _POSIX_C_SOURCE 200809L // sigaction
 
 #include "apps_internal.h"
@@ -38,13 +43,16 @@ void vki_chat_usage(FILE *f)
     fprintf(f,
             "usage: vkinfer [global options] chat [options]\n\n"
             "Type a message and press Enter; the reply streams as it is produced.\n"
-            "Commands: /reset starts a new conversation, /quit (or end of input) leaves.\n"
+            "Commands: /reset starts a new conversation, /quit (or end of input) leaves,\n"
+            "/image FILE puts a PNG or JPEG image in your next message (with --mmproj).\n"
             "Ctrl-C stops a reply; at the prompt it leaves.\n\n"
             "  -n, --n-predict N     longest reply in tokens (default: 512)\n"
             "  --system TEXT         system prompt (default: the template's own, if any)\n"
             "  --special             let messages and the system prompt spell control tokens\n"
             "                        (<|im_end|>, <start_of_turn>); by default what you type\n"
-            "                        is plain text and cannot end a turn or open another\n");
+            "                        is plain text and cannot end a turn or open another\n"
+            "  --image FILE          an image (PNG or JPEG) for the first message; needs\n"
+            "                        --mmproj (may be given more than once)\n");
     vki_llm_options_usage(f);
 }
 
@@ -57,7 +65,39 @@ typedef struct chat {
     bool special;          // --special: message text may spell control tokens
     int32_t *cached;       // tokens in the KV cache, in order [n_ctx]
     int32_t *ids;          // the formatted conversation's tokens [n_ctx + 1]
+    vki_llm_image *images; // every image of the conversation [n_images]
+    uint32_t n_images;
+    uint32_t pending;      // images[n_images - pending ..] go with the next message
 } chat;
+
+static void drop_images(chat *c)
+{
+    for (uint32_t i = 0; i < c->n_images; i++) vki_llm_image_free(&c->images[i]);
+    free(c->images);
+    c->images = NULL;
+    c->n_images = c->pending = 0;
+}
+
+/* Encodes an image file for the next message. Returns false (and says why) when it cannot. */
+static bool add_image(chat *c, const char *path)
+{
+    vki_llm_image *grown = realloc(c->images, (c->n_images + 1) * sizeof *grown);
+    if (!grown) {
+        fprintf(stderr, "vkinfer: out of host memory\n");
+        return false;
+    }
+    c->images = grown;
+    char err[512] = "";
+    vki_status st = vki_llm_session_image_file(c->s, path, &c->images[c->n_images], err, sizeof err);
+    if (st) {
+        fprintf(stderr, "vkinfer: %s: %s\n", path, err);
+        return false;
+    }
+    fprintf(stderr, "(%s: %u embeddings, with your next message)\n", path, c->images[c->n_images].n);
+    c->n_images++;
+    c->pending++;
+    return true;
+}
 
 static void drop_messages(chat *c, uint32_t from, uint32_t count)
 {
@@ -66,13 +106,21 @@ static void drop_messages(chat *c, uint32_t from, uint32_t count)
     c->n_msgs -= count;
 }
 
+/* Adds a message; a user's takes the pending images, before its text. */
 static bool add_message(chat *c, const char *role, const char *content, size_t len)
 {
     if (c->n_msgs == MAX_MESSAGES) drop_messages(c, 0, 2);
-    char *copy = malloc(len + 1);
+    uint32_t n_img = strcmp(role, "user") == 0 ? c->pending : 0;
+    char *copy = malloc(n_img * VKI_LLM_IMAGE_MARKER_SIZE + len + 1);
     if (!copy) return false;
-    memcpy(copy, content, len);
-    copy[len] = 0;
+    size_t at = 0;
+    for (uint32_t i = c->n_images - n_img; i < c->n_images; i++) {
+        vki_llm_image_marker(c->images[i].id, copy + at);
+        at += strlen(copy + at);
+    }
+    c->pending -= n_img;
+    memcpy(copy + at, content, len);
+    copy[at + len] = 0;
     c->msgs[c->n_msgs++] = (vki_chat_message){role, copy};
     return true;
 }
@@ -88,7 +136,10 @@ static uint32_t tokenize_conversation(chat *c, uint32_t capacity)
                          .default_system = c->system,
                          .special_in_content = c->special};
     uint32_t n = 0;
-    vki_status st = vki_chat_encode(c->s->tok, &p, c->ids, capacity, &n);
+    char err[256];
+    vki_status st = vki_llm_session_encode(c->s, &p, c->images, c->n_images, c->ids, capacity, &n,
+                                           err, sizeof err);
+    if (st && n <= capacity) fprintf(stderr, "vkinfer: %s\n", err);
     return st == VKI_OK ? n : (n > capacity ? n : 0);
 }
 
@@ -134,8 +185,11 @@ static int reply(chat *c, uint32_t n_predict)
     uint32_t keep = 0, pos = vki_llm_position(llm);
     while (keep < pos && keep < n && c->cached[keep] == c->ids[keep]) keep++;
     if (keep == n) keep--; // at least one token to evaluate, for its logits
+    keep = vki_llm_image_start(c->ids, keep); // an image's rows go in together
     vki_llm_rewind(llm, keep);
-    vki_status st = vki_llm_eval(llm, c->ids + keep, n - keep, c->s->logits);
+    char err[512] = "";
+    vki_status st = vki_llm_session_eval(c->s, 0, c->ids + keep, n - keep, c->images, c->n_images,
+                                         c->s->logits, err, sizeof err);
     // What the cache holds now: everything, or the batches done before a Ctrl-C.
     uint32_t done = vki_llm_position(llm);
     memcpy(c->cached + keep, c->ids + keep, (done > keep ? done - keep : 0) * sizeof *c->ids);
@@ -144,10 +198,11 @@ static int reply(chat *c, uint32_t n_predict)
         fprintf(stderr, "\n(stopped)\n");
         return VKI_EXIT_OK;
     }
-    if (st) return vki_app_failf("%s", vki_llm_last_error(llm));
+    if (st) return vki_app_failf("%s", err);
 
     vki_sampler_reset(c->sampler);
-    for (uint32_t i = 0; i < n; i++) vki_sampler_accept(c->sampler, c->ids[i]);
+    for (uint32_t i = 0; i < n; i++)
+        if (c->ids[i] >= 0) vki_sampler_accept(c->sampler, c->ids[i]); // not an image's rows
     char *out = NULL;
     size_t out_len = 0;
     int code = VKI_EXIT_OK;
@@ -191,6 +246,8 @@ int vki_cmd_chat(vki_app *app, int argc, char **argv)
     vki_llm_opts o = {0};
     uint32_t n_predict = 512;
     chat c = {0};
+    const char *image_paths[16];
+    uint32_t n_image_paths = 0;
     for (int i = 1; i < argc; i++) {
         const char *value = NULL;
         int m = vki_llm_option(argc, argv, &i, &o, vki_chat_usage);
@@ -205,6 +262,11 @@ int vki_cmd_chat(vki_app *app, int argc, char **argv)
         } else if ((m = vki_arg_value(argc, argv, &i, "--system", &value)) != 0) {
             if (m < 0) return vki_app_usage_error(vki_chat_usage, "--system needs text");
             c.system = value;
+        } else if ((m = vki_arg_value(argc, argv, &i, "--image", &value)) != 0) {
+            if (m < 0 || !value[0]) return vki_app_usage_error(vki_chat_usage, "--image needs a file");
+            if (n_image_paths == sizeof image_paths / sizeof image_paths[0])
+                return vki_app_usage_error(vki_chat_usage, "at most 16 --image files");
+            image_paths[n_image_paths++] = value;
         } else if (strcmp(argv[i], "--special") == 0) {
             c.special = true;
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
@@ -214,6 +276,8 @@ int vki_cmd_chat(vki_app *app, int argc, char **argv)
             return vki_app_usage_error(vki_chat_usage, "chat: unknown argument '%s'", argv[i]);
         }
     }
+    if (n_image_paths && !o.mmproj)
+        return vki_app_usage_error(vki_chat_usage, "--image needs a vision encoder (--mmproj FILE)");
     vki_llm_session s;
     int code = vki_llm_session_open(app, &o, &s);
     if (code != VKI_EXIT_OK) return code;
@@ -237,6 +301,11 @@ int vki_cmd_chat(vki_app *app, int argc, char **argv)
         code = vki_app_failf("sampler: %s", why);
         goto done;
     }
+    for (uint32_t i = 0; i < n_image_paths; i++)
+        if (!add_image(&c, image_paths[i])) {
+            code = VKI_EXIT_FAILURE;
+            goto done;
+        }
     char mem[32];
     fprintf(stderr, "vkinfer chat: %s (%s, %u layers, %s of weights) on %s, %u-token context\n"
                     "Type a message; /reset starts over, /quit leaves, Ctrl-C stops a reply.\n",
@@ -267,8 +336,21 @@ int vki_cmd_chat(vki_app *app, int argc, char **argv)
         while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
         if (len == 0) continue;
         if (strcmp(line, "/quit") == 0 || strcmp(line, "/exit") == 0) break;
+        if (strncmp(line, "/image", 6) == 0 && (line[6] == ' ' || line[6] == 0)) {
+            const char *path = line + 6;
+            while (*path == ' ') path++;
+            if (!*path) fprintf(stderr, "usage: /image FILE (a PNG or JPEG)\n");
+            else add_image(&c, path); // it said why if not
+            continue;
+        }
+        if (vki_llm_text_has_marker(line, (size_t)len)) {
+            fprintf(stderr, "vkinfer: that message spells vkinfer's image marker ('<', the "
+                            "control character 0x1e, 'vki-image:'): not sent\n");
+            continue;
+        }
         if (strcmp(line, "/reset") == 0) {
             drop_messages(&c, 0, c.n_msgs);
+            drop_images(&c);
             vki_llm_rewind(s.llm, 0);
             fprintf(stderr, "(new conversation)\n");
             continue;
@@ -287,6 +369,7 @@ int vki_cmd_chat(vki_app *app, int argc, char **argv)
 #endif
 done:
     drop_messages(&c, 0, c.n_msgs);
+    drop_images(&c);
     vki_sampler_destroy(c.sampler);
     free(c.cached);
     free(c.ids);

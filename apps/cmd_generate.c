@@ -1,7 +1,8 @@
 /* `vkinfer generate -p TEXT`: one-shot generation for scripts. The prompt is used as given
  * (with --chat, as one user message in the model's chat template, plain text unless
  * --special); tokens stream to stdout as they are produced, or one JSON document comes out at
- * the end with --json. */
+ * the end with --json. With a vision encoder (--mmproj), --image FILE puts images after the
+ * prompt's text (in the user message with --chat), as llama.cpp's mtmd-cli does. */
 #include "apps_internal.h"
 
 #include <stdlib.h>
@@ -20,7 +21,9 @@ void vki_generate_usage(FILE *f)
             "  --json                print one JSON object (text, token ids, timings) at the end;\n"
             "                        text in it is UTF-8: bytes that are not (a character a\n"
             "                        token cuts off) become U+FFFD, the ids keep them exact\n"
-            "  --ignore-eos          keep going past end-of-generation tokens\n");
+            "  --ignore-eos          keep going past end-of-generation tokens\n"
+            "  --image FILE          an image (PNG or JPEG) after the prompt's text; needs\n"
+            "                        --mmproj (may be given more than once)\n");
     vki_llm_options_usage(f);
 }
 
@@ -40,12 +43,48 @@ static bool append(char **buf, size_t *len, size_t *cap, const char *piece, size
     return true;
 }
 
+/* The prompt with the images' markers after its text, through the session's encoder. */
+static vki_status encode_with_images(vki_llm_session *s, const char *prompt, bool chat,
+                                     bool special, const vki_llm_image *images, uint32_t n_images,
+                                     int32_t *ids, uint32_t capacity, uint32_t *out_n)
+{
+    size_t len = strlen(prompt);
+    char *text = malloc(len + n_images * VKI_LLM_IMAGE_MARKER_SIZE + 1);
+    if (!text) return VKI_ERROR_OUT_OF_HOST_MEMORY;
+    memcpy(text, prompt, len);
+    for (uint32_t i = 0; i < n_images; i++) {
+        vki_llm_image_marker(images[i].id, text + len);
+        len += strlen(text + len);
+    }
+    char err[256] = "";
+    vki_status st;
+    if (chat) {
+        vki_chat_message msg = {"user", text};
+        vki_chat_prompt p = {.tmpl = s->chat_template,
+                             .messages = &msg,
+                             .count = 1,
+                             .add_assistant_prompt = true,
+                             .default_system = vki_tokenizer_default_system(s->tok),
+                             .special_in_content = special};
+        st = vki_llm_session_encode(s, &p, images, n_images, ids, capacity, out_n, err, sizeof err);
+    } else {
+        st = vki_llm_session_encode_text(s, text, len, NULL, 0, images, n_images, ids, capacity,
+                                         out_n, err, sizeof err);
+    }
+    if (st && *out_n <= capacity) fprintf(stderr, "vkinfer: %s\n", err);
+    free(text);
+    return st;
+}
+
 /* Encodes the prompt (capacity 0: only counts its ids). Without --chat it is the user's whole
  * text, control tokens and all, as llama.cpp's -p takes it; with --chat it is a user message,
  * plain text unless --special, so it cannot close its turn or open a system one. */
 static vki_status encode_prompt(vki_llm_session *s, const char *prompt, bool chat, bool special,
-                                int32_t *ids, uint32_t capacity, uint32_t *out_n)
+                                const vki_llm_image *images, uint32_t n_images, int32_t *ids,
+                                uint32_t capacity, uint32_t *out_n)
 {
+    if (n_images) return encode_with_images(s, prompt, chat, special, images, n_images, ids,
+                                            capacity, out_n);
     if (!chat)
         return vki_tokenizer_encode(s->tok, prompt, strlen(prompt), vki_tokenizer_add_bos(s->tok),
                                     true, ids, capacity, out_n);
@@ -66,6 +105,9 @@ int vki_cmd_generate(vki_app *app, int argc, char **argv)
     uint32_t n_predict = 128;
     bool json = false, chat = false, ignore_eos = false;
     bool special = false; // --special: a --chat message may spell control tokens
+    const char *image_paths[16];
+    uint32_t n_image_paths = 0;
+    vki_llm_image images[16] = {{0}};
     for (int i = 1; i < argc; i++) {
         const char *value = NULL;
         int m = vki_llm_option(argc, argv, &i, &o, vki_generate_usage);
@@ -81,6 +123,11 @@ int vki_cmd_generate(vki_app *app, int argc, char **argv)
             if (m < 0 || !vki_parse_u64(value, 0, 1 << 20, &n))
                 return vki_app_usage_error(vki_generate_usage, "-n needs a number in 0..1048576");
             n_predict = (uint32_t)n;
+        } else if ((m = vki_arg_value(argc, argv, &i, "--image", &value)) != 0) {
+            if (m < 0 || !value[0]) return vki_app_usage_error(vki_generate_usage, "--image needs a file");
+            if (n_image_paths == sizeof image_paths / sizeof image_paths[0])
+                return vki_app_usage_error(vki_generate_usage, "at most 16 --image files");
+            image_paths[n_image_paths++] = value;
         } else if (strcmp(argv[i], "--json") == 0) {
             json = true;
         } else if (strcmp(argv[i], "--chat") == 0) {
@@ -97,6 +144,11 @@ int vki_cmd_generate(vki_app *app, int argc, char **argv)
         }
     }
     if (!prompt) return vki_app_usage_error(vki_generate_usage, "generate: no prompt (-p TEXT)");
+    if (n_image_paths && !o.mmproj)
+        return vki_app_usage_error(vki_generate_usage, "--image needs a vision encoder (--mmproj FILE)");
+    if (vki_llm_text_has_marker(prompt, strlen(prompt)))
+        return vki_app_usage_error(vki_generate_usage, "the prompt spells vkinfer's image marker "
+                                   "('<', the control character 0x1e, 'vki-image:')");
 
     vki_llm_session s;
     int code = vki_llm_session_open(app, &o, &s);
@@ -108,15 +160,23 @@ int vki_cmd_generate(vki_app *app, int argc, char **argv)
     size_t text_len = 0, text_cap = 0;
     uint32_t n_ids = 0, n_gen = 0;
 
+    vki_status st = VKI_OK;
+    for (uint32_t i = 0; i < n_image_paths; i++) {
+        char err[512] = "";
+        if ((st = vki_llm_session_image_file(&s, image_paths[i], &images[i], err, sizeof err))) {
+            code = vki_app_failf("%s: %s", image_paths[i], err);
+            goto done;
+        }
+    }
     uint32_t need = 0; // a first call counts the ids
-    vki_status st = encode_prompt(&s, prompt, chat, special, NULL, 0, &need);
+    st = encode_prompt(&s, prompt, chat, special, images, n_image_paths, NULL, 0, &need);
     ids = malloc((need ? need : 1) * sizeof *ids);
     gen = malloc((n_predict + 1) * sizeof *gen);
     if (!ids || !gen) {
         code = vki_app_failf("out of host memory");
         goto done;
     }
-    if (need) st = encode_prompt(&s, prompt, chat, special, ids, need, &n_ids);
+    if (need) st = encode_prompt(&s, prompt, chat, special, images, n_image_paths, ids, need, &n_ids);
     if (st || n_ids == 0) {
         code = vki_app_failf("tokenizing the prompt: %s",
                              st ? vki_tokenizer_last_error(s.tok) : "no tokens");
@@ -127,11 +187,14 @@ int vki_cmd_generate(vki_app *app, int argc, char **argv)
         code = vki_app_failf("sampler: %s", why);
         goto done;
     }
-    for (uint32_t i = 0; i < n_ids; i++) vki_sampler_accept(sampler, ids[i]);
+    for (uint32_t i = 0; i < n_ids; i++)
+        if (ids[i] >= 0) vki_sampler_accept(sampler, ids[i]); // not an image's rows
 
     double t0 = vki_now_us();
-    if ((st = vki_llm_eval(s.llm, ids, n_ids, s.logits))) {
-        code = vki_app_failf("prefill: %s", vki_llm_last_error(s.llm));
+    char err[512] = "";
+    if ((st = vki_llm_session_eval(&s, 0, ids, n_ids, images, n_image_paths, s.logits, err,
+                                   sizeof err))) {
+        code = vki_app_failf("prefill: %s", err);
         goto done;
     }
     double t1 = vki_now_us(), t_first = 0;
@@ -194,7 +257,12 @@ int vki_cmd_generate(vki_app *app, int argc, char **argv)
             code = vki_app_failf("out of host memory");
             goto done;
         }
-        cJSON_AddItemToObject(root, "prompt_tokens", cJSON_CreateIntArray(ids, (int)n_ids));
+        // Token ids only: an image's rows are no tokens ("image_rows" counts them).
+        uint32_t n_tok = 0;
+        for (uint32_t i = 0; i < n_ids; i++)
+            if (ids[i] >= 0) ids[n_tok++] = ids[i];
+        cJSON_AddItemToObject(root, "prompt_tokens", cJSON_CreateIntArray(ids, (int)n_tok));
+        if (n_image_paths) cJSON_AddNumberToObject(root, "image_rows", n_ids - n_tok);
         cJSON_AddItemToObject(root, "tokens", cJSON_CreateIntArray(gen, (int)n_gen));
         char seed[32];
         snprintf(seed, sizeof seed, "%llu", (unsigned long long)vki_sampler_seed(sampler));
@@ -210,6 +278,7 @@ int vki_cmd_generate(vki_app *app, int argc, char **argv)
                 n_ids, prefill_tps, n_gen, decode_tps);
     }
 done:
+    for (uint32_t i = 0; i < n_image_paths; i++) vki_llm_image_free(&images[i]);
     vki_sampler_destroy(sampler);
     free(ids);
     free(gen);

@@ -1,10 +1,17 @@
-/* What the language-model commands share: their options (model, context, template, sampling),
- * finding the default model, and opening a model with its tokenizer on the app's device. */
+/* What the language-model commands share: their options (model, context, template, sampling,
+ * a vision encoder), finding the default model, opening a model with its tokenizer on the
+ * app's device, and prompts with images in them. */
 #include "apps_internal.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+/* stb_image's declarations only: its implementation is compiled in image_io.c. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wshadow"
+#include <stb/stb_image.h>
+#pragma GCC diagnostic pop
 
 #define DEFAULT_MODEL "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -22,6 +29,8 @@ void vki_llm_options_usage(FILE *f)
             "                        (default: from the model)\n"
             "  -ctk, --cache-type T  KV cache type (keys and values): f16, f32, or q8_0 (8-bit\n"
             "                        blocks, about half the memory of f16) (default: f16)\n"
+            "  --mmproj FILE         vision encoder for images in the chat (llama.cpp's\n"
+            "                        mmproj-*.gguf made for this model)\n"
             "sampling (defaults as llama.cpp):\n"
             "  --temp T              temperature; 0 = greedy (default: 0.8)\n"
             "  --top-k K             keep the K most likely tokens; 0 = off (default: 40)\n"
@@ -57,6 +66,7 @@ int vki_llm_option(int argc, char **argv, int *i, vki_llm_opts *o, void (*usage)
         double min, max;
     } table[] = {
         {"--model", "-m", OPT_STRING, &o->model, 0, 0},
+        {"--mmproj", NULL, OPT_STRING, &o->mmproj, 0, 0},
         {"--template", NULL, OPT_TEMPLATE, &o->template_name, 0, 0},
         {"--cache-type", "-ctk", OPT_CACHE_TYPE, &o->kv_dtype, 0, 0},
         {"--ctx", NULL, OPT_U32, &o->n_ctx, 1, 1 << 20},
@@ -136,6 +146,8 @@ const char *vki_default_model_path(char *buf, size_t size)
 
 void vki_llm_session_close(vki_llm_session *s)
 {
+    vki_vision_destroy(s->vision); // before its file
+    vki_gguf_close(s->mmproj);
     vki_llm_destroy(s->llm);
     vki_tokenizer_destroy(s->tok);
     vki_gguf_close(s->gguf);
@@ -143,6 +155,26 @@ void vki_llm_session_close(vki_llm_session *s)
     free(s->logits);
     free(s->piece);
     *s = (vki_llm_session){0};
+}
+
+/* The vision encoder of --mmproj, checked against the language model it feeds. */
+static int open_vision(vki_app *app, const char *path, vki_llm_session *s)
+{
+    char err[512] = "";
+    vki_status st = vki_gguf_open(path, NULL, &s->mmproj, err, sizeof err);
+    if (st) return vki_app_failf("opening %s: %s: %s", path, vki_status_string(st), err);
+    st = vki_vision_load(app->device, s->mmproj, NULL, &s->vision, err, sizeof err);
+    if (st) return vki_app_failf("loading the vision encoder %s: %s: %s", path, vki_status_string(st), err);
+    const vki_vision_info *vi = vki_vision_info_get(s->vision);
+    uint32_t n_embd = vki_llm_info_get(s->llm)->n_embd;
+    if (vi->n_embd != n_embd)
+        return vki_app_failf("%s makes embeddings %u wide and %s takes %u: it is another model's "
+                             "vision encoder", path, vi->n_embd, s->model_path, n_embd);
+    // Qwen2-VL's images take 2-D rotary positions (M-RoPE) in the language model.
+    if (vi->projector == VKI_PROJECTOR_QWEN2VL)
+        return vki_app_failf("%s: %s images need the language model's M-RoPE positions, which "
+                             "vkinfer does not implement", path, vi->projector_name);
+    return VKI_EXIT_OK;
 }
 
 int vki_llm_session_open(vki_app *app, const vki_llm_opts *o, vki_llm_session *s)
@@ -195,6 +227,10 @@ int vki_llm_session_open(vki_app *app, const vki_llm_opts *o, vki_llm_session *s
         vki_llm_session_close(s);
         return code;
     }
+    if (o->mmproj && (code = open_vision(app, o->mmproj, s)) != VKI_EXIT_OK) {
+        vki_llm_session_close(s);
+        return code;
+    }
     if (tmpl == VKI_CHAT_TEMPLATE_NONE && s->tok) tmpl = vki_tokenizer_chat_template(s->tok);
     s->chat_template = tmpl;
     s->logits = malloc(vki_llm_info_get(s->llm)->n_vocab * sizeof *s->logits);
@@ -218,4 +254,286 @@ const char *vki_llm_session_piece(vki_llm_session *s, int32_t id, size_t *out_le
     }
     *out_len = len;
     return s->piece ? s->piece : "";
+}
+
+/* ---- Images in prompts ------------------------------------------------------------------------ */
+
+/* The marker: a control character no one types, a name, the image's id, in brackets (the
+ * templates trim what Python calls whitespace from contents, 0x1e included: a marker at a
+ * message's start or end must survive that). */
+#define MARKER "<\x1evki-image:"
+#define MARKER_LEN (sizeof MARKER - 1)
+#define MARKER_END "\x1e>"
+
+void vki_llm_image_marker(uint32_t id, char out[VKI_LLM_IMAGE_MARKER_SIZE])
+{
+    snprintf(out, VKI_LLM_IMAGE_MARKER_SIZE, MARKER "%u" MARKER_END, id);
+}
+
+/* The first marker at or after `from` in text [0, len), or len. */
+static size_t find_marker(const char *text, size_t len, size_t from)
+{
+    for (size_t i = from; i + MARKER_LEN <= len; i++)
+        if (text[i] == MARKER[0] && memcmp(text + i, MARKER, MARKER_LEN) == 0) return i;
+    return len;
+}
+
+bool vki_llm_text_has_marker(const char *text, size_t len)
+{
+    return find_marker(text, len, 0) < len;
+}
+
+void vki_llm_image_free(vki_llm_image *img)
+{
+    if (!img) return;
+    free(img->embd);
+    *img = (vki_llm_image){0};
+}
+
+vki_status vki_llm_session_image(vki_llm_session *s, const uint8_t *rgb, uint32_t w, uint32_t h,
+                                 vki_llm_image *out, char *err, size_t n)
+{
+    *out = (vki_llm_image){0};
+    if (!s->vision) {
+        snprintf(err, n, "this model has no vision encoder (--mmproj FILE gives it one)");
+        return VKI_ERROR_UNSUPPORTED;
+    }
+    uint32_t rows = vki_vision_n_tokens(s->vision, w, h);
+    if (rows == 0) {
+        snprintf(err, n, "a %u x %u image is a size the vision encoder refuses", w, h);
+        return VKI_ERROR_UNSUPPORTED;
+    }
+    uint64_t bytes = (uint64_t)rows * vki_vision_info_get(s->vision)->n_embd * sizeof(float);
+    float *embd = (uint64_t)(size_t)bytes == bytes ? malloc((size_t)bytes) : NULL;
+    if (!embd) {
+        snprintf(err, n, "out of host memory for the image's %u embeddings", rows);
+        return VKI_ERROR_OUT_OF_HOST_MEMORY;
+    }
+    vki_status st = vki_vision_encode(s->vision, rgb, w, h, embd);
+    if (st) {
+        snprintf(err, n, "encoding the image: %s: %s", vki_status_string(st),
+                 vki_vision_last_error(s->vision));
+        free(embd);
+        return st;
+    }
+    *out = (vki_llm_image){.embd = embd, .n = rows, .id = s->next_image_id++};
+    return VKI_OK;
+}
+
+vki_status vki_llm_session_image_file(vki_llm_session *s, const char *path, vki_llm_image *out,
+                                      char *err, size_t n)
+{
+    *out = (vki_llm_image){0};
+    if (!s->vision) return vki_llm_session_image(s, NULL, 0, 0, out, err, n);
+    uint8_t *rgb = NULL;
+    uint32_t w = 0, h = 0;
+    vki_status st = (vki_status)vki_png_read(path, &rgb, &w, &h, err, n);
+    if (st) return st;
+    st = vki_llm_session_image(s, rgb, w, h, out, err, n);
+    free(rgb);
+    return st;
+}
+
+vki_status vki_llm_session_image_bytes(vki_llm_session *s, const uint8_t *bytes, size_t size,
+                                       vki_llm_image *out, char *err, size_t n)
+{
+    *out = (vki_llm_image){0};
+    if (!s->vision) return vki_llm_session_image(s, NULL, 0, 0, out, err, n);
+    int w = 0, h = 0, comp = 0;
+    if (size > INT32_MAX || !stbi_info_from_memory(bytes, (int)size, &w, &h, &comp)) {
+        snprintf(err, n, "not a PNG or JPEG image vkinfer can read (%s)",
+                 size > INT32_MAX ? "over 2 GiB" : stbi_failure_reason());
+        return VKI_ERROR_BAD_FILE;
+    }
+    // The size from the header, before any pixel is decoded.
+    if (w <= 0 || h <= 0 || w > VKI_IMAGE_MAX_EDGE || h > VKI_IMAGE_MAX_EDGE ||
+        (uint64_t)w * (uint64_t)h > VKI_IMAGE_MAX_PIXELS) {
+        snprintf(err, n, "a %d x %d image: over vkinfer's limit of %d pixels a side and %llu in "
+                 "all", w, h, VKI_IMAGE_MAX_EDGE, (unsigned long long)VKI_IMAGE_MAX_PIXELS);
+        return VKI_ERROR_UNSUPPORTED;
+    }
+    uint8_t *rgb = stbi_load_from_memory(bytes, (int)size, &w, &h, &comp, 3);
+    if (!rgb) {
+        snprintf(err, n, "cannot decode the image: %s", stbi_failure_reason());
+        return VKI_ERROR_BAD_FILE;
+    }
+    vki_status st = vki_llm_session_image(s, rgb, (uint32_t)w, (uint32_t)h, out, err, n);
+    stbi_image_free(rgb);
+    return st;
+}
+
+/* The markup around an image's rows, as llama.cpp's mtmd writes it for the projector (LLaVA's
+ * MLP: none). */
+static void image_markup(vki_projector p, const char **beg, const char **end)
+{
+    *beg = *end = "";
+    if (p == VKI_PROJECTOR_GEMMA3) {
+        *beg = "<start_of_image>";
+        *end = "<end_of_image>";
+    } else if (p == VKI_PROJECTOR_IDEFICS3) {
+        *beg = "<fake_token_around_image><global-img>";
+        *end = "<fake_token_around_image>";
+    }
+}
+
+/* Appends ids to out [capacity], counting past it: *count grows by what `st`'s call needed. */
+typedef struct id_sink {
+    int32_t *ids;
+    uint32_t capacity, count;
+} id_sink;
+
+static vki_status sink_text(vki_llm_session *s, id_sink *k, const char *text, size_t len,
+                            bool bos, const vki_text_span *spans, uint32_t n_spans, bool with_spans)
+{
+    uint32_t room = k->count < k->capacity ? k->capacity - k->count : 0, got = 0;
+    int32_t *at = room ? k->ids + k->count : NULL;
+    vki_status st = with_spans ? vki_tokenizer_encode_spans(s->tok, text, len, bos, spans, n_spans,
+                                                           at, room, &got)
+                              : vki_tokenizer_encode(s->tok, text, len, bos, true, at, room, &got);
+    if (st && !(st == VKI_ERROR_INVALID_ARGUMENT && got > room)) return st;
+    if (got > UINT32_MAX - k->count) return VKI_ERROR_INVALID_ARGUMENT;
+    k->count += got;
+    return VKI_OK;
+}
+
+vki_status vki_llm_session_encode_text(vki_llm_session *s, const char *text, size_t len,
+                                       const vki_text_span *spans, uint32_t n_spans,
+                                       const vki_llm_image *images, uint32_t n_images,
+                                       int32_t *ids, uint32_t capacity, uint32_t *out_n,
+                                       char *err, size_t n_err)
+{
+    id_sink k = {.ids = ids, .capacity = ids ? capacity : 0};
+    vki_text_span *clip = n_spans ? malloc(n_spans * sizeof *clip) : NULL;
+    if (n_spans && !clip) {
+        snprintf(err, n_err, "out of host memory");
+        return VKI_ERROR_OUT_OF_HOST_MEMORY;
+    }
+    const char *beg = "", *end = "";
+    if (s->vision) image_markup(vki_vision_info_get(s->vision)->projector, &beg, &end);
+    vki_status st = VKI_OK;
+    // Each piece of text between markers on its own (as mtmd tokenizes around its marker), the
+    // plain spans cut to it; BOS before the first only.
+    for (size_t pos = 0, first = 1; pos <= len && !st; first = 0) {
+        size_t m = find_marker(text, len, pos);
+        uint32_t nc = 0;
+        for (uint32_t i = 0; spans && i < n_spans; i++) {
+            size_t a = spans[i].offset, b = a + spans[i].length;
+            if (a < pos) a = pos;
+            if (b > m) b = m;
+            if (a < b) clip[nc++] = (vki_text_span){a - pos, b - a};
+        }
+        // With spans, the text outside them is markup (parse_special); without, all of it is.
+        st = sink_text(s, &k, text + pos, m - pos, first && vki_tokenizer_add_bos(s->tok), clip, nc,
+                       spans != NULL);
+        if (st) {
+            snprintf(err, n_err, "tokenizing: %s", vki_tokenizer_last_error(s->tok));
+            break;
+        }
+        if (m == len) break;
+        // The marker: its id, the image's markup and rows.
+        size_t q = m + MARKER_LEN;
+        uint64_t id = 0;
+        while (q < len && text[q] >= '0' && text[q] <= '9' && id <= UINT32_MAX)
+            id = id * 10 + (uint64_t)(text[q++] - '0');
+        const vki_llm_image *img = NULL;
+        bool closed = q + 2 <= len && memcmp(text + q, MARKER_END, 2) == 0;
+        for (uint32_t i = 0; i < n_images && closed; i++)
+            if (images[i].id == id) img = &images[i];
+        if (!img) {
+            snprintf(err, n_err, "the prompt names an image it was not given");
+            st = VKI_ERROR_NOT_FOUND;
+            break;
+        }
+        if ((st = sink_text(s, &k, beg, strlen(beg), false, NULL, 0, false))) break;
+        if (img->n > UINT32_MAX - k.count) {
+            st = VKI_ERROR_INVALID_ARGUMENT;
+            break;
+        }
+        for (uint32_t r = 0; r < img->n; r++, k.count++)
+            if (k.count < k.capacity) k.ids[k.count] = VKI_LLM_IMAGE_ROW(img->id);
+        if ((st = sink_text(s, &k, end, strlen(end), false, NULL, 0, false))) break;
+        pos = q + 2;
+    }
+    free(clip);
+    *out_n = k.count;
+    if (!st && k.count > capacity) {
+        snprintf(err, n_err, "%u ids need more room than %u", k.count, capacity);
+        st = VKI_ERROR_INVALID_ARGUMENT;
+    }
+    if (st && !err[0]) snprintf(err, n_err, "%s", vki_status_string(st));
+    return st;
+}
+
+vki_status vki_llm_session_encode(vki_llm_session *s, const vki_chat_prompt *p,
+                                  const vki_llm_image *images, uint32_t n_images, int32_t *ids,
+                                  uint32_t capacity, uint32_t *out_n, char *err, size_t n_err)
+{
+    err[0] = 0;
+    *out_n = 0;
+    size_t len = 0;
+    uint32_t n_spans = 0;
+    vki_status st = vki_chat_format_spans(p, NULL, 0, &len, NULL, 0, &n_spans);
+    if (st && st != VKI_ERROR_INVALID_ARGUMENT) {
+        snprintf(err, n_err, "formatting the conversation: %s", vki_status_string(st));
+        return st;
+    }
+    char *text = len < SIZE_MAX ? malloc(len + 1) : NULL;
+    vki_text_span *spans = malloc((n_spans ? n_spans : 1) * sizeof *spans);
+    if (!text || !spans) {
+        free(text);
+        free(spans);
+        snprintf(err, n_err, "out of host memory");
+        return VKI_ERROR_OUT_OF_HOST_MEMORY;
+    }
+    st = vki_chat_format_spans(p, text, len + 1, &len, spans, n_spans, &n_spans);
+    if (st) snprintf(err, n_err, "formatting the conversation: %s", vki_status_string(st));
+    else
+        st = vki_llm_session_encode_text(s, text, len, p->special_in_content ? NULL : spans,
+                                         p->special_in_content ? 0 : n_spans, images, n_images,
+                                         ids, capacity, out_n, err, n_err);
+    free(text);
+    free(spans);
+    return st;
+}
+
+uint32_t vki_llm_image_start(const int32_t *ids, uint32_t pos)
+{
+    while (pos > 0 && ids[pos] < 0 && ids[pos - 1] == ids[pos]) pos--;
+    return pos;
+}
+
+vki_status vki_llm_session_eval(vki_llm_session *s, uint32_t seq, const int32_t *ids, uint32_t n,
+                                const vki_llm_image *images, uint32_t n_images, float *logits,
+                                char *err, size_t n_err)
+{
+    bool non_causal = s->vision && vki_vision_info_get(s->vision)->non_causal;
+    for (uint32_t i = 0; i < n;) {
+        uint32_t j = i + 1;
+        while (j < n && (ids[j] < 0) == (ids[i] < 0) && (ids[i] >= 0 || ids[j] == ids[i])) j++;
+        float *out = j == n ? logits : NULL;
+        vki_status st;
+        if (ids[i] >= 0) {
+            st = vki_llm_eval_seq(s->llm, seq, ids + i, j - i, out);
+        } else {
+            const vki_llm_image *img = NULL;
+            for (uint32_t k = 0; k < n_images; k++)
+                if (VKI_LLM_IMAGE_ROW(images[k].id) == ids[i]) img = &images[k];
+            // Whole images only: rows of one that sees itself both ways go in together. The
+            // same image twice with no markup between (LLaVA's) is one run of twice its rows.
+            if (!img || !img->n || (j - i) % img->n) {
+                snprintf(err, n_err, "image rows %u..%u are not whole images", i, j - 1);
+                return VKI_ERROR_INVALID_ARGUMENT;
+            }
+            st = VKI_OK;
+            for (uint32_t r = i; r < j && !st; r += img->n)
+                st = vki_llm_eval_embd(s->llm, seq, img->embd, img->n, non_causal,
+                                       r + img->n == j ? out : NULL);
+        }
+        if (st) {
+            snprintf(err, n_err, "%s", vki_llm_last_error(s->llm));
+            return st;
+        }
+        i = j;
+    }
+    return VKI_OK;
 }

@@ -31,6 +31,7 @@
 #define VKI_SERVE_MAX_STOP 4            // stop strings per request (OpenAI's limit)
 #define VKI_SERVE_MAX_STOP_LEN 256      // bytes per stop string
 #define VKI_SERVE_MAX_MESSAGES 1024     // messages per chat request
+#define VKI_SERVE_MAX_IMAGES 16         // images per chat request
 
 /* ---- Requests and responses (serve_request.c) ------------------------------------------- */
 
@@ -39,6 +40,12 @@ typedef enum vki_serve_kind {
     VKI_SERVE_COMPLETION = 1, // POST /v1/completions
 } vki_serve_kind;
 
+/* An image a chat message holds (an "image_url" part with a data: URI), as the file's bytes. */
+typedef struct vki_serve_image {
+    uint8_t *data;                // PNG or JPEG (by its signature), owned
+    size_t size;
+} vki_serve_image;
+
 /* A request as the scheduler needs it. Strings are NUL-terminated and owned by the request
  * (vki_serve_request_free). Text is taken as given: a message may spell "<|im_end|>", which stays
  * text (vki_chat_encode keeps content out of the markup). */
@@ -46,8 +53,11 @@ typedef struct vki_serve_request {
     vki_serve_kind kind;
     char *model;                  // "model", NULL when absent
     vki_chat_message *messages;   // CHAT: [n_messages] (role and content owned); content given as
-                                  // an array of parts has its "text" parts joined
+                                  // an array of parts has its parts joined with newlines,
+                                  // an image part as vki_llm_image_marker(k) for images[k]
     uint32_t n_messages;
+    vki_serve_image *images;      // CHAT: the messages' images in order [n_images]
+    uint32_t n_images;
     char *prompt;                 // COMPLETION: "prompt" (a string, or an array of one string)
     bool stream;                  // "stream"
     bool include_usage;           // "stream_options": {"include_usage": true}

@@ -210,50 +210,146 @@ static bool parse_stop(const cJSON *root, vki_serve_request *r, vki_serve_error 
     return true;
 }
 
+/* Bytes of base64 text (RFC 4648's alphabet, '=' padding; line breaks and spaces between
+ * characters are skipped, as MIME wraps it) into out [at most n / 4 * 3 + 3]. Returns the size,
+ * or SIZE_MAX for a character outside the alphabet or padding before the end. */
+static size_t base64_decode(const char *in, size_t n, uint8_t *out)
+{
+    uint32_t acc = 0, bits = 0;
+    size_t size = 0, pad = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = in[i];
+        int v = c >= 'A' && c <= 'Z'   ? c - 'A'
+                : c >= 'a' && c <= 'z' ? c - 'a' + 26
+                : c >= '0' && c <= '9' ? c - '0' + 52
+                : c == '+'             ? 62
+                : c == '/'             ? 63
+                                       : -1;
+        if (c == '\n' || c == '\r' || c == ' ' || c == '\t') continue;
+        if (c == '=') {
+            pad++;
+            continue;
+        }
+        if (v < 0 || pad) return SIZE_MAX;
+        acc = (acc << 6) | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out[size++] = (uint8_t)(acc >> bits);
+        }
+    }
+    return pad > 2 ? SIZE_MAX : size;
+}
+
+/* An "image_url" part (OpenAI: {"url": "data:image/png;base64,..."}; a bare string is taken
+ * too) into r->images. Only data: URIs of PNG or JPEG: the server fetches nothing. */
+static bool parse_image(const cJSON *part, const char *param, uint32_t j, vki_serve_request *r,
+                        vki_serve_error *e)
+{
+    const cJSON *iu = field(part, "image_url");
+    const cJSON *url = cJSON_IsObject(iu) ? field(iu, "url") : iu;
+    if (!cJSON_IsString(url))
+        return bad(e, param, "'%s[%u].image_url' must be an object with a string 'url'", param, j);
+    const char *u = url->valuestring;
+    if (strncmp(u, "data:", 5) != 0)
+        return bad(e, param, "'%s[%u].image_url.url' is not a data: URI; this server fetches no "
+                   "URLs (send the image inline: data:image/png;base64,...)", param, j);
+    const char *comma = strchr(u, ',');
+    size_t head = comma ? (size_t)(comma - u) : 0;
+    static const char *const kinds[] = {"data:image/png;base64", "data:image/jpeg;base64",
+                                        "data:image/jpg;base64"};
+    bool known = false;
+    for (size_t k = 0; k < sizeof kinds / sizeof *kinds; k++)
+        known = known || (head == strlen(kinds[k]) && strncmp(u, kinds[k], head) == 0);
+    if (!known)
+        return bad(e, param, "'%s[%u].image_url.url' must be data:image/png;base64,... or "
+                   "data:image/jpeg;base64,... (PNG and JPEG only)", param, j);
+    if (r->n_images == VKI_SERVE_MAX_IMAGES)
+        return bad(e, param, "a request holds at most %u images", VKI_SERVE_MAX_IMAGES);
+    size_t n = strlen(comma + 1); // within the body: at most 4 MiB, so no overflow below
+    uint8_t *bytes = malloc(n / 4 * 3 + 3);
+    if (!bytes) return oom(e);
+    size_t size = base64_decode(comma + 1, n, bytes);
+    static const uint8_t png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    static const uint8_t jpeg_sig[3] = {0xff, 0xd8, 0xff};
+    bool ok = size != SIZE_MAX &&
+              ((size >= 8 && memcmp(bytes, png_sig, 8) == 0) ||
+               (size >= 3 && memcmp(bytes, jpeg_sig, 3) == 0));
+    if (!ok) {
+        free(bytes);
+        return bad(e, param, size == SIZE_MAX ? "'%s[%u].image_url.url' holds invalid base64"
+                                              : "'%s[%u].image_url.url' is not a PNG or JPEG image",
+                   param, j);
+    }
+    r->images[r->n_images++] = (vki_serve_image){bytes, size};
+    return true;
+}
+
 /* The content of messages[i]: a string, null (as an assistant turn that only called tools
- * has), or an array of parts whose "text" parts are joined with newlines. */
-static bool parse_content(const cJSON *msg, uint32_t i, char **out, vki_serve_error *e)
+ * has), or an array of "text" and "image_url" parts joined with newlines, each image as its
+ * marker. Text must not spell an image marker (it would claim an image it does not hold). */
+static bool parse_content(const cJSON *msg, uint32_t i, char **out, vki_serve_request *r,
+                          vki_serve_error *e)
 {
     char param[64];
     snprintf(param, sizeof param, "messages[%u].content", i);
+    const char *marked = "'%s' spells vkinfer's image marker ('<', the control character 0x1e, "
+                         "'vki-image:'); send images as image_url parts";
     const cJSON *c = field(msg, "content");
     if (!c) {
         *out = dup_bytes("", 0);
         return *out ? true : oom(e);
     }
     if (cJSON_IsString(c)) {
+        if (vki_llm_text_has_marker(c->valuestring, strlen(c->valuestring)))
+            return bad(e, param, marked, param);
         *out = dup_bytes(c->valuestring, strlen(c->valuestring));
         return *out ? true : oom(e);
     }
     if (!cJSON_IsArray(c))
         return bad(e, param, "'%s' must be a string, null or an array of content parts", param);
     size_t total = 0;
-    uint32_t j = 0;
+    uint32_t j = 0, first_image = r->n_images;
     for (const cJSON *part = c->child; part; part = part->next, j++) {
         const cJSON *type = cJSON_IsObject(part) ? field(part, "type") : NULL;
         if (!cJSON_IsString(type))
             return bad(e, param, "'%s[%u]' must be an object with a string 'type'", param, j);
+        if (strcmp(type->valuestring, "image_url") == 0) {
+            if (!r->images && !(r->images = calloc(VKI_SERVE_MAX_IMAGES, sizeof *r->images)))
+                return oom(e);
+            if (!parse_image(part, param, j, r, e)) return false;
+            total += VKI_LLM_IMAGE_MARKER_SIZE + 1;
+            continue;
+        }
         if (strcmp(type->valuestring, "text") != 0) {
-            static const char *const media[] = {"image_url", "input_audio", "image", "file",
-                                                "input_image", "audio"};
+            static const char *const media[] = {"input_audio", "image", "file", "input_image",
+                                                "audio"};
             for (size_t k = 0; k < sizeof media / sizeof *media; k++)
                 if (strcmp(type->valuestring, media[k]) == 0)
-                    return bad(e, param, "'%s[%u]' is of type '%s': this model takes text only",
-                               param, j, media[k]);
-            return bad(e, param, "'%s[%u]' has an unknown type '%.40s' (only 'text' is taken)",
-                       param, j, type->valuestring);
+                    return bad(e, param, "'%s[%u]' is of type '%s': this server takes 'text' "
+                               "and 'image_url' parts", param, j, media[k]);
+            return bad(e, param, "'%s[%u]' has an unknown type '%.40s' (only 'text' and "
+                       "'image_url' are taken)", param, j, type->valuestring);
         }
         const cJSON *text = cJSON_GetObjectItemCaseSensitive(part, "text");
         if (!cJSON_IsString(text))
             return bad(e, param, "'%s[%u].text' must be a string", param, j);
+        if (vki_llm_text_has_marker(text->valuestring, strlen(text->valuestring)))
+            return bad(e, param, marked, param);
         total += strlen(text->valuestring) + 1; // bounded by the body's size: no overflow
     }
     char *s = malloc(total + 1), *p = s;
     if (!s) return oom(e);
+    uint32_t k = first_image;
     for (const cJSON *part = c->child; part; part = part->next) {
+        if (p != s) *p++ = '\n';
+        if (strcmp(field(part, "type")->valuestring, "image_url") == 0) {
+            vki_llm_image_marker(k++, p);
+            p += strlen(p);
+            continue;
+        }
         const char *t = cJSON_GetObjectItemCaseSensitive(part, "text")->valuestring;
         size_t len = strlen(t);
-        if (p != s) *p++ = '\n';
         memcpy(p, t, len);
         p += len;
     }
@@ -295,7 +391,7 @@ static bool parse_messages(const cJSON *root, vki_serve_request *r, vki_serve_er
         }
         vki_chat_message *out = &r->messages[i];
         char *content = NULL;
-        if (!parse_content(msg, i, &content, e)) return false;
+        if (!parse_content(msg, i, &content, r, e)) return false;
         out->content = content;
         r->n_messages = i + 1; // from here on, free() owns what is set
         if (!(out->role = dup_bytes(name, strlen(name)))) return oom(e);
@@ -436,6 +532,8 @@ void vki_serve_request_free(vki_serve_request *r)
     free(r->messages);
     free(r->prompt);
     for (uint32_t i = 0; i < r->n_stop && i < VKI_SERVE_MAX_STOP; i++) free(r->stop[i]);
+    for (uint32_t i = 0; i < r->n_images; i++) free(r->images[i].data);
+    free(r->images);
     *r = (vki_serve_request){0};
 }
 

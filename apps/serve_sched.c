@@ -9,6 +9,12 @@
  *      a long paste is prefilled in pieces between decode steps and never freezes the streams;
  *   3. decodes every generating slot in one vki_llm_decode pass and samples each row.
  *
+ * A chat message's images (serve_request.c keeps their files' bytes) are decoded and encoded
+ * here, on the thread that owns the device, when the job is admitted; in the prompt each is its
+ * family's markup around rows whose id comes from the image's bytes (VKI_LLM_IMAGE_ROW of a
+ * 31-bit hash), so that a conversation that sends the same image again finds it cached. A
+ * prefill chunk never ends inside an image: its rows go in together.
+ *
  * Jobs are shared with the HTTP threads (apps/serve_internal.h). Locks never nest: the
  * scheduler's own lock guards the queue and the figures, a job's lock guards what the HTTP side
  * reads; nobody holds one while taking the other, so neither side can deadlock the other. */
@@ -94,6 +100,8 @@ typedef struct slot {
     char *reply;               // the whole reply so far [reply_len], of which `sent` bytes
     size_t reply_len, reply_cap, sent; // are in job->text
     uint64_t last_used;        // LRU stamp
+    vki_llm_image *images;     // the job's images, until its prompt is evaluated [n_images]
+    uint32_t n_images;
 } slot;
 
 struct vki_serve_sched {
@@ -105,6 +113,8 @@ struct vki_serve_sched {
 
     slot *slots;               // [parallel]; only the scheduler's thread touches them
     int32_t *scratch;          // a new prompt before it has a slot [n_ctx]
+    vki_llm_image *scratch_images; // and its images [n_scratch_images]
+    uint32_t n_scratch_images;
     float *logits;             // [parallel][n_vocab]
     int32_t *end_ids;          // the tokens that end a reply, for "ignore_eos" [n_end]
     uint32_t n_end;
@@ -252,7 +262,56 @@ static void job_refuse(vki_serve_sched *s, vki_serve_job *j, end_kind how,
     job_finish(j, "stop", err, (vki_serve_token_usage){0});
 }
 
+static void free_images(vki_llm_image **images, uint32_t *n)
+{
+    for (uint32_t i = 0; i < *n; i++) vki_llm_image_free(&(*images)[i]);
+    free(*images);
+    *images = NULL;
+    *n = 0;
+}
+
 /* ---- Admission ---------------------------------------------------------------------------- */
+
+/* The chat request's images into s->scratch_images (id k for images[k], as its marker says).
+ * Returns false with *err set. */
+static bool encode_images(vki_serve_sched *s, const vki_serve_request *r, vki_serve_error *err)
+{
+    if (!s->session->vision) {
+        vki_serve_error_set(err, 400, "invalid_request_error", NULL, "messages",
+                            "this model has no vision encoder (start the server with --mmproj "
+                            "FILE to send images)");
+        return false;
+    }
+    s->scratch_images = calloc(r->n_images, sizeof *s->scratch_images);
+    if (!s->scratch_images) {
+        vki_serve_error_set(err, 500, "server_error", NULL, NULL, "out of host memory");
+        return false;
+    }
+    for (uint32_t k = 0; k < r->n_images; k++) {
+        char why[400] = "";
+        vki_status st = vki_llm_session_image_bytes(s->session, r->images[k].data,
+                                                    r->images[k].size,
+                                                    &s->scratch_images[k], why, sizeof why);
+        s->n_scratch_images = k + 1;
+        if (st) {
+            bool theirs = st == VKI_ERROR_BAD_FILE || st == VKI_ERROR_UNSUPPORTED;
+            vki_serve_error_set(err, theirs ? 400 : 500,
+                                theirs ? "invalid_request_error" : "server_error", NULL,
+                                "messages", "image %u: %s", k, why);
+            return false;
+        }
+        s->scratch_images[k].id = k;
+    }
+    return true;
+}
+
+/* An image's id in the cache, from its file's bytes (FNV-1a, 64 bits, folded to 31). */
+static uint32_t image_id(const vki_serve_image *im)
+{
+    uint64_t h = 0xcbf29ce484222325u;
+    for (size_t i = 0; i < im->size; i++) h = (h ^ im->data[i]) * 0x100000001b3u;
+    return (uint32_t)((h ^ (h >> 31)) % 0x7fffffffu);
+}
 
 /* The job's prompt as tokens in s->scratch. Returns the count, or 0 with *err set. */
 static uint32_t tokenize(vki_serve_sched *s, const vki_serve_request *r, vki_serve_error *err)
@@ -260,6 +319,7 @@ static uint32_t tokenize(vki_serve_sched *s, const vki_serve_request *r, vki_ser
     vki_tokenizer *tok = s->session->tok;
     uint32_t n = 0;
     vki_status st;
+    free_images(&s->scratch_images, &s->n_scratch_images);
     if (r->kind == VKI_SERVE_CHAT) {
         if (s->session->chat_template == VKI_CHAT_TEMPLATE_NONE) {
             vki_serve_error_set(err, 400, "invalid_request_error", NULL, "messages",
@@ -274,7 +334,22 @@ static uint32_t tokenize(vki_serve_sched *s, const vki_serve_request *r, vki_ser
                              .add_assistant_prompt = true,
                              .default_system = vki_tokenizer_default_system(tok),
                              .special_in_content = false};
-        st = vki_chat_encode(tok, &p, s->scratch, s->n_ctx, &n);
+        if (r->n_images) {
+            if (!encode_images(s, r, err)) return 0;
+            char why[300] = "";
+            st = vki_llm_session_encode(s->session, &p, s->scratch_images, s->n_scratch_images,
+                                        s->scratch, s->n_ctx, &n, why, sizeof why);
+            // Rows of images[k] by their bytes' id from here on.
+            for (uint32_t i = 0; !st && i < n; i++)
+                if (s->scratch[i] < 0) {
+                    uint32_t k = (uint32_t)(-1 - s->scratch[i]);
+                    s->scratch[i] = VKI_LLM_IMAGE_ROW(image_id(&r->images[k]));
+                }
+            for (uint32_t k = 0; k < s->n_scratch_images; k++)
+                s->scratch_images[k].id = image_id(&r->images[k]);
+        } else {
+            st = vki_chat_encode(tok, &p, s->scratch, s->n_ctx, &n);
+        }
     } else {
         const char *text = r->prompt ? r->prompt : "";
         st = vki_tokenizer_encode(tok, text, strlen(text), vki_tokenizer_add_bos(tok), false,
@@ -385,10 +460,17 @@ static void admit(vki_serve_sched *s, vki_serve_job *j)
     // the first reply token.
     uint32_t keep = common_prefix(sl->cached, sl->n_cached, sl->prompt, n);
     if (keep == n) keep--;
+    keep = vki_llm_image_start(sl->prompt, keep); // an image's rows go in together
     vki_llm_seq_rewind(s->llm, sl->seq, keep);
     sl->n_cached = keep;
     sl->n_reused = keep;
-    for (uint32_t i = 0; i < n; i++) vki_sampler_accept(sampler, sl->prompt[i]);
+    free_images(&sl->images, &sl->n_images);
+    sl->images = s->scratch_images;
+    sl->n_images = s->n_scratch_images;
+    s->scratch_images = NULL;
+    s->n_scratch_images = 0;
+    for (uint32_t i = 0; i < n; i++)
+        if (sl->prompt[i] >= 0) vki_sampler_accept(sampler, sl->prompt[i]); // not image rows
     sl->sampler = sampler;
     sl->job = j;
     sl->state = SLOT_PREFILL;
@@ -525,11 +607,15 @@ static void prefill_step(vki_serve_sched *s)
     if (!sl) return;
     uint32_t left = sl->n_prompt - sl->n_cached;
     uint32_t n = left < s->chunk ? left : s->chunk;
+    const int32_t *at = sl->prompt + sl->n_cached;
+    while (n < left && at[n - 1] < 0 && at[n] == at[n - 1]) n++; // to the image's end
     bool last = n == left;
     float *logits = s->logits + (size_t)sl->seq * s->n_vocab;
     double t0 = vki_now_us();
-    vki_status st = vki_llm_eval_seq(s->llm, sl->seq, sl->prompt + sl->n_cached, n,
-                                     last ? logits : NULL);
+    char why[512];
+    vki_status st = vki_llm_session_eval(s->session, sl->seq, at, n, sl->images, sl->n_images,
+                                         last ? logits : NULL, why, sizeof why);
+    if (last) free_images(&sl->images, &sl->n_images);
     double dt = (vki_now_us() - t0) / 1e6;
     pthread_mutex_lock(&s->lock);
     s->m.prompt_seconds += dt;
@@ -659,7 +745,9 @@ static void sched_free(vki_serve_sched *s)
             free(s->slots[i].cached);
             free(s->slots[i].prompt);
             free(s->slots[i].reply);
+            free_images(&s->slots[i].images, &s->slots[i].n_images);
         }
+    free_images(&s->scratch_images, &s->n_scratch_images);
     free(s->slots);
     free(s->scratch);
     free(s->logits);

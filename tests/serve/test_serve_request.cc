@@ -68,6 +68,59 @@ std::set<std::string> keys(const cJSON *obj)
 
 /* ---- Parsing: what succeeds ---------------------------------------------------------------- */
 
+std::string chat_msgs(const std::string &messages) { return "{\"messages\":" + messages + "}"; }
+
+// n image parts, each a PNG's signature as a data: URI (the parser checks no more of the file).
+std::string images(uint32_t n)
+{
+    std::string parts;
+    for (uint32_t i = 0; i < n; i++)
+        parts += std::string(i ? "," : "") +
+                 R"({"type":"image_url","image_url":{"url":"data:image/png;base64,iVBORw0KGgo="}})";
+    return parts;
+}
+
+std::string marker(uint32_t k)
+{
+    char m[VKI_LLM_IMAGE_MARKER_SIZE];
+    vki_llm_image_marker(k, m);
+    return m;
+}
+
+TEST(ServeRequest, ImagePartsBecomeMarkersWhereTheyStand)
+{
+    // A PNG signature and 2 more bytes; a JPEG's SOI and APP0 marker, base64 wrapped as MIME
+    // wraps it; the bare-string form some clients send.
+    Request q(VKI_SERVE_CHAT, R"({"messages":[
+        {"role":"system","content":"Be brief."},
+        {"role":"user","content":[{"type":"text","text":"What is this?"},
+            {"type":"image_url","image_url":{"url":"data:image/png;base64,iVBORw0KGgoAAQ=="}},
+            {"type":"text","text":"and"},
+            {"type":"image_url","image_url":{"url":"data:image/jpeg;base64,/9j/\r\n4A=="}}]},
+        {"role":"assistant","content":"A cat."},
+        {"role":"user","content":[{"type":"image_url","image_url":"data:image/jpg;base64,/9j/4A=="}]}]})");
+    ASSERT_TRUE(q.ok) << q.e.message;
+    ASSERT_EQ(q.r.n_messages, 4u);
+    EXPECT_STREQ(q.r.messages[0].content, "Be brief.");
+    EXPECT_EQ(std::string(q.r.messages[1].content), "What is this?\n" + marker(0) + "\nand\n" + marker(1));
+    EXPECT_STREQ(q.r.messages[2].content, "A cat.");
+    EXPECT_EQ(std::string(q.r.messages[3].content), marker(2));
+    ASSERT_EQ(q.r.n_images, 3u);
+    const std::vector<uint8_t> png = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 0x00, 0x01};
+    const std::vector<uint8_t> jpeg = {0xff, 0xd8, 0xff, 0xe0};
+    EXPECT_EQ(std::vector<uint8_t>(q.r.images[0].data, q.r.images[0].data + q.r.images[0].size), png);
+    EXPECT_EQ(std::vector<uint8_t>(q.r.images[1].data, q.r.images[1].data + q.r.images[1].size), jpeg);
+    EXPECT_EQ(std::vector<uint8_t>(q.r.images[2].data, q.r.images[2].data + q.r.images[2].size), jpeg);
+    // A text-only request holds none, and the most a request may hold is taken.
+    Request t(VKI_SERVE_CHAT, chat_body(""));
+    ASSERT_TRUE(t.ok);
+    EXPECT_EQ(t.r.n_images, 0u);
+    Request most(VKI_SERVE_CHAT, chat_msgs("[{\"role\":\"user\",\"content\":[" +
+                                           images(VKI_SERVE_MAX_IMAGES) + "]}]"));
+    ASSERT_TRUE(most.ok) << most.e.message;
+    EXPECT_EQ(most.r.n_images, uint32_t(VKI_SERVE_MAX_IMAGES));
+}
+
 TEST(ServeRequest, MinimalChatHasEveryDefault)
 {
     Request q(VKI_SERVE_CHAT, chat_body(""));
@@ -318,7 +371,6 @@ struct Bad {
     const char *message; // a piece of its message
 };
 
-std::string chat_msgs(const std::string &messages) { return "{\"messages\":" + messages + "}"; }
 
 std::vector<Bad> bad_requests()
 {
@@ -366,10 +418,37 @@ std::vector<Bad> bad_requests()
          "must be a string, null or an array"},
         {C, chat_msgs(R"([{"role":"user","content":{"text":"x"}}])"), "messages[0].content",
          "must be a string, null or an array"},
+        // images: data: URIs of PNG or JPEG only
         {C, chat_msgs(R"([{"role":"user","content":[{"type":"image_url","image_url":{"url":"x"}}]}])"),
-         "messages[0].content", "this model takes text only"},
+         "messages[0].content", "'messages[0].content[0].image_url.url' is not a data: URI; this "
+         "server fetches no URLs"},
+        {C, chat_msgs(R"([{"role":"user","content":[{"type":"text","text":"a"},{"type":"image_url","image_url":{"url":"https://example.com/cat.png"}}]}])"),
+         "messages[0].content", "[1].image_url.url' is not a data: URI"},
+        {C, chat_msgs(R"([{"role":"user","content":[{"type":"image_url"}]}])"),
+         "messages[0].content", "'messages[0].content[0].image_url' must be an object with a string 'url'"},
+        {C, chat_msgs(R"([{"role":"user","content":[{"type":"image_url","image_url":{"url":5}}]}])"),
+         "messages[0].content", "must be an object with a string 'url'"},
+        {C, chat_msgs(R"([{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image/gif;base64,R0lGODlh"}}]}])"),
+         "messages[0].content", "PNG and JPEG only"},
+        {C, chat_msgs(R"([{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image/png,rawbytes"}}]}])"),
+         "messages[0].content", "PNG and JPEG only"},
+        {C, chat_msgs(R"([{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image/png;base64,iVBO*w0KGgo="}}]}])"),
+         "messages[0].content", "invalid base64"},
+        {C, chat_msgs(R"([{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image/png;base64,iV=BORw0KGgo"}}]}])"),
+         "messages[0].content", "invalid base64"},
+        {C, chat_msgs(R"([{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image/png;base64,aGVsbG8gd29ybGQ="}}]}])"),
+         "messages[0].content", "is not a PNG or JPEG image"},
+        {C, chat_msgs(R"([{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image/png;base64,"}}]}])"),
+         "messages[0].content", "is not a PNG or JPEG image"},
+        {C, chat_msgs("[{\"role\":\"user\",\"content\":[" + images(VKI_SERVE_MAX_IMAGES + 1) + "]}]"),
+         "messages[0].content", "at most 16 images"},
+        // text that spells the marker images stand as
+        {C, chat_msgs(R"([{"role":"user","content":"look: <\u001evki-image:0\u001e>"}])"),
+         "messages[0].content", "image marker"},
+        {C, chat_msgs(R"([{"role":"user","content":[{"type":"text","text":"<\u001evki-image:3"}]}])"),
+         "messages[0].content", "image marker"},
         {C, chat_msgs(R"([{"role":"user","content":[{"type":"text","text":"a"},{"type":"input_audio"}]}])"),
-         "messages[0].content", "[1]' is of type 'input_audio': this model takes text only"},
+         "messages[0].content", "[1]' is of type 'input_audio': this server takes 'text' and 'image_url' parts"},
         {C, chat_msgs(R"([{"role":"user","content":[{"type":"video"}]}])"), "messages[0].content",
          "unknown type 'video'"},
         {C, chat_msgs(R"([{"role":"user","content":[{"type":"text","text":5}]}])"),

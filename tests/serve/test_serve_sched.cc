@@ -594,6 +594,32 @@ TEST_F(ServeSched, PromptLongerThanTheContextIs400)
     EXPECT_EQ(metrics().jobs_failed, 2u);
 }
 
+TEST_F(ServeSched, ImagesWithoutAVisionEncoderAre400)
+{
+    start();
+    char m[VKI_LLM_IMAGE_MARKER_SIZE];
+    vki_llm_image_marker(0, m);
+    vki_serve_job *j = ask((std::string("What is this? ") + m).c_str());
+    static const uint8_t png[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    j->req.images = static_cast<vki_serve_image *>(calloc(1, sizeof(vki_serve_image)));
+    j->req.images[0].data = static_cast<uint8_t *>(malloc(sizeof png));
+    memcpy(j->req.images[0].data, png, sizeof png);
+    j->req.images[0].size = sizeof png;
+    j->req.n_images = 1;
+    submit(j);
+    Reply r = result(j);
+    EXPECT_EQ(r.status, 400);
+    EXPECT_FALSE(r.started);
+    EXPECT_NE(r.message.find("this model has no vision encoder"), std::string::npos) << r.message;
+    vki_serve_job_release(j);
+    // The scheduler goes on.
+    j = ask(PROMPTS[4], 2);
+    submit(j);
+    r = result(j);
+    EXPECT_EQ(r.status, 0) << r.message;
+    vki_serve_job_release(j);
+}
+
 TEST_F(ServeSched, LongPromptIsPrefilledInChunksBesideADecodingStream)
 {
     // Chunks of 8 tokens: a 110-token prompt takes about 14 prefill steps, each followed by a
