@@ -172,6 +172,7 @@ def check_row(r, where):
     if reps is not None and not (is_num(reps) and reps >= 0):
         raise BadFile(f"{where}: 'reps' is not a number >= 0 or null")
     row["reps"] = reps
+    row["workload"] = check_str(r, "workload", where, required=False) # e.g. "llm-v1"; null: none
     return row
 
 
@@ -233,7 +234,8 @@ def read_llama_bench(tests):
 
 
 # The row fields of our -o jsonl lines; every other string key is a system column.
-ROW_FIELDS = {"schema", "suite", "test", "metric", "unit", "value", "statistic", "sd", "reps"}
+ROW_FIELDS = {"schema", "suite", "test", "metric", "unit", "value", "statistic", "sd", "reps",
+              "workload"}
 
 
 def read_run(path):
