@@ -312,9 +312,22 @@ def llava(img, tmp):
                    check=True, env=env, stdout=subprocess.DEVNULL)
     (produced,) = [f for f in os.listdir(outdir) if f.endswith(".gguf")]
     shutil.copy(os.path.join(outdir, produced), os.path.join(OUT, "llava.mmproj.gguf"))
+    # The language model with the image in place, as LlavaProcessor expands <image>: one token
+    # per patch, causal attention throughout.
+    specials = {257: "<pad>", 258: "<s>", 259: "</s>", 310: "<image>"}
+    ids = [258, 85, 83, 69, 82, 58, 32] + [310] * 64 + [10, 65, 66]
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([ids]), pixel_values=pixels).logits[0]
+    d = os.path.join(tmp, "llava")
+    model.config.text_config.bos_token_id, model.config.text_config.eos_token_id = 258, 259
+    model.config.text_config.pad_token_id = 257
+    model.save_pretrained(d)
+    write_tokenizer(d, 320, specials, 258, 259)
+    convert_text(d, os.path.join(OUT, "llava.text.gguf"))
     save_golden(os.path.join(OUT, "llava_golden.safetensors"), img, pixels[0], feats.reshape(64, 72),
                 {"family": "llava", "resample": "PIL bicubic, shortest edge, center crop", "n_tokens": 64,
-                 "n_embd": 72})
+                 "n_embd": 72, "image_start": 7, "text_model": "llava.text.gguf (tokenizer: bytes and one merge)"},
+                {"prompt_ids": torch.tensor(ids, dtype=torch.int32), "logits": logits.float()})
 
 
 def main():

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -190,10 +191,14 @@ class VisionPromptTest : public VisionTest {
         vki_gguf *tf = nullptr;
         vki_llm *m = nullptr;
         ASSERT_EQ(vki_gguf_open_memory(text.data(), text.size(), nullptr, &tf, err, sizeof err), VKI_OK) << err;
+        // Freed however the checks below end (before the fixture destroys the device).
+        std::unique_ptr<vki_gguf, void (*)(vki_gguf *)> tf_owner(tf, vki_gguf_close);
+        std::unique_ptr<vki_llm, void (*)(vki_llm *)> m_owner(nullptr, vki_llm_destroy);
         vki_llm_desc d = {};
-        d.n_ctx = 64;
+        d.n_ctx = 128;
         d.kv_dtype = VKI_DTYPE_F32;
         vki_status st = vki_llm_load(dev, tf, &d, &m, err, sizeof err);
+        m_owner.reset(m);
         EXPECT_EQ(st, VKI_OK) << err;
         if (st == VKI_OK) {
             const uint32_t n_vocab = vki_llm_info_get(m)->n_vocab;
@@ -221,14 +226,14 @@ class VisionPromptTest : public VisionTest {
                 check(pos);
             }
         }
-        vki_llm_destroy(m);
-        vki_gguf_close(tf);
     }
 };
 
 TEST_F(VisionPromptTest, Gemma3PromptWithImageMatchesTransformers) { check_prompt("gemma3"); }
 
 TEST_F(VisionPromptTest, Idefics3PromptWithImageMatchesTransformers) { check_prompt("idefics3"); }
+
+TEST_F(VisionPromptTest, LlavaPromptWithImageMatchesTransformers) { check_prompt("llava"); }
 
 TEST_F(VisionTest, BadSizesAndArgumentsAreRefused)
 {
