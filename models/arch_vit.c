@@ -117,7 +117,9 @@ static vki_tensor gemma3(vki_vision *v, vki_tensor x)
     vki_tensor rows = vki_copy(g, vki_transpose(g, x), 0); // [n, width]: patches along rows
     vki_tensor y = vki_matmul(g, rows, v->pool);           // [width, n_tokens]
     y = vki_rms_norm(g, y, T(v, "mm.soft_emb_norm.weight", 1, &w), v->eps);
-    vki_tensor proj = vki_copy(g, vki_transpose(g, T(v, "mm.input_projection.weight", 2, (int64_t[2]){e, w})), 0);
+    // F32: a device without 16-bit storage reads an F16 weight but writes no F16.
+    vki_tensor proj = vki_copy(g, vki_transpose(g, T(v, "mm.input_projection.weight", 2, (int64_t[2]){e, w})),
+                               VKI_DTYPE_F32);
     return vki_matmul(g, proj, y);
 }
 

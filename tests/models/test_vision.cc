@@ -235,6 +235,33 @@ TEST_F(VisionPromptTest, Idefics3PromptWithImageMatchesTransformers) { check_pro
 
 TEST_F(VisionPromptTest, LlavaPromptWithImageMatchesTransformers) { check_prompt("llava"); }
 
+// The same features on the narrowed profiles (no fp16/subgroups/int dot, no UMA, other vendors'
+// tunings), so that the kernels' fallbacks compute the encoders too.
+TEST_F(VisionTest, FeaturesMatchOnNarrowedProfiles)
+{
+    for (const char *profile : test_profiles()) {
+        if (!profile[0]) continue; // the default profile: the tests above
+        vki_vision_destroy(v);
+        v = nullptr;
+        vki_device_destroy(dev);
+        dev = nullptr;
+        open_device(profile);
+        for (const char *stem : {"gemma3", "idefics3", "llava"}) {
+            SCOPED_TRACE(std::string(profile) + " " + stem);
+            bytes = read_file(data(std::string(stem) + ".mmproj.gguf"));
+            ASSERT_EQ(load(), VKI_OK) << err;
+            SdGolden golden(data(std::string(stem) + "_golden.safetensors"));
+            std::vector<int32_t> image = golden.i32("image");
+            std::vector<uint8_t> rgb(image.begin(), image.end());
+            std::vector<float> feats = golden.f32("features");
+            std::vector<float> embd(size_t(vki_vision_n_tokens(v, 40, 30)) * vki_vision_info_get(v)->n_embd);
+            ASSERT_EQ(embd.size(), feats.size());
+            ASSERT_EQ(vki_vision_encode(v, rgb.data(), 40, 30, embd.data()), VKI_OK) << vki_vision_last_error(v);
+            EXPECT_LT(norm_err(embd, feats), 2e-5);
+        }
+    }
+}
+
 TEST_F(VisionTest, BadSizesAndArgumentsAreRefused)
 {
     bytes = read_file(data("gemma3.mmproj.gguf"));
@@ -250,6 +277,16 @@ TEST_F(VisionTest, BadSizesAndArgumentsAreRefused)
     // A one-pixel image is a valid image (stretched to 32x32).
     EXPECT_EQ(vki_vision_encode(v, px, 1, 1, out.data()), VKI_OK) << vki_vision_last_error(v);
     for (float x : out) ASSERT_TRUE(std::isfinite(x));
+    // Extreme aspects: LLaVA's crop resizes only its window of a very wide or tall image.
+    bytes = read_file(data("llava.mmproj.gguf"));
+    ASSERT_EQ(load(), VKI_OK) << err;
+    std::vector<float> embd(64 * 72);
+    for (auto wh : {std::pair<uint32_t, uint32_t>{4000, 2}, {3, 5000}}) {
+        std::vector<uint8_t> img(size_t(wh.first) * wh.second * 3);
+        for (size_t i = 0; i < img.size(); i++) img[i] = uint8_t(i * 7);
+        ASSERT_EQ(vki_vision_encode(v, img.data(), wh.first, wh.second, embd.data()), VKI_OK) << vki_vision_last_error(v);
+        for (float x : embd) ASSERT_TRUE(std::isfinite(x));
+    }
     EXPECT_EQ(vki_vision_load(nullptr, file, nullptr, nullptr, err, sizeof err), VKI_ERROR_INVALID_ARGUMENT);
     vki_vision_destroy(nullptr);
     EXPECT_EQ(vki_vision_info_get(nullptr), nullptr);
@@ -266,6 +303,7 @@ TEST_F(VisionHostileTest, DamagedFilesAreRefusedWithAClearMessage)
         uint32_t value;
         vki_status status;
         const char *message;
+        bool llava = false; // damage the LLaVA file instead of Gemma 3's
     };
     const Case cases[] = {
         {"a tensor renamed", "v.post_ln.weight", "v.post_lX.weight", 0, VKI_ERROR_BAD_FILE, "v.post_ln.weight"},
@@ -292,10 +330,15 @@ TEST_F(VisionHostileTest, DamagedFilesAreRefusedWithAClearMessage)
         {"a pooling not dividing the grid", "clip.vision.projector.scale_factor", nullptr, 3, VKI_ERROR_BAD_FILE,
          "scale_factor 3"},
         {"a pooling of zero", "clip.vision.projector.scale_factor", nullptr, 0, VKI_ERROR_BAD_FILE, "scale_factor 0"},
+        {"an MLP projector without its second layer", "mm.2.weight", "mm.3.weight", 0, VKI_ERROR_BAD_FILE,
+         "mm.2.weight", true},
+        {"no class token", "v.class_embd", "v.class_embX", 0, VKI_ERROR_BAD_FILE, "v.class_embd", true},
+        {"no pre-layernorm", "v.pre_ln.weight", "v.pre_lX.weight", 0, VKI_ERROR_BAD_FILE, "v.pre_ln.weight", true},
+        {"more CLIP layers than held", "clip.vision.block_count", nullptr, 3, VKI_ERROR_BAD_FILE, "v.blk.2", true},
     };
     for (const Case &c : cases) {
         SCOPED_TRACE(c.what);
-        bytes = read_file(data("gemma3.mmproj.gguf"));
+        bytes = read_file(data(c.llava ? "llava.mmproj.gguf" : "gemma3.mmproj.gguf"));
         ASSERT_FALSE(bytes.empty());
         if (c.to)
             rename(c.key_or_from, c.to);
