@@ -67,7 +67,7 @@ static vki_status llama_hparams(vki_gguf *f, vki_llm_hparams *hp, char *err, siz
     VKI_TRY(common_hparams(f, hp, err, n));
     // GGUF llama weights have Q and K permuted for pair-wise rotation; Qwen2 keeps NeoX halves.
     hp->rope_mode = strcmp(hp->arch, "qwen2") == 0 ? VKI_ROPE_NEOX : VKI_ROPE_NORMAL;
-    return VKI_OK;
+    return vki_llm_expert_hparams(f, hp, err, n); // Mixtral: llama with experts
 }
 
 static vki_status gemma3_hparams(vki_gguf *f, vki_llm_hparams *hp, char *err, size_t n)
@@ -175,8 +175,8 @@ static void project_gate_up(vki_llm_build *b, uint32_t il, vki_tensor h, vki_ten
 
 /* Self-attention of layer il on normalised input h [n_embd, n_q]: q/k/v projections, optional
  * QK-norm, rope, the cache write and fused attention. Returns [n_head * head_dim, n_q]. */
-static vki_tensor attention(vki_llm_build *b, uint32_t il, vki_tensor h, bool qk_norm, float base,
-                            uint32_t window)
+static vki_tensor attention(vki_llm_build *b, uint32_t il, vki_tensor h, vki_llm_qk_norm qk_norm,
+                            float base, uint32_t window)
 {
     const vki_llm_hparams *hp = vki_llm_hparams_get(b->llm);
     vki_graph *g = b->g;
@@ -192,9 +192,20 @@ static vki_tensor attention(vki_llm_build *b, uint32_t il, vki_tensor h, bool qk
         q = vki_view(g, r, 3, (int64_t[3]){hd, nh, nq}, (uint64_t[3]){4, 4 * (uint64_t)hd, row}, 0);
         k = vki_view(g, r, 2, (int64_t[2]){hd * nkv, nq}, (uint64_t[2]){4, row}, 4 * (uint64_t)(hd * nh));
     } else {
-        if (qk_norm) {
+        if (qk_norm == VKI_LLM_QK_NORM_HEAD) {
             q = vki_rms_norm(g, q, W(b, "blk.%u.attn_q_norm.weight", il, hd, -1, false), hp->eps);
             k = vki_rms_norm(g, k, W(b, "blk.%u.attn_k_norm.weight", il, hd, -1, false), hp->eps);
+        } else if (qk_norm == VKI_LLM_QK_NORM_ALL) {
+            // Each token's whole projection: q and k as [heads * hd, n_q] rows (views of the
+            // joined product, whose rows are (n_head + 2 n_head_kv) hd apart, or contiguous).
+            uint64_t row = 4 * (uint64_t)hd * (qkv.id ? nh + 2 * nkv : nh);
+            q = vki_rms_norm(g, vki_view(g, q, 2, (int64_t[2]){hd * nh, nq}, (uint64_t[2]){4, row}, 0),
+                             W(b, "blk.%u.attn_q_norm.weight", il, hd * nh, -1, false), hp->eps);
+            row = 4 * (uint64_t)hd * (qkv.id ? nh + 2 * nkv : nkv);
+            k = vki_rms_norm(g, vki_view(g, k, 2, (int64_t[2]){hd * nkv, nq}, (uint64_t[2]){4, row}, 0),
+                             W(b, "blk.%u.attn_k_norm.weight", il, hd * nkv, -1, false), hp->eps);
+            q = reshape3(g, q, hd, nh, nq);
+            k = reshape3(g, k, hd, nkv, nq);
         }
         q = vki_rope(g, q, b->pos, hp->n_rot, hp->rope_mode, base, hp->rope_scale);
         k = vki_reshape(g, vki_rope(g, k, b->pos, hp->n_rot, hp->rope_mode, base, hp->rope_scale), 2,
@@ -223,12 +234,13 @@ static vki_tensor head(vki_llm_build *b, vki_tensor x)
 static vki_tensor llama_forward(vki_llm_build *b)
 {
     const vki_llm_hparams *hp = vki_llm_hparams_get(b->llm);
+    if (hp->n_expert) return vki_llm_moe_forward(b); // Mixtral
     vki_graph *g = b->g;
     int64_t e = hp->n_embd, ff = hp->n_ff;
     vki_tensor x = vki_llm_embed(b, "token_embd.weight", e, hp->n_vocab, b->tokens);
     for (uint32_t il = 0; il < hp->n_layer && vki_llm_building(b); il++) {
         vki_tensor h = vki_rms_norm(g, x, W(b, "blk.%u.attn_norm.weight", il, e, -1, false), hp->eps);
-        h = attention(b, il, h, false, hp->rope_base, 0);
+        h = attention(b, il, h, VKI_LLM_QK_NORM_NONE, hp->rope_base, 0);
         x = vki_add(g, x, vki_matmul(g, W(b, "blk.%u.attn_output.weight", il, hd_total(hp), e, false), h));
         h = vki_rms_norm(g, x, W(b, "blk.%u.ffn_norm.weight", il, e, -1, false), hp->eps);
         vki_tensor gate, up;
@@ -249,7 +261,7 @@ static vki_tensor gemma3_forward(vki_llm_build *b)
     for (uint32_t il = 0; il < hp->n_layer && vki_llm_building(b); il++) {
         bool global = hp->swa_pattern == 0 || il % hp->swa_pattern == hp->swa_pattern - 1;
         vki_tensor h = vki_rms_norm(g, x, W(b, "blk.%u.attn_norm.weight", il, e, -1, false), hp->eps);
-        h = attention(b, il, h, true, global ? hp->rope_base : hp->rope_base_local,
+        h = attention(b, il, h, VKI_LLM_QK_NORM_HEAD, global ? hp->rope_base : hp->rope_base_local,
                       global ? 0 : hp->window);
         h = vki_matmul(g, W(b, "blk.%u.attn_output.weight", il, hd_total(hp), e, false), h);
         h = vki_rms_norm(g, h, W(b, "blk.%u.post_attention_norm.weight", il, e, -1, false), hp->eps);
@@ -275,5 +287,32 @@ const vki_llm_arch *vki_llm_arch_find(const char *name)
 {
     for (size_t i = 0; i < sizeof arches / sizeof arches[0]; i++)
         if (strcmp(arches[i].name, name) == 0) return &arches[i];
-    return NULL;
+    return vki_llm_moe_arch_find(name);
 }
+
+/* ---- Lent to the other architecture files (llm_internal.h) ------------------------------------ */
+
+vki_status vki_llm_meta_u32(vki_gguf *f, const char *arch, const char *key, bool required,
+                            uint32_t *out, char *err, size_t n)
+{
+    return get_u32(f, arch, key, required, out, err, n);
+}
+
+vki_status vki_llm_meta_f32(vki_gguf *f, const char *arch, const char *key, float *out, char *err,
+                            size_t n)
+{
+    return get_f32(f, arch, key, out, err, n);
+}
+
+vki_status vki_llm_common_hparams(vki_gguf *f, vki_llm_hparams *hp, char *err, size_t n)
+{
+    return common_hparams(f, hp, err, n);
+}
+
+vki_tensor vki_llm_self_attention(vki_llm_build *b, uint32_t il, vki_tensor h,
+                                  vki_llm_qk_norm qk_norm, float base, uint32_t window)
+{
+    return attention(b, il, h, qk_norm, base, window);
+}
+
+vki_tensor vki_llm_head(vki_llm_build *b, vki_tensor x) { return head(b, x); }

@@ -101,6 +101,11 @@ vki_tensor vki_llm_weight(vki_llm_build *b, const char *name, const int64_t ne[2
     return vki_weights_tensor(b->llm->weights, b->prog, name, 2, ne, optional, false);
 }
 
+vki_tensor vki_llm_weight3(vki_llm_build *b, const char *name, const int64_t ne[3])
+{
+    return vki_weights_tensor(b->llm->weights, b->prog, name, 3, ne, false, false);
+}
+
 bool vki_llm_has_weight(vki_llm_build *b, const char *name)
 {
     return vki_weights_has(b->llm->weights, name);
@@ -218,6 +223,8 @@ static vki_status compile_pass(vki_llm *m, llm_pass *p)
 #define MAX_FF (1u << 20)
 #define MAX_HEADS 1024
 #define MAX_VOCAB (1u << 22)
+/* Experts per layer: DeepSeek V3 and Qwen3-235B have 256 and 128, Llama 4 Maverick 128. */
+#define MAX_EXPERTS 512
 
 /* The vocabulary's size: the tokenizer's token list, the output layer's rows or
  * <arch>.vocab_size, which must agree where more than one is given. A vocabulary smaller than
@@ -324,6 +331,22 @@ static vki_status check_hparams(vki_llm *m, char *err, size_t err_size)
                      hp->rope_base_local, hp->rope_scale);
             return VKI_ERROR_BAD_FILE;
         }
+    if (hp->n_expert && (hp->n_expert > MAX_EXPERTS || hp->n_expert_used == 0 ||
+                         hp->n_expert_used > hp->n_expert || hp->n_ff_exp == 0 ||
+                         hp->n_ff_exp > MAX_FF || hp->n_ff_shexp > MAX_FF)) {
+        snprintf(err, err_size, "model metadata: %u experts, %u used per token, %u wide (shared: "
+                 "%u): want 1..%u experts, 1..expert_count used, widths 1..%u", hp->n_expert,
+                 hp->n_expert_used, hp->n_ff_exp, hp->n_ff_shexp, MAX_EXPERTS, MAX_FF);
+        return VKI_ERROR_BAD_FILE;
+    }
+    const float scales[] = {hp->embd_scale, hp->residual_scale, hp->logit_scale};
+    for (size_t i = 0; i < sizeof scales / sizeof scales[0]; i++)
+        if (!(scales[i] >= 0 && scales[i] < INFINITY)) {
+            snprintf(err, err_size, "model metadata: embedding scale %g, residual scale %g, logit "
+                     "scale %g: want each finite and positive (or absent)", hp->embd_scale,
+                     hp->residual_scale, hp->logit_scale);
+            return VKI_ERROR_BAD_FILE;
+        }
     int64_t last = last_block(m->file);
     if (last >= (int64_t)hp->n_layer) {
         snprintf(err, err_size, "model: the file has tensors of layer %lld (blk.%lld.*) but "
@@ -345,7 +368,8 @@ static vki_status read_hparams(vki_llm *m, char *err, size_t err_size)
     m->arch = vki_llm_arch_find(m->hp.arch);
     if (!m->arch || s.size >= sizeof m->hp.arch) {
         snprintf(err, err_size, "model architecture '%.*s' is not supported (supported: llama, "
-                 "qwen2, gemma3)", (int)(s.size > 64 ? 64 : s.size), s.data);
+                 "qwen2, gemma3, qwen2moe, qwen3moe, olmoe, granitemoe)",
+                 (int)(s.size > 64 ? 64 : s.size), s.data);
         return VKI_ERROR_UNSUPPORTED;
     }
     VKI_TRY(m->arch->hparams(m->file, &m->hp, err, err_size));
@@ -374,6 +398,32 @@ static vki_status create_cache(vki_llm *m)
     VKI_TRY(vki_arena_create(m->dev, &ad, &m->kv_arena));
     for (uint64_t i = 0; i < n; i++) VKI_TRY(vki_arena_alloc(m->kv_arena, bytes, align, &m->kv[i]));
     return VKI_OK;
+}
+
+/* Whether the file's tensors (every expert of an MoE model included: any token may route to
+ * any) and the cache fit the device's memory, before anything is uploaded: a 47 GB Mixtral on
+ * a 24 GB card should say so, not fail half-way through the upload. Activations come on top and
+ * are known only once compiled; a device that does not report its memory is not checked. */
+static vki_status check_fits(vki_llm *m)
+{
+    uint64_t have = m->profile->device_local_bytes, weights = 0;
+    uint64_t n = vki_gguf_tensor_count(m->file);
+    for (uint64_t i = 0; i < n; i++) {
+        vki_gguf_tensor t;
+        // Saturating: a hostile file's tensors may overlap and add up past 2^64.
+        if (vki_gguf_tensor_at(m->file, i, &t) == VKI_OK &&
+            __builtin_add_overflow(weights, t.size, &weights))
+            weights = UINT64_MAX;
+    }
+    uint64_t need;
+    if (__builtin_add_overflow(weights, m->info.kv_bytes, &need)) need = UINT64_MAX;
+    if (!have || need <= have) return VKI_OK;
+    const double mib = 1.0 / (1 << 20);
+    return fail(m, VKI_ERROR_OUT_OF_DEVICE_MEMORY, "model: the weights (%.1f MiB%s) and the KV "
+                "cache (%.1f MiB for %u tokens) need %.1f MiB; %s has %.1f MiB of device memory",
+                (double)weights * mib, m->hp.n_expert ? ", every expert" : "",
+                (double)m->info.kv_bytes * mib, m->info.n_ctx * m->n_seq, (double)need * mib,
+                m->profile->name, (double)have * mib);
 }
 
 /* Default prompt tokens per prefill run. A GPU needs wide products to fill: on an H200,
@@ -437,6 +487,7 @@ static vki_status load(vki_llm *m, const vki_llm_desc *d, char *err, size_t err_
         .n_head_kv = hp->n_head_kv, .head_dim = hp->head_dim, .n_ff = hp->n_ff,
         .n_vocab = hp->n_vocab, .n_ctx = n_ctx, .n_ctx_train = hp->n_ctx_train, .n_batch = n_batch,
         .kv_dtype = kt, .n_seq = m->n_seq,
+        .n_expert = hp->n_expert, .n_expert_used = hp->n_expert_used,
         // One image's embeddings in one pass: Gemma 3's 256 need to see each other.
         .n_batch_embd = n_batch > EMBD_BATCH || n_ctx <= n_batch ? n_batch
                         : n_ctx < EMBD_BATCH                     ? n_ctx
@@ -450,7 +501,7 @@ static vki_status load(vki_llm *m, const vki_llm_desc *d, char *err, size_t err_
         fail(m, st, "model: %s", vki_status_string(st));
         goto fail;
     }
-    if ((st = create_cache(m))) goto fail;
+    if ((st = create_cache(m)) || (st = check_fits(m))) goto fail;
     bool short_batch = n_batch >= 4 * SHORT_BATCH;
     if ((st = build_pass(m, &m->passes[PASS_ONE], 1, false, false))) goto fail;
     if (n_batch > 1 && (st = build_pass(m, &m->passes[PASS_BATCH], n_batch, false, false))) goto fail;

@@ -25,6 +25,13 @@ typedef struct vki_llm_hparams {
     uint32_t window;        // sliding window of local layers; 0: none
     uint32_t swa_pattern;   // every swa_pattern-th layer is global (Gemma 3: 6); 0: all global
     float attn_scale;       // softmax scale
+    // Mixture of experts (arch_moe.c); n_expert 0: a dense model.
+    uint32_t n_expert, n_expert_used; // experts per layer, and chosen per token
+    uint32_t n_ff_exp;      // an expert's feed-forward width
+    uint32_t n_ff_shexp;    // the shared expert's (Qwen2-MoE), 0: none
+    bool expert_norm;       // the chosen experts' weights renormalised to sum 1
+    // Granite's multipliers, 0: none (1).
+    float embd_scale, residual_scale, logit_scale;
 } vki_llm_hparams;
 
 /* One forward pass being built: n_q tokens at positions `pos`. The architecture reads weights
@@ -81,6 +88,10 @@ vki_tensor vki_llm_kv_store(vki_llm_build *b, uint32_t il, int which, vki_tensor
 vki_tensor vki_llm_attention(vki_llm_build *b, vki_tensor q, vki_tensor k, vki_tensor v,
                              uint32_t window);
 
+/* The stacked experts `name` [ne[0], ne[1], ne[2]] (one [ne[0], ne[1]] matrix per expert) as
+ * stored in the file, for vki_matmul_id; checked like vki_llm_weight's, and within one binding. */
+vki_tensor vki_llm_weight3(vki_llm_build *b, const char *name, const int64_t ne[3]);
+
 const vki_llm_hparams *vki_llm_hparams_get(const vki_llm *m);
 
 /* False once building this pass has failed (a missing weight, a bad shape): an architecture's
@@ -96,5 +107,33 @@ typedef struct vki_llm_arch {
 } vki_llm_arch;
 
 const vki_llm_arch *vki_llm_arch_find(const char *name);
+
+/* ---- Shared by the architecture files -------------------------------------------------------- */
+
+/* What arch_llama.c lends the other architectures: metadata "<arch>.<key>" (u32 required or
+ * not; f32 always optional, leaving *out as the caller's default), the keys every decoder
+ * shares, self-attention of layer il on the normalised input h [n_embd, n_q] (returns
+ * [n_head * head_dim, n_q]), and the final norm and output projection (logits, as `forward`). */
+typedef enum vki_llm_qk_norm {
+    VKI_LLM_QK_NORM_NONE = 0,
+    VKI_LLM_QK_NORM_HEAD,   // RMSNorm of each head (Gemma 3, Qwen3): weight [head_dim]
+    VKI_LLM_QK_NORM_ALL,    // RMSNorm of the whole q and k projections (OLMoE): [n_head * head_dim]
+} vki_llm_qk_norm;
+
+vki_status vki_llm_meta_u32(vki_gguf *f, const char *arch, const char *key, bool required,
+                            uint32_t *out, char *err, size_t n);
+vki_status vki_llm_meta_f32(vki_gguf *f, const char *arch, const char *key, float *out, char *err,
+                            size_t n);
+vki_status vki_llm_common_hparams(vki_gguf *f, vki_llm_hparams *hp, char *err, size_t n);
+vki_tensor vki_llm_self_attention(vki_llm_build *b, uint32_t il, vki_tensor h,
+                                  vki_llm_qk_norm qk_norm, float base, uint32_t window);
+vki_tensor vki_llm_head(vki_llm_build *b, vki_tensor x);
+
+/* arch_moe.c: the expert keys (expert_count, expert_used_count, expert_feed_forward_length,
+ * expert_shared_feed_forward_length; none: a dense model), the llama family's forward with
+ * experts (Mixtral), and the MoE architectures by name (NULL if not one). */
+vki_status vki_llm_expert_hparams(vki_gguf *f, vki_llm_hparams *hp, char *err, size_t n);
+vki_tensor vki_llm_moe_forward(vki_llm_build *b);
+const vki_llm_arch *vki_llm_moe_arch_find(const char *name);
 
 #endif

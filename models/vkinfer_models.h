@@ -274,7 +274,7 @@ typedef struct vki_llm_desc {
 } vki_llm_desc;
 
 typedef struct vki_llm_info {
-    const char *arch;        // "llama", "qwen2", "gemma3"
+    const char *arch;        // "llama", "qwen2", "gemma3", "qwen3moe", ...
     const char *name;        // general.name, or "" (borrowed from the GGUF)
     uint32_t n_layer, n_embd, n_head, n_head_kv, head_dim, n_ff, n_vocab;
     uint32_t n_ctx;          // cache capacity in tokens
@@ -287,6 +287,8 @@ typedef struct vki_llm_info {
     uint32_t n_seq;          // sequences (each n_ctx tokens of the cache)
     uint32_t n_batch_embd;   // rows of the embeddings pass (vki_llm_eval_embd; compiled on first
                              // use): the most a non-causal span may hold
+    uint32_t n_expert;       // experts per layer of a mixture-of-experts model; 0: dense
+    uint32_t n_expert_used;  // experts each token is routed to
 } vki_llm_info;
 
 /* Reads the architecture and hyper-parameters from `gguf` (borrowed: keep it open until
