@@ -12,14 +12,18 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
+#include <ctime>
 #include <fstream>
+#include <iterator>
+#include <utility>
 #include <string>
 #include <vector>
 
 #include "../models/sd_golden.h"
 
 extern "C" {
-#include "apps_internal.h"
+#include "serve_internal.h"
 }
 
 namespace {
@@ -184,6 +188,144 @@ TEST_P(LlmImages, ChatMarkupKeepsTheImageInsideTheUserTurn)
 
 INSTANTIATE_TEST_SUITE_P(Family, LlmImages, ::testing::Values("gemma3", "idefics3"),
                          [](const auto &i) { return std::string(i.param); });
+
+// The server's way (apps/serve_sched.c) with a vision encoder: a chat request holding the test
+// image as an image_url part's bytes gives the reply the session's own calls give (tokens,
+// then the image's rows, then tokens; greedy), with prefill chunks of 4 that must not cut the
+// image's 16 rows; the conversation's next turn, which sends the image again, reuses the
+// slot's cache past it.
+std::string wait_text(vki_serve_job *j, int *status, std::string *message)
+{
+    timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 600;
+    pthread_mutex_lock(&j->lock);
+    while (!j->finished && pthread_cond_timedwait(&j->changed, &j->lock, &until) == 0) {
+    }
+    std::string text(j->text ? j->text : "", j->text_len);
+    *status = j->finished ? j->error.status : -1;
+    *message = j->error.message;
+    pthread_mutex_unlock(&j->lock);
+    return text;
+}
+
+vki_serve_job *image_job(const std::vector<std::pair<std::string, std::string>> &msgs,
+                         const std::vector<uint8_t> &png)
+{
+    vki_serve_job *j = vki_serve_job_create(VKI_SERVE_CHAT);
+    j->req.kind = VKI_SERVE_CHAT;
+    j->req.messages = static_cast<vki_chat_message *>(calloc(msgs.size(), sizeof(vki_chat_message)));
+    for (size_t i = 0; i < msgs.size(); i++) {
+        j->req.messages[i].role = strdup(msgs[i].first.c_str());
+        j->req.messages[i].content = strdup(msgs[i].second.c_str());
+    }
+    j->req.n_messages = uint32_t(msgs.size());
+    j->req.images = static_cast<vki_serve_image *>(calloc(1, sizeof(vki_serve_image)));
+    j->req.images[0].data = static_cast<uint8_t *>(malloc(png.size()));
+    memcpy(j->req.images[0].data, png.data(), png.size());
+    j->req.images[0].size = png.size();
+    j->req.n_images = 1;
+    j->req.max_tokens = 6;
+    j->req.sampling.temperature = VKI_SAMPLER_GREEDY;
+    j->req.has_temperature = true;
+    return j;
+}
+
+TEST(LlmImagesServe, ImageRequestMatchesTheSessionAndReusesTheCache)
+{
+    for (const char *f : {"gemma3.text.gguf", "gemma3.mmproj.gguf", "test_image.png"})
+        if (!std::ifstream(data(f)).good()) GTEST_SKIP() << data(f) << " is absent";
+    vki_app app = {};
+    app.validation = true;
+    vki_llm_session s = {};
+    vki_llm_opts o = {};
+    std::string model = data("gemma3.text.gguf"), mmproj = data("gemma3.mmproj.gguf");
+    o.model = model.c_str();
+    o.mmproj = mmproj.c_str();
+    o.n_ctx = 256;
+    o.n_seq = 2;
+    ASSERT_EQ(vki_llm_session_open(&app, &o, &s), VKI_EXIT_OK);
+    ASSERT_NE(s.chat_template, VKI_CHAT_TEMPLATE_NONE);
+    std::ifstream f(data("test_image.png"), std::ios::binary);
+    std::vector<uint8_t> png((std::istreambuf_iterator<char>(f)), {});
+    char m0[VKI_LLM_IMAGE_MARKER_SIZE];
+    vki_llm_image_marker(0, m0);
+    std::string question = std::string(m0) + "What is this?";
+
+    // The reference: the session's calls on sequence 0, greedy.
+    vki_llm_image img;
+    char err[512] = "";
+    ASSERT_EQ(vki_llm_session_image_bytes(&s, png.data(), png.size(), &img, err, sizeof err), VKI_OK) << err;
+    img.id = 0; // as the request's marker names it
+    vki_chat_message msg = {"user", question.c_str()};
+    vki_chat_prompt p = {};
+    p.tmpl = s.chat_template;
+    p.messages = &msg;
+    p.count = 1;
+    p.add_assistant_prompt = true;
+    p.default_system = vki_tokenizer_default_system(s.tok);
+    std::vector<int32_t> ids(256);
+    uint32_t n = 0;
+    ASSERT_EQ(vki_llm_session_encode(&s, &p, &img, 1, ids.data(), 256, &n, err, sizeof err), VKI_OK) << err;
+    const vki_llm_info *info = vki_llm_info_get(s.llm);
+    std::vector<float> logits(info->n_vocab);
+    ASSERT_EQ(vki_llm_session_eval(&s, 0, ids.data(), n, &img, 1, logits.data(), err, sizeof err), VKI_OK) << err;
+    std::string want;
+    for (int k = 0; k < 6; k++) {
+        int32_t tok = int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
+        if (vki_tokenizer_is_end(s.tok, tok)) break;
+        size_t len = 0;
+        const char *piece = vki_llm_session_piece(&s, tok, &len);
+        want.append(piece, len);
+        uint32_t seq = 0;
+        if (k < 5) ASSERT_EQ(vki_llm_decode(s.llm, &seq, &tok, 1, logits.data()), VKI_OK);
+    }
+    vki_llm_seq_rewind(s.llm, 0, 0);
+    EXPECT_FALSE(want.empty()) << "the reference reply ended at once: nothing to compare";
+    uint32_t image_end = 0;
+    for (uint32_t i = 0; i < n; i++)
+        if (ids[i] < 0) image_end = i + 1;
+    vki_llm_image_free(&img);
+
+    vki_serve_sched_desc d = {};
+    d.session = &s;
+    d.parallel = 2;
+    d.queue_capacity = 4;
+    d.chunk = 4; // the image's 16 rows go in one step all the same
+    d.model_id = "gemma3-tiny";
+    vki_serve_sched *sched = nullptr;
+    ASSERT_EQ(vki_serve_sched_start(&d, &sched), VKI_EXIT_OK);
+    vki_serve_error e = {};
+    vki_serve_job *j = image_job({{"user", question}}, png);
+    ASSERT_TRUE(vki_serve_sched_submit(sched, j, &e)) << e.message;
+    int status = 0;
+    std::string message;
+    std::string got = wait_text(j, &status, &message);
+    EXPECT_EQ(status, 0) << message;
+    EXPECT_EQ(got, want);
+    vki_serve_job_release(j);
+    // The next turn sends the image again: the slot keeps everything up to the reply.
+    vki_serve_metrics before, after;
+    vki_serve_sched_metrics(sched, &before);
+    j = image_job({{"user", question}, {"assistant", got}, {"user", "And?"}}, png);
+    ASSERT_TRUE(vki_serve_sched_submit(sched, j, &e)) << e.message;
+    wait_text(j, &status, &message);
+    EXPECT_EQ(status, 0) << message;
+    vki_serve_job_release(j);
+    vki_serve_sched_metrics(sched, &after);
+    EXPECT_GE(after.prompt_tokens_cached - before.prompt_tokens_cached, image_end)
+        << "the cached prefix reaches past the image";
+    // A file that is no image is the client's error, and the server goes on.
+    j = image_job({{"user", question}}, std::vector<uint8_t>{0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 1});
+    ASSERT_TRUE(vki_serve_sched_submit(sched, j, &e)) << e.message;
+    wait_text(j, &status, &message);
+    EXPECT_EQ(status, 400);
+    EXPECT_NE(message.find("image 0"), std::string::npos) << message;
+    vki_serve_job_release(j);
+    vki_serve_sched_stop(sched);
+    vki_llm_session_close(&s);
+    EXPECT_EQ(vki_app_close(&app, VKI_EXIT_OK), VKI_EXIT_OK) << "validation messages (above)";
+}
 
 TEST(LlmImagesNoEncoder, ImagesNeedAVisionEncoder)
 {
