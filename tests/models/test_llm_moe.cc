@@ -25,6 +25,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -291,6 +292,23 @@ TEST_F(MoeCheck, AModelThatDoesNotFitSaysSoBeforeLoading)
     small.device_local_bytes = 100 << 10; // the f16 OLMoE's weights are 330 KiB
     EXPECT_EQ(check(&small), VKI_ERROR_OUT_OF_DEVICE_MEMORY);
     EXPECT_TRUE(says("every expert") && says("need") && says("has 0.1 MiB")) << err;
+}
+
+// The benchmark's synthetic MoE (vki_llm_synthetic: Granite 3.0 1B-A400M's shapes, Q4_0) is a
+// model vkinfer loads: every tensor read, every shape as the architecture wants it.
+TEST_F(MoeCheck, TheSyntheticGraniteMoeIsAValidModel)
+{
+    void *bytes = nullptr;
+    size_t size = 0;
+    ASSERT_EQ(vki_llm_synthetic("granitemoe-1b-a400m-q4_0", 1, &bytes, &size, err, sizeof err), VKI_OK) << err;
+    char gerr[256];
+    ASSERT_EQ(vki_gguf_open_memory(bytes, size, nullptr, &gguf, gerr, sizeof gerr), VKI_OK) << gerr;
+    vki_llm_desc d = {};
+    d.n_ctx = 256;
+    EXPECT_EQ(vki_llm_check(vki_device_profile(dev), gguf, &d, err, sizeof err), VKI_OK) << err;
+    vki_gguf_close(gguf);
+    gguf = nullptr;
+    free(bytes);
 }
 
 } // namespace
