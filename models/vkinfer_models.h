@@ -294,13 +294,15 @@ typedef struct vki_llm_info {
 /* Reads the architecture and hyper-parameters from `gguf` (borrowed: keep it open until
  * vki_llm_destroy), builds and compiles both passes for the device, and uploads the weights.
  * Every hyper-parameter is bounded (at most 1024 layers, 65536 wide, 1024 heads, a vocabulary
- * of 2^22) before anything is sized from it, and the file must hold exactly the model: the
+ * of 2^22, 512 experts) before anything is sized from it, and the file must hold exactly the
+ * model: the
  * layers block_count says, the tokenizer's vocabulary as many tokens as the output has rows,
  * and no tensor the architecture does not read. Fails with VKI_ERROR_UNSUPPORTED for an
  * unknown architecture or weight type, a tensor vkinfer would ignore, or a cache type the
  * model cannot use; VKI_ERROR_BAD_FILE for a hyper-parameter out of bounds or at odds with the
  * tensors, or a missing or misshapen tensor; VKI_ERROR_OUT_OF_DEVICE_MEMORY when weights and
- * cache do not fit. `out_error` names the key or tensor. */
+ * cache do not fit (checked against the device's memory before the upload: the message gives
+ * both sizes; a mixture of experts needs every expert). `out_error` names the key or tensor. */
 vki_status vki_llm_load(vki_device *device, vki_gguf *gguf, const vki_llm_desc *desc,
                         vki_llm **out_llm, char *out_error, size_t error_size);
 
