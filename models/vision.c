@@ -27,6 +27,7 @@
 #define MAX_FF 65536
 #define MAX_EMBD 65536
 #define MAX_SIDE 16384    // of an input image (vkinfer_vision.h)
+#define MAX_POOL_MATRIX (1 << 24)
 
 static vki_status fail(char *err, size_t n, vki_status st, const char *fmt, ...)
 {
@@ -189,6 +190,12 @@ static vki_status read_metadata(vki_vision *v, vki_gguf *f, char *err, size_t n)
                     "mmproj: clip.vision.projector.scale_factor %u does not divide the %u patches per side",
                     v->scale, v->n_side);
     v->n_tokens = (v->n_side / v->scale) * (v->n_side / v->scale);
+    // Gemma 3's averaging matrix is patches x tokens floats (4 MiB for the released 64 x 64
+    // patches to 256 tokens): a pooling of 1 over a large grid would ask for gigabytes.
+    if (in->projector == VKI_PROJECTOR_GEMMA3 && (uint64_t)v->n_side * v->n_side * v->n_tokens > MAX_POOL_MATRIX)
+        return fail(err, n, VKI_ERROR_BAD_FILE,
+                    "mmproj: pooling %u x %u patches by %u leaves %u tokens (the pooling matrix is over %d floats)",
+                    v->n_side, v->n_side, v->scale, v->n_tokens, MAX_POOL_MATRIX);
     return VKI_OK;
 }
 

@@ -330,6 +330,8 @@ TEST_F(VisionHostileTest, DamagedFilesAreRefusedWithAClearMessage)
         {"a pooling not dividing the grid", "clip.vision.projector.scale_factor", nullptr, 3, VKI_ERROR_BAD_FILE,
          "scale_factor 3"},
         {"a pooling of zero", "clip.vision.projector.scale_factor", nullptr, 0, VKI_ERROR_BAD_FILE, "scale_factor 0"},
+        {"a pooling of one over a large grid", "clip.vision.image_size", nullptr, 512, VKI_ERROR_BAD_FILE,
+         "pooling matrix"},
         {"an MLP projector without its second layer", "mm.2.weight", "mm.3.weight", 0, VKI_ERROR_BAD_FILE,
          "mm.2.weight", true},
         {"no class token", "v.class_embd", "v.class_embX", 0, VKI_ERROR_BAD_FILE, "v.class_embd", true},
