@@ -82,6 +82,11 @@ static vki_status gemma3_hparams(vki_gguf *f, vki_llm_hparams *hp, char *err, si
     hp->window = 512;
     VKI_TRY(get_u32(f, hp->arch, "attention.sliding_window", false, &hp->window, err, n));
     hp->swa_pattern = 6;
+    // Gemma 3 scales queries by query_pre_attn_scalar^-1/2, which GGUF does not carry: it is
+    // the head width in every size but 27B (62 layers), where it is n_embd / n_head (168, not
+    // the heads' 128), as in Google's reference configuration and llama.cpp.
+    if (hp->n_layer == 62 && hp->n_head)
+        hp->attn_scale = 1.0f / sqrtf((float)hp->n_embd / (float)hp->n_head);
     return VKI_OK;
 }
 
