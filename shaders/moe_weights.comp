@@ -12,7 +12,19 @@ layout(std430, set = 0, binding = 0) readonly restrict buffer X { float x[]; };
 layout(std430, set = 0, binding = 1) readonly restrict buffer Ids { int ids[]; };
 layout(std430, set = 0, binding = 2) writeonly restrict buffer D { float d[]; };
 VKI_PUSH_BLOCK(VKI_PC_MOE_WEIGHTS)
+
+// Maximum and sum over the workgroup, returned to every invocation, in uniform control flow.
+// SUBGROUP=1: the workgroup is one subgroup (the lowering asks for it), so subgroup arithmetic
+// alone reduces, without shared memory or barriers; else reduce.glsl's shared-memory tree.
+#if SUBGROUP
+#extension GL_KHR_shader_subgroup_arithmetic : require
+float group_max(float v) { return subgroupMax(v); }
+float group_add(float v) { return subgroupAdd(v); }
+#else
 #include "reduce.glsl"
+float group_max(float v) { return vki_reduce(vec2(v), VKI_REDUCE_MAX).x; }
+float group_add(float v) { return vki_reduce(vec2(v), VKI_REDUCE_ADD).x; }
+#endif
 
 // A finite stand-in for -inf: Vulkan does not promise to keep infinities through arithmetic.
 const float LOWEST = -3.402823466e38;
@@ -43,15 +55,15 @@ void main()
             s += exp(v - mx);
         }
     }
-    float col_max = vki_reduce(vec2(mx), VKI_REDUCE_MAX).x;
-    float sum = vki_reduce(vec2(s > 0.0 ? s * exp(mx - col_max) : 0.0), VKI_REDUCE_ADD).x;
+    float col_max = group_max(mx);
+    float sum = group_add(s > 0.0 ? s * exp(mx - col_max) : 0.0);
     float inv = sum > 0.0 ? 1.0 / sum : 0.0;
 
     float scale = 1.0;
     if (pc.normalize != 0u) {
         float part = 0.0;
         for (uint j = tid; j < pc.k; j += nt) part += slot_weight(xb, n, j, col_max, inv);
-        float chosen = vki_reduce(vec2(part), VKI_REDUCE_ADD).x;
+        float chosen = group_add(part);
         scale = chosen > 0.0 ? 1.0 / chosen : 0.0;
     }
     for (uint j = tid; j < pc.k; j += nt) d[pc.d_off + n * pc.k + j] = slot_weight(xb, n, j, col_max, inv) * scale;

@@ -4,14 +4,16 @@
 // (a router's row: 8 to 256 experts). Elements are compared as (key, index) pairs in one total
 // order, larger key first and then smaller index (ties to the smaller index; NaN counts as
 // -inf). Each invocation holds the best pair of its strided share of the row; a pass reduces
-// them over the workgroup (subgroup arithmetic with SUBGROUP=1, else a shared-memory tree)
-// to the next winner, and only the invocation whose share held it rescans, for the best pair
-// that ranks below the winner: in a total order that is exactly the best not yet chosen, so
-// nothing is marked. x is F32 or F16 (pc.f16), read as 32-bit words (words.glsl).
+// them over the workgroup to the next winner, and only the invocation whose share held it
+// rescans, for the best pair that ranks below the winner: in a total order that is exactly the
+// best not yet chosen, so nothing is marked. SUBGROUP=1: the workgroup is one subgroup (the
+// lowering asks for it), reduced by subgroup arithmetic alone, without shared memory or
+// barriers (a router row is a few elements per invocation; lavapipe runs a barrier as a
+// coroutine switch); else a shared-memory tree. x is F32 or F16 (pc.f16), read as 32-bit
+// words (words.glsl).
 #include "vki_abi.h"
 #include "words.glsl"
 #if SUBGROUP
-#extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
 #endif
 
@@ -20,10 +22,12 @@ layout(std430, set = 0, binding = 0) readonly restrict buffer S { uint s[]; };
 layout(std430, set = 0, binding = 1) writeonly restrict buffer D { int d[]; };
 VKI_PUSH_BLOCK(VKI_PC_TOP_K)
 
-// Two sets of per-subgroup (per-invocation in the tree) slots, used by alternate passes, so
-// that a pass may write its slots while slower invocations still read the last pass's.
+#if !SUBGROUP
+// Two sets of per-invocation slots, used by alternate passes, so that a pass may write its
+// slots while slower invocations still read the last pass's.
 shared uint part_k[2u * gl_WorkGroupSize.x];
 shared uint part_i[2u * gl_WorkGroupSize.x];
+#endif
 
 // (key 0, NONE) ranks below every element: the smallest element key, -inf's, is 0x007fffff.
 const uint NONE = 0xffffffffu;
@@ -67,22 +71,12 @@ void main()
     uint mk, mi;
     scan(base, NONE, 0u, mk, mi); // (NONE, 0) ranks above every element
     for (uint j = 0u; j < pc.k; j++) {
-        uint set = (j & 1u) * nt, wk = 0u, wi = NONE;
 #if SUBGROUP
-        // Largest key, then the smallest index holding it; per subgroup, then over subgroups.
-        uint sk = subgroupMax(mk);
-        uint si = subgroupMin(mk == sk ? mi : NONE);
-        if (subgroupElect()) {
-            part_k[set + gl_SubgroupID] = sk;
-            part_i[set + gl_SubgroupID] = si;
-        }
-        barrier();
-        for (uint g = 0u; g < gl_NumSubgroups; g++)
-            if (ranks_above(part_k[set + g], part_i[set + g], wk, wi)) {
-                wk = part_k[set + g];
-                wi = part_i[set + g];
-            }
+        // The largest key, then the smallest index holding it.
+        uint wk = subgroupMax(mk);
+        uint wi = subgroupMin(mk == wk ? mi : NONE);
 #else
+        uint set = (j & 1u) * nt, wk, wi;
         part_k[set + tid] = mk;
         part_i[set + tid] = mi;
         barrier();

@@ -204,8 +204,13 @@ const vki_op_case vki_cases_moe[] = {
     MID(Q4_K, q4_k, 256, 21, 5, 2, 33, SHARED_X, " shared x"),
     MID(Q6_K, q6_k, 256, 9, 5, 2, 7, FIXED, " fixed ids"),
     MID(F32, f32, 67, 11, 5, 2, 7, FIXED | SHARED_X, " shared x, fixed ids"),
+    // Enough pairs per expert for full register tiles (lavapipe's grouped path): 36, 32.
+    MID(Q4_0, q4_0, 64, 35, 5, 3, 60, 0, ""),
+    MID(F16, f16, 67, 13, 5, 2, 80, SHARED_X | X_F16, " shared x f16"),
+    MID(Q5_K, q5_k, 256, 9, 4, 2, 64, SHARED_X, " shared x"),
     MID(Q4_1, q4_1, 64, 35, 8, 3, 7, BLOCK | SHARED_X, " MoE block"),
     MID(F16, f16, 67, 19, 6, 2, 33, BLOCK | SHARED_X, " MoE block"),
+    MID(Q8_0, q8_0, 64, 19, 5, 2, 96, BLOCK | SHARED_X, " MoE block"),
 
     // Benchmarks: routing at decode and a 512-token prefill.
     TOPKB(64, 1, 8, "OLMoE"), TOPKB(64, 512, 8, "OLMoE"), TOPKB(128, 512, 8, "Qwen3-30B-A3B"),
@@ -216,6 +221,7 @@ const vki_op_case vki_cases_moe[] = {
     MIDB(Q4_0, q4_0, 2048, 1024, 64, 8, 1, "OLMoE up"),
     MIDB(Q4_0, q4_0, 1024, 2048, 64, 8, 1, "OLMoE down"),
     MIDB(Q4_0, q4_0, 2048, 1024, 64, 8, 32, "OLMoE up"),
+    MIDB(Q4_0, q4_0, 2048, 1024, 64, 8, 128, "OLMoE up"),
     MIDB(Q8_0, q8_0, 2048, 1024, 64, 8, 1, "OLMoE up"),
     MIDB(Q4_0, q4_0, 2048, 768, 128, 8, 1, "Qwen3-30B-A3B up"),
     MIDB(Q4_0, q4_0, 768, 2048, 128, 8, 1, "Qwen3-30B-A3B down"),

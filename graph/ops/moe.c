@@ -10,6 +10,16 @@
 
 const vki_op_def vki_op_top_k, vki_op_moe_weights, vki_op_moe_combine;
 
+/* Threads of the one-workgroup-per-row kernels (top_k, moe_weights). A router's row is short
+ * (8 to 256 experts): with subgroup arithmetic the workgroup is one subgroup, which reduces
+ * without shared memory or barriers; else a small workgroup, whose shared-memory tree has few
+ * rounds. */
+static uint32_t row_local(const vki_profile *p, bool subgroup)
+{
+    if (subgroup) return p->tuning.subgroup_size;
+    return p->tuning.workgroup_size < 64 ? p->tuning.workgroup_size : 64;
+}
+
 /* ---- top_k --------------------------------------------------------------------------------- */
 
 typedef struct top_k_params {
@@ -72,7 +82,7 @@ static vki_status top_k_lower(vki_lower *L, const vki_node *n)
     const vki_profile *p = vki_lower_profile(L);
     top_k_params tp;
     vki__params_get(n, &tp, sizeof tp);
-    bool subgroup = (p->subgroup_ops & VKI_SUBGROUP_ARITHMETIC) != 0;
+    bool subgroup = (p->subgroup_ops & VKI_SUBGROUP_ARITHMETIC) && p->tuning.subgroup_size;
     uint32_t self = vki_lower_self(L);
     vki_operand x = vki_lower_operand(L, n->src[0]), d = vki_lower_operand(L, self);
     vki_pc_top_k pc = {
@@ -81,14 +91,12 @@ static vki_status top_k_lower(vki_lower *L, const vki_node *n)
         .s_off = x.offset, .s_nb0 = x.nb[0], .s_nb1 = x.nb[1], .s_nb2 = x.nb[2], .s_nb3 = x.nb[3],
         .d_off = d.offset,
     };
-    // A row is short (a router's experts): a small workgroup leaves fewer idle invocations
-    // per pass, and each pass costs a reduction over all of them.
-    uint32_t local = p->tuning.workgroup_size < 64 ? p->tuning.workgroup_size : 64;
-    vki_spec spec = {VKI_SPEC_LOCAL_SIZE_X, local};
+    vki_spec spec = {VKI_SPEC_LOCAL_SIZE_X, row_local(p, subgroup)};
     uint32_t tensors[2] = {n->src[0], self};
     vki_step_desc s = {
         .kernel = subgroup ? "top_k_subgroup" : "top_k_shared",
         .specs = &spec, .spec_count = 1,
+        .subgroup_size = subgroup && p->subgroup_size_control ? spec.value : 0,
         .tensors = tensors, .tensor_count = 2, .write_mask = 1u << 1,
         .push = &pc, .push_size = sizeof pc,
     };
@@ -154,7 +162,7 @@ static vki_status moe_weights_lower(vki_lower *L, const vki_node *n)
     const vki_profile *p = vki_lower_profile(L);
     moe_weights_params mp;
     vki__params_get(n, &mp, sizeof mp);
-    bool subgroup = (p->subgroup_ops & VKI_SUBGROUP_ARITHMETIC) != 0;
+    bool subgroup = (p->subgroup_ops & VKI_SUBGROUP_ARITHMETIC) && p->tuning.subgroup_size;
     uint32_t self = vki_lower_self(L);
     vki_operand x = vki_lower_operand(L, n->src[0]), ids = vki_lower_operand(L, n->src[1]);
     vki_operand d = vki_lower_operand(L, self);
@@ -163,12 +171,12 @@ static vki_status moe_weights_lower(vki_lower *L, const vki_node *n)
         .x_off = x.offset, .x_nb0 = x.nb[0], .x_nb1 = x.nb[1],
         .i_off = ids.offset, .i_nb0 = ids.nb[0], .i_nb1 = ids.nb[1], .d_off = d.offset,
     };
-    uint32_t local = p->tuning.workgroup_size < 64 ? p->tuning.workgroup_size : 64;
-    vki_spec spec = {VKI_SPEC_LOCAL_SIZE_X, local};
+    vki_spec spec = {VKI_SPEC_LOCAL_SIZE_X, row_local(p, subgroup)};
     uint32_t tensors[3] = {n->src[0], n->src[1], self};
     vki_step_desc s = {
         .kernel = subgroup ? "moe_weights_sg" : "moe_weights",
         .specs = &spec, .spec_count = 1,
+        .subgroup_size = subgroup && p->subgroup_size_control ? spec.value : 0,
         .tensors = tensors, .tensor_count = 3, .write_mask = 1u << 2,
         .push = &pc, .push_size = sizeof pc,
     };
