@@ -8,7 +8,9 @@ convert_hf_to_gguf.py to GGUF (f32, f16, and Mixtral also q8_0), and run by tran
 fixed token sequence: logits at every position and a greedy continuation. The f16 files are held
 to the logits of the same model with its weights rounded to f16 the way the converter rounds
 them (every tensor of 2+ dims except the routers), so they are compared as tightly as the f32
-ones; q8_0 is compared to the f32 model's logits with a looser bound.
+ones; q8_0 is compared to the f32 model's logits with a looser bound. Where llama.cpp's build is
+beside it (/tmp/vkinfer-llamacpp/build/bin/llama-server), each f32 file's greedy continuation by
+llama.cpp must equal transformers' (a check that the files are what llama.cpp reads them as).
 
     /work/venv-sd/bin/python tools/gen_moe_golden.py tests/data/moe
 
@@ -26,6 +28,7 @@ import torch
 import transformers as T
 
 LLAMA_CPP = "/tmp/vkinfer-llamacpp/llama_cpp_python-0.3.16/vendor/llama.cpp"
+LLAMA_SERVER = "/tmp/vkinfer-llamacpp/build/bin/llama-server"
 VOCAB = 272
 TOKENS = [1, 17, 42, 99, 150, 7, 200, 33, 5, 260, 71, 128]
 GREEDY_STEPS = 8
@@ -157,6 +160,34 @@ def convert(model_dir, out_file, outtype):
         sys.argv = argv
 
 
+def llama_cpp_greedy(gguf_path, port=18431):
+    """llama.cpp's greedy continuation of TOKENS for a file (its llama-server, CPU), or None
+    without a build: a third implementation that must read the file as transformers' model."""
+    import subprocess
+    import time
+    import urllib.request
+    server = LLAMA_SERVER
+    if not os.path.exists(server):
+        return None
+    proc = subprocess.Popen([server, "-m", gguf_path, "--port", str(port), "-t", "2", "-c", "64",
+                             "-ngl", "0"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = "http://127.0.0.1:%d" % port
+        for _ in range(120):
+            try:
+                if b"ok" in urllib.request.urlopen(url + "/health").read():
+                    break
+            except OSError:
+                time.sleep(0.5)
+        body = json.dumps({"prompt": TOKENS, "n_predict": GREEDY_STEPS, "temperature": 0,
+                           "top_k": 1, "return_tokens": True, "cache_prompt": False}).encode()
+        req = urllib.request.Request(url + "/completion", body, {"Content-Type": "application/json"})
+        return json.loads(urllib.request.urlopen(req).read())["tokens"]
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
 def main():
     out_dir = sys.argv[1] if len(sys.argv) > 1 else "tests/data/moe"
     os.makedirs(out_dir, exist_ok=True)
@@ -185,6 +216,12 @@ def main():
                     logits, greedy = f32_logits, f32_greedy
                 if outtype == "f32":
                     f32_logits, f32_greedy = logits, greedy
+                    # llama.cpp stops at the end-of-text token (2): compare up to it.
+                    lc = llama_cpp_greedy(os.path.join(out_dir, file))
+                    if lc is not None:
+                        want = greedy[:greedy.index(2) + 1] if 2 in greedy else greedy
+                        assert lc == want, "%s: llama.cpp's greedy %s, transformers' %s" % (file, lc, want)
+                        print("%s: llama.cpp's greedy tokens are transformers'" % file)
                 golden["models"].append({"name": "%s_%s" % (name, outtype), "file": file,
                                          "exact_reference": ref is not None,
                                          "logits": logits, "greedy": greedy})

@@ -1,7 +1,8 @@
 // Mixture-of-experts language models on the device against transformers (tools/gen_moe_golden.py):
 // tiny seeded random models of each MoE architecture llama.cpp runs (Qwen2-MoE, Qwen3-MoE,
 // OLMoE, Granite-MoE with and without a shared expert, Mixtral), converted to GGUF by llama.cpp's convert_hf_to_gguf.py, and
-// their transformers logits for a 12-token sequence (every position) and 8 greedy tokens.
+// their transformers logits for a 12-token sequence (every position) and 8 greedy tokens
+// (which llama.cpp's llama-server gives too from each f32 file: the generator checks).
 //
 // Each model runs three ways: the prompt in one batch pass (12 rows of a 64-row pass, the rest
 // padding), token by token through the one-token pass (decoding: every position's logits), and
