@@ -14,14 +14,17 @@
  *
  * Rooflines against the device's measured peaks (vki_bench_peaks_get):
  *   - decode as a share of the bandwidth roof (peaks.read_gbs): each token reads every weight
- *     (weight_bytes: the whole embedding table counts although a step reads one row of it; with
- *     tied embeddings, as SmolLM2's, the output projection reads it all) and the KV cache up to
+ *     (weight_bytes; of a mixture of experts' stacked experts, the n_expert_used / n_expert
+ *     share a token is routed to; the whole embedding table counts although a step reads one
+ *     row of it; with tied embeddings, as SmolLM2's, the output projection reads it all) and the
+ *     KV cache up to
  *     its position (bytes per cached position = kv_bytes / (n_ctx n_seq); tokens depth ..
  *     depth + n - 1 read depth + (n + 1) / 2 positions on average), against tokens/s;
  *   - prefill as a share of the compute roof (the best of the fp32, fp16 and cooperative-matrix
  *     peaks: the matrix kernels use the fastest the device has): 2 flops per parameter per token
  *     over the layers' projections (q, k, v, o, and three n_ff matrices: every architecture
- *     vkinfer runs has a gated feed-forward), counted from the hyper-parameters rather than the
+ *     vkinfer runs has a gated feed-forward; a mixture of experts' router, and three n_ff_exp
+ *     matrices per routed expert and three n_ff_shexp of a shared one), counted from the hyper-parameters rather than the
  *     weight bytes (which quantisation scrambles), plus the output projection once (only the
  *     last token's logits are computed) and causal attention (4 head_dim flops per head per
  *     visible position); norms, rope and the rest are left out. */
@@ -128,7 +131,10 @@ static int measure_at_depth(vki_llm_session *s, const int32_t *ids, uint32_t dep
 static double decode_bytes(const vki_llm_info *info, uint32_t depth, uint32_t n)
 {
     double per_pos = (double)info->kv_bytes / ((double)info->n_ctx * (info->n_seq ? info->n_seq : 1));
-    return (double)info->weight_bytes + per_pos * (depth + (n + 1) / 2.0);
+    // A mixture of experts reads only the experts its token is routed to.
+    double experts = (double)info->expert_bytes;
+    double routed = info->n_expert ? experts * info->n_expert_used / info->n_expert : experts;
+    return (double)info->weight_bytes - experts + routed + per_pos * (depth + (n + 1) / 2.0);
 }
 
 /* Flops of a prefill of n tokens from an empty cache (see the top). */
@@ -136,7 +142,11 @@ static double prefill_flops(const vki_llm_info *info, uint32_t n)
 {
     double e = info->n_embd, q = (double)info->n_head * info->head_dim;
     double kv = (double)info->n_head_kv * info->head_dim;
-    double layer_params = e * q + 2 * e * kv + q * e + 3 * e * info->n_ff;
+    // A mixture of experts: the router, the experts each token is routed to, a shared expert.
+    double ffn = info->n_expert ? e * info->n_expert + 3 * e * info->n_ff_exp * info->n_expert_used +
+                                      3 * e * info->n_ff_shexp
+                                : 3 * e * info->n_ff;
+    double layer_params = e * q + 2 * e * kv + q * e + ffn;
     double attention = 4.0 * q * (n * (n + 1.0) / 2.0); // every layer, all queries
     return info->n_layer * (2 * layer_params * n + attention) + 2 * e * info->n_vocab;
 }
@@ -333,6 +343,7 @@ int vki_bench_llm(vki_app *app, const vki_bench_opts *opts, cJSON *out)
     vki_json_add_measure(out, "ttft_cold_ms", ttft_cold);
     vki_json_add_measure(out, "ttft_warm_ms", ttft_warm);
     cJSON_AddNumberToObject(out, "weight_bytes", (double)info->weight_bytes);
+    if (info->n_expert) cJSON_AddNumberToObject(out, "expert_bytes", (double)info->expert_bytes);
     cJSON_AddNumberToObject(out, "kv_bytes", (double)info->kv_bytes);
     cJSON_AddStringToObject(out, "kv_type", vki_dtype_get(info->kv_dtype)->name);
     cJSON_AddNumberToObject(out, "activation_bytes", (double)info->activation_bytes);

@@ -426,6 +426,19 @@ static vki_status check_fits(vki_llm *m)
                 m->profile->name, (double)have * mib);
 }
 
+/* Bytes of the stacked routed experts (ffn_*_exps), stored as on the device. */
+static uint64_t expert_bytes(vki_gguf *file)
+{
+    uint64_t n = vki_gguf_tensor_count(file), bytes = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        vki_gguf_tensor t;
+        if (vki_gguf_tensor_at(file, i, &t) == VKI_OK && strstr(t.name, "_exps.") &&
+            __builtin_add_overflow(bytes, t.size, &bytes)) // the loader checked sizes; saturate
+            bytes = UINT64_MAX;
+    }
+    return bytes;
+}
+
 /* Default prompt tokens per prefill run. A GPU needs wide products to fill: on an H200,
  * pp512 of Llama 3.2 1B's shapes went from 2509 tokens/s at 64 to 6682 at 256 and 7627 at 512,
  * SmolLM2's from 3535 to 34452 at 512 (`vkinfer bench llm --synthetic ... --batch N`). A CPU
@@ -488,6 +501,7 @@ static vki_status load(vki_llm *m, const vki_llm_desc *d, char *err, size_t err_
         .n_vocab = hp->n_vocab, .n_ctx = n_ctx, .n_ctx_train = hp->n_ctx_train, .n_batch = n_batch,
         .kv_dtype = kt, .n_seq = m->n_seq,
         .n_expert = hp->n_expert, .n_expert_used = hp->n_expert_used,
+        .n_ff_exp = hp->n_ff_exp, .n_ff_shexp = hp->n_ff_shexp,
         // One image's embeddings in one pass: Gemma 3's 256 need to see each other.
         .n_batch_embd = n_batch > EMBD_BATCH || n_ctx <= n_batch ? n_batch
                         : n_ctx < EMBD_BATCH                     ? n_ctx
@@ -522,6 +536,7 @@ static vki_status load(vki_llm *m, const vki_llm_desc *d, char *err, size_t err_
         goto fail;
     }
     m->info.weight_bytes = vki_weights_bytes(m->weights);
+    m->info.expert_bytes = expert_bytes(m->file);
     for (int i = 0; i < PASS_COUNT; i++)
         if (m->passes[i].prog && (st = compile_pass(m, &m->passes[i]))) goto fail;
     for (uint32_t i = 0; m->seq_passes && i < m->n_seq; i++)

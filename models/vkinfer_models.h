@@ -289,6 +289,10 @@ typedef struct vki_llm_info {
                              // use): the most a non-causal span may hold
     uint32_t n_expert;       // experts per layer of a mixture-of-experts model; 0: dense
     uint32_t n_expert_used;  // experts each token is routed to
+    uint32_t n_ff_exp;       // an expert's feed-forward width
+    uint32_t n_ff_shexp;     // the shared expert's (Qwen2-MoE), 0: none
+    uint64_t expert_bytes;   // the routed experts' share of weight_bytes: a token reads
+                             // n_expert_used / n_expert of it
 } vki_llm_info;
 
 /* Reads the architecture and hyper-parameters from `gguf` (borrowed: keep it open until

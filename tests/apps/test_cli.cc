@@ -569,6 +569,25 @@ TEST(CliLlm, BenchLlmSyntheticNeedsNoFile)
     EXPECT_NE(r.err.find("smollm2-135m"), std::string::npos) << r.err;
 }
 
+// A mixture of experts' decode reads only the experts its token is routed to: the tiny
+// Granite-MoE (tools/gen_moe_golden.py: 4 experts, 2 per token) reads half of its experts' bytes
+// per token, plus the rest of its weights and the cache positions it attends.
+TEST(CliLlm, BenchLlmCountsOnlyTheRoutedExpertsOfAMixture)
+{
+    Result r = RunCli("bench llm -m " + std::string(VKI_TEST_DATA) +
+                      "/moe/granitemoe-f16.gguf -p 4 -n 2 --reps 1 --ctx 32 --json");
+    EXPECT_EQ(r.code, 0) << r.err;
+    Json j = Parse(r.out);
+    const cJSON *llm = j ? Get(Get(j.get(), "suites"), "llm") : nullptr;
+    ASSERT_TRUE(llm) << r.out;
+    double weights = Number(llm, "weight_bytes"), experts = Number(llm, "expert_bytes");
+    EXPECT_GT(experts, 0.0);
+    EXPECT_LT(experts, weights);
+    // tg2 from an empty cache attends 1.5 positions on average; the cache holds 32.
+    double kv = Number(llm, "kv_bytes") / 32 * 1.5;
+    EXPECT_DOUBLE_EQ(Number(llm, "tg_bytes_per_token"), weights - experts / 2 + kv);
+}
+
 // `bench llm --synthetic NAME --save FILE` writes the model as a GGUF file with a vocabulary
 // (what llama-bench needs to run the same file), benchmarks that file, and never overwrites.
 TEST(CliLlm, BenchLlmSavesTheSyntheticModelAsAGgufFile)
