@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Writes tiny GGUF models, a few KiB each:
   - tests/data/fuzz_llm/: the seed corpus of the load-path fuzzer (tools/fuzz_llm_load.c), one
-    valid model of each architecture vkinfer runs, so that mutations start from files that get
-    all the way through the hyper-parameters, the weights table and the graph build;
+    valid model of each kind of architecture vkinfer runs (dense and mixture-of-experts), so
+    that mutations start from files that get all the way through the hyper-parameters, the
+    weights table and the graph build;
   - tests/data/tiny/: models the command-line tests run for what a real model cannot show:
     nan_logits.gguf (its output weights are NaN, so every logit is), long_token.gguf (its
     final norm is zero, so all logits tie and greedy sampling picks token 0, whose text is
@@ -76,7 +77,10 @@ def gguf(metadata, tensors, rng, fills=None):
     return head + data
 
 
-def model(arch, embd, heads, kv_heads, ff, vocab, layers, wtype, tokenizer=False, first_token=None):
+def model(arch, embd, heads, kv_heads, ff, vocab, layers, wtype, tokenizer=False, first_token=None,
+          experts=None):
+    """experts=(E, k): a mixture of experts (llama files with experts are Mixtral's; qwen3moe has
+    QK-norm per head), its E experts ff wide, k per token, stacked 3-D."""
     hd = embd // heads
     meta = [("general.architecture", GGUF_STRING, arch),
             (arch + ".block_count", GGUF_U32, layers),
@@ -89,6 +93,9 @@ def model(arch, embd, heads, kv_heads, ff, vocab, layers, wtype, tokenizer=False
             (arch + ".rope.freq_base", GGUF_F32, 10000.0)]
     if arch == "gemma3":
         meta.append((arch + ".attention.sliding_window", GGUF_U32, 4))
+    if experts:
+        meta += [(arch + ".expert_count", GGUF_U32, experts[0]),
+                 (arch + ".expert_used_count", GGUF_U32, experts[1])]
     if tokenizer:  # SentencePiece: <unk>, <s>, </s>, then byte-like pieces
         toks = ["<unk>", "<s>", "</s>"] + ["\u2581" + chr(97 + i) for i in range(vocab - 3)]
         types = [2, 3, 3] + [1] * (vocab - 3)
@@ -107,13 +114,22 @@ def model(arch, embd, heads, kv_heads, ff, vocab, layers, wtype, tokenizer=False
               (p + "attn_k.weight", wtype, [embd, hd * kv_heads]),
               (p + "attn_v.weight", wtype, [embd, hd * kv_heads]),
               (p + "attn_output.weight", wtype, [hd * heads, embd]),
-              (p + "ffn_norm.weight", F32, [embd]),
-              (p + "ffn_gate.weight", wtype, [embd, ff]),
-              (p + "ffn_up.weight", wtype, [embd, ff]),
-              (p + "ffn_down.weight", wtype, [ff, embd])]
+              (p + "ffn_norm.weight", F32, [embd])]
+        if experts:
+            n = experts[0]
+            t += [(p + "ffn_gate_inp.weight", F32, [embd, n]),
+                  (p + "ffn_gate_exps.weight", wtype, [embd, ff, n]),
+                  (p + "ffn_up_exps.weight", wtype, [embd, ff, n]),
+                  (p + "ffn_down_exps.weight", wtype, [ff, embd, n])]
+        else:
+            t += [(p + "ffn_gate.weight", wtype, [embd, ff]),
+                  (p + "ffn_up.weight", wtype, [embd, ff]),
+                  (p + "ffn_down.weight", wtype, [ff, embd])]
         if arch == "qwen2":
             t += [(p + "attn_q.bias", F32, [hd * heads]), (p + "attn_k.bias", F32, [hd * kv_heads]),
                   (p + "attn_v.bias", F32, [hd * kv_heads])]
+        if arch == "qwen3moe":
+            t += [(p + "attn_q_norm.weight", F32, [hd]), (p + "attn_k_norm.weight", F32, [hd])]
         if arch == "gemma3":
             t += [(p + "attn_q_norm.weight", F32, [hd]), (p + "attn_k_norm.weight", F32, [hd]),
                   (p + "post_attention_norm.weight", F32, [embd]),
@@ -131,17 +147,24 @@ def main():
         "fuzz_llm/llama_q8_0.gguf": (model("llama", 32, 2, 1, 32, 8, 1, Q8_0), {}),
         "fuzz_llm/qwen2_f16.gguf": (model("qwen2", 8, 2, 2, 16, 12, 1, F16), {}),
         "fuzz_llm/gemma3_f32.gguf": (model("gemma3", 8, 2, 1, 16, 12, 2, F32), {}),
+        "fuzz_llm/mixtral_f16.gguf": (model("llama", 8, 2, 1, 16, 12, 1, F16, experts=(4, 2)), {}),
+        "fuzz_llm/qwen3moe_f32.gguf": (model("qwen3moe", 8, 2, 1, 8, 12, 1, F32, experts=(3, 2)), {}),
         "tiny/nan_logits.gguf": (model("llama", 8, 2, 1, 16, 12, 1, F32, tokenizer=True),
                                  {"output.weight": float("nan")}),
         "tiny/long_token.gguf": (model("llama", 8, 2, 1, 16, 12, 1, F32, tokenizer=True,
                                        first_token="\u2581" + "x" * 298),
                                  {"output_norm.weight": 0.0}),
     }
-    for i, (name, ((meta, tensors), fills)) in enumerate(sorted(seeds.items())):
+    # Each file's random seed, fixed so that adding a file leaves the others' bytes as they are.
+    rng_seed = {"fuzz_llm/gemma3_f32.gguf": 0, "fuzz_llm/llama_f32.gguf": 1,
+                "fuzz_llm/llama_q8_0.gguf": 2, "fuzz_llm/qwen2_f16.gguf": 3,
+                "tiny/long_token.gguf": 4, "tiny/nan_logits.gguf": 5,
+                "fuzz_llm/mixtral_f16.gguf": 6, "fuzz_llm/qwen3moe_f32.gguf": 7}
+    for name, ((meta, tensors), fills) in sorted(seeds.items()):
         path = os.path.join(top, name)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "wb") as f:
-            f.write(gguf(meta, tensors, random.Random(i), fills))
+            f.write(gguf(meta, tensors, random.Random(rng_seed[name]), fills))
 
 
 if __name__ == "__main__":
