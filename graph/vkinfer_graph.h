@@ -242,7 +242,11 @@ vki_tensor vki_attention_pos(vki_graph *g, vki_tensor q, vki_tensor k, vki_tenso
  * positions each (sequence s's position p at kv position s * seq_len + p): pos[i] is query i's
  * kv position, and it sees only its own sequence's positions, j >= pos[i] - pos[i] % seq_len
  * (seq_len 0: one sequence, as vki_attention_pos). A workgroup then holds one query's heads, so
- * each query reads only its sequence, and its result does not depend on the other queries. */
+ * each query reads only its sequence, and its result does not depend on the other queries.
+ * Both builders also take pos I32 [n_q, 2]: pos[i, 0] then bounds what query i sees (j <=
+ * pos[i, 0], its sequence, padding when < 0) and the window counts back from pos[i, 1] (j >
+ * pos[i, 1] - window), so that the rows of a bidirectional span (an image) see up to its last
+ * position, each through its own window. */
 vki_tensor vki_attention_seq(vki_graph *g, vki_tensor q, vki_tensor k, vki_tensor v, vki_tensor pos,
                              float scale, uint32_t window, uint32_t seq_len);
 

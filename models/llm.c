@@ -16,13 +16,11 @@
  * vki_llm_decode), so that a sequence's logits are the same whatever else runs beside it.
  *
  * An embeddings pass (vki_llm_eval_embd: an image's rows from a vision encoder) takes F32 rows
- * in place of tokens, and a position per row for attention apart from its cache row: a
- * non-causal span (Gemma 3's image) gives all its rows the span's last, so that they see each
- * other, while rope and the cache write use each row's own. A local layer's sliding window then
- * counts back from the span's last position for all its rows, where llama.cpp counts from each
- * row's own: the same unless the span ends more than `window` positions into the sequence,
- * and then a row misses at most the (last - own) oldest positions of its window (a Gemma 3
- * window is 512 or 1024 positions, an image 256). */
+ * in place of tokens, and two positions per row for attention apart from its cache row: a
+ * non-causal span (Gemma 3's image) gives all its rows the span's last as the bound of what they
+ * see, so that they see each other, and each row's own as where a local layer's sliding window
+ * counts back from (llama.cpp's and transformers' mask: the window from the row's own position,
+ * anded with causal-or-same-image), while rope and the cache write use each row's own. */
 #include "llm_internal.h"
 #include "model_internal.h"
 
@@ -182,8 +180,8 @@ static vki_status build_pass(vki_llm *m, llm_pass *p, uint32_t n_q, bool all_row
     if (embd) {
         b.embd = p->embd = vki_program_input(p->prog, VKI_DTYPE_F32, 2,
                                              (int64_t[2]){m->hp.n_embd, n_q}, "embeddings");
-        b.attn_pos = p->attn_pos = vki_program_input(p->prog, VKI_DTYPE_I32, 1, (int64_t[1]){n_q},
-                                                     "attention positions");
+        b.attn_pos = p->attn_pos = vki_program_input(p->prog, VKI_DTYPE_I32, 2,
+                                                     (int64_t[2]){n_q, 2}, "attention positions");
     } else {
         b.tokens = p->tokens = vki_program_input(p->prog, VKI_DTYPE_I32, 1, (int64_t[1]){n_q},
                                                  "tokens");
@@ -544,7 +542,7 @@ static vki_status load(vki_llm *m, const vki_llm_desc *d, char *err, size_t err_
     if (!m->dev) return VKI_OK; // checked: nothing goes to a device
     uint32_t n_i32 = n_batch > m->n_seq ? n_batch : m->n_seq;
     if (m->info.n_batch_embd > n_i32) n_i32 = m->info.n_batch_embd;
-    m->host_i32 = lalloc(m, n_i32 * sizeof *m->host_i32);
+    m->host_i32 = lalloc(m, (size_t)2 * n_i32 * sizeof *m->host_i32); // 2: attention positions
     if (!m->host_i32) {
         st = fail(m, VKI_ERROR_OUT_OF_HOST_MEMORY, "model: out of host memory");
         goto fail;
@@ -667,9 +665,11 @@ static vki_status run_pass(vki_llm *m, llm_pass *p, uint32_t seq, const int32_t 
     }
     if (p->attn_pos.id) {
         // h holds the rows' cache positions: a non-causal span's rows see up to its last one
-        // (rope still turns each by its own position); padding rows keep -1.
+        // (rope still turns each by its own position), each window counting back from the
+        // row's own (the second column); padding rows keep -1.
+        memcpy(h + p->n_q, h, p->n_q * sizeof *h);
         for (uint32_t i = 0; non_causal && i + 1 < n; i++) h[i] = h[n - 1];
-        VKI_TRY(vki_program_upload(p->prog, p->attn_pos, h, p->n_q * sizeof *h));
+        VKI_TRY(vki_program_upload(p->prog, p->attn_pos, h, 2 * p->n_q * sizeof *h));
     }
     if (p->last.id) {
         int32_t last = (int32_t)n - 1;

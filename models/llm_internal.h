@@ -51,8 +51,9 @@ typedef struct vki_llm_build {
     bool all_rows;          // logits of every row: F32 [n_vocab, n_q]
     vki_tensor embd;        // F32 [n_embd, n_q] in place of the tokens' embeddings (an image's:
                             // vki_llm_embed returns it, unscaled), {0} in a token pass
-    vki_tensor attn_pos;    // I32 [n_q]: the cache position each row's attention sees up to, if
-                            // not its own (kv_pos): a non-causal span's rows all see its last
+    vki_tensor attn_pos;    // I32 [n_q, 2]: the cache position each row's attention sees up to,
+                            // if not its own (kv_pos): a non-causal span's rows all see its
+                            // last; and the one its window counts back from (its own)
 } vki_llm_build;
 
 /* The weight `name` as stored in the file, checked against `ne` (entries < 0 are not checked);

@@ -39,6 +39,12 @@
  * i8 q[32]; D % 32 == 0), the operands' offsets and strides in bytes and even, so that d and
  * every pair of quants is one half of a word. */
 #define VKI_ATTN_KV_Q8_0 128u
+/* With pos, pos is I32 [n_q, 2] (second column at p_nb1): pos[i, 0] bounds what query i sees
+ * (j <= pos[i, 0], and its sequence), pos[i, 1] is where its window counts back from (j >
+ * pos[i, 1] - window): a bidirectional span's rows see up to the span's last position, each
+ * with its own window (Gemma 3's image rows on sliding-window layers). Without the flag the
+ * window counts from pos[i] itself. */
+#define VKI_ATTN_WINDOW_POS 256u
 /* Split-KV (tiled kernel): with n_split > 1, workgroup z of the first step takes the z-th of
  * n_split slices of the block's kv positions and writes its rows' unnormalised output, running
  * max and sum to PART (row r of kv head hk, slice z at ((z n_kv_head + hk) n_rows + r)(D + 2):
@@ -64,7 +70,7 @@
     F(u32, m_off) F(u32, m_nb0) F(u32, m_nb1)                                                  \
     F(u32, d_off) F(f32, scale) F(u32, flags)                                                  \
     F(u32, p_off) F(u32, p_nb0) F(u32, window) F(u32, n_split) F(u32, kn_off) F(u32, vn_off)  \
-    F(u32, seq_len)
+    F(u32, seq_len) F(u32, p_nb1)
 VKI_DECLARE_PUSH(vki_pc_attention, VKI_PC_ATTENTION)
 
 /* ---- conv2d: out[W', H', Cout, N] = w * x (+ b) as an implicit GEMM --------------------------- */

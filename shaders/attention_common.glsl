@@ -141,7 +141,8 @@ float load_mask(uint j, uint i)
 
 // Kv positions [x, y) query i may see: all; with a causal mask j <= i + (n_kv - n_q) (the
 // queries are the last n_q of the n_kv positions); with positions j <= pos[i] and, with a
-// window, j > pos[i] - window; with sequences, within pos[i]'s. Empty (x >= y) for a query that sees nothing: before the first
+// window, j > pos[i] - window (j > pos[i, 1] - window with VKI_ATTN_WINDOW_POS); with
+// sequences, within pos[i]'s. Empty (x >= y) for a query that sees nothing: before the first
 // kv position, or a padding query (pos < 0).
 uvec2 kv_range(uint i)
 {
@@ -150,7 +151,8 @@ uvec2 kv_range(uint i)
     if ((pc.flags & VKI_ATTN_HAS_POS) != 0) {
         int p = pos[pc.p_off + i * pc.p_nb0];
         hi = min(hi, p + 1);
-        if (pc.window > 0u) lo = max(lo, p + 1 - int(pc.window));
+        int w = (pc.flags & VKI_ATTN_WINDOW_POS) != 0u ? pos[pc.p_off + i * pc.p_nb0 + pc.p_nb1] : p;
+        if (pc.window > 0u) lo = max(lo, w + 1 - int(pc.window));
         if (pc.seq_len > 0u && p >= 0) lo = max(lo, p - p % int(pc.seq_len));
     }
     hi = max(hi, 0);

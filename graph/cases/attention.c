@@ -44,6 +44,52 @@ static void attention_case(vki_graph *g, const int64_t *a)
     vki_output(g, vki_attention(g, q, k, v, mask, 1.0f / sqrtf((float)d), f & ATT_CAUSAL), "y");
 }
 
+/* ---- attention with two positions a query: arg {D, n_head, n_kv_head, n_kv, window, flags} -----
+ * pos I32 [n_q, 2]: column 0 bounds what a query sees, column 1 is where its window counts back
+ * from (vki_attention_pos): the rows of an image that see each other (all up to its last
+ * position), each through its own window, as Gemma 3's sliding-window layers mask them. */
+enum {
+    AW_KV_F16 = 1,
+    AW_PAIRS = 2, // pos is the transpose of an input [2, n_q] (strided: a query's two together)
+    AW_SEQ16 = 4, // attention_seq: the kv positions are sequences of 16
+    AW_KV_Q8 = 8,
+};
+
+/* Positions (n_q = 7): an image at 10..14 (all see up to 14, windows from their own), a padding
+ * row, a text row at 17; with AW_SEQ16 an image ending at 30 in sequence 1 (kv 16..31), one row's
+ * window reaching back past the sequence's start (from 17: held to 16). */
+static const int32_t aw_hi[7] = {14, 14, 14, 14, 14, -1, 17};
+static const int32_t aw_win[7] = {10, 11, 12, 13, 14, 5, 17};
+static const int32_t aw_seq_hi[7] = {30, 30, 30, 30, 30, -1, 20};
+static const int32_t aw_seq_win[7] = {17, 28, 29, 30, 30, 5, 20};
+
+static void attention_window_case(vki_graph *g, const int64_t *a)
+{
+    int64_t d = a[0], n_head = a[1], n_kv_head = a[2], n_kv = a[3], f = a[5], n_q = 7;
+    const int32_t *hi = f & AW_SEQ16 ? aw_seq_hi : aw_hi, *win = f & AW_SEQ16 ? aw_seq_win : aw_win;
+    int32_t vals[14];
+    for (int64_t i = 0; i < n_q; i++) {
+        if (f & AW_PAIRS) {
+            vals[2 * i] = hi[i];
+            vals[2 * i + 1] = win[i];
+        } else {
+            vals[i] = hi[i];
+            vals[n_q + i] = win[i];
+        }
+    }
+    vki_tensor ints = vki__case_ints(g, vals, 14, "pos");
+    vki_tensor pos = f & AW_PAIRS ? vki_transpose(g, vki_reshape(g, ints, 2, (int64_t[]){2, n_q}))
+                                  : vki_reshape(g, ints, 2, (int64_t[]){n_q, 2});
+    vki_dtype kvt = f & AW_KV_Q8 ? VKI_DTYPE_Q8_0 : f & AW_KV_F16 ? VKI_DTYPE_F16 : VKI_DTYPE_F32;
+    vki_tensor q = vki_input(g, VKI_DTYPE_F32, 3, (int64_t[]){d, n_head, n_q}, "q");
+    vki_tensor k = vki_input(g, kvt, 3, (int64_t[]){d, n_kv_head, n_kv}, "k");
+    vki_tensor v = vki_input(g, kvt, 3, (int64_t[]){d, n_kv_head, n_kv}, "v");
+    float scale = 1.0f / sqrtf((float)d);
+    vki_output(g, f & AW_SEQ16 ? vki_attention_seq(g, q, k, v, pos, scale, (uint32_t)a[4], 16)
+                               : vki_attention_pos(g, q, k, v, pos, scale, (uint32_t)a[4]),
+               "y");
+}
+
 /* ---- conv2d: arg {W, H, Cin, Cout, N, k, stride, pad + flags} ------------------------------- */
 enum {
     CONV_PAD = 15,      // arg[7] & CONV_PAD is the padding
@@ -120,6 +166,15 @@ const vki_op_case vki_cases_attention[] = {
      attention_case, {64, 6, 2, 1, 300, ATT_KV_F16 | ATT_KV_CACHE | ATT_CAUSAL}, 0},
     {"attention q8_0 kv cache, causal D64 GQA 4/1 q2 kv161 (split-KV)", "attention", T, 1e-8f, 0,
      attention_case, {64, 4, 1, 2, 161, ATT_CAUSAL | ATT_KV_Q8 | ATT_KV_CACHE}, 0},
+    // Image rows: all see up to the image's last position, each window from its own.
+    {"attention_pos two positions a query, window 4, image 10..14 kv20 D32 GQA 4/2", "attention", T,
+     1e-8f, 0, attention_window_case, {32, 4, 2, 20, 4, 0}, 0},
+    {"attention_pos two positions a query (pairs, strided), window 4, f16 kv20 D40 h3", "attention",
+     T, 1e-8f, 0, attention_window_case, {40, 3, 3, 20, 4, AW_KV_F16 | AW_PAIRS}, 0},
+    {"attention_seq two positions a query, window 4, seq 16, q8_0 kv32 D64 GQA 6/2", "attention", T,
+     1e-8f, 0, attention_window_case, {64, 6, 2, 32, 4, AW_SEQ16 | AW_KV_Q8}, 0},
+    {"attention_seq two positions a query (pairs), window 3, seq 16, f16 kv32 D8 GQA 8/1", "attention",
+     T, 1e-8f, 0, attention_window_case, {8, 8, 1, 32, 3, AW_SEQ16 | AW_PAIRS | AW_KV_F16}, 0},
     {"attention SmolLM2 decode D64 9/3 heads kv64 f16", "attention", B, 1e-6f, 0, attention_case,
      {64, 9, 3, 1, 64, ATT_KV_F16 | ATT_CAUSAL}, ATT_FLOPS(64, 9, 64)},
     {"attention SmolLM2 decode D64 9/3 heads kv512 f16", "attention", B, 1e-6f, 0, attention_case,

@@ -2,7 +2,8 @@
  * out[:, h, i] = sum_j softmax_j(scale q[:, h, i] . k[:, hk, j] + mask[j, i]) v[:, hk, j]
  * with hk = h / (n_head / n_kv_head), over the kv positions j query i may see (all;
  * j <= i + n_kv - n_q when causal: the queries are the last n_q of the n_kv positions; with
- * positions (vki_attention_pos) pos[i] - window < j <= pos[i], the window only when non-zero).
+ * positions (vki_attention_pos) pos[i] - window < j <= pos[i], the window only when non-zero;
+ * with two positions per query, pos [n_q, 2], pos[i, 1] - window < j <= pos[i, 0]).
  * Scores live only in registers and shared memory, one kv tile at a time; sums are fp32. A row
  * with no visible position (every score masked with -inf, a causal query before the first kv
  * position, a padding query with pos < 0) gives zeros. K and V may both be Q8_0 (a quantised
@@ -85,10 +86,11 @@ static vki_tensor build(vki_graph *g, vki_tensor q, vki_tensor k, vki_tensor v, 
         return vki__graph_fail(g, VKI_ERROR_INVALID_ARGUMENT,
                                "attention: mask %s for q %s, k %s: want [%lld, %lld]",
                                vki__shape_str(nm, sm), sq, sk, (long long)n_kv, (long long)n_q);
-    if (np && (np->dtype != VKI_DTYPE_I32 || np->ne[0] != n_q || np->ne[1] * np->ne[2] * np->ne[3] != 1))
+    if (np && (np->dtype != VKI_DTYPE_I32 || np->ne[0] != n_q || np->ne[1] > 2 ||
+               np->ne[2] * np->ne[3] != 1))
         return vki__graph_fail(g, VKI_ERROR_INVALID_ARGUMENT,
-                               "attention: pos %s for q %s: want i32 [%lld]", vki__shape_str(np, sm),
-                               sq, (long long)n_q);
+                               "attention: pos %s for q %s: want i32 [%lld] or [%lld, 2]",
+                               vki__shape_str(np, sm), sq, (long long)n_q, (long long)n_q);
     int64_t ne[4] = {d, n_head, n_q, 1};
     vki_tensor t = vki__new_op(g, &vki_op_attention, VKI_DTYPE_F32, 3, ne, 5, srcs);
     vki_node *n = vki__node_mut(g, t);
@@ -131,8 +133,9 @@ static void kv_range(const vki_node *n, const vki_ref_tensor *pos, int64_t i, in
     if (ap.causal && i + 1 + n_kv - n_q < *hi) *hi = i + 1 + n_kv - n_q;
     if (pos) {
         int64_t p = (int64_t)vki_ref_get(pos, i, 0, 0, 0);
+        int64_t w = pos->ne[1] == 2 ? (int64_t)vki_ref_get(pos, i, 1, 0, 0) : p; // window's newest
         if (p + 1 < *hi) *hi = p + 1;
-        if (ap.window && p + 1 - (int64_t)ap.window > *lo) *lo = p + 1 - (int64_t)ap.window;
+        if (ap.window && w + 1 - (int64_t)ap.window > *lo) *lo = w + 1 - (int64_t)ap.window;
         if (ap.seq_len && p >= 0 && p - p % ap.seq_len > *lo) *lo = p - p % ap.seq_len;
     }
 }
@@ -288,7 +291,7 @@ static bool fuse(vki_fusion *f, uint32_t a_id)
     // Attention over sequences keeps its cache writes apart: a decode step of one sequence then
     // runs the kernels a step of several runs, and gives the same bits (vki_attention_seq).
     attention_params ap = params(a);
-    if (ap.seq_len) return false;
+    if (ap.seq_len || w->nodes[a->src[4]].ne[1] != 1) return false; // (or two positions a query)
     uint32_t s_ids[2];
     for (int side = 0; side < 2; side++) {
         uint32_t r_id = a->src[1 + side];
@@ -332,6 +335,7 @@ static vki_status lower(vki_lower *L, const vki_node *n)
     const vki_node *nq = vki_lower_node(L, n->src[0]), *nk = vki_lower_node(L, n->src[1]);
     const vki_node *nv = vki_lower_node(L, n->src[2]);
     const vki_node *nm = n->src[3] ? vki_lower_node(L, n->src[3]) : NULL;
+    const vki_node *np = n->src[4] ? vki_lower_node(L, n->src[4]) : NULL;
     vki_operand q = vki_lower_operand(L, n->src[0]), k = vki_lower_operand(L, n->src[1]);
     vki_operand v = vki_lower_operand(L, n->src[2]), d = vki_lower_operand(L, self);
     vki_operand m = vki_lower_operand(L, mask_id), ps = vki_lower_operand(L, pos_id);
@@ -344,14 +348,14 @@ static vki_status lower(vki_lower *L, const vki_node *n)
         .m_off = m.offset, .m_nb0 = m.nb[0], .m_nb1 = m.nb[1],
         .d_off = d.offset, .scale = params(n).scale,
         .p_off = ps.offset, .p_nb0 = ps.nb[0], .window = params(n).window,
-        .seq_len = params(n).seq_len,
+        .seq_len = params(n).seq_len, .p_nb1 = ps.nb[1],
         .flags = (params(n).causal ? VKI_ATTN_CAUSAL : 0) | (nm ? VKI_ATTN_HAS_MASK : 0) |
                  (nq->dtype == VKI_DTYPE_F16 ? VKI_ATTN_Q_F16 : 0) |
                  (nk->dtype == VKI_DTYPE_F16 ? VKI_ATTN_K_F16 : 0) |
                  (nv->dtype == VKI_DTYPE_F16 ? VKI_ATTN_V_F16 : 0) |
                  (nk->dtype == VKI_DTYPE_Q8_0 ? VKI_ATTN_KV_Q8_0 : 0) |
                  (nm && nm->dtype == VKI_DTYPE_F16 ? VKI_ATTN_MASK_F16 : 0) |
-                 (n->src[4] ? VKI_ATTN_HAS_POS : 0),
+                 (np ? VKI_ATTN_HAS_POS : 0) | (np && np->ne[1] == 2 ? VKI_ATTN_WINDOW_POS : 0),
     };
     attn_kernel kern;
     if (!pick_kernel(p, q.ne[0], n_rows, group, &kern))

@@ -233,9 +233,13 @@ struct TinyModel {
     // Logits after feeding the rows xs (first-layer inputs, as they are) at positions pos0, pos0
     // + 1, ... (the cache holds positions < pos0). With `bidir` the rows also see each other (a
     // Gemma 3 image, as llama.cpp and transformers mask it: a row sees the span's later rows
-    // besides its own causal window).
+    // besides its own causal window; transformers: and(window from the row's own position,
+    // or(causal, same image)), llama.cpp: the window from the row's own position over the
+    // cache that holds the image). `window_from_last`: the local layers' window counts back from
+    // the span's last position instead (what vkinfer did before: a control that the tests tell
+    // the two apart).
     std::vector<double> forward(Cache &c, std::vector<std::vector<double>> xs, uint32_t pos0,
-                                bool bidir) const
+                                bool bidir, bool window_from_last = false) const
     {
         if (c.k.empty()) c.k.resize(n_layer), c.v.resize(n_layer);
         uint32_t kvd = hd() * n_head_kv, n = uint32_t(xs.size()), last = pos0 + n - 1;
@@ -275,7 +279,8 @@ struct TinyModel {
                     uint32_t kh = hh / (n_head / n_head_kv);
                     std::vector<double> s(hi + 1);
                     double mx = -1e300, sum = 0;
-                    uint32_t first = local && pos >= window ? pos - window + 1 : 0;
+                    uint32_t from = window_from_last ? hi : pos; // the window counts back from
+                    uint32_t first = local && from >= window ? from - window + 1 : 0;
                     for (uint32_t j = 0; j < first; j++) s[j] = -INFINITY;
                     for (uint32_t j = first; j <= hi; j++) {
                         double d = 0;

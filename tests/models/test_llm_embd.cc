@@ -2,7 +2,8 @@
 // the tiny model of llm_tiny_model.h against its reference forward pass: token-table rows give
 // the tokens' logits (Gemma 3's rows pre-scaled by the caller: the model must not scale them
 // again), a non-causal span matches the reference with a bidirectional mask inside the span
-// (alone and among several sequences), a causal span longer than the pass runs in pieces, and
+// (alone and among several sequences; past Gemma 3's sliding window, each row's window from its
+// own position), a causal span longer than the pass runs in pieces, and
 // bad input is refused with a message and evaluates nothing.
 #include <gtest/gtest.h>
 
@@ -33,9 +34,8 @@ class LlmEmbdTest : public VulkanTest, public ::testing::WithParamInterface<cons
         VulkanTest::SetUp();
         open_device();
         tm.arch = GetParam();
-        // Spans here end within the window of Gemma 3's local layers, where vkinfer's mask
-        // (the window counted from the span's last row) and llama.cpp's (from each row's own)
-        // agree; later tokens slide past it.
+        // Spans here end within the window of Gemma 3's local layers, later tokens slide past
+        // it; NonCausalSpanPastTheWindow... narrows it to put an image past it.
         tm.window = 12;
         tm.init(11);
     }
@@ -155,6 +155,37 @@ TEST_P(LlmEmbdTest, NonCausalSpanSeesItselfBothWays)
     vki_llm_rewind(llm, 3);
     ASSERT_EQ(vki_llm_eval_embd(llm, 0, flat(rows).data(), 5, false, got.data()), VKI_OK);
     EXPECT_LT(nmse(got, causal), kTol);
+}
+
+// An image that starts past the window of Gemma 3's local layers (window 4 here) and is longer
+// than it: each row's window counts back from its own position (llama.cpp and transformers),
+// not from the image's last, while every row still sees the whole image.
+TEST_P(LlmEmbdTest, NonCausalSpanPastTheWindowCountsEachRowsWindowFromItsOwn)
+{
+    if (tm.arch != "gemma3") GTEST_SKIP() << "no sliding window";
+    tm.window = 4;
+    vki_llm_desc d = {};
+    d.kv_dtype = VKI_DTYPE_F32;
+    d.n_batch = 4;
+    ASSERT_EQ(load(d), VKI_OK) << err;
+    std::vector<int32_t> prefix = {3, 14, 15, 9, 2, 6, 5, 35, 8};
+    auto rows = random_rows(6, 2);
+    auto got = logits();
+    ASSERT_EQ(vki_llm_eval(llm, prefix.data(), uint32_t(prefix.size()), nullptr), VKI_OK);
+    ASSERT_EQ(vki_llm_eval_embd(llm, 0, flat(rows).data(), 6, true, got.data()), VKI_OK)
+        << vki_llm_last_error(llm);
+    TinyModel::Cache c, co;
+    for (uint32_t i = 0; i < prefix.size(); i++) tm.step(c, prefix[i], i), tm.step(co, prefix[i], i);
+    auto ref = tm.forward(c, rounded(rows), 9, true);
+    auto from_last = tm.forward(co, rounded(rows), 9, true, true);
+    EXPECT_LT(nmse(got, ref), kTol);
+    EXPECT_GT(nmse(got, from_last), 1e-3); // the control: the old window is told apart
+    EXPECT_GT(nmse(std::vector<float>(ref.begin(), ref.end()), from_last), 1e-3);
+    for (uint32_t pos = 15; pos < 21; pos++) { // the tokens after see the rows' cache entries
+        int32_t t = int32_t(pos * 5 % tm.n_vocab);
+        ASSERT_EQ(vki_llm_eval(llm, &t, 1, got.data()), VKI_OK);
+        EXPECT_LT(nmse(got, tm.step(c, t, pos)), kTol) << "position " << pos;
+    }
 }
 
 TEST_P(LlmEmbdTest, SpansStayInTheirSequence)
