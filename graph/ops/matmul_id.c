@@ -6,11 +6,15 @@
  * nothing of its own.
  *
  * Kernels: the matmul family's, built with IDS=1 (shaders/matmul_common.glsl, ABI in
- * shaders/abi_moe.h): the product is a batch of k x N one-column products whose weight
- * matrix is the expert the batch's id names, so a mat-vec reads only the chosen experts' rows.
- * Stacked experts larger than one binding (128 x 768 x 2048 q4_0 is 108 MiB, over lavapipe's
- * 128 MiB with its neighbours in some models; Mixtral's are 8 x 14336 x 4096) are bound a
- * slice of whole experts at a time, one dispatch per slice. */
+ * shaders/abi_moe.h). Decode (N <= MATVEC_MAX_TOKENS): the product is a batch of k x N
+ * one-column products whose weight matrix is the expert the batch's id names, so a mat-vec
+ * reads only the chosen experts' rows (matvec.comp). A batch: moe_route.comp sorts the pairs by
+ * expert into tiles and matmul_id.comp multiplies each tile by its expert, whose weights are
+ * then read once per tile of its pairs (register tiles only when full: see lower_grouped).
+ * Stacked experts larger than one binding (Qwen3-30B-A3B's 128 x 768 x 2048 is 108 MiB in
+ * q4_0 but 204 MiB in q8_0, Mixtral's 8 x 14336 x 4096 252 MiB in q4_0: over lavapipe's 128
+ * MiB) are bound a slice of whole experts at a time, one dispatch (or route and product) per
+ * slice; only an expert larger than a binding is refused, with its size. */
 #include "matmul_internal.h"
 #include "vki_abi.h"
 
