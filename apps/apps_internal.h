@@ -251,6 +251,7 @@ int vki_bench_runtime(vki_app *app, const vki_bench_opts *opts, cJSON *out);
 int vki_bench_ops(vki_app *app, const vki_bench_opts *opts, cJSON *out);
 int vki_bench_llm(vki_app *app, const vki_bench_opts *opts, cJSON *out);
 int vki_bench_sd(vki_app *app, const vki_bench_opts *opts, cJSON *out);
+int vki_bench_vision(vki_app *app, const vki_bench_opts *opts, cJSON *out); // bench_vision.c
 int vki_bench_peak(vki_app *app, const vki_bench_opts *opts, cJSON *out); // bench_peak.c
 
 /* The device's measured peaks (bench_peak.c), the roofs that `bench ops` and `bench llm` cite.

@@ -23,6 +23,8 @@ static const vki_bench_suite suites[] = {
             "token, device memory", vki_bench_llm},
     {"sd", "Stable Diffusion: text encode, U-Net s/step, VAE decode, whole image, device memory",
      vki_bench_sd},
+    {"vision", "an image encoder (mmproj): encode seconds, GFLOP and share of the compute roof, "
+               "device memory", vki_bench_vision},
 };
 #define SUITE_COUNT (sizeof suites / sizeof suites[0])
 
@@ -69,6 +71,7 @@ void vki_bench_usage(FILE *f)
     for (uint32_t i = 0; vki_llm_synthetic_name(i); i++)
         fprintf(f, "%s%s", i ? ", " : "", vki_llm_synthetic_name(i));
     fprintf(f, "); its speed is the real model's.\nSuite sd takes -m CHECKPOINT or --synthetic sd15|sd21 the same way.\n"
+               "Suite vision takes -m MMPROJ or --synthetic smolvlm-256m|gemma3-4b|smolvlm-tiny.\n"
                "\nworkloads (--workload NAME; -tiny: shrunk for tests, compares only with itself):\n");
     for (uint32_t i = 0; vki_bench_workload_at(i); i++)
         fprintf(f, "  %-12s %s\n", vki_bench_workload_at(i)->name, vki_bench_workload_at(i)->summary);
@@ -266,7 +269,8 @@ int vki_cmd_bench(vki_app *app, int argc, char **argv)
     for (size_t s = 0; s < SUITE_COUNT; s++) any = any || selected[s];
     if (!any) // a model benchmark runs when asked for: it needs a model file
         for (size_t s = 0; s < SUITE_COUNT; s++)
-            selected[s] = suites[s].run != vki_bench_llm && suites[s].run != vki_bench_sd;
+            selected[s] = suites[s].run != vki_bench_llm && suites[s].run != vki_bench_sd &&
+                          suites[s].run != vki_bench_vision;
 
     code = vki_app_open_device(app);
     if (code != VKI_EXIT_OK) return code;

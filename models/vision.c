@@ -222,12 +222,15 @@ static vki_status alloc_host(vki_vision *v)
     return VKI_OK;
 }
 
-static vki_status load(vki_vision *v, vki_device *dev, vki_gguf *file, char *err, size_t n)
+/* Loads onto dev, or with dev NULL (vki_vision_check) only checks against profile: the host
+ * buffers of an encode are not allocated and nothing goes to a device. */
+static vki_status load(vki_vision *v, vki_device *dev, const vki_profile *profile, vki_gguf *file, char *err,
+                       size_t n)
 {
     VKI_TRY(read_metadata(v, file, err, n));
-    vki_status st = alloc_host(v);
+    vki_status st = dev ? alloc_host(v) : VKI_OK;
     if (st) return fail(err, n, st, "mmproj: out of host memory");
-    const vki_profile *profile = vki_device_profile(dev);
+    if (dev) profile = vki_device_profile(dev);
     const vki_allocator *a = v->allocator.alloc ? &v->allocator : NULL;
     vki_weights_desc wd = {.source = vki_weight_source_gguf(file), .device = dev, .profile = profile,
                            .allocator = a, .model_name = "the vision encoder"};
@@ -246,8 +249,10 @@ static vki_status load(vki_vision *v, vki_device *dev, vki_gguf *file, char *err
     return VKI_OK;
 }
 
-vki_status vki_vision_load(vki_device *device, vki_gguf *mmproj, const vki_vision_desc *desc,
-                           vki_vision **out_vision, char *out_error, size_t error_size)
+/* vki_vision_load's body; with device NULL, vki_vision_check's (out_vision NULL: the checked
+ * encoder is destroyed). */
+static vki_status create(vki_device *device, const vki_profile *profile, vki_gguf *mmproj,
+                         const vki_vision_desc *desc, vki_vision **out_vision, char *out_error, size_t error_size)
 {
     char dummy[8];
     if (!out_error || !error_size) {
@@ -255,19 +260,33 @@ vki_status vki_vision_load(vki_device *device, vki_gguf *mmproj, const vki_visio
         error_size = sizeof dummy;
     }
     out_error[0] = 0;
-    if (!device || !mmproj || !out_vision) return VKI_ERROR_INVALID_ARGUMENT;
-    *out_vision = NULL;
+    if ((!device && !profile) || !mmproj || (device && !out_vision)) return VKI_ERROR_INVALID_ARGUMENT;
+    if (out_vision) *out_vision = NULL;
     const vki_allocator *a = desc ? desc->allocator : NULL;
     vki_vision *v = vki__model_alloc(a, sizeof *v);
     if (!v) return VKI_ERROR_OUT_OF_HOST_MEMORY;
     v->allocator = a ? *a : (vki_allocator){0};
-    vki_status st = load(v, device, mmproj, out_error, error_size);
-    if (st) {
+    vki_status st = load(v, device, profile, mmproj, out_error, error_size);
+    if (st || !out_vision) {
         vki_vision_destroy(v);
         return st;
     }
     *out_vision = v;
     return VKI_OK;
+}
+
+vki_status vki_vision_load(vki_device *device, vki_gguf *mmproj, const vki_vision_desc *desc,
+                           vki_vision **out_vision, char *out_error, size_t error_size)
+{
+    if (!device) return VKI_ERROR_INVALID_ARGUMENT;
+    return create(device, NULL, mmproj, desc, out_vision, out_error, error_size);
+}
+
+vki_status vki_vision_check(const vki_profile *profile, vki_gguf *mmproj, const vki_vision_desc *desc,
+                            char *out_error, size_t error_size)
+{
+    if (!profile) return VKI_ERROR_INVALID_ARGUMENT;
+    return create(NULL, profile, mmproj, desc, NULL, out_error, error_size);
 }
 
 void vki_vision_destroy(vki_vision *v)

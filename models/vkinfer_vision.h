@@ -64,6 +64,13 @@ vki_status vki_vision_load(vki_device *device, vki_gguf *mmproj, const vki_visio
                            vki_vision **out_vision, char *out_error, size_t error_size);
 void vki_vision_destroy(vki_vision *v); // NULL does nothing
 
+/* Everything vki_vision_load does short of the device: reads and checks the metadata and
+ * tensors and builds and compiles the encoder for `profile` (any device's, or one made up), with
+ * the same failures and messages; nothing is uploaded or allocated on a device. For checking a
+ * file without a GPU, and for fuzzing the load path (tools/fuzz_mmproj.c). */
+vki_status vki_vision_check(const vki_profile *profile, vki_gguf *mmproj, const vki_vision_desc *desc,
+                            char *out_error, size_t error_size);
+
 const vki_vision_info *vki_vision_info_get(const vki_vision *v); // borrowed
 const char *vki_vision_last_error(const vki_vision *v);         // "" if none
 
@@ -75,6 +82,17 @@ uint32_t vki_vision_n_tokens(const vki_vision *v, uint32_t w, uint32_t h);
  * out_embd (F32 [n_tokens][n_embd], n_tokens = vki_vision_n_tokens). */
 vki_status vki_vision_encode(vki_vision *v, const uint8_t *rgb, uint32_t w, uint32_t h,
                              float *out_embd);
+
+/* A synthetic encoder for benchmarks: an mmproj GGUF file in memory with a released encoder's
+ * family, shapes and F16 matrices and random weights (`name`: "smolvlm-256m" — SmolVLM's SigLIP
+ * base, 512 px, projecting to SmolLM2-135M's 576 — "gemma3-4b" — SigLIP-so400m, 896 px, 256
+ * tokens of 2560 — or "smolvlm-tiny" for tests). Its speed is the real encoder's; its
+ * embeddings are noise. On success *out_bytes (free() it after vki_gguf_close) holds *out_size
+ * bytes for vki_gguf_open_memory. VKI_ERROR_NOT_FOUND lists the names for an unknown one. */
+vki_status vki_vision_synthetic(const char *name, uint64_t seed, void **out_bytes, size_t *out_size,
+                                char *out_error, size_t error_size);
+/* Synthetic encoder names by index; NULL past the last. */
+const char *vki_vision_synthetic_name(uint32_t index);
 
 #ifdef __cplusplus
 }
