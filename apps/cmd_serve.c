@@ -183,6 +183,7 @@ int vki_cmd_serve(vki_app *app, int argc, char **argv)
                               .sched = sched,
                               .model_id = model_id,
                               .n_ctx = info->n_ctx,
+                              .vision = s.vision != NULL,
                               .timeout_s = o.timeout_s};
     if ((code = vki_serve_http_start(&hd, &http)) != VKI_EXIT_OK) goto done;
     bool v6 = strchr(o.host, ':') != NULL; // a literal IPv6 address goes in brackets in a URL

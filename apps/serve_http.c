@@ -74,6 +74,7 @@ struct vki_serve_http {
     char *api_key;                  // NULL: none
     size_t api_key_len;
     uint32_t n_ctx;
+    bool vision;                    // /v1/models' modalities.vision
     int64_t created;                // start time, /v1/models' "created"
     atomic_bool stopping;
     atomic_bool started;            // past start-up: log lines go to stderr, not start_error
@@ -262,9 +263,14 @@ static enum MHD_Result send_models(request *r)
     cJSON_AddStringToObject(model, "owned_by", "vkinfer");
     cJSON *meta = cJSON_AddObjectToObject(model, "meta");
     cJSON_AddNumberToObject(meta, "n_ctx", r->h->n_ctx); // per slot
+    // What the chat page may send, named as llama.cpp's server names it in /props.
+    cJSON *modalities = cJSON_AddObjectToObject(model, "modalities");
+    cJSON_AddBoolToObject(modalities, "vision", r->h->vision);
+    cJSON_AddBoolToObject(modalities, "audio", false);
     cJSON_AddStringToObject(root, "object", "list");
     // A failed add leaves a NULL somewhere above: answer nothing rather than half an object.
-    if (!data || !meta || !cJSON_GetObjectItem(root, "object")) {
+    if (!data || !meta || !modalities || !cJSON_GetObjectItem(modalities, "audio") ||
+        !cJSON_GetObjectItem(root, "object")) {
         cJSON_Delete(root);
         return MHD_NO;
     }
@@ -848,6 +854,7 @@ int vki_serve_http_start(const vki_serve_http_desc *desc, vki_serve_http **out)
     if (!h) return vki_app_failf("out of host memory");
     h->sched = desc->sched;
     h->n_ctx = desc->n_ctx;
+    h->vision = desc->vision;
     h->created = (int64_t)time(NULL);
     h->model_id = copy_string(desc->model_id ? desc->model_id : "");
     if (desc->api_key) {

@@ -222,6 +222,7 @@ typedef struct vki_serve_http_desc {
     vki_serve_sched *sched;       // borrowed
     const char *model_id;         // the id /v1/models lists and requests may name
     uint32_t n_ctx;               // per slot, for /v1/models' meta
+    bool vision;                  // a vision encoder (--mmproj): /v1/models' modalities.vision
     uint32_t max_connections;     // 0: 64
     uint32_t timeout_s;           // idle connection timeout; 0: 60
 } vki_serve_http_desc;

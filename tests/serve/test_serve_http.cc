@@ -307,6 +307,27 @@ double Metric(const std::string &text, const std::string &series)
 
 const char *kKey = "vki-test-key-0123456789";
 
+/* With a vision encoder (--mmproj) /v1/models says so, as the chat page asks before it shows
+ * its image button: the tiny Gemma 3 of tools/gen_vision_golden.py. */
+TEST(ServeHttp, ModelsSayWhetherImagesAreAccepted)
+{
+    const std::string dir = std::string(VKI_TEST_DATA) + "/vision/";
+    Server server;
+    ASSERT_TRUE(server.Start({"-m", dir + "gemma3.text.gguf", "--mmproj", dir + "gemma3.mmproj.gguf",
+                              "--ctx", "512", "--parallel", "1"}))
+        << server.Log();
+    Response r = Http(server.port(), "GET", "/v1/models");
+    EXPECT_EQ(r.status, 200) << r.body;
+    Json models = Parse(r.body);
+    ASSERT_TRUE(models) << r.body;
+    const cJSON *model = cJSON_GetArrayItem(Get(models.get(), "data"), 0);
+    EXPECT_EQ(Str(model, "id"), "gemma3.text.gguf");
+    const cJSON *modalities = Get(model, "modalities");
+    EXPECT_TRUE(cJSON_IsTrue(Get(modalities, "vision"))) << r.body;
+    EXPECT_TRUE(cJSON_IsFalse(Get(modalities, "audio"))) << r.body;
+    STOP_SERVER(server);
+}
+
 /* ---- Refusals and the endpoints that need no model run ---------------------------------------- */
 
 TEST(ServeHttp, EndpointsAndRefusals)
@@ -341,6 +362,9 @@ TEST(ServeHttp, EndpointsAndRefusals)
     EXPECT_EQ(Str(cJSON_GetArrayItem(data, 0), "id"), server.model_id());
     EXPECT_EQ(server.model_id(), "SmolLM2-135M-Instruct.Q4_1.gguf");
     EXPECT_EQ(Str(cJSON_GetArrayItem(data, 0), "object"), "model");
+    // No --mmproj: the chat page offers no image button.
+    const cJSON *modalities = Get(cJSON_GetArrayItem(data, 0), "modalities");
+    EXPECT_TRUE(cJSON_IsFalse(Get(modalities, "vision"))) << r.body;
 
     // Unknown path 404, wrong method 405 (with Allow).
     ExpectError(Http(port, "GET", "/v1/no-such-thing", "", kKey), 404);
