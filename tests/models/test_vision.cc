@@ -349,6 +349,33 @@ TEST_F(VisionHostileTest, DamagedFilesAreRefusedWithAClearMessage)
         EXPECT_EQ(load(), c.status) << err;
         EXPECT_EQ(v, nullptr);
         EXPECT_NE(std::string(err).find(c.message), std::string::npos) << "message: " << err;
+        // The device-free check (the fuzz target's path) refuses it the same way.
+        if (file) {
+            char check_err[512] = "";
+            EXPECT_EQ(vki_vision_check(vki_device_profile(dev), file, nullptr, check_err, sizeof check_err),
+                      c.status) << check_err;
+            EXPECT_STREQ(check_err, err);
+        }
+    }
+}
+
+// vki_vision_check accepts what vki_vision_load loads, on this device's profile and on a
+// narrowed one, without touching a device.
+TEST_F(VisionTest, CheckAcceptsEveryFamilyWithoutADevice)
+{
+    for (const char *family : {"gemma3", "idefics3", "llava"}) {
+        SCOPED_TRACE(family);
+        bytes = read_file(data(std::string(family) + ".mmproj.gguf"));
+        ASSERT_FALSE(bytes.empty());
+        ASSERT_EQ(load(), VKI_OK) << err;
+        vki_narrowing n;
+        ASSERT_EQ(vki_narrowing_parse("no-fp16,no-subgroup,tuning=nvidia", &n, err, sizeof err), VKI_OK) << err;
+        vki_profile narrow;
+        ASSERT_EQ(vki_instance_device_profile(inst, 0, &n, &narrow), VKI_OK);
+        for (const vki_profile *p : {vki_device_profile(dev), (const vki_profile *)&narrow}) {
+            err[0] = 0;
+            EXPECT_EQ(vki_vision_check(p, file, nullptr, err, sizeof err), VKI_OK) << err;
+        }
     }
 }
 
