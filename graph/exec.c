@@ -107,13 +107,24 @@ vki_status vki_exec_create(vki_device *dev, const vki_plan *plan, const vki_exec
     for (uint32_t i = 0; i < plan->step_count; i++)
         if ((st = find_or_create_kernel(ex, &plan->steps[i], &ex->step_kernel[i]))) goto fail;
 
-    vki_arena_desc ad = {.kind = VKI_ARENA_ACTIVATIONS, .name = "activations"};
+    /* Every arena's block is sized to what it will hold: the default block (256 MiB) would hold
+     * that much device memory for a program of a few MiB (a text encoder, an SD pipeline's
+     * three programs: over a gigabyte of a small card). */
+    uint64_t align = vki_device_profile(dev)->storage_align > 256 ? vki_device_profile(dev)->storage_align : 256;
+    uint64_t io_bytes[2] = {0, 0}; // device, host
+    for (uint32_t id = 1; id < plan->tensor_count; id++) {
+        const vki_plan_tensor *t = &plan->tensors[id];
+        if (t->storage != VKI_STORE_EXTERNAL || t->kind == VKI_NODE_WEIGHT || t->base != id) continue;
+        io_bytes[t->bytes <= HOST_IO_LIMIT] += vki_align_up(vki_align_up(t->bytes, 16), align);
+    }
+    vki_arena_desc ad = {.kind = VKI_ARENA_ACTIVATIONS, .name = "activations",
+                         .block_size = vki_align_up(plan->stats.activation_bytes, 16)};
     if ((st = vki_arena_create(dev, &ad, &ex->activations))) goto fail;
     if (plan->stats.activation_bytes &&
         (st = vki_arena_alloc(ex->activations, plan->stats.activation_bytes, 256, &ex->arena_range)))
         goto fail;
-    vki_arena_desc dd = {.kind = VKI_ARENA_ACTIVATIONS, .name = "inputs and outputs"};
-    vki_arena_desc hd = {.kind = VKI_ARENA_HOST, .name = "host inputs and outputs"};
+    vki_arena_desc dd = {.kind = VKI_ARENA_ACTIVATIONS, .name = "inputs and outputs", .block_size = io_bytes[0]};
+    vki_arena_desc hd = {.kind = VKI_ARENA_HOST, .name = "host inputs and outputs", .block_size = io_bytes[1]};
     if ((st = vki_arena_create(dev, &dd, &ex->io_device))) goto fail;
     if ((st = vki_arena_create(dev, &hd, &ex->io_host))) goto fail;
     for (uint32_t id = 1; id < plan->tensor_count; id++) {

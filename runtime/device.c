@@ -3,6 +3,7 @@
 #include "runtime_internal.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 vki_status vki__alive(vki_device *dev)
@@ -87,6 +88,48 @@ static bool has_device_extension(const vki_instance *inst, VkPhysicalDevice phys
     return found;
 }
 
+/* "4294967296", "4G", "3500M", "512K" (binary units; "GiB"/"MiB"/"KiB" too) -> bytes; false
+ * for anything else or zero. */
+static bool parse_size(const char *text, uint64_t *out)
+{
+    if (!text || *text < '0' || *text > '9') return false;
+    uint64_t v = 0;
+    const char *c = text;
+    for (; *c >= '0' && *c <= '9'; c++) {
+        if (v > (UINT64_MAX - 9) / 10) return false;
+        v = v * 10 + (uint64_t)(*c - '0');
+    }
+    unsigned shift = 0;
+    if (*c == 'K' || *c == 'k') shift = 10;
+    else if (*c == 'M' || *c == 'm') shift = 20;
+    else if (*c == 'G' || *c == 'g') shift = 30;
+    if (shift) {
+        c++;
+        if (*c == 'i' && c[1] == 'B') c += 2;
+        else if (*c == 'B') c++;
+    }
+    if (*c || v == 0 || v > (UINT64_MAX >> shift)) return false;
+    *out = v << shift;
+    return true;
+}
+
+/* Under a memory limit device-local heaps report its size and budget (lavapipe's heap is a
+ * made-up share of system memory, so the limit may be larger), so that what sizes itself by the
+ * budget (the VAE's tiles) behaves as on a card of that size. */
+static void apply_memory_limit(vki_device *dev)
+{
+    if (!dev->memory_limit) return;
+    vki_profile *p = &dev->profile;
+    p->device_local_bytes = 0;
+    for (uint32_t h = 0; h < p->heap_count; h++) {
+        vki_heap *heap = &p->heaps[h];
+        if (!heap->device_local) continue;
+        heap->size = heap->budget = dev->memory_limit;
+        heap->usage = dev->stats.device_bytes;
+        p->device_local_bytes += heap->size;
+    }
+}
+
 vki_status vki_device_create(vki_instance *inst, const vki_device_desc *desc,
                              vki_device **out_device)
 {
@@ -115,6 +158,14 @@ vki_status vki_device_create(vki_instance *inst, const vki_device_desc *desc,
     st = vki__profile_query(inst, index, &narrowing, &dev->profile, &chain);
     if (st) goto fail_copy_error;
     vkGetPhysicalDeviceMemoryProperties(dev->physical, &dev->memory_props);
+    dev->memory_limit = desc->memory_limit;
+    const char *limit = getenv("VKI_MEMORY_LIMIT");
+    if (!dev->memory_limit && limit && *limit && !parse_size(limit, &dev->memory_limit)) {
+        st = VKI_DEV_FAIL(dev, VKI_ERROR_INVALID_ARGUMENT, "VKI_MEMORY_LIMIT=%s: want bytes, or a "
+                          "number with K, M or G (\"4G\")", limit);
+        goto fail_copy_error;
+    }
+    apply_memory_limit(dev);
 
     dev->queue_family = pick_queue_family(dev->physical);
     if (dev->queue_family == UINT32_MAX) {
@@ -214,7 +265,11 @@ vki_instance *vki_device_instance(const vki_device *dev) { return dev ? dev->ins
 
 void vki_device_refresh_budget(vki_device *dev)
 {
-    if (!dev || !dev->profile.memory_budget) return;
+    if (!dev) return;
+    if (!dev->profile.memory_budget) {
+        apply_memory_limit(dev);
+        return;
+    }
     VkPhysicalDeviceMemoryBudgetPropertiesEXT budget = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MEMORY_BUDGET_PROPERTIES_EXT};
     VkPhysicalDeviceMemoryProperties2 mp = {
@@ -224,6 +279,7 @@ void vki_device_refresh_budget(vki_device *dev)
         if (budget.heapBudget[h]) dev->profile.heaps[h].budget = budget.heapBudget[h];
         dev->profile.heaps[h].usage = budget.heapUsage[h];
     }
+    apply_memory_limit(dev);
 }
 
 void vki_device_stats_get(const vki_device *dev, vki_device_stats *out)

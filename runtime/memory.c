@@ -109,6 +109,10 @@ vki_status vki__buffer_create(vki_device *dev, uint64_t size, VkMemoryPropertyFl
         st = out_of_memory(dev, req.size, type, name, "larger than the heap");
         goto fail;
     }
+    if (dev->memory_limit && req.size > dev->memory_limit - dev->stats.device_bytes) {
+        st = out_of_memory(dev, req.size, type, name, "over the memory limit");
+        goto fail;
+    }
     if (vki__take_fault(dev, VKI_FAULT_OUT_OF_DEVICE_MEMORY)) {
         st = out_of_memory(dev, req.size, type, name, "injected by a test");
         goto fail;

@@ -106,6 +106,7 @@ struct vki_device {
     bool lost;                  // after VK_ERROR_DEVICE_LOST every call fails fast
     vki_fault fault;            // injected by tests, consumed once
     vki_device_stats stats;
+    uint64_t memory_limit;      // vki_device_desc.memory_limit or $VKI_MEMORY_LIMIT; 0: none
     char last_error[VKI_ERROR_SIZE];
 };
 

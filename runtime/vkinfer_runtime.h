@@ -330,6 +330,12 @@ typedef struct vki_device_desc {
     const char *cache_dir;         // pipeline cache folder; NULL: $XDG_CACHE_HOME/vkinfer or
                                    // ~/.cache/vkinfer; "" : no cache on disk
     uint64_t staging_size;         // staging ring bytes; 0: 32 MiB
+    uint64_t memory_limit;         // device memory this device may hold in all, to reproduce a
+                                   // smaller card (a 4 GiB GPU on lavapipe): allocations past it
+                                   // fail as out of device memory, and device-local heaps report
+                                   // this size and budget (usage: what this device holds).
+                                   // 0: $VKI_MEMORY_LIMIT (bytes, or with K, M, G: "4G",
+                                   // "3500M"), else none
 } vki_device_desc;
 
 /* The folder of vkinfer's per-user caches, where the pipeline cache goes by default and the
@@ -356,7 +362,9 @@ vki_instance *vki_device_instance(const vki_device *device);      // borrowed
 vki_status vki_device_report(vki_device *device, vki_status status, const char *fmt, ...)
     VKI_PRINTF(3, 4);
 
-/* Re-reads heap budgets and usage (VK_EXT_memory_budget) into the profile. */
+/* Re-reads heap budgets and usage (VK_EXT_memory_budget) into the profile. Under a memory
+ * limit (vki_device_desc.memory_limit), device-local heaps' budgets are the limit and
+ * their usage is what this device holds. */
 void vki_device_refresh_budget(vki_device *device);
 
 typedef struct vki_device_stats {
