@@ -210,6 +210,11 @@ static void parameters_text(char *buf, size_t n, const options *o, const vki_sd_
         k += snprintf(buf + k, n - (size_t)k, ", Denoising strength: %g", p->strength);
     if (o->clip_skip > 1 && k > 0 && (size_t)k < n)
         k += snprintf(buf + k, n - (size_t)k, ", Clip skip: %u", o->clip_skip);
+    /* The weights the image was computed with when --type converted them ("Type: q8_0", sd.cpp's
+     * --type value): a q4_0 image differs from the stored weights' one. Neither A1111 nor sd.cpp
+     * (0.4.7) writes this; readers of the format skip keys they do not know. */
+    if (o->weight_type && k > 0 && (size_t)k < n)
+        k += snprintf(buf + k, n - (size_t)k, ", Type: %s", vki_dtype_get(o->weight_type)->name);
     if (k > 0 && (size_t)k < n) snprintf(buf + k, n - (size_t)k, ", Version: vkinfer %s", VKI_VERSION_STRING);
 }
 
@@ -347,10 +352,11 @@ int vki_cmd_imagegen(vki_app *app, int argc, char **argv)
             break;
         }
         const vki_sd_timings *t = vki_sd_timings_get(sd);
-        fprintf(stderr, "vkinfer: text %.2f s, %u steps in %.2f s (%.2f s/step), VAE %.2f s, "
-                "image %.2f s, device memory %.0f MiB\n", t->text_s, t->steps, t->sample_s,
-                t->steps ? t->sample_s / t->steps : 0, t->vae_s, t->total_s,
-                t->peak_device_bytes / 1048576.0);
+        fprintf(stderr, "vkinfer: text %.2f s, %u steps in %.2f s (%.2f s/step), VAE %.2f s%s, "
+                "image %.2f s, device memory %.0f MiB at its peak\n", t->text_s, t->steps, t->sample_s,
+                t->steps ? t->sample_s / t->steps : 0, t->vae_s,
+                t->vae_tile < p.width / 8 || t->vae_tile < p.height / 8 ? " (tiled)" : "", t->total_s,
+                t->device_peak_bytes / 1048576.0);
         const uint8_t *image = rgb;
         uint32_t w = p.width, h = p.height;
         if (up) {

@@ -162,6 +162,12 @@ TEST_F(ImagegenCli, WeightTypeConvertsAtLoad)
     ASSERT_GT(q.size(), 100u);
     EXPECT_EQ(q.compare(0, 8, "\x89PNG\r\n\x1a\n"), 0);
     EXPECT_NE(r.err.find("on the device as q8_0"), std::string::npos) << r.err;
+    // The PNG says which weights made it; without --type, nothing is said.
+    EXPECT_NE(q.find(", Type: q8_0, Version: vkinfer"), std::string::npos);
+    ASSERT_EQ(RunImagegen(base() + "-p fox -o '" + dir + "/s.png'").code, 0);
+    std::string s = Slurp(dir + "/s.png");
+    EXPECT_NE(s.find("Model: tiny.safetensors, Version: vkinfer"), std::string::npos);
+    EXPECT_EQ(s.find("Type: "), std::string::npos);
     for (const char *bad : {"q5_0", "F16", "fp16"}) {
         r = RunImagegen(base() + "-p fox --type " + bad + " -o '" + dir + "/bad.png'");
         EXPECT_EQ(r.code, 2) << bad;
