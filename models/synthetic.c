@@ -2,7 +2,7 @@
  * random weights in its storage types, for benchmarks where the real file cannot go (a GPU
  * machine without network, a vendor comparison without downloads). Speed depends on the shapes
  * and types only; the text such a model writes is noise. */
-#include "vkinfer_models.h"
+#include "gguf_writer_internal.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -90,39 +90,7 @@ const char *vki_llm_synthetic_name(uint32_t index)
     return index < ENTRY_COUNT ? entries[index].name : NULL;
 }
 
-typedef struct writer {
-    uint8_t *p;    // NULL while measuring
-    size_t n;
-    uint64_t rng;
-} writer;
-
-static void put(writer *w, const void *src, size_t n)
-{
-    if (w->p) memcpy(w->p + w->n, src, n);
-    w->n += n;
-}
-static void put_u32(writer *w, uint32_t v) { put(w, &v, 4); } // GGUF is little-endian, as are
-static void put_u64(writer *w, uint64_t v) { put(w, &v, 8); } // the hosts vkinfer runs on
-static void put_str(writer *w, const char *s)
-{
-    put_u64(w, strlen(s));
-    put(w, s, strlen(s));
-}
-static void kv_str(writer *w, const char *k, const char *v) { put_str(w, k), put_u32(w, 8), put_str(w, v); }
-static void kv_u32(writer *w, const char *k, uint32_t v) { put_str(w, k), put_u32(w, 4), put_u32(w, v); }
-static void kv_f32(writer *w, const char *k, float v) { put_str(w, k), put_u32(w, 6), put(w, &v, 4); }
-
-static uint64_t next(writer *w) // xorshift64*
-{
-    w->rng ^= w->rng >> 12, w->rng ^= w->rng << 25, w->rng ^= w->rng >> 27;
-    return w->rng * 0x2545F4914F6CDD1Dull;
-}
-
-typedef struct tensor {
-    char name[48];
-    uint32_t type, n_dims;
-    uint64_t ne[3], bytes, offset; // ne[2]: experts of a stacked expert tensor (n_dims 3)
-} tensor;
+typedef vki_gguf_wtensor tensor;
 
 static uint64_t type_bytes(uint32_t type, uint64_t n)
 {
@@ -141,8 +109,9 @@ static uint64_t type_bytes(uint32_t type, uint64_t n)
  * f32 tensors (norm weights) are ones. Quantised blocks get fixed scales and random quants:
  * q8_0 d = 2^-8, q4_0 2^-7, q4_1 2^-7 and m = -0.15, q4_K d = dmin = 2^-14 (6-bit sub-block
  * scales up to 63, so |w| < 0.06), q6_K d = 2^-14 (8-bit sub-block scales). */
-static void fill(writer *w, const tensor *t)
+static void fill(vki_gguf_writer *w, const tensor *t, const void *user)
 {
+    (void)user;
     uint64_t n = t->ne[0] * t->ne[1] * (t->n_dims == 3 ? t->ne[2] : 1);
     uint8_t *d = w->p + w->n;
     if (t->type == T_F32) {
@@ -152,8 +121,7 @@ static void fill(writer *w, const tensor *t)
     }
     if (t->type == T_F16) { // random sign and mantissa, magnitude 2^-7 .. 2^-3
         for (uint64_t i = 0; i < n; i++) {
-            uint64_t r = next(w);
-            uint16_t h = (uint16_t)((r & 0x8000) | ((8 + (r >> 16) % 4) << 10) | ((r >> 20) & 0x3FF));
+            uint16_t h = vki__gw_random_f16(w);
             memcpy(d + 2 * i, &h, 2);
         }
         return;
@@ -170,7 +138,7 @@ static void fill(writer *w, const tensor *t)
     for (uint64_t b = 0; b < n / block; b++) {
         uint8_t *blk = d + b * bb;
         for (uint32_t i = head; i < bb - tail; i += 8) {
-            uint64_t r = next(w);
+            uint64_t r = vki__gw_random(w);
             memcpy(blk + i, &r, bb - tail - i < 8 ? bb - tail - i : 8);
         }
         memcpy(head ? blk : blk + bb - tail, dm, head ? head : tail);
@@ -210,22 +178,68 @@ static size_t token_text(uint32_t i, uint32_t n_vocab, char out[24])
 
 /* A byte-level BPE vocabulary of n_vocab tokens and no merges: llama.cpp and vkinfer load it;
  * text becomes byte tokens, which is all a benchmark needs. */
-static void put_vocab(writer *w, uint32_t n_vocab)
+static void put_vocab(vki_gguf_writer *w, uint32_t n_vocab)
 {
-    kv_str(w, "tokenizer.ggml.model", "gpt2");
-    kv_str(w, "tokenizer.ggml.pre", "default");
-    put_str(w, "tokenizer.ggml.tokens"), put_u32(w, 9), put_u32(w, 8), put_u64(w, n_vocab);
+    enum { ARRAY = 9, I32 = 5, STRING = 8 }; // GGUF value types
+    vki__gw_kv_str(w, "tokenizer.ggml.model", "gpt2");
+    vki__gw_kv_str(w, "tokenizer.ggml.pre", "default");
+    vki__gw_str(w, "tokenizer.ggml.tokens"), vki__gw_u32(w, ARRAY), vki__gw_u32(w, STRING);
+    vki__gw_u64(w, n_vocab);
     for (uint32_t i = 0; i < n_vocab; i++) {
         char text[24];
         size_t len = token_text(i, n_vocab, text);
-        put_u64(w, len);
-        put(w, text, len);
+        vki__gw_u64(w, len);
+        vki__gw_put(w, text, len);
     }
-    put_str(w, "tokenizer.ggml.token_type"), put_u32(w, 9), put_u32(w, 5), put_u64(w, n_vocab);
-    for (uint32_t i = 0; i < n_vocab; i++) put_u32(w, i >= n_vocab - 2 ? 3 : 1); // 3: control
-    put_str(w, "tokenizer.ggml.merges"), put_u32(w, 9), put_u32(w, 8), put_u64(w, 0);
-    kv_u32(w, "tokenizer.ggml.bos_token_id", n_vocab - 2);
-    kv_u32(w, "tokenizer.ggml.eos_token_id", n_vocab - 1);
+    vki__gw_str(w, "tokenizer.ggml.token_type"), vki__gw_u32(w, ARRAY), vki__gw_u32(w, I32);
+    vki__gw_u64(w, n_vocab);
+    for (uint32_t i = 0; i < n_vocab; i++) vki__gw_u32(w, i >= n_vocab - 2 ? 3 : 1); // 3: control
+    vki__gw_str(w, "tokenizer.ggml.merges"), vki__gw_u32(w, ARRAY), vki__gw_u32(w, STRING);
+    vki__gw_u64(w, 0);
+    vki__gw_kv_u32(w, "tokenizer.ggml.bos_token_id", n_vocab - 2);
+    vki__gw_kv_u32(w, "tokenizer.ggml.eos_token_id", n_vocab - 1);
+}
+
+/* What the metadata of a file needs: its shape, name and mix. */
+typedef struct synthetic_file {
+    const synthetic_shape *s;
+    const char *name;
+} synthetic_file;
+
+static void put_kv(vki_gguf_writer *w, const void *user)
+{
+    const synthetic_file *f = user;
+    const synthetic_shape *s = f->s;
+    const char *arch = s->arch ? s->arch : "llama";
+    char key[64];
+    vki__gw_kv_str(w, "general.architecture", arch);
+    vki__gw_kv_str(w, "general.name", f->name);
+    vki__gw_kv_u32(w, "general.alignment", 32);
+#define KU(K, V) (snprintf(key, sizeof key, "%s.%s", arch, K), vki__gw_kv_u32(w, key, V))
+#define KF(K, V) (snprintf(key, sizeof key, "%s.%s", arch, K), vki__gw_kv_f32(w, key, V))
+    KU("block_count", s->n_layer);
+    KU("embedding_length", s->n_embd);
+    KU("feed_forward_length", s->n_ff);
+    KU("attention.head_count", s->n_head);
+    KU("attention.head_count_kv", s->n_head_kv);
+    KU("context_length", s->n_ctx);
+    KU("vocab_size", s->n_vocab);
+    KU("rope.dimension_count", s->n_embd / s->n_head);
+    if (s->n_expert) {
+        KU("expert_count", s->n_expert);
+        KU("expert_used_count", s->n_expert_used);
+    }
+    if (s->granite) { // granite-3.0-1b-a400m's multipliers
+        KF("embedding_scale", 12.0f);
+        KF("residual_scale", 0.22f);
+        KF("attention.scale", 0.015625f);
+        KF("logit_scale", 6.0f);
+    }
+    KF("rope.freq_base", s->rope_base);
+    KF("attention.layer_norm_rms_epsilon", 1e-5f);
+#undef KU
+#undef KF
+    put_vocab(w, s->n_vocab); // 7 keys
 }
 
 vki_status vki_llm_synthetic(const char *name, uint64_t seed, void **out_bytes, size_t *out_size,
@@ -290,71 +304,9 @@ vki_status vki_llm_synthetic(const char *name, uint64_t seed, void **out_bytes, 
         T(more, s->n_ff, s->n_embd, "blk.%u.ffn_down.weight", l);
     }
 #undef T
-    uint64_t data = 0;
-    for (uint32_t i = 0; i < count; i++) {
-        ts[i].offset = data;
-        data = (data + ts[i].bytes + 31) / 32 * 32;
-    }
-    writer w = {.rng = seed ? seed : 0x9E3779B97F4A7C15ull};
-    for (int pass = 0; pass < 2; pass++) { // measure, then write
-        w.n = 0;
-        put_u32(&w, 0x46554747); // "GGUF"
-        put_u32(&w, 3);
-        put_u64(&w, count);
-        const char *arch = s->arch ? s->arch : "llama";
-        put_u64(&w, 20 + (s->n_expert ? 2 : 0) + (s->granite ? 4 : 0));
-        char key[64];
-        kv_str(&w, "general.architecture", arch);
-        kv_str(&w, "general.name", e->name);
-        kv_u32(&w, "general.alignment", 32);
-#define KU(K, V) (snprintf(key, sizeof key, "%s.%s", arch, K), kv_u32(&w, key, V))
-#define KF(K, V) (snprintf(key, sizeof key, "%s.%s", arch, K), kv_f32(&w, key, V))
-        KU("block_count", s->n_layer);
-        KU("embedding_length", s->n_embd);
-        KU("feed_forward_length", s->n_ff);
-        KU("attention.head_count", s->n_head);
-        KU("attention.head_count_kv", s->n_head_kv);
-        KU("context_length", s->n_ctx);
-        KU("vocab_size", s->n_vocab);
-        KU("rope.dimension_count", hd);
-        if (s->n_expert) {
-            KU("expert_count", s->n_expert);
-            KU("expert_used_count", s->n_expert_used);
-        }
-        if (s->granite) { // granite-3.0-1b-a400m's multipliers
-            KF("embedding_scale", 12.0f);
-            KF("residual_scale", 0.22f);
-            KF("attention.scale", 0.015625f);
-            KF("logit_scale", 6.0f);
-        }
-        KF("rope.freq_base", s->rope_base);
-        KF("attention.layer_norm_rms_epsilon", 1e-5f);
-#undef KU
-#undef KF
-        put_vocab(&w, s->n_vocab); // 7 keys
-        for (uint32_t i = 0; i < count; i++) {
-            put_str(&w, ts[i].name);
-            put_u32(&w, ts[i].n_dims);
-            for (uint32_t d = 0; d < ts[i].n_dims; d++) put_u64(&w, ts[i].ne[d]); // n_dims <= 3
-            put_u32(&w, ts[i].type);
-            put_u64(&w, ts[i].offset);
-        }
-        size_t head = (w.n + 31) / 32 * 32;
-        if (pass == 0) {
-            w.p = calloc(1, head + data);
-            if (!w.p) {
-                free(ts);
-                return VKI_ERROR_OUT_OF_HOST_MEMORY;
-            }
-            continue;
-        }
-        for (uint32_t i = 0; i < count; i++) {
-            w.n = head + ts[i].offset;
-            fill(&w, &ts[i]);
-        }
-        *out_size = head + data;
-    }
+    synthetic_file file = {.s = s, .name = e->name};
+    uint64_t n_kv = 20 + (s->n_expert ? 2 : 0) + (s->granite ? 4 : 0);
+    vki_status st = vki__gguf_write(ts, count, n_kv, put_kv, fill, &file, seed, out_bytes, out_size);
     free(ts);
-    *out_bytes = w.p;
-    return VKI_OK;
+    return st;
 }

@@ -3,7 +3,7 @@
  * `vkinfer bench vision` where the real file cannot go, and for running llama.cpp's
  * llama-mtmd-cli on the very same file (--save). Speed depends on the shapes and types only;
  * the embeddings are noise. */
-#include "vkinfer_models.h"
+#include "gguf_writer_internal.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -35,57 +35,15 @@ const char *vki_vision_synthetic_name(uint32_t index)
     return index < SHAPE_COUNT ? shapes[index].name : NULL;
 }
 
-enum { T_F32 = 0, T_F16 = 1 };                            // ggml type codes
-enum { G_U32 = 4, G_F32 = 6, G_BOOL = 7, G_STR = 8, G_ARR = 9 }; // GGUF value types
+enum { T_F32 = 0, T_F16 = 1 }; // ggml type codes
 
-typedef struct writer {
-    uint8_t *p; // NULL while measuring
-    size_t n;
-    uint64_t rng;
-} writer;
-
-static void put(writer *w, const void *src, size_t n)
-{
-    if (w->p) memcpy(w->p + w->n, src, n);
-    w->n += n;
-}
-static void put_u32(writer *w, uint32_t v) { put(w, &v, 4); } // GGUF is little-endian, as are
-static void put_u64(writer *w, uint64_t v) { put(w, &v, 8); } // the hosts vkinfer runs on
-static void put_str(writer *w, const char *s)
-{
-    put_u64(w, strlen(s));
-    put(w, s, strlen(s));
-}
-static void kv_str(writer *w, const char *k, const char *v) { put_str(w, k), put_u32(w, G_STR), put_str(w, v); }
-static void kv_u32(writer *w, const char *k, uint32_t v) { put_str(w, k), put_u32(w, G_U32), put_u32(w, v); }
-static void kv_f32(writer *w, const char *k, float v) { put_str(w, k), put_u32(w, G_F32), put(w, &v, 4); }
-static void kv_bool(writer *w, const char *k, bool v)
-{
-    uint8_t b = v;
-    put_str(w, k), put_u32(w, G_BOOL), put(w, &b, 1);
-}
-static void kv_rgb(writer *w, const char *k, float v)
-{
-    put_str(w, k), put_u32(w, G_ARR), put_u32(w, G_F32), put_u64(w, 3);
-    for (int i = 0; i < 3; i++) put(w, &v, 4);
-}
-
-static uint64_t next(writer *w) // xorshift64*
-{
-    w->rng ^= w->rng >> 12, w->rng ^= w->rng << 25, w->rng ^= w->rng >> 27;
-    return w->rng * 0x2545F4914F6CDD1Dull;
-}
-
-typedef struct tensor {
-    char name[48];
-    uint32_t type, n_dims;
-    uint64_t ne[4], bytes, offset;
-} tensor;
+typedef vki_gguf_wtensor tensor;
 
 /* F16: random sign and mantissa, magnitude 2^-7 .. 2^-3 (as the LLM writer's), so that
  * activations stay finite through the layers; F32: norm weights one, biases zero. */
-static void fill(writer *w, const tensor *t)
+static void fill(vki_gguf_writer *w, const tensor *t, const void *user)
 {
+    (void)user;
     uint64_t n = t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3];
     uint8_t *d = w->p + w->n;
     if (t->type == T_F32) {
@@ -94,10 +52,35 @@ static void fill(writer *w, const tensor *t)
         return;
     }
     for (uint64_t i = 0; i < n; i++) {
-        uint64_t r = next(w);
-        uint16_t h = (uint16_t)((r & 0x8000) | ((8 + (r >> 16) % 4) << 10) | ((r >> 20) & 0x3FF));
+        uint16_t h = vki__gw_random_f16(w);
         memcpy(d + 2 * i, &h, 2);
     }
+}
+
+static void put_kv(vki_gguf_writer *w, const void *user)
+{
+    const vision_shape *s = user;
+    const float mean[3] = {s->mean, s->mean, s->mean}, std[3] = {s->std, s->std, s->std};
+    vki__gw_kv_str(w, "general.architecture", "clip");
+    vki__gw_kv_str(w, "general.name", s->name);
+    vki__gw_kv_u32(w, "general.alignment", 32);
+    vki__gw_kv_u32(w, "general.file_type", 1); // mostly F16
+    vki__gw_kv_bool(w, "clip.has_vision_encoder", true);
+    vki__gw_kv_bool(w, "clip.has_text_encoder", false);
+    vki__gw_kv_str(w, "clip.projector_type", s->projector);
+    vki__gw_kv_bool(w, "clip.use_gelu", true); // SigLIP's gelu_pytorch_tanh
+    vki__gw_kv_u32(w, "clip.vision.image_size", s->image_size);
+    vki__gw_kv_u32(w, "clip.vision.patch_size", s->patch_size);
+    vki__gw_kv_u32(w, "clip.vision.embedding_length", s->width);
+    vki__gw_kv_u32(w, "clip.vision.feed_forward_length", s->n_ff);
+    vki__gw_kv_u32(w, "clip.vision.projection_dim", s->n_embd);
+    vki__gw_kv_u32(w, "clip.vision.block_count", s->n_layer);
+    vki__gw_kv_u32(w, "clip.vision.attention.head_count", s->n_head);
+    vki__gw_kv_f32(w, "clip.vision.attention.layer_norm_epsilon", 1e-6f);
+    vki__gw_kv_u32(w, "clip.vision.projector.scale_factor", s->scale);
+    vki__gw_kv_f32_array(w, "clip.vision.image_mean", mean, 3);
+    vki__gw_kv_f32_array(w, "clip.vision.image_std", std, 3);
+    vki__gw_kv_bool(w, "clip.use_silu", false);
 }
 
 vki_status vki_vision_synthetic(const char *name, uint64_t seed, void **out_bytes, size_t *out_size,
@@ -157,61 +140,7 @@ vki_status vki_vision_synthetic(const char *name, uint64_t seed, void **out_byte
         T(T_F16, (uint64_t)w * s->scale * s->scale, s->n_embd, 1, 1, "mm.model.fc.weight");
     }
 #undef T
-    uint64_t data = 0;
-    for (uint32_t i = 0; i < count; i++) {
-        ts[i].offset = data;
-        data = (data + ts[i].bytes + 31) / 32 * 32;
-    }
-    writer wr = {.rng = seed ? seed : 0x9E3779B97F4A7C15ull};
-    for (int pass = 0; pass < 2; pass++) { // measure, then write
-        wr.n = 0;
-        put_u32(&wr, 0x46554747); // "GGUF"
-        put_u32(&wr, 3);
-        put_u64(&wr, count);
-        put_u64(&wr, 20);
-        kv_str(&wr, "general.architecture", "clip");
-        kv_str(&wr, "general.name", s->name);
-        kv_u32(&wr, "general.alignment", 32);
-        kv_u32(&wr, "general.file_type", 1); // mostly F16
-        kv_bool(&wr, "clip.has_vision_encoder", true);
-        kv_bool(&wr, "clip.has_text_encoder", false);
-        kv_str(&wr, "clip.projector_type", s->projector);
-        kv_bool(&wr, "clip.use_gelu", true); // SigLIP's gelu_pytorch_tanh
-        kv_u32(&wr, "clip.vision.image_size", s->image_size);
-        kv_u32(&wr, "clip.vision.patch_size", s->patch_size);
-        kv_u32(&wr, "clip.vision.embedding_length", w);
-        kv_u32(&wr, "clip.vision.feed_forward_length", s->n_ff);
-        kv_u32(&wr, "clip.vision.projection_dim", s->n_embd);
-        kv_u32(&wr, "clip.vision.block_count", s->n_layer);
-        kv_u32(&wr, "clip.vision.attention.head_count", s->n_head);
-        kv_f32(&wr, "clip.vision.attention.layer_norm_epsilon", 1e-6f);
-        kv_u32(&wr, "clip.vision.projector.scale_factor", s->scale);
-        kv_rgb(&wr, "clip.vision.image_mean", s->mean);
-        kv_rgb(&wr, "clip.vision.image_std", s->std);
-        kv_bool(&wr, "clip.use_silu", false);
-        for (uint32_t i = 0; i < count; i++) {
-            put_str(&wr, ts[i].name);
-            put_u32(&wr, ts[i].n_dims);
-            for (uint32_t d = 0; d < ts[i].n_dims; d++) put_u64(&wr, ts[i].ne[d]);
-            put_u32(&wr, ts[i].type);
-            put_u64(&wr, ts[i].offset);
-        }
-        size_t head = (wr.n + 31) / 32 * 32;
-        if (pass == 0) {
-            wr.p = calloc(1, head + data);
-            if (!wr.p) {
-                free(ts);
-                return VKI_ERROR_OUT_OF_HOST_MEMORY;
-            }
-            continue;
-        }
-        for (uint32_t i = 0; i < count; i++) {
-            wr.n = head + ts[i].offset;
-            fill(&wr, &ts[i]);
-        }
-        *out_size = head + data;
-    }
+    vki_status st = vki__gguf_write(ts, count, 20, put_kv, fill, s, seed, out_bytes, out_size);
     free(ts);
-    *out_bytes = wr.p;
-    return VKI_OK;
+    return st;
 }
