@@ -7,6 +7,8 @@
 #include <cjson/cJSON.h>
 #include <gtest/gtest.h>
 
+#include "cli_run.h"
+
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -22,62 +24,8 @@
 
 namespace {
 
-struct CliRun {
-    int code = -1;
-    std::string out, err;
-};
-
-std::string Slurp(FILE *f)
-{
-    std::string s;
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0) s.append(buf, n);
-    return s;
-}
-
-// A scratch directory for this test binary, removed by nobody: /tmp is cleaned by the system.
-std::string Scratch(const std::string &name)
-{
-    static std::string dir;
-    if (dir.empty()) {
-        char tmpl[] = "/tmp/vki_bench_output_XXXXXX";
-        const char *d = mkdtemp(tmpl);
-        dir = d ? d : "/tmp";
-    }
-    return dir + "/" + name;
-}
-
-CliRun Vkinfer(const std::string &args)
-{
-    CliRun r;
-    std::string err_path = Scratch("stderr.txt");
-    std::string validation = getenv("VKI_VALIDATION") ? "" : "VKI_VALIDATION=1 ";
-    std::string cmd = validation + "'" VKINFER_EXE "' " + args + " 2>'" + err_path + "'";
-    FILE *p = popen(cmd.c_str(), "r");
-    if (p) {
-        r.out = Slurp(p);
-        int status = pclose(p);
-        r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    }
-    if (FILE *e = fopen(err_path.c_str(), "r")) {
-        r.err = Slurp(e);
-        fclose(e);
-    }
-    return r;
-}
-
-void WriteFile(const std::string &path, const std::string &bytes)
-{
-    std::ofstream f(path, std::ios::binary | std::ios::trunc);
-    f.write(bytes.data(), (std::streamsize)bytes.size());
-}
-
 const char *kRuntime = "bench runtime --reps 2 --transfer-mib 1 --copy-mib 2";
 
-using Json = std::unique_ptr<cJSON, decltype(&cJSON_Delete)>;
-Json Parse(const std::string &text) { return Json(cJSON_Parse(text.c_str()), cJSON_Delete); }
-const cJSON *Get(const cJSON *o, const char *k) { return cJSON_GetObjectItemCaseSensitive(o, k); }
 std::string Str(const cJSON *o, const char *k)
 {
     const cJSON *v = Get(o, k);

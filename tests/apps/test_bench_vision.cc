@@ -4,6 +4,8 @@
 #include <cjson/cJSON.h>
 #include <gtest/gtest.h>
 
+#include "cli_run.h"
+
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
@@ -14,44 +16,10 @@
 
 namespace {
 
-struct Result {
-    int code = -1;
-    std::string out, err;
-};
+using Result = CliRun;
 
-std::string ReadAll(FILE *f)
-{
-    std::string s;
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0) s.append(buf, n);
-    return s;
-}
+Result RunCli(const std::string &args) { return Vkinfer(args); }
 
-Result RunCli(const std::string &args)
-{
-    Result r;
-    char err_path[] = "/tmp/vki_bench_vision_stderr_XXXXXX";
-    int fd = mkstemp(err_path);
-    if (fd < 0) return r;
-    close(fd);
-    std::string validation = getenv("VKI_VALIDATION") ? "" : "VKI_VALIDATION=1 ";
-    std::string cmd = validation + " '" VKINFER_EXE "' " + args + " 2>" + err_path;
-    FILE *p = popen(cmd.c_str(), "r");
-    if (p) {
-        r.out = ReadAll(p);
-        int status = pclose(p);
-        r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    }
-    if (FILE *e = fopen(err_path, "r")) {
-        r.err = ReadAll(e);
-        fclose(e);
-    }
-    unlink(err_path);
-    return r;
-}
-
-using Json = std::unique_ptr<cJSON, decltype(&cJSON_Delete)>;
 
 double Number(const cJSON *obj, const char *key)
 {

@@ -7,6 +7,8 @@
 #include <cjson/cJSON.h>
 #include <gtest/gtest.h>
 
+#include "cli_run.h"
+
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -20,62 +22,11 @@
 
 namespace {
 
-struct CliRun {
-    int code = -1;
-    std::string out, err;
-};
-
-std::string Slurp(FILE *f)
-{
-    std::string s;
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0) s.append(buf, n);
-    return s;
-}
-
-std::string ReadFile(const std::string &path)
-{
-    std::ifstream f(path, std::ios::binary);
-    return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-}
-
-void WriteFile(const std::string &path, const std::string &bytes)
-{
-    std::ofstream f(path, std::ios::binary | std::ios::trunc);
-    f.write(bytes.data(), (std::streamsize)bytes.size());
-}
-
-std::string Scratch(const std::string &name)
-{
-    static std::string dir;
-    if (dir.empty()) {
-        char tmpl[] = "/tmp/vki_bench_workload_XXXXXX";
-        const char *d = mkdtemp(tmpl);
-        dir = d ? d : "/tmp";
-    }
-    return dir + "/" + name;
-}
-
+// The environment of every run here: validation on (unless set), the default model hidden.
 std::string Env() { return std::string(getenv("VKI_VALIDATION") ? "" : "VKI_VALIDATION=1 ") + "VKI_MODEL_DIR=/nonexistent "; }
 
-CliRun Vkinfer(const std::string &args)
-{
-    CliRun r;
-    std::string err_path = Scratch("stderr.txt");
-    std::string cmd = Env() + "'" VKINFER_EXE "' " + args + " 2>'" + err_path + "'";
-    if (FILE *p = popen(cmd.c_str(), "r")) {
-        r.out = Slurp(p);
-        int status = pclose(p);
-        r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    }
-    r.err = ReadFile(err_path);
-    return r;
-}
+CliRun VkinferNoModel(const std::string &args) { return Vkinfer(args, "VKI_MODEL_DIR=/nonexistent"); }
 
-using Json = std::unique_ptr<cJSON, decltype(&cJSON_Delete)>;
-Json Parse(const std::string &text) { return Json(cJSON_Parse(text.c_str()), cJSON_Delete); }
-const cJSON *Get(const cJSON *o, const char *k) { return cJSON_GetObjectItemCaseSensitive(o, k); }
 std::string Str(const cJSON *o, const char *k)
 {
     const cJSON *v = Get(o, k);
@@ -133,7 +84,7 @@ const std::string &LlmTinyJson()
 {
     static std::string text;
     if (text.empty()) {
-        CliRun r = Vkinfer("bench --workload llm-v1-tiny --reps 3 -o json");
+        CliRun r = VkinferNoModel("bench --workload llm-v1-tiny --reps 3 -o json");
         EXPECT_EQ(r.code, 0) << r.err;
         text = r.out;
     }
@@ -145,7 +96,7 @@ const std::string &OpsTinyJson()
 {
     static std::string text;
     if (text.empty()) {
-        CliRun r = Vkinfer("bench --workload ops-v1-tiny --reps 2 -o json");
+        CliRun r = VkinferNoModel("bench --workload ops-v1-tiny --reps 2 -o json");
         EXPECT_EQ(r.code, 0) << r.err;
         text = r.out;
     }
@@ -217,7 +168,7 @@ TEST(BenchWorkload, RoundTripsThroughCompare)
 {
     std::string json = Scratch("tiny.json"), jsonl = Scratch("tiny.jsonl");
     WriteFile(json, OpsTinyJson());
-    CliRun conv = Vkinfer("bench convert '" + json + "' -o jsonl");
+    CliRun conv = VkinferNoModel("bench convert '" + json + "' -o jsonl");
     ASSERT_EQ(conv.code, 0) << conv.err;
     WriteFile(jsonl, conv.out);
     Json j = Parse(OpsTinyJson());
@@ -225,7 +176,7 @@ TEST(BenchWorkload, RoundTripsThroughCompare)
     const cJSON *results = Get(j.get(), "results");
     ASSERT_GT(cJSON_GetArraySize(results), 3);
 
-    CliRun csv = Vkinfer("bench compare -o csv '" + json + "' '" + jsonl + "'");
+    CliRun csv = VkinferNoModel("bench compare -o csv '" + json + "' '" + jsonl + "'");
     ASSERT_EQ(csv.code, 0) << csv.err;
     EXPECT_EQ(csv.err.find("different workloads"), std::string::npos) << csv.err;
     bool ok = false;
@@ -255,7 +206,7 @@ TEST(BenchWorkload, RoundTripsThroughCompare)
     for (size_t at; (at = other.find(from)) != std::string::npos;) other.replace(at, from.size(), "\"ops-v0\"");
     std::string other_path = Scratch("other.json");
     WriteFile(other_path, other);
-    CliRun md = Vkinfer("bench compare '" + json + "' '" + other_path + "'");
+    CliRun md = VkinferNoModel("bench compare '" + json + "' '" + other_path + "'");
     ASSERT_EQ(md.code, 0) << md.err;
     EXPECT_NE(md.err.find("different workloads"), std::string::npos) << md.err;
     std::string first = "| ops | " + Str(cJSON_GetArrayItem(results, 0), "test") + " | " +
@@ -277,7 +228,7 @@ TEST(BenchWorkload, CompareCsvAgainstLlamaBench)
     std::string llama_path = VKI_TEST_DATA "/bench/llama_bench_sample.json";
     Json llama = Parse(ReadFile(llama_path));
     ASSERT_TRUE(llama);
-    CliRun r = Vkinfer("bench compare -o csv '" + ours + "' '" + llama_path + "'");
+    CliRun r = VkinferNoModel("bench compare -o csv '" + ours + "' '" + llama_path + "'");
     ASSERT_EQ(r.code, 0) << r.err;
     EXPECT_NE(r.err.find("different workloads"), std::string::npos) << r.err; // llama.cpp has none
     bool ok = false;
@@ -302,7 +253,7 @@ TEST(BenchWorkload, CompareCsvAgainstLlamaBench)
         EXPECT_NEAR(std::stod(rows[1 + i][8]), avg / e.value, 1e-9);
         EXPECT_EQ(rows[1 + i][9], overlap ? "1" : "0") << e.test;
     }
-    EXPECT_EQ(Vkinfer("bench compare -o xml '" + ours + "' '" + ours + "'").code, 2);
+    EXPECT_EQ(VkinferNoModel("bench compare -o xml '" + ours + "' '" + ours + "'").code, 2);
 }
 
 TEST(BenchWorkload, OpsTinyIsTheFilteredTable)
@@ -321,7 +272,7 @@ TEST(BenchWorkload, OpsTinyIsTheFilteredTable)
 // minutes on lavapipe: sd-v1-tiny is for a device).
 TEST(BenchWorkload, SdSkipsWhatCannotRun)
 {
-    CliRun r = Vkinfer("bench --workload sd-v1-tiny -o json");
+    CliRun r = VkinferNoModel("bench --workload sd-v1-tiny -o json");
     ASSERT_EQ(r.code, 0) << r.err;
     Json j = Parse(r.out);
     ASSERT_TRUE(j) << r.out;
@@ -338,12 +289,12 @@ TEST(BenchWorkload, FixedOptionsAreUsageErrors)
     for (const char *args : {"--workload llm-v1 -p 64", "--workload llm-v1 --ctx=64",
                              "--workload sd-v1 --steps 2", "--workload ops-v1 --filter x",
                              "ops --workload llm-v1", "--workload llm-v9", "--workload"}) {
-        CliRun r = Vkinfer(std::string("bench ") + args);
+        CliRun r = VkinferNoModel(std::string("bench ") + args);
         EXPECT_EQ(r.code, 2) << args << ": " << r.err;
         EXPECT_NE(r.err.find("workload"), std::string::npos) << args << ": " << r.err;
         EXPECT_TRUE(r.out.empty()) << args;
     }
-    CliRun help = Vkinfer("bench --help");
+    CliRun help = VkinferNoModel("bench --help");
     ASSERT_EQ(help.code, 0);
     for (const char *name : {"llm-v1 ", "sd-v1 ", "ops-v1 ", "llm-v1-tiny"})
         EXPECT_NE(help.out.find(name), std::string::npos) << name;
@@ -353,7 +304,7 @@ TEST(BenchWorkload, FixedOptionsAreUsageErrors)
 TEST(BenchProgress, OnlyOnATerminalAndNeverInTheJson)
 {
     // Not a terminal (a file): no progress line, and the JSON is the whole of stdout.
-    CliRun peak = Vkinfer("bench peak --reps 1 -o json");
+    CliRun peak = VkinferNoModel("bench peak --reps 1 -o json");
     ASSERT_EQ(peak.code, 0) << peak.err;
     EXPECT_TRUE(Parse(peak.out)) << peak.out;
     EXPECT_EQ(peak.err.find("bench peak:"), std::string::npos) << peak.err;

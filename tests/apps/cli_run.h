@@ -1,0 +1,76 @@
+// Running the vkinfer command from the app tests: its exit code, stdout and stderr, with the
+// validation layer on unless the environment says otherwise, and a scratch folder per test
+// binary. Header-only, shared by the tests/apps files (each a separate gtest source).
+#ifndef VKI_TESTS_CLI_RUN_H
+#define VKI_TESTS_CLI_RUN_H
+
+#include <cjson/cJSON.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
+#include <memory>
+#include <string>
+#include <sys/wait.h>
+#include <unistd.h>
+
+struct CliRun {
+    int code = -1;
+    std::string out, err;
+};
+
+inline std::string Slurp(FILE *f)
+{
+    std::string s;
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) s.append(buf, n);
+    return s;
+}
+
+inline std::string ReadFile(const std::string &path)
+{
+    std::ifstream f(path, std::ios::binary);
+    return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+}
+
+inline void WriteFile(const std::string &path, const std::string &bytes)
+{
+    std::ofstream f(path, std::ios::binary | std::ios::trunc);
+    f.write(bytes.data(), (std::streamsize)bytes.size());
+}
+
+// A file name in this test binary's scratch folder (under /tmp, which the system cleans).
+inline std::string Scratch(const std::string &name)
+{
+    static std::string dir;
+    if (dir.empty()) {
+        char tmpl[] = "/tmp/vki_app_test_XXXXXX";
+        const char *d = mkdtemp(tmpl);
+        dir = d ? d : "/tmp";
+    }
+    return dir + "/" + name;
+}
+
+// `vkinfer <args>` with `env` (VAR=value ... ) before it; stderr through a scratch file.
+inline CliRun Vkinfer(const std::string &args, const std::string &env = "")
+{
+    CliRun r;
+    std::string err_path = Scratch("stderr.txt");
+    std::string validation = getenv("VKI_VALIDATION") ? "" : "VKI_VALIDATION=1 ";
+    std::string cmd = validation + env + " '" VKINFER_EXE "' " + args + " 2>'" + err_path + "'";
+    if (FILE *p = popen(cmd.c_str(), "r")) {
+        r.out = Slurp(p);
+        int status = pclose(p);
+        r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    }
+    r.err = ReadFile(err_path);
+    return r;
+}
+
+using Json = std::unique_ptr<cJSON, decltype(&cJSON_Delete)>;
+inline Json Parse(const std::string &text) { return Json(cJSON_Parse(text.c_str()), cJSON_Delete); }
+inline const cJSON *Get(const cJSON *o, const char *k) { return cJSON_GetObjectItemCaseSensitive(o, k); }
+
+#endif
