@@ -67,10 +67,15 @@ void vki_bench_usage(FILE *f)
             "\nThe device is the one --device / $VKI_DEVICE selects; --narrow applies.\n"
             "Suite llm also takes the model options of `vkinfer generate` (-m, --ctx, --batch,\n"
             "--cache-type), or --synthetic NAME: a model of that architecture and shapes with\n"
-            "random weights, no file needed (");
-    for (uint32_t i = 0; vki_llm_synthetic_name(i); i++)
-        fprintf(f, "%s%s", i ? ", " : "", vki_llm_synthetic_name(i));
-    fprintf(f, "); its speed is the real model's.\nSuite sd takes -m CHECKPOINT or --synthetic sd15|sd21 the same way.\n"
+            "random weights, no file needed; its speed is the real model's:\n ");
+    size_t column = 1; // the names wrapped to lines of at most 90 columns
+    for (uint32_t i = 0; vki_llm_synthetic_name(i); i++) {
+        size_t len = strlen(vki_llm_synthetic_name(i)) + 1;
+        if (column + len > 90) fprintf(f, "\n "), column = 1;
+        fprintf(f, " %s", vki_llm_synthetic_name(i));
+        column += len;
+    }
+    fprintf(f, "\nSuite sd takes -m CHECKPOINT or --synthetic sd15|sd21 the same way.\n"
                "Suite vision takes -m MMPROJ or --synthetic smolvlm-256m|gemma3-4b|smolvlm-tiny.\n"
                "\nworkloads (--workload NAME; -tiny: shrunk for tests, compares only with itself):\n");
     for (uint32_t i = 0; vki_bench_workload_at(i); i++)
