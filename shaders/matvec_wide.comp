@@ -24,10 +24,6 @@
 // normalised in registers, once per workgroup, before the rows. Formats with a raw chunk dot
 // (WQ_DOT, quant.glsl: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) then scale x in place, so that a weight
 // element costs a mask, a conversion and a multiply-add.
-// IDS=1: matmul_id's decode (abi_moe.h), one column per batch whose weight matrix is the expert
-// its id names (batch_bases, matmul_common.glsl; ids at VKI_MM_BINDING_IDS_WIDE): no norm, glu,
-// rope, bias or residual (the epilogue word is 0). A bad id's batch reads the slice's first
-// expert and stores zeros (store_y).
 #include "vki_abi.h"
 
 layout(local_size_x = 8, local_size_x_id = VKI_SPEC_LOCAL_SIZE_X) in;
@@ -58,7 +54,7 @@ void main()
     const uint groups = (pc.N + COLS - 1u) / COLS;
     const uint col0 = (gl_WorkGroupID.z % groups) * COLS, b = gl_WorkGroupID.z / groups;
     uint wbase, xbase;
-    if (!batch_bases(b, wbase, xbase)) return; // matmul_id: another slice's expert (whole workgroup)
+    batch_bases(b, wbase, xbase);
     const uint chunks = pc.K / WQ_CHUNK;
     uint xcol[COLS];
     [[unroll]] for (uint cc = 0u; cc < COLS; cc++) xcol[cc] = xbase + min(col0 + cc, pc.N - 1u) * pc.x_nb1;
