@@ -204,6 +204,11 @@ const vki_op_case vki_cases_moe[] = {
     MID(Q4_K, q4_k, 256, 21, 5, 2, 33, SHARED_X, " shared x"),
     MID(Q6_K, q6_k, 256, 9, 5, 2, 7, FIXED, " fixed ids"),
     MID(F32, f32, 67, 11, 5, 2, 7, FIXED | SHARED_X, " shared x, fixed ids"),
+    // K below one 32-wide chunk: the down product of experts 16 wide (the tiny Qwen MoE goldens),
+    // which a kernel reading whole chunks gets wrong.
+    MID(F32, f32, 16, 64, 8, 2, 1, 0, " K 16"),
+    MID(F16, f16, 16, 64, 4, 2, 7, 0, " K 16"),
+    MID(F16, f16, 24, 33, 5, 3, 2, SHARED_X, " K 24 shared x"),
     // Enough pairs per expert for full register tiles (lavapipe's grouped path): 36, 32.
     MID(Q4_0, q4_0, 64, 35, 5, 3, 60, 0, ""),
     MID(F16, f16, 67, 13, 5, 2, 80, SHARED_X | X_F16, " shared x f16"),
