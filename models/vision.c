@@ -246,6 +246,15 @@ static vki_status load(vki_vision *v, vki_device *dev, const vki_profile *profil
         return fail(err, n, st, "mmproj: %s", vki_program_error(v->prog));
     v->info.weight_bytes = vki_weights_bytes(v->weights);
     v->info.activation_bytes = vki_program_activation_bytes(v->prog);
+    // Gemma 3's averaging matrix is the same for every image: uploaded once, into the input's
+    // own storage (nothing else writes it), then its host copy is freed.
+    if (dev && v->pool.id) {
+        size_t bytes = (size_t)v->n_side * v->n_side * v->n_tokens * sizeof(float);
+        if ((st = vki_program_upload(v->prog, v->pool, v->pool_matrix, bytes)))
+            return fail(err, n, st, "mmproj: %s", vki_program_error(v->prog));
+        vki__model_free(a, v->pool_matrix);
+        v->pool_matrix = NULL;
+    }
     return VKI_OK;
 }
 
@@ -490,7 +499,6 @@ vki_status vki_vision_encode(vki_vision *v, const uint8_t *rgb, uint32_t w, uint
         }
     size_t np = (size_t)side * side;
     if ((st = vki_program_upload(v->prog, v->patches, v->patch_rows, col * np * sizeof(float))) ||
-        (v->pool.id && (st = vki_program_upload(v->prog, v->pool, v->pool_matrix, np * v->n_tokens * sizeof(float)))) ||
         (st = vki_program_run(v->prog)) ||
         (st = vki_program_download(v->prog, v->out, out_embd,
                                    (uint64_t)v->n_tokens * v->info.n_embd * sizeof(float)))) {

@@ -41,7 +41,7 @@ struct vki_vision {
     vki_tensor out;            // output F32 [n_embd, n_tokens]
     float *pixels;             // [3][image_size][image_size], the preprocessed image
     float *patch_rows;         // the patches input on the host
-    float *pool_matrix;
+    float *pool_matrix;        // the averaging matrix on the host until load uploads it (NULL after)
     char error[512];
 };
 

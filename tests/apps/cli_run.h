@@ -6,12 +6,14 @@
 
 #include <cjson/cJSON.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
 #include <memory>
 #include <string>
+#include <vector>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -72,5 +74,50 @@ inline CliRun Vkinfer(const std::string &args, const std::string &env = "")
 using Json = std::unique_ptr<cJSON, decltype(&cJSON_Delete)>;
 inline Json Parse(const std::string &text) { return Json(cJSON_Parse(text.c_str()), cJSON_Delete); }
 inline const cJSON *Get(const cJSON *o, const char *k) { return cJSON_GetObjectItemCaseSensitive(o, k); }
+
+// A string or number field of a JSON object ("" or NaN when it is absent or of another type).
+inline std::string Str(const cJSON *o, const char *k)
+{
+    const cJSON *v = Get(o, k);
+    return cJSON_IsString(v) ? v->valuestring : "";
+}
+inline double Num(const cJSON *o, const char *k)
+{
+    const cJSON *v = Get(o, k);
+    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+// CSV as RFC 4180 defines it (written from the RFC): fields separated by commas, records by
+// newlines, a quoted field may hold commas, newlines and doubled quotes; every record ends in a
+// newline. *ok false on anything malformed.
+inline std::vector<std::vector<std::string>> ParseCsv(const std::string &s, bool *ok)
+{
+    std::vector<std::vector<std::string>> rows;
+    std::vector<std::string> row;
+    std::string field;
+    bool quoted = false, was_quoted = false;
+    *ok = true;
+    for (size_t i = 0; i < s.size(); i++) {
+        char c = s[i];
+        if (quoted) {
+            if (c == '"' && i + 1 < s.size() && s[i + 1] == '"') field += '"', i++;
+            else if (c == '"') quoted = false;
+            else field += c;
+        } else if (c == '"') {
+            if (!field.empty() || was_quoted) *ok = false;
+            quoted = was_quoted = true;
+        } else if (c == ',' || c == '\n') {
+            row.push_back(field);
+            field.clear();
+            was_quoted = false;
+            if (c == '\n') rows.push_back(row), row.clear();
+        } else {
+            if (was_quoted) *ok = false;
+            field += c;
+        }
+    }
+    if (quoted || !field.empty() || !row.empty()) *ok = false;
+    return rows;
+}
 
 #endif

@@ -26,16 +26,6 @@ namespace {
 
 const char *kRuntime = "bench runtime --reps 2 --transfer-mib 1 --copy-mib 2";
 
-std::string Str(const cJSON *o, const char *k)
-{
-    const cJSON *v = Get(o, k);
-    return cJSON_IsString(v) ? v->valuestring : "";
-}
-double Num(const cJSON *o, const char *k)
-{
-    const cJSON *v = Get(o, k);
-    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
-}
 
 const cJSON *FindRow(const cJSON *results, const std::string &suite, const std::string &test,
                      const std::string &metric)
@@ -48,47 +38,6 @@ const cJSON *FindRow(const cJSON *results, const std::string &suite, const std::
     return nullptr;
 }
 
-// RFC 4180, written from the RFC: fields separated by commas, records by newlines, a quoted
-// field may hold commas, newlines and doubled quotes. ok false on a malformed quote.
-std::vector<std::vector<std::string>> ParseCsv(const std::string &s, bool *ok)
-{
-    std::vector<std::vector<std::string>> rows;
-    std::vector<std::string> row;
-    std::string field;
-    bool quoted = false, was_quoted = false;
-    *ok = true;
-    for (size_t i = 0; i < s.size(); i++) {
-        char c = s[i];
-        if (quoted) {
-            if (c == '"' && i + 1 < s.size() && s[i + 1] == '"') {
-                field += '"';
-                i++;
-            } else if (c == '"') {
-                quoted = false;
-            } else {
-                field += c;
-            }
-        } else if (c == '"') {
-            if (!field.empty() || was_quoted) *ok = false;
-            quoted = was_quoted = true;
-        } else if (c == ',') {
-            row.push_back(field);
-            field.clear();
-            was_quoted = false;
-        } else if (c == '\n') {
-            row.push_back(field);
-            rows.push_back(row);
-            row.clear();
-            field.clear();
-            was_quoted = false;
-        } else {
-            if (was_quoted) *ok = false; // text after a closing quote
-            field += c;
-        }
-    }
-    if (quoted || !field.empty() || !row.empty()) *ok = false; // the last record ends in \n
-    return rows;
-}
 
 std::vector<std::string> Lines(const std::string &s)
 {

@@ -27,16 +27,6 @@ std::string Env() { return std::string(getenv("VKI_VALIDATION") ? "" : "VKI_VALI
 
 CliRun VkinferNoModel(const std::string &args) { return Vkinfer(args, "VKI_MODEL_DIR=/nonexistent"); }
 
-std::string Str(const cJSON *o, const char *k)
-{
-    const cJSON *v = Get(o, k);
-    return cJSON_IsString(v) ? v->valuestring : "";
-}
-double Num(const cJSON *o, const char *k)
-{
-    const cJSON *v = Get(o, k);
-    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
-}
 
 const cJSON *FindRow(const cJSON *results, const std::string &test, const std::string &metric)
 {
@@ -47,37 +37,6 @@ const cJSON *FindRow(const cJSON *results, const std::string &test, const std::s
     return nullptr;
 }
 
-// RFC 4180 from the RFC: quoted fields may hold commas, newlines and doubled quotes; every
-// record ends in a newline. ok false on anything malformed.
-std::vector<std::vector<std::string>> ParseCsv(const std::string &s, bool *ok)
-{
-    std::vector<std::vector<std::string>> rows;
-    std::vector<std::string> row;
-    std::string field;
-    bool quoted = false, was_quoted = false;
-    *ok = true;
-    for (size_t i = 0; i < s.size(); i++) {
-        char c = s[i];
-        if (quoted) {
-            if (c == '"' && i + 1 < s.size() && s[i + 1] == '"') field += '"', i++;
-            else if (c == '"') quoted = false;
-            else field += c;
-        } else if (c == '"') {
-            if (!field.empty() || was_quoted) *ok = false;
-            quoted = was_quoted = true;
-        } else if (c == ',' || c == '\n') {
-            row.push_back(field);
-            field.clear();
-            was_quoted = false;
-            if (c == '\n') rows.push_back(row), row.clear();
-        } else {
-            if (was_quoted) *ok = false;
-            field += c;
-        }
-    }
-    if (quoted || !field.empty() || !row.empty()) *ok = false;
-    return rows;
-}
 
 // One llm-v1-tiny run (3 repetitions, so that the median is not the mean).
 const std::string &LlmTinyJson()
