@@ -516,7 +516,8 @@ static void slot_take(vki_serve_sched *s, slot *sl, int32_t tok)
     vki_tokenizer *t = s->session->tok;
     if (vki_tokenizer_is_end(t, tok)) {
         // The reply is whole: hand out what was held back for a stop string that never came.
-        if (!job_append(sl->job, sl->reply + sl->sent, sl->reply_len - sl->sent))
+        if (sl->reply_len > sl->sent &&
+            !job_append(sl->job, sl->reply + sl->sent, sl->reply_len - sl->sent))
             slot_fail(s, sl, 500, "server_error", NULL, "out of host memory");
         else
             slot_end(s, sl, END_DONE, "stop", NULL);
@@ -529,7 +530,8 @@ static void slot_take(vki_serve_sched *s, slot *sl, int32_t tok)
     pthread_mutex_unlock(&s->lock);
     size_t len = 0;
     const char *piece = vki_llm_session_piece(s->session, tok, &len);
-    if (piece && sl->reply_len + len > sl->reply_cap) {
+    // Grown before the first piece too, an empty one included: reply is never NULL below.
+    if (piece && (!sl->reply || sl->reply_len + len > sl->reply_cap)) {
         size_t cap = sl->reply_cap ? sl->reply_cap : 256;
         while (cap < sl->reply_len + len) cap *= 2;
         char *grown = realloc(sl->reply, cap);
