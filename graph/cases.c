@@ -9,7 +9,7 @@
 #include <stdlib.h>
 
 /* Each family file in graph/cases/ contributes a table. */
-#define CASE_FAMILIES(X) X(elementwise) X(fused) X(norm) X(unary) X(attention) X(matmul) X(kv_cache) X(prelu) X(conv2d) X(model_shapes) X(moe)
+#define CASE_FAMILIES(X) X(elementwise) X(fused) X(norm) X(unary) X(attention) X(matmul) X(kv_cache) X(prelu) X(conv2d) X(model_shapes) X(moe) X(rope)
 
 #define DECLARE(family)                                                                        \
     extern const vki_op_case vki_cases_##family[];                                             \

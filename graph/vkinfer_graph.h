@@ -205,6 +205,8 @@ vki_tensor vki_softmax(vki_graph *g, vki_tensor x, vki_tensor mask, float scale,
 typedef enum vki_rope_mode {
     VKI_ROPE_NORMAL = 0, // rotate pairs (2i, 2i+1) (llama)
     VKI_ROPE_NEOX,       // rotate pairs (i, i + n_rot/2) (GPT-NeoX, Qwen2, Gemma)
+    VKI_ROPE_MROPE,      // Qwen2-VL text: NEOX pairs; pair i takes position stream k of the section it is in
+    VKI_ROPE_VISION,     // Qwen2-VL ViT: NEOX pairs; 2-D positions, the angle index restarts per section
     VKI_ROPE_MODE_COUNT
 } vki_rope_mode;
 
@@ -214,6 +216,24 @@ typedef enum vki_rope_mode {
  * in x's dtype. */
 vki_tensor vki_rope(vki_graph *g, vki_tensor x, vki_tensor pos, uint32_t n_rot, vki_rope_mode mode,
                     float base, float freq_scale);
+
+/* Multi-section rope (Qwen2-VL), mode VKI_ROPE_MROPE or VKI_ROPE_VISION (vki_rope takes only
+ * NORMAL and NEOX). x [head_dim, n_head, n_tok] as for vki_rope; pos I32 [n_tok, 4], contiguous:
+ * stream k of token t at pos[k * n_tok + t]. sections[4]: pairs per stream; they must add up to
+ * exactly n_rot / 2 (anything else is VKI_ERROR_INVALID_ARGUMENT). Pairs are NEOX's
+ * (i, i + n_rot/2), i < n_rot/2; pair i lies in section k when
+ * s_k <= i < s_k + sections[k], s_k = sections[0] + ... + sections[k-1], and turns by
+ *   MROPE:  theta = pos[k][t] * freq_scale * base^(-2 i / n_rot)
+ *   VISION: theta = pos[k][t] * freq_scale * base^(-2 (i - s_k) / (n_rot / 2))
+ * (x0, x1) -> (x0 cos theta - x1 sin theta, x0 sin theta + x1 cos theta); dims n_rot.. pass
+ * through. MROPE is transformers' apply_multimodal_rotary_pos_emb with
+ * mrope_section = {sections[0..2]} (streams t, h, w; stream 3 unused there: sections[3] = 0),
+ * n_rot = head_dim. VISION is its VisionRotaryEmbedding + apply_rotary_pos_emb_vision with
+ * stream 0 = patch row, stream 1 = patch column, sections {d/4, d/4, 0, 0}, n_rot = d
+ * (= head_dim). The result is contiguous in x's dtype (F32 or F16). */
+vki_tensor vki_rope_multi(vki_graph *g, vki_tensor x, vki_tensor pos, uint32_t n_rot,
+                          vki_rope_mode mode, const uint32_t sections[4], float base,
+                          float freq_scale);
 
 /* Fused attention (flash attention: online softmax in fp32, no score matrix in memory).
  * q [D, n_head, n_q], k and v [D, n_kv_head, n_kv] with n_head a multiple of n_kv_head
@@ -412,6 +432,13 @@ vki_status vki_exec_download(vki_exec *exec, vki_tensor t, void *data, uint64_t 
 
 /* Records the plan on the first call (and after a bind), then submits and waits. */
 vki_status vki_exec_run(vki_exec *exec);
+
+/* Gives the executor's device memory back (the activation arena and its own input and output
+ * storage, whose contents are lost; ranges the caller bound stay bound) and keeps its kernels,
+ * so that another program can use that memory: an image pipeline's U-Net before the VAE runs.
+ * The next upload or run takes the memory again; a download before that run fails. Call it with
+ * no run in flight (vki_exec_run waits for its own). */
+void vki_exec_release(vki_exec *exec);
 
 /* Per-dispatch microseconds of the last run, in step order (desc.timestamps). */
 vki_status vki_exec_timings(vki_exec *exec, double *out_us, uint32_t capacity, uint32_t *out_count);

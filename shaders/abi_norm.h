@@ -41,13 +41,19 @@ VKI_DECLARE_PUSH(vki_pc_softmax, VKI_PC_SOFTMAX)
 
 /* rope: one invocation per rotated pair or passed-through element of x [ne0, ne1, ne2, ne3]
  * (head_dim, n_head, n_tok, batch); pos (I32, contiguous) is indexed by i2. Pair t rotates by
- * pos * freq_scale * exp2(-t * log2_step), log2_step = 2 log2(base) / n_rot. */
+ * pos * freq_scale * exp2(-t * log2_step), log2_step = 2 log2(base) / n_rot.
+ * Multi-section modes (MROPE, VISION; NEOX pairs): pos is [ne2, 4], and pair t reads stream
+ * k = (t >= sec1) + (t >= sec2) + (t >= sec3) (sec1..3: where sections 1..3 start), at
+ * pos[k * ne2 + i2]; VISION counts t from its section's start and has
+ * log2_step = 2 log2(base) / (n_rot / 2). */
 #define VKI_ROPE_MODE_NEOX 1 // pairs (t, t + n_rot/2); else (2t, 2t + 1)
+#define VKI_ROPE_MODE_MROPE 2
+#define VKI_ROPE_MODE_VISION 3
 #define VKI_PC_ROPE(F)                                                                          \
     F(u32, ne0) F(u32, ne1) F(u32, ne2) F(u32, ne3)                                            \
     F(u32, x_off) F(u32, x_nb0) F(u32, x_nb1) F(u32, x_nb2) F(u32, x_nb3)                      \
     F(u32, p_off) F(u32, d_off) F(u32, n_rot) F(u32, mode)                                     \
-    F(f32, freq_scale) F(f32, log2_step)
+    F(f32, freq_scale) F(f32, log2_step) F(u32, sec1) F(u32, sec2) F(u32, sec3)
 VKI_DECLARE_PUSH(vki_pc_rope, VKI_PC_ROPE)
 
 #endif

@@ -25,9 +25,16 @@ void main()
         d[db + c] = x[xb + c * pc.x_nb0];
         return;
     }
-    bool neox = pc.mode == VKI_ROPE_MODE_NEOX;
+    bool neox = pc.mode != 0;
     uint c0 = neox ? t : 2 * t, c1 = neox ? t + half_rot : 2 * t + 1;
-    vec2 rot = rope_cos_sin(pos[pc.p_off + i2], t, pc.freq_scale, pc.log2_step);
+    int p = pos[pc.p_off + i2];
+    uint j = t; // the pair's index in the frequency ladder
+    if (pc.mode >= VKI_ROPE_MODE_MROPE) { // stream k of the section pair t lies in
+        uint k = uint(t >= pc.sec1) + uint(t >= pc.sec2) + uint(t >= pc.sec3);
+        p = pos[pc.p_off + k * pc.ne2 + i2];
+        if (pc.mode == VKI_ROPE_MODE_VISION) j = t - (k == 0u ? 0u : k == 1u ? pc.sec1 : k == 2u ? pc.sec2 : pc.sec3);
+    }
+    vec2 rot = rope_cos_sin(p, j, pc.freq_scale, pc.log2_step);
     float cs = rot.x, sn = rot.y;
     float x0 = float(x[xb + c0 * pc.x_nb0]), x1 = float(x[xb + c1 * pc.x_nb0]);
     d[db + c0] = T(x0 * cs - x1 * sn);

@@ -38,6 +38,7 @@ typedef struct vki_rope_params {
     uint32_t n_rot;
     vki_rope_mode mode;
     float base, freq_scale;
+    uint32_t sections[4]; // MROPE and VISION: pairs per position stream; else 0
 } vki_rope_params;
 vki_rope_params vki__rope_params(const vki_node *n); // n: a rope node
 /* The rope kernels' log2 step between pairs' frequencies, 2 log2(base) / n_rot. */
