@@ -292,6 +292,7 @@ const vki_llm_arch *vki_llm_arch_find(const char *name)
 {
     for (size_t i = 0; i < sizeof arches / sizeof arches[0]; i++)
         if (strcmp(arches[i].name, name) == 0) return &arches[i];
+    if (strcmp(name, vki_llm_arch_qwen2vl.name) == 0) return &vki_llm_arch_qwen2vl;
     return vki_llm_moe_arch_find(name);
 }
 

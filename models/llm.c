@@ -20,7 +20,13 @@
  * non-causal span (Gemma 3's image) gives all its rows the span's last as the bound of what they
  * see, so that they see each other, and each row's own as where a local layer's sliding window
  * counts back from (llama.cpp's and transformers' mask: the window from the row's own position,
- * anded with causal-or-same-image), while rope and the cache write use each row's own. */
+ * anded with causal-or-same-image), while rope and the cache write use each row's own.
+ *
+ * M-RoPE (qwen2vl) turns rows by 4 position streams (an I32 [n_q, 4] input) that are not the
+ * cache row: an image of w x h merged tokens placed at rope position p takes (p, p + row,
+ * p + column, 0), and the row after it p + max(w, h) (Qwen2-VL's get_rope_index). Each
+ * sequence keeps the rope position after each of its cache rows (rope_after), so that a rewind
+ * to any row count finds the next rope position again. */
 #include "llm_internal.h"
 #include "model_internal.h"
 
@@ -37,6 +43,7 @@ typedef struct llm_pass {
     vki_program *prog;
     vki_tensor tokens, pos, kv_pos, last, logits; // kv_pos == pos with one sequence
     vki_tensor embd, attn_pos; // the embeddings pass's inputs in place of tokens; {0} otherwise
+    vki_tensor rope_pos; // I32 [n_q, 4] with M-RoPE, {0} otherwise
 } llm_pass;
 
 /* The passes: one token, a prompt batch, a short batch (or none); with several sequences also
@@ -60,6 +67,7 @@ struct vki_llm {
     float *host_embd;    // its staging [n_batch_embd][n_embd], zero past the rows given
     uint32_t n_seq;
     uint32_t *position;  // [n_seq]: tokens in each sequence's cache
+    uint32_t *rope_after; // M-RoPE: [n_seq][n_ctx], the rope position after each cache row
     bool (*should_abort)(void *user); // asked between prompt batches; NULL: never
     void *abort_user;
     int32_t *host_i32;   // staging for ids and positions [max(n_batch, n_seq)]
@@ -186,7 +194,13 @@ static vki_status build_pass(vki_llm *m, llm_pass *p, uint32_t n_q, bool all_row
         b.tokens = p->tokens = vki_program_input(p->prog, VKI_DTYPE_I32, 1, (int64_t[1]){n_q},
                                                  "tokens");
     }
-    b.pos = p->pos = vki_program_input(p->prog, VKI_DTYPE_I32, 1, (int64_t[1]){n_q}, "positions");
+    // With M-RoPE and several sequences nothing reads the positions (rope reads its streams,
+    // the cache and attention the cache rows): no such input then.
+    if (!m->rope_after || m->n_seq == 1)
+        b.pos = p->pos = vki_program_input(p->prog, VKI_DTYPE_I32, 1, (int64_t[1]){n_q}, "positions");
+    if (m->rope_after)
+        b.rope_pos = p->rope_pos = vki_program_input(p->prog, VKI_DTYPE_I32, 2, (int64_t[2]){n_q, 4},
+                                                     "rope positions");
     // With several sequences a row's place in the cache (sequence s's position p is cache row
     // s * n_ctx + p) differs from its position, which rope reads.
     b.kv_pos = p->kv_pos = m->n_seq > 1 ? vki_program_input(p->prog, VKI_DTYPE_I32, 1,
@@ -476,6 +490,11 @@ static vki_status load(vki_llm *m, const vki_llm_desc *d, char *err, size_t err_
     m->position = lalloc(m, m->n_seq * sizeof *m->position);
     if (!m->position) return VKI_ERROR_OUT_OF_HOST_MEMORY;
     memset(m->position, 0, m->n_seq * sizeof *m->position);
+    const uint32_t *sec = hp->rope_sections;
+    if (sec[0] | sec[1] | sec[2] | sec[3]) { // n_ctx * n_seq <= 2^31, checked above
+        m->rope_after = lalloc(m, (size_t)n_ctx * m->n_seq * sizeof *m->rope_after);
+        if (!m->rope_after) return VKI_ERROR_OUT_OF_HOST_MEMORY;
+    }
     vki_dtype kt = d->kv_dtype ? d->kv_dtype : VKI_DTYPE_F16;
     if (kt != VKI_DTYPE_F16 && kt != VKI_DTYPE_F32 && kt != VKI_DTYPE_Q8_0) {
         snprintf(err, err_size, "model: a %s KV cache is not supported (f16, f32, q8_0)",
@@ -542,7 +561,7 @@ static vki_status load(vki_llm *m, const vki_llm_desc *d, char *err, size_t err_
     if (!m->dev) return VKI_OK; // checked: nothing goes to a device
     uint32_t n_i32 = n_batch > m->n_seq ? n_batch : m->n_seq;
     if (m->info.n_batch_embd > n_i32) n_i32 = m->info.n_batch_embd;
-    m->host_i32 = lalloc(m, (size_t)2 * n_i32 * sizeof *m->host_i32); // 2: attention positions
+    m->host_i32 = lalloc(m, (size_t)4 * n_i32 * sizeof *m->host_i32); // 2: attention, 4: rope positions
     if (!m->host_i32) {
         st = fail(m, VKI_ERROR_OUT_OF_HOST_MEMORY, "model: out of host memory");
         goto fail;
@@ -614,6 +633,7 @@ void vki_llm_destroy(vki_llm *m)
     lfree(m, m->kv);
     lfree(m, m->host_i32);
     lfree(m, m->position);
+    lfree(m, m->rope_after);
     lfree(m, m);
 }
 
@@ -640,13 +660,49 @@ void vki_llm_set_abort(vki_llm *m, bool (*should_abort)(void *user), void *user)
 
 void vki_llm_rewind(vki_llm *m, uint32_t pos) { vki_llm_seq_rewind(m, 0, pos); }
 
+/* M-RoPE: the rope position of sequence seq's next row. */
+static uint32_t rope_next(const vki_llm *m, uint32_t seq)
+{
+    uint32_t p = m->position[seq];
+    return p ? m->rope_after[(size_t)seq * m->info.n_ctx + p - 1] : 0;
+}
+
+/* An image's merged tokens, w x h row by row, from rope position `start`; `first`: the image row
+ * a run begins with. */
+typedef struct rope_grid {
+    uint32_t w, h, start, first;
+} rope_grid;
+
+/* M-RoPE: uploads the rope streams of a run of n rows (of n_q) of sequence seq, text positions
+ * or an image's grid, and records the rope position after each row. */
+static vki_status rope_rows(vki_llm *m, llm_pass *p, uint32_t seq, uint32_t n, const rope_grid *grid)
+{
+    int32_t *h = m->host_i32; // 4 n_q entries at least
+    uint32_t p0 = grid ? grid->start : rope_next(m, seq), n_q = p->n_q;
+    uint32_t *after = m->rope_after + (size_t)seq * m->info.n_ctx + m->position[seq];
+    for (uint32_t i = 0; i < n_q; i++) {
+        // All values <= n_ctx + max(w, h) <= 2 n_ctx: an image's n = w h rows fit the cache.
+        int32_t t = i >= n ? 0 : (int32_t)(grid ? p0 : p0 + i), r = t, c = t, s3 = t;
+        if (grid && i < n) {
+            uint32_t k = grid->first + i;
+            r = (int32_t)(p0 + k / grid->w);
+            c = (int32_t)(p0 + k % grid->w);
+            s3 = 0;
+        }
+        h[i] = t, h[n_q + i] = r, h[2 * n_q + i] = c, h[3 * n_q + i] = s3;
+        if (i < n) after[i] = grid ? p0 + (grid->w > grid->h ? grid->w : grid->h) : p0 + i + 1;
+    }
+    return vki_program_upload(p->prog, p->rope_pos, h, 4 * (uint64_t)n_q * sizeof *h);
+}
+
 /* One run of pass p over n <= p->n_q tokens of sequence seq at its current position; of the
  * embeddings pass, over n rows of embd F32 [n][n_embd] (rows past n zero: they are padding),
- * which with non_causal all attend up to the last of them. */
+ * which with non_causal all attend up to the last of them (grid: an image's rope positions). */
 static vki_status run_pass(vki_llm *m, llm_pass *p, uint32_t seq, const int32_t *tokens,
-                           const float *embd, uint32_t n, bool non_causal)
+                           const float *embd, uint32_t n, bool non_causal, const rope_grid *grid)
 {
     int32_t *h = m->host_i32;
+    if (p->rope_pos.id) VKI_TRY(rope_rows(m, p, seq, n, grid));
     if (p->embd.id) {
         size_t row = m->hp.n_embd; // n <= n_q <= n_ctx and n_embd <= 2^16: no overflow
         memcpy(m->host_embd, embd, n * row * sizeof(float));
@@ -657,7 +713,7 @@ static vki_status run_pass(vki_llm *m, llm_pass *p, uint32_t seq, const int32_t 
         VKI_TRY(vki_program_upload(p->prog, p->tokens, h, p->n_q * sizeof *h));
     }
     for (uint32_t i = 0; i < p->n_q; i++) h[i] = i < n ? (int32_t)(m->position[seq] + i) : -1;
-    VKI_TRY(vki_program_upload(p->prog, p->pos, h, p->n_q * sizeof *h));
+    if (p->pos.id) VKI_TRY(vki_program_upload(p->prog, p->pos, h, p->n_q * sizeof *h));
     if (p->kv_pos.id != p->pos.id) {
         int32_t base = (int32_t)(seq * m->info.n_ctx); // < n_seq * n_ctx, checked at load
         for (uint32_t i = 0; i < n; i++) h[i] += base;
@@ -719,7 +775,7 @@ vki_status vki_llm_eval_seq(vki_llm *m, uint32_t seq, const int32_t *tokens, uin
         if (p == &ps[PASS_BATCH] && ps[PASS_SHORT].prog && left <= m->info.n_batch / 4)
             p = &ps[PASS_SHORT];
         uint32_t take = left < p->n_q ? left : p->n_q;
-        vki_status st = run_pass(m, p, seq, tokens + i, NULL, take, false);
+        vki_status st = run_pass(m, p, seq, tokens + i, NULL, take, false, NULL);
         if (st) return fail(m, st, "eval: %s", vki_device_last_error(m->dev));
         i += take;
         last = p;
@@ -760,8 +816,16 @@ vki_status vki_llm_decode(vki_llm *m, const uint32_t *seqs, const int32_t *token
     VKI_TRY(check_tokens(m, tokens, n));
     llm_pass *p = &m->seq_passes[n - 1];
     vki_status st = vki_program_upload(p->prog, p->tokens, tokens, n * sizeof *tokens);
+    if (!st && p->rope_pos.id) { // all four streams at each sequence's next rope position
+        for (uint32_t i = 0; i < n; i++) {
+            uint32_t s = seqs[i], r = rope_next(m, s);
+            m->rope_after[(size_t)s * m->info.n_ctx + m->position[s]] = r + 1;
+            for (int k = 0; k < 4; k++) h[k * n + i] = (int32_t)r;
+        }
+        st = vki_program_upload(p->prog, p->rope_pos, h, 4 * (uint64_t)n * sizeof *h);
+    }
     for (uint32_t i = 0; i < n; i++) h[i] = (int32_t)m->position[seqs[i]];
-    if (!st) st = vki_program_upload(p->prog, p->pos, h, n * sizeof *h);
+    if (!st && p->pos.id) st = vki_program_upload(p->prog, p->pos, h, n * sizeof *h);
     // Bounded: s < n_seq and pos < n_ctx, whose product the load checked.
     for (uint32_t i = 0; i < n; i++) h[i] += (int32_t)(seqs[i] * m->info.n_ctx);
     if (!st) st = vki_program_upload(p->prog, p->kv_pos, h, n * sizeof *h);
@@ -796,8 +860,9 @@ static vki_status embd_pass(vki_llm *m)
     return st;
 }
 
-vki_status vki_llm_eval_embd(vki_llm *m, uint32_t seq, const float *embd, uint32_t n,
-                             bool non_causal, float *out_logits)
+/* vki_llm_eval_embd and vki_llm_eval_image (grid_w 0: rows at text positions). */
+static vki_status eval_rows(vki_llm *m, uint32_t seq, const float *embd, uint32_t n,
+                            uint32_t grid_w, uint32_t grid_h, bool non_causal, float *out_logits)
 {
     if (!m || (!embd && n)) return VKI_ERROR_INVALID_ARGUMENT;
     m->error[0] = 0;
@@ -821,11 +886,14 @@ vki_status vki_llm_eval_embd(vki_llm *m, uint32_t seq, const float *embd, uint32
                         (unsigned long long)(i / m->hp.n_embd));
     VKI_TRY(embd_pass(m));
     llm_pass *p = &m->embd_pass;
+    rope_grid grid = {.w = grid_w, .h = grid_h, .start = m->rope_after ? rope_next(m, seq) : 0};
     for (uint32_t i = 0; i < n;) {
         if (i > 0 && m->should_abort && m->should_abort(m->abort_user))
             return fail(m, VKI_ERROR_CANCELLED, "eval: stopped after %u of %u embeddings", i, n);
         uint32_t take = n - i < p->n_q ? n - i : p->n_q;
-        vki_status st = run_pass(m, p, seq, NULL, embd + (size_t)i * m->hp.n_embd, take, non_causal);
+        grid.first = i;
+        vki_status st = run_pass(m, p, seq, NULL, embd + (size_t)i * m->hp.n_embd, take, non_causal,
+                                 grid_w ? &grid : NULL);
         if (st) return fail(m, st, "eval: %s", vki_device_last_error(m->dev));
         i += take;
     }
@@ -835,4 +903,21 @@ vki_status vki_llm_eval_embd(vki_llm *m, uint32_t seq, const float *embd, uint32
         if (st) return fail(m, st, "eval: reading the logits: %s", vki_device_last_error(m->dev));
     }
     return VKI_OK;
+}
+
+vki_status vki_llm_eval_embd(vki_llm *m, uint32_t seq, const float *embd, uint32_t n,
+                             bool non_causal, float *out_logits)
+{
+    return eval_rows(m, seq, embd, n, 0, 0, non_causal, out_logits);
+}
+
+vki_status vki_llm_eval_image(vki_llm *m, uint32_t seq, const float *embd, uint32_t grid_w,
+                              uint32_t grid_h, bool non_causal, float *out_logits)
+{
+    if (!m) return VKI_ERROR_INVALID_ARGUMENT;
+    uint64_t n = (uint64_t)grid_w * grid_h;
+    if (n == 0 || n > UINT32_MAX)
+        return fail(m, VKI_ERROR_INVALID_ARGUMENT, "eval: an image grid of %u x %u merged tokens",
+                    grid_w, grid_h);
+    return eval_rows(m, seq, embd, (uint32_t)n, grid_w, grid_h, non_causal, out_logits);
 }

@@ -32,6 +32,8 @@ typedef struct vki_llm_hparams {
     bool expert_norm;       // the chosen experts' weights renormalised to sum 1
     // Granite's multipliers, 0: none (1).
     float embd_scale, residual_scale, logit_scale;
+    // M-RoPE (qwen2vl): rotated pairs per position stream (vki_rope_multi); all 0: plain rope.
+    uint32_t rope_sections[4];
 } vki_llm_hparams;
 
 /* One forward pass being built: n_q tokens at positions `pos`. The architecture reads weights
@@ -44,7 +46,7 @@ typedef struct vki_llm_build {
     vki_graph *g;           // its graph
     uint32_t n_q;
     vki_tensor tokens;      // I32 [n_q]
-    vki_tensor pos;         // I32 [n_q]; -1 marks a padding row
+    vki_tensor pos;         // I32 [n_q]; -1 marks a padding row ({0} with M-RoPE and n_seq > 1)
     vki_tensor kv_pos;      // I32 [n_q]: each row's place in the cache (pos itself with one
                             // sequence; sequence s's position p at s * n_ctx + p with several)
     vki_tensor last;        // I32 [1]: the row whose logits are wanted (unless all_rows)
@@ -54,6 +56,8 @@ typedef struct vki_llm_build {
     vki_tensor attn_pos;    // I32 [n_q, 2]: the cache position each row's attention sees up to,
                             // if not its own (kv_pos): a non-causal span's rows all see its
                             // last; and the one its window counts back from (its own)
+    vki_tensor rope_pos;    // I32 [n_q, 4] with M-RoPE (hparams rope_sections): each row's 4
+                            // rope position streams (llm.c: vki_llm_eval_image), {0} otherwise
 } vki_llm_build;
 
 /* The weight `name` as stored in the file, checked against `ne` (entries < 0 are not checked);
@@ -136,5 +140,8 @@ vki_tensor vki_llm_head(vki_llm_build *b, vki_tensor x);
 vki_status vki_llm_expert_hparams(vki_gguf *f, vki_llm_hparams *hp, char *err, size_t n);
 vki_tensor vki_llm_moe_forward(vki_llm_build *b);
 const vki_llm_arch *vki_llm_moe_arch_find(const char *name);
+
+/* arch_qwen2vl.c: Qwen2-VL's language model (M-RoPE). */
+extern const vki_llm_arch vki_llm_arch_qwen2vl;
 
 #endif

@@ -401,6 +401,16 @@ void vki_llm_seq_rewind(vki_llm *m, uint32_t seq, uint32_t pos);
 vki_status vki_llm_eval_embd(vki_llm *m, uint32_t seq, const float *embd, uint32_t n,
                              bool non_causal, float *out_logits);
 
+/* vki_llm_eval_embd for an image of grid_w x grid_h merged tokens: embd F32
+ * [grid_h * grid_w][n_embd], row by row (the vision encoder's order). Models with multi-section
+ * rotary positions (Qwen2-VL, GGUF "qwen2vl") place the image at the sequence's next rope
+ * position p: token (row, col) takes streams (p, p + row, p + col), and the next row after the
+ * image p + max(grid_w, grid_h), so that rope positions run apart from the cache rows from then
+ * on (vki_llm_seq_position still counts rows; a rewind restores both). Other models place the
+ * rows as vki_llm_eval_embd does. VKI_ERROR_INVALID_ARGUMENT for an empty grid. */
+vki_status vki_llm_eval_image(vki_llm *m, uint32_t seq, const float *embd, uint32_t grid_w,
+                              uint32_t grid_h, bool non_causal, float *out_logits);
+
 /* ---- Sampler ---------------------------------------------------------------------------------
  *
  * Picks the next token from a model's logits, as llama.cpp and Ollama do by default. The chain,
