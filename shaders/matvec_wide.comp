@@ -24,6 +24,10 @@
 // normalised in registers, once per workgroup, before the rows. Formats with a raw chunk dot
 // (WQ_DOT, quant.glsl: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) then scale x in place, so that a weight
 // element costs a mask, a conversion and a multiply-add.
+// IDS=1: matmul_id's decode (abi_moe.h), one column per batch whose weight matrix is the expert
+// its id names (batch_bases, matmul_common.glsl; ids at VKI_MM_BINDING_IDS_WIDE): no norm, glu,
+// rope, bias or residual (the epilogue word is 0). A bad id's batch reads the slice's first
+// expert and stores zeros (store_y).
 #include "vki_abi.h"
 
 layout(local_size_x = 8, local_size_x_id = VKI_SPEC_LOCAL_SIZE_X) in;
@@ -54,7 +58,7 @@ void main()
     const uint groups = (pc.N + COLS - 1u) / COLS;
     const uint col0 = (gl_WorkGroupID.z % groups) * COLS, b = gl_WorkGroupID.z / groups;
     uint wbase, xbase;
-    batch_bases(b, wbase, xbase);
+    if (!batch_bases(b, wbase, xbase)) return; // matmul_id: another slice's expert (whole workgroup)
     const uint chunks = pc.K / WQ_CHUNK;
     uint xcol[COLS];
     [[unroll]] for (uint cc = 0u; cc < COLS; cc++) xcol[cc] = xbase + min(col0 + cc, pc.N - 1u) * pc.x_nb1;
@@ -73,10 +77,16 @@ void main()
     float xv[COLS][KCHUNKS][WQ_CHUNK];
     [[unroll]] for (uint c = 0u; c < KCHUNKS; c++) {
         uint it = tid + nt * (c / RUN), item = min(it, max(items, 1u) - 1u);
-        slot_on[c] = it < items;
+        // K below one chunk (float weights: a tiny expert's down product, K = 16) has no
+        // chunk at all: every slot is off and its x, which would lie past the row (and past x's
+        // end for the last column), is not loaded; the element tail below does all of K.
+        slot_on[c] = it < items && chunks != 0u;
         slot_row[c] = item / per_row;
         slot_ch[c] = min((item % per_row) * RUN + c % RUN, max(chunks, 1u) - 1u);
-        [[unroll]] for (uint cc = 0u; cc < COLS; cc++) x_chunk(xcol[cc], slot_ch[c], xv[cc][c]);
+        [[unroll]] for (uint cc = 0u; cc < COLS; cc++) {
+            if (chunks != 0u) x_chunk(xcol[cc], slot_ch[c], xv[cc][c]);
+            else for (uint i = 0u; i < WQ_CHUNK; i++) xv[cc][c][i] = 0.0;
+        }
     }
 
     if ((pc.epi & VKI_MM_EPI_NORM) != 0u) {
@@ -154,7 +164,8 @@ void main()
                 }
 #else
                 float wv[WQ_CHUNK];
-                w_chunk(wrow, slot_ch[c], wv);
+                if (chunks != 0u) w_chunk(wrow, slot_ch[c], wv); // none below one chunk (above)
+                else for (uint i = 0u; i < WQ_CHUNK; i++) wv[i] = 0.0;
                 [[unroll]] for (uint cc = 0u; cc < COLS; cc++) d[cc] = dot_chunk(wv, xv[cc][c]);
 #endif
                 [[unroll]] for (uint cc = 0u; cc < COLS; cc++) {

@@ -8,7 +8,8 @@
  * Kernels: the matmul family's, built with IDS=1 (shaders/matmul_common.glsl, ABI in
  * shaders/abi_moe.h). Decode (N <= MATVEC_MAX_TOKENS): the product is a batch of k x N
  * one-column products whose weight matrix is the expert the batch's id names, so a mat-vec
- * reads only the chosen experts' rows (matvec.comp). A batch: moe_route.comp sorts the pairs by
+ * reads only the chosen experts' rows (matvec.comp; matvec_wide.comp where the dense mat-vec
+ * takes it, lavapipe's tuning). A batch: moe_route.comp sorts the pairs by
  * expert into tiles and matmul_id.comp multiplies each tile by its expert, whose weights are
  * then read once per tile of its pairs (register tiles only when full: see lower_grouped).
  * Stacked experts larger than one binding (Qwen3-30B-A3B's 128 x 768 x 2048 is 108 MiB in
@@ -105,6 +106,57 @@ static uint32_t align_bits(const vki_dtype_info *wd, const vki_operand *w, const
     return align;
 }
 
+/* lower_part's dispatch as matvec_wide (IDS=1): one subgroup per workgroup, each computing
+ * wide_rows rows at a time from kchunks x chunks per thread (vki__matvec_wide), one column,
+ * blocks of rows as many as leave WIDE_MIN_GROUPS workgroups in the dispatch. The batches
+ * (slots x tokens) already multiply the workgroups: a decode token's 8 slots take 8
+ * workgroups where the dense rule (4 per column) would take 32, and every workgroup more loads
+ * x again and costs lavapipe a call. Runs of blocks (VKI_SPEC_MM_RUN) stay 1. */
+#define WIDE_MIN_GROUPS 4
+#define WIDE_MAX_BLOCKS 4096
+static vki_status lower_part_wide(vki_lower *L, const vki_node *n, vki_pc_matmul_id *pc,
+                                  uint32_t align, bool x_f16, uint32_t kchunks, uint32_t wide_rows,
+                                  const vki_lower_range *range)
+{
+    const vki_profile *p = vki_lower_profile(L);
+    const vki_tuning *t = &p->tuning;
+    uint32_t self = vki_lower_self(L), local = t->subgroup_size;
+    vki_operand w = vki_lower_operand_at(L, n->src[0], range ? range->offset : 0);
+    const vki_dtype_info *wd = vki_dtype_get(vki_lower_node(L, n->src[0])->dtype);
+    uint32_t eb = wd->quantized ? 1 : wd->block_bytes;
+    if (((uint64_t)w.offset * eb | (uint64_t)w.nb[1] * eb | (uint64_t)w.nb[2] * eb) % 16 == 0)
+        align |= VKI_MM_ALIGN_W_TEXELS;
+    uint64_t batches = (uint64_t)pc->ne2 * pc->ne3;
+    uint64_t per_batch = batches >= WIDE_MIN_GROUPS ? 1 : vki_div_up(WIDE_MIN_GROUPS, batches);
+    uint64_t blocks = vki_div_up(pc->M, (uint64_t)local * per_batch);
+    if (blocks > WIDE_MAX_BLOCKS) blocks = WIDE_MAX_BLOCKS;
+    vki_spec specs[] = {
+        {VKI_SPEC_MM_X_F16, x_f16}, {VKI_SPEC_MM_ALIGN, align}, {VKI_SPEC_LOCAL_SIZE_X, local},
+        {VKI_SPEC_MM_KCHUNKS, kchunks}, {VKI_SPEC_MM_ROWS, wide_rows},
+        {VKI_SPEC_MM_BLOCKS, (uint32_t)blocks},
+    };
+    char kernel[48];
+    snprintf(kernel, sizeof kernel, "matvec_%s_id_wide", wd->name);
+    // Bindings: w, x, bias, y, residual, norm and positions (unused: w), then the ids.
+    uint32_t tensors[8] = {n->src[0], n->src[1], n->src[0], self,
+                           n->src[0], n->src[0], n->src[0], n->src[2]};
+    static_assert(VKI_MM_BINDING_IDS_WIDE == 7, "the ids follow matvec_wide's 7 bindings");
+    vki_lower_range ranges[8] = {{0}};
+    for (int i = 0; range && i < 7; i++)
+        if (tensors[i] == n->src[0]) ranges[i] = *range;
+    vki_step_desc s = {
+        .kernel = kernel,
+        .specs = specs, .spec_count = sizeof specs / sizeof specs[0],
+        .subgroup_size = p->subgroup_size_control ? local : 0,
+        .tensors = tensors, .tensor_count = 8, .write_mask = 1u << VKI_MM_BINDING_Y,
+        .push = pc, .push_size = sizeof *pc,
+        .ranges = range ? ranges : NULL,
+    };
+    vki_lower_grid(vki_div_up(pc->M, (uint64_t)local * blocks), 1, s.groups);
+    s.groups[2] = (uint32_t)batches;
+    return vki_lower_step(L, &s);
+}
+
 /* Experts [e0, e0 + ne) of tokens [t0, t0 + nt): one dispatch, the experts' bytes bound alone
  * when `range` (NULL: all of w). */
 static vki_status lower_part(vki_lower *L, const vki_node *n, uint32_t e0, uint32_t ne,
@@ -131,6 +183,12 @@ static vki_status lower_part(vki_lower *L, const vki_node *n, uint32_t e0, uint3
     const vki_dtype_info *wd = vki_dtype_get(nw->dtype);
     bool x_f16 = nx->dtype == VKI_DTYPE_F16;
     uint32_t align = align_bits(wd, &w, &pc, x_f16);
+
+    // matvec_wide where the dense product of one column takes it (CPU devices with texel
+    // loads: lavapipe's tuning): several rows per workgroup, x loaded once for them.
+    uint32_t kchunks = 0, wide_rows = 1;
+    if (vki__matvec_wide(p, pc.K, 1, &kchunks, &wide_rows))
+        return lower_part_wide(L, n, &pc, align, x_f16, kchunks, wide_rows, range);
 
     // The storage-buffer mat-vec, one subgroup per workgroup (subgroupAdd alone reduces; the
     // fallback's shared-memory tree needs a power of two, which subgroup sizes are).
