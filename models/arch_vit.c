@@ -1,6 +1,7 @@
 /* The vision encoders of llama.cpp's multimodal projector files as op builders: a ViT (SigLIP
  * or CLIP: patch embedding, learned positions, pre-norm blocks with layer norm and an MLP,
- * attention both ways with no mask, a final layer norm) and the family's projector. Tensor
+ * attention both ways with no mask, a final layer norm; Qwen2-VL's: 2-D rotary positions
+ * instead of learned ones) and the family's projector. Tensor
  * names are the mmproj file's (v.*, mm.*); shapes in ggml order.
  *
  * The patch embedding is a convolution whose stride is its kernel: each output reads one patch
@@ -47,6 +48,17 @@ static vki_tensor norm(vki_vision *v, vki_tensor x, const char *prefix)
     return vki_layer_norm(vki_program_graph(v->prog), x, T(v, wn, 1, &w), T(v, bn, 1, &w), v->eps);
 }
 
+/* Qwen2-VL's 2-D rotary positions (transformers' apply_rotary_pos_emb_vision): of each head's
+ * d dims, pairs (i, i + d/2) rotate by the patch's row for i < d/4 and by its column for
+ * d/4 <= i < d/2, at frequencies 10000^(-4j/d) for j = i mod d/4. x [d, n_head, n_pos];
+ * v->pos holds the row and column streams. */
+static vki_tensor rope2d(vki_vision *v, vki_tensor x)
+{
+    const uint32_t d = v->info.width / v->info.n_head;
+    const uint32_t sections[4] = {d / 4, d / 4, 0, 0};
+    return vki_rope_multi(vki_program_graph(v->prog), x, v->pos, d, VKI_ROPE_VISION, sections, 10000.0f, 1.0f);
+}
+
 /* One pre-norm block: x + attn(ln1(x)), then + mlp(ln2(.)). x F32 [width, n]. */
 static vki_tensor block(vki_vision *v, vki_tensor x, uint32_t il)
 {
@@ -60,6 +72,10 @@ static vki_tensor block(vki_vision *v, vki_tensor x, uint32_t il)
     vki_tensor q = vki_reshape(g, linear(v, h, il, "attn_q", w, w), 3, heads);
     vki_tensor k = vki_reshape(g, linear(v, h, il, "attn_k", w, w), 3, heads);
     vki_tensor val = vki_reshape(g, linear(v, h, il, "attn_v", w, w), 3, heads);
+    if (v->info.projector == VKI_PROJECTOR_QWEN2VL) {
+        q = rope2d(v, q);
+        k = rope2d(v, k);
+    }
     // Every patch sees every other: no mask, not causal.
     vki_tensor a = vki_attention(g, q, k, val, (vki_tensor){0}, 1.0f / sqrtf((float)hd), false);
     x = vki_add(g, x, linear(v, vki_reshape(g, a, 2, (int64_t[2]){w, n}), il, "attn_out", w, w));
@@ -139,6 +155,31 @@ static vki_tensor idefics3(vki_vision *v, vki_tensor x)
     x = vki_copy(g, vki_permute(g, x, swap12), 0);
     x = vki_reshape(g, x, 2, (int64_t[2]){w * s * s, v->n_tokens});
     return vki_matmul(g, vki_weights_linear(v->weights, v->prog, "mm.model.fc.weight", w * s * s, e), x);
+}
+
+/* Qwen2-VL: the Conv3d patch embedding over two frames of the same still image is the sum of
+ * its two temporal kernels applied to the image once (no bias); no learned positions (the
+ * blocks rotate q and k instead); the ViT's blocks; then the merger: ln_q (the file's
+ * v.post_ln) per patch, each run of 4 consecutive patches (one 2x2 window: the patches come in
+ * that order) as one column of 4 * width, and an MLP with GELU (nn.GELU: the erf form). */
+vki_tensor vki__qwen2vl_build(vki_vision *v)
+{
+    vki_graph *g = vki_program_graph(v->prog);
+    const vki_vision_info *in = &v->info;
+    int64_t w = in->width, p = in->patch_size, n = v->n_pos, m = 4 * w, e = in->n_embd;
+    const int64_t kne[4] = {p, p, 3, w}, mat[2] = {p * p * 3, w};
+    v->patches = vki_program_input(v->prog, VKI_DTYPE_F32, 2, (int64_t[2]){p * p * 3, n}, "patches");
+    v->pos = vki_program_input(v->prog, VKI_DTYPE_I32, 2, (int64_t[2]){n, 4}, "positions");
+    vki_tensor k0 = f32(v, T(v, "v.patch_embd.weight", 4, kne)), k1 = f32(v, T(v, "v.patch_embd.weight.1", 4, kne));
+    vki_tensor kernel = vki_reshape(g, vki_add(g, k0, k1), 2, mat);
+    vki_tensor x = vki_matmul(g, kernel, v->patches);
+    for (uint32_t il = 0; il < in->n_layer && vki_weights_status(v->weights) == VKI_OK; il++)
+        x = block(v, x, il);
+    x = vki_reshape(g, norm(v, x, "v.post_ln"), 2, (int64_t[2]){m, n / 4});
+    vki_tensor h = vki_matmul(g, vki_weights_linear(v->weights, v->prog, "mm.0.weight", m, m), x);
+    h = vki_gelu(g, vki_add(g, h, f32(v, T(v, "mm.0.bias", 1, &m))));
+    h = vki_matmul(g, vki_weights_linear(v->weights, v->prog, "mm.2.weight", m, e), h);
+    return vki_add(g, h, f32(v, T(v, "mm.2.bias", 1, &e)));
 }
 
 void vki__vision_build(vki_vision *v)

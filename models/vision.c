@@ -7,7 +7,8 @@
  * Each encodes one square image of clip.vision.image_size pixels: the SigLIP families resize
  * the picture to it whatever its aspect (as transformers' Gemma3 processor does, and as
  * Idefics3's does for the one global image llama.cpp encodes); LLaVA's CLIP processor resizes
- * the short side and crops the centre. */
+ * the short side and crops the centre. Qwen2-VL ("qwen2vl_merger") keeps the image's aspect
+ * and builds its encoder per patch grid: vision_qwen2vl.c. */
 #include "vision_internal.h"
 
 #include <math.h>
@@ -114,9 +115,15 @@ static vki_status read_metadata(vki_vision *v, vki_gguf *f, char *err, size_t n)
         in->projector = VKI_PROJECTOR_MLP;
         v->resample = VKI_RESAMPLE_BICUBIC;
         v->crop = v->class_token = true;
+    } else if (s.size == 14 && !memcmp(s.data, "qwen2vl_merger", 14)) {
+        in->projector = VKI_PROJECTOR_QWEN2VL;
+        v->resample = VKI_RESAMPLE_BICUBIC;
+    } else if (s.size == 16 && !memcmp(s.data, "qwen2.5vl_merger", 16)) {
+        return fail(err, n, VKI_ERROR_UNSUPPORTED, "mmproj: Qwen2.5-VL's encoder (\"qwen2.5vl_merger\": window "
+                    "attention, RMS norms, a gated MLP) is not supported; Qwen2-VL's (\"qwen2vl_merger\") is");
     } else {
         return fail(err, n, VKI_ERROR_UNSUPPORTED,
-                    "mmproj: projector type \"%s\" is not one vkinfer runs (gemma3, idefics3, mlp)",
+                    "mmproj: projector type \"%s\" is not one vkinfer runs (gemma3, idefics3, mlp, qwen2vl_merger)",
                     v->projector_name);
     }
     bool has_vision = false;
@@ -163,13 +170,19 @@ static vki_status read_metadata(vki_vision *v, vki_gguf *f, char *err, size_t n)
                     in->width, in->n_head, MAX_HEAD_DIM, MAX_WIDTH);
 
     if (in->projector == VKI_PROJECTOR_MLP) VKI_TRY(read_mlp(v, f, err, n));
+    if (in->projector == VKI_PROJECTOR_QWEN2VL && in->n_embd && in->n_embd <= MAX_EMBD) {
+        VKI_TRY(vki__qwen2vl_read(v, f, err, n));
+        ff = v->n_ff;
+    }
     if (in->n_layer == 0 || in->n_layer > MAX_LAYERS || ff == 0 || ff > MAX_FF || in->n_embd == 0 ||
         in->n_embd > MAX_EMBD)
         return fail(err, n, VKI_ERROR_BAD_FILE, "mmproj: %u layers (1..%d), MLP %u (1..%d), projection %u (1..%d)",
                     in->n_layer, MAX_LAYERS, ff, MAX_FF, in->n_embd, MAX_EMBD);
     v->n_pos = v->n_side * v->n_side + (v->class_token ? 1 : 0);
 
-    if (in->projector == VKI_PROJECTOR_MLP) {
+    if (in->projector == VKI_PROJECTOR_QWEN2VL) {
+        return VKI_OK; // sized per image (vision_qwen2vl.c)
+    } else if (in->projector == VKI_PROJECTOR_MLP) {
         v->scale = 1; // one embedding per patch
     } else if (in->projector == VKI_PROJECTOR_GEMMA3) {
         // llama.cpp's default pooling is 4 (every released Gemma 3: 64 x 64 patches to 16 x 16
@@ -228,13 +241,22 @@ static vki_status load(vki_vision *v, vki_device *dev, const vki_profile *profil
                        size_t n)
 {
     VKI_TRY(read_metadata(v, file, err, n));
-    vki_status st = dev ? alloc_host(v) : VKI_OK;
+    const bool qwen2vl = v->info.projector == VKI_PROJECTOR_QWEN2VL;
+    vki_status st = dev && !qwen2vl ? alloc_host(v) : VKI_OK;
     if (st) return fail(err, n, st, "mmproj: out of host memory");
     if (dev) profile = vki_device_profile(dev);
+    v->device = dev;
     const vki_allocator *a = v->allocator.alloc ? &v->allocator : NULL;
     vki_weights_desc wd = {.source = vki_weight_source_gguf(file), .device = dev, .profile = profile,
                            .allocator = a, .model_name = "the vision encoder"};
     if ((st = vki_weights_create(&wd, &v->weights))) return fail(err, n, st, "mmproj: %s", vki_status_string(st));
+    if (qwen2vl) {
+        // Built first for an 8 x 8 patch grid (112 px, as llama.cpp warms up), which checks and
+        // uploads every weight; each image size then gets its own program.
+        VKI_TRY(vki__qwen2vl_program(v, dev, profile, 8, 8, err, n));
+        v->info.weight_bytes = vki_weights_bytes(v->weights);
+        return VKI_OK;
+    }
     vki_program_desc pd = {.device = dev, .profile = profile, .allocator = a, .name = "vision encoder"};
     if ((st = vki_program_create(&pd, &v->prog))) return fail(err, n, st, "mmproj: %s", vki_status_string(st));
     vki__vision_build(v);
@@ -307,6 +329,7 @@ void vki_vision_destroy(vki_vision *v)
     vki__model_free(&a, v->pixels);
     vki__model_free(&a, v->patch_rows);
     vki__model_free(&a, v->pool_matrix);
+    vki__model_free(&a, v->positions);
     vki__model_free(&a, v);
 }
 
@@ -315,8 +338,24 @@ const char *vki_vision_last_error(const vki_vision *v) { return v ? v->error : "
 
 uint32_t vki_vision_n_tokens(const vki_vision *v, uint32_t w, uint32_t h)
 {
-    if (!v || w == 0 || h == 0 || w > MAX_SIDE || h > MAX_SIDE) return 0;
-    return v->n_tokens;
+    uint32_t gw = 0, gh = 0;
+    return vki_vision_grid(v, w, h, &gw, &gh) ? 0 : gw * gh;
+}
+
+vki_status vki_vision_grid(const vki_vision *v, uint32_t w, uint32_t h, uint32_t *out_gw, uint32_t *out_gh)
+{
+    if (!v || !out_gw || !out_gh) return VKI_ERROR_INVALID_ARGUMENT;
+    *out_gw = *out_gh = 0;
+    if (w == 0 || h == 0 || w > MAX_SIDE || h > MAX_SIDE) return VKI_ERROR_INVALID_ARGUMENT;
+    if (v->info.projector == VKI_PROJECTOR_QWEN2VL) {
+        uint32_t rw, rh;
+        if (!vki__qwen2vl_size(v, w, h, &rw, &rh)) return VKI_ERROR_INVALID_ARGUMENT;
+        *out_gw = rw / v->info.patch_size / v->scale;
+        *out_gh = rh / v->info.patch_size / v->scale;
+    } else {
+        *out_gw = *out_gh = v->n_side / v->scale; // every family above: a square grid of tokens
+    }
+    return VKI_OK;
 }
 
 /* ---- Preprocessing: PIL's resampling ----------------------------------------------------------
@@ -397,23 +436,23 @@ static uint8_t clip8(int64_t ss)
     return (uint8_t)(x < 0 ? 0 : x > 255 ? 255 : x);
 }
 
-/* src [sh][sw][3] resized to dw x dh, of which the s x s window at (x0, y0) goes to dst
- * [s][s][3]: the horizontal pass into tmp [sh][s][3], then the vertical. A pass whose size
+/* src [sh][sw][3] resized to dw x dh, of which the ww x wh window at (x0, y0) goes to dst
+ * [wh][ww][3]: the horizontal pass into tmp [sh][ww][3], then the vertical. A pass whose size
  * does not change copies, as PIL skips it. Only the window's pixels are computed (a crop of a
  * very wide image does not resize all of it). */
 static vki_status resize(vki_vision *v, const uint8_t *src, uint32_t sw, uint32_t sh, uint32_t dw, uint32_t dh,
-                         uint32_t x0, uint32_t y0, uint32_t s, uint8_t *dst, uint8_t *tmp)
+                         uint32_t x0, uint32_t y0, uint32_t ww, uint32_t wh, uint8_t *dst, uint8_t *tmp)
 {
     uint32_t *hb = NULL, *vb = NULL, hk = 0, vk = 0;
     int32_t *hc = NULL, *vc = NULL;
     const vki_allocator *a = v->allocator.alloc ? &v->allocator : NULL;
     vki_status st = VKI_OK;
-    if (sw != dw && (st = coefficients(v, sw, dw, x0, s, &hb, &hc, &hk))) goto done;
-    if (sh != dh && (st = coefficients(v, sh, dh, y0, s, &vb, &vc, &vk))) goto done;
+    if (sw != dw && (st = coefficients(v, sw, dw, x0, ww, &hb, &hc, &hk))) goto done;
+    if (sh != dh && (st = coefficients(v, sh, dh, y0, wh, &vb, &vc, &vk))) goto done;
     for (uint32_t y = 0; y < sh; y++)
-        for (uint32_t x = 0; x < s; x++)
+        for (uint32_t x = 0; x < ww; x++)
             for (uint32_t c = 0; c < 3; c++) {
-                uint8_t *out = &tmp[((size_t)y * s + x) * 3 + c];
+                uint8_t *out = &tmp[((size_t)y * ww + x) * 3 + c];
                 if (!hb) {
                     *out = src[((size_t)y * sw + x0 + x) * 3 + c];
                     continue;
@@ -423,17 +462,17 @@ static vki_status resize(vki_vision *v, const uint8_t *src, uint32_t sw, uint32_
                     ss += (int64_t)src[((size_t)y * sw + hb[2 * x] + j) * 3 + c] * hc[(size_t)x * hk + j];
                 *out = clip8(ss);
             }
-    for (uint32_t y = 0; y < s; y++)
-        for (uint32_t x = 0; x < s; x++)
+    for (uint32_t y = 0; y < wh; y++)
+        for (uint32_t x = 0; x < ww; x++)
             for (uint32_t c = 0; c < 3; c++) {
-                uint8_t *out = &dst[((size_t)y * s + x) * 3 + c];
+                uint8_t *out = &dst[((size_t)y * ww + x) * 3 + c];
                 if (!vb) {
-                    *out = tmp[((size_t)(y0 + y) * s + x) * 3 + c];
+                    *out = tmp[((size_t)(y0 + y) * ww + x) * 3 + c];
                     continue;
                 }
                 int64_t ss = (int64_t)1 << (PREC_BITS - 1);
                 for (uint32_t j = 0; j < vb[2 * y + 1]; j++)
-                    ss += (int64_t)tmp[((size_t)(vb[2 * y] + j) * s + x) * 3 + c] * vc[(size_t)y * vk + j];
+                    ss += (int64_t)tmp[((size_t)(vb[2 * y] + j) * ww + x) * 3 + c] * vc[(size_t)y * vk + j];
                 *out = clip8(ss);
             }
 done:
@@ -444,9 +483,20 @@ done:
     return st;
 }
 
+vki_status vki__vision_resize(vki_vision *v, const uint8_t *src, uint32_t sw, uint32_t sh, uint32_t dw,
+                              uint32_t dh, uint8_t *dst)
+{
+    const vki_allocator *a = v->allocator.alloc ? &v->allocator : NULL;
+    uint8_t *tmp = vki__model_alloc(a, (size_t)sh * dw * 3);
+    vki_status st = tmp ? resize(v, src, sw, sh, dw, dh, 0, 0, dw, dh, dst, tmp) : VKI_ERROR_OUT_OF_HOST_MEMORY;
+    vki__model_free(a, tmp);
+    return st;
+}
+
 vki_status vki__vision_preprocess(vki_vision *v, const uint8_t *rgb, uint32_t w, uint32_t h, float *out)
 {
-    if (!v || !rgb || !out || !vki_vision_n_tokens(v, w, h)) return VKI_ERROR_INVALID_ARGUMENT;
+    if (!v || !rgb || !out || !vki_vision_n_tokens(v, w, h) || v->info.projector == VKI_PROJECTOR_QWEN2VL)
+        return VKI_ERROR_INVALID_ARGUMENT;
     const vki_allocator *a = v->allocator.alloc ? &v->allocator : NULL;
     uint32_t s = v->info.image_size, dw = s, dh = s, x0 = 0, y0 = 0;
     if (v->crop) {
@@ -461,7 +511,7 @@ vki_status vki__vision_preprocess(vki_vision *v, const uint8_t *rgb, uint32_t w,
     }
     uint8_t *tmp = vki__model_alloc(a, (size_t)h * s * 3);
     uint8_t *img = vki__model_alloc(a, (size_t)s * s * 3);
-    vki_status st = tmp && img ? resize(v, rgb, w, h, dw, dh, x0, y0, s, img, tmp) : VKI_ERROR_OUT_OF_HOST_MEMORY;
+    vki_status st = tmp && img ? resize(v, rgb, w, h, dw, dh, x0, y0, s, s, img, tmp) : VKI_ERROR_OUT_OF_HOST_MEMORY;
     if (!st) {
         for (uint32_t c = 0; c < 3; c++)
             for (size_t i = 0; i < (size_t)s * s; i++)
@@ -472,14 +522,41 @@ vki_status vki__vision_preprocess(vki_vision *v, const uint8_t *rgb, uint32_t w,
     return st;
 }
 
+/* Qwen2-VL: the program of the image's grid (rebuilt when it changes), its patches and
+ * positions. */
+static vki_status encode_qwen2vl(vki_vision *v, const uint8_t *rgb, uint32_t w, uint32_t h, float *out_embd)
+{
+    uint32_t gw = 0, gh = 0;
+    vki_status st = vki_vision_grid(v, w, h, &gw, &gh);
+    if (!st) st = vki__qwen2vl_program(v, v->device, vki_device_profile(v->device), gw * v->scale, gh * v->scale,
+                                       v->error, sizeof v->error);
+    if (st) return st;
+    if ((st = vki__qwen2vl_preprocess(v, rgb, w, h))) {
+        snprintf(v->error, sizeof v->error, "vision: %s preprocessing %u x %u", vki_status_string(st), w, h);
+        return st;
+    }
+    size_t col = (size_t)v->info.patch_size * v->info.patch_size * 3;
+    if ((st = vki_program_upload(v->prog, v->patches, v->patch_rows, col * v->n_pos * sizeof(float))) ||
+        (st = vki_program_upload(v->prog, v->pos, v->positions, (uint64_t)v->n_pos * 4 * sizeof(int32_t))) ||
+        (st = vki_program_run(v->prog)) ||
+        (st = vki_program_download(v->prog, v->out, out_embd, (uint64_t)v->n_tokens * v->info.n_embd * sizeof(float)))) {
+        snprintf(v->error, sizeof v->error, "vision: %s", vki_program_error(v->prog)[0] ? vki_program_error(v->prog)
+                                                                                       : vki_status_string(st));
+        return st;
+    }
+    return VKI_OK;
+}
+
 vki_status vki_vision_encode(vki_vision *v, const uint8_t *rgb, uint32_t w, uint32_t h, float *out_embd)
 {
     if (!v || !rgb || !out_embd) return VKI_ERROR_INVALID_ARGUMENT;
     v->error[0] = 0;
     if (!vki_vision_n_tokens(v, w, h)) {
-        snprintf(v->error, sizeof v->error, "vision: an image of %u x %u pixels (each side 1..%d)", w, h, MAX_SIDE);
+        snprintf(v->error, sizeof v->error, "vision: an image of %u x %u pixels (each side 1..%d%s)", w, h, MAX_SIDE,
+                 v->info.projector == VKI_PROJECTOR_QWEN2VL ? ", the longer at most 200 times the shorter" : "");
         return VKI_ERROR_INVALID_ARGUMENT;
     }
+    if (v->info.projector == VKI_PROJECTOR_QWEN2VL) return encode_qwen2vl(v, rgb, w, h, out_embd);
     vki_status st = vki__vision_preprocess(v, rgb, w, h, v->pixels);
     if (st) {
         snprintf(v->error, sizeof v->error, "vision: out of host memory preprocessing %u x %u", w, h);

@@ -16,6 +16,7 @@ typedef enum vki_vision_resample {
 
 struct vki_vision {
     vki_allocator allocator;
+    vki_device *device;        // borrowed; NULL when only checking
     vki_vision_info info;
     char projector_name[32];
     float mean[3], std[3];     // clip.vision.image_mean / image_std
@@ -34,6 +35,12 @@ struct vki_vision {
                                // ffn_up (told apart by shape, as llama.cpp does)
     bool crop;                 // CLIP's processor: the short side resized to image_size, then
                                // the centre cropped; else the image is resized to a square
+    // Qwen2-VL (vision_qwen2vl.c): the image keeps its aspect, so the encoder is built per
+    // patch grid; the program and the host buffers below are for grid_w x grid_h patches.
+    uint32_t min_pixels, max_pixels; // smart_resize's bounds on the resized image
+    uint32_t grid_w, grid_h;   // patches across and down of the current program (0: none)
+    vki_tensor pos;            // input I32 [n_pos, 4]: each patch's row, column, 0, 0 (streams)
+    int32_t *positions;        // the pos input on the host
     vki_weights *weights;
     vki_program *prog;
     vki_tensor patches;        // input F32 [patch^2 * 3, n_side^2]: the image cut into patches
@@ -53,5 +60,29 @@ void vki__vision_build(vki_vision *v);
 /* The family's preprocessing of rgb ([h][w][3] bytes) into out ([3][S][S] floats, S the
  * encoder's image_size): PIL's resize to S x S, then (x / 255 - mean) / std. For tests. */
 vki_status vki__vision_preprocess(vki_vision *v, const uint8_t *rgb, uint32_t w, uint32_t h, float *out);
+
+/* PIL's resize of src ([sh][sw][3] bytes) to dw x dh with v's filter, into dst [dh][dw][3]. */
+vki_status vki__vision_resize(vki_vision *v, const uint8_t *src, uint32_t sw, uint32_t sh, uint32_t dw,
+                              uint32_t dh, uint8_t *dst);
+
+/* ---- Qwen2-VL (vision_qwen2vl.c) ---------------------------------------------------------- */
+
+/* Its metadata beyond the common keys: the MLP width from the tensors (the converter writes the
+ * language model's width as feed_forward_length), the 2x2 merge, the merger's shapes. */
+vki_status vki__qwen2vl_read(vki_vision *v, vki_gguf *f, char *err, size_t n);
+/* transformers' smart_resize of a w x h image: the resized size, or false for an image it
+ * refuses (an aspect over 200) or one over the encoder's bounds. */
+bool vki__qwen2vl_size(const vki_vision *v, uint32_t w, uint32_t h, uint32_t *out_w, uint32_t *out_h);
+/* Builds (when the grid changes) the program for an image of w x h pixels: v->prog and the host
+ * buffers for its grid. With no device (vki_vision_check) only compiles. */
+vki_status vki__qwen2vl_program(vki_vision *v, vki_device *dev, const vki_profile *profile, uint32_t gw,
+                                uint32_t gh, char *err, size_t n);
+/* The image preprocessed (smart_resize, bicubic, normalised) into patch rows in the merger's
+ * order (v->patch_rows, [n_pos][3 * patch^2]) and the rotary positions (v->positions), for the
+ * program of its grid. */
+vki_status vki__qwen2vl_preprocess(vki_vision *v, const uint8_t *rgb, uint32_t w, uint32_t h);
+/* The encoder of arch_vit.c for Qwen2-VL: patches [3 * patch^2, n_pos] in the merger's order
+ * and positions -> [n_embd, n_pos / 4]. */
+vki_tensor vki__qwen2vl_build(vki_vision *v);
 
 #endif

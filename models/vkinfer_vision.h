@@ -5,7 +5,8 @@
  * An encoder turns one RGB image into embeddings that take the place of the image marker in a
  * language model's sequence (vki_llm_eval_embd): a ViT (CLIP or SigLIP: patch embedding as a
  * convolution, positions, pre-norm blocks) and the family's projector (LLaVA's MLP,
- * SmolVLM/Idefics3's pixel shuffle + linear, Gemma 3's pooled projector). The image is resized,
+ * SmolVLM/Idefics3's pixel shuffle + linear, Gemma 3's pooled projector, Qwen2-VL's 2x2 merger
+ * over a ViT with 2-D rotary positions, at the image's own aspect). The image is resized,
  * cropped or padded and normalised as the family's preprocessing says, from the file's
  * metadata (size, mean, std); the caller passes the decoded pixels of any size.
  *
@@ -75,8 +76,18 @@ const vki_vision_info *vki_vision_info_get(const vki_vision *v); // borrowed
 const char *vki_vision_last_error(const vki_vision *v);         // "" if none
 
 /* Embeddings an image of w x h pixels becomes (fixed per family for the ones above; 0 for a
- * size the encoder refuses: either side 0 or above 16384). */
+ * size the encoder refuses: either side 0 or above 16384). Qwen2-VL's depend on the size: the
+ * image is resized keeping its aspect (transformers' smart_resize: sides multiples of 28 px,
+ * 56 * 56 to 28 * 28 * 1280 pixels; an aspect over 200 is refused) and each 28 x 28 square
+ * becomes one embedding. */
 uint32_t vki_vision_n_tokens(const vki_vision *v, uint32_t w, uint32_t h);
+
+/* The embeddings of a w x h image as a grid: *out_gh rows of *out_gw, row by row
+ * (vki_vision_n_tokens = gw * gh). Qwen2-VL's language model places its M-RoPE positions by
+ * it (the token at row r, column c of the image starting at position p: temporal p, height
+ * p + r, width p + c). The fixed-size families give their square grid. VKI_ERROR_INVALID_ARGUMENT
+ * (and 0 x 0) for a size the encoder refuses. */
+vki_status vki_vision_grid(const vki_vision *v, uint32_t w, uint32_t h, uint32_t *out_gw, uint32_t *out_gh);
 
 /* Preprocesses rgb ([h][w][3] bytes, rows packed) as the family does and encodes it into
  * out_embd (F32 [n_tokens][n_embd], n_tokens = vki_vision_n_tokens). */
