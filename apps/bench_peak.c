@@ -399,10 +399,12 @@ static int run_coopmat(pk_bench *b, uint32_t groups, vki_pc_peak_cm pc, uint32_t
     const uint64_t subgroups = (uint64_t)groups * (local / sgs), elems = subgroups * fm * fn;
     vki_spec specs[4] = {{VKI_SPEC_LOCAL_SIZE_X, local}, {VKI_SPEC_PEAK_FRAG_M, fm},
                          {VKI_SPEC_PEAK_FRAG_N, fn}, {VKI_SPEC_PEAK_FRAG_K, fk}};
-    vki_kernel_desc kd = {.name = "peak_coopmat_f16", .binding_count = 1,
+    // The variant of the extension the device was opened with (the profile's choice).
+    const char *name = p->coopmat_khr ? "peak_coopmat_khr_f16" : "peak_coopmat_f16";
+    vki_kernel_desc kd = {.name = name, .binding_count = 1,
                           .push_size = sizeof(vki_pc_peak_cm), .specs = specs, .spec_count = 4,
                           .subgroup_size = p->subgroup_size_control ? sgs : 0};
-    PK_CHECK(vki_kernel_create(b->dev, &kd, &k), "creating peak_coopmat_f16");
+    PK_CHECK(vki_kernel_create(b->dev, &kd, &k), "creating the cooperative-matrix kernel");
     pk_compute c = {.kernel = k, .groups = groups, .push = &pc, .push_size = sizeof pc};
     PK_CHECK(vki_arena_alloc(b->arena, elems * 4, 0, &c.out), "allocating the output");
     if (out_us) {
@@ -724,6 +726,8 @@ int vki_bench_peak(vki_app *app, const vki_bench_opts *opts, cJSON *out)
     cJSON_AddNumberToObject(cfg, "fp16_iters", r.fma_iters[1]);
     cJSON_AddNumberToObject(cfg, "int8_iters", r.dot_iters);
     cJSON_AddNumberToObject(cfg, "coopmat_iters", r.cm_iters);
+    cJSON_AddStringToObject(cfg, "coopmat_extension",
+                            !r.coopmat ? "none" : p->coopmat_khr ? "KHR" : "NV");
     cJSON_AddNumberToObject(cfg, "memory_size", (double)r.mem_bytes);
     cJSON_AddNumberToObject(cfg, "window_size", (double)r.window);
     if (opts->json) return VKI_EXIT_OK;
@@ -737,7 +741,10 @@ int vki_bench_peak(vki_app *app, const vki_bench_opts *opts, cJSON *out)
     print_row("fp32 vector FMA", true, pk->fp32_gflops, "GFLOP/s");
     print_row("fp16 vector FMA", r.fp16, pk->fp16_gflops, "GFLOP/s");
     print_row("int8 dot product (4x8 packed)", r.int8, pk->int8_gops, "GOP/s");
-    print_row("cooperative matrix fp16", r.coopmat, pk->coopmat_fp16_gflops, "GFLOP/s");
+    print_row(!r.coopmat        ? "cooperative matrix fp16"
+              : p->coopmat_khr ? "cooperative matrix fp16 (KHR)"
+                               : "cooperative matrix fp16 (NV)",
+              r.coopmat, pk->coopmat_fp16_gflops, "GFLOP/s");
     print_row("memory read", true, pk->read_gbs, "GB/s");
     print_row("memory write", true, pk->write_gbs, "GB/s");
     print_row("memory copy, read+write", true, pk->copy_gbs, "GB/s");

@@ -44,7 +44,8 @@ static void usage(FILE *f)
             "  --device SEL    device index or case-insensitive name substring\n"
             "                  (default: $VKI_DEVICE, else discrete > integrated > virtual > cpu)\n"
             "  --narrow LIST   narrow the device profile, comma-separated (default: $VKI_NARROW):\n"
-            "                  no-fp16, no-subgroup, no-coopmat, no-int-dot, no-uma, tuning=NAME\n"
+            "                  no-fp16, no-subgroup, no-coopmat, no-coopmat-khr, no-int-dot, no-uma,\n"
+            "                  tuning=NAME\n"
             "                  tunings:");
     for (uint32_t i = 0; i < vki_tuning_count(); i++) fprintf(f, " %s", vki_tuning_name(i));
     fprintf(f,

@@ -171,6 +171,7 @@ vki_status vki_narrowing_parse(const char *text, vki_narrowing *out, char *out_e
         if (strcmp(word, "no-fp16") == 0) out->no_fp16 = true;
         else if (strcmp(word, "no-subgroup") == 0) out->no_subgroup = true;
         else if (strcmp(word, "no-coopmat") == 0) out->no_coopmat = true;
+        else if (strcmp(word, "no-coopmat-khr") == 0) out->no_coopmat_khr = true;
         else if (strcmp(word, "no-int-dot") == 0) out->no_int_dot = true;
         else if (strcmp(word, "no-uma") == 0) out->no_uma = true;
         else if (strncmp(word, "tuning=", 7) == 0) {
@@ -188,7 +189,7 @@ vki_status vki_narrowing_parse(const char *text, vki_narrowing *out, char *out_e
             if (out_error && error_size)
                 snprintf(out_error, error_size,
                          "unknown narrowing \"%s\"; known: no-fp16, no-subgroup, no-coopmat, "
-                         "no-int-dot, no-uma, tuning=NAME",
+                         "no-coopmat-khr, no-int-dot, no-uma, tuning=NAME",
                          word);
             return VKI_ERROR_INVALID_ARGUMENT;
         }
@@ -320,7 +321,14 @@ static void enabled_features(const vki_profile *p, const vki_feature_chain *q, b
     e->dot.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_INTEGER_DOT_PRODUCT_FEATURES;
     e->f2.pNext = &e->f11;
     e->f11.pNext = &e->f12;
-    if (p->coopmat) {
+    // One cooperative-matrix extension: the one the profile's kernels use.
+    if (p->coopmat && p->coopmat_khr) {
+        e->coop_khr.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_KHR;
+        e->coop_khr.cooperativeMatrix = VK_TRUE;
+        e->coop_khr.pNext = &e->f11;
+        e->f2.pNext = &e->coop_khr;
+        e->extensions[e->extension_count++] = VK_KHR_COOPERATIVE_MATRIX_EXTENSION_NAME;
+    } else if (p->coopmat) {
         e->coop.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV;
         e->coop.cooperativeMatrix = VK_TRUE;
         e->coop.pNext = &e->f11;
@@ -357,42 +365,92 @@ static void enabled_features(const vki_profile *p, const vki_feature_chain *q, b
     if (has_budget) e->extensions[e->extension_count++] = VK_EXT_MEMORY_BUDGET_EXTENSION_NAME;
 }
 
-/* The fragment shape the matmul kernel uses: fp16 A and B, fp32 C and D, subgroup scope;
- * 16 x 16 x 16 when listed, else the listed one with the most elements. False when none. */
-static bool coopmat_shape(VkInstance instance, VkPhysicalDevice phys, uint32_t shape[3])
+/* ---- Cooperative matrices ----------------------------------------------------------------- */
+
+/* The usable shape of `props` with the most elements, 16 x 16 x 16 above all (the kernel's
+ * tiles are multiples of 16 rows and columns and of 32 along k). 0 when none. */
+static uint32_t best_coopmat_shape(const vki_coopmat_props *props, uint32_t count, uint32_t shape[3])
+{
+    const uint32_t f16 = VK_COMPONENT_TYPE_FLOAT16_NV, f32 = VK_COMPONENT_TYPE_FLOAT32_NV;
+    uint32_t best = 0;
+    for (uint32_t i = 0; props && i < count; i++) {
+        const vki_coopmat_props *c = &props[i];
+        if (c->a_type != f16 || c->b_type != f16 || c->c_type != f32 || c->result_type != f32 ||
+            c->scope != VK_SCOPE_SUBGROUP_NV || c->saturating)
+            continue;
+        if (c->m == 0 || c->n == 0 || c->k == 0 || 16 % c->m || 16 % c->n || 32 % c->k) continue;
+        uint32_t elems = c->m * c->n * c->k;
+        if (c->m == 16 && c->n == 16 && c->k == 16) elems = UINT32_MAX;
+        if (elems > best) {
+            best = elems;
+            shape[0] = c->m;
+            shape[1] = c->n;
+            shape[2] = c->k;
+        }
+    }
+    return best;
+}
+
+bool vki_coopmat_choose(const vki_coopmat_caps *caps, bool *out_khr, uint32_t out_shape[3])
+{
+    bool khr = false;
+    uint32_t shape[3] = {0, 0, 0};
+    // KHR first: the extension every vendor's driver speaks; NVIDIA lists both, and its KHR
+    // shapes include the NV ones.
+    bool found = caps && caps->khr && best_coopmat_shape(caps->khr_props, caps->khr_count, shape);
+    if (found) khr = true;
+    else if (caps && caps->nv) found = best_coopmat_shape(caps->nv_props, caps->nv_count, shape) > 0;
+    if (out_khr) *out_khr = found && khr;
+    if (out_shape) memcpy(out_shape, found ? shape : (uint32_t[3]){0, 0, 0}, 3 * sizeof *out_shape);
+    return found;
+}
+
+#define COOPMAT_MAX_PROPS 64
+
+/* The shapes vkGetPhysicalDeviceCooperativeMatrixProperties{KHR,NV} lists (the first
+ * COOPMAT_MAX_PROPS; drivers list a few dozen at most). */
+static uint32_t coopmat_props_khr(VkInstance instance, VkPhysicalDevice phys, vki_coopmat_props *out)
+{
+    PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR get =
+        (PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR)vkGetInstanceProcAddr(
+            instance, "vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR");
+    VkCooperativeMatrixPropertiesKHR props[COOPMAT_MAX_PROPS];
+    uint32_t count = COOPMAT_MAX_PROPS;
+    for (uint32_t i = 0; i < count; i++)
+        props[i] = (VkCooperativeMatrixPropertiesKHR){
+            .sType = VK_STRUCTURE_TYPE_COOPERATIVE_MATRIX_PROPERTIES_KHR};
+    if (!get) return 0;
+    VkResult r = get(phys, &count, props);
+    if (r != VK_SUCCESS && r != VK_INCOMPLETE) return 0;
+    for (uint32_t i = 0; i < count; i++)
+        out[i] = (vki_coopmat_props){
+            .m = props[i].MSize, .n = props[i].NSize, .k = props[i].KSize,
+            .a_type = (uint32_t)props[i].AType, .b_type = (uint32_t)props[i].BType,
+            .c_type = (uint32_t)props[i].CType, .result_type = (uint32_t)props[i].ResultType,
+            .scope = (uint32_t)props[i].scope, .saturating = props[i].saturatingAccumulation != 0};
+    return count;
+}
+
+static uint32_t coopmat_props_nv(VkInstance instance, VkPhysicalDevice phys, vki_coopmat_props *out)
 {
     PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesNV get =
         (PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesNV)vkGetInstanceProcAddr(
             instance, "vkGetPhysicalDeviceCooperativeMatrixPropertiesNV");
-    VkCooperativeMatrixPropertiesNV props[32];
-    uint32_t count = 32;
+    VkCooperativeMatrixPropertiesNV props[COOPMAT_MAX_PROPS];
+    uint32_t count = COOPMAT_MAX_PROPS;
     for (uint32_t i = 0; i < count; i++)
         props[i] = (VkCooperativeMatrixPropertiesNV){
             .sType = VK_STRUCTURE_TYPE_COOPERATIVE_MATRIX_PROPERTIES_NV};
-    if (!get) return false;
+    if (!get) return 0;
     VkResult r = get(phys, &count, props);
-    if (r != VK_SUCCESS && r != VK_INCOMPLETE) return false;
-    uint32_t best = 0;
-    for (uint32_t i = 0; i < count; i++) {
-        const VkCooperativeMatrixPropertiesNV *c = &props[i];
-        if (c->AType != VK_COMPONENT_TYPE_FLOAT16_NV || c->BType != VK_COMPONENT_TYPE_FLOAT16_NV ||
-            c->CType != VK_COMPONENT_TYPE_FLOAT32_NV || c->DType != VK_COMPONENT_TYPE_FLOAT32_NV ||
-            c->scope != VK_SCOPE_SUBGROUP_NV)
-            continue;
-        // The kernel's tiles are multiples of 16 (rows, columns) and of 32 (k) elements.
-        if (c->MSize == 0 || c->NSize == 0 || c->KSize == 0 || 16 % c->MSize || 16 % c->NSize ||
-            32 % c->KSize)
-            continue;
-        uint32_t elems = c->MSize * c->NSize * c->KSize;
-        if (c->MSize == 16 && c->NSize == 16 && c->KSize == 16) elems = UINT32_MAX;
-        if (elems > best) {
-            best = elems;
-            shape[0] = c->MSize;
-            shape[1] = c->NSize;
-            shape[2] = c->KSize;
-        }
-    }
-    return best > 0;
+    if (r != VK_SUCCESS && r != VK_INCOMPLETE) return 0;
+    for (uint32_t i = 0; i < count; i++)
+        out[i] = (vki_coopmat_props){
+            .m = props[i].MSize, .n = props[i].NSize, .k = props[i].KSize,
+            .a_type = (uint32_t)props[i].AType, .b_type = (uint32_t)props[i].BType,
+            .c_type = (uint32_t)props[i].CType, .result_type = (uint32_t)props[i].DType,
+            .scope = (uint32_t)props[i].scope};
+    return count;
 }
 
 vki_status vki__profile_query(vki_instance *inst, uint32_t index, const vki_narrowing *narrowing,
@@ -418,6 +476,7 @@ vki_status vki__profile_query(vki_instance *inst, uint32_t index, const vki_narr
     bool has_push = has_extension(ext, ext_count, VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME);
     bool has_dot = has_extension(ext, ext_count, VK_KHR_SHADER_INTEGER_DOT_PRODUCT_EXTENSION_NAME);
     bool has_coop_nv = has_extension(ext, ext_count, VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME);
+    bool has_coop_khr = has_extension(ext, ext_count, VK_KHR_COOPERATIVE_MATRIX_EXTENSION_NAME);
     vki__free(inst, ext);
 
     VkPhysicalDeviceSubgroupSizeControlProperties sg_size = {
@@ -434,6 +493,10 @@ vki_status vki__profile_query(vki_instance *inst, uint32_t index, const vki_narr
                                          .pNext = &m3};
     bool api13 = inst->physicals[index].props.apiVersion >= VK_API_VERSION_1_3;
     if (!api13) m3.pNext = &drv; // maintenance4 properties are core only in 1.3
+    VkPhysicalDeviceCooperativeMatrixPropertiesKHR cm_khr = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_PROPERTIES_KHR,
+        .pNext = props.pNext};
+    if (has_coop_khr) props.pNext = &cm_khr;
     vkGetPhysicalDeviceProperties2(phys, &props);
     const VkPhysicalDeviceLimits *lim = &props.properties.limits;
 
@@ -451,8 +514,13 @@ vki_status vki__profile_query(vki_instance *inst, uint32_t index, const vki_narr
     fc->f2.pNext = &fc->f11;
     if (has_coop_nv) {
         fc->coop.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV;
-        fc->coop.pNext = &fc->f11;
+        fc->coop.pNext = fc->f2.pNext;
         fc->f2.pNext = &fc->coop;
+    }
+    if (has_coop_khr) {
+        fc->coop_khr.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_KHR;
+        fc->coop_khr.pNext = fc->f2.pNext;
+        fc->f2.pNext = &fc->coop_khr;
     }
     vkGetPhysicalDeviceFeatures2(phys, &fc->f2);
 
@@ -484,10 +552,21 @@ vki_status vki__profile_query(vki_instance *inst, uint32_t index, const vki_narr
     out->storage8 = fc->f12.storageBuffer8BitAccess;
     out->int_dot = has_dot && (api13 ? fc->f13.shaderIntegerDotProduct
                                      : fc->dot.shaderIntegerDotProduct);
-    // The kernels use the NV extension (glslang 12 knows it, not the KHR one).
-    out->coopmat = has_coop_nv && fc->coop.cooperativeMatrix && out->fp16 &&
-                   fc->f12.vulkanMemoryModel &&
-                   coopmat_shape(inst->handle, phys, out->coopmat_shape);
+    // KHR where the build embeds its kernels (a build with Debian's glslang 12 has only the
+    // NV ones) and the device lists a shape they use; else NV. Both need fp16 arithmetic and the
+    // Vulkan memory model the kernels declare.
+    if (out->fp16 && fc->f12.vulkanMemoryModel && (has_coop_khr || has_coop_nv)) {
+        vki_coopmat_props khr_props[COOPMAT_MAX_PROPS], nv_props[COOPMAT_MAX_PROPS];
+        vki_coopmat_caps caps = {
+            .khr = has_coop_khr && fc->coop_khr.cooperativeMatrix &&
+                   (cm_khr.cooperativeMatrixSupportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
+                   !(narrowing && narrowing->no_coopmat_khr) && vki_shader_find(VKI_COOPMAT_KHR_MODULE),
+            .nv = has_coop_nv && fc->coop.cooperativeMatrix,
+            .khr_props = khr_props, .nv_props = nv_props};
+        if (caps.khr) caps.khr_count = coopmat_props_khr(inst->handle, phys, khr_props);
+        if (caps.nv) caps.nv_count = coopmat_props_nv(inst->handle, phys, nv_props);
+        out->coopmat = vki_coopmat_choose(&caps, &out->coopmat_khr, out->coopmat_shape);
+    }
     out->memory_budget = has_budget;
     out->push_descriptor = has_push;
 
@@ -529,7 +608,10 @@ vki_status vki__profile_query(vki_instance *inst, uint32_t index, const vki_narr
     }
     if (narrowing->no_int_dot) out->int_dot = false;
     if (narrowing->no_coopmat) out->coopmat = false;
-    if (!out->coopmat) memset(out->coopmat_shape, 0, sizeof out->coopmat_shape);
+    if (!out->coopmat) {
+        out->coopmat_khr = false;
+        memset(out->coopmat_shape, 0, sizeof out->coopmat_shape);
+    }
     if (narrowing->no_uma) out->uma = false;
 
     const tuning_row *row = NULL;

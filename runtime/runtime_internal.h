@@ -61,6 +61,44 @@ static inline bool vki__add_ok(uint64_t a, uint64_t b, uint64_t *out)
 
 /* ---- profile.c --------------------------------------------------------------------------- */
 
+/* VK_KHR_cooperative_matrix as the Vulkan registry defines it (extension 507), for headers
+ * older than 1.3.255 (Debian 12 ships 1.3.239), where only the NV extension is declared. */
+#ifndef VK_KHR_cooperative_matrix
+#define VK_KHR_cooperative_matrix 1
+#define VK_KHR_COOPERATIVE_MATRIX_EXTENSION_NAME "VK_KHR_cooperative_matrix"
+#define VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_KHR ((VkStructureType)1000506000)
+#define VK_STRUCTURE_TYPE_COOPERATIVE_MATRIX_PROPERTIES_KHR ((VkStructureType)1000506001)
+#define VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_PROPERTIES_KHR ((VkStructureType)1000506002)
+typedef VkComponentTypeNV VkComponentTypeKHR; // the NV values are the KHR ones (fp16 0, fp32 1)
+typedef VkScopeNV VkScopeKHR;                 // subgroup 3
+typedef struct VkCooperativeMatrixPropertiesKHR {
+    VkStructureType sType;
+    void *pNext;
+    uint32_t MSize, NSize, KSize;
+    VkComponentTypeKHR AType, BType, CType, ResultType;
+    VkBool32 saturatingAccumulation;
+    VkScopeKHR scope;
+} VkCooperativeMatrixPropertiesKHR;
+typedef struct VkPhysicalDeviceCooperativeMatrixFeaturesKHR {
+    VkStructureType sType;
+    void *pNext;
+    VkBool32 cooperativeMatrix;
+    VkBool32 cooperativeMatrixRobustBufferAccess;
+} VkPhysicalDeviceCooperativeMatrixFeaturesKHR;
+typedef struct VkPhysicalDeviceCooperativeMatrixPropertiesKHR {
+    VkStructureType sType;
+    void *pNext;
+    VkShaderStageFlags cooperativeMatrixSupportedStages;
+} VkPhysicalDeviceCooperativeMatrixPropertiesKHR;
+typedef VkResult(VKAPI_PTR *PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR)(
+    VkPhysicalDevice physicalDevice, uint32_t *pPropertyCount,
+    VkCooperativeMatrixPropertiesKHR *pProperties);
+#endif
+
+/* A module that every build with the VK_KHR_cooperative_matrix kernels embeds
+ * (shaders/CMakeLists.txt): without it the profile never chooses the KHR extension. */
+#define VKI_COOPMAT_KHR_MODULE "peak_coopmat_khr_f16"
+
 /* Everything device.c needs to enable the features the profile reports. */
 typedef struct vki_feature_chain {
     VkPhysicalDeviceFeatures2 f2;
@@ -69,6 +107,7 @@ typedef struct vki_feature_chain {
     VkPhysicalDeviceVulkan13Features f13;
     VkPhysicalDeviceShaderIntegerDotProductFeatures dot;
     VkPhysicalDeviceCooperativeMatrixFeaturesNV coop;
+    VkPhysicalDeviceCooperativeMatrixFeaturesKHR coop_khr;
     const char *extensions[16];
     uint32_t extension_count;
 } vki_feature_chain;

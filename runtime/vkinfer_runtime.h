@@ -260,7 +260,8 @@ typedef struct vki_profile {
     bool storage16;              // 16-bit storage buffer access
     bool storage8;               // 8-bit storage buffer access
     bool int_dot;                // VK_KHR_shader_integer_dot_product (4x8-bit, accelerated)
-    bool coopmat;                // cooperative matrix (VK_NV_cooperative_matrix) for the kernels
+    bool coopmat;                // cooperative matrix for the kernels (KHR or NV extension)
+    bool coopmat_khr;            // through VK_KHR_cooperative_matrix (else VK_NV_cooperative_matrix)
     uint32_t coopmat_shape[3];   // its fragment M, N, K for fp16 x fp16 + fp32 in a subgroup
     bool memory_budget;          // VK_EXT_memory_budget
     bool push_descriptor;        // VK_KHR_push_descriptor
@@ -294,12 +295,13 @@ typedef struct vki_narrowing {
     bool no_fp16;       // no fp16 arithmetic or 16-bit storage
     bool no_subgroup;   // no subgroup operations (kernels take their shared-memory fallback)
     bool no_coopmat;
+    bool no_coopmat_khr; // cooperative matrices through VK_NV_cooperative_matrix only
     bool no_int_dot;
     bool no_uma;        // treat the device as discrete: uploads go through the staging ring
     char tuning[32];    // force this tuning-table row ("" = chosen by vendor and architecture)
 } vki_narrowing;
 
-/* Parses "no-fp16,no-subgroup,no-coopmat,no-int-dot,no-uma,tuning=amd-rdna" (any subset, any
+/* Parses "no-fp16,no-subgroup,no-coopmat,no-coopmat-khr,no-int-dot,no-uma,tuning=amd-rdna" (any subset, any
  * order; NULL or "" is no narrowing). An unknown word or tuning name is VKI_ERROR_INVALID_ARGUMENT;
  * `out_error` (may be NULL, at least 128 bytes) then says which. */
 vki_status vki_narrowing_parse(const char *text, vki_narrowing *out_narrowing, char *out_error,

@@ -6,6 +6,8 @@
  *   failure paths run on a healthy device.
  * - SPIR-V reflection: what a compute module declares (bindings, push constants, local size),
  *   the same reader vki_kernel_create checks modules with.
+ * - The cooperative-matrix choice: which extension and fragment shape, from property lists, so
+ *   that it is tested on the lists of devices the suite never runs on.
  *
  * Thread safety: as the objects they act on (vkinfer_runtime.h). vki_device_inject_fault is a
  * call on the device like any other (one thread at a time); vki_spirv_reflect touches only its
@@ -55,6 +57,38 @@ typedef struct vki_spirv_info {
 vki_status vki_spirv_reflect(const uint32_t *words, size_t word_count, const vki_spec *specs,
                              uint32_t spec_count, vki_spirv_info *out_info, char *out_error,
                              size_t error_size);
+
+/* ---- Cooperative-matrix choice --------------------------------------------------------- */
+
+/* One shape a device lists for cooperative matrices (VkCooperativeMatrixPropertiesKHR, or
+ * VkCooperativeMatrixPropertiesNV with its DType as the result type: both extensions number
+ * component types and scopes alike). */
+typedef struct vki_coopmat_props {
+    uint32_t m, n, k;             // A is m x k, B k x n, C and the result m x n
+    uint32_t a_type, b_type;      // VkComponentTypeKHR: 0 fp16, 1 fp32, 3 int8, ...
+    uint32_t c_type, result_type;
+    uint32_t scope;               // VkScopeKHR: 3 subgroup, 2 workgroup, ...
+    bool saturating;              // saturatingAccumulation (KHR only)
+} vki_coopmat_props;
+
+/* What a device offers through each extension. */
+typedef struct vki_coopmat_caps {
+    bool khr;                     // VK_KHR_cooperative_matrix: listed, feature cooperativeMatrix
+                                  // on, compute in its supported stages, KHR kernels embedded
+    bool nv;                      // VK_NV_cooperative_matrix: listed, feature cooperativeMatrix on
+    const vki_coopmat_props *khr_props;
+    uint32_t khr_count;
+    const vki_coopmat_props *nv_props;
+    uint32_t nv_count;
+} vki_coopmat_caps;
+
+/* The extension and fragment shape matmul_coopmat.comp runs with: a shape with fp16 A and B, fp32
+ * C and result, no saturation, subgroup scope, M and N dividing 16 and K dividing 32 (the
+ * kernel's tiles), 16 x 16 x 16 when listed, else the listed one with the most elements; from
+ * the KHR list when it has one, else from the NV list. True with *out_khr and out_shape set;
+ * false (both zeroed) when neither list has a usable shape. Pure: what vki_profile.coopmat,
+ * coopmat_khr and coopmat_shape are made from. */
+bool vki_coopmat_choose(const vki_coopmat_caps *caps, bool *out_khr, uint32_t out_shape[3]);
 
 #ifdef __cplusplus
 }

@@ -40,6 +40,8 @@
 #define VKI_SPEC_MM_FRAG_M 8
 #define VKI_SPEC_MM_FRAG_N 9
 #define VKI_SPEC_MM_FRAG_K 10
+/* matmul_coopmat: shared-memory slab buffers, 2 (double-buffered) or 1. */
+#define VKI_SPEC_MM_BUFFERS 14
 /* matvec_wide: the chunks of K each thread decodes per pass of ROWS rows, holding their x in
  * registers, and the blocks of local-size rows a workgroup computes. */
 #define VKI_SPEC_MM_KCHUNKS 11

@@ -3,22 +3,29 @@
 #extension GL_EXT_control_flow_attributes : require
 #extension GL_KHR_memory_scope_semantics : require
 #extension GL_KHR_shader_subgroup_basic : require
-#extension GL_NV_cooperative_matrix : require
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
-// Matrix-matrix product (prefill) on cooperative matrices (VK_NV_cooperative_matrix: tensor
-// cores). A workgroup computes a TILE_M x TILE_N tile of y, stepping through K in TILE_K slabs:
-// its threads decode the weight slab and load the x slab into shared memory as fp16, then each
-// subgroup multiplies FRAG_M x FRAG_K by FRAG_K x FRAG_N fragments into ROWS x COLS fp32
-// accumulator fragments: a (ROWS * FRAG_M) x (COLS * FRAG_N) block of the tile. The
-// accumulators go out through a per-subgroup shared staging block, for the bounds, the bias
-// and the activation.
+#include "coopmat.glsl"
+// Matrix-matrix product (prefill) on cooperative matrices (matrix cores): VK_KHR_cooperative_matrix
+// in the variants built with COOPMAT_KHR (matmul_<w>_cmk), VK_NV_cooperative_matrix in the
+// others (matmul_<w>_cm); coopmat.glsl maps the names. A workgroup computes a TILE_M x TILE_N
+// tile of y, stepping through K in TILE_K slabs: its threads decode the weight slab and load
+// the x slab into shared memory as fp16, then each subgroup multiplies FRAG_M x FRAG_K by
+// FRAG_K x FRAG_N fragments into ROWS x COLS fp32 accumulator fragments: a (ROWS * FRAG_M) x
+// (COLS * FRAG_N) block of the tile. The accumulators go out through a per-subgroup shared
+// staging block, for the bounds, the bias and the activation.
+//
+// BUFFERS = 2 (where the lowering finds the shared memory): the slabs are double-buffered,
+// the next one loaded into the buffer the previous one used while this one is multiplied, so
+// that one barrier per slab suffices and a subgroup's loads overlap the others' multiplies.
+// BUFFERS = 1: one buffer, a barrier before and after each load.
 //
 // Operands are rounded to fp16 (the accumulation stays fp32): the lowering says so, and the
 // conformance tests hold such plans to the fp16 tolerance.
 //
-// Shared layout: ws[r * LD + k] (a weight row's slab is contiguous: row-major A fragments),
-// xs[c * LD + k] (column-major B fragments). LD = TILE_K + 8 halves keeps rows 16-byte aligned
-// for the fragment loads and shifts consecutive rows across the banks.
+// Shared layout: ws[b * TILE_M * LD + r * LD + k] (a weight row's slab is contiguous: row-major
+// A fragments), xs[b * TILE_N * LD + c * LD + k] (column-major B fragments), b the buffer.
+// LD = TILE_K + 8 halves keeps rows 16-byte aligned for the fragment loads and shifts
+// consecutive rows across the banks.
 #include "vki_abi.h"
 
 layout(local_size_x = 128, local_size_x_id = VKI_SPEC_LOCAL_SIZE_X) in;
@@ -30,6 +37,7 @@ layout(constant_id = VKI_SPEC_MM_TILE_K) const uint TILE_K = 32;
 layout(constant_id = VKI_SPEC_MM_FRAG_M) const uint FRAG_M = 16;
 layout(constant_id = VKI_SPEC_MM_FRAG_N) const uint FRAG_N = 16;
 layout(constant_id = VKI_SPEC_MM_FRAG_K) const uint FRAG_K = 16;
+layout(constant_id = VKI_SPEC_MM_BUFFERS) const uint BUFFERS = 1;
 #define LD (TILE_K + 8u)
 #define SUB_M (ROWS * FRAG_M)          // a subgroup's block of the tile
 #define SUB_N (COLS * FRAG_N)
@@ -37,13 +45,31 @@ layout(constant_id = VKI_SPEC_MM_FRAG_K) const uint FRAG_K = 16;
 #define SUBGROUPS (SUBGROUPS_M * (TILE_N / SUB_N)) // the workgroup's, as the lowering sized it
 #define FRAG_ELEMS (FRAG_M * FRAG_N)
 
-shared float16_t ws[TILE_M * LD];
-shared float16_t xs[TILE_N * LD];
+shared float16_t ws[BUFFERS * TILE_M * LD];
+shared float16_t xs[BUFFERS * TILE_N * LD];
 shared float stage[SUBGROUPS * FRAG_ELEMS];
+
+// The slab of weights and x at k0 into buffer `buf`, by all threads. Consecutive threads take
+// consecutive quads of one row (the weights' and x's rows are contiguous along k). Rows and
+// columns past the end repeat the last one (never stored); k past K is zero.
+void load_slab(uint k0, uint buf, uint wbase, uint xbase, uint tile_m, uint tile_n)
+{
+    const uint tid = gl_LocalInvocationID.x, nt = gl_WorkGroupSize.x;
+    const uint wb = buf * TILE_M * LD, xb = buf * TILE_N * LD;
+    for (uint q = tid; q < TILE_M * (TILE_K / 4u); q += nt) {
+        uint r = q / (TILE_K / 4u), kq = 4u * (q % (TILE_K / 4u));
+        vec4 v = w_quad_guarded(wbase + min(tile_m + r, pc.M - 1u) * pc.w_nb1, k0 + kq);
+        [[unroll]] for (uint i = 0u; i < 4u; i++) ws[wb + r * LD + kq + i] = float16_t(v[i]);
+    }
+    for (uint q = tid; q < TILE_N * (TILE_K / 4u); q += nt) {
+        uint c = q / (TILE_K / 4u), kq = 4u * (q % (TILE_K / 4u));
+        vec4 v = x_quad_guarded(xbase + min(tile_n + c, pc.N - 1u) * pc.x_nb1, k0 + kq);
+        [[unroll]] for (uint i = 0u; i < 4u; i++) xs[xb + c * LD + kq + i] = float16_t(v[i]);
+    }
+}
 
 void main()
 {
-    const uint tid = gl_LocalInvocationID.x, nt = gl_WorkGroupSize.x;
     const uint sg = gl_SubgroupID, lane = gl_SubgroupInvocationID;
     const uint sub_m = (sg % SUBGROUPS_M) * SUB_M, sub_n = (sg / SUBGROUPS_M) * SUB_N;
     const uint tile_m = gl_WorkGroupID.x * TILE_M, tile_n = gl_WorkGroupID.y * TILE_N;
@@ -51,37 +77,37 @@ void main()
     uint wbase, xbase;
     batch_bases(b, wbase, xbase);
 
-    fcoopmatNV<32, gl_ScopeSubgroup, FRAG_M, FRAG_N> acc[ROWS * COLS];
+    cm_acc(FRAG_M, FRAG_N) acc[ROWS * COLS];
     [[unroll]] for (uint i = 0u; i < ROWS * COLS; i++)
-        acc[i] = fcoopmatNV<32, gl_ScopeSubgroup, FRAG_M, FRAG_N>(0.0);
+        acc[i] = cm_acc(FRAG_M, FRAG_N)(0.0);
 
+    load_slab(0u, 0u, wbase, xbase, tile_m, tile_n);
+    barrier();
+    uint buf = 0u;
     for (uint k0 = 0u; k0 < pc.K; k0 += TILE_K) {
-        // Consecutive threads take consecutive quads of one row (the weights' and x's rows are
-        // contiguous along k). Rows and columns past the end repeat the last one (never
-        // stored); k past K is zero.
-        for (uint q = tid; q < TILE_M * (TILE_K / 4u); q += nt) {
-            uint r = q / (TILE_K / 4u), kq = 4u * (q % (TILE_K / 4u));
-            vec4 v = w_quad_guarded(wbase + min(tile_m + r, pc.M - 1u) * pc.w_nb1, k0 + kq);
-            [[unroll]] for (uint i = 0u; i < 4u; i++) ws[r * LD + kq + i] = float16_t(v[i]);
-        }
-        for (uint q = tid; q < TILE_N * (TILE_K / 4u); q += nt) {
-            uint c = q / (TILE_K / 4u), kq = 4u * (q % (TILE_K / 4u));
-            vec4 v = x_quad_guarded(xbase + min(tile_n + c, pc.N - 1u) * pc.x_nb1, k0 + kq);
-            [[unroll]] for (uint i = 0u; i < 4u; i++) xs[c * LD + kq + i] = float16_t(v[i]);
-        }
-        barrier();
+        // Two buffers: the next slab goes where the previous one was, which every subgroup
+        // finished reading before the last barrier.
+        const bool more = k0 + TILE_K < pc.K;
+        const uint next = BUFFERS > 1u ? buf ^ 1u : buf;
+        if (BUFFERS > 1u && more) load_slab(k0 + TILE_K, next, wbase, xbase, tile_m, tile_n);
+        const uint wb = buf * TILE_M * LD, xb = buf * TILE_N * LD;
         [[unroll]] for (uint k = 0u; k < TILE_K; k += FRAG_K) {
-            fcoopmatNV<16, gl_ScopeSubgroup, FRAG_M, FRAG_K> a[ROWS];
+            cm_a(FRAG_M, FRAG_K) a[ROWS];
             [[unroll]] for (uint i = 0u; i < ROWS; i++)
-                coopMatLoadNV(a[i], ws, (sub_m + i * FRAG_M) * LD + k, LD, false);
+                cm_load(a[i], ws, wb + (sub_m + i * FRAG_M) * LD + k, LD, CM_ROW_MAJOR);
             [[unroll]] for (uint j = 0u; j < COLS; j++) {
-                fcoopmatNV<16, gl_ScopeSubgroup, FRAG_K, FRAG_N> x;
-                coopMatLoadNV(x, xs, (sub_n + j * FRAG_N) * LD + k, LD, true);
+                cm_b(FRAG_K, FRAG_N) x;
+                cm_load(x, xs, xb + (sub_n + j * FRAG_N) * LD + k, LD, CM_COL_MAJOR);
                 [[unroll]] for (uint i = 0u; i < ROWS; i++)
-                    acc[i * COLS + j] = coopMatMulAddNV(a[i], x, acc[i * COLS + j]);
+                    acc[i * COLS + j] = cm_mul_add(a[i], x, acc[i * COLS + j]);
             }
         }
         barrier();
+        if (BUFFERS == 1u && more) { // one buffer: overwritten only after every subgroup read it
+            load_slab(k0 + TILE_K, next, wbase, xbase, tile_m, tile_n);
+            barrier();
+        }
+        buf = next;
     }
 
     // Each fragment through the subgroup's staging block (column-major: element (r, c) at
@@ -89,7 +115,7 @@ void main()
     const uint base = sg * FRAG_ELEMS;
     [[unroll]] for (uint i = 0u; i < ROWS; i++)
         [[unroll]] for (uint j = 0u; j < COLS; j++) {
-            coopMatStoreNV(acc[i * COLS + j], stage, base, FRAG_M, true);
+            cm_store(acc[i * COLS + j], stage, base, FRAG_M, CM_COL_MAJOR);
             subgroupMemoryBarrierShared();
             subgroupBarrier();
             for (uint e = lane; e < FRAG_ELEMS; e += gl_SubgroupSize) {

@@ -3,10 +3,11 @@
 #extension GL_EXT_control_flow_attributes : require
 #extension GL_KHR_memory_scope_semantics : require
 #extension GL_KHR_shader_subgroup_basic : require
-#extension GL_NV_cooperative_matrix : require
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
-// Cooperative-matrix fp16 throughput (`vkinfer bench peak`), on VK_NV_cooperative_matrix as
-// matmul_coopmat.comp uses it (the fragment shape is the profile's, by specialisation). A and B
+#include "coopmat.glsl"
+// Cooperative-matrix fp16 throughput (`vkinfer bench peak`), on VK_KHR_cooperative_matrix
+// (peak_coopmat_khr_f16, COOPMAT_KHR) or VK_NV_cooperative_matrix (peak_coopmat_f16) as
+// matmul_coopmat.comp uses them (the fragment shape is the profile's, by specialisation). A and B
 // are constant fragments built from push constants and never touch memory; CHAINS independent
 // accumulators keep the matrix units busy past one multiply-add's latency. Each accumulator
 // element ends as iters * FRAG_K * a * b, which the host checks (abi_peak.h).
@@ -24,18 +25,18 @@ VKI_PUSH_BLOCK(VKI_PC_PEAK_CM)
 
 void main()
 {
-    fcoopmatNV<16, gl_ScopeSubgroup, FRAG_M, FRAG_K> a =
-        fcoopmatNV<16, gl_ScopeSubgroup, FRAG_M, FRAG_K>(float16_t(pc.a));
-    fcoopmatNV<16, gl_ScopeSubgroup, FRAG_K, FRAG_N> b =
-        fcoopmatNV<16, gl_ScopeSubgroup, FRAG_K, FRAG_N>(float16_t(pc.b));
-    fcoopmatNV<32, gl_ScopeSubgroup, FRAG_M, FRAG_N> acc[VKI_PEAK_CM_CHAINS];
+    cm_a(FRAG_M, FRAG_K) a =
+        cm_a(FRAG_M, FRAG_K)(float16_t(pc.a));
+    cm_b(FRAG_K, FRAG_N) b =
+        cm_b(FRAG_K, FRAG_N)(float16_t(pc.b));
+    cm_acc(FRAG_M, FRAG_N) acc[VKI_PEAK_CM_CHAINS];
     [[unroll]] for (uint j = 0u; j < VKI_PEAK_CM_CHAINS; j++)
-        acc[j] = fcoopmatNV<32, gl_ScopeSubgroup, FRAG_M, FRAG_N>(0.0);
+        acc[j] = cm_acc(FRAG_M, FRAG_N)(0.0);
     for (uint i = 0u; i < pc.iters; i++) {
         [[unroll]] for (uint j = 0u; j < VKI_PEAK_CM_CHAINS; j++)
-            acc[j] = coopMatMulAddNV(a, b, acc[j]);
+            acc[j] = cm_mul_add(a, b, acc[j]);
     }
     [[unroll]] for (uint j = 1u; j < VKI_PEAK_CM_CHAINS; j++) acc[0] = acc[0] + acc[j];
     const uint sg = gl_WorkGroupID.x * gl_NumSubgroups + gl_SubgroupID;
-    coopMatStoreNV(acc[0], outv, sg * FRAG_M * FRAG_N, FRAG_N, false);
+    cm_store(acc[0], outv, sg * FRAG_M * FRAG_N, FRAG_N, CM_ROW_MAJOR);
 }

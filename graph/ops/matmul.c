@@ -11,7 +11,8 @@
  * r2 = B2 / w.ne[2] consecutive x batches share a w batch), so Bw = 1 or B both work.
  *
  * Kernels: N <= MATVEC_MAX_COLS runs matvec.comp (memory-bound decode), larger N
- * matmul_coopmat.comp where the device has cooperative matrices and the product is large (f16
+ * matmul_coopmat.comp (its KHR or NV variant, as the profile says) where the device has
+ * cooperative matrices and the product is large (f16
  * and quantized weights: operands rounded to fp16, which the step declares), else matmul_shared.comp or, where the
  * tuning says barriers are slow (lavapipe), the barrier-free matmul_reg.comp. Specialisation constants carry the tiles, the x dtype and what is known of
  * the operands' alignment; the variant is the weight type and the kernel. */
@@ -416,19 +417,25 @@ static vki_status lower_rows(vki_lower *L, const vki_node *n, uint32_t m0, uint3
         uint32_t fm = p->coopmat_shape[0], fn = p->coopmat_shape[1], fk = p->coopmat_shape[2];
         uint32_t sub_m = tm < 64 ? tm : 64, sub_n = tn < 32 ? tn : 32;
         uint32_t subgroups = (tm / sub_m) * (tn / sub_n);
-        uint64_t shared = 2ull * (tm + tn) * (tk + 8) + 4ull * subgroups * fm * fn;
+        // Double-buffered slabs where the shared memory holds two (128 x 128 x 32 tiles: 40 KiB
+        // of slabs and 8 KiB of staging, NVIDIA's 48 KiB exactly), else one.
+        uint64_t slab = 2ull * (tm + tn) * (tk + 8), stage = 4ull * subgroups * fm * fn;
+        uint32_t buffers = 2 * slab + stage <= p->shared_memory ? 2 : 1;
+        uint64_t shared = buffers * slab + stage;
         if (tk % fk || tk % 4 || shared > p->shared_memory)
             return vki_lower_fail(L, n, VKI_ERROR_INVALID_ARGUMENT,
                                   "tuning %s: coopmat tile %ux%ux%u (%llu bytes of shared memory, "
                                   "fragment %ux%ux%u) does not fit the device", t->name, tm, tn,
                                   tk, (unsigned long long)shared, fm, fn, fk);
-        snprintf(kernel, sizeof kernel, "matmul_%s_cm", type);
+        // The variant of the extension the device was opened with: _cmk VK_KHR_, _cm VK_NV_.
+        snprintf(kernel, sizeof kernel, "matmul_%s_%s", type, p->coopmat_khr ? "cmk" : "cm");
         if (p->subgroup_size_control) subgroup_size = p->subgroup_size;
         tiles(&pc, batches, subgroups * p->subgroup_size, sub_m / fm, sub_n / fn, tm, tn, tk,
               specs, &spec_count, groups);
         specs[spec_count++] = (vki_spec){VKI_SPEC_MM_FRAG_M, fm};
         specs[spec_count++] = (vki_spec){VKI_SPEC_MM_FRAG_N, fn};
         specs[spec_count++] = (vki_spec){VKI_SPEC_MM_FRAG_K, fk};
+        specs[spec_count++] = (vki_spec){VKI_SPEC_MM_BUFFERS, buffers};
     } else if (t->matmul_shared) {
         // Register tiles of 8 x 8 for big tiles, 4 x 4 otherwise: 64 to 256 threads.
         uint32_t tm, tn, tk = t->matmul_tile_k;

@@ -631,6 +631,16 @@ TEST_F(GraphTest, CooperativeMatrixMatmulForHalfAndQuantizedWeightsOnly)
     lowers_to(VKI_DTYPE_F32, 2048, "matmul_f32", 0); // f32 and bf16 weights keep their precision
     lowers_to(VKI_DTYPE_BF16, 2048, "matmul_bf16", 0);
     lowers_to(VKI_DTYPE_Q4_0, 1, "matvec_q4_0_shmem", 0); // decode: memory-bound
+    // A device opened with VK_KHR_cooperative_matrix gets the KHR variants, with the same rules
+    // (in a build that has them: the profile never says KHR in one that does not).
+    if (vki_shader_find("peak_coopmat_khr_f16")) {
+        profile.coopmat_khr = true;
+        lowers_to(VKI_DTYPE_Q4_0, 2048, "matmul_q4_0_cmk", 1);
+        lowers_to(VKI_DTYPE_F16, 2048, "matmul_f16_cmk", 1);
+        lowers_to(VKI_DTYPE_Q4_0, 1536, "matmul_q4_0", 0);
+        lowers_to(VKI_DTYPE_F32, 2048, "matmul_f32", 0);
+        profile.coopmat_khr = false;
+    }
     profile.coopmat = false; // what the no-coopmat narrowing leaves
     lowers_to(VKI_DTYPE_Q4_0, 2048, "matmul_q4_0", 0);
 }

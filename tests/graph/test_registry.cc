@@ -85,6 +85,11 @@ static std::vector<std::pair<std::string, vki_profile>> profiles()
     cm.tuning.matmul_tile_m = cm.tuning.matmul_tile_n = 128;
     cm.tuning.matmul_tile_k = 32;
     v.push_back({"gpu-coopmat", cm});
+    if (vki_shader_find("peak_coopmat_khr_f16")) { // a build with the KHR kernels (.venv-shaders)
+        vki_profile cmk = cm;
+        cmk.coopmat_khr = true;
+        v.push_back({"gpu-coopmat-khr", cmk});
+    }
     vki_profile nosg = gpu;
     nosg.subgroup_ops = 0;
     v.push_back({"gpu-no-subgroup", nosg});
@@ -156,6 +161,14 @@ TEST(Registry, EveryKernelALoweringNamesIsEmbedded)
     // The sweep reached the lowerings: most cases compile and their kernels are many.
     EXPECT_GT(compiled, vki_op_case_count());
     EXPECT_GT(named.size(), 60u) << steps << " steps";
+    // Both cooperative-matrix families were reached: NV always, KHR where the build has it.
+    bool cm = false, cmk = false;
+    for (const std::string &k : named) {
+        cm = cm || (k.size() > 3 && k.compare(k.size() - 3, 3, "_cm") == 0);
+        cmk = cmk || (k.size() > 4 && k.compare(k.size() - 4, 4, "_cmk") == 0);
+    }
+    EXPECT_TRUE(cm);
+    EXPECT_EQ(cmk, vki_shader_find("peak_coopmat_khr_f16") != nullptr);
 }
 
 // A weight over the profile's binding limit is bound a slice at a time (matmul, get_rows): no
