@@ -166,6 +166,7 @@ const char *vki_llm_session_piece(vki_llm_session *s, int32_t id, size_t *out_le
 typedef struct vki_llm_image {
     float *embd;      // [n][n_embd] from the session's vision encoder (owned)
     uint32_t n;       // rows
+    uint32_t grid_w, grid_h; // the rows as a grid (n = grid_w * grid_h): M-RoPE positions
     uint32_t id;      // unique within the session
 } vki_llm_image;
 

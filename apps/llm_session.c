@@ -170,10 +170,11 @@ static int open_vision(vki_app *app, const char *path, vki_llm_session *s)
     if (vi->n_embd != n_embd)
         return vki_app_failf("%s makes embeddings %u wide and %s takes %u: it is another model's "
                              "vision encoder", path, vi->n_embd, s->model_path, n_embd);
-    // Qwen2-VL's images take 2-D rotary positions (M-RoPE) in the language model.
-    if (vi->projector == VKI_PROJECTOR_QWEN2VL)
-        return vki_app_failf("%s: %s images need the language model's M-RoPE positions, which "
-                             "vkinfer does not implement", path, vi->projector_name);
+    // Qwen2-VL's images take 2-D rotary positions (M-RoPE), which only its language model has.
+    if ((vi->projector == VKI_PROJECTOR_QWEN2VL) != (strcmp(vki_llm_info_get(s->llm)->arch, "qwen2vl") == 0))
+        return vki_app_failf("%s (%s) and %s (%s) do not go together: Qwen2-VL's images take the "
+                             "2-D rotary positions of its own language model", path, vi->projector_name,
+                             s->model_path, vki_llm_info_get(s->llm)->arch);
     return VKI_EXIT_OK;
 }
 
@@ -298,8 +299,8 @@ vki_status vki_llm_session_image(vki_llm_session *s, const uint8_t *rgb, uint32_
         snprintf(err, n, "this model has no vision encoder (--mmproj FILE gives it one)");
         return VKI_ERROR_UNSUPPORTED;
     }
-    uint32_t rows = vki_vision_n_tokens(s->vision, w, h);
-    if (rows == 0) {
+    uint32_t rows = vki_vision_n_tokens(s->vision, w, h), gw = 0, gh = 0;
+    if (rows == 0 || vki_vision_grid(s->vision, w, h, &gw, &gh) || (uint64_t)gw * gh != rows) {
         snprintf(err, n, "a %u x %u image is a size the vision encoder refuses", w, h);
         return VKI_ERROR_UNSUPPORTED;
     }
@@ -316,7 +317,7 @@ vki_status vki_llm_session_image(vki_llm_session *s, const uint8_t *rgb, uint32_
         free(embd);
         return st;
     }
-    *out = (vki_llm_image){.embd = embd, .n = rows, .id = s->next_image_id++};
+    *out = (vki_llm_image){.embd = embd, .n = rows, .grid_w = gw, .grid_h = gh, .id = s->next_image_id++};
     return VKI_OK;
 }
 
@@ -373,6 +374,9 @@ static void image_markup(vki_projector p, const char **beg, const char **end)
     } else if (p == VKI_PROJECTOR_IDEFICS3) {
         *beg = "<fake_token_around_image><global-img>";
         *end = "<fake_token_around_image>";
+    } else if (p == VKI_PROJECTOR_QWEN2VL) {
+        *beg = "<|vision_start|>";
+        *end = "<|vision_end|>";
     }
 }
 
@@ -526,8 +530,8 @@ vki_status vki_llm_session_eval(vki_llm_session *s, uint32_t seq, const int32_t 
             }
             st = VKI_OK;
             for (uint32_t r = i; r < j && !st; r += img->n)
-                st = vki_llm_eval_embd(s->llm, seq, img->embd, img->n, non_causal,
-                                       r + img->n == j ? out : NULL);
+                st = vki_llm_eval_image(s->llm, seq, img->embd, img->grid_w, img->grid_h,
+                                        non_causal, r + img->n == j ? out : NULL);
         }
         if (st) {
             snprintf(err, n_err, "%s", vki_llm_last_error(s->llm));
