@@ -71,58 +71,73 @@ void load_slab(uint k0, uint buf, uint wbase, uint xbase, uint tile_m, uint tile
 void main()
 {
     const uint sg = gl_SubgroupID, lane = gl_SubgroupInvocationID;
-    const uint sub_m = (sg % SUBGROUPS_M) * SUB_M, sub_n = (sg / SUBGROUPS_M) * SUB_N;
     const uint tile_m = gl_WorkGroupID.x * TILE_M, tile_n = gl_WorkGroupID.y * TILE_N;
     const uint b = gl_WorkGroupID.z;
     uint wbase, xbase;
     batch_bases(b, wbase, xbase);
 
-    cm_acc(FRAG_M, FRAG_N) acc[ROWS * COLS];
-    [[unroll]] for (uint i = 0u; i < ROWS * COLS; i++)
-        acc[i] = cm_acc(FRAG_M, FRAG_N)(0.0);
+    // The lowering sized the workgroup as SUBGROUPS subgroups of the profile's size. A driver
+    // that runs it in other subgroups (no subgroup size control, or a size it picks for
+    // cooperative matrices itself) still gets every block computed: in passes of
+    // gl_NumSubgroups blocks, the subgroups past the last block only loading. One pass where
+    // the sizes agree.
+    const uint passes = (SUBGROUPS + gl_NumSubgroups - 1u) / gl_NumSubgroups;
+    for (uint pass = 0u; pass < passes; pass++) {
+        const uint blk = sg + pass * gl_NumSubgroups;
+        const bool working = blk < SUBGROUPS; // uniform in the subgroup, as cm_* need
+        const uint sub_m = (blk % SUBGROUPS_M) * SUB_M, sub_n = (blk / SUBGROUPS_M) * SUB_N;
+        cm_acc(FRAG_M, FRAG_N) acc[ROWS * COLS];
+        [[unroll]] for (uint i = 0u; i < ROWS * COLS; i++)
+            acc[i] = cm_acc(FRAG_M, FRAG_N)(0.0);
 
-    load_slab(0u, 0u, wbase, xbase, tile_m, tile_n);
-    barrier();
-    uint buf = 0u;
-    for (uint k0 = 0u; k0 < pc.K; k0 += TILE_K) {
-        // Two buffers: the next slab goes where the previous one was, which every subgroup
-        // finished reading before the last barrier.
-        const bool more = k0 + TILE_K < pc.K;
-        const uint next = BUFFERS > 1u ? buf ^ 1u : buf;
-        if (BUFFERS > 1u && more) load_slab(k0 + TILE_K, next, wbase, xbase, tile_m, tile_n);
-        const uint wb = buf * TILE_M * LD, xb = buf * TILE_N * LD;
-        [[unroll]] for (uint k = 0u; k < TILE_K; k += FRAG_K) {
-            cm_a(FRAG_M, FRAG_K) a[ROWS];
-            [[unroll]] for (uint i = 0u; i < ROWS; i++)
-                cm_load(a[i], ws, wb + (sub_m + i * FRAG_M) * LD + k, LD, CM_ROW_MAJOR);
-            [[unroll]] for (uint j = 0u; j < COLS; j++) {
-                cm_b(FRAG_K, FRAG_N) x;
-                cm_load(x, xs, xb + (sub_n + j * FRAG_N) * LD + k, LD, CM_COL_MAJOR);
-                [[unroll]] for (uint i = 0u; i < ROWS; i++)
-                    acc[i * COLS + j] = cm_mul_add(a[i], x, acc[i * COLS + j]);
-            }
-        }
+        // Buffer 0 is free: the last slab's multiplies ended before the last barrier.
+        load_slab(0u, 0u, wbase, xbase, tile_m, tile_n);
         barrier();
-        if (BUFFERS == 1u && more) { // one buffer: overwritten only after every subgroup read it
-            load_slab(k0 + TILE_K, next, wbase, xbase, tile_m, tile_n);
-            barrier();
-        }
-        buf = next;
-    }
-
-    // Each fragment through the subgroup's staging block (column-major: element (r, c) at
-    // c * FRAG_M + r), then out with consecutive lanes on consecutive rows of y.
-    const uint base = sg * FRAG_ELEMS;
-    [[unroll]] for (uint i = 0u; i < ROWS; i++)
-        [[unroll]] for (uint j = 0u; j < COLS; j++) {
-            cm_store(acc[i * COLS + j], stage, base, FRAG_M, CM_COL_MAJOR);
-            subgroupMemoryBarrierShared();
-            subgroupBarrier();
-            for (uint e = lane; e < FRAG_ELEMS; e += gl_SubgroupSize) {
-                uint row = tile_m + sub_m + i * FRAG_M + e % FRAG_M;
-                uint col = tile_n + sub_n + j * FRAG_N + e / FRAG_M;
-                if (row < pc.M && col < pc.N) store_y(row, col, b, stage[base + e]);
+        uint buf = 0u;
+        for (uint k0 = 0u; k0 < pc.K; k0 += TILE_K) {
+            // Two buffers: the next slab goes where the previous one was, which every
+            // subgroup finished reading before the last barrier.
+            const bool more = k0 + TILE_K < pc.K;
+            const uint next = BUFFERS > 1u ? buf ^ 1u : buf;
+            if (BUFFERS > 1u && more) load_slab(k0 + TILE_K, next, wbase, xbase, tile_m, tile_n);
+            const uint wb = buf * TILE_M * LD, xb = buf * TILE_N * LD;
+            if (working) {
+                [[unroll]] for (uint k = 0u; k < TILE_K; k += FRAG_K) {
+                    cm_a(FRAG_M, FRAG_K) a[ROWS];
+                    [[unroll]] for (uint i = 0u; i < ROWS; i++)
+                        cm_load(a[i], ws, wb + (sub_m + i * FRAG_M) * LD + k, LD, CM_ROW_MAJOR);
+                    [[unroll]] for (uint j = 0u; j < COLS; j++) {
+                        cm_b(FRAG_K, FRAG_N) x;
+                        cm_load(x, xs, xb + (sub_n + j * FRAG_N) * LD + k, LD, CM_COL_MAJOR);
+                        [[unroll]] for (uint i = 0u; i < ROWS; i++)
+                            acc[i * COLS + j] = cm_mul_add(a[i], x, acc[i * COLS + j]);
+                    }
+                }
             }
-            subgroupBarrier();
+            barrier();
+            if (BUFFERS == 1u && more) { // one buffer: overwritten once every subgroup read it
+                load_slab(k0 + TILE_K, next, wbase, xbase, tile_m, tile_n);
+                barrier();
+            }
+            buf = next;
         }
+
+        // Each fragment through the block's staging area (column-major: element (r, c) at
+        // c * FRAG_M + r), then out with consecutive lanes on consecutive rows of y.
+        if (working) {
+            const uint base = blk * FRAG_ELEMS;
+            [[unroll]] for (uint i = 0u; i < ROWS; i++)
+                [[unroll]] for (uint j = 0u; j < COLS; j++) {
+                    cm_store(acc[i * COLS + j], stage, base, FRAG_M, CM_COL_MAJOR);
+                    subgroupMemoryBarrierShared();
+                    subgroupBarrier();
+                    for (uint e = lane; e < FRAG_ELEMS; e += gl_SubgroupSize) {
+                        uint row = tile_m + sub_m + i * FRAG_M + e % FRAG_M;
+                        uint col = tile_n + sub_n + j * FRAG_N + e / FRAG_M;
+                        if (row < pc.M && col < pc.N) store_y(row, col, b, stage[base + e]);
+                    }
+                    subgroupBarrier();
+                }
+        }
+    }
 }
