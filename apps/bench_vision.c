@@ -9,7 +9,8 @@
  * the hyper-parameters: 2 per multiply-add of the patch embedding (patch^2 * 3 -> width per
  * patch), each block's four attention matrices and two MLP matrices over the whole sequence,
  * attention both ways (4 head_dim flops per head per query-key pair), and the projector
- * (Idefics3's shuffled linear, Gemma 3's pooling product and projection, LLaVA's two linears);
+ * (Idefics3's shuffled linear, Gemma 3's pooling product and projection, LLaVA's and Qwen2-VL's
+ * merger's two linears);
  * norms, activations and the host's preprocessing are left out. */
 #include "apps_internal.h"
 
@@ -32,6 +33,14 @@ static double encode_flops(const vki_vision *v, vki_gguf *g)
     uint32_t ff = 0;
     vki_gguf_get_u32(g, "clip.vision.feed_forward_length", &ff);
     if (in->projector == VKI_PROJECTOR_MLP) n += 1; // CLIP's class token
+    if (in->projector == VKI_PROJECTOR_QWEN2VL) {
+        // Sized per image: the bench's square, 2x2 patches a token; the MLP's width is fc1's
+        // (the converter writes the language model's width as feed_forward_length).
+        vki_gguf_tensor up;
+        if (!vki_gguf_find_tensor(g, "v.blk.0.ffn_up.weight", &up)) ff = (uint32_t)up.ne[1];
+        tokens = vki_vision_n_tokens(v, in->image_size, in->image_size);
+        patches = n = 4 * tokens;
+    }
     double flops = 2 * p * p * 3 * w * patches;
     flops += in->n_layer * (2 * n * (4 * w * w + 2 * w * ff) + 4 * w * n * n);
     if (in->projector == VKI_PROJECTOR_IDEFICS3) {
@@ -42,6 +51,8 @@ static double encode_flops(const vki_vision *v, vki_gguf *g)
         vki_gguf_tensor t0;
         double hid = vki_gguf_find_tensor(g, "mm.0.weight", &t0) ? 0 : (double)t0.ne[1];
         flops += 2 * (w * hid + hid * e) * tokens;
+    } else if (in->projector == VKI_PROJECTOR_QWEN2VL) {
+        flops += 2 * (16 * w * w + 4 * w * e) * tokens; // the merger's two linears
     }
     return flops;
 }

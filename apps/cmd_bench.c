@@ -76,7 +76,7 @@ void vki_bench_usage(FILE *f)
         column += len;
     }
     fprintf(f, "\nSuite sd takes -m CHECKPOINT or --synthetic sd15|sd21 the same way.\n"
-               "Suite vision takes -m MMPROJ or --synthetic smolvlm-256m|gemma3-4b|smolvlm-tiny.\n"
+               "Suite vision takes -m MMPROJ or --synthetic smolvlm-256m|gemma3-4b|qwen2vl-2b|smolvlm-tiny.\n"
                "\nworkloads (--workload NAME; -tiny: shrunk for tests, compares only with itself):\n");
     for (uint32_t i = 0; vki_bench_workload_at(i); i++)
         fprintf(f, "  %-12s %s\n", vki_bench_workload_at(i)->name, vki_bench_workload_at(i)->summary);

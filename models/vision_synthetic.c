@@ -27,6 +27,12 @@ static const vision_shape shapes[] = {
     {"gemma3-4b", "gemma3", 896, 14, 1152, 27, 16, 4304, 2560, 4, 0.5f, 0.5f},
     // A tiny encoder of SmolVLM's family for tests: 64 px, patch 16, 2 layers of 64.
     {"smolvlm-tiny", "idefics3", 64, 16, 64, 2, 4, 128, 96, 2, 0.5f, 0.5f},
+    // Qwen2-VL-2B's ViT: 32 layers of 1280 in 16 heads, patch 14, MLP 5120 (quick GELU), the
+    // 2x2 merger to Qwen2-1.5B's width (1536). Its input keeps the image's aspect; image_size
+    // is the bench's square (560 px, the converter's default: 40 x 40 patches, 400 tokens).
+    {"qwen2vl-2b", "qwen2vl_merger", 560, 14, 1280, 32, 16, 5120, 1536, 2, 0.5f, 0.5f},
+    // A tiny one of the same family for tests: 2 layers of 64 in 4 heads.
+    {"qwen2vl-tiny", "qwen2vl_merger", 56, 14, 64, 2, 4, 128, 96, 2, 0.5f, 0.5f},
 };
 #define SHAPE_COUNT (sizeof shapes / sizeof shapes[0])
 
@@ -60,6 +66,7 @@ static void fill(vki_gguf_writer *w, const tensor *t, const void *user)
 static void put_kv(vki_gguf_writer *w, const void *user)
 {
     const vision_shape *s = user;
+    const bool qwen2vl = strcmp(s->projector, "qwen2vl_merger") == 0;
     const float mean[3] = {s->mean, s->mean, s->mean}, std[3] = {s->std, s->std, s->std};
     vki__gw_kv_str(w, "general.architecture", "clip");
     vki__gw_kv_str(w, "general.name", s->name);
@@ -68,7 +75,7 @@ static void put_kv(vki_gguf_writer *w, const void *user)
     vki__gw_kv_bool(w, "clip.has_vision_encoder", true);
     vki__gw_kv_bool(w, "clip.has_text_encoder", false);
     vki__gw_kv_str(w, "clip.projector_type", s->projector);
-    vki__gw_kv_bool(w, "clip.use_gelu", true); // SigLIP's gelu_pytorch_tanh
+    vki__gw_kv_bool(w, "clip.use_gelu", !qwen2vl); // SigLIP's gelu_pytorch_tanh; Qwen2-VL's quick GELU
     vki__gw_kv_u32(w, "clip.vision.image_size", s->image_size);
     vki__gw_kv_u32(w, "clip.vision.patch_size", s->patch_size);
     vki__gw_kv_u32(w, "clip.vision.embedding_length", s->width);
@@ -77,7 +84,7 @@ static void put_kv(vki_gguf_writer *w, const void *user)
     vki__gw_kv_u32(w, "clip.vision.block_count", s->n_layer);
     vki__gw_kv_u32(w, "clip.vision.attention.head_count", s->n_head);
     vki__gw_kv_f32(w, "clip.vision.attention.layer_norm_epsilon", 1e-6f);
-    vki__gw_kv_u32(w, "clip.vision.projector.scale_factor", s->scale);
+    vki__gw_kv_u32(w, qwen2vl ? "clip.vision.spatial_merge_size" : "clip.vision.projector.scale_factor", s->scale);
     vki__gw_kv_f32_array(w, "clip.vision.image_mean", mean, 3);
     vki__gw_kv_f32_array(w, "clip.vision.image_std", std, 3);
     vki__gw_kv_bool(w, "clip.use_silu", false);
@@ -101,7 +108,7 @@ vki_status vki_vision_synthetic(const char *name, uint64_t seed, void **out_byte
         }
         return VKI_ERROR_NOT_FOUND;
     }
-    bool gemma = strcmp(s->projector, "gemma3") == 0;
+    bool gemma = strcmp(s->projector, "gemma3") == 0, qwen2vl = strcmp(s->projector, "qwen2vl_merger") == 0;
     uint32_t side = s->image_size / s->patch_size, w = s->width, count = 0;
     tensor *ts = calloc(8 + 16 * (size_t)s->n_layer, sizeof *ts);
     if (!ts) return VKI_ERROR_OUT_OF_HOST_MEMORY;
@@ -114,8 +121,12 @@ vki_status vki_vision_synthetic(const char *name, uint64_t seed, void **out_byte
         t->bytes = t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3] * (t->type == T_F16 ? 2 : 4);     \
     } while (0)
     T(T_F16, s->patch_size, s->patch_size, 3, w, "v.patch_embd.weight");
-    T(T_F32, w, 1, 1, 1, "v.patch_embd.bias");
-    T(T_F16, w, (uint64_t)side * side, 1, 1, "v.position_embd.weight");
+    if (qwen2vl) { // the Conv3d's second frame; rotary positions, no bias
+        T(T_F16, s->patch_size, s->patch_size, 3, w, "v.patch_embd.weight.1");
+    } else {
+        T(T_F32, w, 1, 1, 1, "v.patch_embd.bias");
+        T(T_F16, w, (uint64_t)side * side, 1, 1, "v.position_embd.weight");
+    }
     static const char *const mats[4] = {"attn_q", "attn_k", "attn_v", "attn_out"};
     for (uint32_t l = 0; l < s->n_layer; l++) {
         T(T_F32, w, 1, 1, 1, "v.blk.%u.ln1.weight", l);
@@ -133,7 +144,13 @@ vki_status vki_vision_synthetic(const char *name, uint64_t seed, void **out_byte
     }
     T(T_F32, w, 1, 1, 1, "v.post_ln.weight");
     T(T_F32, w, 1, 1, 1, "v.post_ln.bias");
-    if (gemma) {
+    if (qwen2vl) { // the merger: 2x2 patches of w, GELU, to n_embd
+        uint64_t m = (uint64_t)w * s->scale * s->scale;
+        T(T_F16, m, m, 1, 1, "mm.0.weight");
+        T(T_F32, m, 1, 1, 1, "mm.0.bias");
+        T(T_F16, m, s->n_embd, 1, 1, "mm.2.weight");
+        T(T_F32, s->n_embd, 1, 1, 1, "mm.2.bias");
+    } else if (gemma) {
         T(T_F32, w, 1, 1, 1, "mm.soft_emb_norm.weight");
         T(T_F16, s->n_embd, w, 1, 1, "mm.input_projection.weight"); // PyTorch's x @ W layout
     } else {

@@ -97,7 +97,8 @@ vki_status vki_vision_encode(vki_vision *v, const uint8_t *rgb, uint32_t w, uint
 /* A synthetic encoder for benchmarks: an mmproj GGUF file in memory with a released encoder's
  * family, shapes and F16 matrices and random weights (`name`: "smolvlm-256m" — SmolVLM's SigLIP
  * base, 512 px, projecting to SmolLM2-135M's 576 — "gemma3-4b" — SigLIP-so400m, 896 px, 256
- * tokens of 2560 — or "smolvlm-tiny" for tests). Its speed is the real encoder's; its
+ * tokens of 2560 — "qwen2vl-2b" — Qwen2-VL-2B's ViT, 32 layers of 1280, merged to 1536, at
+ * 560 px — or "smolvlm-tiny" and "qwen2vl-tiny" for tests). Its speed is the real encoder's; its
  * embeddings are noise. On success *out_bytes (free() it after vki_gguf_close) holds *out_size
  * bytes for vki_gguf_open_memory. VKI_ERROR_NOT_FOUND lists the names for an unknown one. */
 vki_status vki_vision_synthetic(const char *name, uint64_t seed, void **out_bytes, size_t *out_size,

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <iterator>
@@ -329,6 +330,36 @@ TEST_F(Qwen2vlVisionTest, DamagedFilesAreRefusedWithAClearMessage)
             EXPECT_STREQ(check_err, err);
         }
     }
+}
+
+// The synthetic encoder of the family (vki_vision_synthetic "qwen2vl-tiny": what `bench vision
+// --synthetic qwen2vl-2b` builds, at a tiny size) loads and encodes images of two grids; its
+// clip.vision.spatial_merge_size set to another merge is refused by name (the merger reads 2x2
+// windows only).
+TEST_F(Qwen2vlVisionTest, SyntheticEncoderAndMergeSize)
+{
+    void *raw = nullptr;
+    size_t size = 0;
+    ASSERT_EQ(vki_vision_synthetic("qwen2vl-tiny", 3, &raw, &size, err, sizeof err), VKI_OK) << err;
+    bytes.assign((uint8_t *)raw, (uint8_t *)raw + size);
+    free(raw);
+    std::vector<uint8_t> good = bytes;
+    ASSERT_EQ(load(), VKI_OK) << err;
+    const vki_vision_info *in = vki_vision_info_get(v);
+    EXPECT_EQ(in->projector, VKI_PROJECTOR_QWEN2VL);
+    EXPECT_EQ(in->n_embd, 96u);
+    for (auto wh : {std::pair<uint32_t, uint32_t>{56, 56}, {120, 70}}) {
+        uint32_t n = vki_vision_n_tokens(v, wh.first, wh.second);
+        ASSERT_GT(n, 0u);
+        std::vector<uint8_t> img(size_t(wh.first) * wh.second * 3);
+        for (size_t i = 0; i < img.size(); i++) img[i] = uint8_t(i * 13);
+        std::vector<float> out(size_t(n) * 96);
+        ASSERT_EQ(vki_vision_encode(v, img.data(), wh.first, wh.second, out.data()), VKI_OK) << vki_vision_last_error(v);
+        for (float x : out) ASSERT_TRUE(std::isfinite(x));
+    }
+    set_u32("clip.vision.spatial_merge_size", 3);
+    EXPECT_EQ(load(), VKI_ERROR_UNSUPPORTED);
+    EXPECT_NE(std::string(err).find("spatial_merge_size 3"), std::string::npos) << err;
 }
 
 } // namespace
