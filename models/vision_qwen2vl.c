@@ -43,8 +43,6 @@ vki_status vki__qwen2vl_read(vki_vision *v, vki_gguf *f, char *err, size_t n)
     if (merge != MERGE)
         return fail(err, n, VKI_ERROR_UNSUPPORTED, "mmproj: clip.vision.spatial_merge_size %u (Qwen2-VL merges "
                     "2x2 patches)", merge);
-    if (v->info.patch_size * MERGE > 256)
-        return fail(err, n, VKI_ERROR_BAD_FILE, "mmproj: patch %u is too large for Qwen2-VL", v->info.patch_size);
     // The converter writes the language model's width as feed_forward_length (its config's
     // hidden_size): the MLP's width is fc1's, as llama.cpp reads it.
     vki_gguf_tensor up, m0, m2;

@@ -20,6 +20,7 @@
 #include "runtime/test_support.h"
 
 extern "C" {
+#include "gguf_writer_internal.h"
 #include "vision_internal.h"
 }
 
@@ -360,6 +361,24 @@ TEST_F(Qwen2vlVisionTest, SyntheticEncoderAndMergeSize)
     set_u32("clip.vision.spatial_merge_size", 3);
     EXPECT_EQ(load(), VKI_ERROR_UNSUPPORTED);
     EXPECT_NE(std::string(err).find("spatial_merge_size 3"), std::string::npos) << err;
+}
+
+// Qwen2.5-VL's encoder (window attention, RMS norms, a gated MLP) is another network: its
+// projector type is refused as unsupported, naming both, before anything else is read.
+TEST_F(Qwen2vlVisionTest, Qwen25IsRefused)
+{
+    auto put_kv = [](vki_gguf_writer *w, const void *) {
+        vki__gw_kv_str(w, "general.architecture", "clip");
+        vki__gw_kv_str(w, "clip.projector_type", "qwen2.5vl_merger");
+    };
+    void *raw = nullptr;
+    size_t size = 0;
+    ASSERT_EQ(vki__gguf_write(nullptr, 0, 2, put_kv, nullptr, nullptr, 0, &raw, &size), VKI_OK);
+    bytes.assign((uint8_t *)raw, (uint8_t *)raw + size);
+    free(raw);
+    EXPECT_EQ(load(), VKI_ERROR_UNSUPPORTED);
+    EXPECT_NE(std::string(err).find("Qwen2.5-VL"), std::string::npos) << err;
+    EXPECT_NE(std::string(err).find("qwen2vl_merger"), std::string::npos) << err;
 }
 
 } // namespace
