@@ -363,6 +363,22 @@ TEST_F(Qwen2vlVisionTest, SyntheticEncoderAndMergeSize)
     EXPECT_NE(std::string(err).find("spatial_merge_size 3"), std::string::npos) << err;
 }
 
+// vki_vision_check accepts the file without a device, on this device's profile and a narrowed
+// one (the fuzz target's path: the 8 x 8 patch grid's program compiled, nothing uploaded).
+TEST_F(Qwen2vlVisionTest, CheckAcceptsTheFileWithoutADevice)
+{
+    bytes = read_file(data("vision.mmproj.gguf"));
+    ASSERT_EQ(load(), VKI_OK) << err;
+    vki_narrowing n;
+    ASSERT_EQ(vki_narrowing_parse("no-fp16,no-subgroup,tuning=nvidia", &n, err, sizeof err), VKI_OK) << err;
+    vki_profile narrow;
+    ASSERT_EQ(vki_instance_device_profile(inst, 0, &n, &narrow), VKI_OK);
+    for (const vki_profile *p : {vki_device_profile(dev), (const vki_profile *)&narrow}) {
+        err[0] = 0;
+        EXPECT_EQ(vki_vision_check(p, file, nullptr, err, sizeof err), VKI_OK) << err;
+    }
+}
+
 // Qwen2.5-VL's encoder (window attention, RMS norms, a gated MLP) is another network: its
 // projector type is refused as unsupported, naming both, before anything else is read.
 TEST_F(Qwen2vlVisionTest, Qwen25IsRefused)
