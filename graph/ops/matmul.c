@@ -229,8 +229,8 @@ static uint32_t run_texels(uint32_t bytes, uint32_t align)
  * RUN_ARITH 1.5 fits. Q4_1 in runs of 3 (5 texels, where single blocks take 6): 4.2 ms against
  * 5.0-7.0. */
 #define RUN_ARITH_X2 3 // RUN_ARITH, doubled
-static uint32_t wide_run(const vki_profile *p, vki_dtype wt, uint64_t K, bool words, bool texels,
-                         uint32_t *kchunks, uint32_t *rows)
+uint32_t vki__matvec_wide_run(const vki_profile *p, vki_dtype wt, uint64_t K, bool words,
+                              bool texels, uint32_t *kchunks, uint32_t *rows)
 {
     if (wt != VKI_DTYPE_Q4_0 && wt != VKI_DTYPE_Q4_1 && wt != VKI_DTYPE_Q5_0 &&
         wt != VKI_DTYPE_Q5_1 && wt != VKI_DTYPE_Q8_0)
@@ -376,7 +376,7 @@ static vki_status lower_rows(vki_lower *L, const vki_node *n, uint32_t m0, uint3
         specs[spec_count++] = (vki_spec){VKI_SPEC_LOCAL_SIZE_X, t->subgroup_size};
         bool w_texels = w_rows % 16 == 0;
         if (w_texels) specs[1].value |= VKI_MM_ALIGN_W_TEXELS;
-        uint32_t run = wide_run(p, nw->dtype, pc.K, (align & VKI_MM_ALIGN_W_ROWS) != 0, w_texels,
+        uint32_t run = vki__matvec_wide_run(p, nw->dtype, pc.K, (align & VKI_MM_ALIGN_W_ROWS) != 0, w_texels,
                                 &kchunks, &wide_rows);
         specs[spec_count++] = (vki_spec){VKI_SPEC_MM_KCHUNKS, kchunks};
         specs[spec_count++] = (vki_spec){VKI_SPEC_MM_ROWS, wide_rows};

@@ -111,7 +111,7 @@ static uint32_t align_bits(const vki_dtype_info *wd, const vki_operand *w, const
  * blocks of rows as many as leave WIDE_MIN_GROUPS workgroups in the dispatch. The batches
  * (slots x tokens) already multiply the workgroups: a decode token's 8 slots take 8
  * workgroups where the dense rule (4 per column) would take 32, and every workgroup more loads
- * x again and costs lavapipe a call. Runs of blocks (VKI_SPEC_MM_RUN) stay 1. */
+ * x again and costs lavapipe a call. Runs of blocks (VKI_SPEC_MM_RUN) as the dense product's. */
 #define WIDE_MIN_GROUPS 4
 #define WIDE_MAX_BLOCKS 4096
 static vki_status lower_part_wide(vki_lower *L, const vki_node *n, vki_pc_matmul_id *pc,
@@ -124,8 +124,12 @@ static vki_status lower_part_wide(vki_lower *L, const vki_node *n, vki_pc_matmul
     vki_operand w = vki_lower_operand_at(L, n->src[0], range ? range->offset : 0);
     const vki_dtype_info *wd = vki_dtype_get(vki_lower_node(L, n->src[0])->dtype);
     uint32_t eb = wd->quantized ? 1 : wd->block_bytes;
-    if (((uint64_t)w.offset * eb | (uint64_t)w.nb[1] * eb | (uint64_t)w.nb[2] * eb) % 16 == 0)
-        align |= VKI_MM_ALIGN_W_TEXELS;
+    bool w_texels = ((uint64_t)w.offset * eb | (uint64_t)w.nb[1] * eb | (uint64_t)w.nb[2] * eb) % 16 == 0;
+    if (w_texels) align |= VKI_MM_ALIGN_W_TEXELS;
+    // Runs of consecutive blocks, as the dense product deals them (texels read together).
+    uint32_t run = vki__matvec_wide_run(p, vki_lower_node(L, n->src[0])->dtype, pc->K,
+                                        (align & VKI_MM_ALIGN_W_ROWS) != 0, w_texels, &kchunks,
+                                        &wide_rows);
     uint64_t batches = (uint64_t)pc->ne2 * pc->ne3;
     uint64_t per_batch = batches >= WIDE_MIN_GROUPS ? 1 : vki_div_up(WIDE_MIN_GROUPS, batches);
     uint64_t blocks = vki_div_up(pc->M, (uint64_t)local * per_batch);
@@ -133,7 +137,7 @@ static vki_status lower_part_wide(vki_lower *L, const vki_node *n, vki_pc_matmul
     vki_spec specs[] = {
         {VKI_SPEC_MM_X_F16, x_f16}, {VKI_SPEC_MM_ALIGN, align}, {VKI_SPEC_LOCAL_SIZE_X, local},
         {VKI_SPEC_MM_KCHUNKS, kchunks}, {VKI_SPEC_MM_ROWS, wide_rows},
-        {VKI_SPEC_MM_BLOCKS, (uint32_t)blocks},
+        {VKI_SPEC_MM_BLOCKS, (uint32_t)blocks}, {VKI_SPEC_MM_RUN, run},
     };
     char kernel[48];
     snprintf(kernel, sizeof kernel, "matvec_%s_id_wide", wd->name);

@@ -24,6 +24,12 @@ void vki__matmul_params_set(vki_node *n, const vki_matmul_params *p);
 bool vki__matvec_wide(const vki_profile *p, uint64_t K, uint64_t N, uint32_t *out_kchunks,
                       uint32_t *out_rows);
 
+/* matvec_wide's runs of consecutive weight blocks (VKI_SPEC_MM_RUN) for weight type wt at K,
+ * rows starting at multiples of 4 bytes (`words`) or 16 (`texels`): the run, 1 for none;
+ * *kchunks and *rows become that dealing's (matmul_id's decode takes them too). */
+uint32_t vki__matvec_wide_run(const vki_profile *p, vki_dtype wt, uint64_t K, bool words,
+                              bool texels, uint32_t *kchunks, uint32_t *rows);
+
 /* Whether weight w fits one binding on this profile; a larger one is bound a slice of rows at
  * a time, which a folded glu or rope cannot be. */
 bool vki__matmul_weight_fits(const vki_profile *p, const vki_node *w);
