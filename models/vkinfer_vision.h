@@ -47,13 +47,15 @@ typedef struct vki_vision_desc {
 typedef struct vki_vision_info {
     vki_projector projector;
     const char *projector_name; // clip.projector_type as in the file ("mlp", "gemma3", ...)
-    uint32_t image_size;        // the encoder's input side in pixels (clip.vision.image_size)
+    uint32_t image_size;        // the encoder's input side in pixels (clip.vision.image_size;
+                                // Qwen2-VL: the file's nominal size, images keep their own)
     uint32_t patch_size;
     uint32_t n_layer, width, n_head; // the ViT's
     uint32_t n_embd;            // embedding width out = the language model's n_embd
     bool non_causal;            // the image's embeddings attend to each other both ways in the
                                 // language model (Gemma 3); else causally, as text
-    uint64_t weight_bytes, activation_bytes; // device memory
+    uint64_t weight_bytes, activation_bytes; // device memory (Qwen2-VL: activations of the
+                                // last image size's program; 153 MiB for Qwen2-VL-2B's largest)
 } vki_vision_info;
 
 /* Reads an mmproj file (borrowed: keep it open until vki_vision_destroy), checks its metadata
