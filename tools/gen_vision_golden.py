@@ -13,6 +13,10 @@ vkinfer).
             Idefics3ImageProcessorPil with do_image_splitting=False and do_resize=False, i.e.
             one PIL Lanczos resize to the encoder's square (llama.cpp encodes one image for
             this family; the aspect-preserving resize to 4x the side before it is skipped).
+  llava     LlavaForConditionalGeneration: CLIP ViT, 2-layer MLP projector (see llava()).
+  qwen2vl   Qwen2VLForConditionalGeneration: tools/gen_qwen2vl_golden.py's model (see qwen2vl());
+            the prompt and pixels from Qwen2VLProcessor (smart_resize: 84x56, 6 merged tokens),
+            logits with transformers' M-RoPE positions.
 
 The test image is tests/data/vision/test_image.png, 40x30 RGB (a pattern: gradients, a
 checkerboard and a disc), so that one side is scaled down and the other up.
@@ -26,10 +30,13 @@ with a made-up byte-level tokenizer: see TEXT_CONVERT) and <family>_golden.safet
   prompt_ids  I32 [T]          a prompt with the family's image tokens in place (metadata
                                image_start: the first image token)
   logits      F32 [T, n_vocab] the full model's forward pass over that prompt and image
-and metadata holding the family's settings.
+and metadata holding the family's settings. qwen2vl also has generate_prompt_ids and
+generate_greedy (I32): transformers' greedy tokens after a prompt that ends with the image, as
+`vkinfer generate --image` lays it out. Its pixels are the processor's patch rows
+[n_patch, 3*2*14*14], not an image.
 
 Run with /work/venv-sd (torch, transformers 5.x) and llama.cpp's converter:
-  /work/venv-sd/bin/python tools/gen_vision_golden.py
+  /work/venv-sd/bin/python tools/gen_vision_golden.py [family ...]   (default: all)
 """
 import json
 import os
@@ -97,13 +104,31 @@ c.TextModel.get_vocab_base_pre = lambda self, tokenizer: "gpt-2"
 c.Gemma3Model.set_vocab = lambda self: self._set_vocab_gpt2()
 c.LlamaModel.set_vocab = lambda self: self._set_vocab_gpt2()
 c.Gemma3Model._create_vocab_sentencepiece = lambda self: ([None] * self.hparams["vocab_size"],)
+{extra}
 sys.argv = ["convert_hf_to_gguf.py", {src!r}, "--outtype", "f32", "--outfile", {out!r}]
 c.main()
 """
 
+# Qwen2-VL's text model: this converter reads the M-RoPE sections from rope_scaling, where
+# transformers 5's config (which the converter loads through AutoConfig) has rope_parameters;
+# and its vocabulary as the BPE tokenizer (it tries a sentencepiece model first).
+MROPE_CONVERT = """
+c.Qwen2VLModel.set_vocab = lambda self: self._set_vocab_gpt2()
+load = c.ModelBase.load_hparams
+def load_mrope(d, mistral):
+    cfg = load(d, mistral)
+    for h in (cfg, cfg.get("text_config") or {}):
+        rp = h.get("rope_parameters") or (cfg.get("text_config") or {}).get("rope_parameters") or {}
+        if "mrope_section" in rp:
+            h["rope_scaling"] = {"type": "mrope", "mrope_section": list(rp["mrope_section"])}
+            h["rope_theta"] = rp["rope_theta"]
+    return cfg
+c.ModelBase.load_hparams = staticmethod(load_mrope)
+"""
 
-def convert_text(model_dir, out_path):
-    code = TEXT_CONVERT.format(root=LLAMA_CPP, src=model_dir, out=out_path)
+
+def convert_text(model_dir, out_path, extra=""):
+    code = TEXT_CONVERT.format(root=LLAMA_CPP, src=model_dir, out=out_path, extra=extra)
     env = dict(os.environ, PYTHONPATH=os.path.join(LLAMA_CPP, "gguf-py"))
     subprocess.run([sys.executable, "-c", code], check=True, env=env, stdout=subprocess.DEVNULL)
 
@@ -232,7 +257,8 @@ def idefics3(img, tmp):
         logits = model(input_ids=torch.tensor([ids]), pixel_values=pixels[None]).logits[0]
     cfg = json.load(open(os.path.join(d, "config.json")))
     cfg["text_config"]["architectures"] = ["LlamaForCausalLM"]  # the converter's text model
-    cfg["text_config"].update(bos_token_id=258, eos_token_id=259, pad_token_id=257)
+    for c in (cfg, cfg["text_config"]):
+        c.update(bos_token_id=258, eos_token_id=259, pad_token_id=257)
     json.dump(cfg, open(os.path.join(d, "config.json"), "w"))
     write_tokenizer(d, 320, specials, 258, 259)
     convert_text(d, os.path.join(OUT, "idefics3.text.gguf"))
@@ -330,11 +356,69 @@ def llava(img, tmp):
                 {"prompt_ids": torch.tensor(ids, dtype=torch.int32), "logits": logits.float()})
 
 
+def qwen2vl(img, tmp):
+    """Qwen2-VL: tools/gen_qwen2vl_golden.py's tiny seeded model (its build(): vision depth 3,
+    width 32, patch 14, merge 2; text width 64, M-RoPE sections 4/6/6), here with a byte-level
+    tokenizer carrying Qwen2-VL's specials and the prompt made by the real Qwen2VLProcessor:
+    its image processor's smart_resize takes the 40x30 image up to 84x56 (6x4 patches, 3x2
+    merged tokens) and its <|image_pad|> becomes 6 of them. The logits come from the full
+    model (get_rope_index's M-RoPE positions: the text after the image goes on from
+    max(3, 2) past the image's first position, not from its row count)."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import gen_qwen2vl_golden as q
+    from transformers import PreTrainedTokenizerFast, Qwen2VLProcessor
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+    model = q.build(False)  # patch kernels rounded to F16, as the mmproj file holds them
+    proc = Qwen2VLImageProcessorPil()
+    d = os.path.join(tmp, "qwen2vl")
+    model.save_pretrained(d)
+    proc.save_pretrained(d)
+    convert(d, os.path.join(OUT, "qwen2vl.mmproj.gguf"))
+    specials = {257: "<|endoftext|>", 258: "<|im_start|>", 259: "<|im_end|>", q.IMAGE_TOKEN: "<|image_pad|>",
+                301: "<|video_pad|>", q.VISION_START: "<|vision_start|>", q.VISION_END: "<|vision_end|>"}
+    write_tokenizer(d, q.VOCAB, specials, 258, 259)
+    tok = PreTrainedTokenizerFast.from_pretrained(d)
+    from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
+    processor = Qwen2VLProcessor(image_processor=proc, tokenizer=tok, video_processor=Qwen2VLVideoProcessor())
+    # A user turn with the image first, as llama.cpp's mtmd and vkinfer's chat place it; the
+    # text after the image is where a wrong rope position shows.
+    enc = processor(images=[Image.fromarray(img)], return_tensors="pt",
+                    text=["<|im_start|>user\n<|vision_start|><|image_pad|><|vision_end|>What is this?"])
+    ids = enc["input_ids"][0].tolist()
+    grid = enc["image_grid_thw"]
+    n_img = ids.count(q.IMAGE_TOKEN)
+    assert n_img == 6 and grid.tolist() == [[1, 4, 6]], (n_img, grid.tolist())
+    with torch.no_grad():
+        logits = model(**enc).logits[0]
+        out = model.model.visual(enc["pixel_values"], grid_thw=grid)
+    feats = out.pooler_output if hasattr(out, "pooler_output") else out
+    # What `vkinfer generate -p "<|im_start|>user\nWhat is this?" --image test_image.png
+    # --temp 0` does (generate puts the image after the prompt's text): transformers' greedy
+    # continuation of the same prompt, 8 tokens.
+    gen = processor(images=[Image.fromarray(img)], return_tensors="pt",
+                    text=["<|im_start|>user\nWhat is this?<|vision_start|><|image_pad|><|vision_end|>"])
+    with torch.no_grad():
+        greedy = model.generate(**gen, max_new_tokens=8, do_sample=False)[0, gen["input_ids"].shape[1]:]
+    cfg = json.load(open(os.path.join(d, "config.json")))
+    for c in (cfg, cfg["text_config"]):
+        c.update(bos_token_id=258, eos_token_id=259, pad_token_id=257)
+    json.dump(cfg, open(os.path.join(d, "config.json"), "w"))
+    convert_text(d, os.path.join(OUT, "qwen2vl.text.gguf"), MROPE_CONVERT)
+    # pixels: the processor's patch rows (merge order), not an image: [n_patch, 3*2*14*14].
+    save_golden(os.path.join(OUT, "qwen2vl_golden.safetensors"), img, enc["pixel_values"], feats.reshape(6, 64),
+                {"family": "qwen2vl", "resample": "PIL bicubic, smart_resize to 84x56", "n_tokens": 6, "n_embd": 64,
+                 "grid": "3x2 merged tokens (w x h)", "image_start": ids.index(q.IMAGE_TOKEN),
+                 "text_model": "qwen2vl.text.gguf (tokenizer: bytes and one merge)"},
+                {"prompt_ids": torch.tensor(ids, dtype=torch.int32), "logits": logits.float(),
+                 "generate_prompt_ids": gen["input_ids"][0].to(torch.int32),
+                 "generate_greedy": greedy.to(torch.int32)})
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     img = test_image()
     Image.fromarray(img).save(os.path.join(OUT, "test_image.png"))
-    families = sys.argv[1:] or ["gemma3", "idefics3", "llava"]
+    families = sys.argv[1:] or ["gemma3", "idefics3", "llava", "qwen2vl"]
     tmp = tempfile.mkdtemp()
     try:
         for fam in families:

@@ -4,7 +4,8 @@
 // transformers computes with the image in place). The session must spell the prompt as the
 // family's processor does (markup tokens around the image's rows where the marker stood, BOS
 // first, text on either side as text) and its evaluation (tokens, then the image's rows in one
-// non-causal pass for Gemma 3, then tokens) must give transformers' logits after the prompt.
+// non-causal pass for Gemma 3, at Qwen2-VL's 2-D M-RoPE positions for Qwen2-VL, then tokens)
+// must give transformers' logits after the prompt and at every position after the image.
 // Also: what a session without a vision encoder, or a prompt naming an image it was not given,
 // says.
 #include <gtest/gtest.h>
@@ -118,6 +119,28 @@ TEST_P(LlmImages, PromptAndLogitsMatchTransformers)
     std::printf("%s: logits after the prompt, normalised error %.3g\n", GetParam(), num / den);
     EXPECT_LT(num / den, 1e-8) << "normalised error of the logits after the prompt";
 
+    // Every position after the image, token by token on a cache rewound to the image's end (as
+    // the server's cache reuse does): where the text goes on after the image is where a wrong
+    // rope position shows (Qwen2-VL's M-RoPE: the text after a 3x2 image goes on from 3 past
+    // the image's first position, not 6).
+    vki_llm_seq_rewind(s.llm, 0, uint32_t(at + img.n));
+    double worst = 0;
+    for (size_t k = at + img.n; k < n; k++) {
+        uint32_t seq = 0;
+        ASSERT_EQ(vki_llm_decode(s.llm, &seq, &ids[k], 1, logits.data()), VKI_OK)
+            << vki_llm_last_error(s.llm);
+        ref = logits_all.data() + k * info->n_vocab;
+        num = den = 0;
+        for (uint32_t i = 0; i < info->n_vocab; i++) {
+            num += (logits[i] - ref[i]) * double(logits[i] - ref[i]);
+            den += double(ref[i]) * ref[i];
+        }
+        EXPECT_LT(num / den, 1e-8) << "normalised error of the logits at " << k << " (after the image)";
+        worst = std::max(worst, num / den);
+    }
+    std::printf("%s: logits at the %zu positions after the image, worst normalised error %.3g\n",
+                GetParam(), size_t(n) - (at + img.n), worst);
+
     // A cache that holds the prompt up to the middle of the image goes back to its start.
     EXPECT_EQ(vki_llm_image_start(ids.data(), uint32_t(at + img.n / 2)), at);
     EXPECT_EQ(vki_llm_image_start(ids.data(), uint32_t(at + img.n)), at + img.n);
@@ -186,7 +209,7 @@ TEST_P(LlmImages, ChatMarkupKeepsTheImageInsideTheUserTurn)
     vki_llm_image_free(&img);
 }
 
-INSTANTIATE_TEST_SUITE_P(Family, LlmImages, ::testing::Values("gemma3", "idefics3"),
+INSTANTIATE_TEST_SUITE_P(Family, LlmImages, ::testing::Values("gemma3", "idefics3", "qwen2vl"),
                          [](const auto &i) { return std::string(i.param); });
 
 // The server's way (apps/serve_sched.c) with a vision encoder: a chat request holding the test
