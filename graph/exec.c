@@ -23,6 +23,7 @@ struct vki_exec {
     vki_arena *io_host;       // small inputs and outputs
     vki_range arena_range;
     vki_range *bound;         // by node id: storage of external tensors
+    bool *owned;              // by node id: bound to the executor's own storage, not the caller's
     uint32_t *step_kernel;    // by step: index into kernels
     exec_kernel *kernels;
     uint32_t kernel_count;
@@ -74,6 +75,45 @@ static vki_status find_or_create_kernel(vki_exec *ex, const vki_step *s, uint32_
     return VKI_OK;
 }
 
+/* The activation arena and storage for the inputs and outputs the caller has not bound. */
+static vki_status take_memory(vki_exec *ex)
+{
+    const vki_plan *plan = &ex->plan;
+    /* Every arena's block is sized to what it will hold: the default block (256 MiB) would hold
+     * that much device memory for a program of a few MiB (a text encoder, an SD pipeline's
+     * three programs: over a gigabyte of a small card). */
+    uint32_t storage_align = vki_device_profile(ex->dev)->storage_align;
+    uint64_t align = storage_align > 256 ? storage_align : 256;
+    uint64_t io_bytes[2] = {0, 0}; // device, host
+    for (uint32_t id = 1; id < plan->tensor_count; id++) {
+        if (!ex->owned[id]) continue;
+        const vki_plan_tensor *t = &plan->tensors[id];
+        io_bytes[t->bytes <= HOST_IO_LIMIT] += vki_align_up(vki_align_up(t->bytes, 16), align);
+    }
+    vki_arena_desc ad = {.kind = VKI_ARENA_ACTIVATIONS, .name = "activations",
+                         .block_size = vki_align_up(plan->stats.activation_bytes, 16)};
+    vki_arena_desc dd = {.kind = VKI_ARENA_ACTIVATIONS, .name = "inputs and outputs", .block_size = io_bytes[0]};
+    vki_arena_desc hd = {.kind = VKI_ARENA_HOST, .name = "host inputs and outputs", .block_size = io_bytes[1]};
+    vki_status st;
+    if ((st = vki_arena_create(ex->dev, &ad, &ex->activations))) goto fail;
+    if (plan->stats.activation_bytes &&
+        (st = vki_arena_alloc(ex->activations, plan->stats.activation_bytes, 256, &ex->arena_range)))
+        goto fail;
+    if ((st = vki_arena_create(ex->dev, &dd, &ex->io_device))) goto fail;
+    if ((st = vki_arena_create(ex->dev, &hd, &ex->io_host))) goto fail;
+    for (uint32_t id = 1; id < plan->tensor_count; id++) {
+        if (!ex->owned[id]) continue;
+        const vki_plan_tensor *t = &plan->tensors[id];
+        vki_arena *a = t->bytes <= HOST_IO_LIMIT ? ex->io_host : ex->io_device;
+        if ((st = vki_arena_alloc(a, vki_align_up(t->bytes, 16), 256, &ex->bound[id]))) goto fail;
+    }
+    ex->recorded = false;
+    return VKI_OK;
+fail:
+    vki_exec_release(ex);
+    return st;
+}
+
 vki_status vki_exec_create(vki_device *dev, const vki_plan *plan, const vki_exec_desc *desc,
                            vki_exec **out)
 {
@@ -87,10 +127,12 @@ vki_status vki_exec_create(vki_device *dev, const vki_plan *plan, const vki_exec
     ex->plan.steps = xalloc(ex, (plan->step_count + 1) * sizeof *plan->steps);
     ex->plan.tensors = xalloc(ex, plan->tensor_count * sizeof *plan->tensors);
     ex->bound = xalloc(ex, plan->tensor_count * sizeof *ex->bound);
+    ex->owned = xalloc(ex, plan->tensor_count * sizeof *ex->owned);
     ex->step_kernel = xalloc(ex, (plan->step_count + 1) * sizeof *ex->step_kernel);
     ex->kernels = xalloc(ex, (plan->step_count + 1) * sizeof *ex->kernels);
     vki_status st = VKI_OK;
-    if (!ex->plan.steps || !ex->plan.tensors || !ex->bound || !ex->step_kernel || !ex->kernels) {
+    if (!ex->plan.steps || !ex->plan.tensors || !ex->bound || !ex->owned || !ex->step_kernel ||
+        !ex->kernels) {
         st = VKI_ERROR_OUT_OF_HOST_MEMORY;
         goto fail;
     }
@@ -107,32 +149,11 @@ vki_status vki_exec_create(vki_device *dev, const vki_plan *plan, const vki_exec
     for (uint32_t i = 0; i < plan->step_count; i++)
         if ((st = find_or_create_kernel(ex, &plan->steps[i], &ex->step_kernel[i]))) goto fail;
 
-    /* Every arena's block is sized to what it will hold: the default block (256 MiB) would hold
-     * that much device memory for a program of a few MiB (a text encoder, an SD pipeline's
-     * three programs: over a gigabyte of a small card). */
-    uint64_t align = vki_device_profile(dev)->storage_align > 256 ? vki_device_profile(dev)->storage_align : 256;
-    uint64_t io_bytes[2] = {0, 0}; // device, host
     for (uint32_t id = 1; id < plan->tensor_count; id++) {
         const vki_plan_tensor *t = &plan->tensors[id];
-        if (t->storage != VKI_STORE_EXTERNAL || t->kind == VKI_NODE_WEIGHT || t->base != id) continue;
-        io_bytes[t->bytes <= HOST_IO_LIMIT] += vki_align_up(vki_align_up(t->bytes, 16), align);
+        ex->owned[id] = t->storage == VKI_STORE_EXTERNAL && t->kind != VKI_NODE_WEIGHT && t->base == id;
     }
-    vki_arena_desc ad = {.kind = VKI_ARENA_ACTIVATIONS, .name = "activations",
-                         .block_size = vki_align_up(plan->stats.activation_bytes, 16)};
-    if ((st = vki_arena_create(dev, &ad, &ex->activations))) goto fail;
-    if (plan->stats.activation_bytes &&
-        (st = vki_arena_alloc(ex->activations, plan->stats.activation_bytes, 256, &ex->arena_range)))
-        goto fail;
-    vki_arena_desc dd = {.kind = VKI_ARENA_ACTIVATIONS, .name = "inputs and outputs", .block_size = io_bytes[0]};
-    vki_arena_desc hd = {.kind = VKI_ARENA_HOST, .name = "host inputs and outputs", .block_size = io_bytes[1]};
-    if ((st = vki_arena_create(dev, &dd, &ex->io_device))) goto fail;
-    if ((st = vki_arena_create(dev, &hd, &ex->io_host))) goto fail;
-    for (uint32_t id = 1; id < plan->tensor_count; id++) {
-        const vki_plan_tensor *t = &plan->tensors[id];
-        if (t->storage != VKI_STORE_EXTERNAL || t->kind == VKI_NODE_WEIGHT || t->base != id) continue;
-        vki_arena *a = t->bytes <= HOST_IO_LIMIT ? ex->io_host : ex->io_device;
-        if ((st = vki_arena_alloc(a, vki_align_up(t->bytes, 16), 256, &ex->bound[id]))) goto fail;
-    }
+    if ((st = take_memory(ex))) goto fail;
     vki_stream_desc sd = {.name = "plan", .timestamps = desc && desc->timestamps,
                           .max_timestamps = plan->step_count + 1};
     if ((st = vki_stream_create(dev, &sd, &ex->stream))) goto fail;
@@ -143,14 +164,26 @@ fail:
     return st;
 }
 
+void vki_exec_release(vki_exec *ex)
+{
+    if (!ex) return;
+    vki_arena_destroy(ex->io_host);
+    vki_arena_destroy(ex->io_device);
+    vki_arena_destroy(ex->activations);
+    ex->io_host = ex->io_device = ex->activations = NULL;
+    ex->arena_range = (vki_range){0};
+    for (uint32_t id = 1; ex->owned && id < ex->plan.tensor_count; id++)
+        if (ex->owned[id]) ex->bound[id] = (vki_range){0};
+    ex->recorded = false; // the recorded commands name the freed buffers
+}
+
 void vki_exec_destroy(vki_exec *ex)
 {
     if (!ex) return;
     vki_stream_destroy(ex->stream);
     for (uint32_t i = 0; i < ex->kernel_count; i++) vki_kernel_destroy(ex->kernels[i].kernel);
-    vki_arena_destroy(ex->io_host);
-    vki_arena_destroy(ex->io_device);
-    vki_arena_destroy(ex->activations);
+    vki_exec_release(ex);
+    xfree(ex, ex->owned);
     xfree(ex, ex->kernels);
     xfree(ex, ex->step_kernel);
     xfree(ex, ex->bound);
@@ -188,6 +221,7 @@ vki_status vki_exec_bind(vki_exec *ex, vki_tensor t, vki_range r)
                                  "exec bind %s: offset %llu is not a multiple of %u", pt->name,
                                  (unsigned long long)r.offset, align);
     ex->bound[t.id] = r;
+    ex->owned[t.id] = false;
     ex->recorded = false;
     return VKI_OK;
 }
@@ -210,6 +244,7 @@ static vki_status transfer_range(vki_exec *ex, vki_tensor t, const char *what, u
 
 vki_status vki_exec_upload(vki_exec *ex, vki_tensor t, const void *data, uint64_t bytes)
 {
+    if (ex && !ex->activations) VKI_TRY(take_memory(ex));
     vki_range r;
     VKI_TRY(transfer_range(ex, t, "upload", bytes, &r));
     return vki_device_upload(ex->dev, r, 0, data, bytes);
@@ -217,6 +252,10 @@ vki_status vki_exec_upload(vki_exec *ex, vki_tensor t, const void *data, uint64_
 
 vki_status vki_exec_download(vki_exec *ex, vki_tensor t, void *data, uint64_t bytes)
 {
+    if (ex && !ex->activations)
+        return vki_device_report(ex->dev, VKI_ERROR_INVALID_ARGUMENT,
+                                 "exec download: the executor's memory was released since its "
+                                 "last run (vki_exec_release): there is no result to read");
     vki_range r;
     VKI_TRY(transfer_range(ex, t, "download", bytes, &r));
     return vki_device_download(ex->dev, r, 0, data, bytes);
@@ -266,6 +305,7 @@ static vki_status record(vki_exec *ex)
 vki_status vki_exec_run(vki_exec *ex)
 {
     if (!ex) return VKI_ERROR_INVALID_ARGUMENT;
+    if (!ex->activations) VKI_TRY(take_memory(ex));
     if (!ex->recorded) VKI_TRY(record(ex));
     uint64_t ticket = 0;
     VKI_TRY(vki_stream_submit(ex->stream, &ticket));

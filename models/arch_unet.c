@@ -539,6 +539,11 @@ void vki_unet_destroy(vki_unet *u)
     vki__model_free(&a, u);
 }
 
+void vki_unet_release(vki_unet *u)
+{
+    if (u) vki_program_release(u->prog);
+}
+
 const vki_unet_info *vki_unet_info_get(const vki_unet *u) { return u ? &u->info : NULL; }
 const char *vki_unet_last_error(const vki_unet *u) { return u ? u->error : ""; }
 uint64_t vki_unet_weight_bytes(const vki_unet *u) { return u ? vki_weights_bytes(u->weights) : 0; }

@@ -627,6 +627,15 @@ void vki_vae_destroy(vki_vae *v)
     vki__model_free(&a, v);
 }
 
+void vki_vae_release(vki_vae *v)
+{
+    if (!v) return;
+    for (uint32_t i = 0; i < PROGRAMS; i++) {
+        vki_program_release(v->dec[i].prog);
+        vki_program_release(v->enc[i].prog);
+    }
+}
+
 vki_status vki_vae_decode(vki_vae *v, const float *latent, uint32_t w, uint32_t h, float *out_rgb)
 {
     if (!v || !latent || !out_rgb) return VKI_ERROR_INVALID_ARGUMENT;

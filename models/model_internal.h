@@ -161,6 +161,10 @@ vki_status vki_program_compile(vki_program *p, vki_weights *w);
 /* The last failure's message, "" if none. */
 const char *vki_program_error(const vki_program *p);
 
+/* Gives the program's activation and input/output memory back to the device until its next
+ * upload or run (vki_exec_release): for a stage of a pipeline that waits while another runs. */
+void vki_program_release(vki_program *p);
+
 /* Activation bytes of the compiled plan. */
 uint64_t vki_program_activation_bytes(const vki_program *p);
 

@@ -250,6 +250,11 @@ vki_status vki_program_compile(vki_program *p, vki_weights *w)
     return VKI_OK;
 }
 
+void vki_program_release(vki_program *p)
+{
+    if (p) vki_exec_release(p->ex);
+}
+
 uint64_t vki_program_activation_bytes(const vki_program *p)
 {
     if (!p || !p->plan) return 0;

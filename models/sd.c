@@ -528,6 +528,7 @@ static vki_status generate(vki_sd *sd, const vki_sd_params *p, float *buf[5], ui
                 for (int c = 0; c < 3; c++) rgb[c * px + i] = p->init_rgb[i * 3 + c] / 127.5f - 1.0f;
             st = vki_vae_encode(sd->vae, rgb, p->width, p->height, buf[1]);
             if (st) fail(sd, st, "%s", vki_vae_last_error(sd->vae));
+            vki_vae_release(sd->vae); // the U-Net's turn
             for (size_t i = 0; !st && i < n; i++) x[i] = buf[1][i] * sd->scaling + x[i] * sigmas[first];
         } else {
             for (size_t i = 0; i < n; i++) x[i] *= sigmas[0];
@@ -554,7 +555,9 @@ static vki_status generate(vki_sd *sd, const vki_sd_params *p, float *buf[5], ui
     sd->timings.sample_s = t3 - t2;
     sd->timings.device_bytes_unet = device_bytes(sd);
     if (!st) {
-        /* The VAE sizes its tiles by what the device can still take, with the U-Net's arena held. */
+        /* The U-Net's activations make way for the VAE, which sizes its tiles by what the
+         * device can take then; the next image's first step takes them again. */
+        vki_unet_release(sd->unet);
         vki_device_refresh_budget(sd->device);
         sd->timings.vae_tile = vki_vae_tile(sd->vae, false, lw, lh);
         for (size_t i = 0; i < n; i++) x[i] /= sd->scaling;
@@ -572,6 +575,7 @@ static vki_status generate(vki_sd *sd, const vki_sd_params *p, float *buf[5], ui
     }
     sd->timings.vae_s = now_s() - t3;
     sd->timings.device_bytes_vae = device_bytes(sd);
+    vki_vae_release(sd->vae); // the next image's U-Net
     vki__model_free(&sd->allocator, context);
     return st;
 }

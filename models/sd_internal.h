@@ -51,6 +51,9 @@ const vki_vae_info *vki_vae_info_get(const vki_vae *v); // borrowed; NULL for NU
 const char *vki_vae_last_error(const vki_vae *v);
 uint64_t vki_vae_peak_bytes(const vki_vae *v); // device bytes of the largest program compiled
 uint64_t vki_vae_weight_bytes(const vki_vae *v); // device bytes of its weights
+/* Gives the memory of the cached programs back (vki_program_release) until the next decode or
+ * encode: the U-Net runs between an img2img encode and the decode. */
+void vki_vae_release(vki_vae *v);
 
 
 /* ---- U-Net (arch_unet.c): SD 1.x / 2.x's UNetModel ---------------------------------------------
@@ -87,6 +90,9 @@ vki_status vki_unet_eval(vki_unet *u, uint32_t w, uint32_t h, uint32_t batch, ui
 const char *vki_unet_last_error(const vki_unet *u);
 uint64_t vki_unet_weight_bytes(const vki_unet *u);
 uint64_t vki_unet_activation_bytes(const vki_unet *u); // of the program last compiled
+/* Gives the program's activation memory back until the next evaluation: the VAE's tiles are
+ * sized by what the device has free once the U-Net is done. */
+void vki_unet_release(vki_unet *u);
 
 /* ---- The denoiser (sd.c) -------------------------------------------------------------------------
  *

@@ -10,6 +10,7 @@ extern "C" {
 #include <cmath>
 #include <cstring>
 #include <string>
+#include <vector>
 
 class ExecTest : public VulkanTest {
   protected:
@@ -89,6 +90,76 @@ TEST_F(ExecTest, MisuseIsReported)
     ASSERT_EQ(vki_arena_alloc(weights, 32, 0, &small), VKI_OK);
     EXPECT_EQ(vki_exec_bind(ex, y, small), VKI_ERROR_INVALID_ARGUMENT) << "smaller than the tensor";
     log.errors.clear();
+}
+
+// Release gives the activation arena and the executor's own input/output storage back to the
+// device (an image pipeline's U-Net while the VAE runs) and keeps the kernels and what the caller
+// bound; the next upload or run takes the memory again and the results are the same.
+TEST_F(ExecTest, ReleaseGivesMemoryBackAndTheNextRunTakesItAgain)
+{
+    open_device();
+    ASSERT_EQ(vki_graph_create(nullptr, &g), VKI_OK);
+    const int n = 1 << 18; // 1 MiB a tensor: the input and output live in device storage
+    int64_t ne[1] = {n};
+    vki_tensor x = vki_input(g, VKI_DTYPE_F32, 1, ne, "x");
+    vki_tensor b = vki_input(g, VKI_DTYPE_F32, 1, ne, "b"); // bound by the caller below
+    vki_tensor t = vki_mul(g, vki_add(g, x, b), x);         // an intermediate in the arena
+    vki_tensor y = vki_add(g, vki_mul(g, t, b), t);
+    vki_output(g, y, "y");
+    ASSERT_EQ(vki_graph_compile(g, vki_device_profile(dev), nullptr, &plan), VKI_OK) << vki_graph_error(g);
+    vki_plan_stats ps;
+    vki_plan_stats_get(plan, &ps);
+    ASSERT_GT(ps.activation_bytes, 0u);
+    ASSERT_EQ(vki_exec_create(dev, plan, nullptr, &ex), VKI_OK) << vki_device_last_error(dev);
+    ASSERT_EQ(vki_arena_create(dev, nullptr, &weights), VKI_OK);
+    vki_range br;
+    ASSERT_EQ(vki_arena_alloc(weights, (uint64_t)n * 4, 0, &br), VKI_OK);
+    std::vector<float> hx(n), hb(n), hy(n);
+    for (int i = 0; i < n; i++) {
+        hx[i] = (float)(i % 97) * 0.25f;
+        hb[i] = (float)(i % 13) - 6.0f;
+    }
+    ASSERT_EQ(vki_device_upload(dev, br, 0, hb.data(), (uint64_t)n * 4), VKI_OK);
+    ASSERT_EQ(vki_exec_bind(ex, b, br), VKI_OK);
+    auto check = [&](float scale) {
+        for (int i = 0; i < n; i++) {
+            float xi = hx[i] * scale, tt = (xi + hb[i]) * xi;
+            float want = tt * hb[i] + tt; // a fused multiply-add may round once less
+            ASSERT_NEAR(hy[i], want, 1e-5f * (std::fabs(want) + 1.0f)) << "element " << i;
+        }
+    };
+    ASSERT_EQ(vki_exec_upload(ex, x, hx.data(), (uint64_t)n * 4), VKI_OK);
+    ASSERT_EQ(vki_exec_run(ex), VKI_OK) << vki_device_last_error(dev);
+    ASSERT_EQ(vki_exec_download(ex, y, hy.data(), (uint64_t)n * 4), VKI_OK);
+    check(1.0f);
+
+    vki_device_stats before, after;
+    vki_device_stats_get(dev, &before);
+    vki_exec_release(ex);
+    vki_device_stats_get(dev, &after);
+    // The arena and the two megabytes of x and y, at least; the caller's b stays.
+    EXPECT_GE(before.device_bytes - after.device_bytes, ps.activation_bytes + 2 * (uint64_t)n * 4);
+    vki_exec_release(ex); // twice is harmless
+    EXPECT_EQ(vki_exec_download(ex, y, hy.data(), (uint64_t)n * 4), VKI_ERROR_INVALID_ARGUMENT);
+    EXPECT_NE(std::strstr(vki_device_last_error(dev), "released"), nullptr) << vki_device_last_error(dev);
+    log.errors.clear();
+
+    // An upload after a release takes the memory back, as a run straight after one does (last).
+    for (float scale : {2.0f, 0.5f}) {
+        for (int i = 0; i < n; i++) hx[i] *= scale;
+        if (scale == 0.5f) vki_exec_release(ex);
+        ASSERT_EQ(vki_exec_upload(ex, x, hx.data(), (uint64_t)n * 4), VKI_OK);
+        ASSERT_EQ(vki_exec_run(ex), VKI_OK) << vki_device_last_error(dev);
+        ASSERT_EQ(vki_exec_download(ex, y, hy.data(), (uint64_t)n * 4), VKI_OK);
+        check(1.0f);
+    }
+    vki_device_stats_get(dev, &after);
+    // No more than before: less, as b's own storage (made at create, unused once the caller
+    // bound b) is not made again.
+    EXPECT_LE(after.device_bytes, before.device_bytes);
+    EXPECT_GE(after.device_bytes + 2 * (uint64_t)n * 4, before.device_bytes);
+    vki_exec_release(ex);
+    ASSERT_EQ(vki_exec_run(ex), VKI_OK) << vki_device_last_error(dev);
 }
 
 // A KV cache is a weight the caller binds once: set_rows writes into it on every run, the writes
