@@ -552,13 +552,28 @@ uint64_t vki_unet_activation_bytes(const vki_unet *u)
     return u && u->prog ? vki_program_activation_bytes(u->prog) : 0;
 }
 
+/* A failure of the device's part of an evaluation, with the runtime's message (a binding past
+ * the device's limit, memory). */
+static vki_status device_failure(vki_unet *u, vki_status st, const char *what)
+{
+    const char *why = vki_device_last_error(u->d.device);
+    snprintf(u->error, sizeof u->error, "%s (%ux%u latent, batch %u): %s", what, u->w, u->h,
+             u->batch, why && why[0] ? why : vki_status_string(st));
+    return st;
+}
+
 vki_status vki_unet_eval(vki_unet *u, uint32_t w, uint32_t h, uint32_t batch, uint32_t n_ctx,
                          const float *x, const float *t, const float *context, float *out)
 {
-    if (!u || !x || !t || !out || (u->info.context_dim && !context) || !w || !h || !batch ||
-        w > 1024 || h > 1024 || batch > 64 || (u->info.context_dim && (n_ctx == 0 || n_ctx > 77 * 64)))
-        return VKI_ERROR_INVALID_ARGUMENT;
+    if (!u || !x || !t || !out || (u->info.context_dim && !context)) return VKI_ERROR_INVALID_ARGUMENT;
     u->error[0] = 0;
+    if (!w || !h || !batch || w > 1024 || h > 1024 || batch > 64 ||
+        (u->info.context_dim && (n_ctx == 0 || n_ctx > 77 * 64))) {
+        snprintf(u->error, sizeof u->error,
+                 "unet: a %ux%u latent, batch %u, %u context tokens: want 1 to 1024 a side, 1 to 64 "
+                 "in a batch, 1 to %u tokens", w, h, batch, n_ctx, 77 * 64);
+        return VKI_ERROR_INVALID_ARGUMENT;
+    }
     /* Each level halves the size: odd sizes would not meet their skip connections. */
     uint32_t levels = u->info.levels ? u->info.levels - 1 : 0;
     if ((w % (1u << levels)) || (h % (1u << levels))) {
@@ -568,8 +583,9 @@ vki_status vki_unet_eval(vki_unet *u, uint32_t w, uint32_t h, uint32_t batch, ui
     if (!u->prog || u->w != w || u->h != h || u->batch != batch || u->n_ctx != n_ctx)
         VKI_TRY(build(u, w, h, batch, n_ctx, true));
     uint64_t nx = (uint64_t)w * h * u->info.in_channels * batch;
-    VKI_TRY(vki_program_upload(u->prog, u->x, x, nx * sizeof(float)));
-    VKI_TRY(vki_program_upload(u->prog, u->t, t, batch * sizeof(float)));
+    vki_status st = vki_program_upload(u->prog, u->x, x, nx * sizeof(float));
+    if (!st) st = vki_program_upload(u->prog, u->t, t, batch * sizeof(float));
+    if (st) return device_failure(u, st, "upload");
     if (u->info.context_dim) {
         /* [B][n_ctx][D] -> [n_ctx][B][D] (the transformer's token order). */
         uint64_t d = u->info.context_dim, count = d * batch * n_ctx;
@@ -579,11 +595,12 @@ vki_status vki_unet_eval(vki_unet *u, uint32_t w, uint32_t h, uint32_t batch, ui
             for (uint32_t i = 0; i < n_ctx; i++)
                 memcpy(tmp + ((uint64_t)i * batch + b) * d, context + ((uint64_t)b * n_ctx + i) * d,
                        d * sizeof *tmp);
-        vki_status st = vki_program_upload(u->prog, u->ctx, tmp, count * sizeof *tmp);
+        st = vki_program_upload(u->prog, u->ctx, tmp, count * sizeof *tmp);
         vki__model_free(&u->allocator, tmp);
-        VKI_TRY(st);
+        if (st) return device_failure(u, st, "upload");
     }
-    VKI_TRY(vki_program_run(u->prog));
-    return vki_program_download(u->prog, u->result, out,
-                                (uint64_t)w * h * u->info.out_channels * batch * sizeof(float));
+    if ((st = vki_program_run(u->prog))) return device_failure(u, st, "run");
+    st = vki_program_download(u->prog, u->result, out,
+                              (uint64_t)w * h * u->info.out_channels * batch * sizeof(float));
+    return st ? device_failure(u, st, "download") : VKI_OK;
 }

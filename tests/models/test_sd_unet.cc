@@ -208,6 +208,15 @@ TEST_F(SdUnetTest, OddLatentSizesAndMissingTensorsAreNamed)
     EXPECT_EQ(vki_unet_eval(u, 12, 12, 1, 77, x.data(), t.data(), ctx.data(), out.data()),
               VKI_ERROR_INVALID_ARGUMENT);
     EXPECT_NE(std::string(vki_unet_last_error(u)).find("does not halve"), std::string::npos);
+    // Sizes past the bounds say which bound (a bare "invalid argument" named nothing).
+    EXPECT_EQ(vki_unet_eval(u, 2048, 8, 1, 77, x.data(), t.data(), ctx.data(), out.data()),
+              VKI_ERROR_INVALID_ARGUMENT);
+    EXPECT_NE(std::string(vki_unet_last_error(u)).find("2048x8 latent"), std::string::npos)
+        << vki_unet_last_error(u);
+    EXPECT_EQ(vki_unet_eval(u, 8, 8, 65, 77, x.data(), t.data(), ctx.data(), out.data()),
+              VKI_ERROR_INVALID_ARGUMENT);
+    EXPECT_NE(std::string(vki_unet_last_error(u)).find("1 to 64 in a batch"), std::string::npos)
+        << vki_unet_last_error(u);
     vki_unet_destroy(u);
     d.prefix = "wrong.prefix.";
     EXPECT_EQ(vki_unet_load(&d, &u, err, sizeof err), VKI_ERROR_BAD_FILE);
