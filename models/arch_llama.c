@@ -92,13 +92,7 @@ static vki_status gemma3_hparams(vki_gguf *f, vki_llm_hparams *hp, char *err, si
 
 /* ---- Forward passes ---------------------------------------------------------------------------- */
 
-static vki_tensor W(vki_llm_build *b, const char *fmt, uint32_t il, int64_t ne0, int64_t ne1,
-                    bool optional)
-{
-    char name[96];
-    snprintf(name, sizeof name, fmt, il);
-    return vki_llm_weight(b, name, (int64_t[2]){ne0, ne1}, optional);
-}
+#define W vki_llm_layer_weight
 
 static int64_t hd_total(const vki_llm_hparams *hp) { return (int64_t)hp->head_dim * hp->n_head; }
 

@@ -81,9 +81,7 @@ static vki_status granitemoe_hparams(vki_gguf *f, vki_llm_hparams *hp, char *err
 
 static vki_tensor weight(vki_llm_build *b, const char *fmt, uint32_t il, int64_t ne0, int64_t ne1)
 {
-    char name[96];
-    snprintf(name, sizeof name, fmt, il);
-    return vki_llm_weight(b, name, (int64_t[2]){ne0, ne1}, false);
+    return vki_llm_layer_weight(b, fmt, il, ne0, ne1, false);
 }
 
 static vki_tensor experts_of(vki_llm_build *b, const char *fmt, uint32_t il, int64_t ne0,

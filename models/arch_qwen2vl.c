@@ -43,13 +43,7 @@ static vki_status qwen2vl_hparams(vki_gguf *f, vki_llm_hparams *hp, char *err, s
     return VKI_OK;
 }
 
-static vki_tensor W(vki_llm_build *b, const char *fmt, uint32_t il, int64_t ne0, int64_t ne1,
-                    bool optional)
-{
-    char name[96];
-    snprintf(name, sizeof name, fmt, il);
-    return vki_llm_weight(b, name, (int64_t[2]){ne0, ne1}, optional);
-}
+#define W vki_llm_layer_weight
 
 /* x W + bias, the bias fused into the product by the compiler. */
 static vki_tensor linear(vki_llm_build *b, vki_tensor x, const char *w, const char *bias, uint32_t il,

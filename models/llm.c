@@ -107,6 +107,14 @@ vki_tensor vki_llm_weight(vki_llm_build *b, const char *name, const int64_t ne[2
     return vki_weights_tensor(b->llm->weights, b->prog, name, 2, ne, optional, false);
 }
 
+vki_tensor vki_llm_layer_weight(vki_llm_build *b, const char *fmt, uint32_t il, int64_t ne0, int64_t ne1,
+                                bool optional)
+{
+    char name[96];
+    snprintf(name, sizeof name, fmt, il);
+    return vki_llm_weight(b, name, (int64_t[2]){ne0, ne1}, optional);
+}
+
 vki_tensor vki_llm_weight3(vki_llm_build *b, const char *name, const int64_t ne[3])
 {
     return vki_weights_tensor(b->llm->weights, b->prog, name, 3, ne, false, false);

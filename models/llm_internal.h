@@ -63,6 +63,9 @@ typedef struct vki_llm_build {
 /* The weight `name` as stored in the file, checked against `ne` (entries < 0 are not checked);
  * a missing weight fails the graph naming it unless `optional` (then {0}). */
 vki_tensor vki_llm_weight(vki_llm_build *b, const char *name, const int64_t ne[2], bool optional);
+/* vki_llm_weight of layer il: `fmt` names it with one %u ("blk.%u.attn_q.weight"). */
+vki_tensor vki_llm_layer_weight(vki_llm_build *b, const char *fmt, uint32_t il, int64_t ne0, int64_t ne1,
+                                bool optional);
 /* Whether the file holds a tensor `name` (nothing is read or recorded). */
 bool vki_llm_has_weight(vki_llm_build *b, const char *name);
 

@@ -30,7 +30,7 @@
 #define MAX_SIDE 16384    // of an input image (vkinfer_vision.h)
 #define MAX_POOL_MATRIX (1 << 24)
 
-static vki_status fail(char *err, size_t n, vki_status st, const char *fmt, ...)
+vki_status vki__vision_fail(char *err, size_t n, vki_status st, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);

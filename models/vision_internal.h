@@ -69,6 +69,11 @@ vki_status vki__vision_resize(vki_vision *v, const uint8_t *src, uint32_t sw, ui
 
 /* Its metadata beyond the common keys: the MLP width from the tensors (the converter writes the
  * language model's width as feed_forward_length), the 2x2 merge, the merger's shapes. */
+/* Writes the message into err [n] and returns st: the load path's failures (vision.c), called
+ * `fail` in the files that read a projector's tensors. */
+vki_status vki__vision_fail(char *err, size_t n, vki_status st, const char *fmt, ...) VKI_PRINTF(4, 5);
+#define fail vki__vision_fail
+
 vki_status vki__qwen2vl_read(vki_vision *v, vki_gguf *f, char *err, size_t n);
 /* transformers' smart_resize of a w x h image: the resized size, or false for an image it
  * refuses (an aspect over 200) or one over the encoder's bounds. */

@@ -25,15 +25,6 @@
 #define MAX_GRID_PATCHES 16384 // the attention's sequence (the defaults above give at most 5120)
 #define MAX_FF 65536
 
-static vki_status fail(char *err, size_t n, vki_status st, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, n, fmt, ap);
-    va_end(ap);
-    return st;
-}
-
 vki_status vki__qwen2vl_read(vki_vision *v, vki_gguf *f, char *err, size_t n)
 {
     const uint32_t w = v->info.width;
