@@ -39,12 +39,14 @@ static vki_tensor linear(vki_vision *v, vki_tensor x, uint32_t il, const char *w
     return vki_add(g, y, f32(v, T(v, bn, 1, &n)));
 }
 
+/* The layer norm at prefix (Qwen2.5-VL's RMS norm: a weight, no bias). */
 static vki_tensor norm(vki_vision *v, vki_tensor x, const char *prefix)
 {
     char wn[96], bn[96];
     snprintf(wn, sizeof wn, "%s.weight", prefix);
     snprintf(bn, sizeof bn, "%s.bias", prefix);
     int64_t w = v->info.width;
+    if (v->rms_norm) return vki_rms_norm(vki_program_graph(v->prog), x, f32(v, T(v, wn, 1, &w)), v->eps);
     return vki_layer_norm(vki_program_graph(v->prog), x, T(v, wn, 1, &w), T(v, bn, 1, &w), v->eps);
 }
 
@@ -76,13 +78,21 @@ static vki_tensor block(vki_vision *v, vki_tensor x, uint32_t il)
         q = rope2d(v, q);
         k = rope2d(v, k);
     }
-    // Every patch sees every other: no mask, not causal.
-    vki_tensor a = vki_attention(g, q, k, val, (vki_tensor){0}, 1.0f / sqrtf((float)hd), false);
+    // Every patch sees every other (no mask, not causal), or in Qwen2.5-VL's window layers
+    // only its window's: the patches come window by window, a window's run [s, e) bounded by
+    // v->windows (vision_qwen2vl.c), so that the kernel reads only that run.
+    const float scale = 1.0f / sqrtf((float)hd);
+    const bool windowed = v->window && v->n_wa_pattern && (il + 1) % v->n_wa_pattern != 0;
+    vki_tensor a = windowed ? vki_attention_pos(g, q, k, val, v->windows, scale, 4 * v->window * v->window)
+                            : vki_attention(g, q, k, val, (vki_tensor){0}, scale, false);
     x = vki_add(g, x, linear(v, vki_reshape(g, a, 2, (int64_t[2]){w, n}), il, "attn_out", w, w));
     snprintf(name, sizeof name, "v.blk.%u.ln2", il);
     h = norm(v, x, name);
     int64_t ff = v->n_ff;
-    h = vki_activate(g, linear(v, h, il, v->ffn_swapped ? "ffn_down" : "ffn_up", w, ff), v->act);
+    if (v->gated) // Qwen2.5-VL: down(act(gate(h)) * up(h))
+        h = vki_mul(g, vki_activate(g, linear(v, h, il, "ffn_gate", w, ff), v->act), linear(v, h, il, "ffn_up", w, ff));
+    else
+        h = vki_activate(g, linear(v, h, il, v->ffn_swapped ? "ffn_down" : "ffn_up", w, ff), v->act);
     return vki_add(g, x, linear(v, h, il, v->ffn_swapped ? "ffn_up" : "ffn_down", ff, w));
 }
 
@@ -161,7 +171,8 @@ static vki_tensor idefics3(vki_vision *v, vki_tensor x)
  * its two temporal kernels applied to the image once (no bias); no learned positions (the
  * blocks rotate q and k instead); the ViT's blocks; then the merger: ln_q (the file's
  * v.post_ln) per patch, each run of 4 consecutive patches (one 2x2 window: the patches come in
- * that order) as one column of 4 * width, and an MLP with GELU (nn.GELU: the erf form). */
+ * that order) as one column of 4 * width, and an MLP with GELU (nn.GELU: the erf form).
+ * Qwen2.5-VL: the same with RMS norms (ln_q too), gated MLPs and window layers (block()). */
 vki_tensor vki__qwen2vl_build(vki_vision *v)
 {
     vki_graph *g = vki_program_graph(v->prog);
@@ -170,6 +181,9 @@ vki_tensor vki__qwen2vl_build(vki_vision *v)
     const int64_t kne[4] = {p, p, 3, w}, mat[2] = {p * p * 3, w};
     v->patches = vki_program_input(v->prog, VKI_DTYPE_F32, 2, (int64_t[2]){p * p * 3, n}, "patches");
     v->pos = vki_program_input(v->prog, VKI_DTYPE_I32, 2, (int64_t[2]){n, 4}, "positions");
+    const bool windows = v->window && v->n_wa_pattern > 1; // some layer attends within windows
+    v->windows = (vki_tensor){0};
+    if (windows) v->windows = vki_program_input(v->prog, VKI_DTYPE_I32, 2, (int64_t[2]){n, 2}, "windows");
     vki_tensor k0 = f32(v, T(v, "v.patch_embd.weight", 4, kne)), k1 = f32(v, T(v, "v.patch_embd.weight.1", 4, kne));
     vki_tensor kernel = vki_reshape(g, vki_add(g, k0, k1), 2, mat);
     vki_tensor x = vki_matmul(g, kernel, v->patches);

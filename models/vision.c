@@ -7,8 +7,9 @@
  * Each encodes one square image of clip.vision.image_size pixels: the SigLIP families resize
  * the picture to it whatever its aspect (as transformers' Gemma3 processor does, and as
  * Idefics3's does for the one global image llama.cpp encodes); LLaVA's CLIP processor resizes
- * the short side and crops the centre. Qwen2-VL ("qwen2vl_merger") keeps the image's aspect
- * and builds its encoder per patch grid: vision_qwen2vl.c. */
+ * the short side and crops the centre. Qwen2-VL ("qwen2vl_merger") and Qwen2.5-VL
+ * ("qwen2.5vl_merger") keep the image's aspect and build their encoder per patch grid:
+ * vision_qwen2vl.c. */
 #include "vision_internal.h"
 
 #include <math.h>
@@ -119,11 +120,15 @@ static vki_status read_metadata(vki_vision *v, vki_gguf *f, char *err, size_t n)
         in->projector = VKI_PROJECTOR_QWEN2VL;
         v->resample = VKI_RESAMPLE_BICUBIC;
     } else if (s.size == 16 && !memcmp(s.data, "qwen2.5vl_merger", 16)) {
-        return fail(err, n, VKI_ERROR_UNSUPPORTED, "mmproj: Qwen2.5-VL's encoder (\"qwen2.5vl_merger\": window "
-                    "attention, RMS norms, a gated MLP) is not supported; Qwen2-VL's (\"qwen2vl_merger\") is");
+        // Qwen2.5-VL: Qwen2-VL's host side and merger, its ViT with RMS norms, a gated MLP and
+        // window attention (vision_qwen2vl.c).
+        in->projector = VKI_PROJECTOR_QWEN2VL;
+        v->resample = VKI_RESAMPLE_BICUBIC;
+        v->rms_norm = v->gated = true;
     } else {
         return fail(err, n, VKI_ERROR_UNSUPPORTED,
-                    "mmproj: projector type \"%s\" is not one vkinfer runs (gemma3, idefics3, mlp, qwen2vl_merger)",
+                    "mmproj: projector type \"%s\" is not one vkinfer runs (gemma3, idefics3, mlp, qwen2vl_merger, "
+                    "qwen2.5vl_merger)",
                     v->projector_name);
     }
     bool has_vision = false;
@@ -330,6 +335,9 @@ void vki_vision_destroy(vki_vision *v)
     vki__model_free(&a, v->patch_rows);
     vki__model_free(&a, v->pool_matrix);
     vki__model_free(&a, v->positions);
+    vki__model_free(&a, v->window_bounds);
+    vki__model_free(&a, v->token_order);
+    vki__model_free(&a, v->embd_rows);
     vki__model_free(&a, v);
 }
 
@@ -535,15 +543,21 @@ static vki_status encode_qwen2vl(vki_vision *v, const uint8_t *rgb, uint32_t w, 
         snprintf(v->error, sizeof v->error, "vision: %s preprocessing %u x %u", vki_status_string(st), w, h);
         return st;
     }
-    size_t col = (size_t)v->info.patch_size * v->info.patch_size * 3;
+    size_t col = (size_t)v->info.patch_size * v->info.patch_size * 3, row = (size_t)v->info.n_embd * sizeof(float);
     if ((st = vki_program_upload(v->prog, v->patches, v->patch_rows, col * v->n_pos * sizeof(float))) ||
         (st = vki_program_upload(v->prog, v->pos, v->positions, (uint64_t)v->n_pos * 4 * sizeof(int32_t))) ||
+        (v->windows.id && (st = vki_program_upload(v->prog, v->windows, v->window_bounds,
+                                                   (uint64_t)v->n_pos * 2 * sizeof(int32_t)))) ||
         (st = vki_program_run(v->prog)) ||
-        (st = vki_program_download(v->prog, v->out, out_embd, (uint64_t)v->n_tokens * v->info.n_embd * sizeof(float)))) {
+        (st = vki_program_download(v->prog, v->out, v->embd_rows, (uint64_t)v->n_tokens * row))) {
         snprintf(v->error, sizeof v->error, "vision: %s", vki_program_error(v->prog)[0] ? vki_program_error(v->prog)
                                                                                        : vki_status_string(st));
         return st;
     }
+    // The merger's rows in the encoder's order (Qwen2.5-VL's: window by window) back to the
+    // image's, row-major.
+    for (uint32_t i = 0; i < v->n_tokens; i++)
+        memcpy(out_embd + (size_t)v->token_order[i] * v->info.n_embd, v->embd_rows + (size_t)i * v->info.n_embd, row);
     return VKI_OK;
 }
 

@@ -41,6 +41,23 @@ struct vki_vision {
     uint32_t grid_w, grid_h;   // patches across and down of the current program (0: none)
     vki_tensor pos;            // input I32 [n_pos, 4]: each patch's row, column, 0, 0 (streams)
     int32_t *positions;        // the pos input on the host
+    // Qwen2.5-VL ("qwen2.5vl_merger", the same host side): RMS norms, a gated MLP, and window
+    // attention. The patches go to the encoder window by window (each window's merged units
+    // row by row, each unit's 4 patches as Qwen2-VL's), so that a window is a contiguous run
+    // and its attention a band of vki_attention_pos; the merger's rows come out in that order
+    // and go back to the image's (token_order) on the host.
+    bool rms_norm;             // the blocks' norms and the merger's ln_q are RMS norms
+    bool gated;                // the MLP is down(act(gate(x)) * up(x)), all with biases
+    uint32_t window;           // merged units per window side (clip.vision.window_size /
+                               // (patch * 2)); 0: no window attention
+    uint32_t n_wa_pattern;     // layer il attends over every patch when (il + 1) % n_wa_pattern
+                               // == 0, else within its window (0: every layer over all)
+    vki_tensor windows;        // input I32 [n_pos, 2] (vki_attention_pos): each patch's window
+                               // is [w1 + 1 - window_len, w0]
+    int32_t *window_bounds;    // the windows input on the host, per grid
+    uint32_t *token_order;     // [n_tokens]: the encoder's output row i is merged token
+                               // token_order[i] of the image (row-major); per grid
+    float *embd_rows;          // [n_tokens][n_embd]: the output before its reorder
     vki_weights *weights;
     vki_program *prog;
     vki_tensor patches;        // input F32 [patch^2 * 3, n_side^2]: the image cut into patches
@@ -83,8 +100,8 @@ bool vki__qwen2vl_size(const vki_vision *v, uint32_t w, uint32_t h, uint32_t *ou
 vki_status vki__qwen2vl_program(vki_vision *v, vki_device *dev, const vki_profile *profile, uint32_t gw,
                                 uint32_t gh, char *err, size_t n);
 /* The image preprocessed (smart_resize, bicubic, normalised) into patch rows in the merger's
- * order (v->patch_rows, [n_pos][3 * patch^2]) and the rotary positions (v->positions), for the
- * program of its grid. */
+ * order (v->patch_rows, [n_pos][3 * patch^2]; Qwen2.5-VL's: window by window, v->token_order)
+ * and the rotary positions (v->positions), for the program of its grid. */
 vki_status vki__qwen2vl_preprocess(vki_vision *v, const uint8_t *rgb, uint32_t w, uint32_t h);
 /* The encoder of arch_vit.c for Qwen2-VL: patches [3 * patch^2, n_pos] in the merger's order
  * and positions -> [n_embd, n_pos / 4]. */

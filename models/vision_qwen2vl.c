@@ -10,7 +10,13 @@
  * (x - mean) / std. The patches go to the encoder in the merger's order: the 2x2 windows row by
  * row, each window's four patches row by row, so that the merger reads each window as 4
  * consecutive columns; the rotary positions (row, column) follow the same order. Of the
- * Conv3d's two frames (a still image is repeated), arch_vit.c adds the two kernels. */
+ * Conv3d's two frames (a still image is repeated), arch_vit.c adds the two kernels.
+ *
+ * Qwen2.5-VL ("qwen2.5vl_merger") has the same host side and merger; its ViT has RMS norms, a
+ * gated MLP and attention within windows of 4 x 4 merged patches in all but every
+ * n_wa_pattern-th layer. Here the merged units go to the encoder window by window (so that a
+ * window is a contiguous run of patches, and its attention a band, not an n^2 mask), and the
+ * merger's rows come back to the image's order on the host (vision.c). */
 #include "vision_internal.h"
 
 #include <math.h>
@@ -24,6 +30,36 @@
 #define MAX_ASPECT 200       // smart_resize refuses longer / shorter above this
 #define MAX_GRID_PATCHES 16384 // the attention's sequence (the defaults above give at most 5120)
 #define MAX_FF 65536
+#define DEFAULT_WINDOW 112   // Qwen2.5-VL's window_size in pixels (4 x 4 merged patches)
+#define MAX_WINDOW 64        // merged patches per window side
+
+/* Qwen2.5-VL's keys and tensors beyond Qwen2-VL's (vision.c set rms_norm and gated by the
+ * projector type): the gate of the MLP, the window (clip.vision.window_size, which this
+ * converter does not write: llama.cpp then takes 112 px, as every released Qwen2.5-VL has) and
+ * the layers that see every patch (clip.vision.n_wa_pattern: fullatt_block_indexes were
+ * 7, 15, 23, 31 -> 8; absent, every layer does, as llama.cpp reads it). */
+static vki_status read_qwen25(vki_vision *v, vki_gguf *f, char *err, size_t n)
+{
+    const uint32_t w = v->info.width, unit = v->info.patch_size * MERGE;
+    vki_gguf_tensor gate;
+    if (vki_gguf_find_tensor(f, "v.blk.0.ffn_gate.weight", &gate) || gate.n_dims != 2 || gate.ne[0] != w ||
+        gate.ne[1] != v->n_ff)
+        return fail(err, n, VKI_ERROR_BAD_FILE, "mmproj: a qwen2.5vl_merger without v.blk.0.ffn_gate.weight [%u, %u] "
+                    "(its MLP is gated)", w, v->n_ff);
+    uint32_t window_px = DEFAULT_WINDOW, pattern = 0;
+    vki_status st = vki_gguf_get_u32(f, "clip.vision.window_size", &window_px);
+    if (!st || st == VKI_ERROR_NOT_FOUND) st = vki_gguf_get_u32(f, "clip.vision.n_wa_pattern", &pattern);
+    if (st && st != VKI_ERROR_NOT_FOUND) return fail(err, n, VKI_ERROR_BAD_FILE, "mmproj: %s", vki_gguf_last_error(f));
+    if (window_px == 0 || window_px % unit || window_px / unit > MAX_WINDOW)
+        return fail(err, n, VKI_ERROR_BAD_FILE, "mmproj: clip.vision.window_size %u (a multiple of %u px, at most "
+                    "%u merged patches a side)", window_px, unit, MAX_WINDOW);
+    if (pattern > v->info.n_layer)
+        return fail(err, n, VKI_ERROR_BAD_FILE, "mmproj: clip.vision.n_wa_pattern %u with %u layers", pattern,
+                    v->info.n_layer);
+    v->window = pattern > 1 ? window_px / unit : 0; // 1: every layer sees every patch
+    v->n_wa_pattern = pattern;
+    return VKI_OK;
+}
 
 vki_status vki__qwen2vl_read(vki_vision *v, vki_gguf *f, char *err, size_t n)
 {
@@ -57,7 +93,7 @@ vki_status vki__qwen2vl_read(vki_vision *v, vki_gguf *f, char *err, size_t n)
     v->scale = MERGE;
     v->min_pixels = MIN_PIXELS;
     v->max_pixels = MAX_PIXELS;
-    return VKI_OK;
+    return v->gated ? read_qwen25(v, f, err, n) : VKI_OK;
 }
 
 /* transformers' smart_resize, in the same double arithmetic (Python's round: half to even, as
@@ -84,6 +120,29 @@ bool vki__qwen2vl_size(const vki_vision *v, uint32_t w, uint32_t h, uint32_t *ou
     return true;
 }
 
+/* The order the merged units go through the encoder, and each patch's window for
+ * vki_attention_pos. Windows of `window` x `window` units tile the mw x mh grid from its top
+ * left, row by row (those at the right and bottom edges partial), each window's units row by
+ * row: transformers' get_window_index, which llama.cpp's window_idx follows. A patch in the run
+ * [s, e) of its window sees kv positions s .. e - 1: pos[t, 0] = e - 1 bounds them above, and
+ * pos[t, 1] = s - 1 + len, with the builder's window of len = 4 * window^2 patches, below.
+ * Without windows (Qwen2-VL) one window holds the whole grid: the row-major order. */
+static void window_order(vki_vision *v, uint32_t mw, uint32_t mh)
+{
+    const uint32_t win = v->window ? v->window : (mw > mh ? mw : mh), len = 4 * win * win, np = v->n_pos;
+    uint32_t u = 0;
+    for (uint32_t wy = 0; wy < mh; wy += win)
+        for (uint32_t wx = 0; wx < mw; wx += win) {
+            const uint32_t s = 4 * u;
+            for (uint32_t y = wy; y < wy + win && y < mh; y++)
+                for (uint32_t x = wx; x < wx + win && x < mw; x++) v->token_order[u++] = y * mw + x;
+            for (uint32_t t = s; t < 4 * u; t++) {
+                v->window_bounds[t] = (int32_t)(4 * u - 1);
+                v->window_bounds[np + t] = (int32_t)(s - 1 + len);
+            }
+        }
+}
+
 vki_status vki__qwen2vl_program(vki_vision *v, vki_device *dev, const vki_profile *profile, uint32_t gw,
                                 uint32_t gh, char *err, size_t n)
 {
@@ -92,9 +151,13 @@ vki_status vki__qwen2vl_program(vki_vision *v, vki_device *dev, const vki_profil
     vki_program_destroy(v->prog);
     vki__model_free(a, v->patch_rows);
     vki__model_free(a, v->positions);
+    vki__model_free(a, v->window_bounds);
+    vki__model_free(a, v->token_order);
+    vki__model_free(a, v->embd_rows);
     v->prog = NULL;
-    v->patch_rows = NULL;
-    v->positions = NULL;
+    v->patch_rows = v->embd_rows = NULL;
+    v->positions = v->window_bounds = NULL;
+    v->token_order = NULL;
     v->grid_w = v->grid_h = 0;
     // gw, gh even and gw * gh bounded (vki__qwen2vl_size): every size below fits easily.
     v->n_pos = gw * gh;
@@ -103,8 +166,12 @@ vki_status vki__qwen2vl_program(vki_vision *v, vki_device *dev, const vki_profil
     if (dev) {
         v->patch_rows = vki__model_alloc(a, col * v->n_pos * sizeof(float));
         v->positions = vki__model_alloc(a, (size_t)v->n_pos * 4 * sizeof(int32_t));
-        if (!v->patch_rows || !v->positions)
+        v->window_bounds = vki__model_alloc(a, (size_t)v->n_pos * 2 * sizeof(int32_t));
+        v->token_order = vki__model_alloc(a, (size_t)v->n_tokens * sizeof(uint32_t));
+        v->embd_rows = vki__model_alloc(a, (size_t)v->n_tokens * v->info.n_embd * sizeof(float));
+        if (!v->patch_rows || !v->positions || !v->window_bounds || !v->token_order || !v->embd_rows)
             return fail(err, n, VKI_ERROR_OUT_OF_HOST_MEMORY, "vision: out of host memory for %u x %u patches", gw, gh);
+        window_order(v, gw / MERGE, gh / MERGE);
     }
     char name[64];
     snprintf(name, sizeof name, "vision encoder (%u x %u patches)", gw, gh);
@@ -141,25 +208,24 @@ vki_status vki__qwen2vl_preprocess(vki_vision *v, const uint8_t *rgb, uint32_t w
         vki__model_free(a, img);
         return st;
     }
-    const uint32_t n = gw * gh;
+    const uint32_t n = gw * gh, mw = gw / MERGE;
     float *dst = v->patch_rows;
     uint32_t t = 0;
-    for (uint32_t by = 0; by < gh / MERGE; by++)
-        for (uint32_t bx = 0; bx < gw / MERGE; bx++)
-            for (uint32_t my = 0; my < MERGE; my++)
-                for (uint32_t mx = 0; mx < MERGE; mx++, t++) {
-                    const uint32_t py = by * MERGE + my, px = bx * MERGE + mx;
-                    v->positions[t] = (int32_t)py;
-                    v->positions[n + t] = (int32_t)px;
-                    v->positions[2 * n + t] = v->positions[3 * n + t] = 0;
-                    // One patch in the kernel's order: x fastest, then y, then channel.
-                    for (uint32_t c = 0; c < 3; c++)
-                        for (uint32_t ky = 0; ky < p; ky++) {
-                            const uint8_t *row = img + ((size_t)(py * p + ky) * rw + px * p) * 3 + c;
-                            for (uint32_t kx = 0; kx < p; kx++)
-                                *dst++ = ((float)row[kx * 3] / 255.0f - v->mean[c]) / v->std[c];
-                        }
-                }
+    for (uint32_t u = 0; u < n / (MERGE * MERGE); u++)
+        for (uint32_t my = 0; my < MERGE; my++)
+            for (uint32_t mx = 0; mx < MERGE; mx++, t++) {
+                const uint32_t py = v->token_order[u] / mw * MERGE + my, px = v->token_order[u] % mw * MERGE + mx;
+                v->positions[t] = (int32_t)py;
+                v->positions[n + t] = (int32_t)px;
+                v->positions[2 * n + t] = v->positions[3 * n + t] = 0;
+                // One patch in the kernel's order: x fastest, then y, then channel.
+                for (uint32_t c = 0; c < 3; c++)
+                    for (uint32_t ky = 0; ky < p; ky++) {
+                        const uint8_t *row = img + ((size_t)(py * p + ky) * rw + px * p) * 3 + c;
+                        for (uint32_t kx = 0; kx < p; kx++)
+                            *dst++ = ((float)row[kx * 3] / 255.0f - v->mean[c]) / v->std[c];
+                    }
+            }
     vki__model_free(a, img);
     return VKI_OK;
 }

@@ -33,6 +33,13 @@ static const vision_shape shapes[] = {
     {"qwen2vl-2b", "qwen2vl_merger", 560, 14, 1280, 32, 16, 5120, 1536, 2, 0.5f, 0.5f},
     // A tiny one of the same family for tests: 2 layers of 64 in 4 heads.
     {"qwen2vl-tiny", "qwen2vl_merger", 56, 14, 64, 2, 4, 128, 96, 2, 0.5f, 0.5f},
+    // Qwen2.5-VL-3B's ViT: 32 layers of 1280 in 16 heads, gated MLP 3420 (SiLU), RMS norms,
+    // windows of 112 px (4 x 4 merged patches) in all but layers 7, 15, 23, 31
+    // (n_wa_pattern 8); the merger to Qwen2.5-3B's width (2048). At the bench's 560 px square:
+    // 20 x 20 merged patches, 5 x 5 windows.
+    {"qwen25vl-3b", "qwen2.5vl_merger", 560, 14, 1280, 32, 16, 3420, 2048, 2, 0.5f, 0.5f},
+    // A tiny one for tests: 2 layers (the first within windows) of 64 in 4 heads.
+    {"qwen25vl-tiny", "qwen2.5vl_merger", 56, 14, 64, 2, 4, 128, 96, 2, 0.5f, 0.5f},
 };
 #define SHAPE_COUNT (sizeof shapes / sizeof shapes[0])
 
@@ -66,7 +73,8 @@ static void fill(vki_gguf_writer *w, const tensor *t, const void *user)
 static void put_kv(vki_gguf_writer *w, const void *user)
 {
     const vision_shape *s = user;
-    const bool qwen2vl = strcmp(s->projector, "qwen2vl_merger") == 0;
+    const bool qwen25 = strcmp(s->projector, "qwen2.5vl_merger") == 0;
+    const bool qwen2vl = qwen25 || strcmp(s->projector, "qwen2vl_merger") == 0;
     const float mean[3] = {s->mean, s->mean, s->mean}, std[3] = {s->std, s->std, s->std};
     vki__gw_kv_str(w, "general.architecture", "clip");
     vki__gw_kv_str(w, "general.name", s->name);
@@ -75,7 +83,8 @@ static void put_kv(vki_gguf_writer *w, const void *user)
     vki__gw_kv_bool(w, "clip.has_vision_encoder", true);
     vki__gw_kv_bool(w, "clip.has_text_encoder", false);
     vki__gw_kv_str(w, "clip.projector_type", s->projector);
-    vki__gw_kv_bool(w, "clip.use_gelu", !qwen2vl); // SigLIP's gelu_pytorch_tanh; Qwen2-VL's quick GELU
+    // SigLIP's gelu_pytorch_tanh; Qwen2-VL's quick GELU; Qwen2.5-VL's SiLU (clip.use_silu)
+    vki__gw_kv_bool(w, "clip.use_gelu", !qwen2vl);
     vki__gw_kv_u32(w, "clip.vision.image_size", s->image_size);
     vki__gw_kv_u32(w, "clip.vision.patch_size", s->patch_size);
     vki__gw_kv_u32(w, "clip.vision.embedding_length", s->width);
@@ -87,7 +96,11 @@ static void put_kv(vki_gguf_writer *w, const void *user)
     vki__gw_kv_u32(w, qwen2vl ? "clip.vision.spatial_merge_size" : "clip.vision.projector.scale_factor", s->scale);
     vki__gw_kv_f32_array(w, "clip.vision.image_mean", mean, 3);
     vki__gw_kv_f32_array(w, "clip.vision.image_std", std, 3);
-    vki__gw_kv_bool(w, "clip.use_silu", false);
+    vki__gw_kv_bool(w, "clip.use_silu", qwen25);
+    if (qwen25) {
+        vki__gw_kv_u32(w, "clip.vision.n_wa_pattern", s->n_layer < 8 ? 2 : 8);
+        vki__gw_kv_u32(w, "clip.vision.window_size", 112);
+    }
 }
 
 vki_status vki_vision_synthetic(const char *name, uint64_t seed, void **out_bytes, size_t *out_size,
@@ -108,7 +121,8 @@ vki_status vki_vision_synthetic(const char *name, uint64_t seed, void **out_byte
         }
         return VKI_ERROR_NOT_FOUND;
     }
-    bool gemma = strcmp(s->projector, "gemma3") == 0, qwen2vl = strcmp(s->projector, "qwen2vl_merger") == 0;
+    bool gemma = strcmp(s->projector, "gemma3") == 0, qwen25 = strcmp(s->projector, "qwen2.5vl_merger") == 0;
+    bool qwen2vl = qwen25 || strcmp(s->projector, "qwen2vl_merger") == 0;
     uint32_t side = s->image_size / s->patch_size, w = s->width, count = 0;
     tensor *ts = calloc(8 + 16 * (size_t)s->n_layer, sizeof *ts);
     if (!ts) return VKI_ERROR_OUT_OF_HOST_MEMORY;
@@ -128,22 +142,26 @@ vki_status vki_vision_synthetic(const char *name, uint64_t seed, void **out_byte
         T(T_F16, w, (uint64_t)side * side, 1, 1, "v.position_embd.weight");
     }
     static const char *const mats[4] = {"attn_q", "attn_k", "attn_v", "attn_out"};
-    for (uint32_t l = 0; l < s->n_layer; l++) {
+    for (uint32_t l = 0; l < s->n_layer; l++) { // Qwen2.5-VL: RMS norms (no bias), gated MLP
         T(T_F32, w, 1, 1, 1, "v.blk.%u.ln1.weight", l);
-        T(T_F32, w, 1, 1, 1, "v.blk.%u.ln1.bias", l);
+        if (!qwen25) T(T_F32, w, 1, 1, 1, "v.blk.%u.ln1.bias", l);
         for (int m = 0; m < 4; m++) {
             T(T_F16, w, w, 1, 1, "v.blk.%u.%s.weight", l, mats[m]);
             T(T_F32, w, 1, 1, 1, "v.blk.%u.%s.bias", l, mats[m]);
         }
         T(T_F32, w, 1, 1, 1, "v.blk.%u.ln2.weight", l);
-        T(T_F32, w, 1, 1, 1, "v.blk.%u.ln2.bias", l);
+        if (!qwen25) T(T_F32, w, 1, 1, 1, "v.blk.%u.ln2.bias", l);
+        if (qwen25) {
+            T(T_F16, w, s->n_ff, 1, 1, "v.blk.%u.ffn_gate.weight", l);
+            T(T_F32, s->n_ff, 1, 1, 1, "v.blk.%u.ffn_gate.bias", l);
+        }
         T(T_F16, w, s->n_ff, 1, 1, "v.blk.%u.ffn_up.weight", l);
         T(T_F32, s->n_ff, 1, 1, 1, "v.blk.%u.ffn_up.bias", l);
         T(T_F16, s->n_ff, w, 1, 1, "v.blk.%u.ffn_down.weight", l);
         T(T_F32, w, 1, 1, 1, "v.blk.%u.ffn_down.bias", l);
     }
     T(T_F32, w, 1, 1, 1, "v.post_ln.weight");
-    T(T_F32, w, 1, 1, 1, "v.post_ln.bias");
+    if (!qwen25) T(T_F32, w, 1, 1, 1, "v.post_ln.bias");
     if (qwen2vl) { // the merger: 2x2 patches of w, GELU, to n_embd
         uint64_t m = (uint64_t)w * s->scale * s->scale;
         T(T_F16, m, m, 1, 1, "mm.0.weight");
@@ -157,7 +175,7 @@ vki_status vki_vision_synthetic(const char *name, uint64_t seed, void **out_byte
         T(T_F16, (uint64_t)w * s->scale * s->scale, s->n_embd, 1, 1, "mm.model.fc.weight");
     }
 #undef T
-    vki_status st = vki__gguf_write(ts, count, 20, put_kv, fill, s, seed, out_bytes, out_size);
+    vki_status st = vki__gguf_write(ts, count, qwen25 ? 22 : 20, put_kv, fill, s, seed, out_bytes, out_size);
     free(ts);
     return st;
 }

@@ -36,7 +36,9 @@ typedef enum vki_projector {
     VKI_PROJECTOR_MLP,      // LLaVA 1.5/1.6: two linears with GELU (clip.projector_type "mlp")
     VKI_PROJECTOR_IDEFICS3, // SmolVLM / Idefics3: pixel shuffle, then one linear ("idefics3")
     VKI_PROJECTOR_GEMMA3,   // Gemma 3: average pooling, RMS norm, one linear ("gemma3")
-    VKI_PROJECTOR_QWEN2VL,  // Qwen2-VL: 2x2 merger with 2-D rotary positions ("qwen2vl_merger")
+    VKI_PROJECTOR_QWEN2VL,  // Qwen2-VL: 2x2 merger with 2-D rotary positions ("qwen2vl_merger");
+                            // also Qwen2.5-VL ("qwen2.5vl_merger": the same merger and image
+                            // layout, its ViT with window attention; projector_name tells them apart)
     VKI_PROJECTOR_COUNT
 } vki_projector;
 

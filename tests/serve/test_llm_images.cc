@@ -4,7 +4,8 @@
 // transformers computes with the image in place). The session must spell the prompt as the
 // family's processor does (markup tokens around the image's rows where the marker stood, BOS
 // first, text on either side as text) and its evaluation (tokens, then the image's rows in one
-// non-causal pass for Gemma 3, at Qwen2-VL's 2-D M-RoPE positions for Qwen2-VL, then tokens)
+// non-causal pass for Gemma 3, at Qwen2-VL's 2-D M-RoPE positions for Qwen2-VL and Qwen2.5-VL
+// (tools/gen_qwen25vl_golden.py: its encoder's window attention over 2 windows), then tokens)
 // must give transformers' logits after the prompt and at every position after the image.
 // Also: what a session without a vision encoder, or a prompt naming an image it was not given,
 // says.
@@ -209,7 +210,7 @@ TEST_P(LlmImages, ChatMarkupKeepsTheImageInsideTheUserTurn)
     vki_llm_image_free(&img);
 }
 
-INSTANTIATE_TEST_SUITE_P(Family, LlmImages, ::testing::Values("gemma3", "idefics3", "qwen2vl"),
+INSTANTIATE_TEST_SUITE_P(Family, LlmImages, ::testing::Values("gemma3", "idefics3", "qwen2vl", "qwen25vl"),
                          [](const auto &i) { return std::string(i.param); });
 
 // The server's way (apps/serve_sched.c) with a vision encoder: a chat request holding the test
