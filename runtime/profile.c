@@ -151,6 +151,31 @@ static vki_tuning fit_tuning(vki_tuning t, const vki_profile *p)
 
 /* ---- Narrowing ----------------------------------------------------------------------------- */
 
+/* "1048576", "1M", "512K", "2G" (binary units; "MiB"/"KiB"/"GiB" too) -> bytes; false for
+ * anything else, zero, or a value that overflows. */
+static bool parse_bytes(const char *text, uint64_t *out)
+{
+    if (!text || *text < '0' || *text > '9') return false;
+    uint64_t v = 0;
+    const char *c = text;
+    for (; *c >= '0' && *c <= '9'; c++) {
+        if (v > (UINT64_MAX - 9) / 10) return false;
+        v = v * 10 + (uint64_t)(*c - '0');
+    }
+    unsigned shift = 0;
+    if (*c == 'K' || *c == 'k') shift = 10;
+    else if (*c == 'M' || *c == 'm') shift = 20;
+    else if (*c == 'G' || *c == 'g') shift = 30;
+    if (shift) {
+        c++;
+        if (*c == 'i' && c[1] == 'B') c += 2;
+        else if (*c == 'B') c++;
+    }
+    if (*c || v == 0 || v > (UINT64_MAX >> shift)) return false;
+    *out = v << shift;
+    return true;
+}
+
 vki_status vki_narrowing_parse(const char *text, vki_narrowing *out, char *out_error,
                                size_t error_size)
 {
@@ -185,11 +210,22 @@ vki_status vki_narrowing_parse(const char *text, vki_narrowing *out, char *out_e
                 return VKI_ERROR_INVALID_ARGUMENT;
             }
             snprintf(out->tuning, sizeof out->tuning, "%.31s", word + 7);
+        } else if (strncmp(word, "max-binding=", 12) == 0) {
+            uint64_t bytes = 0;
+            if (len == sizeof word - 1 || !parse_bytes(word + 12, &bytes) ||
+                bytes < VKI_NARROW_MIN_BINDING) {
+                if (out_error && error_size)
+                    snprintf(out_error, error_size,
+                             "max-binding=%s: want bytes or K, M, G (\"1M\"), at least %u KiB",
+                             word + 12, VKI_NARROW_MIN_BINDING >> 10);
+                return VKI_ERROR_INVALID_ARGUMENT;
+            }
+            out->max_binding = bytes;
         } else {
             if (out_error && error_size)
                 snprintf(out_error, error_size,
                          "unknown narrowing \"%s\"; known: no-fp16, no-subgroup, no-coopmat, "
-                         "no-coopmat-khr, no-int-dot, no-uma, tuning=NAME",
+                         "no-coopmat-khr, no-int-dot, no-uma, tuning=NAME, max-binding=BYTES",
                          word);
             return VKI_ERROR_INVALID_ARGUMENT;
         }
@@ -613,6 +649,11 @@ vki_status vki__profile_query(vki_instance *inst, uint32_t index, const vki_narr
         memset(out->coopmat_shape, 0, sizeof out->coopmat_shape);
     }
     if (narrowing->no_uma) out->uma = false;
+    // A binding limit below the device's: what sizes itself by max_storage_range (the matmul's
+    // weight windows, the VAE's tiles, the U-Net's feed-forward chunks, the binding check when a
+    // dispatch is recorded) behaves as on a device with that limit.
+    if (narrowing->max_binding && narrowing->max_binding < out->max_storage_range)
+        out->max_storage_range = narrowing->max_binding;
 
     const tuning_row *row = NULL;
     if (narrowing->tuning[0]) {

@@ -299,11 +299,18 @@ typedef struct vki_narrowing {
     bool no_int_dot;
     bool no_uma;        // treat the device as discrete: uploads go through the staging ring
     char tuning[32];    // force this tuning-table row ("" = chosen by vendor and architecture)
+    uint64_t max_binding; // bytes one storage binding may span: lowers max_storage_range (as on a
+                          // device with a small maxStorageBufferRange) so that small tests split
+                          // what larger shapes split; 0 or more than the device's: the device's
 } vki_narrowing;
 
-/* Parses "no-fp16,no-subgroup,no-coopmat,no-coopmat-khr,no-int-dot,no-uma,tuning=amd-rdna" (any subset, any
- * order; NULL or "" is no narrowing). An unknown word or tuning name is VKI_ERROR_INVALID_ARGUMENT;
- * `out_error` (may be NULL, at least 128 bytes) then says which. */
+/* The smallest max-binding narrowing accepted: below it the kernels' own tiles stop fitting. */
+#define VKI_NARROW_MIN_BINDING (64u << 10)
+
+/* Parses "no-fp16,no-subgroup,no-coopmat,no-coopmat-khr,no-int-dot,no-uma,tuning=amd-rdna,
+ * max-binding=1M" (any subset, any order; NULL or "" is no narrowing; max-binding takes bytes
+ * or K/M/G, at least VKI_NARROW_MIN_BINDING). An unknown word, tuning name or bad size is
+ * VKI_ERROR_INVALID_ARGUMENT; `out_error` (may be NULL, at least 128 bytes) then says which. */
 vki_status vki_narrowing_parse(const char *text, vki_narrowing *out_narrowing, char *out_error,
                                size_t error_size);
 

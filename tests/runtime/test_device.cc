@@ -24,6 +24,35 @@ TEST(Narrowing, ParsesEveryWordAndRejectsUnknown)
     EXPECT_NE(std::strstr(err, "lavapipe"), nullptr) << "the message lists the rows: " << err;
 }
 
+// max-binding takes bytes or binary units and refuses zero, junk, overflow and sizes below the
+// floor, saying which.
+TEST(Narrowing, MaxBindingTakesASizeAboveTheFloor)
+{
+    vki_narrowing n;
+    char err[256];
+    struct {
+        const char *text;
+        uint64_t bytes;
+    } good[] = {{"max-binding=1M", 1ull << 20},         {"max-binding=65536", 65536},
+                {"no-uma,max-binding=512K", 512ull << 10}, {"max-binding=2GiB", 2ull << 30},
+                {"max-binding=3MB", 3ull << 20},        {"max-binding=64k", 64ull << 10}};
+    for (const auto &g : good) {
+        ASSERT_EQ(vki_narrowing_parse(g.text, &n, err, sizeof err), VKI_OK) << g.text << ": " << err;
+        EXPECT_EQ(n.max_binding, g.bytes) << g.text;
+    }
+    EXPECT_TRUE(n.max_binding && !n.no_uma) << "each parse starts from no narrowing";
+    ASSERT_EQ(vki_narrowing_parse("no-fp16", &n, err, sizeof err), VKI_OK);
+    EXPECT_EQ(n.max_binding, 0u);
+    for (const char *bad : {"max-binding=0", "max-binding=", "max-binding=1X", "max-binding=-1M",
+                            "max-binding=M", "max-binding=1M2", "max-binding=65535",
+                            "max-binding=63K", "max-binding=99999999999999999999",
+                            "max-binding=17179869184G", "max-binding= 1M"}) {
+        EXPECT_EQ(vki_narrowing_parse(bad, &n, err, sizeof err), VKI_ERROR_INVALID_ARGUMENT) << bad;
+        EXPECT_NE(std::strstr(err, "max-binding="), nullptr) << bad << ": " << err;
+        EXPECT_NE(std::strstr(err, "64 KiB"), nullptr) << "the message names the floor: " << err;
+    }
+}
+
 TEST(Tuning, TableHasEveryVendorRow)
 {
     std::vector<std::string> names;
@@ -147,6 +176,25 @@ TEST_F(DeviceTest, NarrowingTurnsCapabilitiesOff)
     // What narrowing does not touch stays.
     EXPECT_EQ(narrow.max_storage_range, full.max_storage_range);
     EXPECT_STREQ(narrow.name, full.name);
+}
+
+// A smaller binding limit lowers the profile's max_storage_range and nothing else; a larger one
+// keeps the device's.
+TEST_F(DeviceTest, MaxBindingLowersTheStorageRangeOnly)
+{
+    vki_profile full;
+    ASSERT_EQ(vki_instance_device_profile(inst, 0, nullptr, &full), VKI_OK);
+    vki_narrowing n;
+    ASSERT_EQ(vki_narrowing_parse("max-binding=1M", &n, nullptr, 0), VKI_OK);
+    vki_profile narrow;
+    ASSERT_EQ(vki_instance_device_profile(inst, 0, &n, &narrow), VKI_OK);
+    EXPECT_EQ(narrow.max_storage_range, full.max_storage_range < (1u << 20) ? full.max_storage_range
+                                                                            : (1u << 20));
+    EXPECT_EQ(narrow.fp16, full.fp16);
+    EXPECT_EQ(narrow.max_allocation, full.max_allocation);
+    n.max_binding = full.max_storage_range * 4;
+    ASSERT_EQ(vki_instance_device_profile(inst, 0, &n, &narrow), VKI_OK);
+    EXPECT_EQ(narrow.max_storage_range, full.max_storage_range);
 }
 
 TEST_F(DeviceTest, ForcedTuningStaysWithinTheDevice)
