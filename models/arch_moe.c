@@ -92,7 +92,10 @@ static vki_tensor experts_of(vki_llm_build *b, const char *fmt, uint32_t il, int
     return vki_llm_weight3(b, name, (int64_t[3]){ne0, ne1, n_expert});
 }
 
-/* The routed experts of layer il on the normalised input h [n_embd, n_q]: [n_embd, n_q]. */
+/* The routed experts of layer il on the normalised input h [n_embd, n_q]: [n_embd, n_q].
+ * The gate and up experts are stored joined where they can be ([e, ff, 2 n_exp], the gate's
+ * then the up's, no copy), and read as its two halves: the compiler then folds both products
+ * and the SwiGLU into one (matmul_id.c). */
 static vki_tensor routed_experts(vki_llm_build *b, uint32_t il, vki_tensor h)
 {
     const vki_llm_hparams *hp = vki_llm_hparams_get(b->llm);
@@ -102,8 +105,19 @@ static vki_tensor routed_experts(vki_llm_build *b, uint32_t il, vki_tensor h)
     vki_tensor ids = vki_top_k(g, logits, hp->n_expert_used);              // [k, n_q]
     vki_tensor w = vki_moe_weights(g, logits, ids, hp->expert_norm);        // [k, n_q]
     vki_tensor x = vki_reshape(g, h, 3, (int64_t[3]){e, 1, nq});            // one column for all k
-    vki_tensor gate = vki_matmul_id(g, experts_of(b, "blk.%u.ffn_gate_exps.weight", il, e, ff, n_exp), x, ids);
-    vki_tensor up = vki_matmul_id(g, experts_of(b, "blk.%u.ffn_up_exps.weight", il, e, ff, n_exp), x, ids);
+    static const char *const gate_up[2] = {"blk.%u.ffn_gate_exps.weight", "blk.%u.ffn_up_exps.weight"};
+    vki_tensor wg, wu, joined = vki_llm_weight3_joined(b, gate_up, 2, il, (int64_t[3]){e, ff, n_exp});
+    if (joined.id) {
+        vki_tensor_info info;
+        vki_tensor_get_info(g, joined, &info);
+        const int64_t half[3] = {e, ff, n_exp};
+        wg = vki_view(g, joined, 3, half, info.nb, 0);
+        wu = vki_view(g, joined, 3, half, info.nb, (uint64_t)n_exp * info.nb[2]);
+    } else {
+        wg = experts_of(b, gate_up[0], il, e, ff, n_exp);
+        wu = experts_of(b, gate_up[1], il, e, ff, n_exp);
+    }
+    vki_tensor gate = vki_matmul_id(g, wg, x, ids), up = vki_matmul_id(g, wu, x, ids);
     vki_tensor y = vki_matmul_id(g, experts_of(b, "blk.%u.ffn_down_exps.weight", il, ff, e, n_exp),
                                  vki_swiglu(g, gate, up), ids);            // [n_embd, k, n_q]
     return vki_moe_combine(g, y, w);

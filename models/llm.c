@@ -138,6 +138,19 @@ vki_tensor vki_llm_weight_rows(vki_llm_build *b, const char *const *names, uint3
     return vki_weights_joined(b->llm->weights, b->prog, full, n, k, rows);
 }
 
+vki_tensor vki_llm_weight3_joined(vki_llm_build *b, const char *const *names, uint32_t n, uint32_t il,
+                                  const int64_t ne[3])
+{
+    char buf[4][96];
+    const char *full[4];
+    if (n > 4) return (vki_tensor){0};
+    for (uint32_t i = 0; i < n; i++) {
+        snprintf(buf[i], sizeof buf[i], names[i], il);
+        full[i] = buf[i];
+    }
+    return vki_weights_joined_experts(b->llm->weights, b->prog, full, n, ne);
+}
+
 /* The embedding table and the output projection may be larger than one binding of the device
  * (a 262144-token vocabulary): the lowering binds them a slice of rows at a time. */
 vki_tensor vki_llm_embed(vki_llm_build *b, const char *name, int64_t n_embd, int64_t n_vocab,

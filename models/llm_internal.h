@@ -99,6 +99,11 @@ vki_tensor vki_llm_attention(vki_llm_build *b, vki_tensor q, vki_tensor k, vki_t
 /* The stacked experts `name` [ne[0], ne[1], ne[2]] (one [ne[0], ne[1]] matrix per expert) as
  * stored in the file, for vki_matmul_id; checked like vki_llm_weight's, and within one binding. */
 vki_tensor vki_llm_weight3(vki_llm_build *b, const char *name, const int64_t ne[3]);
+/* The stacked experts names[i] (formats of layer il, [ne[0], ne[1], ne[2]] each) as one [ne[0],
+ * ne[1], n ne[2]] tensor, stored one after the other on the device (vki_weights_joined_experts):
+ * {0} without an error when they cannot be joined; the caller then reads them one by one. */
+vki_tensor vki_llm_weight3_joined(vki_llm_build *b, const char *const *names, uint32_t n, uint32_t il,
+                                  const int64_t ne[3]);
 
 const vki_llm_hparams *vki_llm_hparams_get(const vki_llm *m);
 

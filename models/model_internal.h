@@ -101,6 +101,13 @@ bool vki_weights_has(const vki_weights *w, const char *name);
 vki_tensor vki_weights_joined(vki_weights *w, vki_program *p, const char *const *names,
                               uint32_t n, int64_t k, const int64_t *rows);
 
+/* The stacked experts names[0..n) ([ne[0], ne[1], ne[2]] each, one dtype) as one [ne[0],
+ * ne[1], n ne[2]] weight of p, placed one after the other on the device as vki_weights_joined
+ * places its members (no copy): member i's experts are experts [i ne[2], (i + 1) ne[2]). {0}
+ * without a failure when they cannot be joined, for the same reasons. */
+vki_tensor vki_weights_joined_experts(vki_weights *w, vki_program *p, const char *const *names,
+                                      uint32_t n, const int64_t ne[3]);
+
 /* Uploads every registered tensor (joined groups first, each member at its place in the group)
  * into one weights block sized to them. Call once, after building the programs and before
  * compiling them. With no device: does nothing. */

@@ -277,6 +277,38 @@ vki_tensor vki_weights_joined(vki_weights *w, vki_program *p, const char *const 
     return x;
 }
 
+vki_tensor vki_weights_joined_experts(vki_weights *w, vki_program *p, const char *const *names,
+                                      uint32_t n, const int64_t ne[3])
+{
+    vki_graph *g = vki_program_graph(p);
+    if (w->status || vki_graph_status(g) || n < 2 || n > MAX_GROUP || ne[2] < 1) return (vki_tensor){0};
+    int32_t member[MAX_GROUP];
+    uint64_t size = 0, align = align_of(w);
+    for (uint32_t i = 0; i < n; i++) {
+        member[i] = index_of(w, names[i]);
+        if (member[i] < 0) return (vki_tensor){0};
+        weight_entry *x = &w->weights[member[i]], *x0 = &w->weights[member[0]];
+        const vki_source_tensor *t = &x->t;
+        // A wrong shape is left to vki_weights_tensor, which names it.
+        if (t->dtype == VKI_DTYPE_NONE || t->ne[0] != ne[0] || t->ne[1] != ne[1] || t->ne[2] != ne[2] ||
+            t->ne[3] != 1)
+            return (vki_tensor){0};
+        decide(w, x, false); // as vki_weights_tensor decides stacked experts
+        if (x->dtype != x0->dtype || (i + 1 < n && x->size % align)) return (vki_tensor){0};
+        size += x->size;
+    }
+    // Members of one size, so the experts lie one stride apart across the join.
+    if (size > w->d.profile->max_storage_range || size != n * w->weights[member[0]].size)
+        return (vki_tensor){0};
+    int32_t gi = group_of(w, member, n, size);
+    if (gi < 0) return (vki_tensor){0};
+    char name[96];
+    snprintf(name, sizeof name, "%s+%u", w->weights[member[0]].t.name, n - 1);
+    vki_tensor x = vki_weight(g, w->weights[member[0]].dtype, 3, (int64_t[3]){ne[0], ne[1], n * ne[2]}, name);
+    if (x.id && vki__program_bind_weight(p, x, w, -1, gi)) return (vki_tensor){0};
+    return x;
+}
+
 vki_status vki_weights_upload(vki_weights *w)
 {
     if (w->status) return w->status;

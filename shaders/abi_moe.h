@@ -24,12 +24,13 @@ VKI_DECLARE_PUSH(vki_pc_top_k, VKI_PC_TOP_K)
     F(u32, d_off)
 VKI_DECLARE_PUSH(vki_pc_moe_weights, VKI_PC_MOE_WEIGHTS)
 
-/* moe_combine: d[d_off + m + M n] = sum_j w[j, n] y[m, j, n] (f32, in order j = 0, 1, ...),
- * one invocation per output. */
+/* moe_combine: d[d_off + m + M n] = scale sum_j w[j, n] y[m, j, n] (f32, in order j = 0, 1,
+ * ...) + r[r_off + m + M n] where `res` (r: a residual the fusion pass folded in, contiguous
+ * f32; the y binding again without one), one invocation per output. */
 #define VKI_PC_MOE_COMBINE(F)                                                                   \
     F(u32, M) F(u32, k) F(u32, N)                                                               \
     F(u32, y_off) F(u32, y_nb0) F(u32, y_nb1) F(u32, y_nb2) F(u32, w_off) F(u32, w_nb0)         \
-    F(u32, w_nb1) F(u32, d_off)
+    F(u32, w_nb1) F(u32, d_off) F(f32, scale) F(u32, r_off) F(u32, res)
 VKI_DECLARE_PUSH(vki_pc_moe_combine, VKI_PC_MOE_COMBINE)
 
 /* matmul_id, the matmul family's kernels with IDS=1: the product as a batch of ne2 = k slots by
@@ -39,8 +40,10 @@ VKI_DECLARE_PUSH(vki_pc_moe_combine, VKI_PC_MOE_COMBINE)
  * [M, k, N]. The binding holds experts [e_first, e_first + e_count) of e_total: all of them, or
  * one slice of weights larger than one binding, one dispatch per slice; a batch whose expert is
  * another slice's stores nothing, one whose id is outside [0, e_total) stores zeros (the first
- * slice's dispatch) and reads only the slice's first expert. The matmul block's 28 words and
- * these 4 fill the 128 bytes. */
+ * slice's dispatch) and reads only the slice's first expert. matvec_wide with a fused glu
+ * (the glu byte of epi): w holds 2 e_total experts, the gate ones then the up ones, all in the
+ * binding, and y = act(expert id's row) * (expert e_total + id's row). The matmul block's 28
+ * words and these 4 fill the 128 bytes. */
 /* The ids' binding: the one after the kernel's last (reflection wants bindings 0..n-1). */
 #define VKI_MM_BINDING_IDS 5
 #define VKI_MM_BINDING_IDS_WIDE 7 // matvec_wide, whose bindings 5 and 6 are the norm's and rope's

@@ -25,9 +25,10 @@
 // (WQ_DOT, quant.glsl: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) then scale x in place, so that a weight
 // element costs a mask, a conversion and a multiply-add.
 // IDS=1: matmul_id's decode (abi_moe.h), one column per batch whose weight matrix is the expert
-// its id names (batch_bases, matmul_common.glsl; ids at VKI_MM_BINDING_IDS_WIDE): no norm, glu,
-// rope, bias or residual (the epilogue word is 0). A bad id's batch reads the slice's first
-// expert and stores zeros (store_y).
+// its id names (batch_bases, matmul_common.glsl; ids at VKI_MM_BINDING_IDS_WIDE): no norm,
+// rope, bias or residual. A glu may be fused (gate and up expert products): the up rows are
+// then expert id's of the up experts, which follow the e_total gate experts in w. A bad id's
+// batch reads the slice's first expert and stores zeros (store_y).
 #include "vki_abi.h"
 
 layout(local_size_x = 8, local_size_x_id = VKI_SPEC_LOCAL_SIZE_X) in;
@@ -60,6 +61,13 @@ void main()
     uint wbase, xbase;
     if (!batch_bases(b, wbase, xbase)) return; // matmul_id: another slice's expert (whole workgroup)
     const uint chunks = pc.K / WQ_CHUNK;
+    // Where a fused glu's up rows start, from the gate rows: the matrix's rows M on (a dense
+    // product's joined weight), or the up experts' (matmul_id's w of 2 e_total experts).
+#if defined(IDS) && IDS
+    const uint up_rows = pc.e_total * pc.w_nb2;
+#else
+    const uint up_rows = pc.M * pc.w_nb1;
+#endif
     uint xcol[COLS];
     [[unroll]] for (uint cc = 0u; cc < COLS; cc++) xcol[cc] = xbase + min(col0 + cc, pc.N - 1u) * pc.x_nb1;
 
@@ -145,7 +153,7 @@ void main()
             [[unroll]] for (uint j = 0u; j < ROWS; j++)
                 [[unroll]] for (uint cc = 0u; cc < COLS; cc++) s[j][cc] = 0.0;
             [[unroll]] for (uint c = 0u; c < KCHUNKS; c += RUN) {
-                const uint wrow = wbase + (min(row0 + r + slot_row[c], pc.M - 1u) + part * pc.M) * pc.w_nb1;
+                const uint wrow = wbase + part * up_rows + min(row0 + r + slot_row[c], pc.M - 1u) * pc.w_nb1;
                 float d[COLS];
 #if WQ_DOT
                 [[unroll]] for (uint cc = 0u; cc < COLS; cc++) d[cc] = 0.0;
@@ -175,7 +183,7 @@ void main()
             }
 #if !WQ_QUANT
             [[unroll]] for (uint j = 0u; j < ROWS; j++) {
-                const uint wr = wbase + (min(row0 + r + j, pc.M - 1u) + part * pc.M) * pc.w_nb1;
+                const uint wr = wbase + part * up_rows + min(row0 + r + j, pc.M - 1u) * pc.w_nb1;
                 for (uint k = chunks * WQ_CHUNK + tid; k < pc.K; k += nt) {
                     float wk = w_elem(wr, k);
                     [[unroll]] for (uint cc = 0u; cc < COLS; cc++) s[j][cc] += wk * x_elem(xcol[cc] + k);

@@ -73,8 +73,15 @@ static void moe_weights_case(vki_graph *g, const int64_t *arg)
     vki_output(g, vki_moe_weights(g, x, ids, arg[3] != 0), "w");
 }
 
+/* What follows moe_combine in moe_combine_case's arg[4] (folded into its dispatch): a scale
+ * (Granite's residual multiplier), then an add of a residual on the left (the residual stream)
+ * or on the right (Qwen2-MoE's shared expert). */
+#define C_SCALE (1 << 0)
+#define C_RES_LEFT (1 << 1)
+#define C_RES_RIGHT (1 << 2)
+
 /* moe_combine(y [arg0, arg1, arg2] f32, w [arg1, arg2] f32); y a strided view (rows of arg0 + 3
- * elements) when arg3. */
+ * elements) when arg3; a scale and a residual after it as arg4 says (C_*). */
 static void moe_combine_case(vki_graph *g, const int64_t *arg)
 {
     int64_t M = arg[0], k = arg[1], N = arg[2];
@@ -88,7 +95,13 @@ static void moe_combine_case(vki_graph *g, const int64_t *arg)
         y = vki_input(g, VKI_DTYPE_F32, 3, (int64_t[]){M, k, N}, "y");
     }
     vki_tensor w = vki_input(g, VKI_DTYPE_F32, 2, (int64_t[]){k, N}, "w");
-    vki_output(g, vki_moe_combine(g, y, w), "out");
+    vki_tensor out = vki_moe_combine(g, y, w);
+    if (arg[4] & C_SCALE) out = vki_scale(g, out, 0.3125f);
+    if (arg[4] & (C_RES_LEFT | C_RES_RIGHT)) {
+        vki_tensor r = vki_input(g, VKI_DTYPE_F32, 2, (int64_t[]){M, N}, "r");
+        out = arg[4] & C_RES_LEFT ? vki_add(g, r, out) : vki_add(g, out, r);
+    }
+    vki_output(g, out, "out");
 }
 
 /* Variant bits of matmul_id_case's arg[7]. */
@@ -96,15 +109,31 @@ static void moe_combine_case(vki_graph *g, const int64_t *arg)
 #define X_F16 (1 << 1)
 #define FIXED (1 << 2)    // the fixed ids (k * N = 14)
 #define BLOCK (1 << 3)    // a whole MoE block: ids and weights from router logits [E, N]
+#define GLU (1 << 4)      // swiglu of the gate and up products, w [K, M, 2E] their joined experts
+#define GEGLU (1 << 5)    // with GLU: geglu
 
 /* matmul_id(w [arg1, arg2, arg3] of dtype arg0, x [arg1, k or 1, arg5], ids [arg4, arg5]). */
 static void matmul_id_case(vki_graph *g, const int64_t *arg)
 {
     vki_dtype wt = (vki_dtype)arg[0];
     int64_t K = arg[1], M = arg[2], E = arg[3], k = arg[4], N = arg[5], flags = arg[7];
-    vki_tensor w = vki_weight(g, wt, 3, (int64_t[]){K, M, E}, "w");
     vki_tensor x = vki_input(g, flags & X_F16 ? VKI_DTYPE_F16 : VKI_DTYPE_F32, 3,
                              (int64_t[]){K, flags & SHARED_X ? 1 : k, N}, "x");
+    if (flags & GLU) {
+        // The gate and up experts as halves of one stacked weight, as a model joins them:
+        // matvec_wide's decode folds both products and the glu into one dispatch.
+        vki_tensor j = vki_weight(g, wt, 3, (int64_t[]){K, M, 2 * E}, "w");
+        vki_tensor_info info;
+        vki_tensor_get_info(g, j, &info);
+        const int64_t half[3] = {K, M, E};
+        vki_tensor wg = vki_view(g, j, 3, half, info.nb, 0);
+        vki_tensor wu = vki_view(g, j, 3, half, info.nb, (uint64_t)E * info.nb[2]);
+        vki_tensor ids = ids_input(g, k, N, flags & FIXED ? fixed_ids : NULL);
+        vki_tensor gate = vki_matmul_id(g, wg, x, ids), up = vki_matmul_id(g, wu, x, ids);
+        vki_output(g, flags & GEGLU ? vki_geglu(g, gate, up) : vki_swiglu(g, gate, up), "y");
+        return;
+    }
+    vki_tensor w = vki_weight(g, wt, 3, (int64_t[]){K, M, E}, "w");
     if (flags & BLOCK) {
         vki_tensor logits = vki_input(g, VKI_DTYPE_F32, 2, (int64_t[]){E, N}, "logits");
         vki_tensor ids = vki_top_k(g, logits, (uint32_t)k);
@@ -130,6 +159,10 @@ static void matmul_id_case(vki_graph *g, const int64_t *arg)
 #define COMBINE(M, K, N, STR, what)                                                             \
     {"moe moe_combine [" #M ", " #K ", " #N "]" what, "moe_combine", T, 1e-12f, 0,              \
      moe_combine_case, {M, K, N, STR}, 0}
+/* moe_combine with a scale and/or a residual after it, which the fusion pass folds in. */
+#define COMBINE_FOLD(M, K, N, STR, FOLD, what)                                                  \
+    {"moe moe_combine [" #M ", " #K ", " #N "]" what, "moe_combine", T, 1e-12f, 0,              \
+     moe_combine_case, {M, K, N, STR, FOLD}, 0}
 /* matmul_id wt [K, M, E] with k slots of N tokens; ids drawn from [0, E + 2). */
 #define MID(WT, wt, K, M, E, k, N, FL, what)                                                    \
     {"moe matmul_id " #wt " [" #K ", " #M ", " #E "] k " #k " N " #N what, "matmul_id", T,      \
@@ -139,6 +172,18 @@ static void matmul_id_case(vki_graph *g, const int64_t *arg)
 #define MID_DTYPE(WT, wt, K)                                                                    \
     MID(WT, wt, K, 35, 6, 2, 1, 0, ""), MID(WT, wt, K, 13, 5, 3, 2, SHARED_X, " shared x"),    \
         MID(WT, wt, K, 19, 7, 1, 7, 0, ""), MID(WT, wt, K, 35, 8, 2, 33, 0, "")
+
+/* The gate and up products with their glu, every weight dtype: a decode step with x shared by
+ * the slots (a model's), one with x per slot, two tokens, fixed ids (negatives, ids past E) at
+ * 7 tokens. Ids from [0, E + 2): ids E and E + 1 name up experts of the joined weight, which
+ * must give zeros as any id past the gate experts does. */
+#define MIDG(WT, wt, K, M, E, k, N, FL, what)                                                   \
+    {"moe matmul_id glu " #wt " [" #K ", " #M ", 2 x " #E "] k " #k " N " #N what, "matmul_id",  \
+     T, 1e-9f, E + 2, matmul_id_case, {VKI_DTYPE_##WT, K, M, E, k, N, 0, GLU | (FL)}, 0}
+#define MIDG_DTYPE(WT, wt, K)                                                                   \
+    MIDG(WT, wt, K, 35, 6, 3, 1, SHARED_X, " shared x"), MIDG(WT, wt, K, 13, 5, 2, 1, 0, ""),   \
+        MIDG(WT, wt, K, 19, 7, 2, 2, SHARED_X, " shared x"),                                    \
+        MIDG(WT, wt, K, 9, 5, 2, 7, SHARED_X | FIXED, " shared x, fixed ids")
 
 /* Benchmarks: OLMoE-1B-7B, Qwen3-30B-A3B and Mixtral's expert products, ids uniform over the
  * experts. */
@@ -185,6 +230,11 @@ const vki_op_case vki_cases_moe[] = {
     COMBINE(7, 3, 5, 0, ""),
     COMBINE(33, 1, 2, 0, ""),
     COMBINE(9, 2, 33, 1, " strided"),
+    COMBINE_FOLD(7, 3, 5, 0, C_SCALE, " * 0.3125"),
+    COMBINE_FOLD(33, 8, 1, 0, C_SCALE | C_RES_LEFT, " * 0.3125, r + (Granite's residual)"),
+    COMBINE_FOLD(9, 2, 33, 1, C_SCALE | C_RES_RIGHT, " strided * 0.3125, + r"),
+    COMBINE_FOLD(65, 2, 3, 0, C_RES_RIGHT, " + r (a shared expert)"),
+    COMBINE_FOLD(64, 4, 2, 0, C_RES_LEFT, " r +"),
     // matmul_id: every weight dtype.
     MID_DTYPE(F32, f32, 67),
     MID_DTYPE(F16, f16, 67),
@@ -216,6 +266,24 @@ const vki_op_case vki_cases_moe[] = {
     MID(Q4_1, q4_1, 64, 35, 8, 3, 7, BLOCK | SHARED_X, " MoE block"),
     MID(F16, f16, 67, 19, 6, 2, 33, BLOCK | SHARED_X, " MoE block"),
     MID(Q8_0, q8_0, 64, 19, 5, 2, 96, BLOCK | SHARED_X, " MoE block"),
+    // The gate and up products with their glu (folded into one dispatch where matvec_wide
+    // takes the decode): every weight dtype, geglu, x f16, 33 tokens (not folded: mat-vecs
+    // of views of the joined weight, grouped by expert), K below one chunk.
+    MIDG_DTYPE(F32, f32, 67),
+    MIDG_DTYPE(F16, f16, 67),
+    MIDG_DTYPE(BF16, bf16, 67),
+    MIDG_DTYPE(Q8_0, q8_0, 64),
+    MIDG_DTYPE(Q4_0, q4_0, 64),
+    MIDG_DTYPE(Q4_1, q4_1, 96),
+    MIDG_DTYPE(Q5_0, q5_0, 64),
+    MIDG_DTYPE(Q5_1, q5_1, 64),
+    MIDG_DTYPE(Q4_K, q4_k, 256),
+    MIDG_DTYPE(Q5_K, q5_k, 256),
+    MIDG_DTYPE(Q6_K, q6_k, 256),
+    MIDG(Q4_0, q4_0, 128, 64, 8, 8, 1, SHARED_X | GEGLU, " shared x geglu"),
+    MIDG(Q4_0, q4_0, 64, 35, 8, 2, 1, SHARED_X | X_F16, " shared x f16"),
+    MIDG(Q8_0, q8_0, 64, 35, 8, 2, 33, SHARED_X, " shared x"),
+    MIDG(F16, f16, 16, 40, 4, 2, 1, SHARED_X, " K 16 shared x"),
 
     // Benchmarks: routing at decode and a 512-token prefill.
     TOPKB(64, 1, 8, "OLMoE"), TOPKB(64, 512, 8, "OLMoE"), TOPKB(128, 512, 8, "Qwen3-30B-A3B"),

@@ -15,13 +15,35 @@
  * Stacked experts larger than one binding (Qwen3-30B-A3B's 128 x 768 x 2048 is 108 MiB in
  * q4_0 but 204 MiB in q8_0, Mixtral's 8 x 14336 x 4096 252 MiB in q4_0: over lavapipe's 128
  * MiB) are bound a slice of whole experts at a time, one dispatch (or route and product) per
- * slice; only an expert larger than a binding is refused, with its size. */
+ * slice; only an expert larger than a binding is refused, with its size.
+ *
+ * Fusion (absorb): glu(matmul_id(Wg, x, ids), matmul_id(Wu, x, ids)), a feed-forward's gate
+ * and up expert products, where Wg and Wu are the two halves of one stacked weight J [K, M, 2E]
+ * (the gate experts, then the up experts: vki_weights' join of the two tensors, no copy) and
+ * the product lowers to matvec_wide: one node on J that computes both rows of each output and
+ * the glu, y[m, j, n] = act(J[:, m, id] . x) * (J[:, m, E + id] . x). One dispatch instead of
+ * three, x loaded once for both. */
+#include "activation.h"
 #include "matmul_internal.h"
 #include "vki_abi.h"
 
 #include <stdio.h>
+#include <string.h>
 
 const vki_op_def vki_op_matmul_id;
+
+/* What the fusion pass folds into a matmul_id node (zero for a plain product). */
+typedef struct matmul_id_params {
+    vki_activation glu; // y = act(gate expert's row) * up expert's row; w holds 2E experts
+} matmul_id_params;
+static_assert(sizeof(matmul_id_params) <= VKI_PARAMS_BYTES, "node parameter bytes");
+
+static matmul_id_params params_of(const vki_node *n)
+{
+    matmul_id_params p;
+    vki__params_get(n, &p, sizeof p);
+    return p;
+}
 
 vki_tensor vki_matmul_id(vki_graph *g, vki_tensor w, vki_tensor x, vki_tensor ids)
 {
@@ -60,27 +82,40 @@ vki_tensor vki_matmul_id(vki_graph *g, vki_tensor w, vki_tensor x, vki_tensor id
     return vki__new_op(g, &vki_op_matmul_id, VKI_DTYPE_F32, 3, ne, 3, srcs);
 }
 
-/* Plain dot products in double, a block of w decoded at a time. */
+/* Row m of expert e of w times x column (xj, t), in double, a block of w decoded at a time. */
+static double row_dot(const vki_ref_tensor *w, const vki_ref_tensor *x, int64_t e, int64_t m,
+                      int64_t xj, int64_t t)
+{
+    const vki_dtype_info *wd = vki_dtype_get(w->dtype);
+    int64_t K = w->ne[0], be = wd->block_elems;
+    float blk[256];
+    double sum = 0;
+    for (int64_t k0 = 0; k0 < K; k0 += be) {
+        if (wd->quantized)
+            vki_dequant_block(w->dtype, w->data + (k0 / be) * w->nb[0] + m * w->nb[1] + e * w->nb[2], blk);
+        else
+            blk[0] = vki_ref_get(w, k0, m, e, 0);
+        for (int64_t i = 0; i < be; i++) sum += (double)blk[i] * vki_ref_get(x, k0 + i, xj, t, 0);
+    }
+    return sum;
+}
+
+/* Plain dot products; a folded glu's gate and up rows from experts id and E + id. */
 static void reference(const vki_node *n, const vki_ref_tensor *d, const vki_ref_tensor *s)
 {
     const vki_ref_tensor *w = &s[0], *x = &s[1], *ids = &s[2];
-    const vki_dtype_info *wd = vki_dtype_get(w->dtype);
-    int64_t K = w->ne[0], E = w->ne[2], be = wd->block_elems;
-    float blk[256];
+    vki_activation glu = params_of(n).glu;
+    int64_t E = glu ? w->ne[2] / 2 : w->ne[2];
     for (int64_t t = 0; t < n->ne[2]; t++)
         for (int64_t j = 0; j < n->ne[1]; j++) {
             int64_t id = (int64_t)vki_ref_get(ids, j, t, 0, 0), xj = x->ne[1] == 1 ? 0 : j;
             for (int64_t m = 0; m < n->ne[0]; m++) {
-                double sum = 0;
-                for (int64_t k0 = 0; id >= 0 && id < E && k0 < K; k0 += be) {
-                    if (wd->quantized)
-                        vki_dequant_block(w->dtype, w->data + (k0 / be) * w->nb[0] + m * w->nb[1] + id * w->nb[2],
-                                          blk);
-                    else
-                        blk[0] = vki_ref_get(w, k0, m, id, 0);
-                    for (int64_t i = 0; i < be; i++) sum += (double)blk[i] * vki_ref_get(x, k0 + i, xj, t, 0);
+                double v = 0;
+                if (id >= 0 && id < E) {
+                    v = row_dot(w, x, id, m, xj, t);
+                    if (glu) v = vki__activation_ref(glu, (float)v) * row_dot(w, x, E + id, m, xj, t);
                 }
-                vki_ref_set(d, m, j, t, 0, (float)sum);
+                vki_ref_set(d, m, j, t, 0, (float)v);
             }
         }
 }
@@ -176,13 +211,18 @@ static vki_status lower_part(vki_lower *L, const vki_node *n, uint32_t e0, uint3
     if ((range ? range->size : vki__span_bytes(nw)) > UINT32_MAX || vki__span_bytes(nx) > UINT32_MAX)
         return vki_lower_fail(L, n, VKI_ERROR_UNSUPPORTED, "operands over 4 GiB (32-bit indexing)");
     uint32_t M = d.ne[0], k = d.ne[1];
+    vki_activation glu = params_of(n).glu;
     vki_pc_matmul_id pc = {
         // One column per batch: slots j along ne2, tokens along ne3.
         .M = M, .y_ld = M, .N = 1, .K = w.ne[0], .ne2 = k, .ne3 = nt, .w_r2 = 1, .w_r3 = 1,
         .w_off = w.offset, .w_nb1 = w.nb[1], .w_nb2 = w.nb[2],
         .x_off = x.offset + t0 * x.nb[2], .x_nb2 = x.ne[1] == 1 ? 0 : x.nb[1], .x_nb3 = x.nb[2],
         .y_off = d.offset + t0 * M * k,
-        .i_off = ids.offset + t0 * k, .e_first = e0, .e_count = ne, .e_total = w.ne[2],
+        .i_off = ids.offset + t0 * k, .e_first = e0, .e_count = ne,
+        // A folded glu's w holds the gate experts, then as many up experts (the kernel reads
+        // expert id's up rows e_total experts on).
+        .e_total = glu ? w.ne[2] / 2 : w.ne[2],
+        .epi = (uint32_t)glu << VKI_MM_EPI_GLU_SHIFT,
     };
     const vki_dtype_info *wd = vki_dtype_get(nw->dtype);
     bool x_f16 = nx->dtype == VKI_DTYPE_F16;
@@ -193,6 +233,9 @@ static vki_status lower_part(vki_lower *L, const vki_node *n, uint32_t e0, uint3
     uint32_t kchunks = 0, wide_rows = 1;
     if (vki__matvec_wide(p, pc.K, 1, &kchunks, &wide_rows))
         return lower_part_wide(L, n, &pc, align, x_f16, kchunks, wide_rows, range);
+    if (glu)
+        return vki_lower_fail(L, n, VKI_ERROR_INVALID_ARGUMENT,
+                              "a fused glu needs the matvec_wide kernel (fusion checks)");
 
     // The storage-buffer mat-vec, one subgroup per workgroup (subgroupAdd alone reduces; the
     // fallback's shared-memory tree needs a power of two, which subgroup sizes are).
@@ -344,6 +387,17 @@ static vki_status lower(vki_lower *L, const vki_node *n)
                                   "limit of %llu", (unsigned long long)expert,
                                   (unsigned long long)p->max_storage_range);
     }
+    if (params_of(n).glu) {
+        // Folded by glu_into_experts, which checked all of this: the gate and up experts in one
+        // binding (a slice would need the up experts' own), a decode, one column per batch.
+        uint32_t kchunks, rows;
+        if (nw->ne[2] % 2 || per < E || N > MATVEC_MAX_TOKENS || N * k > p->max_workgroup_count[2] ||
+            !vki__matvec_wide(p, (uint64_t)nw->ne[0], 1, &kchunks, &rows))
+            return vki_lower_fail(L, n, VKI_ERROR_INVALID_ARGUMENT,
+                                  "a fused glu needs 2E experts in one binding and a decode through "
+                                  "matvec_wide (fusion checks)");
+        return lower_part(L, n, 0, (uint32_t)(E / 2), NULL, 0, (uint32_t)N);
+    }
     uint64_t tokens = p->max_workgroup_count[2] / k;
     if (tokens == 0)
         return vki_lower_fail(L, n, VKI_ERROR_UNSUPPORTED, "%llu slots per token, the device allows %u",
@@ -361,8 +415,69 @@ static vki_status lower(vki_lower *L, const vki_node *n)
     return VKI_OK;
 }
 
+/* Whether wg and wu are the first and second halves, [K, M, E] each, of one stacked weight J
+ * [K, M, 2E] (views of it with its strides); J's id, or 0. */
+static uint32_t halves_of(const vki_graph *w, uint32_t wg_id, uint32_t wu_id)
+{
+    const vki_node *wg = &w->nodes[wg_id], *wu = &w->nodes[wu_id];
+    if (wg->kind != VKI_NODE_VIEW || wu->kind != VKI_NODE_VIEW || wg->src[0] != wu->src[0])
+        return 0;
+    const vki_node *j = &w->nodes[wg->src[0]];
+    int64_t E = wg->ne[2];
+    if (j->kind == VKI_NODE_VIEW || j->ne[0] != wg->ne[0] || j->ne[1] != wg->ne[1] || j->ne[2] != 2 * E ||
+        j->ne[3] != 1 || !vki__same_shape(wg, wu) || j->view_offset || wg->view_offset != 0 ||
+        wu->view_offset != (uint64_t)E * j->nb[2])
+        return 0;
+    for (int d = 0; d < 3; d++) // (dim 3 has one element)
+        if (wg->nb[d] != j->nb[d] || wu->nb[d] != j->nb[d]) return 0;
+    return wg->src[0];
+}
+
+/* glu g_id of two matmul_ids (gate g_id's src[0], up its src[1]) of the same x and ids, each
+ * read only by it, whose weights are the halves of one stacked J (halves_of): the gate's node
+ * goes into g_id on J, computing both products and the glu, where it lowers to matvec_wide (a
+ * decode, J in one binding). */
+static bool glu_into_experts(vki_fusion *f, uint32_t m_id, uint32_t g_id)
+{
+    vki_graph *w = f->w;
+    uint32_t *uses = f->uses;
+    vki_node *gl = &w->nodes[g_id];
+    if (!f->profile || gl->op != &vki_op_glu || gl->src[0] != m_id || !gl->src[1] || gl->src[2] ||
+        gl->dtype != VKI_DTYPE_F32 || !vki__is_contiguous(gl))
+        return false;
+    const vki_node *a = &w->nodes[gl->src[0]], *b = &w->nodes[gl->src[1]];
+    if (b->kind != VKI_NODE_OP || b->op != &vki_op_matmul_id || a->output || b->output ||
+        uses[gl->src[0]] != 1 || uses[gl->src[1]] != 1 || a->src[1] != b->src[1] ||
+        a->src[2] != b->src[2] || params_of(a).glu || params_of(b).glu || !vki__same_shape(a, gl) ||
+        !vki__same_shape(b, gl))
+        return false;
+    uint32_t j_id = halves_of(w, a->src[0], b->src[0]), kchunks, rows;
+    if (!j_id || !vki__matmul_weight_fits(f->profile, &w->nodes[j_id]) ||
+        a->ne[2] > MATVEC_MAX_TOKENS || (uint64_t)a->ne[1] * a->ne[2] > f->profile->max_workgroup_count[2] ||
+        !vki__matvec_wide(f->profile, (uint64_t)w->nodes[j_id].ne[0], 1, &kchunks, &rows))
+        return false;
+    vki_node merged = *a;
+    merged.src[0] = j_id;
+    vki__params_set(&merged, &(matmul_id_params){.glu = vki__glu_params(gl).act}, sizeof(matmul_id_params));
+    merged.output = gl->output;
+    memcpy(merged.name, gl->name, sizeof merged.name);
+    merged.base = g_id;
+    // g_id reads J, x and ids now: the halves' views lose their readers, x and ids one (b's).
+    uses[a->src[0]]--, uses[b->src[0]]--, uses[j_id]++;
+    uses[b->src[1]]--, uses[b->src[2]]--;
+    uses[gl->src[0]] = uses[gl->src[1]] = 0;
+    *gl = merged;
+    return true;
+}
+
+static bool absorb(vki_fusion *f, uint32_t m_id, uint32_t x_id)
+{
+    return f->w->nodes[x_id].op == &vki_op_glu && glu_into_experts(f, m_id, x_id);
+}
+
 const vki_op_def vki_op_matmul_id = {
     .name = "matmul_id",
     .reference = reference,
     .lower = lower,
+    .absorb = absorb,
 };

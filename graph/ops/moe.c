@@ -1,9 +1,13 @@
 /* The routing ops of a mixture of experts (the expert products are matmul_id.c's):
  *   top_k        indices of a row's k largest elements, largest first (one workgroup per row)
  *   moe_weights  the chosen experts' softmax weights, optionally renormalised (one per token)
- *   moe_combine  the experts' outputs summed by those weights (one invocation per output)
+ *   moe_combine  the experts' outputs summed by those weights (one invocation per output);
+ *                the fusion pass folds into it a scale of its result (unary without
+ *                activation: Granite's residual multiplier) and then an add of a residual
+ *                (the residual stream, or Qwen2-MoE's shared expert): two dispatches fewer a
+ *                layer
  * Kernels: shaders/top_k.comp, moe_weights.comp, moe_combine.comp (ABI: shaders/abi_moe.h). */
-#include "../graph_internal.h"
+#include "ops_internal.h"
 #include "vki_abi.h"
 
 #include <math.h>
@@ -192,6 +196,20 @@ const vki_op_def vki_op_moe_weights = {
 
 /* ---- moe_combine --------------------------------------------------------------------------- */
 
+/* What the fusion pass has folded in (all zero for a plain combine): d = scale sum + src[2]. */
+typedef struct moe_combine_params {
+    uint32_t scaled; // 0: a scale of 1
+    float scale;
+} moe_combine_params;
+static_assert(sizeof(moe_combine_params) <= VKI_PARAMS_BYTES, "node parameter bytes");
+
+static float combine_scale(const vki_node *n)
+{
+    moe_combine_params p;
+    vki__params_get(n, &p, sizeof p);
+    return p.scaled ? p.scale : 1.0f;
+}
+
 vki_tensor vki_moe_combine(vki_graph *g, vki_tensor y, vki_tensor w)
 {
     vki_tensor srcs[2] = {y, w};
@@ -215,7 +233,9 @@ static void moe_combine_reference(const vki_node *n, const vki_ref_tensor *d, co
             double acc = 0;
             for (int64_t j = 0; j < s[0].ne[1]; j++)
                 acc += (double)vki_ref_get(&s[1], j, t, 0, 0) * vki_ref_get(&s[0], m, j, t, 0);
-            vki_ref_set(d, m, t, 0, 0, (float)acc);
+            float v = (float)acc * combine_scale(n);
+            if (n->src[2]) v += vki_ref_get(&s[2], m, t, 0, 0);
+            vki_ref_set(d, m, t, 0, 0, v);
         }
 }
 
@@ -228,13 +248,45 @@ static vki_status moe_combine_lower(vki_lower *L, const vki_node *n)
         .M = y.ne[0], .k = y.ne[1], .N = y.ne[2],
         .y_off = y.offset, .y_nb0 = y.nb[0], .y_nb1 = y.nb[1], .y_nb2 = y.nb[2],
         .w_off = w.offset, .w_nb0 = w.nb[0], .w_nb1 = w.nb[1], .d_off = d.offset,
+        .scale = combine_scale(n), .res = n->src[2] != 0,
+        .r_off = n->src[2] ? vki_lower_operand(L, n->src[2]).offset : 0,
     };
-    uint32_t tensors[3] = {n->src[0], n->src[1], self};
-    return vki_lower_elementwise(L, n, "moe_combine", tensors, 3, &pc, sizeof pc);
+    uint32_t tensors[4] = {n->src[0], n->src[1], n->src[2] ? n->src[2] : n->src[0], self};
+    return vki_lower_elementwise(L, n, "moe_combine", tensors, 4, &pc, sizeof pc);
+}
+
+/* x of combine c: a unary without activation (a scale) where c has no residual yet, or an add
+ * of c and r (f32, contiguous, of x's shape) where c has none: folded into c's dispatch. */
+static bool moe_combine_absorb(vki_fusion *f, uint32_t c_id, uint32_t x_id)
+{
+    vki_graph *w = f->w;
+    const vki_node *x = &w->nodes[x_id], *c = &w->nodes[c_id];
+    if (c->src[2] || !vki__fusion_single_use(f, c_id, x_id) || !vki__is_contiguous(x)) return false;
+    if (x->op == &vki_op_unary) {
+        vki_unary_params u = vki__unary_params(x);
+        if (u.act != VKI_ACT_NONE || x->src[0] != c_id) return false;
+        moe_combine_params p;
+        vki__params_get(c, &p, sizeof p);
+        p.scale = (p.scaled ? p.scale : 1.0f) * u.scale;
+        p.scaled = 1;
+        vki__fusion_fold(f, x_id, c_id, 0, 0);
+        vki__params_set(&w->nodes[x_id], &p, sizeof p);
+        return true;
+    }
+    if (x->op != &vki_op_binary || vki__binary_params(x).op != VKI_BINARY_ADD || x->src[0] == x->src[1])
+        return false;
+    int side = x->src[0] == c_id ? 0 : 1;
+    if (x->src[side] != c_id) return false; // c read through a view
+    uint32_t r_id = x->src[1 - side];
+    const vki_node *r = &w->nodes[r_id];
+    if (!vki__same_shape(r, x) || r->dtype != VKI_DTYPE_F32 || !vki__is_contiguous(r)) return false;
+    vki__fusion_fold(f, x_id, c_id, 2, r_id);
+    return true;
 }
 
 const vki_op_def vki_op_moe_combine = {
     .name = "moe_combine",
     .reference = moe_combine_reference,
     .lower = moe_combine_lower,
+    .absorb = moe_combine_absorb,
 };
