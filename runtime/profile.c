@@ -197,6 +197,7 @@ vki_status vki_narrowing_parse(const char *text, vki_narrowing *out, char *out_e
         else if (strcmp(word, "no-subgroup") == 0) out->no_subgroup = true;
         else if (strcmp(word, "no-coopmat") == 0) out->no_coopmat = true;
         else if (strcmp(word, "no-coopmat-khr") == 0) out->no_coopmat_khr = true;
+        else if (strcmp(word, "emulate-coopmat") == 0) out->emulate_coopmat = true;
         else if (strcmp(word, "no-int-dot") == 0) out->no_int_dot = true;
         else if (strcmp(word, "no-uma") == 0) out->no_uma = true;
         else if (strncmp(word, "tuning=", 7) == 0) {
@@ -225,7 +226,8 @@ vki_status vki_narrowing_parse(const char *text, vki_narrowing *out, char *out_e
             if (out_error && error_size)
                 snprintf(out_error, error_size,
                          "unknown narrowing \"%s\"; known: no-fp16, no-subgroup, no-coopmat, "
-                         "no-coopmat-khr, no-int-dot, no-uma, tuning=NAME, max-binding=BYTES",
+                         "no-coopmat-khr, emulate-coopmat, no-int-dot, no-uma, tuning=NAME, "
+                         "max-binding=BYTES",
                          word);
             return VKI_ERROR_INVALID_ARGUMENT;
         }
@@ -357,14 +359,16 @@ static void enabled_features(const vki_profile *p, const vki_feature_chain *q, b
     e->dot.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_INTEGER_DOT_PRODUCT_FEATURES;
     e->f2.pNext = &e->f11;
     e->f11.pNext = &e->f12;
-    // One cooperative-matrix extension: the one the profile's kernels use.
-    if (p->coopmat && p->coopmat_khr) {
+    // One cooperative-matrix extension: the one the profile's kernels use (none for emulated
+    // fragments).
+    bool coop_ext = p->coopmat && !p->coopmat_emulated;
+    if (coop_ext && p->coopmat_khr) {
         e->coop_khr.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_KHR;
         e->coop_khr.cooperativeMatrix = VK_TRUE;
         e->coop_khr.pNext = &e->f11;
         e->f2.pNext = &e->coop_khr;
         e->extensions[e->extension_count++] = VK_KHR_COOPERATIVE_MATRIX_EXTENSION_NAME;
-    } else if (p->coopmat) {
+    } else if (coop_ext) {
         e->coop.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV;
         e->coop.cooperativeMatrix = VK_TRUE;
         e->coop.pNext = &e->f11;
@@ -402,6 +406,30 @@ static void enabled_features(const vki_profile *p, const vki_feature_chain *q, b
 }
 
 /* ---- Cooperative matrices ----------------------------------------------------------------- */
+
+/* The emulate-coopmat narrowing (tests): a device with fp16 arithmetic and subgroups runs the
+ * cooperative-matrix kernels on emulated 8 x 8 x 8 fragments (their _cme variants, no extension
+ * enabled), whether it has matrix cores or not, and plans them as a GPU with matrix cores: the
+ * row's tiles where the row uses cooperative matrices (tuning=nvidia: 128 x 128 x 32), else AMD
+ * RDNA's (64 x 64 x 16: two subgroups of 8 x 4 fragments, two fragments deep per slab,
+ * double-buffered in lavapipe's 32 KiB), so that lavapipe runs the multi-fragment,
+ * multi-subgroup and double-buffered paths the GPUs will. Without fp16 or subgroups (of at
+ * least the 4 lanes the emulation spreads an accumulator over) it does nothing, as the real
+ * extensions would not be used there either. */
+static void emulate_coopmat(vki_profile *p, const vki_tuning *row)
+{
+    if (!p->fp16 || !(p->subgroup_ops & VKI_SUBGROUP_BASIC) || p->subgroup_size < 4) return;
+    p->coopmat = p->coopmat_emulated = true;
+    p->coopmat_khr = false;
+    p->coopmat_shape[0] = p->coopmat_shape[1] = p->coopmat_shape[2] = 8;
+    const tuning_row *gpu = find_tuning("amd-rdna");
+    if (!row->use_coopmat && gpu) {
+        p->tuning.matmul_tile_m = gpu->tuning.matmul_tile_m;
+        p->tuning.matmul_tile_n = gpu->tuning.matmul_tile_n;
+        p->tuning.matmul_tile_k = gpu->tuning.matmul_tile_k;
+    }
+    p->tuning.use_coopmat = true;
+}
 
 /* The usable shape of `props` with the most elements, 16 x 16 x 16 above all (the kernel's
  * tiles are multiples of 16 rows and columns and of 32 along k). 0 when none. */
@@ -668,6 +696,7 @@ vki_status vki__profile_query(vki_instance *inst, uint32_t index, const vki_narr
                 row = &tuning_table[i];
     }
     out->tuning = fit_tuning(row->tuning, out);
+    if (narrowing->emulate_coopmat) emulate_coopmat(out, &row->tuning);
 
     if (chain && !fc->f12.timelineSemaphore)
         return vki__fail(inst, inst->last_error, VKI_ERROR_UNSUPPORTED,

@@ -263,6 +263,8 @@ typedef struct vki_profile {
     bool coopmat;                // cooperative matrix for the kernels (KHR or NV extension)
     bool coopmat_khr;            // through VK_KHR_cooperative_matrix (else VK_NV_cooperative_matrix)
     uint32_t coopmat_shape[3];   // its fragment M, N, K for fp16 x fp16 + fp32 in a subgroup
+    bool coopmat_emulated;       // coopmat through emulated fragments (no extension enabled;
+                                 // the kernels' _cme variants): the emulate-coopmat narrowing
     bool memory_budget;          // VK_EXT_memory_budget
     bool push_descriptor;        // VK_KHR_push_descriptor
     bool uma;                    // every device-local heap is host-visible (iGPU, CPU)
@@ -296,6 +298,8 @@ typedef struct vki_narrowing {
     bool no_subgroup;   // no subgroup operations (kernels take their shared-memory fallback)
     bool no_coopmat;
     bool no_coopmat_khr; // cooperative matrices through VK_NV_cooperative_matrix only
+    bool emulate_coopmat; // tests: a device without cooperative matrices runs the coopmat
+                          // kernels on emulated 8 x 8 x 8 fragments, planned as a GPU's
     bool no_int_dot;
     bool no_uma;        // treat the device as discrete: uploads go through the staging ring
     char tuning[32];    // force this tuning-table row ("" = chosen by vendor and architecture)
@@ -307,10 +311,11 @@ typedef struct vki_narrowing {
 /* The smallest max-binding narrowing accepted: below it the kernels' own tiles stop fitting. */
 #define VKI_NARROW_MIN_BINDING (64u << 10)
 
-/* Parses "no-fp16,no-subgroup,no-coopmat,no-coopmat-khr,no-int-dot,no-uma,tuning=amd-rdna,
- * max-binding=1M" (any subset, any order; NULL or "" is no narrowing; max-binding takes bytes
- * or K/M/G, at least VKI_NARROW_MIN_BINDING). An unknown word, tuning name or bad size is
- * VKI_ERROR_INVALID_ARGUMENT; `out_error` (may be NULL, at least 128 bytes) then says which. */
+/* Parses "no-fp16,no-subgroup,no-coopmat,no-coopmat-khr,emulate-coopmat,no-int-dot,no-uma,
+ * tuning=amd-rdna,max-binding=1M" (any subset, any order; NULL or "" is no narrowing;
+ * max-binding takes bytes or K/M/G, at least VKI_NARROW_MIN_BINDING). An unknown word, tuning
+ * name or bad size is VKI_ERROR_INVALID_ARGUMENT; `out_error` (may be NULL, at least 128 bytes)
+ * then says which. */
 vki_status vki_narrowing_parse(const char *text, vki_narrowing *out_narrowing, char *out_error,
                                size_t error_size);
 

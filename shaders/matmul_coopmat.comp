@@ -7,7 +7,8 @@
 #include "coopmat.glsl"
 // Matrix-matrix product (prefill) on cooperative matrices (matrix cores): VK_KHR_cooperative_matrix
 // in the variants built with COOPMAT_KHR (matmul_<w>_cmk), VK_NV_cooperative_matrix in the
-// others (matmul_<w>_cm); coopmat.glsl maps the names. A workgroup computes a TILE_M x TILE_N
+// others (matmul_<w>_cm), emulated fragments without either in matmul_<w>_cme (the tests on a
+// device without matrix cores); coopmat.glsl maps the names. A workgroup computes a TILE_M x TILE_N
 // tile of y, stepping through K in TILE_K slabs: its threads decode the weight slab and load
 // the x slab into shared memory as fp16, then each subgroup multiplies FRAG_M x FRAG_K by
 // FRAG_K x FRAG_N fragments into ROWS x COLS fp32 accumulator fragments: a (ROWS * FRAG_M) x
@@ -88,7 +89,7 @@ void main()
         const uint sub_m = (blk % SUBGROUPS_M) * SUB_M, sub_n = (blk / SUBGROUPS_M) * SUB_N;
         cm_acc(FRAG_M, FRAG_N) acc[ROWS * COLS];
         [[unroll]] for (uint i = 0u; i < ROWS * COLS; i++)
-            acc[i] = cm_acc(FRAG_M, FRAG_N)(0.0);
+            acc[i] = cm_acc_zero(FRAG_M, FRAG_N);
 
         // Buffer 0 is free: the last slab's multiplies ended before the last barrier.
         load_slab(0u, 0u, wbase, xbase, tile_m, tile_n);

@@ -137,6 +137,15 @@ const vki_op_case vki_cases_matmul[] = {
     // tiles of 128 x 128; partial tiles on both sides).
     MM(Q4_0, q4_0, 64, 1059, 900, 1, 1, F32, f32, 0, ""),
     MM(F16, f16, 67, 1059, 900, 1, 1, F16, f16, 0, ""),
+    // More for that kernel, sized for its tiles with 8 x 8 fragments (the emulate-coopmat
+    // narrowing: 64 x 64 x 16 tiles, or 32 x 64 where fewer than 128 tiles): one slab of 16 with
+    // K past its end (K = 13), NVIDIA's 128 x 128 tiles of 8 subgroups (2048 x 1040, one slab:
+    // kept short, as the shared-memory kernel of tuning=nvidia runs it slowly on lavapipe),
+    // batches with the weights shared by pairs and a fused epilogue over 8 slabs, a strided x.
+    MM(F16, f16, 13, 515, 520, 1, 1, F32, f32, 0, " one slab"),
+    MM(F16, f16, 8, 2048, 1040, 1, 1, F16, f16, 0, ""),
+    MM(Q4_1, q4_1, 128, 260, 200, 4, 2, F32, f32, FUSED | VKI_ACT_GELU, " + bias, gelu"),
+    MM(Q5_1, q5_1, 96, 530, 600, 1, 1, F32, f32, STRIDED, " strided"),
     // Batches: weights broadcast (Bw = 1), not (Bw = B), and by ratio (Bw = B / 2).
     MM(Q4_0, q4_0, 64, 35, 1, 2, 1, F32, f32, 0, ""),
     MM(F16, f16, 67, 35, 17, 2, 1, F16, f16, 0, ""),

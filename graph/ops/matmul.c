@@ -11,7 +11,7 @@
  * r2 = B2 / w.ne[2] consecutive x batches share a w batch), so Bw = 1 or B both work.
  *
  * Kernels: N <= MATVEC_MAX_COLS runs matvec.comp (memory-bound decode), larger N
- * matmul_coopmat.comp (its KHR or NV variant, as the profile says) where the device has
+ * matmul_coopmat.comp (its KHR, NV or emulated variant, as the profile says) where the device has
  * cooperative matrices and the product is large (f16
  * and quantized weights: operands rounded to fp16, which the step declares), else matmul_shared.comp or, where the
  * tuning says barriers are slow (lavapipe), the barrier-free matmul_reg.comp. Specialisation constants carry the tiles, the x dtype and what is known of
@@ -330,7 +330,8 @@ static vki_status lower_rows(vki_lower *L, const vki_node *n, uint32_t m0, uint3
     // above it faster (576 x 49152 x 128: 984 against 1479 us, f16 weights).
     bool coopmat = pc.N > MATVEC_MAX_COLS && t->use_coopmat && p->coopmat &&
                    (wd->quantized || nw->dtype == VKI_DTYPE_F16) &&
-                   (p->subgroup_ops & VKI_SUBGROUP_BASIC) && p->subgroup_size >= 8 &&
+                   (p->subgroup_ops & VKI_SUBGROUP_BASIC) &&
+                   (p->subgroup_size >= 8 || p->coopmat_emulated) &&
                    (uint64_t)vki_div_up(pc.M, t->matmul_tile_m) * vki_div_up(pc.N, t->matmul_tile_n) *
                            batches >= COOPMAT_MIN_TILES;
     // t->texel_loads: weights and x as texel buffers (the profile has checked that views cover
@@ -427,8 +428,10 @@ static vki_status lower_rows(vki_lower *L, const vki_node *n, uint32_t m0, uint3
                                   "tuning %s: coopmat tile %ux%ux%u (%llu bytes of shared memory, "
                                   "fragment %ux%ux%u) does not fit the device", t->name, tm, tn,
                                   tk, (unsigned long long)shared, fm, fn, fk);
-        // The variant of the extension the device was opened with: _cmk VK_KHR_, _cm VK_NV_.
-        snprintf(kernel, sizeof kernel, "matmul_%s_%s", type, p->coopmat_khr ? "cmk" : "cm");
+        // The variant of the extension the device was opened with: _cmk VK_KHR_, _cm VK_NV_;
+        // _cme emulated fragments, no extension (the emulate-coopmat narrowing, in the tests).
+        snprintf(kernel, sizeof kernel, "matmul_%s_%s", type,
+                 p->coopmat_emulated ? "cme" : p->coopmat_khr ? "cmk" : "cm");
         if (p->subgroup_size_control) subgroup_size = p->subgroup_size;
         tiles(&pc, batches, subgroups * p->subgroup_size, sub_m / fm, sub_n / fn, tm, tn, tk,
               specs, &spec_count, groups);

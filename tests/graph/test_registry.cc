@@ -12,6 +12,7 @@
 
 extern "C" {
 #include "graph_internal.h"
+#include "vki_abi.h"
 #include "vkinfer_graph_testing.h"
 #include "vkinfer_runtime.h"
 }
@@ -73,6 +74,20 @@ static vki_profile gpu_profile()
     return p;
 }
 
+/* What the emulate-coopmat narrowing (runtime/profile.c) makes of a CPU device with lavapipe's 32
+ * KiB of shared memory: 8 x 8 x 8 fragments, emulated (the _cme kernels), planned with AMD RDNA's
+ * 64 x 64 x 16 tiles. */
+static vki_profile emulated_coopmat(vki_profile p)
+{
+    p.coopmat = p.coopmat_emulated = p.tuning.use_coopmat = true;
+    p.coopmat_khr = false;
+    p.coopmat_shape[0] = p.coopmat_shape[1] = p.coopmat_shape[2] = 8;
+    p.shared_memory = 32768;
+    p.tuning.matmul_tile_m = p.tuning.matmul_tile_n = 64;
+    p.tuning.matmul_tile_k = 16;
+    return p;
+}
+
 /* The profiles every lowering choice is asked under. */
 static std::vector<std::pair<std::string, vki_profile>> profiles()
 {
@@ -115,6 +130,7 @@ static std::vector<std::pair<std::string, vki_profile>> profiles()
     vki_profile cpu_nosg = cpu;
     cpu_nosg.subgroup_ops = 0;
     v.push_back({"cpu-no-subgroup", cpu_nosg});
+    v.push_back({"cpu-emulate-coopmat", emulated_coopmat(cpu)});
     vki_profile cpu_no16 = cpu;
     cpu_no16.fp16 = cpu_no16.storage16 = false;
     v.push_back({"cpu-no-fp16", cpu_no16});
@@ -162,12 +178,14 @@ TEST(Registry, EveryKernelALoweringNamesIsEmbedded)
     EXPECT_GT(compiled, vki_op_case_count());
     EXPECT_GT(named.size(), 60u) << steps << " steps";
     // Both cooperative-matrix families were reached: NV always, KHR where the build has it.
-    bool cm = false, cmk = false;
+    bool cm = false, cmk = false, cme = false;
     for (const std::string &k : named) {
         cm = cm || (k.size() > 3 && k.compare(k.size() - 3, 3, "_cm") == 0);
         cmk = cmk || (k.size() > 4 && k.compare(k.size() - 4, 4, "_cmk") == 0);
+        cme = cme || (k.size() > 4 && k.compare(k.size() - 4, 4, "_cme") == 0);
     }
     EXPECT_TRUE(cm);
+    EXPECT_TRUE(cme) << "the emulated cooperative-matrix kernels (every build has them)";
     EXPECT_EQ(cmk, vki_shader_find("peak_coopmat_khr_f16") != nullptr);
 }
 
@@ -206,4 +224,108 @@ TEST(Registry, NoWeightBindingExceedsTheLimit)
         }
     EXPECT_GT(checked, 100u);
     EXPECT_GT(cut, 20u);
+}
+
+// The emulated cooperative-matrix plan is the one a GPU with matrix cores gets, in 8 x 8 x 8
+// fragments: the _cme kernel, AMD RDNA's tiles (or NVIDIA's under tuning=nvidia), subgroups of
+// 8 x 4 fragments (64 x 32 of the tile), double-buffered slabs where lavapipe's 32 KiB hold two.
+TEST(Registry, EmulatedCoopmatPlansAGpusTiles)
+{
+    vki_profile cpu = gpu_profile();
+    cpu.type = VKI_DEVICE_CPU;
+    cpu.subgroup_size = cpu.subgroup_min = cpu.subgroup_max = 8;
+    cpu.tuning.subgroup_size = 8;
+    cpu.tuning.matmul_shared = false;
+    struct Plan {
+        std::string kernel;
+        uint32_t tile_m = 0, tile_n = 0, tile_k = 0, frag = 0, rows = 0, cols = 0, buffers = 0,
+                 local = 0, groups_x = 0;
+    };
+    auto plan_of = [](const vki_profile &p, vki_dtype wt, int64_t K, int64_t M, int64_t N) {
+        Plan r;
+        vki_graph *g = nullptr;
+        vki_plan *plan = nullptr;
+        EXPECT_EQ(vki_graph_create(nullptr, &g), VKI_OK);
+        const int64_t wne[2] = {K, M}, xne[2] = {K, N};
+        vki_tensor w = vki_weight(g, wt, 2, wne, "w");
+        vki_tensor x = vki_input(g, VKI_DTYPE_F32, 2, xne, "x");
+        vki_output(g, vki_matmul(g, w, x), "y");
+        EXPECT_EQ(vki_graph_compile(g, &p, nullptr, &plan), VKI_OK) << vki_graph_error(g);
+        if (plan && plan->step_count == 1) {
+            const vki_step *st = &plan->steps[0];
+            r.kernel = st->kernel;
+            r.groups_x = st->groups[0];
+            for (uint32_t i = 0; i < st->spec_count; i++) {
+                uint32_t v = st->specs[i].value;
+                switch (st->specs[i].id) {
+                case VKI_SPEC_MM_TILE_M: r.tile_m = v; break;
+                case VKI_SPEC_MM_TILE_N: r.tile_n = v; break;
+                case VKI_SPEC_MM_TILE_K: r.tile_k = v; break;
+                case VKI_SPEC_MM_FRAG_K: r.frag = v; break;
+                case VKI_SPEC_MM_ROWS: r.rows = v; break;
+                case VKI_SPEC_MM_COLS: r.cols = v; break;
+                case VKI_SPEC_MM_BUFFERS: r.buffers = v; break;
+                case VKI_SPEC_LOCAL_SIZE_X: r.local = v; break;
+                default: break;
+                }
+            }
+        }
+        vki_plan_destroy(plan);
+        vki_graph_destroy(g);
+        return r;
+    };
+    vki_profile amd = emulated_coopmat(cpu);
+    // 17 x 15 tiles of 64 x 64: two subgroups of 8 x 4 fragments, two fragments deep per slab.
+    Plan p = plan_of(amd, VKI_DTYPE_Q4_0, 64, 1059, 900);
+    EXPECT_EQ(p.kernel, "matmul_q4_0_cme");
+    EXPECT_EQ(p.tile_m, 64u);
+    EXPECT_EQ(p.tile_n, 64u);
+    EXPECT_EQ(p.tile_k, 16u);
+    EXPECT_EQ(p.frag, 8u);
+    EXPECT_EQ(p.rows, 8u);
+    EXPECT_EQ(p.cols, 4u);
+    EXPECT_EQ(p.local, 16u);
+    EXPECT_EQ(p.buffers, 2u);
+    EXPECT_EQ(p.groups_x, 17u);
+    // 9 x 9 tiles are under 128: halved to 32 x 64, two subgroups of 4 x 4 fragments.
+    p = plan_of(amd, VKI_DTYPE_F16, 13, 515, 520);
+    EXPECT_EQ(p.kernel, "matmul_f16_cme");
+    EXPECT_EQ(p.tile_m, 32u);
+    EXPECT_EQ(p.tile_n, 64u);
+    EXPECT_EQ(p.rows, 4u);
+    EXPECT_EQ(p.local, 16u);
+    // 8 KiB of shared memory hold one slab buffer (6 KiB), not two (the conformance test's copy).
+    vki_profile small = amd;
+    small.shared_memory = 8 << 10;
+    p = plan_of(small, VKI_DTYPE_Q4_0, 64, 1059, 900);
+    EXPECT_EQ(p.kernel, "matmul_q4_0_cme");
+    EXPECT_EQ(p.buffers, 1u);
+    // Subgroups of 4 (the conformance test's copy): the same tiles in workgroups of 8 threads.
+    vki_profile four = amd;
+    four.subgroup_size = four.subgroup_min = four.subgroup_max = 4;
+    p = plan_of(four, VKI_DTYPE_Q4_0, 64, 1059, 900);
+    EXPECT_EQ(p.kernel, "matmul_q4_0_cme");
+    EXPECT_EQ(p.local, 8u);
+    EXPECT_EQ(p.rows * p.cols, 32u);
+    // NVIDIA's 128 x 128 x 32 tiles: eight subgroups, one slab buffer (20 KiB of slabs, two
+    // would not fit 32 KiB); 1059 x 900 makes 72 tiles, halved to 64 x 128 (four subgroups, two
+    // buffers of 15 KiB).
+    vki_profile nv = amd;
+    nv.tuning.matmul_tile_m = nv.tuning.matmul_tile_n = 128;
+    nv.tuning.matmul_tile_k = 32;
+    p = plan_of(nv, VKI_DTYPE_Q8_0, 64, 2048, 2048);
+    EXPECT_EQ(p.kernel, "matmul_q8_0_cme");
+    EXPECT_EQ(p.tile_m, 128u);
+    EXPECT_EQ(p.tile_n, 128u);
+    EXPECT_EQ(p.tile_k, 32u);
+    EXPECT_EQ(p.local, 64u);
+    EXPECT_EQ(p.buffers, 1u);
+    p = plan_of(nv, VKI_DTYPE_Q8_0, 64, 1059, 900);
+    EXPECT_EQ(p.tile_m, 64u);
+    EXPECT_EQ(p.tile_n, 128u);
+    EXPECT_EQ(p.local, 32u);
+    EXPECT_EQ(p.buffers, 2u);
+    // f32 weights and small products keep their kernels, as with the real extensions.
+    EXPECT_EQ(plan_of(amd, VKI_DTYPE_F32, 64, 1059, 900).kernel, "matmul_f32_reg");
+    EXPECT_EQ(plan_of(amd, VKI_DTYPE_Q4_0, 64, 256, 256).kernel, "matmul_q4_0_reg");
 }

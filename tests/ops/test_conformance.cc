@@ -7,6 +7,7 @@ extern "C" {
 #include "vkinfer_graph_testing.h"
 }
 
+#include <cstring>
 #include <ostream>
 #include <string>
 
@@ -31,12 +32,35 @@ static std::string param_name(const ::testing::TestParamInfo<ConformanceParam> &
     return s;
 }
 
+// The kernels the case's plan under `profile` runs, space-separated.
+static std::string plan_kernels(const vki_op_case *c, const vki_profile *profile)
+{
+    vki_graph *g = nullptr;
+    vki_plan *plan = nullptr;
+    std::string k;
+    if (vki_graph_create(nullptr, &g) != VKI_OK) return "(no graph)";
+    c->build(g, c->arg);
+    if (vki_graph_compile(g, profile, nullptr, &plan) == VKI_OK)
+        for (uint32_t s = 0; s < vki_plan_step_count(plan); s++) {
+            vki_plan_step st;
+            if (vki_plan_step_get(plan, s, &st)) k += std::string(k.empty() ? "" : " ") + st.kernel;
+        }
+    vki_plan_destroy(plan);
+    vki_graph_destroy(g);
+    return k;
+}
+
 class Conformance : public VulkanTest, public ::testing::WithParamInterface<ConformanceParam> {};
 
 TEST_P(Conformance, MatchesReference)
 {
     open_device(GetParam().profile);
     const vki_op_case *c = vki_op_case_at(GetParam().index);
+    // The emulated cooperative-matrix rows are for the cases that plan the kernel; the others'
+    // plans are the full profile's.
+    if (strstr(GetParam().profile, "emulate-coopmat") &&
+        plan_kernels(c, vki_device_profile(dev)).find("_cme") == std::string::npos)
+        GTEST_SKIP() << "no cooperative-matrix step in this plan: the full profile's row runs it";
     vki_case_result r;
     char err[512];
     vki_status st = vki_op_case_run(dev, c, nullptr, &r, err, sizeof err);
@@ -61,6 +85,14 @@ static std::vector<ConformanceParam> all_params()
     for (const char *p : profiles)
         for (uint32_t i = 0; i < vki_op_case_count(); i++)
             if (vki_op_case_at(i)->flags & VKI_CASE_TEST) v.push_back({i, p});
+    // The cooperative-matrix kernel on emulated fragments (its _cme variant), planned with AMD
+    // RDNA's tiles and with NVIDIA's: the matmul cases only, the one op that has the kernel (the
+    // other ops' plans are the full profile's).
+    const char *emulated[] = {"emulate-coopmat", "emulate-coopmat,tuning=nvidia"};
+    for (const char *p : emulated)
+        for (uint32_t i = 0; i < vki_op_case_count(); i++)
+            if ((vki_op_case_at(i)->flags & VKI_CASE_TEST) && !strcmp(vki_op_case_at(i)->op, "matmul"))
+                v.push_back({i, p});
     return v;
 }
 
@@ -103,4 +135,60 @@ TEST_F(SplitWeights, RowSlicesOfAWeightOverTheLimit)
     }
     EXPECT_GT(ran, 20u);
     EXPECT_GT(split, 20u) << "cases whose weights the limit cut into more dispatches";
+}
+
+// The emulate-coopmat narrowing on this device: the matmul cases big enough for the
+// cooperative-matrix kernel plan its emulated variant (the kernel a GPU session runs, with the
+// same tiling; the Conformance rows run those plans), and the paths those plans do not reach on
+// lavapipe are forced through copies of the profile: subgroups of 4 in workgroups that the
+// device runs as subgroups of 8, so that each subgroup computes two blocks of the tile (the
+// passes loop, as on a driver that picks a subgroup size of its own; the cases' tiles all have
+// two blocks, so the workgroups stay whole subgroups); and 8 KiB of shared memory, which holds
+// one slab buffer of their 64 x 64 x 16 and 32 x 64 x 16 tiles but not two (a barrier before
+// and after each load).
+class CoopmatEmulation : public VulkanTest {};
+
+TEST_F(CoopmatEmulation, SubgroupPassesAndOneSlabBuffer)
+{
+    open_device("emulate-coopmat");
+    const vki_profile *emulated = vki_device_profile(dev);
+    ASSERT_TRUE(emulated->coopmat && emulated->coopmat_emulated) << "lavapipe has fp16 and subgroups";
+    ASSERT_EQ(emulated->subgroup_size, 8u) << "the passes below assume lavapipe's subgroups of 8";
+    vki_profile passes = *emulated;
+    passes.subgroup_size = passes.subgroup_min = passes.subgroup_max = 4;
+    passes.subgroup_size_control = false;
+    vki_profile one_buffer = *emulated;
+    one_buffer.shared_memory = 8 << 10;
+    struct {
+        const char *what;
+        const vki_profile *profile;
+    } variants[] = {{"two blocks per subgroup", &passes}, {"one slab buffer", &one_buffer}};
+    uint32_t planned = 0, ran[2] = {0, 0};
+    for (uint32_t i = 0; i < vki_op_case_count(); i++) {
+        const vki_op_case *c = vki_op_case_at(i);
+        if (!(c->flags & VKI_CASE_TEST) || strcmp(c->op, "matmul") ||
+            plan_kernels(c, emulated).find("_cme") == std::string::npos)
+            continue;
+        planned++;
+        for (int v = 0; v < 2; v++) {
+            std::string k = plan_kernels(c, variants[v].profile);
+            SCOPED_TRACE(std::string(c->name) + ", " + variants[v].what + ": " + k);
+            ASSERT_NE(k.find("_cme"), std::string::npos);
+            vki_case_desc desc = {};
+            desc.profile = variants[v].profile;
+            vki_case_result r;
+            char err[512];
+            ASSERT_EQ(vki_op_case_run(dev, c, &desc, &r, err, sizeof err), VKI_OK) << err;
+            EXPECT_GT(r.fp16_dispatches, 0u);
+            float tolerance = c->tolerance < VKI_CASE_FP16_TOLERANCE ? VKI_CASE_FP16_TOLERANCE : c->tolerance;
+            EXPECT_LE(r.nmse, tolerance);
+            EXPECT_TRUE(r.guards_intact) << "wrote outside its output";
+            ran[v]++;
+        }
+    }
+    // The matmul cases sized for the kernel (graph/cases/matmul.c): f16 and quantized weights,
+    // one slab and many, batches, a strided x, a fused epilogue, NVIDIA's tiles.
+    EXPECT_GE(planned, 6u);
+    EXPECT_EQ(ran[0], planned);
+    EXPECT_EQ(ran[1], planned);
 }
