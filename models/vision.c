@@ -7,9 +7,10 @@
  * Each encodes one square image of clip.vision.image_size pixels: the SigLIP families resize
  * the picture to it whatever its aspect (as transformers' Gemma3 processor does, and as
  * Idefics3's does for the one global image llama.cpp encodes); LLaVA's CLIP processor resizes
- * the short side and crops the centre. Qwen2-VL ("qwen2vl_merger") and Qwen2.5-VL
- * ("qwen2.5vl_merger") keep the image's aspect and build their encoder per patch grid:
- * vision_qwen2vl.c. */
+ * the short side and crops the centre. LLaVA 1.6 ("mlp" with spatial_unpad) encodes tiles of
+ * the image and its overview and arranges them on the host: vision_llava.c. Qwen2-VL
+ * ("qwen2vl_merger") and Qwen2.5-VL ("qwen2.5vl_merger") keep the image's aspect and build
+ * their encoder per patch grid: vision_qwen2vl.c. */
 #include "vision_internal.h"
 
 #include <math.h>
@@ -174,7 +175,10 @@ static vki_status read_metadata(vki_vision *v, vki_gguf *f, char *err, size_t n)
                     "mmproj: width %u in %u heads (a head width of at most %d, width at most %d)",
                     in->width, in->n_head, MAX_HEAD_DIM, MAX_WIDTH);
 
-    if (in->projector == VKI_PROJECTOR_MLP) VKI_TRY(read_mlp(v, f, err, n));
+    if (in->projector == VKI_PROJECTOR_MLP) {
+        VKI_TRY(read_mlp(v, f, err, n));
+        VKI_TRY(vki__llava16_read(v, f, err, n)); // LLaVA 1.6's anyres keys, if any
+    }
     if (in->projector == VKI_PROJECTOR_QWEN2VL && in->n_embd && in->n_embd <= MAX_EMBD) {
         VKI_TRY(vki__qwen2vl_read(v, f, err, n));
         ff = v->n_ff;
@@ -265,6 +269,14 @@ static vki_status load(vki_vision *v, vki_device *dev, const vki_profile *profil
     vki_program_desc pd = {.device = dev, .profile = profile, .allocator = a, .name = "vision encoder"};
     if ((st = vki_program_create(&pd, &v->prog))) return fail(err, n, st, "mmproj: %s", vki_status_string(st));
     vki__vision_build(v);
+    // LLaVA 1.6's newline goes between embeddings on the host: the program hands it over as a
+    // second output (F32 whatever the file stores), read with each image's tiles.
+    if (v->unpad) {
+        vki_tensor nl = vki_weights_tensor(v->weights, v->prog, "model.image_newline", 1,
+                                           (int64_t[1]){v->info.n_embd}, false, true);
+        v->newline_out = vki_copy(vki_program_graph(v->prog), nl, VKI_DTYPE_F32);
+        vki_program_output(v->prog, v->newline_out, "newline");
+    }
     st = vki_weights_status(v->weights);
     if (!st) st = vki_weights_check_all_used(v->weights);
     if (!st) st = vki_weights_upload(v->weights);
@@ -338,6 +350,7 @@ void vki_vision_destroy(vki_vision *v)
     vki__model_free(&a, v->window_bounds);
     vki__model_free(&a, v->token_order);
     vki__model_free(&a, v->embd_rows);
+    vki__model_free(&a, v->newline);
     vki__model_free(&a, v);
 }
 
@@ -360,6 +373,11 @@ vki_status vki_vision_grid(const vki_vision *v, uint32_t w, uint32_t h, uint32_t
         if (!vki__qwen2vl_size(v, w, h, &rw, &rh)) return VKI_ERROR_INVALID_ARGUMENT;
         *out_gw = rw / v->info.patch_size / v->scale;
         *out_gh = rh / v->info.patch_size / v->scale;
+    } else if (v->unpad) {
+        // LLaVA 1.6: the overview, then rows of tiles' embeddings with newlines between them; a
+        // language model with 1D positions takes them as one row.
+        *out_gw = vki__llava16_n_tokens(v, w, h);
+        *out_gh = 1;
     } else {
         *out_gw = *out_gh = v->n_side / v->scale; // every family above: a square grid of tokens
     }
@@ -503,7 +521,8 @@ vki_status vki__vision_resize(vki_vision *v, const uint8_t *src, uint32_t sw, ui
 
 vki_status vki__vision_preprocess(vki_vision *v, const uint8_t *rgb, uint32_t w, uint32_t h, float *out)
 {
-    if (!v || !rgb || !out || !vki_vision_n_tokens(v, w, h) || v->info.projector == VKI_PROJECTOR_QWEN2VL)
+    if (!v || !rgb || !out || !vki_vision_n_tokens(v, w, h) || v->info.projector == VKI_PROJECTOR_QWEN2VL ||
+        v->unpad)
         return VKI_ERROR_INVALID_ARGUMENT;
     const vki_allocator *a = v->allocator.alloc ? &v->allocator : NULL;
     uint32_t s = v->info.image_size, dw = s, dh = s, x0 = 0, y0 = 0;
@@ -571,11 +590,18 @@ vki_status vki_vision_encode(vki_vision *v, const uint8_t *rgb, uint32_t w, uint
         return VKI_ERROR_INVALID_ARGUMENT;
     }
     if (v->info.projector == VKI_PROJECTOR_QWEN2VL) return encode_qwen2vl(v, rgb, w, h, out_embd);
+    if (v->unpad) return vki__llava16_encode(v, rgb, w, h, out_embd, false);
     vki_status st = vki__vision_preprocess(v, rgb, w, h, v->pixels);
     if (st) {
         snprintf(v->error, sizeof v->error, "vision: out of host memory preprocessing %u x %u", w, h);
         return st;
     }
+    return vki__vision_run(v, out_embd);
+}
+
+vki_status vki__vision_run(vki_vision *v, float *out_embd)
+{
+    vki_status st;
     // The patches, one column each (row-major over the grid, as the convolution's output is
     // flattened), each column in the kernel's order: x fastest, then y, then channel.
     uint32_t p = v->info.patch_size, s = v->info.image_size, side = v->n_side;

@@ -14,6 +14,8 @@ typedef enum vki_vision_resample {
     VKI_RESAMPLE_LANCZOS,      // Idefics3 / SmolVLM
 } vki_vision_resample;
 
+#define VKI_LLAVA16_MAX_PINPOINTS 64
+
 struct vki_vision {
     vki_allocator allocator;
     vki_device *device;        // borrowed; NULL when only checking
@@ -58,6 +60,14 @@ struct vki_vision {
     uint32_t *token_order;     // [n_tokens]: the encoder's output row i is merged token
                                // token_order[i] of the image (row-major); per grid
     float *embd_rows;          // [n_tokens][n_embd]: the output before its reorder
+    // LLaVA 1.6 (vision_llava.c): anyres tiles, each through the program above (n_tokens
+    // embeddings each), arranged on the host.
+    bool unpad;                // clip.vision.mm_patch_merge_type "spatial_unpad"
+    uint32_t n_pinpoints;
+    uint32_t pinpoints[2 * VKI_LLAVA16_MAX_PINPOINTS]; // (height, width) pairs, transformers' order
+    float *newline;            // [n_embd]: model.image_newline, on the host (from the file,
+                               // then as the program's output gives it)
+    vki_tensor newline_out;    // output F32 [n_embd]: the newline weight
     vki_weights *weights;
     vki_program *prog;
     vki_tensor patches;        // input F32 [patch^2 * 3, n_side^2]: the image cut into patches
@@ -81,6 +91,24 @@ vki_status vki__vision_preprocess(vki_vision *v, const uint8_t *rgb, uint32_t w,
 /* PIL's resize of src ([sh][sw][3] bytes) to dw x dh with v's filter, into dst [dh][dw][3]. */
 vki_status vki__vision_resize(vki_vision *v, const uint8_t *src, uint32_t sw, uint32_t sh, uint32_t dw,
                               uint32_t dh, uint8_t *dst);
+
+/* Runs the program on v->pixels ([3][S][S], preprocessed): the patches cut, uploaded, and the
+ * n_tokens embeddings downloaded into out ([n_tokens][n_embd]). */
+vki_status vki__vision_run(vki_vision *v, float *out);
+
+/* ---- LLaVA 1.6 (vision_llava.c) ------------------------------------------------------------ */
+
+/* For an "mlp" projector: clip.vision.mm_patch_merge_type, the pinpoints and the newline (read
+ * to the host), bounded. Nothing for LLaVA 1.5's files (neither key). */
+vki_status vki__llava16_read(vki_vision *v, vki_gguf *f, char *err, size_t n);
+/* Embeddings of a w x h image as transformers lays them out (overview, unpadded tiles with a
+ * newline per row), and as llama.cpp's mtmd does (flat: overview and every tile's n_tokens). */
+uint32_t vki__llava16_n_tokens(const vki_vision *v, uint32_t w, uint32_t h);
+uint32_t vki__llava16_n_tokens_flat(const vki_vision *v, uint32_t w, uint32_t h);
+/* The preprocessed overview then tiles (row by row), each [3][S][S], into out. */
+vki_status vki__llava16_pixels(vki_vision *v, const uint8_t *rgb, uint32_t w, uint32_t h, float *out);
+/* out: [vki__llava16_n_tokens][n_embd], or with flat [vki__llava16_n_tokens_flat][n_embd]. */
+vki_status vki__llava16_encode(vki_vision *v, const uint8_t *rgb, uint32_t w, uint32_t h, float *out, bool flat);
 
 /* ---- Qwen2-VL (vision_qwen2vl.c) ---------------------------------------------------------- */
 

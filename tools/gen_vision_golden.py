@@ -14,6 +14,8 @@ vkinfer).
             one PIL Lanczos resize to the encoder's square (llama.cpp encodes one image for
             this family; the aspect-preserving resize to 4x the side before it is skipped).
   llava     LlavaForConditionalGeneration: CLIP ViT, 2-layer MLP projector (see llava()).
+  llava16   LlavaNextForConditionalGeneration: llava()'s with anyres tiles, spatial unpad and
+            image_newline (see llava16()). Not in the default run.
   qwen2vl   Qwen2VLForConditionalGeneration: tools/gen_qwen2vl_golden.py's model (see qwen2vl());
             the prompt and pixels from Qwen2VLProcessor (smart_resize: 84x56, 6 merged tokens),
             logits with transformers' M-RoPE positions.
@@ -354,6 +356,107 @@ def llava(img, tmp):
                 {"family": "llava", "resample": "PIL bicubic, shortest edge, center crop", "n_tokens": 64,
                  "n_embd": 72, "image_start": 7, "text_model": "llava.text.gguf (tokenizer: bytes and one merge)"},
                 {"prompt_ids": torch.tensor(ids, dtype=torch.int32), "logits": logits.float()})
+
+
+def llava16(img, tmp):
+    """LLaVA 1.6 (LLaVA-NeXT): llava()'s CLIP tower and MLP with anyres tiling. Pinpoints (height,
+    width) [[32, 64], [64, 32], [64, 64]] on the 32 px encoder: the 40x30 test image picks 32x64
+    (one row of two tiles), is resized to 43x32 and padded with black to 64x32; the tiles and the
+    overview (the image squashed to 32x32) go through the tower. get_image_features +
+    pack_image_features give the overview's 64 features, then the tiles' 8x16 feature grid
+    unpadded to the image's aspect (columns 3..12: 8x10) with image_newline after each row: 64 +
+    80 + 8 = 152. The mmproj is made as llama.cpp's legacy LLaVA 1.6 route makes it: the vision
+    tower saved as a CLIPVisionModel whose config.json carries image_grid_pinpoints,
+    mm_patch_merge_type "spatial_unpad" and image_aspect_ratio "anyres", the projector and
+    image_newline in a torch file (as llava_surgery_v2.py extracts them), both through
+    convert_image_encoder_to_gguf.py. (llama.cpp's mtmd itself runs these files without the
+    unpad and the newline: overview and tiles, 64 tokens each; transformers is the reference.)
+    Goldens: pixels [3, 3, 32, 32] (overview, tile 0, tile 1), features [152, 72],
+    features_flat [192, 72] (overview then tiles, unarranged) for the negative control, and
+    llava()'s prompt with 152 image tokens and its logits."""
+    from transformers import CLIPVisionModel, LlavaNextConfig, LlavaNextForConditionalGeneration
+    from transformers.models.llava_next.image_processing_pil_llava_next import LlavaNextImageProcessorPil
+    vc = dict(vision_cfg(), num_hidden_layers=3, hidden_act="quick_gelu", layer_norm_eps=1e-5)
+    pinpoints = [[32, 64], [64, 32], [64, 64]]
+    cfg = LlavaNextConfig(
+        text_config=dict(model_type="llama", vocab_size=320, hidden_size=72, intermediate_size=128,
+                         num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
+                         max_position_embeddings=512),
+        vision_config=dict(model_type="clip_vision_model", **vc), image_token_index=310,
+        vision_feature_layer=-2, vision_feature_select_strategy="default", projector_hidden_act="gelu",
+        image_grid_pinpoints=pinpoints)
+    torch.manual_seed(0)
+    model = LlavaNextForConditionalGeneration(cfg).eval()
+    randomise(model, 4)
+    tower = model.model.vision_tower
+    proj = model.model.multi_modal_projector
+    with torch.no_grad():  # the converter's F16 tensors, as the file holds them
+        for p in [tower.embeddings.patch_embedding.weight, proj.linear_1.weight,
+                  proj.linear_2.weight]:
+            p.copy_(p.half().float())
+    proc = LlavaNextImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32},
+                                      image_mean=CLIP_MEAN, image_std=CLIP_STD, image_grid_pinpoints=pinpoints)
+    enc = proc(Image.fromarray(img), return_tensors="pt")
+    pixels, sizes = enc["pixel_values"], enc["image_sizes"]
+    assert pixels.shape == (1, 3, 3, 32, 32), pixels.shape
+    with torch.no_grad():
+        out = model.model.get_image_features(pixel_values=pixels, image_sizes=sizes, vision_feature_layer=-2,
+                                             vision_feature_select_strategy="default")
+        feats = out.pooler_output if hasattr(out, "pooler_output") else out
+        feats = feats[0] if isinstance(feats, (list, tuple)) else feats
+        # The tiles' features before pack_image_features arranges them (overview, tile 0, 1).
+        hidden = tower(pixels[0], output_hidden_states=True, return_dict=True).hidden_states[-2][:, 1:]
+        flat = proj(hidden)
+    assert feats.shape == (152, 72), feats.shape
+    d = os.path.join(tmp, "llava16_vision")
+    vision = CLIPVisionModel(tower.config)
+    vision.load_state_dict(tower.state_dict())
+    vision.save_pretrained(d)
+    with open(os.path.join(d, "config.json")) as f:
+        vcfg = json.load(f)
+    vcfg.update(image_grid_pinpoints=pinpoints, mm_patch_merge_type="spatial_unpad", image_aspect_ratio="anyres")
+    with open(os.path.join(d, "config.json"), "w") as f:
+        json.dump(vcfg, f)
+    projector = os.path.join(tmp, "llava16.projector")
+    tensors = {"multi_modal_projector." + k: v for k, v in proj.state_dict().items()}
+    tensors["image_newline"] = model.model.image_newline.detach().clone()
+    torch.save(tensors, projector)
+    outdir = os.path.join(tmp, "llava16_out")
+    script = os.path.join(LLAMA_CPP, "tools", "mtmd", "legacy-models", "convert_image_encoder_to_gguf.py")
+    args = ["-m", d, "--clip-model-is-vision", "--llava-projector", projector, "--projector-type", "mlp",
+            "--use-f32", "--output-dir", outdir, "--image-mean", *map(str, CLIP_MEAN),
+            "--image-std", *map(str, CLIP_STD)]
+    env = dict(os.environ, PYTHONPATH=os.path.join(LLAMA_CPP, "gguf-py"))
+    subprocess.run([sys.executable, "-c", LEGACY_CONVERT.format(script=script, args=args)],
+                   check=True, env=env, stdout=subprocess.DEVNULL)
+    (produced,) = [f for f in os.listdir(outdir) if f.endswith(".gguf")]
+    shutil.copy(os.path.join(outdir, produced), os.path.join(OUT, "llava16.mmproj.gguf"))
+    # The language model with the image in place, as LlavaNextProcessor expands <image>: 152
+    # tokens (its _get_number_of_features), causal attention throughout.
+    specials = {257: "<pad>", 258: "<s>", 259: "</s>", 310: "<image>"}
+    ids = [258, 85, 83, 69, 82, 58, 32] + [310] * 152 + [10, 65, 66]
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([ids]), pixel_values=pixels, image_sizes=sizes).logits[0]
+    # The converter has no LlavaNext text model: the same weights as a LlavaForConditionalGeneration
+    # (llava()'s route), without the newline (the mmproj's).
+    from transformers import LlavaConfig, LlavaForConditionalGeneration
+    lcfg = LlavaConfig(text_config=cfg.text_config.to_dict(), vision_config=cfg.vision_config.to_dict(),
+                       image_token_index=310, vision_feature_layer=-2, vision_feature_select_strategy="default",
+                       projector_hidden_act="gelu")
+    lm = LlavaForConditionalGeneration(lcfg).eval()
+    lm.load_state_dict({k: v for k, v in model.state_dict().items() if "image_newline" not in k})
+    d = os.path.join(tmp, "llava16")
+    lm.config.text_config.bos_token_id, lm.config.text_config.eos_token_id = 258, 259
+    lm.config.text_config.pad_token_id = 257
+    lm.save_pretrained(d)
+    write_tokenizer(d, 320, specials, 258, 259)
+    convert_text(d, os.path.join(OUT, "llava16.text.gguf"))
+    save_golden(os.path.join(OUT, "llava16_golden.safetensors"), img, pixels[0], feats.reshape(152, 72),
+                {"family": "llava16", "resample": "PIL bicubic; anyres 32x64 (h x w), 2 tiles + overview",
+                 "n_tokens": 152, "n_embd": 72, "grid": "1x2 tiles, unpadded 8x10 + 8 newlines",
+                 "image_start": 7, "text_model": "llava16.text.gguf (tokenizer: bytes and one merge)"},
+                {"features_flat": flat.reshape(-1, 72).float(), "prompt_ids": torch.tensor(ids, dtype=torch.int32),
+                 "logits": logits.float()})
 
 
 def qwen2vl(img, tmp):

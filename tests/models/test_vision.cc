@@ -195,7 +195,7 @@ class VisionPromptTest : public VisionTest {
         std::unique_ptr<vki_gguf, void (*)(vki_gguf *)> tf_owner(tf, vki_gguf_close);
         std::unique_ptr<vki_llm, void (*)(vki_llm *)> m_owner(nullptr, vki_llm_destroy);
         vki_llm_desc d = {};
-        d.n_ctx = 128;
+        d.n_ctx = ids.size() <= 128 ? 128 : 256; // LLaVA 1.6's prompt: 152 image tokens
         d.kv_dtype = VKI_DTYPE_F32;
         vki_status st = vki_llm_load(dev, tf, &d, &m, err, sizeof err);
         m_owner.reset(m);
@@ -235,6 +235,10 @@ TEST_F(VisionPromptTest, Idefics3PromptWithImageMatchesTransformers) { check_pro
 
 TEST_F(VisionPromptTest, LlavaPromptWithImageMatchesTransformers) { check_prompt("llava"); }
 
+// LLaVA 1.6 (tests/models/test_vision_llava16.cc): the overview, the unpadded tiles and their
+// newlines in place of LlavaNextProcessor's 152 image tokens.
+TEST_F(VisionPromptTest, Llava16PromptWithImageMatchesTransformers) { check_prompt("llava16"); }
+
 // The same features on the narrowed profiles (no fp16/subgroups/int dot, no UMA, other vendors'
 // tunings), so that the kernels' fallbacks compute the encoders too.
 TEST_F(VisionTest, FeaturesMatchOnNarrowedProfiles)
@@ -246,7 +250,7 @@ TEST_F(VisionTest, FeaturesMatchOnNarrowedProfiles)
         vki_device_destroy(dev);
         dev = nullptr;
         open_device(profile);
-        for (const char *stem : {"gemma3", "idefics3", "llava"}) {
+        for (const char *stem : {"gemma3", "idefics3", "llava", "llava16"}) {
             SCOPED_TRACE(std::string(profile) + " " + stem);
             bytes = read_file(data(std::string(stem) + ".mmproj.gguf"));
             ASSERT_EQ(load(), VKI_OK) << err;
@@ -363,7 +367,7 @@ TEST_F(VisionHostileTest, DamagedFilesAreRefusedWithAClearMessage)
 // narrowed one, without touching a device.
 TEST_F(VisionTest, CheckAcceptsEveryFamilyWithoutADevice)
 {
-    for (const char *family : {"gemma3", "idefics3", "llava"}) {
+    for (const char *family : {"gemma3", "idefics3", "llava", "llava16"}) {
         SCOPED_TRACE(family);
         bytes = read_file(data(std::string(family) + ".mmproj.gguf"));
         ASSERT_FALSE(bytes.empty());
