@@ -49,7 +49,7 @@ class LlmImages : public ::testing::TestWithParam<const char *> {
         std::string model = data(family + ".text.gguf"), mmproj = data(family + ".mmproj.gguf");
         o.model = model.c_str();
         o.mmproj = mmproj.c_str();
-        o.n_ctx = 128;
+        o.n_ctx = 256; // LLaVA 1.6's 40x30 image alone is 152 embeddings
         o.kv_dtype = VKI_DTYPE_F32;
         ASSERT_EQ(vki_llm_session_open(&app, &o, &s), VKI_EXIT_OK);
         open = true;
@@ -210,7 +210,7 @@ TEST_P(LlmImages, ChatMarkupKeepsTheImageInsideTheUserTurn)
     vki_llm_image_free(&img);
 }
 
-INSTANTIATE_TEST_SUITE_P(Family, LlmImages, ::testing::Values("gemma3", "idefics3", "qwen2vl", "qwen25vl"),
+INSTANTIATE_TEST_SUITE_P(Family, LlmImages, ::testing::Values("gemma3", "idefics3", "qwen2vl", "qwen25vl", "llava16"),
                          [](const auto &i) { return std::string(i.param); });
 
 // The server's way (apps/serve_sched.c) with a vision encoder: a chat request holding the test
