@@ -7,8 +7,9 @@
  * The compute roof: the encode's flops against the best of the device's fp32, fp16 and
  * cooperative-matrix peaks (vki_bench_peaks_get), as bench llm's prefill. Flops, counted from
  * the hyper-parameters: 2 per multiply-add of the patch embedding (patch^2 * 3 -> width per
- * patch), each block's four attention matrices and two MLP matrices over the whole sequence,
- * attention both ways (4 head_dim flops per head per query-key pair), and the projector
+ * patch), each block's four attention matrices and two MLP matrices (three where gated:
+ * Qwen2.5-VL) over the whole sequence, attention both ways (4 head_dim flops per head per
+ * query-key pair; in Qwen2.5-VL's window layers, only the pairs within a window), and the projector
  * (Idefics3's shuffled linear, Gemma 3's pooling product and projection, LLaVA's and Qwen2-VL's
  * merger's two linears);
  * norms, activations and the host's preprocessing are left out. */
@@ -41,8 +42,27 @@ static double encode_flops(const vki_vision *v, vki_gguf *g)
         tokens = vki_vision_n_tokens(v, in->image_size, in->image_size);
         patches = n = 4 * tokens;
     }
+    // Qwen2.5-VL: a gated MLP (three matrices), and window attention in the layers that are
+    // not full: a window of r x c merged units attends over its own 4 r c patches, so the layer's
+    // query-key pairs are 16 (sum of the row segments' r^2) (sum of the column segments' c^2).
+    vki_gguf_tensor gate;
+    double mlp = vki_gguf_find_tensor(g, "v.blk.0.ffn_gate.weight", &gate) ? 2 : 3;
+    double pairs_full = n * n, pairs_window = pairs_full, full_layers = in->n_layer;
+    uint32_t window_px = 112, n_wa = 0;
+    vki_gguf_get_u32(g, "clip.vision.window_size", &window_px);
+    vki_gguf_get_u32(g, "clip.vision.n_wa_pattern", &n_wa);
+    if (in->projector == VKI_PROJECTOR_QWEN2VL && n_wa > 0 && window_px >= 2 * p) {
+        double units = in->image_size / (2 * p), wu = floor(window_px / (2 * p)), sq = 0;
+        for (double u0 = 0; u0 < units; u0 += wu) {
+            double len = units - u0 < wu ? units - u0 : wu;
+            sq += len * len;
+        }
+        pairs_window = 16 * sq * sq; // square image: the same segments both ways
+        full_layers = floor(in->n_layer / (double)n_wa);
+    }
     double flops = 2 * p * p * 3 * w * patches;
-    flops += in->n_layer * (2 * n * (4 * w * w + 2 * w * ff) + 4 * w * n * n);
+    flops += in->n_layer * 2 * n * (4 * w * w + mlp * w * ff);
+    flops += 4 * w * (full_layers * pairs_full + (in->n_layer - full_layers) * pairs_window);
     if (in->projector == VKI_PROJECTOR_IDEFICS3) {
         flops += 2 * (w * patches / tokens) * e * tokens; // each token: scale^2 patches' features
     } else if (in->projector == VKI_PROJECTOR_GEMMA3) {

@@ -28,6 +28,18 @@ static const vki_bench_suite suites[] = {
 };
 #define SUITE_COUNT (sizeof suites / sizeof suites[0])
 
+/* A list of synthetic model names, wrapped to lines of at most 90 columns. */
+static void print_names(FILE *f, const char *(*name)(uint32_t index))
+{
+    size_t column = 1;
+    for (uint32_t i = 0; name(i); i++) {
+        size_t len = strlen(name(i)) + 1;
+        if (column + len > 90) fprintf(f, "\n "), column = 1;
+        fprintf(f, " %s", name(i));
+        column += len;
+    }
+}
+
 void vki_bench_usage(FILE *f)
 {
     fprintf(f, "usage: vkinfer [global options] bench [suite...] [options]\n"
@@ -68,16 +80,11 @@ void vki_bench_usage(FILE *f)
             "Suite llm also takes the model options of `vkinfer generate` (-m, --ctx, --batch,\n"
             "--cache-type), or --synthetic NAME: a model of that architecture and shapes with\n"
             "random weights, no file needed; its speed is the real model's:\n ");
-    size_t column = 1; // the names wrapped to lines of at most 90 columns
-    for (uint32_t i = 0; vki_llm_synthetic_name(i); i++) {
-        size_t len = strlen(vki_llm_synthetic_name(i)) + 1;
-        if (column + len > 90) fprintf(f, "\n "), column = 1;
-        fprintf(f, " %s", vki_llm_synthetic_name(i));
-        column += len;
-    }
+    print_names(f, vki_llm_synthetic_name);
     fprintf(f, "\nSuite sd takes -m CHECKPOINT or --synthetic sd15|sd21 the same way.\n"
-               "Suite vision takes -m MMPROJ or --synthetic smolvlm-256m|gemma3-4b|qwen2vl-2b|smolvlm-tiny.\n"
-               "\nworkloads (--workload NAME; -tiny: shrunk for tests, compares only with itself):\n");
+               "Suite vision takes -m MMPROJ or --synthetic NAME:\n ");
+    print_names(f, vki_vision_synthetic_name);
+    fprintf(f, "\n\nworkloads (--workload NAME; -tiny: shrunk for tests, compares only with itself):\n");
     for (uint32_t i = 0; vki_bench_workload_at(i); i++)
         fprintf(f, "  %-12s %s\n", vki_bench_workload_at(i)->name, vki_bench_workload_at(i)->summary);
 }

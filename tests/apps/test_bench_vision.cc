@@ -101,6 +101,23 @@ TEST(BenchVision, TheTinySyntheticEncoderCountsItsFlops)
     EXPECT_NE(r.err.find("--synthetic"), std::string::npos) << r.err;
 }
 
+// Qwen2.5-VL counts three MLP matrices (gated) and, in its window layers, only the query-key
+// pairs within a window. The golden's tiny encoder at its file's 560 px: 40 x 40 patches (1600),
+// 4 layers of 32, MLP 48, windows of 56 px = 2 x 2 merged patches (10 x 10 windows of 16
+// patches), full attention in layers 1 and 3 (n_wa_pattern 2), merger to 64 over 400 tokens.
+// By hand: patch embedding 2 x 588 x 32 x 1600 = 60211200; matrices 4 x 2 x 1600 x (4 x 32^2 +
+// 3 x 32 x 48) = 111411200; attention 4 x 32 x (2 x 1600^2 + 2 x 100 x 16^2) = 661913600;
+// merger 2 x (16 x 32^2 + 4 x 32 x 64) x 400 = 19660800: 853196800 (1.50 GFLOP with every layer
+// over all patches, 0.80 with two MLP matrices).
+TEST(BenchVision, Qwen25vlCountsItsGatedMlpAndWindows)
+{
+    const cJSON *v = nullptr;
+    Json j = BenchVision("-m " VKI_TEST_DATA "/vision/qwen25vl.mmproj.gguf", &v);
+    ASSERT_TRUE(v);
+    EXPECT_NEAR(Number(v, "encode_gflop"), 0.8531968, 0.0001); // the JSON keeps 4 digits
+    EXPECT_EQ(Number(v, "n_tokens"), 400.0);
+}
+
 // --save writes the synthetic encoder as an mmproj file (for llama-mtmd-cli), runs it from
 // there, reads back as the same encoder with -m, and never overwrites; -o md prints a table.
 TEST(BenchVision, SavesTheSyntheticEncoderAndRefusesAnExistingFile)
