@@ -73,6 +73,24 @@ const vki_op_case vki_cases_conv2d[] = {
      {9, 5, 5, 6, 1, 1, 1, 0 | C_RES | C_RES_FIRST}, 0},
     {"conv2d f16 w 3x3 s1 p1 of upsample2x [8, 6, 16, 1] -> 40, bias, + residual", "conv2d", T,
      1e-10f, 0, conv2d_case, {8, 6, 16, 40, 1, 3, 1, 1 | C_BIAS | C_W_F16 | C_UP2 | C_RES}, 0},
+    // Sized for the cooperative-matrix kernel where there is one (at least 64 tiles of 64 x 64;
+    // the emulate-coopmat narrowing on lavapipe): channels no multiple of 8 (Cin 12: K = 108, no
+    // multiple of a 16-deep slab), output channels and pixels ending inside a tile, stride 2,
+    // f16 x with a residual, 1x1 over two images.
+    {"conv2d f16 w 3x3 s1 p1 [44, 44, 12, 1] -> 130, bias", "conv2d", T, 1e-10f, 0, conv2d_case,
+     {44, 44, 12, 130, 1, 3, 1, 1 | C_BIAS | C_W_F16}, 0},
+    {"conv2d f16 x, w 3x3 s2 p1 [88, 86, 12, 1] -> 130, + residual", "conv2d", T, 1e-10f, 0,
+     conv2d_case, {88, 86, 12, 130, 1, 3, 2, 1 | C_X_F16 | C_W_F16 | C_RES}, 0},
+    {"conv2d f16 w 1x1 [32, 31, 40, 2] -> 130, bias", "conv2d", T, 1e-10f, 0, conv2d_case,
+     {32, 31, 40, 130, 2, 1, 1, 0 | C_BIAS | C_W_F16}, 0},
+    // The U-Net's other 3x3 shapes at 512x512 (64x64 latent): its deeper levels and a
+    // downsampling stride 2.
+    {"conv2d SD 3x3 [32, 32, 640, 1] -> 640 f16 w", "conv2d", B, 1e-8f, 0, conv2d_case,
+     {32, 32, 640, 640, 1, 3, 1, 1 | C_BIAS | C_W_F16}, FLOPS(32, 32, 640, 640, 3)},
+    {"conv2d SD 3x3 [16, 16, 1280, 1] -> 1280 f16 w", "conv2d", B, 1e-8f, 0, conv2d_case,
+     {16, 16, 1280, 1280, 1, 3, 1, 1 | C_BIAS | C_W_F16}, FLOPS(16, 16, 1280, 1280, 3)},
+    {"conv2d SD 3x3 s2 [64, 64, 320, 1] -> 320 f16 w", "conv2d", B, 1e-8f, 0, conv2d_case,
+     {64, 64, 320, 320, 1, 3, 2, 1 | C_BIAS | C_W_F16}, FLOPS(32, 32, 320, 320, 3)},
     {"conv2d SD 1x1 [64, 64, 640, 1] -> 320 f16 w", "conv2d", B, 1e-8f, 0, conv2d_case,
      {64, 64, 640, 320, 1, 1, 1, 0 | C_BIAS | C_W_F16}, FLOPS(64, 64, 640, 320, 1)},
     {"conv2d SD conv_out 3x3 [64, 64, 320, 1] -> 4 f16 w", "conv2d", B, 1e-8f, 0, conv2d_case,

@@ -85,13 +85,14 @@ static std::vector<ConformanceParam> all_params()
     for (const char *p : profiles)
         for (uint32_t i = 0; i < vki_op_case_count(); i++)
             if (vki_op_case_at(i)->flags & VKI_CASE_TEST) v.push_back({i, p});
-    // The cooperative-matrix kernel on emulated fragments (its _cme variant), planned with AMD
-    // RDNA's tiles and with NVIDIA's: the matmul cases only, the one op that has the kernel (the
-    // other ops' plans are the full profile's).
+    // The cooperative-matrix kernels on emulated fragments (their _cme variants), planned with
+    // AMD RDNA's tiles and with NVIDIA's: the matmul and conv2d cases only, the ops that have
+    // them (the other ops' plans are the full profile's).
     const char *emulated[] = {"emulate-coopmat", "emulate-coopmat,tuning=nvidia"};
     for (const char *p : emulated)
         for (uint32_t i = 0; i < vki_op_case_count(); i++)
-            if ((vki_op_case_at(i)->flags & VKI_CASE_TEST) && !strcmp(vki_op_case_at(i)->op, "matmul"))
+            if ((vki_op_case_at(i)->flags & VKI_CASE_TEST) && (!strcmp(vki_op_case_at(i)->op, "matmul") ||
+                                                               !strcmp(vki_op_case_at(i)->op, "conv2d")))
                 v.push_back({i, p});
     return v;
 }
@@ -137,8 +138,8 @@ TEST_F(SplitWeights, RowSlicesOfAWeightOverTheLimit)
     EXPECT_GT(split, 20u) << "cases whose weights the limit cut into more dispatches";
 }
 
-// The emulate-coopmat narrowing on this device: the matmul cases big enough for the
-// cooperative-matrix kernel plan its emulated variant (the kernel a GPU session runs, with the
+// The emulate-coopmat narrowing on this device: the matmul and conv2d cases big enough for the
+// cooperative-matrix kernels plan their emulated variants (the kernel a GPU session runs, with the
 // same tiling; the Conformance rows run those plans), and the paths those plans do not reach on
 // lavapipe are forced through copies of the profile: subgroups of 4 in workgroups that the
 // device runs as subgroups of 8, so that each subgroup computes two blocks of the tile (the
@@ -166,7 +167,7 @@ TEST_F(CoopmatEmulation, SubgroupPassesAndOneSlabBuffer)
     uint32_t planned = 0, ran[2] = {0, 0};
     for (uint32_t i = 0; i < vki_op_case_count(); i++) {
         const vki_op_case *c = vki_op_case_at(i);
-        if (!(c->flags & VKI_CASE_TEST) || strcmp(c->op, "matmul") ||
+        if (!(c->flags & VKI_CASE_TEST) || (strcmp(c->op, "matmul") && strcmp(c->op, "conv2d")) ||
             plan_kernels(c, emulated).find("_cme") == std::string::npos)
             continue;
         planned++;
@@ -186,9 +187,10 @@ TEST_F(CoopmatEmulation, SubgroupPassesAndOneSlabBuffer)
             ran[v]++;
         }
     }
-    // The matmul cases sized for the kernel (graph/cases/matmul.c): f16 and quantized weights,
-    // one slab and many, batches, a strided x, a fused epilogue, NVIDIA's tiles.
-    EXPECT_GE(planned, 6u);
+    // The cases sized for the kernels (graph/cases/matmul.c: f16 and quantized weights, one slab
+    // and many, batches, a strided x, a fused epilogue, NVIDIA's tiles; graph/cases/conv2d.c:
+    // 3x3 strides 1 and 2, 1x1, a residual).
+    EXPECT_GE(planned, 9u);
     EXPECT_EQ(ran[0], planned);
     EXPECT_EQ(ran[1], planned);
 }
