@@ -181,7 +181,7 @@ static void matmul_id_case(vki_graph *g, const int64_t *arg)
     {"moe matmul_id glu " #wt " [" #K ", " #M ", 2 x " #E "] k " #k " N " #N what, "matmul_id",  \
      T, 1e-9f, E + 2, matmul_id_case, {VKI_DTYPE_##WT, K, M, E, k, N, 0, GLU | (FL)}, 0}
 #define MIDG_DTYPE(WT, wt, K)                                                                   \
-    MIDG(WT, wt, K, 35, 6, 3, 1, SHARED_X, " shared x"), MIDG(WT, wt, K, 13, 5, 2, 1, 0, ""),   \
+    MIDG(WT, wt, K, 35, 6, 3, 1, SHARED_X, " shared x"), MIDG(WT, wt, K, 13, 5, 3, 1, 0, ""),   \
         MIDG(WT, wt, K, 19, 7, 2, 2, SHARED_X, " shared x"),                                    \
         MIDG(WT, wt, K, 9, 5, 2, 7, SHARED_X | FIXED, " shared x, fixed ids")
 
