@@ -377,7 +377,9 @@ static int peak_dot(pk_bench *b, double *out_gops, uint32_t *out_iters)
  * --narrow no-subgroup run has no cooperative-matrix peak either. */
 static bool coopmat_usable(const vki_profile *p)
 {
-    return p->coopmat && p->subgroup_size && (p->subgroup_ops & VKI_SUBGROUP_BASIC);
+    // Emulated fragments (a test narrowing) have no extension to run peak_coopmat on, and no
+    // matrix-core peak to measure.
+    return p->coopmat && !p->coopmat_emulated && p->subgroup_size && (p->subgroup_ops & VKI_SUBGROUP_BASIC);
 }
 
 /* The cooperative-matrix kernel on `groups` workgroups of 128 threads (0: as many threads as

@@ -96,7 +96,7 @@ static cJSON *profile_json(uint32_t index, const vki_profile *p, bool is_default
                                                                  (int)p->coopmat_shape[2]},
                                                    3));
     if (p->coopmat) // which extension the kernels use
-        cJSON_AddStringToObject(o, "coopmat_extension", p->coopmat_khr ? "KHR" : "NV");
+        cJSON_AddStringToObject(o, "coopmat_extension", p->coopmat_emulated ? "emulated" : p->coopmat_khr ? "KHR" : "NV");
     cJSON_AddBoolToObject(o, "push_descriptor", p->push_descriptor);
     cJSON_AddBoolToObject(o, "memory_budget", p->memory_budget);
     cJSON_AddBoolToObject(o, "uma", p->uma);
@@ -162,7 +162,7 @@ static void print_profile(uint32_t index, const vki_profile *p, bool is_default,
     char coop[32] = "no";
     if (p->coopmat)
         snprintf(coop, sizeof coop, "%ux%ux%u (%s)", p->coopmat_shape[0], p->coopmat_shape[1],
-                 p->coopmat_shape[2], p->coopmat_khr ? "KHR" : "NV");
+                 p->coopmat_shape[2], p->coopmat_emulated ? "emulated" : p->coopmat_khr ? "KHR" : "NV");
     print_row("arithmetic", "fp16 %s, int8 %s, int dot %s, coopmat %s", yes_no(p->fp16),
               yes_no(p->int8), yes_no(p->int_dot), coop);
     print_row("storage", "16-bit %s, 8-bit %s", yes_no(p->storage16), yes_no(p->storage8));

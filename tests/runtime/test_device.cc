@@ -197,6 +197,31 @@ TEST_F(DeviceTest, MaxBindingLowersTheStorageRangeOnly)
     EXPECT_EQ(narrow.max_storage_range, full.max_storage_range);
 }
 
+// emulate-coopmat (tests) gives a device with fp16 and subgroups emulated 8x8x8 fragments and
+// no extension; combined with no-fp16 (or no-subgroup) it does nothing, as the real extensions
+// would not be used there. `vkinfer devices` says the fragments are emulated.
+TEST_F(DeviceTest, EmulatedCoopmatNeedsFp16AndSubgroups)
+{
+    vki_profile full;
+    ASSERT_EQ(vki_instance_device_profile(inst, 0, nullptr, &full), VKI_OK);
+    vki_narrowing n;
+    ASSERT_EQ(vki_narrowing_parse("emulate-coopmat", &n, nullptr, 0), VKI_OK);
+    EXPECT_TRUE(n.emulate_coopmat);
+    vki_profile p;
+    ASSERT_EQ(vki_instance_device_profile(inst, 0, &n, &p), VKI_OK);
+    if (!full.fp16 || !(full.subgroup_ops & VKI_SUBGROUP_BASIC) || full.subgroup_size < 4)
+        GTEST_SKIP() << "the device has no fp16 or subgroups of 4 lanes";
+    EXPECT_TRUE(p.coopmat && p.coopmat_emulated && p.tuning.use_coopmat);
+    EXPECT_FALSE(p.coopmat_khr);
+    for (uint32_t i = 0; i < 3; i++) EXPECT_EQ(p.coopmat_shape[i], 8u);
+    ASSERT_EQ(vki_narrowing_parse("emulate-coopmat,no-fp16", &n, nullptr, 0), VKI_OK);
+    ASSERT_EQ(vki_instance_device_profile(inst, 0, &n, &p), VKI_OK);
+    EXPECT_FALSE(p.coopmat || p.coopmat_emulated);
+    ASSERT_EQ(vki_narrowing_parse("emulate-coopmat,no-subgroup", &n, nullptr, 0), VKI_OK);
+    ASSERT_EQ(vki_instance_device_profile(inst, 0, &n, &p), VKI_OK);
+    EXPECT_FALSE(p.coopmat || p.coopmat_emulated);
+}
+
 TEST_F(DeviceTest, ForcedTuningStaysWithinTheDevice)
 {
     vki_profile full;
