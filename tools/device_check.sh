@@ -1,78 +1,174 @@
 #!/usr/bin/env bash
-# Runs the whole test suite and the benchmarks on a lent GPU machine that has a driver but no
-# Vulkan loader, from binaries built here. Prepare (once per build, in the repo root):
-#   echo /.gl/ >> .git/info/exclude; echo /.gpu/ >> .git/info/exclude
-#   .debs in .gl/ (apt-get download with the device README's amd64 options): libvulkan1
-#   vulkan-validationlayers libglvnd0 libegl1 libopengl0 libgl1 libglx0 libgles2 libcjson1, then
-#   mkdir -p .gpu/bin && cp build/vkinfer build/tests/vki_*_tests .gpu/bin/ && strip .gpu/bin/*
-#   cp tests/data/quant_golden.bin .gpu/ && cp tools/device_check.sh .gpu/run.sh
-# and, for vkinfer beside llama.cpp on the same files (tools/bench_side_by_side.sh), llama.cpp's
-# Vulkan build from tools/bench_llamacpp.sh (about 20 MiB stripped; note its cooperative-matrix
-# support: Debian's glslc builds it without, so say so beside the figures):
-#   mkdir -p .gpu/llamacpp && cp /tmp/vkinfer-llamacpp/build/bin/{llama-bench,*.so} .gpu/llamacpp/
-#   strip .gpu/llamacpp/*
-# and run `bash .gpu/run.sh` there, carrying .gl and .gpu; results land in $OUT.
-# Each test binary runs in shards of <= 20 tests per process: the NVIDIA driver seen there
-# refuses vkCreateInstance after about 29 instances in one process.
+# The GPU-session kit's run script: on a lent GPU machine (a driver, no Vulkan loader, no network),
+# from the kit tools/gpu_kit.sh prepares here (.gl: the loader .debs; .gpu: stripped binaries as
+# xz tarballs, kit.env, this script as run.sh). With the device tool:
+#   run(command="bash .gpu/run.sh", carry=[".gl", ".gpu"], timeout_s=560)
+# Steps, by value per second, each under its own timeout inside one overall budget (KIT_BUDGET,
+# default 520 s), each writing to $OUT as it goes (a timeout still returns the earlier results):
+#   0 devices (and whether the KHR cooperative-matrix path is there)              devices.txt
+#   1 A: the cooperative-matrix kernels, never run on hardware: the matmul conformance rows with
+#     the default profile (KHR on NVIDIA) and VKI_NARROW=no-coopmat-khr (NV), bench peak, and
+#     bench ops f16 576x49152x128 with both (last NV figure: 984 us)              coopmat.txt
+#   2 A: bench llm llama3-1b / llama3-8b-q4_0 shapes, then beside llama-bench     llm.txt
+#   3 B: bench sd 512x512 beside stable-diffusion.cpp's Vulkan backend            sd.txt
+#   4 A: the graph and runtime suites in shards                                   tests.txt
+# and summary.txt: each step's seconds and result lines. At most 8 files come back: keep to these.
+# Tests run in shards of <= 20 per process: the NVIDIA driver seen there refused vkCreateInstance
+# after about 29 instances in one process.
+# Dry run here (lavapipe): OUT=/tmp/kit_out KIT_DRY=1 KIT_SCALE=300 bash .gpu/run.sh
+#   KIT_DRY=1: tiny filters and shapes, so every command line runs in minutes; the NVIDIA-only
+#   parts log SKIP when no NVIDIA device is there. KIT_SCALE: timeouts in percent (default 100).
 cd "$(dirname "$0")/.."
-for f in .gl/*.deb; do dpkg -x "$f" / ; done; ldconfig
-export XDG_CACHE_HOME=/tmp/vkicache
-B=$PWD/.gpu/bin
-chmod +x $B/*
-# The test binaries hold this checkout's absolute paths to the CLI and the test data.
-mkdir -p /work/main/build /work/main/tests/data
-cp $B/vkinfer /work/main/build/vkinfer; cp .gpu/quant_golden.bin /work/main/tests/data/
-T0=$(date +%s); stamp() { echo "$1: $(( $(date +%s) - T0 )) s" >> $OUT/summary.txt; }
-timeout 60 $B/vkinfer devices > $OUT/devices.txt 2>&1; echo "devices rc=$?" >> $OUT/devices.txt
-if ! grep -qi nvidia $OUT/devices.txt; then # the loader found no driver: name NVIDIA's
-  export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
-  timeout 60 $B/vkinfer devices >> $OUT/devices.txt 2>&1; echo "devices rc=$?" >> $OUT/devices.txt
-fi
-timeout 60 $B/vkinfer devices --json >> $OUT/devices.txt 2>&1
-
-# Tests first (the graph suite holds the conformance table), each binary in shards, 8 shards at
-# once (the machine has 16 cores; most of a shard's time is pipeline compilation on the CPU).
-export VKI_VALIDATION=1
-shard() { # binary, shard count, index: one shard's log in its own file
-  GTEST_TOTAL_SHARDS=$2 GTEST_SHARD_INDEX=$3 timeout 120 $B/$1 > $OUT/.$1.$3 2>&1
-  echo "shard $3 rc=$?" >> $OUT/.$1.$3
+OUT="${OUT:-/tmp/kit_out}"
+mkdir -p "$OUT"
+# shellcheck disable=SC1091
+. .gpu/kit.env
+DRY="${KIT_DRY:-0}"
+SCALE="${KIT_SCALE:-100}"
+T0=$(date +%s)
+BUDGET=$(( ${KIT_BUDGET:-520} * SCALE / 100 ))
+S="$OUT/summary.txt"
+echo "kit $KIT ($BUILD), dry=$DRY, scale=$SCALE%, budget ${BUDGET}s, $(date -u +%FT%TZ)" > "$S"
+# to SECONDS: the step's timeout, scaled, cut to what is left of the budget.
+to() {
+  local t=$(( $1 * SCALE / 100 )) left=$(( BUDGET - ($(date +%s) - T0) ))
+  [ "$left" -gt 5 ] || left=5
+  [ "$t" -le "$left" ] || t=$left
+  echo "$t"
 }
-export -f shard; export B OUT
-for t in vki_graph_tests vki_runtime_tests vki_app_tests; do
-  n=$($B/$t --gtest_list_tests | grep -c '^  ')
-  shards=$(( (n + 19) / 20 ))
-  seq 0 $((shards - 1)) | xargs -P 8 -I{} bash -c "shard $t $shards {}"
-  for ((i = 0; i < shards; i++)); do cat $OUT/.$t.$i >> $OUT/tests_$t.txt; rm -f $OUT/.$t.$i; done
-  echo "$t: $(grep -c '^\[       OK' $OUT/tests_$t.txt) ok, $(grep -c '^\[  FAILED  \].*ms)$' $OUT/tests_$t.txt) failed, $(grep -c '^\[  SKIPPED \].*ms)$' $OUT/tests_$t.txt) skipped" >> $OUT/summary.txt
-  stamp $t
-done
-unset VKI_VALIDATION
+stamp() { echo "$1: $(( $(date +%s) - T0 )) s" >> "$S"; }
 
-timeout 100 $B/vkinfer bench runtime > $OUT/bench_runtime.txt 2>&1
-stamp "bench runtime"
-timeout 200 $B/vkinfer bench ops > $OUT/bench_ops.txt 2>&1; echo "bench ops rc=$?" >> $OUT/bench_ops.txt
-# The same prefill products without cooperative matrices (the shared-memory kernel, same tiles).
-echo "=== VKI_NARROW=no-coopmat,tuning=nvidia" >> $OUT/bench_ops.txt
-VKI_NARROW=no-coopmat,tuning=nvidia timeout 60 $B/vkinfer bench ops --filter ', 128]' >> $OUT/bench_ops.txt 2>&1
-stamp "bench ops"
-# The real model file is over the device tool's carry limit; the synthetic one has its shapes.
-L="timeout 120 $B/vkinfer bench llm --ctx 2048"
-$L --synthetic smollm2-135m > $OUT/bench_llm.txt 2>&1; echo "bench llm rc=$?" >> $OUT/bench_llm.txt
-$L --synthetic smollm2-135m -ctk q8_0 >> $OUT/bench_llm.txt 2>&1; echo "bench llm q8_0 rc=$?" >> $OUT/bench_llm.txt
-$L --synthetic llama3-1b -p 512 -n 64 >> $OUT/bench_llm.txt 2>&1; echo "bench llm llama3-1b rc=$?" >> $OUT/bench_llm.txt
-echo "=== VKI_NARROW=no-coopmat,tuning=nvidia" >> $OUT/bench_llm.txt
-VKI_NARROW=no-coopmat,tuning=nvidia $L --synthetic llama3-1b -p 512 -n 16 --reps 2 >> $OUT/bench_llm.txt 2>&1
-stamp "bench llm"
-# vkinfer and llama-bench on the same synthetic files, written here, alternated; the GGUF files
-# stay out of $OUT (gigabytes), their results and tables come back.
-if [ -x .gpu/llamacpp/llama-bench ]; then
-  chmod +x .gpu/llamacpp/*
-  timeout 300 bash tools/bench_side_by_side.sh --vkinfer $B/vkinfer \
-    --llama-bench $PWD/.gpu/llamacpp/llama-bench --out /tmp/sbs --rounds 2 -r 3 \
-    llama3-1b llama3-1b-q4_k_m llama3-8b-q4_0 > $OUT/side_by_side.txt 2>&1
-  echo "side by side rc=$?" >> $OUT/side_by_side.txt
-  mkdir -p $OUT/sbs && cp /tmp/sbs/*.json /tmp/sbs/*.md $OUT/sbs/ 2>/dev/null
-  stamp "side by side"
+# The loader: only where none is installed (never over this machine's own libraries).
+if ! ldconfig -p | grep -q 'libvulkan.so.1 '; then
+  for f in .gl/*.deb; do dpkg -x "$f" /; done; ldconfig
+fi
+K=/tmp/vkikit
+rm -rf "$K"; mkdir -p "$K"
+for f in .gpu/*.tar.xz; do tar -C "$K" -xJf "$f"; done
+B=$K/bin
+export XDG_CACHE_HOME=/tmp/vkicache
+# The test binaries read $ROOT/tests/data and the CLI at $ROOT/$BUILD/vkinfer; make those paths
+# where the tree landed elsewhere.
+if [ "$ROOT" != "$PWD" ] && [ ! -e "$ROOT" ]; then mkdir -p "$(dirname "$ROOT")"; ln -s "$PWD" "$ROOT"; fi
+[ -e "$ROOT/$BUILD/vkinfer" ] || { mkdir -p "$ROOT/$BUILD"; cp "$B/vkinfer" "$ROOT/$BUILD/vkinfer"; }
+
+# 0: devices.
+D="$OUT/devices.txt"
+timeout "$(to 30)" "$B/vkinfer" devices > "$D" 2>&1; echo "devices rc=$?" >> "$D"
+if ! grep -qi nvidia "$D" && [ -f /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json ]; then
+  export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+  export __EGL_VENDOR_LIBRARY_FILENAMES=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
+  echo "=== VK_DRIVER_FILES=$VK_DRIVER_FILES" >> "$D"
+  timeout "$(to 30)" "$B/vkinfer" devices >> "$D" 2>&1; echo "devices rc=$?" >> "$D"
+fi
+NV=0; grep -qi 'nvidia' "$D" && NV=1
+echo "nvidia=$NV; $(grep -m1 '^device 0' "$D"); $(grep -m1 '^ *arithmetic' "$D" | sed 's/  */ /g')" >> "$S"
+stamp "0 devices"
+
+export B OUT
+shard() { # binary, filter, shard count, index: one shard's log in its own file
+  GTEST_TOTAL_SHARDS=$3 GTEST_SHARD_INDEX=$4 timeout "$KIT_SHARD_TO" "$B/$1" --gtest_filter="$2" \
+    > "$OUT/.shard.$4" 2>&1
+  echo "shard $4 rc=$?" >> "$OUT/.shard.$4"
+}
+export -f shard
+gtest() { # binary, filter, log, timeout: the filtered tests in shards of <= 20, 8 at once
+  local n shards i log="$OUT/.gtest.log"
+  : > "$log"
+  n=$("$B/$1" --gtest_filter="$2" --gtest_list_tests | grep -c '^  ')
+  shards=$(( (n + 19) / 20 )); [ "$shards" -gt 0 ] || shards=1
+  export KIT_SHARD_TO=$4
+  echo "=== $1 --gtest_filter='$2' ($n tests, $shards shards) ${VKI_NARROW:+VKI_NARROW=$VKI_NARROW}" >> "$3"
+  seq 0 $((shards - 1)) | timeout "$4" xargs -P 8 -I{} bash -c "shard $1 '$2' $shards {}"
+  for ((i = 0; i < shards; i++)); do cat "$OUT/.shard.$i" >> "$log" 2>/dev/null; rm -f "$OUT/.shard.$i"; done
+  echo "$1 ${VKI_NARROW:+[$VKI_NARROW] }$2: $(grep -c '^\[       OK' "$log") ok, $(grep -c '^\[  FAILED  \].*ms)$' "$log") failed, $(grep -c '^\[  SKIPPED \].*ms)$' "$log") skipped of $n" >> "$S"
+  cat "$log" >> "$3"; rm -f "$log"
+}
+
+if [ "$KIT" = A ]; then
+  # 1: the cooperative-matrix kernels (KHR first: the default profile picks it on NVIDIA).
+  C="$OUT/coopmat.txt"
+  if [ "$DRY" = 1 ]; then
+    F='Ops/Conformance.MatchesReference/143_matmul_full'
+    OPS='matmul q4_0 [576, 49152] x f32 [576, 1]'
+  else
+    F='Ops/Conformance.MatchesReference/*_matmul_full:Ops/Conformance.MatchesReference/*_fused_full:*CooperativeMatrix*'
+    OPS='matmul f16 [576, 49152] x f32 [576, 128]'
+  fi
+  if [ "$NV" = 1 ] || [ "$DRY" = 1 ]; then
+    [ "$NV" = 1 ] || echo "(no NVIDIA device: the rows run on what is there, dry run)" >> "$C"
+    timeout "$(to 30)" "$B/vkinfer" bench peak >> "$C" 2>&1; echo "bench peak rc=$?" >> "$C"
+    grep -i 'cooperative matrix' "$C" | head -n 1 >> "$S"
+    VKI_VALIDATION=1 gtest vki_graph_tests "$F" "$C" "$(to 90)"
+    VKI_NARROW=no-coopmat-khr VKI_VALIDATION=1 gtest vki_graph_tests "$F" "$C" "$(to 90)"
+    for n in "" no-coopmat-khr no-coopmat; do
+      echo "=== bench ops '$OPS' ${n:+VKI_NARROW=$n}" >> "$C"
+      VKI_NARROW=$n timeout "$(to 40)" "$B/vkinfer" bench ops --filter "$OPS" >> "$C" 2>&1
+      echo "bench ops rc=$?" >> "$C"
+      echo "ops ${n:-default}: $(grep -F "$OPS" "$C" | tail -n 1 | sed 's/  */ /g')" >> "$S"
+    done
+  else
+    echo "SKIP: no NVIDIA device, no cooperative-matrix rows" | tee -a "$C" >> "$S"
+  fi
+  stamp "1 coopmat"
+
+  # 2: prefill and decode, then beside llama-bench on the same files.
+  L="$OUT/llm.txt"
+  if [ "$DRY" = 1 ]; then shapes=(smollm2-135m); pn=(-p 8 -n 4); reps=1; else
+    shapes=(llama3-1b llama3-8b-q4_0); pn=(-p 512 -n 128); reps=3; fi
+  for s in "${shapes[@]}"; do
+    echo "=== bench llm --synthetic $s" >> "$L"
+    timeout "$(to 60)" "$B/vkinfer" bench llm --synthetic "$s" "${pn[@]}" --reps "$reps" >> "$L" 2>&1
+    echo "bench llm $s rc=$?" >> "$L"
+  done
+  grep -E '^\s*\|? *(pp|tg)[0-9]+' "$L" | head -n 8 >> "$S"
+  stamp "2a bench llm"
+  if [ -x "$K/llamacpp/llama-bench" ]; then
+    timeout "$(to 200)" bash tools/bench_side_by_side.sh --vkinfer "$B/vkinfer" \
+      --llama-bench "$K/llamacpp/llama-bench" --out /tmp/sbs --rounds "$([ "$DRY" = 1 ] && echo 1 || echo 2)" \
+      "${pn[@]}" -r "$reps" "${shapes[@]}" >> "$L" 2>&1
+    echo "side by side rc=$?" >> "$L"
+    for s in "${shapes[@]}"; do [ ! -f "/tmp/sbs/$s.md" ] || { echo "=== $s.md"; cat "/tmp/sbs/$s.md"; } >> "$L"; done
+    grep -h 'side by side rc' "$L" >> "$S"
+  else
+    echo "SKIP: no llama-bench in the kit" | tee -a "$L" >> "$S"
+  fi
+  stamp "2b side by side"
 fi
 
-cat $OUT/summary.txt; grep -h '^\[  FAILED  \].*ms)$' $OUT/tests_*.txt | head -20; cat $OUT/devices.txt $OUT/bench_runtime.txt $OUT/bench_ops.txt $OUT/bench_llm.txt $OUT/side_by_side.txt 2>/dev/null | head -c 9000
+if [ "$KIT" = B ]; then
+  # 3: Stable Diffusion, the synthetic SD 1.5 written here (never carried), both programs on it.
+  SD="$OUT/sd.txt"
+  if [ "$DRY" = 1 ]; then size=64; steps=1; else size=512; steps=10; fi
+  ck=/tmp/sd15.safetensors
+  echo "=== bench sd --synthetic sd15 --size $size --steps $steps --save $ck" >> "$SD"
+  timeout "$(to 240)" "$B/vkinfer" bench sd --synthetic sd15 --size "$size" --steps "$steps" --save "$ck" >> "$SD" 2>&1
+  echo "bench sd rc=$?" >> "$SD"
+  grep -iE 's/step|whole image|vae decode' "$SD" | head -n 4 >> "$S"
+  stamp "3a bench sd"
+  mkdir -p "$K/sdcpp/build-vulkan/bin"; mv "$K/sdcpp/sd-cli" "$K/sdcpp/build-vulkan/bin/" 2>/dev/null
+  if [ "$NV" = 1 ] && [ -f "$ck" ]; then
+    VKI_SDCPP_DIR=$K/sdcpp timeout "$(to 240)" bash tools/bench_sdcpp.sh --vulkan "$ck" "$size" "$steps" >> "$SD" 2>&1
+    echo "bench_sdcpp rc=$?" >> "$SD"
+    sed -n '/^sd.cpp 0.4.7/,$p' "$SD" >> "$S"
+  else
+    # sd.cpp's Vulkan backend segfaults on lavapipe: prove the binary loads and stop there.
+    timeout 20 "$K/sdcpp/build-vulkan/bin/sd-cli" --help > /dev/null 2>&1; rc=$?
+    echo "SKIP: no NVIDIA device or no checkpoint; sd-cli --help rc=$rc" | tee -a "$SD" >> "$S"
+  fi
+  stamp "3b sd.cpp"
+fi
+
+if [ "$KIT" = A ]; then
+  # 4: the suites, what the budget leaves.
+  T="$OUT/tests.txt"
+  for t in vki_graph_tests vki_runtime_tests; do
+    [ -x "$B/$t" ] || continue
+    # Dry: the first suite of each binary only.
+    F='*'; [ "$DRY" != 1 ] || F="$("$B/$t" --gtest_list_tests | grep -m1 -v -e '^ ' -e '^Running' | sed 's/ .*//')*"
+    VKI_VALIDATION=1 gtest "$t" "$F" "$T" "$(to 150)"
+  done
+  grep -h '^\[  FAILED  \].*ms)$' "$T" "$OUT/coopmat.txt" 2>/dev/null | head -n 20 >> "$S"
+  stamp "4 tests"
+fi
+cat "$S"
