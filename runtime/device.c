@@ -88,30 +88,6 @@ static bool has_device_extension(const vki_instance *inst, VkPhysicalDevice phys
     return found;
 }
 
-/* "4294967296", "4G", "3500M", "512K" (binary units; "GiB"/"MiB"/"KiB" too) -> bytes; false
- * for anything else or zero. */
-static bool parse_size(const char *text, uint64_t *out)
-{
-    if (!text || *text < '0' || *text > '9') return false;
-    uint64_t v = 0;
-    const char *c = text;
-    for (; *c >= '0' && *c <= '9'; c++) {
-        if (v > (UINT64_MAX - 9) / 10) return false;
-        v = v * 10 + (uint64_t)(*c - '0');
-    }
-    unsigned shift = 0;
-    if (*c == 'K' || *c == 'k') shift = 10;
-    else if (*c == 'M' || *c == 'm') shift = 20;
-    else if (*c == 'G' || *c == 'g') shift = 30;
-    if (shift) {
-        c++;
-        if (*c == 'i' && c[1] == 'B') c += 2;
-        else if (*c == 'B') c++;
-    }
-    if (*c || v == 0 || v > (UINT64_MAX >> shift)) return false;
-    *out = v << shift;
-    return true;
-}
 
 /* Under a memory limit device-local heaps report its size and budget (lavapipe's heap is a
  * made-up share of system memory, so the limit may be larger), so that what sizes itself by the
@@ -160,7 +136,7 @@ vki_status vki_device_create(vki_instance *inst, const vki_device_desc *desc,
     vkGetPhysicalDeviceMemoryProperties(dev->physical, &dev->memory_props);
     dev->memory_limit = desc->memory_limit;
     const char *limit = getenv("VKI_MEMORY_LIMIT");
-    if (!dev->memory_limit && limit && *limit && !parse_size(limit, &dev->memory_limit)) {
+    if (!dev->memory_limit && limit && *limit && !vki__parse_bytes(limit, &dev->memory_limit)) {
         st = VKI_DEV_FAIL(dev, VKI_ERROR_INVALID_ARGUMENT, "VKI_MEMORY_LIMIT=%s: want bytes, or a "
                           "number with K, M or G (\"4G\")", limit);
         goto fail_copy_error;

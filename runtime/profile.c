@@ -151,31 +151,6 @@ static vki_tuning fit_tuning(vki_tuning t, const vki_profile *p)
 
 /* ---- Narrowing ----------------------------------------------------------------------------- */
 
-/* "1048576", "1M", "512K", "2G" (binary units; "MiB"/"KiB"/"GiB" too) -> bytes; false for
- * anything else, zero, or a value that overflows. */
-static bool parse_bytes(const char *text, uint64_t *out)
-{
-    if (!text || *text < '0' || *text > '9') return false;
-    uint64_t v = 0;
-    const char *c = text;
-    for (; *c >= '0' && *c <= '9'; c++) {
-        if (v > (UINT64_MAX - 9) / 10) return false;
-        v = v * 10 + (uint64_t)(*c - '0');
-    }
-    unsigned shift = 0;
-    if (*c == 'K' || *c == 'k') shift = 10;
-    else if (*c == 'M' || *c == 'm') shift = 20;
-    else if (*c == 'G' || *c == 'g') shift = 30;
-    if (shift) {
-        c++;
-        if (*c == 'i' && c[1] == 'B') c += 2;
-        else if (*c == 'B') c++;
-    }
-    if (*c || v == 0 || v > (UINT64_MAX >> shift)) return false;
-    *out = v << shift;
-    return true;
-}
-
 vki_status vki_narrowing_parse(const char *text, vki_narrowing *out, char *out_error,
                                size_t error_size)
 {
@@ -213,7 +188,7 @@ vki_status vki_narrowing_parse(const char *text, vki_narrowing *out, char *out_e
             snprintf(out->tuning, sizeof out->tuning, "%.31s", word + 7);
         } else if (strncmp(word, "max-binding=", 12) == 0) {
             uint64_t bytes = 0;
-            if (len == sizeof word - 1 || !parse_bytes(word + 12, &bytes) ||
+            if (len == sizeof word - 1 || !vki__parse_bytes(word + 12, &bytes) ||
                 bytes < VKI_NARROW_MIN_BINDING) {
                 if (out_error && error_size)
                     snprintf(out_error, error_size,

@@ -53,6 +53,11 @@ vki_status vki__status_from_vk(VkResult result);
 /* Human-readable byte count ("300.0 MiB") into buf. */
 const char *vki__bytes(uint64_t bytes, char buf[32]);
 
+/* "4294967296", "4G", "3500M", "512K" (binary units; "GiB"/"MiB"/"KiB" and "GB"/"MB"/"KB" read
+ * as the same) -> bytes: VKI_MEMORY_LIMIT and the max-binding narrowing. False for anything
+ * else, zero, or a value that overflows. */
+bool vki__parse_bytes(const char *text, uint64_t *out);
+
 /* Overflow-checked helpers. */
 static inline bool vki__add_ok(uint64_t a, uint64_t b, uint64_t *out)
 {

@@ -131,3 +131,27 @@ const char *vki__bytes(uint64_t bytes, char buf[32])
         snprintf(buf, 32, "%llu B", (unsigned long long)bytes);
     return buf;
 }
+
+/* See runtime_internal.h. */
+bool vki__parse_bytes(const char *text, uint64_t *out)
+{
+    if (!text || *text < '0' || *text > '9') return false;
+    uint64_t v = 0;
+    const char *c = text;
+    for (; *c >= '0' && *c <= '9'; c++) {
+        if (v > (UINT64_MAX - 9) / 10) return false;
+        v = v * 10 + (uint64_t)(*c - '0');
+    }
+    unsigned shift = 0;
+    if (*c == 'K' || *c == 'k') shift = 10;
+    else if (*c == 'M' || *c == 'm') shift = 20;
+    else if (*c == 'G' || *c == 'g') shift = 30;
+    if (shift) {
+        c++;
+        if (*c == 'i' && c[1] == 'B') c += 2;
+        else if (*c == 'B') c++;
+    }
+    if (*c || v == 0 || v > (UINT64_MAX >> shift)) return false;
+    *out = v << shift;
+    return true;
+}
