@@ -125,29 +125,34 @@ bool vki_llm_has_weight(vki_llm_build *b, const char *name)
     return vki_weights_has(b->llm->weights, name);
 }
 
-vki_tensor vki_llm_weight_rows(vki_llm_build *b, const char *const *names, uint32_t n, uint32_t il,
-                               int64_t k, const int64_t *rows)
+/* Up to 4 joined members' names for layer il: full[i] = names[i] with il, in buf[i]. */
+#define MAX_JOINED 4
+static bool layer_names(const char *const *names, uint32_t n, uint32_t il, char buf[MAX_JOINED][96],
+                        const char *full[MAX_JOINED])
 {
-    char buf[4][96];
-    const char *full[4];
-    if (n > 4) return (vki_tensor){0};
+    if (n > MAX_JOINED) return false;
     for (uint32_t i = 0; i < n; i++) {
         snprintf(buf[i], sizeof buf[i], names[i], il);
         full[i] = buf[i];
     }
+    return true;
+}
+
+vki_tensor vki_llm_weight_rows(vki_llm_build *b, const char *const *names, uint32_t n, uint32_t il,
+                               int64_t k, const int64_t *rows)
+{
+    char buf[MAX_JOINED][96];
+    const char *full[MAX_JOINED];
+    if (!layer_names(names, n, il, buf, full)) return (vki_tensor){0};
     return vki_weights_joined(b->llm->weights, b->prog, full, n, k, rows);
 }
 
 vki_tensor vki_llm_weight3_joined(vki_llm_build *b, const char *const *names, uint32_t n, uint32_t il,
                                   const int64_t ne[3])
 {
-    char buf[4][96];
-    const char *full[4];
-    if (n > 4) return (vki_tensor){0};
-    for (uint32_t i = 0; i < n; i++) {
-        snprintf(buf[i], sizeof buf[i], names[i], il);
-        full[i] = buf[i];
-    }
+    char buf[MAX_JOINED][96];
+    const char *full[MAX_JOINED];
+    if (!layer_names(names, n, il, buf, full)) return (vki_tensor){0};
     return vki_weights_joined_experts(b->llm->weights, b->prog, full, n, ne);
 }
 
