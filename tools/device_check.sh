@@ -47,6 +47,10 @@ rm -rf "$K"; mkdir -p "$K"
 for f in .gpu/*.tar.xz; do tar -C "$K" -xJf "$f"; done
 B=$K/bin
 export XDG_CACHE_HOME=/tmp/vkicache
+if [ -f .gpu/clip_vocab.txt.xz ]; then # kit B: bench sd's tokenizer, from the cache as here
+  mkdir -p "$XDG_CACHE_HOME/vkinfer/models/clip"
+  xz -dc .gpu/clip_vocab.txt.xz > "$XDG_CACHE_HOME/vkinfer/models/clip/bpe_simple_vocab_16e6.txt"
+fi
 # The test binaries read $ROOT/tests/data and the CLI at $ROOT/$BUILD/vkinfer; make those paths
 # where the tree landed elsewhere.
 if [ "$ROOT" != "$PWD" ] && [ ! -e "$ROOT" ]; then mkdir -p "$(dirname "$ROOT")"; ln -s "$PWD" "$ROOT"; fi

@@ -33,9 +33,10 @@ sdcpp="${VKI_SDCPP_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/vkinfer/peers/sdcpp-0.4.
 
 rm -rf .gl .gpu
 mkdir -p .gl .gpu
-debs=(libvulkan1 libglvnd0 libegl1 libopengl0 libgl1 libglx0 libgles2 libgomp1)
-# The validation layer (4.5 MB) is for the tests only; libcjson1 is its dependency.
-[ "$kit" = B ] || debs+=(vulkan-validationlayers libcjson1)
+# Compute needs only the loader (and sd-cli libgomp); kit A has room for the device README's GL
+# set too, and for the validation layer (4.5 MB) the tests run with (libcjson1: its dependency).
+debs=(libvulkan1 libgomp1)
+[ "$kit" = B ] || debs+=(libglvnd0 libegl1 libopengl0 libgl1 libglx0 libgles2 vulkan-validationlayers libcjson1)
 lists=/tmp/vkinfer-amd64-lists
 mkdir -p "$lists/partial"
 o=(-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 "-oDir::State::Lists=$lists")
@@ -64,6 +65,11 @@ if [ "$kit" = A ]; then
 else
   [ -x "$sdcpp" ] || { echo "gpu_kit: no $sdcpp (tools/bench_sdcpp.sh --vulkan --build-only)" >&2; exit 1; }
   pack sdcpp "$sdcpp"
+  # bench sd reads CLIP's merges from the cache (no network there): the 48894 CLIP uses, plus
+  # the version header (180 KB compressed instead of 1.1 MB for the whole file).
+  vocab="${XDG_CACHE_HOME:-$HOME/.cache}/vkinfer/models/clip/bpe_simple_vocab_16e6.txt"
+  [ -f "$vocab" ] || { echo "gpu_kit: no $vocab (run vkinfer bench sd once here)" >&2; exit 1; }
+  head -n $((1 + 49152 - 256 - 2)) "$vocab" | xz -9 > .gpu/clip_vocab.txt.xz
 fi
 # The test binaries hold this checkout's absolute paths (tests/data, the CLI in the build dir):
 # the run script recreates them there.
