@@ -11,7 +11,7 @@
 #     bench ops f16 576x49152x128 with both (last NV figure: 984 us)              coopmat.txt
 #   2 A: bench llm llama3-1b / llama3-8b-q4_0 shapes, then beside llama-bench     llm.txt
 #   3 B: bench sd 512x512 beside stable-diffusion.cpp's Vulkan backend            sd.txt
-#   4 A: the graph and runtime suites in shards                                   tests.txt
+#   4 A: the suites the kit holds, in shards                                      tests.txt
 # and summary.txt: each step's seconds and result lines. At most 8 files come back: keep to these.
 # Tests run in shards of <= 20 per process: the NVIDIA driver seen there refused vkCreateInstance
 # after about 29 instances in one process.
@@ -166,7 +166,7 @@ fi
 if [ "$KIT" = A ]; then
   # 4: the suites, what the budget leaves.
   T="$OUT/tests.txt"
-  for t in vki_graph_tests vki_runtime_tests; do
+  for t in vki_graph_tests vki_runtime_tests vki_model_tests vki_app_tests; do
     [ -x "$B/$t" ] || continue
     # Dry: the first suite of each binary only.
     F='*'; [ "$DRY" != 1 ] || F="$("$B/$t" --gtest_list_tests | grep -m1 -v -e '^ ' -e '^Running' | sed 's/ .*//')*"
