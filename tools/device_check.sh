@@ -144,7 +144,7 @@ if [ "$KIT" = B ]; then
   # 3: Stable Diffusion, the synthetic SD 1.5 written here (never carried), both programs on it.
   SD="$OUT/sd.txt"
   if [ "$DRY" = 1 ]; then size=64; steps=1; else size=512; steps=10; fi
-  ck=/tmp/sd15.safetensors
+  ck=/tmp/sd15.safetensors; rm -f "$ck" # vkinfer never overwrites (a rerun on a warm machine)
   echo "=== bench sd --synthetic sd15 --size $size --steps $steps --save $ck" >> "$SD"
   timeout "$(to 240)" "$B/vkinfer" bench sd --synthetic sd15 --size "$size" --steps "$steps" --save "$ck" >> "$SD" 2>&1
   echo "bench sd rc=$?" >> "$SD"
