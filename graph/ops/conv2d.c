@@ -14,7 +14,7 @@
  * (a resnet's residual): a pass over memory each, and the upsampled copy's storage.
  *
  * Node: src {x, w, b or 0, r or 0}; parameters conv2d_params. */
-#include "ops_internal.h"
+#include "matmul_internal.h"
 #include "vki_abi.h"
 
 #include <stdio.h>
@@ -161,59 +161,35 @@ static conv_tiles pick_tiles(const vki_profile *p, uint32_t cout, uint64_t pixel
 
 #define TX_REGS 4 // conv2d_regs_tx's register tile side (REGS in shaders/variants.txt)
 
-/* Cooperative matrices (conv2d_coopmat.comp) by matmul.c's rules: f16 weights (fp16 holds them;
- * f32 ones keep their precision), at least COOPMAT_MIN_TILES of the tuning's tiles, each tile
- * halved along its larger side (down to 32) until there are about COOPMAT_MIN_GROUPS. */
-#define COOPMAT_MIN_TILES 64
-#define COOPMAT_MIN_GROUPS 128
-
-static bool coopmat_fits(const vki_profile *p, const vki_node *nw, uint32_t cout, uint64_t pixels)
-{
-    const vki_tuning *t = &p->tuning;
-    return p->coopmat && t->use_coopmat && nw->dtype == VKI_DTYPE_F16 &&
-           (p->subgroup_ops & VKI_SUBGROUP_BASIC) && (p->subgroup_size >= 8 || p->coopmat_emulated) &&
-           t->matmul_tile_m && t->matmul_tile_n &&
-           vki_div_up(cout, t->matmul_tile_m) * vki_div_up(pixels, t->matmul_tile_n) >= COOPMAT_MIN_TILES;
-}
-
-/* The implicit GEMM on cooperative matrices: M = Cout, N = pixels, K = Cin k k; subgroups of
- * up to 64 x 32 of the tile in the device's fragments, double-buffered slabs where the shared
- * memory holds two (matmul.c's coopmat branch). */
+/* Cooperative matrices (conv2d_coopmat.comp) by matmul.c's rules and plan (vki__coopmat_usable,
+ * vki__coopmat_plan): f16 weights (fp16 holds them; f32 ones keep their precision) and at least
+ * VKI_COOPMAT_MIN_TILES of the tuning's tiles. The implicit GEMM: M = Cout, N = pixels,
+ * K = Cin k k. */
 static vki_status lower_coopmat(vki_lower *L, const vki_node *n, const vki_pc_conv2d *pc,
                                 uint32_t ksize, const uint32_t tensors[5])
 {
     const vki_profile *p = vki_lower_profile(L);
-    const vki_tuning *t = &p->tuning;
-    uint32_t tm = t->matmul_tile_m, tn = t->matmul_tile_n, tk = t->matmul_tile_k;
-    while ((uint64_t)vki_div_up(pc->cout, tm) * vki_div_up(pc->pixels, tn) < COOPMAT_MIN_GROUPS &&
-           (tm > 32 || tn > 32)) {
-        if (tm >= tn && tm > 32) tm /= 2;
-        else tn /= 2;
-    }
-    uint32_t fm = p->coopmat_shape[0], fn = p->coopmat_shape[1], fk = p->coopmat_shape[2];
-    uint32_t sub_m = tm < 64 ? tm : 64, sub_n = tn < 32 ? tn : 32, subgroups = (tm / sub_m) * (tn / sub_n);
-    uint64_t slab = 2ull * (tm + tn) * (tk + 8), stage = 4ull * subgroups * fm * fn;
-    uint32_t buffers = 2 * slab + stage <= p->shared_memory ? 2 : 1;
-    uint64_t shared = buffers * slab + stage;
-    if (!fm || !fn || !fk || tk % fk || sub_m % fm || sub_n % fn || shared > p->shared_memory)
+    vki_coopmat_plan c;
+    if (!vki__coopmat_plan(p, pc->cout, pc->pixels, 1, &c))
         return vki_lower_fail(L, n, VKI_ERROR_INVALID_ARGUMENT,
                               "tuning %s: coopmat tile %ux%ux%u (%llu bytes of shared memory, "
-                              "fragment %ux%ux%u) does not fit the device", t->name, tm, tn, tk,
-                              (unsigned long long)shared, fm, fn, fk);
-    uint32_t groups[2] = {(uint32_t)vki_div_up(pc->pixels, tn), (uint32_t)vki_div_up(pc->cout, tm)};
+                              "fragment %ux%ux%u) does not fit the device", p->tuning.name, c.tm, c.tn, c.tk,
+                              (unsigned long long)c.shared, c.fm, c.fn, c.fk);
+    uint32_t groups[2] = {(uint32_t)vki_div_up(pc->pixels, c.tn), (uint32_t)vki_div_up(pc->cout, c.tm)};
     if (groups[0] > p->max_workgroup_count[0] || groups[1] > p->max_workgroup_count[1])
         return vki_lower_fail(L, n, VKI_ERROR_UNSUPPORTED, "%u x %u workgroups exceed the device's grid",
                               groups[0], groups[1]);
     vki_spec specs[11] = {
-        {VKI_SPEC_LOCAL_SIZE_X, subgroups * p->subgroup_size}, {VKI_CONV_SPEC_KSIZE, ksize},
-        {VKI_CONV_SPEC_TILE_M, tm}, {VKI_CONV_SPEC_TILE_N, tn}, {VKI_CONV_SPEC_TILE_K, tk},
-        {VKI_CONV_SPEC_REG_M, sub_m / fm}, {VKI_CONV_SPEC_REG_N, sub_n / fn},
-        {VKI_SPEC_MM_FRAG_M, fm}, {VKI_SPEC_MM_FRAG_N, fn}, {VKI_SPEC_MM_FRAG_K, fk},
-        {VKI_SPEC_MM_BUFFERS, buffers},
+        {VKI_SPEC_LOCAL_SIZE_X, c.subgroups * p->subgroup_size}, {VKI_CONV_SPEC_KSIZE, ksize},
+        {VKI_CONV_SPEC_TILE_M, c.tm}, {VKI_CONV_SPEC_TILE_N, c.tn}, {VKI_CONV_SPEC_TILE_K, c.tk},
+        {VKI_CONV_SPEC_REG_M, c.sub_m / c.fm}, {VKI_CONV_SPEC_REG_N, c.sub_n / c.fn},
+        {VKI_SPEC_MM_FRAG_M, c.fm}, {VKI_SPEC_MM_FRAG_N, c.fn}, {VKI_SPEC_MM_FRAG_K, c.fk},
+        {VKI_SPEC_MM_BUFFERS, c.buffers},
     };
+    char kernel[32];
+    snprintf(kernel, sizeof kernel, "conv2d_%s", c.suffix);
     vki_step_desc s = {
-        // The variant of the extension the device was opened with (matmul.c).
-        .kernel = p->coopmat_emulated ? "conv2d_cme" : p->coopmat_khr ? "conv2d_cmk" : "conv2d_cm",
+        .kernel = kernel,
         .specs = specs, .spec_count = 11,
         .subgroup_size = p->subgroup_size_control ? p->subgroup_size : 0,
         .tensors = tensors, .tensor_count = 5, .write_mask = 1u << VKI_CONV_BINDING_OUT,
@@ -254,7 +230,7 @@ static vki_status lower(vki_lower *L, const vki_node *n)
         pc.r_nb0 = r.ne[0] == 1 ? 0 : r.nb[0], pc.r_nb1 = r.ne[1] == 1 ? 0 : r.nb[1];
         pc.r_nb2 = r.ne[2] == 1 ? 0 : r.nb[2], pc.r_nb3 = r.ne[3] == 1 ? 0 : r.nb[3];
     }
-    if (coopmat_fits(p, nw, pc.cout, pixels)) {
+    if (nw->dtype == VKI_DTYPE_F16 && vki__coopmat_usable(p, pc.cout, pixels, 1)) {
         uint32_t tensors[5] = {n->src[0], n->src[1], bias_id, self, res_id};
         return lower_coopmat(L, n, &pc, (uint32_t)w.ne[0], tensors);
     }

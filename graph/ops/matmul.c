@@ -40,7 +40,6 @@ void vki__matmul_params_set(vki_node *n, const vki_matmul_params *p)
 
 #define MATVEC_MAX_COLS 8
 #define MATMUL_MIN_GROUPS 128 // tiles a shared-memory matmul aims for before shrinking them
-#define COOPMAT_MIN_TILES 64  // full tiles a product needs for the cooperative-matrix kernel
 #define WIDE_MAX_KCHUNKS 16   // x chunks a matvec_wide thread holds per column
 // x columns a matvec_wide workgroup holds, sharing each decoded weight chunk: q4_1 576 x 1536
 // at N = 4 (SmolLM2's 4-sequence decode pass) took 0.58-0.60 ms in one group of 4, 0.58-0.75
@@ -167,6 +166,38 @@ static void shared_tile(const vki_tuning *t, uint32_t M, uint32_t N, uint64_t ba
     }
     *out_m = tm;
     *out_n = tn;
+}
+
+bool vki__coopmat_usable(const vki_profile *p, uint64_t M, uint64_t N, uint64_t batches)
+{
+    const vki_tuning *t = &p->tuning;
+    // The kernels name their subgroup (gl_SubgroupID); emulated fragments spread an
+    // accumulator over at least 4 lanes, the extensions want 8.
+    return t->use_coopmat && p->coopmat && (p->subgroup_ops & VKI_SUBGROUP_BASIC) &&
+           (p->subgroup_size >= 8 || p->coopmat_emulated) && t->matmul_tile_m && t->matmul_tile_n &&
+           vki_div_up(M, t->matmul_tile_m) * vki_div_up(N, t->matmul_tile_n) * batches >= VKI_COOPMAT_MIN_TILES;
+}
+
+bool vki__coopmat_plan(const vki_profile *p, uint32_t M, uint32_t N, uint64_t batches, vki_coopmat_plan *out)
+{
+    vki_coopmat_plan c = {.tk = p->tuning.matmul_tile_k};
+    // Each subgroup computes a block of up to 64 x 32 of the tile in fragments of the device's
+    // shape: 8 subgroups for 128 x 128, one for 32 x 32.
+    shared_tile(&p->tuning, M, N, batches, &c.tm, &c.tn);
+    c.fm = p->coopmat_shape[0], c.fn = p->coopmat_shape[1], c.fk = p->coopmat_shape[2];
+    c.sub_m = c.tm < 64 ? c.tm : 64, c.sub_n = c.tn < 32 ? c.tn : 32;
+    c.subgroups = (c.tm / c.sub_m) * (c.tn / c.sub_n);
+    // Double-buffered slabs where the shared memory holds two (128 x 128 x 32 tiles: 40 KiB of
+    // slabs and 8 KiB of staging, NVIDIA's 48 KiB exactly), else one.
+    uint64_t slab = 2ull * (c.tm + c.tn) * (c.tk + 8), stage = 4ull * c.subgroups * c.fm * c.fn;
+    c.buffers = 2 * slab + stage <= p->shared_memory ? 2 : 1;
+    c.shared = c.buffers * slab + stage;
+    // The variant of the extension the device was opened with; _cme: emulated fragments, no
+    // extension (the emulate-coopmat narrowing, in the tests).
+    c.suffix = p->coopmat_emulated ? "cme" : p->coopmat_khr ? "cmk" : "cm";
+    *out = c;
+    return c.fm && c.fn && c.fk && c.tk % c.fk == 0 && c.tk % 4 == 0 && c.sub_m % c.fm == 0 &&
+           c.sub_n % c.fn == 0 && c.shared <= p->shared_memory;
 }
 
 /* The constants and grid every tiled kernel shares: `local` threads each computing rows x cols
@@ -325,15 +356,11 @@ static vki_status lower_rows(vki_lower *L, const vki_node *n, uint32_t m0, uint3
     uint32_t x_budget = p->type == VKI_DEVICE_CPU ? 128 : 64;
     // Cooperative matrices for the weights fp16 holds well: f16 and the quantized types (f32
     // and bf16 weights would lose range or precision); the kernel declares subgroup ops. Only
-    // for products of at least COOPMAT_MIN_TILES of the tuning's tiles: below that the kernel
+    // for products of at least VKI_COOPMAT_MIN_TILES of the tuning's tiles: below that the kernel
     // measured slower than matmul_shared on an H200 (576 x 1536 x 128: 243 against 146 us),
     // above it faster (576 x 49152 x 128: 984 against 1479 us, f16 weights).
-    bool coopmat = pc.N > MATVEC_MAX_COLS && t->use_coopmat && p->coopmat &&
-                   (wd->quantized || nw->dtype == VKI_DTYPE_F16) &&
-                   (p->subgroup_ops & VKI_SUBGROUP_BASIC) &&
-                   (p->subgroup_size >= 8 || p->coopmat_emulated) &&
-                   (uint64_t)vki_div_up(pc.M, t->matmul_tile_m) * vki_div_up(pc.N, t->matmul_tile_n) *
-                           batches >= COOPMAT_MIN_TILES;
+    bool coopmat = pc.N > MATVEC_MAX_COLS && (wd->quantized || nw->dtype == VKI_DTYPE_F16) &&
+                   vki__coopmat_usable(p, pc.M, pc.N, batches);
     // t->texel_loads: weights and x as texel buffers (the profile has checked that views cover
     // any binding).
     char kernel[48];
@@ -411,34 +438,20 @@ static vki_status lower_rows(vki_lower *L, const vki_node *n, uint32_t m0, uint3
         vki_lower_grid(vki_div_up(pc.M, rows), 1, groups);
         groups[2] = (uint32_t)(vki_div_up(pc.N, cols) * batches);
     } else if (coopmat) {
-        // Each subgroup computes a block of up to 64 x 32 of the tile in fragments of the
-        // device's shape: 8 subgroups for 128 x 128, one for 32 x 32.
-        uint32_t tm, tn, tk = t->matmul_tile_k;
-        shared_tile(t, pc.M, pc.N, batches, &tm, &tn);
-        uint32_t fm = p->coopmat_shape[0], fn = p->coopmat_shape[1], fk = p->coopmat_shape[2];
-        uint32_t sub_m = tm < 64 ? tm : 64, sub_n = tn < 32 ? tn : 32;
-        uint32_t subgroups = (tm / sub_m) * (tn / sub_n);
-        // Double-buffered slabs where the shared memory holds two (128 x 128 x 32 tiles: 40 KiB
-        // of slabs and 8 KiB of staging, NVIDIA's 48 KiB exactly), else one.
-        uint64_t slab = 2ull * (tm + tn) * (tk + 8), stage = 4ull * subgroups * fm * fn;
-        uint32_t buffers = 2 * slab + stage <= p->shared_memory ? 2 : 1;
-        uint64_t shared = buffers * slab + stage;
-        if (tk % fk || tk % 4 || shared > p->shared_memory)
+        vki_coopmat_plan c;
+        if (!vki__coopmat_plan(p, pc.M, pc.N, batches, &c))
             return vki_lower_fail(L, n, VKI_ERROR_INVALID_ARGUMENT,
                                   "tuning %s: coopmat tile %ux%ux%u (%llu bytes of shared memory, "
-                                  "fragment %ux%ux%u) does not fit the device", t->name, tm, tn,
-                                  tk, (unsigned long long)shared, fm, fn, fk);
-        // The variant of the extension the device was opened with: _cmk VK_KHR_, _cm VK_NV_;
-        // _cme emulated fragments, no extension (the emulate-coopmat narrowing, in the tests).
-        snprintf(kernel, sizeof kernel, "matmul_%s_%s", type,
-                 p->coopmat_emulated ? "cme" : p->coopmat_khr ? "cmk" : "cm");
+                                  "fragment %ux%ux%u) does not fit the device", t->name, c.tm, c.tn,
+                                  c.tk, (unsigned long long)c.shared, c.fm, c.fn, c.fk);
+        snprintf(kernel, sizeof kernel, "matmul_%s_%s", type, c.suffix);
         if (p->subgroup_size_control) subgroup_size = p->subgroup_size;
-        tiles(&pc, batches, subgroups * p->subgroup_size, sub_m / fm, sub_n / fn, tm, tn, tk,
-              specs, &spec_count, groups);
-        specs[spec_count++] = (vki_spec){VKI_SPEC_MM_FRAG_M, fm};
-        specs[spec_count++] = (vki_spec){VKI_SPEC_MM_FRAG_N, fn};
-        specs[spec_count++] = (vki_spec){VKI_SPEC_MM_FRAG_K, fk};
-        specs[spec_count++] = (vki_spec){VKI_SPEC_MM_BUFFERS, buffers};
+        tiles(&pc, batches, c.subgroups * p->subgroup_size, c.sub_m / c.fm, c.sub_n / c.fn, c.tm, c.tn,
+              c.tk, specs, &spec_count, groups);
+        specs[spec_count++] = (vki_spec){VKI_SPEC_MM_FRAG_M, c.fm};
+        specs[spec_count++] = (vki_spec){VKI_SPEC_MM_FRAG_N, c.fn};
+        specs[spec_count++] = (vki_spec){VKI_SPEC_MM_FRAG_K, c.fk};
+        specs[spec_count++] = (vki_spec){VKI_SPEC_MM_BUFFERS, c.buffers};
     } else if (t->matmul_shared) {
         // Register tiles of 8 x 8 for big tiles, 4 x 4 otherwise: 64 to 256 threads.
         uint32_t tm, tn, tk = t->matmul_tile_k;

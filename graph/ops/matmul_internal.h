@@ -34,6 +34,23 @@ uint32_t vki__matvec_wide_run(const vki_profile *p, vki_dtype wt, uint64_t K, bo
  * a time, which a folded glu or rope cannot be. */
 bool vki__matmul_weight_fits(const vki_profile *p, const vki_node *w);
 
+/* The cooperative-matrix kernels' plan (matmul_coopmat.comp and conv2d_coopmat.comp share
+ * it): whether the profile runs them at all, and for an M x N product (in `batches`) on the
+ * tuning's tiles: the tile (halved toward MATMUL_MIN_GROUPS workgroups), each subgroup's block
+ * of up to 64 x 32 in the device's fragments, double-buffered slabs where the shared memory
+ * holds two, and the variant's suffix (_cmk VK_KHR_, _cm VK_NV_, _cme emulated). */
+#define VKI_COOPMAT_MIN_TILES 64 // full tiles a product needs for the cooperative-matrix kernels
+typedef struct vki_coopmat_plan {
+    uint32_t tm, tn, tk;         // the workgroup's tile
+    uint32_t fm, fn, fk;         // the device's fragment
+    uint32_t sub_m, sub_n, subgroups, buffers;
+    uint64_t shared;             // bytes of shared memory
+    const char *suffix;
+} vki_coopmat_plan;
+bool vki__coopmat_usable(const vki_profile *p, uint64_t M, uint64_t N, uint64_t batches);
+/* False (and the plan filled for the message) when the tile does not fit the device. */
+bool vki__coopmat_plan(const vki_profile *p, uint32_t M, uint32_t N, uint64_t batches, vki_coopmat_plan *out);
+
 /* The fusion hooks (matmul_fusion.c). */
 bool vki__matmul_fuse(vki_fusion *f, uint32_t id);
 bool vki__matmul_absorb(vki_fusion *f, uint32_t id, uint32_t consumer);
