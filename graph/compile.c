@@ -177,6 +177,119 @@ vki_status vki_lower_step(vki_lower *L, const vki_step_desc *d)
     return VKI_OK;
 }
 
+uint64_t vki_lower_binding_slack(const vki_profile *p)
+{
+    return 2ull * (p->storage_align > ARENA_ALIGN ? p->storage_align : ARENA_ALIGN);
+}
+
+uint64_t vki_lower_window_count(const vki_profile *p, uint64_t slice_bytes, uint64_t stride)
+{
+    uint64_t limit = p->max_storage_range, slack = vki_lower_binding_slack(p);
+    if (!limit) return UINT64_MAX;
+    if (limit <= slack || limit - slack < slice_bytes) return 0;
+    return stride ? (limit - slack - slice_bytes) / stride + 1 : UINT64_MAX;
+}
+
+bool vki_lower_cut_outer(const vki_lower *L, const vki_node *n, uint32_t whole, vki_lower_cut *c)
+{
+    int d = VKI_MAX_DIMS - 1;
+    while (d > 0 && n->ne[d] == 1) d--;
+    if (d == 0) return false; // dim 0 is a row: row-wise ops reduce over it
+    c->dim = d;
+    for (int i = 0; i < VKI_MAX_SRC; i++) {
+        c->src_dim[i] = -1;
+        const vki_node *s = vki_lower_node(L, n->src[i]);
+        if (!s || ((whole >> i) & 1)) continue;
+        for (int j = d + 1; j < VKI_MAX_DIMS; j++)
+            if (s->ne[j] != 1) return false;
+        if (s->ne[d] == n->ne[d])
+            c->src_dim[i] = (int8_t)d;
+        else if (s->ne[d] != 1)
+            return false;
+    }
+    return true;
+}
+
+bool vki_lower_cut_plain(const vki_lower *L, const vki_node *n, vki_lower_cut *c)
+{
+    return vki_lower_cut_outer(L, n, 0, c);
+}
+
+/* ---- Windows ------------------------------------------------------------------------------- */
+
+/* One binding of a slice of t along dim (ne[dim] = 1): its span. */
+static uint64_t slice_span(const vki_node *t, int dim)
+{
+    vki_node one = *t;
+    one.ne[dim] = 1;
+    return vki__span_bytes(&one);
+}
+
+/* Lowers node id, in windows along its outermost dimension when one of the tensors its op can
+ * cut would span more than a binding may (vki_lower_cut). The slices depend only on the profile
+ * and the shapes, so a device computes the same bits every run. Tensors the cut binds whole
+ * are the op's own affair (a matmul binds a large weight a slice of rows at a time). */
+static vki_status lower_node(vki_lower *L, uint32_t id)
+{
+    vki_node *n = &L->g->nodes[id];
+    const vki_profile *p = L->profile;
+    vki_lower_cut c;
+    uint64_t limit = p->max_storage_range, slack = vki_lower_binding_slack(p);
+    bool over = limit && vki__span_bytes(n) + slack > limit;
+    for (int i = 0; i < VKI_MAX_SRC && !over; i++) {
+        const vki_node *s = vki_lower_node(L, n->src[i]);
+        over = s && limit && vki__span_bytes(s) + slack > limit;
+    }
+    if (!over || !n->op->cut || !n->op->cut(L, n, &c)) return n->op->lower(L, n);
+
+    // The tensors cut (each once, the result first), and the slices per window they allow.
+    uint32_t ids[1 + VKI_MAX_SRC], count = 0;
+    int dims[1 + VKI_MAX_SRC];
+    bool cut_over = false;
+    uint64_t per = UINT64_MAX;
+    for (int i = -1; i < VKI_MAX_SRC; i++) {
+        uint32_t t = i < 0 ? id : n->src[i];
+        int dim = i < 0 ? c.dim : c.src_dim[i];
+        bool seen = false;
+        for (uint32_t k = 0; k < count; k++) seen = seen || ids[k] == t;
+        if (!t || dim < 0 || seen) continue;
+        const vki_node *tn = &L->g->nodes[t];
+        if (tn->ne[dim] != n->ne[c.dim])
+            return vki_lower_fail(L, n, VKI_ERROR_INVALID_ARGUMENT, "a cut source's extent differs (op's cut)");
+        cut_over = cut_over || vki__span_bytes(tn) + slack > limit;
+        uint64_t fit = vki_lower_window_count(p, slice_span(tn, dim), tn->nb[dim]);
+        if (fit == 0)
+            return vki_lower_fail(L, n, VKI_ERROR_UNSUPPORTED,
+                                  "one slice of %s along dim %d spans %llu bytes: with %llu of "
+                                  "alignment slack, over the device's binding limit of %llu bytes",
+                                  t == id ? "the result" : "a source", dim,
+                                  (unsigned long long)slice_span(tn, dim), (unsigned long long)slack,
+                                  (unsigned long long)limit);
+        if (fit < per) per = fit;
+        ids[count] = t;
+        dims[count++] = dim;
+    }
+    if (!cut_over) return n->op->lower(L, n); // only what the op binds whole is large
+
+    const int64_t total = n->ne[c.dim];
+    vki_node saved[1 + VKI_MAX_SRC];
+    for (int64_t w0 = 0; w0 < total; w0 += (int64_t)per) {
+        int64_t len = total - w0 < (int64_t)per ? total - w0 : (int64_t)per;
+        for (uint32_t k = 0; k < count; k++) {
+            vki_node *t = &L->g->nodes[ids[k]];
+            saved[k] = *t;
+            t->ne[dims[k]] = len;
+            t->view_offset += (uint64_t)w0 * t->nb[dims[k]];
+        }
+        vki_status st = n->op->lower(L, n);
+        for (uint32_t k = count; k-- > 0;) L->g->nodes[ids[k]] = saved[k];
+        if (st) return st;
+        L->plan->stats.windows++;
+    }
+    L->plan->stats.windowed++;
+    return VKI_OK;
+}
+
 /* ---- Liveness and the arena ------------------------------------------------------------------ */
 
 typedef struct free_block {
@@ -452,7 +565,7 @@ vki_status vki_graph_compile(vki_graph *g, const vki_profile *profile, const vki
         const vki_node *n = &work.nodes[id];
         if (!live[id] || n->kind != VKI_NODE_OP) continue;
         L.node = id;
-        if ((st = n->op->lower(&L, n))) break;
+        if ((st = lower_node(&L, id))) break;
     }
     if (st) {
         // The op's message is in the working copy; the caller reads the graph's.

@@ -127,6 +127,17 @@ enum {
 
 typedef struct vki_lower vki_lower;
 
+/* A node lowered in windows (compile.c): where one of its tensors would span more than one
+ * binding may (the profile's max_storage_range), the compiler lowers it several times, each on
+ * a slice of its result's outermost dimension `dim` (the last with more than one element) and
+ * the matching slices of the sources that follow it. The op's lowering sees an ordinary, smaller
+ * node; models need not slice anything. src_dim[i]: the dimension of source i cut with the
+ * result, or -1: source i is bound whole (a weight, a bias, a broadcast operand). */
+typedef struct vki_lower_cut {
+    int dim;
+    int8_t src_dim[VKI_MAX_SRC];
+} vki_lower_cut;
+
 /* ---- fusion.c: the pattern walk, and what the ops' fusion hooks use ------------------------ */
 
 /* The fusion pass's state, as the ops' hooks see it. */
@@ -160,6 +171,11 @@ struct vki_op_def {
      * residual, glu or rope). */
     bool (*fuse)(vki_fusion *f, uint32_t id);
     bool (*absorb)(vki_fusion *f, uint32_t producer, uint32_t id);
+    /* Optional: whether the node's result may be computed slice by slice along its outermost
+     * dimension, and how its sources follow (vki_lower_cut). Ops whose results' slices each
+     * depend on the same slices of their sources only: elementwise, row-wise, products over
+     * columns. Usually vki_lower_cut_plain. */
+    bool (*cut)(const vki_lower *L, const vki_node *n, vki_lower_cut *c);
 };
 
 /* An op node that writes into another node's storage (VKI_OPF_WRITES_SRC0). */
@@ -197,6 +213,21 @@ typedef struct vki_lower_range {
 /* The operand as a binding of its range from `offset` bytes on sees it: its offset in that
  * binding, in elements (bytes for quantized dtypes). */
 vki_operand vki_lower_operand_at(const vki_lower *L, uint32_t node_id, uint64_t offset);
+
+/* Bytes a binding may take beyond its tensor's own span: it starts up to one alignment unit
+ * before the tensor and its size is rounded up. */
+uint64_t vki_lower_binding_slack(const vki_profile *p);
+
+/* How many slices of `stride` bytes apart, each `slice_bytes` long, one binding holds (with
+ * the slack); 0 when not even one does; UINT64_MAX when the profile has no limit. */
+uint64_t vki_lower_window_count(const vki_profile *p, uint64_t slice_bytes, uint64_t stride);
+
+/* The usual cut: the result's outermost dimension with more than one element (never dim 0);
+ * each source of the same extent there is cut with it, one of extent 1 is bound whole, as are
+ * those in `whole` (bit i: source i, e.g. a matmul's weight); false for any other source. */
+bool vki_lower_cut_outer(const vki_lower *L, const vki_node *n, uint32_t whole, vki_lower_cut *c);
+/* vki_lower_cut_outer with no source bound whole: the cut of elementwise and row-wise ops. */
+bool vki_lower_cut_plain(const vki_lower *L, const vki_node *n, vki_lower_cut *c);
 
 /* A binding to the plan's scratch region instead of a tensor: bytes a node's steps share
  * among themselves (partial results one step writes and the next reads), live only while

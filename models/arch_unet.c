@@ -19,11 +19,11 @@
  * geglu_ff(ln(x)), proj_out, plus the input.
  *
  * One tensor outgrows a binding at large images: the feed-forward's projection output
- * [2 inner, B*T] f32 (320 MiB at 1024x1024, batch 2, SD 1.x's first level; 160 MiB at the
- * second), and its GEGLU output (half that). Where the device's binding range
- * (max_storage_range, 128 MiB on lavapipe) would not hold them, the feed-forward runs over
- * chunks of the tokens (see feed_forward). Every other activation of SD 1.x/2.x at 1024x1024,
- * batch 2, is at most 120 MiB by its shape (the first output level's concatenation, 960
+ * [2 inner, B*T] f32 (320 MiB at 1024x1024, batch 2, SD 1.x's first level), and its GEGLU
+ * output (half that); the lowering splits them by tokens where the device's binding range
+ * (max_storage_range, 128 MiB on lavapipe) would not hold them. Every other activation of
+ * SD 1.x/2.x at 1024x1024, batch 2, is at most 120 MiB by its shape (the first output level's
+ * concatenation, 960
  * channels of 128x128); attention keeps no score matrix. */
 #include "sd_internal.h"
 
@@ -54,9 +54,6 @@ struct vki_unet {
     uint32_t w, h, batch, n_ctx;
     vki_tensor x, t, ctx, result;
     bool uploaded;
-    uint32_t ff_chunks;                // token chunks of the program's feed-forwards, summed
-    bool registering;                  // building only to register the weights: nothing is split
-    vki_status build_status;           // a failure of the network's own checks while building
     char error[512];
 };
 
@@ -206,107 +203,33 @@ static vki_tensor attention(vki_unet *u, vki_tensor q_in, vki_tensor kv_in, cons
     return linear(u, a, n, c, c, true);
 }
 
-/* A network check that failed while building: the first is kept, and build() reports it. */
-static void build_fail(vki_unet *u, vki_status st, const char *fmt, ...) VKI_PRINTF(3, 4);
-static void build_fail(vki_unet *u, vki_status st, const char *fmt, ...)
-{
-    if (u->build_status) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(u->error, sizeof u->error, fmt, ap);
-    va_end(ap);
-    u->build_status = st;
-}
-
-/* Bytes one binding of this U-Net's program may span: the profile's max_storage_range (a
- * narrowed profile's too), or the desc's smaller test bound. */
-static uint64_t binding_limit(const vki_unet *u)
-{
-    uint64_t limit = vki_device_profile(u->d.device)->max_storage_range;
-    return u->d.binding_limit && u->d.binding_limit < limit ? u->d.binding_limit : limit;
-}
-
-#define MAX_FF_CHUNKS 1024 // per feed-forward: past it the graph would be mostly joins
-
-typedef struct ff_weights {
-    lin proj, out;  // net.0.proj [C -> 2 inner], net.2 [inner -> C]
-    uint32_t c, inner;
-    int64_t tokens; // columns of x and s
-} ff_weights;
-
-/* x + net.2(value * gelu(gate)) for [value; gate] = net.0.proj(s), on tokens [t0, t0 + n) of
- * x and s [C, tokens] (contiguous: a token's C values, then the next token's). */
-static vki_tensor ff_chunk(vki_unet *u, const ff_weights *f, vki_tensor x, vki_tensor s, int64_t t0,
-                           int64_t n)
-{
-    vki_graph *g = G(u);
-    if (n != f->tokens) {
-        const uint64_t col = (uint64_t)f->c * sizeof(float), nb[2] = {sizeof(float), col};
-        x = vki_view(g, x, 2, (int64_t[2]){f->c, n}, nb, (uint64_t)t0 * col);
-        s = vki_view(g, s, 2, (int64_t[2]){f->c, n}, nb, (uint64_t)t0 * col);
-    }
-    vki_tensor y = apply(u, f->proj, s); // [2 inner, n]
-    const uint64_t nb[2] = {sizeof(float), 2ull * f->inner * sizeof(float)};
-    const int64_t ne[2] = {f->inner, n};
-    vki_tensor value = vki_view(g, y, 2, ne, nb, 0);
-    vki_tensor gate = vki_view(g, y, 2, ne, nb, (uint64_t)f->inner * sizeof(float));
-    return vki_add(g, x, apply(u, f->out, vki_geglu(g, gate, value)));
-}
-
-/* Chunks [i0, i1) of `chunks` near-equal ones, joined along the tokens as a balanced tree (each
- * token is copied log2(chunks) times, not up to chunks times as a chain of joins would). */
-static vki_tensor ff_chunks(vki_unet *u, const ff_weights *f, vki_tensor x, vki_tensor s, uint32_t i0,
-                            uint32_t i1, uint32_t chunks)
-{
-    if (i1 - i0 == 1) {
-        int64_t t0 = f->tokens * i0 / chunks, t1 = f->tokens * i1 / chunks;
-        return ff_chunk(u, f, x, s, t0, t1 - t0);
-    }
-    uint32_t mid = i0 + (i1 - i0) / 2;
-    vki_tensor a = ff_chunks(u, f, x, s, i0, mid, chunks), b = ff_chunks(u, f, x, s, mid, i1, chunks);
-    return vki_concat(G(u), a, b, 1);
-}
-
 /* The GEGLU feed-forward with its residual: x + net.2(value * gelu(gate)), [value; gate] =
- * net.0.proj(s), for x, s [C, tokens]. Its largest intermediate is the projection output,
- * 2 inner f32 per token; where that would not fit one binding (with the matmul lowering's
- * slack: an offset rounded down to the storage alignment, a size rounded up), the tokens go
- * through in chunks that fit, joined afterwards. The chunks depend only on the binding limit and
- * the shapes, so a device gives the same image every run. */
+ * net.0.proj(s), for x, s [C, tokens]. At large images its projection output outgrows a
+ * binding (320 MiB at 1024x1024, batch 2, SD 1.x's first level; lavapipe binds 128 MiB): the
+ * lowering then computes it, and what reads it, a slice of the tokens at a time. */
 static vki_tensor feed_forward(vki_unet *u, vki_tensor x, vki_tensor s, const char *name, uint32_t c,
                                int64_t tokens)
 {
+    vki_graph *g = G(u);
     char n[160];
     put(n, sizeof n, "%s.net.0.proj.weight", name);
     vki_source_tensor st;
     char full[224];
     put(full, sizeof full, "%s%s", u->prefix, n);
-    ff_weights f = {.c = c, .inner = 4 * c, .tokens = tokens};
+    uint32_t inner = 4 * c;
     if (u->d.source->find(u->d.source->file, full, &st) == VKI_OK && st.ne[1] % 2 == 0)
-        f.inner = (uint32_t)(st.ne[1] / 2);
+        inner = (uint32_t)(st.ne[1] / 2);
     put(n, sizeof n, "%s.net.0.proj", name);
-    f.proj = linear_weights(u, n, c, 2 * f.inner, true);
+    lin proj = linear_weights(u, n, c, 2 * inner, true);
     put(n, sizeof n, "%s.net.2", name);
-    f.out = linear_weights(u, n, f.inner, c, true);
+    lin out = linear_weights(u, n, inner, c, true);
 
-    const vki_profile *p = vki_device_profile(u->d.device);
-    uint64_t slack = 2ull * (p->storage_align > 256 ? p->storage_align : 256);
-    uint64_t limit = u->registering ? UINT64_MAX : binding_limit(u);
-    uint64_t per_token = 2ull * f.inner * sizeof(float);
-    uint64_t per_chunk = limit > slack ? (limit - slack) / per_token : 0;
-    uint64_t chunks = per_chunk ? ((uint64_t)tokens + per_chunk - 1) / per_chunk : 0;
-    if (chunks == 0 || chunks > MAX_FF_CHUNKS) {
-        uint64_t least = per_token * (((uint64_t)tokens + MAX_FF_CHUNKS - 1) / MAX_FF_CHUNKS) + slack;
-        build_fail(u, VKI_ERROR_UNSUPPORTED,
-                   "unet: %s: the feed-forward's projection takes %llu bytes per token (2 x %u f32), "
-                   "%lld tokens: a binding limit of %llu bytes holds %s; it needs at least %llu",
-                   name, (unsigned long long)per_token, f.inner, (long long)tokens,
-                   (unsigned long long)limit, chunks ? "too few tokens per chunk" : "not even one token",
-                   (unsigned long long)least);
-        return (vki_tensor){0};
-    }
-    u->ff_chunks += (uint32_t)chunks;
-    return ff_chunks(u, &f, x, s, 0, (uint32_t)chunks, (uint32_t)chunks);
+    vki_tensor y = apply(u, proj, s); // [2 inner, tokens]
+    const uint64_t nb[2] = {sizeof(float), 2ull * inner * sizeof(float)};
+    const int64_t ne[2] = {inner, tokens};
+    vki_tensor value = vki_view(g, y, 2, ne, nb, 0);
+    vki_tensor gate = vki_view(g, y, 2, ne, nb, (uint64_t)inner * sizeof(float));
+    return vki_add(g, x, apply(u, out, vki_geglu(g, gate, value)));
 }
 
 /* [W, H, C, B] <-> [C, B, W*H] (contiguous copies). */
@@ -346,7 +269,7 @@ static vki_tensor transformer(vki_unet *u, vki_tensor x, vki_tensor ctx, const c
     vki_tensor t = to_tokens(u, gnorm(u, x, n, c, 1e-6f), c, hw);
     put(n, sizeof n, "%s.proj_in", name);
     t = projection(u, t, n, c);
-    for (uint32_t i = 0; i < b->depth && !vki_weights_status(u->weights) && !u->build_status; i++) {
+    for (uint32_t i = 0; i < b->depth && !vki_weights_status(u->weights); i++) {
         char tb[128];
         put(tb, sizeof tb, "%s.transformer_blocks.%u", name, i);
         put(n, sizeof n, "%s.norm1", tb);
@@ -385,7 +308,7 @@ static vki_tensor forward(vki_unet *u)
     skip[n_skip++] = x;
     uint32_t c = mc;
     char n[96];
-    for (uint32_t i = 0; i < u->n_in && !vki_weights_status(u->weights) && !u->build_status; i++) {
+    for (uint32_t i = 0; i < u->n_in && !vki_weights_status(u->weights); i++) {
         const block *b = &u->in[i];
         if (b->down) {
             put(n, sizeof n, "input_blocks.%u.0.op", i + 1);
@@ -406,7 +329,7 @@ static vki_tensor forward(vki_unet *u)
     x = resnet(u, x, emb_silu, "middle_block.0", c, c);
     if (u->mid.depth) x = transformer(u, x, u->ctx, "middle_block.1", &u->mid, c, w, h);
     x = resnet(u, x, emb_silu, u->mid.depth ? "middle_block.2" : "middle_block.1", c, c);
-    for (uint32_t i = 0; i < u->n_out && n_skip && !vki_weights_status(u->weights) && !u->build_status; i++) {
+    for (uint32_t i = 0; i < u->n_out && n_skip && !vki_weights_status(u->weights); i++) {
         const block *b = &u->out[i];
         x = vki_concat(g, x, skip[--n_skip], 2);
         put(n, sizeof n, "output_blocks.%u.0", i);
@@ -570,9 +493,6 @@ static vki_status build(vki_unet *u, uint32_t w, uint32_t h, uint32_t batch, uin
     u->h = h;
     u->batch = batch;
     u->n_ctx = n_ctx;
-    u->ff_chunks = 0;
-    u->build_status = VKI_OK;
-    u->registering = !compile;
     vki_device *dev = u->d.device;
     const vki_allocator *a = u->allocator.alloc ? &u->allocator : NULL;
     char label[64];
@@ -588,12 +508,6 @@ static vki_status build(vki_unet *u, uint32_t w, uint32_t h, uint32_t batch, uin
     u->result = forward(u);
     vki_program_output(u->prog, u->result, "out");
     vki_status st = vki_weights_status(u->weights);
-    if (!st && u->build_status) {
-        // u->error already says why.
-        vki_program_destroy(u->prog);
-        u->prog = NULL;
-        return u->build_status;
-    }
     if (!st && !u->uploaded) {
         st = vki_weights_upload(u->weights);
         u->uploaded = !st;
@@ -664,7 +578,12 @@ void vki_unet_release(vki_unet *u)
 const vki_unet_info *vki_unet_info_get(const vki_unet *u) { return u ? &u->info : NULL; }
 const char *vki_unet_last_error(const vki_unet *u) { return u ? u->error : ""; }
 uint64_t vki_unet_weight_bytes(const vki_unet *u) { return u ? vki_weights_bytes(u->weights) : 0; }
-uint32_t vki_unet_ff_chunks(const vki_unet *u) { return u ? u->ff_chunks : 0; }
+uint32_t vki_unet_windowed_nodes(const vki_unet *u)
+{
+    vki_plan_stats ps = {0};
+    if (u && u->prog) vki_program_plan_stats(u->prog, &ps);
+    return ps.windowed;
+}
 uint64_t vki_unet_activation_bytes(const vki_unet *u)
 {
     return u && u->prog ? vki_program_activation_bytes(u->prog) : 0;

@@ -174,6 +174,8 @@ void vki_program_release(vki_program *p);
 
 /* Activation bytes of the compiled plan. */
 uint64_t vki_program_activation_bytes(const vki_program *p);
+/* The plan's statistics (zeros before the program is compiled). */
+void vki_program_plan_stats(const vki_program *p, vki_plan_stats *out);
 
 /* Input or output `name` of the program, {0} if none. */
 vki_tensor vki_program_tensor(const vki_program *p, const char *name);

@@ -257,10 +257,14 @@ void vki_program_release(vki_program *p)
 
 uint64_t vki_program_activation_bytes(const vki_program *p)
 {
-    if (!p || !p->plan) return 0;
     vki_plan_stats ps;
-    vki_plan_stats_get(p->plan, &ps);
+    vki_program_plan_stats(p, &ps);
     return ps.activation_bytes;
+}
+
+void vki_program_plan_stats(const vki_program *p, vki_plan_stats *out)
+{
+    vki_plan_stats_get(p ? p->plan : NULL, out);
 }
 
 vki_status vki_program_upload(vki_program *p, vki_tensor input, const void *data, uint64_t bytes)

@@ -74,9 +74,6 @@ typedef struct vki_unet_desc {
     uint32_t head_dim;               // head width when heads is 0; 0: the layout's rule (8 heads
                                      // with 1x1-conv projections (SD 1.x), 64 wide with linear (SD 2.x))
     vki_dtype weight_type;           // conversion at load (vki_weights_desc.convert); 0: as stored
-    uint64_t binding_limit;          // tests: bytes the feed-forward's chunks keep each of its
-                                     // intermediates within, below the device's; 0 or more: the
-                                     // device profile's max_storage_range
 } vki_unet_desc;
 
 typedef struct vki_unet_info {
@@ -93,9 +90,9 @@ vki_status vki_unet_eval(vki_unet *u, uint32_t w, uint32_t h, uint32_t batch, ui
 const char *vki_unet_last_error(const vki_unet *u);
 uint64_t vki_unet_weight_bytes(const vki_unet *u);
 uint64_t vki_unet_activation_bytes(const vki_unet *u); // of the program last compiled
-/* Token chunks the feed-forwards of the program last built were split into, summed over its
- * transformer blocks (one per block where nothing was split; 0 before a program is built). */
-uint32_t vki_unet_ff_chunks(const vki_unet *u);
+/* Nodes of the program last built that the lowering computes in slices because a tensor of
+ * theirs spans more than one binding of the device (vki_plan_stats.windowed; 0 before one). */
+uint32_t vki_unet_windowed_nodes(const vki_unet *u);
 /* Gives the program's activation memory back until the next evaluation: the VAE's tiles are
  * sized by what the device has free once the U-Net is done. */
 void vki_unet_release(vki_unet *u);

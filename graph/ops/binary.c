@@ -72,4 +72,5 @@ const vki_op_def vki_op_binary = {
     .flags = VKI_OPF_ELEMENTWISE,
     .reference = reference,
     .lower = lower,
+    .cut = vki_lower_cut_plain,
 };

@@ -81,4 +81,5 @@ const vki_op_def vki_op_copy = {
     .name = "copy",
     .reference = reference,
     .lower = lower,
+    .cut = vki_lower_cut_plain,
 };

@@ -80,12 +80,11 @@ static vki_status lower(vki_lower *L, const vki_node *n)
 {
     const vki_profile *p = vki_lower_profile(L);
     const vki_node *nt = vki_lower_node(L, n->src[0]);
-    uint64_t slack = 2ull * (p->storage_align > 256 ? p->storage_align : 256);
     uint64_t span = vki__span_bytes(nt), V = (uint64_t)nt->ne[1];
-    if (!p->max_storage_range || span + slack <= p->max_storage_range)
+    if (!p->max_storage_range || span + vki_lower_binding_slack(p) <= p->max_storage_range)
         return lower_rows(L, n, 0, (uint32_t)V, NULL);
     uint64_t row = nt->nb[1], row_bytes = vki_dtype_bytes(nt->dtype, nt->ne[0]);
-    uint64_t rows = p->max_storage_range > slack + row_bytes ? (p->max_storage_range - slack - row_bytes) / row + 1 : 0;
+    uint64_t rows = vki_lower_window_count(p, row_bytes, row);
     if (rows > UINT32_MAX / row) rows = UINT32_MAX / row; // 32-bit indexing within a slice
     if (rows == 0)
         return vki_lower_fail(L, n, VKI_ERROR_UNSUPPORTED,

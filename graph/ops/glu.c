@@ -78,4 +78,5 @@ const vki_op_def vki_op_glu = {
     .flags = VKI_OPF_ELEMENTWISE,
     .reference = reference,
     .lower = lower,
+    .cut = vki_lower_cut_plain,
 };

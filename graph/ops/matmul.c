@@ -501,15 +501,9 @@ static vki_status lower_rows(vki_lower *L, const vki_node *n, uint32_t m0, uint3
  * rows at a time, one dispatch per slice writing its rows of y, so that the model code need
  * not slice it. Only plain products (with bias, activation or residual) and one weight batch:
  * a folded glu or rope pairs rows that a cut could separate. */
-/* A binding starts up to one alignment unit before its tensor and ends rounded up. */
-static uint64_t binding_slack(const vki_profile *p)
-{
-    return 2ull * (p->storage_align > 256 ? p->storage_align : 256);
-}
-
 bool vki__matmul_weight_fits(const vki_profile *p, const vki_node *w)
 {
-    return !p->max_storage_range || vki__span_bytes(w) + binding_slack(p) <= p->max_storage_range;
+    return !p->max_storage_range || vki__span_bytes(w) + vki_lower_binding_slack(p) <= p->max_storage_range;
 }
 
 static vki_status lower(vki_lower *L, const vki_node *n)
@@ -517,10 +511,10 @@ static vki_status lower(vki_lower *L, const vki_node *n)
     const vki_profile *p = vki_lower_profile(L);
     const vki_node *nw = vki_lower_node(L, n->src[0]);
     const vki_matmul_params mp = vki__matmul_params(n);
-    uint64_t slack = binding_slack(p), span = vki__span_bytes(nw), M = (uint64_t)n->ne[0];
+    uint64_t span = vki__span_bytes(nw), M = (uint64_t)n->ne[0];
     if (vki__matmul_weight_fits(p, nw)) return lower_rows(L, n, 0, (uint32_t)M, NULL);
     uint64_t row = nw->nb[1], row_bytes = vki_dtype_bytes(nw->dtype, nw->ne[0]);
-    uint64_t rows = p->max_storage_range > slack + row_bytes ? (p->max_storage_range - slack - row_bytes) / row + 1 : 0;
+    uint64_t rows = vki_lower_window_count(p, row_bytes, row);
     if (rows > UINT32_MAX / row) rows = UINT32_MAX / row; // 32-bit indexing within a slice
     if (mp.glu || mp.rope_rows || nw->ne[2] * nw->ne[3] != 1 || rows == 0)
         return vki_lower_fail(L, n, VKI_ERROR_UNSUPPORTED,
@@ -535,10 +529,29 @@ static vki_status lower(vki_lower *L, const vki_node *n)
     return VKI_OK;
 }
 
+/* Columns of x and y (tokens) are independent: x, y and the residual are cut along them
+ * where one exceeds a binding, the weight and the bias bound whole (or a weight batch with its
+ * column batch). A folded rope's positions [N] follow the columns along their dim 0. */
+static bool cut(const vki_lower *L, const vki_node *n, vki_lower_cut *c)
+{
+    const vki_node *w = vki_lower_node(L, n->src[0]);
+    int d = VKI_MAX_DIMS - 1;
+    while (d > 0 && n->ne[d] == 1) d--;
+    bool w_whole = d == 1 || w->ne[d] == 1;
+    if (!vki_lower_cut_outer(L, n, (w_whole ? 1u : 0u) | 1u << 5, c)) return false;
+    if (n->src[5]) {
+        const vki_node *pos = vki_lower_node(L, n->src[5]);
+        if (d != 1 || pos->ne[0] != n->ne[1]) return false;
+        c->src_dim[5] = 0;
+    }
+    return true;
+}
+
 const vki_op_def vki_op_matmul = {
     .name = "matmul",
     .reference = reference,
     .lower = lower,
     .fuse = vki__matmul_fuse,
     .absorb = vki__matmul_absorb,
+    .cut = cut,
 };

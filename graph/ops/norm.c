@@ -238,9 +238,11 @@ static bool absorb(vki_fusion *f, uint32_t y_id, uint32_t x_id)
 
 const vki_op_def vki_op_rms_norm = {
     .name = "rms_norm", .reference = reference, .lower = lower, .absorb = absorb,
+    .cut = vki_lower_cut_plain, // rows are independent
 };
 const vki_op_def vki_op_layer_norm = {
     .name = "layer_norm", .reference = reference, .lower = lower, .absorb = absorb,
+    .cut = vki_lower_cut_plain, // rows are independent
 };
 const vki_op_def vki_op_group_norm = {
     .name = "group_norm", .reference = reference, .lower = lower, .absorb = absorb,

@@ -8,6 +8,7 @@ extern "C" {
 }
 
 #include <cstring>
+#include <initializer_list>
 #include <ostream>
 #include <string>
 
@@ -99,43 +100,71 @@ static std::vector<ConformanceParam> all_params()
 
 INSTANTIATE_TEST_SUITE_P(Ops, Conformance, ::testing::ValuesIn(all_params()), param_name);
 
+// Every case of `ops` on the full profile with the binding limit narrowed to `limit` bytes,
+// against the reference; counts the cases that ran and those the limit cut into more dispatches.
+// A case with a single row or slice over the limit cannot be cut under it and is passed over.
+static void run_narrowed(vki_device *dev, uint64_t limit, std::initializer_list<const char *> ops,
+                         uint32_t *ran, uint32_t *split)
+{
+    vki_profile narrow = *vki_device_profile(dev);
+    narrow.max_storage_range = limit;
+    vki_case_desc desc = {};
+    desc.profile = &narrow;
+    *ran = *split = 0;
+    for (uint32_t i = 0; i < vki_op_case_count(); i++) {
+        const vki_op_case *c = vki_op_case_at(i);
+        bool wanted = false;
+        for (const char *op : ops) wanted = wanted || !strcmp(c->op, op);
+        if (!(c->flags & VKI_CASE_TEST) || !wanted) continue;
+        vki_case_result r;
+        char err[512];
+        vki_status st = vki_op_case_run(dev, c, &desc, &r, err, sizeof err);
+        if (st == VKI_ERROR_UNSUPPORTED && strstr(err, "binding limit")) continue;
+        ASSERT_EQ(st, VKI_OK) << c->name << ": " << err;
+        float tolerance = c->tolerance;
+        if (r.fp16_dispatches && tolerance < VKI_CASE_FP16_TOLERANCE) tolerance = VKI_CASE_FP16_TOLERANCE;
+        EXPECT_LE(r.nmse, tolerance) << c->name;
+        EXPECT_TRUE(r.guards_intact) << c->name << " wrote outside its output";
+        (*ran)++;
+        vki_case_result whole;
+        ASSERT_EQ(vki_op_case_run(dev, c, nullptr, &whole, err, sizeof err), VKI_OK) << err;
+        if (r.dispatches > whole.dispatches) (*split)++;
+    }
+}
+
 // The matmul and get_rows lowerings bind a weight larger than the device's binding limit a slice
-// of rows at a time (matmul_id a slice of whole experts): every matmul, matmul_id and get_rows case (and the fused ones, whose glu and rope
-// folds then stay unfolded) on
-// the full profile with the limit narrowed to 2 KiB, so that the cases' weights of 1 to 40 KiB
-// take 2 to 30 slices, against the reference.
+// of rows at a time (matmul_id a slice of whole experts), and the compiler lowers a node whose
+// x or y is over it a slice of columns at a time (graph/compile.c): every matmul, matmul_id and
+// get_rows case (and the fused ones, whose glu and rope folds then stay unfolded) with the limit
+// narrowed to 2 KiB, so that the cases' weights of 1 to 40 KiB take 2 to 30 slices.
 class SplitWeights : public VulkanTest {};
 
 TEST_F(SplitWeights, RowSlicesOfAWeightOverTheLimit)
 {
     open_device("");
-    vki_profile narrow = *vki_device_profile(dev);
-    narrow.max_storage_range = 2048;
-    vki_case_desc desc = {};
-    desc.profile = &narrow;
     uint32_t ran = 0, split = 0;
-    for (uint32_t i = 0; i < vki_op_case_count(); i++) {
-        const vki_op_case *c = vki_op_case_at(i);
-        if (!(c->flags & VKI_CASE_TEST) || (strcmp(c->op, "matmul") && strcmp(c->op, "fused") &&
-                                            strcmp(c->op, "get_rows") && strcmp(c->op, "matmul_id")))
-            continue;
-        vki_case_result r;
-        char err[512];
-        vki_status st = vki_op_case_run(dev, c, &desc, &r, err, sizeof err);
-        // Weights whose single row is over 2 KiB cannot be cut into rows under it.
-        if (st == VKI_ERROR_UNSUPPORTED && strstr(err, "binding limit")) continue;
-        ASSERT_EQ(st, VKI_OK) << err;
-        float tolerance = c->tolerance;
-        if (r.fp16_dispatches && tolerance < VKI_CASE_FP16_TOLERANCE) tolerance = VKI_CASE_FP16_TOLERANCE;
-        EXPECT_LE(r.nmse, tolerance) << c->name;
-        EXPECT_TRUE(r.guards_intact) << c->name << " wrote outside its output";
-        ran++;
-        vki_case_result whole;
-        ASSERT_EQ(vki_op_case_run(dev, c, nullptr, &whole, err, sizeof err), VKI_OK) << err;
-        if (r.dispatches > whole.dispatches) split++;
-    }
+    run_narrowed(dev, 2048, {"matmul", "fused", "get_rows", "matmul_id"}, &ran, &split);
+    RecordProperty("ran", ran);
+    RecordProperty("split", split);
     EXPECT_GT(ran, 20u);
     EXPECT_GT(split, 20u) << "cases whose weights the limit cut into more dispatches";
+}
+
+// The elementwise and row-wise ops with a cut (graph/ops: binary, unary, glu, copy, rms and
+// layer norm) under a 1 KiB limit: their cases' tensors of 1 to 20 KiB are computed a slice of
+// their outermost dimension at a time, each slice's bindings within the limit.
+TEST_F(SplitWeights, SlicesOfActivationsOverTheLimit)
+{
+    open_device("");
+    uint32_t ran = 0, split = 0;
+    run_narrowed(dev, 1024,
+                 {"add", "mul", "cast", "copy", "geglu", "swiglu", "gelu", "gelu_tanh", "silu", "scale",
+                  "quick_gelu", "rms_norm", "layer_norm"},
+                 &ran, &split);
+    RecordProperty("ran", ran);
+    RecordProperty("split", split);
+    EXPECT_GT(ran, 30u); // 45 of 52
+    EXPECT_GT(split, 10u) << "cases the limit cut into more dispatches"; // 15
 }
 
 // The emulate-coopmat narrowing on this device: the matmul and conv2d cases big enough for the
