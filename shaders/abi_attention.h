@@ -1,5 +1,5 @@
-/* ABI of the attention family: fused attention (attention_tiled.comp, attention_rows.comp) and
- * conv2d (conv2d.comp). Included by vki_abi.h.
+/* ABI of the attention family: fused attention (attention_tiled.comp, attention_rows.comp,
+ * attention_keys.comp, attention_coopmat.comp) and conv2d (conv2d.comp). Included by vki_abi.h.
  *
  * Both read their F32/F16 operands as 32-bit words with the dtype in a flag bit (words.glsl), so
  * that operands of independent dtypes need no variant per combination and no 16-bit storage.
@@ -59,6 +59,9 @@
 #define VKI_ATTN_SPEC_COLS 3     /* kv positions per shared-memory tile (tiled kernel) */
 #define VKI_ATTN_SPEC_LANES 4    /* invocations per row (rows kernel): the subgroup size, or 1 */
 #define VKI_ATTN_SPEC_SHARED_ROWS 5 /* rows one subgroup takes at once (keys kernel) */
+/* attention_coopmat.comp: D zero-padded to a multiple of the fragments (ROWS and COLS are its
+ * workgroup's query rows and kv tile; the fragments take matmul's VKI_SPEC_MM_FRAG_* ids). */
+#define VKI_ATTN_SPEC_PAD_DIM 6
 
 /* A row is (query i, head h) with h = kv_head * group + g; rows of one kv head are numbered
  * i * group + g, so a workgroup's rows share their K/V. */

@@ -81,6 +81,13 @@ cm_emu_float cm_mul_add(cm_emu_half a, cm_emu_half b, cm_emu_float c)
                          gl_SubgroupInvocationID + cm_j * gl_SubgroupSize < CM_EMU_ELEMS; cm_j++) \
         arr[cm_emu_at(gl_SubgroupInvocationID + cm_j * gl_SubgroupSize, (off), (stride),       \
                       (col_major))] = (frag).e[cm_j]
+// An accumulator loaded from an array (a running sum kept in shared memory between products):
+// each lane its own elements, as cm_store writes them.
+#define cm_load_acc(frag, arr, off, stride, col_major)                                          \
+    [[dont_unroll]] for (uint cm_j = 0u; cm_j < CM_EMU_OWN &&                                   \
+                         gl_SubgroupInvocationID + cm_j * gl_SubgroupSize < CM_EMU_ELEMS; cm_j++) \
+        (frag).e[cm_j] = arr[cm_emu_at(gl_SubgroupInvocationID + cm_j * gl_SubgroupSize, (off), \
+                                       (stride), (col_major))]
 #elif defined(COOPMAT_KHR)
 #extension GL_KHR_cooperative_matrix : require
 #define cm_a(M, K) coopmat<float16_t, gl_ScopeSubgroup, M, K, gl_MatrixUseA>
@@ -89,6 +96,7 @@ cm_emu_float cm_mul_add(cm_emu_half a, cm_emu_half b, cm_emu_float c)
 #define CM_ROW_MAJOR gl_CooperativeMatrixLayoutRowMajor
 #define CM_COL_MAJOR gl_CooperativeMatrixLayoutColumnMajor
 #define cm_load coopMatLoad
+#define cm_load_acc coopMatLoad
 #define cm_store coopMatStore
 #define cm_mul_add coopMatMulAdd
 #define cm_acc_zero(M, N) cm_acc(M, N)(0.0)
@@ -100,6 +108,7 @@ cm_emu_float cm_mul_add(cm_emu_half a, cm_emu_half b, cm_emu_float c)
 #define CM_ROW_MAJOR false
 #define CM_COL_MAJOR true
 #define cm_load coopMatLoadNV
+#define cm_load_acc coopMatLoadNV
 #define cm_store coopMatStoreNV
 #define cm_mul_add coopMatMulAddNV
 #define cm_acc_zero(M, N) cm_acc(M, N)(0.0)

@@ -19,6 +19,7 @@
 #include "vki_abi.h"
 
 #include <math.h>
+#include <stdio.h>
 
 /* The node's parameters. */
 typedef struct attention_params {
@@ -249,6 +250,67 @@ static bool pick_kernel(const vki_profile *p, uint32_t d, uint32_t n_rows, uint3
     return true;
 }
 
+/* Cooperative matrices (attention_coopmat.comp): where the profile runs the cooperative-matrix
+ * kernels (matmul's rules: the tuning and the device, subgroups, the emulation's or at least 8
+ * lanes), for F32/F16 K and V and a long query block, COOPMAT_MIN_ROWS rows of a kv head or more
+ * (prefill, the U-Net's attention; decode has a handful and keeps its kernels). The subgroup size
+ * must be pinned (size control) or the device's only one, since each subgroup owns FRAG_M rows.
+ * The workgroup aims at COOPMAT_ROWS rows (fewer for fewer rows), a subgroup per FRAG_M of them:
+ * 4 subgroups of 16 on NVIDIA and AMD (16 x 16 x 16 fragments), 8 of 8 on Intel Arc (8 x 16 x 16)
+ * and on the emulation; the kv tile starts at COOPMAT_COLS positions and is halved, then the rows,
+ * until shared memory (the device's limit) holds the K and V tiles, P, S, O and the rows' state.
+ * D is zero-padded to a multiple of 16 and of the fragments (SD 1.x's 40 to 48, its 80 and 160
+ * as they are): the padding adds nothing to the scores or the outputs. */
+#define COOPMAT_MIN_ROWS 32
+#define COOPMAT_ROWS 64
+#define COOPMAT_COLS 64
+
+typedef struct coopmat_attn {
+    uint32_t rows, cols, dp; // the workgroup's query rows, the kv tile, the padded head dimension
+    uint32_t fm, fn, fk, wg;
+    uint64_t shared;         // bytes
+    const char *suffix;      // cmk: VK_KHR_, cm: VK_NV_, cme: emulated fragments
+} coopmat_attn;
+
+static uint64_t coopmat_shared(uint32_t rows, uint32_t cols, uint32_t dp)
+{
+    // attention_coopmat.comp's shared arrays: the K and V tiles (fp16, rows of dp + 8), P (fp16,
+    // rows of cols + 8), S (fp32, rows of cols + 4), O (fp32) and five words of state per row.
+    return 4ull * cols * (dp + 8) + 2ull * rows * (cols + 8) + 4ull * rows * (cols + 4) + 4ull * rows * dp +
+           20ull * rows;
+}
+
+static bool coopmat_plan(const vki_profile *p, uint32_t d, uint32_t n_rows, coopmat_attn *out)
+{
+    const vki_tuning *t = &p->tuning;
+    coopmat_attn c = {.fm = p->coopmat_shape[0], .fn = p->coopmat_shape[1], .fk = p->coopmat_shape[2]};
+    if (!t->use_coopmat || !p->coopmat || !(p->subgroup_ops & VKI_SUBGROUP_BASIC) ||
+        (p->subgroup_size < 8 && !p->coopmat_emulated) || !p->subgroup_size ||
+        (!p->subgroup_size_control && p->subgroup_min != p->subgroup_max) || n_rows < COOPMAT_MIN_ROWS ||
+        !c.fm || !c.fn || !c.fk || COOPMAT_ROWS % c.fm)
+        return false;
+    uint32_t step = c.fn > c.fk ? c.fn : c.fk; // fragment sizes are powers of two (the profile)
+    if (step < 16) step = 16;
+    c.dp = (d + step - 1) / step * step;
+    c.rows = COOPMAT_ROWS;
+    while (c.rows / 2 >= n_rows && c.rows / 2 >= c.fm) c.rows /= 2;
+    uint32_t most = p->max_workgroup_invocations < p->max_workgroup_size[0] ? p->max_workgroup_invocations
+                                                                            : p->max_workgroup_size[0];
+    while (c.rows > c.fm && c.rows / c.fm * p->subgroup_size > most) c.rows /= 2;
+    c.cols = COOPMAT_COLS;
+    // The queries are staged where the K and V tiles go: rows <= 2 cols.
+    while (coopmat_shared(c.rows, c.cols, c.dp) > p->shared_memory) {
+        if (c.cols / 2 >= step && c.cols >= c.rows) c.cols /= 2;
+        else if (c.rows / 2 >= c.fm) c.rows /= 2;
+        else return false;
+    }
+    c.wg = c.rows / c.fm * p->subgroup_size;
+    c.shared = coopmat_shared(c.rows, c.cols, c.dp);
+    c.suffix = p->coopmat_emulated ? "cme" : p->coopmat_khr ? "cmk" : "cm";
+    *out = c;
+    return c.wg <= most && c.rows <= 2 * c.cols;
+}
+
 /* F16 k or v whose rows all start at 16-byte texels, D % 8 == 0 (the keys kernel's WIDE loads);
  * offset and strides in elements, as the lowering's operands give them. */
 static bool wide_rows(uint32_t d, uint32_t offset, const uint32_t *nb)
@@ -357,6 +419,36 @@ static vki_status lower(vki_lower *L, const vki_node *n)
                  (nm && nm->dtype == VKI_DTYPE_F16 ? VKI_ATTN_MASK_F16 : 0) |
                  (np ? VKI_ATTN_HAS_POS : 0) | (np && np->ne[1] == 2 ? VKI_ATTN_WINDOW_POS : 0),
     };
+    // Cooperative matrices: not for Q8_0 K/V, a folded cache write (decode) or sequences (whose
+    // rows the other kernels keep independent of the other queries in the run).
+    coopmat_attn cm;
+    if (!n->src[5] && !params(n).seq_len && nk->dtype != VKI_DTYPE_Q8_0 &&
+        coopmat_plan(p, q.ne[0], n_rows, &cm)) {
+        uint32_t blocks = (n_rows + cm.rows - 1) / cm.rows;
+        if (blocks > p->max_workgroup_count[0] || n_kv_head > p->max_workgroup_count[1])
+            return vki_lower_fail(L, n, VKI_ERROR_UNSUPPORTED, "%u x %u workgroups exceed the device's grid",
+                                  blocks, n_kv_head);
+        char name[32];
+        snprintf(name, sizeof name, "attention_%s", cm.suffix);
+        vki_spec specs[8] = {
+            {VKI_SPEC_LOCAL_SIZE_X, cm.wg}, {VKI_ATTN_SPEC_HEAD_DIM, q.ne[0]},
+            {VKI_ATTN_SPEC_ROWS, cm.rows},  {VKI_ATTN_SPEC_COLS, cm.cols},
+            {VKI_ATTN_SPEC_PAD_DIM, cm.dp}, {VKI_SPEC_MM_FRAG_M, cm.fm},
+            {VKI_SPEC_MM_FRAG_N, cm.fn},    {VKI_SPEC_MM_FRAG_K, cm.fk},
+        };
+        uint32_t tensors[7] = {n->src[0], n->src[1], n->src[2], mask_id, self, pos_id, self};
+        pc.n_split = 1;
+        vki_step_desc s = {
+            .kernel = name,
+            .specs = specs, .spec_count = 8,
+            .subgroup_size = p->subgroup_size_control ? p->subgroup_size : 0,
+            .tensors = tensors, .tensor_count = 7, .write_mask = 1u << VKI_ATTN_BINDING_OUT,
+            .push = &pc, .push_size = sizeof pc,
+            .groups = {blocks, n_kv_head, 1},
+            .fp16_operands = true, // Q, K, P and V rounded to fp16; the sums fp32
+        };
+        return vki_lower_step(L, &s);
+    }
     attn_kernel kern;
     if (!pick_kernel(p, q.ne[0], n_rows, group, &kern))
         return vki_lower_fail(L, n, VKI_ERROR_UNSUPPORTED,
