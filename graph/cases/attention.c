@@ -194,6 +194,10 @@ const vki_op_case vki_cases_attention[] = {
      {64, 9, 3, 1, 512, ATT_KV_F16 | ATT_CAUSAL}, ATT_FLOPS(64, 9, 512)},
     {"attention SmolLM2 prefill D64 9/3 heads q128 causal", "attention", B, 1e-6f, 0, attention_case,
      {64, 9, 3, 128, 128, ATT_CAUSAL}, ATT_FLOPS(64, 9, 128 * 129 / 2)},
+    // SD 1.5's first U-Net level at 512x512: 4096 tokens, 8 heads of 40 (attention_coopmat.comp
+    // where the device has cooperative matrices, D padded to 48 in its fragments).
+    {"attention SD 1.5 self-attention D40 h8 q4096 kv4096", "attention", B, 1e-6f, 0, attention_case,
+     {40, 8, 8, 4096, 4096, 0}, ATT_FLOPS(40, 8, 4096.0 * 4096)},
 
     {"conv2d f32 3x3 s1 p1 [9, 7, 3, 2] -> 4, bias", "conv2d", T, 1e-10f, 0, conv2d_case,
      {9, 7, 3, 4, 2, 3, 1, 1 | CONV_BIAS}, 0},
