@@ -6,11 +6,18 @@
 #define VKI_ABI_MOE_H
 
 /* top_k: one workgroup per row (i1, i2, i3) of x [ne0, ne1, ne2, ne3] (F32, or F16 when f16,
- * read as words: words.glsl), d[d_off + row * k + j] = index of the j-th largest, j < k. */
+ * read as words: words.glsl), d[d_off + row * k + j] = index of the j-th largest, j < k.
+ * The WEIGHTS=1 variants (moe_weights with its top_k folded in, graph/ops/moe.c) also write
+ * the routing weights of the chosen, w[w_off + row * k + j] (f32, binding 2), as `gate` says:
+ * VKI_TOP_K_GATE_SOFTMAX softmax(row)[d[j]], VKI_TOP_K_GATE_SOFTMAX_CHOSEN the same divided by
+ * their sum (vki_moe_weights' normalize). */
 #define VKI_PC_TOP_K(F)                                                                         \
     F(u32, ne0) F(u32, ne1) F(u32, ne2) F(u32, ne3) F(u32, k) F(u32, f16)                       \
-    F(u32, s_off) F(u32, s_nb0) F(u32, s_nb1) F(u32, s_nb2) F(u32, s_nb3) F(u32, d_off)
+    F(u32, s_off) F(u32, s_nb0) F(u32, s_nb1) F(u32, s_nb2) F(u32, s_nb3) F(u32, d_off)        \
+    F(u32, w_off) F(u32, gate)
 VKI_DECLARE_PUSH(vki_pc_top_k, VKI_PC_TOP_K)
+#define VKI_TOP_K_GATE_SOFTMAX 1
+#define VKI_TOP_K_GATE_SOFTMAX_CHOSEN 2
 /* The longest row: the kernel keeps nothing per element (a pass rescans one thread's share), so
  * the limit only bounds a row's k passes; routers have 8 to 256 experts. */
 #define VKI_TOP_K_MAX_ROW 4096
@@ -50,6 +57,14 @@ VKI_DECLARE_PUSH(vki_pc_moe_combine, VKI_PC_MOE_COMBINE)
 #define VKI_PC_MATMUL_ID(F)                                                                     \
     VKI_PC_MATMUL(F) F(u32, i_off) F(u32, e_first) F(u32, e_count) F(u32, e_total)
 VKI_DECLARE_PUSH(vki_pc_matmul_id, VKI_PC_MATMUL_ID)
+/* matvec_wide with the weighted combine folded in (VKI_MM_EPI_COMBINE in epi, a decode): the
+ * grid's z runs over the ne3 tokens, and a workgroup computes its rows for each of the ne2 = k
+ * slots in turn, summing them into y [M, N] (y_ld = M) as moe_combine does: y[m, n] = eps
+ * sum_j w[b_off + j + k n] (expert ids[j + k n]'s row m . x) (+ res[r_off + m + M n] with
+ * VKI_MM_EPI_RES), in slot order. The routing weights w (f32 [k, N], contiguous) are bound as
+ * the bias, the residual as the dense product's; the scale is the `eps` word (matmul_id has no
+ * norm). Each invocation adds a slot to the sum it stored itself for the slot before. */
+#define VKI_MM_EPI_COMBINE (1u << 19)
 
 /* A batch's rows grouped by expert (matmul_id with many tokens): moe_route.comp, one workgroup,
  * sorts the k x N (slot, token) pairs b = j + k n whose ids lie in [e_first, e_first + e_count)

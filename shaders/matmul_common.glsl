@@ -38,7 +38,12 @@ layout(std430, binding = VKI_MM_BINDING_X) readonly restrict buffer X { uvec4 x_
 #define x_word(i) x_vec[(i) >> 2][(i) & 3u]
 #endif
 layout(std430, binding = VKI_MM_BINDING_BIAS) readonly restrict buffer Bias { float bias[]; };
+#if defined(IDS) && IDS && defined(WIDE) && WIDE
+// matvec_wide's folded combine (abi_moe.h) adds each slot to the sum it stored for the last.
+layout(std430, binding = VKI_MM_BINDING_Y) restrict buffer Y { float y[]; };
+#else
 layout(std430, binding = VKI_MM_BINDING_Y) writeonly restrict buffer Y { float y[]; };
+#endif
 layout(std430, binding = VKI_MM_BINDING_RES) readonly restrict buffer Res { float res[]; };
 #if defined(IDS) && IDS
 // matmul_id (abi_moe.h): each batch's weight matrix is the expert its id names.

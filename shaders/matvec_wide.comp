@@ -28,7 +28,9 @@
 // its id names (batch_bases, matmul_common.glsl; ids at VKI_MM_BINDING_IDS_WIDE): no norm,
 // rope, bias or residual. A glu may be fused (gate and up expert products): the up rows are
 // then expert id's of the up experts, which follow the e_total gate experts in w. A bad id's
-// batch reads the slice's first expert and stores zeros (store_y).
+// batch reads the slice's first expert and stores zeros (store_y). Or the weighted combine
+// of the experts' outputs may be folded in (VKI_MM_EPI_COMBINE, abi_moe.h): a workgroup then
+// runs a token's slots one after another (batch_product), x of each loaded once, and sums them.
 #include "vki_abi.h"
 
 layout(local_size_x = 8, local_size_x_id = VKI_SPEC_LOCAL_SIZE_X) in;
@@ -51,13 +53,29 @@ const uint RUN_WORDS = (RUN * WQ_BLOCK_BYTES + 3u) / 4u;
 const uint RUN_WORDS_MAX = (VKI_MM_RUN_MAX * WQ_BLOCK_BYTES + 3u) / 4u;
 #endif
 
-void main()
+// Output (row, col) of batch b: stored, or with a folded combine (IDS, VKI_MM_EPI_COMBINE)
+// added, weighted, to the sum of the token's earlier slots, which this invocation stored.
+void put(uint row, uint col, uint b, float v)
+{
+#if defined(IDS) && IDS
+    if ((pc.epi & VKI_MM_EPI_COMBINE) != 0u) {
+        uint j = b % pc.ne2, e = pc.y_off + row + pc.M * (b / pc.ne2);
+        float acc = (j == 0u ? 0.0 : y[e]) + bias[pc.b_off + b] * (id_zero ? 0.0 : v);
+        if (j + 1u == pc.ne2) {
+            acc *= pc.eps;
+            if ((pc.epi & VKI_MM_EPI_RES) != 0u) acc += res[pc.r_off + row + pc.M * (b / pc.ne2)];
+        }
+        y[e] = acc;
+        return;
+    }
+#endif
+    store_y(row, col, b, v);
+}
+
+// Rows [rows0, rows0 + BLOCKS x local size) of columns [col0, col0 + COLS) of batch b.
+void batch_product(uint rows0, uint col0, uint b)
 {
     const uint tid = gl_LocalInvocationID.x, nt = gl_WorkGroupSize.x;
-    const uint rows0 = (gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x) * nt * BLOCKS;
-    if (rows0 >= pc.M) return; // padding of the 2-D grid: whole workgroups
-    const uint groups = (pc.N + COLS - 1u) / COLS;
-    const uint col0 = (gl_WorkGroupID.z % groups) * COLS, b = gl_WorkGroupID.z / groups;
     uint wbase, xbase;
     if (!batch_bases(b, wbase, xbase)) return; // matmul_id: another slice's expert (whole workgroup)
     const uint chunks = pc.K / WQ_CHUNK;
@@ -210,7 +228,23 @@ void main()
                                        pc.log2_step);
                 v = (rc & 1u) == 0u ? v * cs.x - pair[cc] * cs.y : pair[cc] * cs.y + v * cs.x;
             }
-            if (row < pc.M && col < pc.N) store_y(row, col, b, v);
+            if (row < pc.M && col < pc.N) put(row, col, b, v);
         }
     }
+}
+
+void main()
+{
+    const uint nt = gl_WorkGroupSize.x;
+    const uint rows0 = (gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x) * nt * BLOCKS;
+    if (rows0 >= pc.M) return; // padding of the 2-D grid: whole workgroups
+#if defined(IDS) && IDS
+    if ((pc.epi & VKI_MM_EPI_COMBINE) != 0u) {
+        // A token's slots in order, each summed into the rows this workgroup owns.
+        for (uint j = 0u; j < pc.ne2; j++) batch_product(rows0, 0u, j + pc.ne2 * gl_WorkGroupID.z);
+        return;
+    }
+#endif
+    const uint groups = (pc.N + COLS - 1u) / COLS;
+    batch_product(rows0, (gl_WorkGroupID.z % groups) * COLS, gl_WorkGroupID.z / groups);
 }

@@ -1,6 +1,7 @@
 /* Conformance and benchmark cases of the mixture-of-experts ops: top_k, moe_weights,
  * moe_combine and matmul_id, alone and as one MoE block (router logits -> top_k -> weights,
- * expert products -> combine).
+ * expert products -> combine), and the compiler's folds of them: top_k and the weights in one
+ * dispatch, gate and up with their glu, the down product with the combine.
  *
  * Shapes are small and odd: 5 to 8 experts, 1 to 3 slots, K = 67 for the float weights (rows
  * end in a partial chunk), N = 1, 2, 7, 33. Ids are random over [0, E + 2): duplicates within a
@@ -73,6 +74,19 @@ static void moe_weights_case(vki_graph *g, const int64_t *arg)
     vki_output(g, vki_moe_weights(g, x, ids, arg[3] != 0), "w");
 }
 
+/* A router's top_k and weights, both outputs: logits x [arg0, arg1] f32 (the transpose of an
+ * [arg1, arg0] input when arg4), top_k k = arg2, moe_weights normalize arg3. The compiler folds
+ * the two into one dispatch (the top_k kernel writing the weights too). */
+static void moe_route_case(vki_graph *g, const int64_t *arg)
+{
+    int64_t E = arg[0], N = arg[1];
+    vki_tensor x = vki_input(g, VKI_DTYPE_F32, 2, (int64_t[]){arg[4] ? N : E, arg[4] ? E : N}, "x");
+    if (arg[4]) x = vki_transpose(g, x);
+    vki_tensor ids = vki_top_k(g, x, (uint32_t)arg[2]);
+    vki_output(g, ids, "ids");
+    vki_output(g, vki_moe_weights(g, x, ids, arg[3] != 0), "w");
+}
+
 /* What follows moe_combine in moe_combine_case's arg[4] (folded into its dispatch): a scale
  * (Granite's residual multiplier), then an add of a residual on the left (the residual stream)
  * or on the right (Qwen2-MoE's shared expert). */
@@ -111,8 +125,13 @@ static void moe_combine_case(vki_graph *g, const int64_t *arg)
 #define BLOCK (1 << 3)    // a whole MoE block: ids and weights from router logits [E, N]
 #define GLU (1 << 4)      // swiglu of the gate and up products, w [K, M, 2E] their joined experts
 #define GEGLU (1 << 5)    // with GLU: geglu
+#define LATE_WEIGHTS (1 << 6) // with BLOCK: the weights built after the product (which reads
+                              // the ids first: the top_k is not folded into them)
+#define WITH_COMBINE (1 << 7) // moe_combine of the product by weights w [k, N], then arg[6]'s C_*
 
-/* matmul_id(w [arg1, arg2, arg3] of dtype arg0, x [arg1, k or 1, arg5], ids [arg4, arg5]). */
+/* matmul_id(w [arg1, arg2, arg3] of dtype arg0, x [arg1, k or 1, arg5], ids [arg4, arg5]); with
+ * WITH_COMBINE, moe_combine of it by input weights, then a scale and a residual as arg6 says
+ * (C_*): a decode's whole down product, which the compiler folds into one dispatch. */
 static void matmul_id_case(vki_graph *g, const int64_t *arg)
 {
     vki_dtype wt = (vki_dtype)arg[0];
@@ -136,13 +155,24 @@ static void matmul_id_case(vki_graph *g, const int64_t *arg)
     vki_tensor w = vki_weight(g, wt, 3, (int64_t[]){K, M, E}, "w");
     if (flags & BLOCK) {
         vki_tensor logits = vki_input(g, VKI_DTYPE_F32, 2, (int64_t[]){E, N}, "logits");
-        vki_tensor ids = vki_top_k(g, logits, (uint32_t)k);
-        vki_tensor weights = vki_moe_weights(g, logits, ids, true);
-        vki_output(g, vki_moe_combine(g, vki_matmul_id(g, w, x, ids), weights), "out");
+        vki_tensor ids = vki_top_k(g, logits, (uint32_t)k), weights = {0}, y = {0};
+        if (!(flags & LATE_WEIGHTS)) weights = vki_moe_weights(g, logits, ids, true);
+        y = vki_matmul_id(g, w, x, ids);
+        if (flags & LATE_WEIGHTS) weights = vki_moe_weights(g, logits, ids, false);
+        vki_output(g, vki_moe_combine(g, y, weights), "out");
         return;
     }
     vki_tensor ids = ids_input(g, k, N, flags & FIXED ? fixed_ids : NULL);
-    vki_output(g, vki_matmul_id(g, w, x, ids), "y");
+    vki_tensor y = vki_matmul_id(g, w, x, ids);
+    if (flags & WITH_COMBINE) {
+        y = vki_moe_combine(g, y, vki_input(g, VKI_DTYPE_F32, 2, (int64_t[]){k, N}, "rw"));
+        if (arg[6] & C_SCALE) y = vki_scale(g, y, 0.3125f);
+        if (arg[6] & (C_RES_LEFT | C_RES_RIGHT)) {
+            vki_tensor r = vki_input(g, VKI_DTYPE_F32, 2, (int64_t[]){M, N}, "r");
+            y = arg[6] & C_RES_LEFT ? vki_add(g, r, y) : vki_add(g, y, r);
+        }
+    }
+    vki_output(g, y, "y");
 }
 
 /* ---- the table ----------------------------------------------------------------------------- */
@@ -159,6 +189,10 @@ static void matmul_id_case(vki_graph *g, const int64_t *arg)
 #define COMBINE(M, K, N, STR, what)                                                             \
     {"moe moe_combine [" #M ", " #K ", " #N "]" what, "moe_combine", T, 1e-12f, 0,              \
      moe_combine_case, {M, K, N, STR}, 0}
+/* top_k and moe_weights of the same logits, folded into one dispatch. */
+#define ROUTE(E, N, K, NORM, STR, what)                                                         \
+    {"moe route [" #E ", " #N "] k " #K what, "moe_weights", T, 1e-10f, 0, moe_route_case,      \
+     {E, N, K, NORM, STR}, 0}
 /* moe_combine with a scale and/or a residual after it, which the fusion pass folds in. */
 #define COMBINE_FOLD(M, K, N, STR, FOLD, what)                                                  \
     {"moe moe_combine [" #M ", " #K ", " #N "]" what, "moe_combine", T, 1e-12f, 0,              \
@@ -185,12 +219,27 @@ static void matmul_id_case(vki_graph *g, const int64_t *arg)
         MIDG(WT, wt, K, 19, 7, 2, 2, SHARED_X, " shared x"),                                    \
         MIDG(WT, wt, K, 9, 5, 2, 7, SHARED_X | FIXED, " shared x, fixed ids")
 
+/* The down product and the combine (folded into one dispatch where matvec_wide takes the
+ * decode), a scale and a residual after it as FOLD says (C_*). */
+#define MIDC(WT, wt, K, M, E, k, N, FL, FOLD, what)                                             \
+    {"moe matmul_id combine " #wt " [" #K ", " #M ", " #E "] k " #k " N " #N what, "matmul_id", \
+     T, 1e-9f, E + 2, matmul_id_case, {VKI_DTYPE_##WT, K, M, E, k, N, FOLD, WITH_COMBINE | (FL)}, 0}
+
 /* Benchmarks: OLMoE-1B-7B, Qwen3-30B-A3B and Mixtral's expert products, ids uniform over the
  * experts. */
 #define MIDB(WT, wt, K, M, E, k, N, model)                                                      \
     {"moe matmul_id " #wt " [" #K ", " #M ", " #E "] k " #k " N " #N " (" model ")",            \
      "matmul_id", B, 1e-6f, E, matmul_id_case, {VKI_DTYPE_##WT, K, M, E, k, N, 0, SHARED_X},   \
      2.0 * K * M * k * N}
+/* Granite-MoE's decode (32 experts, 8 a token, 1024 -> 512 -> 1024): the down product with x
+ * per slot alone and with its combine, scale and residual (one dispatch where folded); the
+ * router's top_k and weights alone and together. */
+#define MIDCB(FL, FOLD, what)                                                                   \
+    {"moe matmul_id q4_0 [512, 1024, 32] k 8 N 1" what " (Granite down)", "matmul_id", B, 1e-6f, \
+     32, matmul_id_case, {VKI_DTYPE_Q4_0, 512, 1024, 32, 8, 1, FOLD, FL}, 2.0 * 512 * 1024 * 8}
+#define ROUTEB(E, N, K, NORM, model)                                                            \
+    {"moe route [" #E ", " #N "] k " #K " (" model ")", "moe_weights", B, 1e-10f, 0,              \
+     moe_route_case, {E, N, K, NORM, 0}, 4.0 * E * N}
 #define TOPKB(E, N, K, model)                                                                   \
     {"moe top_k f32 [" #E ", " #N "] k " #K " (" model ")", "top_k", B, 0.0f, 0, top_k_case,    \
      {VKI_DTYPE_F32, E, N, K, PLAIN}, 0}
@@ -226,6 +275,11 @@ const vki_op_case vki_cases_moe[] = {
     WEIGHTS(64, 2, 8, 1, 0, 64, " normalized"),
     WEIGHTS(5, 7, 2, 1, 1, 1, " normalized, fixed ids"),
     WEIGHTS(5, 7, 2, 0, 1, 1, " fixed ids"),
+    // top_k and moe_weights in one dispatch: both gatings, a strided router, a whole row.
+    ROUTE(8, 7, 2, 1, 0, " normalized"),
+    ROUTE(32, 3, 8, 0, 0, ""),
+    ROUTE(40, 2, 8, 1, 1, " normalized, strided"),
+    ROUTE(5, 33, 5, 0, 0, " (whole row)"),
     // moe_combine.
     COMBINE(7, 3, 5, 0, ""),
     COMBINE(33, 1, 2, 0, ""),
@@ -266,6 +320,7 @@ const vki_op_case vki_cases_moe[] = {
     MID(Q4_1, q4_1, 64, 35, 8, 3, 7, BLOCK | SHARED_X, " MoE block"),
     MID(F16, f16, 67, 19, 6, 2, 33, BLOCK | SHARED_X, " MoE block"),
     MID(Q8_0, q8_0, 64, 19, 5, 2, 96, BLOCK | SHARED_X, " MoE block"),
+    MID(Q4_0, q4_0, 64, 19, 6, 2, 3, BLOCK | SHARED_X | LATE_WEIGHTS, " MoE block, weights last"),
     // The gate and up products with their glu (folded into one dispatch where matvec_wide
     // takes the decode): every weight dtype, geglu, x f16, 33 tokens (not folded: mat-vecs
     // of views of the joined weight, grouped by expert), K below one chunk.
@@ -284,11 +339,31 @@ const vki_op_case vki_cases_moe[] = {
     MIDG(Q4_0, q4_0, 64, 35, 8, 2, 1, SHARED_X | X_F16, " shared x f16"),
     MIDG(Q8_0, q8_0, 64, 35, 8, 2, 33, SHARED_X, " shared x"),
     MIDG(F16, f16, 16, 40, 4, 2, 1, SHARED_X, " K 16 shared x"),
+    // The down product with the weighted combine (folded where matvec_wide takes the decode:
+    // the full profile), every weight dtype; Granite's scale and residual, a shared expert's
+    // add, x f16, fixed ids (negatives, ids past E), K below one chunk; 33 tokens (not folded).
+    MIDC(F32, f32, 67, 35, 6, 2, 1, 0, C_SCALE | C_RES_LEFT, " * s, r +"),
+    MIDC(F16, f16, 67, 13, 5, 3, 2, 0, 0, ""),
+    MIDC(BF16, bf16, 67, 19, 7, 2, 1, 0, C_RES_RIGHT, " + r"),
+    MIDC(Q8_0, q8_0, 64, 35, 6, 3, 1, 0, C_SCALE, " * s"),
+    MIDC(Q4_0, q4_0, 64, 70, 8, 8, 1, 0, C_SCALE | C_RES_LEFT, " * s, r +"),
+    MIDC(Q4_1, q4_1, 96, 13, 5, 2, 3, 0, C_SCALE | C_RES_LEFT, " * s, r +"),
+    MIDC(Q5_0, q5_0, 64, 35, 6, 2, 1, 0, 0, ""),
+    MIDC(Q5_1, q5_1, 64, 19, 5, 3, 1, 0, C_RES_LEFT, " r +"),
+    MIDC(Q4_K, q4_k, 256, 9, 5, 2, 2, 0, C_SCALE | C_RES_LEFT, " * s, r +"),
+    MIDC(Q5_K, q5_k, 256, 21, 6, 3, 1, 0, 0, ""),
+    MIDC(Q6_K, q6_k, 256, 9, 5, 3, 1, 0, C_SCALE, " * s"),
+    MIDC(Q4_0, q4_0, 64, 35, 5, 2, 7, FIXED, C_SCALE | C_RES_LEFT, " fixed ids * s, r +"),
+    MIDC(Q4_0, q4_0, 64, 35, 8, 2, 1, X_F16, C_RES_RIGHT, " x f16 + r"),
+    MIDC(F16, f16, 16, 64, 4, 2, 2, 0, C_SCALE | C_RES_LEFT, " K 16 * s, r +"),
+    MIDC(Q4_0, q4_0, 64, 35, 8, 2, 33, 0, C_SCALE | C_RES_LEFT, " * s, r +"),
 
     // Benchmarks: routing at decode and a 512-token prefill.
     TOPKB(64, 1, 8, "OLMoE"), TOPKB(64, 512, 8, "OLMoE"), TOPKB(128, 512, 8, "Qwen3-30B-A3B"),
     TOPKB(8, 512, 2, "Mixtral"),
     WEIGHTSB(64, 512, 8, "OLMoE"), WEIGHTSB(128, 512, 8, "Qwen3-30B-A3B"),
+    TOPKB(32, 1, 8, "Granite"), WEIGHTSB(32, 1, 8, "Granite"), ROUTEB(32, 1, 8, 1, "Granite"),
+    MIDCB(0, 0, ""), MIDCB(WITH_COMBINE, C_SCALE | C_RES_LEFT, " + combine"),
     COMBINEB(2048, 8, 1, "OLMoE"), COMBINEB(2048, 8, 512, "OLMoE"), COMBINEB(4096, 2, 512, "Mixtral"),
     // Expert products: gate/up (n_embd -> n_ff) and down (n_ff -> n_embd).
     MIDB(Q4_0, q4_0, 2048, 1024, 64, 8, 1, "OLMoE up"),

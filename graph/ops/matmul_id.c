@@ -22,7 +22,11 @@
  * (the gate experts, then the up experts: vki_weights' join of the two tensors, no copy) and
  * the product lowers to matvec_wide: one node on J that computes both rows of each output and
  * the glu, y[m, j, n] = act(J[:, m, id] . x) * (J[:, m, E + id] . x). One dispatch instead of
- * three, x loaded once for both. */
+ * three, x loaded once for both. And moe_combine(matmul_id(W, x, ids), w), a decode's down
+ * product and its weighted sum over the slots (then Granite's scale and the residual add, as
+ * moe_combine takes them): where the product lowers to matvec_wide, a workgroup computes its
+ * rows for each slot of its token in turn and sums them itself (combine_into_down), one
+ * dispatch instead of two. */
 #include "activation.h"
 #include "matmul_internal.h"
 #include "vki_abi.h"
@@ -31,10 +35,16 @@
 #include <string.h>
 
 const vki_op_def vki_op_matmul_id;
+extern const vki_op_def vki_op_moe_combine; // moe.c
 
 /* What the fusion pass folds into a matmul_id node (zero for a plain product). */
 typedef struct matmul_id_params {
     vki_activation glu; // y = act(gate expert's row) * up expert's row; w holds 2E experts
+    /* The weighted combine of the slots (moe_combine folded in): y [M, N] = scale sum_j
+     * src[3][j, n] (expert ids[j, n]'s row . x) (+ src[4], a residual, where one is folded). */
+    bool combine;
+    bool scaled; // 0: a scale of 1
+    float scale;
 } matmul_id_params;
 static_assert(sizeof(matmul_id_params) <= VKI_PARAMS_BYTES, "node parameter bytes");
 
@@ -100,12 +110,29 @@ static double row_dot(const vki_ref_tensor *w, const vki_ref_tensor *x, int64_t 
     return sum;
 }
 
-/* Plain dot products; a folded glu's gate and up rows from experts id and E + id. */
+/* Plain dot products; a folded glu's gate and up rows from experts id and E + id; a folded
+ * combine's weighted sum over the slots, then its scale and residual. */
 static void reference(const vki_node *n, const vki_ref_tensor *d, const vki_ref_tensor *s)
 {
     const vki_ref_tensor *w = &s[0], *x = &s[1], *ids = &s[2];
-    vki_activation glu = params_of(n).glu;
+    matmul_id_params mp = params_of(n);
+    vki_activation glu = mp.glu;
     int64_t E = glu ? w->ne[2] / 2 : w->ne[2];
+    if (mp.combine) {
+        for (int64_t t = 0; t < ids->ne[1]; t++)
+            for (int64_t m = 0; m < n->ne[0]; m++) {
+                double acc = 0;
+                for (int64_t j = 0; j < ids->ne[0]; j++) {
+                    int64_t id = (int64_t)vki_ref_get(ids, j, t, 0, 0), xj = x->ne[1] == 1 ? 0 : j;
+                    double v = id >= 0 && id < E ? row_dot(w, x, id, m, xj, t) : 0.0;
+                    acc += (double)vki_ref_get(&s[3], j, t, 0, 0) * v;
+                }
+                float r = (float)acc * (mp.scaled ? mp.scale : 1.0f);
+                if (n->src[4]) r += vki_ref_get(&s[4], m, t, 0, 0);
+                vki_ref_set(d, m, t, 0, 0, r);
+            }
+        return;
+    }
     for (int64_t t = 0; t < n->ne[2]; t++)
         for (int64_t j = 0; j < n->ne[1]; j++) {
             int64_t id = (int64_t)vki_ref_get(ids, j, t, 0, 0), xj = x->ne[1] == 1 ? 0 : j;
@@ -165,7 +192,9 @@ static vki_status lower_part_wide(vki_lower *L, const vki_node *n, vki_pc_matmul
     uint32_t run = vki__matvec_wide_run(p, vki_lower_node(L, n->src[0])->dtype, pc->K,
                                         (align & VKI_MM_ALIGN_W_ROWS) != 0, w_texels, &kchunks,
                                         &wide_rows);
-    uint64_t batches = (uint64_t)pc->ne2 * pc->ne3;
+    // A folded combine's workgroup runs every slot of its token: a workgroup per token's rows.
+    bool combine = (pc->epi & VKI_MM_EPI_COMBINE) != 0;
+    uint64_t batches = combine ? pc->ne3 : (uint64_t)pc->ne2 * pc->ne3;
     uint64_t per_batch = batches >= WIDE_MIN_GROUPS ? 1 : vki_div_up(WIDE_MIN_GROUPS, batches);
     uint64_t blocks = vki_div_up(pc->M, (uint64_t)local * per_batch);
     if (blocks > WIDE_MAX_BLOCKS) blocks = WIDE_MAX_BLOCKS;
@@ -176,9 +205,10 @@ static vki_status lower_part_wide(vki_lower *L, const vki_node *n, vki_pc_matmul
     };
     char kernel[48];
     snprintf(kernel, sizeof kernel, "matvec_%s_id_wide", wd->name);
-    // Bindings: w, x, bias, y, residual, norm and positions (unused: w), then the ids.
-    uint32_t tensors[8] = {n->src[0], n->src[1], n->src[0], self,
-                           n->src[0], n->src[0], n->src[0], n->src[2]};
+    // Bindings: w, x, bias (a folded combine's routing weights), y, residual (a folded
+    // combine's), norm and positions (unused: w), then the ids.
+    uint32_t tensors[8] = {n->src[0], n->src[1], combine ? n->src[3] : n->src[0], self,
+                           n->src[4] ? n->src[4] : n->src[0], n->src[0], n->src[0], n->src[2]};
     static_assert(VKI_MM_BINDING_IDS_WIDE == 7, "the ids follow matvec_wide's 7 bindings");
     vki_lower_range ranges[8] = {{0}};
     for (int i = 0; range && i < 7; i++)
@@ -210,20 +240,28 @@ static vki_status lower_part(vki_lower *L, const vki_node *n, uint32_t e0, uint3
     vki_operand d = vki_lower_operand(L, self);
     if ((range ? range->size : vki__span_bytes(nw)) > UINT32_MAX || vki__span_bytes(nx) > UINT32_MAX)
         return vki_lower_fail(L, n, VKI_ERROR_UNSUPPORTED, "operands over 4 GiB (32-bit indexing)");
-    uint32_t M = d.ne[0], k = d.ne[1];
-    vki_activation glu = params_of(n).glu;
+    matmul_id_params mp = params_of(n);
+    uint32_t M = d.ne[0], k = ids.ne[0];
+    vki_activation glu = mp.glu;
     vki_pc_matmul_id pc = {
         // One column per batch: slots j along ne2, tokens along ne3.
         .M = M, .y_ld = M, .N = 1, .K = w.ne[0], .ne2 = k, .ne3 = nt, .w_r2 = 1, .w_r3 = 1,
         .w_off = w.offset, .w_nb1 = w.nb[1], .w_nb2 = w.nb[2],
         .x_off = x.offset + t0 * x.nb[2], .x_nb2 = x.ne[1] == 1 ? 0 : x.nb[1], .x_nb3 = x.nb[2],
-        .y_off = d.offset + t0 * M * k,
+        .y_off = d.offset + t0 * M * (mp.combine ? 1 : k),
         .i_off = ids.offset + t0 * k, .e_first = e0, .e_count = ne,
         // A folded glu's w holds the gate experts, then as many up experts (the kernel reads
         // expert id's up rows e_total experts on).
         .e_total = glu ? w.ne[2] / 2 : w.ne[2],
         .epi = (uint32_t)glu << VKI_MM_EPI_GLU_SHIFT,
     };
+    if (mp.combine) {
+        // The routing weights [k, N] (contiguous: fusion checks) as the bias, the scale in eps.
+        pc.epi |= VKI_MM_EPI_COMBINE | (n->src[4] ? VKI_MM_EPI_RES : 0);
+        pc.b_off = vki_lower_operand(L, n->src[3]).offset + t0 * k;
+        pc.r_off = n->src[4] ? vki_lower_operand(L, n->src[4]).offset + t0 * M : 0;
+        pc.eps = mp.scaled ? mp.scale : 1.0f;
+    }
     const vki_dtype_info *wd = vki_dtype_get(nw->dtype);
     bool x_f16 = nx->dtype == VKI_DTYPE_F16;
     uint32_t align = align_bits(wd, &w, &pc, x_f16);
@@ -233,9 +271,9 @@ static vki_status lower_part(vki_lower *L, const vki_node *n, uint32_t e0, uint3
     uint32_t kchunks = 0, wide_rows = 1;
     if (vki__matvec_wide(p, pc.K, 1, &kchunks, &wide_rows))
         return lower_part_wide(L, n, &pc, align, x_f16, kchunks, wide_rows, range);
-    if (glu)
+    if (glu || mp.combine)
         return vki_lower_fail(L, n, VKI_ERROR_INVALID_ARGUMENT,
-                              "a fused glu needs the matvec_wide kernel (fusion checks)");
+                              "a fused glu or combine needs the matvec_wide kernel (fusion checks)");
 
     // The storage-buffer mat-vec, one subgroup per workgroup (subgroupAdd alone reduces; the
     // fallback's shared-memory tree needs a power of two, which subgroup sizes are).
@@ -374,8 +412,8 @@ static vki_status lower_grouped(vki_lower *L, const vki_node *n, uint32_t e0, ui
 static vki_status lower(vki_lower *L, const vki_node *n)
 {
     const vki_profile *p = vki_lower_profile(L);
-    const vki_node *nw = vki_lower_node(L, n->src[0]);
-    uint64_t E = (uint64_t)nw->ne[2], k = (uint64_t)n->ne[1], N = (uint64_t)n->ne[2];
+    const vki_node *nw = vki_lower_node(L, n->src[0]), *ni = vki_lower_node(L, n->src[2]);
+    uint64_t E = (uint64_t)nw->ne[2], k = (uint64_t)ni->ne[0], N = (uint64_t)ni->ne[1];
     uint64_t per = E, slack = binding_slack(p);
     uint64_t expert = (uint64_t)(nw->ne[1] - 1) * nw->nb[1] + vki_dtype_bytes(nw->dtype, nw->ne[0]);
     if (!vki__matmul_weight_fits(p, nw)) {
@@ -397,6 +435,16 @@ static vki_status lower(vki_lower *L, const vki_node *n)
                                   "a fused glu needs 2E experts in one binding and a decode through "
                                   "matvec_wide (fusion checks)");
         return lower_part(L, n, 0, (uint32_t)(E / 2), NULL, 0, (uint32_t)N);
+    }
+    if (params_of(n).combine) {
+        // Folded by combine_into_down, which checked it: every expert in one binding, a decode.
+        uint32_t kchunks, rows;
+        if (per < E || N > MATVEC_MAX_TOKENS || N > p->max_workgroup_count[2] ||
+            !vki__matvec_wide(p, (uint64_t)nw->ne[0], 1, &kchunks, &rows))
+            return vki_lower_fail(L, n, VKI_ERROR_INVALID_ARGUMENT,
+                                  "a fused combine needs the experts in one binding and a decode "
+                                  "through matvec_wide (fusion checks)");
+        return lower_part(L, n, 0, (uint32_t)E, NULL, 0, (uint32_t)N);
     }
     uint64_t tokens = p->max_workgroup_count[2] / k;
     if (tokens == 0)
@@ -470,9 +518,75 @@ static bool glu_into_experts(vki_fusion *f, uint32_t m_id, uint32_t g_id)
     return true;
 }
 
+/* moe_combine c_id of the products m_id (read only by it) with routing weights w (f32 [k, N],
+ * contiguous): m_id's dispatch sums the slots itself where it lowers to matvec_wide (a decode,
+ * every expert in one binding), and c_id becomes m_id's node with w as src[3]. The walk visits
+ * c_id before its readers, so it has folded no scale or residual yet (moe.c's absorb): those
+ * then fold into m_id's combine (combine_tail). */
+static bool combine_into_down(vki_fusion *f, uint32_t m_id, uint32_t c_id)
+{
+    vki_graph *w = f->w;
+    vki_node *c = &w->nodes[c_id];
+    const vki_node *m = &w->nodes[m_id], *rw = &w->nodes[c->src[1]], *nw = &w->nodes[m->src[0]];
+    matmul_id_params mp = params_of(m);
+    uint32_t kchunks, rows;
+    if (!f->profile || c->src[0] != m_id || c->src[2] || m->output || f->uses[m_id] != 1 || mp.glu ||
+        mp.combine || rw->dtype != VKI_DTYPE_F32 || !vki__is_contiguous(rw) || !vki__is_contiguous(c) ||
+        m->ne[2] > MATVEC_MAX_TOKENS || (uint64_t)m->ne[2] > f->profile->max_workgroup_count[2] ||
+        !vki__matmul_weight_fits(f->profile, nw) ||
+        !vki__matvec_wide(f->profile, (uint64_t)nw->ne[0], 1, &kchunks, &rows))
+        return false;
+    vki_node merged = *m;
+    merged.ndim = c->ndim;
+    memcpy(merged.ne, c->ne, sizeof merged.ne);
+    memcpy(merged.nb, c->nb, sizeof merged.nb);
+    merged.src[3] = c->src[1]; // its one use moves from c to the merged node
+    mp.combine = true;
+    vki__params_set(&merged, &mp, sizeof mp);
+    merged.output = c->output;
+    memcpy(merged.name, c->name, sizeof merged.name);
+    merged.base = c_id;
+    f->uses[m_id] = 0;
+    *c = merged;
+    return true;
+}
+
+/* After a folded combine: a scale (a unary without activation: Granite's residual multiplier)
+ * where no residual is folded yet, then an add of a residual r (f32, contiguous, of the
+ * result's shape): folded into the product's dispatch as moe_combine takes them. */
+static bool combine_tail(vki_fusion *f, uint32_t c_id, uint32_t x_id)
+{
+    vki_graph *w = f->w;
+    const vki_node *x = &w->nodes[x_id], *c = &w->nodes[c_id];
+    matmul_id_params mp = params_of(c);
+    if (!mp.combine || c->src[4] || !vki__fusion_single_use(f, c_id, x_id) || !vki__is_contiguous(x))
+        return false;
+    if (x->op == &vki_op_unary) {
+        vki_unary_params u = vki__unary_params(x);
+        if (u.act != VKI_ACT_NONE || x->src[0] != c_id) return false;
+        mp.scale = (mp.scaled ? mp.scale : 1.0f) * u.scale;
+        mp.scaled = true;
+        vki__fusion_fold(f, x_id, c_id, 0, 0);
+        vki__params_set(&w->nodes[x_id], &mp, sizeof mp);
+        return true;
+    }
+    if (x->op != &vki_op_binary || vki__binary_params(x).op != VKI_BINARY_ADD || x->src[0] == x->src[1])
+        return false;
+    int side = x->src[0] == c_id ? 0 : 1;
+    if (x->src[side] != c_id) return false; // c read through a view
+    uint32_t r_id = x->src[1 - side];
+    const vki_node *r = &w->nodes[r_id];
+    if (!vki__same_shape(r, x) || r->dtype != VKI_DTYPE_F32 || !vki__is_contiguous(r)) return false;
+    vki__fusion_fold(f, x_id, c_id, 4, r_id);
+    return true;
+}
+
 static bool absorb(vki_fusion *f, uint32_t m_id, uint32_t x_id)
 {
-    return f->w->nodes[x_id].op == &vki_op_glu && glu_into_experts(f, m_id, x_id);
+    const vki_op_def *op = f->w->nodes[x_id].op;
+    if (op == &vki_op_glu) return glu_into_experts(f, m_id, x_id);
+    if (op == &vki_op_moe_combine) return combine_into_down(f, m_id, x_id);
+    return combine_tail(f, m_id, x_id);
 }
 
 const vki_op_def vki_op_matmul_id = {

@@ -1,12 +1,15 @@
 /* The routing ops of a mixture of experts (the expert products are matmul_id.c's):
  *   top_k        indices of a row's k largest elements, largest first (one workgroup per row)
- *   moe_weights  the chosen experts' softmax weights, optionally renormalised (one per token)
+ *   moe_weights  the chosen experts' softmax weights, optionally renormalised (one per token);
+ *                the fusion pass folds its ids' top_k into it (moe_weights_fuse): the top_k
+ *                kernel then writes ids and weights in one dispatch a layer
  *   moe_combine  the experts' outputs summed by those weights (one invocation per output);
  *                the fusion pass folds into it a scale of its result (unary without
  *                activation: Granite's residual multiplier) and then an add of a residual
  *                (the residual stream, or Qwen2-MoE's shared expert): two dispatches fewer a
  *                layer
- * Kernels: shaders/top_k.comp, moe_weights.comp, moe_combine.comp (ABI: shaders/abi_moe.h). */
+ * Kernels: shaders/top_k.comp (WEIGHTS=1: with the weights), moe_weights.comp,
+ * moe_combine.comp (ABI: shaders/abi_moe.h). */
 #include "ops_internal.h"
 #include "vki_abi.h"
 
@@ -28,6 +31,7 @@ static uint32_t row_local(const vki_profile *p, bool subgroup)
 
 typedef struct top_k_params {
     uint32_t k;
+    bool in_weights; // the fusion pass gave it to its moe_weights, whose dispatch writes it
 } top_k_params;
 static_assert(sizeof(top_k_params) <= VKI_PARAMS_BYTES, "node parameter bytes");
 
@@ -81,31 +85,43 @@ static void top_k_reference(const vki_node *n, const vki_ref_tensor *d, const vk
             }
 }
 
-static vki_status top_k_lower(vki_lower *L, const vki_node *n)
+/* The top_k kernel on x = src[0] of node n into ids node `ids`; with the routing weights
+ * into node `weights` as `gate` says (VKI_TOP_K_GATE_*; weights 0: none). */
+static vki_status lower_top_k(vki_lower *L, const vki_node *n, uint32_t ids, uint32_t weights,
+                              uint32_t gate)
 {
     const vki_profile *p = vki_lower_profile(L);
-    top_k_params tp;
-    vki__params_get(n, &tp, sizeof tp);
     bool subgroup = (p->subgroup_ops & VKI_SUBGROUP_ARITHMETIC) && p->tuning.subgroup_size;
-    uint32_t self = vki_lower_self(L);
-    vki_operand x = vki_lower_operand(L, n->src[0]), d = vki_lower_operand(L, self);
+    vki_operand x = vki_lower_operand(L, n->src[0]), d = vki_lower_operand(L, ids);
     vki_pc_top_k pc = {
-        .ne0 = x.ne[0], .ne1 = x.ne[1], .ne2 = x.ne[2], .ne3 = x.ne[3], .k = tp.k,
+        .ne0 = x.ne[0], .ne1 = x.ne[1], .ne2 = x.ne[2], .ne3 = x.ne[3],
+        .k = (uint32_t)vki_lower_node(L, ids)->ne[0],
         .f16 = vki_lower_node(L, n->src[0])->dtype == VKI_DTYPE_F16,
         .s_off = x.offset, .s_nb0 = x.nb[0], .s_nb1 = x.nb[1], .s_nb2 = x.nb[2], .s_nb3 = x.nb[3],
-        .d_off = d.offset,
+        .d_off = d.offset, .gate = weights ? gate : 0,
+        .w_off = weights ? vki_lower_operand(L, weights).offset : 0,
     };
     vki_spec spec = {VKI_SPEC_LOCAL_SIZE_X, row_local(p, subgroup)};
-    uint32_t tensors[2] = {n->src[0], self};
+    uint32_t tensors[3] = {n->src[0], ids, weights};
     vki_step_desc s = {
-        .kernel = subgroup ? "top_k_subgroup" : "top_k_shared",
+        .kernel = weights ? (subgroup ? "top_k_w_subgroup" : "top_k_w_shared")
+                          : (subgroup ? "top_k_subgroup" : "top_k_shared"),
         .specs = &spec, .spec_count = 1,
         .subgroup_size = subgroup && p->subgroup_size_control ? spec.value : 0,
-        .tensors = tensors, .tensor_count = 2, .write_mask = 1u << 1,
+        .tensors = tensors, .tensor_count = weights ? 3 : 2,
+        .write_mask = 1u << 1 | (weights ? 1u << 2 : 0),
         .push = &pc, .push_size = sizeof pc,
     };
     vki_lower_grid((uint64_t)x.ne[1] * x.ne[2] * x.ne[3], 1, s.groups); // a workgroup per row
     return vki_lower_step(L, &s);
+}
+
+static vki_status top_k_lower(vki_lower *L, const vki_node *n)
+{
+    top_k_params tp;
+    vki__params_get(n, &tp, sizeof tp);
+    if (tp.in_weights) return VKI_OK; // its moe_weights' dispatch writes it (moe_weights_fuse)
+    return lower_top_k(L, n, vki_lower_self(L), 0, 0);
 }
 
 const vki_op_def vki_op_top_k = {
@@ -118,6 +134,7 @@ const vki_op_def vki_op_top_k = {
 
 typedef struct moe_weights_params {
     bool normalize;
+    bool with_top_k; // the fusion pass folded its ids' top_k in: one dispatch writes both
 } moe_weights_params;
 static_assert(sizeof(moe_weights_params) <= VKI_PARAMS_BYTES, "node parameter bytes");
 
@@ -166,6 +183,9 @@ static vki_status moe_weights_lower(vki_lower *L, const vki_node *n)
     const vki_profile *p = vki_lower_profile(L);
     moe_weights_params mp;
     vki__params_get(n, &mp, sizeof mp);
+    if (mp.with_top_k)
+        return lower_top_k(L, n, n->src[1], vki_lower_self(L),
+                           mp.normalize ? VKI_TOP_K_GATE_SOFTMAX_CHOSEN : VKI_TOP_K_GATE_SOFTMAX);
     bool subgroup = (p->subgroup_ops & VKI_SUBGROUP_ARITHMETIC) && p->tuning.subgroup_size;
     uint32_t self = vki_lower_self(L);
     vki_operand x = vki_lower_operand(L, n->src[0]), ids = vki_lower_operand(L, n->src[1]);
@@ -188,10 +208,56 @@ static vki_status moe_weights_lower(vki_lower *L, const vki_node *n)
     return vki_lower_step(L, &s);
 }
 
+/* Whether node `id` is needed by an output or by a write into other storage (compile's
+ * liveness, forward: the nodes are in order). */
+static bool needed(vki_fusion *f, uint32_t id)
+{
+    vki_graph *w = f->w;
+    bool *reach = vki__galloc(w, w->count * sizeof *reach), live = false;
+    if (!reach) return false;
+    reach[id] = true;
+    for (uint32_t i = id; i < w->count && !live; i++) {
+        const vki_node *n = &w->nodes[i];
+        for (int s = 0; s < VKI_MAX_SRC && !reach[i]; s++) reach[i] = n->src[s] && reach[n->src[s]];
+        live = reach[i] && (n->output || vki__writes_src0(n));
+    }
+    vki__gfree(w, reach);
+    return live;
+}
+
+/* moe_weights m_id whose ids are top_k(x) of its own x: the top_k goes into m_id's dispatch,
+ * the top_k kernel writing the ids and the weights (WEIGHTS=1, abi_moe.h), a dispatch fewer a
+ * layer. The top_k node keeps its storage (the expert products read it) and lowers to nothing,
+ * so no node may read it before m_id writes it, and m_id must run: needed. */
+static bool moe_weights_fuse(vki_fusion *f, uint32_t m_id)
+{
+    vki_graph *w = f->w;
+    vki_node *m = &w->nodes[m_id];
+    uint32_t t_id = m->src[1];
+    vki_node *t = &w->nodes[t_id];
+    top_k_params tp;
+    vki__params_get(t, &tp, sizeof tp);
+    if (!f->profile || t->kind != VKI_NODE_OP || t->op != &vki_op_top_k || t->src[0] != m->src[0] ||
+        tp.in_weights || t_id > m_id)
+        return false;
+    for (uint32_t id = t_id + 1; id < m_id; id++)
+        for (int i = 0; i < VKI_MAX_SRC; i++)
+            if (w->nodes[id].src[i] && w->nodes[w->nodes[id].src[i]].base == t_id) return false;
+    if (!needed(f, m_id)) return false;
+    moe_weights_params mp;
+    vki__params_get(m, &mp, sizeof mp);
+    mp.with_top_k = true;
+    vki__params_set(m, &mp, sizeof mp);
+    tp.in_weights = true;
+    vki__params_set(t, &tp, sizeof tp);
+    return true;
+}
+
 const vki_op_def vki_op_moe_weights = {
     .name = "moe_weights",
     .reference = moe_weights_reference,
     .lower = moe_weights_lower,
+    .fuse = moe_weights_fuse,
 };
 
 /* ---- moe_combine --------------------------------------------------------------------------- */
