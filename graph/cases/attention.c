@@ -173,21 +173,23 @@ const vki_op_case vki_cases_attention[] = {
      T, 1e-8f, 0, attention_window_case, {40, 3, 3, 20, 4, AW_KV_F16 | AW_PAIRS}, 0},
     // Eight heads to a kv head: 56 rows, which plan attention_coopmat.comp where the profile has
     // cooperative matrices (position bounds, windows and a padding row on its rows).
-    {"attention_pos two positions a query, window 4, f16 kv20 D32 GQA 8/1", "attention", T, 1e-8f, 0,
-     attention_window_case, {32, 8, 1, 20, 4, AW_KV_F16}, 0},
+    {"attention_pos two positions a query, window 4, kv20 D64 GQA 8/1", "attention", T, 1e-8f, 0,
+     attention_window_case, {64, 8, 1, 20, 4, 0}, 0},
     {"attention_seq two positions a query, window 4, seq 16, q8_0 kv32 D64 GQA 6/2", "attention", T,
      1e-8f, 0, attention_window_case, {64, 6, 2, 32, 4, AW_SEQ16 | AW_KV_Q8}, 0},
     {"attention_seq two positions a query (pairs), window 3, seq 16, f16 kv32 D8 GQA 8/1", "attention",
      T, 1e-8f, 0, attention_window_case, {8, 8, 1, 32, 3, AW_SEQ16 | AW_PAIRS | AW_KV_F16}, 0},
     // Long query blocks, which plan attention_coopmat.comp where the profile has cooperative
     // matrices (emulate-coopmat: the _cme variant; tests/ops/test_attention_coopmat.cc): a causal
-    // prefill with grouped heads whose rows and kv positions no tile divides (with the mask case
-    // D64 q33 kv70 above, one compiled pipeline: D, tiles and fragments agree), and SD's
-    // cross-attention (77 text positions, D 40 zero-padded to 48 in the fragments).
-    {"attention f16 kv, causal prefill D64 GQA 4/2 q70 kv70", "attention", T, 1e-8f, 0, attention_case,
-     {64, 4, 2, 70, 70, ATT_CAUSAL | ATT_KV_F16}, 0},
-    {"attention f16 q, SD cross-attention D40 h2 q64 kv77", "attention", T, 1e-8f, 0, attention_case,
-     {40, 2, 2, 64, 77, ATT_Q_F16}, 0},
+    // prefill with grouped heads whose rows and kv positions no tile divides, and SD's
+    // cross-attention (77 text positions, D 40 zero-padded to 48 in the fragments). Shapes and
+    // dtypes chosen so that every kernel they plan, on every profile, is compiled with the same
+    // constants as for a case above (lavapipe's pipeline cache: CI time): with the mask case D64
+    // q33 kv70 and the positions case D64 GQA 8/1, one cooperative-matrix pipeline.
+    {"attention f32 causal prefill D64 GQA 4/2 q70 kv70", "attention", T, 1e-8f, 0, attention_case,
+     {64, 4, 2, 70, 70, ATT_CAUSAL}, 0},
+    {"attention f16 q, f16 kv, SD cross-attention D40 h2 q64 kv77", "attention", T, 1e-8f, 0,
+     attention_case, {40, 2, 2, 64, 77, ATT_Q_F16 | ATT_KV_F16}, 0},
     {"attention SmolLM2 decode D64 9/3 heads kv64 f16", "attention", B, 1e-6f, 0, attention_case,
      {64, 9, 3, 1, 64, ATT_KV_F16 | ATT_CAUSAL}, ATT_FLOPS(64, 9, 64)},
     {"attention SmolLM2 decode D64 9/3 heads kv512 f16", "attention", B, 1e-6f, 0, attention_case,

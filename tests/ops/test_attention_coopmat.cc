@@ -62,8 +62,8 @@ TEST_F(CoopmatAttention, LongQueryBlocksMatchReference)
         ran++;
     }
     // The causal GQA prefill (q70 kv70: partial tiles of rows and positions), SD's cross-attention
-    // (D40 padded in the fragments, f16 q), the causal masked D64 q33 kv70, the D8 q24 cache and
-    // the positions with windows (GQA 8/1).
+    // (D40 padded in the fragments, f16 q, k and v), the causal masked D64 q33 kv70, the D8 q24
+    // f16 cache and the positions with windows (GQA 8/1).
     EXPECT_GE(ran, 5u);
     EXPECT_GE(decode, 4u) << "decode cases seen, none planned on the cooperative-matrix kernel";
 }
@@ -78,7 +78,7 @@ TEST_F(CoopmatAttention, SmallerTilesWhereSharedMemoryIsShort)
     small.shared_memory = 12 << 10;
     const vki_op_case *c = nullptr;
     for (uint32_t i = 0; i < vki_op_case_count(); i++)
-        if (strstr(vki_op_case_at(i)->name, "causal prefill D64 GQA 4/2 q70 kv70")) c = vki_op_case_at(i);
+        if (strstr(vki_op_case_at(i)->name, "attention f32 causal prefill D64 GQA 4/2 q70 kv70")) c = vki_op_case_at(i);
     ASSERT_NE(c, nullptr);
     ASSERT_NE(planned_kernels(c, &small).find("attention_cme"), std::string::npos);
     vki_case_desc desc = {};
