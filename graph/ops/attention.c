@@ -15,6 +15,7 @@
  * (fuse, appends): k and v are then the caches themselves (F16), written at
  * pos[0] with k_new and v_new (F32 [D * n_kv_head]) before they are read, as the set_rows did.
  * The reference never sees such a node (fusion rewrites the compiler's copy of the graph). */
+#include "matmul_internal.h"
 #include "ops_internal.h"
 #include "vki_abi.h"
 
@@ -282,10 +283,8 @@ static uint64_t coopmat_shared(uint32_t rows, uint32_t cols, uint32_t dp)
 
 static bool coopmat_plan(const vki_profile *p, uint32_t d, uint32_t n_rows, coopmat_attn *out)
 {
-    const vki_tuning *t = &p->tuning;
     coopmat_attn c = {.fm = p->coopmat_shape[0], .fn = p->coopmat_shape[1], .fk = p->coopmat_shape[2]};
-    if (!t->use_coopmat || !p->coopmat || !(p->subgroup_ops & VKI_SUBGROUP_BASIC) ||
-        (p->subgroup_size < 8 && !p->coopmat_emulated) || !p->subgroup_size ||
+    if (!vki__coopmat_device(p) || !p->subgroup_size ||
         (!p->subgroup_size_control && p->subgroup_min != p->subgroup_max) || n_rows < COOPMAT_MIN_ROWS ||
         !c.fm || !c.fn || !c.fk || COOPMAT_ROWS % c.fm)
         return false;
@@ -306,7 +305,7 @@ static bool coopmat_plan(const vki_profile *p, uint32_t d, uint32_t n_rows, coop
     }
     c.wg = c.rows / c.fm * p->subgroup_size;
     c.shared = coopmat_shared(c.rows, c.cols, c.dp);
-    c.suffix = p->coopmat_emulated ? "cme" : p->coopmat_khr ? "cmk" : "cm";
+    c.suffix = vki__coopmat_suffix(p);
     *out = c;
     return c.wg <= most && c.rows <= 2 * c.cols;
 }

@@ -168,13 +168,23 @@ static void shared_tile(const vki_tuning *t, uint32_t M, uint32_t N, uint64_t ba
     *out_n = tn;
 }
 
+bool vki__coopmat_device(const vki_profile *p)
+{
+    // The kernels name their subgroup (gl_SubgroupID); emulated fragments spread an
+    // accumulator over at least 4 lanes, the extensions want 8.
+    return p->tuning.use_coopmat && p->coopmat && (p->subgroup_ops & VKI_SUBGROUP_BASIC) &&
+           (p->subgroup_size >= 8 || p->coopmat_emulated);
+}
+
+const char *vki__coopmat_suffix(const vki_profile *p)
+{
+    return p->coopmat_emulated ? "cme" : p->coopmat_khr ? "cmk" : "cm";
+}
+
 bool vki__coopmat_usable(const vki_profile *p, uint64_t M, uint64_t N, uint64_t batches)
 {
     const vki_tuning *t = &p->tuning;
-    // The kernels name their subgroup (gl_SubgroupID); emulated fragments spread an
-    // accumulator over at least 4 lanes, the extensions want 8.
-    return t->use_coopmat && p->coopmat && (p->subgroup_ops & VKI_SUBGROUP_BASIC) &&
-           (p->subgroup_size >= 8 || p->coopmat_emulated) && t->matmul_tile_m && t->matmul_tile_n &&
+    return vki__coopmat_device(p) && t->matmul_tile_m && t->matmul_tile_n &&
            vki_div_up(M, t->matmul_tile_m) * vki_div_up(N, t->matmul_tile_n) * batches >= VKI_COOPMAT_MIN_TILES;
 }
 
@@ -192,9 +202,7 @@ bool vki__coopmat_plan(const vki_profile *p, uint32_t M, uint32_t N, uint64_t ba
     uint64_t slab = 2ull * (c.tm + c.tn) * (c.tk + 8), stage = 4ull * c.subgroups * c.fm * c.fn;
     c.buffers = 2 * slab + stage <= p->shared_memory ? 2 : 1;
     c.shared = c.buffers * slab + stage;
-    // The variant of the extension the device was opened with; _cme: emulated fragments, no
-    // extension (the emulate-coopmat narrowing, in the tests).
-    c.suffix = p->coopmat_emulated ? "cme" : p->coopmat_khr ? "cmk" : "cm";
+    c.suffix = vki__coopmat_suffix(p);
     *out = c;
     return c.fm && c.fn && c.fk && c.tk % c.fk == 0 && c.tk % 4 == 0 && c.sub_m % c.fm == 0 &&
            c.sub_n % c.fn == 0 && c.shared <= p->shared_memory;

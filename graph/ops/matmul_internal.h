@@ -48,6 +48,11 @@ typedef struct vki_coopmat_plan {
     const char *suffix;
 } vki_coopmat_plan;
 bool vki__coopmat_usable(const vki_profile *p, uint64_t M, uint64_t N, uint64_t batches);
+/* The device's part of that (the tuning, the extension or the emulation, subgroups), for every
+ * cooperative-matrix kernel (attention's too), and the variant suffix of the extension the device
+ * was opened with (cme: emulated fragments, no extension: the emulate-coopmat narrowing). */
+bool vki__coopmat_device(const vki_profile *p);
+const char *vki__coopmat_suffix(const vki_profile *p);
 /* False (and the plan filled for the message) when the tile does not fit the device. */
 bool vki__coopmat_plan(const vki_profile *p, uint32_t M, uint32_t N, uint64_t batches, vki_coopmat_plan *out);
 
