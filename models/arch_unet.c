@@ -578,11 +578,9 @@ void vki_unet_release(vki_unet *u)
 const vki_unet_info *vki_unet_info_get(const vki_unet *u) { return u ? &u->info : NULL; }
 const char *vki_unet_last_error(const vki_unet *u) { return u ? u->error : ""; }
 uint64_t vki_unet_weight_bytes(const vki_unet *u) { return u ? vki_weights_bytes(u->weights) : 0; }
-uint32_t vki_unet_windowed_nodes(const vki_unet *u)
+void vki_unet_plan_stats(const vki_unet *u, vki_plan_stats *out)
 {
-    vki_plan_stats ps = {0};
-    if (u && u->prog) vki_program_plan_stats(u->prog, &ps);
-    return ps.windowed;
+    vki_program_plan_stats(u ? u->prog : NULL, out);
 }
 uint64_t vki_unet_activation_bytes(const vki_unet *u)
 {

@@ -90,9 +90,10 @@ vki_status vki_unet_eval(vki_unet *u, uint32_t w, uint32_t h, uint32_t batch, ui
 const char *vki_unet_last_error(const vki_unet *u);
 uint64_t vki_unet_weight_bytes(const vki_unet *u);
 uint64_t vki_unet_activation_bytes(const vki_unet *u); // of the program last compiled
-/* Nodes of the program last built that the lowering computes in slices because a tensor of
- * theirs spans more than one binding of the device (vki_plan_stats.windowed; 0 before one). */
-uint32_t vki_unet_windowed_nodes(const vki_unet *u);
+/* The plan statistics of the program last built (zeros before one): its dispatches, the nodes
+ * the lowering cut because a tensor spans more than one binding (windowed), the steps on fp16
+ * operands (cooperative matrices). */
+void vki_unet_plan_stats(const vki_unet *u, vki_plan_stats *out);
 /* Gives the program's activation memory back until the next evaluation: the VAE's tiles are
  * sized by what the device has free once the U-Net is done. */
 void vki_unet_release(vki_unet *u);
