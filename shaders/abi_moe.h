@@ -63,7 +63,10 @@ VKI_DECLARE_PUSH(vki_pc_matmul_id, VKI_PC_MATMUL_ID)
  * sum_j w[b_off + j + k n] (expert ids[j + k n]'s row m . x) (+ res[r_off + m + M n] with
  * VKI_MM_EPI_RES), in slot order. The routing weights w (f32 [k, N], contiguous) are bound as
  * the bias, the residual as the dense product's; the scale is the `eps` word (matmul_id has no
- * norm). Each invocation adds a slot to the sum it stored itself for the slot before. */
+ * norm). Each invocation adds a slot to the sum it stored itself for the slot before.
+ * matvec.comp's _id kernels take the same bit and bindings (grid z = the ne3 tokens): their
+ * threads share a token's (slot, chunk) pairs, weight each pair's partial sums and reduce
+ * once; y is only stored. */
 #define VKI_MM_EPI_COMBINE (1u << 19)
 
 /* A batch's rows grouped by expert (matmul_id with many tokens): moe_route.comp, one workgroup,

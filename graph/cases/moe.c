@@ -219,8 +219,8 @@ static void matmul_id_case(vki_graph *g, const int64_t *arg)
         MIDG(WT, wt, K, 19, 7, 2, 2, SHARED_X, " shared x"),                                    \
         MIDG(WT, wt, K, 9, 5, 2, 7, SHARED_X | FIXED, " shared x, fixed ids")
 
-/* The down product and the combine (folded into one dispatch where matvec_wide takes the
- * decode), a scale and a residual after it as FOLD says (C_*). */
+/* The down product and the combine (folded into one dispatch at decode: matvec_wide or
+ * matvec.comp's _id kernels), a scale and a residual after it as FOLD says (C_*). */
 #define MIDC(WT, wt, K, M, E, k, N, FL, FOLD, what)                                             \
     {"moe matmul_id combine " #wt " [" #K ", " #M ", " #E "] k " #k " N " #N what, "matmul_id", \
      T, 1e-9f, E + 2, matmul_id_case, {VKI_DTYPE_##WT, K, M, E, k, N, FOLD, WITH_COMBINE | (FL)}, 0}
@@ -339,9 +339,11 @@ const vki_op_case vki_cases_moe[] = {
     MIDG(Q4_0, q4_0, 64, 35, 8, 2, 1, SHARED_X | X_F16, " shared x f16"),
     MIDG(Q8_0, q8_0, 64, 35, 8, 2, 33, SHARED_X, " shared x"),
     MIDG(F16, f16, 16, 40, 4, 2, 1, SHARED_X, " K 16 shared x"),
-    // The down product with the weighted combine (folded where matvec_wide takes the decode:
-    // the full profile), every weight dtype; Granite's scale and residual, a shared expert's
-    // add, x f16, fixed ids (negatives, ids past E), K below one chunk; 33 tokens (not folded).
+    // The down product with the weighted combine (folded at decode: matvec_wide on the full
+    // profile, matvec.comp's _id kernels under tuning=nvidia and its shared-memory fallback
+    // without subgroups), every weight dtype; Granite's scale and residual, a shared expert's
+    // add, x f16, fixed ids (negatives, ids past E), K below one chunk (and K 67: a float
+    // tail past the chunks); 33 tokens (not folded).
     MIDC(F32, f32, 67, 35, 6, 2, 1, 0, C_SCALE | C_RES_LEFT, " * s, r +"),
     MIDC(F16, f16, 67, 13, 5, 3, 2, 0, 0, ""),
     MIDC(BF16, bf16, 67, 19, 7, 2, 1, 0, C_RES_RIGHT, " + r"),

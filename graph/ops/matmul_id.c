@@ -24,9 +24,10 @@
  * the glu, y[m, j, n] = act(J[:, m, id] . x) * (J[:, m, E + id] . x). One dispatch instead of
  * three, x loaded once for both. And moe_combine(matmul_id(W, x, ids), w), a decode's down
  * product and its weighted sum over the slots (then Granite's scale and the residual add, as
- * moe_combine takes them): where the product lowers to matvec_wide, a workgroup computes its
- * rows for each slot of its token in turn and sums them itself (combine_into_down), one
- * dispatch instead of two. */
+ * moe_combine takes them): at decode with every expert in one binding, a workgroup owns
+ * its token's rows across all the slots and sums them itself (combine_into_down), one
+ * dispatch instead of two: matvec_wide runs the slots in turn, matvec.comp deals the slots'
+ * chunks to its threads together (GPU tunings). */
 #include "activation.h"
 #include "matmul_internal.h"
 #include "vki_abi.h"
@@ -271,9 +272,9 @@ static vki_status lower_part(vki_lower *L, const vki_node *n, uint32_t e0, uint3
     uint32_t kchunks = 0, wide_rows = 1;
     if (vki__matvec_wide(p, pc.K, 1, &kchunks, &wide_rows))
         return lower_part_wide(L, n, &pc, align, x_f16, kchunks, wide_rows, range);
-    if (glu || mp.combine)
+    if (glu)
         return vki_lower_fail(L, n, VKI_ERROR_INVALID_ARGUMENT,
-                              "a fused glu or combine needs the matvec_wide kernel (fusion checks)");
+                              "a fused glu needs the matvec_wide kernel (fusion checks)");
 
     // The storage-buffer mat-vec, one subgroup per workgroup (subgroupAdd alone reduces; the
     // fallback's shared-memory tree needs a power of two, which subgroup sizes are).
@@ -286,7 +287,10 @@ static vki_status lower_part(vki_lower *L, const vki_node *n, uint32_t e0, uint3
         {VKI_SPEC_MM_X_F16, x_f16}, {VKI_SPEC_MM_ALIGN, align}, {VKI_SPEC_LOCAL_SIZE_X, local},
         {VKI_SPEC_MM_ROWS, rows}, {VKI_SPEC_MM_COLS, 1},
     };
-    uint32_t tensors[6] = {n->src[0], n->src[1], n->src[0], self, n->src[0], n->src[2]};
+    // Bindings: w, x, bias (a folded combine's routing weights), y, residual (a folded
+    // combine's), then the ids.
+    uint32_t tensors[6] = {n->src[0], n->src[1], mp.combine ? n->src[3] : n->src[0], self,
+                           n->src[4] ? n->src[4] : n->src[0], n->src[2]};
     static_assert(VKI_MM_BINDING_IDS == 5, "the ids follow the matmul family's 5 bindings");
     vki_lower_range ranges[6] = {{0}};
     for (int i = 0; range && i < 5; i++)
@@ -300,7 +304,7 @@ static vki_status lower_part(vki_lower *L, const vki_node *n, uint32_t e0, uint3
         .ranges = range ? ranges : NULL,
     };
     vki_lower_grid(vki_div_up(M, rows), 1, s.groups);
-    s.groups[2] = k * nt;
+    s.groups[2] = mp.combine ? nt : k * nt; // a folded combine: a workgroup runs all of a token's slots
     return vki_lower_step(L, &s);
 }
 
@@ -437,13 +441,12 @@ static vki_status lower(vki_lower *L, const vki_node *n)
         return lower_part(L, n, 0, (uint32_t)(E / 2), NULL, 0, (uint32_t)N);
     }
     if (params_of(n).combine) {
-        // Folded by combine_into_down, which checked it: every expert in one binding, a decode.
-        uint32_t kchunks, rows;
-        if (per < E || N > MATVEC_MAX_TOKENS || N > p->max_workgroup_count[2] ||
-            !vki__matvec_wide(p, (uint64_t)nw->ne[0], 1, &kchunks, &rows))
+        // Folded by combine_into_down, which checked it: every expert in one binding, a decode
+        // (matvec_wide or matvec.comp's _id kernels, both of which fold it).
+        if (per < E || N > MATVEC_MAX_TOKENS || N > p->max_workgroup_count[2])
             return vki_lower_fail(L, n, VKI_ERROR_INVALID_ARGUMENT,
                                   "a fused combine needs the experts in one binding and a decode "
-                                  "through matvec_wide (fusion checks)");
+                                  "(fusion checks)");
         return lower_part(L, n, 0, (uint32_t)E, NULL, 0, (uint32_t)N);
     }
     uint64_t tokens = p->max_workgroup_count[2] / k;
@@ -519,22 +522,20 @@ static bool glu_into_experts(vki_fusion *f, uint32_t m_id, uint32_t g_id)
 }
 
 /* moe_combine c_id of the products m_id (read only by it) with routing weights w (f32 [k, N],
- * contiguous): m_id's dispatch sums the slots itself where it lowers to matvec_wide (a decode,
- * every expert in one binding), and c_id becomes m_id's node with w as src[3]. The walk visits
- * c_id before its readers, so it has folded no scale or residual yet (moe.c's absorb): those
- * then fold into m_id's combine (combine_tail). */
+ * contiguous): m_id's dispatch sums the slots itself where it is a decode (lower_part: matvec_wide
+ * or matvec.comp's _id kernels) with every expert in one binding, and c_id becomes m_id's node
+ * with w as src[3]. The walk visits c_id before its readers, so it has folded no scale or
+ * residual yet (moe.c's absorb): those then fold into m_id's combine (combine_tail). */
 static bool combine_into_down(vki_fusion *f, uint32_t m_id, uint32_t c_id)
 {
     vki_graph *w = f->w;
     vki_node *c = &w->nodes[c_id];
     const vki_node *m = &w->nodes[m_id], *rw = &w->nodes[c->src[1]], *nw = &w->nodes[m->src[0]];
     matmul_id_params mp = params_of(m);
-    uint32_t kchunks, rows;
     if (!f->profile || c->src[0] != m_id || c->src[2] || m->output || f->uses[m_id] != 1 || mp.glu ||
         mp.combine || rw->dtype != VKI_DTYPE_F32 || !vki__is_contiguous(rw) || !vki__is_contiguous(c) ||
         m->ne[2] > MATVEC_MAX_TOKENS || (uint64_t)m->ne[2] > f->profile->max_workgroup_count[2] ||
-        !vki__matmul_weight_fits(f->profile, nw) ||
-        !vki__matvec_wide(f->profile, (uint64_t)nw->ne[0], 1, &kchunks, &rows))
+        !vki__matmul_weight_fits(f->profile, nw))
         return false;
     vki_node merged = *m;
     merged.ndim = c->ndim;
