@@ -148,12 +148,6 @@ static void reference(const vki_node *n, const vki_ref_tensor *d, const vki_ref_
         }
 }
 
-/* A binding starts up to one alignment unit before its tensor and ends rounded up. */
-static uint64_t binding_slack(const vki_profile *p)
-{
-    return 2ull * (p->storage_align > 256 ? p->storage_align : 256);
-}
-
 /* What is known of the operands' alignment (VKI_SPEC_MM_ALIGN): weight rows at multiples of 4
  * bytes with chunks of whole words; x columns at 16 bytes. */
 static uint32_t align_bits(const vki_dtype_info *wd, const vki_operand *w, const vki_pc_matmul_id *pc,
@@ -418,10 +412,10 @@ static vki_status lower(vki_lower *L, const vki_node *n)
     const vki_profile *p = vki_lower_profile(L);
     const vki_node *nw = vki_lower_node(L, n->src[0]), *ni = vki_lower_node(L, n->src[2]);
     uint64_t E = (uint64_t)nw->ne[2], k = (uint64_t)ni->ne[0], N = (uint64_t)ni->ne[1];
-    uint64_t per = E, slack = binding_slack(p);
+    uint64_t per = E;
     uint64_t expert = (uint64_t)(nw->ne[1] - 1) * nw->nb[1] + vki_dtype_bytes(nw->dtype, nw->ne[0]);
     if (!vki__matmul_weight_fits(p, nw)) {
-        per = p->max_storage_range > slack + expert ? (p->max_storage_range - slack - expert) / nw->nb[2] + 1 : 0;
+        per = vki_lower_window_count(p, expert, nw->nb[2]);
         if (per > UINT32_MAX / nw->nb[2]) per = UINT32_MAX / nw->nb[2]; // 32-bit indexing in a slice
         if (per == 0)
             return vki_lower_fail(L, n, VKI_ERROR_UNSUPPORTED,
