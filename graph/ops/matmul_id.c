@@ -551,29 +551,24 @@ static bool combine_into_down(vki_fusion *f, uint32_t m_id, uint32_t c_id)
  * result's shape): folded into the product's dispatch as moe_combine takes them. */
 static bool combine_tail(vki_fusion *f, uint32_t c_id, uint32_t x_id)
 {
-    vki_graph *w = f->w;
-    const vki_node *x = &w->nodes[x_id], *c = &w->nodes[c_id];
+    const vki_node *c = &f->w->nodes[c_id];
     matmul_id_params mp = params_of(c);
-    if (!mp.combine || c->src[4] || !vki__fusion_single_use(f, c_id, x_id) || !vki__is_contiguous(x))
-        return false;
-    if (x->op == &vki_op_unary) {
-        vki_unary_params u = vki__unary_params(x);
-        if (u.act != VKI_ACT_NONE || x->src[0] != c_id) return false;
-        mp.scale = (mp.scaled ? mp.scale : 1.0f) * u.scale;
+    if (!mp.combine || c->src[4]) return false;
+    float scale = mp.scaled ? mp.scale : 1.0f;
+    uint32_t r_id = 0;
+    switch (vki__combine_tail(f, c_id, x_id, &scale, &r_id)) {
+    case VKI__TAIL_SCALE:
+        mp.scale = scale;
         mp.scaled = true;
         vki__fusion_fold(f, x_id, c_id, 0, 0);
-        vki__params_set(&w->nodes[x_id], &mp, sizeof mp);
+        vki__params_set(&f->w->nodes[x_id], &mp, sizeof mp);
         return true;
-    }
-    if (x->op != &vki_op_binary || vki__binary_params(x).op != VKI_BINARY_ADD || x->src[0] == x->src[1])
+    case VKI__TAIL_RESIDUAL:
+        vki__fusion_fold(f, x_id, c_id, 4, r_id);
+        return true;
+    default:
         return false;
-    int side = x->src[0] == c_id ? 0 : 1;
-    if (x->src[side] != c_id) return false; // c read through a view
-    uint32_t r_id = x->src[1 - side];
-    const vki_node *r = &w->nodes[r_id];
-    if (!vki__same_shape(r, x) || r->dtype != VKI_DTYPE_F32 || !vki__is_contiguous(r)) return false;
-    vki__fusion_fold(f, x_id, c_id, 4, r_id);
-    return true;
+    }
 }
 
 static bool absorb(vki_fusion *f, uint32_t m_id, uint32_t x_id)

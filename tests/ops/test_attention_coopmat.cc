@@ -13,23 +13,8 @@ extern "C" {
 #include <cstring>
 #include <string>
 
-// The kernels the case's plan under `profile` runs, space-separated.
-static std::string planned_kernels(const vki_op_case *c, const vki_profile *profile)
-{
-    vki_graph *g = nullptr;
-    vki_plan *plan = nullptr;
-    std::string k;
-    if (vki_graph_create(nullptr, &g) != VKI_OK) return "(no graph)";
-    c->build(g, c->arg);
-    if (vki_graph_compile(g, profile, nullptr, &plan) == VKI_OK)
-        for (uint32_t s = 0; s < vki_plan_step_count(plan); s++) {
-            vki_plan_step st;
-            if (vki_plan_step_get(plan, s, &st)) k += std::string(k.empty() ? "" : " ") + st.kernel;
-        }
-    vki_plan_destroy(plan);
-    vki_graph_destroy(g);
-    return k;
-}
+// The kernels the case's plan under `profile` runs, space-separated (test_conformance.cc).
+std::string plan_kernels(const vki_op_case *c, const vki_profile *profile);
 
 class CoopmatAttention : public VulkanTest {};
 
@@ -42,7 +27,7 @@ TEST_F(CoopmatAttention, LongQueryBlocksMatchReference)
     for (uint32_t i = 0; i < vki_op_case_count(); i++) {
         const vki_op_case *c = vki_op_case_at(i);
         if (!(c->flags & VKI_CASE_TEST) || strcmp(c->op, "attention")) continue;
-        std::string k = planned_kernels(c, p);
+        std::string k = plan_kernels(c, p);
         SCOPED_TRACE(std::string(c->name) + ": " + k);
         if (k.find("attention_cme") == std::string::npos) {
             // What does not take it: decode steps (their kernels are memory-bound), Q8_0 caches,
@@ -80,7 +65,7 @@ TEST_F(CoopmatAttention, SmallerTilesWhereSharedMemoryIsShort)
     for (uint32_t i = 0; i < vki_op_case_count(); i++)
         if (strstr(vki_op_case_at(i)->name, "attention f32 causal prefill D64 GQA 4/2 q70 kv70")) c = vki_op_case_at(i);
     ASSERT_NE(c, nullptr);
-    ASSERT_NE(planned_kernels(c, &small).find("attention_cme"), std::string::npos);
+    ASSERT_NE(plan_kernels(c, &small).find("attention_cme"), std::string::npos);
     vki_case_desc desc = {};
     desc.profile = &small;
     vki_case_result r;

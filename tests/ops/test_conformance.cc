@@ -33,8 +33,8 @@ static std::string param_name(const ::testing::TestParamInfo<ConformanceParam> &
     return s;
 }
 
-// The kernels the case's plan under `profile` runs, space-separated.
-static std::string plan_kernels(const vki_op_case *c, const vki_profile *profile)
+// The kernels the case's plan under `profile` runs, space-separated (test_attention_coopmat.cc too).
+std::string plan_kernels(const vki_op_case *c, const vki_profile *profile)
 {
     vki_graph *g = nullptr;
     vki_plan *plan = nullptr;
