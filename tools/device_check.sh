@@ -8,7 +8,8 @@
 #   0 devices (and whether the KHR cooperative-matrix path is there)              devices.txt
 #   1 A: the cooperative-matrix kernels, never run on hardware: the matmul conformance rows with
 #     the default profile (KHR on NVIDIA) and VKI_NARROW=no-coopmat-khr (NV), bench peak, and
-#     bench ops f16 576x49152x128 with both (last NV figure: 984 us)              coopmat.txt
+#     bench ops f16 576x49152x128 with both (last NV figure: 984 us), SD's flash attention on
+#     them, Granite's MoE down product with and without the combine folded in      coopmat.txt
 #   2 A: bench llm llama3-1b / llama3-8b-q4_0 shapes, then beside llama-bench     llm.txt
 #   3 B: bench sd 512x512 beside stable-diffusion.cpp's Vulkan backend            sd.txt
 #   4 A: the suites the kit holds, in shards                                      tests.txt
@@ -92,12 +93,18 @@ gtest() { # binary, filter, log, timeout: the filtered tests in shards of <= 20,
 if [ "$KIT" = A ]; then
   # 1: the cooperative-matrix kernels (KHR first: the default profile picks it on NVIDIA).
   C="$OUT/coopmat.txt"
+  # bench ops filters (substrings of the rows' names): the f16 prefill product, SD 1.5's
+  # first-level self-attention (attention_coopmat.comp, never run on hardware), Granite's MoE
+  # down product alone and with the combine folded in (matvec.comp's fold, 8fc899b).
   if [ "$DRY" = 1 ]; then
-    F='Ops/Conformance.MatchesReference/143_matmul_full'
-    OPS='matmul q4_0 [576, 49152] x f32 [576, 1]'
+    # The first matmul row on the full profile (row numbers move as cases are added).
+    F=$("$B/vki_graph_tests" --gtest_list_tests --gtest_filter='Ops/Conformance.MatchesReference/*_matmul_full' |
+      awk '/^  /{print "Ops/Conformance." $1; exit}')
+    OPS=('matmul q4_0 [576, 49152] x f32 [576, 1]')
   else
-    F='Ops/Conformance.MatchesReference/*_matmul_full:Ops/Conformance.MatchesReference/*_fused_full:*CooperativeMatrix*'
-    OPS='matmul f16 [576, 49152] x f32 [576, 128]'
+    F='Ops/Conformance.MatchesReference/*_matmul_full:Ops/Conformance.MatchesReference/*_fused_full'
+    F="$F:Ops/Conformance.MatchesReference/*_attention_full:*CooperativeMatrix*"
+    OPS=('matmul f16 [576, 49152] x f32 [576, 128]' 'SD 1.5 self-attention' '(Granite down)')
   fi
   if [ "$NV" = 1 ] || [ "$DRY" = 1 ]; then
     [ "$NV" = 1 ] || echo "(no NVIDIA device: the rows run on what is there, dry run)" >> "$C"
@@ -105,12 +112,16 @@ if [ "$KIT" = A ]; then
     grep -i 'cooperative matrix' "$C" | head -n 1 >> "$S"
     VKI_VALIDATION=1 gtest vki_graph_tests "$F" "$C" "$(to 90)"
     VKI_NARROW=no-coopmat-khr VKI_VALIDATION=1 gtest vki_graph_tests "$F" "$C" "$(to 90)"
-    for n in "" no-coopmat-khr no-coopmat; do
-      echo "=== bench ops '$OPS' ${n:+VKI_NARROW=$n}" >> "$C"
-      VKI_NARROW=$n timeout "$(to 40)" "$B/vkinfer" bench ops --filter "$OPS" >> "$C" 2>&1
-      echo "bench ops rc=$?" >> "$C"
-      echo "ops ${n:-default}: $(grep -F "$OPS" "$C" | tail -n 1 | sed 's/  */ /g')" >> "$S"
+    for o in "${OPS[@]}"; do
+      for n in "" no-coopmat-khr no-coopmat; do
+        echo "=== bench ops '$o' ${n:+VKI_NARROW=$n}" >> "$C"
+        VKI_NARROW=$n timeout "$(to 40)" "$B/vkinfer" bench ops --filter "$o" > "$OUT/.ops.txt" 2>&1
+        echo "bench ops rc=$?" >> "$OUT/.ops.txt"
+        cat "$OUT/.ops.txt" >> "$C"
+        grep -F "$o" "$OUT/.ops.txt" | sed "s/  */ /g; s/^/ops ${n:-default}: /" >> "$S"
+      done
     done
+    rm -f "$OUT/.ops.txt"
   else
     echo "SKIP: no NVIDIA device, no cooperative-matrix rows" | tee -a "$C" >> "$S"
   fi
