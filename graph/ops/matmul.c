@@ -542,11 +542,13 @@ static vki_status lower(vki_lower *L, const vki_node *n)
  * column batch). A folded rope's positions [N] follow the columns along their dim 0. */
 static bool cut(const vki_lower *L, const vki_node *n, vki_lower_cut *c)
 {
+    if (!vki_lower_cut_outer(L, n, 1u | 1u << 5, c)) return false;
+    const int d = c->dim;
     const vki_node *w = vki_lower_node(L, n->src[0]);
-    int d = VKI_MAX_DIMS - 1;
-    while (d > 0 && n->ne[d] == 1) d--;
-    bool w_whole = d == 1 || w->ne[d] == 1;
-    if (!vki_lower_cut_outer(L, n, (w_whole ? 1u : 0u) | 1u << 5, c)) return false;
+    if (d > 1 && w->ne[d] != 1) { // weight batches follow the column batches
+        if (w->ne[d] != n->ne[d]) return false;
+        c->src_dim[0] = (int8_t)d;
+    }
     if (n->src[5]) {
         const vki_node *pos = vki_lower_node(L, n->src[5]);
         if (d != 1 || pos->ne[0] != n->ne[1]) return false;

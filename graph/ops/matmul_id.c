@@ -555,20 +555,13 @@ static bool combine_tail(vki_fusion *f, uint32_t c_id, uint32_t x_id)
     matmul_id_params mp = params_of(c);
     if (!mp.combine || c->src[4]) return false;
     float scale = mp.scaled ? mp.scale : 1.0f;
-    uint32_t r_id = 0;
-    switch (vki__combine_tail(f, c_id, x_id, &scale, &r_id)) {
-    case VKI__TAIL_SCALE:
+    int tail = vki__combine_tail(f, c_id, x_id, 4, &scale);
+    if (tail == VKI__TAIL_SCALE) { // x_id is the product now, with c's parameters
         mp.scale = scale;
         mp.scaled = true;
-        vki__fusion_fold(f, x_id, c_id, 0, 0);
         vki__params_set(&f->w->nodes[x_id], &mp, sizeof mp);
-        return true;
-    case VKI__TAIL_RESIDUAL:
-        vki__fusion_fold(f, x_id, c_id, 4, r_id);
-        return true;
-    default:
-        return false;
     }
+    return tail != 0;
 }
 
 static bool absorb(vki_fusion *f, uint32_t m_id, uint32_t x_id)

@@ -321,7 +321,7 @@ static vki_status moe_combine_lower(vki_lower *L, const vki_node *n)
     return vki_lower_elementwise(L, n, "moe_combine", tensors, 4, &pc, sizeof pc);
 }
 
-int vki__combine_tail(const vki_fusion *f, uint32_t c_id, uint32_t x_id, float *scale, uint32_t *residual)
+int vki__combine_tail(vki_fusion *f, uint32_t c_id, uint32_t x_id, int residual_slot, float *scale)
 {
     const vki_graph *w = f->w;
     const vki_node *x = &w->nodes[x_id];
@@ -330,15 +330,17 @@ int vki__combine_tail(const vki_fusion *f, uint32_t c_id, uint32_t x_id, float *
         vki_unary_params u = vki__unary_params(x);
         if (u.act != VKI_ACT_NONE || x->src[0] != c_id) return 0;
         *scale *= u.scale;
+        vki__fusion_fold(f, x_id, c_id, 0, 0);
         return VKI__TAIL_SCALE;
     }
     if (x->op != &vki_op_binary || vki__binary_params(x).op != VKI_BINARY_ADD || x->src[0] == x->src[1])
         return 0;
     int side = x->src[0] == c_id ? 0 : 1;
     if (x->src[side] != c_id) return 0; // c read through a view
-    const vki_node *r = &w->nodes[x->src[1 - side]];
+    uint32_t r_id = x->src[1 - side];
+    const vki_node *r = &w->nodes[r_id];
     if (!vki__same_shape(r, x) || r->dtype != VKI_DTYPE_F32 || !vki__is_contiguous(r)) return 0;
-    *residual = x->src[1 - side];
+    vki__fusion_fold(f, x_id, c_id, residual_slot, r_id);
     return VKI__TAIL_RESIDUAL;
 }
 
@@ -346,25 +348,18 @@ int vki__combine_tail(const vki_fusion *f, uint32_t c_id, uint32_t x_id, float *
  * folded into c's dispatch. */
 static bool moe_combine_absorb(vki_fusion *f, uint32_t c_id, uint32_t x_id)
 {
-    vki_node *c = &f->w->nodes[c_id];
+    const vki_node *c = &f->w->nodes[c_id];
     if (c->src[2]) return false;
     moe_combine_params p;
     vki__params_get(c, &p, sizeof p);
     float scale = p.scaled ? p.scale : 1.0f;
-    uint32_t r_id = 0;
-    switch (vki__combine_tail(f, c_id, x_id, &scale, &r_id)) {
-    case VKI__TAIL_SCALE:
+    int tail = vki__combine_tail(f, c_id, x_id, 2, &scale);
+    if (tail == VKI__TAIL_SCALE) { // x_id is the combine now, with c's parameters
         p.scale = scale;
         p.scaled = 1;
-        vki__fusion_fold(f, x_id, c_id, 0, 0);
         vki__params_set(&f->w->nodes[x_id], &p, sizeof p);
-        return true;
-    case VKI__TAIL_RESIDUAL:
-        vki__fusion_fold(f, x_id, c_id, 2, r_id);
-        return true;
-    default:
-        return false;
     }
+    return tail != 0;
 }
 
 const vki_op_def vki_op_moe_combine = {

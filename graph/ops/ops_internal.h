@@ -24,11 +24,12 @@ typedef struct vki_unary_params {
 vki_unary_params vki__unary_params(const vki_node *n); // n: a unary node
 
 /* x_id, the one reader of a MoE combine c_id (moe_combine, or a down product with the combine
- * folded in), as the combine's epilogue takes it: a scale (a unary without activation:
- * VKI__TAIL_SCALE, *scale multiplied by it), or an add of c and a residual (f32, contiguous, of
- * x's shape: VKI__TAIL_RESIDUAL, *residual its id); 0: neither (moe.c). */
+ * folded in), folded into the combine's epilogue where it is a scale (a unary without
+ * activation: VKI__TAIL_SCALE, *scale multiplied by it; the caller stores it in x_id's
+ * parameters) or an add of c and a residual (f32, contiguous, of x's shape: VKI__TAIL_RESIDUAL,
+ * the residual becoming source `residual_slot`); 0: neither, nothing folded (moe.c). */
 enum { VKI__TAIL_SCALE = 1, VKI__TAIL_RESIDUAL = 2 };
-int vki__combine_tail(const vki_fusion *f, uint32_t c_id, uint32_t x_id, float *scale, uint32_t *residual);
+int vki__combine_tail(vki_fusion *f, uint32_t c_id, uint32_t x_id, int residual_slot, float *scale);
 
 typedef struct vki_glu_params {
     vki_activation act; // VKI_ACT_SILU or VKI_ACT_GELU, of the gate
