@@ -269,7 +269,6 @@ static bool pick_kernel(const vki_profile *p, uint32_t d, uint32_t n_rows, uint3
 typedef struct coopmat_attn {
     uint32_t rows, cols, dp; // the workgroup's query rows, the kv tile, the padded head dimension
     uint32_t fm, fn, fk, wg;
-    uint64_t shared;         // bytes
     const char *suffix;      // cmk: VK_KHR_, cm: VK_NV_, cme: emulated fragments
 } coopmat_attn;
 
@@ -304,7 +303,6 @@ static bool coopmat_plan(const vki_profile *p, uint32_t d, uint32_t n_rows, coop
         else return false;
     }
     c.wg = c.rows / c.fm * p->subgroup_size;
-    c.shared = coopmat_shared(c.rows, c.cols, c.dp);
     c.suffix = vki__coopmat_suffix(p);
     *out = c;
     return c.wg <= most && c.rows <= 2 * c.cols;
