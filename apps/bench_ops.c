@@ -138,14 +138,20 @@ int vki_bench_ops(vki_app *app, const vki_bench_opts *opts, cJSON *out)
         cJSON_AddNumberToObject(row, "gflops", gflops);
         cJSON_AddNumberToObject(row, "copy_share", share / 100.0);
         cJSON_AddNumberToObject(row, "dispatches", r.dispatches);
+        // Dispatches on x rounded to int8 (the integer-dot mat-vec: VKI_NARROW=int-dot), so that
+        // a comparison with and without it shows which kernel ran.
+        cJSON_AddNumberToObject(row, "int8_dispatches", r.int8_dispatches);
         cJSON_AddNumberToObject(row, "intensity", roof.intensity);
         cJSON_AddStringToObject(row, "bound", roof.compute ? "compute" : "bandwidth");
         cJSON_AddStringToObject(row, "compute_peak", roof.peak);
         vki_json_add_measure(row, "roof_share", roof.share);
-        if (!opts->json)
-            printf("  %-64s %10.1f %9.1f %9.1f %6.1f%% %5u %8.3f %-5s %5.1f%%\n", c->name, r.us, gbs,
+        if (!opts->json) {
+            char label[96];
+            snprintf(label, sizeof label, "%s%s", c->name, r.int8_dispatches ? " (int8 x)" : "");
+            printf("  %-64s %10.1f %9.1f %9.1f %6.1f%% %5u %8.3f %-5s %5.1f%%\n", label, r.us, gbs,
                    gflops, share, r.dispatches, roof.intensity, roof.compute ? "comp" : "bw",
                    100.0 * roof.share);
+        }
         fflush(stdout);
     }
     if (opts->json) vki_bench_progress("ops", NULL, total, total);

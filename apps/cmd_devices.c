@@ -46,6 +46,7 @@ static cJSON *tuning_json(const vki_tuning *t)
     cJSON_AddBoolToObject(o, "texel_loads", t->texel_loads);
     cJSON_AddBoolToObject(o, "attention_tiled", t->attention_tiled);
     cJSON_AddBoolToObject(o, "conv2d_shared", t->conv2d_shared);
+    cJSON_AddBoolToObject(o, "matvec_int_dot", t->matvec_int_dot);
     return o;
 }
 
@@ -200,6 +201,8 @@ static void print_profile(uint32_t index, const vki_profile *p, bool is_default,
               t->use_coopmat ? "on" : "off");
     print_row("", "matmul weights and x read through %s,",
               t->texel_loads ? "texel buffers" : "storage buffers");
+    print_row("", "q8_0/q4_0 mat-vec on %s,",
+              t->matvec_int_dot ? "integer dot products (x rounded to int8)" : "fp32 fmas");
     print_row("", "attention %s, conv2d %s", t->attention_tiled ? "in shared-memory tiles" : "barrier-free (rows and keys kernels)",
               t->conv2d_shared ? "in shared-memory tiles" : "in register tiles");
     if (narrow_text) print_row("narrowed by", "%s", narrow_text);

@@ -45,7 +45,8 @@ static void usage(FILE *f)
             "                  (default: $VKI_DEVICE, else discrete > integrated > virtual > cpu)\n"
             "  --narrow LIST   narrow the device profile, comma-separated (default: $VKI_NARROW):\n"
             "                  no-fp16, no-subgroup, no-coopmat, no-coopmat-khr, no-int-dot, no-uma,\n"
-            "                  tuning=NAME, max-binding=BYTES (a smaller binding limit, e.g. 1M)\n"
+            "                  tuning=NAME, max-binding=BYTES (a smaller binding limit, e.g. 1M),\n"
+            "                  int-dot (q8_0/q4_0 mat-vecs on integer dot products: x rounded to int8)\n"
             "                  tunings:");
     for (uint32_t i = 0; i < vki_tuning_count(); i++) fprintf(f, " %s", vki_tuning_name(i));
     fprintf(f,

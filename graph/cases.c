@@ -277,6 +277,7 @@ vki_status vki_op_case_run(vki_device *dev, const vki_op_case *c, const vki_case
     vki_plan_stats_get(r.plan, &stats);
     out->dispatches = stats.dispatches;
     out->fp16_dispatches = stats.fp16_dispatches;
+    out->int8_dispatches = stats.int8_dispatches;
     out->guards_intact = true;
     for (uint32_t id = 1; id < g->count; id++) {
         if (!g->nodes[id].output) continue;

@@ -144,6 +144,7 @@ vki_status vki_lower_step(vki_lower *L, const vki_step_desc *d)
     for (int i = 0; i < 3; i++) s->groups[i] = d->groups[i] ? d->groups[i] : 1;
     s->node = L->node;
     if (d->fp16_operands) L->plan->stats.fp16_dispatches++;
+    if (d->int8_operands) L->plan->stats.int8_dispatches++;
     uint32_t align = L->plan->storage_align;
     for (uint32_t i = 0; i < d->tensor_count; i++) {
         vki_plan_binding *b = &s->bindings[i];

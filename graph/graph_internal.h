@@ -251,6 +251,7 @@ typedef struct vki_step_desc {
     uint32_t push_size;
     uint32_t groups[3];
     bool fp16_operands;           // the kernel rounds f32 operands to fp16 (vki_plan_stats)
+    bool int8_operands;           // the kernel rounds f32 operands to int8 blocks (vki_plan_stats)
 } vki_step_desc;
 
 vki_status vki_lower_step(vki_lower *L, const vki_step_desc *d);

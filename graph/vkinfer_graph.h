@@ -386,6 +386,8 @@ typedef struct vki_plan_stats {
     uint32_t dead;             // nodes removed because no output needs them
     uint32_t fp16_dispatches;  // dispatches that round f32 operands to fp16 (cooperative-matrix
                                // matmul): held to VKI_CASE_FP16_TOLERANCE by the conformance tests
+    uint32_t int8_dispatches;  // dispatches that round f32 operands to int8 with a scale per 32
+                               // (integer-dot mat-vec): held to VKI_CASE_INT8_TOLERANCE
     uint32_t windowed;         // nodes with a tensor past the device's binding range, computed
     uint32_t windows;          // as this many slices in all, each slice's bindings within range
 } vki_plan_stats;

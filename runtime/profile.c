@@ -28,7 +28,10 @@ typedef struct tuning_row {
 /* First match wins; "generic" catches the rest. One named field per kernel choice; each row
  * says what measurement set it, or that none has yet: an unmeasured row is a starting point
  * from the vendor's documented subgroup width and shared memory, revisited on a lent GPU.
- * lavapipe has its own row so the suite runs fast; its tricks stay in its row. */
+ * lavapipe has its own row so the suite runs fast; its tricks stay in its row.
+ * matvec_int_dot is off in every row: no GPU has timed it yet (`vkinfer bench ops` with and
+ * without the int-dot narrowing), and a mat-vec is bound by the weights' bytes, which it does
+ * not change; on NVIDIA before Blackwell packed 8-bit dot products may be no faster. */
 static const tuning_row tuning_table[] = {
     // H200: 128 x 128 x 32 shared tiles, [[unroll]]ed, f16 576 x 49152 x 128 6357 -> 1479 us;
     // cooperative matrices from 64 tiles up, 984 against 1479 us (4a68220); tiled attention
@@ -142,6 +145,7 @@ static vki_tuning fit_tuning(vki_tuning t, const vki_profile *p)
         tile_bytes = 4ull * t.matmul_tile_k * (t.matmul_tile_m + t.matmul_tile_n);
     }
     t.use_coopmat = t.use_coopmat && p->coopmat;
+    t.matvec_int_dot = t.matvec_int_dot && p->int_dot;
     // Texel views start where bindings do, at multiples of the storage alignment, and must
     // cover any binding (max_storage_range bytes).
     t.texel_loads = t.texel_loads && p->texel_align && p->storage_align % p->texel_align == 0 &&
@@ -174,6 +178,7 @@ vki_status vki_narrowing_parse(const char *text, vki_narrowing *out, char *out_e
         else if (strcmp(word, "no-coopmat-khr") == 0) out->no_coopmat_khr = true;
         else if (strcmp(word, "emulate-coopmat") == 0) out->emulate_coopmat = true;
         else if (strcmp(word, "no-int-dot") == 0) out->no_int_dot = true;
+        else if (strcmp(word, "int-dot") == 0) out->int_dot = true;
         else if (strcmp(word, "no-uma") == 0) out->no_uma = true;
         else if (strncmp(word, "tuning=", 7) == 0) {
             if (!find_tuning(word + 7)) {
@@ -201,7 +206,7 @@ vki_status vki_narrowing_parse(const char *text, vki_narrowing *out, char *out_e
             if (out_error && error_size)
                 snprintf(out_error, error_size,
                          "unknown narrowing \"%s\"; known: no-fp16, no-subgroup, no-coopmat, "
-                         "no-coopmat-khr, emulate-coopmat, no-int-dot, no-uma, tuning=NAME, "
+                         "no-coopmat-khr, emulate-coopmat, no-int-dot, int-dot, no-uma, tuning=NAME, "
                          "max-binding=BYTES",
                          word);
             return VKI_ERROR_INVALID_ARGUMENT;
@@ -671,6 +676,7 @@ vki_status vki__profile_query(vki_instance *inst, uint32_t index, const vki_narr
                 row = &tuning_table[i];
     }
     out->tuning = fit_tuning(row->tuning, out);
+    if (narrowing->int_dot) out->tuning.matvec_int_dot = out->int_dot;
     if (narrowing->emulate_coopmat) emulate_coopmat(out, &row->tuning);
 
     if (chain && !fc->f12.timelineSemaphore)

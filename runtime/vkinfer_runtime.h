@@ -226,6 +226,10 @@ typedef struct vki_tuning {
                              // positions (false: the barrier-free rows and keys kernels)
     bool conv2d_shared;      // conv2d's implicit GEMM stages its tiles in shared memory (false:
                              // register tiles, no barriers)
+    bool matvec_int_dot;     // the storage-buffer mat-vec of q8_0 and q4_0 weights rounds x to
+                             // int8 and uses integer dot products (only where the profile has
+                             // int_dot; x's rounding adds a relative error of about 1/254 of each
+                             // 32-element block's max)
 } vki_tuning;
 
 typedef struct vki_heap {
@@ -301,6 +305,8 @@ typedef struct vki_narrowing {
     bool emulate_coopmat; // tests: a device without cooperative matrices runs the coopmat
                           // kernels on emulated 8 x 8 x 8 fragments, planned as a GPU's
     bool no_int_dot;
+    bool int_dot;       // tests and benchmarks: the integer-dot mat-vec (tuning matvec_int_dot)
+                        // whatever the tuning row says, where the device has integer dot products
     bool no_uma;        // treat the device as discrete: uploads go through the staging ring
     char tuning[32];    // force this tuning-table row ("" = chosen by vendor and architecture)
     uint64_t max_binding; // bytes one storage binding may span: lowers max_storage_range (as on a
@@ -311,8 +317,8 @@ typedef struct vki_narrowing {
 /* The smallest max-binding narrowing accepted: below it the kernels' own tiles stop fitting. */
 #define VKI_NARROW_MIN_BINDING (64u << 10)
 
-/* Parses "no-fp16,no-subgroup,no-coopmat,no-coopmat-khr,emulate-coopmat,no-int-dot,no-uma,
- * tuning=amd-rdna,max-binding=1M" (any subset, any order; NULL or "" is no narrowing;
+/* Parses "no-fp16,no-subgroup,no-coopmat,no-coopmat-khr,emulate-coopmat,no-int-dot,int-dot,
+ * no-uma,tuning=amd-rdna,max-binding=1M" (any subset, any order; NULL or "" is no narrowing;
  * max-binding takes bytes or K/M/G, at least VKI_NARROW_MIN_BINDING). An unknown word, tuning
  * name or bad size is VKI_ERROR_INVALID_ARGUMENT; `out_error` (may be NULL, at least 128 bytes)
  * then says which. */

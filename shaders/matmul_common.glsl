@@ -155,6 +155,58 @@ float dot_chunk(float v[WQ_CHUNK], float x[WQ_CHUNK])
         for (uint ae_c = 0u; ae_c < COLS; ae_c++)                                               \
             acc[ae_r * COLS + ae_c] += w_elem(wrow(ae_r), (k)) * x_elem(xcol[ae_c] + (k));
 
+#if defined(INT_DOT) && INT_DOT
+#include "int_dot.glsl"
+#if !WQ_INT8
+#error "matmul_common.glsl: INT_DOT=1 needs a weight type of scaled bytes (quant.glsl's WQ_INT8)"
+#endif
+
+// Chunk ch of the x row at element `col` rounded to int8 with one scale, the block's max |x| over
+// 127: q_i = round(x_i / d), |x_i - d q_i| <= d / 2. packSnorm4x8 computes round(clamp(x_i /
+// max, -1, 1) * 127) and packs element 4j + t at bits 8t of word j, as w_int8 does. Returns d;
+// xsum is sum(q_i), for WQ_INT8_OFFSET. A chunk of zeros has d = 0 and q = 0.
+float x_chunk_int8(uint col, uint ch, out uint q[8], out int xsum)
+{
+    float v[WQ_CHUNK];
+    x_chunk(col, ch, v);
+    float amax = 0.0;
+    for (uint i = 0u; i < WQ_CHUNK; i++) amax = max(amax, abs(v[i]));
+    float inv = amax > 0.0 ? 1.0 / amax : 0.0;
+    xsum = 0;
+    for (uint j = 0u; j < 8u; j++) {
+        q[j] = packSnorm4x8(inv * vec4(v[4u * j], v[4u * j + 1u], v[4u * j + 2u], v[4u * j + 3u]));
+        xsum += idot4x8(q[j], 0x01010101u);
+    }
+    return amax * (1.0 / 127.0);
+}
+
+// ACCUMULATE_CHUNK on integer dot products (INT_DOT=1): each x chunk is rounded to int8 once
+// for all ROWS rows and each weight block unpacked once for all COLS columns; a row's block with
+// a column is then 8 dot products of packed bytes, exact in int32 (|sum| <= 32 * 127 * 127),
+// and one float multiply by both scales.
+#define ACCUMULATE_CHUNK_INT8(ch, wrow, xcol, acc)                                              \
+    {                                                                                           \
+        uint ai_x[COLS][8];                                                                     \
+        int ai_off[COLS];                                                                       \
+        float ai_d[COLS];                                                                       \
+        for (uint ai_c = 0u; ai_c < COLS; ai_c++) {                                             \
+            int ai_sum;                                                                         \
+            ai_d[ai_c] = x_chunk_int8(xcol[ai_c], (ch), ai_x[ai_c], ai_sum);                   \
+            ai_off[ai_c] = WQ_INT8_OFFSET * ai_sum;                                             \
+        }                                                                                       \
+        for (uint ai_r = 0u; ai_r < ROWS; ai_r++) {                                             \
+            uint ai_w[8];                                                                       \
+            float ai_dw = w_int8(wrow(ai_r), (ch), ai_w);                                       \
+            for (uint ai_c = 0u; ai_c < COLS; ai_c++) {                                         \
+                int ai_s = -ai_off[ai_c];                                                       \
+                for (uint ai_j = 0u; ai_j < 8u; ai_j++)                                         \
+                    ai_s += idot4x8(ai_w[ai_j], ai_x[ai_c][ai_j]);                              \
+                acc[ai_r * COLS + ai_c] += (ai_dw * ai_d[ai_c]) * float(ai_s);                  \
+            }                                                                                   \
+        }                                                                                       \
+    }
+#endif
+
 // Quads that may run past K (tile loads): zeros there.
 vec4 w_quad_guarded(uint row, uint k)
 {

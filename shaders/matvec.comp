@@ -9,8 +9,15 @@
 // With IDS (matmul_id) the weighted combine of a decode's slots may be folded in
 // (VKI_MM_EPI_COMBINE, abi_moe.h): workgroup z is then a token, whose rows the workgroup owns
 // across all its slots, so the sum needs no second pass and no atomics (main's combine branch).
+// With INT_DOT (Q8_0, Q4_0 weights; the tuning's matvec_int_dot) the thread that loads an x
+// chunk rounds it to int8 in registers for all its rows, and the products are integer dot
+// products of packed bytes (matmul_common.glsl's ACCUMULATE_CHUNK_INT8): every workgroup rounds
+// x again, which is cheap beside its rows' bytes, and needs no extra dispatch or buffer.
 #if SUBGROUP
 #extension GL_KHR_shader_subgroup_arithmetic : require
+#endif
+#if defined(INT_DOT) && INT_DOT
+#extension GL_EXT_spirv_intrinsics : require
 #endif
 #include "vki_abi.h"
 
@@ -92,7 +99,11 @@ void main()
         if (!batch_bases(b, wbase, xbase)) return; // matmul_id: another slice's expert
         uint xcol[COLS];
         for (uint c = 0u; c < COLS; c++) xcol[c] = xbase + min(col0 + c, pc.N - 1u) * pc.x_nb1;
+#if defined(INT_DOT) && INT_DOT
+        for (uint ch = tid; ch < chunks; ch += nt) ACCUMULATE_CHUNK_INT8(ch, wrow, xcol, acc)
+#else
         for (uint ch = tid; ch < chunks; ch += nt) ACCUMULATE_CHUNK(ch, wrow, xcol, acc)
+#endif
 #if !WQ_QUANT
         for (uint k = chunks * WQ_CHUNK + tid; k < pc.K; k += nt) ACCUMULATE_ELEMENT(k, wrow, xcol, acc)
 #endif

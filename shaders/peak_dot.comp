@@ -3,18 +3,13 @@
 #extension GL_EXT_control_flow_attributes : require
 #extension GL_EXT_spirv_intrinsics : require
 // Integer dot-product throughput (`vkinfer bench peak`): OpSDot on 4x8-bit packed operands
-// (VK_KHR_shader_integer_dot_product; the bench runs it only where the profile has int_dot).
-// glslang 12 has no GL_EXT_integer_dot_product, so the instruction is declared through
-// GL_EXT_spirv_intrinsics: OpSDot = 4450, capabilities DotProduct (6019) and
-// DotProductInput4x8BitPacked (6018), packed-vector-format literal 0 = 4x8Bit.
+// (VK_KHR_shader_integer_dot_product, int_dot.glsl; the bench runs it only where the profile
+// has int_dot).
 // Each step's result is the next step's operand, so the chain cannot be hoisted; the host
 // replays it exactly (wrapping 32-bit arithmetic).
 #include "vki_abi.h"
 #include "abi_peak.h"
-
-spirv_instruction(extensions = ["SPV_KHR_integer_dot_product"], capabilities = [6019, 6018],
-                  id = 4450)
-int sdot4x8(int a, int b, spirv_literal int packed_format);
+#include "int_dot.glsl"
 
 layout(local_size_x = VKI_PEAK_LOCAL_SIZE, local_size_x_id = VKI_SPEC_LOCAL_SIZE_X) in;
 layout(std430, set = 0, binding = 0) writeonly buffer Out { int outv[]; };

@@ -44,6 +44,10 @@
 //                     shifted down or scaled: the block's d (and m) multiply the sums, once per
 //                     chunk. W_DOT_AT is W_DECODE_AT(r, o, wv, dm) (8 quads and d, m: once per
 //                     block) then W_DOT_DECODED(wv, dm, xs, xsum, out) (once per x column).
+//   WQ_INT8           1 where a block's values are d * (q - WQ_INT8_OFFSET) with q fitting a
+//                     signed byte (Q8_0, Q4_0): the integer-dot mat-vec (matvec.comp, INT_DOT=1).
+//                     float w_int8(row, ch, out uint q[8]) gives block ch's q as packed bytes,
+//                     element 4j + t at bits 8t of word j (x_chunk_int8's packing), and its d.
 
 #ifndef VKI_QUANT_GLSL
 #define VKI_QUANT_GLSL
@@ -217,6 +221,15 @@ float wq_x_scale(uint i) { return 1.0 / 16777216.0; }
         dm = unpackHalf2x16(WQ_FIELD32(r, (o)));                                                \
     }
 #define WQ_DM_DOT(dm, dot, xsum) ((dm).x * (dot))
+#define WQ_INT8 1
+#define WQ_INT8_OFFSET 0
+float w_int8(uint row, uint ch, out uint q[8])
+{
+    uint r[WQ_FETCH_MAX];
+    WQ_FETCH(row + 34u * ch, 9u, 34u, r);
+    for (uint j = 0u; j < 8u; j++) q[j] = WQ_FIELD32(r, 2u + 4u * j);
+    return unpackHalf2x16(r[0]).x;
+}
 vec4 w_quad(uint row, uint k)
 {
     uint b = row + (k >> 5) * 34u;
@@ -292,6 +305,24 @@ float wq_x_scale(uint i) { return exp2(-8.0 * float(i & 3u)); }
 #define WQ_DM_DOT(dm, dot, xsum) ((dm).x * ((dot) - 16.0 * (xsum))) // d * (q - 16)
 #else
 #define WQ_DM_DOT(dm, dot, xsum) ((dm).x * (dot) + (dm).y * (xsum)) // d * q + m
+#endif
+#if WTYPE == VKI_WTYPE_Q4_0
+// The nibbles as they are (0..15, non-negative bytes): the -8 is taken off the block's integer
+// sum as 8 * sum(q_x), which the mat-vec forms once per x chunk for all its rows, rather than
+// from every weight byte, which would cost each row's words a subtraction more.
+#define WQ_INT8 1
+#define WQ_INT8_OFFSET 8
+float w_int8(uint row, uint ch, out uint q[8])
+{
+    uint r[WQ_FETCH_MAX];
+    WQ_FETCH(row + 18u * ch, 5u, 18u, r);
+    for (uint j = 0u; j < 4u; j++) {
+        uint w = WQ_FIELD32(r, 2u + 4u * j);
+        q[j] = w & 0x0F0F0F0Fu;             // elements 4j..4j+3
+        q[4u + j] = (w >> 4) & 0x0F0F0F0Fu; // elements 16 + 4j..
+    }
+    return unpackHalf2x16(r[0]).x;
+}
 #endif
 #ifdef WQ_QH
 #define WQ_QH_AT(r, o) WQ_FIELD32(r, (o) + WQ_QH)
@@ -450,6 +481,9 @@ vec4 w_quad(uint row, uint k)
 
 #ifndef WQ_DOT
 #define WQ_DOT 0
+#endif
+#ifndef WQ_INT8
+#define WQ_INT8 0
 #endif
 
 #if WQ_DOT

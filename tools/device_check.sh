@@ -9,7 +9,9 @@
 #   1 A: the cooperative-matrix kernels, never run on hardware: the matmul conformance rows with
 #     the default profile (KHR on NVIDIA) and VKI_NARROW=no-coopmat-khr (NV), bench peak, and
 #     bench ops f16 576x49152x128 with both (last NV figure: 984 us), SD's flash attention on
-#     them, Granite's MoE down product with and without the combine folded in      coopmat.txt
+#     them, Granite's MoE down product with and without the combine folded in; the integer-dot
+#     mat-vec (VKI_NARROW=int-dot): its conformance rows, and bench ops q8_0 / q4_0 at
+#     4096 x 4096 and 4096 x 14336 with and without it                            coopmat.txt
 #   2 A: bench llm llama3-1b / llama3-8b-q4_0 shapes, then beside llama-bench     llm.txt
 #   3 B: bench sd 512x512 beside stable-diffusion.cpp's Vulkan backend            sd.txt
 #   4 A: the suites the kit holds, in shards                                      tests.txt
@@ -101,10 +103,17 @@ if [ "$KIT" = A ]; then
     F=$("$B/vki_graph_tests" --gtest_list_tests --gtest_filter='Ops/Conformance.MatchesReference/*_matmul_full' |
       awk '/^  /{print "Ops/Conformance." $1; exit}')
     OPS=('matmul q4_0 [576, 49152] x f32 [576, 1]')
+    FD=$("$B/vki_graph_tests" --gtest_list_tests --gtest_filter='Ops/Conformance.MatchesReference/*_matmul_int_dot_tuning_nvidia' |
+      awk '/^  /{print "Ops/Conformance." $1; exit}')
+    DOT_OPS=('matmul q4_0 [576, 576] x f32 [576, 1]')
   else
     F='Ops/Conformance.MatchesReference/*_matmul_full:Ops/Conformance.MatchesReference/*_fused_full'
     F="$F:Ops/Conformance.MatchesReference/*_attention_full:*CooperativeMatrix*"
     OPS=('matmul f16 [576, 49152] x f32 [576, 128]' 'SD 1.5 self-attention' '(Granite down)')
+    # The int-dot rows that plan the kernel run; the others skip (nvidia's tuning, with and
+    # without subgroups).
+    FD='Ops/Conformance.MatchesReference/*_matmul_int_dot_tuning_nvidia*'
+    DOT_OPS=('q8_0 [4096, ' 'q4_0 [4096, ')
   fi
   if [ "$NV" = 1 ] || [ "$DRY" = 1 ]; then
     [ "$NV" = 1 ] || echo "(no NVIDIA device: the rows run on what is there, dry run)" >> "$C"
@@ -112,16 +121,22 @@ if [ "$KIT" = A ]; then
     grep -i 'cooperative matrix' "$C" | head -n 1 >> "$S"
     VKI_VALIDATION=1 gtest vki_graph_tests "$F" "$C" "$(to 90)"
     VKI_NARROW=no-coopmat-khr VKI_VALIDATION=1 gtest vki_graph_tests "$F" "$C" "$(to 90)"
-    for o in "${OPS[@]}"; do
-      for n in "" no-coopmat-khr no-coopmat; do
+    ops() { # FILTER NARROWING...: bench ops on the rows FILTER names, once per narrowing
+      local o=$1 n
+      for n in "${@:2}"; do
         echo "=== bench ops '$o' ${n:+VKI_NARROW=$n}" >> "$C"
         VKI_NARROW=$n timeout "$(to 40)" "$B/vkinfer" bench ops --filter "$o" > "$OUT/.ops.txt" 2>&1
         echo "bench ops rc=$?" >> "$OUT/.ops.txt"
         cat "$OUT/.ops.txt" >> "$C"
         grep -F "$o" "$OUT/.ops.txt" | sed "s/  */ /g; s/^/ops ${n:-default}: /" >> "$S"
       done
-    done
-    rm -f "$OUT/.ops.txt"
+      rm -f "$OUT/.ops.txt"
+    }
+    for o in "${OPS[@]}"; do ops "$o" "" no-coopmat-khr no-coopmat; done
+    # The integer-dot mat-vec (matvec.comp's INT_DOT, off in every tuning row): right on the
+    # hardware, then timed against the default mat-vec on the same shapes.
+    VKI_VALIDATION=1 gtest vki_graph_tests "$FD" "$C" "$(to 60)"
+    for o in "${DOT_OPS[@]}"; do ops "$o" "" int-dot; done
   else
     echo "SKIP: no NVIDIA device, no cooperative-matrix rows" | tee -a "$C" >> "$S"
   fi

@@ -7,7 +7,8 @@
  * x rows are not 16-byte aligned. Tolerances: quantized weights are decoded identically (up to
  * fma contraction) by reference and kernels and x is read exactly, so the error is fp32
  * summation order against the reference's double sums: nmse ~1e-14 measured; 1e-9 leaves room
- * for contraction, other summation orders and the activations' erf approximation. */
+ * for contraction, other summation orders and the activations' erf approximation. The
+ * integer-dot mat-vec rounds x to int8 and declares it: VKI_CASE_INT8_TOLERANCE then. */
 #include "../ops/matmul_internal.h"
 #include "cases_internal.h"
 
@@ -128,6 +129,13 @@ const vki_op_case vki_cases_matmul[] = {
     MM(F16, f16, 67, 35, 4, 1, 1, F16, f16, 0, ""),
     MM(F16, f16, 1000, 13, 5, 1, 1, F32, f32, 0, ""),
     MM(Q5_1, q5_1, 96, 35, 4, 1, 1, F32, f32, 0, ""),
+    // K of 25 blocks, which no workgroup's threads share evenly (a pass of 8 to 64 threads takes
+    // 256 to 2048 elements): the integer-dot mat-vec's rows (tests/ops, int-dot narrowings),
+    // one column and several, x f32 and f16.
+    MM(Q8_0, q8_0, 800, 37, 1, 1, 1, F32, f32, 0, ""),
+    MM(Q4_0, q4_0, 800, 37, 1, 1, 1, F32, f32, 0, ""),
+    MM(Q8_0, q8_0, 800, 37, 5, 1, 1, F16, f16, 0, ""),
+    MM(Q4_0, q4_0, 800, 37, 3, 1, 1, F32, f32, 0, ""),
     // Enough rows for several blocks of rows per matvec_wide workgroup, the last one partial
     // (2011 rows: 20 blocks of 8 a workgroup).
     MM(Q8_0, q8_0, 96, 389, 1, 1, 1, F32, f32, 0, ""),
@@ -179,6 +187,10 @@ const vki_op_case vki_cases_matmul[] = {
     // Gemma 3 270M: Q5_0 ffn_gate / ffn_up; half the Q8_0 lm_head (262144 rows span 170 MiB,
     // beyond lavapipe's 128 MiB binding: the model slices it by rows).
     MMB(Q5_0, q5_0, 640, 2048, 1), MMB(Q8_0, q8_0, 640, 131072, 1),
+    // Issue #19's decode aims (Llama 3 8B's 4096 x 4096 and 4096 x 14336), for q8_0 and q4_0
+    // also with VKI_NARROW=int-dot (the integer-dot mat-vec) to compare on a GPU.
+    MMB(Q8_0, q8_0, 4096, 4096, 1), MMB(Q8_0, q8_0, 4096, 14336, 1),
+    MMB(Q4_0, q4_0, 4096, 4096, 1), MMB(Q4_0, q4_0, 4096, 14336, 1),
     // A 4-sequence decode pass (vkinfer serve): 4 columns share each decoded weight chunk.
     MMB_SHAPES(Q4_1, q4_1, 4), MMB(Q8_0, q8_0, 576, 49152, 4),
     MMB_SHAPES(F16, f16, 128),

@@ -10,7 +10,9 @@
  * x is F32 or F16; y is F32 and contiguous. w's batch dims broadcast by ratio (ggml's rule:
  * r2 = B2 / w.ne[2] consecutive x batches share a w batch), so Bw = 1 or B both work.
  *
- * Kernels: N <= MATVEC_MAX_COLS runs matvec.comp (memory-bound decode), larger N
+ * Kernels: N <= MATVEC_MAX_COLS runs matvec.comp (memory-bound decode; for q8_0 and q4_0
+ * weights on integer dot products of x rounded to int8 where the tuning says matvec_int_dot,
+ * which the step declares), larger N
  * matmul_coopmat.comp (its KHR, NV or emulated variant, as the profile says) where the device has
  * cooperative matrices and the product is large (f16
  * and quantized weights: operands rounded to fp16, which the step declares), else matmul_shared.comp or, where the
@@ -378,6 +380,7 @@ static vki_status lower_rows(vki_lower *L, const vki_node *n, uint32_t m0, uint3
 
     // matvec_wide (CPU devices with texel loads); else the storage-buffer mat-vec.
     uint32_t kchunks = 0, wide_rows = 1;
+    bool int8_x = false; // the integer-dot mat-vec, which rounds x to int8
     vki__matvec_wide(p, pc.K, pc.N, &kchunks, &wide_rows);
     if ((n->src[4] || mp.glu || mp.rope_rows) && !kchunks)
         return vki_lower_fail(L, n, VKI_ERROR_INVALID_ARGUMENT,
@@ -436,8 +439,14 @@ static vki_status lower_rows(vki_lower *L, const vki_node *n, uint32_t m0, uint3
         // shared-memory tree needs a power of two, which subgroup sizes are.
         bool sg = (p->subgroup_ops & VKI_SUBGROUP_ARITHMETIC) != 0;
         uint32_t rows = t->matvec_rows ? t->matvec_rows : 1, local = t->subgroup_size;
-        uint32_t cols = x_budget / chunk < pc.N ? x_budget / chunk : pc.N;
-        snprintf(kernel, sizeof kernel, "matvec_%s%s", type,
+        // Integer dot products where the tuning asks for them (matvec_int_dot) and the weights
+        // are a scale times bytes: x is rounded to int8 in registers (matvec.comp's INT_DOT),
+        // 8 packed words a chunk, a quarter of its floats, so a thread holds 4x the columns.
+        int8_x = p->int_dot && t->matvec_int_dot && !t->texel_loads &&
+                 (nw->dtype == VKI_DTYPE_Q8_0 || nw->dtype == VKI_DTYPE_Q4_0);
+        uint32_t x_words = int8_x ? chunk / 4 : chunk;
+        uint32_t cols = x_budget / x_words < pc.N ? x_budget / x_words : pc.N;
+        snprintf(kernel, sizeof kernel, "matvec_%s%s%s", type, int8_x ? "_dot" : "",
                  sg && t->texel_loads ? "_tx" : sg ? "" : "_shmem");
         if (sg && p->subgroup_size_control) subgroup_size = local;
         specs[spec_count++] = (vki_spec){VKI_SPEC_LOCAL_SIZE_X, local};
@@ -500,6 +509,7 @@ static vki_status lower_rows(vki_lower *L, const vki_node *n, uint32_t m0, uint3
         .push = &pc, .push_size = sizeof pc,
         .groups = {groups[0], groups[1], groups[2]},
         .fp16_operands = coopmat,
+        .int8_operands = int8_x,
         .ranges = range ? ranges : NULL,
     };
     return vki_lower_step(L, &s);

@@ -671,6 +671,44 @@ TEST_F(GraphTest, CooperativeMatrixMatmulForHalfAndQuantizedWeightsOnly)
     lowers_to(VKI_DTYPE_Q4_0, 2048, "matmul_q4_0", 0);
 }
 
+// The integer-dot mat-vec: only where the tuning asks for it (matvec_int_dot) on a device with
+// integer dot products, for weights that are a scale times bytes (q8_0, q4_0), on the
+// storage-buffer mat-vec (not lavapipe's texel paths); the plan declares the int8 x.
+TEST_F(GraphTest, IntegerDotMatVecWhereTheTuningAsksForIt)
+{
+    profile.subgroup_ops = VKI_SUBGROUP_BASIC | VKI_SUBGROUP_ARITHMETIC;
+    profile.int_dot = true;
+    auto lowers_to = [&](vki_dtype wt, int64_t n, const char *kernel, uint32_t int8) {
+        SCOPED_TRACE(kernel);
+        vki_graph_destroy(g);
+        vki_plan_destroy(plan);
+        plan = nullptr;
+        ASSERT_EQ(vki_graph_create(nullptr, &g), VKI_OK);
+        vki_tensor w = vki_weight(g, wt, 2, (const int64_t[2]){256, 35}, "w");
+        vki_output(g, vki_matmul(g, w, in({256, n})), "y");
+        vki_plan_stats s = compile();
+        ASSERT_EQ(vki_plan_step_count(plan), 1u);
+        vki_plan_step st;
+        ASSERT_TRUE(vki_plan_step_get(plan, 0, &st));
+        EXPECT_STREQ(st.kernel, kernel);
+        EXPECT_EQ(s.int8_dispatches, int8) << "the plan declares its int8 x";
+    };
+    lowers_to(VKI_DTYPE_Q8_0, 1, "matvec_q8_0", 0); // every tuning row: off
+    profile.tuning.matvec_int_dot = true;
+    lowers_to(VKI_DTYPE_Q8_0, 1, "matvec_q8_0_dot", 1);
+    lowers_to(VKI_DTYPE_Q4_0, 8, "matvec_q4_0_dot", 1);
+    lowers_to(VKI_DTYPE_Q4_1, 1, "matvec_q4_1", 0); // its m needs more than bytes
+    lowers_to(VKI_DTYPE_F16, 1, "matvec_f16", 0);
+    lowers_to(VKI_DTYPE_Q4_0, 9, "matmul_q4_0_reg", 0); // past the mat-vec's columns
+    profile.subgroup_ops = 0;
+    lowers_to(VKI_DTYPE_Q4_0, 1, "matvec_q4_0_dot_shmem", 1);
+    profile.int_dot = false; // a hand-made profile: the device has no integer dot products
+    lowers_to(VKI_DTYPE_Q4_0, 1, "matvec_q4_0_shmem", 0);
+    profile.int_dot = true;
+    make_cpu(profile); // lavapipe's texel-buffer mat-vecs stay
+    lowers_to(VKI_DTYPE_Q8_0, 1, "matvec_q8_0_wide", 0);
+}
+
 // ---- The lowering's windows (graph/compile.c, lower_node) ------------------------------------
 // A node with a tensor past the profile's binding range (max_storage_range) is lowered slice by
 // slice along its result's outermost dimension, so that models need not cut anything themselves

@@ -111,6 +111,12 @@ static std::vector<std::pair<std::string, vki_profile>> profiles()
     vki_profile no16 = gpu;
     no16.fp16 = no16.storage16 = false;
     v.push_back({"gpu-no-fp16", no16});
+    vki_profile dot = gpu; // the integer-dot mat-vecs (tuning matvec_int_dot)
+    dot.int_dot = dot.tuning.matvec_int_dot = true;
+    v.push_back({"gpu-int-dot", dot});
+    vki_profile dot_nosg = dot;
+    dot_nosg.subgroup_ops = 0;
+    v.push_back({"gpu-int-dot-no-subgroup", dot_nosg});
     vki_profile reg = gpu;
     reg.tuning.matmul_shared = reg.tuning.attention_tiled = reg.tuning.conv2d_shared = false;
     v.push_back({"gpu-register-tiles", reg});

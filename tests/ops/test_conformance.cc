@@ -62,6 +62,10 @@ TEST_P(Conformance, MatchesReference)
     if (strstr(GetParam().profile, "emulate-coopmat") &&
         plan_kernels(c, vki_device_profile(dev)).find("_cme") == std::string::npos)
         GTEST_SKIP() << "no cooperative-matrix step in this plan: the full profile's row runs it";
+    // Likewise the int-dot rows: the cases that plan an integer-dot mat-vec (q8_0, q4_0, N <= 8).
+    const bool int_dot = !strncmp(GetParam().profile, "int-dot", 7);
+    if (int_dot && plan_kernels(c, vki_device_profile(dev)).find("_dot") == std::string::npos)
+        GTEST_SKIP() << "no integer-dot step in this plan: the tuning's own row runs it";
     vki_case_result r;
     char err[512];
     vki_status st = vki_op_case_run(dev, c, nullptr, &r, err, sizeof err);
@@ -72,9 +76,15 @@ TEST_P(Conformance, MatchesReference)
     ASSERT_EQ(st, VKI_OK) << err;
     float tolerance = c->tolerance;
     if (r.fp16_dispatches && tolerance < VKI_CASE_FP16_TOLERANCE) tolerance = VKI_CASE_FP16_TOLERANCE;
-    EXPECT_LE(r.nmse, tolerance) << c->name << (r.fp16_dispatches ? " (fp16 operands)" : "");
+    if (r.int8_dispatches && tolerance < VKI_CASE_INT8_TOLERANCE) tolerance = VKI_CASE_INT8_TOLERANCE;
+    char nmse[32];
+    snprintf(nmse, sizeof nmse, "%.3g", r.nmse);
+    RecordProperty("nmse", nmse); // in --gtest_output=xml: how close a case runs to its tolerance
+    EXPECT_LE(r.nmse, tolerance) << c->name << (r.fp16_dispatches ? " (fp16 operands)" : "")
+                                 << (r.int8_dispatches ? " (int8 x)" : "");
     EXPECT_TRUE(r.guards_intact) << c->name << " wrote outside its output";
     EXPECT_GT(r.dispatches, 0u);
+    if (int_dot) EXPECT_GT(r.int8_dispatches, 0u) << "the plan's _dot step declares its int8 x";
 }
 
 static std::vector<ConformanceParam> all_params()
@@ -94,6 +104,15 @@ static std::vector<ConformanceParam> all_params()
         for (uint32_t i = 0; i < vki_op_case_count(); i++)
             if ((vki_op_case_at(i)->flags & VKI_CASE_TEST) && (!strcmp(vki_op_case_at(i)->op, "matmul") ||
                                                                !strcmp(vki_op_case_at(i)->op, "conv2d")))
+                v.push_back({i, p});
+    // The integer-dot mat-vec (off in every tuning row; the int-dot narrowing forces it) under the
+    // GPU rows whose storage-buffer mat-vec it replaces, and without subgroups (its shared-memory
+    // reduction): the matmul cases that plan it.
+    const char *int_dot[] = {"int-dot,tuning=nvidia", "int-dot,tuning=amd-rdna", "int-dot,tuning=intel-arc",
+                             "int-dot,tuning=nvidia,no-subgroup"};
+    for (const char *p : int_dot)
+        for (uint32_t i = 0; i < vki_op_case_count(); i++)
+            if ((vki_op_case_at(i)->flags & VKI_CASE_TEST) && !strcmp(vki_op_case_at(i)->op, "matmul"))
                 v.push_back({i, p});
     return v;
 }
@@ -123,6 +142,7 @@ static void run_narrowed(vki_device *dev, uint64_t limit, std::initializer_list<
         ASSERT_EQ(st, VKI_OK) << c->name << ": " << err;
         float tolerance = c->tolerance;
         if (r.fp16_dispatches && tolerance < VKI_CASE_FP16_TOLERANCE) tolerance = VKI_CASE_FP16_TOLERANCE;
+        if (r.int8_dispatches && tolerance < VKI_CASE_INT8_TOLERANCE) tolerance = VKI_CASE_INT8_TOLERANCE;
         EXPECT_LE(r.nmse, tolerance) << c->name;
         EXPECT_TRUE(r.guards_intact) << c->name << " wrote outside its output";
         (*ran)++;

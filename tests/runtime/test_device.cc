@@ -8,10 +8,10 @@ TEST(Narrowing, ParsesEveryWordAndRejectsUnknown)
 {
     vki_narrowing n;
     char err[256];
-    ASSERT_EQ(vki_narrowing_parse("no-fp16,no-subgroup,no-coopmat,no-int-dot,no-uma,tuning=amd-rdna",
+    ASSERT_EQ(vki_narrowing_parse("no-fp16,no-subgroup,no-coopmat,no-int-dot,no-uma,tuning=amd-rdna,int-dot",
                                   &n, err, sizeof err),
               VKI_OK);
-    EXPECT_TRUE(n.no_fp16 && n.no_subgroup && n.no_coopmat && n.no_int_dot && n.no_uma);
+    EXPECT_TRUE(n.no_fp16 && n.no_subgroup && n.no_coopmat && n.no_int_dot && n.no_uma && n.int_dot);
     EXPECT_STREQ(n.tuning, "amd-rdna");
 
     ASSERT_EQ(vki_narrowing_parse(nullptr, &n, err, sizeof err), VKI_OK);
@@ -176,6 +176,30 @@ TEST_F(DeviceTest, NarrowingTurnsCapabilitiesOff)
     // What narrowing does not touch stays.
     EXPECT_EQ(narrow.max_storage_range, full.max_storage_range);
     EXPECT_STREQ(narrow.name, full.name);
+}
+
+// int-dot turns the integer-dot mat-vec on (tuning matvec_int_dot, off in every row) where the
+// device has integer dot products, whatever the row; no-int-dot wins.
+TEST_F(DeviceTest, IntDotNarrowingForcesTheIntegerDotMatVec)
+{
+    vki_profile full;
+    ASSERT_EQ(vki_instance_device_profile(inst, 0, nullptr, &full), VKI_OK);
+    EXPECT_FALSE(full.tuning.matvec_int_dot) << "row " << full.tuning.name;
+    struct {
+        const char *text;
+        bool on;
+    } cases[] = {{"int-dot", full.int_dot},
+                 {"int-dot,tuning=nvidia", full.int_dot},
+                 {"tuning=nvidia", false},
+                 {"int-dot,no-int-dot", false}};
+    for (const auto &c : cases) {
+        vki_narrowing n;
+        ASSERT_EQ(vki_narrowing_parse(c.text, &n, nullptr, 0), VKI_OK);
+        vki_profile p;
+        ASSERT_EQ(vki_instance_device_profile(inst, 0, &n, &p), VKI_OK);
+        EXPECT_EQ(p.tuning.matvec_int_dot, c.on) << c.text;
+        EXPECT_EQ(p.int_dot, full.int_dot && !n.no_int_dot) << c.text;
+    }
 }
 
 // A smaller binding limit lowers the profile's max_storage_range and nothing else; a larger one
