@@ -189,7 +189,7 @@ static int reply(chat *c, uint32_t n_predict)
     vki_llm_rewind(llm, keep);
     char err[512] = "";
     vki_status st = vki_llm_session_eval(c->s, 0, c->ids + keep, n - keep, c->images, c->n_images,
-                                         c->s->logits, err, sizeof err);
+                                         NULL, err, sizeof err);
     // What the cache holds now: everything, or the batches done before a Ctrl-C.
     uint32_t done = vki_llm_position(llm);
     memcpy(c->cached + keep, c->ids + keep, (done > keep ? done - keep : 0) * sizeof *c->ids);
@@ -208,8 +208,9 @@ static int reply(chat *c, uint32_t n_predict)
     int code = VKI_EXIT_OK;
     for (uint32_t k = 0; k < n_predict && !interrupted; k++) {
         int32_t tok = 0;
-        if (vki_sampler_sample(c->sampler, c->s->logits, &tok)) {
-            code = vki_app_failf("sampling: %s", vki_sampler_last_error(c->sampler));
+        // A greedy sampler's token comes from the device; others read the logits.
+        if (vki_llm_sample(llm, 0, c->sampler, c->s->logits, &tok)) {
+            code = vki_app_failf("sampling: %s", vki_llm_last_error(llm));
             break;
         }
         if (vki_tokenizer_is_end(c->s->tok, tok)) break;
@@ -228,7 +229,7 @@ static int reply(chat *c, uint32_t n_predict)
         out_len += len;
         uint32_t at = vki_llm_position(llm);
         if (at >= info->n_ctx) break;
-        if (vki_llm_eval(llm, &tok, 1, c->s->logits)) {
+        if (vki_llm_eval(llm, &tok, 1, NULL)) {
             code = vki_app_failf("%s", vki_llm_last_error(llm));
             break;
         }

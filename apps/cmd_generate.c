@@ -192,7 +192,7 @@ int vki_cmd_generate(vki_app *app, int argc, char **argv)
 
     double t0 = vki_now_us();
     char err[512] = "";
-    if ((st = vki_llm_session_eval(&s, 0, ids, n_ids, images, n_image_paths, s.logits, err,
+    if ((st = vki_llm_session_eval(&s, 0, ids, n_ids, images, n_image_paths, NULL, err,
                                    sizeof err))) {
         code = vki_app_failf("prefill: %s", err);
         goto done;
@@ -200,8 +200,9 @@ int vki_cmd_generate(vki_app *app, int argc, char **argv)
     double t1 = vki_now_us(), t_first = 0;
     for (; n_gen < n_predict; n_gen++) {
         int32_t tok = 0;
-        if ((st = vki_sampler_sample(sampler, s.logits, &tok))) {
-            code = vki_app_failf("sampling: %s", vki_sampler_last_error(sampler));
+        // A greedy sampler's token comes from the device; others read the logits.
+        if ((st = vki_llm_sample(s.llm, 0, sampler, s.logits, &tok))) {
+            code = vki_app_failf("sampling: %s", vki_llm_last_error(s.llm));
             goto done;
         }
         if (n_gen == 0) t_first = vki_now_us();
@@ -232,7 +233,7 @@ int vki_cmd_generate(vki_app *app, int argc, char **argv)
             n_gen++;
             break;
         }
-        if ((st = vki_llm_eval(s.llm, &tok, 1, s.logits))) {
+        if ((st = vki_llm_eval(s.llm, &tok, 1, NULL))) {
             code = vki_app_failf("decode: %s", vki_llm_last_error(s.llm));
             goto done;
         }

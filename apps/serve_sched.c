@@ -569,15 +569,29 @@ static void slot_take(vki_serve_sched *s, slot *sl, int32_t tok)
     }
 }
 
-static void sample(vki_serve_sched *s, slot *sl, float *logits)
+/* Whether a slot's sampling reads its logits: every sampler but a greedy one, whose token comes
+ * from the device (vki_llm_sample), and llama.cpp's "ignore_eos" (the reply runs to max_tokens:
+ * benchmarks compare equal lengths), which takes the end tokens out of them. The passes read
+ * them back with their run, as before, when any row needs them. */
+static bool wants_logits(const slot *sl)
+{
+    return sl->job->req.ignore_eos || !vki_sampler_is_greedy(sl->sampler);
+}
+
+/* The next token of row `row` of the last pass, whose logits (if the pass read them) are in
+ * logits [rows][n_vocab]. */
+static void sample(vki_serve_sched *s, slot *sl, float *logits, uint32_t row)
 {
     int32_t tok = 0;
-    // llama.cpp's "ignore_eos": the reply runs to max_tokens (benchmarks compare equal lengths).
-    if (sl->job->req.ignore_eos)
-        for (uint32_t i = 0; i < s->n_end; i++) logits[s->end_ids[i]] = -INFINITY;
-    if (vki_sampler_sample(sl->sampler, logits, &tok)) {
-        char msg[300];
-        snprintf(msg, sizeof msg, "sampling failed: %s", vki_sampler_last_error(sl->sampler));
+    bool ignore_eos = sl->job->req.ignore_eos;
+    float *own = logits + (size_t)row * s->n_vocab;
+    if (ignore_eos)
+        for (uint32_t i = 0; i < s->n_end; i++) own[s->end_ids[i]] = -INFINITY;
+    if (ignore_eos ? vki_sampler_sample(sl->sampler, own, &tok)
+                   : vki_llm_sample(s->llm, row, sl->sampler, logits, &tok)) {
+        char msg[600];
+        snprintf(msg, sizeof msg, "sampling failed: %s",
+                 ignore_eos ? vki_sampler_last_error(sl->sampler) : vki_llm_last_error(s->llm));
         fprintf(stderr, "vkinfer serve: %s: %s\n", sl->job->id, msg);
         slot_fail(s, sl, 500, "server_error", NULL, msg);
         return;
@@ -616,7 +630,7 @@ static void prefill_step(vki_serve_sched *s)
     double t0 = vki_now_us();
     char why[512];
     vki_status st = vki_llm_session_eval(s->session, sl->seq, at, n, sl->images, sl->n_images,
-                                         last ? logits : NULL, why, sizeof why);
+                                         last && wants_logits(sl) ? logits : NULL, why, sizeof why);
     if (last) free_images(&sl->images, &sl->n_images);
     double dt = (vki_now_us() - t0) / 1e6;
     pthread_mutex_lock(&s->lock);
@@ -629,16 +643,18 @@ static void prefill_step(vki_serve_sched *s)
     }
     memcpy(sl->cached + sl->n_cached, sl->prompt + sl->n_cached, n * sizeof *sl->cached);
     sl->n_cached += n;
-    if (last) sample(s, sl, logits);
+    if (last) sample(s, sl, logits, 0);
 }
 
 /* One token for every generating slot, in one pass. */
 static void decode_step(vki_serve_sched *s)
 {
     uint32_t n = 0;
+    bool logits = false;
     for (uint32_t i = 0; i < s->parallel; i++) {
         slot *sl = &s->slots[i];
         if (sl->state != SLOT_GENERATE) continue;
+        logits |= wants_logits(sl);
         s->rows_slot[n] = sl;
         s->rows_seq[n] = sl->seq;
         s->rows_tok[n] = sl->next;
@@ -646,7 +662,7 @@ static void decode_step(vki_serve_sched *s)
     }
     if (n == 0) return;
     double t0 = vki_now_us();
-    vki_status st = vki_llm_decode(s->llm, s->rows_seq, s->rows_tok, n, s->logits);
+    vki_status st = vki_llm_decode(s->llm, s->rows_seq, s->rows_tok, n, logits ? s->logits : NULL);
     double dt = (vki_now_us() - t0) / 1e6;
     pthread_mutex_lock(&s->lock);
     s->m.decode_seconds += dt;
@@ -658,7 +674,7 @@ static void decode_step(vki_serve_sched *s)
             continue;
         }
         sl->cached[sl->n_cached++] = sl->next;
-        sample(s, sl, s->logits + (size_t)r * s->n_vocab);
+        sample(s, sl, s->logits, r);
     }
 }
 

@@ -329,6 +329,10 @@ vki_tensor vki_timestep_embedding(vki_graph *g, vki_tensor timesteps, uint32_t d
 /* Index of the largest element of each row (dim 0) -> I32 [1, ne1, ne2, ne3]. x F32/F16, may be
  * strided, rows of any length. Ties give the smallest index; NaN counts as -inf. */
 vki_tensor vki_argmax(vki_graph *g, vki_tensor x);
+/* vki_argmax, but -1 for a row whose largest element is not finite: +inf, or nothing above
+ * -inf (every element -inf or NaN). A greedy sampler on the device leaves those rows to the
+ * host, whose rules for them differ (models/llm.c). */
+vki_tensor vki_argmax_finite(vki_graph *g, vki_tensor x);
 
 /* ---- Mixture of experts (graph/ops/moe.c, graph/ops/matmul_id.c) ---------------------------- */
 

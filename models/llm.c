@@ -42,6 +42,8 @@ typedef struct llm_pass {
     bool all_rows;       // logits of every row (the several-sequence decode passes)
     vki_program *prog;
     vki_tensor tokens, pos, kv_pos, last, logits; // kv_pos == pos with one sequence
+    vki_tensor next;     // I32 [1, rows]: each row's largest logit's token, -1 where that logit
+                         // is not finite (vki_argmax_finite); {0} in the embeddings pass
     vki_tensor embd, attn_pos; // the embeddings pass's inputs in place of tokens; {0} otherwise
     vki_tensor rope_pos; // I32 [n_q, 4] with M-RoPE, {0} otherwise
 } llm_pass;
@@ -71,6 +73,14 @@ struct vki_llm {
     bool (*should_abort)(void *user); // asked between prompt batches; NULL: never
     void *abort_user;
     int32_t *host_i32;   // staging for ids and positions [max(n_batch, n_seq)]
+    // What vki_llm_sample reads: the last eval or decode call's pass (NULL when it failed) and
+    // rows, its `next` once read (host_next [n_seq], valid when next_read) and where its logits
+    // were written (the call's out_logits or vki_llm_sample's, NULL before either).
+    llm_pass *sample_pass;
+    uint32_t sample_rows;
+    bool next_read;
+    int32_t *host_next;
+    const float *logits_at;
     char name[128];      // general.name
     char model_name[64]; // "the llama architecture", for messages
     vki_status error_status;
@@ -239,6 +249,12 @@ static vki_status build_pass(vki_llm *m, llm_pass *p, uint32_t n_q, bool all_row
     if (vki_weights_status(m->weights))
         return fail(m, vki_weights_status(m->weights), "%s", vki_weights_error(m->weights));
     vki_program_output(p->prog, p->logits, "logits");
+    // A greedy sampler's token on the device (vki_llm_sample): one small dispatch a run, and 4
+    // bytes a row to read back instead of the row's logits.
+    if (!embd) {
+        p->next = vki_argmax_finite(b.g, p->logits);
+        vki_program_output(p->prog, p->next, "next");
+    }
     return VKI_OK;
 }
 
@@ -588,7 +604,8 @@ static vki_status load(vki_llm *m, const vki_llm_desc *d, char *err, size_t err_
     uint32_t n_i32 = n_batch > m->n_seq ? n_batch : m->n_seq;
     if (m->info.n_batch_embd > n_i32) n_i32 = m->info.n_batch_embd;
     m->host_i32 = lalloc(m, (size_t)4 * n_i32 * sizeof *m->host_i32); // 2: attention, 4: rope positions
-    if (!m->host_i32) {
+    m->host_next = lalloc(m, m->n_seq * sizeof *m->host_next);
+    if (!m->host_i32 || !m->host_next) {
         st = fail(m, VKI_ERROR_OUT_OF_HOST_MEMORY, "model: out of host memory");
         goto fail;
     }
@@ -658,6 +675,7 @@ void vki_llm_destroy(vki_llm *m)
     vki_arena_destroy(m->kv_arena);
     lfree(m, m->kv);
     lfree(m, m->host_i32);
+    lfree(m, m->host_next);
     lfree(m, m->position);
     lfree(m, m->rope_after);
     lfree(m, m);
@@ -721,6 +739,16 @@ static vki_status rope_rows(vki_llm *m, llm_pass *p, uint32_t seq, uint32_t n, c
     return vki_program_upload(p->prog, p->rope_pos, h, 4 * (uint64_t)n_q * sizeof *h);
 }
 
+/* What vki_llm_sample reads after a call that ran pass p last over `rows` rows (p NULL: the call
+ * failed, nothing to sample), whose logits went to out_logits (may be NULL). */
+static void sampled(vki_llm *m, llm_pass *p, uint32_t rows, const float *out_logits)
+{
+    m->sample_pass = p;
+    m->sample_rows = rows;
+    m->next_read = false;
+    m->logits_at = out_logits;
+}
+
 /* One run of pass p over n <= p->n_q tokens of sequence seq at its current position; of the
  * embeddings pass, over n rows of embd F32 [n][n_embd] (rows past n zero: they are padding),
  * which with non_causal all attend up to the last of them (grid: an image's rope positions). */
@@ -781,6 +809,7 @@ vki_status vki_llm_eval_seq(vki_llm *m, uint32_t seq, const int32_t *tokens, uin
 {
     if (!m || (!tokens && n)) return VKI_ERROR_INVALID_ARGUMENT;
     m->error[0] = 0;
+    sampled(m, NULL, 0, NULL);
     if (seq >= m->n_seq)
         return fail(m, VKI_ERROR_INVALID_ARGUMENT, "eval: sequence %u of %u", seq, m->n_seq);
     if (n == 0) return fail(m, VKI_ERROR_INVALID_ARGUMENT, "eval: no tokens");
@@ -811,6 +840,7 @@ vki_status vki_llm_eval_seq(vki_llm *m, uint32_t seq, const int32_t *tokens, uin
                                              (uint64_t)m->info.n_vocab * sizeof(float));
         if (st) return fail(m, st, "eval: reading the logits: %s", vki_device_last_error(m->dev));
     }
+    sampled(m, last, 1, out_logits);
     return VKI_OK;
 }
 
@@ -819,6 +849,7 @@ vki_status vki_llm_decode(vki_llm *m, const uint32_t *seqs, const int32_t *token
 {
     if (!m || ((!seqs || !tokens) && n)) return VKI_ERROR_INVALID_ARGUMENT;
     m->error[0] = 0;
+    sampled(m, NULL, 0, NULL);
     if (n == 0) return fail(m, VKI_ERROR_INVALID_ARGUMENT, "decode: no sequences");
     if (n > m->n_seq)
         return fail(m, VKI_ERROR_INVALID_ARGUMENT, "decode: %u sequences, the model holds %u", n,
@@ -858,10 +889,12 @@ vki_status vki_llm_decode(vki_llm *m, const uint32_t *seqs, const int32_t *token
     if (st) return fail(m, st, "decode: %s", vki_device_last_error(m->dev));
     if ((st = vki_program_run(p->prog))) return fail(m, st, "decode: %s", vki_device_last_error(m->dev));
     for (uint32_t i = 0; i < n; i++) m->position[seqs[i]]++;
-    if (!out_logits) return VKI_OK;
-    st = vki_program_download(p->prog, p->logits, out_logits,
-                              (uint64_t)n * m->info.n_vocab * sizeof(float));
-    if (st) return fail(m, st, "decode: reading the logits: %s", vki_device_last_error(m->dev));
+    if (out_logits) {
+        st = vki_program_download(p->prog, p->logits, out_logits,
+                                  (uint64_t)n * m->info.n_vocab * sizeof(float));
+        if (st) return fail(m, st, "decode: reading the logits: %s", vki_device_last_error(m->dev));
+    }
+    sampled(m, p, n, out_logits);
     return VKI_OK;
 }
 
@@ -892,6 +925,7 @@ static vki_status eval_rows(vki_llm *m, uint32_t seq, const float *embd, uint32_
 {
     if (!m || (!embd && n)) return VKI_ERROR_INVALID_ARGUMENT;
     m->error[0] = 0;
+    sampled(m, NULL, 0, NULL);
     if (seq >= m->n_seq)
         return fail(m, VKI_ERROR_INVALID_ARGUMENT, "eval: sequence %u of %u", seq, m->n_seq);
     if (n == 0) return fail(m, VKI_ERROR_INVALID_ARGUMENT, "eval: no embeddings");
@@ -928,6 +962,7 @@ static vki_status eval_rows(vki_llm *m, uint32_t seq, const float *embd, uint32_
                                              (uint64_t)m->info.n_vocab * sizeof(float));
         if (st) return fail(m, st, "eval: reading the logits: %s", vki_device_last_error(m->dev));
     }
+    sampled(m, p, 1, out_logits);
     return VKI_OK;
 }
 
@@ -946,4 +981,42 @@ vki_status vki_llm_eval_image(vki_llm *m, uint32_t seq, const float *embd, uint3
         return fail(m, VKI_ERROR_INVALID_ARGUMENT, "eval: an image grid of %u x %u merged tokens",
                     grid_w, grid_h);
     return eval_rows(m, seq, embd, (uint32_t)n, grid_w, grid_h, non_causal, out_logits);
+}
+
+vki_status vki_llm_sample(vki_llm *m, uint32_t row, vki_sampler *s, float *logits, int32_t *out_token)
+{
+    if (!m || !s || !logits || !out_token) return VKI_ERROR_INVALID_ARGUMENT;
+    m->error[0] = 0;
+    llm_pass *p = m->sample_pass;
+    if (!p)
+        return fail(m, VKI_ERROR_INVALID_ARGUMENT, "sample: no logits: the last eval or decode "
+                    "failed, or there was none");
+    if (row >= m->sample_rows)
+        return fail(m, VKI_ERROR_INVALID_ARGUMENT, "sample: row %u of a call of %u", row,
+                    m->sample_rows);
+    vki_status st;
+    if (p->next.id && vki_sampler_is_greedy(s)) {
+        if (!m->next_read) { // every row's at once: a server samples them all
+            st = vki_program_download(p->prog, p->next, m->host_next,
+                                      m->sample_rows * sizeof *m->host_next);
+            if (st) return fail(m, st, "sample: reading the tokens: %s", vki_device_last_error(m->dev));
+            m->next_read = true;
+        }
+        if (m->host_next[row] >= 0) {
+            *out_token = m->host_next[row];
+            return VKI_OK;
+        }
+        // The largest logit is +inf (the sampler takes it as the largest finite float, whose
+        // ties differ) or nothing is finite (the sampler refuses the row): its rules decide.
+    }
+    uint64_t row_size = m->info.n_vocab;
+    if (m->logits_at != logits) {
+        st = vki_program_download(p->prog, p->logits, logits,
+                                  m->sample_rows * row_size * sizeof *logits);
+        if (st) return fail(m, st, "sample: reading the logits: %s", vki_device_last_error(m->dev));
+        m->logits_at = logits;
+    }
+    if ((st = vki_sampler_sample(s, logits + row * row_size, out_token)))
+        return fail(m, st, "%s", vki_sampler_last_error(s));
+    return VKI_OK;
 }

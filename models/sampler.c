@@ -610,6 +610,11 @@ void vki_sampler_reset(vki_sampler *s)
 
 uint64_t vki_sampler_seed(const vki_sampler *s) { return s ? s->settings.seed : 0; }
 
+bool vki_sampler_is_greedy(const vki_sampler *s)
+{
+    return s && s->greedy && s->penalty == 1.0f && s->presence == 0 && s->frequency == 0;
+}
+
 const vki_sampler_desc *vki_sampler_settings(const vki_sampler *s)
 {
     return s ? &s->settings : NULL;

@@ -521,6 +521,27 @@ const vki_sampler_desc *vki_sampler_settings(const vki_sampler *s);
 /* The reason the last vki_sampler_sample failed; "" if none. Borrowed. */
 const char *vki_sampler_last_error(const vki_sampler *s);
 
+/* Whether s takes the largest logit and nothing else: greedy, with no repetition, presence or
+ * frequency penalty (which would need the logits). False for NULL. */
+bool vki_sampler_is_greedy(const vki_sampler *s);
+
+/* The next token after row `row` of the last vki_llm_eval, vki_llm_eval_seq, vki_llm_eval_embd,
+ * vki_llm_eval_image or vki_llm_decode call (row i of a decode is its seqs[i]; an eval has row
+ * 0), picked by s: the token vki_sampler_sample(s, that row's logits) gives, bit for bit.
+ *
+ * A greedy sampler (vki_sampler_is_greedy) takes the token the device's argmax found in the
+ * same pass (ties to the smallest id, NaN as -inf, as the sampler does): 4 bytes a row are read
+ * back, every row of the call at once on the first ask, instead of the logits (200 KiB to 1 MiB
+ * a row). A row whose largest logit is not finite (+inf, or nothing above -inf) and every other
+ * sampler use the logits: `logits` is the caller's F32 [rows][n_vocab] (rows: the call's), the
+ * call's out_logits if it wrote them there, else they are read into it once per call. Does not
+ * accept the token (vki_sampler_accept).
+ *
+ * VKI_ERROR_INVALID_ARGUMENT for a row past the call's, or after a call that failed or none;
+ * the sampler's failure (no finite logit) with its message; a device error reading back. The
+ * reason is in vki_llm_last_error. */
+vki_status vki_llm_sample(vki_llm *m, uint32_t row, vki_sampler *s, float *logits, int32_t *out_token);
+
 /* ---- Tokenizer -------------------------------------------------------------------------------
  *
  * Text to token ids and back, from the vocabulary in a GGUF file (the tokenizer.ggml.* keys),

@@ -69,10 +69,12 @@ VKI_DECLARE_PUSH(vki_pc_glu, VKI_PC_GLU)
     F(f32, log_max_period)
 VKI_DECLARE_PUSH(vki_pc_timestep, VKI_PC_TIMESTEP)
 
-/* argmax: one workgroup per row of ne0 elements (rows = ne1 * ne2 * ne3), d[row] = index. */
+/* argmax: one workgroup per row of ne0 elements (rows = ne1 * ne2 * ne3), d[row] = index; with
+ * `finite` != 0, -1 for a row whose largest element is +inf or -inf (vki_argmax_finite). */
 #define VKI_PC_ARGMAX(F)                                                                    \
     F(u32, ne0) F(u32, ne1) F(u32, ne2) F(u32, ne3)                                         \
-    F(u32, s_off) F(u32, s_nb0) F(u32, s_nb1) F(u32, s_nb2) F(u32, s_nb3) F(u32, d_off)
+    F(u32, s_off) F(u32, s_nb0) F(u32, s_nb1) F(u32, s_nb2) F(u32, s_nb3) F(u32, d_off)     \
+    F(u32, finite)
 VKI_DECLARE_PUSH(vki_pc_argmax, VKI_PC_ARGMAX)
 
 #endif

@@ -2,8 +2,9 @@
 #extension GL_GOOGLE_include_directive : require
 // Index of the largest element of each row (dim 0), one workgroup per row: each invocation scans
 // a strided share of the row, then the workgroup reduces (value, index) pairs. Ties go to the
-// smallest index; NaN counts as -inf. SUBGROUP=1 reduces with subgroup arithmetic, else with a
-// shared-memory tree.
+// smallest index; NaN counts as -inf. With pc.finite, a row whose largest value is not finite
+// (+inf, or -inf: no element above it) gives -1 (vki_argmax_finite). SUBGROUP=1 reduces with
+// subgroup arithmetic, else with a shared-memory tree.
 #include "vki_abi.h"
 #include "types.glsl"
 #if SUBGROUP
@@ -24,6 +25,9 @@ shared uint part_i[gl_WorkGroupSize.x];
 const uint NONE = 0xffffffffu;
 
 bool beats(float v, uint i, float w, uint j) { return v > w || (v == w && i < j); }
+
+// The row's answer from its largest value m at index i: NONE is -1 as an int.
+int answer(float m, uint i) { return int(pc.finite != 0u && isinf(m) ? NONE : i); }
 
 void main()
 {
@@ -65,7 +69,7 @@ void main()
         }
     m = subgroupMax(v);
     mi = subgroupMin(v == m ? idx : NONE);
-    if (subgroupElect()) d[pc.d_off + row] = int(mi);
+    if (subgroupElect()) d[pc.d_off + row] = answer(m, mi);
 #else
     part_v[tid] = v;
     part_i[tid] = idx;
@@ -81,6 +85,6 @@ void main()
         barrier();
         n = h;
     }
-    if (tid == 0u) d[pc.d_off + row] = int(part_i[0]);
+    if (tid == 0u) d[pc.d_off + row] = answer(part_v[0], part_i[0]);
 #endif
 }

@@ -128,6 +128,21 @@ static void argmax_ties_case(vki_graph *g, const int64_t *arg)
     vki_output(g, vki_argmax(g, x), "y");
 }
 
+/* vki_argmax_finite over rows of 2 arg0 values [x | NaN], [x | ±inf], [NaN | -inf], [-inf | x]
+ * (arg1 of each, x random f32): the first and last give x's largest (in the first or second
+ * half), the middle two -1 (+inf present; nothing finite). x * 1e30 * 1e30 overflows to ±inf
+ * (every |x| above 1e-30, which a random value is), inf - inf is NaN. */
+static void argmax_finite_case(vki_graph *g, const int64_t *arg)
+{
+    vki_tensor x = vki_input(g, F32, 2, arg, "x");
+    vki_tensor inf = vki_scale(g, vki_scale(g, x, 1e30f), 1e30f);
+    vki_tensor nan = vki_add(g, inf, vki_scale(g, inf, -1.0f));
+    vki_tensor ninf = vki_scale(g, vki_scale(g, vki_mul(g, x, x), -1e30f), 1e30f);
+    vki_tensor a = vki_concat(g, vki_concat(g, x, nan, 0), vki_concat(g, x, inf, 0), 1);
+    vki_tensor b = vki_concat(g, vki_concat(g, nan, ninf, 0), vki_concat(g, ninf, x, 0), 1);
+    vki_output(g, vki_argmax_finite(g, vki_concat(g, a, b, 1)), "y");
+}
+
 #define T VKI_CASE_TEST
 const vki_op_case vki_cases_unary[] = {
     // copy / cast: arg = shape, src dtype, dst dtype, view (0 plain, 1 transposed, 2 permuted, 3 offset 3)
@@ -186,5 +201,8 @@ const vki_op_case vki_cases_unary[] = {
     {"argmax f16 [4001, 3] (f16 ties)", "argmax", T, 0, 0, argmax_case, {4001, 3, 1, 1, F16, 0, 0}, 0},
     {"argmax f32 ties: upsampled [2500, 3]", "argmax", T, 0, 0, argmax_ties_case, {2500, 3, 1, 1, F32, 0}, 0},
     {"argmax f32 ties: concat(x, x) [3001, 2]", "argmax", T, 0, 0, argmax_ties_case, {3001, 2, 1, 1, F32, 1}, 0},
+    // argmax_finite: arg = columns and rows of x; non-finite rows give -1
+    {"argmax_finite f32 [2 x 2500, 4 x 3] (NaN, inf rows)", "argmax", T, 0, 0, argmax_finite_case, {2500, 3}, 0},
+    {"argmax_finite f32 [2 x 1, 4 x 2] (NaN, inf rows)", "argmax", T, 0, 0, argmax_finite_case, {1, 2}, 0},
 };
 const uint32_t vki_cases_unary_count = sizeof vki_cases_unary / sizeof vki_cases_unary[0];

@@ -746,12 +746,16 @@ TEST(CliLlm, LongTokenTextsArePrintedWhole)
     EXPECT_NE(r.out.find(token + token), std::string::npos) << r.out;
 }
 
-// Non-finite logits printed "sampling: invalid argument"; the sampler's own reason now shows.
+// Non-finite logits printed "sampling: invalid argument"; the sampler's own reason now shows,
+// also where greedy sampling takes its token on the device (--temp 0).
 TEST(CliLlm, BrokenModelOutputIsNamed)
 {
-    Result r = RunCli("generate -m '" + Tiny("nan_logits.gguf") + "' -p 'a' -n 2");
-    EXPECT_EQ(r.code, 1);
-    EXPECT_NE(r.err.find("none of the 12 logits is finite"), std::string::npos) << r.err;
+    for (const char *temp : {"", " --temp 0"}) {
+        Result r = RunCli("generate -m '" + Tiny("nan_logits.gguf") + "' -p 'a' -n 2" + temp);
+        EXPECT_EQ(r.code, 1) << temp;
+        EXPECT_NE(r.err.find("sampling: vki_sampler_sample: none of the 12 logits is finite"),
+                  std::string::npos) << temp << ": " << r.err;
+    }
 }
 
 // A path cut to 1,023 bytes loaded another file, its prefix.

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <map>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -134,6 +135,122 @@ TEST_F(LlmTest, LongAndShortBatchesMatchTheReference)
         pos += n;
         EXPECT_LT(nmse(logits, ref), 1e-6) << n << " tokens up to position " << pos;
     }
+}
+
+// Greedy sampling on the device (vki_llm_sample: the device's argmax, 4 bytes read back) gives
+// the host sampler's tokens over 16 free-running steps, through the prompt batch, the one-token
+// pass and a two-row decode pass, without reading the logits: the caller's buffer keeps its
+// sentinel. A sampler that is not greedy (a repetition penalty) reads them and matches its twin.
+TEST_F(LlmTest, GreedyOnTheDeviceGivesTheHostSamplersTokens)
+{
+    vki_llm_desc d = {};
+    d.n_ctx = 32;
+    d.n_batch = 8;
+    d.n_seq = 2;
+    ASSERT_EQ(load(d), VKI_OK) << err;
+    const uint32_t V = tm.n_vocab;
+    auto make = [&](float temperature, float penalty) {
+        vki_sampler_desc sd = {};
+        sd.temperature = temperature;
+        sd.repeat_penalty = penalty;
+        sd.seed = 3;
+        vki_sampler *s = nullptr;
+        EXPECT_EQ(vki_sampler_create(&sd, V, &s, nullptr, 0), VKI_OK);
+        return s;
+    };
+    vki_sampler *greedy = make(VKI_SAMPLER_GREEDY, 0), *penalised = make(VKI_SAMPLER_GREEDY, 1.5f),
+                *twin = make(VKI_SAMPLER_GREEDY, 1.5f);
+    EXPECT_TRUE(vki_sampler_is_greedy(greedy));
+    EXPECT_FALSE(vki_sampler_is_greedy(penalised));
+    std::vector<int32_t> prompt = {3, 17, 5, 39, 0, 22, 8, 11, 30, 2, 14};
+    std::vector<float> logits(2 * V), sentinel(2 * V);
+    for (float &x : sentinel) x = 1234.5f;
+    // The host: the logits read back, sampled on the host.
+    std::vector<int32_t> host;
+    ASSERT_EQ(vki_llm_eval(llm, prompt.data(), uint32_t(prompt.size()), logits.data()), VKI_OK)
+        << vki_llm_last_error(llm);
+    for (int i = 0; i < 16; i++) {
+        int32_t tok = -1;
+        ASSERT_EQ(vki_sampler_sample(greedy, logits.data(), &tok), VKI_OK);
+        host.push_back(tok);
+        ASSERT_EQ(vki_llm_eval(llm, &tok, 1, logits.data()), VKI_OK) << vki_llm_last_error(llm);
+    }
+    // The device: no logits asked for.
+    vki_llm_rewind(llm, 0);
+    std::vector<int32_t> device;
+    logits = sentinel;
+    ASSERT_EQ(vki_llm_eval(llm, prompt.data(), uint32_t(prompt.size()), nullptr), VKI_OK)
+        << vki_llm_last_error(llm);
+    for (int i = 0; i < 16; i++) {
+        int32_t tok = -1;
+        ASSERT_EQ(vki_llm_sample(llm, 0, greedy, logits.data(), &tok), VKI_OK) << vki_llm_last_error(llm);
+        device.push_back(tok);
+        ASSERT_EQ(vki_llm_eval(llm, &tok, 1, nullptr), VKI_OK) << vki_llm_last_error(llm);
+    }
+    EXPECT_EQ(device, host);
+    EXPECT_EQ(logits, sentinel) << "greedy sampling read the logits back";
+    std::set<int32_t> distinct(host.begin(), host.end());
+    EXPECT_GT(distinct.size(), 2u) << "a run that repeats one token tests little";
+
+    // A two-row decode pass: each row's device token is the host sampler's on that row.
+    ASSERT_EQ(vki_llm_eval_seq(llm, 1, prompt.data(), 5, nullptr), VKI_OK) << vki_llm_last_error(llm);
+    uint32_t seqs[2] = {1, 0};
+    int32_t toks[2] = {7, 9};
+    ASSERT_EQ(vki_llm_decode(llm, seqs, toks, 2, nullptr), VKI_OK) << vki_llm_last_error(llm);
+    int32_t on_device[2], on_host[2];
+    for (uint32_t r = 0; r < 2; r++)
+        ASSERT_EQ(vki_llm_sample(llm, r, greedy, logits.data(), &on_device[r]), VKI_OK) << vki_llm_last_error(llm);
+    EXPECT_EQ(logits, sentinel);
+    // A penalised sampler needs the logits: both rows are read into the caller's buffer.
+    vki_sampler_accept(penalised, on_device[0]);
+    vki_sampler_accept(twin, on_device[0]);
+    int32_t pen = -1, pen_host = -1;
+    ASSERT_EQ(vki_llm_sample(llm, 0, penalised, logits.data(), &pen), VKI_OK) << vki_llm_last_error(llm);
+    EXPECT_NE(logits, sentinel);
+    for (uint32_t r = 0; r < 2; r++)
+        ASSERT_EQ(vki_sampler_sample(greedy, logits.data() + r * V, &on_host[r]), VKI_OK);
+    ASSERT_EQ(vki_sampler_sample(twin, logits.data(), &pen_host), VKI_OK);
+    EXPECT_EQ(on_device[0], on_host[0]);
+    EXPECT_EQ(on_device[1], on_host[1]);
+    EXPECT_EQ(pen, pen_host);
+    EXPECT_EQ(vki_llm_sample(llm, 2, greedy, logits.data(), &pen), VKI_ERROR_INVALID_ARGUMENT);
+    EXPECT_NE(std::string(vki_llm_last_error(llm)).find("row 2 of a call of 2"), std::string::npos)
+        << vki_llm_last_error(llm);
+    vki_sampler_destroy(greedy);
+    vki_sampler_destroy(penalised);
+    vki_sampler_destroy(twin);
+}
+
+// A model whose logits are all NaN: the device's greedy path refuses the row with the host
+// sampler's own message, as sampling the read-back logits does.
+TEST_F(LlmTest, GreedyOnTheDeviceRefusesNonFiniteLogitsAsTheHostDoes)
+{
+    for (float &x : tm.w["output.weight"]) x = NAN;
+    vki_llm_desc d = {};
+    d.n_ctx = 16;
+    d.n_batch = 4;
+    ASSERT_EQ(load(d), VKI_OK) << err;
+    vki_sampler_desc sd = {};
+    sd.temperature = VKI_SAMPLER_GREEDY;
+    vki_sampler *s = nullptr;
+    ASSERT_EQ(vki_sampler_create(&sd, tm.n_vocab, &s, nullptr, 0), VKI_OK);
+    int32_t prompt[4] = {4, 5, 6, 7}, tok = -7;
+    std::vector<float> logits(tm.n_vocab);
+    ASSERT_EQ(vki_llm_eval(llm, prompt, 3, logits.data()), VKI_OK) << vki_llm_last_error(llm);
+    EXPECT_EQ(vki_sampler_sample(s, logits.data(), &tok), VKI_ERROR_INVALID_ARGUMENT);
+    std::string host = vki_sampler_last_error(s);
+    EXPECT_NE(host.find("none of the 40 logits is finite"), std::string::npos) << host;
+    for (uint32_t n : {1u, 4u}) { // the one-token pass and the prompt batch
+        ASSERT_EQ(vki_llm_eval(llm, prompt, n, nullptr), VKI_OK) << vki_llm_last_error(llm);
+        EXPECT_EQ(vki_llm_sample(llm, 0, s, logits.data(), &tok), VKI_ERROR_INVALID_ARGUMENT) << n;
+        EXPECT_EQ(std::string(vki_llm_last_error(llm)), host) << n;
+        EXPECT_EQ(tok, -7);
+    }
+    // After a failed call there is nothing to sample.
+    EXPECT_EQ(vki_llm_eval(llm, prompt, 0, nullptr), VKI_ERROR_INVALID_ARGUMENT);
+    EXPECT_EQ(vki_llm_sample(llm, 0, s, logits.data(), &tok), VKI_ERROR_INVALID_ARGUMENT);
+    EXPECT_NE(std::string(vki_llm_last_error(llm)).find("no logits"), std::string::npos);
+    vki_sampler_destroy(s);
 }
 
 // Qwen2 (QKV biases, NeoX rope) and Gemma 3 (QK-norm, pre- and post-norms, GeGLU, a scaled
