@@ -131,7 +131,8 @@ typedef struct lin {
 static lin linear_weights(vki_unet *u, const char *name, uint32_t k, uint32_t n, bool bias)
 {
     char wname[224];
-    snprintf(wname, sizeof wname, "%s%s.weight", u->prefix, name);
+    int len = snprintf(wname, sizeof wname, "%s%s.weight", u->prefix, name);
+    if (len < 0 || (size_t)len >= sizeof wname) wname[0] = '\0'; // no such tensor: the lookup names the failure
     lin l = {.w = vki_weights_linear(u->weights, u->prog, wname, k, n)};
     if (bias) l.b = as(u, W(u, 1, (int64_t[1]){n}, "%s.bias", name), VKI_DTYPE_F32);
     return l;
