@@ -1,4 +1,4 @@
-/* Language models on a device: hyper-parameters from GGUF metadata, weights through the shared
+/* Language models on a device: hyper-parameters from GGUF metadata (llm_hparams.c), weights through the shared
  * weights module (model_internal.h) in their stored format, a KV cache per layer (f16; f32 or
  * q8_0 on request: set_rows quantises each new row, attention decodes the blocks), and two or
  * three programs — a prompt batch, a short batch and a single token — each compiled once and
@@ -268,173 +268,10 @@ static vki_status compile_pass(vki_llm *m, llm_pass *p)
 
 /* ---- Loading ---------------------------------------------------------------------------------- */
 
-/* Bounds on the hyper-parameters, far above any real model's (Llama 3 405B: 126 layers,
- * 16384 wide, 53248 ff, 128 heads; Gemma 3: a 262144-token vocabulary) and low enough that
- * every size computed from them fits 64-bit arithmetic with room to spare. A file past them is
- * malformed, not big: nothing is sized from a value before it passes. */
-#define MAX_LAYERS 1024
-#define MAX_EMBD (1u << 16)
-#define MAX_FF (1u << 20)
-#define MAX_HEADS 1024
-#define MAX_VOCAB (1u << 22)
-/* Experts per layer: DeepSeek V3 and Qwen3-235B have 256 and 128, Llama 4 Maverick 128. */
-#define MAX_EXPERTS 512
-
-/* The vocabulary's size: the tokenizer's token list, the output layer's rows or
- * <arch>.vocab_size, which must agree where more than one is given. A vocabulary smaller than
- * the output would make ids the tokenizer cannot spell. */
-static vki_status read_vocab_size(vki_llm *m, char *err, size_t err_size)
-{
-    vki_gguf_array tokens;
-    uint32_t n = 0, v;
-    const char *from = NULL;
-    if (vki_gguf_get_array(m->file, "tokenizer.ggml.tokens", &tokens) == VKI_OK) {
-        if (tokens.count > MAX_VOCAB) {
-            snprintf(err, err_size, "model: tokenizer.ggml.tokens has %llu tokens, over the %u "
-                     "vkinfer accepts", (unsigned long long)tokens.count, MAX_VOCAB);
-            return VKI_ERROR_BAD_FILE;
-        }
-        n = (uint32_t)tokens.count;
-        from = "tokenizer.ggml.tokens";
-    }
-    char key[96];
-    snprintf(key, sizeof key, "%s.vocab_size", m->hp.arch);
-    vki_status st = vki_gguf_get_u32(m->file, key, &v);
-    if (st == VKI_OK && from && v != n) {
-        snprintf(err, err_size, "model: %s is %u but the tokenizer has %u tokens "
-                 "(tokenizer.ggml.tokens): every output row needs a token", key, v, n);
-        return VKI_ERROR_BAD_FILE;
-    }
-    if (st != VKI_OK && st != VKI_ERROR_NOT_FOUND) {
-        snprintf(err, err_size, "model metadata %s: %s", key, vki_gguf_last_error(m->file));
-        return st;
-    }
-    if (st == VKI_OK && !from) {
-        n = v;
-        from = key;
-    }
-    vki_gguf_tensor t; // the embedding says it when the metadata does not
-    if (!from && vki_gguf_find_tensor(m->file, "token_embd.weight", &t) != VKI_ERROR_NOT_FOUND &&
-        t.ne[1] <= MAX_VOCAB) {
-        n = (uint32_t)t.ne[1];
-        from = "token_embd.weight";
-    }
-    if (n == 0 || n > MAX_VOCAB) {
-        snprintf(err, err_size, "model: %s gives a vocabulary of %u tokens (want 1..%u)",
-                 from ? from : "no vocabulary size (tokenizer.ggml.tokens, token_embd.weight)", n,
-                 MAX_VOCAB);
-        return VKI_ERROR_BAD_FILE;
-    }
-    m->hp.n_vocab = n;
-    return VKI_OK;
-}
-
-/* The largest N of the file's "blk.N." tensor names, -1 when there are none. */
-static int64_t last_block(vki_gguf *f)
-{
-    int64_t last = -1;
-    uint64_t n = vki_gguf_tensor_count(f);
-    for (uint64_t i = 0; i < n; i++) {
-        vki_gguf_tensor t;
-        if (vki_gguf_tensor_at(f, i, &t) != VKI_OK || strncmp(t.name, "blk.", 4) != 0) continue;
-        int64_t b = 0;
-        const char *p = t.name + 4;
-        for (; *p >= '0' && *p <= '9' && b <= MAX_LAYERS; p++) b = 10 * b + (*p - '0');
-        if (p > t.name + 4 && *p == '.' && b > last) last = b;
-    }
-    return last;
-}
-
-/* Every hyper-parameter within its bound, and the layer count the tensors have. */
-static vki_status check_hparams(vki_llm *m, char *err, size_t err_size)
-{
-    const vki_llm_hparams *hp = &m->hp;
-    const struct {
-        const char *key;
-        uint32_t value, max;
-    } bounds[] = {
-        {"block_count", hp->n_layer, MAX_LAYERS},
-        {"embedding_length", hp->n_embd, MAX_EMBD},
-        {"feed_forward_length", hp->n_ff, MAX_FF},
-        {"attention.head_count", hp->n_head, MAX_HEADS},
-        {"attention.head_count_kv", hp->n_head_kv, MAX_HEADS},
-        {"context_length", hp->n_ctx_train, UINT32_MAX},
-    };
-    for (size_t i = 0; i < sizeof bounds / sizeof bounds[0]; i++)
-        if (bounds[i].value == 0 || bounds[i].value > bounds[i].max) {
-            snprintf(err, err_size, "model metadata %s.%s is %u: want 1..%u", hp->arch,
-                     bounds[i].key, bounds[i].value, bounds[i].max);
-            return VKI_ERROR_BAD_FILE;
-        }
-    if (hp->n_head % hp->n_head_kv) {
-        snprintf(err, err_size, "model metadata: %u heads, %u kv heads: want n_head a multiple of "
-                 "n_head_kv", hp->n_head, hp->n_head_kv);
-        return VKI_ERROR_BAD_FILE;
-    }
-    if (hp->head_dim == 0 || hp->head_dim > 256 || hp->n_rot > hp->head_dim || hp->n_rot % 2) {
-        snprintf(err, err_size, "model metadata: head dim %u with %u rotated dims: want an even "
-                 "rotation of at most the head dim, and a head dim of 1..256", hp->head_dim,
-                 hp->n_rot);
-        return VKI_ERROR_UNSUPPORTED;
-    }
-    const float positive[] = {hp->eps, hp->rope_base, hp->rope_base_local, hp->rope_scale};
-    for (size_t i = 0; i < sizeof positive / sizeof positive[0]; i++)
-        if (!(positive[i] > 0 && positive[i] < INFINITY)) {
-            snprintf(err, err_size, "model metadata: norm epsilon %g, rope base %g (local %g), "
-                     "rope scale %g: want each finite and positive", hp->eps, hp->rope_base,
-                     hp->rope_base_local, hp->rope_scale);
-            return VKI_ERROR_BAD_FILE;
-        }
-    if (hp->n_expert && (hp->n_expert > MAX_EXPERTS || hp->n_expert_used == 0 ||
-                         hp->n_expert_used > hp->n_expert || hp->n_ff_exp == 0 ||
-                         hp->n_ff_exp > MAX_FF || hp->n_ff_shexp > MAX_FF)) {
-        snprintf(err, err_size, "model metadata: %u experts, %u used per token, %u wide (shared: "
-                 "%u): want 1..%u experts, 1..expert_count used, widths 1..%u", hp->n_expert,
-                 hp->n_expert_used, hp->n_ff_exp, hp->n_ff_shexp, MAX_EXPERTS, MAX_FF);
-        return VKI_ERROR_BAD_FILE;
-    }
-    const float scales[] = {hp->embd_scale, hp->residual_scale, hp->logit_scale};
-    for (size_t i = 0; i < sizeof scales / sizeof scales[0]; i++)
-        if (!(scales[i] >= 0 && scales[i] < INFINITY)) {
-            snprintf(err, err_size, "model metadata: embedding scale %g, residual scale %g, logit "
-                     "scale %g: want each finite and positive (or absent)", hp->embd_scale,
-                     hp->residual_scale, hp->logit_scale);
-            return VKI_ERROR_BAD_FILE;
-        }
-    int64_t last = last_block(m->file);
-    if (last >= (int64_t)hp->n_layer) {
-        snprintf(err, err_size, "model: the file has tensors of layer %lld (blk.%lld.*) but "
-                 "%s.block_count is %u", (long long)last, (long long)last, hp->arch, hp->n_layer);
-        return VKI_ERROR_BAD_FILE;
-    }
-    return VKI_OK;
-}
-
-static vki_status read_hparams(vki_llm *m, char *err, size_t err_size)
-{
-    vki_gguf_string s;
-    vki_status st = vki_gguf_get_string(m->file, "general.architecture", &s);
-    if (st) {
-        snprintf(err, err_size, "model metadata general.architecture: %s", vki_status_string(st));
-        return st == VKI_ERROR_NOT_FOUND ? VKI_ERROR_BAD_FILE : st;
-    }
-    snprintf(m->hp.arch, sizeof m->hp.arch, "%.*s", (int)(s.size < 31 ? s.size : 31), s.data);
-    m->arch = vki_llm_arch_find(m->hp.arch);
-    if (!m->arch || s.size >= sizeof m->hp.arch) {
-        snprintf(err, err_size, "model architecture '%.*s' is not supported (supported: llama, "
-                 "qwen2, gemma3, qwen2moe, qwen3moe, olmoe, granitemoe)",
-                 (int)(s.size > 64 ? 64 : s.size), s.data);
-        return VKI_ERROR_UNSUPPORTED;
-    }
-    VKI_TRY(m->arch->hparams(m->file, &m->hp, err, err_size));
-    VKI_TRY(read_vocab_size(m, err, err_size));
-    return check_hparams(m, err, err_size);
-}
-
 static vki_status create_cache(vki_llm *m)
 {
     const vki_llm_hparams *hp = &m->hp;
-    // Both factors are bounded (check_hparams; n_ctx <= 2^32): no overflow.
+    // Both factors are bounded (vki_llm_read_hparams; n_ctx <= 2^32): no overflow.
     uint64_t row = vki_dtype_bytes(m->info.kv_dtype, (int64_t)hp->head_dim * hp->n_head_kv);
     // n_seq <= MAX_SEQ: still no overflow (row < 2^26, n_ctx <= 2^32).
     uint64_t bytes = row * m->info.n_ctx * m->n_seq, align = 256;
@@ -511,7 +348,7 @@ static uint64_t expert_bytes(vki_gguf *file)
 
 static vki_status load(vki_llm *m, const vki_llm_desc *d, char *err, size_t err_size)
 {
-    vki_status st = read_hparams(m, err, err_size);
+    vki_status st = vki_llm_read_hparams(m->file, &m->hp, &m->arch, err, err_size);
     if (st) return st;
     const vki_llm_hparams *hp = &m->hp;
     uint32_t n_ctx = d->n_ctx ? d->n_ctx : hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096;

@@ -121,6 +121,12 @@ typedef struct vki_llm_arch {
 
 const vki_llm_arch *vki_llm_arch_find(const char *name);
 
+/* llm_hparams.c: general.architecture (its arch in *out_arch, NULL when unknown), the arch's
+ * hparams hook, the vocabulary's size, and every value within vkinfer's bounds; a file past them
+ * is refused with a message naming the key. */
+vki_status vki_llm_read_hparams(vki_gguf *f, vki_llm_hparams *hp, const vki_llm_arch **out_arch,
+                                char *err, size_t err_size);
+
 /* ---- Shared by the architecture files -------------------------------------------------------- */
 
 /* What arch_llama.c lends the other architectures: metadata "<arch>.<key>" (u32 required or

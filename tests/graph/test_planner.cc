@@ -66,6 +66,24 @@ class GraphTest : public ::testing::Test {
         vki_plan_stats_get(plan, &s);
         return s;
     }
+    /* A fresh graph of one product w [k, m] (type wt) x [k, n], compiled: its one step's kernel
+     * (into *kernel) and the plan's stats. */
+    vki_plan_stats compile_one_matmul(vki_dtype wt, int64_t k, int64_t m, int64_t n, std::string *kernel)
+    {
+        vki_graph_destroy(g);
+        vki_plan_destroy(plan);
+        plan = nullptr;
+        EXPECT_EQ(vki_graph_create(nullptr, &g), VKI_OK);
+        int64_t ne[2] = {k, m};
+        vki_output(g, vki_matmul(g, vki_weight(g, wt, 2, ne, "w"), in({k, n})), "y");
+        vki_plan_stats s = compile();
+        vki_plan_step st = {};
+        EXPECT_EQ(vki_plan_step_count(plan), 1u);
+        bool got = vki_plan_step_get(plan, 0, &st);
+        EXPECT_TRUE(got);
+        *kernel = got && st.kernel ? st.kernel : "";
+        return s;
+    }
     /* The feed-forward of a transformer block over `tokens` columns: y = x + down(geglu(up(s))),
      * up [C -> 2 inner] with a bias, as SD's U-Net builds it. */
     void windows_feed_forward(int64_t c, int64_t inner, int64_t tokens)
@@ -636,18 +654,9 @@ TEST_F(GraphTest, CooperativeMatrixMatmulForHalfAndQuantizedWeightsOnly)
     profile.tuning.matmul_tile_k = 32;
     auto lowers_to = [&](vki_dtype wt, int64_t n, const char *kernel, uint32_t fp16) {
         SCOPED_TRACE(kernel);
-        vki_graph_destroy(g);
-        vki_plan_destroy(plan);
-        plan = nullptr;
-        ASSERT_EQ(vki_graph_create(nullptr, &g), VKI_OK);
-        int64_t ne[2] = {256, 576};
-        vki_tensor w = vki_weight(g, wt, 2, ne, "w");
-        vki_output(g, vki_matmul(g, w, in({256, n})), "y");
-        vki_plan_stats s = compile();
-        ASSERT_EQ(vki_plan_step_count(plan), 1u);
-        vki_plan_step st;
-        ASSERT_TRUE(vki_plan_step_get(plan, 0, &st));
-        EXPECT_STREQ(st.kernel, kernel);
+        std::string got;
+        vki_plan_stats s = compile_one_matmul(wt, 256, 576, n, &got);
+        EXPECT_EQ(got, kernel);
         EXPECT_EQ(s.fp16_dispatches, fp16) << "the plan declares its fp16 operands";
     };
     // M = 576: 5 tiles of 128 rows; N = 2048 makes 80 tiles, N = 1536 only 60.
@@ -680,17 +689,9 @@ TEST_F(GraphTest, IntegerDotMatVecWhereTheTuningAsksForIt)
     profile.int_dot = true;
     auto lowers_to = [&](vki_dtype wt, int64_t n, const char *kernel, uint32_t int8) {
         SCOPED_TRACE(kernel);
-        vki_graph_destroy(g);
-        vki_plan_destroy(plan);
-        plan = nullptr;
-        ASSERT_EQ(vki_graph_create(nullptr, &g), VKI_OK);
-        vki_tensor w = vki_weight(g, wt, 2, (const int64_t[2]){256, 35}, "w");
-        vki_output(g, vki_matmul(g, w, in({256, n})), "y");
-        vki_plan_stats s = compile();
-        ASSERT_EQ(vki_plan_step_count(plan), 1u);
-        vki_plan_step st;
-        ASSERT_TRUE(vki_plan_step_get(plan, 0, &st));
-        EXPECT_STREQ(st.kernel, kernel);
+        std::string got;
+        vki_plan_stats s = compile_one_matmul(wt, 256, 35, n, &got);
+        EXPECT_EQ(got, kernel);
         EXPECT_EQ(s.int8_dispatches, int8) << "the plan declares its int8 x";
     };
     lowers_to(VKI_DTYPE_Q8_0, 1, "matvec_q8_0", 0); // every tuning row: off
