@@ -112,18 +112,32 @@ void main()
     }
 #endif
 
-    [[unroll]] for (uint i = 0; i < ROWS; i++) {
-        uint co = m0 + i;
-        if (co >= pc.cout) break;
-        float add = (pc.flags & VKI_CONV_HAS_BIAS) != 0 ? bias[pc.b_off + co] : 0.0;
-        [[unroll]] for (uint j = 0; j < COLS; j++) {
-            uint p = p0 + j * lanes;
-            if (p >= pc.pixels) continue;
-            uint img = p / per, q = p % per;
-            float r = (pc.flags & VKI_CONV_RESIDUAL) != 0
-                          ? res[pc.r_off + (q % pc.ow) * pc.r_nb0 + (q / pc.ow) * pc.r_nb1 + co * pc.r_nb2 + img * pc.r_nb3]
-                          : 0.0;
-            o[pc.d_off + (img * pc.cout + co) * per + q] = acc[i * COLS + j] + add + r;
+    // The sums are stored GROUP rows at a time in a loop that is not unrolled: in lavapipe every
+    // store (and every load of the residual) to a storage buffer is a loop over the SIMD lanes,
+    // and all ROWS x COLS of them unrolled made LLVM's coroutine split take minutes (k1_h 119 s,
+    // k3_f 200 s to compile; 2-25 s now). Group g's sums are picked from the registers by
+    // comparing g with each group: (ROWS / GROUP - 1) x GROUP x COLS selects per group.
+    const uint GROUP = ROWS < 8 ? ROWS : 8;
+    bool residual = (pc.flags & VKI_CONV_RESIDUAL) != 0;
+    for (uint g = 0; g < ROWS / GROUP; g++) {
+        if (m0 + g * GROUP >= pc.cout) break;
+        float v[GROUP * COLS];
+        [[unroll]] for (uint e = 0; e < GROUP * COLS; e++) v[e] = acc[e];
+        [[unroll]] for (uint h = 1; h < ROWS / GROUP; h++)
+            [[unroll]] for (uint e = 0; e < GROUP * COLS; e++) v[e] = g == h ? acc[h * GROUP * COLS + e] : v[e];
+        [[unroll]] for (uint i = 0; i < GROUP; i++) {
+            uint co = m0 + g * GROUP + i;
+            if (co >= pc.cout) break;
+            float add = (pc.flags & VKI_CONV_HAS_BIAS) != 0 ? bias[pc.b_off + co] : 0.0;
+            [[unroll]] for (uint j = 0; j < COLS; j++) {
+                uint p = p0 + j * lanes;
+                if (p >= pc.pixels) continue;
+                uint img = p / per, q = p % per;
+                float r = residual ? res[pc.r_off + (q % pc.ow) * pc.r_nb0 + (q / pc.ow) * pc.r_nb1 +
+                                         co * pc.r_nb2 + img * pc.r_nb3]
+                                   : 0.0;
+                o[pc.d_off + (img * pc.cout + co) * per + q] = v[i * COLS + j] + add + r;
+            }
         }
     }
 }
