@@ -216,6 +216,7 @@ void vki_device_destroy(vki_device *dev)
         // A lost device still needs its objects destroyed; the wait result does not matter.
         dev->vk.vkDeviceWaitIdle(dev->handle);
         vki__staging_destroy(dev, dev->staging);
+        vki__kernels_destroy_all(dev);
         if (dev->pipeline_cache && !dev->lost) vki__pipeline_cache_save(dev);
         vki__pipeline_cache_close(dev);
         if (dev->timeline) dev->vk.vkDestroySemaphore(dev->handle, dev->timeline, NULL);

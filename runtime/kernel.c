@@ -63,6 +63,21 @@ VkDescriptorType vki__descriptor_type(const vki_spirv_info *info, uint32_t bindi
                                               : VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER;
 }
 
+/* Sharing: pipeline creation is the costly part of a program's compile (on lavapipe SPIR-V to
+ * NIR alone takes seconds for the unrolled kernels, on every create, the disk cache holding only
+ * the machine code), and a process compiles the same kernels again and again: a model loaded
+ * twice, a server's pass shapes, the SD pipeline's three models, the tiles of a tiled VAE. */
+static vki_kernel *find_shared(vki_device *dev, const vki_kernel_desc *desc)
+{
+    for (vki_kernel *k = dev->kernels; k; k = k->next)
+        if (strcmp(k->name, desc->name) == 0 && k->binding_count == desc->binding_count &&
+            k->push_size == desc->push_size && k->subgroup_size == desc->subgroup_size &&
+            k->spec_count == desc->spec_count &&
+            (!desc->spec_count || memcmp(k->specs, desc->specs, desc->spec_count * sizeof *desc->specs) == 0))
+            return k;
+    return NULL;
+}
+
 vki_status vki_kernel_create(vki_device *dev, const vki_kernel_desc *desc, vki_kernel **out)
 {
     if (!dev || !desc || !out) return VKI_ERROR_INVALID_ARGUMENT;
@@ -83,6 +98,16 @@ vki_status vki_kernel_create(vki_device *dev, const vki_kernel_desc *desc, vki_k
         return VKI_DEV_FAIL(dev, VKI_ERROR_INVALID_ARGUMENT,
                             "kernel %s: at most %d bindings and %d specialisation constants", name,
                             VKI_MAX_BINDINGS, VKI_MAX_SPECS);
+    bool share = !desc->spirv;
+    if (share) {
+        vki_kernel *made = find_shared(dev, desc);
+        if (made) {
+            if (made->refs++ == 0) dev->kernels_kept--;
+            dev->stats.pipelines_shared++;
+            *out = made;
+            return VKI_OK;
+        }
+    }
 
     vki_kernel *k = vki__alloc(dev->inst, sizeof *k);
     if (!k)
@@ -175,6 +200,17 @@ vki_status vki_kernel_create(vki_device *dev, const vki_kernel_desc *desc, vki_k
     dev->vk.vkDestroyShaderModule(dev->handle, module, NULL);
     vki__name(dev, VK_OBJECT_TYPE_PIPELINE, (uint64_t)k->pipeline, k->name);
     dev->stats.pipelines_created++;
+    if (share) {
+        k->shared = true;
+        k->refs = 1;
+        k->binding_count = desc->binding_count;
+        k->push_size = desc->push_size;
+        k->subgroup_size = desc->subgroup_size;
+        k->spec_count = desc->spec_count;
+        if (desc->spec_count) memcpy(k->specs, desc->specs, desc->spec_count * sizeof *desc->specs);
+        k->next = dev->kernels;
+        dev->kernels = k;
+    }
     *out = k;
     return VKI_OK;
 
@@ -184,14 +220,43 @@ fail:
     return st;
 }
 
-void vki_kernel_destroy(vki_kernel *k)
+static void free_kernel(vki_kernel *k)
 {
-    if (!k) return;
     vki_device *dev = k->dev;
     if (k->pipeline) dev->vk.vkDestroyPipeline(dev->handle, k->pipeline, NULL);
     if (k->layout) dev->vk.vkDestroyPipelineLayout(dev->handle, k->layout, NULL);
     if (k->set_layout) dev->vk.vkDestroyDescriptorSetLayout(dev->handle, k->set_layout, NULL);
     vki__free(dev->inst, k);
+}
+
+void vki_kernel_destroy(vki_kernel *k)
+{
+    if (!k) return;
+    if (!k->shared) {
+        free_kernel(k);
+        return;
+    }
+    if (k->refs == 0 || --k->refs > 0) return; // refs 0: a destroy too many, ignored
+    vki_device *dev = k->dev;
+    k->released = ++dev->kernel_clock;
+    if (++dev->kernels_kept <= VKI_KERNELS_KEPT) return;
+    vki_kernel **oldest = NULL;
+    for (vki_kernel **at = &dev->kernels; *at; at = &(*at)->next)
+        if ((*at)->refs == 0 && (!oldest || (*at)->released < (*oldest)->released)) oldest = at;
+    vki_kernel *gone = *oldest;
+    *oldest = gone->next;
+    dev->kernels_kept--;
+    free_kernel(gone);
+}
+
+void vki__kernels_destroy_all(vki_device *dev)
+{
+    while (dev->kernels) {
+        vki_kernel *k = dev->kernels;
+        dev->kernels = k->next;
+        free_kernel(k);
+    }
+    dev->kernels_kept = 0;
 }
 
 void vki_kernel_local_size(const vki_kernel *k, uint32_t out_size[3])

@@ -145,6 +145,9 @@ struct vki_device {
 
     VkPipelineCache pipeline_cache;
     char cache_path[1024];      // "" when the cache stays in memory
+    vki_kernel *kernels;        // the shared kernels (kernel.c), held or kept
+    uint32_t kernels_kept;      // how many of them nobody holds
+    uint64_t kernel_clock;      // counts releases, for the oldest kept kernel
     vki_staging *staging;
 
     bool lost;                  // after VK_ERROR_DEVICE_LOST every call fails fast
@@ -227,6 +230,18 @@ struct vki_kernel {
     VkPipelineLayout layout;
     VkPipeline pipeline;
     vki_spirv_info info;
+    // A kernel of an embedded module is shared (kernel.c): it sits in the device's list under
+    // what made it, `refs` counts its holders, and one that nobody holds stays until the device
+    // goes or it is the oldest of more than VKI_KERNELS_KEPT such (`released` orders them).
+    bool shared;
+    uint32_t refs;
+    uint64_t released;
+    uint32_t binding_count, push_size, subgroup_size, spec_count;
+    vki_spec specs[VKI_MAX_SPECS];
+    vki_kernel *next;
 };
+
+/* Destroys every kernel in the device's list (device destroy). */
+void vki__kernels_destroy_all(vki_device *dev);
 
 #endif

@@ -394,6 +394,7 @@ typedef struct vki_device_stats {
     uint64_t cache_bytes_loaded;  // pipeline-cache bytes accepted from disk at creation
     uint32_t cache_rejected;      // 1 when a cache file was found but ignored
     uint32_t pipelines_created;
+    uint32_t pipelines_shared;    // vki_kernel_create calls answered with a kernel made before
 } vki_device_stats;
 
 void vki_device_stats_get(const vki_device *device, vki_device_stats *out_stats);
@@ -510,7 +511,14 @@ typedef struct vki_kernel_desc {
 
 /* Creates a compute pipeline. The module's bindings, push-constant block and local size are
  * read from the SPIR-V and checked against `desc` and the device limits: a mismatch is
- * VKI_ERROR_INVALID_ARGUMENT naming both sides. */
+ * VKI_ERROR_INVALID_ARGUMENT naming both sides.
+ * Kernels of embedded modules are shared: a `desc` equal to an earlier one (name, bindings,
+ * push size, specialisation constants in the same order, subgroup size) returns that kernel
+ * again, and the device keeps the most recently released ones (VKI_KERNELS_KEPT) after their
+ * last vki_kernel_destroy, so programs compiled one after another do not create the same
+ * pipeline twice (vki_device_stats.pipelines_shared counts the creates so answered). Every
+ * create still takes its own vki_kernel_destroy. */
+#define VKI_KERNELS_KEPT 256
 vki_status vki_kernel_create(vki_device *device, const vki_kernel_desc *desc,
                              vki_kernel **out_kernel);
 void vki_kernel_destroy(vki_kernel *kernel);

@@ -22,15 +22,18 @@ ctest --test-dir build --output-on-failure -j"$(nproc)" "$@"
 if [ -z "${VKI_TEST_NO_SANITIZE:-}" ]; then
   echo "test: the sanitizer build (clang, ASan + UBSan, libFuzzer) in build-asan/"
   CC=clang CXX=clang++ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVKI_FUZZ=ON \
-    -DVKI_FUZZ_SECONDS="${VKI_FUZZ_SECONDS:-60}" >/dev/null
+    -DVKI_FUZZ_SECONDS="${VKI_FUZZ_SECONDS:-30}" >/dev/null
   cmake --build build-asan -j"$(nproc)"
   # Every error stops the test that hit it; leaks are errors too (the Vulkan driver's own
   # allocations are not reported: LSan sees them as reachable).
   export ASAN_OPTIONS="abort_on_error=1:detect_leaks=1:strict_string_checks=1"
   export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
   # Left out: round trips of buffers past lavapipe's 128 MiB binding limit, which ASan's
-  # allocator blows up to over 13 GiB of host memory each (the unsanitised run has them).
-  ctest --test-dir build-asan --output-on-failure -j"$(nproc)" -E 'BufferAboveMaxStorageRange' "$@"
+  # allocator blows up to over 13 GiB of host memory each (the unsanitised run has them); and
+  # the SD 2.x weight conversion, whose host code is SD 1.x's (run here) and whose time is
+  # lavapipe's shader compiler under ASan's allocator (8 minutes of the CI's 90).
+  ctest --test-dir build-asan --output-on-failure -j"$(nproc)" \
+    -E 'BufferAboveMaxStorageRange|SdConvertTest.Sd21' "$@"
 fi
 
 # The Windows cross-build: the libraries and the CLI with mingw-w64 (tools/build_windows.sh),

@@ -361,6 +361,9 @@ class SdConvertTest : public VulkanTest {
             double max_nmse, max_text_nmse;
         } qs[] = {{VKI_DTYPE_Q8_0, 2e-4, 1e-3}, {VKI_DTYPE_Q4_0, 0.03, 0.15}, {VKI_DTYPE_Q4_1, 0.03, 0.15}};
         for (const Q &q : qs) {
+            // SD 2.x: Q8_0 only. Q4_0 and Q4_1 convert by the same rule and code (SD 1.x runs
+            // them), and each is a U-Net's worth of first compiles on lavapipe (minutes of CI).
+            if (model == "sd21" && q.type != VKI_DTYPE_Q8_0) continue;
             const char *name = vki_dtype_get(q.type)->name;
             // From the F16 file (F32 -> quantised is the same bytes: the golden test above).
             Run r = Unet(f16, q.type, g);

@@ -100,6 +100,65 @@ TEST_F(KernelTest, ReflectionMismatchNamesBothSides)
     log.errors.clear();
 }
 
+// Equal descriptions of an embedded module share one pipeline, held or kept after release,
+// and the device keeps at most VKI_KERNELS_KEPT released ones, dropping the oldest.
+TEST_F(KernelTest, EqualDescriptionsShareOnePipeline)
+{
+    open_device();
+    auto make = [&](uint32_t local, vki_kernel **k) {
+        vki_spec spec = {VKI_SPEC_LOCAL_SIZE_X, local};
+        vki_kernel_desc kd = {};
+        kd.name = "add_u32";
+        kd.binding_count = 1;
+        kd.push_size = sizeof(vki_pc_add_u32);
+        kd.specs = &spec;
+        kd.spec_count = 1;
+        return vki_kernel_create(dev, &kd, k);
+    };
+    auto stats = [&] {
+        vki_device_stats st = {};
+        vki_device_stats_get(dev, &st);
+        return st;
+    };
+    vki_device_stats before = stats();
+    vki_kernel *a = nullptr, *b = nullptr, *c = nullptr;
+    ASSERT_EQ(make(32, &a), VKI_OK) << vki_device_last_error(dev);
+    ASSERT_EQ(make(32, &b), VKI_OK);
+    ASSERT_EQ(make(64, &c), VKI_OK);
+    EXPECT_EQ(a, b);
+    EXPECT_NE(a, c);
+    EXPECT_EQ(stats().pipelines_created - before.pipelines_created, 2u);
+    EXPECT_EQ(stats().pipelines_shared - before.pipelines_shared, 1u);
+    uint32_t local[3];
+    vki_kernel_destroy(a); // b still holds it
+    vki_kernel_local_size(b, local);
+    EXPECT_EQ(local[0], 32u);
+    // A kernel without holders is kept: the next equal create takes it, no new pipeline.
+    vki_kernel_destroy(b);
+    vki_kernel_destroy(c);
+    ASSERT_EQ(make(32, &a), VKI_OK);
+    EXPECT_EQ(a, b);
+    EXPECT_EQ(stats().pipelines_created - before.pipelines_created, 2u);
+    vki_kernel_destroy(a);
+    // Released kernels past VKI_KERNELS_KEPT: the oldest goes (64: 32 was released again
+    // after it), so the next create of it makes a new pipeline; the newest are kept.
+    for (uint32_t i = 0; i < VKI_KERNELS_KEPT - 1; i++) {
+        vki_kernel *k = nullptr;
+        ASSERT_EQ(make(100 + i, &k), VKI_OK);
+        vki_kernel_destroy(k);
+    }
+    uint32_t made = stats().pipelines_created;
+    ASSERT_EQ(make(100 + VKI_KERNELS_KEPT - 2, &a), VKI_OK);
+    EXPECT_EQ(stats().pipelines_created, made) << "the newest released kernel is kept";
+    vki_kernel_destroy(a);
+    ASSERT_EQ(make(32, &a), VKI_OK);
+    EXPECT_EQ(stats().pipelines_created, made) << "32 was released after 64";
+    vki_kernel_destroy(a);
+    ASSERT_EQ(make(64, &c), VKI_OK);
+    EXPECT_EQ(stats().pipelines_created, made + 1) << "64, the oldest released, was dropped";
+    vki_kernel_destroy(c);
+}
+
 class PipelineCacheTest : public VulkanTest {
   protected:
     std::string dir;
