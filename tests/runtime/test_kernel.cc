@@ -19,6 +19,18 @@
 
 class KernelTest : public VulkanTest {};
 
+// add_u32 as the C side binds it, with one specialisation constant.
+static vki_kernel_desc AddKernelDesc(const vki_spec *spec)
+{
+    vki_kernel_desc kd = {};
+    kd.name = "add_u32";
+    kd.binding_count = 1;
+    kd.push_size = sizeof(vki_pc_add_u32);
+    kd.specs = spec;
+    kd.spec_count = 1;
+    return kd;
+}
+
 TEST_F(KernelTest, EmbeddedModulesAreListed)
 {
     ASSERT_GE(vki_shader_count(), 2u);
@@ -33,12 +45,7 @@ TEST_F(KernelTest, SpecialisationSetsTheLocalSize)
 {
     open_device();
     vki_spec spec = {VKI_SPEC_LOCAL_SIZE_X, 32};
-    vki_kernel_desc kd = {};
-    kd.name = "add_u32";
-    kd.binding_count = 1;
-    kd.push_size = sizeof(vki_pc_add_u32);
-    kd.specs = &spec;
-    kd.spec_count = 1;
+    vki_kernel_desc kd = AddKernelDesc(&spec);
     vki_kernel *k = nullptr;
     ASSERT_EQ(vki_kernel_create(dev, &kd, &k), VKI_OK) << vki_device_last_error(dev);
     uint32_t local[3];
@@ -77,11 +84,7 @@ TEST_F(KernelTest, ReflectionMismatchNamesBothSides)
 
     // A local size beyond the device limit is caught before the driver sees it.
     vki_spec spec = {VKI_SPEC_LOCAL_SIZE_X, vki_device_profile(dev)->max_workgroup_invocations * 2};
-    kd.name = "add_u32";
-    kd.binding_count = 1;
-    kd.push_size = sizeof(vki_pc_add_u32);
-    kd.specs = &spec;
-    kd.spec_count = 1;
+    kd = AddKernelDesc(&spec);
     EXPECT_EQ(vki_kernel_create(dev, &kd, &k), VKI_ERROR_UNSUPPORTED);
 
     // A spec id the module does not declare.
@@ -107,12 +110,7 @@ TEST_F(KernelTest, EqualDescriptionsShareOnePipeline)
     open_device();
     auto make = [&](uint32_t local, vki_kernel **k) {
         vki_spec spec = {VKI_SPEC_LOCAL_SIZE_X, local};
-        vki_kernel_desc kd = {};
-        kd.name = "add_u32";
-        kd.binding_count = 1;
-        kd.push_size = sizeof(vki_pc_add_u32);
-        kd.specs = &spec;
-        kd.spec_count = 1;
+        vki_kernel_desc kd = AddKernelDesc(&spec);
         return vki_kernel_create(dev, &kd, k);
     };
     auto stats = [&] {
