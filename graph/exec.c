@@ -8,12 +8,6 @@
 
 #define HOST_IO_LIMIT (1u << 20) // inputs/outputs up to 1 MiB live in host-visible memory
 
-typedef struct exec_kernel {
-    char name[48];
-    vki_spec specs[VKI_STEP_MAX_SPECS];
-    uint32_t spec_count, subgroup_size, binding_count, push_size;
-    vki_kernel *kernel;
-} exec_kernel;
 
 struct vki_exec {
     vki_device *dev;
@@ -25,7 +19,7 @@ struct vki_exec {
     vki_range *bound;         // by node id: storage of external tensors
     bool *owned;              // by node id: bound to the executor's own storage, not the caller's
     uint32_t *step_kernel;    // by step: index into kernels
-    exec_kernel *kernels;
+    vki_kernel **kernels;      // distinct kernels of the steps
     uint32_t kernel_count;
     vki_stream *stream;
     bool recorded;
@@ -43,25 +37,10 @@ static void xfree(const vki_exec *ex, void *p)
     vki__gfree(&tmp, p);
 }
 
+/* The runtime shares kernels of equal descriptions (vki_kernel_create): a step whose kernel
+ * an earlier step already holds gets that one's index, and the extra reference goes back. */
 static vki_status find_or_create_kernel(vki_exec *ex, const vki_step *s, uint32_t *out_index)
 {
-    for (uint32_t i = 0; i < ex->kernel_count; i++) {
-        const exec_kernel *k = &ex->kernels[i];
-        if (strcmp(k->name, s->kernel) == 0 && k->spec_count == s->spec_count &&
-            k->subgroup_size == s->subgroup_size && k->binding_count == s->binding_count &&
-            k->push_size == s->push_size &&
-            memcmp(k->specs, s->specs, s->spec_count * sizeof *s->specs) == 0) {
-            *out_index = i;
-            return VKI_OK;
-        }
-    }
-    exec_kernel *k = &ex->kernels[ex->kernel_count];
-    snprintf(k->name, sizeof k->name, "%s", s->kernel);
-    memcpy(k->specs, s->specs, sizeof k->specs);
-    k->spec_count = s->spec_count;
-    k->subgroup_size = s->subgroup_size;
-    k->binding_count = s->binding_count;
-    k->push_size = s->push_size;
     vki_kernel_desc kd = {
         .name = s->kernel,
         .binding_count = s->binding_count,
@@ -70,7 +49,15 @@ static vki_status find_or_create_kernel(vki_exec *ex, const vki_step *s, uint32_
         .spec_count = s->spec_count,
         .subgroup_size = s->subgroup_size,
     };
-    VKI_TRY(vki_kernel_create(ex->dev, &kd, &k->kernel));
+    vki_kernel *k;
+    VKI_TRY(vki_kernel_create(ex->dev, &kd, &k));
+    for (uint32_t i = 0; i < ex->kernel_count; i++)
+        if (ex->kernels[i] == k) {
+            vki_kernel_destroy(k);
+            *out_index = i;
+            return VKI_OK;
+        }
+    ex->kernels[ex->kernel_count] = k;
     *out_index = ex->kernel_count++;
     return VKI_OK;
 }
@@ -181,7 +168,7 @@ void vki_exec_destroy(vki_exec *ex)
 {
     if (!ex) return;
     vki_stream_destroy(ex->stream);
-    for (uint32_t i = 0; i < ex->kernel_count; i++) vki_kernel_destroy(ex->kernels[i].kernel);
+    for (uint32_t i = 0; i < ex->kernel_count; i++) vki_kernel_destroy(ex->kernels[i]);
     vki_exec_release(ex);
     xfree(ex, ex->owned);
     xfree(ex, ex->kernels);
@@ -288,7 +275,7 @@ static vki_status record(vki_exec *ex)
         // them available to the host only.
         if (s->barrier_before || i == 0) VKI_TRY(vki_stream_barrier(ex->stream));
         vki_dispatch d = {
-            .kernel = ex->kernels[ex->step_kernel[i]].kernel,
+            .kernel = ex->kernels[ex->step_kernel[i]],
             .bindings = ranges,
             .binding_count = s->binding_count,
             .push = s->push,

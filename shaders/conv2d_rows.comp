@@ -115,7 +115,7 @@ void main()
     // The sums are stored GROUP rows at a time in a loop that is not unrolled: in lavapipe every
     // store (and every load of the residual) to a storage buffer is a loop over the SIMD lanes,
     // and all ROWS x COLS of them unrolled made LLVM's coroutine split take minutes (k1_h 119 s,
-    // k3_f 200 s to compile; 2-25 s now). Group g's sums are picked from the registers by
+    // k3_f 200 s to compile; 6-31 s now). Group g's sums are picked from the registers by
     // comparing g with each group: (ROWS / GROUP - 1) x GROUP x COLS selects per group.
     const uint GROUP = ROWS < 8 ? ROWS : 8;
     bool residual = (pc.flags & VKI_CONV_RESIDUAL) != 0;
