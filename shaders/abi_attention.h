@@ -62,6 +62,9 @@
 /* attention_coopmat.comp: D zero-padded to a multiple of the fragments (ROWS and COLS are its
  * workgroup's query rows and kv tile; the fragments take matmul's VKI_SPEC_MM_FRAG_* ids). */
 #define VKI_ATTN_SPEC_PAD_DIM 6
+/* attention_queries.comp: queries each invocation holds (the workgroup takes lanes x QUERIES
+ * queries of one head). */
+#define VKI_ATTN_SPEC_QUERIES 7
 
 /* A row is (query i, head h) with h = kv_head * group + g; rows of one kv head are numbered
  * i * group + g, so a workgroup's rows share their K/V. */

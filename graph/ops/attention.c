@@ -315,6 +315,29 @@ static bool wide_rows(uint32_t d, uint32_t offset, const uint32_t *nb)
     return d % 8 == 0 && nb[0] == 1 && (offset | nb[1] | nb[2]) % 8 == 0;
 }
 
+/* The queries kernel (attention_queries.comp) for CPU devices (the profiles of the barrier-free
+ * kernels that read texel buffers): a long query block (a workgroup's lanes x QC queries or
+ * more) of float K and V of one dtype whose rows start at 16-byte texels (4 F32 or 8 F16 dims),
+ * without sequences, Q8_0 or a folded cache write. QC, the queries each invocation holds, keeps
+ * its q and output rows to 256 floats (4 at D 64, 2 at D 128, 1 at D 160 and 256): the unrolled
+ * rows are what lavapipe compiles. *qc 0: the keys kernel's cases. */
+#define QUERIES_DIMS 256
+
+static uint32_t queries_per_lane(const vki_profile *p, const vki_node *n, const vki_node *nk,
+                                 const vki_node *nv, const vki_operand *q, const vki_operand *k,
+                                 const vki_operand *v, uint32_t lanes)
+{
+    if (p->tuning.attention_tiled || !p->tuning.texel_loads || n->src[5] || params(n).seq_len ||
+        nk->dtype != nv->dtype || !is_float(nk->dtype))
+        return 0;
+    uint32_t per = nk->dtype == VKI_DTYPE_F16 ? 8 : 4, d = q->ne[0];
+    uint32_t qc = QUERIES_DIMS / d > 4 ? 4 : QUERIES_DIMS / d;
+    if (d % per || qc == 0 || q->ne[2] < lanes * qc) return 0;
+    for (const vki_operand *o = k; o; o = o == k ? v : NULL)
+        if (o->nb[0] != 1 || (o->offset | o->nb[1] | o->nb[2]) % per) return 0;
+    return qc;
+}
+
 /* Whether attention of q, reading F16 caches k and v, lowers on this profile to a kernel that
  * also writes a decode step's new rows into them (the keys kernel's _append variant). */
 static bool appends(const vki_profile *p, const vki_node *q, const vki_node *k, const vki_node *v)
@@ -443,6 +466,26 @@ static vki_status lower(vki_lower *L, const vki_node *n)
             .push = &pc, .push_size = sizeof pc,
             .groups = {blocks, n_kv_head, 1},
             .fp16_operands = true, // Q, K, P and V rounded to fp16; the sums fp32
+        };
+        return vki_lower_step(L, &s);
+    }
+    uint32_t lanes = p->tuning.subgroup_size ? p->tuning.subgroup_size : 8;
+    uint32_t qc = queries_per_lane(p, n, nk, nv, &q, &k, &v, lanes);
+    if (qc) {
+        uint32_t blocks = (q.ne[2] + lanes * qc - 1) / (lanes * qc);
+        if (blocks > p->max_workgroup_count[0] || q.ne[1] > p->max_workgroup_count[1])
+            return vki_lower_fail(L, n, VKI_ERROR_UNSUPPORTED, "%u x %u workgroups exceed the device's grid",
+                                  blocks, q.ne[1]);
+        vki_spec specs[3] = {{VKI_SPEC_LOCAL_SIZE_X, lanes}, {VKI_ATTN_SPEC_HEAD_DIM, q.ne[0]},
+                             {VKI_ATTN_SPEC_QUERIES, qc}};
+        uint32_t tensors[7] = {n->src[0], n->src[1], n->src[2], mask_id, self, pos_id, self};
+        pc.n_split = 1;
+        vki_step_desc s = {
+            .kernel = nk->dtype == VKI_DTYPE_F16 ? "attention_queries_h" : "attention_queries_f",
+            .specs = specs, .spec_count = 3,
+            .tensors = tensors, .tensor_count = 7, .write_mask = 1u << VKI_ATTN_BINDING_OUT,
+            .push = &pc, .push_size = sizeof pc,
+            .groups = {blocks, q.ne[1], 1},
         };
         return vki_lower_step(L, &s);
     }

@@ -14,6 +14,7 @@
 #include <memory>
 #include <string>
 #include <vector>
+#include <ftw.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -43,14 +44,29 @@ inline void WriteFile(const std::string &path, const std::string &bytes)
     f.write(bytes.data(), (std::streamsize)bytes.size());
 }
 
-// A file name in this test binary's scratch folder (under /tmp, which the system cleans).
-inline std::string Scratch(const std::string &name)
+inline std::string &ScratchDir()
 {
     static std::string dir;
+    return dir;
+}
+
+inline int RemoveEntry(const char *path, const struct stat *, int, struct FTW *)
+{
+    return remove(path);
+}
+
+// The scratch folder goes, with what the tests left in it, when the test binary exits.
+inline void RemoveScratch() { nftw(ScratchDir().c_str(), RemoveEntry, 16, FTW_DEPTH | FTW_PHYS); }
+
+// A file name in this test binary's scratch folder under /tmp, removed at exit.
+inline std::string Scratch(const std::string &name)
+{
+    std::string &dir = ScratchDir();
     if (dir.empty()) {
         char tmpl[] = "/tmp/vki_app_test_XXXXXX";
-        const char *d = mkdtemp(tmpl);
-        dir = d ? d : "/tmp";
+        if (!mkdtemp(tmpl)) return "/tmp/vki_app_test_" + std::to_string(getpid()) + "_" + name;
+        dir = tmpl;
+        atexit(RemoveScratch);
     }
     return dir + "/" + name;
 }
