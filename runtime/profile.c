@@ -87,7 +87,8 @@ static const tuning_row tuning_table[] = {
     // shader loads costs a loop over the SIMD lanes: register tiles of 64 rows that load each x
     // value once, 2-3x faster than 8-16 rows (a095b86); texel loads, q8_0 576 x 49152 mat-vec
     // 48.7 -> 20.8 ms (8c2fd49); the barrier-free keys attention, decode at 512 positions 4.5
-    // -> 2.0 ms (278b92b); conv2d in conv2d_rows.comp, SD 3x3 64x64x320 0.5 -> 52 GFLOP/s.
+    // -> 2.0 ms (278b92b); conv2d in conv2d_rows.comp, SD 3x3 64x64x320 0.5 -> 52 GFLOP/s;
+    // long query blocks in attention_queries.comp, SD self-attention q4096 1.0 -> 11.7 GFLOP/s.
     {.vendor = VKI_VENDOR_MESA_CPU, .arch = ARCH_ANY,
      .tuning = {.name = "lavapipe", .subgroup_size = 8, .workgroup_size = 64, .matvec_rows = 64,
                 .matmul_tile_m = 64, .matmul_tile_n = 64, .matmul_tile_k = 8,

@@ -220,10 +220,10 @@ typedef struct vki_tuning {
     uint32_t matmul_tile_k;
     bool matmul_shared;      // shared-memory tiled matmul (false: register-tiled, no barriers)
     bool use_coopmat;        // cooperative-matrix matmul when the profile has it
-    bool texel_loads;        // matvec, register matmul, norm and the attention keys kernel read
-                             // their operands as texel buffers
+    bool texel_loads;        // matvec, register matmul, norm and the attention keys and queries
+                             // kernels read their operands as texel buffers
     bool attention_tiled;    // flash attention in shared-memory tiles, decode split over the kv
-                             // positions (false: the barrier-free rows and keys kernels)
+                             // positions (false: the barrier-free rows, keys and queries kernels)
     bool conv2d_shared;      // conv2d's implicit GEMM stages its tiles in shared memory (false:
                              // register tiles, no barriers)
     bool matvec_int_dot;     // the storage-buffer mat-vec of q8_0 and q4_0 weights rounds x to

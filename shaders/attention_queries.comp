@@ -37,24 +37,24 @@ const uint PER = 4u;
 #endif
 const uint HT = HD / PER;
 
-// Position j of kv head hk of k (v) into row[HD]: whole texels, the same on every lane.
-#define LOAD_ROW(row, TEXEL, OP, hk, j)                                                            \
-    {                                                                                               \
-        uint lr_t = (pc.OP##_off + (hk) * pc.OP##_nb1 + (j) * pc.OP##_nb2) / PER;                   \
-        [[unroll]] for (uint lr_i = 0u; lr_i < HT; lr_i++) {                                        \
-            uvec4 lr_w = TEXEL(lr_t + lr_i);                                                        \
-            if (KV_F16 != 0) {                                                                      \
-                [[unroll]] for (uint lr_c = 0u; lr_c < 4u; lr_c++) {                                \
-                    vec2 lr_h = unpackHalf2x16(lr_w[lr_c]);                                         \
-                    row[PER * lr_i + 2u * lr_c] = lr_h.x;                                           \
-                    row[PER * lr_i + 2u * lr_c + 1u] = lr_h.y;                                      \
-                }                                                                                   \
-            } else {                                                                                \
-                [[unroll]] for (uint lr_c = 0u; lr_c < 4u; lr_c++)                                  \
-                    row[PER * lr_i + lr_c] = uintBitsToFloat(lr_w[lr_c]);                           \
-            }                                                                                       \
-        }                                                                                           \
+// Position j of kv head hk of k (of v when is_v, a literal) into row: whole texels, the same
+// on every lane.
+void load_row(bool is_v, uint hk, uint j, out float row[HD])
+{
+    uint e = is_v ? pc.v_off + hk * pc.v_nb1 + j * pc.v_nb2 : pc.k_off + hk * pc.k_nb1 + j * pc.k_nb2;
+    [[unroll]] for (uint i = 0u; i < HT; i++) {
+        uvec4 w = is_v ? V_TEXEL(e / PER + i) : K_TEXEL(e / PER + i);
+        [[unroll]] for (uint c = 0u; c < 4u; c++) {
+            if (KV_F16 != 0) {
+                vec2 two = unpackHalf2x16(w[c]);
+                row[PER * i + 2u * c] = two.x;
+                row[PER * i + 2u * c + 1u] = two.y;
+            } else {
+                row[PER * i + c] = uintBitsToFloat(w[c]);
+            }
+        }
     }
+}
 
 // This invocation's queries: pre-scaled q, output sums, running max and sum, visible range.
 float qs[QC][HD], acc[QC][HD];
@@ -82,7 +82,7 @@ void main()
         float s[KB][QC];
         [[unroll]] for (uint b = 0; b < KB; b++) {
             float kr[HD];
-            LOAD_ROW(kr, K_TEXEL, k, hk, min(j0 + b, all.y - 1u));
+            load_row(false, hk, min(j0 + b, all.y - 1u), kr);
             [[unroll]] for (uint c = 0; c < QC; c++) {
                 float sum = 0.0;
                 [[unroll]] for (uint d = 0; d < HD; d++) sum += qs[c][d] * kr[d];
@@ -109,7 +109,7 @@ void main()
         }
         [[unroll]] for (uint b = 0; b < KB; b++) {
             float vr[HD];
-            LOAD_ROW(vr, V_TEXEL, v, hk, min(j0 + b, all.y - 1u));
+            load_row(true, hk, min(j0 + b, all.y - 1u), vr);
             [[unroll]] for (uint c = 0; c < QC; c++)
                 [[unroll]] for (uint d = 0; d < HD; d++) acc[c][d] += s[b][c] * vr[d];
         }
