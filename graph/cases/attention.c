@@ -190,7 +190,7 @@ const vki_op_case vki_cases_attention[] = {
      {64, 4, 2, 70, 70, ATT_CAUSAL}, 0},
     {"attention f16 q, f16 kv, SD cross-attention D40 h2 q64 kv77", "attention", T, 1e-8f, 0,
      attention_case, {40, 2, 2, 64, 77, ATT_Q_F16 | ATT_KV_F16}, 0},
-    // CPU devices' queries kernel (attention_queries.comp) with 2 queries a lane (D 80, f16 k and
+    // CPU devices' queries kernel (attention_queries.comp) with 3 queries a lane (D 80, f16 k and
     // v, 8 dims a texel) and 1 (D 160, f32, 4 dims a texel), partial blocks of queries and of kv
     // positions; the cases above cover 4 a lane (q33, q70, q64), masks and causal bounds.
     {"attention f16 kv D80 h2 q19 kv13", "attention", T, 1e-8f, 0, attention_case,

@@ -319,8 +319,8 @@ static bool wide_rows(uint32_t d, uint32_t offset, const uint32_t *nb)
  * kernels that read texel buffers): a long query block (a workgroup's lanes x QC queries or
  * more) of float K and V of one dtype whose rows start at 16-byte texels (4 F32 or 8 F16 dims),
  * without sequences, Q8_0 or a folded cache write. QC, the queries each invocation holds, keeps
- * its q and output rows to 256 floats (4 at D 64, 2 at D 128, 1 at D 160 and 256): the unrolled
- * rows are what lavapipe compiles. *qc 0: the keys kernel's cases. */
+ * its q and output rows to 256 floats (4 at D 40 and 64, 3 at D 80, 2 at D 128, 1 at D 160 and
+ * 256): the unrolled rows are what lavapipe compiles. 0: not this kernel's case. */
 #define QUERIES_DIMS 256
 
 static uint32_t queries_per_lane(const vki_profile *p, const vki_node *n, const vki_node *nk,
