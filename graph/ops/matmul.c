@@ -49,6 +49,7 @@ void vki__matmul_params_set(vki_node *n, const vki_matmul_params *p)
 // alternating rounds on a loaded 2-core lavapipe); 4 sequences' tg32 19.7-24.1 tok/s in all
 // against 14.9-17.0 one column at a time.
 #define WIDE_MAX_COLS 4
+#define REG_X_BUDGET 512 // x values a thread of matmul_reg holds on a CPU device (see lower)
 // Workgroups per column a matvec_wide aims for, and the most blocks of rows one computes. Few:
 // every workgroup loads and norms x again and costs lavapipe a call of several µs even when
 // empty (a decode token's plan with empty mat-vec and attention kernels: 58-65 tok/s at 12
@@ -483,10 +484,14 @@ static vki_status lower_rows(vki_lower *L, const vki_node *n, uint32_t m0, uint3
     } else {
         // One subgroup of threads, each with all TILE_M rows and a share of the columns (as
         // many as the x budget allows): the x loads are spread over the most rows. Barrier-free
-        // tunings are CPUs', where every loaded word costs and spilled accumulators do not.
+        // tunings are CPUs', where every loaded word costs and spilled accumulators do not: on a
+        // CPU device a thread holds up to REG_X_BUDGET x values (lavapipe: 8 columns of 32 where
+        // 4 gave `matmul f16 [640, 320] x f32 [640, 4096]` 8.2-9.0 GFLOP/s, 8 gave 12.2-16.1,
+        // and SmolLM2's 512-token prefill 41-45 tokens/s against 49-56, alternated).
         uint32_t tm = t->matmul_tile_m, threads = t->subgroup_size ? t->subgroup_size : 1;
         uint32_t cols = t->matmul_tile_n / threads;
-        if (cols > x_budget / chunk) cols = x_budget / chunk;
+        uint32_t budget = p->type == VKI_DEVICE_CPU ? REG_X_BUDGET : x_budget;
+        if (cols > budget / chunk) cols = budget / chunk;
         if (!cols) cols = 1;
         uint32_t tn = cols * threads;
         snprintf(kernel, sizeof kernel, "matmul_%s_reg%s", type, t->texel_loads ? "_tx" : "");
