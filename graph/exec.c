@@ -8,7 +8,6 @@
 
 #define HOST_IO_LIMIT (1u << 20) // inputs/outputs up to 1 MiB live in host-visible memory
 
-
 struct vki_exec {
     vki_device *dev;
     vki_plan plan;            // copy of the plan's arrays (owned)

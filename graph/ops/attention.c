@@ -439,6 +439,8 @@ static vki_status lower(vki_lower *L, const vki_node *n)
                  (nm && nm->dtype == VKI_DTYPE_F16 ? VKI_ATTN_MASK_F16 : 0) |
                  (np ? VKI_ATTN_HAS_POS : 0) | (np && np->ne[1] == 2 ? VKI_ATTN_WINDOW_POS : 0),
     };
+    // The bindings every kernel takes (abi_attention.h); the keys kernel's _append variant rebinds two.
+    uint32_t tensors[7] = {n->src[0], n->src[1], n->src[2], mask_id, self, pos_id, self};
     // Cooperative matrices: not for Q8_0 K/V, a folded cache write (decode) or sequences (whose
     // rows the other kernels keep independent of the other queries in the run).
     coopmat_attn cm;
@@ -456,7 +458,6 @@ static vki_status lower(vki_lower *L, const vki_node *n)
             {VKI_ATTN_SPEC_PAD_DIM, cm.dp}, {VKI_SPEC_MM_FRAG_M, cm.fm},
             {VKI_SPEC_MM_FRAG_N, cm.fn},    {VKI_SPEC_MM_FRAG_K, cm.fk},
         };
-        uint32_t tensors[7] = {n->src[0], n->src[1], n->src[2], mask_id, self, pos_id, self};
         pc.n_split = 1;
         vki_step_desc s = {
             .kernel = name,
@@ -478,7 +479,6 @@ static vki_status lower(vki_lower *L, const vki_node *n)
                                   blocks, q.ne[1]);
         vki_spec specs[3] = {{VKI_SPEC_LOCAL_SIZE_X, lanes}, {VKI_ATTN_SPEC_HEAD_DIM, q.ne[0]},
                              {VKI_ATTN_SPEC_QUERIES, qc}};
-        uint32_t tensors[7] = {n->src[0], n->src[1], n->src[2], mask_id, self, pos_id, self};
         pc.n_split = 1;
         vki_step_desc s = {
             .kernel = nk->dtype == VKI_DTYPE_F16 ? "attention_queries_h" : "attention_queries_f",
@@ -510,7 +510,6 @@ static vki_status lower(vki_lower *L, const vki_node *n)
         wide_rows(q.ne[0], k.offset, k.nb) && wide_rows(q.ne[0], v.offset, v.nb))
         kern.name = keys_wide;
     uint32_t write_mask = 1u << VKI_ATTN_BINDING_OUT;
-    uint32_t tensors[7] = {n->src[0], n->src[1], n->src[2], mask_id, self, pos_id, self};
     if (n->src[5]) { // the cache writes folded in: the wide kernel's _append variant
         const vki_node *kn = vki_lower_node(L, n->src[5]), *vn = vki_lower_node(L, n->src[6]);
         vki_operand okn = vki_lower_operand(L, n->src[5]), ovn = vki_lower_operand(L, n->src[6]);
